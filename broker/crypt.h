@@ -1,0 +1,46 @@
+/* crypt: the key hierarchy (root key -> key-encryption-key generations -> per-version data keys),
+ * AEAD (XChaCha20-Poly1305) and MACs, over libsodium. Every key and plaintext lives in
+ * sodium_malloc memory. Functions return 0 or a negative errno unless said otherwise. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRYPT_KEY_BYTES 32
+#define CRYPT_MAC_BYTES 32
+#define CRYPT_SALT_BYTES 16
+/* Bytes a sealed box adds to its plaintext (nonce + tag). */
+#define CRYPT_SEAL_OVERHEAD (24 + 16)
+
+/* sodium_init, then PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, then a probe that memory can be locked.
+ * -ENOMEM when mlock is refused (the caller refuses to start). */
+int crypt_harden_process(void);
+/* sodium_malloc/sodium_free wrappers: guarded, locked, wiped on free. crypt_free(NULL) is a no-op. */
+void *crypt_alloc(size_t n);
+void crypt_free(void *p);
+
+/* Creates a new random 32-byte key file at path (O_EXCL, mode 0400, parent dir created 0700).
+ * -EEXIST if it exists. */
+int crypt_keyfile_create(const char *path);
+/* Reads a 32-byte key file into *key (crypt_alloc'd; caller crypt_free's). -EINVAL on wrong size,
+ * -EPERM if the file is readable by group or others. */
+int crypt_keyfile_read(const char *path, uint8_t **key);
+/* Derives a root key from a passphrase file (trailing newline stripped) with Argon2id.
+ * salt/opslimit/memlimit are stored by the caller. *key crypt_alloc'd. */
+int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTES],
+			    uint64_t opslimit, size_t memlimit, uint8_t **key);
+
+/* Seals pt under key with associated data ad. out must hold ptlen + CRYPT_SEAL_OVERHEAD bytes
+ * (random nonce first). */
+int crypt_seal(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *ad, size_t adlen,
+	       const uint8_t *pt, size_t ptlen, uint8_t *out);
+/* Opens a sealed box. out must hold ctlen - CRYPT_SEAL_OVERHEAD bytes (use crypt_alloc for
+ * secrets). -EBADMSG on any tampering or wrong key; out is wiped then. */
+int crypt_open(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *ad, size_t adlen,
+	       const uint8_t *ct, size_t ctlen, uint8_t *out);
+/* Keyed BLAKE2b-256 MAC. crypt_mac_verify returns 0 or -EBADMSG (constant time). */
+void crypt_mac(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *msg, size_t len,
+	       uint8_t out[CRYPT_MAC_BYTES]);
+int crypt_mac_verify(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *msg, size_t len,
+		     const uint8_t mac[CRYPT_MAC_BYTES]);
+/* Derives a named subkey (e.g. for MACs) from a key with crypto_kdf. *sub crypt_alloc'd. */
+int crypt_subkey(const uint8_t key[CRYPT_KEY_BYTES], uint64_t id, const char ctx[8], uint8_t **sub);

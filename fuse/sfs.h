@@ -1,0 +1,85 @@
+/* sfs ("secret filesystem"): one container's read-only, in-memory filesystem served over FUSE with
+ * the libfuse3 low-level API. Knows nothing of the broker: the caller hands it the entries to show
+ * and callbacks for the access decision and the audit record. Single-threaded use: every function
+ * but the notifier's internals runs on the caller's (event loop) thread; kernel invalidations are
+ * sent from one notifier thread shared by all mounts, because an invalidation can wait on a page
+ * locked by a read that only the serving thread would answer.
+ * Functions return 0 or a negative errno unless said otherwise. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SFS_FILES_MAX 4096        /* entries in one view */
+#define SFS_VERSION_FILE ".version" /* root file whose content changes on every view change */
+
+/* An immutable, reference-counted secret value in sodium_malloc memory, shared by every mount that
+ * shows the same secret version (memory locking is scarce: one copy per version, not per mount). */
+typedef struct sfs_blob sfs_blob;
+/* Copies len bytes into a new blob (refcount 1). NULL on ENOMEM. */
+sfs_blob *sfs_blob_new(const uint8_t *data, size_t len, uint64_t version);
+/* Adds a reference; returns b. Thread-safe. */
+sfs_blob *sfs_blob_ref(sfs_blob *b);
+/* Drops a reference; the last one wipes and frees. NULL is a no-op. Thread-safe. */
+void sfs_blob_unref(sfs_blob *b);
+size_t sfs_blob_len(const sfs_blob *b);
+uint64_t sfs_blob_version(const sfs_blob *b);
+
+/* One file of a view. */
+struct sfs_entry {
+	const char *path; /* relative, '/'-separated, valid per names_check; directories implied */
+	uint32_t mode;    /* permission bits (e.g. 0400) */
+	uint32_t uid, gid;
+	sfs_blob *blob;   /* borrowed: sfs takes its own reference */
+};
+
+struct sfs_ops {
+	/* May process pid (uid, gid from the FUSE request) use this mount? 0 or -EACCES.
+	 * Called on every open and opendir, and on lookup/getattr of anything but the root.
+	 * pid 0 (caller outside our pid namespace) is refused before this is called. */
+	int (*check)(void *ud, pid_t pid, uid_t uid, gid_t gid);
+	/* After every open of a file: the path, the blob version served (0 for .version) and the
+	 * result (0 or -errno). For the audit trail; may be NULL. */
+	void (*opened)(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version, int result);
+};
+
+struct sfs_config {
+	bool no_open;       /* answer OPEN with ENOSYS once: the kernel then never asks again and
+			       serves from its page cache (no per-open check, no open audit) */
+	double entry_timeout; /* seconds; 0 = default (3600: we invalidate explicitly) */
+	double attr_timeout;
+	uint32_t dir_uid, dir_gid; /* owner of directories (mode 0555) */
+};
+
+typedef struct sfs sfs;
+
+/* Opens /dev/fuse and creates the libfuse session, not yet mounted: the caller mounts the fd
+ * (sfs_fd) with sfs_mount_data(). */
+int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud);
+/* The /dev/fuse fd: poll it for EPOLLIN and call sfs_dispatch. Owned by sfs. */
+int sfs_fd(const sfs *fs);
+/* Writes the kernel mount data ("fd=N,rootmode=40000,user_id=0,group_id=0,allow_other,
+ * default_permissions") into buf. -ENOSPC if len is too small. */
+int sfs_mount_data(const sfs *fs, char *buf, size_t len);
+/* Replaces the view with n entries. Diffs against the current view and queues exactly the needed
+ * invalidations (changed content: inode; added/removed names: entry/delete), bumps .version and wakes
+ * pollers of .version. Open file handles keep the blob they opened (no mixed-version reads).
+ * -EINVAL for a bad path or too many entries (the old view stays). */
+int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n);
+/* Handles the requests pending on the fd (non-blocking). 0, or -ENODEV when the connection has
+ * ended (unmounted or aborted): the caller then removes the fd from its loop and destroys. */
+int sfs_dispatch(sfs *fs);
+/* Aborts the connection if still up, closes the fd, drops every blob reference. NULL is a no-op. */
+void sfs_destroy(sfs *fs);
+/* Entries in the current view (without .version). */
+size_t sfs_count(const sfs *fs);
+/* The .version counter (starts at 1, +1 per sfs_set_view that changed something). */
+uint64_t sfs_generation(const sfs *fs);
+
+/* Starts/stops the process-wide notifier thread (idempotent). sfs_new starts it when needed. */
+int sfs_notifier_start(void);
+void sfs_notifier_stop(void);
+/* Blocks until every invalidation queued so far has been delivered to the kernel (tests, and the
+ * broker's "put returns after containers see it" guarantee). */
+void sfs_notifier_flush(void);
