@@ -1,1 +1,287 @@
-int main(void) { return 0; }
+/* secretd: the broker daemon's entry point (the only place that logs). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/api.h"
+#include "broker/crypt.h"
+#include "broker/log.h"
+#include "broker/loop.h"
+#include "broker/metrics.h"
+#include "broker/mounts.h"
+#include "broker/store.h"
+#include "common/limits.h"
+#include "fuse/sfs.h"
+
+struct main_opts {
+	const char *state_dir, *runtime_dir, *key_file, *pass_file;
+	size_t max_value;
+	bool no_open;
+	bool key_file_set;
+};
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "usage:\n"
+		   "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
+		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
+		   "--passphrase-file F]\n"
+		   "               [--max-value BYTES] [--no-open] [--debug]\n"
+		   "\n"
+		   "init creates an encrypted store in DIR and a random master key file (default %s,\n"
+		   "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
+		   "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
+		   "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
+		   "  --max-value BYTES  largest secret value (default %d)\n"
+		   "  --no-open          serve every mount in no-open mode: reads come from the page\n"
+		   "                     cache at tmpfs speed, but opens are no longer checked against\n"
+		   "                     the container's cgroup nor audited (mode bits, uid and the\n"
+		   "                     mount namespace still apply)\n",
+		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT);
+}
+
+static int main_parse(int argc, char **argv, struct main_opts *o)
+{
+	static const struct option longopts[] = {
+		{"state-dir", required_argument, NULL, 's'},
+		{"runtime-dir", required_argument, NULL, 'r'},
+		{"key-file", required_argument, NULL, 'k'},
+		{"passphrase-file", required_argument, NULL, 'p'},
+		{"max-value", required_argument, NULL, 'm'},
+		{"no-open", no_argument, NULL, 'n'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'r':
+			o->runtime_dir = optarg;
+			break;
+		case 'k':
+			o->key_file = optarg;
+			o->key_file_set = true;
+			break;
+		case 'p':
+			o->pass_file = optarg;
+			break;
+		case 'm': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (*end || v == 0 || v > SECRETD_VALUE_MAX_CEILING) {
+				fprintf(stderr, "secretd: --max-value must be 1..%d bytes\n",
+					SECRETD_VALUE_MAX_CEILING);
+				return -EINVAL;
+			}
+			o->max_value = v;
+			break;
+		}
+		case 'n':
+			o->no_open = true;
+			break;
+		case 'd':
+			log_set_level(LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			main_usage(stdout);
+			exit(0);
+		default:
+			main_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "secretd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->key_file_set && o->pass_file) {
+		fprintf(stderr, "secretd: give --key-file or --passphrase-file, not both\n");
+		return -EINVAL;
+	}
+	if (!o->state_dir)
+		o->state_dir = SECRETD_STATE_DIR_DEFAULT;
+	if (!o->runtime_dir)
+		o->runtime_dir = SECRETD_RUNTIME_DIR_DEFAULT;
+	if (!o->key_file)
+		o->key_file = SECRETD_KEY_FILE_DEFAULT;
+	return 0;
+}
+
+static const char *main_store_error(int r)
+{
+	switch (r) {
+	case -EKEYREJECTED:
+		return "wrong master key or passphrase (the store was not changed)";
+	case -EBUSY:
+		return "another secretd is running on this state dir";
+	case -ENODATA:
+		return "the state dir is not initialised (run 'secretd init' first)";
+	case -EEXIST:
+		return "refusing to overwrite an existing store or key file";
+	case -EBADMSG:
+		return "the store failed an integrity check";
+	case -EPERM:
+		return "the key file is readable by group or others (chmod 0400 it)";
+	default:
+		return strerror(-r);
+	}
+}
+
+static int main_init(struct main_opts *o)
+{
+	if (crypt_harden_process() < 0) {
+		fprintf(stderr, "secretd: init: cannot lock memory for keys\n");
+		return 1;
+	}
+	struct store_opts so = {.state_dir = o->state_dir,
+				.key_file = o->pass_file ? NULL : o->key_file,
+				.pass_file = o->pass_file,
+				.max_value = o->max_value};
+	int r = store_init(&so);
+	if (r == -EINVAL && !o->pass_file) {
+		fprintf(stderr, "secretd: init: the key file must not be inside the state dir\n");
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "secretd: init: %s\n", main_store_error(r));
+		return 1;
+	}
+	printf("initialised store in %s (%s)\n", o->state_dir,
+	       o->pass_file ? "passphrase" : o->key_file);
+	return 0;
+}
+
+static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
+{
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		log_info("signal %u: shutting down", si.ssi_signo);
+		loop_quit(l);
+	}
+}
+
+static void main_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int main_run(struct main_opts *o)
+{
+	int rc = 1, r;
+	loop *l = NULL;
+	store *s = NULL;
+	mounts *m = NULL;
+	api *a = NULL;
+	struct metrics met = {0};
+	int sfd = -1;
+
+	r = crypt_harden_process();
+	if (r < 0) {
+		log_error("cannot lock memory or disable core dumps (%s): refusing to start, "
+			  "secrets could reach swap or a core file",
+			  strerror(-r));
+		return 1;
+	}
+	main_raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	struct store_opts so = {.state_dir = o->state_dir,
+				.key_file = o->pass_file ? NULL : o->key_file,
+				.pass_file = o->pass_file,
+				.max_value = o->max_value};
+	r = store_open(&s, &so);
+	if (r < 0) {
+		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
+		goto out;
+	}
+	if (mkdir(o->runtime_dir, 0755) < 0 && errno != EEXIST) {
+		log_error("cannot create runtime dir %s: %s", o->runtime_dir, strerror(errno));
+		goto out;
+	}
+	r = loop_new(&l);
+	if (r == 0)
+		r = loop_add(l, sfd, EPOLLIN, main_on_signal, NULL);
+	if (r < 0) {
+		log_error("event loop: %s", strerror(-r));
+		goto out;
+	}
+	struct mounts_config mc = {.no_open = o->no_open};
+	r = mounts_new(&m, l, s, &mc);
+	if (r < 0) {
+		log_error("cannot load grants: %s", main_store_error(r));
+		goto out;
+	}
+	struct api_config ac = {.runtime_dir = o->runtime_dir, .max_value = o->max_value};
+	r = api_start(&a, l, s, m, &met, &ac);
+	if (r < 0) {
+		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
+		goto out;
+	}
+	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
+		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	r = loop_run(l);
+	if (r < 0) {
+		log_error("event loop failed: %s", strerror(-r));
+		goto out;
+	}
+	rc = 0;
+out:
+	api_stop(a);
+	mounts_free(m);
+	sfs_notifier_stop();
+	store_close(s);
+	loop_free(l);
+	if (sfd >= 0)
+		close(sfd);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		main_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("secretd 0.1.0\n");
+		return 0;
+	}
+	struct main_opts o = {0};
+	bool init = !strcmp(argv[1], "init");
+	if (!init && strcmp(argv[1], "run") != 0) {
+		fprintf(stderr, "secretd: unknown command '%s' (init, run)\n", argv[1]);
+		return 2;
+	}
+	if (main_parse(argc, argv, &o) < 0)
+		return 2;
+	return init ? main_init(&o) : main_run(&o);
+}

@@ -1,1 +1,174 @@
-/* stub */
+#include "client/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "common/limits.h"
+#include "common/names.h"
+
+#define CLIENT_RESP_MAX (SECRETD_VALUE_MAX_CEILING + 4096) /* largest answer accepted */
+#define CLIENT_TIMEOUT_S 30
+
+struct client_buf {
+	uint8_t *p; /* sodium_malloc: the answer may be a secret */
+	size_t len, cap;
+	bool too_big;
+};
+
+const char *client_socket(const char *opt, bool workload)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = workload ? getenv("SECRETD_WORKLOAD_SOCKET") : NULL;
+	if (!env || !*env)
+		env = getenv("SECRETD_SOCKET");
+	if (env && *env)
+		return env;
+	return workload ? SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_WORKLOAD_SOCK
+			: SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK;
+}
+
+static size_t client_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct client_buf *b = ud;
+	size_t n = size * nmemb;
+	if (n > CLIENT_RESP_MAX - b->len) {
+		b->too_big = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t nc = b->cap ? b->cap : 4096;
+		while (nc < b->len + n + 1)
+			nc *= 2;
+		uint8_t *np = sodium_malloc(nc);
+		if (!np)
+			return 0;
+		if (b->p) {
+			memcpy(np, b->p, b->len);
+			sodium_free(b->p);
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+int client_request(const char *socket, const char *method, const char *path, const void *body,
+		   size_t len, const char *content_type, struct client_resp *out, const char **err)
+{
+	memset(out, 0, sizeof(*out));
+	if (sodium_init() < 0) {
+		if (err)
+			*err = "libsodium failed to initialise";
+		return -EIO;
+	}
+	CURL *c = curl_easy_init();
+	if (!c) {
+		if (err)
+			*err = "out of memory";
+		return -ENOMEM;
+	}
+	char url[1024];
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	struct client_buf b = {0};
+	struct curl_slist *hdrs = NULL;
+	if (content_type) {
+		char h[128];
+		snprintf(h, sizeof(h), "Content-Type: %s", content_type);
+		hdrs = curl_slist_append(hdrs, h);
+	}
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, client_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CLIENT_TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	CURLcode cc = curl_easy_perform(c);
+	int r = 0;
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+		if (!b.p) {
+			b.p = sodium_malloc(1);
+			if (b.p)
+				b.p[0] = '\0';
+		}
+		out->body = b.p;
+		out->len = b.len;
+		b.p = NULL;
+	} else if (cc == CURLE_COULDNT_CONNECT) {
+		r = -ECONNREFUSED;
+		if (err)
+			*err = "the socket is missing or nobody listens on it";
+	} else {
+		r = -EIO;
+		if (err)
+			*err = b.too_big ? "answer too large" : curl_easy_strerror(cc);
+	}
+	if (b.p)
+		sodium_free(b.p);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return r;
+}
+
+int client_request_json(const char *socket, const char *method, const char *path, json_t *body,
+			struct client_resp *out, json_t **json_out, const char **err)
+{
+	char *s = NULL;
+	if (json_out)
+		*json_out = NULL;
+	if (body) {
+		s = json_dumps(body, JSON_COMPACT);
+		if (!s) {
+			if (err)
+				*err = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	int r = client_request(socket, method, path, s, s ? strlen(s) : 0,
+			       s ? "application/json" : NULL, out, err);
+	free(s);
+	if (r == 0 && json_out && out->status >= 200 && out->status < 300 && out->len)
+		*json_out = json_loadb((const char *)out->body, out->len, 0, NULL);
+	return r;
+}
+
+void client_resp_free(struct client_resp *r)
+{
+	if (r->body)
+		sodium_free(r->body);
+	r->body = NULL;
+	r->len = 0;
+}
+
+const char *client_error(const struct client_resp *r, char *buf, size_t len)
+{
+	json_t *j = r->body ? json_loadb((const char *)r->body, r->len, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	if (msg)
+		snprintf(buf, len, "%s", msg);
+	else
+		snprintf(buf, len, "the broker answered HTTP %ld", r->status);
+	json_decref(j);
+	return buf;
+}
+
+int client_check_name(const char *name, const char **why)
+{
+	return names_check(name, strlen(name), why);
+}

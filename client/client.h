@@ -14,8 +14,8 @@ struct client_resp {
 	size_t len;
 };
 
-/* The socket to use: `opt` if non-NULL, else $SECRETD_SOCKET, else the default admin or workload
- * socket under /run/secretd. Static or caller's string. */
+/* The socket to use: `opt` if non-NULL, else (workload only) $SECRETD_WORKLOAD_SOCKET, else
+ * $SECRETD_SOCKET, else the default admin or workload socket under /run/secretd. */
 const char *client_socket(const char *opt, bool workload);
 /* One request: method, path ("/v1/..."), optional body (len bytes, content_type may be NULL).
  * 0 when an HTTP answer arrived (any status: check out->status); -ECONNREFUSED / -ENOENT when

@@ -1,1 +1,660 @@
-int main(void) { return 0; }
+/* secretctl: the operator's and the workload's command line for secretd. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/client.h"
+#include "common/limits.h"
+#include "common/names.h"
+
+struct ctl {
+	const char *socket;
+	bool json;
+	int argc;
+	char **argv;
+};
+
+struct ctl_cmd {
+	const char *name;
+	const char *args;
+	const char *help;
+	bool workload;
+	int (*run)(struct ctl *c);
+};
+
+static int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("secretctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+/* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
+static int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
+		    const void *body, size_t len, const char *ctype, json_t *jbody,
+		    struct client_resp *resp, json_t **jout)
+{
+	const char *sock = client_socket(c->socket, workload);
+	const char *err = NULL;
+	int r = jbody ? client_request_json(sock, method, path, jbody, resp, jout, &err)
+		      : client_request(sock, method, path, body, len, ctype, resp, &err);
+	if (r < 0)
+		return ctl_fail("cannot reach secretd at %s: %s", sock, err ? err : strerror(-r));
+	if (resp->status < 200 || resp->status >= 300) {
+		char buf[512];
+		ctl_fail("%s", client_error(resp, buf, sizeof(buf)));
+		client_resp_free(resp);
+		if (jout && *jout) {
+			json_decref(*jout);
+			*jout = NULL;
+		}
+		return 1;
+	}
+	if (jout && !*jout && !body && resp->len) {
+		*jout = json_loadb((const char *)resp->body, resp->len, 0, NULL);
+	}
+	return 0;
+}
+
+static void ctl_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (s)
+		printf("%s\n", s);
+	free(s);
+}
+
+static const char *ctl_time(json_int_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static int ctl_need_name(struct ctl *c, int nargs, const char *usage)
+{
+	if (c->argc != nargs)
+		return ctl_fail("usage: secretctl %s", usage);
+	const char *why = NULL;
+	if (names_check(c->argv[0], strlen(c->argv[0]), &why) < 0)
+		return ctl_fail("invalid secret name '%s': %s", c->argv[0], why);
+	return 0;
+}
+
+/* Reads all of fd (at most max bytes) into sodium_malloc memory. */
+static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *b = sodium_malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			size_t nc = cap * 2;
+			uint8_t *nb = sodium_malloc(nc);
+			if (!nb) {
+				sodium_free(b);
+				return -ENOMEM;
+			}
+			memcpy(nb, b, n);
+			sodium_free(b);
+			b = nb;
+			cap = nc;
+		}
+		ssize_t r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			sodium_free(b);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			sodium_free(b);
+			return -EFBIG;
+		}
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+static int cmd_put(struct ctl *c)
+{
+	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'}, {0}};
+	const char *file = NULL;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+		if (ch != 'f')
+			return ctl_fail("usage: secretctl put NAME [--from-file F] (value on stdin)");
+		file = optarg;
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, "put NAME [--from-file F]  (value on stdin, never in argv)"))
+		return 1;
+	int fd = 0;
+	if (file) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return ctl_fail("cannot open %s: %s", file, strerror(errno));
+	} else if (isatty(0)) {
+		fprintf(stderr, "secretctl: reading the value from the terminal; end with Ctrl-D\n");
+	}
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
+	if (file)
+		close(fd);
+	if (r < 0)
+		return ctl_fail("cannot read the value: %s", strerror(-r));
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	json_t *j = NULL;
+	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
+	sodium_free(val);
+	if (r)
+		return r;
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("%s: version %lld\n", c->argv[0],
+		       (long long)json_integer_value(json_object_get(j, "version")));
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_get(struct ctl *c)
+{
+	static const struct option o[] = {{"version", required_argument, NULL, 'v'}, {0}};
+	const char *ver = NULL;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+		if (ch != 'v')
+			return ctl_fail("usage: secretctl get NAME [--version N]");
+		ver = optarg;
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, "get NAME [--version N]"))
+		return 1;
+	char path[320];
+	if (ver) {
+		char *end;
+		unsigned long long v = strtoull(ver, &end, 10);
+		if (!*ver || *end || v == 0)
+			return ctl_fail("--version must be a positive integer");
+		snprintf(path, sizeof(path), "/v1/values/%s?version=%llu", c->argv[0], v);
+	} else {
+		snprintf(path, sizeof(path), "/v1/values/%s", c->argv[0]);
+	}
+	struct client_resp resp;
+	if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, NULL))
+		return 1;
+	size_t off = 0;
+	while (off < resp.len) {
+		ssize_t w = write(1, resp.body + off, resp.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			client_resp_free(&resp);
+			return ctl_fail("cannot write the value: %s", strerror(errno));
+		}
+		off += (size_t)w;
+	}
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int ctl_list_names(struct ctl *c, bool workload, const char *path)
+{
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, workload, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (workload) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(j, "secrets"), i, v)
+			printf("%s\n", json_string_value(v));
+	} else {
+		size_t i;
+		json_t *v;
+		char tb[32];
+		printf("%-40s %8s %8s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED");
+		json_array_foreach(json_object_get(j, "secrets"), i, v)
+			printf("%-40s %8lld %8lld  %s\n", json_string_value(json_object_get(v, "name")),
+			       (long long)json_integer_value(json_object_get(v, "current")),
+			       (long long)json_integer_value(json_object_get(v, "versions")),
+			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
+					sizeof(tb)));
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_ls(struct ctl *c)
+{
+	bool self = c->argc > 1 && strcmp(c->argv[1], "--self") == 0;
+	if (c->argc > (self ? 2 : 1))
+		return ctl_fail("usage: secretctl ls [--self]");
+	return self ? ctl_list_names(c, true, "/v1/self/secrets")
+		    : ctl_list_names(c, false, "/v1/secrets");
+}
+
+static int cmd_versions(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 1, "versions NAME"))
+		return 1;
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		char tb[32];
+		printf("%8s %8s %4s  %-20s %s\n", "VERSION", "SIZE", "KEY", "CREATED", "");
+		json_array_foreach(json_object_get(j, "versions"), i, v)
+			printf("%8lld %8lld %4lld  %-20s %s\n",
+			       (long long)json_integer_value(json_object_get(v, "version")),
+			       (long long)json_integer_value(json_object_get(v, "size")),
+			       (long long)json_integer_value(json_object_get(v, "kek")),
+			       ctl_time(json_integer_value(json_object_get(v, "created")), tb,
+					sizeof(tb)),
+			       json_is_true(json_object_get(v, "current")) ? "current" : "");
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_rm(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 1, "rm NAME"))
+		return 1;
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	if (ctl_call(c, false, "DELETE", path, NULL, 0, NULL, NULL, &resp, NULL))
+		return 1;
+	if (!c->json)
+		printf("%s: deleted\n", c->argv[0]);
+	else
+		printf("{\"name\": \"%s\", \"deleted\": true}\n", c->argv[0]);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_key(struct ctl *c)
+{
+	if (c->argc != 2 || strcmp(c->argv[1], "rotate") != 0)
+		return ctl_fail("usage: secretctl key rotate");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", "/v1/keys/rotate", "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (!j)
+		j = json_loadb((const char *)resp.body, resp.len, 0, NULL);
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("new key generation %lld; %lld data keys re-wrapped\n",
+		       (long long)json_integer_value(json_object_get(j, "kek_id")),
+		       (long long)json_integer_value(json_object_get(j, "rewrapped")));
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int ctl_parse_uint(const char *s, int base, long long max, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, base);
+	if (!*s || *end || errno || v < 0 || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int cmd_grant(struct ctl *c)
+{
+	static const struct option o[] = {{"path", required_argument, NULL, 'p'},
+					  {"mode", required_argument, NULL, 'm'},
+					  {"uid", required_argument, NULL, 'u'},
+					  {"gid", required_argument, NULL, 'g'},
+					  {"previous", no_argument, NULL, 'P'},
+					  {"replace", no_argument, NULL, 'r'},
+					  {0}};
+	const char *usage = "grant NAME|PREFIX/*|* SELECTOR [--path P] [--mode 0400] [--uid U] "
+			    "[--gid G] [--previous] [--replace]";
+	json_t *body = json_object();
+	int ch;
+	long long v;
+	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			json_object_set_new(body, "path", json_string(optarg));
+			break;
+		case 'm':
+			if (ctl_parse_uint(optarg, 8, 0777, &v) < 0) {
+				json_decref(body);
+				return ctl_fail("--mode must be octal, at most 0777");
+			}
+			json_object_set_new(body, "mode", json_integer(v));
+			break;
+		case 'u':
+		case 'g':
+			if (ctl_parse_uint(optarg, 10, 4294967294LL, &v) < 0) {
+				json_decref(body);
+				return ctl_fail("--%s must be a number", ch == 'u' ? "uid" : "gid");
+			}
+			json_object_set_new(body, ch == 'u' ? "uid" : "gid", json_integer(v));
+			break;
+		case 'P':
+			json_object_set_new(body, "previous", json_true());
+			break;
+		case 'r':
+			json_object_set_new(body, "replace", json_true());
+			break;
+		default:
+			json_decref(body);
+			return ctl_fail("usage: secretctl %s", usage);
+		}
+	}
+	if (c->argc - optind != 2) {
+		json_decref(body);
+		return ctl_fail("usage: secretctl %s", usage);
+	}
+	const char *secret = c->argv[optind], *sel = c->argv[optind + 1];
+	json_object_set_new(body, "secret", json_string(secret));
+	json_object_set_new(body, "selector", json_string(sel));
+	struct client_resp resp;
+	int r = ctl_call(c, false, "POST", "/v1/grants", NULL, 0, NULL, body, &resp, NULL);
+	json_decref(body);
+	if (r)
+		return r;
+	if (!c->json)
+		printf("granted %s to %s\n", secret, sel);
+	else
+		fwrite(resp.body, 1, resp.len, stdout);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_revoke(struct ctl *c)
+{
+	if (c->argc != 3)
+		return ctl_fail("usage: secretctl revoke NAME SELECTOR");
+	json_t *body = json_pack("{s:s, s:s}", "secret", c->argv[1], "selector", c->argv[2]);
+	struct client_resp resp;
+	int r = ctl_call(c, false, "POST", "/v1/grants/revoke", NULL, 0, NULL, body, &resp, NULL);
+	json_decref(body);
+	if (r)
+		return r;
+	if (!c->json)
+		printf("revoked %s from %s\n", c->argv[1], c->argv[2]);
+	else
+		fwrite(resp.body, 1, resp.len, stdout);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_grants(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl grants [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/grants", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		printf("%-30s %-30s %-20s %5s %6s %6s\n", "SECRET", "SELECTOR", "PATH", "MODE", "UID",
+		       "GID");
+		json_array_foreach(json_object_get(j, "grants"), i, v)
+		{
+			const char *p = json_string_value(json_object_get(v, "path"));
+			long long uid = json_integer_value(json_object_get(v, "uid"));
+			long long gid = json_integer_value(json_object_get(v, "gid"));
+			char us[16], gs[16];
+			snprintf(us, sizeof(us), "%lld", uid);
+			snprintf(gs, sizeof(gs), "%lld", gid);
+			printf("%-30s %-30s %-20s %5s %6s %6s%s\n",
+			       json_string_value(json_object_get(v, "secret")),
+			       json_string_value(json_object_get(v, "selector")), p ? p : "-",
+			       json_string_value(json_object_get(v, "mode")), uid < 0 ? "-" : us,
+			       gid < 0 ? "-" : gs,
+			       json_is_true(json_object_get(v, "previous")) ? "  +previous" : "");
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_containers(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl containers [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/containers", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		printf("%-16s %-10s %-16s %-8s %-16s %5s %7s\n", "ID", "RUNTIME", "NAME", "SOURCE",
+		       "MOUNT", "FILES", "OPENS");
+		json_array_foreach(json_object_get(j, "containers"), i, v)
+		{
+			const char *m = json_string_value(json_object_get(v, "mount"));
+			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld\n",
+			       json_string_value(json_object_get(v, "id")),
+			       json_string_value(json_object_get(v, "runtime")),
+			       json_string_value(json_object_get(v, "name")),
+			       json_string_value(json_object_get(v, "source")), m ? m : "-",
+			       (long long)json_integer_value(json_object_get(v, "files")),
+			       (long long)json_integer_value(json_object_get(v, "opens")));
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_whoami(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl whoami [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, true, "GET", "/v1/self", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		bool cont = json_is_true(json_object_get(j, "container"));
+		printf("runtime:   %s\n", json_string_value(json_object_get(j, "runtime")));
+		if (cont) {
+			printf("container: %s\n", json_string_value(json_object_get(j, "id")));
+			const char *n = json_string_value(json_object_get(j, "name"));
+			if (n && *n)
+				printf("name:      %s\n", n);
+		}
+		printf("cgroup:    %s\n", json_string_value(json_object_get(j, "cgroup")));
+		printf("pid:       %lld\nuid:       %lld\n",
+		       (long long)json_integer_value(json_object_get(j, "pid")),
+		       (long long)json_integer_value(json_object_get(j, "uid")));
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_read(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 1, "read NAME"))
+		return 1;
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/self/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	if (ctl_call(c, true, "GET", path, NULL, 0, NULL, NULL, &resp, NULL))
+		return 1;
+	int rc = fwrite(resp.body, 1, resp.len, stdout) == resp.len ? 0 : 1;
+	client_resp_free(&resp);
+	return rc;
+}
+
+static int cmd_mount(struct ctl *c)
+{
+	if (c->argc > 2)
+		return ctl_fail("usage: secretctl mount [PATH]");
+	json_t *body = json_pack("{s:s}", "path", c->argc == 2 ? c->argv[1] : SECRETD_MOUNT_DEFAULT);
+	struct client_resp resp;
+	json_t *j = NULL;
+	int r = ctl_call(c, true, "POST", "/v1/self/mount", NULL, 0, NULL, body, &resp, &j);
+	json_decref(body);
+	if (r)
+		return r;
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("mounted %lld secret file(s) at %s\n",
+		       (long long)json_integer_value(json_object_get(j, "files")),
+		       json_string_value(json_object_get(j, "mount")));
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{"put", "NAME [--from-file F]", "store a new version (value from stdin or a file)", false,
+	 cmd_put},
+	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
+	{"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
+	{"versions", "NAME", "list a secret's versions", false, cmd_versions},
+	{"rm", "NAME", "delete a secret, its versions and its exact grants", false, cmd_rm},
+	{"key", "rotate", "add a master key generation and re-wrap every data key", false, cmd_key},
+	{"grant", "NAME SELECTOR [--path P] [--mode M] [--uid U] [--gid G] [--previous]",
+	 "give containers matching SELECTOR a secret (or PREFIX/*)", false, cmd_grant},
+	{"revoke", "NAME SELECTOR", "take a grant back (mounts update at once)", false, cmd_revoke},
+	{"grants", "", "list grants", false, cmd_grants},
+	{"containers", "", "list the containers the broker knows", false, cmd_containers},
+	{"whoami", "", "(in a container) the identity the broker sees", true, cmd_whoami},
+	{"read", "NAME", "(in a container) print a granted secret", true, cmd_read},
+	{"mount", "[PATH]", "(in a container) mount my secrets at PATH (/run/secrets)", true,
+	 cmd_mount},
+};
+
+static void ctl_usage(FILE *f)
+{
+	fprintf(f, "usage: secretctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
+		fprintf(f, "  %-10s %-28s %s\n", ctl_cmds[i].name, ctl_cmds[i].args,
+			ctl_cmds[i].help);
+	fprintf(f, "\nThe socket is --socket, else $SECRETD_SOCKET, else /run/secretd/admin.sock\n"
+		   "(workload commands: $SECRETD_WORKLOAD_SOCKET, $SECRETD_SOCKET, then\n"
+		   "/run/secretd/workload.sock). Values are never taken from the command line.\n"
+		   "'secretctl COMMAND --help' shows one command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = {0};
+	int i = 1;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--socket") && i + 1 < argc)
+			c.socket = argv[++i];
+		else if (!strncmp(argv[i], "--socket=", 9))
+			c.socket = argv[i] + 9;
+		else if (!strcmp(argv[i], "--json"))
+			c.json = true;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			ctl_usage(stdout);
+			return 0;
+		} else
+			break;
+	}
+	if (i >= argc) {
+		ctl_usage(stderr);
+		return 2;
+	}
+	/* Options after the command: --json and --socket anywhere, --help for the command. */
+	char **args = calloc((size_t)(argc - i) + 1, sizeof(char *));
+	if (!args)
+		return ctl_fail("out of memory");
+	int n = 0;
+	bool help = false;
+	for (int k = i; k < argc; k++) {
+		if (!strcmp(argv[k], "--json"))
+			c.json = true;
+		else if (!strcmp(argv[k], "--socket") && k + 1 < argc)
+			c.socket = argv[++k];
+		else if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
+			help = true;
+		else
+			args[n++] = argv[k];
+	}
+	c.argc = n;
+	c.argv = args;
+	for (size_t k = 0; k < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); k++) {
+		if (strcmp(args[0], ctl_cmds[k].name) != 0)
+			continue;
+		if (help) {
+			printf("usage: secretctl %s %s\n  %s\n", ctl_cmds[k].name, ctl_cmds[k].args,
+			       ctl_cmds[k].help);
+			free(args);
+			return 0;
+		}
+		if (sodium_init() < 0)
+			return ctl_fail("libsodium failed to initialise");
+		int rc = ctl_cmds[k].run(&c);
+		free(args);
+		return rc;
+	}
+	int rc = ctl_fail("unknown command '%s' (see secretctl --help)", args[0]);
+	free(args);
+	return rc == 1 ? 2 : rc;
+}

@@ -1,0 +1,27 @@
+/* api: the broker's two HTTP+JSON servers on unix sockets, both driven by the daemon's event loop:
+ * admin.sock (0600, operators and the OCI hook) and workload.sock (0666, containers; the peer is
+ * identified by the kernel, never by a token). Functions return 0 or a negative errno. */
+#pragma once
+#include <stddef.h>
+
+#include "broker/loop.h"
+#include "broker/metrics.h"
+#include "broker/mounts.h"
+#include "broker/store.h"
+
+struct api_config {
+	const char *runtime_dir;     /* sockets are created here */
+	size_t max_value;            /* largest secret value accepted */
+	unsigned max_conns;          /* per socket, 0 = 256 */
+	unsigned max_conns_per_uid;  /* workload socket, 0 = 32 */
+	unsigned idle_timeout_s;     /* 0 = 30 */
+};
+
+typedef struct api api;
+
+/* Binds both sockets (a stale socket file is replaced; anything else at the path is refused with
+ * -EEXIST) and registers them with the loop. */
+int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
+	      const struct api_config *cfg);
+/* Stops serving, closes and unlinks the sockets. NULL is a no-op. */
+void api_stop(api *a);

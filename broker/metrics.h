@@ -1,0 +1,19 @@
+/* metrics: the daemon's counters, rendered in the Prometheus text format. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+struct metrics {
+	uint64_t admin_requests, admin_errors;       /* errors: answers with status >= 400 */
+	uint64_t workload_requests, workload_errors;
+	uint64_t workload_refused;                   /* identity refused (pid gone, limits) */
+	uint64_t puts, reads;                        /* secret versions written, values served */
+};
+
+/* Gauges that other modules own, sampled at render time. */
+struct metrics_gauges {
+	uint64_t secrets, containers, mounted, files, fuse_opens, fuse_denied;
+};
+
+/* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char **out);

@@ -1,0 +1,76 @@
+/* mounts: the containers the broker knows (registered by the OCI hook, or seen on the workload
+ * socket), the view of secrets each one gets (policy over the store's grants), and each one's FUSE
+ * mount (sfs) with its lifecycle: init exit (pidfd readable) or connection end tears it down.
+ * Runs on the event loop's thread. Functions return 0 or a negative errno. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "broker/ident.h"
+#include "broker/loop.h"
+#include "broker/policy.h"
+#include "broker/store.h"
+
+#define MOUNTS_ID_MAX 128     /* container id bytes */
+#define MOUNTS_NAME_MAX 128   /* container name bytes */
+#define MOUNTS_SEEN_MAX 1024  /* unregistered containers remembered from the workload socket */
+
+typedef struct mounts mounts;
+
+struct mounts_config {
+	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
+};
+
+/* Counters for /metrics. */
+struct mounts_stats {
+	uint64_t containers, mounted, files, opens, opens_denied, refreshes;
+};
+
+struct mounts_attach_req {
+	const char *id;      /* container id (printable, 1..MOUNTS_ID_MAX) */
+	pid_t pid;           /* the container's init, as the runtime reports it */
+	const char *root;    /* container root path in its namespace (NULL: the process's root) */
+	const char *target;  /* absolute mount path inside the container, NULL = /run/secrets */
+	const char *name;    /* NULL or "" if unknown */
+	const char *runtime; /* "runc", "crun", "podman", "oci", ... */
+	const struct policy_label *labels;
+	size_t nlabels;
+	int64_t uid, gid;    /* the container process's user (-1: the init's current one) */
+	bool wants;          /* the container asked for secrets (io.secretd.* annotation) */
+};
+
+/* Creates the registry and loads grants and secret names from the store. */
+int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg);
+/* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. */
+void mounts_free(mounts *m);
+
+/* Registers a container (OCI hook, createRuntime) and, when it has grants or wants secrets, mounts
+ * its filesystem at target. *mounted and *files tell what happened. -EEXIST: id already attached;
+ * -EPERM: its cgroup cannot tell it apart from the host; -ELOOP: unsafe (symlinked) target. */
+int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, size_t *files);
+/* Unmounts (if the container still lives), wipes and forgets container id. -ENOENT if unknown. */
+int mounts_detach(mounts *m, const char *id);
+/* A process inside a container asks for its own mount (workload API): mounts into the peer's own
+ * mount namespace at target. -EPERM for a host process; -EEXIST if already mounted. */
+int mounts_mount_self(mounts *m, const struct ident *who, const char *target, size_t *files);
+
+/* Resolves a peer to a policy identity: a registered container whose cgroup holds the peer, else
+ * a well-known runtime's container, else a host process. Strings point into m or who and stay
+ * valid until the next call that changes m. Also remembers unregistered containers as seen. */
+void mounts_identify(mounts *m, const struct ident *who, struct policy_identity *out);
+/* True when the identity is granted secret `name` (which must exist). */
+bool mounts_allows(mounts *m, const struct policy_identity *who, const char *name);
+/* The names of existing secrets granted to who, sorted, as a JSON array (new reference). */
+json_t *mounts_granted_json(mounts *m, const struct policy_identity *who);
+
+/* Re-reads grants and secrets from the store and updates every mount's view (call after any
+ * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel. */
+int mounts_refresh(mounts *m);
+
+/* JSON array describing every known container (new reference; NULL on ENOMEM). */
+json_t *mounts_list_json(mounts *m);
+void mounts_get_stats(mounts *m, struct mounts_stats *st);
