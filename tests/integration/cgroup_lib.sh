@@ -1,0 +1,80 @@
+# cgroup_lib.sh: make docker-, podman- and kubepods-shaped cgroups and "containers" (sourced
+# after lib.sh). cgroup v2 is at /sys/fs/cgroup/unified on these machines (hybrid layout),
+# /sys/fs/cgroup on a pure v2 host; v1 name=systemd at /sys/fs/cgroup/systemd.
+CG2=
+for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+	if [ -f "$d/cgroup.procs" ] && [ "$(stat -f -c %T "$d")" = cgroup2fs ]; then CG2=$d; break; fi
+done
+CG1=/sys/fs/cgroup/systemd
+[ -f "$CG1/cgroup.procs" ] || CG1=
+CG_MADE=""
+
+need_cgroup2() { [ -n "$CG2" ] || skip_or_fail "needs a cgroup v2 hierarchy"; }
+need_cgroup1_systemd() { [ -n "$CG1" ] || skip_or_fail "needs the v1 name=systemd hierarchy"; }
+
+hex64() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+
+# mk_cgroup ROOT PATH: creates ROOT/PATH (remembered for cleanup); prints the directory.
+mk_cgroup() {
+	mkdir -p "$1$2"
+	CG_MADE="$1$2 $CG_MADE"
+	echo "$1$2"
+}
+
+# cg_cleanup: moves leftover processes out (killing them) and removes made cgroups, deepest first.
+cg_cleanup() {
+	for d in $CG_MADE; do
+		[ -f "$d/cgroup.procs" ] || continue
+		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+	done
+	sleep 0.1
+	for d in $CG_MADE; do
+		while [ -d "$d" ] && [ "$d" != "$CG2" ] && [ "$d" != "$CG1" ]; do
+			rmdir "$d" 2>/dev/null || break
+			d=$(dirname "$d")
+		done
+	done
+}
+
+# in_cgroup DIR CMD...: runs CMD inside the cgroup DIR (the shell moves itself, then execs).
+in_cgroup() {
+	d=$1
+	shift
+	sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$d" "$@"
+}
+
+# in_container DIR CMD...: like in_cgroup, plus new pid and mount namespaces and a private /run.
+in_container() {
+	d=$1
+	shift
+	sh -c 'echo $$ >"$0/cgroup.procs" && exec unshare --mount --pid --fork --mount-proc \
+		sh -c "mount -t tmpfs -o mode=0755 tmpfs /run && exec \"\$@\"" sh "$@"' "$d" "$@"
+}
+
+# start_container DIR: a long-lived "container" (own cgroup DIR, pid and mount namespaces, a
+# private /run). Prints the host pid of its init once it is up.
+start_container() {
+	in_container "$1" sleep 100000 >/dev/null 2>&1 &
+	i=0
+	while :; do
+		for p in $(cat "$1/cgroup.procs"); do
+			if [ "$(readlink "/proc/$p/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] &&
+				[ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ]; then
+				echo "$p"
+				return 0
+			fi
+		done
+		i=$((i + 1))
+		[ $i -gt 100 ] && return 1
+		sleep 0.05
+	done
+}
+
+# cexec PID DIR CMD...: runs CMD inside the container whose init is PID (its mount and pid
+# namespaces) and in its cgroup DIR, as a process of that container would.
+cexec() {
+	p=$1
+	d=$2
+	shift 2
+	nsenter -t "$p" -m -p -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$d" "$@"
+}
