@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # cgroup_lib.sh: make docker-, podman- and kubepods-shaped cgroups and "containers" (sourced
 # after lib.sh). cgroup v2 is at /sys/fs/cgroup/unified on these machines (hybrid layout),
 # /sys/fs/cgroup on a pure v2 host; v1 name=systemd at /sys/fs/cgroup/systemd.

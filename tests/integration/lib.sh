@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # lib.sh: shared helpers for integration tests (sourced). POSIX sh + a few Linux tools.
 # Binaries come from meson's env: $SECRETD $SECRETCTL $SECRETD_OCI_HOOK; sources at $SOURCE_ROOT.
 set -eu

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what secretd needs to build, test and run its demo on Debian 12 (as root), only when
+# something is missing. Idempotent.
+set -eu
+PKGS="build-essential meson ninja-build pkg-config python3 libsodium-dev libfuse3-dev fuse3
+libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev check curl
+clang libclang-rt-14-dev runc crun podman busybox-static util-linux iproute2 procps"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	[ "$(id -u)" = 0 ] || { echo "deps.sh: run as root to install:$missing" >&2; exit 1; }
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

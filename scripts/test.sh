@@ -1,0 +1,51 @@
+#!/bin/sh
+# The whole test suite: installs what is missing, builds, runs unit, integration and fuzz-corpus
+# tests, then the unit and daemon tests again under AddressSanitizer + UBSan, then each fuzz
+# target for a bounded time. Prints "N passed, N failed" last. Run as root.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+
+total_pass=0
+total_fail=0
+count() { # count BUILD_DIR: adds meson's results from testlog.json
+	python3 - "$1/meson-logs/testlog.json" <<'PY' >"$1/.counts"
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+	read -r p f s <"$1/.counts"
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f + s))
+}
+
+status=0
+[ -d build ] || meson setup build >/dev/null
+meson compile -C build
+meson test -C build --print-errorlogs --suite unit --suite integration --suite fuzz || status=1
+count build
+
+[ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson compile -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --print-errorlogs --suite unit --suite fuzz daemon || status=1
+count build-asan
+
+if [ -x tests/fuzz/run.sh ]; then
+	[ -d build-fuzz ] || CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null
+	meson compile -C build-fuzz
+	if sh tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"; then
+		total_pass=$((total_pass + 1))
+	else
+		total_fail=$((total_fail + 1)); status=1
+	fi
+fi
+
+echo "$total_pass passed, $total_fail failed"
+exit $status
