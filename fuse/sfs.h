@@ -83,3 +83,7 @@ void sfs_notifier_stop(void);
 /* Blocks until every invalidation queued so far has been delivered to the kernel (tests, and the
  * broker's "put returns after containers see it" guarantee). */
 void sfs_notifier_flush(void);
+/* Same with a bound: 0, or -ETIMEDOUT when invalidations were still pending after timeout_ms
+ * (< 0: no bound). Flushing from the serving thread can wait on a request only that thread would
+ * answer: the broker should use a bound (or flush from elsewhere). */
+int sfs_notifier_flush_timeout(int timeout_ms);
