@@ -18,14 +18,15 @@ int crypt_harden_process(void);
 void *crypt_alloc(size_t n);
 void crypt_free(void *p);
 
-/* Creates a new random 32-byte key file at path (O_EXCL, mode 0400, parent dir created 0700).
- * -EEXIST if it exists. */
+/* Creates a new random 32-byte key file at path (O_EXCL, O_NOFOLLOW, mode 0400, fsync'd; missing
+ * parent dirs created 0700). -EEXIST if it exists. */
 int crypt_keyfile_create(const char *path);
-/* Reads a 32-byte key file into *key (crypt_alloc'd; caller crypt_free's). -EINVAL on wrong size,
- * -EPERM if the file is readable by group or others. */
+/* Reads a 32-byte key file into *key (crypt_alloc'd; caller crypt_free's). -EINVAL on wrong size
+ * or not a regular file, -EPERM if the file is readable by group or others, -ELOOP on a symlink. */
 int crypt_keyfile_read(const char *path, uint8_t **key);
-/* Derives a root key from a passphrase file (trailing newline stripped) with Argon2id.
- * salt/opslimit/memlimit are stored by the caller. *key crypt_alloc'd. */
+/* Derives a root key from a passphrase file (one trailing newline stripped) with Argon2id13.
+ * salt/opslimit/memlimit are stored by the caller. *key crypt_alloc'd. -EINVAL on an empty
+ * passphrase or limits out of libsodium's range, -EFBIG over 4096 bytes. */
 int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTES],
 			    uint64_t opslimit, size_t memlimit, uint8_t **key);
 

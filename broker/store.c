@@ -1,1 +1,1734 @@
-/* stub */
+#include "broker/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "broker/crypt.h"
+#include "common/cleanup.h"
+#include "common/limits.h"
+#include "common/names.h"
+#include "schema/schema.h"
+
+#define STORE_DB_NAME "secretd.db"
+#define STORE_LOCK_NAME "lock"
+#define STORE_KIND_KEYFILE "keyfile"
+#define STORE_KIND_ARGON "argon2id13"
+/* Upper bound accepted for a stored Argon2id memlimit: a tampered value must not make start-up
+ * allocate without limit (a wrong value only yields a wrong key). */
+#define STORE_KDF_MEMLIMIT_CAP (4ULL * 1024 * 1024 * 1024)
+#define STORE_SUBKEY_HEAD 1
+#define STORE_SUBKEY_GRANT 2
+#define STORE_WRAPPED_KEY_BYTES (CRYPT_KEY_BYTES + CRYPT_SEAL_OVERHEAD)
+
+struct store_kek {
+	uint64_t id;
+	uint8_t *key; /* crypt_alloc'd */
+};
+
+struct store {
+	sqlite3 *db;
+	int lock_fd;
+	size_t max_value;
+	uint8_t *root_key;  /* seals new KEK generations */
+	uint8_t *head_key;  /* MACs secrets.head */
+	uint8_t *grant_key; /* MACs grants.mac */
+	struct store_kek *keks;
+	size_t nkeks;
+	uint64_t kek_current;
+};
+
+static void store_stmt_freep(sqlite3_stmt **p)
+{
+	sqlite3_finalize(*p);
+}
+static void store_crypt_freep(void *p)
+{
+	crypt_free(*(void **)p);
+}
+#define _cleanup_stmt_ __attribute__((cleanup(store_stmt_freep)))
+#define _cleanup_crypt_ __attribute__((cleanup(store_crypt_freep)))
+
+static int64_t store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- byte encoding for associated data and MAC messages (length-prefixed, big-endian) ---- */
+
+struct store_buf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void store_buf_add(struct store_buf *b, const void *d, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+static void store_buf_u64(struct store_buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (56 - 8 * i));
+	store_buf_add(b, x, sizeof(x));
+}
+
+static void store_buf_bytes(struct store_buf *b, const void *d, size_t n)
+{
+	store_buf_u64(b, n);
+	store_buf_add(b, d, n);
+}
+
+static void store_buf_str(struct store_buf *b, const char *s)
+{
+	store_buf_bytes(b, s, strlen(s));
+}
+
+static void store_buf_free(struct store_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+}
+#define _cleanup_buf_ __attribute__((cleanup(store_buf_free)))
+
+static uint64_t store_be64(const uint8_t x[8])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | x[i];
+	return v;
+}
+
+/* Payload AD: binds a ciphertext to its secret's immutable id, name and version (not the KEK, so
+ * that rotation leaves payloads untouched). */
+static int store_ad_data(struct store_buf *b, int64_t id, const char *name, uint64_t version)
+{
+	store_buf_str(b, "secretd/data/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_str(b, name);
+	return b->oom ? -ENOMEM : 0;
+}
+
+/* Wrapped data key AD: binds it to (secret id, version, KEK generation). */
+static int store_ad_dkey(struct store_buf *b, int64_t id, uint64_t version, uint64_t kek_id)
+{
+	store_buf_str(b, "secretd/dkey/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_u64(b, kek_id);
+	return b->oom ? -ENOMEM : 0;
+}
+
+static void store_ad_kek(char *ad, size_t n, uint64_t kek_id)
+{
+	snprintf(ad, n, "kek|%llu", (unsigned long long)kek_id);
+}
+
+static const char store_ad_macroot[] = "mac|root";
+
+/* ---- sqlite helpers ---- */
+
+static int store_sqlerr(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int store_exec(sqlite3 *db, const char *sql)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : store_sqlerr(rc);
+}
+
+static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+	return rc == SQLITE_OK ? 0 : store_sqlerr(rc);
+}
+
+/* Steps a statement expected to finish (no row). */
+static int store_step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
+}
+
+/* Ends the transaction begun by the caller: COMMIT when r == 0, else ROLLBACK keeping r. */
+static int store_end(sqlite3 *db, int r)
+{
+	if (r < 0) {
+		(void)store_exec(db, "ROLLBACK");
+		return r;
+	}
+	r = store_exec(db, "COMMIT");
+	if (r < 0)
+		(void)store_exec(db, "ROLLBACK");
+	return r;
+}
+
+static int store_pragma_int(sqlite3 *db, const char *sql, int64_t *v)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(db, sql, &st);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	*v = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* Sets the connection's durability and safety pragmas and reads each back. */
+static int store_pragmas(sqlite3 *db)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(db, "PRAGMA journal_mode=WAL", &st);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	const char *mode = (const char *)sqlite3_column_text(st, 0);
+	if (!mode || strcmp(mode, "wal") != 0)
+		return -EIO;
+	r = store_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+	                   "PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY");
+	if (r < 0)
+		return r;
+	int64_t v;
+	if (store_pragma_int(db, "PRAGMA synchronous", &v) < 0 || v != 2)
+		return -EIO;
+	if (store_pragma_int(db, "PRAGMA foreign_keys", &v) < 0 || v != 1)
+		return -EIO;
+	if (store_pragma_int(db, "PRAGMA secure_delete", &v) < 0 || v != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Applies migrations from+1..schema_migrations_count, each in its own transaction, setting
+ * user_version after each. */
+static int store_migrate(sqlite3 *db, int from)
+{
+	for (size_t i = (size_t)from; i < schema_migrations_count; i++) {
+		const struct schema_migration *m = &schema_migrations[i];
+		int r = store_exec(db, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		r = store_exec(db, m->sql);
+		if (r == 0) {
+			/* PRAGMA takes no bound parameters; the value is our own integer. */
+			char sql[64];
+			snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", m->version);
+			r = store_exec(db, sql);
+		}
+		r = store_end(db, r);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int store_meta_get(sqlite3 *db, const char *key, uint8_t *buf, size_t cap, size_t *len)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(db, "SELECT value FROM meta WHERE key = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -EBADMSG;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	const void *p = sqlite3_column_blob(st, 0);
+	size_t n = (size_t)sqlite3_column_bytes(st, 0);
+	if (n > cap)
+		return -EBADMSG;
+	if (n)
+		memcpy(buf, p, n);
+	*len = n;
+	return 0;
+}
+
+static int store_meta_u64(sqlite3 *db, const char *key, uint64_t *v)
+{
+	uint8_t x[8];
+	size_t n;
+	int r = store_meta_get(db, key, x, sizeof(x), &n);
+	if (r < 0)
+		return r;
+	if (n != 8)
+		return -EBADMSG;
+	*v = store_be64(x);
+	return 0;
+}
+
+static int store_meta_put(sqlite3 *db, const char *key, const void *val, size_t len)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, val, (int)len, SQLITE_STATIC);
+	return store_step_done(st);
+}
+
+static int store_meta_put_u64(sqlite3 *db, const char *key, uint64_t v)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_u64(&b, v);
+	if (b.oom)
+		return -ENOMEM;
+	return store_meta_put(db, key, b.p, b.len);
+}
+
+/* ---- paths ---- */
+
+static char *store_path(const char *dir, const char *name)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* Absolute, symlink-resolved form of path, whose trailing components need not exist yet. */
+static int store_path_canon(const char *path, char **out)
+{
+	_cleanup_free_ char *abs = NULL;
+	if (path[0] == '/') {
+		abs = strdup(path);
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		abs = store_path(cwd, path);
+	}
+	if (!abs)
+		return -ENOMEM;
+	size_t len = strlen(abs);
+	while (len > 1 && abs[len - 1] == '/')
+		abs[--len] = '\0';
+	char *real = realpath(abs, NULL);
+	if (real) {
+		*out = real;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	char *slash = strrchr(abs, '/');
+	const char *base = slash + 1;
+	_cleanup_free_ char *parent = NULL;
+	if (slash == abs) {
+		parent = strdup("/");
+	} else {
+		*slash = '\0';
+		parent = NULL;
+		int r = store_path_canon(abs, &parent);
+		if (r < 0)
+			return r;
+	}
+	if (!parent)
+		return -ENOMEM;
+	if (strcmp(base, ".") == 0 || base[0] == '\0') {
+		*out = TAKE_PTR(parent);
+		return 0;
+	}
+	if (strcmp(base, "..") == 0) {
+		char *ps = strrchr(parent, '/');
+		if (ps == parent)
+			ps[1] = '\0';
+		else
+			*ps = '\0';
+		*out = TAKE_PTR(parent);
+		return 0;
+	}
+	*out = store_path(strcmp(parent, "/") == 0 ? "" : parent, base);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int store_mkdir_p(const char *dir, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(dir);
+	if (!p)
+		return -ENOMEM;
+	size_t len = strlen(p);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		char save = *c;
+		*c = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*c = save;
+		if (save == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(p, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* ---- keys ---- */
+
+static void store_keys_free(store *s)
+{
+	for (size_t i = 0; i < s->nkeks; i++)
+		crypt_free(s->keks[i].key);
+	free(s->keks);
+	s->keks = NULL;
+	s->nkeks = 0;
+	s->kek_current = 0;
+}
+
+static const uint8_t *store_kek_find(const store *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->nkeks; i++)
+		if (s->keks[i].id == id)
+			return s->keks[i].key;
+	return NULL;
+}
+
+/* Unseals every KEK generation with the root key into s->keks. -EBADMSG if one fails (the root
+ * key was already proven right by the MAC root, so this is tampering). */
+static int store_keks_load(store *s)
+{
+	store_keys_free(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT id, wrapped FROM keks ORDER BY id", &st);
+	if (r < 0)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+		const uint8_t *w = sqlite3_column_blob(st, 1);
+		size_t wlen = (size_t)sqlite3_column_bytes(st, 1);
+		if (!w || wlen != STORE_WRAPPED_KEY_BYTES)
+			return -EBADMSG;
+		struct store_kek *nk = realloc(s->keks, (s->nkeks + 1) * sizeof(*nk));
+		if (!nk)
+			return -ENOMEM;
+		s->keks = nk;
+		uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+		if (!k)
+			return -ENOMEM;
+		char ad[32];
+		store_ad_kek(ad, sizeof(ad), id);
+		r = crypt_open(s->root_key, (const uint8_t *)ad, strlen(ad), w, wlen, k);
+		if (r < 0) {
+			crypt_free(k);
+			return r;
+		}
+		s->keks[s->nkeks].id = id;
+		s->keks[s->nkeks].key = k;
+		s->nkeks++;
+		s->kek_current = id;
+	}
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(rc);
+	return s->nkeks ? 0 : -EBADMSG;
+}
+
+/* Inserts a new random KEK generation sealed under the root key; *id gets its id. */
+static int store_kek_add(store *s, uint64_t *id)
+{
+	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!k)
+		return -ENOMEM;
+	randombytes_buf(k, CRYPT_KEY_BYTES);
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL;
+	int r = store_prepare(
+	    s->db, "INSERT INTO keks (wrapped, created) VALUES (zeroblob(?1), ?2)", &ins);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(ins, 1, STORE_WRAPPED_KEY_BYTES);
+	sqlite3_bind_int64(ins, 2, store_now());
+	r = store_step_done(ins);
+	if (r < 0)
+		return r;
+	uint64_t kid = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	char ad[32];
+	store_ad_kek(ad, sizeof(ad), kid);
+	uint8_t w[STORE_WRAPPED_KEY_BYTES];
+	r = crypt_seal(s->root_key, (const uint8_t *)ad, strlen(ad), k, CRYPT_KEY_BYTES, w);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *up = NULL;
+	r = store_prepare(s->db, "UPDATE keks SET wrapped = ?1 WHERE id = ?2", &up);
+	if (r < 0)
+		return r;
+	sqlite3_bind_blob(up, 1, w, sizeof(w), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(up, 2, (int64_t)kid);
+	r = store_step_done(up);
+	if (r < 0)
+		return r;
+	*id = kid;
+	return 0;
+}
+
+/* Unseals the MAC root (-EKEYREJECTED: wrong root key) and derives the head and grant keys. */
+static int store_mac_keys_load(store *s)
+{
+	uint8_t w[STORE_WRAPPED_KEY_BYTES];
+	size_t wlen;
+	int r = store_meta_get(s->db, "mac.root", w, sizeof(w), &wlen);
+	if (r < 0)
+		return r;
+	if (wlen != sizeof(w))
+		return -EBADMSG;
+	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!mroot)
+		return -ENOMEM;
+	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,
+	               wlen, mroot) < 0)
+		return -EKEYREJECTED;
+	r = crypt_subkey(mroot, STORE_SUBKEY_HEAD, "sd_head_", &s->head_key);
+	if (r < 0)
+		return r;
+	return crypt_subkey(mroot, STORE_SUBKEY_GRANT, "sd_grant", &s->grant_key);
+}
+
+/* Reads or derives the root key into s->root_key as meta.root.kind says. */
+static int store_root_key_load(store *s, const struct store_opts *o)
+{
+	char kind[32] = {0};
+	size_t n;
+	int r = store_meta_get(s->db, "root.kind", (uint8_t *)kind, sizeof(kind) - 1, &n);
+	if (r < 0)
+		return r;
+	if (strcmp(kind, STORE_KIND_KEYFILE) == 0) {
+		if (o->pass_file || !o->key_file)
+			return -EKEYREJECTED;
+		return crypt_keyfile_read(o->key_file, &s->root_key);
+	}
+	if (strcmp(kind, STORE_KIND_ARGON) != 0)
+		return -EBADMSG;
+	if (!o->pass_file)
+		return -EKEYREJECTED;
+	uint8_t salt[CRYPT_SALT_BYTES];
+	uint64_t ops, mem;
+	r = store_meta_get(s->db, "kdf.salt", salt, sizeof(salt), &n);
+	if (r < 0)
+		return r;
+	if (n != sizeof(salt))
+		return -EBADMSG;
+	r = store_meta_u64(s->db, "kdf.opslimit", &ops);
+	if (r < 0)
+		return r;
+	r = store_meta_u64(s->db, "kdf.memlimit", &mem);
+	if (r < 0)
+		return r;
+	if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
+	    mem < crypto_pwhash_MEMLIMIT_MIN || mem > STORE_KDF_MEMLIMIT_CAP)
+		return -EBADMSG;
+	return crypt_passphrase_derive(o->pass_file, salt, ops, (size_t)mem, &s->root_key);
+}
+
+/* ---- head records ---- */
+
+/* Computes the MAC message of a secret's head: (id, name, current, keep, the sorted version set,
+ * digests of the current version's wrapped key and ciphertext). -EBADMSG if the current version
+ * row is missing. */
+static int store_head_msg(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
+                          struct store_buf *b)
+{
+	store_buf_str(b, "secretd/head/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_str(b, name);
+	store_buf_u64(b, current);
+	store_buf_u64(b, (uint64_t)keep);
+
+	_cleanup_stmt_ sqlite3_stmt *vs = NULL;
+	int r = store_prepare(
+	    s->db, "SELECT version FROM versions WHERE secret_id = ?1 ORDER BY version", &vs);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(vs, 1, id);
+	struct store_buf set _cleanup_buf_ = {0};
+	uint64_t count = 0;
+	int rc;
+	while ((rc = sqlite3_step(vs)) == SQLITE_ROW) {
+		store_buf_u64(&set, (uint64_t)sqlite3_column_int64(vs, 0));
+		count++;
+	}
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(rc);
+	store_buf_u64(b, count);
+	store_buf_add(b, set.p, set.len);
+
+	_cleanup_stmt_ sqlite3_stmt *cur = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                  "WHERE secret_id = ?1 AND version = ?2",
+	                  &cur);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(cur, 1, id);
+	sqlite3_bind_int64(cur, 2, (int64_t)current);
+	rc = sqlite3_step(cur);
+	if (rc == SQLITE_DONE)
+		return -EBADMSG;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	uint8_t dw[CRYPT_MAC_BYTES], dc[CRYPT_MAC_BYTES];
+	/* Keyed digests of the row's blobs (the whole message is MAC'd again below). */
+	crypt_mac(s->head_key, sqlite3_column_blob(cur, 1), (size_t)sqlite3_column_bytes(cur, 1),
+	          dw);
+	crypt_mac(s->head_key, sqlite3_column_blob(cur, 2), (size_t)sqlite3_column_bytes(cur, 2),
+	          dc);
+	store_buf_u64(b, (uint64_t)sqlite3_column_int64(cur, 0));
+	store_buf_u64(b, (uint64_t)sqlite3_column_int64(cur, 3));
+	store_buf_bytes(b, dw, sizeof(dw));
+	store_buf_bytes(b, dc, sizeof(dc));
+	if (set.oom || b->oom)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Recomputes and stores the head of secret id (inside the caller's transaction). */
+static int store_head_update(store *s, int64_t id, const char *name, uint64_t current, int64_t keep)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	int r = store_head_msg(s, id, name, current, keep, &b);
+	if (r < 0)
+		return r;
+	uint8_t mac[CRYPT_MAC_BYTES];
+	crypt_mac(s->head_key, b.p, b.len, mac);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "UPDATE secrets SET head = ?1 WHERE id = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, id);
+	return store_step_done(st);
+}
+
+static int store_head_check(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
+                            const void *head, size_t headlen)
+{
+	if (!head || headlen != CRYPT_MAC_BYTES || current == 0 || keep < 1)
+		return -EBADMSG;
+	struct store_buf b _cleanup_buf_ = {0};
+	int r = store_head_msg(s, id, name, current, keep, &b);
+	if (r < 0)
+		return r;
+	return crypt_mac_verify(s->head_key, b.p, b.len, head);
+}
+
+struct store_row {
+	int64_t id;
+	uint64_t current;
+	int64_t keep;
+};
+
+/* Looks a secret up by name and checks its head. -ENOENT, -EBADMSG. */
+static int store_secret_load(store *s, const char *name, struct store_row *row)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT id, current, keep, head FROM secrets WHERE name = ?1",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	row->id = sqlite3_column_int64(st, 0);
+	row->current = (uint64_t)sqlite3_column_int64(st, 1);
+	row->keep = sqlite3_column_int64(st, 2);
+	return store_head_check(s, row->id, name, row->current, row->keep,
+	                        sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+}
+
+static int store_name_ok(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	return names_check(name, strlen(name), NULL);
+}
+
+/* Deletes KEK generations that are not current and wrap no data key. */
+static int store_keks_gc(store *s)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "DELETE FROM keks WHERE id <> (SELECT max(id) FROM keks) "
+	                      "AND id NOT IN (SELECT kek_id FROM versions)",
+	                      &st);
+	if (r < 0)
+		return r;
+	return store_step_done(st);
+}
+
+/* ---- init / open / close ---- */
+
+static void store_init_cleanup(const char *dbpath)
+{
+	const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		char p[PATH_MAX];
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]) < sizeof(p))
+			unlink(p);
+	}
+}
+
+/* Stores the root-key parameters, a sealed MAC root and KEK generation 1 (in the caller's
+ * transaction) and loads the derived keys into s. */
+static int store_init_keys(store *s, const uint8_t *salt, uint64_t ops, uint64_t mem)
+{
+	int r;
+	if (salt) {
+		r = store_meta_put(s->db, "root.kind", STORE_KIND_ARGON, strlen(STORE_KIND_ARGON));
+		if (r == 0)
+			r = store_meta_put(s->db, "kdf.salt", salt, CRYPT_SALT_BYTES);
+		if (r == 0)
+			r = store_meta_put_u64(s->db, "kdf.opslimit", ops);
+		if (r == 0)
+			r = store_meta_put_u64(s->db, "kdf.memlimit", mem);
+	} else {
+		r = store_meta_put(s->db, "root.kind", STORE_KIND_KEYFILE,
+		                   strlen(STORE_KIND_KEYFILE));
+	}
+	if (r < 0)
+		return r;
+	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!mroot)
+		return -ENOMEM;
+	randombytes_buf(mroot, CRYPT_KEY_BYTES);
+	uint8_t w[STORE_WRAPPED_KEY_BYTES];
+	r = crypt_seal(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot),
+	               mroot, CRYPT_KEY_BYTES, w);
+	if (r < 0)
+		return r;
+	r = store_meta_put(s->db, "mac.root", w, sizeof(w));
+	if (r < 0)
+		return r;
+	uint64_t kid;
+	return store_kek_add(s, &kid);
+}
+
+int store_init(const struct store_opts *o)
+{
+	if (!o || !o->state_dir || !*o->state_dir || (!o->pass_file && !o->key_file))
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+	int r;
+	_cleanup_free_ char *dbpath = store_path(o->state_dir, STORE_DB_NAME);
+	if (!dbpath)
+		return -ENOMEM;
+	if (!o->pass_file) {
+		_cleanup_free_ char *cstate = NULL, *ckey = NULL;
+		r = store_path_canon(o->state_dir, &cstate);
+		if (r < 0)
+			return r;
+		r = store_path_canon(o->key_file, &ckey);
+		if (r < 0)
+			return r;
+		size_t n = strlen(cstate);
+		if (strcmp(cstate, "/") == 0 || strcmp(ckey, cstate) == 0 ||
+		    (strncmp(ckey, cstate, n) == 0 && ckey[n] == '/'))
+			return -EINVAL;
+	}
+	struct stat st;
+	if (lstat(dbpath, &st) == 0)
+		return -EEXIST;
+	if (!o->pass_file && lstat(o->key_file, &st) == 0)
+		return -EEXIST;
+
+	r = store_mkdir_p(o->state_dir, 0700);
+	if (r < 0)
+		return r;
+
+	store s = {.lock_fd = -1};
+	bool created_key = false, created_db = false;
+	uint8_t salt[CRYPT_SALT_BYTES];
+	uint64_t ops = 0, mem = 0;
+	if (o->pass_file) {
+		const char *t = getenv("SECRETD_KDF_TEST");
+		bool fast = t && strcmp(t, "1") == 0;
+		ops = fast ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_INTERACTIVE;
+		mem = fast ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_INTERACTIVE;
+		randombytes_buf(salt, sizeof(salt));
+		r = crypt_passphrase_derive(o->pass_file, salt, ops, (size_t)mem, &s.root_key);
+	} else {
+		r = crypt_keyfile_create(o->key_file);
+		if (r == 0) {
+			created_key = true;
+			r = crypt_keyfile_read(o->key_file, &s.root_key);
+		}
+	}
+	if (r < 0)
+		goto out;
+
+	created_db = true;
+	if (sqlite3_open_v2(dbpath, &s.db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
+	                        SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	(void)chmod(dbpath, 0600);
+	sqlite3_busy_timeout(s.db, 5000);
+	r = store_pragmas(s.db);
+	if (r < 0)
+		goto out;
+	if (schema_migrations_count < 1) {
+		r = -EIO;
+		goto out;
+	}
+	r = store_exec(s.db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	r = store_exec(s.db, schema_migrations[0].sql);
+	if (r == 0)
+		r = store_init_keys(&s, o->pass_file ? salt : NULL, ops, mem);
+	if (r == 0)
+		r = store_exec(s.db, "PRAGMA user_version=1");
+	r = store_end(s.db, r);
+	if (r < 0)
+		goto out;
+	r = store_migrate(s.db, 1);
+out:
+	if (s.db)
+		sqlite3_close_v2(s.db);
+	crypt_free(s.root_key);
+	store_keys_free(&s);
+	if (r < 0) {
+		if (created_db)
+			store_init_cleanup(dbpath);
+		if (created_key)
+			unlink(o->key_file);
+	}
+	return r;
+}
+
+int store_open(store **out, const struct store_opts *o)
+{
+	if (!out || !o || !o->state_dir || (!o->pass_file && !o->key_file))
+		return -EINVAL;
+	*out = NULL;
+	size_t max = o->max_value ? o->max_value : SECRETD_VALUE_MAX_DEFAULT;
+	if (max > SECRETD_VALUE_MAX_CEILING)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+	_cleanup_free_ char *dbpath = store_path(o->state_dir, STORE_DB_NAME);
+	_cleanup_free_ char *lockpath = store_path(o->state_dir, STORE_LOCK_NAME);
+	if (!dbpath || !lockpath)
+		return -ENOMEM;
+	struct stat st;
+	if (stat(dbpath, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? -ENODATA : -errno;
+
+	store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->lock_fd = -1;
+	s->max_value = max;
+	int r;
+	s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lock_fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto out;
+	}
+	if (sqlite3_open_v2(dbpath, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	r = store_pragmas(s->db);
+	if (r < 0)
+		goto out;
+	int64_t uv;
+	r = store_pragma_int(s->db, "PRAGMA user_version", &uv);
+	if (r < 0)
+		goto out;
+	if (uv <= 0) {
+		r = -ENODATA;
+		goto out;
+	}
+	if ((uint64_t)uv > schema_migrations_count) {
+		r = -EPROTO; /* written by a newer secretd */
+		goto out;
+	}
+	/* The key is checked against 001's tables before any migration writes. */
+	r = store_root_key_load(s, o);
+	if (r < 0)
+		goto out;
+	r = store_mac_keys_load(s);
+	if (r < 0)
+		goto out;
+	r = store_keks_load(s);
+	if (r < 0)
+		goto out;
+	r = store_migrate(s->db, (int)uv);
+	if (r < 0)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	store_close(s);
+	return r;
+}
+
+void store_close(store *s)
+{
+	if (!s)
+		return;
+	if (s->db)
+		sqlite3_close_v2(s->db);
+	crypt_free(s->root_key);
+	crypt_free(s->head_key);
+	crypt_free(s->grant_key);
+	store_keys_free(s);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s);
+}
+
+/* ---- secrets ---- */
+
+/* Creates the secret row if needed; *row gets it (head checked when it existed). */
+static int store_put_row(store *s, const char *name, struct store_row *row)
+{
+	int r = store_secret_load(s, name, row);
+	if (r != -ENOENT)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *k = NULL;
+	r = store_prepare(s->db,
+	                  "INSERT INTO secrets (name, current, created, updated, head) "
+	                  "VALUES (?1, 0, ?2, ?2, zeroblob(?3))",
+	                  &ins);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, store_now());
+	sqlite3_bind_int(ins, 3, CRYPT_MAC_BYTES);
+	r = store_step_done(ins);
+	if (r < 0)
+		return r;
+	row->id = sqlite3_last_insert_rowid(s->db);
+	row->current = 0;
+	r = store_prepare(s->db, "SELECT keep FROM secrets WHERE id = ?1", &k);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(k, 1, row->id);
+	if (sqlite3_step(k) != SQLITE_ROW)
+		return -EIO;
+	row->keep = sqlite3_column_int64(k, 0);
+	return 0;
+}
+
+/* The body of store_put, inside its transaction. */
+static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t len,
+                        const uint8_t *kek, uint64_t *version_out)
+{
+	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
+	struct store_buf ad _cleanup_buf_ = {0}, kad _cleanup_buf_ = {0};
+	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
+	if (!dk || !ct)
+		return -ENOMEM;
+	struct store_row row = {0};
+	int r = store_put_row(s, name, &row);
+	if (r < 0)
+		return r;
+	uint64_t version = row.current + 1;
+
+	randombytes_buf(dk, CRYPT_KEY_BYTES);
+	r = store_ad_data(&ad, row.id, name, version);
+	if (r == 0)
+		r = store_ad_dkey(&kad, row.id, version, s->kek_current);
+	if (r == 0)
+		r = crypt_seal(dk, ad.p, ad.len, val, len, ct);
+	if (r < 0)
+		return r;
+	uint8_t wk[STORE_WRAPPED_KEY_BYTES];
+	r = crypt_seal(kek, kad.p, kad.len, dk, CRYPT_KEY_BYTES, wk);
+	if (r < 0)
+		return r;
+
+	r = store_prepare(
+	    s->db,
+	    "INSERT INTO versions (secret_id, version, kek_id, wrapped_key, ciphertext, "
+	    "size, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    &vi);
+	if (r < 0)
+		return r;
+	int64_t now = store_now();
+	sqlite3_bind_int64(vi, 1, row.id);
+	sqlite3_bind_int64(vi, 2, (int64_t)version);
+	sqlite3_bind_int64(vi, 3, (int64_t)s->kek_current);
+	sqlite3_bind_blob(vi, 4, wk, sizeof(wk), SQLITE_STATIC);
+	sqlite3_bind_blob64(vi, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
+	sqlite3_bind_int64(vi, 6, (int64_t)len);
+	sqlite3_bind_int64(vi, 7, now);
+	r = store_step_done(vi);
+	if (r < 0)
+		return r == -EEXIST ? -EBADMSG : r; /* a row beyond current: not written by us */
+
+	r = store_prepare(s->db,
+	                  "DELETE FROM versions WHERE secret_id = ?1 AND version NOT IN "
+	                  "(SELECT version FROM versions WHERE secret_id = ?1 "
+	                  "ORDER BY version DESC LIMIT ?2)",
+	                  &pr);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(pr, 1, row.id);
+	sqlite3_bind_int64(pr, 2, row.keep);
+	r = store_step_done(pr);
+	if (r < 0)
+		return r;
+
+	r = store_prepare(s->db, "UPDATE secrets SET current = ?1, updated = ?2 WHERE id = ?3",
+	                  &up);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(up, 1, (int64_t)version);
+	sqlite3_bind_int64(up, 2, now);
+	sqlite3_bind_int64(up, 3, row.id);
+	r = store_step_done(up);
+	if (r == 0)
+		r = store_head_update(s, row.id, name, version, row.keep);
+	if (r == 0)
+		r = store_keks_gc(s);
+	if (r == 0)
+		*version_out = version;
+	return r;
+}
+
+int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64_t *version_out)
+{
+	if (version_out)
+		*version_out = 0;
+	if (!s || (!val && len))
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	if (len > s->max_value)
+		return -EFBIG;
+	const uint8_t *kek = store_kek_find(s, s->kek_current);
+	if (!kek)
+		return -EBADMSG;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	uint64_t v = 0;
+	r = store_end(s->db, store_put_tx(s, name, val, len, kek, &v));
+	if (r == 0 && version_out)
+		*version_out = v;
+	return r;
+}
+
+/* Reads and decrypts one version of a checked secret (inside a read transaction). */
+static int store_get_version(store *s, const char *name, const struct store_row *row, uint64_t v,
+                             uint8_t **val, size_t *len)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                      "WHERE secret_id = ?1 AND version = ?2",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, row->id);
+	sqlite3_bind_int64(st, 2, (int64_t)v);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	uint64_t kek_id = (uint64_t)sqlite3_column_int64(st, 0);
+	const uint8_t *wk = sqlite3_column_blob(st, 1);
+	size_t wklen = (size_t)sqlite3_column_bytes(st, 1);
+	const uint8_t *ct = sqlite3_column_blob(st, 2);
+	size_t ctlen = (size_t)sqlite3_column_bytes(st, 2);
+	int64_t size = sqlite3_column_int64(st, 3);
+	const uint8_t *kek = store_kek_find(s, kek_id);
+	if (!kek || !wk || wklen != STORE_WRAPPED_KEY_BYTES || !ct || ctlen < CRYPT_SEAL_OVERHEAD ||
+	    size < 0 || (uint64_t)size != ctlen - CRYPT_SEAL_OVERHEAD)
+		return -EBADMSG;
+
+	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!dk)
+		return -ENOMEM;
+	struct store_buf kad _cleanup_buf_ = {0};
+	r = store_ad_dkey(&kad, row->id, v, kek_id);
+	if (r < 0)
+		return r;
+	r = crypt_open(kek, kad.p, kad.len, wk, wklen, dk);
+	if (r < 0)
+		return -EBADMSG;
+	size_t n = (size_t)size;
+	_cleanup_crypt_ uint8_t *out = crypt_alloc(n ? n : 1);
+	if (!out)
+		return -ENOMEM;
+	struct store_buf ad _cleanup_buf_ = {0};
+	r = store_ad_data(&ad, row->id, name, v);
+	if (r < 0)
+		return r;
+	r = crypt_open(dk, ad.p, ad.len, ct, ctlen, out);
+	if (r < 0)
+		return -EBADMSG;
+	*val = TAKE_PTR(out);
+	*len = n;
+	return 0;
+}
+
+int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+              uint64_t *version_out)
+{
+	if (!s || !val || !len)
+		return -EINVAL;
+	*val = NULL;
+	*len = 0;
+	if (version_out)
+		*version_out = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	/* One read transaction: the head and the row are checked against the same snapshot. */
+	r = store_exec(s->db, "BEGIN");
+	if (r < 0)
+		return r;
+	struct store_row row;
+	r = store_secret_load(s, name, &row);
+	if (r < 0)
+		goto out;
+	uint64_t v = version ? version : row.current;
+	if (v > row.current) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = store_get_version(s, name, &row, v, val, len);
+	if (r == 0 && version_out)
+		*version_out = v;
+out:
+	(void)store_exec(s->db, "ROLLBACK");
+	return r;
+}
+
+void store_value_free(uint8_t *val)
+{
+	crypt_free(val);
+}
+
+int store_list(store *s, struct store_secret_info **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT name, current, (SELECT count(*) FROM versions "
+	                      "WHERE secret_id = secrets.id), created, updated "
+	                      "FROM secrets ORDER BY name",
+	                      &st);
+	if (r < 0)
+		return r;
+	struct store_secret_info *v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_secret_info *nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v = nv;
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		v[cnt].name = strdup(name ? name : "");
+		if (!v[cnt].name) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v[cnt].current = (uint64_t)sqlite3_column_int64(st, 1);
+		v[cnt].nversions = (uint64_t)sqlite3_column_int64(st, 2);
+		v[cnt].created = sqlite3_column_int64(st, 3);
+		v[cnt].updated = sqlite3_column_int64(st, 4);
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto fail;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	store_list_free(v, cnt);
+	return r;
+}
+
+void store_list_free(struct store_secret_info *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+int store_names(store *s, char ***out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT name FROM secrets ORDER BY name", &st);
+	if (r < 0)
+		return r;
+	char **v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v = nv;
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		v[cnt] = strdup(name ? name : "");
+		if (!v[cnt]) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto fail;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	store_names_free(v, cnt);
+	return r;
+}
+
+void store_names_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int store_versions(store *s, const char *name, struct store_version_info **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT v.version, v.kek_id, v.size, v.created, s.current "
+	                  "FROM versions v JOIN secrets s ON s.id = v.secret_id "
+	                  "WHERE s.name = ?1 ORDER BY v.version",
+	                  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	struct store_version_info *v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_version_info *nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			free(v);
+			return -ENOMEM;
+		}
+		v = nv;
+		v[cnt].version = (uint64_t)sqlite3_column_int64(st, 0);
+		v[cnt].kek_id = (uint64_t)sqlite3_column_int64(st, 1);
+		v[cnt].size = (size_t)sqlite3_column_int64(st, 2);
+		v[cnt].created = sqlite3_column_int64(st, 3);
+		v[cnt].current = (uint64_t)sqlite3_column_int64(st, 4) == v[cnt].version;
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return store_sqlerr(rc);
+	}
+	if (cnt == 0)
+		return -ENOENT;
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+void store_versions_free(struct store_version_info *v, size_t n)
+{
+	(void)n;
+	free(v);
+}
+
+int store_delete(store *s, const char *name)
+{
+	if (!s)
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *ds = NULL, *dg = NULL;
+	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1", &ds);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(ds, 1, name, -1, SQLITE_STATIC);
+	r = store_step_done(ds);
+	if (r < 0)
+		goto out;
+	if (sqlite3_changes(s->db) == 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1", &dg);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(dg, 1, name, -1, SQLITE_STATIC);
+	r = store_step_done(dg);
+	if (r == 0)
+		r = store_keks_gc(s);
+out:
+	return store_end(s->db, r);
+}
+
+struct store_verref {
+	int64_t secret_id;
+	uint64_t version;
+};
+
+/* Collects every secret (to re-check and re-MAC heads) and every version (to re-wrap). */
+static int store_rotate_collect(store *s, struct store_verref **vers, size_t *nv)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT secret_id, version FROM versions", &st);
+	if (r < 0)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_verref *n = realloc(*vers, (*nv + 1) * sizeof(**vers));
+		if (!n)
+			return -ENOMEM;
+		*vers = n;
+		(*vers)[*nv].secret_id = sqlite3_column_int64(st, 0);
+		(*vers)[*nv].version = (uint64_t)sqlite3_column_int64(st, 1);
+		(*nv)++;
+	}
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
+}
+
+/* Checks every head (so that rotation never re-MACs a tampered secret), or with update=true
+ * recomputes them. */
+static int store_heads_walk(store *s, bool update)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT id, name, current, keep, head FROM secrets", &st);
+	if (r < 0)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		uint64_t cur = (uint64_t)sqlite3_column_int64(st, 2);
+		int64_t keep = sqlite3_column_int64(st, 3);
+		if (!name)
+			return -EBADMSG;
+		if (update)
+			r = store_head_update(s, id, name, cur, keep);
+		else
+			r = store_head_check(s, id, name, cur, keep, sqlite3_column_blob(st, 4),
+			                     (size_t)sqlite3_column_bytes(st, 4));
+		if (r < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
+}
+
+static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
+                        const uint8_t *new_kek)
+{
+	_cleanup_stmt_ sqlite3_stmt *sel = NULL, *up = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT kek_id, wrapped_key FROM versions "
+	                      "WHERE secret_id = ?1 AND version = ?2",
+	                      &sel);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(sel, 1, v->secret_id);
+	sqlite3_bind_int64(sel, 2, (int64_t)v->version);
+	if (sqlite3_step(sel) != SQLITE_ROW)
+		return -EIO;
+	uint64_t old_id = (uint64_t)sqlite3_column_int64(sel, 0);
+	const uint8_t *wk = sqlite3_column_blob(sel, 1);
+	size_t wklen = (size_t)sqlite3_column_bytes(sel, 1);
+	const uint8_t *old = store_kek_find(s, old_id);
+	if (!old || !wk || wklen != STORE_WRAPPED_KEY_BYTES)
+		return -EBADMSG;
+	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!dk)
+		return -ENOMEM;
+	struct store_buf oad _cleanup_buf_ = {0}, nad _cleanup_buf_ = {0};
+	r = store_ad_dkey(&oad, v->secret_id, v->version, old_id);
+	if (r == 0)
+		r = store_ad_dkey(&nad, v->secret_id, v->version, new_id);
+	if (r < 0)
+		return r;
+	if (crypt_open(old, oad.p, oad.len, wk, wklen, dk) < 0)
+		return -EBADMSG;
+	uint8_t nwk[STORE_WRAPPED_KEY_BYTES];
+	r = crypt_seal(new_kek, nad.p, nad.len, dk, CRYPT_KEY_BYTES, nwk);
+	if (r < 0)
+		return r;
+	r = store_prepare(s->db,
+	                  "UPDATE versions SET kek_id = ?1, wrapped_key = ?2 "
+	                  "WHERE secret_id = ?3 AND version = ?4",
+	                  &up);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(up, 1, (int64_t)new_id);
+	sqlite3_bind_blob(up, 2, nwk, sizeof(nwk), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(up, 3, v->secret_id);
+	sqlite3_bind_int64(up, 4, (int64_t)v->version);
+	return store_step_done(up);
+}
+
+int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped)
+{
+	if (!s)
+		return -EINVAL;
+	_cleanup_free_ struct store_verref *vers = NULL;
+	size_t nv = 0;
+	uint64_t new_id = 0;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = store_heads_walk(s, false);
+	if (r < 0)
+		goto out;
+	r = store_rotate_collect(s, &vers, &nv);
+	if (r < 0)
+		goto out;
+	r = store_kek_add(s, &new_id);
+	if (r < 0)
+		goto out;
+	/* Unseal the new generation from the row just written, as store_open will. */
+	r = store_keks_load(s);
+	if (r < 0)
+		goto out;
+	const uint8_t *nk = store_kek_find(s, new_id);
+	if (!nk) {
+		r = -EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < nv && r == 0; i++)
+		r = store_rewrap(s, &vers[i], new_id, nk);
+	if (r < 0)
+		goto out;
+	r = store_heads_walk(s, true);
+	if (r < 0)
+		goto out;
+	r = store_keks_gc(s);
+out:
+	r = store_end(s->db, r);
+	/* The in-memory keyring must match the database, whichever way the transaction ended. */
+	int lr = store_keks_load(s);
+	if (r == 0)
+		r = lr;
+	if (r == 0) {
+		if (kek_id)
+			*kek_id = new_id;
+		if (rewrapped)
+			*rewrapped = nv;
+	}
+	return r;
+}
+
+/* ---- grants ---- */
+
+static int store_grant_valid(const struct store_grant *g)
+{
+	if (!g || !g->secret || !g->selector)
+		return -EINVAL;
+	if (names_check_pattern(g->secret, strlen(g->secret), NULL) < 0)
+		return -EINVAL;
+	size_t sl = strlen(g->selector);
+	if (sl == 0 || sl > SECRETD_SELECTOR_MAX)
+		return -EINVAL;
+	if (g->path && names_check(g->path, strlen(g->path), NULL) < 0)
+		return -EINVAL;
+	if (g->mode > 0777 || g->uid < -1 || g->uid > UINT32_MAX - 1 || g->gid < -1 ||
+	    g->gid > UINT32_MAX - 1 || (g->flags & ~(uint32_t)STORE_GRANT_PREVIOUS))
+		return -EINVAL;
+	return 0;
+}
+
+/* Computes a grant row's MAC into mac, or with check non-NULL verifies check (-EBADMSG). */
+static int store_grant_mac(store *s, const struct store_grant *g, uint8_t mac[CRYPT_MAC_BYTES],
+                           const uint8_t *check)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_str(&b, "secretd/grant/v1");
+	store_buf_u64(&b, (uint64_t)g->id);
+	store_buf_str(&b, g->secret);
+	store_buf_str(&b, g->selector);
+	store_buf_u64(&b, g->path ? 1 : 0);
+	store_buf_str(&b, g->path ? g->path : "");
+	store_buf_u64(&b, g->mode);
+	store_buf_u64(&b, (uint64_t)g->uid);
+	store_buf_u64(&b, (uint64_t)g->gid);
+	store_buf_u64(&b, g->flags);
+	store_buf_u64(&b, (uint64_t)g->created);
+	if (b.oom)
+		return -ENOMEM;
+	if (check)
+		return crypt_mac_verify(s->grant_key, b.p, b.len, check);
+	crypt_mac(s->grant_key, b.p, b.len, mac);
+	return 0;
+}
+
+int store_grant_add(store *s, const struct store_grant *g, bool replace)
+{
+	if (!s)
+		return -EINVAL;
+	int r = store_grant_valid(g);
+	if (r < 0)
+		return r;
+	struct store_grant row = *g;
+	row.created = store_now();
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *sel = NULL, *wr = NULL, *mu = NULL;
+	r = store_prepare(s->db, "SELECT id FROM grants WHERE secret = ?1 AND selector = ?2", &sel);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(sel, 1, g->secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(sel, 2, g->selector, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(sel);
+	if (rc == SQLITE_ROW) {
+		if (!replace) {
+			r = -EEXIST;
+			goto out;
+		}
+		row.id = sqlite3_column_int64(sel, 0);
+		r = store_prepare(s->db,
+		                  "UPDATE grants SET path = ?1, mode = ?2, uid = ?3, gid = ?4, "
+		                  "flags = ?5, created = ?6 WHERE id = ?7",
+		                  &wr);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_int64(wr, 7, row.id);
+	} else if (rc == SQLITE_DONE) {
+		r = store_prepare(
+		    s->db,
+		    "INSERT INTO grants (path, mode, uid, gid, flags, created, secret, "
+		    "selector, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10))",
+		    &wr);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_text(wr, 8, g->secret, -1, SQLITE_STATIC);
+		sqlite3_bind_text(wr, 9, g->selector, -1, SQLITE_STATIC);
+		sqlite3_bind_int(wr, 10, CRYPT_MAC_BYTES);
+	} else {
+		r = store_sqlerr(rc);
+		goto out;
+	}
+	if (g->path)
+		sqlite3_bind_text(wr, 1, g->path, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(wr, 1);
+	sqlite3_bind_int64(wr, 2, g->mode);
+	sqlite3_bind_int64(wr, 3, g->uid);
+	sqlite3_bind_int64(wr, 4, g->gid);
+	sqlite3_bind_int64(wr, 5, g->flags);
+	sqlite3_bind_int64(wr, 6, row.created);
+	r = store_step_done(wr);
+	if (r < 0)
+		goto out;
+	if (rc == SQLITE_DONE)
+		row.id = sqlite3_last_insert_rowid(s->db);
+	uint8_t mac[CRYPT_MAC_BYTES];
+	r = store_grant_mac(s, &row, mac, NULL);
+	if (r < 0)
+		goto out;
+	r = store_prepare(s->db, "UPDATE grants SET mac = ?1 WHERE id = ?2", &mu);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_blob(mu, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(mu, 2, row.id);
+	r = store_step_done(mu);
+out:
+	return store_end(s->db, r);
+}
+
+int store_grant_remove(store *s, const char *secret, const char *selector)
+{
+	if (!s || !secret || !selector || !*selector || strlen(selector) > SECRETD_SELECTOR_MAX ||
+	    names_check_pattern(secret, strlen(secret), NULL) < 0)
+		return -EINVAL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	r = store_step_done(st);
+	if (r < 0)
+		return r;
+	return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
+static char *store_col_strdup(sqlite3_stmt *st, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	return t ? strdup(t) : NULL;
+}
+
+int store_grants(store *s, struct store_grant **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r =
+	    store_prepare(s->db,
+	                  "SELECT id, secret, selector, path, mode, uid, gid, flags, created, mac "
+	                  "FROM grants ORDER BY id",
+	                  &st);
+	if (r < 0)
+		return r;
+	struct store_grant *v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_grant *nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v = nv;
+		struct store_grant *g = &v[cnt];
+		memset(g, 0, sizeof(*g));
+		cnt++;
+		g->id = sqlite3_column_int64(st, 0);
+		g->secret = store_col_strdup(st, 1);
+		g->selector = store_col_strdup(st, 2);
+		bool has_path = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		g->path = has_path ? store_col_strdup(st, 3) : NULL;
+		if (!g->secret || !g->selector || (has_path && !g->path)) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		int64_t mode = sqlite3_column_int64(st, 4);
+		int64_t flags = sqlite3_column_int64(st, 7);
+		g->mode = (uint32_t)mode;
+		g->uid = sqlite3_column_int64(st, 5);
+		g->gid = sqlite3_column_int64(st, 6);
+		g->flags = (uint32_t)flags;
+		g->created = sqlite3_column_int64(st, 8);
+		const uint8_t *mac = sqlite3_column_blob(st, 9);
+		if (!mac || sqlite3_column_bytes(st, 9) != CRYPT_MAC_BYTES ||
+		    mode != (int64_t)g->mode || flags != (int64_t)g->flags) {
+			r = -EBADMSG;
+			goto fail;
+		}
+		r = store_grant_mac(s, g, NULL, mac);
+		if (r < 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto fail;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	store_grants_free(v, cnt);
+	return r;
+}
+
+void store_grants_free(struct store_grant *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].secret);
+		free(v[i].selector);
+		free(v[i].path);
+	}
+	free(v);
+}
+
+int store_count(store *s, uint64_t *secrets)
+{
+	if (!s || !secrets)
+		return -EINVAL;
+	int64_t c;
+	int r = store_pragma_int(s->db, "SELECT count(*) FROM secrets", &c);
+	if (r < 0)
+		return r;
+	*secrets = (uint64_t)c;
+	return 0;
+}

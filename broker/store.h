@@ -6,6 +6,7 @@
  *   restored older row, wrong MAC)         -EKEYREJECTED wrong master key or passphrase
  *   -EBUSY another daemon holds the store  -EEXIST already exists (init, grant)
  *   -ENODATA state dir not initialised     -EIO sqlite error
+ *   -EPROTO the database is newer than this binary
  * Strings and arrays handed out are malloc'd and freed with the matching *_free; secret values are
  * crypt_alloc'd and freed with store_value_free. */
 #pragma once
