@@ -398,9 +398,16 @@ static int api_prepare(loop *l, void *ud)
 {
 	struct api_server *s = ud;
 	MHD_UNSIGNED_LONG_LONG ms;
-	if (MHD_get_timeout(s->d, &ms) != MHD_YES)
-		return -1;
-	return ms > 60000 ? 60000 : (int)ms;
+	/* MHD watches its sockets edge-triggered: data it has read but not processed yet, and
+	 * expired connection timeouts, show up only as a zero timeout, never as an event. */
+	for (int i = 0; i < 8; i++) {
+		if (MHD_get_timeout(s->d, &ms) != MHD_YES)
+			return -1;
+		if (ms > 0)
+			return ms > 60000 ? 60000 : (int)ms;
+		MHD_run(s->d);
+	}
+	return 0;
 }
 
 static void api_server_free(api *a, struct api_server *s)

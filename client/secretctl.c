@@ -63,7 +63,7 @@ static int ctl_call(struct ctl *c, bool workload, const char *method, const char
 		}
 		return 1;
 	}
-	if (jout && !*jout && !body && resp->len) {
+	if (jout && !*jout && resp->len) {
 		*jout = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	}
 	return 0;
@@ -144,7 +144,7 @@ static int cmd_put(struct ctl *c)
 	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'}, {0}};
 	const char *file = NULL;
 	int ch;
-	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		if (ch != 'f')
 			return ctl_fail("usage: secretctl put NAME [--from-file F] (value on stdin)");
 		file = optarg;
@@ -191,7 +191,7 @@ static int cmd_get(struct ctl *c)
 	static const struct option o[] = {{"version", required_argument, NULL, 'v'}, {0}};
 	const char *ver = NULL;
 	int ch;
-	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		if (ch != 'v')
 			return ctl_fail("usage: secretctl get NAME [--version N]");
 		ver = optarg;
@@ -365,7 +365,7 @@ static int cmd_grant(struct ctl *c)
 	json_t *body = json_object();
 	int ch;
 	long long v;
-	while ((ch = getopt_long(c->argc, c->argv, "+", o, NULL)) != -1) {
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(body, "path", json_string(optarg));
