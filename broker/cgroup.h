@@ -1,5 +1,28 @@
 /* cgroup: a pure parser of /proc/PID/cgroup (v2 "0::" line and v1 lines) that finds the runtime
- * and container id. No I/O. */
+ * and container id. No I/O.
+ *
+ * Which path: the "0::" line unless it is "/" or absent; then the name=systemd line unless it is
+ * "/" or absent; then the first other v1 line whose path is recognised as a container (crun run
+ * through the hybrid-layout wrapper leaves "0::/"); else "/". An unrecognised v1 path is never
+ * chosen: on a hybrid host a plain process's memory line often sits in some unrelated cgroup.
+ * Runtime and id come from the chosen path alone; every line is still read, and two different
+ * container ids anywhere (on one path, i.e. nesting such as docker in docker, or across lines)
+ * are refused with -ENOTUNIQ.
+ * Recognised (ids are 64 lowercase hex digits except nspawn's, innermost segment wins):
+ *   docker      /docker/<id>, docker-<id>.scope
+ *   podman      libpod-<id>[.scope][/...] (libpod-conmon-<id>.scope is conmon, a host process:
+ *               not recognised)
+ *   containerd  cri-containerd-<id>.scope, slice:cri-containerd:<id>
+ *   crio        crio-<id>.scope, slice:crio:<id> (crio-conmon-<id>.scope not recognised)
+ *   kubernetes  any of the above below a kubepods* segment, and /kubepods[/qos]/pod<uid>/<id>;
+ *               pod_uid from pod<uid> or kubepods-*-pod<uid>.slice (underscores back to dashes)
+ *   nspawn      /machine.slice/machine-<name>.scope; id is the machine name with systemd's \xNN
+ *               escapes undone ("machine-foo\x2dbar.scope" -> "foo-bar"), as machinectl shows it
+ * Anything else is CGROUP_RT_NONE with the path kept byte for byte (matched by path elsewhere).
+ * Malformed: a line without two ':' or with a non-decimal hierarchy id, an empty line (other than
+ * the final newline), a path not starting with '/', a NUL byte, a repeated 0:: or name=systemd
+ * line: -EINVAL. Over CGROUP_INPUT_MAX bytes, CGROUP_LINES_MAX lines, or a path of
+ * CGROUP_PATH_MAX bytes or more: -E2BIG. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,8 +45,7 @@ enum cgroup_runtime {
 
 struct cgroup_info {
 	enum cgroup_runtime runtime;
-	char path[CGROUP_PATH_MAX]; /* the chosen path: the 0:: line, or name=systemd when 0:: is
-				       "/" (or when there is no 0:: line); "/" for the root */
+	char path[CGROUP_PATH_MAX]; /* the chosen path (see above); "/" for the root */
 	char id[CGROUP_ID_MAX];     /* container id when runtime != NONE, else "" */
 	char pod_uid[64];           /* Kubernetes pod uid when known, else "" */
 };

@@ -7,6 +7,10 @@
 #include <stdint.h>
 
 #define POLICY_LABELS_MAX 64
+/* Grant flag: also show NAME.previous. Equals STORE_GRANT_PREVIOUS (policy does not include
+ * store.h; grants pass their store flags through unchanged). */
+#define POLICY_GRANT_PREVIOUS 0x1
+#define POLICY_MODE_DEFAULT 0400 /* file mode when a grant gives none (0) */
 
 struct policy_label {
 	const char *key;
@@ -53,6 +57,8 @@ bool policy_allows(const struct policy_grant *g, size_t ng, const struct policy_
 		   const char *name);
 /* Computes who's view over the existing secrets (sorted names). Grants are taken in order; when two
  * map to the same path the first wins. A grant with --path for a subtree places the subtree under
- * that path. *out is malloc'd (free()), *nout its length; 0 or -ENOMEM. */
+ * that path. *out is malloc'd (free()), *nout its length, sorted by path; 0 or -ENOMEM.
+ * A .previous file (POLICY_GRANT_PREVIOUS) never takes the path of a secret itself; a computed
+ * path that is no valid name (names_check, SECRETD_PATH_MAX) is left out; mode keeps 0777 bits. */
 int policy_view(const struct policy_grant *g, size_t ng, const char *const *secrets, size_t ns,
 		const struct policy_identity *who, struct policy_file **out, size_t *nout);

@@ -48,6 +48,9 @@ int names_check_pattern(const char *pat, size_t len, const char **why)
 {
 	if (pat && len == 1 && pat[0] == '*')
 		return 0;
+	/* A subtree pattern longer than a name could never match one. */
+	if (len > SECRETD_NAME_MAX)
+		return names_fail(why, "pattern is longer than 255 bytes");
 	if (pat && len > 2 && pat[len - 1] == '*' && pat[len - 2] == '/')
 		return names_check(pat, len - 2, why);
 	return names_check(pat, len, why);
