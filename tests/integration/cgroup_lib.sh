@@ -53,15 +53,17 @@ in_container() {
 }
 
 # start_container DIR: a long-lived "container" (own cgroup DIR, pid and mount namespaces, a
-# private /run). Prints the host pid of its init once it is up.
+# private /run). Sets CPID to the host pid of its init once it is up. (Not for $(...): a
+# background job started in a command substitution runs the EXIT trap there.)
 start_container() {
 	in_container "$1" sleep 100000 >/dev/null 2>&1 &
 	i=0
+	CPID=
 	while :; do
 		for p in $(cat "$1/cgroup.procs"); do
 			if [ "$(readlink "/proc/$p/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] &&
 				[ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ]; then
-				echo "$p"
+				CPID=$p
 				return 0
 			fi
 		done
