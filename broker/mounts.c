@@ -543,11 +543,6 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 	int rc = ident_from_pid(r->pid, &id);
 	if (rc < 0)
 		return rc;
-	if (strcmp(id.cg.path, "/") == 0) {
-		/* Every host process shares this cgroup: opens could not be told apart. */
-		ident_clear(&id);
-		return -EPERM;
-	}
 	struct mcont *c = mcont_new(m, r->id, r->runtime, r->name);
 	if (!c) {
 		ident_clear(&id);
@@ -577,6 +572,12 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 		}
 	}
 	size_t want_files = mcont_count_view(c);
+	if ((want_files > 0 || r->wants) && strcmp(c->cgroup, "/") == 0) {
+		/* Every host process shares this cgroup: opens could not be told apart. A container
+		 * that wants nothing may still start without a cgroup of its own. */
+		mcont_free(c);
+		return -EPERM;
+	}
 	if (want_files > 0 || r->wants) {
 		rc = mcont_mount(c, c->pidfd);
 		if (rc < 0) {

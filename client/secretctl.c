@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "client/client.h"
+#include "client/migrate.h"
 #include "common/limits.h"
 #include "common/names.h"
 
@@ -569,6 +570,21 @@ static int cmd_mount(struct ctl *c)
 	return 0;
 }
 
+static int cmd_scan(struct ctl *c)
+{
+	return migrate_scan_main(c->argc, c->argv, c->socket, c->json);
+}
+
+static int cmd_import_env(struct ctl *c)
+{
+	return migrate_import_env_main(c->argc, c->argv, c->socket, c->json);
+}
+
+static int cmd_exec(struct ctl *c)
+{
+	return migrate_exec_main(c->argc, c->argv, c->socket);
+}
+
 static const struct ctl_cmd ctl_cmds[] = {
 	{"put", "NAME [--from-file F]", "store a new version (value from stdin or a file)", false,
 	 cmd_put},
@@ -586,6 +602,11 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{"read", "NAME", "(in a container) print a granted secret", true, cmd_read},
 	{"mount", "[PATH]", "(in a container) mount my secrets at PATH (/run/secrets)", true,
 	 cmd_mount},
+	{"scan", "PATH... [--proc]", MIGRATE_SCAN_HELP, false, cmd_scan},
+	{"import-env", "(FILE | --compose F --service S) --prefix P [--grant SEL]",
+	 MIGRATE_IMPORT_HELP, false, cmd_import_env},
+	{"exec", "[--dir D] [--env NAME=SECRET]... -- CMD [ARGS]", MIGRATE_EXEC_HELP, true,
+	 cmd_exec},
 };
 
 static void ctl_usage(FILE *f)
@@ -628,6 +649,12 @@ int main(int argc, char **argv)
 	int n = 0;
 	bool help = false;
 	for (int k = i; k < argc; k++) {
+		if (!strcmp(argv[k], "--")) {
+			/* Everything after "--" belongs to the command (exec's CMD ARGS). */
+			while (k < argc)
+				args[n++] = argv[k++];
+			break;
+		}
 		if (!strcmp(argv[k], "--json"))
 			c.json = true;
 		else if (!strcmp(argv[k], "--socket") && k + 1 < argc)

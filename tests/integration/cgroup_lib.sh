@@ -15,11 +15,12 @@ need_cgroup1_systemd() { [ -n "$CG1" ] || skip_or_fail "needs the v1 name=system
 
 hex64() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 
-# mk_cgroup ROOT PATH: creates ROOT/PATH (remembered for cleanup); prints the directory.
+# mk_cgroup ROOT PATH: creates ROOT/PATH (remembered for cleanup) and sets CG to it. (Not for
+# $(...): the subshell would forget it for cleanup.)
 mk_cgroup() {
 	mkdir -p "$1$2"
 	CG_MADE="$1$2 $CG_MADE"
-	echo "$1$2"
+	CG=$1$2
 }
 
 # cg_cleanup: moves leftover processes out (killing them) and removes made cgroups, deepest first.

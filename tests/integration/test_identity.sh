@@ -21,10 +21,10 @@ printf 'nobody-gets-this' | ctl put other >/dev/null
 
 D=$(hex64); P=$(hex64); K=$(hex64); S=$(hex64)
 KPOD=0a1b2c3d-1111-2222-3333-444455556666
-cg_d=$(mk_cgroup "$CG2" "/docker/$D")
-cg_p=$(mk_cgroup "$CG2" "/libpod_parent/libpod-$P")
-cg_k=$(mk_cgroup "$CG2" "/kubepods/burstable/pod$KPOD/$K")
-cg_s=$(mk_cgroup "$CG1" "/docker/$S")
+mk_cgroup "$CG2" "/docker/$D"; cg_d=$CG
+mk_cgroup "$CG2" "/libpod_parent/libpod-$P"; cg_p=$CG
+mk_cgroup "$CG2" "/kubepods/burstable/pod$KPOD/$K"; cg_k=$CG
+mk_cgroup "$CG1" "/docker/$S"; cg_s=$CG
 
 # --- who am I, for each runtime shape (in own pid + mount namespaces) ---
 in_container "$cg_d" "$SECRETCTL" --socket "$W" --json whoami >"$T/who" || fail "whoami docker"

@@ -15,8 +15,8 @@ EXTRA_CLEANUP=cg_cleanup
 sd_start
 W="$SD_WORKLOAD"
 A=$(hex64); B=$(hex64)
-cgA=$(mk_cgroup "$CG2" "/docker/$A")
-cgB=$(mk_cgroup "$CG2" "/docker/$B")
+mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
+mk_cgroup "$CG2" "/docker/$B"; cgB=$CG
 printf 'alpha-1' | ctl put app/alpha >/dev/null
 printf 'beta-1' | ctl put app/beta >/dev/null
 printf 'user-file' | ctl put app/user >/dev/null
@@ -93,7 +93,7 @@ ok "revoke makes the file vanish"
 
 # a symlinked /run/secrets is refused and nothing is mounted where it points
 C=$(hex64)
-cgC=$(mk_cgroup "$CG2" "/docker/$C")
+mk_cgroup "$CG2" "/docker/$C"; cgC=$CG
 ctl grant app/beta "id:$C" >/dev/null
 start_container "$cgC" || fail "container C did not start"
 PC=$CPID
@@ -117,8 +117,8 @@ N=200
 ctl grant app/beta 'cgroup:/docker/*' >/dev/null
 n=0
 while [ $n -lt $N ]; do
-	d=$(mk_cgroup "$CG2" "/docker/$(hex64)")
-	in_cgroup "$d" unshare --mount sh -c "mount -t tmpfs tmpfs /run && $SECRETCTL --socket $W mount /run/secrets >/dev/null && cat /run/secrets/app/beta >'$T/scale.$n' && exec sleep 100000" &
+	mk_cgroup "$CG2" "/docker/$(hex64)"; d=$CG
+	in_cgroup "$d" unshare --mount sh -c "mount -t tmpfs tmpfs /run && $SECRETCTL --socket $W mount /run/secrets >/dev/null && cat /run/secrets/app/beta >'$T/scale.$n' && exec sleep 100000" >/dev/null 2>&1 &
 	n=$((n + 1))
 done
 i=0
