@@ -53,7 +53,9 @@ c["root"] = {"path": rootfs, "readonly": True}
 c["process"]["terminal"] = False
 c["process"]["user"] = {"uid": 1000, "gid": 1000}
 c["process"]["args"] = ["sh", "-c",
+    "echo \"container: $(ls -ln /run/secrets/db/password | awk '{print $1, \"uid=\" $3}') /run/secrets/db/password\"; "
     "echo \"container: my secret is $(cat /run/secrets/db/password)\"; "
+    "grep -q correct-horse /proc/self/environ && echo 'container: LEAK in environment' || echo 'container: (not in my environment)'; "
     "old=$(cat /run/secrets/db/password); i=0; "
     "while [ $i -lt 100 ]; do v=$(cat /run/secrets/db/password); "
     "if [ \"$v\" != \"$old\" ]; then echo \"container: my secret is now $v\"; exit 0; fi; "
@@ -72,7 +74,7 @@ say "Running the container; it prints its secret, then waits for it to change"
 runc run --bundle "$D/bundle" secretd-demo >"$D/container.out" 2>&1 &
 CPID=$!
 i=0
-while ! grep -q "my secret is" "$D/container.out"; do
+while ! grep -q "not in my environment\|LEAK" "$D/container.out"; do
 	i=$((i + 1)); [ $i -lt 100 ] || { cat "$D/container.out"; exit 1; }; sleep 0.05
 done
 cat "$D/container.out"
