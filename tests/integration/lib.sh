@@ -50,9 +50,11 @@ sd_start() {
 		--key-file "$T/keys/master.key" "$@" >>"$SD_LOG" 2>&1 &
 	SD_PID=$!
 	i=0
-	while [ ! -S "$T/run/admin.sock" ] || [ ! -S "$T/run/workload.sock" ]; do
+	# A socket file may be left from a killed daemon: wait until this one answers.
+	while ! curl -sf --unix-socket "$T/run/admin.sock" http://x/healthz >/dev/null 2>&1 ||
+		! curl -sf --unix-socket "$T/run/workload.sock" http://x/healthz >/dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -gt 200 ] && fail "daemon did not start"
+		[ $i -gt 400 ] && fail "daemon did not start"
 		kill -0 "$SD_PID" 2>/dev/null || fail "daemon exited at start"
 		sleep 0.05
 	done
