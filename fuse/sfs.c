@@ -1088,6 +1088,15 @@ static int ensure_ino_cap(sfs *fs, size_t need)
 	return 0;
 }
 
+/* Gives back the pthread key a new session took (see sfs_new). The session never uses it: we do
+ * not enable splice, and every sfs session is created and destroyed on one thread. libfuse deletes
+ * it again at fuse_session_destroy: by then the slot is free (EINVAL, harmless) or held by another
+ * session's key, which this same function already gave back, so nothing in use is lost. */
+static void sfs_release_session_key(pthread_key_t key)
+{
+	pthread_key_delete(key);
+}
+
 int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud)
 {
 	if (!out || !cfg || !ops || !ops->check)
@@ -1149,11 +1158,23 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	}
 	char *argv[] = { (char *)"secretd", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+	/* libfuse 3.14 takes a pthread key per session (for splice pipes, which we never ask
+	 * for), so one process would stop at PTHREAD_KEYS_MAX (1024) sessions. glibc hands out
+	 * the lowest free key: find it, let the session take it, then give it back. */
+	pthread_key_t probe, check;
+	bool have_probe = pthread_key_create(&probe, NULL) == 0;
+	if (have_probe)
+		pthread_key_delete(probe);
 	fs->se = fuse_session_new(&args, &sfs_llops, sizeof(sfs_llops), fs);
 	fuse_opt_free_args(&args); /* option parsing replaced argv with an allocated copy */
 	if (!fs->se) {
 		r = -ENOMEM;
 		goto fail;
+	}
+	if (have_probe && pthread_key_create(&check, NULL) == 0) {
+		pthread_key_delete(check);
+		if (check != probe)
+			sfs_release_session_key(probe);
 	}
 	char mp[32];
 	snprintf(mp, sizeof(mp), "/dev/fd/%d", fd);

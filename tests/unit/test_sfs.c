@@ -629,6 +629,31 @@ START_TEST(test_symlink_and_root)
 }
 END_TEST
 
+/* libfuse takes a pthread key per session: more than PTHREAD_KEYS_MAX (1024) sessions must still
+ * work in one process (1,000 and more containers per daemon). */
+static int many_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
+{
+	return 0;
+}
+
+START_TEST(test_many_sessions)
+{
+	enum { N = 1200 };
+	static sfs *all[N];
+	struct sfs_config cfg = {0};
+	struct sfs_ops ops = {.check = many_check};
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(sfs_new(&all[i], &cfg, &ops, NULL), 0);
+	for (int i = 0; i < N; i++)
+		sfs_destroy(all[i]);
+	/* and again, after all were destroyed */
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(sfs_new(&all[i], &cfg, &ops, NULL), 0);
+	for (int i = 0; i < N; i++)
+		sfs_destroy(all[i]);
+}
+END_TEST
+
 static bool can_mount(void)
 {
 	return geteuid() == 0 && access("/dev/fuse", R_OK | W_OK) == 0;
@@ -649,6 +674,7 @@ int main(void)
 		tcase_add_test(m, test_mount_read);
 		tcase_add_test(m, test_no_open);
 		tcase_add_test(m, test_symlink_and_root);
+		tcase_add_test(m, test_many_sessions);
 		suite_add_tcase(s, m);
 	}
 	SRunner *sr = srunner_create(s);
