@@ -2,7 +2,8 @@
  *   GET    /healthz                         {"status":"ok"}
  *   GET    /metrics                         Prometheus text
  *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated}]}
- *   PUT    /v1/secrets/NAME                 body = value (binary) -> 201 {name,version}
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=S]  body = value (binary) -> 201 {name,version}
+ *                                           keep: versions kept; ttl: expires in S seconds
  *   GET    /v1/secrets/NAME                 {name,current,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
@@ -13,13 +14,26 @@
  *   GET    /v1/containers                   {"containers":[...]}
  *   POST   /v1/containers                   attach (OCI hook, createRuntime)
  *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
+ *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
+ *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?} -> 201
+ *                                           {name,version} (print: the value, octet-stream) or
+ *                                           {every,length?,charset?,exec?} -> {name,every,next}
+ *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
+ *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
+ *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
+ * Every call but healthz, metrics and GET /v1/audit is audited; a change's record is written in
+ * the change's own transaction, a read's before the answer (no record, no answer).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "broker/api_internal.h"
+#include "broker/audit.h"
 #include "broker/policy.h"
 #include "common/limits.h"
 #include "common/names.h"
@@ -47,6 +61,86 @@ static bool admin_name_ok(struct api_req *r, const char *name)
 	return false;
 }
 
+/* An audit record for this admin request: actor "uid:N", the peer's pid and exe. */
+struct admin_audit {
+	char actor[32];
+	char exe[256];
+	struct store_audit a;
+};
+
+static void admin_audit_init(struct api_req *r, struct admin_audit *x, const char *action,
+			     const char *secret)
+{
+	memset(x, 0, sizeof(*x));
+	int64_t pid = 0;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		pid = cred.pid;
+	if (pid <= 0 || ident_exe((pid_t)pid, x->exe, sizeof(x->exe)) < 0)
+		x->exe[0] = '\0';
+	audit_actor(x->actor, sizeof(x->actor), false, NULL, NULL, (uint32_t)r->pc->uid);
+	x->a = (struct store_audit){.actor = x->actor,
+				    .pid = pid,
+				    .exe = x->exe,
+				    .action = action,
+				    .secret = secret,
+				    .result = "ok"};
+}
+
+static const char *admin_result(int err)
+{
+	switch (err) {
+	case 0:
+		return "ok";
+	case -ENOENT:
+		return "not found";
+	case -EINVAL:
+		return "invalid";
+	case -EEXIST:
+		return "exists";
+	case -EBADMSG:
+		return "integrity failure";
+	case -EFBIG:
+		return "too large";
+	case -EPERM:
+	case -EACCES:
+		return "denied";
+	default:
+		return "error";
+	}
+}
+
+/* Writes a record of its own (a read, or a change that failed and so wrote none). false (after
+ * replying 500) when it cannot be written: no record, no answer. */
+static bool admin_audit_write(struct api_req *r, struct admin_audit *x, int err)
+{
+	x->a.result = admin_result(err);
+	int rc = store_audit_append(r->a->store, &x->a, 1);
+	if (rc == 0)
+		return true;
+	if (err == 0)
+		api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
+	return err != 0;
+}
+
+/* For a failed change: records the failure (best effort) and replies with the error. */
+static void admin_fail(struct api_req *r, struct admin_audit *x, int err, const char *what)
+{
+	(void)admin_audit_write(r, x, err);
+	api_reply_errno(r, err, what);
+}
+
+/* Records an admin call that touches no secret (containers, attach, detach). */
+static bool admin_audit_simple(struct api_req *r, const char *action, const char *what, int err)
+{
+	struct admin_audit x;
+	admin_audit_init(r, &x, action, what);
+	return admin_audit_write(r, &x, err);
+}
+
 static void admin_refresh(struct api_req *r)
 {
 	/* The store changed: every mount's view follows before we answer. A failure here does not
@@ -58,9 +152,15 @@ static void admin_list(struct api_req *r)
 {
 	struct store_secret_info *v = NULL;
 	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "list", NULL);
 	int rc = store_list(r->a->store, &v, &n);
 	if (rc < 0) {
-		api_reply_errno(r, rc, "list");
+		admin_fail(r, &x, rc, "list");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_list_free(v, n);
 		return;
 	}
 	json_t *a = json_array();
@@ -74,15 +174,40 @@ static void admin_list(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
 }
 
+/* Parses an optional positive integer query argument; false (after replying 400) when bad. */
+static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
+{
+	const char *v = api_query(r, key);
+	if (!v)
+		return true;
+	char *end;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (!*v || *end || x == 0 || x > max || v[0] == '-') {
+		api_reply_error(r, 400, "%s must be an integer from 1 to %llu", key,
+				(unsigned long long)max);
+		return false;
+	}
+	*out = x;
+	return true;
+}
+
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
+	uint64_t keep = 0, ttl = 0;
+	if (!admin_query_uint(r, "keep", 1000, &keep) ||
+	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl))
+		return;
+	struct store_put_opts po = {.keep = (int64_t)keep,
+				    .expires = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0};
+	struct admin_audit x;
+	admin_audit_init(r, &x, "put", name);
 	uint64_t version = 0;
-	int rc = store_put(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len,
-			   &version);
+	int rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len,
+			      &po, &x.a, &version);
 	if (rc < 0) {
-		api_reply_errno(r, rc, name);
+		admin_fail(r, &x, rc, name);
 		return;
 	}
 	r->a->met->puts++;
@@ -96,9 +221,15 @@ static void admin_versions(struct api_req *r, const char *name)
 		return;
 	struct store_version_info *v = NULL;
 	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "versions", name);
 	int rc = store_versions(r->a->store, name, &v, &n);
 	if (rc < 0) {
-		api_reply_errno(r, rc, name);
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_versions_free(v, n);
 		return;
 	}
 	json_t *a = json_array();
@@ -122,9 +253,11 @@ static void admin_delete(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
-	int rc = store_delete(r->a->store, name);
+	struct admin_audit x;
+	admin_audit_init(r, &x, "delete", name);
+	int rc = store_delete_ex(r->a->store, name, &x.a);
 	if (rc < 0) {
-		api_reply_errno(r, rc, name);
+		admin_fail(r, &x, rc, name);
 		return;
 	}
 	admin_refresh(r);
@@ -149,9 +282,17 @@ static void admin_value(struct api_req *r, const char *name)
 	uint8_t *val = NULL;
 	size_t len = 0;
 	uint64_t got = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "get", name);
+	x.a.version = want;
 	int rc = store_get(r->a->store, name, want, &val, &len, &got);
 	if (rc < 0) {
-		api_reply_errno(r, rc, name);
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	x.a.version = got;
+	if (!admin_audit_write(r, &x, 0)) {
+		store_value_free(val);
 		return;
 	}
 	api_reply_secret(r, val, len, got);
@@ -160,9 +301,11 @@ static void admin_value(struct api_req *r, const char *name)
 static void admin_key_rotate(struct api_req *r)
 {
 	uint64_t kek = 0, n = 0;
-	int rc = store_key_rotate(r->a->store, &kek, &n);
+	struct admin_audit x;
+	admin_audit_init(r, &x, "key-rotate", NULL);
+	int rc = store_key_rotate_ex(r->a->store, &x.a, &kek, &n);
 	if (rc < 0) {
-		api_reply_errno(r, rc, "key rotation");
+		admin_fail(r, &x, rc, "key rotation");
 		return;
 	}
 	api_reply_json(r, 200, json_pack("{s:I, s:I}", "kek_id", (json_int_t)kek, "rewrapped",
@@ -184,9 +327,15 @@ static void admin_grants(struct api_req *r)
 {
 	struct store_grant *g = NULL;
 	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "grants", NULL);
 	int rc = store_grants(r->a->store, &g, &n);
 	if (rc < 0) {
-		api_reply_errno(r, rc, "grants");
+		admin_fail(r, &x, rc, "grants");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_grants_free(g, n);
 		return;
 	}
 	json_t *a = json_array();
@@ -245,7 +394,11 @@ static void admin_grant_add(struct api_req *r)
 							 ? STORE_GRANT_PREVIOUS
 							 : 0};
 		bool replace = json_is_true(json_object_get(o, "replace"));
-		int rc = store_grant_add(r->a->store, &g, replace);
+		struct admin_audit x;
+		admin_audit_init(r, &x, "grant", secret);
+		int rc = store_grant_add_ex(r->a->store, &g, replace, &x.a);
+		if (rc < 0)
+			(void)admin_audit_write(r, &x, rc);
 		if (rc == -EEXIST)
 			api_reply_error(r, 409, "%s is already granted to %s (use replace)", secret,
 					sel);
@@ -270,7 +423,11 @@ static void admin_grant_remove(struct api_req *r)
 	if (!secret || !sel) {
 		api_reply_error(r, 400, "\"secret\" and \"selector\" are required");
 	} else {
-		int rc = store_grant_remove(r->a->store, secret, sel);
+		struct admin_audit x;
+		admin_audit_init(r, &x, "revoke", secret);
+		int rc = store_grant_remove_ex(r->a->store, secret, sel, &x.a);
+		if (rc < 0)
+			(void)admin_audit_write(r, &x, rc);
 		if (rc == -ENOENT)
 			api_reply_error(r, 404, "no grant of %s to %s", secret, sel);
 		else if (rc < 0)
@@ -331,6 +488,12 @@ static void admin_attach(struct api_req *r)
 		bool mounted = false;
 		size_t files = 0;
 		int rc = a.pid > 0 ? mounts_attach(r->a->mounts, &a, &mounted, &files) : -EINVAL;
+		if (!admin_audit_simple(r, "attach", NULL, rc) && rc == 0) {
+			/* no record, no attach */
+			(void)mounts_detach(r->a->mounts, a.id);
+			json_decref(o);
+			return;
+		}
 		if (rc == -EPERM)
 			api_reply_error(r, 403,
 					"container %s has no cgroup of its own: its processes "
@@ -349,6 +512,239 @@ static void admin_attach(struct api_req *r)
 			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", a.id, "mounted", 0));
 	}
 	json_decref(o);
+}
+
+static void admin_rollback(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	uint64_t from = 0;
+	if (!admin_query_uint(r, "version", UINT64_MAX >> 1, &from))
+		return;
+	if (!from) {
+		api_reply_error(r, 400, "version is required");
+		return;
+	}
+	struct admin_audit x;
+	admin_audit_init(r, &x, "rollback", name);
+	uint64_t version = 0;
+	int rc = store_rollback(r->a->store, name, from, &x.a, &version);
+	if (rc == -ENOENT) {
+		(void)admin_audit_write(r, &x, rc);
+		api_reply_error(r, 404, "%s has no version %llu (see versions)", name,
+				(unsigned long long)from);
+		return;
+	}
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	admin_refresh(r);
+	api_reply_json(r, 201, json_pack("{s:s, s:I, s:I}", "name", name, "version",
+					 (json_int_t)version, "from", (json_int_t)from));
+}
+
+/* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
+static void admin_rotate(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	json_t *o = api_body_json(r);
+	if (!o)
+		return;
+	int64_t length = 32, every = -1;
+	enum store_charset cs = STORE_CHARSET_ALNUM;
+	json_t *jc = json_object_get(o, "charset");
+	json_t *je = json_object_get(o, "exec");
+	const char *exec = json_string_value(je);
+	bool print = json_is_true(json_object_get(o, "print"));
+	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
+	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
+		goto out;
+	if (jc && (!json_is_string(jc) || store_charset_parse(json_string_value(jc), &cs) < 0)) {
+		api_reply_error(r, 400, "charset must be one of alnum, hex, base64, ascii");
+		goto out;
+	}
+	if (je && !json_is_null(je) && (!exec || !*exec || strlen(exec) > 4096)) {
+		api_reply_error(r, 400, "exec must be a command of 1 to 4096 bytes");
+		goto out;
+	}
+	if (every >= 0) {
+		if (print) {
+			api_reply_error(r, 400, "print cannot be combined with every");
+			goto out;
+		}
+		struct admin_audit x;
+		admin_audit_init(r, &x, every ? "schedule" : "unschedule", name);
+		int rc = store_schedule_set(r->a->store, name, every, (uint32_t)length, cs, exec,
+					    &x.a);
+		if (rc == -ENOENT) {
+			(void)admin_audit_write(r, &x, rc);
+			api_reply_error(r, 404, "no secret %s: put or rotate it first", name);
+		} else if (rc < 0) {
+			admin_fail(r, &x, rc, name);
+		} else {
+			api_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "name", name, "every",
+							 (json_int_t)every, "next",
+							 (json_int_t)(every ? time(NULL) + every
+									    : 0)));
+		}
+		goto out;
+	}
+	if (!json_is_true(json_object_get(o, "generate"))) {
+		api_reply_error(r, 400, "give generate (a new random value) or every (a schedule)");
+		goto out;
+	}
+	if (exec) {
+		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
+		goto out;
+	}
+	uint8_t *val = NULL;
+	int rc = store_generate(cs, (size_t)length, &val);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "generate");
+		goto out;
+	}
+	struct admin_audit x;
+	admin_audit_init(r, &x, print ? "rotate+print" : "rotate", name);
+	uint64_t version = 0;
+	rc = store_put_ex(r->a->store, name, val, (size_t)length, NULL, &x.a, &version);
+	if (rc < 0) {
+		store_value_free(val);
+		admin_fail(r, &x, rc, name);
+		goto out;
+	}
+	r->a->met->puts++;
+	admin_refresh(r);
+	if (print) {
+		api_reply_secret(r, val, (size_t)length, version);
+	} else {
+		store_value_free(val);
+		api_reply_json(r, 201, json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
+						 (json_int_t)version, "length",
+						 (json_int_t)length, "charset",
+						 store_charset_name(cs)));
+	}
+out:
+	json_decref(o);
+}
+
+static void admin_schedules(struct api_req *r)
+{
+	struct store_lifecycle *v = NULL;
+	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "schedules", NULL);
+	int rc = store_lifecycles(r->a->store, &v, &n);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, "schedules");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_lifecycles_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(
+			a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name,
+				     "expires", (json_int_t)v[i].expires, "every",
+				     (json_int_t)v[i].every, "next", (json_int_t)v[i].next,
+				     "length", (json_int_t)v[i].length, "charset",
+				     store_charset_name(v[i].charset), "exec", v[i].exec));
+	store_lifecycles_free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
+}
+
+/* Parses "2024-01-02T03:04:05Z" (UTC). */
+static bool admin_parse_iso(const char *v, int64_t *out)
+{
+	struct tm tm = {0};
+	const char *e = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!e || *e)
+		return false;
+	*out = (int64_t)timegm(&tm);
+	return true;
+}
+
+static void admin_audit_list(struct api_req *r)
+{
+	uint64_t after = 0, limit = 0;
+	int64_t since_time = 0;
+	const char *v = api_query(r, "since");
+	if (v && *v) {
+		char *end;
+		unsigned long long x = strtoull(v[0] == '@' ? v + 1 : v, &end, 10);
+		if (isdigit((unsigned char)v[v[0] == '@']) && !*end) {
+			/* a plain number below 10^9 is a sequence number, else unix seconds */
+			if (v[0] != '@' && x < 1000000000ULL)
+				after = x ? x - 1 : 0;
+			else
+				since_time = (int64_t)x;
+		} else if (!admin_parse_iso(v, &since_time)) {
+			api_reply_error(r, 400, "since must be a sequence number, unix time "
+						"(@SECONDS) or YYYY-MM-DDTHH:MM:SSZ");
+			return;
+		}
+	}
+	if (!admin_query_uint(r, "limit", 100000, &limit))
+		return;
+	struct store_audit_row *rows = NULL;
+	size_t n = 0;
+	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "audit");
+		return;
+	}
+	json_t *a = json_array();
+	uint64_t last = after;
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(
+			a, json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s}", "seq",
+				     (json_int_t)rows[i].seq, "time", (json_int_t)rows[i].time,
+				     "actor", rows[i].actor, "pid", (json_int_t)rows[i].pid, "exe",
+				     rows[i].exe, "action", rows[i].action, "secret",
+				     rows[i].secret, "version", (json_int_t)rows[i].version,
+				     "result", rows[i].result));
+		last = rows[i].seq;
+	}
+	store_audit_list_free(rows, n);
+	api_reply_json(r, 200, json_pack("{s:o, s:I}", "records", a, "last", (json_int_t)last));
+}
+
+static void admin_audit_verify(struct api_req *r)
+{
+	struct admin_audit x;
+	admin_audit_init(r, &x, "audit-verify", NULL);
+	uint64_t records = 0, bad = 0;
+	const char *why = NULL;
+	int rc = store_audit_verify(r->a->store, &records, &bad, &why);
+	if (rc == -EBADMSG) {
+		/* Not appended to: the chain is broken and must be looked at as it is. */
+		json_t *rec = NULL;
+		struct store_audit_row *rows = NULL;
+		size_t n = 0;
+		if (store_audit_list(r->a->store, bad ? bad - 1 : 0, 0, 1, &rows, &n) == 0 && n &&
+		    rows[0].seq == bad)
+			rec = json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s}", "seq",
+					(json_int_t)rows[0].seq, "time", (json_int_t)rows[0].time,
+					"actor", rows[0].actor, "pid", (json_int_t)rows[0].pid,
+					"exe", rows[0].exe, "action", rows[0].action, "secret",
+					rows[0].secret, "version", (json_int_t)rows[0].version,
+					"result", rows[0].result);
+		store_audit_list_free(rows, n);
+		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I, s:o?}", "ok", 0, "bad_seq",
+						 (json_int_t)bad, "reason", why, "records",
+						 (json_int_t)records, "record", rec));
+		return;
+	}
+	if (rc < 0) {
+		api_reply_errno(r, rc, "audit verify");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0))
+		return;
+	api_reply_json(r, 200, json_pack("{s:b, s:I}", "ok", 1, "records", (json_int_t)records));
 }
 
 void api_admin_handle(struct api_req *r)
@@ -390,13 +786,26 @@ void api_admin_handle(struct api_req *r)
 		admin_grant_add(r);
 	} else if (admin_is(r, "POST", "/v1/grants/revoke")) {
 		admin_grant_remove(r);
+	} else if ((name = admin_tail(r, "POST", "/v1/rollback/"))) {
+		admin_rollback(r, name);
+	} else if ((name = admin_tail(r, "POST", "/v1/rotate/"))) {
+		admin_rotate(r, name);
+	} else if (admin_is(r, "GET", "/v1/schedules")) {
+		admin_schedules(r);
+	} else if (admin_is(r, "GET", "/v1/audit")) {
+		admin_audit_list(r);
+	} else if (admin_is(r, "POST", "/v1/audit/verify")) {
+		admin_audit_verify(r);
 	} else if (admin_is(r, "GET", "/v1/containers")) {
-		api_reply_json(r, 200, json_pack("{s:o}", "containers",
-						 mounts_list_json(r->a->mounts)));
+		if (admin_audit_simple(r, "containers", NULL, 0))
+			api_reply_json(r, 200, json_pack("{s:o}", "containers",
+							 mounts_list_json(r->a->mounts)));
 	} else if (admin_is(r, "POST", "/v1/containers")) {
 		admin_attach(r);
 	} else if ((name = admin_tail(r, "DELETE", "/v1/containers/"))) {
 		int rc = mounts_detach(r->a->mounts, name);
+		if (!admin_audit_simple(r, "detach", NULL, rc) && rc == 0)
+			return;
 		if (rc < 0)
 			api_reply_errno(r, rc, "container");
 		else

@@ -12,11 +12,14 @@
 #include <unistd.h>
 
 #include "broker/api.h"
+#include "broker/audit.h"
 #include "broker/crypt.h"
+#include "broker/ident.h"
 #include "broker/log.h"
 #include "broker/loop.h"
 #include "broker/metrics.h"
 #include "broker/mounts.h"
+#include "broker/sched.h"
 #include "broker/store.h"
 #include "common/limits.h"
 #include "fuse/sfs.h"
@@ -173,6 +176,57 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 	}
 }
 
+/* FUSE opens go to the audit batcher (written within AUDIT_FLUSH_MS by main_audit_prepare). */
+static void main_on_open(void *ud, const struct mounts_open_event *ev)
+{
+	audit *au = ud;
+	char exe[256];
+	if (ident_exe(ev->pid, exe, sizeof(exe)) < 0)
+		exe[0] = '\0';
+	struct store_audit a = {.actor = ev->actor,
+				.pid = ev->pid,
+				.exe = exe,
+				.action = "fuse-open",
+				.secret = ev->secret,
+				.version = ev->version,
+				.result = ev->result == 0	     ? "ok"
+					  : ev->result == -EACCES ? "denied"
+								  : "error"};
+	if (audit_add(au, &a) < 0)
+		log_error("audit: batch full and cannot be written: an open record was dropped");
+}
+
+static int main_audit_prepare(loop *l, void *ud)
+{
+	audit *au = ud;
+	int due = audit_due_ms(au);
+	if (due != 0)
+		return due;
+	int r = audit_flush(au);
+	if (r < 0) {
+		log_error("audit: cannot write %zu open records (%s); retrying", audit_pending(au),
+			  strerror(-r));
+		return AUDIT_FLUSH_MS;
+	}
+	return -1;
+}
+
+static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
+			  const char *why)
+{
+	switch (ev) {
+	case SCHED_EXPIRED:
+		log_info("%s expired: deleted", name);
+		break;
+	case SCHED_ROTATED:
+		log_info("%s rotated on schedule: version %llu", name, (unsigned long long)version);
+		break;
+	case SCHED_FAILED:
+		log_warn("%s: scheduled change failed, old value kept: %s", name, why ? why : "?");
+		break;
+	}
+}
+
 static void main_raise_nofile(void)
 {
 	struct rlimit rl;
@@ -189,6 +243,8 @@ static int main_run(struct main_opts *o)
 	store *s = NULL;
 	mounts *m = NULL;
 	api *a = NULL;
+	audit *au = NULL;
+	sched *sc = NULL;
 	struct metrics met = {0};
 	int sfd = -1;
 
@@ -228,10 +284,22 @@ static int main_run(struct main_opts *o)
 		log_error("event loop: %s", strerror(-r));
 		goto out;
 	}
-	struct mounts_config mc = {.no_open = o->no_open};
+	r = audit_new(&au, s);
+	if (r == 0)
+		r = loop_add_prepare(l, main_audit_prepare, au);
+	if (r < 0) {
+		log_error("audit: %s", strerror(-r));
+		goto out;
+	}
+	struct mounts_config mc = {.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au};
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {
 		log_error("cannot load grants: %s", main_store_error(r));
+		goto out;
+	}
+	r = sched_new(&sc, l, s, m, main_on_sched, NULL);
+	if (r < 0) {
+		log_error("cannot load schedules: %s", main_store_error(r));
 		goto out;
 	}
 	struct api_config ac = {.runtime_dir = o->runtime_dir, .max_value = o->max_value};
@@ -250,8 +318,10 @@ static int main_run(struct main_opts *o)
 	rc = 0;
 out:
 	api_stop(a);
+	sched_free(sc);
 	mounts_free(m);
 	sfs_notifier_stop();
+	audit_free(au);
 	store_close(s);
 	loop_free(l);
 	if (sfd >= 0)

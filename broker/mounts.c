@@ -49,6 +49,11 @@ struct mcont {
 	uint64_t opens, denied;
 	struct mcheck cache[MOUNTS_CHECK_CACHE];
 	unsigned cache_next;
+	/* the view last applied (for naming the secret an open reads); its secret pointers are
+	 * valid only while files_gen == m->inputs_gen */
+	struct policy_file *files;
+	size_t nfiles_view;
+	uint64_t files_gen;
 	struct mcont *next;
 };
 
@@ -65,6 +70,7 @@ struct mounts {
 	struct store_secret_info *secrets;
 	size_t nsecrets;
 	const char **names;
+	uint64_t inputs_gen; /* bumped whenever the policy inputs are replaced */
 	struct mblob *blobs;
 	size_t nblobs, cblobs;
 	struct mounts_stats st;
@@ -126,6 +132,7 @@ static int mounts_inputs_load(mounts *m)
 	for (size_t i = 0; i < ns; i++)
 		names[i] = si[i].name;
 	mounts_inputs_free(m);
+	m->inputs_gen++;
 	m->sgrants = sg;
 	m->ngrants = ng;
 	m->grants = pg;
@@ -299,6 +306,7 @@ static void mcont_free(struct mcont *c)
 		free((char *)c->labels[i].value);
 	}
 	free(c->labels);
+	free(c->files);
 	free(c->id);
 	free(c->runtime);
 	free(c->name);
@@ -378,6 +386,23 @@ static void mcont_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint6
 	c->m->st.opens++;
 	if (result < 0)
 		c->m->st.opens_denied++;
+	if (!c->m->cfg.on_open)
+		return;
+	const char *secret = path;
+	if (c->files_gen == c->m->inputs_gen)
+		for (size_t i = 0; i < c->nfiles_view; i++)
+			if (strcmp(c->files[i].path, path) == 0) {
+				secret = c->files[i].secret;
+				break;
+			}
+	struct mounts_open_event ev = {.actor = c->name && *c->name ? c->name : c->id,
+				       .pid = pid,
+				       .uid = uid,
+				       .secret = secret,
+				       .path = path,
+				       .version = version,
+				       .result = result};
+	c->m->cfg.on_open(c->m->cfg.on_open_ud, &ev);
 }
 
 /* Builds c's view and hands it to its sfs. */
@@ -411,7 +436,10 @@ static int mcont_apply_view(struct mcont *c)
 	if (r == 0)
 		c->nfiles = ne;
 	free(e);
-	free(files);
+	free(c->files);
+	c->files = files;
+	c->nfiles_view = nf;
+	c->files_gen = m->inputs_gen;
 	return r;
 }
 

@@ -21,8 +21,23 @@
 
 typedef struct mounts mounts;
 
+/* One open(2) of a file in a container's mount, for the audit trail. Strings valid during the
+ * callback only. */
+struct mounts_open_event {
+	const char *actor;  /* container name, else id */
+	pid_t pid;          /* the opener, in the daemon's pid namespace */
+	uid_t uid;
+	const char *secret; /* the secret the file shows, or the file's path if unknown */
+	const char *path;   /* the file's path inside the mount */
+	uint64_t version;
+	int result;         /* 0 or -errno (-EACCES: refused by the cgroup check) */
+};
+typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
+
 struct mounts_config {
 	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
+	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
+	void *on_open_ud;
 };
 
 /* Counters for /metrics. */

@@ -29,6 +29,9 @@
 #define STORE_KDF_MEMLIMIT_CAP (4ULL * 1024 * 1024 * 1024)
 #define STORE_SUBKEY_HEAD 1
 #define STORE_SUBKEY_GRANT 2
+#define STORE_SUBKEY_AUDIT 3
+#define STORE_SUBKEY_LIFE 4
+#define STORE_KEEP_MAX 1000
 #define STORE_WRAPPED_KEY_BYTES (CRYPT_KEY_BYTES + CRYPT_SEAL_OVERHEAD)
 
 struct store_kek {
@@ -43,6 +46,9 @@ struct store {
 	uint8_t *root_key;  /* seals new KEK generations */
 	uint8_t *head_key;  /* MACs secrets.head */
 	uint8_t *grant_key; /* MACs grants.mac */
+	uint8_t *audit_key; /* MACs audit.mac */
+	uint8_t *life_key;  /* MACs lifecycle.mac */
+	uint64_t life_gen;  /* bumped by lifecycle changes */
 	struct store_kek *keks;
 	size_t nkeks;
 	uint64_t kek_current;
@@ -528,7 +534,12 @@ static int store_mac_keys_load(store *s)
 	r = crypt_subkey(mroot, STORE_SUBKEY_HEAD, "sd_head_", &s->head_key);
 	if (r < 0)
 		return r;
-	return crypt_subkey(mroot, STORE_SUBKEY_GRANT, "sd_grant", &s->grant_key);
+	r = crypt_subkey(mroot, STORE_SUBKEY_GRANT, "sd_grant", &s->grant_key);
+	if (r == 0)
+		r = crypt_subkey(mroot, STORE_SUBKEY_AUDIT, "sd_audit", &s->audit_key);
+	if (r == 0)
+		r = crypt_subkey(mroot, STORE_SUBKEY_LIFE, "sd_life_", &s->life_key);
+	return r;
 }
 
 /* Reads or derives the root key into s->root_key as meta.root.kind says. */
@@ -933,6 +944,8 @@ void store_close(store *s)
 	crypt_free(s->root_key);
 	crypt_free(s->head_key);
 	crypt_free(s->grant_key);
+	crypt_free(s->audit_key);
+	crypt_free(s->life_key);
 	store_keys_free(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
@@ -940,6 +953,9 @@ void store_close(store *s)
 }
 
 /* ---- secrets ---- */
+
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires);
+static int store_audit_tx(store *s, const struct store_audit *a, uint64_t version);
 
 /* Creates the secret row if needed; *row gets it (head checked when it existed). */
 static int store_put_row(store *s, const char *name, struct store_row *row)
@@ -974,7 +990,7 @@ static int store_put_row(store *s, const char *name, struct store_row *row)
 
 /* The body of store_put, inside its transaction. */
 static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t len,
-                        const uint8_t *kek, uint64_t *version_out)
+                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out)
 {
 	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
@@ -1019,6 +1035,24 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 	r = store_step_done(vi);
 	if (r < 0)
 		return r == -EEXIST ? -EBADMSG : r; /* a row beyond current: not written by us */
+
+	if (o && o->keep > 0) {
+		_cleanup_stmt_ sqlite3_stmt *kp = NULL;
+		r = store_prepare(s->db, "UPDATE secrets SET keep = ?1 WHERE id = ?2", &kp);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(kp, 1, o->keep);
+		sqlite3_bind_int64(kp, 2, row.id);
+		r = store_step_done(kp);
+		if (r < 0)
+			return r;
+		row.keep = o->keep;
+	}
+	if (o && o->expires) {
+		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires);
+		if (r < 0)
+			return r;
+	}
 
 	r = store_prepare(s->db,
 	                  "DELETE FROM versions WHERE secret_id = ?1 AND version NOT IN "
@@ -1068,7 +1102,7 @@ int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
-	r = store_end(s->db, store_put_tx(s, name, val, len, kek, &v));
+	r = store_end(s->db, store_put_tx(s, name, val, len, kek, NULL, &v));
 	if (r == 0 && version_out)
 		*version_out = v;
 	return r;
@@ -1323,6 +1357,11 @@ void store_versions_free(struct store_version_info *v, size_t n)
 
 int store_delete(store *s, const char *name)
 {
+	return store_delete_ex(s, name, NULL);
+}
+
+int store_delete_ex(store *s, const char *name, const struct store_audit *audit)
+{
 	if (!s)
 		return -EINVAL;
 	int r = store_name_ok(name);
@@ -1350,8 +1389,13 @@ int store_delete(store *s, const char *name)
 	r = store_step_done(dg);
 	if (r == 0)
 		r = store_keks_gc(s);
+	if (r == 0)
+		r = store_audit_tx(s, audit, 0);
 out:
-	return store_end(s->db, r);
+	r = store_end(s->db, r);
+	if (r == 0)
+		s->life_gen++;
+	return r;
 }
 
 struct store_verref {
@@ -1456,6 +1500,12 @@ static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
 
 int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped)
 {
+	return store_key_rotate_ex(s, NULL, kek_id, rewrapped);
+}
+
+int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek_id,
+                        uint64_t *rewrapped)
+{
 	if (!s)
 		return -EINVAL;
 	_cleanup_free_ struct store_verref *vers = NULL;
@@ -1490,6 +1540,8 @@ int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped)
 	if (r < 0)
 		goto out;
 	r = store_keks_gc(s);
+	if (r == 0)
+		r = store_audit_tx(s, audit, new_id);
 out:
 	r = store_end(s->db, r);
 	/* The in-memory keyring must match the database, whichever way the transaction ended. */
@@ -1549,6 +1601,12 @@ static int store_grant_mac(store *s, const struct store_grant *g, uint8_t mac[CR
 }
 
 int store_grant_add(store *s, const struct store_grant *g, bool replace)
+{
+	return store_grant_add_ex(s, g, replace, NULL);
+}
+
+int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
+                       const struct store_audit *audit)
 {
 	if (!s)
 		return -EINVAL;
@@ -1619,25 +1677,39 @@ int store_grant_add(store *s, const struct store_grant *g, bool replace)
 	sqlite3_bind_blob(mu, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
 	sqlite3_bind_int64(mu, 2, row.id);
 	r = store_step_done(mu);
+	if (r == 0)
+		r = store_audit_tx(s, audit, 0);
 out:
 	return store_end(s->db, r);
 }
 
 int store_grant_remove(store *s, const char *secret, const char *selector)
 {
+	return store_grant_remove_ex(s, secret, selector, NULL);
+}
+
+int store_grant_remove_ex(store *s, const char *secret, const char *selector,
+                          const struct store_audit *audit)
+{
 	if (!s || !secret || !selector || !*selector || strlen(selector) > SECRETD_SELECTOR_MAX ||
 	    names_check_pattern(secret, strlen(secret), NULL) < 0)
 		return -EINVAL;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	if (r < 0)
+		goto out;
 	sqlite3_bind_text(st, 1, secret, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
 	r = store_step_done(st);
-	if (r < 0)
-		return r;
-	return sqlite3_changes(s->db) ? 0 : -ENOENT;
+	if (r == 0 && sqlite3_changes(s->db) == 0)
+		r = -ENOENT;
+	if (r == 0)
+		r = store_audit_tx(s, audit, 0);
+out:
+	return store_end(s->db, r);
 }
 
 static char *store_col_strdup(sqlite3_stmt *st, int col)
@@ -1731,4 +1803,679 @@ int store_count(store *s, uint64_t *secrets)
 		return r;
 	*secrets = (uint64_t)c;
 	return 0;
+}
+
+/* ---- audit chain ---- */
+
+static const char store_meta_audit_head[] = "audit.head";
+
+static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,
+                           const uint8_t prev[CRYPT_MAC_BYTES])
+{
+	store_buf_str(b, "secretd/audit/v1");
+	store_buf_u64(b, seq);
+	store_buf_u64(b, (uint64_t)r->time);
+	store_buf_str(b, r->actor ? r->actor : "");
+	store_buf_u64(b, (uint64_t)r->pid);
+	store_buf_str(b, r->exe ? r->exe : "");
+	store_buf_str(b, r->action ? r->action : "");
+	store_buf_u64(b, r->secret ? 1 : 0);
+	store_buf_str(b, r->secret ? r->secret : "");
+	store_buf_u64(b, r->version);
+	store_buf_str(b, r->result ? r->result : "");
+	store_buf_bytes(b, prev, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}
+
+/* The chain's head as the store last wrote it: (seq, mac), or (0, zeros) for an empty chain. */
+static int store_audit_head(store *s, uint64_t *seq, uint8_t mac[CRYPT_MAC_BYTES], bool *found)
+{
+	uint8_t h[8 + CRYPT_MAC_BYTES];
+	size_t n = 0;
+	int r = store_meta_get(s->db, store_meta_audit_head, h, sizeof(h), &n);
+	*found = r == 0;
+	if (r == -EBADMSG && n == 0) { /* no row yet */
+		*seq = 0;
+		memset(mac, 0, CRYPT_MAC_BYTES);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (n != sizeof(h))
+		return -EBADMSG;
+	*seq = store_be64(h);
+	memcpy(mac, h + 8, CRYPT_MAC_BYTES);
+	return 0;
+}
+
+/* Appends n records inside the caller's transaction; version (when non-zero) overrides each
+ * record's. The new seq follows both the stored head and the table (a tampered head shows up as
+ * a broken link in store_audit_verify rather than stopping every write). */
+static int store_audit_write(store *s, const struct store_audit *a, size_t n, uint64_t version)
+{
+	if (!a || n == 0)
+		return 0;
+	uint64_t seq;
+	uint8_t prev[CRYPT_MAC_BYTES];
+	bool found;
+	int r = store_audit_head(s, &seq, prev, &found);
+	if (r < 0)
+		return r;
+	int64_t maxseq = 0;
+	r = store_pragma_int(s->db, "SELECT coalesce(max(seq), 0) FROM audit", &maxseq);
+	if (r < 0)
+		return r;
+	if ((uint64_t)maxseq > seq)
+		seq = (uint64_t)maxseq;
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *hd = NULL;
+	r = store_prepare(s->db,
+	                  "INSERT INTO audit (seq, time, actor, pid, exe, action, secret, version, "
+	                  "result, prev_mac, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	                  &ins);
+	if (r < 0)
+		return r;
+	int64_t now = store_now();
+	for (size_t i = 0; i < n; i++) {
+		struct store_audit_row row = {
+			.time = a[i].time ? a[i].time : now,
+			.actor = (char *)(a[i].actor ? a[i].actor : ""),
+			.pid = a[i].pid,
+			.exe = (char *)(a[i].exe ? a[i].exe : ""),
+			.action = (char *)(a[i].action ? a[i].action : ""),
+			.secret = (char *)a[i].secret,
+			.version = version ? version : a[i].version,
+			.result = (char *)(a[i].result ? a[i].result : "ok"),
+		};
+		seq++;
+		struct store_buf b _cleanup_buf_ = {0};
+		r = store_audit_msg(&b, seq, &row, prev);
+		if (r < 0)
+			return r;
+		uint8_t mac[CRYPT_MAC_BYTES];
+		crypt_mac(s->audit_key, b.p, b.len, mac);
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (int64_t)seq);
+		sqlite3_bind_int64(ins, 2, row.time);
+		sqlite3_bind_text(ins, 3, row.actor, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 4, row.pid);
+		sqlite3_bind_text(ins, 5, row.exe, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 6, row.action, -1, SQLITE_STATIC);
+		if (row.secret)
+			sqlite3_bind_text(ins, 7, row.secret, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 7);
+		sqlite3_bind_int64(ins, 8, (int64_t)row.version);
+		sqlite3_bind_text(ins, 9, row.result, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(ins, 10, prev, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(ins, 11, mac, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
+		r = store_step_done(ins);
+		if (r < 0)
+			return r;
+		memcpy(prev, mac, CRYPT_MAC_BYTES);
+	}
+	struct store_buf h _cleanup_buf_ = {0};
+	store_buf_u64(&h, seq);
+	store_buf_add(&h, prev, CRYPT_MAC_BYTES);
+	if (h.oom)
+		return -ENOMEM;
+	r = store_prepare(s->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", &hd);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(hd, 1, store_meta_audit_head, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(hd, 2, h.p, (int)h.len, SQLITE_STATIC);
+	return store_step_done(hd);
+}
+
+static int store_audit_tx(store *s, const struct store_audit *a, uint64_t version)
+{
+	return store_audit_write(s, a, a ? 1 : 0, version);
+}
+
+int store_audit_append(store *s, const struct store_audit *recs, size_t n)
+{
+	if (!s || (!recs && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	return store_end(s->db, store_audit_write(s, recs, n, 0));
+}
+
+static int store_audit_row_read(sqlite3_stmt *st, struct store_audit_row *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	a->time = sqlite3_column_int64(st, 1);
+	a->actor = store_col_strdup(st, 2);
+	a->pid = sqlite3_column_int64(st, 3);
+	a->exe = store_col_strdup(st, 4);
+	a->action = store_col_strdup(st, 5);
+	bool has_secret = sqlite3_column_type(st, 6) != SQLITE_NULL;
+	a->secret = has_secret ? store_col_strdup(st, 6) : NULL;
+	a->version = (uint64_t)sqlite3_column_int64(st, 7);
+	a->result = store_col_strdup(st, 8);
+	if (!a->actor || !a->exe || !a->action || !a->result || (has_secret && !a->secret))
+		return -ENOMEM;
+	return 0;
+}
+
+static void store_audit_row_clear(struct store_audit_row *a)
+{
+	free(a->actor);
+	free(a->exe);
+	free(a->action);
+	free(a->secret);
+	free(a->result);
+	memset(a, 0, sizeof(*a));
+}
+
+int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
+                     struct store_audit_row **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT seq, time, actor, pid, exe, action, secret, version, result "
+	                      "FROM audit WHERE seq > ?1 AND time >= ?2 ORDER BY seq LIMIT ?3",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)after_seq);
+	sqlite3_bind_int64(st, 2, since_time);
+	sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+	struct store_audit_row *v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_audit_row *nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v = nv;
+		r = store_audit_row_read(st, &v[cnt++]);
+		if (r < 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto fail;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	store_audit_list_free(v, cnt);
+	return r;
+}
+
+void store_audit_list_free(struct store_audit_row *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		store_audit_row_clear(&v[i]);
+	free(v);
+}
+
+int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason)
+{
+	if (!s || !records || !bad_seq || !reason)
+		return -EINVAL;
+	*records = 0;
+	*bad_seq = 0;
+	*reason = NULL;
+	int r = store_exec(s->db, "BEGIN");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT seq, time, actor, pid, exe, action, secret, version, result, "
+	                  "prev_mac, mac FROM audit ORDER BY seq",
+	                  &st);
+	if (r < 0)
+		goto out;
+	uint8_t prev[CRYPT_MAC_BYTES] = {0};
+	uint64_t expect = 1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_audit_row row;
+		r = store_audit_row_read(st, &row);
+		const uint8_t *pm = sqlite3_column_blob(st, 9);
+		const uint8_t *mac = sqlite3_column_blob(st, 10);
+		bool sizes = sqlite3_column_bytes(st, 9) == CRYPT_MAC_BYTES &&
+		             sqlite3_column_bytes(st, 10) == CRYPT_MAC_BYTES && pm && mac;
+		struct store_buf b _cleanup_buf_ = {0};
+		if (r == 0)
+			r = store_audit_msg(&b, row.seq, &row, sizes ? pm : prev);
+		uint64_t seq = row.seq;
+		store_audit_row_clear(&row);
+		if (r < 0)
+			goto out;
+		if (seq != expect) {
+			*bad_seq = expect;
+			*reason = seq > expect ? "record missing (sequence gap)"
+			                       : "sequence out of order";
+		} else if (!sizes || crypt_mac_verify(s->audit_key, b.p, b.len, mac) < 0) {
+			*bad_seq = seq;
+			*reason = "MAC mismatch (record altered, moved, or written without the key)";
+		} else if (sodium_memcmp(pm, prev, CRYPT_MAC_BYTES) != 0) {
+			*bad_seq = seq;
+			*reason = "previous-record link mismatch";
+		}
+		if (*reason) {
+			r = -EBADMSG;
+			goto out;
+		}
+		memcpy(prev, mac, CRYPT_MAC_BYTES);
+		expect++;
+		(*records)++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto out;
+	}
+	uint64_t hseq;
+	uint8_t hmac[CRYPT_MAC_BYTES];
+	bool found;
+	r = store_audit_head(s, &hseq, hmac, &found);
+	if (r < 0)
+		goto out;
+	if (*records && !found) {
+		*bad_seq = *records;
+		*reason = "chain head missing";
+		r = -EBADMSG;
+	} else if (hseq > *records) {
+		*bad_seq = *records + 1;
+		*reason = "records missing at the end of the chain";
+		r = -EBADMSG;
+	} else if (hseq != *records || sodium_memcmp(hmac, prev, CRYPT_MAC_BYTES) != 0) {
+		*bad_seq = *records;
+		*reason = "chain head does not match the last record";
+		r = -EBADMSG;
+	}
+out:
+	(void)store_exec(s->db, "ROLLBACK");
+	return r;
+}
+
+/* ---- versions ---- */
+
+int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
+                 const struct store_put_opts *o, const struct store_audit *audit,
+                 uint64_t *version_out)
+{
+	if (version_out)
+		*version_out = 0;
+	if (!s || (!val && len))
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	if (len > s->max_value)
+		return -EFBIG;
+	if (o && (o->keep < 0 || o->keep > STORE_KEEP_MAX || o->expires < -1))
+		return -EINVAL;
+	const uint8_t *kek = store_kek_find(s, s->kek_current);
+	if (!kek)
+		return -EBADMSG;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	uint64_t v = 0;
+	r = store_put_tx(s, name, val, len, kek, o, &v);
+	if (r == 0)
+		r = store_audit_tx(s, audit, v);
+	r = store_end(s->db, r);
+	if (r == 0 && o && o->expires)
+		s->life_gen++;
+	if (r == 0 && version_out)
+		*version_out = v;
+	return r;
+}
+
+int store_rollback(store *s, const char *name, uint64_t version, const struct store_audit *audit,
+                   uint64_t *version_out)
+{
+	if (version_out)
+		*version_out = 0;
+	if (!s || version == 0)
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	const uint8_t *kek = store_kek_find(s, s->kek_current);
+	if (!kek)
+		return -EBADMSG;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_crypt_ uint8_t *val = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	struct store_row row;
+	r = store_secret_load(s, name, &row);
+	if (r == 0 && version > row.current)
+		r = -ENOENT;
+	if (r == 0)
+		r = store_get_version(s, name, &row, version, &val, &len);
+	if (r == 0)
+		r = store_put_tx(s, name, val, len, kek, NULL, &v);
+	if (r == 0)
+		r = store_audit_tx(s, audit, v);
+	r = store_end(s->db, r);
+	if (r == 0 && version_out)
+		*version_out = v;
+	return r;
+}
+
+/* ---- generated values ---- */
+
+static const char *const store_charsets[] = {
+	[STORE_CHARSET_ALNUM] = "alnum",
+	[STORE_CHARSET_HEX] = "hex",
+	[STORE_CHARSET_BASE64] = "base64",
+	[STORE_CHARSET_ASCII] = "ascii",
+};
+
+int store_charset_parse(const char *str, enum store_charset *out)
+{
+	for (size_t i = 0; str && i < sizeof(store_charsets) / sizeof(store_charsets[0]); i++)
+		if (strcmp(str, store_charsets[i]) == 0) {
+			*out = (enum store_charset)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *store_charset_name(enum store_charset c)
+{
+	return (size_t)c < sizeof(store_charsets) / sizeof(store_charsets[0]) ? store_charsets[c]
+	                                                                     : "alnum";
+}
+
+int store_generate(enum store_charset cs, size_t length, uint8_t **val)
+{
+	static const char alnum[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	static const char hex[] = "0123456789abcdef";
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char ascii[95];
+	const char *set;
+	switch (cs) {
+	case STORE_CHARSET_ALNUM:
+		set = alnum;
+		break;
+	case STORE_CHARSET_HEX:
+		set = hex;
+		break;
+	case STORE_CHARSET_BASE64:
+		set = b64;
+		break;
+	case STORE_CHARSET_ASCII:
+		for (int c = 0x21; c <= 0x7e; c++)
+			ascii[c - 0x21] = (char)c;
+		ascii[0x7e - 0x21 + 1] = '\0';
+		set = ascii;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!val || length == 0 || length > STORE_GEN_LENGTH_MAX)
+		return -EINVAL;
+	uint32_t n = (uint32_t)strlen(set);
+	uint8_t *v = crypt_alloc(length);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < length; i++)
+		v[i] = (uint8_t)set[randombytes_uniform(n)]; /* unbiased */
+	*val = v;
+	return 0;
+}
+
+/* ---- lifecycle: expiry and schedules ---- */
+
+static int store_life_mac(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
+                          uint8_t mac[CRYPT_MAC_BYTES], const uint8_t *check)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_str(&b, "secretd/life/v1");
+	store_buf_u64(&b, (uint64_t)id);
+	store_buf_str(&b, name);
+	store_buf_u64(&b, (uint64_t)l->expires);
+	store_buf_u64(&b, (uint64_t)l->every);
+	store_buf_u64(&b, (uint64_t)l->next);
+	store_buf_u64(&b, l->length);
+	store_buf_str(&b, store_charset_name(l->charset));
+	store_buf_u64(&b, l->exec ? 1 : 0);
+	store_buf_str(&b, l->exec ? l->exec : "");
+	if (b.oom)
+		return -ENOMEM;
+	if (check)
+		return crypt_mac_verify(s->life_key, b.p, b.len, check);
+	crypt_mac(s->life_key, b.p, b.len, mac);
+	return 0;
+}
+
+/* Fills l from a lifecycle row (columns: expires, every, next, length, charset, exec, mac) and
+ * checks its MAC. l->exec malloc'd. */
+static int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
+                          struct store_lifecycle *l)
+{
+	l->expires = sqlite3_column_int64(st, col);
+	l->every = sqlite3_column_int64(st, col + 1);
+	l->next = sqlite3_column_int64(st, col + 2);
+	int64_t len = sqlite3_column_int64(st, col + 3);
+	const char *cs = (const char *)sqlite3_column_text(st, col + 4);
+	bool has_exec = sqlite3_column_type(st, col + 5) != SQLITE_NULL;
+	l->exec = has_exec ? store_col_strdup(st, col + 5) : NULL;
+	if (has_exec && !l->exec)
+		return -ENOMEM;
+	const uint8_t *mac = sqlite3_column_blob(st, col + 6);
+	if (len < 0 || len > STORE_GEN_LENGTH_MAX || !mac ||
+	    sqlite3_column_bytes(st, col + 6) != CRYPT_MAC_BYTES ||
+	    store_charset_parse(cs, &l->charset) < 0)
+		return -EBADMSG;
+	l->length = (uint32_t)len;
+	return store_life_mac(s, id, name, l, NULL, mac);
+}
+
+/* Loads secret id's lifecycle (defaults when it has none). */
+static int store_life_load(store *s, int64_t id, const char *name, struct store_lifecycle *l)
+{
+	*l = (struct store_lifecycle){.length = 32, .charset = STORE_CHARSET_ALNUM};
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT expires, every, next, length, charset, exec, mac "
+	                      "FROM lifecycle WHERE secret_id = ?1",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	return store_life_row(s, st, 0, id, name, l);
+}
+
+/* Writes (or, with neither expiry nor schedule, deletes) secret id's lifecycle row. */
+static int store_life_write(store *s, int64_t id, const char *name, const struct store_lifecycle *l)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+	if (!l->expires && !l->every) {
+		r = store_prepare(s->db, "DELETE FROM lifecycle WHERE secret_id = ?1", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		return store_step_done(st);
+	}
+	uint8_t mac[CRYPT_MAC_BYTES];
+	r = store_life_mac(s, id, name, l, mac, NULL);
+	if (r < 0)
+		return r;
+	r = store_prepare(s->db,
+	                  "INSERT OR REPLACE INTO lifecycle (secret_id, expires, every, next, "
+	                  "length, charset, exec, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	                  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, l->expires);
+	sqlite3_bind_int64(st, 3, l->every);
+	sqlite3_bind_int64(st, 4, l->next);
+	sqlite3_bind_int64(st, 5, l->length);
+	sqlite3_bind_text(st, 6, store_charset_name(l->charset), -1, SQLITE_STATIC);
+	if (l->exec)
+		sqlite3_bind_text(st, 7, l->exec, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
+	sqlite3_bind_blob(st, 8, mac, sizeof(mac), SQLITE_TRANSIENT);
+	return store_step_done(st);
+}
+
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires)
+{
+	struct store_lifecycle l;
+	int r = store_life_load(s, id, name, &l);
+	if (r == 0) {
+		l.expires = expires;
+		r = store_life_write(s, id, name, &l);
+	}
+	free(l.exec);
+	return r;
+}
+
+int store_schedule_set(store *s, const char *name, int64_t every, uint32_t length,
+                       enum store_charset cs, const char *exec, const struct store_audit *audit)
+{
+	if (!s || every < 0 || (every && (length == 0 || length > STORE_GEN_LENGTH_MAX)) ||
+	    (size_t)cs >= sizeof(store_charsets) / sizeof(store_charsets[0]) ||
+	    (exec && (!*exec || strlen(exec) > 4096)))
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	struct store_row row;
+	struct store_lifecycle l = {0};
+	r = store_secret_load(s, name, &row);
+	if (r == 0)
+		r = store_life_load(s, row.id, name, &l);
+	if (r == 0) {
+		free(l.exec);
+		l.exec = exec && every ? strdup(exec) : NULL;
+		if (exec && every && !l.exec)
+			r = -ENOMEM;
+		l.every = every;
+		l.next = every ? store_now() + every : 0;
+		l.length = every ? length : 32;
+		l.charset = every ? cs : STORE_CHARSET_ALNUM;
+	}
+	if (r == 0)
+		r = store_life_write(s, row.id, name, &l);
+	if (r == 0)
+		r = store_audit_tx(s, audit, 0);
+	free(l.exec);
+	r = store_end(s->db, r);
+	if (r == 0)
+		s->life_gen++;
+	return r;
+}
+
+int store_schedule_next(store *s, const char *name, int64_t next)
+{
+	if (!s)
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	struct store_row row;
+	struct store_lifecycle l = {0};
+	r = store_secret_load(s, name, &row);
+	if (r == 0)
+		r = store_life_load(s, row.id, name, &l);
+	if (r == 0 && !l.every)
+		r = -ENOENT;
+	if (r == 0) {
+		l.next = next;
+		r = store_life_write(s, row.id, name, &l);
+	}
+	free(l.exec);
+	r = store_end(s->db, r);
+	if (r == 0)
+		s->life_gen++;
+	return r;
+}
+
+int store_lifecycles(store *s, struct store_lifecycle **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT s.id, s.name, l.expires, l.every, l.next, l.length, "
+	                      "l.charset, l.exec, l.mac FROM lifecycle l "
+	                      "JOIN secrets s ON s.id = l.secret_id ORDER BY s.name",
+	                      &st);
+	if (r < 0)
+		return r;
+	struct store_lifecycle *v = NULL;
+	size_t cnt = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_lifecycle *nv = realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v = nv;
+		struct store_lifecycle *l = &v[cnt++];
+		memset(l, 0, sizeof(*l));
+		l->name = store_col_strdup(st, 1);
+		if (!l->name) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = store_life_row(s, st, 2, sqlite3_column_int64(st, 0), l->name, l);
+		if (r < 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto fail;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	store_lifecycles_free(v, cnt);
+	return r;
+}
+
+void store_lifecycles_free(struct store_lifecycle *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].exec);
+	}
+	free(v);
+}
+
+uint64_t store_lifecycle_gen(store *s)
+{
+	return s ? s->life_gen : 0;
 }

@@ -97,3 +97,92 @@ void store_grants_free(struct store_grant *v, size_t n);
 
 /* A stat for /metrics: number of secrets. */
 int store_count(store *s, uint64_t *secrets);
+
+/* ---- audit trail, versions, lifecycle (schema 002) ---- */
+
+/* One audit record as the caller describes it (never a secret value). Strings may be NULL
+ * (stored as ""; secret NULL stays NULL). time 0 = now. */
+struct store_audit {
+	int64_t time;
+	const char *actor;  /* container id/name, "uid:N", or "secretd" */
+	int64_t pid;        /* 0 when none */
+	const char *exe;
+	const char *action; /* "put", "get", "fuse-open", ... */
+	const char *secret;
+	uint64_t version;   /* 0 = none; mutating calls fill in the version they made */
+	const char *result; /* "ok", "denied", an error name ... */
+};
+
+/* Appends records (in order) to the chain in one transaction of their own. */
+int store_audit_append(store *s, const struct store_audit *recs, size_t n);
+
+struct store_audit_row {
+	uint64_t seq;
+	int64_t time;
+	char *actor, *exe, *action, *secret, *result; /* secret may be NULL */
+	int64_t pid;
+	uint64_t version;
+};
+/* Records with seq > after_seq and time >= since_time, in seq order, at most limit (0 = all). */
+int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
+		     struct store_audit_row **out, size_t *n);
+void store_audit_list_free(struct store_audit_row *v, size_t n);
+/* Walks the whole chain: seq 1.. without gaps, each prev_mac the previous mac, each MAC right,
+ * the last record the stored head. 0 with *records = the count, or -EBADMSG with *bad_seq the
+ * first bad record (the missing one for a gap) and *reason a static string. */
+int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason);
+
+struct store_put_opts {
+	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
+	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never */
+};
+/* store_put with options, recording audit (may be NULL; version filled in) in the same
+ * transaction: a failure to write it fails the put. */
+int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
+		 const struct store_put_opts *o, const struct store_audit *audit,
+		 uint64_t *version_out);
+/* Makes version's value current again as a new version (audited as audit says). -ENOENT if the
+ * version is not kept. */
+int store_rollback(store *s, const char *name, uint64_t version, const struct store_audit *audit,
+		   uint64_t *version_out);
+/* store_delete, store_key_rotate, store_grant_add, store_grant_remove with an audit record
+ * written in the same transaction (audit may be NULL). */
+int store_delete_ex(store *s, const char *name, const struct store_audit *audit);
+int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek_id,
+			uint64_t *rewrapped);
+int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
+		       const struct store_audit *audit);
+int store_grant_remove_ex(store *s, const char *secret, const char *selector,
+			  const struct store_audit *audit);
+
+#define STORE_GEN_LENGTH_MAX 4096
+/* Generated value charsets. */
+enum store_charset { STORE_CHARSET_ALNUM, STORE_CHARSET_HEX, STORE_CHARSET_BASE64,
+		     STORE_CHARSET_ASCII };
+/* Parses "alnum", "hex", "base64", "ascii"; -EINVAL otherwise. */
+int store_charset_parse(const char *s, enum store_charset *out);
+const char *store_charset_name(enum store_charset c);
+/* length (1..STORE_GEN_LENGTH_MAX) characters drawn uniformly (randombytes_uniform) from the
+ * charset into *val (crypt_alloc'd, free with store_value_free). */
+int store_generate(enum store_charset cs, size_t length, uint8_t **val);
+
+struct store_lifecycle {
+	char *name;
+	int64_t expires; /* unix seconds, 0 = never */
+	int64_t every;   /* seconds between rotations, 0 = no schedule */
+	int64_t next;    /* next rotation, unix seconds */
+	uint32_t length;
+	enum store_charset charset;
+	char *exec;      /* NULL = none */
+};
+/* Sets a secret's schedule (every > 0; 0 removes it) keeping its expiry; next = now + every.
+ * Audited in the same transaction. -ENOENT: no such secret. */
+int store_schedule_set(store *s, const char *name, int64_t every, uint32_t length,
+		       enum store_charset cs, const char *exec, const struct store_audit *audit);
+/* Moves a schedule's next firing (after a run, failed or not). */
+int store_schedule_next(store *s, const char *name, int64_t next);
+/* Every secret with an expiry or a schedule (MACs checked). */
+int store_lifecycles(store *s, struct store_lifecycle **out, size_t *n);
+void store_lifecycles_free(struct store_lifecycle *v, size_t n);
+/* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
+uint64_t store_lifecycle_gen(store *s);

@@ -140,20 +140,44 @@ static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
 	return 0;
 }
 
-static int cmd_put(struct ctl *c)
+static int ctl_parse_uint(const char *s, int base, long long max, long long *out)
 {
-	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'}, {0}};
-	const char *file = NULL;
-	int ch;
-	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
-		if (ch != 'f')
-			return ctl_fail("usage: secretctl put NAME [--from-file F] (value on stdin)");
-		file = optarg;
-	}
-	c->argc -= optind;
-	c->argv += optind;
-	if (ctl_need_name(c, 1, "put NAME [--from-file F]  (value on stdin, never in argv)"))
-		return 1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, base);
+	if (!*s || *end || errno || v < 0 || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Parses a duration: N, Ns, Nm, Nh or Nd (N > 0) into seconds. */
+static int ctl_parse_duration(const char *s, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (!*s || end == s || errno || v <= 0)
+		return -EINVAL;
+	long long mul = 1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end || v > 100LL * 365 * 86400 / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+/* PUT /v1/secrets/NAME[?keep=&ttl=] with the value from file (or stdin). */
+static int ctl_put_value(struct ctl *c, const char *name, const char *file, long long keep,
+			 long long ttl)
+{
 	int fd = 0;
 	if (file) {
 		fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -169,8 +193,12 @@ static int cmd_put(struct ctl *c)
 		close(fd);
 	if (r < 0)
 		return ctl_fail("cannot read the value: %s", strerror(-r));
-	char path[300];
-	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	char path[360];
+	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
+	if (keep)
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", "?", keep);
+	if (ttl)
+		snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", keep ? "&" : "?", ttl);
 	struct client_resp resp;
 	json_t *j = NULL;
 	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
@@ -180,11 +208,43 @@ static int cmd_put(struct ctl *c)
 	if (c->json)
 		ctl_print_json(j);
 	else
-		printf("%s: version %lld\n", c->argv[0],
+		printf("%s: version %lld\n", name,
 		       (long long)json_integer_value(json_object_get(j, "version")));
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
+}
+
+static int cmd_put(struct ctl *c)
+{
+	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'},
+					  {"keep", required_argument, NULL, 'k'},
+					  {"expires", required_argument, NULL, 'e'},
+					  {0}};
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h]  (value on stdin, "
+			    "never in argv)";
+	const char *file = NULL;
+	long long keep = 0, ttl = 0;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		if (ch == 'f')
+			file = optarg;
+		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &keep) == 0 && keep > 0)
+			continue;
+		else if (ch == 'e' && ctl_parse_duration(optarg, &ttl) == 0)
+			continue;
+		else if (ch == 'k')
+			return ctl_fail("--keep must be 1..1000");
+		else if (ch == 'e')
+			return ctl_fail("--expires must be a duration: N[s|m|h|d]");
+		else
+			return ctl_fail("usage: secretctl %s", usage);
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, usage))
+		return 1;
+	return ctl_put_value(c, c->argv[0], file, keep, ttl);
 }
 
 static int cmd_get(struct ctl *c)
@@ -338,17 +398,6 @@ static int cmd_key(struct ctl *c)
 		       (long long)json_integer_value(json_object_get(j, "rewrapped")));
 	json_decref(j);
 	client_resp_free(&resp);
-	return 0;
-}
-
-static int ctl_parse_uint(const char *s, int base, long long max, long long *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, base);
-	if (!*s || *end || errno || v < 0 || v > max)
-		return -EINVAL;
-	*out = v;
 	return 0;
 }
 
@@ -570,6 +619,285 @@ static int cmd_mount(struct ctl *c)
 	return 0;
 }
 
+static int cmd_rollback(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 2, "rollback NAME VERSION"))
+		return 1;
+	long long v;
+	if (ctl_parse_uint(c->argv[1], 10, INT64_MAX, &v) < 0 || v == 0)
+		return ctl_fail("VERSION must be a positive integer");
+	char path[340];
+	snprintf(path, sizeof(path), "/v1/rollback/%s?version=%lld", c->argv[0], v);
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", path, "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("%s: version %lld (the value of version %lld)\n", c->argv[0],
+		       (long long)json_integer_value(json_object_get(j, "version")), v);
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_rotate(struct ctl *c)
+{
+	static const struct option o[] = {{"generate", no_argument, NULL, 'g'},
+					  {"length", required_argument, NULL, 'l'},
+					  {"charset", required_argument, NULL, 'c'},
+					  {"print", no_argument, NULL, 'p'},
+					  {"every", required_argument, NULL, 'e'},
+					  {"exec", required_argument, NULL, 'x'},
+					  {"from-file", required_argument, NULL, 'f'},
+					  {0}};
+	const char *usage = "rotate NAME (--generate [--length N] [--charset alnum|hex|base64|"
+			    "ascii] [--print] | --from-file F | stdin) [--every DUR [--exec CMD]]";
+	bool gen = false, print = false;
+	long long length = 32, every = -1;
+	const char *charset = NULL, *exec = NULL, *file = NULL;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		switch (ch) {
+		case 'g':
+			gen = true;
+			break;
+		case 'l':
+			if (ctl_parse_uint(optarg, 10, 4096, &length) < 0 || length == 0)
+				return ctl_fail("--length must be 1..4096");
+			break;
+		case 'c':
+			charset = optarg;
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'e':
+			if (strcmp(optarg, "0") == 0)
+				every = 0;
+			else if (ctl_parse_duration(optarg, &every) < 0)
+				return ctl_fail("--every must be a duration: N[s|m|h|d] (0: remove)");
+			break;
+		case 'x':
+			exec = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		default:
+			return ctl_fail("usage: secretctl %s", usage);
+		}
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, usage))
+		return 1;
+	const char *name = c->argv[0];
+	if (every >= 0) {
+		if (every > 0 && !gen)
+			return ctl_fail("a schedule (--every) needs --generate: the daemon makes the "
+					"values");
+		if (print || file)
+			return ctl_fail("--every cannot be combined with --print or --from-file");
+	} else if (exec) {
+		return ctl_fail("--exec is only for scheduled rotations (--every)");
+	}
+	if (!gen && every < 0)
+		return ctl_put_value(c, name, file, 0, 0);
+	if (gen && file)
+		return ctl_fail("give --generate or --from-file, not both");
+	json_t *body = json_pack("{s:b, s:I, s:b}", "generate", gen, "length", (json_int_t)length,
+				 "print", print);
+	if (charset)
+		json_object_set_new(body, "charset", json_string(charset));
+	if (every >= 0)
+		json_object_set_new(body, "every", json_integer(every));
+	if (exec)
+		json_object_set_new(body, "exec", json_string(exec));
+	char path[320];
+	snprintf(path, sizeof(path), "/v1/rotate/%s", name);
+	struct client_resp resp;
+	json_t *j = NULL;
+	int r = ctl_call(c, false, "POST", path, NULL, 0, NULL, body, &resp, print ? NULL : &j);
+	json_decref(body);
+	if (r)
+		return r;
+	if (print) {
+		r = fwrite(resp.body, 1, resp.len, stdout) == resp.len ? 0 : 1;
+		client_resp_free(&resp);
+		return r;
+	}
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (every > 0) {
+		char tb[32];
+		printf("%s: rotates every %llds, next at %s\n", name, every,
+		       ctl_time(json_integer_value(json_object_get(j, "next")), tb, sizeof(tb)));
+	} else if (every == 0) {
+		printf("%s: schedule removed\n", name);
+	} else {
+		printf("%s: version %lld (generated, %lld %s characters)\n", name,
+		       (long long)json_integer_value(json_object_get(j, "version")), length,
+		       charset ? charset : "alnum");
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int cmd_schedules(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl schedules [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/schedules", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		char t1[32], t2[32];
+		printf("%-30s %-20s %8s %-20s %s\n", "NAME", "EXPIRES", "EVERY", "NEXT", "EXEC");
+		json_array_foreach(json_object_get(j, "schedules"), i, v)
+		{
+			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
+			json_int_t ev = json_integer_value(json_object_get(v, "every"));
+			const char *x = json_string_value(json_object_get(v, "exec"));
+			printf("%-30s %-20s %7llds %-20s %s\n",
+			       json_string_value(json_object_get(v, "name")),
+			       ex ? ctl_time(ex, t1, sizeof(t1)) : "-", (long long)ev,
+			       ev ? ctl_time(json_integer_value(json_object_get(v, "next")), t2,
+					     sizeof(t2))
+				  : "-",
+			       x ? x : "-");
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+static void ctl_audit_print(struct ctl *c, json_t *rec)
+{
+	if (c->json) {
+		char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		return;
+	}
+	char tb[32];
+	const char *secret = json_string_value(json_object_get(rec, "secret"));
+	long long ver = json_integer_value(json_object_get(rec, "version"));
+	char sv[300];
+	if (secret && ver)
+		snprintf(sv, sizeof(sv), "%s@%lld", secret, ver);
+	else
+		snprintf(sv, sizeof(sv), "%s", secret ? secret : "-");
+	const char *exe = json_string_value(json_object_get(rec, "exe"));
+	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s\n",
+	       (long long)json_integer_value(json_object_get(rec, "seq")),
+	       ctl_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
+	       json_string_value(json_object_get(rec, "actor")),
+	       (long long)json_integer_value(json_object_get(rec, "pid")), exe && *exe ? exe : "-",
+	       json_string_value(json_object_get(rec, "action")), sv,
+	       json_string_value(json_object_get(rec, "result")));
+}
+
+static int ctl_audit_verify(struct ctl *c)
+{
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", "/v1/audit/verify", "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	bool ok = json_is_true(json_object_get(j, "ok"));
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (ok) {
+		printf("audit chain ok: %lld records\n",
+		       (long long)json_integer_value(json_object_get(j, "records")));
+	} else {
+		printf("audit chain BROKEN at record %lld: %s\n",
+		       (long long)json_integer_value(json_object_get(j, "bad_seq")),
+		       json_string_value(json_object_get(j, "reason")));
+		json_t *rec = json_object_get(j, "record");
+		if (rec)
+			ctl_audit_print(c, rec);
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return ok ? 0 : 1;
+}
+
+static int cmd_audit(struct ctl *c)
+{
+	static const struct option o[] = {{"since", required_argument, NULL, 's'},
+					  {"follow", no_argument, NULL, 'f'},
+					  {0}};
+	const char *usage = "audit [verify] [--json] [--since SEQ|DURATION|YYYY-MM-DDTHH:MM:SSZ] "
+			    "[--follow]";
+	const char *since = NULL;
+	bool follow = false;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		if (ch == 's')
+			since = optarg;
+		else if (ch == 'f')
+			follow = true;
+		else
+			return ctl_fail("usage: secretctl %s", usage);
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (c->argc == 1 && strcmp(c->argv[0], "verify") == 0 && !since && !follow)
+		return ctl_audit_verify(c);
+	if (c->argc != 0)
+		return ctl_fail("usage: secretctl %s", usage);
+	char arg[64] = "";
+	long long d;
+	if (since) {
+		/* A plain number is a sequence number; a duration means "that long ago". */
+		if (strspn(since, "0123456789") == strlen(since) && *since)
+			snprintf(arg, sizeof(arg), "%s", since);
+		else if (ctl_parse_duration(since, &d) == 0)
+			snprintf(arg, sizeof(arg), "@%lld", (long long)time(NULL) - d);
+		else if (strlen(since) < 40 && strspn(since, "0123456789-T:Z") == strlen(since))
+			snprintf(arg, sizeof(arg), "%s", since);
+		else
+			return ctl_fail("--since must be a sequence number, a duration (10m) or "
+					"YYYY-MM-DDTHH:MM:SSZ");
+	}
+	if (!c->json)
+		printf("%6s %-20s %-20s %7s %-24s %-12s %-32s %s\n", "SEQ", "TIME", "ACTOR", "PID",
+		       "EXE", "ACTION", "SECRET@VERSION", "RESULT");
+	for (;;) {
+		char path[128];
+		snprintf(path, sizeof(path), "/v1/audit%s%s", *arg ? "?since=" : "", arg);
+		struct client_resp resp;
+		json_t *j = NULL;
+		if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+			return 1;
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(j, "records"), i, v)
+			ctl_audit_print(c, v);
+		long long last = json_integer_value(json_object_get(j, "last"));
+		json_decref(j);
+		client_resp_free(&resp);
+		if (!follow)
+			return 0;
+		fflush(stdout);
+		if (last > 0)
+			snprintf(arg, sizeof(arg), "%lld", last + 1);
+		usleep(500 * 1000);
+	}
+}
+
 static int cmd_scan(struct ctl *c)
 {
 	return migrate_scan_main(c->argc, c->argv, c->socket, c->json);
@@ -586,13 +914,21 @@ static int cmd_exec(struct ctl *c)
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{"put", "NAME [--from-file F]", "store a new version (value from stdin or a file)", false,
-	 cmd_put},
+	{"put", "NAME [--from-file F] [--keep N] [--expires DUR]",
+	 "store a new version (value from stdin or a file)", false, cmd_put},
 	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
 	{"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
 	{"versions", "NAME", "list a secret's versions", false, cmd_versions},
 	{"rm", "NAME", "delete a secret, its versions and its exact grants", false, cmd_rm},
 	{"key", "rotate", "add a master key generation and re-wrap every data key", false, cmd_key},
+	{"rollback", "NAME VERSION", "make an old version's value current (as a new version)",
+	 false, cmd_rollback},
+	{"rotate", "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]]",
+	 "a new random value made by the daemon, now or on a schedule (or a put from a file)",
+	 false, cmd_rotate},
+	{"schedules", "", "list expiries and rotation schedules", false, cmd_schedules},
+	{"audit", "[verify] [--since T] [--follow]",
+	 "print the audit trail, or check its hash chain (exit 1 when broken)", false, cmd_audit},
 	{"grant", "NAME SELECTOR [--path P] [--mode M] [--uid U] [--gid G] [--previous]",
 	 "give containers matching SELECTOR a secret (or PREFIX/*)", false, cmd_grant},
 	{"revoke", "NAME SELECTOR", "take a grant back (mounts update at once)", false, cmd_revoke},

@@ -1,0 +1,327 @@
+/* Unit tests for the audit trail: broker/store's hash chain (store_audit_*, records written in
+ * the transaction of the change they record) and broker/audit's batcher. Tampering with the
+ * database (edit, delete, swap, a chain recomputed without the key, a truncated tail) is found
+ * and the right record named. */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "broker/audit.h"
+#include "broker/store.h"
+
+static char base[64], tmpdir[128], state[256], keyfile[256], dbpath[300];
+static struct store_opts opts;
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void base_setup(void)
+{
+	snprintf(base, sizeof(base), "/tmp/test_audit.XXXXXX");
+	if (!mkdtemp(base))
+		abort();
+}
+
+static void base_teardown(void)
+{
+	nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(state, sizeof(state), "%s/state", tmpdir);
+	snprintf(keyfile, sizeof(keyfile), "%s/etc/master.key", tmpdir);
+	snprintf(dbpath, sizeof(dbpath), "%s/secretd.db", state);
+	opts = (struct store_opts){.state_dir = state, .key_file = keyfile};
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static store *open_new(void)
+{
+	ck_assert_int_eq(store_init(&opts), 0);
+	store *s = NULL;
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	return s;
+}
+
+static void raw(const char *sql)
+{
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	char *err = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ? err : "?");
+	sqlite3_free(err);
+	sqlite3_close(db);
+}
+
+/* A store with a chain of 10 records: 5 appended, 5 written by changes. */
+static store *chain10(void)
+{
+	store *s = open_new();
+	for (int i = 0; i < 5; i++) {
+		struct store_audit a = {.actor = "uid:0", .pid = 100 + i, .exe = "/bin/x",
+					.action = "get", .secret = "db/pw", .version = 1};
+		ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
+	}
+	struct store_audit a = {.actor = "uid:0", .action = "put", .secret = "db/pw"};
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(store_put_ex(s, "db/pw", (const uint8_t *)"v", 1, NULL, &a, NULL), 0);
+	struct store_audit d = {.actor = "uid:0", .action = "delete", .secret = "db/pw"};
+	ck_assert_int_eq(store_delete_ex(s, "db/pw", &d), 0);
+	return s;
+}
+
+static void expect_bad(store *s, uint64_t want_seq)
+{
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), -EBADMSG);
+	ck_assert_msg(bad == want_seq, "bad_seq %llu, want %llu (%s)", (unsigned long long)bad,
+		      (unsigned long long)want_seq, why);
+	ck_assert_ptr_nonnull(why);
+}
+
+START_TEST(test_chain_verifies)
+{
+	store *s = chain10();
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, 10);
+	struct store_audit_row *rows = NULL;
+	size_t nr = 0;
+	ck_assert_int_eq(store_audit_list(s, 0, 0, 0, &rows, &nr), 0);
+	ck_assert_uint_eq(nr, 10);
+	ck_assert_str_eq(rows[5].action, "put");
+	ck_assert_uint_eq(rows[5].version, 1); /* the change's own version */
+	ck_assert_uint_eq(rows[8].version, 4);
+	ck_assert_str_eq(rows[9].action, "delete");
+	store_audit_list_free(rows, nr);
+	ck_assert_int_eq(store_audit_list(s, 7, 0, 2, &rows, &nr), 0);
+	ck_assert_uint_eq(nr, 2);
+	ck_assert_uint_eq(rows[0].seq, 8);
+	store_audit_list_free(rows, nr);
+	store_close(s);
+	/* Survives a reopen, and appends continue the chain. */
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	struct store_audit a = {.actor = "x", .action = "whoami"};
+	ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, 11);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_edit_detected)
+{
+	store *s = chain10();
+	raw("UPDATE audit SET actor = 'someone-else' WHERE seq = 4");
+	expect_bad(s, 4);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_delete_detected)
+{
+	store *s = chain10();
+	raw("DELETE FROM audit WHERE seq = 6");
+	expect_bad(s, 6);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_tail_delete_detected)
+{
+	store *s = chain10();
+	raw("DELETE FROM audit WHERE seq >= 9");
+	expect_bad(s, 9);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_swap_detected)
+{
+	store *s = chain10();
+	/* Swap the contents of records 3 and 7 (each keeps its seq). */
+	raw("CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (3, 7);"
+	    "UPDATE audit SET (time, actor, pid, exe, action, secret, version, result, prev_mac, "
+	    "mac) = (SELECT time, actor, pid, exe, action, secret, version, result, prev_mac, mac "
+	    "FROM t WHERE t.seq = 10 - audit.seq) WHERE seq IN (3, 7);");
+	expect_bad(s, 3);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_recomputed_without_key_detected)
+{
+	store *s = chain10();
+	/* An attacker without the key rewrites record 5 and makes a consistent-looking chain from
+	 * there on: new "MACs", every prev link and the head fixed up. */
+	raw("UPDATE audit SET result = 'ok', mac = randomblob(32) WHERE seq >= 5;"
+	    "UPDATE audit SET prev_mac = (SELECT a2.mac FROM audit a2 WHERE a2.seq = audit.seq - 1) "
+	    "WHERE seq > 5;"
+	    "UPDATE meta SET value = (SELECT x'000000000000000a' || mac FROM audit WHERE seq = 10) "
+	    "WHERE key = 'audit.head';");
+	expect_bad(s, 5);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_failed_change_writes_no_record)
+{
+	store *s = open_new();
+	struct store_audit a = {.actor = "uid:0", .action = "delete", .secret = "nope"};
+	ck_assert_int_eq(store_delete_ex(s, "nope", &a), -ENOENT);
+	struct store_audit r = {.actor = "uid:0", .action = "rollback", .secret = "nope"};
+	ck_assert_int_eq(store_rollback(s, "nope", 1, &r, NULL), -ENOENT);
+	struct store_audit_row *rows = NULL;
+	size_t nr = 0;
+	ck_assert_int_eq(store_audit_list(s, 0, 0, 0, &rows, &nr), 0);
+	ck_assert_uint_eq(nr, 0);
+	store_audit_list_free(rows, nr);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_batcher)
+{
+	store *s = open_new();
+	audit *au = NULL;
+	ck_assert_int_eq(audit_new(&au, s), 0);
+	ck_assert_int_eq(audit_due_ms(au), -1);
+	struct store_audit a = {.actor = "c1", .pid = 7, .action = "fuse-open", .secret = "x"};
+	for (int i = 0; i < AUDIT_BATCH_MAX + 10; i++)
+		ck_assert_int_eq(audit_add(au, &a), 0);
+	/* A full batch was written at once; the rest waits for the timer. */
+	ck_assert_uint_eq(audit_pending(au), 10);
+	int due = audit_due_ms(au);
+	ck_assert(due >= 0 && due <= AUDIT_FLUSH_MS);
+	ck_assert_int_eq(audit_flush(au), 0);
+	ck_assert_uint_eq(audit_pending(au), 0);
+	audit_free(au);
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, AUDIT_BATCH_MAX + 10);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_generate_charsets)
+{
+	const char *sets[] = {"alnum", "hex", "base64", "ascii"};
+	const char *allowed[] = {
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+		"0123456789abcdef",
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", NULL};
+	for (size_t i = 0; i < 4; i++) {
+		enum store_charset cs;
+		ck_assert_int_eq(store_charset_parse(sets[i], &cs), 0);
+		uint8_t *v = NULL;
+		ck_assert_int_eq(store_generate(cs, 1000, &v), 0);
+		for (size_t k = 0; k < 1000; k++) {
+			if (allowed[i])
+				ck_assert_ptr_nonnull(strchr(allowed[i], v[k]));
+			else
+				ck_assert(v[k] > 0x20 && v[k] < 0x7f);
+		}
+		store_value_free(v);
+	}
+	enum store_charset cs;
+	ck_assert_int_eq(store_charset_parse("emoji", &cs), -EINVAL);
+	uint8_t *v = NULL;
+	ck_assert_int_eq(store_generate(STORE_CHARSET_HEX, 0, &v), -EINVAL);
+	ck_assert_int_eq(store_generate(STORE_CHARSET_HEX, STORE_GEN_LENGTH_MAX + 1, &v), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_keep_rollback_lifecycle)
+{
+	store *s = open_new();
+	struct store_put_opts po = {.keep = 3};
+	for (int i = 1; i <= 5; i++) {
+		char b[8];
+		snprintf(b, sizeof(b), "v%d", i);
+		ck_assert_int_eq(store_put_ex(s, "k", (const uint8_t *)b, 2, &po, NULL, NULL), 0);
+	}
+	struct store_version_info *vi = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_versions(s, "k", &vi, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(vi[0].version, 3);
+	store_versions_free(vi, n);
+	uint64_t v = 0;
+	ck_assert_int_eq(store_rollback(s, "k", 2, NULL, &v), -ENOENT); /* pruned */
+	ck_assert_int_eq(store_rollback(s, "k", 4, NULL, &v), 0);
+	ck_assert_uint_eq(v, 6);
+	uint8_t *val = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(store_get(s, "k", 0, &val, &len, NULL), 0);
+	ck_assert_mem_eq(val, "v4", 2);
+	store_value_free(val);
+
+	uint64_t gen = store_lifecycle_gen(s);
+	struct store_put_opts pe = {.expires = 2000000000};
+	ck_assert_int_eq(store_put_ex(s, "k", (const uint8_t *)"x", 1, &pe, NULL, NULL), 0);
+	ck_assert_int_eq(store_schedule_set(s, "k", 60, 16, STORE_CHARSET_HEX, "true", NULL), 0);
+	ck_assert_int_eq(store_schedule_set(s, "missing", 60, 16, STORE_CHARSET_HEX, NULL, NULL),
+			 -ENOENT);
+	ck_assert_uint_ne(store_lifecycle_gen(s), gen);
+	struct store_lifecycle *lc = NULL;
+	ck_assert_int_eq(store_lifecycles(s, &lc, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(lc[0].expires, 2000000000);
+	ck_assert_int_eq(lc[0].every, 60);
+	ck_assert_str_eq(lc[0].exec, "true");
+	store_lifecycles_free(lc, n);
+	/* A lifecycle row edited behind the store's back fails its MAC. */
+	raw("UPDATE lifecycle SET every = 1");
+	ck_assert_int_eq(store_lifecycles(s, &lc, &n), -EBADMSG);
+	store_close(s);
+}
+END_TEST
+
+int main(void)
+{
+	base_setup();
+	Suite *su = suite_create("audit");
+	TCase *tc = tcase_create("audit");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_chain_verifies);
+	tcase_add_test(tc, test_edit_detected);
+	tcase_add_test(tc, test_delete_detected);
+	tcase_add_test(tc, test_tail_delete_detected);
+	tcase_add_test(tc, test_swap_detected);
+	tcase_add_test(tc, test_recomputed_without_key_detected);
+	tcase_add_test(tc, test_failed_change_writes_no_record);
+	tcase_add_test(tc, test_batcher);
+	tcase_add_test(tc, test_generate_charsets);
+	tcase_add_test(tc, test_keep_rollback_lifecycle);
+	suite_add_tcase(su, tc);
+	SRunner *sr = srunner_create(su);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	base_teardown();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
