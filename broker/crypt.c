@@ -75,7 +75,7 @@ static void crypt_freep(void *p)
 #define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))
 
 /* mkdir -p with mode for every directory it creates; existing directories are left alone. */
-static int crypt_mkdir_p(const char *dir, mode_t mode)
+int crypt_mkdir_p(const char *dir, mode_t mode)
 {
 	_cleanup_free_ char *p = strdup(dir);
 	if (!p)

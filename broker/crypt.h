@@ -4,6 +4,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CRYPT_KEY_BYTES 32
 #define CRYPT_MAC_BYTES 32
@@ -18,6 +19,9 @@ int crypt_harden_process(void);
 void *crypt_alloc(size_t n);
 void crypt_free(void *p);
 
+/* mkdir -p: creates dir and missing parents with mode (existing ones are left as they are).
+ * 0, or -ENOTDIR if dir exists but is not a directory, or -errno. */
+int crypt_mkdir_p(const char *dir, mode_t mode);
 /* Creates a new random 32-byte key file at path (O_EXCL, O_NOFOLLOW, mode 0400, fsync'd; missing
  * parent dirs created 0700). -EEXIST if it exists. */
 int crypt_keyfile_create(const char *path);

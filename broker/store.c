@@ -393,31 +393,6 @@ static int store_path_canon(const char *path, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static int store_mkdir_p(const char *dir, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(dir);
-	if (!p)
-		return -ENOMEM;
-	size_t len = strlen(p);
-	while (len > 1 && p[len - 1] == '/')
-		p[--len] = '\0';
-	for (char *c = p + 1;; c++) {
-		if (*c != '/' && *c != '\0')
-			continue;
-		char save = *c;
-		*c = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*c = save;
-		if (save == '\0')
-			break;
-	}
-	struct stat st;
-	if (stat(p, &st) < 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 /* ---- keys ---- */
 
 static void store_keys_free(store *s)
@@ -792,7 +767,7 @@ int store_init(const struct store_opts *o)
 	if (!o->pass_file && lstat(o->key_file, &st) == 0)
 		return -EEXIST;
 
-	r = store_mkdir_p(o->state_dir, 0700);
+	r = crypt_mkdir_p(o->state_dir, 0700);
 	if (r < 0)
 		return r;
 
