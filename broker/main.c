@@ -26,6 +26,7 @@
 
 struct main_opts {
 	const char *state_dir, *runtime_dir, *key_file, *pass_file;
+	const char *new_key_file, *new_pass_file; /* rekey */
 	size_t max_value;
 	bool no_open;
 	bool key_file_set;
@@ -38,11 +39,15 @@ static void main_usage(FILE *f)
 		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
 		   "--passphrase-file F]\n"
 		   "               [--max-value BYTES] [--no-open] [--debug]\n"
+		   "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
+		   "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 		   "\n"
 		   "init creates an encrypted store in DIR and a random master key file (default %s,\n"
 		   "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
 		   "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
 		   "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
+		   "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
+		   "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
 		   "  --max-value BYTES  largest secret value (default %d)\n"
 		   "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 		   "                     cache at tmpfs speed, but opens are no longer checked against\n"
@@ -58,6 +63,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		{"runtime-dir", required_argument, NULL, 'r'},
 		{"key-file", required_argument, NULL, 'k'},
 		{"passphrase-file", required_argument, NULL, 'p'},
+		{"new-key-file", required_argument, NULL, 'K'},
+		{"new-passphrase-file", required_argument, NULL, 'P'},
 		{"max-value", required_argument, NULL, 'm'},
 		{"no-open", no_argument, NULL, 'n'},
 		{"debug", no_argument, NULL, 'd'},
@@ -92,6 +99,12 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			o->max_value = v;
 			break;
 		}
+		case 'K':
+			o->new_key_file = optarg;
+			break;
+		case 'P':
+			o->new_pass_file = optarg;
+			break;
 		case 'n':
 			o->no_open = true;
 			break;
@@ -164,6 +177,37 @@ static int main_init(struct main_opts *o)
 	}
 	printf("initialised store in %s (%s)\n", o->state_dir,
 	       o->pass_file ? "passphrase" : o->key_file);
+	return 0;
+}
+
+static int main_rekey(struct main_opts *o)
+{
+	if (!o->new_key_file == !o->new_pass_file) {
+		fprintf(stderr, "secretd: rekey: give --new-key-file or --new-passphrase-file\n");
+		return 2;
+	}
+	if (crypt_harden_process() < 0) {
+		fprintf(stderr, "secretd: rekey: cannot lock memory for keys\n");
+		return 1;
+	}
+	struct store_opts so = {.state_dir = o->state_dir,
+				.key_file = o->pass_file ? NULL : o->key_file,
+				.pass_file = o->pass_file};
+	store *s = NULL;
+	int r = store_open(&s, &so);
+	if (r < 0) {
+		fprintf(stderr, "secretd: rekey: %s\n", main_store_error(r));
+		return 1;
+	}
+	r = store_rekey(s, o->new_key_file, o->new_pass_file);
+	store_close(s);
+	if (r < 0) {
+		fprintf(stderr, "secretd: rekey: %s\n",
+			r == -EEXIST ? "the new key file exists already" : main_store_error(r));
+		return 1;
+	}
+	printf("re-keyed %s: it now opens with %s only\n", o->state_dir,
+	       o->new_pass_file ? "the new passphrase" : o->new_key_file);
 	return 0;
 }
 
@@ -347,11 +391,14 @@ int main(int argc, char **argv)
 	}
 	struct main_opts o = {0};
 	bool init = !strcmp(argv[1], "init");
-	if (!init && strcmp(argv[1], "run") != 0) {
-		fprintf(stderr, "secretd: unknown command '%s' (init, run)\n", argv[1]);
+	bool rekey = !strcmp(argv[1], "rekey");
+	if (!init && !rekey && strcmp(argv[1], "run") != 0) {
+		fprintf(stderr, "secretd: unknown command '%s' (init, run, rekey)\n", argv[1]);
 		return 2;
 	}
 	if (main_parse(argc, argv, &o) < 0)
 		return 2;
+	if (rekey)
+		return main_rekey(&o);
 	return init ? main_init(&o) : main_run(&o);
 }

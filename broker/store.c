@@ -311,7 +311,8 @@ static int store_meta_u64(sqlite3 *db, const char *key, uint64_t *v)
 static int store_meta_put(sqlite3 *db, const char *key, const void *val, size_t len)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", &st);
+	int r = store_prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+				   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -2453,4 +2454,106 @@ void store_lifecycles_free(struct store_lifecycle *v, size_t n)
 uint64_t store_lifecycle_gen(store *s)
 {
 	return s ? s->life_gen : 0;
+}
+
+/* ---- rekey ---- */
+
+/* Re-seals the MAC root and every KEK generation under new_root and records how the new root key
+ * is obtained, in one transaction. Secrets, versions and data keys are untouched. */
+static int store_rekey_tx(store *s, const uint8_t *new_root, const uint8_t *salt, uint64_t ops,
+			  uint64_t mem)
+{
+	uint8_t w[STORE_WRAPPED_KEY_BYTES];
+	size_t wlen;
+	int r = store_meta_get(s->db, "mac.root", w, sizeof(w), &wlen);
+	if (r < 0)
+		return r;
+	if (wlen != sizeof(w))
+		return -EBADMSG;
+	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!mroot)
+		return -ENOMEM;
+	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,
+		       wlen, mroot) < 0)
+		return -EKEYREJECTED;
+	r = crypt_seal(new_root, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), mroot,
+		       CRYPT_KEY_BYTES, w);
+	if (r == 0)
+		r = store_meta_put(s->db, "mac.root", w, sizeof(w));
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *up = NULL;
+	r = store_prepare(s->db, "UPDATE keks SET wrapped = ?1 WHERE id = ?2", &up);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->nkeks; i++) {
+		char ad[32];
+		store_ad_kek(ad, sizeof(ad), s->keks[i].id);
+		r = crypt_seal(new_root, (const uint8_t *)ad, strlen(ad), s->keks[i].key,
+			       CRYPT_KEY_BYTES, w);
+		if (r < 0)
+			return r;
+		sqlite3_reset(up);
+		sqlite3_bind_blob(up, 1, w, sizeof(w), SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 2, (int64_t)s->keks[i].id);
+		r = store_step_done(up);
+		if (r < 0)
+			return r;
+	}
+	r = store_exec(s->db, "DELETE FROM meta WHERE key IN ('kdf.salt', 'kdf.opslimit', "
+			      "'kdf.memlimit')");
+	if (r < 0)
+		return r;
+	if (!salt)
+		return store_meta_put(s->db, "root.kind", STORE_KIND_KEYFILE,
+				      strlen(STORE_KIND_KEYFILE));
+	r = store_meta_put(s->db, "root.kind", STORE_KIND_ARGON, strlen(STORE_KIND_ARGON));
+	if (r == 0)
+		r = store_meta_put(s->db, "kdf.salt", salt, CRYPT_SALT_BYTES);
+	if (r == 0)
+		r = store_meta_put_u64(s->db, "kdf.opslimit", ops);
+	if (r == 0)
+		r = store_meta_put_u64(s->db, "kdf.memlimit", mem);
+	return r;
+}
+
+int store_rekey(store *s, const char *new_key_file, const char *new_pass_file)
+{
+	if (!s || (!new_key_file == !new_pass_file))
+		return -EINVAL;
+	uint8_t *new_root = NULL;
+	uint8_t salt[CRYPT_SALT_BYTES];
+	uint64_t ops = 0, mem = 0;
+	bool created_key = false;
+	int r;
+	if (new_pass_file) {
+		const char *t = getenv("SECRETD_KDF_TEST");
+		bool fast = t && strcmp(t, "1") == 0;
+		ops = fast ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_INTERACTIVE;
+		mem = fast ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_INTERACTIVE;
+		randombytes_buf(salt, sizeof(salt));
+		r = crypt_passphrase_derive(new_pass_file, salt, ops, (size_t)mem, &new_root);
+	} else {
+		r = crypt_keyfile_create(new_key_file);
+		if (r == 0) {
+			created_key = true;
+			r = crypt_keyfile_read(new_key_file, &new_root);
+		}
+	}
+	if (r == 0) {
+		r = store_exec(s->db, "BEGIN IMMEDIATE");
+		if (r == 0) {
+			r = store_rekey_tx(s, new_root, new_pass_file ? salt : NULL, ops, mem);
+			r = store_end(s->db, r);
+		}
+	}
+	if (r < 0) {
+		crypt_free(new_root);
+		if (created_key)
+			unlink(new_key_file);
+		return r;
+	}
+	crypt_free(s->root_key);
+	s->root_key = new_root;
+	return 0;
 }

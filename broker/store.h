@@ -95,6 +95,12 @@ int store_grant_remove(store *s, const char *secret, const char *selector);
 int store_grants(store *s, struct store_grant **out, size_t *n);
 void store_grants_free(struct store_grant *v, size_t n);
 
+/* Re-keys the store (offline, with the old key already proven by store_open): the MAC root and
+ * every key generation are re-sealed under a new root key — a new random key file created at
+ * new_key_file (O_EXCL, 0400), or Argon2id of new_pass_file — in one transaction. Payloads and
+ * data keys are untouched; the old key no longer opens the store. Exactly one of the two. */
+int store_rekey(store *s, const char *new_key_file, const char *new_pass_file);
+
 /* A stat for /metrics: number of secrets. */
 int store_count(store *s, uint64_t *secrets);
 
