@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,6 +52,28 @@ int ident_alive(const struct ident *id)
 	return 0;
 }
 
+/* A runtime's container cgroups are made by root. A cgroup owned by anyone else lies in a
+ * delegated subtree, where its owner could name a directory docker/<someone else's id>: such a
+ * path is not trusted to name a container (the peer is then a host process). */
+static void ident_distrust_delegated(struct cgroup_info *cg)
+{
+	static const char *const roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup",
+					    "/sys/fs/cgroup/systemd"};
+	if (cg->runtime == CGROUP_RT_NONE)
+		return;
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		char path[CGROUP_PATH_MAX + 64];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s%s", roots[i], cg->path);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid != 0) {
+			cg->runtime = CGROUP_RT_NONE;
+			cg->id[0] = '\0';
+			cg->pod_uid[0] = '\0';
+			return;
+		}
+	}
+}
+
 static int ident_finish(struct ident *out)
 {
 	if (out->pid <= 0 || out->uid == IDENT_OVERFLOW_ID || out->gid == IDENT_OVERFLOW_ID)
@@ -58,6 +81,7 @@ static int ident_finish(struct ident *out)
 	int r = ident_read_cgroup(out->pid, &out->cg);
 	if (r < 0)
 		return r;
+	ident_distrust_delegated(&out->cg);
 	/* The pidfd pins the process we were told about: if it is still alive after we read
 	 * /proc/PID/cgroup, that file was its own and not a reused pid's. */
 	return ident_alive(out);

@@ -127,5 +127,14 @@ grep -q 200 "$T/codes" || fail "every connection was refused"
 wctl whoami >/dev/null || fail "the daemon stopped serving after the flood"
 ok "per-uid connection limit answers 429 and others keep being served"
 
+# a cgroup in a delegated subtree (owned by a user) that copies a real container's name is not
+# taken for that container
+mk_cgroup "$CG2" "/delegated/docker/$D"; cg_x=$CG
+chown 1000 "$CG2/delegated" "$cg_x"
+in_cgroup "$cg_x" "$SECRETCTL" --socket "$W" --json whoami >"$T/who" || fail "whoami delegated"
+grep -q '"container": false' "$T/who" || fail "a user-owned cgroup was trusted as docker $D: $(cat "$T/who")"
+in_cgroup "$cg_x" "$SECRETCTL" --socket "$W" read db/password 2>/dev/null && fail "a spoofed cgroup read the container's secret"
+ok "a user-owned (delegated) cgroup cannot pose as a container"
+
 ctl containers | grep -q "$(echo "$D" | cut -c1-16)" || fail "containers does not list the docker container"
 ok "secretctl containers lists the containers seen"
