@@ -4,6 +4,7 @@
 #pragma once
 #include <stddef.h>
 
+#include "broker/audit.h"
 #include "broker/loop.h"
 #include "broker/metrics.h"
 #include "broker/mounts.h"
@@ -15,6 +16,8 @@ struct api_config {
 	unsigned max_conns;          /* per socket, 0 = 256 */
 	unsigned max_conns_per_uid;  /* workload socket, 0 = 32 */
 	unsigned idle_timeout_s;     /* 0 = 30 */
+	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
+					is written in its own durable transaction) */
 };
 
 typedef struct api api;

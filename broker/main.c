@@ -346,7 +346,8 @@ static int main_run(struct main_opts *o)
 		log_error("cannot load schedules: %s", main_store_error(r));
 		goto out;
 	}
-	struct api_config ac = {.runtime_dir = o->runtime_dir, .max_value = o->max_value};
+	struct api_config ac = {
+		.runtime_dir = o->runtime_dir, .max_value = o->max_value, .reads_audit = au};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
