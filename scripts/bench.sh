@@ -273,6 +273,13 @@ for N in $SCALES; do
 	CG_MADE=""
 done
 
+# ---------------------------------------------------------------- hook overhead (runc)
+echo "== hook overhead: runc start with and without secretd-oci-hook" >&2
+HOOK_N=30
+[ $QUICK = 1 ] && HOOK_N=5
+SOURCE_ROOT=$ROOT sh "$ROOT/tests/bench/bench_hook.sh" "$HOOK_N" >>"$RES" ||
+	echo "bench_hook.sh failed" >&2
+
 # ---------------------------------------------------------------- table
 END=$(date +%s)
 COMMIT=$(cd "$ROOT" && git rev-parse HEAD 2>/dev/null || echo unknown)

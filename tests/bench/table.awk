@@ -98,4 +98,12 @@ END {
 	    ratio(srate, frate) " (rate)", "none given", "—")
 	row("5 key rotation over " krv " versions", sprintf("%.0f ms (again: %.0f ms)", kr1, kr2),
 	    sprintf("storing them: %.0f ms", krfill), ratio(kr1, krfill), "none given", "—")
+	if ("hook.with" in p50) {
+		added = (p50["hook.with"] - p50["hook.without"]) / 1e3
+		row("6 runc start+exit with secretd-oci-hook, 3 secrets (+" sprintf("%.1f", added) \
+		    " ms)", sprintf("%.1f / %.1f ms", p50["hook.with"] / 1e3, p99["hook.with"] / 1e3),
+		    sprintf("without hook %.1f / %.1f ms", p50["hook.without"] / 1e3,
+		    p99["hook.without"] / 1e3), ratio(p50["hook.with"], p50["hook.without"]),
+		    "< 10 ms added", verdict(added < 10))
+	}
 }
