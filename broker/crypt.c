@@ -162,6 +162,26 @@ int crypt_keyfile_create(const char *path)
 	return 0;
 }
 
+/* Reads fd until EOF or cap bytes (whichever first) into buf; *len gets the count. A caller that
+ * passes one byte more than it accepts sees an over-long file as *len == cap. 0 or -errno. */
+static int crypt_read_upto(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t got = 0;
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	*len = got;
+	return 0;
+}
+
 int crypt_keyfile_read(const char *path, uint8_t **key)
 {
 	if (!path || !key)
@@ -187,19 +207,9 @@ int crypt_keyfile_read(const char *path, uint8_t **key)
 		return -ENOMEM;
 	/* Read one byte more than expected: a file that grew after fstat is refused too. */
 	size_t got = 0;
-	for (;;) {
-		ssize_t n = read(fd, k + got, CRYPT_KEY_BYTES + 1 - got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got > CRYPT_KEY_BYTES)
-			break;
-	}
+	r = crypt_read_upto(fd, k, CRYPT_KEY_BYTES + 1, &got);
+	if (r < 0)
+		return r;
 	if (got != CRYPT_KEY_BYTES)
 		return -EINVAL;
 	*key = TAKE_PTR(k);
@@ -230,19 +240,11 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	if (!pw)
 		return -ENOMEM;
 	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, pw + len, CRYPT_PASSPHRASE_MAX + 1 - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CRYPT_PASSPHRASE_MAX)
-			return -EFBIG;
-	}
+	r = crypt_read_upto(fd, (uint8_t *)pw, CRYPT_PASSPHRASE_MAX + 1, &len);
+	if (r < 0)
+		return r;
+	if (len > CRYPT_PASSPHRASE_MAX)
+		return -EFBIG;
 	if (len > 0 && pw[len - 1] == '\n')
 		len--;
 	if (len == 0)
