@@ -14,35 +14,15 @@
 #include <sqlite3.h>
 
 #include "broker/audit.h"
+#include "tests/unit/testdir.h"
 #include "broker/store.h"
 
-static char base[64], tmpdir[128], state[256], keyfile[256], dbpath[300];
+static char state[256], keyfile[256], dbpath[300];
 static struct store_opts opts;
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void base_setup(void)
-{
-	snprintf(base, sizeof(base), "/tmp/test_audit.XXXXXX");
-	if (!mkdtemp(base))
-		abort();
-}
-
-static void base_teardown(void)
-{
-	nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmpdir_setup();
 	snprintf(state, sizeof(state), "%s/state", tmpdir);
 	snprintf(keyfile, sizeof(keyfile), "%s/etc/master.key", tmpdir);
 	snprintf(dbpath, sizeof(dbpath), "%s/secretd.db", state);
@@ -51,7 +31,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_teardown();
 }
 
 static store *open_new(void)

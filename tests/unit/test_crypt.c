@@ -13,41 +13,7 @@
 #include <sodium.h>
 
 #include "broker/crypt.h"
-
-/* base: made once in the runner process and removed there even when a forked test fails;
- * tmpdir: a fresh directory per test inside it. */
-static char base[64], tmpdir[128];
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void base_setup(void)
-{
-	snprintf(base, sizeof(base), "/tmp/test_crypt.XXXXXX");
-	if (!mkdtemp(base))
-		abort();
-}
-
-static void base_teardown(void)
-{
-	nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void setup_tmp(void)
-{
-	snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown_tmp(void)
-{
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "tests/unit/testdir.h"
 
 static char *tpath(const char *name)
 {
@@ -317,7 +283,7 @@ static Suite *crypt_suite(void)
 	suite_add_tcase(s, tc);
 	TCase *tf = tcase_create("files");
 	tcase_add_unchecked_fixture(tf, base_setup, base_teardown);
-	tcase_add_checked_fixture(tf, setup_tmp, teardown_tmp);
+	tcase_add_checked_fixture(tf, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tf, test_keyfile_create);
 	tcase_add_test(tf, test_keyfile_read_refuses);
 	tcase_add_test(tf, test_passphrase);
