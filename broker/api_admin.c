@@ -7,7 +7,9 @@
  *   GET    /v1/secrets/NAME                 {name,current,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
- *   POST   /v1/keys/rotate                  {kek_id,rewrapped}
+ *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
+ *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
+ *                                           in batches; GET /v1/keys until rotating is false
  *   GET    /v1/grants                       {"grants":[...]}
  *   POST   /v1/grants                       {secret,selector,path?,mode?,uid?,gid?,previous?,replace?}
  *   POST   /v1/grants/revoke                {secret,selector}
@@ -21,7 +23,7 @@
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
- * Every call but healthz, metrics and GET /v1/audit is audited; a change's record is written in
+ * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is written in
  * the change's own transaction, a read's before the answer (no record, no answer).
  */
 #include <ctype.h>
@@ -298,18 +300,64 @@ static void admin_value(struct api_req *r, const char *name)
 	api_reply_secret(r, val, len, got);
 }
 
+static json_t *admin_key_status_json(store *st, bool *ok)
+{
+	struct store_key_status ks;
+	*ok = store_key_status(st, &ks) == 0;
+	if (!*ok)
+		return NULL;
+	json_t *gens = json_array();
+	for (size_t i = 0; i < ks.ngens; i++)
+		json_array_append_new(gens, json_pack("{s:I, s:I, s:I}", "id",
+						      (json_int_t)ks.gens[i].id, "created",
+						      (json_int_t)ks.gens[i].created, "data_keys",
+						      (json_int_t)ks.gens[i].versions));
+	json_t *j = json_pack("{s:I, s:b, s:I, s:I, s:o}", "current", (json_int_t)ks.current,
+			      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
+			      "remaining", (json_int_t)ks.remaining, "generations", gens);
+	if (j && ks.error)
+		json_object_set_new(j, "error",
+				    json_string(ks.error == -EBADMSG
+							? "integrity check failed on a stored row"
+							: strerror(-ks.error)));
+	store_key_status_free(&ks);
+	return j;
+}
+
+/* Starts a rotation (or reports the unfinished one); the loop re-wraps in batches after the
+ * answer: 202 with the status, GET /v1/keys to follow it. */
 static void admin_key_rotate(struct api_req *r)
 {
-	uint64_t kek = 0, n = 0;
+	uint64_t kek = 0;
+	bool resumed = false;
 	struct admin_audit x;
 	admin_audit_init(r, &x, "key-rotate", NULL);
-	int rc = store_key_rotate_ex(r->a->store, &x.a, &kek, &n);
+	int rc = store_key_rotate_begin(r->a->store, &x.a, &kek, &resumed);
 	if (rc < 0) {
 		admin_fail(r, &x, rc, "key rotation");
 		return;
 	}
-	api_reply_json(r, 200, json_pack("{s:I, s:I}", "kek_id", (json_int_t)kek, "rewrapped",
-					 (json_int_t)n));
+	bool ok;
+	json_t *j = admin_key_status_json(r->a->store, &ok);
+	if (!j) {
+		api_reply_errno(r, -ENOMEM, "key status");
+		return;
+	}
+	json_object_set_new(j, "kek_id", json_integer((json_int_t)kek));
+	json_object_set_new(j, "resumed", json_boolean(resumed));
+	api_reply_json(r, 202, j);
+}
+
+/* Not audited: a status without secrets, polled while a rotation runs. */
+static void admin_keys(struct api_req *r)
+{
+	bool ok;
+	json_t *j = admin_key_status_json(r->a->store, &ok);
+	if (!j) {
+		api_reply_errno(r, ok ? -ENOMEM : -EIO, "key status");
+		return;
+	}
+	api_reply_json(r, 200, j);
 }
 
 static json_t *admin_grant_json(const struct store_grant *g)
@@ -780,6 +828,8 @@ void api_admin_handle(struct api_req *r)
 		admin_value(r, name);
 	} else if (admin_is(r, "POST", "/v1/keys/rotate")) {
 		admin_key_rotate(r);
+	} else if (admin_is(r, "GET", "/v1/keys")) {
+		admin_keys(r);
 	} else if (admin_is(r, "GET", "/v1/grants")) {
 		admin_grants(r);
 	} else if (admin_is(r, "POST", "/v1/grants")) {

@@ -28,6 +28,7 @@ struct main_opts {
 	const char *state_dir, *runtime_dir, *key_file, *pass_file;
 	const char *new_key_file, *new_pass_file; /* rekey */
 	size_t max_value;
+	size_t rotate_batch;
 	bool no_open;
 	bool key_file_set;
 };
@@ -38,7 +39,7 @@ static void main_usage(FILE *f)
 		   "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
 		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
 		   "--passphrase-file F]\n"
-		   "               [--max-value BYTES] [--no-open] [--debug]\n"
+		   "               [--max-value BYTES] [--no-open] [--rotate-batch N] [--debug]\n"
 		   "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 		   "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 		   "\n"
@@ -52,8 +53,10 @@ static void main_usage(FILE *f)
 		   "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 		   "                     cache at tmpfs speed, but opens are no longer checked against\n"
 		   "                     the container's cgroup nor audited (mode bits, uid and the\n"
-		   "                     mount namespace still apply)\n",
-		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT);
+		   "                     mount namespace still apply)\n"
+		   "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
+		   "                     (default %d); the loop serves requests between batches\n",
+		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH);
 }
 
 static int main_parse(int argc, char **argv, struct main_opts *o)
@@ -67,6 +70,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		{"new-passphrase-file", required_argument, NULL, 'P'},
 		{"max-value", required_argument, NULL, 'm'},
 		{"no-open", no_argument, NULL, 'n'},
+		{"rotate-batch", required_argument, NULL, 'b'},
 		{"debug", no_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -97,6 +101,17 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 				return -EINVAL;
 			}
 			o->max_value = v;
+			break;
+		}
+		case 'b': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (*end || v == 0 || v > SECRETD_KEY_ROTATE_BATCH_MAX) {
+				fprintf(stderr, "secretd: --rotate-batch must be 1..%d\n",
+					SECRETD_KEY_ROTATE_BATCH_MAX);
+				return -EINVAL;
+			}
+			o->rotate_batch = v;
 			break;
 		}
 		case 'K':
@@ -255,6 +270,46 @@ static int main_audit_prepare(loop *l, void *ud)
 	return -1;
 }
 
+/* Key rotation: one batch per loop iteration while one is unfinished (started by the API or
+ * left by a crash), so requests are served between batches. A failing batch is retried with a
+ * growing pause (an integrity failure will not heal: GET /v1/keys shows it). */
+struct main_keyrot {
+	store *s;
+	size_t batch;
+	uint64_t done;   /* data keys re-wrapped by this process */
+	int pause_ms;    /* after a failure */
+	int last_err;
+};
+
+static int main_keyrot_prepare(loop *l, void *ud)
+{
+	struct main_keyrot *k = ud;
+	uint64_t target = store_key_rotating(k->s);
+	if (!target)
+		return -1;
+	struct store_audit done = {.actor = "secretd", .pid = getpid(), .action = "key-rotate-done"};
+	uint64_t n = 0;
+	bool finished = false;
+	int r = store_key_rotate_step(k->s, k->batch, &done, &n, &finished);
+	if (r < 0) {
+		if (r != k->last_err)
+			log_error("key rotation to generation %llu stopped: %s; retrying",
+				  (unsigned long long)target, main_store_error(r));
+		k->last_err = r;
+		k->pause_ms = k->pause_ms ? (k->pause_ms < 30000 ? k->pause_ms * 2 : 60000) : 500;
+		return k->pause_ms;
+	}
+	k->last_err = 0;
+	k->pause_ms = 0;
+	k->done += n;
+	if (!finished)
+		return 0;
+	log_info("key rotation to generation %llu complete: %llu data keys re-wrapped",
+		 (unsigned long long)target, (unsigned long long)k->done);
+	k->done = 0;
+	return -1;
+}
+
 static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
 			  const char *why)
 {
@@ -290,6 +345,7 @@ static int main_run(struct main_opts *o)
 	audit *au = NULL;
 	sched *sc = NULL;
 	struct metrics met = {0};
+	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
 	int sfd = -1;
 
 	r = crypt_harden_process();
@@ -333,6 +389,15 @@ static int main_run(struct main_opts *o)
 		r = loop_add_prepare(l, main_audit_prepare, au);
 	if (r < 0) {
 		log_error("audit: %s", strerror(-r));
+		goto out;
+	}
+	kr.s = s;
+	if (store_key_rotating(s))
+		log_info("resuming the unfinished key rotation to generation %llu",
+			 (unsigned long long)store_key_rotating(s));
+	r = loop_add_prepare(l, main_keyrot_prepare, &kr);
+	if (r < 0) {
+		log_error("event loop: %s", strerror(-r));
 		goto out;
 	}
 	struct mounts_config mc = {.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au};

@@ -39,6 +39,9 @@ struct store_kek {
 	uint8_t *key; /* crypt_alloc'd */
 };
 
+static const char store_meta_audit_head[] = "audit.head";
+static const char store_meta_kek_rotating[] = "kek.rotating"; /* u64: target generation */
+
 struct store {
 	sqlite3 *db;
 	int lock_fd;
@@ -52,6 +55,8 @@ struct store {
 	struct store_kek *keks;
 	size_t nkeks;
 	uint64_t kek_current;
+	uint64_t kek_rotating; /* target of an unfinished key rotation, 0 = none */
+	int kek_rotate_err;    /* the last step's error, 0 after a good one */
 };
 
 static void store_stmt_freep(sqlite3_stmt **p)
@@ -904,6 +909,17 @@ int store_open(store **out, const struct store_opts *o)
 	r = store_migrate(s->db, (int)uv);
 	if (r < 0)
 		goto out;
+	r = store_meta_u64(s->db, store_meta_kek_rotating, &s->kek_rotating);
+	if (r == -EBADMSG) { /* no unfinished rotation */
+		s->kek_rotating = 0;
+		r = 0;
+	}
+	if (r < 0)
+		goto out;
+	if (s->kek_rotating && s->kek_rotating != s->kek_current) {
+		r = -EBADMSG; /* a rotation always targets the newest generation */
+		goto out;
+	}
 	*out = s;
 	s = NULL;
 out:
@@ -1379,53 +1395,6 @@ struct store_verref {
 	uint64_t version;
 };
 
-/* Collects every secret (to re-check and re-MAC heads) and every version (to re-wrap). */
-static int store_rotate_collect(store *s, struct store_verref **vers, size_t *nv)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db, "SELECT secret_id, version FROM versions", &st);
-	if (r < 0)
-		return r;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_verref *n = realloc(*vers, (*nv + 1) * sizeof(**vers));
-		if (!n)
-			return -ENOMEM;
-		*vers = n;
-		(*vers)[*nv].secret_id = sqlite3_column_int64(st, 0);
-		(*vers)[*nv].version = (uint64_t)sqlite3_column_int64(st, 1);
-		(*nv)++;
-	}
-	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
-}
-
-/* Checks every head (so that rotation never re-MACs a tampered secret), or with update=true
- * recomputes them. */
-static int store_heads_walk(store *s, bool update)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db, "SELECT id, name, current, keep, head FROM secrets", &st);
-	if (r < 0)
-		return r;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		uint64_t cur = (uint64_t)sqlite3_column_int64(st, 2);
-		int64_t keep = sqlite3_column_int64(st, 3);
-		if (!name)
-			return -EBADMSG;
-		if (update)
-			r = store_head_update(s, id, name, cur, keep);
-		else
-			r = store_head_check(s, id, name, cur, keep, sqlite3_column_blob(st, 4),
-			                     (size_t)sqlite3_column_bytes(st, 4));
-		if (r < 0)
-			return r;
-	}
-	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
-}
-
 static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
                         const uint8_t *new_kek)
 {
@@ -1474,6 +1443,230 @@ static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
 	return store_step_done(up);
 }
 
+/* ---- master-key rotation, in batches ---- */
+
+uint64_t store_key_rotating(const store *s)
+{
+	return s ? s->kek_rotating : 0;
+}
+
+/* Checks every head (so that a rotation never starts over a tampered secret). */
+static int store_heads_check(store *s)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT id, name, current, keep, head FROM secrets", &st);
+	if (r < 0)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		if (!name)
+			return -EBADMSG;
+		r = store_head_check(s, sqlite3_column_int64(st, 0), name,
+		                     (uint64_t)sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		                     sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4));
+		if (r < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(rc);
+}
+
+int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *kek_id,
+                           bool *resumed)
+{
+	if (!s)
+		return -EINVAL;
+	uint64_t new_id = 0;
+	bool again = s->kek_rotating != 0;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	if (again) {
+		/* One rotation at a time: the unfinished one is the answer (and is recorded). */
+		new_id = s->kek_rotating;
+		if (audit) {
+			struct store_audit a = *audit;
+			a.result = "in-progress";
+			r = store_audit_tx(s, &a, new_id);
+		}
+		goto out;
+	}
+	r = store_heads_check(s);
+	if (r < 0)
+		goto out;
+	r = store_kek_add(s, &new_id);
+	if (r == 0)
+		r = store_meta_put_u64(s->db, store_meta_kek_rotating, new_id);
+	if (r == 0)
+		r = store_audit_tx(s, audit, new_id);
+out:
+	r = store_end(s->db, r);
+	if (r == 0 && !again) {
+		/* New data keys are wrapped by the new generation from now on. */
+		r = store_keks_load(s);
+		if (r == 0 && !store_kek_find(s, new_id))
+			r = -EIO;
+		if (r == 0)
+			s->kek_rotating = new_id;
+	}
+	if (r == 0) {
+		if (kek_id)
+			*kek_id = new_id;
+		if (resumed)
+			*resumed = again;
+	}
+	return r;
+}
+
+struct store_rot_row {
+	int64_t secret_id;
+	uint64_t version;
+	char *name;
+	uint64_t current;
+	int64_t keep;
+	uint8_t head[CRYPT_MAC_BYTES];
+	bool head_ok;
+};
+
+/* The next (at most max) versions not wrapped by generation target, grouped by secret. */
+static int store_rot_rows(store *s, uint64_t target, size_t max, struct store_rot_row **out,
+                          size_t *n)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT v.secret_id, v.version, s.name, s.current, s.keep, s.head "
+	                      "FROM versions v JOIN secrets s ON s.id = v.secret_id "
+	                      "WHERE v.kek_id <> ?1 ORDER BY v.secret_id, v.version LIMIT ?2",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)target);
+	sqlite3_bind_int64(st, 2, (int64_t)max);
+	struct store_rot_row *v = calloc(max ? max : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	int rc;
+	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+		const void *head = sqlite3_column_blob(st, 5);
+		struct store_rot_row *e = &v[k++];
+		e->secret_id = sqlite3_column_int64(st, 0);
+		e->version = (uint64_t)sqlite3_column_int64(st, 1);
+		e->current = (uint64_t)sqlite3_column_int64(st, 3);
+		e->keep = sqlite3_column_int64(st, 4);
+		e->name = strdup(name ? name : "");
+		e->head_ok = head && sqlite3_column_bytes(st, 5) == CRYPT_MAC_BYTES;
+		if (e->head_ok)
+			memcpy(e->head, head, CRYPT_MAC_BYTES);
+		if (!e->name) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if (k < max && rc != SQLITE_DONE) {
+		for (size_t i = 0; i < k; i++)
+			free(v[i].name);
+		free(v);
+		return store_sqlerr(rc);
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static void store_rot_rows_free(struct store_rot_row *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* Re-wraps the rows of one batch: each secret's head is checked before its first row is touched
+ * and recomputed after its last, inside the caller's transaction. */
+static int store_rot_apply(store *s, const struct store_rot_row *v, size_t n, uint64_t target,
+                           const uint8_t *kek)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct store_rot_row *e = &v[i];
+		bool first = i == 0 || v[i - 1].secret_id != e->secret_id;
+		bool last = i + 1 == n || v[i + 1].secret_id != e->secret_id;
+		int r = 0;
+		if (first)
+			r = e->head_ok ? store_head_check(s, e->secret_id, e->name, e->current, e->keep,
+			                                  e->head, CRYPT_MAC_BYTES)
+			               : -EBADMSG;
+		if (r == 0) {
+			struct store_verref ref = {.secret_id = e->secret_id, .version = e->version};
+			r = store_rewrap(s, &ref, target, kek);
+		}
+		if (r == 0 && last)
+			r = store_head_update(s, e->secret_id, e->name, e->current, e->keep);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
+                          uint64_t *rewrapped, bool *finished)
+{
+	if (!s || max == 0)
+		return -EINVAL;
+	if (rewrapped)
+		*rewrapped = 0;
+	if (finished)
+		*finished = s->kek_rotating == 0;
+	if (s->kek_rotating == 0)
+		return 0;
+	uint64_t target = s->kek_rotating;
+	const uint8_t *kek = store_kek_find(s, target);
+	if (!kek)
+		return -EBADMSG;
+	struct store_rot_row *v = NULL;
+	size_t n = 0;
+	bool done = false;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = store_rot_rows(s, target, max, &v, &n);
+	if (r < 0)
+		goto out;
+	r = store_rot_apply(s, v, n, target, kek);
+	if (r < 0)
+		goto out;
+	if (n < max) {
+		/* Nothing left under an older generation: drop the unused ones, end the rotation. */
+		done = true;
+		r = store_keks_gc(s);
+		if (r == 0) {
+			_cleanup_stmt_ sqlite3_stmt *del = NULL;
+			r = store_prepare(s->db, "DELETE FROM meta WHERE key = ?1", &del);
+			if (r == 0) {
+				sqlite3_bind_text(del, 1, store_meta_kek_rotating, -1, SQLITE_STATIC);
+				r = store_step_done(del);
+			}
+		}
+		if (r == 0)
+			r = store_audit_tx(s, done_audit, target);
+	}
+out:
+	store_rot_rows_free(v, n);
+	r = store_end(s->db, r);
+	if (r == 0 && done) {
+		s->kek_rotating = 0;
+		r = store_keks_load(s);
+	}
+	s->kek_rotate_err = r;
+	if (r == 0) {
+		if (rewrapped)
+			*rewrapped = n;
+		if (finished)
+			*finished = done;
+	}
+	return r;
+}
+
 int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped)
 {
 	return store_key_rotate_ex(s, NULL, kek_id, rewrapped);
@@ -1482,55 +1675,66 @@ int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped)
 int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek_id,
                         uint64_t *rewrapped)
 {
-	if (!s)
-		return -EINVAL;
-	_cleanup_free_ struct store_verref *vers = NULL;
-	size_t nv = 0;
-	uint64_t new_id = 0;
-	int r = store_exec(s->db, "BEGIN IMMEDIATE");
-	if (r < 0)
-		return r;
-	r = store_heads_walk(s, false);
-	if (r < 0)
-		goto out;
-	r = store_rotate_collect(s, &vers, &nv);
-	if (r < 0)
-		goto out;
-	r = store_kek_add(s, &new_id);
-	if (r < 0)
-		goto out;
-	/* Unseal the new generation from the row just written, as store_open will. */
-	r = store_keks_load(s);
-	if (r < 0)
-		goto out;
-	const uint8_t *nk = store_kek_find(s, new_id);
-	if (!nk) {
-		r = -EIO;
-		goto out;
+	uint64_t id = 0, total = 0;
+	int r = store_key_rotate_begin(s, audit, &id, NULL);
+	for (bool done = false; r == 0 && !done;) {
+		uint64_t n = 0;
+		r = store_key_rotate_step(s, SECRETD_KEY_ROTATE_BATCH, NULL, &n, &done);
+		total += n;
 	}
-	for (size_t i = 0; i < nv && r == 0; i++)
-		r = store_rewrap(s, &vers[i], new_id, nk);
-	if (r < 0)
-		goto out;
-	r = store_heads_walk(s, true);
-	if (r < 0)
-		goto out;
-	r = store_keks_gc(s);
-	if (r == 0)
-		r = store_audit_tx(s, audit, new_id);
-out:
-	r = store_end(s->db, r);
-	/* The in-memory keyring must match the database, whichever way the transaction ended. */
-	int lr = store_keks_load(s);
-	if (r == 0)
-		r = lr;
 	if (r == 0) {
 		if (kek_id)
-			*kek_id = new_id;
+			*kek_id = id;
 		if (rewrapped)
-			*rewrapped = nv;
+			*rewrapped = total;
 	}
 	return r;
+}
+
+int store_key_status(store *s, struct store_key_status *st)
+{
+	if (!s || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->current = s->kek_current;
+	st->rotating = s->kek_rotating;
+	st->error = s->kek_rotating ? s->kek_rotate_err : 0;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT k.id, k.created, (SELECT count(*) FROM versions v "
+	                      "WHERE v.kek_id = k.id) FROM keks k ORDER BY k.id",
+	                      &q);
+	if (r < 0)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_key_gen *g = realloc(st->gens, (st->ngens + 1) * sizeof(*g));
+		if (!g) {
+			store_key_status_free(st);
+			return -ENOMEM;
+		}
+		st->gens = g;
+		g[st->ngens].id = (uint64_t)sqlite3_column_int64(q, 0);
+		g[st->ngens].created = sqlite3_column_int64(q, 1);
+		g[st->ngens].versions = (uint64_t)sqlite3_column_int64(q, 2);
+		if (g[st->ngens].id != st->current)
+			st->remaining += g[st->ngens].versions;
+		st->ngens++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_key_status_free(st);
+		return store_sqlerr(rc);
+	}
+	return 0;
+}
+
+void store_key_status_free(struct store_key_status *st)
+{
+	if (!st)
+		return;
+	free(st->gens);
+	st->gens = NULL;
+	st->ngens = 0;
 }
 
 /* ---- grants ---- */
@@ -1783,7 +1987,6 @@ int store_count(store *s, uint64_t *secrets)
 
 /* ---- audit chain ---- */
 
-static const char store_meta_audit_head[] = "audit.head";
 
 static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,
                            const uint8_t prev[CRYPT_MAC_BYTES])

@@ -69,9 +69,46 @@ void store_versions_free(struct store_version_info *v, size_t n);
 /* Deletes a secret, all its versions, and grants naming it exactly. */
 int store_delete(store *s, const char *name);
 
+struct store_audit;
+
 /* Master-key rotation: adds a key generation and re-wraps every data key under it; payloads are
- * untouched. *kek_id the new generation, *rewrapped the count (both may be NULL). */
+ * untouched. It runs in batches, each its own transaction (SECRETD_KEY_ROTATE_BATCH data keys),
+ * so that a crash loses nothing and the next open resumes it (store_key_rotating); an older
+ * generation is dropped only once no row uses it. */
+
+/* Does the whole rotation now (begin + every step). *kek_id the new generation (or the
+ * unfinished one it completed), *rewrapped the count (both may be NULL). -EBADMSG over a tampered
+ * secret (a rotation never starts over one). */
 int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped);
+/* Starts a rotation: checks every head, adds a generation (new data keys use it at once) and
+ * records audit, all in one transaction. With a rotation unfinished, starts none: *kek_id is
+ * that one's target and *resumed true (audit recorded as "in-progress"). Either out may be NULL. */
+int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *kek_id,
+			   bool *resumed);
+/* Re-wraps at most max data keys in one transaction. When none is left, the same transaction
+ * drops unused generations, ends the rotation and records done_audit (may be NULL): *finished.
+ * With no rotation pending: 0, *finished true, nothing done. */
+int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
+			  uint64_t *rewrapped, bool *finished);
+/* The target generation of the unfinished rotation, 0 when none (no database access). */
+uint64_t store_key_rotating(const store *s);
+
+struct store_key_gen {
+	uint64_t id;
+	int64_t created;
+	uint64_t versions; /* data keys it wraps */
+};
+struct store_key_status {
+	uint64_t current;   /* generation wrapping new data keys */
+	uint64_t rotating;  /* target of an unfinished rotation, 0 = none */
+	uint64_t remaining; /* data keys under an older generation */
+	int error;          /* the last failed step's -errno (e.g. -EBADMSG), 0 = none */
+	struct store_key_gen *gens;
+	size_t ngens;
+};
+/* Fills *st (gens oldest first); free with store_key_status_free. */
+int store_key_status(store *s, struct store_key_status *st);
+void store_key_status_free(struct store_key_status *st);
 
 struct store_grant {
 	int64_t id;

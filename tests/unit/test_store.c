@@ -619,6 +619,124 @@ START_TEST(test_key_rotation)
 }
 END_TEST
 
+/* Every value of the fixture below (5 secrets x 3 versions), still readable. */
+static void batch_expect_all(store *s)
+{
+	for (int i = 0; i < 5; i++)
+		for (int v = 1; v <= 3; v++) {
+			char name[16], want[16];
+			snprintf(name, sizeof(name), "k%d", i);
+			snprintf(want, sizeof(want), "k%d-v%d", i, v);
+			get_expect(s, name, (uint64_t)v, want);
+		}
+}
+
+START_TEST(test_key_rotation_batches)
+{
+	store *s = open_new();
+	for (int v = 1; v <= 3; v++)
+		for (int i = 0; i < 5; i++) {
+			char name[16], val[16];
+			snprintf(name, sizeof(name), "k%d", i);
+			snprintf(val, sizeof(val), "k%d-v%d", i, v);
+			put_str(s, name, val, (uint64_t)v);
+		}
+	sqlite3 *db = raw_open();
+	uint64_t kid = 0, n = 0;
+	bool resumed = true, fin = true;
+	struct store_audit a = {.actor = "uid:0", .action = "key-rotate"};
+	ck_assert_int_eq(store_key_rotate_begin(s, &a, &kid, &resumed), 0);
+	ck_assert_uint_eq(kid, 2);
+	ck_assert(!resumed);
+	ck_assert_uint_eq(store_key_rotating(s), 2);
+	/* One batch: 4 of 15 data keys, across a secret boundary (k0 has 3). */
+	ck_assert_int_eq(store_key_rotate_step(s, 4, NULL, &n, &fin), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert(!fin);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM versions WHERE kek_id = 2"), 4);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM keks"), 2);
+	batch_expect_all(s);
+	/* New values are wrapped by the new generation at once. */
+	put_str(s, "late", "late-v1", 1);
+	ck_assert_int_eq(raw_int(db, "SELECT kek_id FROM versions v JOIN secrets s "
+				     "ON s.id = v.secret_id WHERE s.name = 'late'"),
+			 2);
+	struct store_key_status ks;
+	ck_assert_int_eq(store_key_status(s, &ks), 0);
+	ck_assert_uint_eq(ks.current, 2);
+	ck_assert_uint_eq(ks.rotating, 2);
+	ck_assert_uint_eq(ks.remaining, 11);
+	ck_assert_uint_eq(ks.ngens, 2);
+	ck_assert_uint_eq(ks.gens[0].versions, 11);
+	ck_assert_uint_eq(ks.gens[1].versions, 5);
+	store_key_status_free(&ks);
+
+	/* "Crash": the store is closed mid-rotation; the next open resumes it. */
+	store_close(s);
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	ck_assert_uint_eq(store_key_rotating(s), 2);
+	batch_expect_all(s);
+	/* Asking again starts no second generation. */
+	ck_assert_int_eq(store_key_rotate_begin(s, &a, &kid, &resumed), 0);
+	ck_assert_uint_eq(kid, 2);
+	ck_assert(resumed);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM keks"), 2);
+
+	/* A tampered secret not yet re-wrapped stops the batch that reaches it, changing nothing. */
+	raw_exec(db, "UPDATE secrets SET keep = 7 WHERE name = 'k2'");
+	ck_assert_int_eq(store_key_rotate_step(s, 100, NULL, &n, &fin), -EBADMSG);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM versions WHERE kek_id = 2"), 5);
+	ck_assert_int_eq(store_key_status(s, &ks), 0);
+	ck_assert_int_eq(ks.error, -EBADMSG);
+	store_key_status_free(&ks);
+	raw_exec(db, "UPDATE secrets SET keep = 10 WHERE name = 'k2'");
+
+	struct store_audit done = {.actor = "secretd", .action = "key-rotate-done"};
+	uint64_t total = 0;
+	int steps = 0;
+	do {
+		ck_assert_int_eq(store_key_rotate_step(s, 4, &done, &n, &fin), 0);
+		total += n;
+		steps++;
+	} while (!fin);
+	ck_assert_uint_eq(total, 11);
+	ck_assert_int_eq(steps, 3);
+	ck_assert_uint_eq(store_key_rotating(s), 0);
+	/* The old generation is gone only now that no row uses it; the marker too. */
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM keks"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT id FROM keks"), 2);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM meta WHERE key = 'kek.rotating'"), 0);
+	ck_assert_int_eq(store_key_status(s, &ks), 0);
+	ck_assert_uint_eq(ks.remaining, 0);
+	ck_assert_uint_eq(ks.rotating, 0);
+	ck_assert_int_eq(ks.error, 0);
+	store_key_status_free(&ks);
+	/* Recorded: the start twice (the second as in-progress) and the end once. */
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM audit WHERE action = 'key-rotate' "
+				     "AND version = 2"),
+			 2);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM audit WHERE action = 'key-rotate' "
+				     "AND result = 'in-progress'"),
+			 1);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM audit WHERE action = 'key-rotate-done'"),
+			 1);
+	uint64_t recs = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &recs, &bad, &why), 0);
+	/* Nothing pending: a step is a no-op. */
+	ck_assert_int_eq(store_key_rotate_step(s, 4, NULL, &n, &fin), 0);
+	ck_assert(fin);
+	ck_assert_uint_eq(n, 0);
+	store_close(s);
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	ck_assert_uint_eq(store_key_rotating(s), 0);
+	batch_expect_all(s);
+	get_expect(s, "late", 0, "late-v1");
+	store_close(s);
+	sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(test_passphrase_mode)
 {
 	setenv("SECRETD_KDF_TEST", "1", 1);
@@ -797,6 +915,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_copy_between_versions);
 	tcase_add_test(tc, test_restore_older_row);
 	tcase_add_test(tc, test_key_rotation);
+	tcase_add_test(tc, test_key_rotation_batches);
 	tcase_add_test(tc, test_passphrase_mode);
 	tcase_add_test(tc, test_grants);
 	tcase_add_test(tc, test_no_plaintext_on_disk);
