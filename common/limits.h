@@ -8,7 +8,7 @@
 #define SECRETD_PATH_MAX 255                      /* bytes in a file path inside a mount */
 #define SECRETD_JSON_BODY_MAX (64 * 1024)         /* largest JSON request body */
 #define SECRETD_KEEP_VERSIONS_DEFAULT 10          /* versions kept per secret */
-#define SECRETD_KEY_ROTATE_BATCH 256              /* data keys re-wrapped per transaction */
+#define SECRETD_KEY_ROTATE_BATCH 128              /* data keys re-wrapped per transaction */
 #define SECRETD_KEY_ROTATE_BATCH_MAX 100000       /* --rotate-batch may not exceed this */
 
 #define SECRETD_RUNTIME_DIR_DEFAULT "/run/secretd"

@@ -7,7 +7,8 @@
  *     N durable puts of SIZE bytes (one keep-alive connection) interleaved in rounds with N
  *     write+fsync of SIZE bytes appended to a file in DIR (the reference).
  *   bench_ctl keyrot SOCK SECRETS VERSIONS
- *     Stores VERSIONS versions of each of SECRETS secrets, then times POST /v1/keys/rotate.
+ *     Stores VERSIONS versions of each of SECRETS secrets, then times POST /v1/keys/rotate until
+ *     GET /v1/keys says it is over, and the slowest GET /v1/keys meanwhile (the loop stall).
  *   bench_ctl http ROUNDS N WORKLOAD_SOCK RAW_SOCK NAME
  *     GET /v1/self/secrets/NAME, new connection per request and keep-alive, against the same
  *     request to the raw server, interleaved in ROUNDS rounds of N requests each.
@@ -105,6 +106,34 @@ static int cmd_store(char **argv)
 	return 0;
 }
 
+/* POST /v1/keys/rotate, then GET /v1/keys back to back until the rotation is over: returns
+ * when every data key is re-wrapped; *stall = the slowest status answer (ns), i.e. the longest
+ * the daemon's loop was held by one batch. */
+static int keyrot_once(int fd, uint64_t *stall)
+{
+	int st = 0;
+	uint64_t t = bl_now();
+	long r = bl_http(fd, "POST", "/v1/keys/rotate", "{}", 2, 0, &st, out, sizeof(out));
+	if (r < 0 || st / 100 != 2) {
+		fprintf(stderr, "bench_ctl: key rotate: %ld status %d %s\n", r, st, out);
+		return -1;
+	}
+	*stall = bl_now() - t; /* the start checks every secret's head in one go */
+	for (;;) {
+		uint64_t a = bl_now();
+		r = bl_http(fd, "GET", "/v1/keys", NULL, 0, 0, &st, out, sizeof(out));
+		uint64_t d = bl_now() - a;
+		if (r < 0 || st != 200) {
+			fprintf(stderr, "bench_ctl: GET /v1/keys: %ld status %d %s\n", r, st, out);
+			return -1;
+		}
+		if (d > *stall)
+			*stall = d;
+		if (!strstr(out, "\"rotating\": true") && !strstr(out, "\"rotating\":true"))
+			return 0;
+	}
+}
+
 static int cmd_keyrot(char **argv)
 {
 	size_t ns = strtoul(argv[3], NULL, 10), nv = strtoul(argv[4], NULL, 10);
@@ -126,22 +155,19 @@ static int cmd_keyrot(char **argv)
 		}
 	}
 	uint64_t t1 = bl_now();
-	int st = 0;
-	long r = bl_http(fd, "POST", "/v1/keys/rotate", "{}", 2, 0, &st, out, sizeof(out));
+	uint64_t stall1 = 0, stall2 = 0;
+	if (keyrot_once(fd, &stall1) < 0)
+		return 1;
 	uint64_t t2 = bl_now();
-	if (r < 0 || st / 100 != 2) {
-		fprintf(stderr, "bench_ctl: key rotate: %ld status %d %s\n", r, st, out);
-		return 1;
-	}
 	/* the same key rotation again: a second sample of the same work */
-	r = bl_http(fd, "POST", "/v1/keys/rotate", "{}", 2, 0, &st, out, sizeof(out));
-	uint64_t t3 = bl_now();
-	if (r < 0 || st / 100 != 2)
+	if (keyrot_once(fd, &stall2) < 0)
 		return 1;
+	uint64_t t3 = bl_now();
 	close(fd);
-	printf("keyrot versions %zu fill_ms %.1f rotate_ms %.1f rotate2_ms %.1f answer %s\n",
+	printf("keyrot versions %zu fill_ms %.1f rotate_ms %.1f rotate2_ms %.1f stall_ms %.1f "
+	       "stall2_ms %.1f answer %s\n",
 	       ns * nv, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
-	       out);
+	       (double)stall1 / 1e6, (double)stall2 / 1e6, out);
 	return 0;
 }
 

@@ -17,7 +17,7 @@ function us(k) { return sprintf("%.1f / %.1f µs", p50[k], p99[k]) }
 /^http\.rate / { rate[$2] = $3; next }
 /^store\.rate / { srate = $3; frate = $5; next }
 /^store\.$/ { next }
-/^store\.keyrot / { krv = $3; krfill = $5; kr1 = $7; kr2 = $9; next }
+/^store\.keyrot / { krv = $3; krfill = $5; kr1 = $7; kr2 = $9; krst = $11; krst2 = $13; next }
 /^rot[0-9a-z]+\.stale/ { stale[$1] = $2; next }
 /^scale\.[0-9]+\.(idle|mounted|after) / { split($1, k, "."); st[k[2], k[3]] = $2 " " $3 " " $4
 	rss[k[2], k[3]] = $2; next }
@@ -96,7 +96,7 @@ END {
 	    p50["store.store_put"] / 1e3, p99["store.store_put"] / 1e3), sprintf("write+fsync " \
 	    "%.0f/s (%.2f / %.2f ms)", frate, p50["store.raw_fsync"] / 1e3, p99["store.raw_fsync"] / 1e3),
 	    ratio(srate, frate) " (rate)", "none given", "—")
-	row("5 key rotation over " krv " versions", sprintf("%.0f ms (again: %.0f ms)", kr1, kr2),
+	row("5 key rotation over " krv " versions", sprintf("%.0f ms (again: %.0f ms); loop held at most %.1f ms (%.1f)", kr1, kr2, krst, krst2),
 	    sprintf("storing them: %.0f ms", krfill), ratio(kr1, krfill), "none given", "—")
 	if ("hook.with" in p50) {
 		added = (p50["hook.with"] - p50["hook.without"]) / 1e3
