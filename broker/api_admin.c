@@ -444,6 +444,11 @@ static void admin_grant_add(struct api_req *r)
 		bool replace = json_is_true(json_object_get(o, "replace"));
 		struct admin_audit x;
 		admin_audit_init(r, &x, "grant", secret);
+		char detail[SECRETD_SELECTOR_MAX + SECRETD_PATH_MAX + 96];
+		snprintf(detail, sizeof(detail), "selector=%s path=%s mode=%04o uid=%lld gid=%lld%s%s",
+			 sel, path ? path : secret, (unsigned)mode, (long long)uid, (long long)gid,
+			 g.flags & STORE_GRANT_PREVIOUS ? " previous" : "", replace ? " replace" : "");
+		x.a.detail = detail;
 		int rc = store_grant_add_ex(r->a->store, &g, replace, &x.a);
 		if (rc < 0)
 			(void)admin_audit_write(r, &x, rc);
@@ -473,6 +478,9 @@ static void admin_grant_remove(struct api_req *r)
 	} else {
 		struct admin_audit x;
 		admin_audit_init(r, &x, "revoke", secret);
+		char detail[SECRETD_SELECTOR_MAX + 16];
+		snprintf(detail, sizeof(detail), "selector=%s", sel);
+		x.a.detail = detail;
 		int rc = store_grant_remove_ex(r->a->store, secret, sel, &x.a);
 		if (rc < 0)
 			(void)admin_audit_write(r, &x, rc);
@@ -715,6 +723,14 @@ static bool admin_parse_iso(const char *v, int64_t *out)
 	return true;
 }
 
+static json_t *admin_audit_row_json(const struct store_audit_row *w)
+{
+	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?}", "seq",
+			 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
+			 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret", w->secret,
+			 "version", (json_int_t)w->version, "result", w->result, "detail", w->detail);
+}
+
 static void admin_audit_list(struct api_req *r)
 {
 	uint64_t after = 0, limit = 0;
@@ -747,13 +763,7 @@ static void admin_audit_list(struct api_req *r)
 	json_t *a = json_array();
 	uint64_t last = after;
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(
-			a, json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s}", "seq",
-				     (json_int_t)rows[i].seq, "time", (json_int_t)rows[i].time,
-				     "actor", rows[i].actor, "pid", (json_int_t)rows[i].pid, "exe",
-				     rows[i].exe, "action", rows[i].action, "secret",
-				     rows[i].secret, "version", (json_int_t)rows[i].version,
-				     "result", rows[i].result));
+		json_array_append_new(a, admin_audit_row_json(&rows[i]));
 		last = rows[i].seq;
 	}
 	store_audit_list_free(rows, n);
@@ -774,12 +784,7 @@ static void admin_audit_verify(struct api_req *r)
 		size_t n = 0;
 		if (store_audit_list(r->a->store, bad ? bad - 1 : 0, 0, 1, &rows, &n) == 0 && n &&
 		    rows[0].seq == bad)
-			rec = json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s}", "seq",
-					(json_int_t)rows[0].seq, "time", (json_int_t)rows[0].time,
-					"actor", rows[0].actor, "pid", (json_int_t)rows[0].pid,
-					"exe", rows[0].exe, "action", rows[0].action, "secret",
-					rows[0].secret, "version", (json_int_t)rows[0].version,
-					"result", rows[0].result);
+			rec = admin_audit_row_json(&rows[0]);
 		store_audit_list_free(rows, n);
 		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I, s:o?}", "ok", 0, "bad_seq",
 						 (json_int_t)bad, "reason", why, "records",

@@ -1991,7 +1991,7 @@ int store_count(store *s, uint64_t *secrets)
 static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,
                            const uint8_t prev[CRYPT_MAC_BYTES])
 {
-	store_buf_str(b, "secretd/audit/v1");
+	store_buf_str(b, r->detail ? "secretd/audit/v2" : "secretd/audit/v1");
 	store_buf_u64(b, seq);
 	store_buf_u64(b, (uint64_t)r->time);
 	store_buf_str(b, r->actor ? r->actor : "");
@@ -2002,6 +2002,8 @@ static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store
 	store_buf_str(b, r->secret ? r->secret : "");
 	store_buf_u64(b, r->version);
 	store_buf_str(b, r->result ? r->result : "");
+	if (r->detail)
+		store_buf_str(b, r->detail);
 	store_buf_bytes(b, prev, CRYPT_MAC_BYTES);
 	return b->oom ? -ENOMEM : 0;
 }
@@ -2049,7 +2051,8 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *hd = NULL;
 	r = store_prepare(s->db,
 	                  "INSERT INTO audit (seq, time, actor, pid, exe, action, secret, version, "
-	                  "result, prev_mac, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	                  "result, prev_mac, mac, detail) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	                  &ins);
 	if (r < 0)
 		return r;
@@ -2064,6 +2067,7 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 			.secret = (char *)a[i].secret,
 			.version = version ? version : a[i].version,
 			.result = (char *)(a[i].result ? a[i].result : "ok"),
+			.detail = (char *)a[i].detail,
 		};
 		seq++;
 		struct store_buf b _cleanup_buf_ = {0};
@@ -2087,6 +2091,10 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 		sqlite3_bind_text(ins, 9, row.result, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(ins, 10, prev, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
 		sqlite3_bind_blob(ins, 11, mac, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
+		if (row.detail)
+			sqlite3_bind_text(ins, 12, row.detail, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 12);
 		r = store_step_done(ins);
 		if (r < 0)
 			return r;
@@ -2135,7 +2143,10 @@ static int store_audit_row_read(sqlite3_stmt *st, struct store_audit_row *a)
 	a->secret = has_secret ? store_col_strdup(st, 6) : NULL;
 	a->version = (uint64_t)sqlite3_column_int64(st, 7);
 	a->result = store_col_strdup(st, 8);
-	if (!a->actor || !a->exe || !a->action || !a->result || (has_secret && !a->secret))
+	bool has_detail = sqlite3_column_type(st, 9) != SQLITE_NULL;
+	a->detail = has_detail ? store_col_strdup(st, 9) : NULL;
+	if (!a->actor || !a->exe || !a->action || !a->result || (has_secret && !a->secret) ||
+	    (has_detail && !a->detail))
 		return -ENOMEM;
 	return 0;
 }
@@ -2147,6 +2158,7 @@ static void store_audit_row_clear(struct store_audit_row *a)
 	free(a->action);
 	free(a->secret);
 	free(a->result);
+	free(a->detail);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -2159,7 +2171,7 @@ int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t li
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
-	                      "SELECT seq, time, actor, pid, exe, action, secret, version, result "
+	                      "SELECT seq, time, actor, pid, exe, action, secret, version, result, detail "
 	                      "FROM audit WHERE seq > ?1 AND time >= ?2 ORDER BY seq LIMIT ?3",
 	                      &st);
 	if (r < 0)
@@ -2213,7 +2225,7 @@ int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const cha
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	r = store_prepare(s->db,
 	                  "SELECT seq, time, actor, pid, exe, action, secret, version, result, "
-	                  "prev_mac, mac FROM audit ORDER BY seq",
+	                  "detail, prev_mac, mac FROM audit ORDER BY seq",
 	                  &st);
 	if (r < 0)
 		goto out;
@@ -2223,10 +2235,10 @@ int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const cha
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_audit_row row;
 		r = store_audit_row_read(st, &row);
-		const uint8_t *pm = sqlite3_column_blob(st, 9);
-		const uint8_t *mac = sqlite3_column_blob(st, 10);
-		bool sizes = sqlite3_column_bytes(st, 9) == CRYPT_MAC_BYTES &&
-		             sqlite3_column_bytes(st, 10) == CRYPT_MAC_BYTES && pm && mac;
+		const uint8_t *pm = sqlite3_column_blob(st, 10);
+		const uint8_t *mac = sqlite3_column_blob(st, 11);
+		bool sizes = sqlite3_column_bytes(st, 10) == CRYPT_MAC_BYTES &&
+		             sqlite3_column_bytes(st, 11) == CRYPT_MAC_BYTES && pm && mac;
 		struct store_buf b _cleanup_buf_ = {0};
 		if (r == 0)
 			r = store_audit_msg(&b, row.seq, &row, sizes ? pm : prev);

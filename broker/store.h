@@ -154,6 +154,7 @@ struct store_audit {
 	const char *secret;
 	uint64_t version;   /* 0 = none; mutating calls fill in the version they made */
 	const char *result; /* "ok", "denied", an error name ... */
+	const char *detail; /* NULL, or what else it applied to ("selector=..."); never a value */
 };
 
 /* Appends records (in order) to the chain in one transaction of their own. */
@@ -163,6 +164,7 @@ struct store_audit_row {
 	uint64_t seq;
 	int64_t time;
 	char *actor, *exe, *action, *secret, *result; /* secret may be NULL */
+	char *detail;                                 /* may be NULL */
 	int64_t pid;
 	uint64_t version;
 };

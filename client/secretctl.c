@@ -883,13 +883,15 @@ static void ctl_audit_print(struct ctl *c, json_t *rec)
 	else
 		snprintf(sv, sizeof(sv), "%s", secret ? secret : "-");
 	const char *exe = json_string_value(json_object_get(rec, "exe"));
-	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s\n",
+	const char *detail = json_string_value(json_object_get(rec, "detail"));
+	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s%s%s\n",
 	       (long long)json_integer_value(json_object_get(rec, "seq")),
 	       ctl_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
 	       json_string_value(json_object_get(rec, "actor")),
 	       (long long)json_integer_value(json_object_get(rec, "pid")), exe && *exe ? exe : "-",
 	       json_string_value(json_object_get(rec, "action")), sv,
-	       json_string_value(json_object_get(rec, "result")));
+	       json_string_value(json_object_get(rec, "result")), detail ? "  " : "",
+	       detail ? detail : "");
 }
 
 static int ctl_audit_verify(struct ctl *c)

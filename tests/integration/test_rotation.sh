@@ -70,8 +70,15 @@ sleep 0.3 # opens are flushed within 100 ms
 ctl audit --json | grep "\"action\":\"fuse-open\"" | grep "\"actor\":\"$A\"" |
 	grep '"secret":"app/db"' | grep -q '"exe":"[^"]*cat"' || fail "FUSE open not audited: $(ctl audit | tail -n 5)"
 ctl audit --json | grep '"action":"read"' | grep -q "\"actor\":\"$A\"" || fail "workload read not audited"
-ctl audit --json | grep '"action":"grant"' | grep -q '"secret":"app/db"' || fail "grant not audited"
-ok "FUSE opens and workload reads are audited with the container, pid and exe"
+ctl audit --json | grep '"action":"grant"' | grep '"secret":"app/db"' |
+	grep -q "\"detail\":\"selector=id:$A path=app/db mode=0400 uid=-1 gid=-1\"" ||
+	fail "grant not audited with its selector: $(ctl audit --json | grep '"grant"')"
+ctl grant app/db "uid:4242" >/dev/null
+ctl revoke app/db "uid:4242" >/dev/null
+ctl audit --json | grep '"action":"revoke"' | grep -q '"detail":"selector=uid:4242"' ||
+	fail "revoke not audited with its selector"
+ctl audit | grep -q "revoke .*selector=uid:4242" || fail "secretctl audit does not show the selector"
+ok "FUSE opens and workload reads are audited with the container, pid and exe; grants and revokes with their selector"
 
 # --- rotation reaches a running container's mount ---
 ctl rotate app/db --generate --length 12 >/dev/null

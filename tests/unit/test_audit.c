@@ -183,6 +183,62 @@ START_TEST(test_failed_change_writes_no_record)
 }
 END_TEST
 
+/* A record's detail (a grant's selector) is part of its MAC: edited, removed or added to a
+ * record without one, it is found; records written before migration 003 still verify. */
+START_TEST(test_detail)
+{
+	store *s = chain10();
+	struct store_audit g = {.actor = "uid:0", .action = "grant", .secret = "db/pw",
+				.detail = "selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1"};
+	ck_assert_int_eq(store_audit_append(s, &g, 1), 0); /* seq 11 */
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, 11);
+	struct store_audit_row *rows = NULL;
+	size_t nr = 0;
+	ck_assert_int_eq(store_audit_list(s, 9, 0, 0, &rows, &nr), 0);
+	ck_assert_uint_eq(nr, 2);
+	ck_assert_ptr_null(rows[0].detail);
+	ck_assert_str_eq(rows[1].detail, g.detail);
+	store_audit_list_free(rows, nr);
+
+	raw("UPDATE audit SET detail = 'selector=id:other path=db/pw mode=0400 uid=-1 gid=-1' "
+	    "WHERE seq = 11");
+	expect_bad(s, 11);
+	raw("UPDATE audit SET detail = NULL WHERE seq = 11");
+	expect_bad(s, 11);
+	raw("UPDATE audit SET detail = 'selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1' "
+	    "WHERE seq = 11");
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	raw("UPDATE audit SET detail = 'selector=*' WHERE seq = 3");
+	expect_bad(s, 3);
+	raw("UPDATE audit SET detail = NULL WHERE seq = 3");
+	store_close(s);
+}
+END_TEST
+
+/* A store from before migration 003 (no detail column): its chain verifies after the
+ * migration, and new records with a detail extend it. */
+START_TEST(test_detail_migration)
+{
+	store *s = chain10();
+	store_close(s);
+	raw("ALTER TABLE audit DROP COLUMN detail; PRAGMA user_version = 2");
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, 10);
+	struct store_audit g = {.actor = "uid:0", .action = "revoke", .secret = "db/pw",
+				.detail = "selector=runtime:podman"};
+	ck_assert_int_eq(store_audit_append(s, &g, 1), 0);
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	ck_assert_uint_eq(n, 11);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_batcher)
 {
 	store *s = open_new();
@@ -294,6 +350,8 @@ int main(void)
 	tcase_add_test(tc, test_swap_detected);
 	tcase_add_test(tc, test_recomputed_without_key_detected);
 	tcase_add_test(tc, test_failed_change_writes_no_record);
+	tcase_add_test(tc, test_detail);
+	tcase_add_test(tc, test_detail_migration);
 	tcase_add_test(tc, test_batcher);
 	tcase_add_test(tc, test_generate_charsets);
 	tcase_add_test(tc, test_keep_rollback_lifecycle);
