@@ -18,6 +18,7 @@ struct api_config {
 	unsigned idle_timeout_s;     /* 0 = 30 */
 	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
 					is written in its own durable transaction) */
+	const char *audit_anchor;    /* audit anchor file checked by audit verify, or NULL */
 };
 
 typedef struct api api;

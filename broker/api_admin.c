@@ -770,6 +770,28 @@ static void admin_audit_list(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o, s:I}", "records", a, "last", (json_int_t)last));
 }
 
+/* The chain against the anchor file (when configured): NULL when it holds, else the reason. */
+static const char *admin_anchor_check(struct api_req *r, uint64_t *aseq)
+{
+	const char *path = r->a->cfg.audit_anchor;
+	if (!path)
+		return NULL;
+	struct anchor an;
+	int rc = anchor_read(path, &an);
+	if (rc == -ENOENT)
+		return NULL; /* not written yet: the daemon writes it after each audited change */
+	if (rc < 0)
+		return "the audit anchor file is unreadable or malformed";
+	*aseq = an.seq;
+	rc = store_audit_anchor_check(r->a->store, &an);
+	if (rc == -EBADMSG)
+		return "the audit anchor was not written with this store's key";
+	if (rc == -ESTALE)
+		return "the database is older than its audit anchor (restored from an older copy): "
+		       "records the anchor names are missing or different";
+	return rc < 0 ? "the audit anchor cannot be checked" : NULL;
+}
+
 static void admin_audit_verify(struct api_req *r)
 {
 	struct admin_audit x;
@@ -793,6 +815,14 @@ static void admin_audit_verify(struct api_req *r)
 	}
 	if (rc < 0) {
 		api_reply_errno(r, rc, "audit verify");
+		return;
+	}
+	uint64_t aseq = records + 1;
+	const char *anchor_why = admin_anchor_check(r, &aseq);
+	if (anchor_why) {
+		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
+						 (json_int_t)aseq, "reason", anchor_why,
+						 "records", (json_int_t)records));
 		return;
 	}
 	if (!admin_audit_write(r, &x, 0))

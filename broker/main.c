@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker/anchor.h"
 #include "broker/api.h"
 #include "broker/audit.h"
 #include "broker/crypt.h"
@@ -27,6 +28,7 @@
 struct main_opts {
 	const char *state_dir, *runtime_dir, *key_file, *pass_file;
 	const char *new_key_file, *new_pass_file; /* rekey */
+	const char *audit_anchor;
 	size_t max_value;
 	size_t rotate_batch;
 	bool no_open;
@@ -39,7 +41,8 @@ static void main_usage(FILE *f)
 		   "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
 		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
 		   "--passphrase-file F]\n"
-		   "               [--max-value BYTES] [--no-open] [--rotate-batch N] [--debug]\n"
+		   "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
+		   "               [--audit-anchor FILE] [--debug]\n"
 		   "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 		   "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 		   "\n"
@@ -55,7 +58,10 @@ static void main_usage(FILE *f)
 		   "                     the container's cgroup nor audited (mode bits, uid and the\n"
 		   "                     mount namespace still apply)\n"
 		   "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
-		   "                     (default %d); the loop serves requests between batches\n",
+		   "                     (default %d); the loop serves requests between batches\n"
+		   "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
+		   "                     in FILE (outside the state dir): a database put back to an\n"
+		   "                     older copy is refused at start and fails audit verify\n",
 		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH);
 }
 
@@ -71,6 +77,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		{"max-value", required_argument, NULL, 'm'},
 		{"no-open", no_argument, NULL, 'n'},
 		{"rotate-batch", required_argument, NULL, 'b'},
+		{"audit-anchor", required_argument, NULL, 'A'},
 		{"debug", no_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -114,6 +121,9 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			o->rotate_batch = v;
 			break;
 		}
+		case 'A':
+			o->audit_anchor = optarg;
+			break;
 		case 'K':
 			o->new_key_file = optarg;
 			break;
@@ -310,6 +320,74 @@ static int main_keyrot_prepare(loop *l, void *ud)
 	return -1;
 }
 
+/* The audit anchor: checked once at start, rewritten after any loop iteration that wrote audit
+ * records (everything a handler or hook wrote has committed by the next prepare). */
+struct main_anchor {
+	store *s;
+	const char *path;
+	uint64_t gen;
+	bool failing;
+};
+
+static int main_anchor_prepare(loop *l, void *ud)
+{
+	struct main_anchor *an = ud;
+	uint64_t gen = store_audit_gen(an->s);
+	if (gen == an->gen)
+		return an->failing ? 1000 : -1;
+	struct anchor a;
+	int r = store_audit_anchor(an->s, &a);
+	if (r == 0)
+		r = anchor_write(an->path, &a);
+	if (r < 0) {
+		if (!an->failing)
+			log_error("cannot write the audit anchor %s: %s; retrying", an->path,
+				  strerror(-r));
+		an->failing = true;
+		return 1000;
+	}
+	an->failing = false;
+	an->gen = gen;
+	return -1;
+}
+
+static int main_anchor_start(struct main_anchor *an)
+{
+	struct anchor a;
+	int r = anchor_read(an->path, &a);
+	if (r == -ENOENT) {
+		log_info("audit anchor %s: none yet, writing it", an->path);
+		an->gen = store_audit_gen(an->s) - 1; /* due now */
+		return 0;
+	}
+	if (r < 0) {
+		log_error("audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
+			  "remove it (a new one is written) and run audit verify",
+			  an->path, strerror(-r));
+		return r;
+	}
+	r = store_audit_anchor_check(an->s, &a);
+	if (r == -EBADMSG) {
+		log_error("audit anchor %s was not written with this store's key: refusing to start "
+			  "(another store's anchor?)",
+			  an->path);
+		return r;
+	}
+	if (r == -ESTALE) {
+		log_error("the database is older than its audit anchor %s (it names audit record %llu, "
+			  "which the database lacks or holds differently): refusing to start. If a "
+			  "backup was restored on purpose, remove the anchor file",
+			  an->path, (unsigned long long)a.seq);
+		return r;
+	}
+	if (r < 0) {
+		log_error("cannot check the audit anchor %s: %s", an->path, main_store_error(r));
+		return r;
+	}
+	an->gen = store_audit_gen(an->s) - 1; /* rewrite it now: the chain may be ahead */
+	return 0;
+}
+
 static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
 			  const char *why)
 {
@@ -345,6 +423,7 @@ static int main_run(struct main_opts *o)
 	audit *au = NULL;
 	sched *sc = NULL;
 	struct metrics met = {0};
+	struct main_anchor anc = {.path = o->audit_anchor};
 	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
 	int sfd = -1;
 
@@ -391,6 +470,11 @@ static int main_run(struct main_opts *o)
 		log_error("audit: %s", strerror(-r));
 		goto out;
 	}
+	if (o->audit_anchor) {
+		anc.s = s;
+		if (main_anchor_start(&anc) < 0)
+			goto out;
+	}
 	kr.s = s;
 	if (store_key_rotating(s))
 		log_info("resuming the unfinished key rotation to generation %llu",
@@ -411,11 +495,18 @@ static int main_run(struct main_opts *o)
 		log_error("cannot load schedules: %s", main_store_error(r));
 		goto out;
 	}
-	struct api_config ac = {
-		.runtime_dir = o->runtime_dir, .max_value = o->max_value, .reads_audit = au};
+	struct api_config ac = {.runtime_dir = o->runtime_dir,
+				.max_value = o->max_value,
+				.reads_audit = au,
+				.audit_anchor = o->audit_anchor};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
+		goto out;
+	}
+	/* Last: it anchors what the hooks before it and the handlers wrote. */
+	if (o->audit_anchor && (r = loop_add_prepare(l, main_anchor_prepare, &anc)) < 0) {
+		log_error("event loop: %s", strerror(-r));
 		goto out;
 	}
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
@@ -431,7 +522,9 @@ out:
 	sched_free(sc);
 	mounts_free(m);
 	sfs_notifier_stop();
-	audit_free(au);
+	audit_free(au); /* flushes the last batch */
+	if (anc.s && rc == 0)
+		(void)main_anchor_prepare(l, &anc);
 	store_close(s);
 	loop_free(l);
 	if (sfd >= 0)

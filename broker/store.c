@@ -57,6 +57,7 @@ struct store {
 	uint64_t kek_current;
 	uint64_t kek_rotating; /* target of an unfinished key rotation, 0 = none */
 	int kek_rotate_err;    /* the last step's error, 0 after a good one */
+	uint64_t audit_gen;    /* bumped by every audit write (committed or not) */
 };
 
 static void store_stmt_freep(sqlite3_stmt **p)
@@ -2036,6 +2037,7 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 {
 	if (!a || n == 0)
 		return 0;
+	s->audit_gen++;
 	uint64_t seq;
 	uint8_t prev[CRYPT_MAC_BYTES];
 	bool found;
@@ -2210,6 +2212,67 @@ void store_audit_list_free(struct store_audit_row *v, size_t n)
 	for (size_t i = 0; v && i < n; i++)
 		store_audit_row_clear(&v[i]);
 	free(v);
+}
+
+/* ---- audit anchor ---- */
+
+_Static_assert(ANCHOR_MAC_BYTES == CRYPT_MAC_BYTES, "an anchor holds an audit MAC");
+
+uint64_t store_audit_gen(const store *s)
+{
+	return s ? s->audit_gen : 0;
+}
+
+static int store_anchor_tag(store *s, uint64_t seq, const uint8_t *mac, uint8_t *tag,
+                            const uint8_t *check)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_str(&b, "secretd/anchor/v1");
+	store_buf_u64(&b, seq);
+	store_buf_bytes(&b, mac, CRYPT_MAC_BYTES);
+	if (b.oom)
+		return -ENOMEM;
+	if (check)
+		return crypt_mac_verify(s->audit_key, b.p, b.len, check);
+	crypt_mac(s->audit_key, b.p, b.len, tag);
+	return 0;
+}
+
+int store_audit_anchor(store *s, struct anchor *out)
+{
+	if (!s || !out)
+		return -EINVAL;
+	bool found;
+	memset(out, 0, sizeof(*out));
+	int r = store_audit_head(s, &out->seq, out->mac, &found);
+	if (r < 0)
+		return r;
+	return store_anchor_tag(s, out->seq, out->mac, out->tag, NULL);
+}
+
+int store_audit_anchor_check(store *s, const struct anchor *a)
+{
+	if (!s || !a)
+		return -EINVAL;
+	if (store_anchor_tag(s, a->seq, a->mac, NULL, a->tag) < 0)
+		return -EBADMSG;
+	if (a->seq == 0)
+		return 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT mac FROM audit WHERE seq = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)a->seq);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ESTALE;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	const void *mac = sqlite3_column_blob(st, 0);
+	if (!mac || sqlite3_column_bytes(st, 0) != CRYPT_MAC_BYTES ||
+	    sodium_memcmp(mac, a->mac, CRYPT_MAC_BYTES) != 0)
+		return -ESTALE;
+	return 0;
 }
 
 int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason)

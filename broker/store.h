@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/anchor.h"
+
 typedef struct store store;
 
 struct store_opts {
@@ -176,6 +178,17 @@ void store_audit_list_free(struct store_audit_row *v, size_t n);
  * the last record the stored head. 0 with *records = the count, or -EBADMSG with *bad_seq the
  * first bad record (the missing one for a gap) and *reason a static string. */
 int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason);
+
+/* The audit anchor for the chain as it stands now: its head (seq, MAC) with a tag made by the
+ * audit key. 0 or -errno. */
+int store_audit_anchor(store *s, struct anchor *out);
+/* Checks an anchor read back from its file: 0 when the chain holds that record with that MAC;
+ * -EBADMSG when the tag was not made by this store's key; -ESTALE when the chain ends before it
+ * (an older copy of the database) or holds another record there (an older copy that went on). */
+int store_audit_anchor_check(store *s, const struct anchor *a);
+/* Changes whenever audit records may have been written (no database access): when it moved,
+ * the anchor is due. */
+uint64_t store_audit_gen(const store *s);
 
 struct store_put_opts {
 	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */

@@ -239,6 +239,106 @@ START_TEST(test_detail_migration)
 }
 END_TEST
 
+static void copy_file(const char *from, const char *to)
+{
+	FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, b), n);
+	fclose(a);
+	ck_assert_int_eq(fclose(b), 0);
+}
+
+static void append_n(store *s, const char *action, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct store_audit a = {.actor = "uid:0", .action = action};
+		ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
+	}
+}
+
+START_TEST(test_anchor_format)
+{
+	struct anchor a = {.seq = 12345}, b;
+	memset(a.mac, 0xab, sizeof(a.mac));
+	memset(a.tag, 0x01, sizeof(a.tag));
+	char line[ANCHOR_LINE_MAX];
+	int n = anchor_format(&a, line, sizeof(line));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(anchor_parse(line, (size_t)n, &b), 0);
+	ck_assert_mem_eq(&a, &b, sizeof(a));
+	ck_assert_int_eq(anchor_parse(line, (size_t)n - 1, &b), 0); /* without the newline */
+	const char *bad[] = {
+		"",
+		"secretd-audit-anchor 1 ",
+		"secretd-audit-anchor 2 1 00 00\n",
+		"secretd-audit-anchor 1 012 " /* leading zero */,
+		"secretd-audit-anchor 1 -1 ",
+		"secretd-audit-anchor 1 18446744073709551616 ", /* 2^64 */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(anchor_parse(bad[i], strlen(bad[i]), &b), -EBADMSG);
+	char edit[ANCHOR_LINE_MAX];
+	memcpy(edit, line, (size_t)n);
+	edit[n - 2] = 'A'; /* uppercase hex is not the canonical form */
+	ck_assert_int_eq(anchor_parse(edit, (size_t)n, &b), -EBADMSG);
+	memcpy(edit, line, (size_t)n);
+	edit[n - 1] = ' '; /* trailing junk */
+	ck_assert_int_eq(anchor_parse(edit, (size_t)n, &b), -EBADMSG);
+	char big[ANCHOR_LINE_MAX + 2];
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(anchor_parse(big, sizeof(big), &b), -E2BIG);
+}
+END_TEST
+
+/* A database put back to an older copy is found by the anchor written before, and so is an
+ * older copy that went on to write records of its own; a fresher database passes. */
+START_TEST(test_anchor_rollback)
+{
+	char backup[320], apath[320];
+	snprintf(backup, sizeof(backup), "%s/old.db", tmpdir);
+	snprintf(apath, sizeof(apath), "%s/audit.anchor", tmpdir);
+	store *s = chain10();
+	struct anchor a10, a13, rd;
+	ck_assert_int_eq(store_audit_anchor(s, &a10), 0);
+	ck_assert_uint_eq(a10.seq, 10);
+	ck_assert_int_eq(store_audit_anchor_check(s, &a10), 0);
+	store_close(s);
+	copy_file(dbpath, backup);
+
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	append_n(s, "whoami", 3);
+	ck_assert_int_eq(store_audit_anchor_check(s, &a10), 0); /* the chain is ahead: fine */
+	ck_assert_int_eq(store_audit_anchor(s, &a13), 0);
+	ck_assert_uint_eq(a13.seq, 13);
+	ck_assert_int_eq(anchor_write(apath, &a13), 0);
+	ck_assert_int_eq(anchor_read(apath, &rd), 0);
+	ck_assert_mem_eq(&rd, &a13, sizeof(rd));
+	struct anchor t = a13;
+	t.seq = 12; /* edited without the key */
+	ck_assert_int_eq(store_audit_anchor_check(s, &t), -EBADMSG);
+	t = a13;
+	t.tag[0] ^= 1;
+	ck_assert_int_eq(store_audit_anchor_check(s, &t), -EBADMSG);
+	store_close(s);
+
+	copy_file(backup, dbpath); /* the older copy is put back */
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	uint64_t n = 0, bad = 0;
+	const char *why = NULL;
+	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0); /* its own chain is whole */
+	ck_assert_int_eq(store_audit_anchor_check(s, &rd), -ESTALE);
+	append_n(s, "list", 3); /* it goes on: seq 11..13 exist again, but other records */
+	ck_assert_int_eq(store_audit_anchor_check(s, &rd), -ESTALE);
+	ck_assert_int_eq(store_audit_anchor_check(s, &a10), 0);
+	store_close(s);
+	ck_assert_int_eq(anchor_read("/nonexistent/anchor", &rd), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_batcher)
 {
 	store *s = open_new();
@@ -352,6 +452,8 @@ int main(void)
 	tcase_add_test(tc, test_failed_change_writes_no_record);
 	tcase_add_test(tc, test_detail);
 	tcase_add_test(tc, test_detail_migration);
+	tcase_add_test(tc, test_anchor_format);
+	tcase_add_test(tc, test_anchor_rollback);
 	tcase_add_test(tc, test_batcher);
 	tcase_add_test(tc, test_generate_charsets);
 	tcase_add_test(tc, test_keep_rollback_lifecycle);
