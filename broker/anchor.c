@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 
 static const char anchor_magic[] = "secretd-audit-anchor 1 ";
 
@@ -93,18 +94,11 @@ int anchor_read(const char *path, struct anchor *out)
 		return -errno;
 	char buf[ANCHOR_LINE_MAX + 1];
 	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf))
-			return -E2BIG;
-	}
+	int r = fileio_read_upto(fd, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	if (len == sizeof(buf))
+		return -E2BIG;
 	return anchor_parse(buf, len, out);
 }
 

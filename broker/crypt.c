@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 
 /* A passphrase longer than this is refused: it is read into locked memory in one piece. */
 #define CRYPT_PASSPHRASE_MAX 4096
@@ -164,24 +165,6 @@ int crypt_keyfile_create(const char *path)
 
 /* Reads fd until EOF or cap bytes (whichever first) into buf; *len gets the count. A caller that
  * passes one byte more than it accepts sees an over-long file as *len == cap. 0 or -errno. */
-static int crypt_read_upto(int fd, uint8_t *buf, size_t cap, size_t *len)
-{
-	size_t got = 0;
-	while (got < cap) {
-		ssize_t n = read(fd, buf + got, cap - got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	*len = got;
-	return 0;
-}
-
 int crypt_keyfile_read(const char *path, uint8_t **key)
 {
 	if (!path || !key)
@@ -207,7 +190,7 @@ int crypt_keyfile_read(const char *path, uint8_t **key)
 		return -ENOMEM;
 	/* Read one byte more than expected: a file that grew after fstat is refused too. */
 	size_t got = 0;
-	r = crypt_read_upto(fd, k, CRYPT_KEY_BYTES + 1, &got);
+	r = fileio_read_upto(fd, k, CRYPT_KEY_BYTES + 1, &got);
 	if (r < 0)
 		return r;
 	if (got != CRYPT_KEY_BYTES)
@@ -240,7 +223,7 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	if (!pw)
 		return -ENOMEM;
 	size_t len = 0;
-	r = crypt_read_upto(fd, (uint8_t *)pw, CRYPT_PASSPHRASE_MAX + 1, &len);
+	r = fileio_read_upto(fd, (uint8_t *)pw, CRYPT_PASSPHRASE_MAX + 1, &len);
 	if (r < 0)
 		return r;
 	if (len > CRYPT_PASSPHRASE_MAX)
