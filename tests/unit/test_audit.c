@@ -81,13 +81,19 @@ static void expect_bad(store *s, uint64_t want_seq)
 	ck_assert_ptr_nonnull(why);
 }
 
-START_TEST(test_chain_verifies)
+/* The chain verifies and holds want records. */
+static void expect_ok(store *s, uint64_t want)
 {
-	store *s = chain10();
 	uint64_t n = 0, bad = 0;
 	const char *why = NULL;
 	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, 10);
+	ck_assert_uint_eq(n, want);
+}
+
+START_TEST(test_chain_verifies)
+{
+	store *s = chain10();
+	expect_ok(s, 10);
 	struct store_audit_row *rows = NULL;
 	size_t nr = 0;
 	ck_assert_int_eq(store_audit_list(s, 0, 0, 0, &rows, &nr), 0);
@@ -106,8 +112,7 @@ START_TEST(test_chain_verifies)
 	ck_assert_int_eq(store_open(&s, &opts), 0);
 	struct store_audit a = {.actor = "x", .action = "whoami"};
 	ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, 11);
+	expect_ok(s, 11);
 	store_close(s);
 }
 END_TEST
@@ -191,10 +196,7 @@ START_TEST(test_detail)
 	struct store_audit g = {.actor = "uid:0", .action = "grant", .secret = "db/pw",
 				.detail = "selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1"};
 	ck_assert_int_eq(store_audit_append(s, &g, 1), 0); /* seq 11 */
-	uint64_t n = 0, bad = 0;
-	const char *why = NULL;
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, 11);
+	expect_ok(s, 11);
 	struct store_audit_row *rows = NULL;
 	size_t nr = 0;
 	ck_assert_int_eq(store_audit_list(s, 9, 0, 0, &rows, &nr), 0);
@@ -210,7 +212,7 @@ START_TEST(test_detail)
 	expect_bad(s, 11);
 	raw("UPDATE audit SET detail = 'selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1' "
 	    "WHERE seq = 11");
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
+	expect_ok(s, 11);
 	raw("UPDATE audit SET detail = 'selector=*' WHERE seq = 3");
 	expect_bad(s, 3);
 	raw("UPDATE audit SET detail = NULL WHERE seq = 3");
@@ -226,15 +228,11 @@ START_TEST(test_detail_migration)
 	store_close(s);
 	raw("ALTER TABLE audit DROP COLUMN detail; PRAGMA user_version = 2");
 	ck_assert_int_eq(store_open(&s, &opts), 0);
-	uint64_t n = 0, bad = 0;
-	const char *why = NULL;
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, 10);
+	expect_ok(s, 10);
 	struct store_audit g = {.actor = "uid:0", .action = "revoke", .secret = "db/pw",
 				.detail = "selector=runtime:podman"};
 	ck_assert_int_eq(store_audit_append(s, &g, 1), 0);
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, 11);
+	expect_ok(s, 11);
 	store_close(s);
 }
 END_TEST
@@ -327,9 +325,7 @@ START_TEST(test_anchor_rollback)
 
 	copy_file(backup, dbpath); /* the older copy is put back */
 	ck_assert_int_eq(store_open(&s, &opts), 0);
-	uint64_t n = 0, bad = 0;
-	const char *why = NULL;
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0); /* its own chain is whole */
+	expect_ok(s, 10); /* its own chain is whole */
 	ck_assert_int_eq(store_audit_anchor_check(s, &rd), -ESTALE);
 	append_n(s, "list", 3); /* it goes on: seq 11..13 exist again, but other records */
 	ck_assert_int_eq(store_audit_anchor_check(s, &rd), -ESTALE);
@@ -355,10 +351,7 @@ START_TEST(test_batcher)
 	ck_assert_int_eq(audit_flush(au), 0);
 	ck_assert_uint_eq(audit_pending(au), 0);
 	audit_free(au);
-	uint64_t n = 0, bad = 0;
-	const char *why = NULL;
-	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), 0);
-	ck_assert_uint_eq(n, AUDIT_BATCH_MAX + 10);
+	expect_ok(s, AUDIT_BATCH_MAX + 10);
 	store_close(s);
 }
 END_TEST
