@@ -20,6 +20,7 @@
 #include "broker/loop.h"
 #include "broker/metrics.h"
 #include "broker/mounts.h"
+#include "broker/procwatch.h"
 #include "broker/sched.h"
 #include "broker/store.h"
 #include "common/limits.h"
@@ -249,9 +250,10 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 static void main_on_open(void *ud, const struct mounts_open_event *ev)
 {
 	audit *au = ud;
-	char exe[256];
-	if (ident_exe(ev->pid, exe, sizeof(exe)) < 0)
-		exe[0] = '\0';
+	char buf[PROCWATCH_EXE_MAX];
+	const char *exe = ev->exe; /* from procwatch: cached until the opener execs or exits */
+	if (!exe)
+		exe = ident_exe(ev->pid, buf, sizeof(buf)) == 0 ? buf : "";
 	struct store_audit a = {.actor = ev->actor,
 				.pid = ev->pid,
 				.exe = exe,
@@ -263,6 +265,16 @@ static void main_on_open(void *ud, const struct mounts_open_event *ev)
 								  : "error"};
 	if (audit_add(au, &a) < 0)
 		log_error("audit: batch full and cannot be written: an open record was dropped");
+}
+
+/* Exits and execs are applied as they come, so that the connector's queue never overflows. */
+static void main_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
+{
+	procwatch *pw = ud;
+	int r = procwatch_sync(pw);
+	if (r < 0)
+		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per open",
+			 strerror(-r));
 }
 
 static int main_audit_prepare(loop *l, void *ud)
@@ -421,6 +433,7 @@ static int main_run(struct main_opts *o)
 	mounts *m = NULL;
 	api *a = NULL;
 	audit *au = NULL;
+	procwatch *pw = NULL;
 	sched *sc = NULL;
 	struct metrics met = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
@@ -484,7 +497,21 @@ static int main_run(struct main_opts *o)
 		log_error("event loop: %s", strerror(-r));
 		goto out;
 	}
-	struct mounts_config mc = {.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au};
+	int cn_err = 0;
+	r = procwatch_new(&pw, &cn_err);
+	if (r == 0)
+		r = loop_add(l, procwatch_fd(pw), EPOLLIN, main_on_procwatch, pw);
+	if (r < 0) {
+		log_error("procwatch: %s", strerror(-r));
+		goto out;
+	}
+	if (cn_err < 0)
+		log_info("proc connector unavailable (%s): the exe of each FUSE open is read from /proc",
+			 strerror(-cn_err));
+	else
+		log_info("proc connector: exes of FUSE openers cached until exec or exit");
+	struct mounts_config mc = {
+		.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au, .procwatch = pw};
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {
 		log_error("cannot load grants: %s", main_store_error(r));
@@ -521,6 +548,17 @@ out:
 	api_stop(a);
 	sched_free(sc);
 	mounts_free(m);
+	if (pw) {
+		struct procwatch_stats ps;
+		procwatch_get_stats(pw, &ps);
+		log_info("procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
+			 "%llu exits, %llu evictions, %llu event losses",
+			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
+			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
+			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
+		loop_del(l, procwatch_fd(pw));
+	}
+	procwatch_free(pw);
 	sfs_notifier_stop();
 	audit_free(au); /* flushes the last batch */
 	if (anc.s && rc == 0)
