@@ -345,10 +345,34 @@ static void procwatch_forget_all(procwatch *pw)
 	procwatch_tab_clear(pw->tab);
 }
 
+/* Sends PROC_CN_MCAST_LISTEN or _IGNORE (every event type) on connector socket fd. */
+static int procwatch_mcast(int fd, uint32_t op, uint32_t cookie)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct cn_msg cm;
+		struct procwatch_input in;
+	} __attribute__((packed)) req = {
+		.nh = {.nlmsg_len = sizeof(req), .nlmsg_type = NLMSG_DONE, .nlmsg_pid = 0},
+		.cm = {.id = {.idx = CN_IDX_PROC, .val = CN_VAL_PROC},
+		       .ack = cookie,
+		       .len = sizeof(struct procwatch_input)},
+		.in = {.mcast_op = op, .event_type = PROCWATCH_EVENT_ALL},
+	};
+	_Static_assert(sizeof(struct nlmsghdr) == NLMSG_HDRLEN, "nlmsghdr is aligned");
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+		return -errno;
+	return 0;
+}
+
 static void procwatch_connector_off(procwatch *pw)
 {
 	if (pw->nl < 0)
 		return;
+	/* The kernel counts listeners per socket and does not uncount a closed one: say so, or
+	 * every process event keeps being built for nobody. */
+	(void)procwatch_mcast(pw->nl, PROC_CN_MCAST_IGNORE, pw->cookie);
 	(void)epoll_ctl(pw->epfd, EPOLL_CTL_DEL, pw->nl, NULL);
 	close(pw->nl);
 	pw->nl = -1;
@@ -430,27 +454,15 @@ static int procwatch_connector_on(procwatch *pw)
 		return -errno;
 	if (getrandom(&pw->cookie, sizeof(pw->cookie), GRND_NONBLOCK) != sizeof(pw->cookie))
 		pw->cookie = (uint32_t)getpid() ^ (uint32_t)time(NULL);
-	struct {
-		struct nlmsghdr nh;
-		struct cn_msg cm;
-		struct procwatch_input in;
-	} __attribute__((packed)) req = {
-		.nh = {.nlmsg_len = sizeof(req), .nlmsg_type = NLMSG_DONE, .nlmsg_pid = 0},
-		.cm = {.id = {.idx = CN_IDX_PROC, .val = CN_VAL_PROC},
-		       .ack = pw->cookie,
-		       .len = sizeof(struct procwatch_input)},
-		.in = {.mcast_op = PROC_CN_MCAST_LISTEN, .event_type = PROCWATCH_EVENT_ALL},
-	};
-	_Static_assert(sizeof(struct nlmsghdr) == NLMSG_HDRLEN, "nlmsghdr is aligned");
-	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-		return -errno;
+	int r = procwatch_mcast(fd, PROC_CN_MCAST_LISTEN, pw->cookie);
+	if (r < 0)
+		return r;
 	/* The kernel answers from inside sendto; wait a little in case it ever does not. A kernel
 	 * that ignores the request (older than 6.6, or we are not in the initial namespaces) never
 	 * answers. */
 	pw->nl = fd;
 	bool ack = false;
-	int ack_err = 0, r = 0;
+	int ack_err = 0;
 	for (int waited = 0; !ack && waited <= PROCWATCH_ACK_WAIT_MS; waited += 50) {
 		r = procwatch_drain(pw, &ack, &ack_err);
 		if (r < 0 || ack)
@@ -554,20 +566,32 @@ int procwatch_sync(procwatch *pw)
 	}
 }
 
-uint64_t procwatch_track(procwatch *pw, pid_t pid)
+/* Reads pid's exe into pw->exe; caches it when pid is tracked and exec events arrive. */
+static const char *procwatch_read_exe(procwatch *pw, pid_t pid)
 {
-	if (pid <= 0)
-		return 0;
-	uint64_t token = procwatch_tab_token(pw->tab, pid);
-	if (token)
-		return token;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, pw->exe, sizeof(pw->exe) - 1);
+	if (n < 0)
+		return NULL;
+	pw->exe[n] = '\0';
+	pw->st.exe_reads++;
+	/* Kept only while exec events arrive: an exec after this read, or one under way during it,
+	 * is reported after the new image is in place, and drops it at the next sync. */
+	if (pw->nl >= 0)
+		(void)procwatch_tab_set_exe(pw->tab, pid, pw->exe);
+	return pw->exe;
+}
+
+static uint64_t procwatch_track_new(procwatch *pw, pid_t pid)
+{
 	/* Only for a thread-group leader (EINVAL for another thread's tid): its pidfd fires when
 	 * the whole process has exited, before the leader's pid can be reaped. */
 	int fd = pidfd_open(pid, 0);
 	if (fd < 0)
 		return 0;
 	int dropped = -1;
-	token = procwatch_tab_add(pw->tab, pid, fd, &dropped);
+	uint64_t token = procwatch_tab_add(pw->tab, pid, fd, &dropped);
 	if (dropped >= 0) {
 		procwatch_close_handle(pw, dropped);
 		pw->st.evictions++;
@@ -581,6 +605,19 @@ uint64_t procwatch_track(procwatch *pw, pid_t pid)
 	return token;
 }
 
+uint64_t procwatch_track(procwatch *pw, pid_t pid)
+{
+	if (pid <= 0)
+		return 0;
+	uint64_t token = procwatch_tab_token(pw->tab, pid);
+	if (!token)
+		token = procwatch_track_new(pw, pid);
+	/* The exe as of this request (before it is answered and the process may be gone). */
+	if (token && pw->nl >= 0 && !procwatch_tab_exe(pw->tab, pid))
+		(void)procwatch_read_exe(pw, pid);
+	return token;
+}
+
 const char *procwatch_exe(procwatch *pw, pid_t pid)
 {
 	if (pid <= 0)
@@ -590,18 +627,7 @@ const char *procwatch_exe(procwatch *pw, pid_t pid)
 		pw->st.exe_hits++;
 		return exe;
 	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(path, pw->exe, sizeof(pw->exe) - 1);
-	if (n < 0)
-		return NULL;
-	pw->exe[n] = '\0';
-	pw->st.exe_reads++;
-	/* Kept only while exec events arrive: an exec after this read, or one under way during it,
-	 * is reported after the new image is in place, and drops it at the next sync. */
-	if (pw->nl >= 0)
-		(void)procwatch_tab_set_exe(pw->tab, pid, pw->exe);
-	return pw->exe;
+	return procwatch_read_exe(pw, pid);
 }
 
 void procwatch_get_stats(const procwatch *pw, struct procwatch_stats *st)

@@ -55,7 +55,9 @@ int procwatch_fd(const procwatch *pw);
 int procwatch_sync(procwatch *pw);
 /* The token of the process now behind pid, tracking it from now on (the least recently used one
  * is pushed out when full), or 0 when it cannot be tracked (not a thread-group leader, gone, out
- * of fds). Between two procwatch_sync calls that saw no exit, equal tokens mean the same process. */
+ * of fds). Between two procwatch_sync calls that saw no exit, equal tokens mean the same process.
+ * When exes are cached and pid's is not, it is read now: a request's exe is then the one of the
+ * moment it was checked, even if the process is gone by the time procwatch_exe is asked. */
 uint64_t procwatch_track(procwatch *pw, pid_t pid);
 /* pid's executable (for the audit trail): cached when pid is tracked and the connector is on,
  * else read from /proc/PID/exe. NULL if it cannot be read (pid gone, pid <= 0). The string

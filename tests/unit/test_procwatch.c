@@ -473,6 +473,30 @@ START_TEST(test_live_exec)
 }
 END_TEST
 
+/* The exe is read when the request is checked: an audit record made after the opener is gone
+ * still names it. */
+START_TEST(test_live_exe_outlives)
+{
+	procwatch *pw = live_new();
+	if (!pw)
+		return;
+	int to, from;
+	char line[64];
+	pid_t pid = spawn_sh_then_cat(&to, &from);
+	read_line(from, line, sizeof(line));
+	ck_assert_int_eq(procwatch_sync(pw), 0);
+	ck_assert_uint_gt(procwatch_track(pw, pid), 0);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	close(to);
+	close(from);
+	const char *exe = procwatch_exe(pw, pid);
+	ck_assert_ptr_nonnull(exe);
+	ck_assert_str_ne(base_of(exe), "cat");
+	procwatch_free(pw);
+}
+END_TEST
+
 /* Forks a child that gets pid `want` (via ns_last_pid) and runs sleep; -1 if another process
  * took the pid first. */
 static pid_t fork_at(pid_t want)
@@ -634,6 +658,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	TCase *live = tcase_create("live");
 	tcase_add_test(live, test_live_exec);
+	tcase_add_test(live, test_live_exe_outlives);
 	tcase_add_test(live, test_live_reuse);
 	tcase_add_test(live, test_live_untracked);
 	tcase_add_test(live, test_live_no_connector);
