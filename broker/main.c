@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/anchor.h"
@@ -267,14 +268,52 @@ static void main_on_open(void *ud, const struct mounts_open_event *ev)
 		log_error("audit: batch full and cannot be written: an open record was dropped");
 }
 
-/* Exits and execs are applied as they come, so that the connector's queue never overflows. */
+/* Process events (every fork, exec and exit on the host) and exits of tracked processes are
+ * applied between opens too, so that the connector's queue does not overflow and pidfds are
+ * closed. In batches: after a drain the fd leaves the loop for MAIN_PROCWATCH_MS, so a busy host
+ * costs at most 1000 / MAIN_PROCWATCH_MS wake-ups a second. Opens do not wait for this: each one
+ * syncs procwatch itself. */
+#define MAIN_PROCWATCH_MS 100
+
+struct main_procwatch {
+	procwatch *pw;
+	bool armed;        /* its fd is in the loop */
+	int64_t rearm_ms;  /* monotonic time to put it back */
+};
+
+static int64_t main_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void main_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
 {
-	procwatch *pw = ud;
-	int r = procwatch_sync(pw);
+	struct main_procwatch *mp = ud;
+	int r = procwatch_sync(mp->pw);
 	if (r < 0)
 		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per open",
 			 strerror(-r));
+	loop_del(l, fd);
+	mp->armed = false;
+	mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
+}
+
+static int main_procwatch_prepare(loop *l, void *ud)
+{
+	struct main_procwatch *mp = ud;
+	if (mp->armed)
+		return -1;
+	int64_t left = mp->rearm_ms - main_mono_ms();
+	if (left > 0)
+		return (int)left;
+	if (loop_add(l, procwatch_fd(mp->pw), EPOLLIN, main_on_procwatch, mp) < 0) {
+		mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
+		return MAIN_PROCWATCH_MS;
+	}
+	mp->armed = true;
+	return -1;
 }
 
 static int main_audit_prepare(loop *l, void *ud)
@@ -434,6 +473,7 @@ static int main_run(struct main_opts *o)
 	api *a = NULL;
 	audit *au = NULL;
 	procwatch *pw = NULL;
+	struct main_procwatch mp = {0};
 	sched *sc = NULL;
 	struct metrics met = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
@@ -499,8 +539,9 @@ static int main_run(struct main_opts *o)
 	}
 	int cn_err = 0;
 	r = procwatch_new(&pw, &cn_err);
+	mp.pw = pw;
 	if (r == 0)
-		r = loop_add(l, procwatch_fd(pw), EPOLLIN, main_on_procwatch, pw);
+		r = loop_add_prepare(l, main_procwatch_prepare, &mp);
 	if (r < 0) {
 		log_error("procwatch: %s", strerror(-r));
 		goto out;
@@ -556,7 +597,8 @@ out:
 			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
 			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
 			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
-		loop_del(l, procwatch_fd(pw));
+		if (mp.armed)
+			loop_del(l, procwatch_fd(pw));
 	}
 	procwatch_free(pw);
 	sfs_notifier_stop();
