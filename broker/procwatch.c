@@ -478,8 +478,11 @@ static int procwatch_connector_on(procwatch *pw)
 	if (ack_err)
 		return -ack_err;
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = PROCWATCH_NL_TOKEN};
-	if (epoll_ctl(pw->epfd, EPOLL_CTL_ADD, fd, &e) < 0)
-		return -errno;
+	if (epoll_ctl(pw->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+		r = -errno;
+		(void)procwatch_mcast(fd, PROC_CN_MCAST_IGNORE, pw->cookie);
+		return r;
+	}
 	pw->nl = TAKE_FD(fd);
 	return 0;
 }
