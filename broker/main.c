@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/anchor.h"
@@ -20,6 +21,7 @@
 #include "broker/loop.h"
 #include "broker/metrics.h"
 #include "broker/mounts.h"
+#include "broker/procwatch.h"
 #include "broker/sched.h"
 #include "broker/store.h"
 #include "common/limits.h"
@@ -249,9 +251,10 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 static void main_on_open(void *ud, const struct mounts_open_event *ev)
 {
 	audit *au = ud;
-	char exe[256];
-	if (ident_exe(ev->pid, exe, sizeof(exe)) < 0)
-		exe[0] = '\0';
+	char buf[PROCWATCH_EXE_MAX];
+	const char *exe = ev->exe; /* from procwatch: cached until the opener execs or exits */
+	if (!exe)
+		exe = ident_exe(ev->pid, buf, sizeof(buf)) == 0 ? buf : "";
 	struct store_audit a = {.actor = ev->actor,
 				.pid = ev->pid,
 				.exe = exe,
@@ -263,6 +266,54 @@ static void main_on_open(void *ud, const struct mounts_open_event *ev)
 								  : "error"};
 	if (audit_add(au, &a) < 0)
 		log_error("audit: batch full and cannot be written: an open record was dropped");
+}
+
+/* Process events (every fork, exec and exit on the host) and exits of tracked processes are
+ * applied between opens too, so that the connector's queue does not overflow and pidfds are
+ * closed. In batches: after a drain the fd leaves the loop for MAIN_PROCWATCH_MS, so a busy host
+ * costs at most 1000 / MAIN_PROCWATCH_MS wake-ups a second. Opens do not wait for this: each one
+ * syncs procwatch itself. */
+#define MAIN_PROCWATCH_MS 100
+
+struct main_procwatch {
+	procwatch *pw;
+	bool armed;        /* its fd is in the loop */
+	int64_t rearm_ms;  /* monotonic time to put it back */
+};
+
+static int64_t main_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void main_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
+{
+	struct main_procwatch *mp = ud;
+	int r = procwatch_sync(mp->pw);
+	if (r < 0)
+		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per open",
+			 strerror(-r));
+	loop_del(l, fd);
+	mp->armed = false;
+	mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
+}
+
+static int main_procwatch_prepare(loop *l, void *ud)
+{
+	struct main_procwatch *mp = ud;
+	if (mp->armed)
+		return -1;
+	int64_t left = mp->rearm_ms - main_mono_ms();
+	if (left > 0)
+		return (int)left;
+	if (loop_add(l, procwatch_fd(mp->pw), EPOLLIN, main_on_procwatch, mp) < 0) {
+		mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
+		return MAIN_PROCWATCH_MS;
+	}
+	mp->armed = true;
+	return -1;
 }
 
 static int main_audit_prepare(loop *l, void *ud)
@@ -421,6 +472,8 @@ static int main_run(struct main_opts *o)
 	mounts *m = NULL;
 	api *a = NULL;
 	audit *au = NULL;
+	procwatch *pw = NULL;
+	struct main_procwatch mp = {0};
 	sched *sc = NULL;
 	struct metrics met = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
@@ -484,7 +537,22 @@ static int main_run(struct main_opts *o)
 		log_error("event loop: %s", strerror(-r));
 		goto out;
 	}
-	struct mounts_config mc = {.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au};
+	int cn_err = 0;
+	r = procwatch_new(&pw, &cn_err);
+	mp.pw = pw;
+	if (r == 0)
+		r = loop_add_prepare(l, main_procwatch_prepare, &mp);
+	if (r < 0) {
+		log_error("procwatch: %s", strerror(-r));
+		goto out;
+	}
+	if (cn_err < 0)
+		log_info("proc connector unavailable (%s): the exe of each FUSE open is read from /proc",
+			 strerror(-cn_err));
+	else
+		log_info("proc connector: exes of FUSE openers cached until exec or exit");
+	struct mounts_config mc = {
+		.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au, .procwatch = pw};
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {
 		log_error("cannot load grants: %s", main_store_error(r));
@@ -521,6 +589,18 @@ out:
 	api_stop(a);
 	sched_free(sc);
 	mounts_free(m);
+	if (pw) {
+		struct procwatch_stats ps;
+		procwatch_get_stats(pw, &ps);
+		log_info("procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
+			 "%llu exits, %llu evictions, %llu event losses",
+			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
+			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
+			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
+		if (mp.armed)
+			loop_del(l, procwatch_fd(pw));
+	}
+	procwatch_free(pw);
 	sfs_notifier_stop();
 	audit_free(au); /* flushes the last batch */
 	if (anc.s && rc == 0)

@@ -15,7 +15,7 @@
 #include "common/names.h"
 #include "fuse/sfs.h"
 
-#define MOUNTS_CHECK_CACHE 16 /* per-container cache of open decisions, keyed by pidfd */
+#define MOUNTS_CHECK_CACHE 16 /* per-container cache of open decisions, keyed by process token */
 
 /* A decrypted secret version shared by every mount that shows it. */
 struct mblob {
@@ -28,7 +28,7 @@ struct mblob {
 
 struct mcheck {
 	pid_t pid;
-	int pidfd;
+	uint64_t token; /* procwatch's name for that very process; 0: free */
 	bool ok;
 };
 
@@ -271,12 +271,7 @@ static void mcont_identity(const struct mcont *c, struct policy_identity *who)
 
 static void mcont_cache_clear(struct mcont *c)
 {
-	for (size_t i = 0; i < MOUNTS_CHECK_CACHE; i++) {
-		if (c->cache[i].pidfd >= 0)
-			close(c->cache[i].pidfd);
-		c->cache[i].pidfd = -1;
-		c->cache[i].pid = 0;
-	}
+	memset(c->cache, 0, sizeof(c->cache));
 }
 
 static void mcont_unmount(struct mcont *c, bool in_namespace)
@@ -344,34 +339,36 @@ static struct mcont *mounts_find_cgroup(mounts *m, const char *path)
 	return best;
 }
 
+/* Runs first for every request that checks (sfs calls it before .opened): its procwatch_sync
+ * also serves mcont_opened's procwatch_exe for the same request. */
 static int mcont_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
 {
 	struct mcont *c = ud;
-	for (size_t i = 0; i < MOUNTS_CHECK_CACHE; i++) {
-		struct mcheck *e = &c->cache[i];
-		if (e->pid != pid || e->pidfd < 0)
-			continue;
-		/* Same pid, and the pidfd says it is still the same process: reuse the decision. */
-		if (pidfd_send_signal(e->pidfd, 0, NULL, 0) == 0 || errno == EPERM) {
+	procwatch *pw = c->m->cfg.procwatch;
+	uint64_t token = 0;
+	/* After the sync, every exit that happened before this request was sent has been applied:
+	 * a token procwatch still gives for pid names the very process that sent it (a reused pid
+	 * gets a new token), so a decision cached under it needs no system call. */
+	if (pw && procwatch_sync(pw) == 0)
+		token = procwatch_track(pw, pid);
+	if (token)
+		for (size_t i = 0; i < MOUNTS_CHECK_CACHE; i++) {
+			struct mcheck *e = &c->cache[i];
+			if (e->token != token || e->pid != pid)
+				continue;
 			if (!e->ok)
 				c->denied++;
 			return e->ok ? 0 : -EACCES;
 		}
-		close(e->pidfd);
-		e->pidfd = -1;
-		e->pid = 0;
-	}
 	struct ident id;
 	bool ok = false;
 	if (ident_from_pid(pid, &id) == 0) {
 		ok = cgroup_path_within(id.cg.path, c->cgroup);
-		struct mcheck *e = &c->cache[c->cache_next++ % MOUNTS_CHECK_CACHE];
-		if (e->pidfd >= 0)
-			close(e->pidfd);
-		e->pid = pid;
-		e->pidfd = id.pidfd;
-		e->ok = ok;
-		id.pidfd = -1;
+		ident_clear(&id);
+		/* Untracked (a thread's tid, no procwatch): decided afresh each time. */
+		if (token)
+			c->cache[c->cache_next++ % MOUNTS_CHECK_CACHE] =
+				(struct mcheck){.pid = pid, .token = token, .ok = ok};
 	}
 	if (!ok)
 		c->denied++;
@@ -395,8 +392,16 @@ static void mcont_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint6
 				secret = c->files[i].secret;
 				break;
 			}
+	const char *exe = NULL;
+	if (c->m->cfg.procwatch) {
+		/* mcont_check synced procwatch for this request (sfs calls it first). */
+		exe = procwatch_exe(c->m->cfg.procwatch, pid);
+		if (!exe)
+			exe = "";
+	}
 	struct mounts_open_event ev = {.actor = c->name && *c->name ? c->name : c->id,
 				       .pid = pid,
+				       .exe = exe,
 				       .uid = uid,
 				       .secret = secret,
 				       .path = path,
@@ -534,8 +539,6 @@ static struct mcont *mcont_new(mounts *m, const char *id, const char *runtime, c
 		return NULL;
 	c->m = m;
 	c->pidfd = -1;
-	for (size_t i = 0; i < MOUNTS_CHECK_CACHE; i++)
-		c->cache[i].pidfd = -1;
 	c->id = strdup(id);
 	c->runtime = strdup(runtime ? runtime : "oci");
 	c->name = strdup(name ? name : "");

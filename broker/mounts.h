@@ -13,6 +13,7 @@
 #include "broker/ident.h"
 #include "broker/loop.h"
 #include "broker/policy.h"
+#include "broker/procwatch.h"
 #include "broker/store.h"
 
 #define MOUNTS_ID_MAX 128     /* container id bytes */
@@ -26,6 +27,7 @@ typedef struct mounts mounts;
 struct mounts_open_event {
 	const char *actor;  /* container name, else id */
 	pid_t pid;          /* the opener, in the daemon's pid namespace */
+	const char *exe;    /* its executable ("" if unknown), or NULL without a procwatch */
 	uid_t uid;
 	const char *secret; /* the secret the file shows, or the file's path if unknown */
 	const char *path;   /* the file's path inside the mount */
@@ -38,6 +40,9 @@ struct mounts_config {
 	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
 	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
 	void *on_open_ud;
+	/* Remembers openers' identities and exes (may be NULL: every open is then checked from
+	 * /proc afresh and ev->exe is NULL). Not owned; must outlive the registry. */
+	procwatch *procwatch;
 };
 
 /* Counters for /metrics. */

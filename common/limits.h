@@ -10,6 +10,7 @@
 #define SECRETD_KEEP_VERSIONS_DEFAULT 10          /* versions kept per secret */
 #define SECRETD_KEY_ROTATE_BATCH 128              /* data keys re-wrapped per transaction */
 #define SECRETD_KEY_ROTATE_BATCH_MAX 100000       /* --rotate-batch may not exceed this */
+#define SECRETD_PROCWATCH_MAX 1024                /* processes remembered (a pidfd each), LRU */
 
 #define SECRETD_RUNTIME_DIR_DEFAULT "/run/secretd"
 #define SECRETD_STATE_DIR_DEFAULT "/var/lib/secretd"

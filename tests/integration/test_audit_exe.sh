@@ -1,0 +1,145 @@
+#!/bin/sh
+# The exe in FUSE-open audit records, now cached per process (broker/procwatch): a process that
+# execs another binary is audited with the new one from its first open on, and a pid reused by
+# another process neither inherits the old process's exe nor its cached open decision.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cgroup_lib.sh"
+need_root
+need_fuse
+need_cgroup2
+need_cmd unshare
+need_cmd nsenter
+need_cmd python3
+EXTRA_CLEANUP=cg_cleanup
+
+sd_start
+grep -q "proc connector: exes of FUSE openers cached" "$SD_LOG" ||
+	skip_or_fail "the daemon runs without the proc connector: $(grep -i connector "$SD_LOG")"
+W="$SD_WORKLOAD"
+A=$(hex64)
+mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
+printf 'alpha' | ctl put app/a >/dev/null
+ctl grant app/a "id:$A" >/dev/null
+start_container "$cgA" || fail "container A did not start"
+PA=$CPID
+cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" mount /run/secrets | grep -q "mounted 1" || fail "mount in A"
+F=/run/secrets/app/a
+
+# opens PID: "exe result" of each fuse-open record of host pid PID, in order (after the batch is
+# written: within 100 ms)
+opens() {
+	sleep 0.3
+	ctl audit --json | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["action"] == "fuse-open" and r["pid"] == int(sys.argv[1]):
+        print(os.path.basename(r["exe"]) or "-", r["result"])' "$1"
+}
+
+SH=$(basename "$(readlink -f /bin/sh)")
+# Debian's python, by path: a python3 found in PATH may be a wrapper script (pyenv) that execs
+# the real one, which the audit rightly names instead
+PYBIN=/usr/bin/python3
+[ -x "$PYBIN" ] || skip_or_fail "needs $PYBIN"
+PY=$(basename "$(readlink -f "$PYBIN")")
+
+# --- one process, three images: sh reads twice (the second from the cache), then execs python,
+# which reads twice and execs cat, which reads twice. Host pid namespace (nsenter -m does not
+# fork): $$ is the pid the daemon sees.
+i=0
+while [ $i -lt 5 ]; do
+	nsenter -t "$PA" -m -- sh -c '
+		echo $$ >"$0/cgroup.procs" || exit 1
+		echo $$ >"$1.pid"
+		read x <"$2"; read y <"$2"
+		exec "$3" -c "
+import os, sys
+f = sys.argv[1]
+open(f).read(); open(f).read()
+os.execv(\"/bin/cat\", [\"cat\", f, f])" "$2"' "$cgA" "$T/chain.$i" "$F" "$PYBIN" >"$T/chain.$i.out" ||
+		fail "exec chain $i failed"
+	[ "$(cat "$T/chain.$i.out")" = alphaalpha ] || fail "cat read: $(cat "$T/chain.$i.out")"
+	i=$((i + 1))
+done
+i=0
+while [ $i -lt 5 ]; do
+	p=$(cat "$T/chain.$i.pid")
+	got=$(opens "$p" | tr '\n' ' ')
+	want="$SH ok $SH ok $PY ok $PY ok cat ok cat ok "
+	[ "$got" = "$want" ] || fail "pid $p: audited as '$got', want '$want'"
+	i=$((i + 1))
+done
+ok "exec: every open is audited with the exe that made it (sh, then python3, then cat; 5 times)"
+
+# --- a reused pid: X (sh, in A's cgroup) opens and exits; Y, forked with X's pid (via
+# ns_last_pid), enters A's mount namespace but stays in a host cgroup, never execs, and opens the
+# same file: it must be refused (X's cached "yes" is not Y's) and audited with its own exe.
+cat >"$T/reuse.py" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS = 0x00020000
+pa, cg, f = sys.argv[1], sys.argv[2], sys.argv[3]
+nsfd = os.open(f"/proc/{pa}/ns/mnt", os.O_RDONLY)
+
+def x():
+    pid = os.fork()
+    if pid == 0:
+        with open(f"{cg}/cgroup.procs", "w") as c:
+            c.write(str(os.getpid()))
+        if libc.setns(nsfd, CLONE_NEWNS) != 0:
+            os._exit(3)
+        os.execv("/bin/sh", ["sh", "-c", 'read v <"$0"; [ "$v" = alpha ]', f])
+    _, st = os.waitpid(pid, 0)
+    return pid, os.waitstatus_to_exitcode(st)
+
+def y(want):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as n:
+        n.write(str(want - 1))
+    pid = os.fork()
+    if pid == 0:
+        if os.getpid() != want:
+            os._exit(9)
+        if libc.setns(nsfd, CLONE_NEWNS) != 0:
+            os._exit(3)
+        try:
+            open(f).read()
+            os._exit(0)
+        except PermissionError:
+            os._exit(13)
+        except OSError:
+            os._exit(4)
+    _, st = os.waitpid(pid, 0)
+    return pid, os.waitstatus_to_exitcode(st)
+
+for attempt in range(50):
+    xp, xs = x()
+    if xs != 0:
+        sys.exit(f"X could not read: {xs}")
+    yp, ys = y(xp)
+    if yp == xp:
+        print(xp, ys)
+        sys.exit(0)
+sys.exit("no pid reused in 50 attempts")
+PY
+out=$("$PYBIN" "$T/reuse.py" "$PA" "$cgA" "$F") || fail "pid reuse: $out"
+xp=${out% *}
+ys=${out#* }
+[ "$ys" = 13 ] || fail "pid $xp reused by a process outside the container: open gave exit $ys, want EACCES (13)"
+got=$(opens "$xp" | tr '\n' ' ')
+want="$SH ok $PY denied "
+[ "$got" = "$want" ] || fail "pid $xp: audited as '$got', want '$want'"
+ok "a reused pid gets neither the old process's open decision nor its exe"
+
+# --- the cache is used: 200 opens by one process, one read of /proc/PID/exe (the daemon counts
+# them and logs the counts when it stops)
+nsenter -t "$PA" -m -- sh -c 'echo $$ >"$0/cgroup.procs" && echo $$ >"$1" && i=0 &&
+	while [ $i -lt 200 ]; do read v <"$2"; i=$((i + 1)); done' "$cgA" "$T/many.pid" "$F" ||
+	fail "200 opens"
+[ "$(opens "$(cat "$T/many.pid")" | sort | uniq -c | awk '{print $1, $2, $3}')" = "200 $SH ok" ] ||
+	fail "200 opens by one sh not all audited as $SH"
+sd_stop
+line=$(grep "procwatch: opener exes" "$SD_LOG") || fail "no procwatch counts logged at stop"
+hits=$(echo "$line" | sed -n 's/.*opener exes \([0-9]*\) from cache.*/\1/p')
+[ "${hits:-0}" -ge 199 ] || fail "the exe cache was not used: $line"
+ok "200 opens by one process, all audited with its exe, $hits exes from the cache ($line)"
