@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,20 +126,19 @@ int ident_from_pid(pid_t pid, struct ident *out)
 	if (pid <= 0)
 		return -EPERM;
 	out->pid = pid;
-	int pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0)
-		return -ESRCH;
-	out->pidfd = pidfd;
+	/* pid may be a thread's id (FUSE names the calling thread): its status gives the thread
+	 * group, and the pidfd pins that (pidfd_open refuses a non-leader tid before Linux 6.9). */
 	char path[64], line[256];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f) {
-		ident_clear(out);
+	if (!f)
 		return -ESRCH;
-	}
 	bool got_uid = false, got_gid = false;
+	long tgid = 0;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned a, b;
+		if (sscanf(line, "Tgid:\t%ld", &tgid) == 1)
+			continue;
 		if (sscanf(line, "Uid:\t%u\t%u", &a, &b) == 2) {
 			out->uid = b; /* effective uid: what the kernel checks */
 			got_uid = true;
@@ -147,7 +147,20 @@ int ident_from_pid(pid_t pid, struct ident *out)
 			got_gid = true;
 		}
 	}
-	int r = got_uid && got_gid ? ident_finish(out) : -ESRCH;
+	if (!got_uid || !got_gid || tgid <= 0 || tgid > INT_MAX)
+		return -ESRCH;
+	int pidfd = pidfd_open((pid_t)tgid, 0);
+	if (pidfd < 0)
+		return -ESRCH;
+	out->pidfd = pidfd;
+	int r = ident_finish(out);
+	if (r == 0 && tgid != pid) {
+		/* The thread group is alive (ident_finish): the tid must still be one of its threads,
+		 * so the status and cgroup read above were that thread's and not a reused id's. */
+		snprintf(path, sizeof(path), "/proc/%ld/task/%d", tgid, (int)pid);
+		if (access(path, F_OK) < 0)
+			r = -ESRCH;
+	}
 	if (r < 0)
 		ident_clear(out);
 	return r;

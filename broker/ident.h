@@ -19,8 +19,9 @@ struct ident {
  * namespaces), -ESRCH when the connector is gone (or was replaced) by the time its cgroup is read,
  * -EINVAL/-ENOTUNIQ/-E2BIG from the cgroup parser. */
 int ident_from_socket(int fd, struct ident *out);
-/* The same for a pid (FUSE requests, OCI hook state): pidfd_open then /proc/PID/cgroup then the
- * liveness check. */
+/* The same for a pid (FUSE requests, OCI hook state), which may be a thread's id: the pidfd is
+ * its thread group's, then /proc/PID/cgroup, then the liveness check (and, for a thread, that it
+ * still belongs to that group). */
 int ident_from_pid(pid_t pid, struct ident *out);
 /* 0 while the process behind id->pidfd is alive, -ESRCH once it exited. */
 int ident_alive(const struct ident *id);

@@ -72,6 +72,23 @@ while [ $i -lt 5 ]; do
 done
 ok "exec: every open is audited with the exe that made it (sh, then python3, then cat; 5 times)"
 
+# --- threads: FUSE names the calling thread; an open from a thread other than the main one
+# (Go, Java, any thread pool) is checked through its thread group and allowed, and audited with
+# the thread's id and the process's exe.
+nsenter -t "$PA" -m -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$1" -c "
+import sys, threading
+out = []
+def rd():
+    out.append((threading.get_native_id(), open(sys.argv[1]).read()))
+ts = [threading.Thread(target=rd) for _ in range(3)]
+[t.start() for t in ts]; [t.join() for t in ts]
+for tid, v in out: print(tid, v)" "$2"' "$cgA" "$PYBIN" "$F" >"$T/threads.out" 2>&1 || fail "threaded opens: $(cat "$T/threads.out")"
+[ "$(awk '{print $2}' "$T/threads.out" | sort -u)" = alpha ] || fail "a thread could not read: $(cat "$T/threads.out")"
+for tid in $(awk '{print $1}' "$T/threads.out"); do
+	[ "$(opens "$tid")" = "$PY ok" ] || fail "thread $tid: audited as '$(opens "$tid")', want '$PY ok'"
+done
+ok "opens from non-main threads are allowed and audited with the thread id and the process's exe"
+
 # --- a reused pid: X (sh, in A's cgroup) opens and exits; Y, forked with X's pid (via
 # ns_last_pid), enters A's mount namespace but stays in a host cgroup, never execs, and opens the
 # same file: it must be refused (X's cached "yes" is not Y's) and audited with its own exe.
