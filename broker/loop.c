@@ -6,7 +6,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define LOOP_PREPARE_MAX 8
+#define LOOP_PREPARE_MAX 16
 #define LOOP_BATCH 64
 
 struct loop_watch {

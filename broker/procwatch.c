@@ -348,20 +348,23 @@ static void procwatch_forget_all(procwatch *pw)
 /* Sends PROC_CN_MCAST_LISTEN or _IGNORE (every event type) on connector socket fd. */
 static int procwatch_mcast(int fd, uint32_t op, uint32_t cookie)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct cn_msg cm;
-		struct procwatch_input in;
-	} __attribute__((packed)) req = {
-		.nh = {.nlmsg_len = sizeof(req), .nlmsg_type = NLMSG_DONE, .nlmsg_pid = 0},
-		.cm = {.id = {.idx = CN_IDX_PROC, .val = CN_VAL_PROC},
-		       .ack = cookie,
-		       .len = sizeof(struct procwatch_input)},
-		.in = {.mcast_op = op, .event_type = PROCWATCH_EVENT_ALL},
-	};
+	/* nlmsghdr, cn_msg (whose data[] is flexible: not a struct member), then the input */
+	union {
+		uint8_t b[NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct procwatch_input)];
+		struct nlmsghdr align;
+	} req;
 	_Static_assert(sizeof(struct nlmsghdr) == NLMSG_HDRLEN, "nlmsghdr is aligned");
+	memset(&req, 0, sizeof(req));
+	struct nlmsghdr nh = {.nlmsg_len = sizeof(req.b), .nlmsg_type = NLMSG_DONE, .nlmsg_pid = 0};
+	struct cn_msg cm = {.id = {.idx = CN_IDX_PROC, .val = CN_VAL_PROC},
+			    .ack = cookie,
+			    .len = sizeof(struct procwatch_input)};
+	struct procwatch_input in = {.mcast_op = op, .event_type = PROCWATCH_EVENT_ALL};
+	memcpy(req.b, &nh, sizeof(nh));
+	memcpy(req.b + NLMSG_HDRLEN, &cm, sizeof(cm));
+	memcpy(req.b + NLMSG_HDRLEN + sizeof(cm), &in, sizeof(in));
 	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+	if (sendto(fd, req.b, sizeof(req.b), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
 }

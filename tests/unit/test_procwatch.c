@@ -190,10 +190,20 @@ END_TEST
 
 /* ---- the connector's messages ---- */
 
+/* struct cn_msg without its flexible data[] (which may not sit mid-struct in ISO C). */
+struct cn_hdr {
+	struct cb_id id;
+	__u32 seq;
+	__u32 ack;
+	__u16 len;
+	__u16 flags;
+};
+_Static_assert(sizeof(struct cn_hdr) == sizeof(struct cn_msg), "cn_hdr mirrors cn_msg");
+
 /* One datagram as the kernel sends it: nlmsghdr, cn_msg, proc_event. */
 struct kmsg {
 	struct nlmsghdr nh;
-	struct cn_msg cm;
+	struct cn_hdr cm;
 	struct proc_event ev;
 } __attribute__((packed));
 
