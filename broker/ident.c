@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77 /* Linux 6.5; Debian 12's headers predate it */
@@ -28,19 +29,11 @@ static int ident_read_cgroup(pid_t pid, struct cgroup_info *cg)
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
 	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == ESRCH ? -ESRCH : -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf))
-			return -E2BIG;
-	}
+	int r = fileio_read_upto(fd, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	if (len == sizeof(buf))
+		return -E2BIG;
 	return cgroup_parse(buf, len, cg);
 }
 
