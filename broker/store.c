@@ -1529,6 +1529,13 @@ struct store_rot_row {
 	bool head_ok;
 };
 
+static void store_rot_rows_free(struct store_rot_row *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
 /* The next (at most max) versions not wrapped by generation target, grouped by secret. */
 static int store_rot_rows(store *s, uint64_t target, size_t max, struct store_rot_row **out,
                           size_t *n)
@@ -1547,40 +1554,32 @@ static int store_rot_rows(store *s, uint64_t target, size_t max, struct store_ro
 	if (!v)
 		return -ENOMEM;
 	size_t k = 0;
-	int rc;
+	int rc = SQLITE_DONE;
 	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
 		const void *head = sqlite3_column_blob(st, 5);
-		struct store_rot_row *e = &v[k++];
-		e->secret_id = sqlite3_column_int64(st, 0);
-		e->version = (uint64_t)sqlite3_column_int64(st, 1);
-		e->current = (uint64_t)sqlite3_column_int64(st, 3);
-		e->keep = sqlite3_column_int64(st, 4);
+		struct store_rot_row *e = &v[k];
 		e->name = strdup(name ? name : "");
-		e->head_ok = head && sqlite3_column_bytes(st, 5) == CRYPT_MAC_BYTES;
-		if (e->head_ok)
-			memcpy(e->head, head, CRYPT_MAC_BYTES);
 		if (!e->name) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
+		k++;
+		e->secret_id = sqlite3_column_int64(st, 0);
+		e->version = (uint64_t)sqlite3_column_int64(st, 1);
+		e->current = (uint64_t)sqlite3_column_int64(st, 3);
+		e->keep = sqlite3_column_int64(st, 4);
+		e->head_ok = head && sqlite3_column_bytes(st, 5) == CRYPT_MAC_BYTES;
+		if (e->head_ok)
+			memcpy(e->head, head, CRYPT_MAC_BYTES);
 	}
-	if (k < max && rc != SQLITE_DONE) {
-		for (size_t i = 0; i < k; i++)
-			free(v[i].name);
-		free(v);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_rot_rows_free(v, k);
 		return store_sqlerr(rc);
 	}
 	*out = v;
 	*n = k;
 	return 0;
-}
-
-static void store_rot_rows_free(struct store_rot_row *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
 }
 
 /* Re-wraps the rows of one batch: each secret's head is checked before its first row is touched
