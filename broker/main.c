@@ -339,6 +339,7 @@ struct main_keyrot {
 	size_t batch;
 	uint64_t done;   /* data keys re-wrapped by this process */
 	int pause_ms;    /* after a failure */
+	int64_t retry_at; /* main_mono_ms() before which no batch is tried (after a failure) */
 	int last_err;
 };
 
@@ -348,6 +349,9 @@ static int main_keyrot_prepare(loop *l, void *ud)
 	uint64_t target = store_key_rotating(k->s);
 	if (!target)
 		return -1;
+	int64_t wait = k->retry_at - main_mono_ms();
+	if (wait > 0) /* other events wake the loop too: the pause counts from the failure */
+		return (int)wait;
 	struct store_audit done = {.actor = "secretd", .pid = getpid(), .action = "key-rotate-done"};
 	uint64_t n = 0;
 	bool finished = false;
@@ -358,6 +362,7 @@ static int main_keyrot_prepare(loop *l, void *ud)
 				  (unsigned long long)target, main_store_error(r));
 		k->last_err = r;
 		k->pause_ms = k->pause_ms ? (k->pause_ms < 30000 ? k->pause_ms * 2 : 60000) : 500;
+		k->retry_at = main_mono_ms() + k->pause_ms;
 		return k->pause_ms;
 	}
 	k->last_err = 0;
@@ -378,6 +383,7 @@ struct main_anchor {
 	const char *path;
 	uint64_t gen;
 	bool failing;
+	int64_t retry_at; /* main_mono_ms() before which a failed write is not retried */
 };
 
 static int main_anchor_prepare(loop *l, void *ud)
@@ -385,7 +391,10 @@ static int main_anchor_prepare(loop *l, void *ud)
 	struct main_anchor *an = ud;
 	uint64_t gen = store_audit_gen(an->s);
 	if (gen == an->gen)
-		return an->failing ? 1000 : -1;
+		return -1;
+	int64_t wait = an->retry_at - main_mono_ms();
+	if (wait > 0)
+		return (int)wait;
 	struct anchor a;
 	int r = store_audit_anchor(an->s, &a);
 	if (r == 0)
@@ -395,6 +404,7 @@ static int main_anchor_prepare(loop *l, void *ud)
 			log_error("cannot write the audit anchor %s: %s; retrying", an->path,
 				  strerror(-r));
 		an->failing = true;
+		an->retry_at = main_mono_ms() + 1000;
 		return 1000;
 	}
 	an->failing = false;
