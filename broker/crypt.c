@@ -163,8 +163,21 @@ int crypt_keyfile_create(const char *path)
 	return 0;
 }
 
-/* Reads fd until EOF or cap bytes (whichever first) into buf; *len gets the count. A caller that
- * passes one byte more than it accepts sees an over-long file as *len == cap. 0 or -errno. */
+/* Opens path (no symlink, no tty) for reading and requires a regular file: the fd (*st filled)
+ * or -errno (-EINVAL for anything but a regular file). */
+static int crypt_open_regular(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	int r = fstat(fd, st) < 0 ? -errno : S_ISREG(st->st_mode) ? 0 : -EINVAL;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int crypt_keyfile_read(const char *path, uint8_t **key)
 {
 	if (!path || !key)
@@ -173,14 +186,10 @@ int crypt_keyfile_read(const char *path, uint8_t **key)
 	int r = crypt_init();
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+	_cleanup_close_ int fd = crypt_open_regular(path, &st);
+	if (fd < 0)
+		return fd;
 	if (st.st_mode & 0077)
 		return -EPERM;
 	if (st.st_size != CRYPT_KEY_BYTES)
@@ -211,14 +220,10 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	int r = crypt_init();
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+	_cleanup_close_ int fd = crypt_open_regular(path, &st);
+	if (fd < 0)
+		return fd;
 	_cleanup_crypt_ char *pw = crypt_alloc(CRYPT_PASSPHRASE_MAX + 1);
 	if (!pw)
 		return -ENOMEM;
