@@ -14,33 +14,8 @@
 #include <sqlite3.h>
 
 #include "broker/audit.h"
-#include "tests/unit/testdir.h"
+#include "tests/unit/storefix.h"
 #include "broker/store.h"
-
-static char state[256], keyfile[256], dbpath[300];
-static struct store_opts opts;
-
-static void setup(void)
-{
-	tmpdir_setup();
-	snprintf(state, sizeof(state), "%s/state", tmpdir);
-	snprintf(keyfile, sizeof(keyfile), "%s/etc/master.key", tmpdir);
-	snprintf(dbpath, sizeof(dbpath), "%s/secretd.db", state);
-	opts = (struct store_opts){.state_dir = state, .key_file = keyfile};
-}
-
-static void teardown(void)
-{
-	tmpdir_teardown();
-}
-
-static store *open_new(void)
-{
-	ck_assert_int_eq(store_init(&opts), 0);
-	store *s = NULL;
-	ck_assert_int_eq(store_open(&s, &opts), 0);
-	return s;
-}
 
 static void raw(const char *sql)
 {
@@ -435,7 +410,7 @@ int main(void)
 	base_setup();
 	Suite *su = suite_create("audit");
 	TCase *tc = tcase_create("audit");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, storefix_setup, storefix_teardown);
 	tcase_add_test(tc, test_chain_verifies);
 	tcase_add_test(tc, test_edit_detected);
 	tcase_add_test(tc, test_delete_detected);

@@ -14,37 +14,11 @@
 #include <sqlite3.h>
 
 #include "broker/crypt.h"
-#include "tests/unit/testdir.h"
+#include "tests/unit/storefix.h"
 #include "broker/store.h"
 #include "common/limits.h"
 #include "common/names.h"
 #include "schema/schema.h"
-
-static char state[256], keyfile[256], dbpath[300];
-static struct store_opts opts;
-
-static void setup(void)
-{
-	tmpdir_setup();
-	snprintf(state, sizeof(state), "%s/state", tmpdir);
-	snprintf(keyfile, sizeof(keyfile), "%s/etc/master.key", tmpdir);
-	snprintf(dbpath, sizeof(dbpath), "%s/secretd.db", state);
-	opts = (struct store_opts){.state_dir = state, .key_file = keyfile};
-}
-
-static void teardown(void)
-{
-	tmpdir_teardown();
-}
-
-static store *open_new(void)
-{
-	ck_assert_int_eq(store_init(&opts), 0);
-	store *s = NULL;
-	ck_assert_int_eq(store_open(&s, &opts), 0);
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
 
 static void put_str(store *s, const char *name, const char *v, uint64_t want_version)
 {
@@ -900,7 +874,7 @@ static Suite *store_suite(void)
 	Suite *s = suite_create("store");
 	TCase *tc = tcase_create("store");
 	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, storefix_setup, storefix_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_migrations_from_empty);
 	tcase_add_test(tc, test_init_refuses);
