@@ -2,8 +2,10 @@
  *   GET    /healthz                         {"status":"ok"}
  *   GET    /metrics                         Prometheus text
  *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated}]}
- *   PUT    /v1/secrets/NAME[?keep=N&ttl=S]  body = value (binary) -> 201 {name,version}
- *                                           keep: versions kept; ttl: expires in S seconds
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&allow_empty=1]  body = value (binary)
+ *                                           -> 201 {name,version}; keep: versions kept;
+ *                                           ttl: expires in S seconds; an empty body is
+ *                                           refused (400) unless allow_empty=1
  *   GET    /v1/secrets/NAME                 {name,current,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
@@ -193,14 +195,39 @@ static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, u
 	return true;
 }
 
+/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
+ * 400) when it is anything else. */
+static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
+{
+	const char *v = api_query(r, key);
+	*out = false;
+	if (!v)
+		return true;
+	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+		api_reply_error(r, 400, "%s must be 1 or 0", key);
+		return false;
+	}
+	*out = v[0] == '1';
+	return true;
+}
+
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t keep = 0, ttl = 0;
+	bool allow_empty;
 	if (!admin_query_uint(r, "keep", 1000, &keep) ||
-	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl))
+	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
+	    !admin_query_flag(r, "allow_empty", &allow_empty))
 		return;
+	if (r->len == 0 && !allow_empty) {
+		/* An empty stdin is far likelier a mistake than a value: containers would see it at
+		 * once. Nothing is stored. */
+		api_reply_error(r, 400,
+		                "refusing to store an empty value (allow_empty=1 stores one)");
+		return;
+	}
 	struct store_put_opts po = {.keep = (int64_t)keep,
 				    .expires = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0};
 	struct admin_audit x;

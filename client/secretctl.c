@@ -174,31 +174,49 @@ static int ctl_parse_duration(const char *s, long long *out)
 	return 0;
 }
 
-/* PUT /v1/secrets/NAME[?keep=&ttl=] with the value from file (or stdin). */
-static int ctl_put_value(struct ctl *c, const char *name, const char *file, long long keep,
-			 long long ttl)
+/* What a put asks for besides the value. */
+struct ctl_put {
+	const char *file; /* NULL = stdin */
+	long long keep;   /* 0 = unchanged */
+	long long ttl;    /* seconds, 0 = none */
+	bool allow_empty;
+};
+
+/* PUT /v1/secrets/NAME[?keep=&ttl=&allow_empty=1] with the value from file (or stdin). */
+static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
 {
 	int fd = 0;
-	if (file) {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (p->file) {
+		fd = open(p->file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return ctl_fail("cannot open %s: %s", file, strerror(errno));
+			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
 	} else if (isatty(0)) {
 		fprintf(stderr, "secretctl: reading the value from the terminal; end with Ctrl-D\n");
 	}
 	uint8_t *val = NULL;
 	size_t len = 0;
 	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
-	if (file)
+	if (p->file)
 		close(fd);
 	if (r < 0)
 		return ctl_fail("cannot read the value: %s", strerror(-r));
-	char path[360];
+	if (len == 0 && !p->allow_empty) {
+		sodium_free(val);
+		return ctl_fail("refusing to store an empty value (use --allow-empty)");
+	}
+	char path[400];
 	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
-	if (keep)
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", "?", keep);
-	if (ttl)
-		snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", keep ? "&" : "?", ttl);
+	const char *sep = "?";
+	if (p->keep) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", sep, p->keep);
+		sep = "&";
+	}
+	if (p->ttl) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", sep, p->ttl);
+		sep = "&";
+	}
+	if (p->allow_empty)
+		snprintf(path + n, sizeof(path) - (size_t)n, "%sallow_empty=1", sep);
 	struct client_resp resp;
 	json_t *j = NULL;
 	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
@@ -218,20 +236,22 @@ static int ctl_put_value(struct ctl *c, const char *name, const char *file, long
 static int cmd_put(struct ctl *c)
 {
 	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'},
-					  {"keep", required_argument, NULL, 'k'},
-					  {"expires", required_argument, NULL, 'e'},
-					  {0}};
-	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h]  (value on stdin, "
-			    "never in argv)";
-	const char *file = NULL;
-	long long keep = 0, ttl = 0;
+	                                  {"keep", required_argument, NULL, 'k'},
+	                                  {"expires", required_argument, NULL, 'e'},
+	                                  {"allow-empty", no_argument, NULL, 'E'},
+	                                  {0}};
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h] [--allow-empty]  "
+	                    "(value on stdin, never in argv)";
+	struct ctl_put p = {0};
 	int ch;
 	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		if (ch == 'f')
-			file = optarg;
-		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &keep) == 0 && keep > 0)
+			p.file = optarg;
+		else if (ch == 'E')
+			p.allow_empty = true;
+		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &p.keep) == 0 && p.keep > 0)
 			continue;
-		else if (ch == 'e' && ctl_parse_duration(optarg, &ttl) == 0)
+		else if (ch == 'e' && ctl_parse_duration(optarg, &p.ttl) == 0)
 			continue;
 		else if (ch == 'k')
 			return ctl_fail("--keep must be 1..1000");
@@ -244,7 +264,7 @@ static int cmd_put(struct ctl *c)
 	c->argv += optind;
 	if (ctl_need_name(c, 1, usage))
 		return 1;
-	return ctl_put_value(c, c->argv[0], file, keep, ttl);
+	return ctl_put_value(c, c->argv[0], &p);
 }
 
 static int cmd_get(struct ctl *c)
@@ -730,16 +750,18 @@ static int cmd_rollback(struct ctl *c)
 static int cmd_rotate(struct ctl *c)
 {
 	static const struct option o[] = {{"generate", no_argument, NULL, 'g'},
-					  {"length", required_argument, NULL, 'l'},
-					  {"charset", required_argument, NULL, 'c'},
-					  {"print", no_argument, NULL, 'p'},
-					  {"every", required_argument, NULL, 'e'},
-					  {"exec", required_argument, NULL, 'x'},
-					  {"from-file", required_argument, NULL, 'f'},
-					  {0}};
+	                                  {"length", required_argument, NULL, 'l'},
+	                                  {"charset", required_argument, NULL, 'c'},
+	                                  {"print", no_argument, NULL, 'p'},
+	                                  {"every", required_argument, NULL, 'e'},
+	                                  {"exec", required_argument, NULL, 'x'},
+	                                  {"from-file", required_argument, NULL, 'f'},
+	                                  {"allow-empty", no_argument, NULL, 'E'},
+	                                  {0}};
 	const char *usage = "rotate NAME (--generate [--length N] [--charset alnum|hex|base64|"
-			    "ascii] [--print] | --from-file F | stdin) [--every DUR [--exec CMD]]";
-	bool gen = false, print = false;
+	                    "ascii] [--print] | [--from-file F] [--allow-empty]) [--every DUR "
+	                    "[--exec CMD]]";
+	bool gen = false, print = false, allow_empty = false;
 	long long length = 32, every = -1;
 	const char *charset = NULL, *exec = NULL, *file = NULL;
 	int ch;
@@ -770,6 +792,9 @@ static int cmd_rotate(struct ctl *c)
 		case 'f':
 			file = optarg;
 			break;
+		case 'E':
+			allow_empty = true;
+			break;
 		default:
 			return ctl_fail("usage: secretctl %s", usage);
 		}
@@ -788,10 +813,14 @@ static int cmd_rotate(struct ctl *c)
 	} else if (exec) {
 		return ctl_fail("--exec is only for scheduled rotations (--every)");
 	}
-	if (!gen && every < 0)
-		return ctl_put_value(c, name, file, 0, 0);
+	if (!gen && every < 0) {
+		struct ctl_put p = {.file = file, .allow_empty = allow_empty};
+		return ctl_put_value(c, name, &p);
+	}
 	if (gen && file)
 		return ctl_fail("give --generate or --from-file, not both");
+	if (allow_empty)
+		return ctl_fail("--allow-empty is for a value from stdin or --from-file");
 	json_t *body = json_pack("{s:b, s:I, s:b}", "generate", gen, "length", (json_int_t)length,
 				 "print", print);
 	if (charset)
@@ -999,8 +1028,9 @@ static int cmd_exec(struct ctl *c)
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{"put", "NAME [--from-file F] [--keep N] [--expires DUR]",
-	 "store a new version (value from stdin or a file)", false, cmd_put},
+	{"put", "NAME [--from-file F] [--keep N] [--expires DUR] [--allow-empty]",
+	 "store a new version (value from stdin or a file; never empty unless --allow-empty)",
+	 false, cmd_put},
 	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
 	{"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
 	{"versions", "NAME", "list a secret's versions", false, cmd_versions},

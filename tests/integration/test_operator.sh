@@ -45,3 +45,37 @@ unset SECRETD_KDF_TEST
 ok "passphrase files that are group/other accessible or not ours are refused by init, run and rekey"
 
 sd_start
+
+# admin_put PATH [curl args]: a raw PUT on the admin socket; prints the HTTP status, body in $T/body
+admin_put() {
+	p=$1
+	shift
+	curl -s -o "$T/body" -w '%{http_code}' --unix-socket "$SECRETD_SOCKET" -X PUT \
+		-H 'Content-Type: application/octet-stream' "$@" "http://x$p"
+}
+nversions() { ctl versions "$1" --json | grep -c '"version":'; }
+
+# --- an empty value is refused unless asked for (client and server) ---
+printf 'live-value' | ctl put app/empty >/dev/null || fail "put"
+ctl put app/empty </dev/null >/dev/null 2>"$T/err" && fail "put with an empty stdin succeeded"
+grep -q "refusing to store an empty value (use --allow-empty)" "$T/err" || fail "put empty: $(cat "$T/err")"
+ctl rotate app/empty </dev/null >/dev/null 2>"$T/err" && fail "bare rotate with an empty stdin succeeded"
+grep -q "refusing to store an empty value (use --allow-empty)" "$T/err" || fail "rotate empty: $(cat "$T/err")"
+: >"$T/emptyfile"
+ctl put app/empty --from-file "$T/emptyfile" >/dev/null 2>"$T/err" && fail "put of an empty file succeeded"
+ctl put app/new </dev/null >/dev/null 2>&1 && fail "a new secret was created empty"
+ctl ls | grep -q app/new && fail "a refused empty put created the secret"
+code=$(admin_put /v1/secrets/app/empty --data-binary '')
+[ "$code" = 400 ] || fail "the API stored an empty body: HTTP $code $(cat "$T/body")"
+grep -q '"error": *"refusing to store an empty value' "$T/body" || fail "API error: $(cat "$T/body")"
+[ "$(ctl get app/empty)" = live-value ] || fail "a refused empty put changed the value"
+[ "$(nversions app/empty)" = 1 ] || fail "a refused empty put made a version"
+ok "empty stdin, empty file and an empty API body are refused (400); value and versions unchanged"
+
+ctl put app/empty --allow-empty </dev/null | grep -q "version 2" || fail "put --allow-empty"
+[ "$(ctl get app/empty | wc -c)" = 0 ] || fail "put --allow-empty did not store an empty value"
+ctl rotate app/empty --allow-empty </dev/null | grep -q "version 3" || fail "rotate --allow-empty"
+code=$(admin_put '/v1/secrets/app/empty?allow_empty=1' --data-binary '')
+[ "$code" = 201 ] || fail "allow_empty=1 refused: HTTP $code $(cat "$T/body")"
+[ "$(nversions app/empty)" = 4 ] || fail "allowed empty puts: $(nversions app/empty) versions"
+ok "--allow-empty (and ?allow_empty=1) store an empty value on purpose"
