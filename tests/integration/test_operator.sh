@@ -79,3 +79,21 @@ code=$(admin_put '/v1/secrets/app/empty?allow_empty=1' --data-binary '')
 [ "$code" = 201 ] || fail "allow_empty=1 refused: HTTP $code $(cat "$T/body")"
 [ "$(nversions app/empty)" = 4 ] || fail "allowed empty puts: $(nversions app/empty) versions"
 ok "--allow-empty (and ?allow_empty=1) store an empty value on purpose"
+
+# --- uid:N is for host processes: a container running as that uid is not one ---
+W="$SD_WORKLOAD"
+printf 'host-only' | ctl put hostonly/key >/dev/null
+ctl grant 'hostonly/*' uid:0 >/dev/null || fail "grant uid:0"
+D=$(hex64)
+mk_cgroup "$CG2" "/docker/$D"
+cg_d=$CG
+in_container "$cg_d" "$SECRETCTL" --socket "$W" --json whoami >"$T/who" || fail "whoami in the container"
+grep -q '"container": true' "$T/who" && grep -q '"uid": 0' "$T/who" ||
+	fail "the test container is not a root container: $(cat "$T/who")"
+in_container "$cg_d" "$SECRETCTL" --socket "$W" read hostonly/key >"$T/out" 2>"$T/err" &&
+	fail "uid:0 reached a root container: $(cat "$T/out")"
+grep -q "no such secret" "$T/err" || fail "root container read: unexpected error: $(cat "$T/err")"
+in_container "$cg_d" "$SECRETCTL" --socket "$W" ls --self >"$T/out" || fail "ls --self in the container"
+grep -q hostonly "$T/out" && fail "uid:0 grant listed in a root container"
+[ "$("$SECRETCTL" --socket "$W" read hostonly/key)" = host-only ] || fail "a host process of uid 0 cannot read its uid:0 grant"
+ok "uid:0 matches a host process of uid 0, not a container running as root"
