@@ -180,9 +180,24 @@ struct ctl_put {
 	long long keep;   /* 0 = unchanged */
 	long long ttl;    /* seconds, 0 = none */
 	bool allow_empty;
+	bool keep_expiry; /* without ttl: keep the expiry instead of clearing it */
 };
 
-/* PUT /v1/secrets/NAME[?keep=&ttl=&allow_empty=1] with the value from file (or stdin). */
+/* " (expiry cleared)" / " (expires at T)" after a new version, from the daemon's answer: said when
+ * the expiry changed or was kept, nothing when there is none and was none. */
+static void ctl_expiry_note(json_t *j, bool asked, char *buf, size_t len)
+{
+	char tb[32];
+	json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+	buf[0] = '\0';
+	if (json_is_true(json_object_get(j, "expiry_cleared")))
+		snprintf(buf, len, " (expiry cleared)");
+	else if (ex > 0 && asked)
+		snprintf(buf, len, " (expires at %s)", ctl_time(ex, tb, sizeof(tb)));
+}
+
+/* PUT /v1/secrets/NAME[?keep=&ttl=&keep_expiry=1&allow_empty=1] with the value from file (or
+ * stdin). */
 static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
 {
 	int fd = 0;
@@ -215,6 +230,10 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", sep, p->ttl);
 		sep = "&";
 	}
+	if (p->keep_expiry) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep_expiry=1", sep);
+		sep = "&";
+	}
 	if (p->allow_empty)
 		snprintf(path + n, sizeof(path) - (size_t)n, "%sallow_empty=1", sep);
 	struct client_resp resp;
@@ -223,11 +242,13 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 	sodium_free(val);
 	if (r)
 		return r;
+	char note[64];
+	ctl_expiry_note(j, p->ttl || p->keep_expiry, note, sizeof(note));
 	if (c->json)
 		ctl_print_json(j);
 	else
-		printf("%s: version %lld\n", name,
-		       (long long)json_integer_value(json_object_get(j, "version")));
+		printf("%s: version %lld%s\n", name,
+		       (long long)json_integer_value(json_object_get(j, "version")), note);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -235,13 +256,12 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 
 static int cmd_put(struct ctl *c)
 {
-	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'},
-	                                  {"keep", required_argument, NULL, 'k'},
-	                                  {"expires", required_argument, NULL, 'e'},
-	                                  {"allow-empty", no_argument, NULL, 'E'},
-	                                  {0}};
-	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h] [--allow-empty]  "
-	                    "(value on stdin, never in argv)";
+	static const struct option o[] = {
+	    {"from-file", required_argument, NULL, 'f'}, {"keep", required_argument, NULL, 'k'},
+	    {"expires", required_argument, NULL, 'e'},   {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h | --keep-expiry] "
+	                    "[--allow-empty]  (value on stdin, never in argv)";
 	struct ctl_put p = {0};
 	int ch;
 	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
@@ -249,6 +269,8 @@ static int cmd_put(struct ctl *c)
 			p.file = optarg;
 		else if (ch == 'E')
 			p.allow_empty = true;
+		else if (ch == 'K')
+			p.keep_expiry = true;
 		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &p.keep) == 0 && p.keep > 0)
 			continue;
 		else if (ch == 'e' && ctl_parse_duration(optarg, &p.ttl) == 0)
@@ -264,6 +286,8 @@ static int cmd_put(struct ctl *c)
 	c->argv += optind;
 	if (ctl_need_name(c, 1, usage))
 		return 1;
+	if (p.ttl && p.keep_expiry)
+		return ctl_fail("give --expires (a new expiry) or --keep-expiry, not both");
 	return ctl_put_value(c, c->argv[0], &p);
 }
 
@@ -326,13 +350,20 @@ static int ctl_list_names(struct ctl *c, bool workload, const char *path)
 		size_t i;
 		json_t *v;
 		char tb[32];
-		printf("%-40s %8s %8s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED");
+		char te[32];
+		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
+		       "EXPIRES");
 		json_array_foreach(json_object_get(j, "secrets"), i, v)
-			printf("%-40s %8lld %8lld  %s\n", json_string_value(json_object_get(v, "name")),
+		{
+			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
+			printf("%-40s %8lld %8lld  %-20s  %s\n",
+			       json_string_value(json_object_get(v, "name")),
 			       (long long)json_integer_value(json_object_get(v, "current")),
 			       (long long)json_integer_value(json_object_get(v, "versions")),
 			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
-					sizeof(tb)));
+			                sizeof(tb)),
+			       ex > 0 ? ctl_time(ex, te, sizeof(te)) : "-");
+		}
 	}
 	json_decref(j);
 	client_resp_free(&resp);
@@ -366,6 +397,9 @@ static int cmd_versions(struct ctl *c)
 		size_t i;
 		json_t *v;
 		char tb[32];
+		json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+		if (ex > 0)
+			printf("%s expires at %s\n", c->argv[0], ctl_time(ex, tb, sizeof(tb)));
 		printf("%8s %8s %4s  %-20s %s\n", "VERSION", "SIZE", "KEY", "CREATED", "");
 		json_array_foreach(json_object_get(j, "versions"), i, v)
 			printf("%8lld %8lld %4lld  %-20s %s\n",
@@ -749,19 +783,16 @@ static int cmd_rollback(struct ctl *c)
 
 static int cmd_rotate(struct ctl *c)
 {
-	static const struct option o[] = {{"generate", no_argument, NULL, 'g'},
-	                                  {"length", required_argument, NULL, 'l'},
-	                                  {"charset", required_argument, NULL, 'c'},
-	                                  {"print", no_argument, NULL, 'p'},
-	                                  {"every", required_argument, NULL, 'e'},
-	                                  {"exec", required_argument, NULL, 'x'},
-	                                  {"from-file", required_argument, NULL, 'f'},
-	                                  {"allow-empty", no_argument, NULL, 'E'},
-	                                  {0}};
+	static const struct option o[] = {
+	    {"generate", no_argument, NULL, 'g'},        {"length", required_argument, NULL, 'l'},
+	    {"charset", required_argument, NULL, 'c'},   {"print", no_argument, NULL, 'p'},
+	    {"every", required_argument, NULL, 'e'},     {"exec", required_argument, NULL, 'x'},
+	    {"from-file", required_argument, NULL, 'f'}, {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
 	const char *usage = "rotate NAME (--generate [--length N] [--charset alnum|hex|base64|"
-	                    "ascii] [--print] | [--from-file F] [--allow-empty]) [--every DUR "
-	                    "[--exec CMD]]";
-	bool gen = false, print = false, allow_empty = false;
+	                    "ascii] [--print] | [--from-file F] [--allow-empty]) [--keep-expiry] "
+	                    "[--every DUR [--exec CMD]]";
+	bool gen = false, print = false, allow_empty = false, keep_expiry = false;
 	long long length = 32, every = -1;
 	const char *charset = NULL, *exec = NULL, *file = NULL;
 	int ch;
@@ -795,6 +826,9 @@ static int cmd_rotate(struct ctl *c)
 		case 'E':
 			allow_empty = true;
 			break;
+		case 'K':
+			keep_expiry = true;
+			break;
 		default:
 			return ctl_fail("usage: secretctl %s", usage);
 		}
@@ -808,13 +842,15 @@ static int cmd_rotate(struct ctl *c)
 		if (every > 0 && !gen)
 			return ctl_fail("a schedule (--every) needs --generate: the daemon makes the "
 					"values");
-		if (print || file)
-			return ctl_fail("--every cannot be combined with --print or --from-file");
+		if (print || file || keep_expiry)
+			return ctl_fail("--every cannot be combined with --print, --from-file or "
+			                "--keep-expiry");
 	} else if (exec) {
 		return ctl_fail("--exec is only for scheduled rotations (--every)");
 	}
 	if (!gen && every < 0) {
-		struct ctl_put p = {.file = file, .allow_empty = allow_empty};
+		struct ctl_put p = {
+		    .file = file, .allow_empty = allow_empty, .keep_expiry = keep_expiry};
 		return ctl_put_value(c, name, &p);
 	}
 	if (gen && file)
@@ -829,6 +865,8 @@ static int cmd_rotate(struct ctl *c)
 		json_object_set_new(body, "every", json_integer(every));
 	if (exec)
 		json_object_set_new(body, "exec", json_string(exec));
+	if (keep_expiry)
+		json_object_set_new(body, "keep_expiry", json_true());
 	char path[320];
 	snprintf(path, sizeof(path), "/v1/rotate/%s", name);
 	struct client_resp resp;
@@ -851,9 +889,11 @@ static int cmd_rotate(struct ctl *c)
 	} else if (every == 0) {
 		printf("%s: schedule removed\n", name);
 	} else {
-		printf("%s: version %lld (generated, %lld %s characters)\n", name,
+		char note[64];
+		ctl_expiry_note(j, keep_expiry, note, sizeof(note));
+		printf("%s: version %lld (generated, %lld %s characters)%s\n", name,
 		       (long long)json_integer_value(json_object_get(j, "version")), length,
-		       charset ? charset : "alnum");
+		       charset ? charset : "alnum", note);
 	}
 	json_decref(j);
 	client_resp_free(&resp);
@@ -1028,7 +1068,7 @@ static int cmd_exec(struct ctl *c)
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{"put", "NAME [--from-file F] [--keep N] [--expires DUR] [--allow-empty]",
+	{"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
 	 "store a new version (value from stdin or a file; never empty unless --allow-empty)",
 	 false, cmd_put},
 	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},

@@ -97,3 +97,51 @@ in_container "$cg_d" "$SECRETCTL" --socket "$W" ls --self >"$T/out" || fail "ls 
 grep -q hostonly "$T/out" && fail "uid:0 grant listed in a root container"
 [ "$("$SECRETCTL" --socket "$W" read hostonly/key)" = host-only ] || fail "a host process of uid 0 cannot read its uid:0 grant"
 ok "uid:0 matches a host process of uid 0, not a container running as root"
+
+# --- a plain put clears an old expiry (it used to delete the secret put again later) ---
+expires_of() { # the expiry (unix seconds) the daemon holds for $1, empty when none
+	ctl schedules --json | python3 -c 'import json,sys
+for s in json.load(sys.stdin)["schedules"]:
+    if s["name"] == sys.argv[1] and s["expires"]: print(s["expires"])' "$1"
+}
+printf 'temporary' | ctl put app/exp --expires 2s >/dev/null || fail "put --expires"
+ctl grant app/exp name:web >/dev/null || fail "grant"
+old=$(expires_of app/exp)
+[ -n "$old" ] || fail "put --expires 2s set no expiry"
+ctl ls | grep "^app/exp " | grep -q "$(date -u -d "@$old" +%Y-%m-%dT%H:%M:%SZ)" || fail "ls does not show the expiry: $(ctl ls)"
+ctl versions app/exp | grep -q "expires at $(date -u -d "@$old" +%Y-%m-%dT%H:%M:%SZ)" || fail "versions does not show the expiry"
+ctl versions app/exp --json | grep -q "\"expires\": $old" || fail "versions --json does not show the expiry"
+printf 'for good' | ctl put app/exp >"$T/out" || fail "plain put"
+grep -q "app/exp: version 2 (expiry cleared)" "$T/out" || fail "a plain put did not say it cleared the expiry: $(cat "$T/out")"
+[ -z "$(expires_of app/exp)" ] || fail "a plain put kept the old expiry"
+ctl ls | grep "^app/exp " | grep -q "Z.*Z" && fail "ls shows an expiry after it was cleared: $(ctl ls)"
+# A canary that expires strictly after the old expiry: once the scheduler has deleted it, it has
+# also passed the old expiry of app/exp (one thread, deletions in time order). Poll, no sleep-and-hope.
+printf 'canary' | ctl put zz/canary --expires 3s >/dev/null
+[ "$(expires_of zz/canary)" -gt "$old" ] || fail "the canary does not expire after the old expiry"
+i=0
+while ctl ls | grep -q '^zz/canary '; do
+	i=$((i + 1))
+	[ $i -gt 600 ] && fail "the canary did not expire within 120 s"
+	sleep 0.2
+done
+[ "$(ctl get app/exp 2>/dev/null)" = "for good" ] || fail "the secret put again was deleted at its old expiry"
+[ "$(nversions app/exp)" = 2 ] || fail "versions lost: $(nversions app/exp)"
+ctl grants | grep -q "app/exp.*name:web" || fail "the grant was deleted at the old expiry"
+ok "put --expires then a plain put: expiry cleared (said so); after the old expiry the secret, its versions and grant remain"
+
+# --keep-expiry keeps it and says so; rotate --generate clears it like a put
+printf 'a' | ctl put app/keep --expires 1h >/dev/null
+old=$(expires_of app/keep)
+printf 'b' | ctl put app/keep --keep-expiry >"$T/out" || fail "put --keep-expiry"
+grep -q "app/keep: version 2 (expires at $(date -u -d "@$old" +%Y-%m-%dT%H:%M:%SZ))" "$T/out" || fail "--keep-expiry output: $(cat "$T/out")"
+[ "$(expires_of app/keep)" = "$old" ] || fail "--keep-expiry changed the expiry"
+printf 'c' | ctl put app/keep --keep-expiry --expires 2h >/dev/null 2>&1 && fail "--keep-expiry with --expires accepted"
+code=$(admin_put '/v1/secrets/app/keep?keep_expiry=1&ttl=60' --data-binary 'x')
+[ "$code" = 400 ] || fail "keep_expiry with ttl: HTTP $code"
+ctl rotate app/keep --generate >"$T/out" || fail "rotate --generate"
+grep -q "expiry cleared" "$T/out" || fail "rotate --generate did not clear the expiry: $(cat "$T/out")"
+[ -z "$(expires_of app/keep)" ] || fail "rotate --generate kept the expiry"
+printf 'd' | ctl put app/keep >"$T/out"
+grep -q "expir" "$T/out" && fail "a put with no expiry before or after mentions one: $(cat "$T/out")"
+ok "--keep-expiry keeps the expiry and says so; rotate --generate clears it; ls/versions show it"
