@@ -1080,7 +1080,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	 false, cmd_key},
 	{"rollback", "NAME VERSION", "make an old version's value current (as a new version)",
 	 false, cmd_rollback},
-	{"rotate", "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]]",
+	{"rotate",
+	 "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]] "
+	 "[--keep-expiry]",
 	 "a new random value made by the daemon, now or on a schedule (or a put from a file)",
 	 false, cmd_rotate},
 	{"schedules", "", "list expiries and rotation schedules", false, cmd_schedules},
