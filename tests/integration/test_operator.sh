@@ -111,10 +111,12 @@ old=$(expires_of app/exp)
 ctl ls | grep "^app/exp " | grep -q "$(date -u -d "@$old" +%Y-%m-%dT%H:%M:%SZ)" || fail "ls does not show the expiry: $(ctl ls)"
 ctl versions app/exp | grep -q "expires at $(date -u -d "@$old" +%Y-%m-%dT%H:%M:%SZ)" || fail "versions does not show the expiry"
 ctl versions app/exp --json | grep -q "\"expires\": $old" || fail "versions --json does not show the expiry"
+ctl ls --json | grep -q "\"expires\": $old" || fail "ls --json does not show the expiry"
 printf 'for good' | ctl put app/exp >"$T/out" || fail "plain put"
 grep -q "app/exp: version 2 (expiry cleared)" "$T/out" || fail "a plain put did not say it cleared the expiry: $(cat "$T/out")"
 [ -z "$(expires_of app/exp)" ] || fail "a plain put kept the old expiry"
 ctl ls | grep "^app/exp " | grep -q "Z.*Z" && fail "ls shows an expiry after it was cleared: $(ctl ls)"
+ctl versions app/exp | grep -q "expires at" && fail "versions shows an expiry after it was cleared"
 # A canary that expires strictly after the old expiry: once the scheduler has deleted it, it has
 # also passed the old expiry of app/exp (one thread, deletions in time order). Poll, no sleep-and-hope.
 printf 'canary' | ctl put zz/canary --expires 3s >/dev/null
