@@ -1,10 +1,15 @@
 /* Admin routes (admin.sock, root only):
  *   GET    /healthz                         {"status":"ok"}
  *   GET    /metrics                         Prometheus text
- *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated}]}
- *   PUT    /v1/secrets/NAME[?keep=N&ttl=S]  body = value (binary) -> 201 {name,version}
- *                                           keep: versions kept; ttl: expires in S seconds
- *   GET    /v1/secrets/NAME                 {name,current,versions:[{version,size,kek,created,current}]}
+ *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated,
+ *                                           expires}]}  (expires: unix seconds, 0 = never)
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&keep_expiry=1&allow_empty=1]  body = value
+ *                                           -> 201 {name,version,expires,expiry_cleared};
+ *                                           keep: versions kept; ttl: expires in S seconds;
+ *                                           without ttl an expiry is cleared unless
+ *                                           keep_expiry=1; an empty body is refused (400)
+ *                                           unless allow_empty=1
+ *   GET    /v1/secrets/NAME                 {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
@@ -17,8 +22,9 @@
  *   POST   /v1/containers                   attach (OCI hook, createRuntime)
  *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
  *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
- *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?} -> 201
- *                                           {name,version} (print: the value, octet-stream) or
+ *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?,keep_expiry?}
+ *                                           -> 201 {name,version,expires,expiry_cleared}
+ *                                           (print: the value, octet-stream) or
  *                                           {every,length?,charset?,exec?} -> {name,every,next}
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
@@ -167,11 +173,11 @@ static void admin_list(struct api_req *r)
 	}
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v[i].name,
-						   "current", (json_int_t)v[i].current, "versions",
-						   (json_int_t)v[i].nversions, "created",
-						   (json_int_t)v[i].created, "updated",
-						   (json_int_t)v[i].updated));
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v[i].name, "current",
+		                 (json_int_t)v[i].current, "versions", (json_int_t)v[i].nversions,
+		                 "created", (json_int_t)v[i].created, "updated",
+		                 (json_int_t)v[i].updated, "expires", (json_int_t)v[i].expires));
 	store_list_free(v, n);
 	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
 }
@@ -193,28 +199,96 @@ static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, u
 	return true;
 }
 
+/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
+ * 400) when it is anything else. */
+static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
+{
+	const char *v = api_query(r, key);
+	*out = false;
+	if (!v)
+		return true;
+	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+		api_reply_error(r, 400, "%s must be 1 or 0", key);
+		return false;
+	}
+	*out = v[0] == '1';
+	return true;
+}
+
+/* What a new version does to the secret's expiry. A new value starts a new life: without a new
+ * expiry (ttl) the old one is cleared, unless the request asks to keep it; the answer says which
+ * (the expiry in force after it, and whether one was cleared). */
+struct admin_expiry {
+	int64_t set;  /* for store_put_opts.expires: > 0 new, 0 kept, -1 cleared */
+	int64_t now;  /* the expiry after the put, 0 = none */
+	bool cleared; /* an expiry was there and is gone */
+};
+
+static int admin_expiry_begin(struct api_req *r, const char *name, int64_t new_expiry, bool keep,
+                              struct admin_expiry *ex)
+{
+	int64_t old = 0;
+	int rc = store_expiry(r->a->store, name, &old);
+	if (rc < 0 && rc != -ENOENT)
+		return rc; /* e.g. -EBADMSG: the put would fail on the same row anyway */
+	ex->set = new_expiry > 0 ? new_expiry : keep ? 0 : -1;
+	ex->now = new_expiry > 0 ? new_expiry : keep ? old : 0;
+	ex->cleared = old != 0 && ex->now == 0;
+	return 0;
+}
+
+static void admin_expiry_reply(json_t *j, const struct admin_expiry *ex)
+{
+	if (!j)
+		return;
+	json_object_set_new(j, "expires", json_integer((json_int_t)ex->now));
+	json_object_set_new(j, "expiry_cleared", json_boolean(ex->cleared));
+}
+
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t keep = 0, ttl = 0;
+	bool allow_empty, keep_expiry;
 	if (!admin_query_uint(r, "keep", 1000, &keep) ||
-	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl))
+	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
+	    !admin_query_flag(r, "allow_empty", &allow_empty) ||
+	    !admin_query_flag(r, "keep_expiry", &keep_expiry))
 		return;
-	struct store_put_opts po = {.keep = (int64_t)keep,
-				    .expires = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0};
+	if (ttl && keep_expiry) {
+		api_reply_error(r, 400, "give ttl (a new expiry) or keep_expiry, not both");
+		return;
+	}
+	if (r->len == 0 && !allow_empty) {
+		/* An empty stdin is far likelier a mistake than a value: containers would see it at
+		 * once. Nothing is stored. */
+		api_reply_error(r, 400,
+		                "refusing to store an empty value (allow_empty=1 stores one)");
+		return;
+	}
 	struct admin_audit x;
 	admin_audit_init(r, &x, "put", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                            keep_expiry, &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	struct store_put_opts po = {.keep = (int64_t)keep, .expires = ex.set};
 	uint64_t version = 0;
-	int rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len,
-			      &po, &x.a, &version);
+	rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len, &po,
+	                  &x.a, &version);
 	if (rc < 0) {
 		admin_fail(r, &x, rc, name);
 		return;
 	}
 	r->a->met->puts++;
 	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version));
+	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version);
+	admin_expiry_reply(j, &ex);
+	api_reply_json(r, 201, j);
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -223,9 +297,15 @@ static void admin_versions(struct api_req *r, const char *name)
 		return;
 	struct store_version_info *v = NULL;
 	size_t n = 0;
+	int64_t expires = 0;
 	struct admin_audit x;
 	admin_audit_init(r, &x, "versions", name);
 	int rc = store_versions(r->a->store, name, &v, &n);
+	if (rc == 0) {
+		rc = store_expiry(r->a->store, name, &expires);
+		if (rc < 0)
+			store_versions_free(v, n);
+	}
 	if (rc < 0) {
 		admin_fail(r, &x, rc, name);
 		return;
@@ -247,8 +327,9 @@ static void admin_versions(struct api_req *r, const char *name)
 	}
 	store_versions_free(v, n);
 	api_reply_json(r, 200,
-		       json_pack("{s:s, s:I, s:o}", "name", name, "current", (json_int_t)current,
-				 "versions", a));
+	               json_pack("{s:s, s:I, s:I, s:o}", "name", name, "current",
+	                         (json_int_t)current, "expires", (json_int_t)expires, "versions",
+	                         a));
 }
 
 static void admin_delete(struct api_req *r, const char *name)
@@ -614,6 +695,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 	json_t *je = json_object_get(o, "exec");
 	const char *exec = json_string_value(je);
 	bool print = json_is_true(json_object_get(o, "print"));
+	json_t *jk = json_object_get(o, "keep_expiry");
 	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
 	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
 		goto out;
@@ -655,16 +737,27 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
 		goto out;
 	}
-	uint8_t *val = NULL;
-	int rc = store_generate(cs, (size_t)length, &val);
-	if (rc < 0) {
-		api_reply_errno(r, rc, "generate");
+	if (jk && !json_is_boolean(jk)) {
+		api_reply_error(r, 400, "keep_expiry must be true or false");
 		goto out;
 	}
 	struct admin_audit x;
 	admin_audit_init(r, &x, print ? "rotate+print" : "rotate", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, 0, json_is_true(jk), &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		goto out;
+	}
+	uint8_t *val = NULL;
+	rc = store_generate(cs, (size_t)length, &val);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "generate");
+		goto out;
+	}
+	struct store_put_opts po = {.expires = ex.set};
 	uint64_t version = 0;
-	rc = store_put_ex(r->a->store, name, val, (size_t)length, NULL, &x.a, &version);
+	rc = store_put_ex(r->a->store, name, val, (size_t)length, &po, &x.a, &version);
 	if (rc < 0) {
 		store_value_free(val);
 		admin_fail(r, &x, rc, name);
@@ -676,10 +769,11 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_secret(r, val, (size_t)length, version);
 	} else {
 		store_value_free(val);
-		api_reply_json(r, 201, json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
-						 (json_int_t)version, "length",
-						 (json_int_t)length, "charset",
-						 store_charset_name(cs)));
+		json_t *j =
+		    json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version", (json_int_t)version,
+		              "length", (json_int_t)length, "charset", store_charset_name(cs));
+		admin_expiry_reply(j, &ex);
+		api_reply_json(r, 201, j);
 	}
 out:
 	json_decref(o);

@@ -177,7 +177,8 @@ static const char *main_store_error(int r)
 	case -EBADMSG:
 		return "the store failed an integrity check";
 	case -EPERM:
-		return "the key file is readable by group or others (chmod 0400 it)";
+		return "the key or passphrase file must be owned by the daemon's user and have no "
+		       "group or other permissions (chown it; chmod 0400 or 0600)";
 	default:
 		return strerror(-r);
 	}

@@ -947,8 +947,11 @@ void store_close(store *s)
 
 /* ---- secrets ---- */
 
-static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires);
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires,
+                                 bool *changed);
 static int store_audit_tx(store *s, const struct store_audit *a, uint64_t version);
+static int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
+                          struct store_lifecycle *l);
 
 /* Creates the secret row if needed; *row gets it (head checked when it existed). */
 static int store_put_row(store *s, const char *name, struct store_row *row)
@@ -981,9 +984,11 @@ static int store_put_row(store *s, const char *name, struct store_row *row)
 	return 0;
 }
 
-/* The body of store_put, inside its transaction. */
+/* The body of store_put, inside its transaction. *life_changed (may be NULL) tells whether the
+ * secret's expiry changed. */
 static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t len,
-                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out)
+                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out,
+                        bool *life_changed)
 {
 	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
@@ -1042,7 +1047,8 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 		row.keep = o->keep;
 	}
 	if (o && o->expires) {
-		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires);
+		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires,
+		                          life_changed);
 		if (r < 0)
 			return r;
 	}
@@ -1095,7 +1101,7 @@ int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
-	r = store_end(s->db, store_put_tx(s, name, val, len, kek, NULL, &v));
+	r = store_end(s->db, store_put_tx(s, name, val, len, kek, NULL, &v, NULL));
 	if (r == 0 && version_out)
 		*version_out = v;
 	return r;
@@ -1202,9 +1208,11 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
-	                      "SELECT name, current, (SELECT count(*) FROM versions "
-	                      "WHERE secret_id = secrets.id), created, updated "
-	                      "FROM secrets ORDER BY name",
+	                      "SELECT s.name, s.current, (SELECT count(*) FROM versions "
+	                      "WHERE secret_id = s.id), s.created, s.updated, s.id, l.expires, "
+	                      "l.every, l.next, l.length, l.charset, l.exec, l.mac "
+	                      "FROM secrets s LEFT JOIN lifecycle l ON l.secret_id = s.id "
+	                      "ORDER BY s.name",
 	                      &st);
 	if (r < 0)
 		return r;
@@ -1228,7 +1236,18 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 		v[cnt].nversions = (uint64_t)sqlite3_column_int64(st, 2);
 		v[cnt].created = sqlite3_column_int64(st, 3);
 		v[cnt].updated = sqlite3_column_int64(st, 4);
+		v[cnt].expires = 0;
 		cnt++;
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+			/* A lifecycle row: shown only once its MAC holds. */
+			struct store_lifecycle l = {0};
+			r = store_life_row(s, st, 6, sqlite3_column_int64(st, 5), v[cnt - 1].name,
+			                   &l);
+			free(l.exec);
+			if (r < 0)
+				goto fail;
+			v[cnt - 1].expires = l.expires;
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		r = store_sqlerr(rc);
@@ -2379,11 +2398,12 @@ int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
-	r = store_put_tx(s, name, val, len, kek, o, &v);
+	bool life_changed = false;
+	r = store_put_tx(s, name, val, len, kek, o, &v, &life_changed);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
 	r = store_end(s->db, r);
-	if (r == 0 && o && o->expires)
+	if (r == 0 && life_changed)
 		s->life_gen++;
 	if (r == 0 && version_out)
 		*version_out = v;
@@ -2416,7 +2436,7 @@ int store_rollback(store *s, const char *name, uint64_t version, const struct st
 	if (r == 0)
 		r = store_get_version(s, name, &row, version, &val, &len);
 	if (r == 0)
-		r = store_put_tx(s, name, val, len, kek, NULL, &v);
+		r = store_put_tx(s, name, val, len, kek, NULL, &v, NULL);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
 	r = store_end(s->db, r);
@@ -2593,15 +2613,46 @@ static int store_life_write(store *s, int64_t id, const char *name, const struct
 	return store_step_done(st);
 }
 
-static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires)
+/* Sets (expires > 0) or clears (0) secret id's expiry, keeping its schedule. Writes nothing
+ * when it is already so; *changed (may be NULL) says whether it changed. */
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires,
+                                 bool *changed)
 {
 	struct store_lifecycle l;
 	int r = store_life_load(s, id, name, &l);
-	if (r == 0) {
+	if (r == 0 && l.expires != expires) {
 		l.expires = expires;
 		r = store_life_write(s, id, name, &l);
+		if (r == 0 && changed)
+			*changed = true;
 	}
 	free(l.exec);
+	return r;
+}
+
+int store_expiry(store *s, const char *name, int64_t *expires)
+{
+	if (!s || !expires)
+		return -EINVAL;
+	*expires = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "SELECT id FROM secrets WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	struct store_lifecycle l;
+	r = store_life_load(s, sqlite3_column_int64(st, 0), name, &l);
+	free(l.exec);
+	if (r == 0)
+		*expires = l.expires;
 	return r;
 }
 

@@ -50,8 +50,9 @@ struct store_secret_info {
 	uint64_t nversions; /* versions kept */
 	int64_t created;    /* unix seconds */
 	int64_t updated;
+	int64_t expires;    /* unix seconds when it will be deleted, 0 = never */
 };
-/* All secrets, sorted by name, no values. */
+/* All secrets, sorted by name, no values. -EBADMSG when a secret's lifecycle row fails its MAC. */
 int store_list(store *s, struct store_secret_info **out, size_t *n);
 void store_list_free(struct store_secret_info *v, size_t n);
 /* Only the names, sorted (for building views); *out is an array of n malloc'd strings. */
@@ -192,10 +193,12 @@ uint64_t store_audit_gen(const store *s);
 
 struct store_put_opts {
 	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
-	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never */
+	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never
+	                  * (clears an expiry). The admin API clears it on a put without one. */
 };
 /* store_put with options, recording audit (may be NULL; version filled in) in the same
- * transaction: a failure to write it fails the put. */
+ * transaction: a failure to write it fails the put. Without options (o NULL) the expiry and the
+ * schedule are kept (a scheduled rotation). */
 int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 		 const struct store_put_opts *o, const struct store_audit *audit,
 		 uint64_t *version_out);
@@ -242,5 +245,8 @@ int store_schedule_next(store *s, const char *name, int64_t next);
 /* Every secret with an expiry or a schedule (MACs checked). */
 int store_lifecycles(store *s, struct store_lifecycle **out, size_t *n);
 void store_lifecycles_free(struct store_lifecycle *v, size_t n);
+/* A secret's expiry (unix seconds, 0 = none) into *expires, its lifecycle row's MAC checked.
+ * -ENOENT: no such secret; -EBADMSG: the row fails its MAC. */
+int store_expiry(store *s, const char *name, int64_t *expires);
 /* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
 uint64_t store_lifecycle_gen(store *s);
