@@ -11,7 +11,8 @@ void log_set_level(enum log_level lvl)
 	log_min = lvl;
 }
 
-static void log_vmsg(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level lvl, const char *suffix,
+                                                           const char *fmt, va_list ap)
 {
 	static const char *const names[] = {"debug", "info", "warn", "error"};
 	if (lvl < log_min)
