@@ -194,13 +194,19 @@ static void audit_flush_full(audit *a)
 		a->failing = true; /* -ENOMEM before the store was asked */
 }
 
+/* What a refusal answers: -ENOSPC when the disk is full, else -EIO. */
+static int audit_refusal(const audit *a)
+{
+	return a->last_err == -ENOSPC ? -ENOSPC : -EIO;
+}
+
 int audit_admit(audit *a)
 {
 	if (!a)
 		return -EINVAL;
 	if (!a->failing)
 		audit_flush_full(a);
-	return a->failing ? -EIO : 0;
+	return a->failing ? audit_refusal(a) : 0;
 }
 
 int audit_add(audit *a, const struct store_audit *rec)
@@ -226,7 +232,7 @@ int audit_add(audit *a, const struct store_audit *rec)
 		else if (a->unrecorded++ == 0)
 			a->unrecorded_since = (int64_t)time(NULL);
 	}
-	return -EIO;
+	return audit_refusal(a);
 }
 
 int audit_due_ms(audit *a)

@@ -8,8 +8,8 @@
  * container's open loop costs one record per flush window, not one per open.
  *
  * Fail closed: once a flush fails (ENOSPC, EIO, ...) the batcher is "failing" until a flush
- * succeeds: audit_admit answers -EIO (the open path refuses the open), audit_add answers -EIO
- * (the caller refuses what it was about to serve) and records the event as refused
+ * succeeds: audit_admit answers -ENOSPC or -EIO (the open path refuses the open), audit_add
+ * answers the same (the caller refuses what it was about to serve) and records the event as refused
  * (result STORE_AUDIT_REFUSED), coalesced or buffered; when neither is possible (the buffer is
  * full) it is counted and written as one summary record when the audit recovers. Nothing served
  * is ever left unrecorded while the daemon runs; what is buffered is bounded.
@@ -39,13 +39,13 @@ int audit_new(audit **out, store *s);
 int audit_free(audit *a, uint64_t *lost);
 
 /* May an event that is about to be served be recorded? 0: yes, and the audit_add that follows
- * (before anything else touches a) cannot fail for lack of room; -EIO: the audit is failing (or
- * the buffer is full and cannot be written): refuse the event, then audit_add it (it is recorded
- * and counted as refused). */
+ * (before anything else touches a) cannot fail for lack of room; -ENOSPC (the disk is full) or
+ * -EIO (any other write error): the audit is failing (or the buffer is full and cannot be written):
+ * refuse the event, then audit_add it (it is recorded and counted as refused). */
 int audit_admit(audit *a);
 /* Buffers a copy of rec (strings truncated to fixed sizes; time 0 = now), coalescing it with an
  * identical buffered record; flushes when the batch is full. While failing: records it as
- * refused and returns -EIO (the caller must not serve it). */
+ * refused and returns -ENOSPC or -EIO like audit_admit (the caller must not serve it). */
 int audit_add(audit *a, const struct store_audit *rec);
 /* Writes every buffered record in one transaction; on failure they stay buffered and the batcher
  * is failing until a flush succeeds. */

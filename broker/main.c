@@ -381,7 +381,7 @@ static void main_on_open(void *ud, const struct mounts_open_event *ev)
 	                                  : ev->result == -EACCES ? "denied"
 	                                                          : "error"};
 	int r = audit_add(ma->au, &a);
-	if (r == -EIO && ev->result != 0)
+	if (r < 0 && ev->result != 0 && audit_failing(ma->au))
 		return; /* refused by main_open_gate: recorded as refused */
 	if (r < 0)
 		log_ratelimited(&ma->rl_open, LOG_LVL_ERROR,

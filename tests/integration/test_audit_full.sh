@@ -101,6 +101,13 @@ refused=$(metric secretd_audit_refused_total)
 [ "${refused:-0}" -ge 2001 ] || fail "metrics: audit_refused_total '$refused', want >= 2001"
 ok "refusals counted in /metrics: secretd_audit_refused_total $refused, writable 0"
 
+# A workload read over the API is refused too (its record cannot be written).
+if out=$(cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" read app/a 2>&1); then
+	fail "workload read served while the audit cannot be written: $out"
+fi
+echo "$out" | grep -q alpha && fail "workload read printed the value: $out"
+ok "workload read refused: $out"
+
 # ... and the operator is told: verify does not say "ok" while records wait unwritten.
 if out=$(ctl audit verify 2>&1); then fail "audit verify exit 0 while the audit cannot be written: $out"; fi
 echo "$out" | grep -qi "not writable\|cannot be written\|no space" || fail "audit verify does not say the audit is failing: $out"
@@ -147,6 +154,7 @@ served=$((served + 1))
 wait_written $served
 [ "$(okopens)" = "$served" ] || fail "chain holds $(okopens) served opens, $served were served"
 ok "space freed: opens served again; the chain holds all $served served opens"
+[ "$(cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" read app/a)" = alpha ] || fail "workload read after recovery"
 
 rrec=$(ctl audit --json | python3 -c '
 import json, sys
