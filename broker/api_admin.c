@@ -819,10 +819,11 @@ static bool admin_parse_iso(const char *v, int64_t *out)
 
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
 {
-	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?}", "seq",
-			 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
-			 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret", w->secret,
-			 "version", (json_int_t)w->version, "result", w->result, "detail", w->detail);
+	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?, s:I}", "seq",
+	                 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
+	                 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret",
+	                 w->secret, "version", (json_int_t)w->version, "result", w->result,
+	                 "detail", w->detail, "count", (json_int_t)w->count);
 }
 
 static void admin_audit_list(struct api_req *r)
@@ -886,42 +887,67 @@ static const char *admin_anchor_check(struct api_req *r, uint64_t *aseq)
 	return rc < 0 ? "the audit anchor cannot be checked" : NULL;
 }
 
+/* What the batcher holds right now (not yet in the chain), for audit verify. */
+static json_t *admin_audit_live(struct api_req *r)
+{
+	if (!r->a->cfg.reads_audit)
+		return json_pack("{s:b}", "writable", 1);
+	struct audit_stats as;
+	audit_get_stats(r->a->cfg.reads_audit, &as);
+	int err = audit_last_error(r->a->cfg.reads_audit);
+	return json_pack("{s:b, s:I, s:I, s:s?}", "writable", as.writable, "pending",
+	                 (json_int_t)as.pending, "refused_since_start", (json_int_t)as.refused,
+	                 "error", as.writable || !err ? NULL : strerror(-err));
+}
+
 static void admin_audit_verify(struct api_req *r)
 {
 	struct admin_audit x;
 	admin_audit_init(r, &x, "audit-verify", NULL);
-	uint64_t records = 0, bad = 0;
-	const char *why = NULL;
-	int rc = store_audit_verify(r->a->store, &records, &bad, &why);
+	struct store_audit_verify_info vi;
+	int rc = store_audit_verify_ex(r->a->store, &vi);
 	if (rc == -EBADMSG) {
 		/* Not appended to: the chain is broken and must be looked at as it is. */
 		json_t *rec = NULL;
 		struct store_audit_row *rows = NULL;
 		size_t n = 0;
-		if (store_audit_list(r->a->store, bad ? bad - 1 : 0, 0, 1, &rows, &n) == 0 && n &&
-		    rows[0].seq == bad)
+		if (store_audit_list(r->a->store, vi.bad_seq ? vi.bad_seq - 1 : 0, 0, 1, &rows,
+		                     &n) == 0 &&
+		    n && rows[0].seq == vi.bad_seq)
 			rec = admin_audit_row_json(&rows[0]);
 		store_audit_list_free(rows, n);
-		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I, s:o?}", "ok", 0, "bad_seq",
-						 (json_int_t)bad, "reason", why, "records",
-						 (json_int_t)records, "record", rec));
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I, s:o?, s:o}", "ok", 0, "bad_seq",
+		                         (json_int_t)vi.bad_seq, "reason", vi.reason, "records",
+		                         (json_int_t)vi.records, "record", rec, "live",
+		                         admin_audit_live(r)));
 		return;
 	}
 	if (rc < 0) {
 		api_reply_errno(r, rc, "audit verify");
 		return;
 	}
-	uint64_t aseq = records + 1;
+	uint64_t aseq = vi.checkpoint_seq + vi.records + 1;
 	const char *anchor_why = admin_anchor_check(r, &aseq);
 	if (anchor_why) {
-		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
-						 (json_int_t)aseq, "reason", anchor_why,
-						 "records", (json_int_t)records));
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
+		                         (json_int_t)aseq, "reason", anchor_why, "records",
+		                         (json_int_t)vi.records));
 		return;
 	}
 	if (!admin_audit_write(r, &x, 0))
 		return;
-	api_reply_json(r, 200, json_pack("{s:b, s:I}", "ok", 1, "records", (json_int_t)records));
+	json_t *cp =
+	    vi.checkpoint
+	        ? json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)vi.checkpoint_seq, "pruned",
+	                    (json_int_t)vi.pruned, "time", (json_int_t)vi.checkpoint_time)
+	        : NULL;
+	api_reply_json(r, 200,
+	               json_pack("{s:b, s:I, s:I, s:I, s:o?, s:o}", "ok", 1, "records",
+	                         (json_int_t)vi.records, "events", (json_int_t)vi.events, "refused",
+	                         (json_int_t)vi.refused, "checkpoint", cp, "live",
+	                         admin_audit_live(r)));
 }
 
 void api_admin_handle(struct api_req *r)
@@ -933,10 +959,23 @@ void api_admin_handle(struct api_req *r)
 		struct mounts_stats ms;
 		mounts_get_stats(r->a->mounts, &ms);
 		struct metrics_gauges g = {.containers = ms.containers,
-					   .mounted = ms.mounted,
-					   .files = ms.files,
-					   .fuse_opens = ms.opens,
-					   .fuse_denied = ms.opens_denied};
+		                           .mounted = ms.mounted,
+		                           .files = ms.files,
+		                           .fuse_opens = ms.opens,
+		                           .fuse_denied = ms.opens_denied,
+		                           .audit_writable = 1};
+		if (r->a->cfg.reads_audit) {
+			struct audit_stats as;
+			audit_get_stats(r->a->cfg.reads_audit, &as);
+			g.audit_records = as.records_written;
+			g.audit_events = as.events_written;
+			g.audit_coalesced = as.coalesced;
+			g.audit_refused = as.refused;
+			g.audit_write_errors = as.write_errors;
+			g.audit_pruned = as.pruned;
+			g.audit_pending = as.pending;
+			g.audit_writable = as.writable;
+		}
 		(void)store_count(r->a->store, &g.secrets);
 		char *text = NULL;
 		if (metrics_render(r->a->met, &g, &text) < 0) {

@@ -39,6 +39,27 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "secretd_fuse_opens_total %" PRIu64, g->fuse_opens);
 	METRIC("secretd_fuse_opens_denied_total", "counter", "Opens refused by the cgroup check.",
 	       "secretd_fuse_opens_denied_total %" PRIu64, g->fuse_denied);
+	METRIC("secretd_audit_records_written_total", "counter",
+	       "Batched audit records (opens, workload reads) written.",
+	       "secretd_audit_records_written_total %" PRIu64, g->audit_records);
+	METRIC("secretd_audit_events_written_total", "counter",
+	       "Events the written batched records stand for (coalesced ones counted).",
+	       "secretd_audit_events_written_total %" PRIu64, g->audit_events);
+	METRIC("secretd_audit_coalesced_total", "counter",
+	       "Events folded into an identical buffered record (its count).",
+	       "secretd_audit_coalesced_total %" PRIu64, g->audit_coalesced);
+	METRIC("secretd_audit_refused_total", "counter",
+	       "FUSE opens and workload reads refused because the audit could not be written.",
+	       "secretd_audit_refused_total %" PRIu64, g->audit_refused);
+	METRIC("secretd_audit_write_errors_total", "counter", "Failed audit batch writes.",
+	       "secretd_audit_write_errors_total %" PRIu64, g->audit_write_errors);
+	METRIC("secretd_audit_pruned_total", "counter", "Audit records pruned by retention.",
+	       "secretd_audit_pruned_total %" PRIu64, g->audit_pruned);
+	METRIC("secretd_audit_pending", "gauge", "Audit records buffered, not yet written.",
+	       "secretd_audit_pending %" PRIu64, g->audit_pending);
+	METRIC("secretd_audit_writable", "gauge",
+	       "1 while audit records can be written; 0: opens and reads are refused.",
+	       "secretd_audit_writable %" PRIu64, g->audit_writable);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -13,6 +13,9 @@ struct metrics {
 /* Gauges that other modules own, sampled at render time. */
 struct metrics_gauges {
 	uint64_t secrets, containers, mounted, files, fuse_opens, fuse_denied;
+	/* the audit batcher (broker/audit.h audit_stats) */
+	uint64_t audit_records, audit_events, audit_coalesced, audit_refused, audit_write_errors,
+	    audit_pruned, audit_pending, audit_writable;
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -344,6 +344,8 @@ static struct mcont *mounts_find_cgroup(mounts *m, const char *path)
 static int mcont_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
 {
 	struct mcont *c = ud;
+	if (c->m->cfg.open_gate && c->m->cfg.open_gate(c->m->cfg.on_open_ud) < 0)
+		return -EACCES; /* the audit cannot record: fail closed */
 	procwatch *pw = c->m->cfg.procwatch;
 	uint64_t token = 0;
 	/* After the sync, every exit that happened before this request was sent has been applied:

@@ -39,6 +39,9 @@ typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
 struct mounts_config {
 	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
 	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
+	/* Asked first on every check (open, lookup, getattr; may be NULL): < 0 refuses with EACCES
+	 * (the audit cannot record opens, see audit_admit). Gets on_open_ud; must not block. */
+	int (*open_gate)(void *ud);
 	void *on_open_ud;
 	/* Remembers openers' identities and exes (may be NULL: every open is then checked from
 	 * /proc afresh and ev->exe is NULL). Not owned; must outlive the registry. */

@@ -158,6 +158,7 @@ struct store_audit {
 	uint64_t version;   /* 0 = none; mutating calls fill in the version they made */
 	const char *result; /* "ok", "denied", an error name ... */
 	const char *detail; /* NULL, or what else it applied to ("selector=..."); never a value */
+	uint64_t count;     /* identical events this record stands for; 0 = 1 */
 };
 
 /* Appends records (in order) to the chain in one transaction of their own. */
@@ -170,15 +171,51 @@ struct store_audit_row {
 	char *detail;                                 /* may be NULL */
 	int64_t pid;
 	uint64_t version;
+	uint64_t count; /* identical events it stands for (>= 1) */
 };
 /* Records with seq > after_seq and time >= since_time, in seq order, at most limit (0 = all). */
 int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
 		     struct store_audit_row **out, size_t *n);
 void store_audit_list_free(struct store_audit_row *v, size_t n);
+/* The result of records of events refused because the audit could not be written. */
+#define STORE_AUDIT_REFUSED "refused-audit"
+
+struct store_audit_verify_info {
+	uint64_t records;        /* records verified (after the checkpoint) */
+	uint64_t events;         /* events they stand for (sum of counts) */
+	uint64_t refused;        /* of which refused because the audit could not be written */
+	bool checkpoint;         /* records were pruned: the chain starts at a signed checkpoint */
+	uint64_t checkpoint_seq; /* the last pruned record */
+	int64_t checkpoint_time; /* when the last prune ran */
+	uint64_t pruned;         /* records pruned in all */
+	uint64_t bad_seq;        /* on -EBADMSG: the first bad record (the missing one for a gap) */
+	const char *reason;      /* on -EBADMSG: a static string */
+};
+/* Walks the chain from the retention checkpoint (its tag checked) or seq 1: no gaps, each
+ * prev_mac the previous mac (the first one the checkpoint's), each MAC right, the last record
+ * the stored head. 0, or -EBADMSG with vi->bad_seq and vi->reason; -errno on I/O errors. */
+int store_audit_verify_ex(store *s, struct store_audit_verify_info *vi);
 /* Walks the whole chain: seq 1.. without gaps, each prev_mac the previous mac, each MAC right,
  * the last record the stored head. 0 with *records = the count, or -EBADMSG with *bad_seq the
  * first bad record (the missing one for a gap) and *reason a static string. */
 int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason);
+
+/* Retention: the last pruned record (seq, MAC), the records pruned in all and when, tagged with
+ * the audit key and kept in meta. */
+struct store_audit_checkpoint {
+	uint64_t seq;
+	uint8_t mac[32];
+	uint64_t pruned;
+	int64_t time;
+};
+/* 0 with *found; -EBADMSG when the stored checkpoint fails its tag. */
+int store_audit_checkpoint(store *s, struct store_audit_checkpoint *out, bool *found);
+/* Prunes, in one transaction, at most batch of the oldest records: those older than before (unix
+ * seconds; 0 = no age limit) and those beyond the newest keep_max (0 = no count limit); never
+ * the last record. Stores the checkpoint (the last pruned record's seq and MAC) in the same
+ * transaction. *pruned the records deleted now; *more when more are due (call again). */
+int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch,
+		      uint64_t *pruned, bool *more);
 
 /* The audit anchor for the chain as it stands now: its head (seq, MAC) with a tag made by the
  * audit key. 0 or -errno. */

@@ -953,14 +953,31 @@ static void ctl_audit_print(struct ctl *c, json_t *rec)
 		snprintf(sv, sizeof(sv), "%s", secret ? secret : "-");
 	const char *exe = json_string_value(json_object_get(rec, "exe"));
 	const char *detail = json_string_value(json_object_get(rec, "detail"));
+	long long count = json_integer_value(json_object_get(rec, "count"));
+	char res[64];
+	snprintf(res, sizeof(res), count > 1 ? "%s x%lld" : "%s",
+	         json_string_value(json_object_get(rec, "result")), count);
 	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s%s%s\n",
 	       (long long)json_integer_value(json_object_get(rec, "seq")),
 	       ctl_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
 	       json_string_value(json_object_get(rec, "actor")),
 	       (long long)json_integer_value(json_object_get(rec, "pid")), exe && *exe ? exe : "-",
-	       json_string_value(json_object_get(rec, "action")), sv,
-	       json_string_value(json_object_get(rec, "result")), detail ? "  " : "",
+	       json_string_value(json_object_get(rec, "action")), sv, res, detail ? "  " : "",
 	       detail ? detail : "");
+}
+
+/* Prints what the daemon holds unwritten; true when the audit is not writable now. */
+static bool ctl_audit_live(json_t *live)
+{
+	if (!json_is_object(live) || json_is_true(json_object_get(live, "writable")))
+		return false;
+	const char *err = json_string_value(json_object_get(live, "error"));
+	printf("audit NOT WRITABLE now%s%s: %lld records buffered, %lld events refused since the "
+	       "daemon started (FUSE opens and workload reads are refused until it can write)\n",
+	       err ? " (" : "", err ? err : "",
+	       (long long)json_integer_value(json_object_get(live, "pending")),
+	       (long long)json_integer_value(json_object_get(live, "refused_since_start")));
+	return true;
 }
 
 static int ctl_audit_verify(struct ctl *c)
@@ -970,11 +987,34 @@ static int ctl_audit_verify(struct ctl *c)
 	if (ctl_call(c, false, "POST", "/v1/audit/verify", "", 0, NULL, NULL, &resp, &j))
 		return 1;
 	bool ok = json_is_true(json_object_get(j, "ok"));
+	json_t *live = json_object_get(j, "live");
+	bool failing = json_is_object(live) && !json_is_true(json_object_get(live, "writable"));
 	if (c->json) {
 		ctl_print_json(j);
 	} else if (ok) {
-		printf("audit chain ok: %lld records\n",
-		       (long long)json_integer_value(json_object_get(j, "records")));
+		long long records = json_integer_value(json_object_get(j, "records"));
+		long long events = json_integer_value(json_object_get(j, "events"));
+		printf("audit chain ok: %lld records", records);
+		if (events && events != records)
+			printf(" (%lld events, identical ones coalesced)", events);
+		printf("\n");
+		json_t *cp = json_object_get(j, "checkpoint");
+		if (json_is_object(cp)) {
+			char tb[32];
+			printf("%lld records pruned before seq %lld (signed checkpoint, last prune "
+			       "%s)\n",
+			       (long long)json_integer_value(json_object_get(cp, "pruned")),
+			       (long long)json_integer_value(json_object_get(cp, "seq")) + 1,
+			       ctl_time(json_integer_value(json_object_get(cp, "time")), tb,
+			                sizeof(tb)));
+		}
+		long long refused = json_integer_value(json_object_get(j, "refused"));
+		if (refused)
+			printf("%lld events refused while the audit could not be written (records "
+			       "with "
+			       "result refused-audit)\n",
+			       refused);
+		ctl_audit_live(live);
 	} else {
 		printf("audit chain BROKEN at record %lld: %s\n",
 		       (long long)json_integer_value(json_object_get(j, "bad_seq")),
@@ -982,10 +1022,11 @@ static int ctl_audit_verify(struct ctl *c)
 		json_t *rec = json_object_get(j, "record");
 		if (rec)
 			ctl_audit_print(c, rec);
+		ctl_audit_live(live);
 	}
 	json_decref(j);
 	client_resp_free(&resp);
-	return ok ? 0 : 1;
+	return ok && !failing ? 0 : 1;
 }
 
 static int cmd_audit(struct ctl *c)
