@@ -143,11 +143,25 @@ static bool admin_audit_simple(struct api_req *r, const char *action, const char
 	return admin_audit_write(r, &x, err);
 }
 
-static void admin_refresh(struct api_req *r)
+/* The store changed: every mount's view follows before we answer. A failure does not undo the
+ * committed change: the containers it could not reach are failed closed and retried (mounts
+ * logs and counts), and the answer (reply, a JSON object, returned) says so with "unapplied"
+ * (containers denied now) and "warning"; secretctl then exits ADMIN_EXIT_UNAPPLIED (3). */
+static json_t *admin_refresh(struct api_req *r, json_t *reply)
 {
-	/* The store changed: every mount's view follows before we answer. A failure here does not
-	 * undo the stored change; the daemon logs nothing secret, mounts retry on next change. */
-	(void)mounts_refresh(r->a->mounts);
+	size_t unapplied = 0;
+	int rc = mounts_refresh(r->a->mounts, &unapplied);
+	if (rc == 0 || !reply)
+		return reply;
+	char w[256];
+	snprintf(w, sizeof(w),
+	         "the change is stored, but could not be applied to %zu running container(s) "
+	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
+	         unapplied,
+	         rc == -EBADMSG ? "integrity check failed on a stored row" : strerror(-rc));
+	json_object_set_new(reply, "unapplied", json_integer((json_int_t)unapplied));
+	json_object_set_new(reply, "warning", json_string(w));
+	return reply;
 }
 
 static void admin_list(struct api_req *r)
@@ -213,8 +227,9 @@ static void admin_put(struct api_req *r, const char *name)
 		return;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version));
+	api_reply_json(r, 201,
+	               admin_refresh(r, json_pack("{s:s, s:I}", "name", name, "version",
+	                                          (json_int_t)version)));
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -262,8 +277,8 @@ static void admin_delete(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+	api_reply_json(r, 200,
+	               admin_refresh(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1)));
 }
 
 static void admin_value(struct api_req *r, const char *name)
@@ -458,9 +473,9 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "grant");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 201, json_pack("{s:s, s:s}", "secret", secret,
-							 "selector", sel));
+			api_reply_json(r, 201,
+			               admin_refresh(r, json_pack("{s:s, s:s}", "secret", secret,
+			                                          "selector", sel)));
 		}
 	}
 	json_decref(o);
@@ -489,9 +504,10 @@ static void admin_grant_remove(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "revoke");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "secret", secret,
-							 "selector", sel, "revoked", 1));
+			api_reply_json(
+			    r, 200,
+			    admin_refresh(r, json_pack("{s:s, s:s, s:b}", "secret", secret,
+			                               "selector", sel, "revoked", 1)));
 		}
 	}
 	json_decref(o);
@@ -595,9 +611,9 @@ static void admin_rollback(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I, s:I}", "name", name, "version",
-					 (json_int_t)version, "from", (json_int_t)from));
+	api_reply_json(r, 201,
+	               admin_refresh(r, json_pack("{s:s, s:I, s:I}", "name", name, "version",
+	                                          (json_int_t)version, "from", (json_int_t)from)));
 }
 
 /* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
@@ -671,15 +687,17 @@ static void admin_rotate(struct api_req *r, const char *name)
 		goto out;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
 	if (print) {
+		/* The value is the answer: a failed refresh is logged and counted (mounts) only. */
+		admin_refresh(r, NULL);
 		api_reply_secret(r, val, (size_t)length, version);
 	} else {
 		store_value_free(val);
-		api_reply_json(r, 201, json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
-						 (json_int_t)version, "length",
-						 (json_int_t)length, "charset",
-						 store_charset_name(cs)));
+		api_reply_json(
+		    r, 201,
+		    admin_refresh(r, json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
+		                               (json_int_t)version, "length", (json_int_t)length,
+		                               "charset", store_charset_name(cs))));
 	}
 out:
 	json_decref(o);
@@ -839,10 +857,12 @@ void api_admin_handle(struct api_req *r)
 		struct mounts_stats ms;
 		mounts_get_stats(r->a->mounts, &ms);
 		struct metrics_gauges g = {.containers = ms.containers,
-					   .mounted = ms.mounted,
-					   .files = ms.files,
-					   .fuse_opens = ms.opens,
-					   .fuse_denied = ms.opens_denied};
+		                           .mounted = ms.mounted,
+		                           .files = ms.files,
+		                           .fuse_opens = ms.opens,
+		                           .fuse_denied = ms.opens_denied,
+		                           .view_failures = ms.view_failures,
+		                           .failed_closed = ms.failed_closed};
 		(void)store_count(r->a->store, &g.secrets);
 		char *text = NULL;
 		if (metrics_render(r->a->met, &g, &text) < 0) {

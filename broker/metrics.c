@@ -39,6 +39,13 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "secretd_fuse_opens_total %" PRIu64, g->fuse_opens);
 	METRIC("secretd_fuse_opens_denied_total", "counter", "Opens refused by the cgroup check.",
 	       "secretd_fuse_opens_denied_total %" PRIu64, g->fuse_denied);
+	METRIC(
+	    "secretd_view_failures_total", "counter",
+	    "Container views that could not be applied (each attempt; the mount is failed closed).",
+	    "secretd_view_failures_total %" PRIu64, g->view_failures);
+	METRIC("secretd_containers_failed_closed", "gauge",
+	       "Mounted containers denied (EIO) until their view can be applied.",
+	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -13,6 +13,8 @@ struct metrics {
 /* Gauges that other modules own, sampled at render time. */
 struct metrics_gauges {
 	uint64_t secrets, containers, mounted, files, fuse_opens, fuse_denied;
+	uint64_t view_failures; /* container views that could not be applied (counter) */
+	uint64_t failed_closed; /* mounted containers denied until a retry applies their view */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

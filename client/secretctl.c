@@ -21,7 +21,12 @@ struct ctl {
 	bool json;
 	int argc;
 	char **argv;
+	bool unapplied; /* a change was stored but did not reach every container */
 };
+
+/* Exit status when a change was stored but the daemon could not apply it to every running
+ * container (those are failed closed until it can): the command's own output is printed. */
+#define CTL_EXIT_UNAPPLIED 3
 
 struct ctl_cmd {
 	const char *name;
@@ -68,6 +73,21 @@ static int ctl_call(struct ctl *c, bool workload, const char *method, const char
 		*jout = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	}
 	return 0;
+}
+
+/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
+ * reach every container, warns on stderr and remembers it for the exit status. */
+static void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j)
+{
+	json_t *own = NULL;
+	if (!j && resp->len && resp->body[0] == '{')
+		j = own = json_loadb((const char *)resp->body, resp->len, 0, NULL);
+	const char *w = json_string_value(json_object_get(j, "warning"));
+	if (w) {
+		fprintf(stderr, "secretctl: warning: %s\n", w);
+		c->unapplied = true;
+	}
+	json_decref(own);
 }
 
 static void ctl_print_json(json_t *j)
@@ -210,6 +230,7 @@ static int ctl_put_value(struct ctl *c, const char *name, const char *file, long
 	else
 		printf("%s: version %lld\n", name,
 		       (long long)json_integer_value(json_object_get(j, "version")));
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -376,6 +397,7 @@ static int cmd_rm(struct ctl *c)
 		printf("%s: deleted\n", c->argv[0]);
 	else
 		printf("{\"name\": \"%s\", \"deleted\": true}\n", c->argv[0]);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -545,6 +567,7 @@ static int cmd_grant(struct ctl *c)
 		printf("granted %s to %s\n", secret, sel);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -563,6 +586,7 @@ static int cmd_revoke(struct ctl *c)
 		printf("revoked %s from %s\n", c->argv[1], c->argv[2]);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -722,6 +746,7 @@ static int cmd_rollback(struct ctl *c)
 	else
 		printf("%s: version %lld (the value of version %lld)\n", c->argv[0],
 		       (long long)json_integer_value(json_object_get(j, "version")), v);
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -826,6 +851,7 @@ static int cmd_rotate(struct ctl *c)
 		       (long long)json_integer_value(json_object_get(j, "version")), length,
 		       charset ? charset : "alnum");
 	}
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -1102,7 +1128,7 @@ int main(int argc, char **argv)
 			return ctl_fail("libsodium failed to initialise");
 		int rc = ctl_cmds[k].run(&c);
 		free(args);
-		return rc;
+		return rc == 0 && c.unapplied ? CTL_EXIT_UNAPPLIED : rc;
 	}
 	int rc = ctl_fail("unknown command '%s' (see secretctl --help)", args[0]);
 	free(args);
