@@ -211,6 +211,12 @@ static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
+	const char *why = NULL;
+	if (mounts_name_check(name, strlen(name), &why) < 0) {
+		/* also for a name stored before this check: rm still removes it */
+		api_reply_error(r, 400, "invalid secret name: %s", why);
+		return;
+	}
 	uint64_t keep = 0, ttl = 0;
 	if (!admin_query_uint(r, "keep", 1000, &keep) ||
 	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl))
@@ -442,11 +448,12 @@ static void admin_grant_add(struct api_req *r)
 	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
 		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
 	} else if (jp && !json_is_null(jp) &&
-		   (!path || names_check(path, strlen(path), &why) < 0)) {
+	           (!path || names_check(path, strlen(path), &why) < 0 ||
+	            mounts_name_check(path, strlen(path), &why) < 0)) {
 		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
 	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
-		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
+	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
 		struct store_grant g = {.secret = (char *)secret,
 					.selector = (char *)sel,
 					.path = (char *)path,
