@@ -815,6 +815,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	sfs *fs = req_fs(req);
 	struct sfs_fh *fh = fi_fh(fi);
 	if (fs->denied) {
+		/* .version readers count this generation as seen: poll(2) then blocks until the
+		 * next change (the one that ends the denial) instead of spinning on EIO. */
+		if (fh && fh->kind == FH_VERSION)
+			fh->seen = fs->generation;
+		else if (!fh)
+			fs->noopen_seen = fs->generation;
 		fuse_reply_err(req, EIO);
 		return;
 	}

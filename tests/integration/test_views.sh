@@ -71,6 +71,32 @@ grep -q "mounted 5000" "$T/mountB" || fail "B: $(cat "$T/mountB")"
 reads "$PB" "$cgB" big/s05000 v1-05000 || fail "B cannot read big/s05000"
 ok "a view of 5,000 files mounts and reads"
 
+# A process in A waits in poll(2) on .version: it must wake when the mount is denied, then
+# block (not spin on EIO) until the denial ends.
+cat >"$T/poll.py" <<'PY'
+import errno, os, select, sys
+fd = os.open("/run/secrets/.version", os.O_RDONLY)
+os.read(fd, 64)
+p = select.poll()
+p.register(fd, select.POLLIN | select.POLLPRI)
+open(sys.argv[1], "w").write("armed")
+out = []
+for _ in range(2):
+    out.append("woke" if p.poll(180000) else "timeout")
+    try:
+        os.pread(fd, 64, 0)
+        out.append("read")
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+print(" ".join(out))
+PY
+cexec "$PA" "$cgA" python3 "$T/poll.py" "$T/armed" >"$T/polled" 2>&1 &
+POLLER=$!
+i=0; while [ ! -s "$T/armed" ]; do
+	i=$((i + 1)); [ $i -gt 1200 ] && fail "poller did not start: $(cat "$T/polled")"
+	sleep 0.05
+done
+
 # fail closed: a tampered grant row makes every refresh fail
 [ "$(metric secretd_containers_failed_closed)" = 0 ] || fail "failed_closed gauge not 0 at start"
 DB="$T/state/secretd.db"
@@ -105,6 +131,9 @@ poll_until 60 reads "$PA" "$cgA" big/s00000 v2-00000 || fail "A did not recover:
 poll_until 60 reads "$PB" "$cgB" big/s05000 v1-05000 || fail "B did not recover"
 [ "$(metric secretd_containers_failed_closed)" = 0 ] || fail "failed_closed gauge did not drop"
 grep -q "serves again" "$SD_LOG" || fail "no log line for the recovery"
+wait $POLLER || true
+[ "$(cat "$T/polled")" = "woke EIO woke read" ] ||
+	fail "poll on .version across the denial: '$(cat "$T/polled")' (want: woke EIO woke read)"
 printf 'v3-00000' | ctl put big/s00000 >/dev/null || fail "put after recovery exited non-zero"
 reads "$PA" "$cgA" big/s00000 v3-00000 || fail "A does not follow changes after recovery"
-ok "after the repair the retries apply the views again, without any new change"
+ok "after the repair the retries apply the views again, without any new change; .version pollers wake on both"
