@@ -645,13 +645,16 @@ static int cmd_containers(struct ctl *c)
 		json_array_foreach(json_object_get(j, "containers"), i, v)
 		{
 			const char *m = json_string_value(json_object_get(v, "mount"));
-			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld\n",
+			/* a mount denied until the broker can apply its view says so */
+			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld%s\n",
 			       json_string_value(json_object_get(v, "id")),
 			       json_string_value(json_object_get(v, "runtime")),
 			       json_string_value(json_object_get(v, "name")),
 			       json_string_value(json_object_get(v, "source")), m ? m : "-",
 			       (long long)json_integer_value(json_object_get(v, "files")),
-			       (long long)json_integer_value(json_object_get(v, "opens")));
+			       (long long)json_integer_value(json_object_get(v, "opens")),
+			       json_is_true(json_object_get(v, "failed_closed")) ? "  FAILED-CLOSED"
+			                                                         : "");
 		}
 	}
 	json_decref(j);

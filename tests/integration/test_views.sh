@@ -121,7 +121,8 @@ cexec "$PA" "$cgA" ls /run/secrets >/dev/null 2>&1 && fail "A can still list its
 [ "$(metric secretd_containers_failed_closed)" = 2 ] || fail "failed_closed gauge: $(metric secretd_containers_failed_closed)"
 [ "$(metric secretd_view_failures_total)" -ge 2 ] || fail "view failures not counted"
 grep -q "failed closed" "$SD_LOG" || fail "no log line for the failed view"
-ctl containers --json | grep -q '"failed_closed": true' || fail "containers does not show failed_closed"
+ctl containers --json | grep -q '"failed_closed": true' || fail "containers --json does not show failed_closed"
+[ "$(ctl containers | grep -c FAILED-CLOSED)" = 2 ] || fail "containers does not mark the denied mounts: $(ctl containers)"
 # grant, revoke and rm report the same while it lasts
 set +e
 ctl rm app/y >/dev/null 2>"$T/err"; rc=$?
@@ -142,6 +143,7 @@ sqlite3 "$DB" "UPDATE grants SET mode = 256 WHERE secret = 'big/*' AND path = 'q
 poll_until 60 reads "$PA" "$cgA" q1/s00000 v2-00000 || fail "A did not recover: $(cexec "$PA" "$cgA" cat /run/secrets/q1/s00000 2>&1)"
 poll_until 60 reads "$PB" "$cgB" r1/s01031 v1-01031 || fail "B did not recover"
 [ "$(metric secretd_containers_failed_closed)" = 0 ] || fail "failed_closed gauge did not drop"
+ctl containers | grep -q FAILED-CLOSED && fail "containers still marks a mount after recovery"
 grep -q "serves again" "$SD_LOG" || fail "no log line for the recovery"
 wait $POLLER || true
 [ "$(cat "$T/polled")" = "woke EIO woke read" ] ||
