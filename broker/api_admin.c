@@ -149,11 +149,25 @@ static bool admin_audit_simple(struct api_req *r, const char *action, const char
 	return admin_audit_write(r, &x, err);
 }
 
-static void admin_refresh(struct api_req *r)
+/* The store changed: every mount's view follows before we answer. A failure does not undo the
+ * committed change: the containers it could not reach are failed closed and retried (mounts
+ * logs and counts), and the answer (reply, a JSON object, returned) says so with "unapplied"
+ * (containers denied now) and "warning"; secretctl then exits ADMIN_EXIT_UNAPPLIED (3). */
+static json_t *admin_refresh(struct api_req *r, json_t *reply)
 {
-	/* The store changed: every mount's view follows before we answer. A failure here does not
-	 * undo the stored change; the daemon logs nothing secret, mounts retry on next change. */
-	(void)mounts_refresh(r->a->mounts);
+	size_t unapplied = 0;
+	int rc = mounts_refresh(r->a->mounts, &unapplied);
+	if (rc == 0 || !reply)
+		return reply;
+	char w[256];
+	snprintf(w, sizeof(w),
+	         "the change is stored, but could not be applied to %zu running container(s) "
+	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
+	         unapplied,
+	         rc == -EBADMSG ? "integrity check failed on a stored row" : strerror(-rc));
+	json_object_set_new(reply, "unapplied", json_integer((json_int_t)unapplied));
+	json_object_set_new(reply, "warning", json_string(w));
+	return reply;
 }
 
 static void admin_list(struct api_req *r)
@@ -249,6 +263,12 @@ static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
+	const char *why = NULL;
+	if (mounts_name_check(name, strlen(name), &why) < 0) {
+		/* also for a name stored before this check: rm still removes it */
+		api_reply_error(r, 400, "invalid secret name: %s", why);
+		return;
+	}
 	uint64_t keep = 0, ttl = 0;
 	bool allow_empty, keep_expiry;
 	if (!admin_query_uint(r, "keep", 1000, &keep) ||
@@ -285,10 +305,9 @@ static void admin_put(struct api_req *r, const char *name)
 		return;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
 	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version);
 	admin_expiry_reply(j, &ex);
-	api_reply_json(r, 201, j);
+	api_reply_json(r, 201, admin_refresh(r, j));
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -343,8 +362,8 @@ static void admin_delete(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+	api_reply_json(r, 200,
+	               admin_refresh(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1)));
 }
 
 static void admin_value(struct api_req *r, const char *name)
@@ -508,11 +527,12 @@ static void admin_grant_add(struct api_req *r)
 	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
 		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
 	} else if (jp && !json_is_null(jp) &&
-		   (!path || names_check(path, strlen(path), &why) < 0)) {
+	           (!path || names_check(path, strlen(path), &why) < 0 ||
+	            mounts_name_check(path, strlen(path), &why) < 0)) {
 		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
 	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
-		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
+	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
 		struct store_grant g = {.secret = (char *)secret,
 					.selector = (char *)sel,
 					.path = (char *)path,
@@ -539,9 +559,9 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "grant");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 201, json_pack("{s:s, s:s}", "secret", secret,
-							 "selector", sel));
+			api_reply_json(r, 201,
+			               admin_refresh(r, json_pack("{s:s, s:s}", "secret", secret,
+			                                          "selector", sel)));
 		}
 	}
 	json_decref(o);
@@ -570,9 +590,10 @@ static void admin_grant_remove(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "revoke");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "secret", secret,
-							 "selector", sel, "revoked", 1));
+			api_reply_json(
+			    r, 200,
+			    admin_refresh(r, json_pack("{s:s, s:s, s:b}", "secret", secret,
+			                               "selector", sel, "revoked", 1)));
 		}
 	}
 	json_decref(o);
@@ -676,9 +697,9 @@ static void admin_rollback(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I, s:I}", "name", name, "version",
-					 (json_int_t)version, "from", (json_int_t)from));
+	api_reply_json(r, 201,
+	               admin_refresh(r, json_pack("{s:s, s:I, s:I}", "name", name, "version",
+	                                          (json_int_t)version, "from", (json_int_t)from)));
 }
 
 /* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
@@ -764,8 +785,9 @@ static void admin_rotate(struct api_req *r, const char *name)
 		goto out;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
 	if (print) {
+		/* The value is the answer: a failed refresh is logged and counted (mounts) only. */
+		admin_refresh(r, NULL);
 		api_reply_secret(r, val, (size_t)length, version);
 	} else {
 		store_value_free(val);
@@ -773,7 +795,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 		    json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version", (json_int_t)version,
 		              "length", (json_int_t)length, "charset", store_charset_name(cs));
 		admin_expiry_reply(j, &ex);
-		api_reply_json(r, 201, j);
+		api_reply_json(r, 201, admin_refresh(r, j));
 	}
 out:
 	json_decref(o);
@@ -963,7 +985,9 @@ void api_admin_handle(struct api_req *r)
 		                           .files = ms.files,
 		                           .fuse_opens = ms.opens,
 		                           .fuse_denied = ms.opens_denied,
-		                           .audit_writable = 1};
+		                           .audit_writable = 1,
+		                           .view_failures = ms.view_failures,
+		                           .failed_closed = ms.failed_closed};
 		if (r->a->cfg.reads_audit) {
 			struct audit_stats as;
 			audit_get_stats(r->a->cfg.reads_audit, &as);

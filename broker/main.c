@@ -676,7 +676,48 @@ static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint6
 	case SCHED_FAILED:
 		log_warn("%s: scheduled change failed, old value kept: %s", name, why ? why : "?");
 		break;
+	case SCHED_UNAPPLIED:
+		log_warn("%s: scheduled change stored, but not applied to %llu container(s) (%s): "
+		         "their mounts are failed closed and retried",
+		         name, (unsigned long long)version, why ? why : "?");
+		break;
 	}
+}
+
+/* Mount view state changes, logged with a budget: at most MAIN_VIEW_LOG_BURST lines per
+ * MAIN_VIEW_LOG_WINDOW_MS, then one line saying how many were left out (the counters in
+ * /metrics keep counting). mounts reports each change of state once, not each retry. */
+#define MAIN_VIEW_LOG_BURST 20
+#define MAIN_VIEW_LOG_WINDOW_MS 10000
+
+struct main_viewlog {
+	int64_t window_start;
+	unsigned lines, dropped;
+};
+
+static void main_on_view(void *ud, const char *actor, int err)
+{
+	struct main_viewlog *vl = ud;
+	int64_t now = main_mono_ms();
+	if (now - vl->window_start >= MAIN_VIEW_LOG_WINDOW_MS) {
+		if (vl->dropped)
+			log_warn("mounts: %u more view state changes not logged", vl->dropped);
+		vl->window_start = now;
+		vl->lines = vl->dropped = 0;
+	}
+	if (vl->lines >= MAIN_VIEW_LOG_BURST) {
+		vl->dropped++;
+		return;
+	}
+	vl->lines++;
+	if (err < 0)
+		log_error("container %s: its view cannot be applied (%s): mount failed closed "
+		          "(EIO) until a retry succeeds",
+		          actor,
+		          err == -EBADMSG ? "integrity check failed on a stored row"
+		                          : strerror(-err));
+	else
+		log_info("container %s: view applied again, mount serves again", actor);
 }
 
 static void main_raise_nofile(void)
@@ -704,6 +745,7 @@ static int main_run(struct main_opts *o)
 	struct main_procwatch mp = {0};
 	sched *sc = NULL;
 	struct metrics met = {0};
+	struct main_viewlog vlog = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
 	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
 	int sfd = -1;
@@ -800,6 +842,8 @@ static int main_run(struct main_opts *o)
 	                           .on_open = main_on_open,
 	                           .open_gate = main_open_gate,
 	                           .on_open_ud = &ma,
+	                           .on_view = main_on_view,
+	                           .on_view_ud = &vlog,
 	                           .procwatch = pw};
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {

@@ -60,6 +60,13 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_audit_writable", "gauge",
 	       "1 while audit records can be written; 0: opens and reads are refused.",
 	       "secretd_audit_writable %" PRIu64, g->audit_writable);
+	METRIC(
+	    "secretd_view_failures_total", "counter",
+	    "Container views that could not be applied (each attempt; the mount is failed closed).",
+	    "secretd_view_failures_total %" PRIu64, g->view_failures);
+	METRIC("secretd_containers_failed_closed", "gauge",
+	       "Mounted containers denied (EIO) until their view can be applied.",
+	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -16,6 +16,8 @@ struct metrics_gauges {
 	/* the audit batcher (broker/audit.h audit_stats) */
 	uint64_t audit_records, audit_events, audit_coalesced, audit_refused, audit_write_errors,
 	    audit_pruned, audit_pending, audit_writable;
+	uint64_t view_failures; /* container views that could not be applied (counter) */
+	uint64_t failed_closed; /* mounted containers denied until a retry applies their view */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

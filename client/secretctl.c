@@ -21,7 +21,12 @@ struct ctl {
 	bool json;
 	int argc;
 	char **argv;
+	bool unapplied; /* a change was stored but did not reach every container */
 };
+
+/* Exit status when a change was stored but the daemon could not apply it to every running
+ * container (those are failed closed until it can): the command's own output is printed. */
+#define CTL_EXIT_UNAPPLIED 3
 
 struct ctl_cmd {
 	const char *name;
@@ -68,6 +73,21 @@ static int ctl_call(struct ctl *c, bool workload, const char *method, const char
 		*jout = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	}
 	return 0;
+}
+
+/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
+ * reach every container, warns on stderr and remembers it for the exit status. */
+static void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j)
+{
+	json_t *own = NULL;
+	if (!j && resp->len && resp->body[0] == '{')
+		j = own = json_loadb((const char *)resp->body, resp->len, 0, NULL);
+	const char *w = json_string_value(json_object_get(j, "warning"));
+	if (w) {
+		fprintf(stderr, "secretctl: warning: %s\n", w);
+		c->unapplied = true;
+	}
+	json_decref(own);
 }
 
 static void ctl_print_json(json_t *j)
@@ -249,6 +269,7 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 	else
 		printf("%s: version %lld%s\n", name,
 		       (long long)json_integer_value(json_object_get(j, "version")), note);
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -430,6 +451,7 @@ static int cmd_rm(struct ctl *c)
 		printf("%s: deleted\n", c->argv[0]);
 	else
 		printf("{\"name\": \"%s\", \"deleted\": true}\n", c->argv[0]);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -599,6 +621,7 @@ static int cmd_grant(struct ctl *c)
 		printf("granted %s to %s\n", secret, sel);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -617,6 +640,7 @@ static int cmd_revoke(struct ctl *c)
 		printf("revoked %s from %s\n", c->argv[1], c->argv[2]);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -675,13 +699,16 @@ static int cmd_containers(struct ctl *c)
 		json_array_foreach(json_object_get(j, "containers"), i, v)
 		{
 			const char *m = json_string_value(json_object_get(v, "mount"));
-			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld\n",
+			/* a mount denied until the broker can apply its view says so */
+			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld%s\n",
 			       json_string_value(json_object_get(v, "id")),
 			       json_string_value(json_object_get(v, "runtime")),
 			       json_string_value(json_object_get(v, "name")),
 			       json_string_value(json_object_get(v, "source")), m ? m : "-",
 			       (long long)json_integer_value(json_object_get(v, "files")),
-			       (long long)json_integer_value(json_object_get(v, "opens")));
+			       (long long)json_integer_value(json_object_get(v, "opens")),
+			       json_is_true(json_object_get(v, "failed_closed")) ? "  FAILED-CLOSED"
+			                                                         : "");
 		}
 	}
 	json_decref(j);
@@ -776,6 +803,7 @@ static int cmd_rollback(struct ctl *c)
 	else
 		printf("%s: version %lld (the value of version %lld)\n", c->argv[0],
 		       (long long)json_integer_value(json_object_get(j, "version")), v);
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -895,6 +923,7 @@ static int cmd_rotate(struct ctl *c)
 		       (long long)json_integer_value(json_object_get(j, "version")), length,
 		       charset ? charset : "alnum", note);
 	}
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -1215,7 +1244,7 @@ int main(int argc, char **argv)
 			return ctl_fail("libsodium failed to initialise");
 		int rc = ctl_cmds[k].run(&c);
 		free(args);
-		return rc;
+		return rc == 0 && c.unapplied ? CTL_EXIT_UNAPPLIED : rc;
 	}
 	int rc = ctl_fail("unknown command '%s' (see secretctl --help)", args[0]);
 	free(args);
