@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "broker/anchor.h"
 #include "broker/api.h"
@@ -729,6 +732,20 @@ static void main_raise_nofile(void)
 	}
 }
 
+/* Tells systemd (Type=notify) where the daemon is; a no-op outside systemd (no NOTIFY_SOCKET).
+ * A failure is logged: the unit would otherwise time out with no reason given. */
+__attribute__((format(printf, 1, 2))) static void main_notify(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int r = sd_notify(0, msg);
+	if (r < 0)
+		log_error("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"), strerror(-r));
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -833,8 +850,14 @@ static int main_run(struct main_opts *o)
 		log_error("procwatch: %s", strerror(-r));
 		goto out;
 	}
+	/* Loud: without the connector every FUSE open costs a readlink of /proc/PID/exe. Under
+	 * systemd, RestrictAddressFamilies without AF_NETLINK or PrivateNetwork=yes (the connector
+	 * lives in the initial network namespace only) turn it off. */
+	met.proc_connector = cn_err < 0 ? 0 : 1;
 	if (cn_err < 0)
-		log_info("proc connector unavailable (%s): the exe of each FUSE open is read from /proc",
+		log_warn("proc connector unavailable (%s): the exe of each FUSE open is read from "
+			 "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
+			 "namespace; see secretd(8))",
 			 strerror(-cn_err));
 	else
 		log_info("proc connector: exes of FUSE openers cached until exec or exit");
@@ -871,6 +894,8 @@ static int main_run(struct main_opts *o)
 	}
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir,
+		    SECRETD_ADMIN_SOCK, o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
 	if (r < 0) {
 		log_error("event loop failed: %s", strerror(-r));
@@ -878,6 +903,7 @@ static int main_run(struct main_opts *o)
 	}
 	rc = 0;
 out:
+	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
 	api_stop(a);
 	sched_free(sc);
 	mounts_free(m);

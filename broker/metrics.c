@@ -25,6 +25,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_workload_refused_total", "counter",
 	       "Workload connections refused (identity or limits).", "secretd_workload_refused_total %" PRIu64,
 	       m->workload_refused);
+	METRIC("secretd_proc_connector", "gauge",
+	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc (slower).",
+	       "secretd_proc_connector %" PRIu64, m->proc_connector);
 	METRIC("secretd_puts_total", "counter", "Secret versions written.", "secretd_puts_total %" PRIu64,
 	       m->puts);
 	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",

@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential meson ninja-build pkg-config python3 libsodium-dev libfuse3-dev fuse3
 libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev check curl
 clang libclang-rt-14-dev runc crun podman busybox-static util-linux iproute2 procps"
-PKGS="$PKGS libyaml-dev"
+PKGS="$PKGS libyaml-dev libsystemd-dev systemd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
