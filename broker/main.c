@@ -33,56 +33,73 @@ struct main_opts {
 	const char *audit_anchor;
 	size_t max_value;
 	size_t rotate_batch;
+	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s; /* 0: default */
 	bool no_open;
 	bool key_file_set;
 };
 
 static void main_usage(FILE *f)
 {
-	fprintf(f, "usage:\n"
-		   "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
-		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
-		   "--passphrase-file F]\n"
-		   "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
-		   "               [--audit-anchor FILE] [--debug]\n"
-		   "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
-		   "                (--new-key-file F2 | --new-passphrase-file F2)\n"
-		   "\n"
-		   "init creates an encrypted store in DIR and a random master key file (default %s,\n"
-		   "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
-		   "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
-		   "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
-		   "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
-		   "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
-		   "  --max-value BYTES  largest secret value (default %d)\n"
-		   "  --no-open          serve every mount in no-open mode: reads come from the page\n"
-		   "                     cache at tmpfs speed, but opens are no longer checked against\n"
-		   "                     the container's cgroup nor audited (mode bits, uid and the\n"
-		   "                     mount namespace still apply)\n"
-		   "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
-		   "                     (default %d); the loop serves requests between batches\n"
-		   "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
-		   "                     in FILE (outside the state dir): a database put back to an\n"
-		   "                     older copy is refused at start and fails audit verify\n",
-		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH);
+	fprintf(
+	    f,
+	    "usage:\n"
+	    "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
+	    "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
+	    "--passphrase-file F]\n"
+	    "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
+	    "               [--audit-anchor FILE] [--max-conns N] [--max-conns-per-ident N]\n"
+	    "               [--idle-timeout S] [--request-timeout S] [--debug]\n"
+	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
+	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
+	    "\n"
+	    "init creates an encrypted store in DIR and a random master key file (default %s,\n"
+	    "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
+	    "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
+	    "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
+	    "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
+	    "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
+	    "  --max-value BYTES  largest secret value (default %d)\n"
+	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
+	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
+	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
+	    "                     mount namespace still apply)\n"
+	    "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
+	    "                     (default %d); the loop serves requests between batches\n"
+	    "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
+	    "                     in FILE (outside the state dir): a database put back to an\n"
+	    "                     older copy is refused at start and fails audit verify\n"
+	    "  --max-conns N      connections per socket (default %d, at most %d); when full,\n"
+	    "                     the oldest idle connection of whoever holds most is closed\n"
+	    "  --max-conns-per-ident N  workload connections per container (a host process:\n"
+	    "                     per uid), default %d; more are answered 429 and closed\n"
+	    "  --idle-timeout S   close a connection silent for S seconds (default %d)\n"
+	    "  --request-timeout S  a request must arrive complete within S seconds of the\n"
+	    "                     previous one's end (default %d; slow senders are closed)\n",
+	    SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH,
+	    API_MAX_CONNS_DEFAULT, API_MAX_CONNS_CEILING, API_MAX_CONNS_PER_IDENT_DEFAULT,
+	    API_IDLE_TIMEOUT_DEFAULT, API_REQUEST_TIMEOUT_DEFAULT);
 }
 
 static int main_parse(int argc, char **argv, struct main_opts *o)
 {
 	static const struct option longopts[] = {
-		{"state-dir", required_argument, NULL, 's'},
-		{"runtime-dir", required_argument, NULL, 'r'},
-		{"key-file", required_argument, NULL, 'k'},
-		{"passphrase-file", required_argument, NULL, 'p'},
-		{"new-key-file", required_argument, NULL, 'K'},
-		{"new-passphrase-file", required_argument, NULL, 'P'},
-		{"max-value", required_argument, NULL, 'm'},
-		{"no-open", no_argument, NULL, 'n'},
-		{"rotate-batch", required_argument, NULL, 'b'},
-		{"audit-anchor", required_argument, NULL, 'A'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"runtime-dir", required_argument, NULL, 'r'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"new-key-file", required_argument, NULL, 'K'},
+	    {"new-passphrase-file", required_argument, NULL, 'P'},
+	    {"max-value", required_argument, NULL, 'm'},
+	    {"no-open", no_argument, NULL, 'n'},
+	    {"rotate-batch", required_argument, NULL, 'b'},
+	    {"audit-anchor", required_argument, NULL, 'A'},
+	    {"max-conns", required_argument, NULL, 'C'},
+	    {"max-conns-per-ident", required_argument, NULL, 'I'},
+	    {"idle-timeout", required_argument, NULL, 'T'},
+	    {"request-timeout", required_argument, NULL, 'R'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 2;
@@ -126,6 +143,31 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 'A':
 			o->audit_anchor = optarg;
 			break;
+		case 'C':
+		case 'I':
+		case 'T':
+		case 'R': {
+			unsigned max =
+			    c == 'C' || c == 'I' ? API_MAX_CONNS_CEILING : API_TIMEOUT_CEILING;
+			unsigned *dst = c == 'C'   ? &o->max_conns
+			                : c == 'I' ? &o->max_conns_per_ident
+			                : c == 'T' ? &o->idle_timeout_s
+			                           : &o->request_timeout_s;
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (!*optarg || *optarg < '0' || *optarg > '9' || *end || v == 0 ||
+			    v > max) {
+				fprintf(stderr, "secretd: --%s must be 1..%u\n",
+				        c == 'C'   ? "max-conns"
+				        : c == 'I' ? "max-conns-per-ident"
+				        : c == 'T' ? "idle-timeout"
+				                   : "request-timeout",
+				        max);
+				return -EINVAL;
+			}
+			*dst = (unsigned)v;
+			break;
+		}
 		case 'K':
 			o->new_key_file = optarg;
 			break;
@@ -574,9 +616,13 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
-				.max_value = o->max_value,
-				.reads_audit = au,
-				.audit_anchor = o->audit_anchor};
+	                        .max_value = o->max_value,
+	                        .max_conns = o->max_conns,
+	                        .max_conns_per_ident = o->max_conns_per_ident,
+	                        .idle_timeout_s = o->idle_timeout_s,
+	                        .request_timeout_s = o->request_timeout_s,
+	                        .reads_audit = au,
+	                        .audit_anchor = o->audit_anchor};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
