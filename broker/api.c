@@ -16,6 +16,7 @@
 #include "broker/api_internal.h"
 #include "broker/crypt.h"
 #include "broker/log.h"
+#include "common/decimal.h"
 #include "common/limits.h"
 
 #define API_BODY_INITIAL 4096
@@ -220,22 +221,11 @@ bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t ma
 	const char *v = api_query(r, key);
 	if (!v)
 		return true;
-	uint64_t x = 0;
-	size_t n = strlen(v);
-	bool ok = n >= 1 && n <= 20;
-	for (size_t i = 0; ok && i < n; i++) {
-		unsigned d = (unsigned char)v[i] - '0';
-		if (d > 9 || x > (UINT64_MAX - d) / 10)
-			ok = false;
-		else
-			x = x * 10 + d;
-	}
-	if (!ok || x < min || x > max) {
+	if (decimal_parse_u64(v, strlen(v), min, max, out) < 0) {
 		api_reply_error(r, 400, "%s must be an integer from %llu to %llu", key,
 		                (unsigned long long)min, (unsigned long long)max);
 		return false;
 	}
-	*out = x;
 	return true;
 }
 

@@ -24,6 +24,7 @@
 #include "broker/procwatch.h"
 #include "broker/sched.h"
 #include "broker/store.h"
+#include "common/decimal.h"
 #include "common/limits.h"
 #include "fuse/sfs.h"
 
@@ -153,10 +154,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			                : c == 'I' ? &o->max_conns_per_ident
 			                : c == 'T' ? &o->idle_timeout_s
 			                           : &o->request_timeout_s;
-			char *end;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (!*optarg || *optarg < '0' || *optarg > '9' || *end || v == 0 ||
-			    v > max) {
+			uint64_t v = 0;
+			if (decimal_parse_u64(optarg, strlen(optarg), 1, max, &v) < 0) {
 				fprintf(stderr, "secretd: --%s must be 1..%u\n",
 				        c == 'C'   ? "max-conns"
 				        : c == 'I' ? "max-conns-per-ident"
