@@ -693,7 +693,20 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		r->url = url;
 		r->limit = api_is_value_upload(method, url) ? s->a->cfg.max_value
 							    : SECRETD_JSON_BODY_MAX;
-		api_req_check(r);
+		/* A refused connection is answered now, before any body is read. */
+		if (r->pc && r->pc->refuse) {
+			r->refused = true;
+			if (r->pc->refuse == 429)
+				api_reply_error(r, 429, "too many connections from %s (limit %u)",
+				                r->pc->key, s->a->cfg.max_conns_per_ident);
+			else
+				api_reply_error(
+				    r, 503,
+				    "the broker is at its limit of %u connections; retry later",
+				    s->a->cfg.max_conns);
+		} else {
+			api_req_check(r);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -711,15 +724,7 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 	}
 	if (r->answered)
 		return MHD_YES;
-	if (r->pc && r->pc->refuse == 429) {
-		r->refused = true;
-		api_reply_error(r, 429, "too many connections from %s (limit %u)", r->pc->key,
-		                s->a->cfg.max_conns_per_ident);
-	} else if (r->pc && r->pc->refuse) {
-		r->refused = true;
-		api_reply_error(r, 503, "the broker is at its limit of %u connections; retry later",
-		                s->a->cfg.max_conns);
-	} else if (!r->pc || !r->pc->ident_ok) {
+	if (!r->pc || !r->pc->ident_ok) {
 		if (s->workload)
 			s->a->met->workload_refused++;
 		api_reply_error(r, 403, "%s",
@@ -835,13 +840,13 @@ static int api_server_new(api *a, bool workload, struct api_server **out)
 		api_server_free(a, s);
 		return r;
 	}
-	/* MHD's own limit only backs ours up: it holds the served, the refused (until answered)
-	 * and the evicted (until closed), at most max_conns of each. */
+	/* MHD's own limit only backs ours up: it holds the served and the refused (until answered),
+	 * at most max_conns of each, and the evicted or timed out (until closed). */
 	s->d = MHD_start_daemon(
 	    MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, api_handler, s,
 	    MHD_OPTION_NOTIFY_CONNECTION, api_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    api_completed, s, MHD_OPTION_URI_LOG_CALLBACK, api_uri_log, s,
-	    MHD_OPTION_CONNECTION_LIMIT, 3 * a->cfg.max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT,
+	    MHD_OPTION_CONNECTION_LIMIT, 4 * a->cfg.max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT,
 	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_END);
 	const union MHD_DaemonInfo *di =
