@@ -345,7 +345,9 @@ static void api_conn_kill(struct api_conn *pc)
 	pc->evicted = true;
 	pc->srv->evicted++;
 	api_gauge(pc->srv);
-	shutdown(pc->fd, SHUT_RDWR);
+	/* It can only fail when the peer is already gone (ENOTCONN): MHD sees that end too. */
+	if (shutdown(pc->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		pc->srv->a->met->accept_errors++;
 }
 
 /* Publishes the number of open connections (after any change to live). */
