@@ -23,6 +23,7 @@
 #define API_ACCEPT_BATCH 64    /* accepts per loop iteration and socket */
 #define API_DRAIN_MAX 16384    /* bytes read (and dropped) from a refused connection */
 #define API_LOG_EVERY_MS 10000 /* one log line per kind of refusal per this period */
+#define API_HEALTH_CACHE_MS 500 /* a /healthz probe answers the requests of this period */
 #define API_REFUSE_MS 2000     /* a refused connection's request must arrive within this */
 
 /* Connection refusals and evictions, for /metrics and the rate-limited log. */
@@ -54,6 +55,7 @@ struct api_server {
 
 static void api_conn_kill(struct api_conn *pc);
 static void api_gauge(struct api_server *s);
+static uint64_t api_now_ms(void);
 
 /* ---- replies ---- */
 
@@ -231,12 +233,19 @@ bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t ma
 
 void api_health(struct api_req *r, bool detail)
 {
-	const char *what = "store";
-	int rc = store_health(r->a->store);
-	if (rc == 0 && r->a->cfg.reads_audit && audit_pending(r->a->cfg.reads_audit)) {
-		what = "audit";
-		rc = audit_flush(r->a->cfg.reads_audit);
+	api *a = r->a;
+	uint64_t now = api_now_ms();
+	if (!a->health_ms || now - a->health_ms >= API_HEALTH_CACHE_MS) {
+		a->health_what = "store";
+		a->health_rc = store_health(a->store);
+		if (a->health_rc == 0 && a->cfg.reads_audit && audit_pending(a->cfg.reads_audit)) {
+			a->health_what = "audit";
+			a->health_rc = audit_flush(a->cfg.reads_audit);
+		}
+		a->health_ms = now;
 	}
+	const char *what = a->health_what;
+	int rc = a->health_rc;
 	if (rc == 0) {
 		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 		return;

@@ -55,6 +55,10 @@ struct api {
 	struct metrics *met;
 	struct api_config cfg;
 	struct api_server *admin, *workload;
+	/* The last /healthz probe, reused for API_HEALTH_CACHE_MS (any local user can ask). */
+	uint64_t health_ms;
+	int health_rc;
+	const char *health_what;
 };
 
 /* Replies with a JSON body (steals the reference). */
@@ -77,8 +81,9 @@ const char *api_query(struct api_req *r, const char *key);
  * after replying 400 {"error": "KEY must be an integer from MIN to MAX"}. */
 bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out);
 /* GET /healthz on either socket: a real store access (store_health) and the audit writer's
- * state (buffered records are flushed now). 200 {"status":"ok"} or 503 {"error": ...}; detail
- * names the failing part (admin socket) or not (workload socket). */
+ * state (buffered records are flushed now), probed at most every API_HEALTH_CACHE_MS (workload
+ * callers are anyone). 200 {"status":"ok"} or 503 {"error": ...}; detail names the failing part
+ * (admin socket) or not (workload socket). */
 void api_health(struct api_req *r, bool detail);
 
 /* Route handlers: each answers the request (exactly once). */
