@@ -603,6 +603,8 @@ static void *api_uri_log(void *cls, const char *uri, struct MHD_Connection *conn
 	for (const char *p = uri; (p = strchr(p, '%')) != NULL; p++)
 		if (p[1] == '0' && p[2] == '0')
 			r->bad_uri = true;
+	/* A raw NUL byte cuts uri short too: see api_req_check. */
+	r->raw_uri_end = uri + strlen(uri);
 	return r;
 }
 
@@ -653,14 +655,16 @@ static bool api_is_value_upload(const char *method, const char *url)
 
 /* First call, headers complete: refuses what must not be read further (answered at once, and
  * MHD closes the connection without reading the body). */
-static void api_req_check(struct api_req *r)
+static void api_req_check(struct api_req *r, const char *version)
 {
 	struct MHD_Connection *conn = r->conn;
 	const char *cl =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *te =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	if (r->bad_uri) {
+	/* MHD parses the request line in place: the URI runs up to the NUL it wrote over the space
+	 * before the HTTP version, so a URI whose string ends anywhere else held a raw NUL byte. */
+	if (r->bad_uri || !version || r->raw_uri_end + 1 != version) {
 		api_reply_error(r, 400, "the request URL holds a NUL byte (%%00)");
 		return;
 	}
@@ -716,7 +720,7 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 				    "the broker is at its limit of %u connections; retry later",
 				    s->a->cfg.max_conns);
 		} else {
-			api_req_check(r);
+			api_req_check(r, version);
 		}
 		return MHD_YES;
 	}

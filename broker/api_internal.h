@@ -43,6 +43,7 @@ struct api_req {
 	size_t len, cap, limit;
 	bool started; /* the handler saw the headers */
 	bool bad_uri; /* the raw request URI holds an encoded NUL (%00) */
+	const char *raw_uri_end; /* where the raw URI's string ended (compared, never read) */
 	bool refused; /* answered 429/503 for load: Retry-After, Connection: close */
 	bool too_large;
 	bool answered;

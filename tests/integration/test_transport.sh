@@ -82,6 +82,14 @@ if part input; then
 	ctl ls | grep -q '^in ' && fail "PUT .../in%00jected stored secret 'in'"
 	send "$W" 'GET /v1/self/secrets/fair%%00x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
 	case $ANS in 400*) ;; *) fail "workload GET with %%00: $ANS" ;; esac
+	# raw NUL bytes, also one followed by a fake version
+	send "$A" 'PUT /v1/secrets/raw\000x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi'
+	case $ANS in 400*NUL*) ;; *) fail "PUT with a raw NUL in the name: $ANS" ;; esac
+	send "$A" 'PUT /v1/secrets/raw\000HTTP/1.1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi'
+	case $ANS in 400*NUL*) ;; *) fail "PUT with a raw NUL and a fake version: $ANS" ;; esac
+	send "$A" 'PUT /v1/secrets/raw?keep=1\000x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi'
+	case $ANS in 400*NUL*) ;; *) fail "PUT with a raw NUL in an argument: $ANS" ;; esac
+	ctl ls | grep -q '^raw ' && fail "a raw NUL in the URL stored secret 'raw'"
 	send "$A" 'GET /v1/values/fair/a?version=1%%00x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
 	case $ANS in 400*) ;; *) fail "version=1%%00x: $ANS" ;; esac
 	for v in -1 %%201 +1 1x 0 18446744073709551616 99999999999999999999999 ''; do
@@ -97,7 +105,7 @@ if part input; then
 	send "$A" 'PUT /v1/secrets/huge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabcdefgh'
 	case $ANS in 4??*) ;; *) fail "chunk size 2^64-1: $ANS" ;; esac
 	ctl ls | grep -q '^huge ' && fail "the huge chunk stored something"
-	ok "%00 in a URL, a loose version, CL+TE and a 2^64-1 chunk are refused (400/411), nothing stored"
+	ok "%00 or a raw NUL in a URL, a loose version, CL+TE and a 2^64-1 chunk are refused (400/411), nothing stored"
 fi
 
 # --- item 9: a refused read costs the same for a missing and an existing secret ---
