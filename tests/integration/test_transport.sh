@@ -2,7 +2,7 @@
 # The HTTP transport under misuse (issue #12 items 7-10): bad request bytes, the timing of a
 # refused read, a socket that must keep accepting after a flood, fairness between containers
 # and host users, the global cap, client retries and slow senders. Real daemon, real cgroups.
-# TRANSPORT_PARTS (space-separated) runs a subset: input timing wedge fairness cap retry slow.
+# TRANSPORT_PARTS (space-separated) runs a subset: input timing wedge fds fairness cap retry slow.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cgroup_lib.sh"
 need_root
@@ -12,7 +12,7 @@ need_cmd nsenter
 need_cmd setpriv
 need_cmd python3
 EXTRA_CLEANUP=cg_cleanup
-PARTS=${TRANSPORT_PARTS:-input timing wedge fairness cap retry slow}
+PARTS=${TRANSPORT_PARTS:-input timing wedge fds fairness cap retry slow}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Shared with unprivileged holders: the helper, ready/release files, the socket's directory.
@@ -154,6 +154,27 @@ if part wedge; then
 	[ "$(readB 15)" = bravo ] ||
 		fail "a container cannot read after the flood: $(cat "$T/errB" 2>/dev/null)"
 	ok "$(cat "$T/pub/ready.flood") connections from a process that died: the socket keeps accepting ($(($(date +%s) - t0)) s)"
+fi
+
+# --- item 7: out of file descriptors, the socket still moves and recovers ---
+if part fds && command -v prlimit >/dev/null 2>&1; then
+	soft=$(prlimit --pid "$SD_PID" --nofile --output SOFT --noheadings | tr -d ' ')
+	lim=$(($(ls "/proc/$SD_PID/fd" | wc -l) + 16))
+	prlimit --pid "$SD_PID" --nofile="$lim:" || fail "prlimit"
+	for u in 1011 1012 1013 1014; do
+		hold "fd$u" "$W" 10 setpriv --reuid "$u" --regid "$u" --clear-groups
+	done
+	ans=$(curl -s -m 10 --unix-socket "$W" http://x/healthz) || true
+	release_all
+	i=0
+	until curl -sf -m 2 --unix-socket "$W" http://x/healthz >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -gt 60 ] && fail "workload.sock did not recover after running out of fds (first answer: $ans)"
+		sleep 0.1
+	done
+	[ "$(metric 'secretd_connections_dropped_total{reason="accept_error"}')" -ge 1 ] ||
+		fail "running out of fds is not counted"
+	prlimit --pid "$SD_PID" --nofile="$soft:" || fail "prlimit (restore)"
+	ok "out of fds: the waiting peer is refused (${ans:-no answer}), accepting resumes"
 fi
 
 # --- item 8: limits per identity (container, else uid), not per uid ---
