@@ -11,7 +11,8 @@ need_cmd unshare
 need_cmd nsenter
 need_cmd setpriv
 need_cmd python3
-EXTRA_CLEANUP=cg_cleanup
+# Holders outside a container leave when the release file appears (also on failure).
+EXTRA_CLEANUP='touch "$T/pub/release" 2>/dev/null; for p in ${HOLDERS:-}; do wait "$p" 2>/dev/null; done; cg_cleanup'
 PARTS=${TRANSPORT_PARTS:-input timing wedge fds fairness cap retry slow}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
