@@ -199,18 +199,7 @@ static void admin_list(struct api_req *r)
 /* Parses an optional positive integer query argument; false (after replying 400) when bad. */
 static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
 {
-	const char *v = api_query(r, key);
-	if (!v)
-		return true;
-	char *end;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (!*v || *end || x == 0 || x > max || v[0] == '-') {
-		api_reply_error(r, 400, "%s must be an integer from 1 to %llu", key,
-				(unsigned long long)max);
-		return false;
-	}
-	*out = x;
-	return true;
+	return api_query_u64(r, key, 1, max, out);
 }
 
 /* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
@@ -371,16 +360,8 @@ static void admin_value(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t want = 0;
-	const char *v = api_query(r, "version");
-	if (v) {
-		char *end;
-		unsigned long long x = strtoull(v, &end, 10);
-		if (!*v || *end || x == 0) {
-			api_reply_error(r, 400, "version must be a positive integer");
-			return;
-		}
-		want = x;
-	}
+	if (!admin_query_uint(r, "version", INT64_MAX, &want))
+		return;
 	uint8_t *val = NULL;
 	size_t len = 0;
 	uint64_t got = 0;
@@ -976,7 +957,7 @@ void api_admin_handle(struct api_req *r)
 {
 	const char *name;
 	if (admin_is(r, "GET", "/healthz")) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+		api_health(r, true);
 	} else if (admin_is(r, "GET", "/metrics")) {
 		struct mounts_stats ms;
 		mounts_get_stats(r->a->mounts, &ms);

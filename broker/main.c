@@ -28,6 +28,7 @@
 #include "broker/reserve.h"
 #include "broker/sched.h"
 #include "broker/store.h"
+#include "common/decimal.h"
 #include "common/limits.h"
 #include "fuse/sfs.h"
 
@@ -41,6 +42,7 @@ struct main_opts {
 	bool disk_reserve_set;
 	size_t max_value;
 	size_t rotate_batch;
+	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s; /* 0: default */
 	bool no_open;
 	bool key_file_set;
 };
@@ -55,7 +57,9 @@ static void main_usage(FILE *f)
 	    "--passphrase-file F]\n"
 	    "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
 	    "               [--audit-anchor FILE] [--audit-keep DURATION]\n"
-	    "               [--audit-max-records N] [--disk-reserve BYTES] [--debug]\n"
+	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
+	    "               [--max-conns N] [--max-conns-per-ident N]\n"
+	    "               [--idle-timeout S] [--request-timeout S] [--debug]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
@@ -81,9 +85,17 @@ static void main_usage(FILE *f)
 	    "  --audit-max-records N  prune the oldest audit records beyond the newest N\n"
 	    "  --disk-reserve BYTES  space kept in STATE/reserve and released when the disk\n"
 	    "                     fills, so that key operations still commit while FUSE opens\n"
-	    "                     are refused (default %d; K, M, G suffixes; 0 = none)\n",
+	    "                     are refused (default %d; K, M, G suffixes; 0 = none)\n"
+	    "  --max-conns N      connections per socket (default %d, at most %d); when full,\n"
+	    "                     the oldest idle connection of whoever holds most is closed\n"
+	    "  --max-conns-per-ident N  workload connections per container (a host process:\n"
+	    "                     per uid), default %d; more are answered 429 and closed\n"
+	    "  --idle-timeout S   close a connection silent for S seconds (default %d)\n"
+	    "  --request-timeout S  a request must arrive complete within S seconds of the\n"
+	    "                     previous one's end (default %d; slow senders are closed)\n",
 	    SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH,
-	    RESERVE_DEFAULT_BYTES);
+	    RESERVE_DEFAULT_BYTES, API_MAX_CONNS_DEFAULT, API_MAX_CONNS_CEILING,
+	    API_MAX_CONNS_PER_IDENT_DEFAULT, API_IDLE_TIMEOUT_DEFAULT, API_REQUEST_TIMEOUT_DEFAULT);
 }
 
 #define MAIN_AUDIT_KEEP_MAX_S (36500LL * 86400)
@@ -141,6 +153,10 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"audit-keep", required_argument, NULL, 'E'},
 	    {"audit-max-records", required_argument, NULL, 'M'},
 	    {"disk-reserve", required_argument, NULL, 'R'},
+	    {"max-conns", required_argument, NULL, 'C'},
+	    {"max-conns-per-ident", required_argument, NULL, 'I'},
+	    {"idle-timeout", required_argument, NULL, 'T'},
+	    {"request-timeout", required_argument, NULL, 'Q'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -218,6 +234,29 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			}
 			o->disk_reserve = (uint64_t)v;
 			o->disk_reserve_set = true;
+			break;
+		}
+		case 'C':
+		case 'I':
+		case 'T':
+		case 'Q': {
+			unsigned max =
+			    c == 'C' || c == 'I' ? API_MAX_CONNS_CEILING : API_TIMEOUT_CEILING;
+			unsigned *dst = c == 'C'   ? &o->max_conns
+			                : c == 'I' ? &o->max_conns_per_ident
+			                : c == 'T' ? &o->idle_timeout_s
+			                           : &o->request_timeout_s;
+			uint64_t v = 0;
+			if (decimal_parse_u64(optarg, strlen(optarg), 1, max, &v) < 0) {
+				fprintf(stderr, "secretd: --%s must be 1..%u\n",
+				        c == 'C'   ? "max-conns"
+				        : c == 'I' ? "max-conns-per-ident"
+				        : c == 'T' ? "idle-timeout"
+				                   : "request-timeout",
+				        max);
+				return -EINVAL;
+			}
+			*dst = (unsigned)v;
 			break;
 		}
 		case 'K':
@@ -879,9 +918,13 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
-				.max_value = o->max_value,
-				.reads_audit = au,
-				.audit_anchor = o->audit_anchor};
+	                        .max_value = o->max_value,
+	                        .max_conns = o->max_conns,
+	                        .max_conns_per_ident = o->max_conns_per_ident,
+	                        .idle_timeout_s = o->idle_timeout_s,
+	                        .request_timeout_s = o->request_timeout_s,
+	                        .reads_audit = au,
+	                        .audit_anchor = o->audit_anchor};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));

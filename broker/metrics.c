@@ -28,6 +28,21 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_proc_connector", "gauge",
 	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc (slower).",
 	       "secretd_proc_connector %" PRIu64, m->proc_connector);
+	METRIC("secretd_connections", "gauge", "Connections open.",
+	       "secretd_connections{api=\"admin\"} %" PRIu64
+	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,
+	       m->conns_admin, m->conns_workload);
+	METRIC("secretd_connections_dropped_total", "counter",
+	       "Connections refused or closed by the broker, by reason.",
+	       "secretd_connections_dropped_total{reason=\"identity_limit\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"full\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"evicted_idle\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"request_deadline\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"accept_error\"} %" PRIu64,
+	       m->conns_refused_ident, m->conns_refused_full, m->conns_evicted, m->conns_timed_out,
+	       m->accept_errors);
+	METRIC("secretd_health_failures_total", "counter", "/healthz answers 503 (store or audit).",
+	       "secretd_health_failures_total %" PRIu64, m->health_failures);
 	METRIC("secretd_puts_total", "counter", "Secret versions written.", "secretd_puts_total %" PRIu64,
 	       m->puts);
 	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",

@@ -9,6 +9,13 @@ struct metrics {
 	uint64_t workload_refused;                   /* identity refused (pid gone, limits) */
 	uint64_t puts, reads;                        /* secret versions written, values served */
 	uint64_t proc_connector; /* 1: the proc connector feeds procwatch; 0: exes read per open */
+	/* Connections (both sockets): refused at accept over the per-identity limit (429) or
+	 * with the socket full and nothing idle to close (503); idle ones closed to make room;
+	 * ones closed past the request deadline; accept/hand-over failures. */
+	uint64_t conns_refused_ident, conns_refused_full, conns_evicted, conns_timed_out;
+	uint64_t accept_errors;
+	uint64_t conns_admin, conns_workload; /* gauges: connections open (not closing) */
+	uint64_t health_failures;             /* /healthz answered 503 */
 };
 
 /* Gauges that other modules own, sampled at render time. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2003,6 +2004,53 @@ int store_count(store *s, uint64_t *secrets)
 		return r;
 	*secrets = (uint64_t)c;
 	return 0;
+}
+
+int store_health(store *s)
+{
+	if (!s)
+		return -EINVAL;
+	const char *path = sqlite3_db_filename(s->db, "main");
+	if (!path || !*path)
+		return -EIO;
+	/* The database we hold open must still be the file at its path (not removed or replaced:
+	 * what we write would be lost at the next start). */
+	int moved = 0;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
+		return -EIO;
+	if (moved)
+		return -ESTALE;
+	/* A read that reaches the device (O_DIRECT skips the page cache where the file system
+	 * supports it): a failing disk shows here, not only in the next write. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	void *page = NULL;
+	if (posix_memalign(&page, 4096, 4096) != 0)
+		return -ENOMEM;
+	ssize_t n = pread(fd, page, 4096, 0);
+	int err = errno;
+	free(page);
+	if (n < 0)
+		return -err;
+	if (n < 100)
+		return -EIO;
+	/* Room to write (a full file system fails every write, audit records included). */
+	struct statvfs vs;
+	if (fstatvfs(fd, &vs) < 0)
+		return -errno;
+	if (vs.f_bavail == 0 || (vs.f_files && vs.f_favail == 0))
+		return -ENOSPC;
+	/* The write lock can be taken, and SQLite can read its tables. */
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	int64_t c;
+	r = store_pragma_int(s->db, "SELECT count(*) FROM secrets", &c);
+	int r2 = store_exec(s->db, "ROLLBACK");
+	return r < 0 ? r : r2;
 }
 
 /* ---- audit chain ---- */
