@@ -82,3 +82,19 @@ cexec() {
 	shift 2
 	nsenter -t "$p" -m -p -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$d" "$@"
 }
+
+# one_mounted_container VALUE: a docker-shaped container A whose secret app/a (VALUE, with
+# backslash escapes such as \n interpreted) is granted
+# and mounted at /run/secrets through the workload socket $SD_WORKLOAD. Sets A, cgA, PA and F
+# (the file's path inside A). Needs a running daemon (sd_start).
+one_mounted_container() {
+	A=$(hex64)
+	mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
+	printf '%b' "$1" | ctl put app/a >/dev/null || fail "put app/a"
+	ctl grant app/a "id:$A" >/dev/null || fail "grant app/a"
+	start_container "$cgA" || fail "container A did not start"
+	PA=$CPID
+	cexec "$PA" "$cgA" "$SECRETCTL" --socket "$SD_WORKLOAD" mount /run/secrets | grep -q "mounted 1" ||
+		fail "mount in A"
+	F=/run/secrets/app/a
+}

@@ -76,3 +76,21 @@ sd_stop() {
 }
 
 ctl() { "$SECRETCTL" "$@"; }
+
+# poll_until SECONDS CMD...: runs CMD until it succeeds, at most SECONDS (no fixed sleeps).
+poll_until() {
+	lim=$(($1 * 20)); shift
+	k=0
+	until "$@" >/dev/null 2>&1; do
+		k=$((k + 1)); [ $k -gt $lim ] && return 1
+		sleep 0.05
+	done
+}
+
+# audit_settled: waits (bounded) until the audit batcher holds nothing unwritten, so that every
+# FUSE open and workload read answered so far is in the trail. The daemon serves one request at a
+# time: an open answered before this call has had its record buffered by then.
+audit_pending_zero() {
+	[ "$(curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk '$1 == "secretd_audit_pending" { print $2 }')" = 0 ]
+}
+audit_settled() { poll_until 60 audit_pending_zero || fail "audit records still pending after 60 s"; }

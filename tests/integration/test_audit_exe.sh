@@ -16,19 +16,12 @@ sd_start
 grep -q "proc connector: exes of FUSE openers cached" "$SD_LOG" ||
 	skip_or_fail "the daemon runs without the proc connector: $(grep -i connector "$SD_LOG")"
 W="$SD_WORKLOAD"
-A=$(hex64)
-mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
-printf 'alpha' | ctl put app/a >/dev/null
-ctl grant app/a "id:$A" >/dev/null
-start_container "$cgA" || fail "container A did not start"
-PA=$CPID
-cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" mount /run/secrets | grep -q "mounted 1" || fail "mount in A"
-F=/run/secrets/app/a
+one_mounted_container alpha
 
-# opens PID: "exe result" of each fuse-open record of host pid PID, in order (after the batch is
-# written: within 100 ms)
+# opens PID: "exe result" of each fuse-open record of host pid PID, in order (once every record
+# answered so far is written)
 opens() {
-	sleep 0.3
+	audit_settled
 	ctl audit --json | python3 -c '
 import json, os, sys
 for line in sys.stdin:

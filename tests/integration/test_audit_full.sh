@@ -22,14 +22,7 @@ EXTRA_CLEANUP='cg_cleanup; umount -l "$SMALL" 2>/dev/null'
 sd_init
 sd_start
 W="$SD_WORKLOAD"
-A=$(hex64)
-mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
-printf 'alpha\n' | ctl put app/a >/dev/null
-ctl grant app/a "id:$A" >/dev/null
-start_container "$cgA" || fail "container A did not start"
-PA=$CPID
-cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" mount /run/secrets | grep -q "mounted 1" || fail "mount in A"
-F=/run/secrets/app/a
+one_mounted_container 'alpha\n'
 
 # opens N: opens (and reads) F up to N times in A (one process, host pid namespace); prints
 # "SERVED STATUS" where STATUS is "all" or the open's error after SERVED successful ones.

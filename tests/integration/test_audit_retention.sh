@@ -15,14 +15,7 @@ EXTRA_CLEANUP=cg_cleanup
 ANCHOR="$T/audit.anchor"
 sd_start --audit-anchor "$ANCHOR"
 W="$SD_WORKLOAD"
-A=$(hex64)
-mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
-printf 'alpha\n' | ctl put app/a >/dev/null
-ctl grant app/a "id:$A" >/dev/null
-start_container "$cgA" || fail "container A did not start"
-PA=$CPID
-cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" mount /run/secrets | grep -q "mounted 1" || fail "mount in A"
-F=/run/secrets/app/a
+one_mounted_container 'alpha\n'
 
 # opens N: N opens of F by one process in A; prints how many read the value
 opens() {

@@ -82,10 +82,12 @@ def answer(s):
 if mode == "orphan":
     # connect, fork, exit: the child inherits the socket and asks once the connector is gone
     s = socket.socket(socket.AF_UNIX); s.connect(path)
+    me = os.getpid()
     pid = os.fork()
     if pid:
         os._exit(0)
-    time.sleep(0.3)
+    while os.path.exists("/proc/%d" % me):  # gone: exited and reaped (no fixed wait)
+        time.sleep(0.01)
     s.sendall(req); print(answer(s))
 elif mode == "pass":
     # the connector (in cgroup argv[3]) hands the socket to a process in another cgroup
@@ -95,15 +97,18 @@ elif mode == "pass":
         open(sys.argv[3] + "/cgroup.procs", "w").write(str(os.getpid()))
         s = socket.socket(socket.AF_UNIX); s.connect(path)
         socket.send_fds(a, [b"x"], [s.fileno()])
-        time.sleep(1.5)
+        a.recv(1)  # alive until the receiver has its answer (no fixed wait)
         os._exit(0)
     msg, fds, _, _ = socket.recv_fds(b, 1, 1)
     s = socket.socket(fileno=fds[0])
     s.sendall(req); print(answer(s))
+    b.send(b"x")
     os.waitpid(pid, 0)
 PY
 python3 "$T/peer.py" orphan "$W" >"$T/orphan" || fail "orphan peer script"
-sleep 0.5
+# the orphaned child answers after its parent has gone: wait for its line (bounded)
+orphan_answered() { [ -s "$T/orphan" ]; }
+poll_until 60 orphan_answered || fail "the orphaned child never got an answer"
 head -1 "$T/orphan" | grep -q " 403 " || fail "a socket left to a child after the connector exited was served: $(head -1 "$T/orphan")"
 in_cgroup "$cg_p" python3 "$T/peer.py" pass "$W" "$cg_d" >"$T/pass" || fail "pass peer script"
 grep -q "\"id\":\"$D\"" "$T/pass" || fail "a socket passed with SCM_RIGHTS was not attributed to its connector: $(tail -1 "$T/pass")"

@@ -127,8 +127,14 @@ while [ "$(ctl containers --json | grep -c '"mounted": true')" -lt $((N + 1)) ];
 	i=$((i + 1)); [ $i -gt 1800 ] && fail "only $(ctl containers --json | grep -c '"mounted": true') mounts after 90 s"
 	sleep 0.05
 done
-sleep 0.5
-n=0; good=0
-while [ $n -lt $N ]; do [ "$(cat "$T/scale.$n" 2>/dev/null)" = beta-1 ] && good=$((good + 1)); n=$((n + 1)); done
-[ $good = $N ] || fail "only $good of $N containers read their secret"
+# each container's cat runs after its mount: wait for every file (bounded), not a fixed time
+all_read() {
+	n=0
+	while [ $n -lt $N ]; do [ "$(cat "$T/scale.$n" 2>/dev/null)" = beta-1 ] || return 1; n=$((n + 1)); done
+}
+poll_until 90 all_read || {
+	n=0; good=0
+	while [ $n -lt $N ]; do [ "$(cat "$T/scale.$n" 2>/dev/null)" = beta-1 ] && good=$((good + 1)); n=$((n + 1)); done
+	fail "only $good of $N containers read their secret"
+}
 ok "$N containers mounted at once in one daemon, each reads its secret"

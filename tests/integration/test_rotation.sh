@@ -66,7 +66,7 @@ PA=$CPID
 cexec "$PA" "$cgA" "$SECRETCTL" --socket "$SD_WORKLOAD" mount /run/secrets >/dev/null || fail "mount"
 [ "$(cexec "$PA" "$cgA" cat /run/secrets/app/db)" = v4 ] || fail "container cannot read"
 cexec "$PA" "$cgA" "$SECRETCTL" --socket "$SD_WORKLOAD" read app/db >/dev/null || fail "workload read"
-sleep 0.3 # opens are flushed within 100 ms
+audit_settled
 ctl audit --json | grep "\"action\":\"fuse-open\"" | grep "\"actor\":\"$A\"" |
 	grep '"secret":"app/db"' | grep -q '"exe":"[^"]*cat"' || fail "FUSE open not audited: $(ctl audit | tail -n 5)"
 ctl audit --json | grep '"action":"read"' | grep -q "\"actor\":\"$A\"" || fail "workload read not audited"
@@ -89,8 +89,8 @@ ok "a running container sees the rotated value at once"
 printf 'short-lived' | ctl put app/tmp --expires 2s >/dev/null
 ctl grant app/tmp "id:$A" >/dev/null
 [ "$(cexec "$PA" "$cgA" cat /run/secrets/app/tmp)" = short-lived ] || fail "expiring secret not mounted"
-sleep 3
-ctl get app/tmp 2>/dev/null && fail "expired secret still readable over the API"
+expired() { ! ctl get app/tmp; }
+poll_until 60 expired || fail "expired secret still readable over the API after 60 s"
 ctl ls | grep -q app/tmp && fail "expired secret still listed"
 cexec "$PA" "$cgA" cat /run/secrets/app/tmp 2>/dev/null && fail "expired secret still in the mount"
 [ "$(audit_count expire app/tmp)" = 1 ] || fail "expiry not audited"
@@ -101,7 +101,8 @@ printf 'start' | ctl put app/sched >/dev/null
 ctl rotate app/sched --every 2s --generate --length 20 --charset hex \
 	--exec "cat >$T/exec.out" >/dev/null || fail "schedule"
 ctl schedules | grep -q app/sched || fail "schedule not listed"
-sleep 3
+rotated() { ctl get app/sched | grep -Eqx '[0-9a-f]{20}'; }
+poll_until 60 rotated || fail "scheduled rotation did not fire within 60 s: $(ctl get app/sched)"
 v1=$(ctl get app/sched)
 echo "$v1" | grep -Eqx '[0-9a-f]{20}' || fail "scheduled rotation did not fire: $v1"
 [ "$(cat "$T/exec.out")" = "$(ctl get app/sched)" ] || [ "$(ctl versions app/sched --json | grep -c '"version":')" -gt 2 ] ||
@@ -109,14 +110,16 @@ echo "$v1" | grep -Eqx '[0-9a-f]{20}' || fail "scheduled rotation did not fire: 
 sd_stop
 sd_start
 cur=$(ctl versions app/sched --json | grep '"current":' | tr -dc 0-9)
-sleep 3
+moved_on() { [ "$(ctl versions app/sched --json | grep '"current":' | tr -dc 0-9)" -gt "$cur" ]; }
+poll_until 60 moved_on || true
 now=$(ctl versions app/sched --json | grep '"current":' | tr -dc 0-9)
 [ "$now" -gt "$cur" ] || fail "the schedule did not survive a restart ($cur -> $now)"
 ok "--every 2s rotates, hands the value to --exec, and survives a daemon restart"
 
 printf 'keep-me' | ctl put app/fail >/dev/null
 ctl rotate app/fail --every 1s --generate --exec 'cat >/dev/null; exit 3' >/dev/null
-sleep 2.5
+exec_failed() { audit_settled; ctl audit --json | grep '"action":"rotate"' | grep '"secret":"app/fail"' | grep -q '"result":"exec failed"'; }
+poll_until 60 exec_failed || fail "a failing --exec was not audited within 60 s"
 [ "$(ctl get app/fail)" = keep-me ] || fail "a failing --exec replaced the value"
 ctl audit --json | grep '"action":"rotate"' | grep '"secret":"app/fail"' | grep -q '"result":"exec failed"' ||
 	fail "failing --exec not audited"

@@ -23,15 +23,6 @@ A=$(hex64); B=$(hex64)
 mk_cgroup "$CG2" "/docker/$A"; cgA=$CG
 mk_cgroup "$CG2" "/docker/$B"; cgB=$CG
 
-# poll_until SECONDS CMD...: runs CMD until it succeeds, at most SECONDS (no fixed sleeps).
-poll_until() {
-	lim=$(($1 * 20)); shift
-	k=0
-	until "$@" >/dev/null 2>&1; do
-		k=$((k + 1)); [ $k -gt $lim ] && return 1
-		sleep 0.05
-	done
-}
 reads() { [ "$(cexec "$1" "$2" cat "/run/secrets/$3" 2>/dev/null)" = "$4" ]; }
 metric() { curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 
