@@ -21,6 +21,7 @@
 #define HOOK_STATE_MAX (1024 * 1024)       /* the OCI state JSON on stdin */
 #define HOOK_CONFIG_MAX (16 * 1024 * 1024) /* BUNDLE/config.json */
 #define HOOK_ID_MAX 1024
+#define HOOK_NAME_MAX 255 /* --name */
 #define HOOK_ANN_PREFIX "io.secretd."
 #define HOOK_ANN_LABEL "io.secretd.label."
 
@@ -40,7 +41,8 @@ static void hook_say(const char *fmt, ...)
 static void hook_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: secretd-oci-hook [--socket PATH] [createRuntime|prestart|poststop]\n"
+	        "usage: secretd-oci-hook [--socket PATH] [--name NAME] [--wants]\n"
+	        "                        [createRuntime|prestart|poststop]\n"
 	        "\n"
 	        "OCI runtime hook for secretd: reads the container state JSON on stdin.\n"
 	        "  createRuntime  register the container; the broker mounts its secrets\n"
@@ -50,6 +52,10 @@ static void hook_usage(FILE *f)
 	        "\n"
 	        "  --socket PATH  the broker's admin socket (default: $SECRETD_SOCKET,\n"
 	        "                 else " SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK ")\n"
+	        "  --name NAME    the container's name for name: grants (wins over\n"
+	        "                 io.secretd.name); implies --wants\n"
+	        "  --wants        the container asked for secrets (a CDI device): it does not\n"
+	        "                 start when the broker cannot be reached\n"
 	        "  --help         this text\n"
 	        "\n"
 	        "Annotations: io.secretd.name=NAME, io.secretd.label.KEY=VALUE,\n"
@@ -203,14 +209,20 @@ static bool hook_unreachable(int r)
 	return r == -ECONNREFUSED || r == -ENOENT || r == -EIO;
 }
 
-static int hook_create(const char *sock, json_t *state)
+/* From the hook's own arguments (a CDI device's hook): NULL / false when not given. */
+struct hook_opts {
+	const char *name;
+	bool wants;
+};
+
+static int hook_create(const char *sock, json_t *state, const struct hook_opts *ho)
 {
 	const char *id = json_string_value(json_object_get(state, "id"));
 	const char *bundle = json_string_value(json_object_get(state, "bundle"));
 	json_t *ann = json_object_get(state, "annotations");
 	json_int_t pid = json_integer_value(json_object_get(state, "pid"));
 
-	bool wants = false;
+	bool wants = ho->wants || ho->name;
 	const char *mount = SECRETD_MOUNT_DEFAULT;
 	json_t *labels = json_object();
 	if (!labels) {
@@ -274,9 +286,9 @@ static int hook_create(const char *sock, json_t *state)
 	else if (!runtime)
 		runtime = "oci";
 
-	body =
-	    json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:b}", "id", id, "pid", pid, "mount", mount,
-	              "name", hook_name(ann), "labels", labels, "runtime", runtime, "wants", wants);
+	body = json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:b}", "id", id, "pid", pid, "mount",
+	                 mount, "name", ho->name ? ho->name : hook_name(ann), "labels", labels,
+	                 "runtime", runtime, "wants", wants);
 	if (!body) {
 		hook_say("out of memory");
 		goto out;
@@ -350,15 +362,28 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"wants", no_argument, NULL, 'w'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *sock_opt = NULL;
+	struct hook_opts ho = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock_opt = optarg;
+			break;
+		case 'n':
+			if (!*optarg || strlen(optarg) > HOOK_NAME_MAX) {
+				hook_say("--name must have 1 to %d bytes", HOOK_NAME_MAX);
+				return 2;
+			}
+			ho.name = optarg;
+			break;
+		case 'w':
+			ho.wants = true;
 			break;
 		case 'h':
 			hook_usage(stdout);
@@ -406,7 +431,8 @@ int main(int argc, char **argv)
 		stage = st && strcmp(st, "stopped") == 0 ? STAGE_POSTSTOP : STAGE_CREATE;
 	}
 	const char *sock = client_socket(sock_opt, false);
-	int rc = stage == STAGE_POSTSTOP ? hook_poststop(sock, state) : hook_create(sock, state);
+	int rc =
+	    stage == STAGE_POSTSTOP ? hook_poststop(sock, state) : hook_create(sock, state, &ho);
 	json_decref(state);
 	return rc;
 }
