@@ -119,6 +119,7 @@ containerd_start() {
 	cat >"$CTD/config.toml" <<TOML
 version = 2
 root = "$CTD/root"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
 state = "$CTD/state"
 [grpc]
   address = "$CTD/containerd.sock"
@@ -133,7 +134,10 @@ TOML
 	env SECRETD_SOCKET="$T/run/admin.sock" SECRETD_OCI_HOOK="$SECRETD_OCI_HOOK" \
 		containerd --config "$CTD/config.toml" >"$CTD/containerd.log" 2>&1 &
 	ENG_PIDS="$ENG_PIDS $!"
-	CTR="ctr --address $CTD/containerd.sock --namespace secretd-test"
+	# The runc shim keeps runc's state in /run/containerd/runc/NAMESPACE: one of our own.
+	CTR_NS="sdt-$$"
+	rt_cleanup_add "rm -rf '/run/containerd/runc/$CTR_NS'"
+	CTR="ctr --address $CTD/containerd.sock --namespace $CTR_NS"
 	_i=0
 	# shellcheck disable=SC2086 # CTR is a command with arguments
 	while ! $CTR version >/dev/null 2>&1; do
