@@ -86,7 +86,9 @@ docker_start() {
 	"runtimes": {
 		"secretd": {"path": "$SECRETD_RUNC_WRAPPER"},
 		"secretd-args": {"path": "$SECRETD_RUNC_WRAPPER",
-			"runtimeArgs": ["--secretd-hook=$SECRETD_OCI_HOOK", "--secretd-socket=$T/run/admin.sock"]}
+			"runtimeArgs": ["--secretd-hook=$SECRETD_OCI_HOOK", "--secretd-socket=$T/run/admin.sock"]},
+		"secretd-nohook": {"path": "$SECRETD_RUNC_WRAPPER",
+			"runtimeArgs": ["--secretd-hook=$T/no-such-hook"]}
 	}
 }
 JSON

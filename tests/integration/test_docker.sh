@@ -53,13 +53,22 @@ out=$(drun --rm --runtime secretd-args --user 1000:1000 --label io.secretd.name=
 [ "$out" = pw-one ] || fail "runtimeArgs: the container read: $out"
 ok "daemon.json runtimeArgs --secretd-hook= / --secretd-socket= work too"
 
+# --- a wrapper that cannot add the hooks refuses the container, and docker run says why
+if out=$(drun --rm --runtime secretd-nohook "$IMG" echo started 2>"$T/d4.err"); then
+	fail "secretd-runc with a missing hook let a container start: $out"
+fi
+grep -q "secretd-runc: cannot run the hook $T/no-such-hook" "$T/d4.err" ||
+	fail "docker's error lacks secretd-runc's reason: $(cat "$T/d4.err")"
+ok "secretd-runc without its hook refuses the container; docker run shows its reason"
+
 # --- rotation seen by a running container; the broker forgets it when it exits
 rt_out_dir "$T/oa"
 "$DOCKER" run --network none --runtime secretd --cidfile "$T/cid" --user 1000:1000 \
 	--label io.secretd.name=app -v "$T/oa:/out:rw" "$IMG" sh -c "$(rt_reader_script)" \
 	</dev/null >"$T/ra.out" 2>"$T/ra.err" &
 pid=$!
-rt_wait_file "$T/cid" 300 || fail "docker did not create the container: $(cat "$T/ra.err")"
+# docker creates the cidfile first and writes the id into it after the create
+ENG_WAIT=300 eng_wait test -s "$T/cid" || fail "docker did not create the container: $(cat "$T/ra.err")"
 rt_reader_check "$T/oa" "$(cat "$T/cid")" docker "$pid"
 
 # --- a detached container: listed with its mount while it runs, gone after docker rm -f
