@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 
 #include <jansson.h>
 
-#include "client/client.h"
 #include "client/runc_edit.h"
 #include "common/cleanup.h"
 #include "common/limits.h"
@@ -207,7 +207,10 @@ static void wrap_edit_bundle(const struct runc_args *a)
 	const char *hook = a->hook ? a->hook : getenv("SECRETD_OCI_HOOK");
 	if (!hook || !*hook)
 		hook = SECRETD_HOOK_PATH;
-	const char *sock = client_socket(a->socket, false);
+	/* As client_socket() does, without linking libcurl into every container start. */
+	const char *sock = a->socket ? a->socket : getenv("SECRETD_SOCKET");
+	if (!sock || !*sock)
+		sock = SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK;
 	if (hook[0] != '/' || sock[0] != '/')
 		wrap_fail("the hook (%s) and the socket (%s) must be absolute paths", hook, sock);
 	if (access(hook, X_OK) < 0)

@@ -32,7 +32,7 @@ eng_wait() {
 # "containerd", so the match is on that too.
 eng_our_pids() {
 	for _p in /proc/[0-9]*; do
-		_c=$(tr '\0' ' ' <"$_p/cmdline" 2>/dev/null) || continue
+		_c=$({ tr '\0' ' ' <"$_p/cmdline"; } 2>/dev/null) || continue
 		case $_c in
 		*containerd*"$T/"* | *dockerd*"$T/"*) echo "${_p#/proc/}" ;;
 		esac
