@@ -43,9 +43,9 @@ static json_t *cdi_device(const char *dev, const char *hook, const char *socket,
 		return NULL;
 	return json_pack("{s:s, s:{s:[{s:s, s:s, s:o, s:i}, {s:s, s:s, s:[s,s,s,s], s:i}]}}",
 	                 "name", dev, "containerEdits", "hooks", "hookName", "createRuntime",
-	                 "path", hook, "args", args, "timeout", 30, "hookName", "poststop", "path",
-	                 hook, "args", "secretd-oci-hook", "--socket", socket, "poststop",
-	                 "timeout", 30);
+	                 "path", hook, "args", args, "timeout", CDI_HOOK_TIMEOUT, "hookName",
+	                 "poststop", "path", hook, "args", "secretd-oci-hook", "--socket", socket,
+	                 "poststop", "timeout", CDI_HOOK_TIMEOUT);
 }
 
 int cdi_spec_build(const char *hook, const char *socket, const char *const *names, size_t n,

@@ -13,6 +13,7 @@
 #define CDI_DEVICE_ANY "any"    /* the device without a name: grants by label:, id:, ... */
 #define CDI_DEVICE_NAME_MAX 128 /* bytes in a device (= container) name */
 #define CDI_DEVICES_MAX 256     /* --name options */
+#define CDI_HOOK_TIMEOUT 60     /* seconds for each hook (its client gives up at 30) */
 #define CDI_ARGS "generate [--name NAME]... [--hook PATH] [--output FILE]"
 #define CDI_USAGE "cdi " CDI_ARGS
 #define CDI_HELP "write a CDI spec: podman run --device " CDI_KIND "=NAME gets the hooks"

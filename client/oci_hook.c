@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +23,11 @@
 #define HOOK_CONFIG_MAX (16 * 1024 * 1024) /* BUNDLE/config.json */
 #define HOOK_ID_MAX 1024
 #define HOOK_NAME_MAX 255 /* --name */
+/* Seconds the broker gets to answer for a container that asked for no secrets, and at poststop
+ * (the broker also sees the init exit on its own): a hung broker must not stop such containers
+ * or their removal. A container that asked for secrets waits for the client's own timeout (30 s;
+ * secretd-runc and the CDI spec give the hook 60). */
+#define HOOK_OPTIONAL_WAIT_S 5
 #define HOOK_ANN_PREFIX "io.secretd."
 #define HOOK_ANN_LABEL "io.secretd.label."
 
@@ -204,6 +210,34 @@ static const char *hook_name(json_t *ann)
 	return "";
 }
 
+static char hook_give_up_msg[PATH_MAX + 256];
+static size_t hook_give_up_len;
+
+static void hook_give_up(int sig)
+{
+	if (write(STDERR_FILENO, hook_give_up_msg, hook_give_up_len) < 0)
+		_exit(0); /* stderr is gone: nobody to tell */
+	_exit(0);
+}
+
+/* From here on, the process exits 0 (with a line on stderr saying why) if the broker at sock
+ * has not answered within HOOK_OPTIONAL_WAIT_S. */
+static int hook_bound_wait(const char *sock, const char *what)
+{
+	int n = snprintf(hook_give_up_msg, sizeof(hook_give_up_msg),
+	                 "secretd-oci-hook: secretd at %s did not answer in %d s; %s\n", sock,
+	                 HOOK_OPTIONAL_WAIT_S, what);
+	if (n < 0)
+		return -EINVAL;
+	hook_give_up_len =
+	    (size_t)n < sizeof(hook_give_up_msg) ? (size_t)n : sizeof(hook_give_up_msg) - 1;
+	struct sigaction sa = {.sa_handler = hook_give_up};
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		return -errno;
+	alarm(HOOK_OPTIONAL_WAIT_S);
+	return 0;
+}
+
 static bool hook_unreachable(int r)
 {
 	return r == -ECONNREFUSED || r == -ENOENT || r == -EIO;
@@ -304,6 +338,14 @@ static int hook_create(const char *sock, json_t *state, const struct hook_opts *
 	if (json_is_integer(json_object_get(user, "gid")))
 		json_object_set(body, "gid", json_object_get(user, "gid"));
 
+	if (!wants) {
+		r = hook_bound_wait(sock,
+		                    "the container asked for no secrets: it starts without them");
+		if (r < 0) {
+			hook_say("cannot bound the wait for secretd: %s", strerror(-r));
+			goto out;
+		}
+	}
 	const char *err = NULL;
 	r = client_request_json(sock, "POST", "/v1/containers", body, &resp, &reply, &err);
 	if (r < 0) {
@@ -339,9 +381,14 @@ static int hook_poststop(const char *sock, json_t *state)
 	}
 	char path[HOOK_ID_MAX + 32];
 	snprintf(path, sizeof(path), "/v1/containers/%s", id);
+	int r = hook_bound_wait(sock, "it notices the container's exit on its own");
+	if (r < 0) {
+		hook_say("cannot bound the wait for secretd: %s", strerror(-r));
+		return 1;
+	}
 	struct client_resp resp = {0};
 	const char *err = NULL;
-	int r = client_request(sock, "DELETE", path, NULL, 0, NULL, &resp, &err);
+	r = client_request(sock, "DELETE", path, NULL, 0, NULL, &resp, &err);
 	if (r < 0) {
 		if (hook_unreachable(r))
 			return 0; /* no broker, nothing to clean up */

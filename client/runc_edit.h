@@ -11,8 +11,8 @@
 #define RUNC_DOCKER_CONFIG_MAX (4 * 1024 * 1024) /* Docker's config.v2.json */
 #define RUNC_LABELS_MAX 256                      /* io.secretd.* labels copied from Docker */
 #define RUNC_LABEL_MAX 1024                      /* bytes in one copied label key or value */
-#define RUNC_HOOK_TIMEOUT 30                     /* seconds runc gives each added hook */
-#define RUNC_OPT_PREFIX "--secretd-"             /* secretd-runc's own options, never passed on */
+#define RUNC_HOOK_TIMEOUT 60 /* seconds runc gives each added hook (its client gives up at 30) */
+#define RUNC_OPT_PREFIX "--secretd-" /* secretd-runc's own options, never passed on */
 
 /* What secretd-runc learned from its argv. Pointers point into argv. */
 struct runc_args {

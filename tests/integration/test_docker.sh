@@ -112,6 +112,26 @@ else
 	skip_or_fail "needs docker-compose"
 fi
 
+# --- broker hung (stopped, its socket still accepting): a container without secretd labels
+# starts, and so does docker rm of a labelled one; a labelled container does not start
+cid=$("$DOCKER" run -d --network none --runtime secretd --label io.secretd.name=app "$IMG" \
+	sleep 600) || fail "docker run -d (before the hang)"
+kill -STOP "$SD_PID"
+rt_cleanup_add "kill -CONT $SD_PID 2>/dev/null"
+out=$(drun --rm --runtime secretd "$IMG" echo started 2>"$T/dh.err") ||
+	fail "broker hung: a container without secretd labels failed: $(cat "$T/dh.err")"
+[ "$out" = started ] || fail "broker hung: the plain container printed: $out"
+ok "broker hung: a container without secretd labels starts"
+"$DOCKER" rm -f "$cid" >/dev/null 2>"$T/dh2.err" || fail "broker hung: docker rm -f: $(cat "$T/dh2.err")"
+ok "broker hung: docker rm -f of a labelled container works"
+if out=$(drun --rm --runtime secretd --label io.secretd.name=app "$IMG" echo started 2>"$T/dh3.err"); then
+	fail "broker hung: a labelled container started: $out"
+fi
+grep -q 'secretd-oci-hook: cannot reach secretd at' "$T/dh3.err" ||
+	fail "broker hung: docker's error lacks the hook's reason: $(cat "$T/dh3.err")"
+ok "broker hung: a labelled container does not start, and docker run says why"
+kill -CONT "$SD_PID"
+
 # --- broker down: opt-in per container
 sd_stop
 out=$(drun --rm --runtime secretd "$IMG" echo started 2>"$T/dn.err") ||
