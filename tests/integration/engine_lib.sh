@@ -5,7 +5,8 @@
 #   eng_wait CMD... [bounded]   -> polls CMD (0.1 s steps, ENG_WAIT tenths, default 600) until it
 #                                  succeeds; 1 when it never does
 #   docker_start                -> dockerd with data/exec roots, pidfile and socket under $T/dk,
-#                                  no iptables/bridge, vfs; runtime "secretd" = secretd-runc.
+#                                  no iptables/bridge, vfs; runtime "secretd" = secretd-runc,
+#                                  also the default runtime.
 #                                  Sets DOCKER (the docker.io client), DOCKER_HOST, DOCKERD_PID
 #   docker_import IMAGE         -> the busybox rootfs as IMAGE (docker import, no registry)
 #   containerd_start            -> containerd with root/state/socket under $T/ctd; sets CTR
@@ -83,6 +84,7 @@ docker_start() {
 	"iptables": false, "ip-forward": false, "ip-masq": false, "bridge": "none",
 	"storage-driver": "vfs", "data-root": "$DK/data", "exec-root": "$DK/exec",
 	"pidfile": "$DK/docker.pid", "hosts": ["unix://$DK/docker.sock"],
+	"default-runtime": "secretd",
 	"runtimes": {
 		"secretd": {"path": "$SECRETD_RUNC_WRAPPER"},
 		"secretd-args": {"path": "$SECRETD_RUNC_WRAPPER",

@@ -37,6 +37,15 @@ out=$(drun --rm --runtime secretd --user 1000:1000 --label io.secretd.name=app "
 [ "$(echo "$out" | sed -n 4p)" = db ] || fail "name grant: ls /run/secrets: $out"
 ok "docker run --runtime secretd --user 1000:1000 --label io.secretd.name=app reads its secret as uid 1000 (0400)"
 
+# --- "default-runtime": "secretd": no --runtime needed; --runtime runc bypasses the wrapper
+out=$(drun --rm --user 1000:1000 --label io.secretd.name=app "$IMG" cat /run/secrets/db/password \
+	2>"$T/d5.err") || fail "docker run (default runtime): $(cat "$T/d5.err")"
+[ "$out" = pw-one ] || fail "default runtime: the container read: $out"
+out=$(drun --rm --runtime runc --label io.secretd.name=app "$IMG" sh -c 'ls /run/secrets 2>&1; echo rc=$?' \
+	2>"$T/d6.err") || fail "docker run --runtime runc: $(cat "$T/d6.err")"
+case $out in *rc=0*) fail "--runtime runc got /run/secrets: $out" ;; esac
+ok "with default-runtime secretd a labelled container needs no --runtime; --runtime runc has no hooks"
+
 # --- label: grant through io.secretd.label.*; another container's grant stays invisible
 printf 'pay-key' | ctl put team/key >/dev/null || fail "put team/key"
 ctl grant team/key label:team=payments >/dev/null || fail "grant label:team=payments"
