@@ -192,20 +192,44 @@ static int runc_add_hook(json_t *hooks, const char *stage, const struct runc_edi
 	return 0;
 }
 
-/* Copies Docker's io.secretd.* labels (config.v2.json Config.Labels) into ann. */
-static int runc_docker_labels(json_t *ann, const char *docker, size_t docker_len, const char *id,
+/* The image's config.Labels (an object, or NULL when it has none); -EINVAL when malformed. */
+static int runc_image_labels(const char *image, size_t image_len, json_t **out, const char **why)
+{
+	*out = NULL;
+	if (image_len > RUNC_DOCKER_CONFIG_MAX) {
+		*why = "the image's config is too large";
+		return -E2BIG;
+	}
+	json_t *img = json_loadb(image, image_len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *labels = json_object_get(json_object_get(img, "config"), "Labels");
+	if (!json_is_object(img) || (labels && !json_is_object(labels) && !json_is_null(labels))) {
+		json_decref(img);
+		*why = "the image's config is not a JSON object with config.Labels";
+		return -EINVAL;
+	}
+	if (json_is_object(labels))
+		*out = json_incref(labels);
+	json_decref(img);
+	return 0;
+}
+
+/* Copies the io.secretd.* labels of Docker's config.v2.json (Config.Labels) into ann, except
+ * those the image set: Docker merges an image's labels into every container's, and an image must
+ * not choose which secrets its containers get. */
+static int runc_docker_labels(json_t *ann, const struct runc_docker *d, const char *id,
                               const char **why)
 {
-	if (docker_len > RUNC_DOCKER_CONFIG_MAX) {
+	if (d->config_len > RUNC_DOCKER_CONFIG_MAX) {
 		*why = "Docker's config.v2.json is too large";
 		return -E2BIG;
 	}
-	json_t *v2 = json_loadb(docker, docker_len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *v2 = json_loadb(d->config, d->config_len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(v2)) {
 		json_decref(v2);
 		*why = "Docker's config.v2.json is not a JSON object";
 		return -EINVAL;
 	}
+	json_t *from_image = NULL;
 	int r = 0;
 	const char *v2id = json_string_value(json_object_get(v2, "ID"));
 	if (!v2id || !id || strcmp(v2id, id) != 0) {
@@ -238,6 +262,19 @@ static int runc_docker_labels(json_t *ann, const char *docker, size_t docker_len
 			r = -E2BIG;
 			goto out;
 		}
+		if (!d->image) {
+			*why = "the container has io.secretd.* labels but its image's config "
+			       "cannot be "
+			       "read: cannot tell whether the image set them";
+			r = -ENODATA;
+			goto out;
+		}
+		if (!from_image &&
+		    (r = runc_image_labels(d->image, d->image_len, &from_image, why)) < 0)
+			goto out;
+		const char *iv = json_string_value(json_object_get(from_image, k));
+		if (iv && strcmp(iv, s) == 0)
+			continue; /* the image's label: ignored */
 		if (json_object_get(ann, k))
 			continue; /* an OCI annotation (Docker >= 24 --annotation) wins */
 		if (json_object_set_new(ann, k, json_string(s)) < 0) {
@@ -246,11 +283,12 @@ static int runc_docker_labels(json_t *ann, const char *docker, size_t docker_len
 		}
 	}
 out:
+	json_decref(from_image);
 	json_decref(v2);
 	return r;
 }
 
-int runc_edit_config(const char *cfg, size_t cfg_len, const char *docker, size_t docker_len,
+int runc_edit_config(const char *cfg, size_t cfg_len, const struct runc_docker *docker,
                      const struct runc_edit_opts *o, char **out, size_t *out_len, const char **why)
 {
 	*out = NULL;
@@ -288,7 +326,7 @@ int runc_edit_config(const char *cfg, size_t cfg_len, const char *docker, size_t
 		goto out;
 	}
 	if (docker) {
-		r = runc_docker_labels(ann, docker, docker_len, o->id, why);
+		r = runc_docker_labels(ann, docker, o->id, why);
 		if (r < 0)
 			goto out;
 	}
@@ -358,5 +396,29 @@ int runc_docker_dir(const char *cfg, size_t cfg_len, const char *id, char *dir, 
 		break;
 	}
 	json_decref(c);
+	return r;
+}
+
+int runc_docker_image(const char *docker, size_t docker_len, char *rel, size_t len)
+{
+	if (docker_len > RUNC_DOCKER_CONFIG_MAX)
+		return -E2BIG;
+	json_t *v2 = json_loadb(docker, docker_len, 0, NULL);
+	const char *img = json_string_value(json_object_get(v2, "Image"));
+	const char *drv = json_string_value(json_object_get(v2, "Driver"));
+	static const char sha[] = "sha256:";
+	int r = -EINVAL;
+	if (!img || !drv || strncmp(img, sha, strlen(sha)) != 0)
+		goto out;
+	const char *hex = img + strlen(sha);
+	if (strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64)
+		goto out;
+	size_t dl = strlen(drv);
+	if (dl == 0 || dl > 64 || strspn(drv, "abcdefghijklmnopqrstuvwxyz0123456789_-") != dl)
+		goto out;
+	int n = snprintf(rel, len, "image/%s/imagedb/content/sha256/%s", drv, hex);
+	r = n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+out:
+	json_decref(v2);
 	return r;
 }

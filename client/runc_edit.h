@@ -44,16 +44,32 @@ struct runc_edit_opts {
 	const char *id;     /* the container id (checked against Docker's config.v2.json) */
 };
 
+/* A Docker container's files, as read by secretd-runc. */
+struct runc_docker {
+	const char *config; /* DATA_ROOT/containers/ID/config.v2.json */
+	size_t config_len;
+	const char *image; /* its image's config (DATA_ROOT/image/DRIVER/imagedb/content/sha256/
+	                      HEX), NULL when it cannot be read */
+	size_t image_len;
+};
+
 /* Adds secretd's createRuntime and poststop hooks (secretd-oci-hook --socket SOCKET STAGE,
  * timeout RUNC_HOOK_TIMEOUT) to config.json (cfg, cfg_len bytes) unless a hook with the same
- * path is already there, and, when docker (docker_len bytes, Docker's config.v2.json; NULL when
- * the container is not Docker's) is given, copies its io.secretd.* labels into the
- * annotations (an annotation already present wins). *out gets the new config.json (malloc'd,
- * NUL-terminated, caller frees), *out_len its length. -EINVAL: not JSON, or the wrong shape
- * (*why says what, static); -E2BIG: past a RUNC_* limit; -ESTALE: config.v2.json belongs to
- * another container; -ENOMEM. */
-int runc_edit_config(const char *cfg, size_t cfg_len, const char *docker, size_t docker_len,
+ * path is already there, and, for a Docker container (docker non-NULL), copies the io.secretd.*
+ * labels of config.v2.json into the annotations: not those the image set (same key and value in
+ * the image's config.Labels), and not over an annotation already present. *out gets the new
+ * config.json (malloc'd, NUL-terminated, caller frees), *out_len its length. -EINVAL: not JSON,
+ * or the wrong shape (*why says what, static); -E2BIG: past a RUNC_* limit; -ESTALE:
+ * config.v2.json belongs to another container; -ENODATA: io.secretd.* labels but no image
+ * config to tell where they come from; -ENOMEM. */
+int runc_edit_config(const char *cfg, size_t cfg_len, const struct runc_docker *docker,
                      const struct runc_edit_opts *o, char **out, size_t *out_len, const char **why);
+
+/* The path of the container's image config relative to Docker's data root
+ * ("image/DRIVER/imagedb/content/sha256/HEX") from config.v2.json (docker, docker_len bytes:
+ * its Image "sha256:HEX" and Driver), written into rel (len bytes). -EINVAL when they are
+ * missing or not of that shape; -ENAMETOOLONG; -E2BIG. */
+int runc_docker_image(const char *docker, size_t docker_len, char *rel, size_t len);
 
 /* The directory Docker keeps this container's files in (DATA_ROOT/containers/ID), as seen in
  * config.json's bind mounts of /etc/hostname, /etc/hosts or /etc/resolv.conf (cfg, cfg_len

@@ -199,6 +199,29 @@ static int wrap_docker_config(const struct runc_args *a, const char *cfg, size_t
 	return r == -ENOENT ? 0 : r;
 }
 
+/* The config of the container's image (DATA_ROOT/image/DRIVER/imagedb/content/sha256/HEX, DATA_ROOT
+ * being dir without "/containers/ID"), or *out NULL when it cannot be read: runc_edit_config then
+ * refuses io.secretd.* labels it cannot trace. */
+static void wrap_docker_image(const struct runc_args *a, const char *dir, const char *docker,
+                              size_t docker_len, char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	char root[PATH_MAX], rel[256];
+	size_t tail = strlen("/containers/") + strlen(a->id);
+	size_t dl = strlen(dir);
+	if (dl <= tail || dl - tail >= sizeof(root) ||
+	    runc_docker_image(docker, docker_len, rel, sizeof(rel)) < 0)
+		return;
+	memcpy(root, dir, dl - tail);
+	root[dl - tail] = '\0';
+	_cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0 || wrap_read_at(rfd, rel, RUNC_DOCKER_CONFIG_MAX, out, len) < 0) {
+		*out = NULL;
+		*len = 0;
+	}
+}
+
 static void wrap_edit_bundle(const struct runc_args *a)
 {
 	const char *bundle = a->bundle ? a->bundle : ".";
@@ -219,8 +242,8 @@ static void wrap_edit_bundle(const struct runc_args *a)
 	_cleanup_close_ int dirfd = open(bundle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		wrap_fail("cannot open the bundle %s: %s", bundle, strerror(errno));
-	_cleanup_free_ char *cfg = NULL, *docker = NULL, *edited = NULL;
-	size_t cfg_len = 0, docker_len = 0, edited_len = 0;
+	_cleanup_free_ char *cfg = NULL, *docker = NULL, *image = NULL, *edited = NULL;
+	size_t cfg_len = 0, docker_len = 0, image_len = 0, edited_len = 0;
 	int r = wrap_read_at(dirfd, "config.json", RUNC_CONFIG_MAX, &cfg, &cfg_len);
 	if (r < 0)
 		wrap_fail("cannot read %s/config.json: %s", bundle,
@@ -230,9 +253,13 @@ static void wrap_edit_bundle(const struct runc_args *a)
 	if (r < 0)
 		wrap_fail("container %s: cannot read Docker's config.v2.json: %s", a->id,
 		          r == -EFBIG ? "larger than 4 MiB" : strerror(-r));
+	if (docker)
+		wrap_docker_image(a, ddir, docker, docker_len, &image, &image_len);
+	const struct runc_docker d = {
+	    .config = docker, .config_len = docker_len, .image = image, .image_len = image_len};
 	const struct runc_edit_opts o = {.hook = hook, .socket = sock, .id = a->id};
 	const char *why = NULL;
-	r = runc_edit_config(cfg, cfg_len, docker, docker_len, &o, &edited, &edited_len, &why);
+	r = runc_edit_config(cfg, cfg_len, docker ? &d : NULL, &o, &edited, &edited_len, &why);
 	if (r < 0)
 		wrap_fail("container %s: %s", a->id, why ? why : strerror(-r));
 	r = wrap_write_config(dirfd, edited, edited_len);

@@ -1,5 +1,6 @@
 /* Fuzzes secretd-runc's parsers (client/runc_edit.c): the input is config.json, optionally
- * followed by a NUL byte and Docker's config.v2.json. runc_edit_config must either refuse it or
+ * followed by a NUL byte and Docker's config.v2.json, optionally followed by a NUL byte and the
+ * image's config. runc_edit_config must either refuse it or
  * produce a JSON object carrying both hooks, which a second edit leaves unchanged;
  * runc_docker_dir must write a path inside its buffer; runc_args_parse gets the input's lines as
  * an argv. */
@@ -53,8 +54,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *buf = (const char *)data;
 	const char *nul = memchr(buf, '\0', size);
 	size_t cfg_len = nul ? (size_t)(nul - buf) : size;
-	const char *docker = nul ? nul + 1 : NULL;
-	size_t docker_len = nul ? size - cfg_len - 1 : 0;
+	struct runc_docker d = {0};
+	if (nul) {
+		d.config = nul + 1;
+		d.config_len = size - cfg_len - 1;
+		const char *nul2 = memchr(d.config, '\0', d.config_len);
+		if (nul2) {
+			d.image = nul2 + 1;
+			d.image_len = d.config_len - (size_t)(nul2 - d.config) - 1;
+			d.config_len = (size_t)(nul2 - d.config);
+		}
+	}
+	const struct runc_docker *docker = nul ? &d : NULL;
 
 	const struct runc_edit_opts o = {
 	    .hook = "/usr/libexec/secretd/secretd-oci-hook",
@@ -64,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *out = NULL, *out2 = NULL;
 	size_t len = 0, len2 = 0;
 	const char *why = NULL;
-	int r = runc_edit_config(buf, cfg_len, docker, docker_len, &o, &out, &len, &why);
+	int r = runc_edit_config(buf, cfg_len, docker, &o, &out, &len, &why);
 	if (r == 0) {
 		json_t *j = json_loadb(out, len, 0, NULL);
 		json_t *hooks = json_object_get(j, "hooks");
@@ -74,10 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		json_decref(j);
 		/* Editing the result again (as a retried create would) adds nothing. */
-		if (runc_edit_config(out, len, docker, docker_len, &o, &out2, &len2, &why) != 0 ||
+		if (runc_edit_config(out, len, docker, &o, &out2, &len2, &why) != 0 ||
 		    len2 != len || memcmp(out, out2, len) != 0)
 			__builtin_trap();
-	} else if (r != -EINVAL && r != -E2BIG && r != -ESTALE && r != -ENOMEM) {
+	} else if (r != -EINVAL && r != -E2BIG && r != -ESTALE && r != -ENODATA && r != -ENOMEM) {
 		__builtin_trap();
 	}
 	free(out);
@@ -86,6 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char dir[256];
 	r = runc_docker_dir(buf, cfg_len, FUZZ_ID, dir, sizeof(dir));
 	if (r == 0 && strnlen(dir, sizeof(dir)) >= sizeof(dir))
+		__builtin_trap();
+
+	char rel[128];
+	if (d.config && runc_docker_image(d.config, d.config_len, rel, sizeof(rel)) == 0 &&
+	    (strncmp(rel, "image/", 6) != 0 || strstr(rel, "..")))
 		__builtin_trap();
 
 	if (size <= 4096)

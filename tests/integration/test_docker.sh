@@ -56,6 +56,22 @@ out=$(drun --rm --runtime secretd --user 1000:1000 --label io.secretd.label.team
 case $out in *pw-one*) fail "label grant: the container read db/password: $out" ;; esac
 ok "a label:team=payments grant matches --label io.secretd.label.team=payments; nothing else is visible"
 
+# --- an image's io.secretd.* labels are not the container's: an image must not pick its secrets
+# (the image says name=app, which has db/password, and team=ops)
+tar -C "$(rt_rootfs)" -c . | "$DOCKER" import --change 'LABEL io.secretd.name=app' \
+	--change 'LABEL io.secretd.label.team=ops' - sdtest:labelled >/dev/null ||
+	fail "docker import (labelled image)"
+out=$(drun --rm --runtime secretd sdtest:labelled sh -c \
+	'cat /run/secrets/db/password 2>&1; ls /run/secrets 2>&1; echo end' 2>"$T/d7.err") ||
+	fail "docker run (labelled image): $(cat "$T/d7.err")"
+case $out in *pw-one*) fail "an image's io.secretd.name gave its container secrets: $out" ;; esac
+out=$(drun --rm --runtime secretd --label io.secretd.label.team=payments sdtest:labelled sh -c \
+	'cat /run/secrets/team/key; echo; cat /run/secrets/db/password 2>&1 || echo denied' \
+	2>"$T/d8.err") || fail "docker run (labelled image, --label): $(cat "$T/d8.err")"
+[ "$(echo "$out" | sed -n 1p)" = pay-key ] || fail "the container's own label was not taken: $out"
+case $out in *pw-one*) fail "the image's io.secretd.name was taken: $out" ;; esac
+ok "io.secretd.* labels set by the image are ignored; the container's own --label (other value) is used"
+
 # --- the same through runtimeArgs (--secretd-hook=, --secretd-socket=) instead of the environment
 out=$(drun --rm --runtime secretd-args --user 1000:1000 --label io.secretd.name=app "$IMG" \
 	cat /run/secrets/db/password 2>"$T/d3.err") || fail "docker run (secretd-args): $(cat "$T/d3.err")"

@@ -98,14 +98,21 @@ START_TEST(test_args_bad)
 }
 END_TEST
 
-/* Edits cfg (and docker); returns the parsed result, or NULL when refused with *rc set. */
-static json_t *edit(const char *cfg, const char *docker, int *rc)
+#define IMG_NONE "{\"config\":{\"Labels\":null}}"
+
+/* Edits cfg (and docker, with image); returns the parsed result, or NULL when refused with *rc
+ * set. */
+static json_t *edit_img(const char *cfg, const char *docker, const char *image, int *rc)
 {
 	char *out = NULL;
 	size_t len = 0;
 	const char *why = NULL;
-	*rc = runc_edit_config(cfg, strlen(cfg), docker, docker ? strlen(docker) : 0, &opts, &out,
-	                       &len, &why);
+	struct runc_docker d = {.config = docker,
+	                        .config_len = docker ? strlen(docker) : 0,
+	                        .image = image,
+	                        .image_len = image ? strlen(image) : 0};
+	const struct runc_docker *dp = docker ? &d : NULL;
+	*rc = runc_edit_config(cfg, strlen(cfg), dp, &opts, &out, &len, &why);
 	if (*rc < 0) {
 		ck_assert_ptr_nonnull(why);
 		ck_assert_ptr_null(out);
@@ -117,13 +124,16 @@ static json_t *edit(const char *cfg, const char *docker, int *rc)
 	/* a second edit changes nothing */
 	char *out2 = NULL;
 	size_t len2 = 0;
-	ck_assert_int_eq(runc_edit_config(out, len, docker, docker ? strlen(docker) : 0, &opts,
-	                                  &out2, &len2, &why),
-	                 0);
+	ck_assert_int_eq(runc_edit_config(out, len, dp, &opts, &out2, &len2, &why), 0);
 	ck_assert_str_eq(out, out2);
 	free(out);
 	free(out2);
 	return j;
+}
+
+static json_t *edit(const char *cfg, const char *docker, int *rc)
+{
+	return edit_img(cfg, docker, docker ? IMG_NONE : NULL, rc);
 }
 
 START_TEST(test_edit_hooks)
@@ -180,6 +190,64 @@ START_TEST(test_edit_docker_labels)
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_null(json_object_get(j, "annotations"));
 	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_edit_image_labels)
+{
+	int rc;
+	const char *v2 = "{\"ID\":\"" ID "\",\"Config\":{\"Labels\":{\"io.secretd.name\":\"web\","
+	                 "\"io.secretd.label.team\":\"payments\"}}}";
+	/* the image set io.secretd.name=web: ignored; the team label differs: the container's */
+	json_t *j = edit_img("{}", v2,
+	                     "{\"config\":{\"Labels\":{\"io.secretd.name\":\"web\","
+	                     "\"io.secretd.label.team\":\"ops\"}}}",
+	                     &rc);
+	ck_assert_int_eq(rc, 0);
+	json_t *ann = json_object_get(j, "annotations");
+	ck_assert_ptr_null(json_object_get(ann, "io.secretd.name"));
+	ck_assert_str_eq(json_string_value(json_object_get(ann, "io.secretd.label.team")),
+	                 "payments");
+	json_decref(j);
+	/* no image config: labels cannot be traced, refused; without labels it does not matter */
+	ck_assert_ptr_null(edit_img("{}", v2, NULL, &rc));
+	ck_assert_int_eq(rc, -ENODATA);
+	j = edit_img("{}", "{\"ID\":\"" ID "\",\"Config\":{\"Labels\":{\"a\":\"b\"}}}", NULL, &rc);
+	ck_assert_int_eq(rc, 0);
+	json_decref(j);
+	ck_assert_ptr_null(edit_img("{}", v2, "{\"config\":{\"Labels\":[]}}", &rc));
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert_ptr_null(edit_img("{}", v2, "nope", &rc));
+	ck_assert_int_eq(rc, -EINVAL);
+}
+END_TEST
+
+START_TEST(test_docker_image)
+{
+	char rel[256];
+	const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char v2[512];
+	snprintf(v2, sizeof(v2), "{\"Image\":\"sha256:%s\",\"Driver\":\"overlay2\"}", hex);
+	ck_assert_int_eq(runc_docker_image(v2, strlen(v2), rel, sizeof(rel)), 0);
+	ck_assert_str_eq(rel, "image/overlay2/imagedb/content/sha256/"
+	                      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	ck_assert_int_eq(runc_docker_image(v2, strlen(v2), rel, 20), -ENAMETOOLONG);
+	static const char *const bad[] = {
+	    "{\"Image\":\"sha256:abc\",\"Driver\":\"vfs\"}",
+	    "{\"Image\":\"sha256:"
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF\","
+	    "\"Driver\":\"vfs\"}",
+	    "{\"Image\":\"sha256:"
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+	    "\"Driver\":\"../x\"}",
+	    "{\"Image\":\"sha256:"
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+	    "{\"Image\":\"busybox\",\"Driver\":\"vfs\"}",
+	    "[]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(runc_docker_image(bad[i], strlen(bad[i]), rel, sizeof(rel)),
+		                 -EINVAL);
 }
 END_TEST
 
@@ -241,6 +309,8 @@ int main(void)
 	tcase_add_test(tc, test_args_bad);
 	tcase_add_test(tc, test_edit_hooks);
 	tcase_add_test(tc, test_edit_docker_labels);
+	tcase_add_test(tc, test_edit_image_labels);
+	tcase_add_test(tc, test_docker_image);
 	tcase_add_test(tc, test_edit_refused);
 	tcase_add_test(tc, test_docker_dir);
 	suite_add_tcase(s, tc);
