@@ -232,16 +232,14 @@ START_TEST(test_docker_image)
 	ck_assert_str_eq(rel, "image/overlay2/imagedb/content/sha256/"
 	                      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	ck_assert_int_eq(runc_docker_image(v2, strlen(v2), rel, 20), -ENAMETOOLONG);
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	static const char *const bad[] = {
 	    "{\"Image\":\"sha256:abc\",\"Driver\":\"vfs\"}",
-	    "{\"Image\":\"sha256:"
-	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF\","
-	    "\"Driver\":\"vfs\"}",
-	    "{\"Image\":\"sha256:"
-	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
-	    "\"Driver\":\"../x\"}",
-	    "{\"Image\":\"sha256:"
-	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+	    ("{\"Image\":\"sha256:"
+	     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF\","
+	     "\"Driver\":\"vfs\"}"),
+	    ("{\"Image\":\"sha256:" HEX64 "\",\"Driver\":\"../x\"}"),
+	    ("{\"Image\":\"sha256:" HEX64 "\"}"),
 	    "{\"Image\":\"busybox\",\"Driver\":\"vfs\"}",
 	    "[]",
 	};
