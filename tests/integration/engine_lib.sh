@@ -14,6 +14,10 @@
 #                                  the engine, then any process whose command line names $T
 #                                  (shims, managed containerd), then unmounts what is left in $T
 
+# The engines (and a broker a test stops with SIGSTOP) share the test's process group: should the
+# group be orphaned with a stopped member, the kernel sends it SIGHUP. Clean up then too.
+trap cleanup EXIT HUP INT TERM
+
 # The docker.io package's client: a newer docker CLI elsewhere in $PATH may not speak to 20.10.
 DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
 ENG_PIDS=
