@@ -13,13 +13,25 @@
 struct api_config {
 	const char *runtime_dir;     /* sockets are created here */
 	size_t max_value;            /* largest secret value accepted */
-	unsigned max_conns;          /* per socket, 0 = 256 */
-	unsigned max_conns_per_uid;  /* workload socket, 0 = 32 */
-	unsigned idle_timeout_s;     /* 0 = 30 */
+	unsigned max_conns;          /* per socket, 0 = API_MAX_CONNS_DEFAULT; when full, the
+	                                oldest idle connection of the identity holding most is
+	                                closed for a new one (else the new one gets 503) */
+	unsigned max_conns_per_ident; /* workload socket, per container (else per uid), 0 =
+	                                 API_MAX_CONNS_PER_IDENT_DEFAULT; more get 429 at once */
+	unsigned idle_timeout_s;      /* 0 = API_IDLE_TIMEOUT_DEFAULT (no byte for this long) */
+	unsigned request_timeout_s;   /* 0 = API_REQUEST_TIMEOUT_DEFAULT: a request (from the
+	                                 end of the previous one) must be complete within this */
 	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
 					is written in its own durable transaction) */
 	const char *audit_anchor;    /* audit anchor file checked by audit verify, or NULL */
 };
+
+#define API_MAX_CONNS_DEFAULT 256
+#define API_MAX_CONNS_CEILING 4096
+#define API_MAX_CONNS_PER_IDENT_DEFAULT 32
+#define API_IDLE_TIMEOUT_DEFAULT 30
+#define API_REQUEST_TIMEOUT_DEFAULT 30
+#define API_TIMEOUT_CEILING 3600
 
 typedef struct api api;
 

@@ -1,10 +1,15 @@
 /* Admin routes (admin.sock, root only):
  *   GET    /healthz                         {"status":"ok"}
  *   GET    /metrics                         Prometheus text
- *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated}]}
- *   PUT    /v1/secrets/NAME[?keep=N&ttl=S]  body = value (binary) -> 201 {name,version}
- *                                           keep: versions kept; ttl: expires in S seconds
- *   GET    /v1/secrets/NAME                 {name,current,versions:[{version,size,kek,created,current}]}
+ *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated,
+ *                                           expires}]}  (expires: unix seconds, 0 = never)
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&keep_expiry=1&allow_empty=1]  body = value
+ *                                           -> 201 {name,version,expires,expiry_cleared};
+ *                                           keep: versions kept; ttl: expires in S seconds;
+ *                                           without ttl an expiry is cleared unless
+ *                                           keep_expiry=1; an empty body is refused (400)
+ *                                           unless allow_empty=1
+ *   GET    /v1/secrets/NAME                 {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
@@ -17,8 +22,9 @@
  *   POST   /v1/containers                   attach (OCI hook, createRuntime)
  *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
  *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
- *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?} -> 201
- *                                           {name,version} (print: the value, octet-stream) or
+ *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?,keep_expiry?}
+ *                                           -> 201 {name,version,expires,expiry_cleared}
+ *                                           (print: the value, octet-stream) or
  *                                           {every,length?,charset?,exec?} -> {name,every,next}
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
@@ -143,11 +149,25 @@ static bool admin_audit_simple(struct api_req *r, const char *action, const char
 	return admin_audit_write(r, &x, err);
 }
 
-static void admin_refresh(struct api_req *r)
+/* The store changed: every mount's view follows before we answer. A failure does not undo the
+ * committed change: the containers it could not reach are failed closed and retried (mounts
+ * logs and counts), and the answer (reply, a JSON object, returned) says so with "unapplied"
+ * (containers denied now) and "warning"; secretctl then exits ADMIN_EXIT_UNAPPLIED (3). */
+static json_t *admin_refresh(struct api_req *r, json_t *reply)
 {
-	/* The store changed: every mount's view follows before we answer. A failure here does not
-	 * undo the stored change; the daemon logs nothing secret, mounts retry on next change. */
-	(void)mounts_refresh(r->a->mounts);
+	size_t unapplied = 0;
+	int rc = mounts_refresh(r->a->mounts, &unapplied);
+	if (rc == 0 || !reply)
+		return reply;
+	char w[256];
+	snprintf(w, sizeof(w),
+	         "the change is stored, but could not be applied to %zu running container(s) "
+	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
+	         unapplied,
+	         rc == -EBADMSG ? "integrity check failed on a stored row" : strerror(-rc));
+	json_object_set_new(reply, "unapplied", json_integer((json_int_t)unapplied));
+	json_object_set_new(reply, "warning", json_string(w));
+	return reply;
 }
 
 static void admin_list(struct api_req *r)
@@ -167,11 +187,11 @@ static void admin_list(struct api_req *r)
 	}
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v[i].name,
-						   "current", (json_int_t)v[i].current, "versions",
-						   (json_int_t)v[i].nversions, "created",
-						   (json_int_t)v[i].created, "updated",
-						   (json_int_t)v[i].updated));
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v[i].name, "current",
+		                 (json_int_t)v[i].current, "versions", (json_int_t)v[i].nversions,
+		                 "created", (json_int_t)v[i].created, "updated",
+		                 (json_int_t)v[i].updated, "expires", (json_int_t)v[i].expires));
 	store_list_free(v, n);
 	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
 }
@@ -179,42 +199,104 @@ static void admin_list(struct api_req *r)
 /* Parses an optional positive integer query argument; false (after replying 400) when bad. */
 static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
 {
+	return api_query_u64(r, key, 1, max, out);
+}
+
+/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
+ * 400) when it is anything else. */
+static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
+{
 	const char *v = api_query(r, key);
+	*out = false;
 	if (!v)
 		return true;
-	char *end;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (!*v || *end || x == 0 || x > max || v[0] == '-') {
-		api_reply_error(r, 400, "%s must be an integer from 1 to %llu", key,
-				(unsigned long long)max);
+	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+		api_reply_error(r, 400, "%s must be 1 or 0", key);
 		return false;
 	}
-	*out = x;
+	*out = v[0] == '1';
 	return true;
+}
+
+/* What a new version does to the secret's expiry. A new value starts a new life: without a new
+ * expiry (ttl) the old one is cleared, unless the request asks to keep it; the answer says which
+ * (the expiry in force after it, and whether one was cleared). */
+struct admin_expiry {
+	int64_t set;  /* for store_put_opts.expires: > 0 new, 0 kept, -1 cleared */
+	int64_t now;  /* the expiry after the put, 0 = none */
+	bool cleared; /* an expiry was there and is gone */
+};
+
+static int admin_expiry_begin(struct api_req *r, const char *name, int64_t new_expiry, bool keep,
+                              struct admin_expiry *ex)
+{
+	int64_t old = 0;
+	int rc = store_expiry(r->a->store, name, &old);
+	if (rc < 0 && rc != -ENOENT)
+		return rc; /* e.g. -EBADMSG: the put would fail on the same row anyway */
+	ex->set = new_expiry > 0 ? new_expiry : keep ? 0 : -1;
+	ex->now = new_expiry > 0 ? new_expiry : keep ? old : 0;
+	ex->cleared = old != 0 && ex->now == 0;
+	return 0;
+}
+
+static void admin_expiry_reply(json_t *j, const struct admin_expiry *ex)
+{
+	if (!j)
+		return;
+	json_object_set_new(j, "expires", json_integer((json_int_t)ex->now));
+	json_object_set_new(j, "expiry_cleared", json_boolean(ex->cleared));
 }
 
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
-	uint64_t keep = 0, ttl = 0;
-	if (!admin_query_uint(r, "keep", 1000, &keep) ||
-	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl))
+	const char *why = NULL;
+	if (mounts_name_check(name, strlen(name), &why) < 0) {
+		/* also for a name stored before this check: rm still removes it */
+		api_reply_error(r, 400, "invalid secret name: %s", why);
 		return;
-	struct store_put_opts po = {.keep = (int64_t)keep,
-				    .expires = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0};
+	}
+	uint64_t keep = 0, ttl = 0;
+	bool allow_empty, keep_expiry;
+	if (!admin_query_uint(r, "keep", 1000, &keep) ||
+	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
+	    !admin_query_flag(r, "allow_empty", &allow_empty) ||
+	    !admin_query_flag(r, "keep_expiry", &keep_expiry))
+		return;
+	if (ttl && keep_expiry) {
+		api_reply_error(r, 400, "give ttl (a new expiry) or keep_expiry, not both");
+		return;
+	}
+	if (r->len == 0 && !allow_empty) {
+		/* An empty stdin is far likelier a mistake than a value: containers would see it at
+		 * once. Nothing is stored. */
+		api_reply_error(r, 400,
+		                "refusing to store an empty value (allow_empty=1 stores one)");
+		return;
+	}
 	struct admin_audit x;
 	admin_audit_init(r, &x, "put", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                            keep_expiry, &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	struct store_put_opts po = {.keep = (int64_t)keep, .expires = ex.set};
 	uint64_t version = 0;
-	int rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len,
-			      &po, &x.a, &version);
+	rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len, &po,
+	                  &x.a, &version);
 	if (rc < 0) {
 		admin_fail(r, &x, rc, name);
 		return;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version));
+	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version);
+	admin_expiry_reply(j, &ex);
+	api_reply_json(r, 201, admin_refresh(r, j));
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -223,9 +305,15 @@ static void admin_versions(struct api_req *r, const char *name)
 		return;
 	struct store_version_info *v = NULL;
 	size_t n = 0;
+	int64_t expires = 0;
 	struct admin_audit x;
 	admin_audit_init(r, &x, "versions", name);
 	int rc = store_versions(r->a->store, name, &v, &n);
+	if (rc == 0) {
+		rc = store_expiry(r->a->store, name, &expires);
+		if (rc < 0)
+			store_versions_free(v, n);
+	}
 	if (rc < 0) {
 		admin_fail(r, &x, rc, name);
 		return;
@@ -247,8 +335,9 @@ static void admin_versions(struct api_req *r, const char *name)
 	}
 	store_versions_free(v, n);
 	api_reply_json(r, 200,
-		       json_pack("{s:s, s:I, s:o}", "name", name, "current", (json_int_t)current,
-				 "versions", a));
+	               json_pack("{s:s, s:I, s:I, s:o}", "name", name, "current",
+	                         (json_int_t)current, "expires", (json_int_t)expires, "versions",
+	                         a));
 }
 
 static void admin_delete(struct api_req *r, const char *name)
@@ -262,8 +351,8 @@ static void admin_delete(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+	api_reply_json(r, 200,
+	               admin_refresh(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1)));
 }
 
 static void admin_value(struct api_req *r, const char *name)
@@ -271,16 +360,8 @@ static void admin_value(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t want = 0;
-	const char *v = api_query(r, "version");
-	if (v) {
-		char *end;
-		unsigned long long x = strtoull(v, &end, 10);
-		if (!*v || *end || x == 0) {
-			api_reply_error(r, 400, "version must be a positive integer");
-			return;
-		}
-		want = x;
-	}
+	if (!admin_query_uint(r, "version", INT64_MAX, &want))
+		return;
 	uint8_t *val = NULL;
 	size_t len = 0;
 	uint64_t got = 0;
@@ -427,11 +508,12 @@ static void admin_grant_add(struct api_req *r)
 	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
 		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
 	} else if (jp && !json_is_null(jp) &&
-		   (!path || names_check(path, strlen(path), &why) < 0)) {
+	           (!path || names_check(path, strlen(path), &why) < 0 ||
+	            mounts_name_check(path, strlen(path), &why) < 0)) {
 		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
 	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
-		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
+	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
 		struct store_grant g = {.secret = (char *)secret,
 					.selector = (char *)sel,
 					.path = (char *)path,
@@ -458,9 +540,9 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "grant");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 201, json_pack("{s:s, s:s}", "secret", secret,
-							 "selector", sel));
+			api_reply_json(r, 201,
+			               admin_refresh(r, json_pack("{s:s, s:s}", "secret", secret,
+			                                          "selector", sel)));
 		}
 	}
 	json_decref(o);
@@ -489,9 +571,10 @@ static void admin_grant_remove(struct api_req *r)
 		else if (rc < 0)
 			api_reply_errno(r, rc, "revoke");
 		else {
-			admin_refresh(r);
-			api_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "secret", secret,
-							 "selector", sel, "revoked", 1));
+			api_reply_json(
+			    r, 200,
+			    admin_refresh(r, json_pack("{s:s, s:s, s:b}", "secret", secret,
+			                               "selector", sel, "revoked", 1)));
 		}
 	}
 	json_decref(o);
@@ -595,9 +678,9 @@ static void admin_rollback(struct api_req *r, const char *name)
 		admin_fail(r, &x, rc, name);
 		return;
 	}
-	admin_refresh(r);
-	api_reply_json(r, 201, json_pack("{s:s, s:I, s:I}", "name", name, "version",
-					 (json_int_t)version, "from", (json_int_t)from));
+	api_reply_json(r, 201,
+	               admin_refresh(r, json_pack("{s:s, s:I, s:I}", "name", name, "version",
+	                                          (json_int_t)version, "from", (json_int_t)from)));
 }
 
 /* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
@@ -614,6 +697,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 	json_t *je = json_object_get(o, "exec");
 	const char *exec = json_string_value(je);
 	bool print = json_is_true(json_object_get(o, "print"));
+	json_t *jk = json_object_get(o, "keep_expiry");
 	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
 	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
 		goto out;
@@ -655,31 +739,44 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
 		goto out;
 	}
-	uint8_t *val = NULL;
-	int rc = store_generate(cs, (size_t)length, &val);
-	if (rc < 0) {
-		api_reply_errno(r, rc, "generate");
+	if (jk && !json_is_boolean(jk)) {
+		api_reply_error(r, 400, "keep_expiry must be true or false");
 		goto out;
 	}
 	struct admin_audit x;
 	admin_audit_init(r, &x, print ? "rotate+print" : "rotate", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, 0, json_is_true(jk), &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		goto out;
+	}
+	uint8_t *val = NULL;
+	rc = store_generate(cs, (size_t)length, &val);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "generate");
+		goto out;
+	}
+	struct store_put_opts po = {.expires = ex.set};
 	uint64_t version = 0;
-	rc = store_put_ex(r->a->store, name, val, (size_t)length, NULL, &x.a, &version);
+	rc = store_put_ex(r->a->store, name, val, (size_t)length, &po, &x.a, &version);
 	if (rc < 0) {
 		store_value_free(val);
 		admin_fail(r, &x, rc, name);
 		goto out;
 	}
 	r->a->met->puts++;
-	admin_refresh(r);
 	if (print) {
+		/* The value is the answer: a failed refresh is logged and counted (mounts) only. */
+		admin_refresh(r, NULL);
 		api_reply_secret(r, val, (size_t)length, version);
 	} else {
 		store_value_free(val);
-		api_reply_json(r, 201, json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
-						 (json_int_t)version, "length",
-						 (json_int_t)length, "charset",
-						 store_charset_name(cs)));
+		json_t *j =
+		    json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version", (json_int_t)version,
+		              "length", (json_int_t)length, "charset", store_charset_name(cs));
+		admin_expiry_reply(j, &ex);
+		api_reply_json(r, 201, admin_refresh(r, j));
 	}
 out:
 	json_decref(o);
@@ -725,10 +822,11 @@ static bool admin_parse_iso(const char *v, int64_t *out)
 
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
 {
-	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?}", "seq",
-			 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
-			 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret", w->secret,
-			 "version", (json_int_t)w->version, "result", w->result, "detail", w->detail);
+	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?, s:I}", "seq",
+	                 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
+	                 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret",
+	                 w->secret, "version", (json_int_t)w->version, "result", w->result,
+	                 "detail", w->detail, "count", (json_int_t)w->count);
 }
 
 static void admin_audit_list(struct api_req *r)
@@ -792,57 +890,97 @@ static const char *admin_anchor_check(struct api_req *r, uint64_t *aseq)
 	return rc < 0 ? "the audit anchor cannot be checked" : NULL;
 }
 
+/* What the batcher holds right now (not yet in the chain), for audit verify. */
+static json_t *admin_audit_live(struct api_req *r)
+{
+	if (!r->a->cfg.reads_audit)
+		return json_pack("{s:b}", "writable", 1);
+	struct audit_stats as;
+	audit_get_stats(r->a->cfg.reads_audit, &as);
+	int err = audit_last_error(r->a->cfg.reads_audit);
+	return json_pack("{s:b, s:I, s:I, s:s?}", "writable", as.writable, "pending",
+	                 (json_int_t)as.pending, "refused_since_start", (json_int_t)as.refused,
+	                 "error", as.writable || !err ? NULL : strerror(-err));
+}
+
 static void admin_audit_verify(struct api_req *r)
 {
 	struct admin_audit x;
 	admin_audit_init(r, &x, "audit-verify", NULL);
-	uint64_t records = 0, bad = 0;
-	const char *why = NULL;
-	int rc = store_audit_verify(r->a->store, &records, &bad, &why);
+	struct store_audit_verify_info vi;
+	int rc = store_audit_verify_ex(r->a->store, &vi);
 	if (rc == -EBADMSG) {
 		/* Not appended to: the chain is broken and must be looked at as it is. */
 		json_t *rec = NULL;
 		struct store_audit_row *rows = NULL;
 		size_t n = 0;
-		if (store_audit_list(r->a->store, bad ? bad - 1 : 0, 0, 1, &rows, &n) == 0 && n &&
-		    rows[0].seq == bad)
+		if (store_audit_list(r->a->store, vi.bad_seq ? vi.bad_seq - 1 : 0, 0, 1, &rows,
+		                     &n) == 0 &&
+		    n && rows[0].seq == vi.bad_seq)
 			rec = admin_audit_row_json(&rows[0]);
 		store_audit_list_free(rows, n);
-		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I, s:o?}", "ok", 0, "bad_seq",
-						 (json_int_t)bad, "reason", why, "records",
-						 (json_int_t)records, "record", rec));
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I, s:o?, s:o}", "ok", 0, "bad_seq",
+		                         (json_int_t)vi.bad_seq, "reason", vi.reason, "records",
+		                         (json_int_t)vi.records, "record", rec, "live",
+		                         admin_audit_live(r)));
 		return;
 	}
 	if (rc < 0) {
 		api_reply_errno(r, rc, "audit verify");
 		return;
 	}
-	uint64_t aseq = records + 1;
+	uint64_t aseq = vi.checkpoint_seq + vi.records + 1;
 	const char *anchor_why = admin_anchor_check(r, &aseq);
 	if (anchor_why) {
-		api_reply_json(r, 200, json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
-						 (json_int_t)aseq, "reason", anchor_why,
-						 "records", (json_int_t)records));
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
+		                         (json_int_t)aseq, "reason", anchor_why, "records",
+		                         (json_int_t)vi.records));
 		return;
 	}
 	if (!admin_audit_write(r, &x, 0))
 		return;
-	api_reply_json(r, 200, json_pack("{s:b, s:I}", "ok", 1, "records", (json_int_t)records));
+	json_t *cp =
+	    vi.checkpoint
+	        ? json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)vi.checkpoint_seq, "pruned",
+	                    (json_int_t)vi.pruned, "time", (json_int_t)vi.checkpoint_time)
+	        : NULL;
+	api_reply_json(r, 200,
+	               json_pack("{s:b, s:I, s:I, s:I, s:o?, s:o}", "ok", 1, "records",
+	                         (json_int_t)vi.records, "events", (json_int_t)vi.events, "refused",
+	                         (json_int_t)vi.refused, "checkpoint", cp, "live",
+	                         admin_audit_live(r)));
 }
 
 void api_admin_handle(struct api_req *r)
 {
 	const char *name;
 	if (admin_is(r, "GET", "/healthz")) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+		api_health(r, true);
 	} else if (admin_is(r, "GET", "/metrics")) {
 		struct mounts_stats ms;
 		mounts_get_stats(r->a->mounts, &ms);
 		struct metrics_gauges g = {.containers = ms.containers,
-					   .mounted = ms.mounted,
-					   .files = ms.files,
-					   .fuse_opens = ms.opens,
-					   .fuse_denied = ms.opens_denied};
+		                           .mounted = ms.mounted,
+		                           .files = ms.files,
+		                           .fuse_opens = ms.opens,
+		                           .fuse_denied = ms.opens_denied,
+		                           .audit_writable = 1,
+		                           .view_failures = ms.view_failures,
+		                           .failed_closed = ms.failed_closed};
+		if (r->a->cfg.reads_audit) {
+			struct audit_stats as;
+			audit_get_stats(r->a->cfg.reads_audit, &as);
+			g.audit_records = as.records_written;
+			g.audit_events = as.events_written;
+			g.audit_coalesced = as.coalesced;
+			g.audit_refused = as.refused;
+			g.audit_write_errors = as.write_errors;
+			g.audit_pruned = as.pruned;
+			g.audit_pending = as.pending;
+			g.audit_writable = as.writable;
+		}
 		(void)store_count(r->a->store, &g.secrets);
 		char *text = NULL;
 		if (metrics_render(r->a->met, &g, &text) < 0) {

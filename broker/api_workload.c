@@ -1,5 +1,5 @@
 /* Workload routes (workload.sock, any local process; identity from the kernel):
- *   GET  /healthz                  {"status":"ok"}
+ *   GET  /healthz                  {"status":"ok"}, or 503 when the store or audit fails
  *   GET  /v1/self                  the identity as the broker sees it
  *   GET  /v1/self/secrets          {"secrets":[names granted to me]}
  *   GET  /v1/self/secrets/NAME     the value (application/octet-stream); 404 alike for a name
@@ -123,7 +123,7 @@ void api_workload_handle(struct api_req *r)
 		return;
 	}
 	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/healthz") == 0) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+		api_health(r, false);
 		return;
 	}
 	struct policy_identity who;

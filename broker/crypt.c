@@ -163,14 +163,17 @@ int crypt_keyfile_create(const char *path)
 	return 0;
 }
 
-/* Opens path (no symlink, no tty) for reading and requires a regular file: the fd (*st filled)
- * or -errno (-EINVAL for anything but a regular file). */
-static int crypt_open_regular(const char *path, struct stat *st)
+/* Opens a key or passphrase file (no symlink, no tty) for reading and requires a regular file
+ * owned by our effective uid with no group or other permission bits: the fd (*st filled) or
+ * -errno (-EINVAL for anything but a regular file, -EPERM for another owner or loose mode). */
+static int crypt_open_private(const char *path, struct stat *st)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	int r = fstat(fd, st) < 0 ? -errno : S_ISREG(st->st_mode) ? 0 : -EINVAL;
+	if (r == 0 && (st->st_uid != geteuid() || (st->st_mode & 0077)))
+		r = -EPERM;
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -187,11 +190,9 @@ int crypt_keyfile_read(const char *path, uint8_t **key)
 	if (r < 0)
 		return r;
 	struct stat st;
-	_cleanup_close_ int fd = crypt_open_regular(path, &st);
+	_cleanup_close_ int fd = crypt_open_private(path, &st);
 	if (fd < 0)
 		return fd;
-	if (st.st_mode & 0077)
-		return -EPERM;
 	if (st.st_size != CRYPT_KEY_BYTES)
 		return -EINVAL;
 	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES + 1);
@@ -221,7 +222,7 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	if (r < 0)
 		return r;
 	struct stat st;
-	_cleanup_close_ int fd = crypt_open_regular(path, &st);
+	_cleanup_close_ int fd = crypt_open_private(path, &st);
 	if (fd < 0)
 		return fd;
 	_cleanup_crypt_ char *pw = crypt_alloc(CRYPT_PASSPHRASE_MAX + 1);

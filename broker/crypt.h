@@ -26,11 +26,14 @@ int crypt_mkdir_p(const char *dir, mode_t mode);
  * parent dirs created 0700). -EEXIST if it exists. */
 int crypt_keyfile_create(const char *path);
 /* Reads a 32-byte key file into *key (crypt_alloc'd; caller crypt_free's). -EINVAL on wrong size
- * or not a regular file, -EPERM if the file is readable by group or others, -ELOOP on a symlink. */
+ * or not a regular file, -EPERM if the file has any group or other permission bit or is not
+ * owned by our effective uid, -ELOOP on a symlink. */
 int crypt_keyfile_read(const char *path, uint8_t **key);
 /* Derives a root key from a passphrase file (one trailing newline stripped) with Argon2id13.
- * salt/opslimit/memlimit are stored by the caller. *key crypt_alloc'd. -EINVAL on an empty
- * passphrase or limits out of libsodium's range, -EFBIG over 4096 bytes. */
+ * salt/opslimit/memlimit are stored by the caller. *key crypt_alloc'd. The file is checked as a
+ * key file is: -EINVAL when not a regular file, -EPERM with a group or other permission bit or
+ * another owner, -ELOOP on a symlink; -EINVAL on an empty passphrase or limits out of
+ * libsodium's range, -EFBIG over 4096 bytes. */
 int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTES],
 			    uint64_t opslimit, size_t memlimit, uint8_t **key);
 

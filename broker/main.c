@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "broker/anchor.h"
 #include "broker/api.h"
@@ -22,8 +25,10 @@
 #include "broker/metrics.h"
 #include "broker/mounts.h"
 #include "broker/procwatch.h"
+#include "broker/reserve.h"
 #include "broker/sched.h"
 #include "broker/store.h"
+#include "common/decimal.h"
 #include "common/limits.h"
 #include "fuse/sfs.h"
 
@@ -31,58 +36,130 @@ struct main_opts {
 	const char *state_dir, *runtime_dir, *key_file, *pass_file;
 	const char *new_key_file, *new_pass_file; /* rekey */
 	const char *audit_anchor;
+	int64_t audit_keep_s;       /* 0: keep forever */
+	uint64_t audit_max_records; /* 0: no limit */
+	uint64_t disk_reserve;      /* bytes */
+	bool disk_reserve_set;
 	size_t max_value;
 	size_t rotate_batch;
+	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s; /* 0: default */
 	bool no_open;
 	bool key_file_set;
 };
 
 static void main_usage(FILE *f)
 {
-	fprintf(f, "usage:\n"
-		   "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
-		   "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
-		   "--passphrase-file F]\n"
-		   "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
-		   "               [--audit-anchor FILE] [--debug]\n"
-		   "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
-		   "                (--new-key-file F2 | --new-passphrase-file F2)\n"
-		   "\n"
-		   "init creates an encrypted store in DIR and a random master key file (default %s,\n"
-		   "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
-		   "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
-		   "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
-		   "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
-		   "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
-		   "  --max-value BYTES  largest secret value (default %d)\n"
-		   "  --no-open          serve every mount in no-open mode: reads come from the page\n"
-		   "                     cache at tmpfs speed, but opens are no longer checked against\n"
-		   "                     the container's cgroup nor audited (mode bits, uid and the\n"
-		   "                     mount namespace still apply)\n"
-		   "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
-		   "                     (default %d); the loop serves requests between batches\n"
-		   "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
-		   "                     in FILE (outside the state dir): a database put back to an\n"
-		   "                     older copy is refused at start and fails audit verify\n",
-		SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH);
+	fprintf(
+	    f,
+	    "usage:\n"
+	    "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
+	    "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
+	    "--passphrase-file F]\n"
+	    "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
+	    "               [--audit-anchor FILE] [--audit-keep DURATION]\n"
+	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
+	    "               [--max-conns N] [--max-conns-per-ident N]\n"
+	    "               [--idle-timeout S] [--request-timeout S] [--debug]\n"
+	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
+	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
+	    "\n"
+	    "init creates an encrypted store in DIR and a random master key file (default %s,\n"
+	    "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
+	    "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
+	    "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
+	    "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
+	    "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
+	    "  --max-value BYTES  largest secret value (default %d)\n"
+	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
+	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
+	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
+	    "                     mount namespace still apply)\n"
+	    "  --rotate-batch N   data keys re-wrapped per transaction by a key rotation\n"
+	    "                     (default %d); the loop serves requests between batches\n"
+	    "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
+	    "                     in FILE (outside the state dir): a database put back to an\n"
+	    "                     older copy is refused at start and fails audit verify\n"
+	    "  --audit-keep DURATION  prune audit records older than DURATION (90d, 12h, 30m,\n"
+	    "                     10s; a plain number is days), keeping a signed checkpoint\n"
+	    "                     so that the rest still verifies (default: keep all)\n"
+	    "  --audit-max-records N  prune the oldest audit records beyond the newest N\n"
+	    "  --disk-reserve BYTES  space kept in STATE/reserve and released when the disk\n"
+	    "                     fills, so that key operations still commit while FUSE opens\n"
+	    "                     are refused (default %d; K, M, G suffixes; 0 = none)\n"
+	    "  --max-conns N      connections per socket (default %d, at most %d); when full,\n"
+	    "                     the oldest idle connection of whoever holds most is closed\n"
+	    "  --max-conns-per-ident N  workload connections per container (a host process:\n"
+	    "                     per uid), default %d; more are answered 429 and closed\n"
+	    "  --idle-timeout S   close a connection silent for S seconds (default %d)\n"
+	    "  --request-timeout S  a request must arrive complete within S seconds of the\n"
+	    "                     previous one's end (default %d; slow senders are closed)\n",
+	    SECRETD_KEY_FILE_DEFAULT, SECRETD_VALUE_MAX_DEFAULT, SECRETD_KEY_ROTATE_BATCH,
+	    RESERVE_DEFAULT_BYTES, API_MAX_CONNS_DEFAULT, API_MAX_CONNS_CEILING,
+	    API_MAX_CONNS_PER_IDENT_DEFAULT, API_IDLE_TIMEOUT_DEFAULT, API_REQUEST_TIMEOUT_DEFAULT);
+}
+
+#define MAIN_AUDIT_KEEP_MAX_S (36500LL * 86400)
+#define MAIN_DISK_RESERVE_MAX (1LL << 30)
+#define MAIN_DURATION_UNITS "s1m60h3600d86400"
+#define MAIN_SIZE_UNITS "K1024M1048576G1073741824"
+
+/* Parses "N" (times plain) or "N<unit>" with one of units ("s1m60": letter then multiplier)
+ * into *out; -EINVAL when malformed or above INT64_MAX. */
+static int main_parse_scaled(const char *arg, const char *units, int64_t plain, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *arg == '-' || *arg == '+' || v > INT64_MAX)
+		return -EINVAL;
+	int64_t mul = plain;
+	if (*end) {
+		if (end[1])
+			return -EINVAL;
+		const char *u = units;
+		mul = 0;
+		while (*u) {
+			char letter = *u++;
+			char *next;
+			long long m = strtoll(u, &next, 10);
+			if (letter == *end) {
+				mul = m;
+				break;
+			}
+			u = next;
+		}
+		if (!mul)
+			return -EINVAL;
+	}
+	if (v > (unsigned long long)(INT64_MAX / mul))
+		return -EINVAL;
+	*out = (int64_t)v * mul;
+	return 0;
 }
 
 static int main_parse(int argc, char **argv, struct main_opts *o)
 {
 	static const struct option longopts[] = {
-		{"state-dir", required_argument, NULL, 's'},
-		{"runtime-dir", required_argument, NULL, 'r'},
-		{"key-file", required_argument, NULL, 'k'},
-		{"passphrase-file", required_argument, NULL, 'p'},
-		{"new-key-file", required_argument, NULL, 'K'},
-		{"new-passphrase-file", required_argument, NULL, 'P'},
-		{"max-value", required_argument, NULL, 'm'},
-		{"no-open", no_argument, NULL, 'n'},
-		{"rotate-batch", required_argument, NULL, 'b'},
-		{"audit-anchor", required_argument, NULL, 'A'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"runtime-dir", required_argument, NULL, 'r'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"new-key-file", required_argument, NULL, 'K'},
+	    {"new-passphrase-file", required_argument, NULL, 'P'},
+	    {"max-value", required_argument, NULL, 'm'},
+	    {"no-open", no_argument, NULL, 'n'},
+	    {"rotate-batch", required_argument, NULL, 'b'},
+	    {"audit-anchor", required_argument, NULL, 'A'},
+	    {"audit-keep", required_argument, NULL, 'E'},
+	    {"audit-max-records", required_argument, NULL, 'M'},
+	    {"disk-reserve", required_argument, NULL, 'R'},
+	    {"max-conns", required_argument, NULL, 'C'},
+	    {"max-conns-per-ident", required_argument, NULL, 'I'},
+	    {"idle-timeout", required_argument, NULL, 'T'},
+	    {"request-timeout", required_argument, NULL, 'Q'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 2;
@@ -126,6 +203,62 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 'A':
 			o->audit_anchor = optarg;
 			break;
+		case 'E':
+			if (main_parse_scaled(optarg, MAIN_DURATION_UNITS, 86400,
+			                      &o->audit_keep_s) < 0 ||
+			    o->audit_keep_s <= 0 || o->audit_keep_s > MAIN_AUDIT_KEEP_MAX_S) {
+				fprintf(stderr,
+				        "secretd: --audit-keep must be a duration from 1s to "
+				        "36500d (90d, 12h, 30m, 10s; a plain number is days)\n");
+				return -EINVAL;
+			}
+			break;
+		case 'M': {
+			int64_t v;
+			if (main_parse_scaled(optarg, "", 1, &v) < 0 || v <= 0) {
+				fprintf(stderr,
+				        "secretd: --audit-max-records must be a positive number\n");
+				return -EINVAL;
+			}
+			o->audit_max_records = (uint64_t)v;
+			break;
+		}
+		case 'R': {
+			int64_t v;
+			if (main_parse_scaled(optarg, MAIN_SIZE_UNITS, 1, &v) < 0 ||
+			    v > MAIN_DISK_RESERVE_MAX) {
+				fprintf(stderr,
+				        "secretd: --disk-reserve must be 0..1G bytes (K, M, G "
+				        "suffixes)\n");
+				return -EINVAL;
+			}
+			o->disk_reserve = (uint64_t)v;
+			o->disk_reserve_set = true;
+			break;
+		}
+		case 'C':
+		case 'I':
+		case 'T':
+		case 'Q': {
+			unsigned max =
+			    c == 'C' || c == 'I' ? API_MAX_CONNS_CEILING : API_TIMEOUT_CEILING;
+			unsigned *dst = c == 'C'   ? &o->max_conns
+			                : c == 'I' ? &o->max_conns_per_ident
+			                : c == 'T' ? &o->idle_timeout_s
+			                           : &o->request_timeout_s;
+			uint64_t v = 0;
+			if (decimal_parse_u64(optarg, strlen(optarg), 1, max, &v) < 0) {
+				fprintf(stderr, "secretd: --%s must be 1..%u\n",
+				        c == 'C'   ? "max-conns"
+				        : c == 'I' ? "max-conns-per-ident"
+				        : c == 'T' ? "idle-timeout"
+				                   : "request-timeout",
+				        max);
+				return -EINVAL;
+			}
+			*dst = (unsigned)v;
+			break;
+		}
 		case 'K':
 			o->new_key_file = optarg;
 			break;
@@ -160,6 +293,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		o->runtime_dir = SECRETD_RUNTIME_DIR_DEFAULT;
 	if (!o->key_file)
 		o->key_file = SECRETD_KEY_FILE_DEFAULT;
+	if (!o->disk_reserve_set)
+		o->disk_reserve = RESERVE_DEFAULT_BYTES;
 	return 0;
 }
 
@@ -177,7 +312,8 @@ static const char *main_store_error(int r)
 	case -EBADMSG:
 		return "the store failed an integrity check";
 	case -EPERM:
-		return "the key file is readable by group or others (chmod 0400 it)";
+		return "the key or passphrase file must be owned by the daemon's user and have no "
+		       "group or other permissions (chown it; chmod 0400 or 0600)";
 	default:
 		return strerror(-r);
 	}
@@ -247,27 +383,55 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 	}
 }
 
+/* The audit batcher and what the daemon does around it: the disk reserve, retention, and one
+ * log line per condition per LOG_RL_DEFAULT_MS. */
+struct main_audit {
+	audit *au;
+	const char *state_dir;
+	uint64_t reserve; /* bytes; 0 = none */
+	bool reserve_out; /* released on ENOSPC: audit writes wait until it can be remade */
+	bool was_failing;
+	int64_t keep_s;
+	uint64_t keep_max;
+	int64_t prune_at; /* main_mono_ms() of the next prune check */
+	uint64_t pruned_run;
+	struct log_rl rl_fail, rl_hold, rl_open, rl_prune;
+};
+
+/* Asked before every FUSE check (mounts_config.open_gate): while the audit cannot be written,
+ * opens are refused (EACCES) instead of served unrecorded. */
+static int main_open_gate(void *ud)
+{
+	struct main_audit *ma = ud;
+	return audit_admit(ma->au);
+}
+
 /* FUSE opens go to the audit batcher (written within AUDIT_FLUSH_MS by main_audit_prepare). */
 static void main_on_open(void *ud, const struct mounts_open_event *ev)
 {
-	audit *au = ud;
+	struct main_audit *ma = ud;
 	char buf[PROCWATCH_EXE_MAX];
 	const char *exe = ev->exe; /* from procwatch: cached until the opener execs or exits */
 	if (!exe)
 		exe = ident_exe(ev->pid, buf, sizeof(buf)) == 0 ? buf : "";
 	struct store_audit a = {.actor = ev->actor,
-				.pid = ev->pid,
-				.exe = exe,
-				.action = "fuse-open",
-				.secret = ev->secret,
-				.version = ev->version,
-				.result = ev->result == 0	     ? "ok"
-					  : ev->result == -EACCES ? "denied"
-								  : "error"};
-	if (audit_add(au, &a) < 0)
-		log_error("audit: batch full and cannot be written: an open record was dropped");
+	                        .pid = ev->pid,
+	                        .exe = exe,
+	                        .action = "fuse-open",
+	                        .secret = ev->secret,
+	                        .version = ev->version,
+	                        .result = ev->result == 0         ? "ok"
+	                                  : ev->result == -EACCES ? "denied"
+	                                                          : "error"};
+	int r = audit_add(ma->au, &a);
+	if (r < 0 && ev->result != 0 && audit_failing(ma->au))
+		return; /* refused by main_open_gate: recorded as refused */
+	if (r < 0)
+		log_ratelimited(&ma->rl_open, LOG_LVL_ERROR,
+		                "audit: a FUSE open was answered but the audit could not take its "
+		                "record (%s): it is recorded as refused",
+		                strerror(-r));
 }
-
 /* Process events (every fork, exec and exit on the host) and exits of tracked processes are
  * applied between opens too, so that the connector's queue does not overflow and pidfds are
  * closed. In batches: after a drain the fd leaves the loop for MAIN_PROCWATCH_MS, so a busy host
@@ -316,19 +480,111 @@ static int main_procwatch_prepare(loop *l, void *ud)
 	return -1;
 }
 
+#define MAIN_RESERVE_POLL_MS 500
+
 static int main_audit_prepare(loop *l, void *ud)
 {
-	audit *au = ud;
-	int due = audit_due_ms(au);
+	struct main_audit *ma = ud;
+	int due = audit_due_ms(ma->au);
 	if (due != 0)
 		return due;
-	int r = audit_flush(au);
+	int r;
+	if (ma->reserve_out) {
+		/* Writes wait until the disk has room for the reserve and as much again: opens
+		 * must not eat the space kept for key operations. */
+		uint64_t avail = 0;
+		r = reserve_avail(ma->state_dir, &avail);
+		if (r == 0 && avail >= 2 * ma->reserve)
+			r = reserve_make(ma->state_dir, ma->reserve);
+		else if (r == 0)
+			r = -ENOSPC;
+		if (r < 0) {
+			log_ratelimited(
+			    &ma->rl_hold, LOG_LVL_ERROR,
+			    "audit: the disk is still full (%s; %llu bytes free, %llu "
+			    "needed to remake the disk reserve): FUSE opens and workload "
+			    "reads stay refused",
+			    strerror(-r), (unsigned long long)avail,
+			    (unsigned long long)(2 * ma->reserve));
+			return MAIN_RESERVE_POLL_MS;
+		}
+		ma->reserve_out = false;
+		log_info("disk reserve remade (%llu bytes in %s/%s)",
+		         (unsigned long long)ma->reserve, ma->state_dir, RESERVE_FILE);
+	}
+	r = audit_flush(ma->au);
 	if (r < 0) {
-		log_error("audit: cannot write %zu open records (%s); retrying", audit_pending(au),
-			  strerror(-r));
-		return AUDIT_FLUSH_MS;
+		struct audit_stats st;
+		audit_get_stats(ma->au, &st);
+		ma->was_failing = true;
+		log_ratelimited(&ma->rl_fail, LOG_LVL_ERROR,
+		                "audit: cannot write %llu buffered records (%s): FUSE opens and "
+		                "workload reads are refused until it can (%llu refused so far)",
+		                (unsigned long long)st.pending, strerror(-r),
+		                (unsigned long long)st.refused);
+		if (r == -ENOSPC && ma->reserve && !ma->reserve_out) {
+			int rr = reserve_release(ma->state_dir);
+			if (rr == 0 || rr == -ENOENT) {
+				ma->reserve_out = true;
+				log_warn(
+				    "disk full: released the disk reserve (%llu bytes) for key "
+				    "operations; FUSE opens stay refused until the disk has room "
+				    "again",
+				    (unsigned long long)ma->reserve);
+			} else {
+				log_error("disk full: cannot release the disk reserve %s/%s: %s",
+				          ma->state_dir, RESERVE_FILE, strerror(-rr));
+			}
+		}
+		due = audit_due_ms(ma->au);
+		return due < 0 ? AUDIT_FLUSH_MS : due;
+	}
+	if (ma->was_failing) {
+		struct audit_stats st;
+		audit_get_stats(ma->au, &st);
+		log_info("audit: writable again; %llu events refused while it was not are recorded "
+		         "(result %s)",
+		         (unsigned long long)st.refused, STORE_AUDIT_REFUSED);
+		ma->was_failing = false;
+		log_rl_reset(&ma->rl_fail);
+		log_rl_reset(&ma->rl_hold);
 	}
 	return -1;
+}
+
+/* Retention: one prune batch (its own transaction) per loop iteration while some are due, then
+ * a check every half keep window (1 s .. 60 s). */
+static int main_prune_prepare(loop *l, void *ud)
+{
+	struct main_audit *ma = ud;
+	int64_t wait = ma->prune_at - main_mono_ms();
+	if (wait > 0)
+		return (int)wait;
+	uint64_t n = 0;
+	bool more = false;
+	int r = audit_prune_step(ma->au, &n, &more);
+	if (r < 0) {
+		log_ratelimited(&ma->rl_prune, LOG_LVL_ERROR,
+		                "audit retention: cannot prune old records: %s; retrying",
+		                main_store_error(r));
+		ma->prune_at = main_mono_ms() + 5000;
+		return 5000;
+	}
+	ma->pruned_run += n;
+	if (more)
+		return 0;
+	if (ma->pruned_run)
+		log_info("audit retention: pruned %llu records (a signed checkpoint keeps the rest "
+		         "verifiable)",
+		         (unsigned long long)ma->pruned_run);
+	ma->pruned_run = 0;
+	int64_t every = ma->keep_s ? ma->keep_s * 1000 / 2 : 60000;
+	if (every < 1000)
+		every = 1000;
+	if (every > 60000)
+		every = 60000;
+	ma->prune_at = main_mono_ms() + every;
+	return (int)every;
 }
 
 /* Key rotation: one batch per loop iteration while one is unfinished (started by the API or
@@ -462,7 +718,48 @@ static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint6
 	case SCHED_FAILED:
 		log_warn("%s: scheduled change failed, old value kept: %s", name, why ? why : "?");
 		break;
+	case SCHED_UNAPPLIED:
+		log_warn("%s: scheduled change stored, but not applied to %llu container(s) (%s): "
+		         "their mounts are failed closed and retried",
+		         name, (unsigned long long)version, why ? why : "?");
+		break;
 	}
+}
+
+/* Mount view state changes, logged with a budget: at most MAIN_VIEW_LOG_BURST lines per
+ * MAIN_VIEW_LOG_WINDOW_MS, then one line saying how many were left out (the counters in
+ * /metrics keep counting). mounts reports each change of state once, not each retry. */
+#define MAIN_VIEW_LOG_BURST 20
+#define MAIN_VIEW_LOG_WINDOW_MS 10000
+
+struct main_viewlog {
+	int64_t window_start;
+	unsigned lines, dropped;
+};
+
+static void main_on_view(void *ud, const char *actor, int err)
+{
+	struct main_viewlog *vl = ud;
+	int64_t now = main_mono_ms();
+	if (now - vl->window_start >= MAIN_VIEW_LOG_WINDOW_MS) {
+		if (vl->dropped)
+			log_warn("mounts: %u more view state changes not logged", vl->dropped);
+		vl->window_start = now;
+		vl->lines = vl->dropped = 0;
+	}
+	if (vl->lines >= MAIN_VIEW_LOG_BURST) {
+		vl->dropped++;
+		return;
+	}
+	vl->lines++;
+	if (err < 0)
+		log_error("container %s: its view cannot be applied (%s): mount failed closed "
+		          "(EIO) until a retry succeeds",
+		          actor,
+		          err == -EBADMSG ? "integrity check failed on a stored row"
+		                          : strerror(-err));
+	else
+		log_info("container %s: view applied again, mount serves again", actor);
 }
 
 static void main_raise_nofile(void)
@@ -474,6 +771,20 @@ static void main_raise_nofile(void)
 	}
 }
 
+/* Tells systemd (Type=notify) where the daemon is; a no-op outside systemd (no NOTIFY_SOCKET).
+ * A failure is logged: the unit would otherwise time out with no reason given. */
+__attribute__((format(printf, 1, 2))) static void main_notify(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int r = sd_notify(0, msg);
+	if (r < 0)
+		log_error("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"), strerror(-r));
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -482,10 +793,15 @@ static int main_run(struct main_opts *o)
 	mounts *m = NULL;
 	api *a = NULL;
 	audit *au = NULL;
+	struct main_audit ma = {.state_dir = o->state_dir,
+	                        .reserve = o->disk_reserve,
+	                        .keep_s = o->audit_keep_s,
+	                        .keep_max = o->audit_max_records};
 	procwatch *pw = NULL;
 	struct main_procwatch mp = {0};
 	sched *sc = NULL;
 	struct metrics met = {0};
+	struct main_viewlog vlog = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
 	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
 	int sfd = -1;
@@ -527,11 +843,28 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	r = audit_new(&au, s);
+	ma.au = au;
 	if (r == 0)
-		r = loop_add_prepare(l, main_audit_prepare, au);
+		r = loop_add_prepare(l, main_audit_prepare, &ma);
+	if (r == 0 && (ma.keep_s || ma.keep_max)) {
+		audit_set_retention(au, ma.keep_s, ma.keep_max);
+		r = loop_add_prepare(l, main_prune_prepare, &ma);
+	}
 	if (r < 0) {
 		log_error("audit: %s", strerror(-r));
 		goto out;
+	}
+	if (ma.reserve) {
+		r = reserve_make(o->state_dir, ma.reserve);
+		if (r < 0)
+			log_error(
+			    "cannot make the disk reserve %s/%s (%llu bytes): %s; on a full disk "
+			    "key operations may fail too",
+			    o->state_dir, RESERVE_FILE, (unsigned long long)ma.reserve,
+			    strerror(-r));
+	} else if ((r = reserve_release(o->state_dir)) < 0 && r != -ENOENT) {
+		log_error("cannot remove the disk reserve %s/%s: %s", o->state_dir, RESERVE_FILE,
+		          strerror(-r));
 	}
 	if (o->audit_anchor) {
 		anc.s = s;
@@ -556,13 +889,24 @@ static int main_run(struct main_opts *o)
 		log_error("procwatch: %s", strerror(-r));
 		goto out;
 	}
+	/* Loud: without the connector every FUSE open costs a readlink of /proc/PID/exe. Under
+	 * systemd, RestrictAddressFamilies without AF_NETLINK or PrivateNetwork=yes (the connector
+	 * lives in the initial network namespace only) turn it off. */
+	met.proc_connector = cn_err < 0 ? 0 : 1;
 	if (cn_err < 0)
-		log_info("proc connector unavailable (%s): the exe of each FUSE open is read from /proc",
+		log_warn("proc connector unavailable (%s): the exe of each FUSE open is read from "
+			 "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
+			 "namespace; see secretd(8))",
 			 strerror(-cn_err));
 	else
 		log_info("proc connector: exes of FUSE openers cached until exec or exit");
-	struct mounts_config mc = {
-		.no_open = o->no_open, .on_open = main_on_open, .on_open_ud = au, .procwatch = pw};
+	struct mounts_config mc = {.no_open = o->no_open,
+	                           .on_open = main_on_open,
+	                           .open_gate = main_open_gate,
+	                           .on_open_ud = &ma,
+	                           .on_view = main_on_view,
+	                           .on_view_ud = &vlog,
+	                           .procwatch = pw};
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {
 		log_error("cannot load grants: %s", main_store_error(r));
@@ -574,9 +918,13 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
-				.max_value = o->max_value,
-				.reads_audit = au,
-				.audit_anchor = o->audit_anchor};
+	                        .max_value = o->max_value,
+	                        .max_conns = o->max_conns,
+	                        .max_conns_per_ident = o->max_conns_per_ident,
+	                        .idle_timeout_s = o->idle_timeout_s,
+	                        .request_timeout_s = o->request_timeout_s,
+	                        .reads_audit = au,
+	                        .audit_anchor = o->audit_anchor};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
@@ -589,6 +937,8 @@ static int main_run(struct main_opts *o)
 	}
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir,
+		    SECRETD_ADMIN_SOCK, o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
 	if (r < 0) {
 		log_error("event loop failed: %s", strerror(-r));
@@ -596,6 +946,7 @@ static int main_run(struct main_opts *o)
 	}
 	rc = 0;
 out:
+	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
 	api_stop(a);
 	sched_free(sc);
 	mounts_free(m);
@@ -612,7 +963,14 @@ out:
 	}
 	procwatch_free(pw);
 	sfs_notifier_stop();
-	audit_free(au); /* flushes the last batch */
+	uint64_t lost = 0;
+	r = audit_free(au, &lost); /* flushes the last batch */
+	if (r < 0) {
+		log_error("audit: the last %llu buffered events could not be written at stop (%s): "
+		          "they are not in the audit trail",
+		          (unsigned long long)lost, strerror(-r));
+		rc = 1;
+	}
 	if (anc.s && rc == 0)
 		(void)main_anchor_prepare(l, &anc);
 	store_close(s);

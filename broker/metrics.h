@@ -8,11 +8,24 @@ struct metrics {
 	uint64_t workload_requests, workload_errors;
 	uint64_t workload_refused;                   /* identity refused (pid gone, limits) */
 	uint64_t puts, reads;                        /* secret versions written, values served */
+	uint64_t proc_connector; /* 1: the proc connector feeds procwatch; 0: exes read per open */
+	/* Connections (both sockets): refused at accept over the per-identity limit (429) or
+	 * with the socket full and nothing idle to close (503); idle ones closed to make room;
+	 * ones closed past the request deadline; accept/hand-over failures. */
+	uint64_t conns_refused_ident, conns_refused_full, conns_evicted, conns_timed_out;
+	uint64_t accept_errors;
+	uint64_t conns_admin, conns_workload; /* gauges: connections open (not closing) */
+	uint64_t health_failures;             /* /healthz answered 503 */
 };
 
 /* Gauges that other modules own, sampled at render time. */
 struct metrics_gauges {
 	uint64_t secrets, containers, mounted, files, fuse_opens, fuse_denied;
+	/* the audit batcher (broker/audit.h audit_stats) */
+	uint64_t audit_records, audit_events, audit_coalesced, audit_refused, audit_write_errors,
+	    audit_pruned, audit_pending, audit_writable;
+	uint64_t view_failures; /* container views that could not be applied (counter) */
+	uint64_t failed_closed; /* mounted containers denied until a retry applies their view */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

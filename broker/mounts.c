@@ -47,6 +47,8 @@ struct mcont {
 	size_t nfiles;
 	int64_t created, last_seen;
 	uint64_t opens, denied;
+	bool failed;  /* its last view could not be applied: the mount is denied (sfs_deny) */
+	bool deny_ok; /* sfs_deny queued its invalidations (else it is tried again) */
 	struct mcheck cache[MOUNTS_CHECK_CACHE];
 	unsigned cache_next;
 	/* the view last applied (for naming the secret an open reads); its secret pointers are
@@ -73,6 +75,12 @@ struct mounts {
 	uint64_t inputs_gen; /* bumped whenever the policy inputs are replaced */
 	struct mblob *blobs;
 	size_t nblobs, cblobs;
+	size_t *bidx; /* hash of blobs by (name, previous): index + 1, 0 = empty; NULL = none */
+	size_t cbidx; /* 0 or a power of two */
+	bool inputs_stale; /* the last load failed: inputs emptied, every mount denied */
+	size_t nfailed;    /* mounted containers denied */
+	int retry_ms;      /* current pause between retries (0: none pending) */
+	int64_t retry_at;  /* mounts_mono_ms() of the next retry */
 	struct mounts_stats st;
 	/* scratch identity for mounts_identify of unregistered peers */
 	char scratch_rt[32];
@@ -81,6 +89,13 @@ struct mounts {
 static int64_t mounts_now(void)
 {
 	return (int64_t)time(NULL);
+}
+
+static int64_t mounts_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- policy inputs ---- */
@@ -142,6 +157,17 @@ static int mounts_inputs_load(mounts *m)
 	return 0;
 }
 
+/* Loads the inputs again when the last load failed (before a new mount uses them). */
+static int mounts_inputs_fresh(mounts *m)
+{
+	if (!m->inputs_stale)
+		return 0;
+	int r = mounts_inputs_load(m);
+	if (r == 0)
+		m->inputs_stale = false;
+	return r;
+}
+
 static const struct store_secret_info *mounts_secret(mounts *m, const char *name)
 {
 	size_t lo = 0, hi = m->nsecrets;
@@ -178,6 +204,57 @@ static int mounts_previous_version(mounts *m, const char *name, uint64_t current
 	return 0;
 }
 
+static size_t mounts_bhash(const char *name, bool previous)
+{
+	uint64_t h = 1469598103934665603ULL ^ (previous ? 0x9e3779b97f4a7c15ULL : 0);
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static void mounts_bidx_put(mounts *m, size_t idx)
+{
+	size_t i = mounts_bhash(m->blobs[idx].name, m->blobs[idx].previous) & (m->cbidx - 1);
+	while (m->bidx[i])
+		i = (i + 1) & (m->cbidx - 1);
+	m->bidx[i] = idx + 1;
+}
+
+/* Rebuilds the index for nblobs + 1 entries (at most half full). On ENOMEM the index is dropped
+ * and lookups scan (slow, still right). */
+static int mounts_bidx_rebuild(mounts *m)
+{
+	size_t cap = 64;
+	while (cap < 2 * (m->nblobs + 1))
+		cap *= 2;
+	free(m->bidx);
+	m->cbidx = 0;
+	m->bidx = calloc(cap, sizeof(*m->bidx));
+	if (!m->bidx)
+		return -ENOMEM;
+	m->cbidx = cap;
+	for (size_t i = 0; i < m->nblobs; i++)
+		mounts_bidx_put(m, i);
+	return 0;
+}
+
+static struct mblob *mounts_blob_find(mounts *m, const char *name, bool previous)
+{
+	if (!m->bidx) {
+		for (size_t i = 0; i < m->nblobs; i++)
+			if (m->blobs[i].previous == previous && strcmp(m->blobs[i].name, name) == 0)
+				return &m->blobs[i];
+		return NULL;
+	}
+	for (size_t i = mounts_bhash(name, previous) & (m->cbidx - 1); m->bidx[i];
+	     i = (i + 1) & (m->cbidx - 1)) {
+		struct mblob *b = &m->blobs[m->bidx[i] - 1];
+		if (b->previous == previous && strcmp(b->name, name) == 0)
+			return b;
+	}
+	return NULL;
+}
+
 /* Returns the blob for (name, previous), decrypting only when the version changed. */
 static int mounts_blob(mounts *m, const char *name, bool previous, sfs_blob **out)
 {
@@ -190,12 +267,7 @@ static int mounts_blob(mounts *m, const char *name, bool previous, sfs_blob **ou
 		if (r < 0)
 			return r;
 	}
-	struct mblob *b = NULL;
-	for (size_t i = 0; i < m->nblobs; i++)
-		if (m->blobs[i].previous == previous && strcmp(m->blobs[i].name, name) == 0) {
-			b = &m->blobs[i];
-			break;
-		}
+	struct mblob *b = mounts_blob_find(m, name, previous);
 	if (b && b->version == want) {
 		b->used = true;
 		*out = b->blob;
@@ -228,6 +300,10 @@ static int mounts_blob(mounts *m, const char *name, bool previous, sfs_blob **ou
 		}
 		b = &m->blobs[m->nblobs++];
 		*b = (struct mblob){.name = dup, .previous = previous};
+		if (m->bidx && 2 * (m->nblobs + 1) <= m->cbidx)
+			mounts_bidx_put(m, m->nblobs - 1);
+		else if (mounts_bidx_rebuild(m) < 0)
+			m->bidx = NULL; /* scans until the next sweep rebuilds it */
 	} else {
 		sfs_blob_unref(b->blob);
 	}
@@ -252,6 +328,8 @@ static void mounts_blobs_sweep(mounts *m)
 		}
 	}
 	m->nblobs = j;
+	if (mounts_bidx_rebuild(m) < 0)
+		m->bidx = NULL; /* lookups scan until a rebuild succeeds */
 }
 
 /* ---- containers ---- */
@@ -284,6 +362,10 @@ static void mcont_unmount(struct mcont *c, bool in_namespace)
 	sfs_destroy(c->fs);
 	c->fs = NULL;
 	c->nfiles = 0;
+	if (c->failed) {
+		c->failed = false;
+		c->m->nfailed--;
+	}
 	mcont_cache_clear(c);
 }
 
@@ -344,6 +426,8 @@ static struct mcont *mounts_find_cgroup(mounts *m, const char *path)
 static int mcont_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
 {
 	struct mcont *c = ud;
+	if (c->m->cfg.open_gate && c->m->cfg.open_gate(c->m->cfg.on_open_ud) < 0)
+		return -EACCES; /* the audit cannot record: fail closed */
 	procwatch *pw = c->m->cfg.procwatch;
 	uint64_t token = 0;
 	/* After the sync, every exit that happened before this request was sent has been applied:
@@ -375,6 +459,11 @@ static int mcont_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
 	return ok ? 0 : -EACCES;
 }
 
+static int mounts_file_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct policy_file *)elem)->path);
+}
+
 static void mcont_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version,
 			 int result)
 {
@@ -386,12 +475,13 @@ static void mcont_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint6
 	if (!c->m->cfg.on_open)
 		return;
 	const char *secret = path;
-	if (c->files_gen == c->m->inputs_gen)
-		for (size_t i = 0; i < c->nfiles_view; i++)
-			if (strcmp(c->files[i].path, path) == 0) {
-				secret = c->files[i].secret;
-				break;
-			}
+	if (c->files_gen == c->m->inputs_gen && c->nfiles_view) {
+		/* policy_view sorts files by path */
+		const struct policy_file *f =
+		    bsearch(path, c->files, c->nfiles_view, sizeof(*c->files), mounts_file_cmp);
+		if (f)
+			secret = f->secret;
+	}
 	const char *exe = NULL;
 	if (c->m->cfg.procwatch) {
 		/* mcont_check synced procwatch for this request (sfs calls it first). */
@@ -429,8 +519,15 @@ static int mcont_apply_view(struct mcont *c)
 	size_t ne = 0;
 	for (size_t i = 0; i < nf; i++) {
 		sfs_blob *b = NULL;
-		if (mounts_blob(m, files[i].secret, files[i].previous, &b) < 0)
-			continue; /* e.g. no previous version yet */
+		r = mounts_blob(m, files[i].secret, files[i].previous, &b);
+		if (r == -ENOENT && files[i].previous)
+			continue; /* no previous version yet */
+		if (r < 0) {
+			/* cannot read or verify a value: this view cannot be applied */
+			free(e);
+			free(files);
+			return r;
+		}
 		e[ne++] = (struct sfs_entry){.path = files[i].path,
 					     .mode = files[i].mode,
 					     .uid = files[i].uid,
@@ -441,11 +538,44 @@ static int mcont_apply_view(struct mcont *c)
 	if (r == 0)
 		c->nfiles = ne;
 	free(e);
+	if (r < 0) {
+		free(files);
+		return r;
+	}
 	free(c->files);
 	c->files = files;
 	c->nfiles_view = nf;
 	c->files_gen = m->inputs_gen;
-	return r;
+	return 0;
+}
+
+/* c's view could not be applied (err): deny its mount; reports the change of state once. */
+static void mcont_fail(struct mcont *c, int err)
+{
+	mounts *m = c->m;
+	m->st.view_failures++;
+	if (c->fs && (!c->failed || !c->deny_ok))
+		c->deny_ok = sfs_deny(c->fs) == 0;
+	c->nfiles = 0;
+	if (c->failed)
+		return;
+	c->failed = true;
+	m->nfailed++;
+	if (m->cfg.on_view)
+		m->cfg.on_view(m->cfg.on_view_ud, c->name && *c->name ? c->name : c->id, err);
+}
+
+/* c's view was applied: it serves again if it was denied. */
+static void mcont_recovered(struct mcont *c)
+{
+	mounts *m = c->m;
+	if (!c->failed)
+		return;
+	c->failed = false;
+	c->deny_ok = false;
+	m->nfailed--;
+	if (m->cfg.on_view)
+		m->cfg.on_view(m->cfg.on_view_ud, c->name && *c->name ? c->name : c->id, 0);
 }
 
 static size_t mcont_count_view(struct mcont *c)
@@ -487,7 +617,10 @@ static int mcont_mount(struct mcont *c, int pidfd)
 	struct sfs_config cfg = {.no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
 	struct sfs_ops ops = {.check = mcont_check, .opened = mcont_opened};
 	sfs *fs = NULL;
-	int r = sfs_new(&fs, &cfg, &ops, c);
+	int r = mounts_inputs_fresh(c->m);
+	if (r < 0)
+		return r;
+	r = sfs_new(&fs, &cfg, &ops, c);
 	if (r < 0)
 		return r;
 	c->fs = fs;
@@ -601,6 +734,11 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 			mcont_free(c);
 			return -ENOMEM;
 		}
+	}
+	rc = mounts_inputs_fresh(m);
+	if (rc < 0) {
+		mcont_free(c);
+		return rc;
 	}
 	size_t want_files = mcont_count_view(c);
 	if ((want_files > 0 || r->wants) && strcmp(c->cgroup, "/") == 0) {
@@ -736,7 +874,23 @@ int mounts_mount_self(mounts *m, const struct ident *who, const char *target, si
 
 bool mounts_allows(mounts *m, const struct policy_identity *who, const char *name)
 {
-	return mounts_secret(m, name) && policy_allows(m->grants, m->ngrants, who, name);
+	/* The same work whether name exists or not, and whatever the grants on it: every grant's
+	 * selector and pattern are evaluated (no early exit), existence is looked up last, and
+	 * the answers are combined without branching on either. A secret's existence must not
+	 * show in the time of a refusal (policy_allows would stop at the first match). */
+	bool granted = false;
+	if (names_check(name, strlen(name), NULL) == 0) {
+		for (size_t i = 0; i < m->ngrants; i++) {
+			const struct policy_grant *g = &m->grants[i];
+			bool sel = policy_selector_match(g->selector, who);
+			bool pat = g->secret &&
+			           names_check_pattern(g->secret, strlen(g->secret), NULL) == 0;
+			pat = pat & names_pattern_match(g->secret ? g->secret : "", name);
+			granted = granted | (sel & pat);
+		}
+	}
+	bool exists = mounts_secret(m, name) != NULL;
+	return granted & exists;
 }
 
 json_t *mounts_granted_json(mounts *m, const struct policy_identity *who)
@@ -750,22 +904,86 @@ json_t *mounts_granted_json(mounts *m, const struct policy_identity *who)
 	return a;
 }
 
-int mounts_refresh(mounts *m)
+/* Schedules the next retry while something is denied or stale (the pause doubles from
+ * MOUNTS_RETRY_MIN_MS to MOUNTS_RETRY_MAX_MS), or ends the retries. */
+static void mounts_retry_arm(mounts *m)
 {
-	int r = mounts_inputs_load(m);
-	if (r < 0)
-		return r;
-	int first_err = 0;
-	for (struct mcont *c = m->conts; c; c = c->next) {
-		if (!c->fs)
-			continue;
-		r = mcont_apply_view(c);
-		if (r < 0 && !first_err)
-			first_err = r;
+	if (!m->nfailed && !m->inputs_stale) {
+		m->retry_ms = 0;
+		return;
 	}
-	mounts_blobs_sweep(m);
+	m->retry_ms = m->retry_ms ? m->retry_ms * 2 : MOUNTS_RETRY_MIN_MS;
+	if (m->retry_ms > MOUNTS_RETRY_MAX_MS)
+		m->retry_ms = MOUNTS_RETRY_MAX_MS;
+	m->retry_at = mounts_mono_ms() + m->retry_ms;
+}
+
+int mounts_refresh(mounts *m, size_t *unapplied)
+{
 	m->st.refreshes++;
+	int first_err = mounts_inputs_load(m);
+	if (first_err < 0) {
+		/* Grants and names as of an older state: nothing may be decided on them. */
+		mounts_inputs_free(m);
+		m->inputs_gen++;
+		m->inputs_stale = true;
+		for (struct mcont *c = m->conts; c; c = c->next)
+			if (c->fs)
+				mcont_fail(c, first_err);
+	} else {
+		m->inputs_stale = false;
+		for (struct mcont *c = m->conts; c; c = c->next) {
+			if (!c->fs)
+				continue;
+			int r = mcont_apply_view(c);
+			if (r < 0) {
+				mcont_fail(c, r);
+				if (!first_err)
+					first_err = r;
+			} else {
+				mcont_recovered(c);
+			}
+		}
+		mounts_blobs_sweep(m);
+	}
+	mounts_retry_arm(m);
+	if (unapplied)
+		*unapplied = m->nfailed;
 	return first_err;
+}
+
+/* The retry: a whole refresh once the pause is over. */
+static int mounts_prepare(loop *l, void *ud)
+{
+	mounts *m = ud;
+	if (!m->retry_ms)
+		return -1;
+	int64_t wait = m->retry_at - mounts_mono_ms();
+	if (wait > 0) /* other events wake the loop too: the pause counts from the failure */
+		return (int)wait;
+	if (mounts_refresh(m, NULL) < 0 || m->retry_ms)
+		return m->retry_ms;
+	return -1;
+}
+
+int mounts_name_check(const char *name, size_t len, const char **why)
+{
+	size_t vl = strlen(SFS_VERSION_FILE), pl = strlen(SFS_PREVIOUS_SUFFIX);
+	if (len >= vl && memcmp(name, SFS_VERSION_FILE, vl) == 0 &&
+	    (len == vl || name[vl] == '/')) {
+		if (why)
+			*why =
+			    "the first segment .version is reserved (every mount's root shows its "
+			    "change counter there)";
+		return -EINVAL;
+	}
+	if (len >= pl && memcmp(name + len - pl, SFS_PREVIOUS_SUFFIX, pl) == 0) {
+		if (why)
+			*why = "names ending in .previous are reserved (a --previous grant shows "
+			       "NAME.previous)";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg)
@@ -778,7 +996,10 @@ int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg)
 	if (cfg)
 		m->cfg = *cfg;
 	int r = mounts_inputs_load(m);
+	if (r == 0 && l)
+		r = loop_add_prepare(l, mounts_prepare, m);
 	if (r < 0) {
+		mounts_inputs_free(m);
 		free(m);
 		return r;
 	}
@@ -801,6 +1022,7 @@ void mounts_free(mounts *m)
 		free(m->blobs[i].name);
 	}
 	free(m->blobs);
+	free(m->bidx);
 	mounts_inputs_free(m);
 	free(m);
 }
@@ -814,16 +1036,16 @@ json_t *mounts_list_json(mounts *m)
 		json_t *labels = json_object();
 		for (size_t i = 0; i < c->nlabels; i++)
 			json_object_set_new(labels, c->labels[i].key, json_string(c->labels[i].value));
-		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:s, s:b, s:s?, s:I, "
-				      "s:I, s:I, s:I, s:I}",
-				      "id", c->id, "runtime", c->runtime, "name", c->name, "labels",
-				      labels, "cgroup", c->cgroup, "pid", (int)c->pid, "uid",
-				      (json_int_t)c->uid, "gid", (json_int_t)c->gid, "source",
-				      c->hook ? "hook" : "workload", "mounted", c->fs != NULL,
-				      "mount", c->fs ? c->target : NULL, "files",
-				      (json_int_t)c->nfiles, "opens", (json_int_t)c->opens, "denied",
-				      (json_int_t)c->denied, "created", (json_int_t)c->created,
-				      "last_seen", (json_int_t)c->last_seen);
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:s, s:b, s:s?, s:I, "
+		              "s:I, s:I, s:I, s:I, s:b}",
+		              "id", c->id, "runtime", c->runtime, "name", c->name, "labels", labels,
+		              "cgroup", c->cgroup, "pid", (int)c->pid, "uid", (json_int_t)c->uid,
+		              "gid", (json_int_t)c->gid, "source", c->hook ? "hook" : "workload",
+		              "mounted", c->fs != NULL, "mount", c->fs ? c->target : NULL, "files",
+		              (json_int_t)c->nfiles, "opens", (json_int_t)c->opens, "denied",
+		              (json_int_t)c->denied, "created", (json_int_t)c->created, "last_seen",
+		              (json_int_t)c->last_seen, "failed_closed", c->failed);
 		if (o)
 			json_array_append_new(a, o);
 	}
@@ -834,6 +1056,7 @@ void mounts_get_stats(mounts *m, struct mounts_stats *st)
 {
 	*st = m->st;
 	st->containers = m->ncont;
+	st->failed_closed = m->nfailed;
 	st->mounted = 0;
 	st->files = 0;
 	for (struct mcont *c = m->conts; c; c = c->next)

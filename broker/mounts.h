@@ -19,6 +19,10 @@
 #define MOUNTS_ID_MAX 128     /* container id bytes */
 #define MOUNTS_NAME_MAX 128   /* container name bytes */
 #define MOUNTS_SEEN_MAX 1024  /* unregistered containers remembered from the workload socket */
+/* A container whose view could not be applied is failed closed and the whole refresh retried
+ * after MOUNTS_RETRY_MIN_MS, the pause doubling up to MOUNTS_RETRY_MAX_MS while it fails. */
+#define MOUNTS_RETRY_MIN_MS 100
+#define MOUNTS_RETRY_MAX_MS 5000
 
 typedef struct mounts mounts;
 
@@ -35,11 +39,20 @@ struct mounts_open_event {
 	int result;         /* 0 or -errno (-EACCES: refused by the cgroup check) */
 };
 typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
+/* A mounted container's view changed state: err < 0, it could not be applied and the mount is
+ * failed closed (every access answers EIO) until a retry succeeds; err == 0, it serves again.
+ * Called once per change of state (not per retry); actor is the name, else the id. */
+typedef void (*mounts_view_cb)(void *ud, const char *actor, int err);
 
 struct mounts_config {
 	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
 	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
+	/* Asked first on every check (open, lookup, getattr; may be NULL): < 0 refuses with EACCES
+	 * (the audit cannot record opens, see audit_admit). Gets on_open_ud; must not block. */
+	int (*open_gate)(void *ud);
 	void *on_open_ud;
+	mounts_view_cb on_view; /* may be NULL; must not block */
+	void *on_view_ud;
 	/* Remembers openers' identities and exes (may be NULL: every open is then checked from
 	 * /proc afresh and ev->exe is NULL). Not owned; must outlive the registry. */
 	procwatch *procwatch;
@@ -48,6 +61,8 @@ struct mounts_config {
 /* Counters for /metrics. */
 struct mounts_stats {
 	uint64_t containers, mounted, files, opens, opens_denied, refreshes;
+	uint64_t view_failures; /* views that could not be applied (each attempt, retries too) */
+	uint64_t failed_closed; /* mounted containers denied now (gauge) */
 };
 
 struct mounts_attach_req {
@@ -63,7 +78,8 @@ struct mounts_attach_req {
 	bool wants;          /* the container asked for secrets (io.secretd.* annotation) */
 };
 
-/* Creates the registry and loads grants and secret names from the store. */
+/* Creates the registry, loads grants and secret names from the store and adds the retry hook to
+ * the loop. */
 int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg);
 /* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. */
 void mounts_free(mounts *m);
@@ -88,8 +104,20 @@ bool mounts_allows(mounts *m, const struct policy_identity *who, const char *nam
 json_t *mounts_granted_json(mounts *m, const struct policy_identity *who);
 
 /* Re-reads grants and secrets from the store and updates every mount's view (call after any
- * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel. */
-int mounts_refresh(mounts *m);
+ * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel.
+ * Fails closed: a container whose view cannot be applied (the store cannot be read, a value
+ * cannot be decrypted or verified, no memory, a view past SFS_FILES_MAX) is denied (sfs_deny)
+ * and the refresh is retried from the loop with a growing pause until it succeeds. When the
+ * grants and names cannot be read at all, every mount is denied and the workload API allows
+ * nothing until they can. Returns 0, or the first error; *unapplied (may be NULL) is the number
+ * of mounted containers denied after this call. */
+int mounts_refresh(mounts *m, size_t *unapplied);
+
+/* Names a view reserves: the root's SFS_VERSION_FILE (a first segment ".version") and any name
+ * ending in SFS_PREVIOUS_SUFFIX (".previous", the --previous file of another secret). 0 if name
+ * (valid per names_check) may be stored or used as a grant path, else -EINVAL with *why a
+ * static reason. */
+int mounts_name_check(const char *name, size_t len, const char **why);
 
 /* JSON array describing every known container (new reference; NULL on ENOMEM). */
 json_t *mounts_list_json(mounts *m);

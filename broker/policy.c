@@ -138,8 +138,10 @@ bool policy_selector_match(const char *sel, const struct policy_identity *who)
 	if (policy_split(sel, len, &kind, &arg, &n) < 0)
 		return false;
 	if (kind == POLICY_SEL_UID) {
+		/* uid: names host processes only. A container's processes have uids of their own
+		 * choosing (most run as 0): "uid:0" must not reach every root container. */
 		uint32_t uid;
-		return policy_parse_uid(arg, n, &uid) == 0 && who->uid == uid;
+		return !who->container && policy_parse_uid(arg, n, &uid) == 0 && who->uid == uid;
 	}
 	/* Every other selector describes a container: a host process never matches one. */
 	if (!who->container)

@@ -1,6 +1,7 @@
 /* policy: grant selectors and the view of secrets a container gets. Pure, no I/O.
  * Selectors: id:PREFIX  name:GLOB  label:KEY=VALUE  cgroup:GLOB  runtime:NAME  uid:N
- * (GLOB is fnmatch(3) without FNM_PATHNAME; KEY/VALUE exact). */
+ * (GLOB is fnmatch(3) without FNM_PATHNAME; KEY/VALUE exact). uid:N matches host processes (no
+ * container) running as uid N, never a container; every other selector matches containers only. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +20,7 @@ struct policy_label {
 
 /* Who is asking, as ident resolved it. Strings may be "" but not NULL. */
 struct policy_identity {
-	bool container;      /* false: a host process (only uid: selectors can match it) */
+	bool container;      /* false: a host process (only uid: selectors match it, and only it) */
 	const char *runtime; /* cgroup_runtime_name() or the hook's runtime */
 	const char *id;      /* container id */
 	const char *name;    /* container name, "" if unknown */

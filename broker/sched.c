@@ -138,6 +138,17 @@ static void sched_job_remove(sched *sc, struct sjob *j)
 	sched_job_free(j);
 }
 
+/* After a change to name: every mount follows; one that cannot is failed closed and retried by
+ * mounts (which counts it), and the caller hears of it (SCHED_UNAPPLIED). */
+static void sched_refresh(sched *sc, const char *name)
+{
+	size_t unapplied = 0;
+	int r = mounts_refresh(sc->mounts, &unapplied);
+	if (r < 0)
+		sc->report(sc->ud, name, SCHED_UNAPPLIED, unapplied,
+		           r == -EBADMSG ? "integrity check failed on a stored row" : strerror(-r));
+}
+
 /* Stores a new version made by a schedule; audits and reports. */
 static void sched_commit(sched *sc, const char *name, const uint8_t *val, size_t len)
 {
@@ -154,8 +165,8 @@ static void sched_commit(sched *sc, const char *name, const uint8_t *val, size_t
 		sc->report(sc->ud, name, SCHED_FAILED, 0, strerror(-r));
 		return;
 	}
-	(void)mounts_refresh(sc->mounts);
 	sc->report(sc->ud, name, SCHED_ROTATED, version, NULL);
+	sched_refresh(sc, name);
 }
 
 static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
@@ -310,8 +321,8 @@ static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 						.result = "ok"};
 			int r = store_delete_ex(sc->store, lc->name, &a);
 			if (r == 0) {
-				(void)mounts_refresh(sc->mounts);
 				sc->report(sc->ud, lc->name, SCHED_EXPIRED, 0, NULL);
+				sched_refresh(sc, lc->name);
 			} else if (r != -ENOENT) {
 				sc->report(sc->ud, lc->name, SCHED_FAILED, 0, strerror(-r));
 			}

@@ -18,9 +18,11 @@
 typedef struct sched sched;
 
 enum sched_event {
-	SCHED_EXPIRED, /* a secret expired and was deleted */
-	SCHED_ROTATED, /* a scheduled rotation stored version `version` */
-	SCHED_FAILED,  /* a rotation or expiry failed; why says how; the old value stays */
+	SCHED_EXPIRED,   /* a secret expired and was deleted */
+	SCHED_ROTATED,   /* a scheduled rotation stored version `version` */
+	SCHED_FAILED,    /* a rotation or expiry failed; why says how; the old value stays */
+	SCHED_UNAPPLIED, /* after an expiry or rotation (stored), mounts could not follow: version
+	                    is the number of containers failed closed (retried by mounts) */
 };
 /* Called on the loop's thread after each event; why is a static or short-lived string. */
 typedef void (*sched_report_cb)(void *ud, const char *name, enum sched_event ev,

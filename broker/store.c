@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ struct store_kek {
 };
 
 static const char store_meta_audit_head[] = "audit.head";
+static const char store_meta_audit_cp[] = "audit.checkpoint";
 static const char store_meta_kek_rotating[] = "kek.rotating"; /* u64: target generation */
 
 struct store {
@@ -947,8 +949,11 @@ void store_close(store *s)
 
 /* ---- secrets ---- */
 
-static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires);
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires,
+                                 bool *changed);
 static int store_audit_tx(store *s, const struct store_audit *a, uint64_t version);
+static int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
+                          struct store_lifecycle *l);
 
 /* Creates the secret row if needed; *row gets it (head checked when it existed). */
 static int store_put_row(store *s, const char *name, struct store_row *row)
@@ -981,9 +986,11 @@ static int store_put_row(store *s, const char *name, struct store_row *row)
 	return 0;
 }
 
-/* The body of store_put, inside its transaction. */
+/* The body of store_put, inside its transaction. *life_changed (may be NULL) tells whether the
+ * secret's expiry changed. */
 static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t len,
-                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out)
+                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out,
+                        bool *life_changed)
 {
 	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
@@ -1042,7 +1049,8 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 		row.keep = o->keep;
 	}
 	if (o && o->expires) {
-		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires);
+		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires,
+		                          life_changed);
 		if (r < 0)
 			return r;
 	}
@@ -1095,7 +1103,7 @@ int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
-	r = store_end(s->db, store_put_tx(s, name, val, len, kek, NULL, &v));
+	r = store_end(s->db, store_put_tx(s, name, val, len, kek, NULL, &v, NULL));
 	if (r == 0 && version_out)
 		*version_out = v;
 	return r;
@@ -1202,9 +1210,11 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
-	                      "SELECT name, current, (SELECT count(*) FROM versions "
-	                      "WHERE secret_id = secrets.id), created, updated "
-	                      "FROM secrets ORDER BY name",
+	                      "SELECT s.name, s.current, (SELECT count(*) FROM versions "
+	                      "WHERE secret_id = s.id), s.created, s.updated, s.id, l.expires, "
+	                      "l.every, l.next, l.length, l.charset, l.exec, l.mac "
+	                      "FROM secrets s LEFT JOIN lifecycle l ON l.secret_id = s.id "
+	                      "ORDER BY s.name",
 	                      &st);
 	if (r < 0)
 		return r;
@@ -1228,7 +1238,18 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 		v[cnt].nversions = (uint64_t)sqlite3_column_int64(st, 2);
 		v[cnt].created = sqlite3_column_int64(st, 3);
 		v[cnt].updated = sqlite3_column_int64(st, 4);
+		v[cnt].expires = 0;
 		cnt++;
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+			/* A lifecycle row: shown only once its MAC holds. */
+			struct store_lifecycle l = {0};
+			r = store_life_row(s, st, 6, sqlite3_column_int64(st, 5), v[cnt - 1].name,
+			                   &l);
+			free(l.exec);
+			if (r < 0)
+				goto fail;
+			v[cnt - 1].expires = l.expires;
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		r = store_sqlerr(rc);
@@ -1985,13 +2006,63 @@ int store_count(store *s, uint64_t *secrets)
 	return 0;
 }
 
+int store_health(store *s)
+{
+	if (!s)
+		return -EINVAL;
+	const char *path = sqlite3_db_filename(s->db, "main");
+	if (!path || !*path)
+		return -EIO;
+	/* The database we hold open must still be the file at its path (not removed or replaced:
+	 * what we write would be lost at the next start). */
+	int moved = 0;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
+		return -EIO;
+	if (moved)
+		return -ESTALE;
+	/* A read that reaches the device (O_DIRECT skips the page cache where the file system
+	 * supports it): a failing disk shows here, not only in the next write. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	void *page = NULL;
+	if (posix_memalign(&page, 4096, 4096) != 0)
+		return -ENOMEM;
+	ssize_t n = pread(fd, page, 4096, 0);
+	int err = errno;
+	free(page);
+	if (n < 0)
+		return -err;
+	if (n < 100)
+		return -EIO;
+	/* Room to write (a full file system fails every write, audit records included). */
+	struct statvfs vs;
+	if (fstatvfs(fd, &vs) < 0)
+		return -errno;
+	if (vs.f_bavail == 0 || (vs.f_files && vs.f_favail == 0))
+		return -ENOSPC;
+	/* The write lock can be taken, and SQLite can read its tables. */
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	int64_t c;
+	r = store_pragma_int(s->db, "SELECT count(*) FROM secrets", &c);
+	int r2 = store_exec(s->db, "ROLLBACK");
+	return r < 0 ? r : r2;
+}
+
 /* ---- audit chain ---- */
 
 
 static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,
                            const uint8_t prev[CRYPT_MAC_BYTES])
 {
-	store_buf_str(b, r->detail ? "secretd/audit/v2" : "secretd/audit/v1");
+	bool v3 = r->count > 1;
+	store_buf_str(b, v3          ? "secretd/audit/v3"
+	                 : r->detail ? "secretd/audit/v2"
+	                             : "secretd/audit/v1");
 	store_buf_u64(b, seq);
 	store_buf_u64(b, (uint64_t)r->time);
 	store_buf_str(b, r->actor ? r->actor : "");
@@ -2002,8 +2073,13 @@ static int store_audit_msg(struct store_buf *b, uint64_t seq, const struct store
 	store_buf_str(b, r->secret ? r->secret : "");
 	store_buf_u64(b, r->version);
 	store_buf_str(b, r->result ? r->result : "");
-	if (r->detail)
+	if (v3) {
+		store_buf_u64(b, r->detail ? 1 : 0);
+		store_buf_str(b, r->detail ? r->detail : "");
+		store_buf_u64(b, r->count);
+	} else if (r->detail) {
 		store_buf_str(b, r->detail);
+	}
 	store_buf_bytes(b, prev, CRYPT_MAC_BYTES);
 	return b->oom ? -ENOMEM : 0;
 }
@@ -2052,8 +2128,8 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *hd = NULL;
 	r = store_prepare(s->db,
 	                  "INSERT INTO audit (seq, time, actor, pid, exe, action, secret, version, "
-	                  "result, prev_mac, mac, detail) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	                  "result, prev_mac, mac, detail, count) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	                  &ins);
 	if (r < 0)
 		return r;
@@ -2069,7 +2145,10 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 			.version = version ? version : a[i].version,
 			.result = (char *)(a[i].result ? a[i].result : "ok"),
 			.detail = (char *)a[i].detail,
+			.count = a[i].count ? a[i].count : 1,
 		};
+		if (row.count > INT64_MAX)
+			return -EINVAL;
 		seq++;
 		struct store_buf b _cleanup_buf_ = {0};
 		r = store_audit_msg(&b, seq, &row, prev);
@@ -2096,6 +2175,7 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 			sqlite3_bind_text(ins, 12, row.detail, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(ins, 12);
+		sqlite3_bind_int64(ins, 13, (int64_t)row.count);
 		r = store_step_done(ins);
 		if (r < 0)
 			return r;
@@ -2117,6 +2197,160 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 static int store_audit_tx(store *s, const struct store_audit *a, uint64_t version)
 {
 	return store_audit_write(s, a, a ? 1 : 0, version);
+}
+
+/* ---- audit checkpoint (retention) ---- */
+
+/* meta 'audit.checkpoint': seq (8) | mac (32) | pruned (8) | time (8) | tag (32), tag a keyed MAC
+ * over the rest made with the audit key. */
+#define STORE_CP_LEN (8 + CRYPT_MAC_BYTES + 8 + 8 + CRYPT_MAC_BYTES)
+
+static int store_cp_tag(store *s, const struct store_audit_checkpoint *cp, uint8_t *tag,
+                        const uint8_t *check)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_str(&b, "secretd/audit-checkpoint/v1");
+	store_buf_u64(&b, cp->seq);
+	store_buf_bytes(&b, cp->mac, CRYPT_MAC_BYTES);
+	store_buf_u64(&b, cp->pruned);
+	store_buf_u64(&b, (uint64_t)cp->time);
+	if (b.oom)
+		return -ENOMEM;
+	if (check)
+		return crypt_mac_verify(s->audit_key, b.p, b.len, check) < 0 ? -EBADMSG : 0;
+	crypt_mac(s->audit_key, b.p, b.len, tag);
+	return 0;
+}
+
+/* The checkpoint inside the caller's transaction: 0 with *found; -EBADMSG when it is malformed or
+ * its tag was not made with the audit key. */
+static int store_cp_read(store *s, struct store_audit_checkpoint *cp, bool *found)
+{
+	uint8_t v[STORE_CP_LEN];
+	size_t n = 0;
+	memset(cp, 0, sizeof(*cp));
+	*found = false;
+	int r = store_meta_get(s->db, store_meta_audit_cp, v, sizeof(v), &n);
+	if (r == -EBADMSG && n == 0)
+		return 0; /* no row (or an oversized one: then n stays 0 too, see below) */
+	if (r < 0)
+		return r;
+	*found = true;
+	if (n != sizeof(v))
+		return -EBADMSG;
+	cp->seq = store_be64(v);
+	memcpy(cp->mac, v + 8, CRYPT_MAC_BYTES);
+	cp->pruned = store_be64(v + 8 + CRYPT_MAC_BYTES);
+	cp->time = (int64_t)store_be64(v + 16 + CRYPT_MAC_BYTES);
+	return store_cp_tag(s, cp, NULL, v + 24 + CRYPT_MAC_BYTES);
+}
+
+static int store_cp_write(store *s, const struct store_audit_checkpoint *cp)
+{
+	uint8_t tag[CRYPT_MAC_BYTES];
+	int r = store_cp_tag(s, cp, tag, NULL);
+	if (r < 0)
+		return r;
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_u64(&b, cp->seq);
+	store_buf_add(&b, cp->mac, CRYPT_MAC_BYTES);
+	store_buf_u64(&b, cp->pruned);
+	store_buf_u64(&b, (uint64_t)cp->time);
+	store_buf_add(&b, tag, CRYPT_MAC_BYTES);
+	if (b.oom)
+		return -ENOMEM;
+	return store_meta_put(s->db, store_meta_audit_cp, b.p, b.len);
+}
+
+int store_audit_checkpoint(store *s, struct store_audit_checkpoint *out, bool *found)
+{
+	if (!s || !out || !found)
+		return -EINVAL;
+	return store_cp_read(s, out, found);
+}
+
+static int store_audit_prune_tx(store *s, int64_t before, uint64_t keep_max, size_t batch,
+                                uint64_t *pruned, bool *more)
+{
+	struct store_audit_checkpoint cp;
+	bool found;
+	int r = store_cp_read(s, &cp, &found);
+	if (r < 0)
+		return r;
+	int64_t first = 0, last = 0;
+	r = store_pragma_int(s->db, "SELECT coalesce(min(seq), 0) FROM audit", &first);
+	if (r == 0)
+		r = store_pragma_int(s->db, "SELECT coalesce(max(seq), 0) FROM audit", &last);
+	if (r < 0)
+		return r;
+	if (first == 0 || last <= first)
+		return 0; /* the last record (the head) is never pruned */
+	int64_t cut = 0; /* prune seq <= cut */
+	if (before > 0) {
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		r = store_prepare(s->db, "SELECT coalesce(min(seq), ?2 + 1) - 1 FROM audit "
+		                         "WHERE time >= ?1", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int64(st, 2, last);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return -EIO;
+		cut = sqlite3_column_int64(st, 0);
+	}
+	if (keep_max > 0 && (uint64_t)last > keep_max && last - (int64_t)keep_max > cut)
+		cut = last - (int64_t)keep_max;
+	if (cut >= last)
+		cut = last - 1;
+	int64_t want = cut;
+	if (cut - first + 1 > (int64_t)batch)
+		cut = first + (int64_t)batch - 1;
+	if (cut < first)
+		return 0;
+	*more = want > cut;
+	_cleanup_stmt_ sqlite3_stmt *mst = NULL, *del = NULL;
+	r = store_prepare(s->db, "SELECT mac FROM audit WHERE seq = ?1", &mst);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(mst, 1, cut);
+	if (sqlite3_step(mst) != SQLITE_ROW || sqlite3_column_bytes(mst, 0) != CRYPT_MAC_BYTES)
+		return -EBADMSG; /* a gap where the cut falls: verify names it; nothing pruned */
+	struct store_audit_checkpoint ncp = {.seq = (uint64_t)cut, .time = store_now()};
+	memcpy(ncp.mac, sqlite3_column_blob(mst, 0), CRYPT_MAC_BYTES);
+	r = store_prepare(s->db, "DELETE FROM audit WHERE seq <= ?1", &del);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(del, 1, cut);
+	r = store_step_done(del);
+	if (r < 0)
+		return r;
+	uint64_t n = (uint64_t)sqlite3_changes(s->db);
+	ncp.pruned = cp.pruned + n;
+	r = store_cp_write(s, &ncp);
+	if (r < 0)
+		return r;
+	*pruned = n;
+	return 0;
+}
+
+int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch,
+                      uint64_t *pruned, bool *more)
+{
+	if (!s || !pruned || !more || batch == 0)
+		return -EINVAL;
+	*pruned = 0;
+	*more = false;
+	if (before <= 0 && keep_max == 0)
+		return 0;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = store_end(s->db, store_audit_prune_tx(s, before, keep_max, batch, pruned, more));
+	if (r < 0) {
+		*pruned = 0;
+		*more = false;
+	}
+	return r;
 }
 
 int store_audit_append(store *s, const struct store_audit *recs, size_t n)
@@ -2146,6 +2380,8 @@ static int store_audit_row_read(sqlite3_stmt *st, struct store_audit_row *a)
 	a->result = store_col_strdup(st, 8);
 	bool has_detail = sqlite3_column_type(st, 9) != SQLITE_NULL;
 	a->detail = has_detail ? store_col_strdup(st, 9) : NULL;
+	int64_t count = sqlite3_column_int64(st, 10);
+	a->count = count >= 1 ? (uint64_t)count : 0; /* 0: never written so (fails its MAC) */
 	if (!a->actor || !a->exe || !a->action || !a->result || (has_secret && !a->secret) ||
 	    (has_detail && !a->detail))
 		return -ENOMEM;
@@ -2172,8 +2408,8 @@ int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t li
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
-	                      "SELECT seq, time, actor, pid, exe, action, secret, version, result, detail "
-	                      "FROM audit WHERE seq > ?1 AND time >= ?2 ORDER BY seq LIMIT ?3",
+	                      "SELECT seq, time, actor, pid, exe, action, secret, version, result, detail, "
+	                      "count FROM audit WHERE seq > ?1 AND time >= ?2 ORDER BY seq LIMIT ?3",
 	                      &st);
 	if (r < 0)
 		return r;
@@ -2257,8 +2493,19 @@ int store_audit_anchor_check(store *s, const struct anchor *a)
 		return -EBADMSG;
 	if (a->seq == 0)
 		return 0;
+	struct store_audit_checkpoint cp;
+	bool found;
+	int r = store_cp_read(s, &cp, &found);
+	if (r == -EBADMSG)
+		return -ESTALE; /* audit verify names the checkpoint */
+	if (r < 0)
+		return r;
+	if (found && a->seq < cp.seq)
+		return 0; /* pruned since: the signed checkpoint is past it */
+	if (found && a->seq == cp.seq)
+		return sodium_memcmp(cp.mac, a->mac, CRYPT_MAC_BYTES) == 0 ? 0 : -ESTALE;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db, "SELECT mac FROM audit WHERE seq = ?1", &st);
+	r = store_prepare(s->db, "SELECT mac FROM audit WHERE seq = ?1", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (int64_t)a->seq);
@@ -2274,84 +2521,122 @@ int store_audit_anchor_check(store *s, const struct anchor *a)
 	return 0;
 }
 
-int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason)
+int store_audit_verify_ex(store *s, struct store_audit_verify_info *vi)
 {
-	if (!s || !records || !bad_seq || !reason)
+	if (!s || !vi)
 		return -EINVAL;
-	*records = 0;
-	*bad_seq = 0;
-	*reason = NULL;
+	memset(vi, 0, sizeof(*vi));
 	int r = store_exec(s->db, "BEGIN");
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	uint8_t prev[CRYPT_MAC_BYTES] = {0};
+	uint64_t expect = 1;
+	struct store_audit_checkpoint cp;
+	bool found;
+	r = store_cp_read(s, &cp, &found);
+	if (r == -EBADMSG) {
+		vi->bad_seq = cp.seq + 1;
+		vi->reason = "retention checkpoint altered or not made with this store's key";
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (found) {
+		vi->checkpoint = true;
+		vi->checkpoint_seq = cp.seq;
+		vi->checkpoint_time = cp.time;
+		vi->pruned = cp.pruned;
+		memcpy(prev, cp.mac, CRYPT_MAC_BYTES);
+		expect = cp.seq + 1;
+	}
 	r = store_prepare(s->db,
 	                  "SELECT seq, time, actor, pid, exe, action, secret, version, result, "
-	                  "detail, prev_mac, mac FROM audit ORDER BY seq",
+	                  "detail, count, prev_mac, mac FROM audit ORDER BY seq",
 	                  &st);
 	if (r < 0)
 		goto out;
-	uint8_t prev[CRYPT_MAC_BYTES] = {0};
-	uint64_t expect = 1;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_audit_row row;
 		r = store_audit_row_read(st, &row);
-		const uint8_t *pm = sqlite3_column_blob(st, 10);
-		const uint8_t *mac = sqlite3_column_blob(st, 11);
-		bool sizes = sqlite3_column_bytes(st, 10) == CRYPT_MAC_BYTES &&
-		             sqlite3_column_bytes(st, 11) == CRYPT_MAC_BYTES && pm && mac;
+		const uint8_t *pm = sqlite3_column_blob(st, 11);
+		const uint8_t *mac = sqlite3_column_blob(st, 12);
+		bool sizes = sqlite3_column_bytes(st, 11) == CRYPT_MAC_BYTES &&
+		             sqlite3_column_bytes(st, 12) == CRYPT_MAC_BYTES && pm && mac;
 		struct store_buf b _cleanup_buf_ = {0};
 		if (r == 0)
 			r = store_audit_msg(&b, row.seq, &row, sizes ? pm : prev);
-		uint64_t seq = row.seq;
+		uint64_t seq = row.seq, count = row.count;
+		bool refused = r == 0 && strcmp(row.result, STORE_AUDIT_REFUSED) == 0;
 		store_audit_row_clear(&row);
 		if (r < 0)
 			goto out;
 		if (seq != expect) {
-			*bad_seq = expect;
-			*reason = seq > expect ? "record missing (sequence gap)"
-			                       : "sequence out of order";
+			vi->bad_seq = expect;
+			vi->reason = seq > expect ? (found && expect == cp.seq + 1
+			                                     ? "records missing after the retention checkpoint"
+			                                     : "record missing (sequence gap)")
+			                          : "sequence out of order";
 		} else if (!sizes || crypt_mac_verify(s->audit_key, b.p, b.len, mac) < 0) {
-			*bad_seq = seq;
-			*reason = "MAC mismatch (record altered, moved, or written without the key)";
+			vi->bad_seq = seq;
+			vi->reason = "MAC mismatch (record altered, moved, or written without the key)";
 		} else if (sodium_memcmp(pm, prev, CRYPT_MAC_BYTES) != 0) {
-			*bad_seq = seq;
-			*reason = "previous-record link mismatch";
+			vi->bad_seq = seq;
+			vi->reason = found && seq == cp.seq + 1
+			                     ? "first record after the retention checkpoint does not link to it"
+			                     : "previous-record link mismatch";
 		}
-		if (*reason) {
+		if (vi->reason) {
 			r = -EBADMSG;
 			goto out;
 		}
 		memcpy(prev, mac, CRYPT_MAC_BYTES);
 		expect++;
-		(*records)++;
+		vi->records++;
+		vi->events += count;
+		if (refused)
+			vi->refused += count;
 	}
 	if (rc != SQLITE_DONE) {
 		r = store_sqlerr(rc);
 		goto out;
 	}
-	uint64_t hseq;
+	uint64_t hseq, lastseq = expect - 1;
 	uint8_t hmac[CRYPT_MAC_BYTES];
-	bool found;
-	r = store_audit_head(s, &hseq, hmac, &found);
+	bool hfound;
+	r = store_audit_head(s, &hseq, hmac, &hfound);
 	if (r < 0)
 		goto out;
-	if (*records && !found) {
-		*bad_seq = *records;
-		*reason = "chain head missing";
+	if (lastseq && !hfound) {
+		vi->bad_seq = lastseq;
+		vi->reason = "chain head missing";
 		r = -EBADMSG;
-	} else if (hseq > *records) {
-		*bad_seq = *records + 1;
-		*reason = "records missing at the end of the chain";
+	} else if (hseq > lastseq) {
+		vi->bad_seq = lastseq + 1;
+		vi->reason = "records missing at the end of the chain";
 		r = -EBADMSG;
-	} else if (hseq != *records || sodium_memcmp(hmac, prev, CRYPT_MAC_BYTES) != 0) {
-		*bad_seq = *records;
-		*reason = "chain head does not match the last record";
+	} else if (hseq != lastseq || sodium_memcmp(hmac, prev, CRYPT_MAC_BYTES) != 0) {
+		vi->bad_seq = lastseq;
+		vi->reason = "chain head does not match the last record";
 		r = -EBADMSG;
 	}
 out:
 	(void)store_exec(s->db, "ROLLBACK");
+	if (vi->reason)
+		r = -EBADMSG;
+	return r;
+}
+
+int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason)
+{
+	if (!s || !records || !bad_seq || !reason)
+		return -EINVAL;
+	struct store_audit_verify_info vi;
+	int r = store_audit_verify_ex(s, &vi);
+	*records = vi.records;
+	*bad_seq = vi.bad_seq;
+	*reason = vi.reason;
 	return r;
 }
 
@@ -2379,11 +2664,12 @@ int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
-	r = store_put_tx(s, name, val, len, kek, o, &v);
+	bool life_changed = false;
+	r = store_put_tx(s, name, val, len, kek, o, &v, &life_changed);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
 	r = store_end(s->db, r);
-	if (r == 0 && o && o->expires)
+	if (r == 0 && life_changed)
 		s->life_gen++;
 	if (r == 0 && version_out)
 		*version_out = v;
@@ -2416,7 +2702,7 @@ int store_rollback(store *s, const char *name, uint64_t version, const struct st
 	if (r == 0)
 		r = store_get_version(s, name, &row, version, &val, &len);
 	if (r == 0)
-		r = store_put_tx(s, name, val, len, kek, NULL, &v);
+		r = store_put_tx(s, name, val, len, kek, NULL, &v, NULL);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
 	r = store_end(s->db, r);
@@ -2593,15 +2879,46 @@ static int store_life_write(store *s, int64_t id, const char *name, const struct
 	return store_step_done(st);
 }
 
-static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires)
+/* Sets (expires > 0) or clears (0) secret id's expiry, keeping its schedule. Writes nothing
+ * when it is already so; *changed (may be NULL) says whether it changed. */
+static int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires,
+                                 bool *changed)
 {
 	struct store_lifecycle l;
 	int r = store_life_load(s, id, name, &l);
-	if (r == 0) {
+	if (r == 0 && l.expires != expires) {
 		l.expires = expires;
 		r = store_life_write(s, id, name, &l);
+		if (r == 0 && changed)
+			*changed = true;
 	}
 	free(l.exec);
+	return r;
+}
+
+int store_expiry(store *s, const char *name, int64_t *expires)
+{
+	if (!s || !expires)
+		return -EINVAL;
+	*expires = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "SELECT id FROM secrets WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	struct store_lifecycle l;
+	r = store_life_load(s, sqlite3_column_int64(st, 0), name, &l);
+	free(l.exec);
+	if (r == 0)
+		*expires = l.expires;
 	return r;
 }
 

@@ -50,8 +50,9 @@ struct store_secret_info {
 	uint64_t nversions; /* versions kept */
 	int64_t created;    /* unix seconds */
 	int64_t updated;
+	int64_t expires;    /* unix seconds when it will be deleted, 0 = never */
 };
-/* All secrets, sorted by name, no values. */
+/* All secrets, sorted by name, no values. -EBADMSG when a secret's lifecycle row fails its MAC. */
 int store_list(store *s, struct store_secret_info **out, size_t *n);
 void store_list_free(struct store_secret_info *v, size_t n);
 /* Only the names, sorted (for building views); *out is an array of n malloc'd strings. */
@@ -142,6 +143,10 @@ int store_rekey(store *s, const char *new_key_file, const char *new_pass_file);
 
 /* A stat for /metrics: number of secrets. */
 int store_count(store *s, uint64_t *secrets);
+/* A cheap real access for /healthz: the database file is still the one open (-ESTALE if
+ * removed or replaced), its first page reads from the device, its file system has room
+ * (-ENOSPC), the write lock can be taken and a table read. 0 or -errno; changes nothing. */
+int store_health(store *s);
 
 /* ---- audit trail, versions, lifecycle (schema 002) ---- */
 
@@ -157,6 +162,7 @@ struct store_audit {
 	uint64_t version;   /* 0 = none; mutating calls fill in the version they made */
 	const char *result; /* "ok", "denied", an error name ... */
 	const char *detail; /* NULL, or what else it applied to ("selector=..."); never a value */
+	uint64_t count;     /* identical events this record stands for; 0 = 1 */
 };
 
 /* Appends records (in order) to the chain in one transaction of their own. */
@@ -169,15 +175,51 @@ struct store_audit_row {
 	char *detail;                                 /* may be NULL */
 	int64_t pid;
 	uint64_t version;
+	uint64_t count; /* identical events it stands for (>= 1) */
 };
 /* Records with seq > after_seq and time >= since_time, in seq order, at most limit (0 = all). */
 int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
 		     struct store_audit_row **out, size_t *n);
 void store_audit_list_free(struct store_audit_row *v, size_t n);
+/* The result of records of events refused because the audit could not be written. */
+#define STORE_AUDIT_REFUSED "refused-audit"
+
+struct store_audit_verify_info {
+	uint64_t records;        /* records verified (after the checkpoint) */
+	uint64_t events;         /* events they stand for (sum of counts) */
+	uint64_t refused;        /* of which refused because the audit could not be written */
+	bool checkpoint;         /* records were pruned: the chain starts at a signed checkpoint */
+	uint64_t checkpoint_seq; /* the last pruned record */
+	int64_t checkpoint_time; /* when the last prune ran */
+	uint64_t pruned;         /* records pruned in all */
+	uint64_t bad_seq;        /* on -EBADMSG: the first bad record (the missing one for a gap) */
+	const char *reason;      /* on -EBADMSG: a static string */
+};
+/* Walks the chain from the retention checkpoint (its tag checked) or seq 1: no gaps, each
+ * prev_mac the previous mac (the first one the checkpoint's), each MAC right, the last record
+ * the stored head. 0, or -EBADMSG with vi->bad_seq and vi->reason; -errno on I/O errors. */
+int store_audit_verify_ex(store *s, struct store_audit_verify_info *vi);
 /* Walks the whole chain: seq 1.. without gaps, each prev_mac the previous mac, each MAC right,
  * the last record the stored head. 0 with *records = the count, or -EBADMSG with *bad_seq the
  * first bad record (the missing one for a gap) and *reason a static string. */
 int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason);
+
+/* Retention: the last pruned record (seq, MAC), the records pruned in all and when, tagged with
+ * the audit key and kept in meta. */
+struct store_audit_checkpoint {
+	uint64_t seq;
+	uint8_t mac[32];
+	uint64_t pruned;
+	int64_t time;
+};
+/* 0 with *found; -EBADMSG when the stored checkpoint fails its tag. */
+int store_audit_checkpoint(store *s, struct store_audit_checkpoint *out, bool *found);
+/* Prunes, in one transaction, at most batch of the oldest records: those older than before (unix
+ * seconds; 0 = no age limit) and those beyond the newest keep_max (0 = no count limit); never
+ * the last record. Stores the checkpoint (the last pruned record's seq and MAC) in the same
+ * transaction. *pruned the records deleted now; *more when more are due (call again). */
+int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch,
+		      uint64_t *pruned, bool *more);
 
 /* The audit anchor for the chain as it stands now: its head (seq, MAC) with a tag made by the
  * audit key. 0 or -errno. */
@@ -192,10 +234,12 @@ uint64_t store_audit_gen(const store *s);
 
 struct store_put_opts {
 	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
-	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never */
+	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never
+	                  * (clears an expiry). The admin API clears it on a put without one. */
 };
 /* store_put with options, recording audit (may be NULL; version filled in) in the same
- * transaction: a failure to write it fails the put. */
+ * transaction: a failure to write it fails the put. Without options (o NULL) the expiry and the
+ * schedule are kept (a scheduled rotation). */
 int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 		 const struct store_put_opts *o, const struct store_audit *audit,
 		 uint64_t *version_out);
@@ -242,5 +286,8 @@ int store_schedule_next(store *s, const char *name, int64_t next);
 /* Every secret with an expiry or a schedule (MACs checked). */
 int store_lifecycles(store *s, struct store_lifecycle **out, size_t *n);
 void store_lifecycles_free(struct store_lifecycle *v, size_t n);
+/* A secret's expiry (unix seconds, 0 = none) into *expires, its lifecycle row's MAC checked.
+ * -ENOENT: no such secret; -EBADMSG: the row fails its MAC. */
+int store_expiry(store *s, const char *name, int64_t *expires);
 /* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
 uint64_t store_lifecycle_gen(store *s);

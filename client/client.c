@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 
 #define CLIENT_RESP_MAX (SECRETD_VALUE_MAX_CEILING + 4096) /* largest answer accepted */
 #define CLIENT_TIMEOUT_S 30
+#define CLIENT_RETRY_MAX 8       /* attempts of a request refused for load (429, 503) */
+#define CLIENT_RETRY_BASE_MS 50  /* first pause; doubles each time */
+#define CLIENT_RETRY_CAP_MS 2000 /* longest pause (before jitter) */
 
 struct client_buf {
 	uint8_t *p; /* sodium_malloc: the answer may be a secret */
@@ -61,15 +65,14 @@ static size_t client_write(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-int client_request(const char *socket, const char *method, const char *path, const void *body,
-		   size_t len, const char *content_type, struct client_resp *out, const char **err)
+/* One attempt. *retry is set when the broker refused it for load: 429, 503 with Retry-After (its
+ * connection limits), a full accept queue (EAGAIN), or the request could not be sent because
+ * the broker had already closed a refused connection (nothing was processed then). */
+static int client_attempt(const char *socket, const char *method, const char *path,
+                          const void *body, size_t len, const char *content_type,
+                          struct client_resp *out, const char **err, bool *retry)
 {
-	memset(out, 0, sizeof(*out));
-	if (sodium_init() < 0) {
-		if (err)
-			*err = "libsodium failed to initialise";
-		return -EIO;
-	}
+	*retry = false;
 	CURL *c = curl_easy_init();
 	if (!c) {
 		if (err)
@@ -102,6 +105,10 @@ int client_request(const char *socket, const char *method, const char *path, con
 	int r = 0;
 	if (cc == CURLE_OK) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+		struct curl_header *h = NULL;
+		*retry = out->status == 429 ||
+		         (out->status == 503 &&
+		          curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK);
 		if (!b.p) {
 			b.p = sodium_malloc(1);
 			if (b.p)
@@ -111,11 +118,15 @@ int client_request(const char *socket, const char *method, const char *path, con
 		out->len = b.len;
 		b.p = NULL;
 	} else if (cc == CURLE_COULDNT_CONNECT) {
+		long oserr = 0;
+		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+		*retry = oserr == EAGAIN; /* the accept queue is full: the broker is busy */
 		r = -ECONNREFUSED;
 		if (err)
 			*err = "the socket is missing or nobody listens on it";
 	} else {
 		r = -EIO;
+		*retry = cc == CURLE_SEND_ERROR;
 		if (err)
 			*err = b.too_big ? "answer too large" : curl_easy_strerror(cc);
 	}
@@ -124,6 +135,34 @@ int client_request(const char *socket, const char *method, const char *path, con
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	return r;
+}
+
+int client_request(const char *socket, const char *method, const char *path, const void *body,
+                   size_t len, const char *content_type, struct client_resp *out, const char **err)
+{
+	memset(out, 0, sizeof(*out));
+	if (sodium_init() < 0) {
+		if (err)
+			*err = "libsodium failed to initialise";
+		return -EIO;
+	}
+	unsigned pause = CLIENT_RETRY_BASE_MS;
+	for (int attempt = 1;; attempt++) {
+		bool retry = false;
+		int r =
+		    client_attempt(socket, method, path, body, len, content_type, out, err, &retry);
+		if (!retry || attempt >= CLIENT_RETRY_MAX)
+			return r;
+		client_resp_free(out);
+		out->status = 0;
+		/* Exponential backoff with jitter (half to all of the pause), so that refused
+		 * clients do not come back in step. */
+		unsigned ms = pause / 2 + randombytes_uniform(pause / 2 + 1);
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		pause = pause * 2 > CLIENT_RETRY_CAP_MS ? CLIENT_RETRY_CAP_MS : pause * 2;
+	}
 }
 
 int client_request_json(const char *socket, const char *method, const char *path, json_t *body,

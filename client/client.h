@@ -20,7 +20,9 @@ const char *client_socket(const char *opt, bool workload);
 /* One request: method, path ("/v1/..."), optional body (len bytes, content_type may be NULL).
  * 0 when an HTTP answer arrived (any status: check out->status); -ECONNREFUSED / -ENOENT when
  * the socket is not there or nobody listens; -EIO other transport errors. *err (may be NULL)
- * gets a static reason for transport failures. */
+ * gets a static reason for transport failures. A request the broker refuses for load (429, or
+ * 503 with Retry-After: its connection limits) is retried up to 8 times with exponential backoff
+ * and jitter (50 ms doubling to 2 s, about 6 s in all); the last answer is returned. */
 int client_request(const char *socket, const char *method, const char *path, const void *body,
 		   size_t len, const char *content_type, struct client_resp *out, const char **err);
 /* Same with a JSON body (serialised compactly) and, on a 2xx answer with a JSON body, *json_out

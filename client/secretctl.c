@@ -22,7 +22,12 @@ struct ctl {
 	bool json;
 	int argc;
 	char **argv;
+	bool unapplied; /* a change was stored but did not reach every container */
 };
+
+/* Exit status when a change was stored but the daemon could not apply it to every running
+ * container (those are failed closed until it can): the command's own output is printed. */
+#define CTL_EXIT_UNAPPLIED 3
 
 struct ctl_cmd {
 	const char *name;
@@ -69,6 +74,21 @@ static int ctl_call(struct ctl *c, bool workload, const char *method, const char
 		*jout = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	}
 	return 0;
+}
+
+/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
+ * reach every container, warns on stderr and remembers it for the exit status. */
+static void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j)
+{
+	json_t *own = NULL;
+	if (!j && resp->len && resp->body[0] == '{')
+		j = own = json_loadb((const char *)resp->body, resp->len, 0, NULL);
+	const char *w = json_string_value(json_object_get(j, "warning"));
+	if (w) {
+		fprintf(stderr, "secretctl: warning: %s\n", w);
+		c->unapplied = true;
+	}
+	json_decref(own);
 }
 
 static void ctl_print_json(json_t *j)
@@ -175,42 +195,82 @@ static int ctl_parse_duration(const char *s, long long *out)
 	return 0;
 }
 
-/* PUT /v1/secrets/NAME[?keep=&ttl=] with the value from file (or stdin). */
-static int ctl_put_value(struct ctl *c, const char *name, const char *file, long long keep,
-			 long long ttl)
+/* What a put asks for besides the value. */
+struct ctl_put {
+	const char *file; /* NULL = stdin */
+	long long keep;   /* 0 = unchanged */
+	long long ttl;    /* seconds, 0 = none */
+	bool allow_empty;
+	bool keep_expiry; /* without ttl: keep the expiry instead of clearing it */
+};
+
+/* " (expiry cleared)" / " (expires at T)" after a new version, from the daemon's answer: said when
+ * the expiry changed or was kept, nothing when there is none and was none. */
+static void ctl_expiry_note(json_t *j, bool asked, char *buf, size_t len)
+{
+	char tb[32];
+	json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+	buf[0] = '\0';
+	if (json_is_true(json_object_get(j, "expiry_cleared")))
+		snprintf(buf, len, " (expiry cleared)");
+	else if (ex > 0 && asked)
+		snprintf(buf, len, " (expires at %s)", ctl_time(ex, tb, sizeof(tb)));
+}
+
+/* PUT /v1/secrets/NAME[?keep=&ttl=&keep_expiry=1&allow_empty=1] with the value from file (or
+ * stdin). */
+static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
 {
 	int fd = 0;
-	if (file) {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (p->file) {
+		fd = open(p->file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return ctl_fail("cannot open %s: %s", file, strerror(errno));
+			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
 	} else if (isatty(0)) {
 		fprintf(stderr, "secretctl: reading the value from the terminal; end with Ctrl-D\n");
 	}
 	uint8_t *val = NULL;
 	size_t len = 0;
 	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
-	if (file)
+	if (p->file)
 		close(fd);
 	if (r < 0)
 		return ctl_fail("cannot read the value: %s", strerror(-r));
-	char path[360];
+	if (len == 0 && !p->allow_empty) {
+		sodium_free(val);
+		return ctl_fail("refusing to store an empty value (use --allow-empty)");
+	}
+	char path[400];
 	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
-	if (keep)
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", "?", keep);
-	if (ttl)
-		snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", keep ? "&" : "?", ttl);
+	const char *sep = "?";
+	if (p->keep) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", sep, p->keep);
+		sep = "&";
+	}
+	if (p->ttl) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", sep, p->ttl);
+		sep = "&";
+	}
+	if (p->keep_expiry) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep_expiry=1", sep);
+		sep = "&";
+	}
+	if (p->allow_empty)
+		snprintf(path + n, sizeof(path) - (size_t)n, "%sallow_empty=1", sep);
 	struct client_resp resp;
 	json_t *j = NULL;
 	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
 	sodium_free(val);
 	if (r)
 		return r;
+	char note[64];
+	ctl_expiry_note(j, p->ttl || p->keep_expiry, note, sizeof(note));
 	if (c->json)
 		ctl_print_json(j);
 	else
-		printf("%s: version %lld\n", name,
-		       (long long)json_integer_value(json_object_get(j, "version")));
+		printf("%s: version %lld%s\n", name,
+		       (long long)json_integer_value(json_object_get(j, "version")), note);
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -218,21 +278,24 @@ static int ctl_put_value(struct ctl *c, const char *name, const char *file, long
 
 static int cmd_put(struct ctl *c)
 {
-	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'},
-					  {"keep", required_argument, NULL, 'k'},
-					  {"expires", required_argument, NULL, 'e'},
-					  {0}};
-	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h]  (value on stdin, "
-			    "never in argv)";
-	const char *file = NULL;
-	long long keep = 0, ttl = 0;
+	static const struct option o[] = {
+	    {"from-file", required_argument, NULL, 'f'}, {"keep", required_argument, NULL, 'k'},
+	    {"expires", required_argument, NULL, 'e'},   {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h | --keep-expiry] "
+	                    "[--allow-empty]  (value on stdin, never in argv)";
+	struct ctl_put p = {0};
 	int ch;
 	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		if (ch == 'f')
-			file = optarg;
-		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &keep) == 0 && keep > 0)
+			p.file = optarg;
+		else if (ch == 'E')
+			p.allow_empty = true;
+		else if (ch == 'K')
+			p.keep_expiry = true;
+		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &p.keep) == 0 && p.keep > 0)
 			continue;
-		else if (ch == 'e' && ctl_parse_duration(optarg, &ttl) == 0)
+		else if (ch == 'e' && ctl_parse_duration(optarg, &p.ttl) == 0)
 			continue;
 		else if (ch == 'k')
 			return ctl_fail("--keep must be 1..1000");
@@ -245,7 +308,9 @@ static int cmd_put(struct ctl *c)
 	c->argv += optind;
 	if (ctl_need_name(c, 1, usage))
 		return 1;
-	return ctl_put_value(c, c->argv[0], file, keep, ttl);
+	if (p.ttl && p.keep_expiry)
+		return ctl_fail("give --expires (a new expiry) or --keep-expiry, not both");
+	return ctl_put_value(c, c->argv[0], &p);
 }
 
 static int cmd_get(struct ctl *c)
@@ -307,13 +372,20 @@ static int ctl_list_names(struct ctl *c, bool workload, const char *path)
 		size_t i;
 		json_t *v;
 		char tb[32];
-		printf("%-40s %8s %8s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED");
+		char te[32];
+		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
+		       "EXPIRES");
 		json_array_foreach(json_object_get(j, "secrets"), i, v)
-			printf("%-40s %8lld %8lld  %s\n", json_string_value(json_object_get(v, "name")),
+		{
+			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
+			printf("%-40s %8lld %8lld  %-20s  %s\n",
+			       json_string_value(json_object_get(v, "name")),
 			       (long long)json_integer_value(json_object_get(v, "current")),
 			       (long long)json_integer_value(json_object_get(v, "versions")),
 			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
-					sizeof(tb)));
+			                sizeof(tb)),
+			       ex > 0 ? ctl_time(ex, te, sizeof(te)) : "-");
+		}
 	}
 	json_decref(j);
 	client_resp_free(&resp);
@@ -347,6 +419,9 @@ static int cmd_versions(struct ctl *c)
 		size_t i;
 		json_t *v;
 		char tb[32];
+		json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+		if (ex > 0)
+			printf("%s expires at %s\n", c->argv[0], ctl_time(ex, tb, sizeof(tb)));
 		printf("%8s %8s %4s  %-20s %s\n", "VERSION", "SIZE", "KEY", "CREATED", "");
 		json_array_foreach(json_object_get(j, "versions"), i, v)
 			printf("%8lld %8lld %4lld  %-20s %s\n",
@@ -377,6 +452,7 @@ static int cmd_rm(struct ctl *c)
 		printf("%s: deleted\n", c->argv[0]);
 	else
 		printf("{\"name\": \"%s\", \"deleted\": true}\n", c->argv[0]);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -546,6 +622,7 @@ static int cmd_grant(struct ctl *c)
 		printf("granted %s to %s\n", secret, sel);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -564,6 +641,7 @@ static int cmd_revoke(struct ctl *c)
 		printf("revoked %s from %s\n", c->argv[1], c->argv[2]);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
+	ctl_check_applied(c, &resp, NULL);
 	client_resp_free(&resp);
 	return 0;
 }
@@ -622,13 +700,16 @@ static int cmd_containers(struct ctl *c)
 		json_array_foreach(json_object_get(j, "containers"), i, v)
 		{
 			const char *m = json_string_value(json_object_get(v, "mount"));
-			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld\n",
+			/* a mount denied until the broker can apply its view says so */
+			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld%s\n",
 			       json_string_value(json_object_get(v, "id")),
 			       json_string_value(json_object_get(v, "runtime")),
 			       json_string_value(json_object_get(v, "name")),
 			       json_string_value(json_object_get(v, "source")), m ? m : "-",
 			       (long long)json_integer_value(json_object_get(v, "files")),
-			       (long long)json_integer_value(json_object_get(v, "opens")));
+			       (long long)json_integer_value(json_object_get(v, "opens")),
+			       json_is_true(json_object_get(v, "failed_closed")) ? "  FAILED-CLOSED"
+			                                                         : "");
 		}
 	}
 	json_decref(j);
@@ -723,6 +804,7 @@ static int cmd_rollback(struct ctl *c)
 	else
 		printf("%s: version %lld (the value of version %lld)\n", c->argv[0],
 		       (long long)json_integer_value(json_object_get(j, "version")), v);
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -730,17 +812,16 @@ static int cmd_rollback(struct ctl *c)
 
 static int cmd_rotate(struct ctl *c)
 {
-	static const struct option o[] = {{"generate", no_argument, NULL, 'g'},
-					  {"length", required_argument, NULL, 'l'},
-					  {"charset", required_argument, NULL, 'c'},
-					  {"print", no_argument, NULL, 'p'},
-					  {"every", required_argument, NULL, 'e'},
-					  {"exec", required_argument, NULL, 'x'},
-					  {"from-file", required_argument, NULL, 'f'},
-					  {0}};
+	static const struct option o[] = {
+	    {"generate", no_argument, NULL, 'g'},        {"length", required_argument, NULL, 'l'},
+	    {"charset", required_argument, NULL, 'c'},   {"print", no_argument, NULL, 'p'},
+	    {"every", required_argument, NULL, 'e'},     {"exec", required_argument, NULL, 'x'},
+	    {"from-file", required_argument, NULL, 'f'}, {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
 	const char *usage = "rotate NAME (--generate [--length N] [--charset alnum|hex|base64|"
-			    "ascii] [--print] | --from-file F | stdin) [--every DUR [--exec CMD]]";
-	bool gen = false, print = false;
+	                    "ascii] [--print] | [--from-file F] [--allow-empty]) [--keep-expiry] "
+	                    "[--every DUR [--exec CMD]]";
+	bool gen = false, print = false, allow_empty = false, keep_expiry = false;
 	long long length = 32, every = -1;
 	const char *charset = NULL, *exec = NULL, *file = NULL;
 	int ch;
@@ -771,6 +852,12 @@ static int cmd_rotate(struct ctl *c)
 		case 'f':
 			file = optarg;
 			break;
+		case 'E':
+			allow_empty = true;
+			break;
+		case 'K':
+			keep_expiry = true;
+			break;
 		default:
 			return ctl_fail("usage: secretctl %s", usage);
 		}
@@ -784,15 +871,21 @@ static int cmd_rotate(struct ctl *c)
 		if (every > 0 && !gen)
 			return ctl_fail("a schedule (--every) needs --generate: the daemon makes the "
 					"values");
-		if (print || file)
-			return ctl_fail("--every cannot be combined with --print or --from-file");
+		if (print || file || keep_expiry)
+			return ctl_fail("--every cannot be combined with --print, --from-file or "
+			                "--keep-expiry");
 	} else if (exec) {
 		return ctl_fail("--exec is only for scheduled rotations (--every)");
 	}
-	if (!gen && every < 0)
-		return ctl_put_value(c, name, file, 0, 0);
+	if (!gen && every < 0) {
+		struct ctl_put p = {
+		    .file = file, .allow_empty = allow_empty, .keep_expiry = keep_expiry};
+		return ctl_put_value(c, name, &p);
+	}
 	if (gen && file)
 		return ctl_fail("give --generate or --from-file, not both");
+	if (allow_empty)
+		return ctl_fail("--allow-empty is for a value from stdin or --from-file");
 	json_t *body = json_pack("{s:b, s:I, s:b}", "generate", gen, "length", (json_int_t)length,
 				 "print", print);
 	if (charset)
@@ -801,6 +894,8 @@ static int cmd_rotate(struct ctl *c)
 		json_object_set_new(body, "every", json_integer(every));
 	if (exec)
 		json_object_set_new(body, "exec", json_string(exec));
+	if (keep_expiry)
+		json_object_set_new(body, "keep_expiry", json_true());
 	char path[320];
 	snprintf(path, sizeof(path), "/v1/rotate/%s", name);
 	struct client_resp resp;
@@ -823,10 +918,13 @@ static int cmd_rotate(struct ctl *c)
 	} else if (every == 0) {
 		printf("%s: schedule removed\n", name);
 	} else {
-		printf("%s: version %lld (generated, %lld %s characters)\n", name,
+		char note[64];
+		ctl_expiry_note(j, keep_expiry, note, sizeof(note));
+		printf("%s: version %lld (generated, %lld %s characters)%s\n", name,
 		       (long long)json_integer_value(json_object_get(j, "version")), length,
-		       charset ? charset : "alnum");
+		       charset ? charset : "alnum", note);
 	}
+	ctl_check_applied(c, &resp, j);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;
@@ -885,14 +983,31 @@ static void ctl_audit_print(struct ctl *c, json_t *rec)
 		snprintf(sv, sizeof(sv), "%s", secret ? secret : "-");
 	const char *exe = json_string_value(json_object_get(rec, "exe"));
 	const char *detail = json_string_value(json_object_get(rec, "detail"));
+	long long count = json_integer_value(json_object_get(rec, "count"));
+	char res[64];
+	snprintf(res, sizeof(res), count > 1 ? "%s x%lld" : "%s",
+	         json_string_value(json_object_get(rec, "result")), count);
 	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s%s%s\n",
 	       (long long)json_integer_value(json_object_get(rec, "seq")),
 	       ctl_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
 	       json_string_value(json_object_get(rec, "actor")),
 	       (long long)json_integer_value(json_object_get(rec, "pid")), exe && *exe ? exe : "-",
-	       json_string_value(json_object_get(rec, "action")), sv,
-	       json_string_value(json_object_get(rec, "result")), detail ? "  " : "",
+	       json_string_value(json_object_get(rec, "action")), sv, res, detail ? "  " : "",
 	       detail ? detail : "");
+}
+
+/* Prints what the daemon holds unwritten; true when the audit is not writable now. */
+static bool ctl_audit_live(json_t *live)
+{
+	if (!json_is_object(live) || json_is_true(json_object_get(live, "writable")))
+		return false;
+	const char *err = json_string_value(json_object_get(live, "error"));
+	printf("audit NOT WRITABLE now%s%s: %lld records buffered, %lld events refused since the "
+	       "daemon started (FUSE opens and workload reads are refused until it can write)\n",
+	       err ? " (" : "", err ? err : "",
+	       (long long)json_integer_value(json_object_get(live, "pending")),
+	       (long long)json_integer_value(json_object_get(live, "refused_since_start")));
+	return true;
 }
 
 static int ctl_audit_verify(struct ctl *c)
@@ -902,11 +1017,34 @@ static int ctl_audit_verify(struct ctl *c)
 	if (ctl_call(c, false, "POST", "/v1/audit/verify", "", 0, NULL, NULL, &resp, &j))
 		return 1;
 	bool ok = json_is_true(json_object_get(j, "ok"));
+	json_t *live = json_object_get(j, "live");
+	bool failing = json_is_object(live) && !json_is_true(json_object_get(live, "writable"));
 	if (c->json) {
 		ctl_print_json(j);
 	} else if (ok) {
-		printf("audit chain ok: %lld records\n",
-		       (long long)json_integer_value(json_object_get(j, "records")));
+		long long records = json_integer_value(json_object_get(j, "records"));
+		long long events = json_integer_value(json_object_get(j, "events"));
+		printf("audit chain ok: %lld records", records);
+		if (events && events != records)
+			printf(" (%lld events, identical ones coalesced)", events);
+		printf("\n");
+		json_t *cp = json_object_get(j, "checkpoint");
+		if (json_is_object(cp)) {
+			char tb[32];
+			printf("%lld records pruned before seq %lld (signed checkpoint, last prune "
+			       "%s)\n",
+			       (long long)json_integer_value(json_object_get(cp, "pruned")),
+			       (long long)json_integer_value(json_object_get(cp, "seq")) + 1,
+			       ctl_time(json_integer_value(json_object_get(cp, "time")), tb,
+			                sizeof(tb)));
+		}
+		long long refused = json_integer_value(json_object_get(j, "refused"));
+		if (refused)
+			printf("%lld events refused while the audit could not be written (records "
+			       "with "
+			       "result refused-audit)\n",
+			       refused);
+		ctl_audit_live(live);
 	} else {
 		printf("audit chain BROKEN at record %lld: %s\n",
 		       (long long)json_integer_value(json_object_get(j, "bad_seq")),
@@ -914,10 +1052,11 @@ static int ctl_audit_verify(struct ctl *c)
 		json_t *rec = json_object_get(j, "record");
 		if (rec)
 			ctl_audit_print(c, rec);
+		ctl_audit_live(live);
 	}
 	json_decref(j);
 	client_resp_free(&resp);
-	return ok ? 0 : 1;
+	return ok && !failing ? 0 : 1;
 }
 
 static int cmd_audit(struct ctl *c)
@@ -1005,8 +1144,9 @@ static int cmd_cdi(struct ctl *c)
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{"put", "NAME [--from-file F] [--keep N] [--expires DUR]",
-	 "store a new version (value from stdin or a file)", false, cmd_put},
+	{"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
+	 "store a new version (value from stdin or a file; never empty unless --allow-empty)",
+	 false, cmd_put},
 	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
 	{"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
 	{"versions", "NAME", "list a secret's versions", false, cmd_versions},
@@ -1016,7 +1156,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	 false, cmd_key},
 	{"rollback", "NAME VERSION", "make an old version's value current (as a new version)",
 	 false, cmd_rollback},
-	{"rotate", "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]]",
+	{"rotate",
+	 "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]] "
+	 "[--keep-expiry]",
 	 "a new random value made by the daemon, now or on a schedule (or a put from a file)",
 	 false, cmd_rotate},
 	{"schedules", "", "list expiries and rotation schedules", false, cmd_schedules},
@@ -1109,7 +1251,7 @@ int main(int argc, char **argv)
 			return ctl_fail("libsodium failed to initialise");
 		int rc = ctl_cmds[k].run(&c);
 		free(args);
-		return rc;
+		return rc == 0 && c.unapplied ? CTL_EXIT_UNAPPLIED : rc;
 	}
 	int rc = ctl_fail("unknown command '%s' (see secretctl --help)", args[0]);
 	free(args);

@@ -43,12 +43,64 @@
 
 /* ---- blobs ---- */
 
+/* Small values share slabs: one sodium_malloc region costs three mappings (guard, data, guard),
+ * and a process gets about 65,000 mappings (vm.max_map_count), so one region per value would stop
+ * a broker near 20,000 values. A slab is a SFS_SLAB_BYTES sodium_malloc region cut by a bump
+ * pointer into values of at most SFS_SLAB_VALUE_MAX bytes; each value is wiped when its blob is
+ * freed, the region when its last value is gone. Larger values get a region of their own. */
+struct sfs_slab {
+	atomic_long live; /* values in it, +1 while it is the slab being filled */
+	size_t used;
+	uint8_t *mem; /* sodium_malloc(SFS_SLAB_BYTES) */
+};
+
 struct sfs_blob {
 	atomic_long ref;
 	size_t len;
 	uint64_t version;
-	uint8_t *data; /* sodium_malloc: guarded, locked, wiped on free */
+	uint8_t *data;         /* in slab, or a sodium_malloc region of its own */
+	struct sfs_slab *slab; /* NULL: own region */
 };
+
+static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sfs_slab *slab_cur; /* the slab being filled */
+
+static void slab_put(struct sfs_slab *sl)
+{
+	if (sl && atomic_fetch_sub_explicit(&sl->live, 1, memory_order_acq_rel) == 1) {
+		sodium_free(sl->mem); /* zeroes before unmapping */
+		free(sl);
+	}
+}
+
+/* Space for len bytes (rounded up to 16) in the current slab, or a new one. NULL on ENOMEM. */
+static uint8_t *slab_alloc(size_t len, struct sfs_slab **out)
+{
+	size_t need = (len + 15) & ~(size_t)15;
+	if (!need)
+		need = 16;
+	pthread_mutex_lock(&slab_lock);
+	if (!slab_cur || slab_cur->used + need > SFS_SLAB_BYTES) {
+		struct sfs_slab *sl = calloc(1, sizeof(*sl));
+		uint8_t *mem = sl ? sodium_malloc(SFS_SLAB_BYTES) : NULL;
+		if (!mem) {
+			free(sl);
+			pthread_mutex_unlock(&slab_lock);
+			return NULL;
+		}
+		sl->mem = mem;
+		atomic_init(&sl->live, 1);
+		struct sfs_slab *old = slab_cur;
+		slab_cur = sl;
+		slab_put(old);
+	}
+	uint8_t *p = slab_cur->mem + slab_cur->used;
+	slab_cur->used += need;
+	atomic_fetch_add_explicit(&slab_cur->live, 1, memory_order_relaxed);
+	*out = slab_cur;
+	pthread_mutex_unlock(&slab_lock);
+	return p;
+}
 
 sfs_blob *sfs_blob_new(const uint8_t *data, size_t len, uint64_t version)
 {
@@ -59,7 +111,10 @@ sfs_blob *sfs_blob_new(const uint8_t *data, size_t len, uint64_t version)
 	sfs_blob *b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
-	b->data = sodium_malloc(len ? len : 1);
+	if (len <= SFS_SLAB_VALUE_MAX)
+		b->data = slab_alloc(len, &b->slab);
+	else
+		b->data = sodium_malloc(len);
 	if (!b->data) {
 		free(b);
 		return NULL;
@@ -85,7 +140,12 @@ void sfs_blob_unref(sfs_blob *b)
 		return;
 	if (atomic_fetch_sub_explicit(&b->ref, 1, memory_order_acq_rel) != 1)
 		return;
-	sodium_free(b->data); /* zeroes before unmapping */
+	if (b->slab) {
+		sodium_memzero(b->data, b->len);
+		slab_put(b->slab);
+	} else {
+		sodium_free(b->data); /* zeroes before unmapping */
+	}
 	free(b);
 }
 
@@ -212,6 +272,7 @@ struct sfs_fh {
 	size_t nents;
 	uint64_t dir_ino, dir_parent;
 	uint64_t ino; /* FH_FILE */
+	bool revoked; /* FH_FILE: its path left the view: reads fail */
 };
 
 struct sfs {
@@ -230,6 +291,7 @@ struct sfs {
 	char gentext[24];
 	size_t gentext_len;
 	bool inited;
+	bool denied; /* failed closed (sfs_deny): everything but the root answers EIO */
 	time_t start;
 	unsigned epoch;
 	struct sfs_fh *fhs; /* list of open handles */
@@ -572,6 +634,10 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	sfs *fs = req_fs(req);
+	if (fs->denied) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (req_check(fs, req) < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -628,6 +694,10 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sfs *fs = req_fs(req);
+	if (ino != SFS_ROOT_INO && fs->denied) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (ino != SFS_ROOT_INO && req_check(fs, req) < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -675,7 +745,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const char *path = n ? (n->is_version ? SFS_VERSION_FILE : n->path) : "";
 	uint64_t version = n && n->blob ? n->blob->version : 0;
 	int err = 0;
-	if (req_check(fs, req) < 0)
+	if (fs->denied)
+		err = EIO;
+	else if (req_check(fs, req) < 0)
 		err = EACCES;
 	else if (!n || !n->live)
 		err = ENOENT;
@@ -705,7 +777,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * The first cached open after that drops whatever the old opens left. */
 		bool older_open = false;
 		for (struct sfs_fh *o = fs->fhs; o && !older_open; o = o->next)
-			older_open = o->kind == FH_FILE && o->ino == n->ino && o->blob != n->blob;
+			older_open = o->kind == FH_FILE && !o->revoked && o->ino == n->ino &&
+			             o->blob != n->blob;
 		if (older_open) {
 			fi->direct_io = 1;
 		} else if (n->cache_stale) {
@@ -741,6 +814,21 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	sfs *fs = req_fs(req);
 	struct sfs_fh *fh = fi_fh(fi);
+	if (fs->denied) {
+		/* .version readers count this generation as seen: poll(2) then blocks until the
+		 * next change (the one that ends the denial) instead of spinning on EIO. */
+		if (fh && fh->kind == FH_VERSION)
+			fh->seen = fs->generation;
+		else if (!fh)
+			fs->noopen_seen = fs->generation;
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (fh && fh->kind == FH_FILE && fh->revoked) {
+		/* Revoked (its path left the view): not even the version it opened. */
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	if (fh && fh->kind == FH_FILE) {
 		reply_slice(req, fh->blob->data, fh->blob->len, size, off);
 		struct node *n = get_node(fs, fh->ino);
@@ -792,6 +880,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sfs *fs = req_fs(req);
+	if (fs->denied) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (req_check(fs, req) < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -846,6 +938,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (fs->denied) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (size > 128 * 1024)
 		size = 128 * 1024;
 	char *buf = malloc(size ? size : 1);
@@ -879,7 +975,6 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	(void)fs;
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1371,7 +1466,9 @@ static int want_add(struct view_build *vb, const char *path, size_t len, bool is
 /* Validates the entries and lays out every path (implied directories included). */
 static int view_plan(struct view_build *vb, const struct sfs_entry *e, size_t n)
 {
-	if (n > SFS_FILES_MAX || (n && !e))
+	if (n > SFS_FILES_MAX)
+		return -E2BIG;
+	if (n && !e)
 		return -EINVAL;
 	char buf[SFS_NAME_CAP];
 	for (size_t i = 0; i < n; i++) {
@@ -1456,10 +1553,10 @@ static void item_name(struct nitem *it, const struct node *n)
 	memcpy(it->name, n->name, it->namelen + 1);
 }
 
-int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
+/* sfs_set_view's work; bump: change .version even when no entry changed (entering or leaving the
+ * denied state). */
+static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 {
-	if (!fs)
-		return -EINVAL;
 	struct view_build vb;
 	memset(&vb, 0, sizeof(vb));
 	struct nbatch *b = NULL;
@@ -1476,7 +1573,7 @@ int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
 	size_t nph = fs->noopen_nph;
 	for (struct sfs_fh *fh = fs->fhs; fh; fh = fh->next)
 		nph += fh->ph != NULL;
-	size_t cap = 2 * vb.n + nlive + nph + 1;
+	size_t cap = 2 * vb.n + 2 * nlive + nph + 1;
 	b = calloc(1, sizeof(*b) + cap * sizeof(b->items[0]));
 	if (!b) {
 		r = -ENOMEM;
@@ -1498,6 +1595,13 @@ int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
 			continue;
 		struct node *p = get_node(fs, o->parent);
 		bool parent_stays = o->parent == SFS_ROOT_INO || (p && p->mark == epoch);
+		if (!o->is_dir && o->nlookup) {
+			/* Drops its cached pages and unmaps them from every mmap: the next
+			 * access asks us, on a handle we revoke below. */
+			struct nitem *it = &b->items[b->n++];
+			it->kind = N_INODE;
+			it->ino = o->ino;
+		}
 		if (parent_stays) {
 			struct nitem *it = &b->items[b->n++];
 			it->kind = o->is_dir ? N_ENTRY : N_DELETE;
@@ -1593,8 +1697,17 @@ int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
 	}
 	qsort(root->kids, root->nkids, sizeof(*root->kids), kid_cmp);
 	fs->nfiles = nfiles;
+	/* Handles of paths that left the view are revoked (a rotation keeps the path: its handles
+	 * go on reading the version they opened). */
+	for (struct sfs_fh *fh = fs->fhs; fh; fh = fh->next) {
+		if (fh->kind != FH_FILE || fh->revoked)
+			continue;
+		struct node *nd = get_node(fs, fh->ino);
+		if (!nd || !nd->live)
+			fh->revoked = true;
+	}
 
-	if (b->n) {
+	if (b->n || bump) {
 		fs->generation++;
 		set_gentext(fs);
 		fs->byino[SFS_VERSION_INO]->mtime = now;
@@ -1626,4 +1739,27 @@ fail:
 	view_build_free(&vb, true);
 	free(b);
 	return r;
+}
+
+int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
+{
+	if (!fs)
+		return -EINVAL;
+	int r = view_apply(fs, e, n, fs->denied);
+	if (r == 0)
+		fs->denied = false;
+	return r;
+}
+
+int sfs_deny(sfs *fs)
+{
+	if (!fs)
+		return -EINVAL;
+	fs->denied = true;
+	return view_apply(fs, NULL, 0, true);
+}
+
+bool sfs_denied(const sfs *fs)
+{
+	return fs && fs->denied;
 }

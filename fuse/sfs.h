@@ -11,13 +11,22 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SFS_FILES_MAX 4096        /* entries in one view */
+/* Files in one view. Memory is per entry, per mount, about 250 bytes plus the path (node, path
+ * index, inode slot) and, while sfs_set_view runs, about 300 bytes more of scratch; values are
+ * shared (sfs_blob). 1,000,000 entries bound one mount near 0.5 GiB. */
+#define SFS_FILES_MAX 1000000
 #define SFS_VERSION_FILE ".version" /* root file whose content changes on every view change */
+#define SFS_PREVIOUS_SUFFIX ".previous" /* a --previous grant shows NAME.previous */
+/* Values of at most SFS_SLAB_VALUE_MAX bytes share SFS_SLAB_BYTES regions (see sfs_blob_new). */
+#define SFS_SLAB_BYTES (32 * 1024)
+#define SFS_SLAB_VALUE_MAX 2048
 
 /* An immutable, reference-counted secret value in sodium_malloc memory, shared by every mount that
  * shows the same secret version (memory locking is scarce: one copy per version, not per mount). */
 typedef struct sfs_blob sfs_blob;
-/* Copies len bytes into a new blob (refcount 1). NULL on ENOMEM. */
+/* Copies len bytes into a new blob (refcount 1). NULL on ENOMEM. Values up to SFS_SLAB_VALUE_MAX
+ * bytes are packed into shared sodium_malloc slabs (locked, guarded at the slab's ends, each
+ * value wiped when its blob is freed); larger ones get a sodium_malloc region of their own. */
 sfs_blob *sfs_blob_new(const uint8_t *data, size_t len, uint64_t version);
 /* Adds a reference; returns b. Thread-safe. */
 sfs_blob *sfs_blob_ref(sfs_blob *b);
@@ -62,11 +71,23 @@ int sfs_fd(const sfs *fs);
 /* Writes the kernel mount data ("fd=N,rootmode=40000,user_id=0,group_id=0,allow_other,
  * default_permissions") into buf. -ENOSPC if len is too small. */
 int sfs_mount_data(const sfs *fs, char *buf, size_t len);
-/* Replaces the view with n entries. Diffs against the current view and queues exactly the needed
- * invalidations (changed content: inode; added/removed names: entry/delete), bumps .version and wakes
- * pollers of .version. Open file handles keep the blob they opened (no mixed-version reads).
- * -EINVAL for a bad path or too many entries (the old view stays). */
+/* Replaces the view with n entries and ends a denied state (sfs_deny). Diffs against the current
+ * view and queues exactly the needed invalidations (changed content: inode; added/removed names:
+ * entry/delete), bumps .version and wakes pollers of .version. Open file handles keep the blob
+ * they opened (no mixed-version reads) while their path stays in the view; handles of a path that
+ * leaves the view are revoked: their reads fail with EACCES, and the inode's cached pages (and so
+ * every mmap of it) are invalidated, so the next access asks us and fails (an mmap gets SIGBUS).
+ * -EINVAL for a bad path, -E2BIG for more than SFS_FILES_MAX entries, -ENOMEM: the old view
+ * stays (the caller should sfs_deny, it is no longer what the container may see). */
 int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n);
+/* Fails the mount closed: from now on every lookup, getattr (but the root's), open, opendir,
+ * readdir and read answers EIO, the view is emptied (handles revoked, cached pages and entries
+ * invalidated as for removed paths) and pollers of .version wake. Lasts until a successful
+ * sfs_set_view. 0, or -ENOMEM when the invalidations could not be queued: the mount is denied
+ * all the same, but the kernel may still hold cached pages: call again (it is idempotent). */
+int sfs_deny(sfs *fs);
+/* True between sfs_deny and the next successful sfs_set_view. */
+bool sfs_denied(const sfs *fs);
 /* Handles the requests pending on the fd (non-blocking). 0, or -ENODEV when the connection has
  * ended (unmounted or aborted): the caller then removes the fd from its loop and destroys. */
 int sfs_dispatch(sfs *fs);

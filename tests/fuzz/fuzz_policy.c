@@ -69,15 +69,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* an invalid selector matched */
 	if (mh && strncmp(s, "uid:", 4) != 0)
 		abort(); /* only uid: may match a host process */
-	if (mh && !mc)
-		abort(); /* same uid: the container matches too */
+	if (mc && strncmp(s, "uid:", 4) == 0)
+		abort(); /* uid: is for host processes: never a container, whatever its uid */
 	/* The input as selector (with a pattern that covers all), as pattern, and as path. */
 	struct policy_grant g = {.secret = "*", .selector = s, .uid = -1, .gid = -1, .flags = 1};
 	fuzz_view(&g);
-	g = (struct policy_grant){.secret = s, .selector = "uid:1000", .uid = -1, .gid = -1};
+	g = (struct policy_grant){.secret = s, .selector = "runtime:docker", .uid = -1, .gid = -1};
 	fuzz_view(&g);
 	g = (struct policy_grant){.secret = "a/*",
-	                          .selector = "uid:1000",
+	                          .selector = "runtime:docker",
 	                          .path = s,
 	                          .uid = -1,
 	                          .gid = -1,

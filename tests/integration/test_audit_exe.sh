@@ -34,7 +34,8 @@ import json, os, sys
 for line in sys.stdin:
     r = json.loads(line)
     if r["action"] == "fuse-open" and r["pid"] == int(sys.argv[1]):
-        print(os.path.basename(r["exe"]) or "-", r["result"])' "$1"
+        for _ in range(r.get("count", 1)):  # identical opens are coalesced into one record
+            print(os.path.basename(r["exe"]) or "-", r["result"])' "$1"
 }
 
 SH=$(basename "$(readlink -f /bin/sh)")

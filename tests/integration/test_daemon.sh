@@ -131,6 +131,7 @@ mkdir -p "$T/run4"
 	fail "the old key still opens the store after rekey"
 grep -q "wrong master key" "$T/err4" || fail "old key after rekey: unclear message"
 printf 'a long passphrase for tests\n' >"$T/pass"
+chmod 0600 "$T/pass" # a passphrase file is refused when group or others may read it
 SECRETD_KDF_TEST=1 "$SECRETD" rekey --state-dir "$T/state" --key-file "$T/keys/new.key" --new-passphrase-file "$T/pass" >/dev/null ||
 	fail "rekey to a passphrase"
 SD_LOG="$T/secretd.log"

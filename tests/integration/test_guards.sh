@@ -92,7 +92,9 @@ mk_cgroup "$CG2" "/docker/$C"; cgC=$CG
 ctl grant app/exists "id:$C" >/dev/null
 start_container "$cgC" || fail "container C did not start"
 PC=$CPID
-mounted_in_c() { grep -q 'fuse.secretd\|secretd' "/proc/$PC/mountinfo"; }
+# A secretd mount in C: a FUSE mount of type fuse.secretd (only C's own: the host has none, and
+# other tests' paths that merely contain "secretd" do not count).
+mounted_in_c() { grep -q ' - fuse\.secretd ' "/proc/$PC/mountinfo"; }
 # (a) a relative link /run/secrets -> elsewhere (resolves inside the container's root)
 cexec "$PC" "$cgC" sh -c 'mkdir -p /run/elsewhere && ln -s elsewhere /run/secrets'
 cexec "$PC" "$cgC" "$SECRETCTL" --socket "$W" mount /run/secrets 2>"$T/err" && fail "mounted over a relative symlink"

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -201,7 +202,8 @@ START_TEST(test_detail_migration)
 {
 	store *s = chain10();
 	store_close(s);
-	raw("ALTER TABLE audit DROP COLUMN detail; PRAGMA user_version = 2");
+	raw("ALTER TABLE audit DROP COLUMN count; ALTER TABLE audit DROP COLUMN detail; "
+	    "PRAGMA user_version = 2");
 	ck_assert_int_eq(store_open(&s, &opts), 0);
 	expect_ok(s, 10);
 	struct store_audit g = {.actor = "uid:0", .action = "revoke", .secret = "db/pw",
@@ -317,16 +319,219 @@ START_TEST(test_batcher)
 	ck_assert_int_eq(audit_new(&au, s), 0);
 	ck_assert_int_eq(audit_due_ms(au), -1);
 	struct store_audit a = {.actor = "c1", .pid = 7, .action = "fuse-open", .secret = "x"};
-	for (int i = 0; i < AUDIT_BATCH_MAX + 10; i++)
+	char actor[32];
+	a.actor = actor;
+	for (int i = 0; i < AUDIT_BATCH_MAX + 10; i++) {
+		snprintf(actor, sizeof(actor), "c%d", i); /* all different: none coalesces */
+		ck_assert_int_eq(audit_admit(au), 0);
 		ck_assert_int_eq(audit_add(au, &a), 0);
+	}
 	/* A full batch was written at once; the rest waits for the timer. */
 	ck_assert_uint_eq(audit_pending(au), 10);
 	int due = audit_due_ms(au);
 	ck_assert(due >= 0 && due <= AUDIT_FLUSH_MS);
 	ck_assert_int_eq(audit_flush(au), 0);
 	ck_assert_uint_eq(audit_pending(au), 0);
-	audit_free(au);
+	ck_assert_int_eq(audit_free(au, NULL), 0);
 	expect_ok(s, AUDIT_BATCH_MAX + 10);
+	store_close(s);
+}
+END_TEST
+
+
+static void sum_rows(store *s, const char *result, uint64_t *rows, uint64_t *events)
+{
+	struct store_audit_row *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_audit_list(s, 0, 0, 0, &v, &n), 0);
+	*rows = *events = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (result && strcmp(v[i].result, result) != 0)
+			continue;
+		ck_assert_uint_ge(v[i].count, 1);
+		(*rows)++;
+		*events += v[i].count;
+	}
+	store_audit_list_free(v, n);
+}
+
+/* 10,000 identical opens (batches written every 1,000) become 10 records whose counts sum to
+ * 10,000; a different event in between is its own record; the chain verifies; editing a count
+ * (up, down, or to 1, which would change the MAC version) is detected. */
+START_TEST(test_coalesce)
+{
+	store *s = open_new();
+	audit *au = NULL;
+	ck_assert_int_eq(audit_new(&au, s), 0);
+	struct store_audit a = {.actor = "c1", .pid = 7, .exe = "/bin/sh", .action = "fuse-open",
+				.secret = "db/pw", .version = 3};
+	struct store_audit other = a;
+	other.pid = 8;
+	for (int i = 0; i < 10000; i++) {
+		ck_assert_int_eq(audit_admit(au), 0);
+		ck_assert_int_eq(audit_add(au, &a), 0);
+		if (i == 5000)
+			ck_assert_int_eq(audit_add(au, &other), 0);
+		if (i % 1000 == 999)
+			ck_assert_int_eq(audit_flush(au), 0);
+	}
+	struct audit_stats st;
+	audit_get_stats(au, &st);
+	ck_assert_uint_eq(st.records_written, 11);
+	ck_assert_uint_eq(st.events_written, 10001);
+	ck_assert_uint_eq(st.coalesced, 10001 - 11);
+	ck_assert_int_eq(audit_free(au, NULL), 0);
+	uint64_t rows, events;
+	sum_rows(s, "ok", &rows, &events);
+	ck_assert_uint_eq(rows, 11);
+	ck_assert_uint_eq(events, 10001);
+	struct store_audit_verify_info vi;
+	ck_assert_int_eq(store_audit_verify_ex(s, &vi), 0);
+	ck_assert_uint_eq(vi.records, 11);
+	ck_assert_uint_eq(vi.events, 10001);
+	raw("UPDATE audit SET count = count + 1 WHERE seq = 2");
+	expect_bad(s, 2);
+	raw("UPDATE audit SET count = 1000 WHERE seq = 2");
+	expect_ok(s, 11);
+	raw("UPDATE audit SET count = 1 WHERE seq = 3");
+	expect_bad(s, 3);
+	store_close(s);
+}
+END_TEST
+
+/* A store from before migration 004 (no count column): its chain verifies after the migration
+ * (every old record counts 1), and coalesced records extend it. */
+START_TEST(test_count_migration)
+{
+	store *s = chain10();
+	store_close(s);
+	raw("ALTER TABLE audit DROP COLUMN count; PRAGMA user_version = 3");
+	ck_assert_int_eq(store_open(&s, &opts), 0);
+	expect_ok(s, 10);
+	struct store_audit g = {.actor = "c", .action = "fuse-open", .secret = "db/pw", .count = 5};
+	ck_assert_int_eq(store_audit_append(s, &g, 1), 0);
+	struct store_audit_verify_info vi;
+	ck_assert_int_eq(store_audit_verify_ex(s, &vi), 0);
+	ck_assert_uint_eq(vi.records, 11);
+	ck_assert_uint_eq(vi.events, 15);
+	store_close(s);
+}
+END_TEST
+
+/* Writes fail (a trigger aborts every insert, like a full disk): the batcher keeps what it
+ * buffered, admits nothing, records refusals as refused (coalesced, then in free slots, then
+ * counted), and writes all of it once writes work again: served events all in the chain,
+ * refusals summed equal to what it counted. */
+START_TEST(test_fail_closed)
+{
+	store *s = open_new();
+	audit *au = NULL;
+	ck_assert_int_eq(audit_new(&au, s), 0);
+	struct store_audit a = {.actor = "c1", .pid = 7, .action = "fuse-open", .secret = "x"};
+	const char *five[] = {"k1", "k2", "k3", "k4", "k5"};
+	for (int i = 0; i < 5; i++) {
+		a.actor = five[i];
+		ck_assert_int_eq(audit_admit(au), 0);
+		ck_assert_int_eq(audit_add(au, &a), 0);
+	}
+	raw("CREATE TRIGGER full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'full'); END");
+	ck_assert_int_lt(audit_flush(au), 0);
+	ck_assert(audit_failing(au));
+	ck_assert_int_ne(audit_last_error(au), 0);
+	ck_assert_uint_eq(audit_pending(au), 5); /* kept */
+	ck_assert_int_eq(audit_admit(au), -EIO);
+	ck_assert_int_ge(audit_due_ms(au), 0);
+	/* 1000 refusals of one opener: one record; then 2 * AUDIT_BATCH_MAX distinct ones: the
+	 * slots fill up, the rest is counted. */
+	a.pid = 1;
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(audit_add(au, &a), -EIO);
+	ck_assert_uint_eq(audit_pending(au), 6);
+	char actor[32];
+	for (int i = 0; i < 2 * AUDIT_BATCH_MAX; i++) {
+		snprintf(actor, sizeof(actor), "c%d", i); /* other containers: none coalesces */
+		a.actor = actor;
+		ck_assert_int_eq(audit_admit(au), -EIO);
+		ck_assert_int_eq(audit_add(au, &a), -EIO);
+	}
+	ck_assert_uint_eq(audit_pending(au), AUDIT_BATCH_MAX);
+	struct audit_stats st;
+	audit_get_stats(au, &st);
+	ck_assert(!st.writable);
+	ck_assert_uint_eq(st.refused, 1000 + 2 * AUDIT_BATCH_MAX);
+	ck_assert_int_lt(audit_flush(au), 0); /* still failing */
+	raw("DROP TRIGGER full");
+	ck_assert_int_eq(audit_flush(au), 0);
+	ck_assert(!audit_failing(au));
+	ck_assert_int_eq(audit_admit(au), 0);
+	uint64_t rows, events;
+	sum_rows(s, "ok", &rows, &events);
+	ck_assert_uint_eq(events, 5);
+	sum_rows(s, STORE_AUDIT_REFUSED, &rows, &events);
+	ck_assert_uint_eq(events, 1000 + 2 * AUDIT_BATCH_MAX);
+	ck_assert_uint_eq(rows, AUDIT_BATCH_MAX - 5 + 1); /* slots + the summary record */
+	struct store_audit_verify_info vi;
+	ck_assert_int_eq(store_audit_verify_ex(s, &vi), 0);
+	ck_assert_uint_eq(vi.refused, 1000 + 2 * AUDIT_BATCH_MAX);
+	ck_assert_int_eq(audit_free(au, NULL), 0);
+	store_close(s);
+}
+END_TEST
+
+/* Records are pruned in batches behind a signed checkpoint: the rest verifies from it, the
+ * anchor of a pruned head still checks; an edited or deleted checkpoint, or a record deleted
+ * right after it, is found. */
+START_TEST(test_prune_checkpoint)
+{
+	store *s = open_new();
+	int64_t now = (int64_t)time(NULL);
+	for (int i = 0; i < 50; i++) {
+		struct store_audit a = {.time = now - 1000 + i, .actor = "c", .action = "fuse-open"};
+		ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
+	}
+	struct anchor a20;
+	ck_assert_int_eq(store_audit_anchor(s, &a20), 0);
+	append_n(s, "list", 10); /* time now: 51..60 */
+	uint64_t n = 0;
+	bool more = false;
+	ck_assert_int_eq(store_audit_prune(s, now - 500, 0, 30, &n, &more), 0);
+	ck_assert_uint_eq(n, 30);
+	ck_assert(more);
+	ck_assert_int_eq(store_audit_prune(s, now - 500, 0, 30, &n, &more), 0);
+	ck_assert_uint_eq(n, 20);
+	ck_assert(!more);
+	ck_assert_int_eq(store_audit_prune(s, now - 500, 0, 30, &n, &more), 0);
+	ck_assert_uint_eq(n, 0);
+	struct store_audit_verify_info vi;
+	ck_assert_int_eq(store_audit_verify_ex(s, &vi), 0);
+	ck_assert_uint_eq(vi.records, 10);
+	ck_assert(vi.checkpoint);
+	ck_assert_uint_eq(vi.checkpoint_seq, 50);
+	ck_assert_uint_eq(vi.pruned, 50);
+	ck_assert_int_eq(store_audit_anchor_check(s, &a20), 0); /* an anchor from before pruning */
+	/* by count: keep the newest 4; never the head */
+	ck_assert_int_eq(store_audit_prune(s, 0, 4, 1000, &n, &more), 0);
+	ck_assert_uint_eq(n, 6);
+	ck_assert_int_eq(store_audit_prune(s, now + 100, 0, 1000, &n, &more), 0);
+	ck_assert_uint_eq(n, 3); /* all old, but the head stays */
+	ck_assert_int_eq(store_audit_verify_ex(s, &vi), 0);
+	ck_assert_uint_eq(vi.records, 1);
+	ck_assert_uint_eq(vi.pruned, 59);
+	ck_assert_uint_eq(vi.checkpoint_seq, 59);
+	append_n(s, "list", 2);
+	expect_ok(s, 3);
+
+	/* tampering */
+	raw("CREATE TABLE cp AS SELECT value FROM meta WHERE key = 'audit.checkpoint'");
+	raw("UPDATE meta SET value = substr(value, 1, 47) || x'ff' || substr(value, 49) "
+	    "WHERE key = 'audit.checkpoint'"); /* the pruned count */
+	expect_bad(s, 60);
+	raw("DELETE FROM meta WHERE key = 'audit.checkpoint'");
+	expect_bad(s, 1);
+	raw("INSERT INTO meta (key, value) SELECT 'audit.checkpoint', value FROM cp");
+	expect_ok(s, 3);
+	raw("DELETE FROM audit WHERE seq = 60");
+	expect_bad(s, 60);
 	store_close(s);
 }
 END_TEST
@@ -423,6 +628,10 @@ int main(void)
 	tcase_add_test(tc, test_anchor_format);
 	tcase_add_test(tc, test_anchor_rollback);
 	tcase_add_test(tc, test_batcher);
+	tcase_add_test(tc, test_coalesce);
+	tcase_add_test(tc, test_count_migration);
+	tcase_add_test(tc, test_fail_closed);
+	tcase_add_test(tc, test_prune_checkpoint);
 	tcase_add_test(tc, test_generate_charsets);
 	tcase_add_test(tc, test_keep_rollback_lifecycle);
 	suite_add_tcase(su, tc);

@@ -211,6 +211,14 @@ START_TEST(test_keyfile_read_refuses)
 	ck_assert_ptr_null(k);
 	write_file(tpath("group.key"), key, CRYPT_KEY_BYTES, 0640);
 	ck_assert_int_eq(crypt_keyfile_read(tpath("group.key"), &k), -EPERM);
+	write_file(tpath("other.key"), key, CRYPT_KEY_BYTES, 0602);
+	ck_assert_int_eq(crypt_keyfile_read(tpath("other.key"), &k), -EPERM);
+	if (geteuid() == 0) { /* another owner, mode 0400: still not ours */
+		write_file(tpath("theirs.key"), key, CRYPT_KEY_BYTES, 0400);
+		ck_assert_int_eq(chown(tpath("theirs.key"), 65534, 65534), 0);
+		ck_assert_int_eq(crypt_keyfile_read(tpath("theirs.key"), &k), -EPERM);
+		ck_assert_ptr_null(k);
+	}
 
 	write_file(tpath("short.key"), key, CRYPT_KEY_BYTES - 1, 0600);
 	ck_assert_int_eq(crypt_keyfile_read(tpath("short.key"), &k), -EINVAL);
@@ -262,6 +270,41 @@ START_TEST(test_passphrase)
 }
 END_TEST
 
+/* A passphrase file gets the key file's checks: regular, ours, no group or other bits. */
+START_TEST(test_passphrase_file_refuses)
+{
+	uint8_t salt[CRYPT_SALT_BYTES];
+	randombytes_buf(salt, sizeof(salt));
+	uint64_t ops = crypto_pwhash_OPSLIMIT_MIN;
+	size_t mem = crypto_pwhash_MEMLIMIT_MIN;
+	static const mode_t loose[] = {0644, 0640, 0604, 0660, 0606, 0610, 0601};
+	uint8_t *k = NULL;
+	for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		write_file(tpath("loose.pass"), "correct horse\n", 14, loose[i]);
+		ck_assert_msg(crypt_passphrase_derive(tpath("loose.pass"), salt, ops, mem, &k) ==
+		                  -EPERM,
+		              "mode %04o accepted", (unsigned)loose[i]);
+		ck_assert_ptr_null(k);
+	}
+	if (geteuid() == 0) {
+		write_file(tpath("theirs.pass"), "correct horse\n", 14, 0600);
+		ck_assert_int_eq(chown(tpath("theirs.pass"), 65534, 65534), 0);
+		ck_assert_int_eq(crypt_passphrase_derive(tpath("theirs.pass"), salt, ops, mem, &k),
+		                 -EPERM);
+		ck_assert_ptr_null(k);
+	}
+	ck_assert_int_eq(crypt_passphrase_derive(tmpdir, salt, ops, mem, &k), -EINVAL);
+	char link[256];
+	snprintf(link, sizeof(link), "%s/link.pass", tmpdir);
+	write_file(tpath("real.pass"), "correct horse\n", 14, 0600);
+	ck_assert_int_eq(symlink(tpath("real.pass"), link), 0);
+	ck_assert_int_eq(crypt_passphrase_derive(link, salt, ops, mem, &k), -ELOOP);
+	write_file(tpath("ok.pass"), "correct horse\n", 14, 0400);
+	ck_assert_int_eq(crypt_passphrase_derive(tpath("ok.pass"), salt, ops, mem, &k), 0);
+	crypt_free(k);
+}
+END_TEST
+
 START_TEST(test_harden)
 {
 	ck_assert_int_eq(crypt_harden_process(), 0);
@@ -287,6 +330,7 @@ static Suite *crypt_suite(void)
 	tcase_add_test(tf, test_keyfile_create);
 	tcase_add_test(tf, test_keyfile_read_refuses);
 	tcase_add_test(tf, test_passphrase);
+	tcase_add_test(tf, test_passphrase_file_refuses);
 	suite_add_tcase(s, tf);
 	return s;
 }

@@ -162,9 +162,10 @@ static const struct match_case matches[] = {
     {"runtime:docker", true, false},
     {"runtime:podman", false, false},
     {"runtime:host", false, false}, /* the host is not a container runtime */
-    {"uid:1000", true, true},
+    /* uid: is for host processes only: a container whose process runs as that uid is not one */
+    {"uid:1000", false, true},
     {"uid:0", false, false},
-    {"uid:01000", true, true},
+    {"uid:01000", false, true},
 };
 
 START_TEST(test_match)
@@ -191,6 +192,21 @@ START_TEST(test_match_unknowns)
 	ck_assert(policy_selector_match("runtime:docker", &anon));
 	ck_assert(!policy_selector_match(NULL, &anon));
 	ck_assert(!policy_selector_match("uid:1000", NULL));
+	/* A root container is not the host's root: uid:0 matches the host process only. */
+	struct policy_identity root_ctr = ctr, root_host = host;
+	root_ctr.uid = 0;
+	root_host.uid = 0;
+	ck_assert(!policy_selector_match("uid:0", &root_ctr));
+	ck_assert(policy_selector_match("uid:0", &root_host));
+	const struct policy_grant all = {.secret = "*", .selector = "uid:0", .uid = -1, .gid = -1};
+	ck_assert(!policy_allows(&all, 1, &root_ctr, "db/password"));
+	ck_assert(policy_allows(&all, 1, &root_host, "db/password"));
+	const char *const one[] = {"db/password"};
+	struct policy_file *f = NULL;
+	size_t n = 1;
+	ck_assert_int_eq(policy_view(&all, 1, one, 1, &root_ctr, &f, &n), 0);
+	ck_assert_uint_eq(n, 0); /* nothing in a root container's mount */
+	free(f);
 	/* fnmatch without FNM_PATHNAME: '*' crosses '/' */
 	ck_assert(policy_selector_match("cgroup:/*", &ctr));
 	/* A label key must match exactly: no glob */
@@ -215,7 +231,7 @@ START_TEST(test_allows)
 	ck_assert(policy_allows(g, ng, &ctr, "api/token"));
 	ck_assert(policy_allows(g, ng, &ctr, "api/a/b"));
 	ck_assert(!policy_allows(g, ng, &ctr, "api"));
-	ck_assert(policy_allows(g, ng, &ctr, "host/key"));
+	ck_assert(!policy_allows(g, ng, &ctr, "host/key")); /* uid: never reaches a container */
 	ck_assert(!policy_allows(g, ng, &ctr, "x"));
 	ck_assert(!policy_allows(g, ng, &ctr, "bad//pattern"));
 	/* host: only uid: grants */
@@ -292,12 +308,16 @@ START_TEST(test_view_remap)
 	const struct policy_grant g[] = {
 	    /* exact secret at another path */
 	    {.secret = "db/password",
-	     .selector = "uid:1000",
+	     .selector = "runtime:docker",
 	     .path = "DB_PASS",
 	     .uid = -1,
 	     .gid = -1},
 	    /* subtree placed under a path */
-	    {.secret = "api/*", .selector = "uid:1000", .path = "conf/api", .uid = -1, .gid = -1},
+	    {.secret = "api/*",
+	     .selector = "runtime:docker",
+	     .path = "conf/api",
+	     .uid = -1,
+	     .gid = -1},
 	    /* everything under a path */
 	    {.secret = "*", .selector = "name:web-1", .path = "all", .uid = -1, .gid = -1},
 	};
@@ -316,9 +336,19 @@ START_TEST(test_view_remap)
 	}
 	ck_assert_uint_eq(n, 3 + NS);
 	free(f);
-	/* The host: uid grants only */
+	/* The host: uid grants only, and those only */
 	view(g, 3, &host, &f, &n);
+	ck_assert_uint_eq(n, 0);
+	free(f);
+	struct policy_grant hg[2]; /* the two remapping grants, for uid 1000 */
+	memcpy(hg, g, sizeof(hg));
+	for (size_t i = 0; i < 2; i++)
+		hg[i].selector = "uid:1000";
+	view(hg, 2, &host, &f, &n);
 	ck_assert_uint_eq(n, 3);
+	free(f);
+	view(hg, 2, &ctr, &f, &n); /* the container runs as uid 1000 too: not a host process */
+	ck_assert_uint_eq(n, 0);
 	free(f);
 }
 END_TEST
@@ -412,20 +442,24 @@ START_TEST(test_view_skips)
 	const struct policy_grant g[] = {
 	    /* 255-byte name fits; its .previous (264) does not */
 	    {.secret = "*",
-	     .selector = "uid:1000",
+	     .selector = "runtime:docker",
 	     .uid = -1,
 	     .gid = -1,
 	     .flags = POLICY_GRANT_PREVIOUS},
 	    /* remapping past 255 bytes: path250 + "/ok" fits (253), path250 + "/" + long not */
-	    {.secret = "*", .selector = "uid:1000", .path = path250, .uid = -1, .gid = -1},
+	    {.secret = "*", .selector = "runtime:docker", .path = path250, .uid = -1, .gid = -1},
 	    /* a path that is no valid name */
-	    {.secret = "ok", .selector = "uid:1000", .path = "../etc", .uid = -1, .gid = -1},
+	    {.secret = "ok", .selector = "runtime:docker", .path = "../etc", .uid = -1, .gid = -1},
 	    /* out-of-range owners: the grant is ignored */
-	    {.secret = "ok", .selector = "uid:1000", .path = "own", .uid = 4294967295LL, .gid = -1},
-	    {.secret = "ok", .selector = "uid:1000", .path = "own2", .uid = -1, .gid = -2},
+	    {.secret = "ok",
+	     .selector = "runtime:docker",
+	     .path = "own",
+	     .uid = 4294967295LL,
+	     .gid = -1},
+	    {.secret = "ok", .selector = "runtime:docker", .path = "own2", .uid = -1, .gid = -2},
 	    /* setuid bits are dropped */
 	    {.secret = "ok",
-	     .selector = "uid:1000",
+	     .selector = "runtime:docker",
 	     .path = "m",
 	     .mode = 04755,
 	     .uid = -1,

@@ -452,11 +452,15 @@ START_TEST(test_live_exec)
 	struct procwatch_stats st;
 	procwatch_get_stats(pw, &st);
 	ck_assert(st.connector);
-	uint64_t hits = st.exe_hits;
+	uint64_t hits = st.exe_hits, losses = st.losses;
 	ck_assert_int_eq(procwatch_sync(pw), 0);
 	ck_assert_str_eq(procwatch_exe(pw, pid), first);
 	procwatch_get_stats(pw, &st);
-	ck_assert_uint_eq(st.exe_hits, hits + 1); /* the second time from the cache */
+	/* The second time from the cache, unless the connector lost events in between (the whole
+	 * machine's execs go through it: a busy machine can overrun it, and a loss must forget every
+	 * exe). Either way the answer above was right. */
+	if (st.losses == losses)
+		ck_assert_uint_eq(st.exe_hits, hits + 1);
 
 	/* exec: same process (same token), new exe */
 	ck_assert_int_eq(write(to, "go\nping\n", 8), 8);

@@ -89,35 +89,80 @@ START_TEST(test_view_validation)
 	ck_assert_int_eq(sfs_set_view(fs, c2, 2), -EINVAL);
 	struct sfs_entry dup[] = { { "x", 0400, 0, 0, b }, { "x", 0400, 0, 0, b } };
 	ck_assert_int_eq(sfs_set_view(fs, dup, 2), -EINVAL);
+	/* Past the cap: E2BIG (not a path error), nothing changes. */
 	size_t n = SFS_FILES_MAX + 1;
 	struct sfs_entry *many = calloc(n, sizeof(*many));
-	char(*names)[16] = calloc(n, 16);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(names[i], 16, "f%zu", i);
-		many[i] = (struct sfs_entry){ names[i], 0400, 0, 0, b };
-	}
-	ck_assert_int_eq(sfs_set_view(fs, many, n), -EINVAL);
+	ck_assert_ptr_nonnull(many);
+	for (size_t i = 0; i < n; i++)
+		many[i] = (struct sfs_entry){"f", 0400, 0, 0, b};
+	ck_assert_int_eq(sfs_set_view(fs, many, n), -E2BIG);
 	ck_assert_uint_eq(sfs_count(fs), 0);
 	ck_assert_uint_eq(sfs_generation(fs), 1);
-	/* the maximum is fine */
-	ck_assert_int_eq(sfs_set_view(fs, many, SFS_FILES_MAX), 0);
-	ck_assert_uint_eq(sfs_count(fs), SFS_FILES_MAX);
+	free(many);
+	/* 100,000 entries (the old cap was 4,096), each its own value, in subdirectories; then
+	 * one more, one fewer: each change is a diff, not a rebuild. */
+	n = 100000;
+	many = calloc(n + 1, sizeof(*many));
+	char(*names)[24] = calloc(n + 1, 24);
+	sfs_blob **vals = calloc(n + 1, sizeof(*vals));
+	ck_assert_ptr_nonnull(many);
+	ck_assert_ptr_nonnull(names);
+	ck_assert_ptr_nonnull(vals);
+	for (size_t i = 0; i <= n; i++) {
+		char v[24];
+		snprintf(names[i], 24, "d%zu/f%zu", i % 100, i);
+		snprintf(v, sizeof(v), "value-%zu", i);
+		vals[i] = sfs_blob_new((const uint8_t *)v, strlen(v), 1);
+		ck_assert_ptr_nonnull(vals[i]); /* one mapping per value would stop near 20,000 */
+		many[i] = (struct sfs_entry){names[i], 0400, 0, 0, vals[i]};
+	}
+	struct timespec t0, t1, t2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(sfs_set_view(fs, many, n), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_uint_eq(sfs_count(fs), n);
 	ck_assert_uint_eq(sfs_generation(fs), 2);
+	ck_assert_int_eq(sfs_set_view(fs, many, n + 1), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	ck_assert_uint_eq(sfs_count(fs), n + 1);
+	ck_assert_uint_eq(sfs_generation(fs), 3);
+	fprintf(stderr, "sfs_set_view: %zu entries new %.0f ms, +1 entry %.0f ms\n", n,
+	        (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6,
+	        (t2.tv_sec - t1.tv_sec) * 1e3 + (t2.tv_nsec - t1.tv_nsec) / 1e6);
+	ck_assert_int_eq(sfs_set_view(fs, many + 1, n), 0);
+	ck_assert_uint_eq(sfs_count(fs), n);
+	ck_assert_uint_eq(sfs_generation(fs), 4);
+	for (size_t i = 0; i <= n; i++)
+		sfs_blob_unref(vals[i]);
+	free(vals);
 	free(many);
 	free(names);
+	ck_assert_int_eq(sfs_set_view(fs, NULL, 0), 0);
+	ck_assert_uint_eq(sfs_generation(fs), 5);
 
 	struct sfs_entry ok[] = { { "a/b", 0400, 0, 0, b }, { "a/c/d", 0440, 0, 0, b },
 				  { ".version", 0400, 0, 0, b }, { "e", 0400, 0, 0, b } };
 	ck_assert_int_eq(sfs_set_view(fs, ok, 4), 0);
 	ck_assert_uint_eq(sfs_count(fs), 3); /* .version ignored */
-	ck_assert_uint_eq(sfs_generation(fs), 3);
+	ck_assert_uint_eq(sfs_generation(fs), 6);
 	ck_assert_int_eq(sfs_set_view(fs, ok, 4), 0); /* nothing changed */
-	ck_assert_uint_eq(sfs_generation(fs), 3);
+	ck_assert_uint_eq(sfs_generation(fs), 6);
 	ck_assert_int_eq(sfs_set_view(fs, c1, 2), -EINVAL);
 	ck_assert_uint_eq(sfs_count(fs), 3);
+	/* denied: a bump, empty; a set_view ends it with another bump even when nothing changed */
+	ck_assert(!sfs_denied(fs));
+	ck_assert_int_eq(sfs_deny(fs), 0);
+	ck_assert(sfs_denied(fs));
+	ck_assert_uint_eq(sfs_count(fs), 0);
+	ck_assert_uint_eq(sfs_generation(fs), 7);
+	ck_assert_int_eq(sfs_set_view(fs, c1, 2), -EINVAL);
+	ck_assert(sfs_denied(fs));
+	ck_assert_int_eq(sfs_set_view(fs, NULL, 0), 0);
+	ck_assert(!sfs_denied(fs));
+	ck_assert_uint_eq(sfs_generation(fs), 8);
 	ck_assert_int_eq(sfs_set_view(fs, NULL, 0), 0);
 	ck_assert_uint_eq(sfs_count(fs), 0);
-	ck_assert_uint_eq(sfs_generation(fs), 4);
+	ck_assert_uint_eq(sfs_generation(fs), 8);
 	char data[128];
 	ck_assert_int_eq(sfs_mount_data(fs, data, sizeof(data)), 0);
 	ck_assert_ptr_nonnull(strstr(data, "rootmode=40000"));

@@ -382,6 +382,67 @@ START_TEST(test_delete)
 }
 END_TEST
 
+/* Expiry through store_put_ex: set, kept (0), cleared (-1); shown by store_expiry and
+ * store_list (MAC-checked); the lifecycle generation moves only when the expiry changes. */
+START_TEST(test_expiry)
+{
+	store *s = open_new();
+	const uint8_t *v = (const uint8_t *)"v";
+	struct store_put_opts set = {.expires = 2000000000}, keep = {0}, clear = {.expires = -1};
+	int64_t ex = -5;
+	ck_assert_int_eq(store_expiry(s, "e", &ex), -ENOENT);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &set, NULL, NULL), 0);
+	ck_assert_int_eq(store_put_ex(s, "plain", v, 1, &clear, NULL, NULL), 0);
+	ck_assert_int_eq(store_expiry(s, "e", &ex), 0);
+	ck_assert_int_eq(ex, 2000000000);
+	struct store_secret_info *li;
+	size_t n;
+	ck_assert_int_eq(store_list(s, &li, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(li[0].name, "e");
+	ck_assert_int_eq(li[0].expires, 2000000000);
+	ck_assert_int_eq(li[1].expires, 0);
+	store_list_free(li, n);
+	/* kept: by opts 0 and by no opts (a scheduled rotation) */
+	uint64_t gen = store_lifecycle_gen(s);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &keep, NULL, NULL), 0);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &set, NULL, NULL), 0); /* the same again */
+	ck_assert_int_eq(store_expiry(s, "e", &ex), 0);
+	ck_assert_int_eq(ex, 2000000000);
+	ck_assert_uint_eq(store_lifecycle_gen(s), gen);
+	/* cleared: the generation moves (the scheduler reloads), then a second clear is no change
+	 */
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &clear, NULL, NULL), 0);
+	ck_assert_int_eq(store_expiry(s, "e", &ex), 0);
+	ck_assert_int_eq(ex, 0);
+	ck_assert_uint_gt(store_lifecycle_gen(s), gen);
+	gen = store_lifecycle_gen(s);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &clear, NULL, NULL), 0);
+	ck_assert_uint_eq(store_lifecycle_gen(s), gen);
+	struct store_lifecycle *lc;
+	ck_assert_int_eq(store_lifecycles(s, &lc, &n), 0);
+	ck_assert_uint_eq(n, 0); /* no row left */
+	store_lifecycles_free(lc, n);
+	/* a schedule survives a cleared expiry */
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &set, NULL, NULL), 0);
+	ck_assert_int_eq(store_schedule_set(s, "e", 3600, 16, STORE_CHARSET_HEX, NULL, NULL), 0);
+	ck_assert_int_eq(store_put_ex(s, "e", v, 1, &clear, NULL, NULL), 0);
+	ck_assert_int_eq(store_lifecycles(s, &lc, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(lc[0].expires, 0);
+	ck_assert_int_eq(lc[0].every, 3600);
+	store_lifecycles_free(lc, n);
+	/* a forged expiry is not shown: listing and store_expiry fail closed */
+	sqlite3 *db = raw_open();
+	raw_exec(db, "UPDATE lifecycle SET expires = 2100000000");
+	sqlite3_close(db);
+	ck_assert_int_eq(store_expiry(s, "e", &ex), -EBADMSG);
+	ck_assert_int_eq(store_list(s, &li, &n), -EBADMSG);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_wrong_master_key)
 {
 	store *s = open_new();
@@ -883,6 +944,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_round_trip_binary);
 	tcase_add_test(tc, test_versions_and_pruning);
 	tcase_add_test(tc, test_delete);
+	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_wrong_master_key);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_copy_between_secrets);
