@@ -144,8 +144,9 @@ int store_rekey(store *s, const char *new_key_file, const char *new_pass_file);
 /* A stat for /metrics: number of secrets. */
 int store_count(store *s, uint64_t *secrets);
 /* A cheap real access for /healthz: the database file is still the one open (-ESTALE if
- * removed or replaced), its first page reads from the device, its file system has room
- * (-ENOSPC), the write lock can be taken and a table read. 0 or -errno; changes nothing. */
+ * removed or replaced), its file system has room (-ENOSPC), a probe file beside it (created once)
+ * reads from the device, the write lock can be taken and a table read. 0 or -errno. Never opens
+ * a descriptor of the database itself (that would drop SQLite's POSIX locks). */
 int store_health(store *s);
 
 /* ---- audit trail, versions, lifecycle (schema 002) ---- */

@@ -53,6 +53,23 @@ wait_health "$A" 200
 wait_health "$W" 200
 ok "room again: 200"
 
+# /healthz must leave SQLite's locks alone. It used to open and close the database file itself,
+# which drops every POSIX lock the process holds on it: a sqlite3 run by the operator (a backup,
+# a look at the tables) then took itself for the last user, checkpointed and deleted the WAL the
+# daemon still wrote to, and acknowledged puts were gone after the next restart.
+for i in 1 2 3; do health "$A"; [ "$CODE" = 200 ] || fail "/healthz before the sqlite3 look: $CODE $BODY"; done
+[ "$(sqlite3 "$T/state/secretd.db" 'SELECT count(*) FROM secrets')" -ge 1 ] || fail "sqlite3 cannot read the store"
+[ -e "$T/state/secretd.db-wal" ] || fail "a sqlite3 reader deleted the WAL under the running daemon"
+printf 'kept-2' | ctl put h/one >/dev/null
+printf 'kept-new' | ctl put h/two >/dev/null
+kill -9 "$SD_PID"
+wait "$SD_PID" 2>/dev/null || true
+SD_PID=
+sd_start
+[ "$(ctl get h/one)" = kept-2 ] || fail "an acknowledged put was lost after /healthz + sqlite3 + kill -9: h/one is '$(ctl get h/one)'"
+[ "$(ctl get h/two)" = kept-new ] || fail "an acknowledged put was lost after /healthz + sqlite3 + kill -9: no h/two"
+ok "/healthz keeps SQLite's locks: an outside sqlite3 reader neither deletes the WAL nor loses acknowledged puts"
+
 # The database replaced under the daemon (restored from a copy, moved away): what it writes
 # now would be lost, so it is not healthy.
 cp "$T/state/secretd.db" "$T/state/copy.db"
