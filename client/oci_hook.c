@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +22,12 @@
 #define HOOK_STATE_MAX (1024 * 1024)       /* the OCI state JSON on stdin */
 #define HOOK_CONFIG_MAX (16 * 1024 * 1024) /* BUNDLE/config.json */
 #define HOOK_ID_MAX 1024
+#define HOOK_NAME_MAX 255 /* --name */
+/* Seconds the broker gets to answer for a container that asked for no secrets, and at poststop
+ * (the broker also sees the init exit on its own): a hung broker must not stop such containers
+ * or their removal. A container that asked for secrets waits for the client's own timeout (30 s;
+ * secretd-runc and the CDI spec give the hook 60). */
+#define HOOK_OPTIONAL_WAIT_S 5
 #define HOOK_ANN_PREFIX "io.secretd."
 #define HOOK_ANN_LABEL "io.secretd.label."
 
@@ -40,7 +47,8 @@ static void hook_say(const char *fmt, ...)
 static void hook_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: secretd-oci-hook [--socket PATH] [createRuntime|prestart|poststop]\n"
+	        "usage: secretd-oci-hook [--socket PATH] [--name NAME] [--wants]\n"
+	        "                        [createRuntime|prestart|poststop]\n"
 	        "\n"
 	        "OCI runtime hook for secretd: reads the container state JSON on stdin.\n"
 	        "  createRuntime  register the container; the broker mounts its secrets\n"
@@ -50,6 +58,10 @@ static void hook_usage(FILE *f)
 	        "\n"
 	        "  --socket PATH  the broker's admin socket (default: $SECRETD_SOCKET,\n"
 	        "                 else " SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK ")\n"
+	        "  --name NAME    the container's name for name: grants (wins over\n"
+	        "                 io.secretd.name); implies --wants\n"
+	        "  --wants        the container asked for secrets (a CDI device): it does not\n"
+	        "                 start when the broker cannot be reached\n"
 	        "  --help         this text\n"
 	        "\n"
 	        "Annotations: io.secretd.name=NAME, io.secretd.label.KEY=VALUE,\n"
@@ -198,19 +210,53 @@ static const char *hook_name(json_t *ann)
 	return "";
 }
 
+static char hook_give_up_msg[PATH_MAX + 256];
+static size_t hook_give_up_len;
+
+static void hook_give_up(int sig)
+{
+	if (write(STDERR_FILENO, hook_give_up_msg, hook_give_up_len) < 0)
+		_exit(0); /* stderr is gone: nobody to tell */
+	_exit(0);
+}
+
+/* From here on, the process exits 0 (with a line on stderr saying why) if the broker at sock
+ * has not answered within HOOK_OPTIONAL_WAIT_S. */
+static int hook_bound_wait(const char *sock, const char *what)
+{
+	int n = snprintf(hook_give_up_msg, sizeof(hook_give_up_msg),
+	                 "secretd-oci-hook: secretd at %s did not answer in %d s; %s\n", sock,
+	                 HOOK_OPTIONAL_WAIT_S, what);
+	if (n < 0)
+		return -EINVAL;
+	hook_give_up_len =
+	    (size_t)n < sizeof(hook_give_up_msg) ? (size_t)n : sizeof(hook_give_up_msg) - 1;
+	struct sigaction sa = {.sa_handler = hook_give_up};
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		return -errno;
+	alarm(HOOK_OPTIONAL_WAIT_S);
+	return 0;
+}
+
 static bool hook_unreachable(int r)
 {
 	return r == -ECONNREFUSED || r == -ENOENT || r == -EIO;
 }
 
-static int hook_create(const char *sock, json_t *state)
+/* From the hook's own arguments (a CDI device's hook): NULL / false when not given. */
+struct hook_opts {
+	const char *name;
+	bool wants;
+};
+
+static int hook_create(const char *sock, json_t *state, const struct hook_opts *ho)
 {
 	const char *id = json_string_value(json_object_get(state, "id"));
 	const char *bundle = json_string_value(json_object_get(state, "bundle"));
 	json_t *ann = json_object_get(state, "annotations");
 	json_int_t pid = json_integer_value(json_object_get(state, "pid"));
 
-	bool wants = false;
+	bool wants = ho->wants || ho->name;
 	const char *mount = SECRETD_MOUNT_DEFAULT;
 	json_t *labels = json_object();
 	if (!labels) {
@@ -274,9 +320,9 @@ static int hook_create(const char *sock, json_t *state)
 	else if (!runtime)
 		runtime = "oci";
 
-	body =
-	    json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:b}", "id", id, "pid", pid, "mount", mount,
-	              "name", hook_name(ann), "labels", labels, "runtime", runtime, "wants", wants);
+	body = json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:b}", "id", id, "pid", pid, "mount",
+	                 mount, "name", ho->name ? ho->name : hook_name(ann), "labels", labels,
+	                 "runtime", runtime, "wants", wants);
 	if (!body) {
 		hook_say("out of memory");
 		goto out;
@@ -292,6 +338,14 @@ static int hook_create(const char *sock, json_t *state)
 	if (json_is_integer(json_object_get(user, "gid")))
 		json_object_set(body, "gid", json_object_get(user, "gid"));
 
+	if (!wants) {
+		r = hook_bound_wait(sock,
+		                    "the container asked for no secrets: it starts without them");
+		if (r < 0) {
+			hook_say("cannot bound the wait for secretd: %s", strerror(-r));
+			goto out;
+		}
+	}
 	const char *err = NULL;
 	r = client_request_json(sock, "POST", "/v1/containers", body, &resp, &reply, &err);
 	if (r < 0) {
@@ -327,9 +381,14 @@ static int hook_poststop(const char *sock, json_t *state)
 	}
 	char path[HOOK_ID_MAX + 32];
 	snprintf(path, sizeof(path), "/v1/containers/%s", id);
+	int r = hook_bound_wait(sock, "it notices the container's exit on its own");
+	if (r < 0) {
+		hook_say("cannot bound the wait for secretd: %s", strerror(-r));
+		return 1;
+	}
 	struct client_resp resp = {0};
 	const char *err = NULL;
-	int r = client_request(sock, "DELETE", path, NULL, 0, NULL, &resp, &err);
+	r = client_request(sock, "DELETE", path, NULL, 0, NULL, &resp, &err);
 	if (r < 0) {
 		if (hook_unreachable(r))
 			return 0; /* no broker, nothing to clean up */
@@ -350,15 +409,28 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"wants", no_argument, NULL, 'w'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *sock_opt = NULL;
+	struct hook_opts ho = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock_opt = optarg;
+			break;
+		case 'n':
+			if (!*optarg || strlen(optarg) > HOOK_NAME_MAX) {
+				hook_say("--name must have 1 to %d bytes", HOOK_NAME_MAX);
+				return 2;
+			}
+			ho.name = optarg;
+			break;
+		case 'w':
+			ho.wants = true;
 			break;
 		case 'h':
 			hook_usage(stdout);
@@ -406,7 +478,8 @@ int main(int argc, char **argv)
 		stage = st && strcmp(st, "stopped") == 0 ? STAGE_POSTSTOP : STAGE_CREATE;
 	}
 	const char *sock = client_socket(sock_opt, false);
-	int rc = stage == STAGE_POSTSTOP ? hook_poststop(sock, state) : hook_create(sock, state);
+	int rc =
+	    stage == STAGE_POSTSTOP ? hook_poststop(sock, state) : hook_create(sock, state, &ho);
 	json_decref(state);
 	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "client/cdi.h"
 #include "client/client.h"
 #include "client/migrate.h"
 #include "common/limits.h"
@@ -1137,6 +1138,11 @@ static int cmd_exec(struct ctl *c)
 	return migrate_exec_main(c->argc, c->argv, c->socket);
 }
 
+static int cmd_cdi(struct ctl *c)
+{
+	return cdi_main(c->argc, c->argv, c->socket);
+}
+
 static const struct ctl_cmd ctl_cmds[] = {
 	{"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
 	 "store a new version (value from stdin or a file; never empty unless --allow-empty)",
@@ -1172,6 +1178,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	 MIGRATE_IMPORT_HELP, false, cmd_import_env},
 	{"exec", "[--dir D] [--env NAME=SECRET]... -- CMD [ARGS]", MIGRATE_EXEC_HELP, true,
 	 cmd_exec},
+	{"cdi", CDI_ARGS, CDI_HELP, false, cmd_cdi},
 };
 
 static void ctl_usage(FILE *f)
