@@ -792,6 +792,8 @@ static void api_on_mhd(loop *l, int fd, uint32_t events, void *ud)
 	MHD_run(s->d);
 }
 
+#define API_MHD_RUNS_PER_PREPARE 8 /* MHD_run calls per loop iteration while MHD has work */
+
 static int api_prepare(loop *l, void *ud)
 {
 	struct api_server *s = ud;
@@ -800,11 +802,17 @@ static int api_prepare(loop *l, void *ud)
 	int t = -1;
 	/* MHD watches its sockets edge-triggered: data it has read but not processed yet, and
 	 * expired connection timeouts, show up only as a zero timeout, never as an event. */
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0;; i++) {
 		if (MHD_get_timeout(s->d, &ms) != MHD_YES)
 			break;
 		if (ms > 0) {
 			t = ms > 60000 ? 60000 : (int)ms;
+			break;
+		}
+		if (i == API_MHD_RUNS_PER_PREPARE) {
+			/* Still work to do: come back at once, after the loop's other events (never
+			 * wait for an event that MHD's edge-triggered sockets will not send again). */
+			t = 0;
 			break;
 		}
 		MHD_run(s->d);

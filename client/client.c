@@ -121,9 +121,16 @@ static int client_attempt(const char *socket, const char *method, const char *pa
 		long oserr = 0;
 		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
 		*retry = oserr == EAGAIN; /* the accept queue is full: the broker is busy */
-		r = -ECONNREFUSED;
+		r = oserr == EACCES || oserr == EPERM ? -EACCES
+		    : oserr == ENOENT                 ? -ENOENT
+		                                      : -ECONNREFUSED;
 		if (err)
-			*err = "the socket is missing or nobody listens on it";
+			*err = r == -EACCES ? "permission denied on the socket (the admin socket is "
+			                      "root's only; run as root, or use the workload socket)"
+			       : r == -ENOENT ? "no socket there (is secretd running, with this "
+			                        "--runtime-dir?)"
+			       : oserr == EAGAIN ? "secretd is busy (its accept queue is full)"
+			                         : "nobody listens on the socket (is secretd running?)";
 	} else {
 		r = -EIO;
 		*retry = cc == CURLE_SEND_ERROR;

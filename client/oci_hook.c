@@ -240,7 +240,7 @@ static int hook_bound_wait(const char *sock, const char *what)
 
 static bool hook_unreachable(int r)
 {
-	return r == -ECONNREFUSED || r == -ENOENT || r == -EIO;
+	return r == -ECONNREFUSED || r == -ENOENT || r == -EACCES || r == -EIO;
 }
 
 /* From the hook's own arguments (a CDI device's hook): NULL / false when not given. */

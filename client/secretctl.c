@@ -13,6 +13,10 @@
 
 #include "client/cdi.h"
 #include "client/client.h"
+
+#ifndef SECRETD_VERSION
+#define SECRETD_VERSION "unknown"
+#endif
 #include "client/migrate.h"
 #include "common/limits.h"
 #include "common/names.h"
@@ -1206,6 +1210,9 @@ int main(int argc, char **argv)
 			c.json = true;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			ctl_usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("secretctl %s\n", SECRETD_VERSION);
 			return 0;
 		} else
 			break;

@@ -49,6 +49,7 @@ ok "dpkg installs the package"
 
 # The installed programs work: a daemon from the package, the packaged CLI against it.
 "$R/usr/sbin/secretd" --version | grep -q '^secretd ' || fail "installed secretd --version"
+"$R/usr/bin/secretctl" --version | grep -q '^secretctl ' || fail "installed secretctl --version"
 SECRETD="$R/usr/sbin/secretd"
 SECRETCTL="$R/usr/bin/secretctl"
 sd_start

@@ -63,7 +63,9 @@ as1000 curl -s -o /dev/null --unix-socket "$T/run/admin.sock" http://x/v1/secret
 as1000 "$SECRETCTL" --socket "$T/run/admin.sock" get app/exists >"$T/out" 2>"$T/err" &&
 	fail "uid 1000 read a secret through the admin socket: $(cat "$T/out")"
 grep -q v-exists "$T/out" && fail "the value reached uid 1000"
-ok "layer 1: admin.sock is 0600, uid 1000 cannot connect"
+grep -q 'permission denied on the socket' "$T/err" ||
+	fail "secretctl does not say the socket refused uid 1000: $(cat "$T/err")"
+ok "layer 1: admin.sock is 0600, uid 1000 cannot connect (and secretctl says permission denied)"
 # Layer 2 alone: the socket as if bind-mounted somewhere with other permissions.
 chmod 0666 "$T/run/admin.sock"
 # (uid 1000 cannot write into $T: the body comes back on stdout, the status on the last line)
