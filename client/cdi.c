@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,22 +124,11 @@ static int cdi_write(const char *path, const char *s)
 	return r;
 }
 
-static int cdi_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cdi_fail(int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("secretctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return rc;
-}
 
 int cdi_main(int argc, char **argv, const char *socket)
 {
 	if (argc < 2 || strcmp(argv[1], "generate") != 0)
-		return cdi_fail(2, "usage: secretctl " CDI_USAGE);
+		return client_fail(2, "usage: secretctl " CDI_USAGE);
 	static const struct option opts[] = {
 	    {"name", required_argument, NULL, 'n'},
 	    {"hook", required_argument, NULL, 'k'},
@@ -149,7 +137,7 @@ int cdi_main(int argc, char **argv, const char *socket)
 	};
 	_cleanup_free_ const char **names = calloc((size_t)argc, sizeof(*names));
 	if (!names)
-		return cdi_fail(1, "out of memory");
+		return client_fail(1, "out of memory");
 	size_t n = 0;
 	const char *hook = getenv("SECRETD_OCI_HOOK"), *output = NULL;
 	if (!hook || !*hook)
@@ -168,33 +156,33 @@ int cdi_main(int argc, char **argv, const char *socket)
 			output = optarg;
 			break;
 		default:
-			return cdi_fail(2, "usage: secretctl " CDI_USAGE);
+			return client_fail(2, "usage: secretctl " CDI_USAGE);
 		}
 	}
 	if (optind != argc - 1)
-		return cdi_fail(2, "usage: secretctl " CDI_USAGE);
+		return client_fail(2, "usage: secretctl " CDI_USAGE);
 	const char *sock = client_socket(socket, false);
 	json_t *spec = NULL;
 	const char *why = NULL;
 	int r = cdi_spec_build(hook, sock, names, n, &spec, &why);
 	if (r < 0)
-		return cdi_fail(r == -EINVAL ? 2 : 1, "cdi generate: %s", why ? why : strerror(-r));
+		return client_fail(r == -EINVAL ? 2 : 1, "cdi generate: %s", why ? why : strerror(-r));
 	_cleanup_free_ char *s = json_dumps(spec, JSON_INDENT(2));
 	json_decref(spec);
 	if (!s)
-		return cdi_fail(1, "out of memory");
+		return client_fail(1, "out of memory");
 	/* A spec whose hook cannot run would stop every container that asks for a device. */
 	if (access(hook, X_OK) < 0)
-		return cdi_fail(1, "cdi generate: the hook %s cannot be run: %s", hook,
+		return client_fail(1, "cdi generate: the hook %s cannot be run: %s", hook,
 		                strerror(errno));
 	if (!output || strcmp(output, "-") == 0) {
 		if (printf("%s\n", s) < 0 || fflush(stdout) != 0)
-			return cdi_fail(1, "cdi generate: cannot write to stdout");
+			return client_fail(1, "cdi generate: cannot write to stdout");
 		return 0;
 	}
 	r = cdi_write(output, s);
 	if (r < 0)
-		return cdi_fail(1, "cdi generate: cannot write %s: %s", output, strerror(-r));
+		return client_fail(1, "cdi generate: cannot write %s: %s", output, strerror(-r));
 	fprintf(stderr, "secretctl: wrote %s (devices " CDI_KIND "=" CDI_DEVICE_ANY "%s)\n", output,
 	        n ? " and one per --name" : "");
 	return 0;

@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,4 +218,15 @@ const char *client_error(const struct client_resp *r, char *buf, size_t len)
 int client_check_name(const char *name, const char **why)
 {
 	return names_check(name, strlen(name), why);
+}
+
+int client_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return rc;
 }

@@ -36,3 +36,7 @@ const char *client_error(const struct client_resp *r, char *buf, size_t len);
 /* Escapes a secret name for use in a URL path: names are [A-Za-z0-9._-/], so this only checks
  * them (names_check) and returns 0 or -EINVAL. */
 int client_check_name(const char *name, const char **why);
+
+/* Prints "PROGRAM: MESSAGE" (the program's own name) and a newline on stderr; returns rc, so
+ * that a command can `return client_fail(2, "...")`. */
+int client_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

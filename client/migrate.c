@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +23,6 @@
 #define MIGRATE_EXEC_VARS_MAX 256           /* --env options to one exec */
 #define MIGRATE_GRANTS_MAX 32               /* --grant options to one import-env */
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("secretctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
 
 /* An option "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i past it. */
 static bool opt_val(int argc, char **argv, int *i, const char *name, const char **val)
@@ -70,15 +58,15 @@ int migrate_scan_main(int argc, char **argv, const char *socket, bool json)
 		else if (opts && !strcmp(argv[i], "--"))
 			opts = false;
 		else if (opts && argv[i][0] == '-' && argv[i][1])
-			return fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
+			return client_fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
 			            MIGRATE_SCAN_USAGE);
 		else
 			npaths++;
 	}
 	if (!npaths && !proc)
-		return fail(2, "usage: secretctl %s", MIGRATE_SCAN_USAGE);
+		return client_fail(2, "usage: secretctl %s", MIGRATE_SCAN_USAGE);
 	if (sodium_init() < 0)
-		return fail(2, "libsodium failed to initialise");
+		return client_fail(2, "libsodium failed to initialise");
 	struct scan_report r = {0};
 	int rc = 0;
 	opts = true;
@@ -97,7 +85,7 @@ int migrate_scan_main(int argc, char **argv, const char *socket, bool json)
 	}
 	if (rc == -ENOMEM) {
 		scan_report_free(&r);
-		return fail(2, "scan: out of memory");
+		return client_fail(2, "scan: out of memory");
 	}
 	scan_report_sort(&r);
 	if (json) {
@@ -106,7 +94,7 @@ int migrate_scan_main(int argc, char **argv, const char *socket, bool json)
 		if (!s) {
 			json_decref(a);
 			scan_report_free(&r);
-			return fail(2, "scan: out of memory");
+			return client_fail(2, "scan: out of memory");
 		}
 		printf("%s\n", s);
 		free(s);
@@ -322,43 +310,43 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 			service = v ? v : "";
 		else if (opt_val(argc, argv, &i, "--grant", &v)) {
 			if (!v || !*v || ngrants == MIGRATE_GRANTS_MAX)
-				return fail(2, "--grant needs a selector (at most %d)",
+				return client_fail(2, "--grant needs a selector (at most %d)",
 				            MIGRATE_GRANTS_MAX);
 			if (strlen(v) > SECRETD_SELECTOR_MAX)
-				return fail(2, "--grant: selector longer than %d bytes",
+				return client_fail(2, "--grant: selector longer than %d bytes",
 				            SECRETD_SELECTOR_MAX);
 			grants[ngrants++] = v;
 		} else if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (argv[i][0] == '-' || file)
-			return fail(2, "usage: secretctl %s", MIGRATE_IMPORT_USAGE);
+			return client_fail(2, "usage: secretctl %s", MIGRATE_IMPORT_USAGE);
 		else
 			file = argv[i];
 	}
 	if ((!file == !compose) || (compose && (!service || !*service)) || (file && service) ||
 	    !prefix)
-		return fail(2, "usage: secretctl %s", MIGRATE_IMPORT_USAGE);
+		return client_fail(2, "usage: secretctl %s", MIGRATE_IMPORT_USAGE);
 	if (compose && !*compose)
-		return fail(2, "--compose needs a file");
+		return client_fail(2, "--compose needs a file");
 	char pfx[SECRETD_NAME_MAX + 1];
 	size_t pl = strlen(prefix);
 	while (pl > 1 && prefix[pl - 1] == '/')
 		pl--;
 	const char *why = NULL;
 	if (pl == 0 || pl > SECRETD_NAME_MAX || names_check(prefix, pl, &why) < 0)
-		return fail(2, "invalid --prefix '%.*s': %s", (int)(pl > 300 ? 300 : pl), prefix,
+		return client_fail(2, "invalid --prefix '%.*s': %s", (int)(pl > 300 ? 300 : pl), prefix,
 		            why ? why : "empty or too long");
 	memcpy(pfx, prefix, pl);
 	pfx[pl] = '\0';
 	if (sodium_init() < 0)
-		return fail(2, "libsodium failed to initialise");
+		return client_fail(2, "libsodium failed to initialise");
 
 	const char *path = file ? file : compose;
 	enum scan_file_kind kind = scan_file_kind(path);
 	if (compose) {
 		kind = SCAN_FILE_COMPOSE;
 	} else if (kind == SCAN_FILE_COMPOSE || kind == SCAN_FILE_YAML) {
-		return fail(2, "%s is YAML: use --compose %s --service NAME", file, file);
+		return client_fail(2, "%s is YAML: use --compose %s --service NAME", file, file);
 	} else if (kind == SCAN_FILE_NONE) {
 		kind = SCAN_FILE_DOTENV;
 	}
@@ -366,7 +354,7 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 	size_t len = 0;
 	int r = scan_read_file(AT_FDCWD, path, false, &buf, &len);
 	if (r < 0)
-		return fail(2, "import-env: %s: %s", path,
+		return client_fail(2, "import-env: %s: %s", path,
 		            r == -EFBIG ? "file too large" : strerror(-r));
 	struct imp im = {0};
 	why = NULL;
@@ -375,8 +363,8 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 	if (r < 0) {
 		imp_free(&im);
 		if (r == -ENOENT)
-			return fail(2, "import-env: %s: no service '%s'", path, service);
-		return fail(2, "import-env: %s: cannot parse: %s", path, why ? why : strerror(-r));
+			return client_fail(2, "import-env: %s: no service '%s'", path, service);
+		return client_fail(2, "import-env: %s: cannot parse: %s", path, why ? why : strerror(-r));
 	}
 
 	const char *sock = client_socket(socket, false);
@@ -386,13 +374,13 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 	                    : NULL;
 	if (json && !jout) {
 		imp_free(&im);
-		return fail(2, "out of memory");
+		return client_fail(2, "out of memory");
 	}
 	bool *ok = calloc(im.n ? im.n : 1, sizeof(bool));
 	if (!ok) {
 		json_decref(jout);
 		imp_free(&im);
-		return fail(2, "out of memory");
+		return client_fail(2, "out of memory");
 	}
 	for (size_t i = 0; i < im.n; i++) {
 		struct imp_var *v = &im.v[i];
@@ -646,27 +634,27 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		}
 		if (opt_val(argc, argv, &i, "--dir", &v)) {
 			if (!v || !*v)
-				return fail(2, "--dir needs a directory");
+				return client_fail(2, "--dir needs a directory");
 			dir = v;
 		} else if (opt_val(argc, argv, &i, "--env", &v)) {
 			const char *eq = v ? strchr(v, '=') : NULL;
 			if (!eq)
-				return fail(2, "--env needs NAME=SECRET; usage: secretctl %s",
+				return client_fail(2, "--env needs NAME=SECRET; usage: secretctl %s",
 				            MIGRATE_EXEC_USAGE);
 			if (n == MIGRATE_EXEC_VARS_MAX)
-				return fail(2, "at most %d --env options", MIGRATE_EXEC_VARS_MAX);
+				return client_fail(2, "at most %d --env options", MIGRATE_EXEC_VARS_MAX);
 			size_t nl = (size_t)(eq - v);
 			const char *why = NULL;
 			if (!env_name_ok(v, nl))
-				return fail(2, "--env %.*s: not a valid environment variable name",
+				return client_fail(2, "--env %.*s: not a valid environment variable name",
 				            (int)(nl > 200 ? 200 : nl), v);
 			if (names_check(eq + 1, strlen(eq + 1), &why) < 0)
-				return fail(2, "--env %.*s: invalid secret name: %s",
+				return client_fail(2, "--env %.*s: invalid secret name: %s",
 				            (int)(nl > 200 ? 200 : nl), v, why);
 			vars[n++] =
 			    (struct exec_var){.name = (char *)v, .nlen = nl, .secret = eq + 1};
 		} else if (argv[i][0] == '-') {
-			return fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
+			return client_fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
 			            MIGRATE_EXEC_USAGE);
 		} else {
 			cmd = i;
@@ -674,9 +662,9 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		}
 	}
 	if (cmd < 0 || cmd >= argc)
-		return fail(2, "usage: secretctl %s", MIGRATE_EXEC_USAGE);
+		return client_fail(2, "usage: secretctl %s", MIGRATE_EXEC_USAGE);
 	if (sodium_init() < 0)
-		return fail(1, "libsodium failed to initialise");
+		return client_fail(1, "libsodium failed to initialise");
 	for (size_t i = 0; i < n; i++) {
 		struct exec_var *v = &vars[i];
 		size_t max = MIGRATE_ENV_STRING_MAX - v->nlen - 2;
@@ -686,7 +674,7 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 			if (exec_read_broker(socket, v->secret, max, &v->val, &v->vlen, msg,
 			                     sizeof(msg)) < 0) {
 				exec_free(vars, n);
-				return fail(1,
+				return client_fail(1,
 				            "exec: cannot read secret %s for %.*s (%s/%s: %s; %s)",
 				            v->secret, (int)v->nlen, v->name, dir, v->secret,
 				            r == -EFBIG ? "too large" : strerror(-r), msg);
@@ -694,7 +682,7 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		}
 		if (memchr(v->val, 0, v->vlen)) {
 			exec_free(vars, n);
-			return fail(1,
+			return client_fail(1,
 			            "exec: secret %s holds a NUL byte, which an environment "
 			            "variable cannot carry",
 			            v->secret);
@@ -705,7 +693,7 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		char *name = strndup(v->name, v->nlen);
 		if (!name || setenv(name, (const char *)v->val, 1) < 0) {
 			exec_free(vars, n);
-			int rc = fail(1, "exec: cannot set %.*s: %s", (int)v->nlen, v->name,
+			int rc = client_fail(1, "exec: cannot set %.*s: %s", (int)v->nlen, v->name,
 			              strerror(errno));
 			free(name);
 			return rc;
@@ -723,6 +711,6 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		free(name);
 	}
 	if (e == ENOENT)
-		return fail(127, "exec: %s: command not found", argv[cmd]);
-	return fail(126, "exec: %s: %s", argv[cmd], strerror(e));
+		return client_fail(127, "exec: %s: command not found", argv[cmd]);
+	return client_fail(126, "exec: %s: %s", argv[cmd], strerror(e));
 }

@@ -1,6 +1,5 @@
 /* secretctl: the operator's and the workload's command line for secretd. */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -41,17 +40,8 @@ struct ctl_cmd {
 	int (*run)(struct ctl *c);
 };
 
-static int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ctl_fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("secretctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return 1;
-}
+/* Prints "secretctl: MESSAGE" on stderr; returns 1. */
+#define ctl_fail(...) client_fail(1, __VA_ARGS__)
 
 /* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
 static int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
