@@ -463,6 +463,8 @@ START_TEST(test_live_exec)
 		ck_assert_uint_eq(st.exe_hits, hits + 1);
 
 	/* exec: same process (same token), new exe */
+	procwatch_get_stats(pw, &st);
+	losses = st.losses;
 	ck_assert_int_eq(write(to, "go\nping\n", 8), 8);
 	read_line(from, line, sizeof(line)); /* echoed by cat: the exec is done and reported */
 	ck_assert_str_eq(line, "ping");
@@ -472,7 +474,10 @@ START_TEST(test_live_exec)
 	ck_assert_ptr_nonnull(exe);
 	ck_assert_str_eq(base_of(exe), "cat");
 	procwatch_get_stats(pw, &st);
-	ck_assert_uint_ge(st.execs, 1);
+	/* The exec event, unless the connector lost events meanwhile (then every cached exe was
+	 * forgotten and the one above was read afresh: right either way). */
+	if (st.losses == losses)
+		ck_assert_uint_ge(st.execs, 1);
 
 	/* exit: the entry goes at the next sync */
 	close(to);
