@@ -20,6 +20,7 @@
 
 #include "client/runc_edit.h"
 #include "common/cleanup.h"
+#include "common/fileio.h"
 #include "common/limits.h"
 
 #ifndef SECRETD_HOOK_PATH
@@ -111,19 +112,11 @@ static int wrap_read_all(int fd, size_t max, char **out, size_t *len)
 	_cleanup_free_ char *buf = malloc(cap + 1);
 	if (!buf)
 		return -ENOMEM;
-	for (;;) {
-		if (n == cap)
-			return -EFBIG; /* grew while read: refuse rather than guess */
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
+	int r = fileio_read_upto(fd, buf, cap, &n);
+	if (r < 0)
+		return r;
+	if (n == cap)
+		return -EFBIG; /* grew while read: refuse rather than guess */
 	buf[n] = '\0';
 	*out = TAKE_PTR(buf);
 	*len = n;
