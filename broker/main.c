@@ -15,19 +15,19 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "broker/anchor.h"
-#include "broker/api.h"
-#include "broker/audit.h"
-#include "broker/crypt.h"
-#include "broker/ident.h"
-#include "broker/log.h"
-#include "broker/loop.h"
-#include "broker/metrics.h"
-#include "broker/mounts.h"
-#include "broker/procwatch.h"
-#include "broker/reserve.h"
-#include "broker/sched.h"
-#include "broker/store.h"
+#include "broker/store/anchor.h"
+#include "broker/http/api.h"
+#include "broker/engine/audit.h"
+#include "broker/crypto/crypt.h"
+#include "broker/os/ident.h"
+#include "broker/os/log.h"
+#include "broker/os/loop.h"
+#include "broker/engine/metrics.h"
+#include "broker/engine/mounts.h"
+#include "broker/os/procwatch.h"
+#include "broker/os/reserve.h"
+#include "broker/engine/sched.h"
+#include "broker/store/store.h"
 #include "common/decimal.h"
 #include "common/limits.h"
 #include "fuse/sfs.h"
@@ -993,7 +993,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("secretd 0.1.0\n");
+		printf("secretd %s\n", SECRETD_VERSION);
 		return 0;
 	}
 	struct main_opts o = {0};

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/policy.h"
+#include "broker/rules/policy.h"
 #include "common/names.h"
 #include "fuzz.h"
 

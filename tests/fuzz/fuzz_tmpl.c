@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "broker/tmpl.h"
+#include "broker/rules/tmpl.h"
 #include "common/names.h"
 #include "fuzz.h"
 

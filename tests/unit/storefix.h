@@ -5,7 +5,7 @@
 
 #include <check.h>
 
-#include "broker/store.h"
+#include "broker/store/store.h"
 #include "tests/unit/testdir.h"
 
 static char state[256], keyfile[256], dbpath[300];

@@ -14,9 +14,10 @@
 
 #include <sqlite3.h>
 
-#include "broker/audit.h"
+#include "broker/engine/audit.h"
 #include "tests/unit/storefix.h"
-#include "broker/store.h"
+#include "broker/store/store.h"
+#include "tests/unit/runner.h"
 
 static void raw(const char *sql)
 {
@@ -610,9 +611,19 @@ START_TEST(test_keep_rollback_lifecycle)
 }
 END_TEST
 
-int main(void)
+int unit_setup(void)
 {
 	base_setup();
+	return 0;
+}
+
+void unit_teardown(void)
+{
+	base_teardown();
+}
+
+Suite *unit_suite(void)
+{
 	Suite *su = suite_create("audit");
 	TCase *tc = tcase_create("audit");
 	tcase_add_checked_fixture(tc, storefix_setup, storefix_teardown);
@@ -635,10 +646,5 @@ int main(void)
 	tcase_add_test(tc, test_generate_charsets);
 	tcase_add_test(tc, test_keep_rollback_lifecycle);
 	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	base_teardown();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return su;
 }

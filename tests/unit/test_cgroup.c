@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/cgroup.h"
+#include "broker/os/cgroup.h"
+#include "tests/unit/runner.h"
 
 #define H1 "4e1f5c8b2d3a6f7e9c0b1a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"
 #define H2 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -315,7 +316,7 @@ START_TEST(test_within)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("cgroup");
 	TCase *tc = tcase_create("parse");
@@ -326,9 +327,5 @@ int main(void)
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_within);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

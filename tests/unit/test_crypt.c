@@ -12,8 +12,9 @@
 
 #include <sodium.h>
 
-#include "broker/crypt.h"
+#include "broker/crypto/crypt.h"
 #include "tests/unit/testdir.h"
+#include "tests/unit/runner.h"
 
 static char *tpath(const char *name)
 {
@@ -335,11 +336,7 @@ static Suite *crypt_suite(void)
 	return s;
 }
 
-int main(void)
+Suite *unit_suite(void)
 {
-	SRunner *sr = srunner_create(crypt_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return crypt_suite();
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "client/envfile.h"
+#include "tests/unit/runner.h"
 
 #define MAXV 64
 
@@ -352,7 +353,7 @@ START_TEST(test_name_ok)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("envfile");
 	TCase *tc = tcase_create("envfile");
@@ -370,9 +371,5 @@ int main(void)
 	tcase_add_test(tc, test_docker_malformed);
 	tcase_add_test(tc, test_name_ok);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

@@ -7,7 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/log.h"
+#include "broker/os/log.h"
+#include "tests/unit/runner.h"
 
 static char *capture(void (*fn)(void))
 {
@@ -84,16 +85,12 @@ START_TEST(test_interval)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *su = suite_create("log");
 	TCase *tc = tcase_create("log");
 	tcase_add_test(tc, test_burst);
 	tcase_add_test(tc, test_interval);
 	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return su;
 }

@@ -6,6 +6,7 @@
 
 #include "common/limits.h"
 #include "common/names.h"
+#include "tests/unit/runner.h"
 
 /* Checks with an exactly sized heap copy (no NUL after len: ASan catches an overread). */
 static int check_name(const char *s, size_t len, int pattern)
@@ -151,7 +152,7 @@ START_TEST(test_match)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("names");
 	TCase *tc = tcase_create("names");
@@ -161,9 +162,5 @@ int main(void)
 	tcase_add_test(tc, test_patterns);
 	tcase_add_test(tc, test_match);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/policy.h"
+#include "broker/rules/policy.h"
 #include "common/limits.h"
+#include "tests/unit/runner.h"
 
 #define CID "4e1f5c8b2d3a6f7e9c0b1a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"
 
@@ -489,7 +490,7 @@ START_TEST(test_view_skips)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("policy");
 	TCase *tc = tcase_create("policy");
@@ -506,9 +507,5 @@ int main(void)
 	tcase_add_test(tc, test_view_previous);
 	tcase_add_test(tc, test_view_skips);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

@@ -17,7 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "broker/procwatch.h"
+#include "broker/os/procwatch.h"
+#include "tests/unit/runner.h"
 
 /* ---- the table ---- */
 
@@ -665,7 +666,7 @@ START_TEST(test_live_no_connector)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("procwatch");
 	TCase *tc = tcase_create("table");
@@ -684,9 +685,5 @@ int main(void)
 	tcase_add_test(live, test_live_untracked);
 	tcase_add_test(live, test_live_no_connector);
 	suite_add_tcase(s, live);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

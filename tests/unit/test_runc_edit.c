@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "client/runc_edit.h"
+#include "tests/unit/runner.h"
 
 #define ID "4e1f5c8b2d3a6f7e9c0b1a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"
 #define HOOK "/usr/libexec/secretd/secretd-oci-hook"
@@ -298,7 +299,7 @@ START_TEST(test_docker_dir)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
 	Suite *s = suite_create("runc_edit");
 	TCase *tc = tcase_create("runc_edit");
@@ -312,9 +313,5 @@ int main(void)
 	tcase_add_test(tc, test_edit_refused);
 	tcase_add_test(tc, test_docker_dir);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

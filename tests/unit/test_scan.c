@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "client/scan.h"
+#include "tests/unit/runner.h"
 
 static char fixtures[PATH_MAX];
 
@@ -508,11 +509,16 @@ START_TEST(test_proc)
 }
 END_TEST
 
-int main(void)
+int unit_setup(void)
 {
 	if (sodium_init() < 0)
-		return EXIT_FAILURE;
+		return -1;
 	find_fixtures();
+	return 0;
+}
+
+Suite *unit_suite(void)
+{
 	Suite *s = suite_create("scan");
 	TCase *tc = tcase_create("scan");
 	tcase_set_timeout(tc, 60);
@@ -527,9 +533,5 @@ int main(void)
 	tcase_add_test(tc, test_yaml_hostile);
 	tcase_add_test(tc, test_proc);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }

@@ -13,12 +13,13 @@
 
 #include <sqlite3.h>
 
-#include "broker/crypt.h"
+#include "broker/crypto/crypt.h"
 #include "tests/unit/storefix.h"
-#include "broker/store.h"
+#include "broker/store/store.h"
 #include "common/limits.h"
 #include "common/names.h"
 #include "schema/schema.h"
+#include "tests/unit/runner.h"
 
 static void put_str(store *s, const char *name, const char *v, uint64_t want_version)
 {
@@ -959,11 +960,7 @@ static Suite *store_suite(void)
 	return s;
 }
 
-int main(void)
+Suite *unit_suite(void)
 {
-	SRunner *sr = srunner_create(store_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return store_suite();
 }

@@ -8,7 +8,8 @@
 
 #include <sodium.h>
 
-#include "broker/tmpl.h"
+#include "broker/rules/tmpl.h"
+#include "tests/unit/runner.h"
 
 /* A fake store: name -> value, version. */
 struct fake {
@@ -358,13 +359,12 @@ static Suite *tmpl_suite(void)
 	return s;
 }
 
-int main(void)
+int unit_setup(void)
 {
-	if (sodium_init() < 0)
-		return 1;
-	SRunner *sr = srunner_create(tmpl_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+Suite *unit_suite(void)
+{
+	return tmpl_suite();
 }

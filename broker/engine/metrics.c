@@ -1,0 +1,95 @@
+#include "broker/engine/metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+#define METRIC(name, type, help, fmt, ...)                                                         \
+	fprintf(f, "# HELP " name " " help "\n# TYPE " name " " type "\n" fmt "\n", __VA_ARGS__)
+	METRIC("secretd_requests_total", "counter", "HTTP requests answered.",
+	       "secretd_requests_total{api=\"admin\"} %" PRIu64
+	       "\nsecretd_requests_total{api=\"workload\"} %" PRIu64,
+	       m->admin_requests, m->workload_requests);
+	METRIC("secretd_request_errors_total", "counter", "HTTP answers with status >= 400.",
+	       "secretd_request_errors_total{api=\"admin\"} %" PRIu64
+	       "\nsecretd_request_errors_total{api=\"workload\"} %" PRIu64,
+	       m->admin_errors, m->workload_errors);
+	METRIC("secretd_workload_refused_total", "counter",
+	       "Workload connections refused (identity or limits).", "secretd_workload_refused_total %" PRIu64,
+	       m->workload_refused);
+	METRIC("secretd_proc_connector", "gauge",
+	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc (slower).",
+	       "secretd_proc_connector %" PRIu64, m->proc_connector);
+	METRIC("secretd_connections", "gauge", "Connections open.",
+	       "secretd_connections{api=\"admin\"} %" PRIu64
+	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,
+	       m->conns_admin, m->conns_workload);
+	METRIC("secretd_connections_dropped_total", "counter",
+	       "Connections refused or closed by the broker, by reason.",
+	       "secretd_connections_dropped_total{reason=\"identity_limit\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"full\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"evicted_idle\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"request_deadline\"} %" PRIu64
+	       "\nsecretd_connections_dropped_total{reason=\"accept_error\"} %" PRIu64,
+	       m->conns_refused_ident, m->conns_refused_full, m->conns_evicted, m->conns_timed_out,
+	       m->accept_errors);
+	METRIC("secretd_health_failures_total", "counter", "/healthz answers 503 (store or audit).",
+	       "secretd_health_failures_total %" PRIu64, m->health_failures);
+	METRIC("secretd_puts_total", "counter", "Secret versions written.", "secretd_puts_total %" PRIu64,
+	       m->puts);
+	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",
+	       "secretd_reads_total %" PRIu64, m->reads);
+	METRIC("secretd_secrets", "gauge", "Secrets stored.", "secretd_secrets %" PRIu64, g->secrets);
+	METRIC("secretd_containers", "gauge", "Containers known.", "secretd_containers %" PRIu64,
+	       g->containers);
+	METRIC("secretd_mounts", "gauge", "FUSE mounts served.", "secretd_mounts %" PRIu64, g->mounted);
+	METRIC("secretd_mount_files", "gauge", "Files shown in all mounts.",
+	       "secretd_mount_files %" PRIu64, g->files);
+	METRIC("secretd_fuse_opens_total", "counter", "Opens through FUSE mounts.",
+	       "secretd_fuse_opens_total %" PRIu64, g->fuse_opens);
+	METRIC("secretd_fuse_opens_denied_total", "counter", "Opens refused by the cgroup check.",
+	       "secretd_fuse_opens_denied_total %" PRIu64, g->fuse_denied);
+	METRIC("secretd_audit_records_written_total", "counter",
+	       "Batched audit records (opens, workload reads) written.",
+	       "secretd_audit_records_written_total %" PRIu64, g->audit_records);
+	METRIC("secretd_audit_events_written_total", "counter",
+	       "Events the written batched records stand for (coalesced ones counted).",
+	       "secretd_audit_events_written_total %" PRIu64, g->audit_events);
+	METRIC("secretd_audit_coalesced_total", "counter",
+	       "Events folded into an identical buffered record (its count).",
+	       "secretd_audit_coalesced_total %" PRIu64, g->audit_coalesced);
+	METRIC("secretd_audit_refused_total", "counter",
+	       "FUSE opens and workload reads refused because the audit could not be written.",
+	       "secretd_audit_refused_total %" PRIu64, g->audit_refused);
+	METRIC("secretd_audit_write_errors_total", "counter", "Failed audit batch writes.",
+	       "secretd_audit_write_errors_total %" PRIu64, g->audit_write_errors);
+	METRIC("secretd_audit_pruned_total", "counter", "Audit records pruned by retention.",
+	       "secretd_audit_pruned_total %" PRIu64, g->audit_pruned);
+	METRIC("secretd_audit_pending", "gauge", "Audit records buffered, not yet written.",
+	       "secretd_audit_pending %" PRIu64, g->audit_pending);
+	METRIC("secretd_audit_writable", "gauge",
+	       "1 while audit records can be written; 0: opens and reads are refused.",
+	       "secretd_audit_writable %" PRIu64, g->audit_writable);
+	METRIC(
+	    "secretd_view_failures_total", "counter",
+	    "Container views that could not be applied (each attempt; the mount is failed closed).",
+	    "secretd_view_failures_total %" PRIu64, g->view_failures);
+	METRIC("secretd_containers_failed_closed", "gauge",
+	       "Mounted containers denied (EIO) until their view can be applied.",
+	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);
+#undef METRIC
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*out = buf;
+	return 0;
+}

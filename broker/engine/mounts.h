@@ -1,0 +1,124 @@
+/* mounts: the containers the broker knows (registered by the OCI hook, or seen on the workload
+ * socket), the view of secrets each one gets (policy over the store's grants), and each one's FUSE
+ * mount (sfs) with its lifecycle: init exit (pidfd readable) or connection end tears it down.
+ * Runs on the event loop's thread. Functions return 0 or a negative errno. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "broker/os/ident.h"
+#include "broker/os/loop.h"
+#include "broker/rules/policy.h"
+#include "broker/os/procwatch.h"
+#include "broker/store/store.h"
+
+#define MOUNTS_ID_MAX 128     /* container id bytes */
+#define MOUNTS_NAME_MAX 128   /* container name bytes */
+#define MOUNTS_SEEN_MAX 1024  /* unregistered containers remembered from the workload socket */
+/* A container whose view could not be applied is failed closed and the whole refresh retried
+ * after MOUNTS_RETRY_MIN_MS, the pause doubling up to MOUNTS_RETRY_MAX_MS while it fails. */
+#define MOUNTS_RETRY_MIN_MS 100
+#define MOUNTS_RETRY_MAX_MS 5000
+
+typedef struct mounts mounts;
+
+/* One open(2) of a file in a container's mount, for the audit trail. Strings valid during the
+ * callback only. */
+struct mounts_open_event {
+	const char *actor;  /* container name, else id */
+	pid_t pid;          /* the opener, in the daemon's pid namespace */
+	const char *exe;    /* its executable ("" if unknown), or NULL without a procwatch */
+	uid_t uid;
+	const char *secret; /* the secret the file shows, or the file's path if unknown */
+	const char *path;   /* the file's path inside the mount */
+	uint64_t version;
+	int result;         /* 0 or -errno (-EACCES: refused by the cgroup check) */
+};
+typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
+/* A mounted container's view changed state: err < 0, it could not be applied and the mount is
+ * failed closed (every access answers EIO) until a retry succeeds; err == 0, it serves again.
+ * Called once per change of state (not per retry); actor is the name, else the id. */
+typedef void (*mounts_view_cb)(void *ud, const char *actor, int err);
+
+struct mounts_config {
+	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
+	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
+	/* Asked first on every check (open, lookup, getattr; may be NULL): < 0 refuses with EACCES
+	 * (the audit cannot record opens, see audit_admit). Gets on_open_ud; must not block. */
+	int (*open_gate)(void *ud);
+	void *on_open_ud;
+	mounts_view_cb on_view; /* may be NULL; must not block */
+	void *on_view_ud;
+	/* Remembers openers' identities and exes (may be NULL: every open is then checked from
+	 * /proc afresh and ev->exe is NULL). Not owned; must outlive the registry. */
+	procwatch *procwatch;
+};
+
+/* Counters for /metrics. */
+struct mounts_stats {
+	uint64_t containers, mounted, files, opens, opens_denied, refreshes;
+	uint64_t view_failures; /* views that could not be applied (each attempt, retries too) */
+	uint64_t failed_closed; /* mounted containers denied now (gauge) */
+};
+
+struct mounts_attach_req {
+	const char *id;      /* container id (printable, 1..MOUNTS_ID_MAX) */
+	pid_t pid;           /* the container's init, as the runtime reports it */
+	const char *root;    /* container root path in its namespace (NULL: the process's root) */
+	const char *target;  /* absolute mount path inside the container, NULL = /run/secrets */
+	const char *name;    /* NULL or "" if unknown */
+	const char *runtime; /* "runc", "crun", "podman", "oci", ... */
+	const struct policy_label *labels;
+	size_t nlabels;
+	int64_t uid, gid;    /* the container process's user (-1: the init's current one) */
+	bool wants;          /* the container asked for secrets (io.secretd.* annotation) */
+};
+
+/* Creates the registry, loads grants and secret names from the store and adds the retry hook to
+ * the loop. */
+int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg);
+/* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. */
+void mounts_free(mounts *m);
+
+/* Registers a container (OCI hook, createRuntime) and, when it has grants or wants secrets, mounts
+ * its filesystem at target. *mounted and *files tell what happened. -EEXIST: id already attached;
+ * -EPERM: its cgroup cannot tell it apart from the host; -ELOOP: unsafe (symlinked) target. */
+int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, size_t *files);
+/* Unmounts (if the container still lives), wipes and forgets container id. -ENOENT if unknown. */
+int mounts_detach(mounts *m, const char *id);
+/* A process inside a container asks for its own mount (workload API): mounts into the peer's own
+ * mount namespace at target. -EPERM for a host process; -EEXIST if already mounted. */
+int mounts_mount_self(mounts *m, const struct ident *who, const char *target, size_t *files);
+
+/* Resolves a peer to a policy identity: a registered container whose cgroup holds the peer, else
+ * a well-known runtime's container, else a host process. Strings point into m or who and stay
+ * valid until the next call that changes m. Also remembers unregistered containers as seen. */
+void mounts_identify(mounts *m, const struct ident *who, struct policy_identity *out);
+/* True when the identity is granted secret `name` (which must exist). */
+bool mounts_allows(mounts *m, const struct policy_identity *who, const char *name);
+/* The names of existing secrets granted to who, sorted, as a JSON array (new reference). */
+json_t *mounts_granted_json(mounts *m, const struct policy_identity *who);
+
+/* Re-reads grants and secrets from the store and updates every mount's view (call after any
+ * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel.
+ * Fails closed: a container whose view cannot be applied (the store cannot be read, a value
+ * cannot be decrypted or verified, no memory, a view past SFS_FILES_MAX) is denied (sfs_deny)
+ * and the refresh is retried from the loop with a growing pause until it succeeds. When the
+ * grants and names cannot be read at all, every mount is denied and the workload API allows
+ * nothing until they can. Returns 0, or the first error; *unapplied (may be NULL) is the number
+ * of mounted containers denied after this call. */
+int mounts_refresh(mounts *m, size_t *unapplied);
+
+/* Names a view reserves: the root's SFS_VERSION_FILE (a first segment ".version") and any name
+ * ending in SFS_PREVIOUS_SUFFIX (".previous", the --previous file of another secret). 0 if name
+ * (valid per names_check) may be stored or used as a grant path, else -EINVAL with *why a
+ * static reason. */
+int mounts_name_check(const char *name, size_t len, const char **why);
+
+/* JSON array describing every known container (new reference; NULL on ENOMEM). */
+json_t *mounts_list_json(mounts *m);
+void mounts_get_stats(mounts *m, struct mounts_stats *st);

@@ -1,0 +1,399 @@
+#include "broker/engine/sched.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+extern char **environ;
+
+/* A running exec child. */
+struct sjob {
+	char *name;
+	uint8_t *val; /* crypt_alloc'd via store_generate */
+	size_t len;
+	pid_t pid;
+	int pidfd;
+	int64_t deadline; /* unix seconds */
+	bool killed;
+	struct sjob *next;
+};
+
+struct sched {
+	loop *loop;
+	store *store;
+	mounts *mounts;
+	sched_report_cb report;
+	void *ud;
+	int tfd;
+	uint64_t gen; /* store_lifecycle_gen as of the last load */
+	struct store_lifecycle *lc;
+	size_t nlc;
+	struct sjob *jobs;
+	unsigned njobs;
+};
+
+static int64_t sched_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void sched_audit(sched *sc, const char *action, const char *name, uint64_t version,
+			const char *result)
+{
+	struct store_audit a = {.actor = "secretd",
+				.pid = getpid(),
+				.exe = "secretd",
+				.action = action,
+				.secret = name,
+				.version = version,
+				.result = result};
+	(void)store_audit_append(sc->store, &a, 1);
+}
+
+static struct sjob *sched_job_find(sched *sc, const char *name)
+{
+	for (struct sjob *j = sc->jobs; j; j = j->next)
+		if (strcmp(j->name, name) == 0)
+			return j;
+	return NULL;
+}
+
+static const struct store_lifecycle *sched_lc_find(sched *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->nlc; i++)
+		if (strcmp(sc->lc[i].name, name) == 0)
+			return &sc->lc[i];
+	return NULL;
+}
+
+/* Arms the timer at the earliest expiry, schedule (not running) or child deadline. */
+static int sched_arm(sched *sc)
+{
+	int64_t due = 0;
+	for (size_t i = 0; i < sc->nlc; i++) {
+		const struct store_lifecycle *l = &sc->lc[i];
+		if (l->expires > 0 && (!due || l->expires < due))
+			due = l->expires;
+		if (l->every > 0 && !sched_job_find(sc, l->name) && (!due || l->next < due))
+			due = l->next > 0 ? l->next : 1;
+	}
+	for (struct sjob *j = sc->jobs; j; j = j->next)
+		if (!j->killed && (!due || j->deadline < due))
+			due = j->deadline;
+	struct itimerspec its = {0};
+	its.it_value.tv_sec = due; /* in the past: fires at once; 0: disarmed */
+	if (timerfd_settime(sc->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int sched_load(sched *sc)
+{
+	struct store_lifecycle *v = NULL;
+	size_t n = 0;
+	uint64_t gen = store_lifecycle_gen(sc->store);
+	int r = store_lifecycles(sc->store, &v, &n);
+	if (r < 0)
+		return r;
+	store_lifecycles_free(sc->lc, sc->nlc);
+	sc->lc = v;
+	sc->nlc = n;
+	sc->gen = gen;
+	return sched_arm(sc);
+}
+
+static void sched_job_free(struct sjob *j)
+{
+	if (!j)
+		return;
+	if (j->pidfd >= 0)
+		close(j->pidfd);
+	store_value_free(j->val);
+	free(j->name);
+	free(j);
+}
+
+static void sched_job_remove(sched *sc, struct sjob *j)
+{
+	for (struct sjob **p = &sc->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			sc->njobs--;
+			break;
+		}
+	if (j->pidfd >= 0)
+		loop_del(sc->loop, j->pidfd);
+	sched_job_free(j);
+}
+
+/* After a change to name: every mount follows; one that cannot is failed closed and retried by
+ * mounts (which counts it), and the caller hears of it (SCHED_UNAPPLIED). */
+static void sched_refresh(sched *sc, const char *name)
+{
+	size_t unapplied = 0;
+	int r = mounts_refresh(sc->mounts, &unapplied);
+	if (r < 0)
+		sc->report(sc->ud, name, SCHED_UNAPPLIED, unapplied,
+		           r == -EBADMSG ? "integrity check failed on a stored row" : strerror(-r));
+}
+
+/* Stores a new version made by a schedule; audits and reports. */
+static void sched_commit(sched *sc, const char *name, const uint8_t *val, size_t len)
+{
+	struct store_audit a = {.actor = "secretd",
+				.pid = getpid(),
+				.exe = "secretd",
+				.action = "rotate",
+				.secret = name,
+				.result = "ok"};
+	uint64_t version = 0;
+	int r = store_put_ex(sc->store, name, val, len, NULL, &a, &version);
+	if (r < 0) {
+		sched_audit(sc, "rotate", name, 0, "error");
+		sc->report(sc->ud, name, SCHED_FAILED, 0, strerror(-r));
+		return;
+	}
+	sc->report(sc->ud, name, SCHED_ROTATED, version, NULL);
+	sched_refresh(sc, name);
+}
+
+static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
+{
+	sched *sc = ud;
+	struct sjob *j = NULL;
+	for (struct sjob *k = sc->jobs; k; k = k->next)
+		if (k->pidfd == fd)
+			j = k;
+	if (!j)
+		return;
+	siginfo_t si = {0};
+	if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not yet */
+	char why[96];
+	bool ok = si.si_code == CLD_EXITED && si.si_status == 0;
+	if (j->killed)
+		snprintf(why, sizeof(why), "exec timed out after %ds", SCHED_EXEC_TIMEOUT_S);
+	else if (si.si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "exec exited with status %d", si.si_status);
+	else
+		snprintf(why, sizeof(why), "exec killed by signal %d", si.si_status);
+	if (ok && !j->killed) {
+		if (sched_lc_find(sc, j->name)) /* still scheduled (not deleted meanwhile) */
+			sched_commit(sc, j->name, j->val, j->len);
+	} else {
+		sched_audit(sc, "rotate", j->name, 0, j->killed ? "exec timed out" : "exec failed");
+		sc->report(sc->ud, j->name, SCHED_FAILED, 0, why);
+	}
+	sched_job_remove(sc, j);
+	(void)sched_arm(sc);
+}
+
+/* Starts `/bin/sh -c exec` with val on its stdin. */
+static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *val, size_t len)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	_cleanup_close_ int rd = pfd[0], wr = pfd[1];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawn_file_actions_adddup2(&fa, rd, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	sigset_t none, def;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETSID);
+	char envname[300];
+	snprintf(envname, sizeof(envname), "SECRETD_SECRET=%s", name);
+	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			envname, NULL};
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	pid_t pid;
+	int r = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r != 0)
+		return -r;
+	int pidfd = (int)pidfd_open(pid, 0);
+	if (pidfd < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, NULL, 0);
+		return r;
+	}
+	/* At most STORE_GEN_LENGTH_MAX bytes into an empty pipe: never blocks, never partial.
+	 * A child that exits without reading gets EPIPE here, which its exit status reports. */
+	int fl = fcntl(wr, F_GETFL);
+	(void)fcntl(wr, F_SETFL, fl | O_NONBLOCK);
+	(void)!write(wr, val, len);
+	struct sjob *j = calloc(1, sizeof(*j));
+	if (!j || !(j->name = strdup(name))) {
+		free(j);
+		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		(void)waitid((idtype_t)P_PIDFD, (id_t)pidfd, &(siginfo_t){0}, WEXITED);
+		close(pidfd);
+		return -ENOMEM;
+	}
+	j->val = val;
+	j->len = len;
+	j->pid = pid;
+	j->pidfd = pidfd;
+	j->deadline = sched_now() + SCHED_EXEC_TIMEOUT_S;
+	r = loop_add(sc->loop, pidfd, EPOLLIN, sched_on_child, sc);
+	if (r < 0) {
+		j->val = NULL;
+		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		(void)waitid((idtype_t)P_PIDFD, (id_t)pidfd, &(siginfo_t){0}, WEXITED);
+		sched_job_free(j);
+		return r;
+	}
+	j->next = sc->jobs;
+	sc->jobs = j;
+	sc->njobs++;
+	return 0;
+}
+
+static void sched_rotate(sched *sc, const struct store_lifecycle *l, int64_t now)
+{
+	/* The next firing is set first: a failing rotation is retried next period, not in a loop. */
+	int r = store_schedule_next(sc->store, l->name, now + l->every);
+	if (r < 0) {
+		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
+		return;
+	}
+	uint8_t *val = NULL;
+	r = store_generate(l->charset, l->length, &val);
+	if (r < 0) {
+		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
+		return;
+	}
+	if (!l->exec) {
+		sched_commit(sc, l->name, val, l->length);
+		store_value_free(val);
+		return;
+	}
+	r = sched_spawn(sc, l->name, l->exec, val, l->length);
+	if (r < 0) {
+		store_value_free(val);
+		sched_audit(sc, "rotate", l->name, 0, "exec failed");
+		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
+	}
+}
+
+static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
+{
+	sched *sc = ud;
+	uint64_t ticks;
+	(void)!read(fd, &ticks, sizeof(ticks));
+	int64_t now = sched_now();
+	for (struct sjob *j = sc->jobs; j; j = j->next)
+		if (!j->killed && j->deadline <= now) {
+			j->killed = true;
+			(void)pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+		}
+	/* Work on the loaded copy; each change bumps the generation and we reload after. */
+	for (size_t i = 0; i < sc->nlc; i++) {
+		const struct store_lifecycle *lc = &sc->lc[i];
+		if (lc->expires > 0 && lc->expires <= now) {
+			struct store_audit a = {.actor = "secretd",
+						.pid = getpid(),
+						.exe = "secretd",
+						.action = "expire",
+						.secret = lc->name,
+						.result = "ok"};
+			int r = store_delete_ex(sc->store, lc->name, &a);
+			if (r == 0) {
+				sc->report(sc->ud, lc->name, SCHED_EXPIRED, 0, NULL);
+				sched_refresh(sc, lc->name);
+			} else if (r != -ENOENT) {
+				sc->report(sc->ud, lc->name, SCHED_FAILED, 0, strerror(-r));
+			}
+		} else if (lc->every > 0 && lc->next <= now && !sched_job_find(sc, lc->name)) {
+			sched_rotate(sc, lc, now);
+		}
+	}
+	int r = sched_load(sc);
+	if (r < 0)
+		sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
+}
+
+static int sched_prepare(loop *l, void *ud)
+{
+	sched *sc = ud;
+	if (store_lifecycle_gen(sc->store) != sc->gen) {
+		int r = sched_load(sc);
+		if (r < 0) {
+			sc->gen = store_lifecycle_gen(sc->store); /* reported once, not every turn */
+			sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
+		}
+	}
+	return -1;
+}
+
+int sched_new(sched **out, loop *l, store *s, mounts *m, sched_report_cb report, void *ud)
+{
+	if (!out || !l || !s || !m || !report)
+		return -EINVAL;
+	sched *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	*sc = (struct sched){.loop = l, .store = s, .mounts = m, .report = report, .ud = ud};
+	sc->tfd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	int r = sc->tfd < 0 ? -errno : 0;
+	if (r == 0)
+		r = sched_load(sc);
+	if (r == 0)
+		r = loop_add(l, sc->tfd, EPOLLIN, sched_on_timer, sc);
+	if (r == 0)
+		r = loop_add_prepare(l, sched_prepare, sc);
+	if (r < 0) {
+		if (sc->tfd >= 0) {
+			loop_del(l, sc->tfd);
+			close(sc->tfd);
+		}
+		store_lifecycles_free(sc->lc, sc->nlc);
+		free(sc);
+		return r;
+	}
+	*out = sc;
+	return 0;
+}
+
+void sched_free(sched *sc)
+{
+	if (!sc)
+		return;
+	while (sc->jobs) {
+		struct sjob *j = sc->jobs;
+		(void)pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+		(void)waitid((idtype_t)P_PIDFD, (id_t)j->pidfd, &(siginfo_t){0}, WEXITED);
+		sched_job_remove(sc, j);
+	}
+	loop_del(sc->loop, sc->tfd);
+	close(sc->tfd);
+	store_lifecycles_free(sc->lc, sc->nlc);
+	free(sc);
+}
+
+unsigned sched_running(const sched *sc)
+{
+	return sc ? sc->njobs : 0;
+}

@@ -1,0 +1,43 @@
+/* api: the broker's two HTTP+JSON servers on unix sockets, both driven by the daemon's event loop:
+ * admin.sock (0600, operators and the OCI hook) and workload.sock (0666, containers; the peer is
+ * identified by the kernel, never by a token). Functions return 0 or a negative errno. */
+#pragma once
+#include <stddef.h>
+
+#include "broker/engine/audit.h"
+#include "broker/os/loop.h"
+#include "broker/engine/metrics.h"
+#include "broker/engine/mounts.h"
+#include "broker/store/store.h"
+
+struct api_config {
+	const char *runtime_dir;     /* sockets are created here */
+	size_t max_value;            /* largest secret value accepted */
+	unsigned max_conns;          /* per socket, 0 = API_MAX_CONNS_DEFAULT; when full, the
+	                                oldest idle connection of the identity holding most is
+	                                closed for a new one (else the new one gets 503) */
+	unsigned max_conns_per_ident; /* workload socket, per container (else per uid), 0 =
+	                                 API_MAX_CONNS_PER_IDENT_DEFAULT; more get 429 at once */
+	unsigned idle_timeout_s;      /* 0 = API_IDLE_TIMEOUT_DEFAULT (no byte for this long) */
+	unsigned request_timeout_s;   /* 0 = API_REQUEST_TIMEOUT_DEFAULT: a request (from the
+	                                 end of the previous one) must be complete within this */
+	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
+					is written in its own durable transaction) */
+	const char *audit_anchor;    /* audit anchor file checked by audit verify, or NULL */
+};
+
+#define API_MAX_CONNS_DEFAULT 256
+#define API_MAX_CONNS_CEILING 4096
+#define API_MAX_CONNS_PER_IDENT_DEFAULT 32
+#define API_IDLE_TIMEOUT_DEFAULT 30
+#define API_REQUEST_TIMEOUT_DEFAULT 30
+#define API_TIMEOUT_CEILING 3600
+
+typedef struct api api;
+
+/* Binds both sockets (a stale socket file is replaced; anything else at the path is refused with
+ * -EEXIST) and registers them with the loop. */
+int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
+	      const struct api_config *cfg);
+/* Stops serving, closes and unlinks the sockets. NULL is a no-op. */
+void api_stop(api *a);

@@ -1,0 +1,1039 @@
+/* Admin routes (admin.sock, root only):
+ *   GET    /healthz                         {"status":"ok"}
+ *   GET    /metrics                         Prometheus text
+ *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated,
+ *                                           expires}]}  (expires: unix seconds, 0 = never)
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&keep_expiry=1&allow_empty=1]  body = value
+ *                                           -> 201 {name,version,expires,expiry_cleared};
+ *                                           keep: versions kept; ttl: expires in S seconds;
+ *                                           without ttl an expiry is cleared unless
+ *                                           keep_expiry=1; an empty body is refused (400)
+ *                                           unless allow_empty=1
+ *   GET    /v1/secrets/NAME                 {name,current,expires,versions:[{version,size,kek,created,current}]}
+ *   DELETE /v1/secrets/NAME                 {name,deleted:true}
+ *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
+ *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
+ *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
+ *                                           in batches; GET /v1/keys until rotating is false
+ *   GET    /v1/grants                       {"grants":[...]}
+ *   POST   /v1/grants                       {secret,selector,path?,mode?,uid?,gid?,previous?,replace?}
+ *   POST   /v1/grants/revoke                {secret,selector}
+ *   GET    /v1/containers                   {"containers":[...]}
+ *   POST   /v1/containers                   attach (OCI hook, createRuntime)
+ *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
+ *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
+ *   POST   /v1/rotate/NAME                  {generate,length?,charset?,print?,keep_expiry?}
+ *                                           -> 201 {name,version,expires,expiry_cleared}
+ *                                           (print: the value, octet-stream) or
+ *                                           {every,length?,charset?,exec?} -> {name,every,next}
+ *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
+ *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
+ *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
+ * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is written in
+ * the change's own transaction, a read's before the answer (no record, no answer).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "broker/http/api_internal.h"
+#include "broker/engine/audit.h"
+#include "broker/rules/policy.h"
+#include "common/limits.h"
+#include "common/names.h"
+
+static bool admin_is(struct api_req *r, const char *method, const char *path)
+{
+	return strcmp(r->method, method) == 0 && strcmp(r->url, path) == 0;
+}
+
+/* Matches "METHOD PREFIX<rest>" and returns rest (non-empty) or NULL. */
+static const char *admin_tail(struct api_req *r, const char *method, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (strcmp(r->method, method) != 0 || strncmp(r->url, prefix, n) != 0 || !r->url[n])
+		return NULL;
+	return r->url + n;
+}
+
+static bool admin_name_ok(struct api_req *r, const char *name)
+{
+	const char *why = NULL;
+	if (names_check(name, strlen(name), &why) == 0)
+		return true;
+	api_reply_error(r, 400, "invalid secret name: %s", why);
+	return false;
+}
+
+/* An audit record for this admin request: actor "uid:N", the peer's pid and exe. */
+struct admin_audit {
+	char actor[32];
+	char exe[256];
+	struct store_audit a;
+};
+
+static void admin_audit_init(struct api_req *r, struct admin_audit *x, const char *action,
+			     const char *secret)
+{
+	memset(x, 0, sizeof(*x));
+	int64_t pid = 0;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		pid = cred.pid;
+	if (pid <= 0 || ident_exe((pid_t)pid, x->exe, sizeof(x->exe)) < 0)
+		x->exe[0] = '\0';
+	audit_actor(x->actor, sizeof(x->actor), false, NULL, NULL, (uint32_t)r->pc->uid);
+	x->a = (struct store_audit){.actor = x->actor,
+				    .pid = pid,
+				    .exe = x->exe,
+				    .action = action,
+				    .secret = secret,
+				    .result = "ok"};
+}
+
+static const char *admin_result(int err)
+{
+	switch (err) {
+	case 0:
+		return "ok";
+	case -ENOENT:
+		return "not found";
+	case -EINVAL:
+		return "invalid";
+	case -EEXIST:
+		return "exists";
+	case -EBADMSG:
+		return "integrity failure";
+	case -EFBIG:
+		return "too large";
+	case -EPERM:
+	case -EACCES:
+		return "denied";
+	default:
+		return "error";
+	}
+}
+
+/* Writes a record of its own (a read, or a change that failed and so wrote none). false (after
+ * replying 500) when it cannot be written: no record, no answer. */
+static bool admin_audit_write(struct api_req *r, struct admin_audit *x, int err)
+{
+	x->a.result = admin_result(err);
+	int rc = store_audit_append(r->a->store, &x->a, 1);
+	if (rc == 0)
+		return true;
+	if (err == 0)
+		api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
+	return err != 0;
+}
+
+/* For a failed change: records the failure (best effort) and replies with the error. */
+static void admin_fail(struct api_req *r, struct admin_audit *x, int err, const char *what)
+{
+	(void)admin_audit_write(r, x, err);
+	api_reply_errno(r, err, what);
+}
+
+/* Records an admin call that touches no secret (containers, attach, detach). */
+static bool admin_audit_simple(struct api_req *r, const char *action, const char *what, int err)
+{
+	struct admin_audit x;
+	admin_audit_init(r, &x, action, what);
+	return admin_audit_write(r, &x, err);
+}
+
+/* The store changed: every mount's view follows before we answer. A failure does not undo the
+ * committed change: the containers it could not reach are failed closed and retried (mounts
+ * logs and counts), and the answer (reply, a JSON object, returned) says so with "unapplied"
+ * (containers denied now) and "warning"; secretctl then exits ADMIN_EXIT_UNAPPLIED (3). */
+static json_t *admin_refresh(struct api_req *r, json_t *reply)
+{
+	size_t unapplied = 0;
+	int rc = mounts_refresh(r->a->mounts, &unapplied);
+	if (rc == 0 || !reply)
+		return reply;
+	char w[256];
+	snprintf(w, sizeof(w),
+	         "the change is stored, but could not be applied to %zu running container(s) "
+	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
+	         unapplied,
+	         rc == -EBADMSG ? "integrity check failed on a stored row" : strerror(-rc));
+	json_object_set_new(reply, "unapplied", json_integer((json_int_t)unapplied));
+	json_object_set_new(reply, "warning", json_string(w));
+	return reply;
+}
+
+static void admin_list(struct api_req *r)
+{
+	struct store_secret_info *v = NULL;
+	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "list", NULL);
+	int rc = store_list(r->a->store, &v, &n);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, "list");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_list_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v[i].name, "current",
+		                 (json_int_t)v[i].current, "versions", (json_int_t)v[i].nversions,
+		                 "created", (json_int_t)v[i].created, "updated",
+		                 (json_int_t)v[i].updated, "expires", (json_int_t)v[i].expires));
+	store_list_free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
+}
+
+/* Parses an optional positive integer query argument; false (after replying 400) when bad. */
+static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
+{
+	return api_query_u64(r, key, 1, max, out);
+}
+
+/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
+ * 400) when it is anything else. */
+static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
+{
+	const char *v = api_query(r, key);
+	*out = false;
+	if (!v)
+		return true;
+	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+		api_reply_error(r, 400, "%s must be 1 or 0", key);
+		return false;
+	}
+	*out = v[0] == '1';
+	return true;
+}
+
+/* What a new version does to the secret's expiry. A new value starts a new life: without a new
+ * expiry (ttl) the old one is cleared, unless the request asks to keep it; the answer says which
+ * (the expiry in force after it, and whether one was cleared). */
+struct admin_expiry {
+	int64_t set;  /* for store_put_opts.expires: > 0 new, 0 kept, -1 cleared */
+	int64_t now;  /* the expiry after the put, 0 = none */
+	bool cleared; /* an expiry was there and is gone */
+};
+
+static int admin_expiry_begin(struct api_req *r, const char *name, int64_t new_expiry, bool keep,
+                              struct admin_expiry *ex)
+{
+	int64_t old = 0;
+	int rc = store_expiry(r->a->store, name, &old);
+	if (rc < 0 && rc != -ENOENT)
+		return rc; /* e.g. -EBADMSG: the put would fail on the same row anyway */
+	ex->set = new_expiry > 0 ? new_expiry : keep ? 0 : -1;
+	ex->now = new_expiry > 0 ? new_expiry : keep ? old : 0;
+	ex->cleared = old != 0 && ex->now == 0;
+	return 0;
+}
+
+static void admin_expiry_reply(json_t *j, const struct admin_expiry *ex)
+{
+	if (!j)
+		return;
+	json_object_set_new(j, "expires", json_integer((json_int_t)ex->now));
+	json_object_set_new(j, "expiry_cleared", json_boolean(ex->cleared));
+}
+
+static void admin_put(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	const char *why = NULL;
+	if (mounts_name_check(name, strlen(name), &why) < 0) {
+		/* also for a name stored before this check: rm still removes it */
+		api_reply_error(r, 400, "invalid secret name: %s", why);
+		return;
+	}
+	uint64_t keep = 0, ttl = 0;
+	bool allow_empty, keep_expiry;
+	if (!admin_query_uint(r, "keep", 1000, &keep) ||
+	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
+	    !admin_query_flag(r, "allow_empty", &allow_empty) ||
+	    !admin_query_flag(r, "keep_expiry", &keep_expiry))
+		return;
+	if (ttl && keep_expiry) {
+		api_reply_error(r, 400, "give ttl (a new expiry) or keep_expiry, not both");
+		return;
+	}
+	if (r->len == 0 && !allow_empty) {
+		/* An empty stdin is far likelier a mistake than a value: containers would see it at
+		 * once. Nothing is stored. */
+		api_reply_error(r, 400,
+		                "refusing to store an empty value (allow_empty=1 stores one)");
+		return;
+	}
+	struct admin_audit x;
+	admin_audit_init(r, &x, "put", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                            keep_expiry, &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	struct store_put_opts po = {.keep = (int64_t)keep, .expires = ex.set};
+	uint64_t version = 0;
+	rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len, &po,
+	                  &x.a, &version);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	r->a->met->puts++;
+	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version);
+	admin_expiry_reply(j, &ex);
+	api_reply_json(r, 201, admin_refresh(r, j));
+}
+
+static void admin_versions(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct store_version_info *v = NULL;
+	size_t n = 0;
+	int64_t expires = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "versions", name);
+	int rc = store_versions(r->a->store, name, &v, &n);
+	if (rc == 0) {
+		rc = store_expiry(r->a->store, name, &expires);
+		if (rc < 0)
+			store_versions_free(v, n);
+	}
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_versions_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	uint64_t current = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].current)
+			current = v[i].version;
+		json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:b}", "version",
+						   (json_int_t)v[i].version, "size",
+						   (json_int_t)v[i].size, "kek",
+						   (json_int_t)v[i].kek_id, "created",
+						   (json_int_t)v[i].created, "current", v[i].current));
+	}
+	store_versions_free(v, n);
+	api_reply_json(r, 200,
+	               json_pack("{s:s, s:I, s:I, s:o}", "name", name, "current",
+	                         (json_int_t)current, "expires", (json_int_t)expires, "versions",
+	                         a));
+}
+
+static void admin_delete(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "delete", name);
+	int rc = store_delete_ex(r->a->store, name, &x.a);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	api_reply_json(r, 200,
+	               admin_refresh(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1)));
+}
+
+static void admin_value(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	uint64_t want = 0;
+	if (!admin_query_uint(r, "version", INT64_MAX, &want))
+		return;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	uint64_t got = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "get", name);
+	x.a.version = want;
+	int rc = store_get(r->a->store, name, want, &val, &len, &got);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	x.a.version = got;
+	if (!admin_audit_write(r, &x, 0)) {
+		store_value_free(val);
+		return;
+	}
+	api_reply_secret(r, val, len, got);
+}
+
+static json_t *admin_key_status_json(store *st, bool *ok)
+{
+	struct store_key_status ks;
+	*ok = store_key_status(st, &ks) == 0;
+	if (!*ok)
+		return NULL;
+	json_t *gens = json_array();
+	for (size_t i = 0; i < ks.ngens; i++)
+		json_array_append_new(gens, json_pack("{s:I, s:I, s:I}", "id",
+						      (json_int_t)ks.gens[i].id, "created",
+						      (json_int_t)ks.gens[i].created, "data_keys",
+						      (json_int_t)ks.gens[i].versions));
+	json_t *j = json_pack("{s:I, s:b, s:I, s:I, s:o}", "current", (json_int_t)ks.current,
+			      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
+			      "remaining", (json_int_t)ks.remaining, "generations", gens);
+	if (j && ks.error)
+		json_object_set_new(j, "error",
+				    json_string(ks.error == -EBADMSG
+							? "integrity check failed on a stored row"
+							: strerror(-ks.error)));
+	store_key_status_free(&ks);
+	return j;
+}
+
+/* Starts a rotation (or reports the unfinished one); the loop re-wraps in batches after the
+ * answer: 202 with the status, GET /v1/keys to follow it. */
+static void admin_key_rotate(struct api_req *r)
+{
+	uint64_t kek = 0;
+	bool resumed = false;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "key-rotate", NULL);
+	int rc = store_key_rotate_begin(r->a->store, &x.a, &kek, &resumed);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, "key rotation");
+		return;
+	}
+	bool ok;
+	json_t *j = admin_key_status_json(r->a->store, &ok);
+	if (!j) {
+		api_reply_errno(r, -ENOMEM, "key status");
+		return;
+	}
+	json_object_set_new(j, "kek_id", json_integer((json_int_t)kek));
+	json_object_set_new(j, "resumed", json_boolean(resumed));
+	api_reply_json(r, 202, j);
+}
+
+/* Not audited: a status without secrets, polled while a rotation runs. */
+static void admin_keys(struct api_req *r)
+{
+	bool ok;
+	json_t *j = admin_key_status_json(r->a->store, &ok);
+	if (!j) {
+		api_reply_errno(r, ok ? -ENOMEM : -EIO, "key status");
+		return;
+	}
+	api_reply_json(r, 200, j);
+}
+
+static json_t *admin_grant_json(const struct store_grant *g)
+{
+	char mode[8];
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)g->mode);
+	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:I, s:I, s:b, s:I}", "id", (json_int_t)g->id,
+			 "secret", g->secret, "selector", g->selector, "path", g->path, "mode",
+			 mode, "uid", (json_int_t)g->uid, "gid", (json_int_t)g->gid,
+			 "previous", (g->flags & STORE_GRANT_PREVIOUS) != 0, "created",
+			 (json_int_t)g->created);
+}
+
+static void admin_grants(struct api_req *r)
+{
+	struct store_grant *g = NULL;
+	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "grants", NULL);
+	int rc = store_grants(r->a->store, &g, &n);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, "grants");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_grants_free(g, n);
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(a, admin_grant_json(&g[i]));
+	}
+	store_grants_free(g, n);
+	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
+}
+
+/* Reads an optional integer field; false (after replying 400) when it has the wrong type. */
+static bool admin_opt_int(struct api_req *r, json_t *o, const char *key, int64_t lo, int64_t hi,
+			  int64_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		api_reply_error(r, 400, "%s must be an integer from %lld to %lld", key,
+				(long long)lo, (long long)hi);
+		return false;
+	}
+	*out = json_integer_value(v);
+	return true;
+}
+
+static void admin_grant_add(struct api_req *r)
+{
+	json_t *o = api_body_json(r);
+	if (!o)
+		return;
+	const char *secret = json_string_value(json_object_get(o, "secret"));
+	const char *sel = json_string_value(json_object_get(o, "selector"));
+	json_t *jp = json_object_get(o, "path");
+	const char *path = json_string_value(jp);
+	const char *why = NULL;
+	int64_t mode = 0400, uid = -1, gid = -1;
+	if (!secret || names_check_pattern(secret, strlen(secret), &why) < 0) {
+		api_reply_error(r, 400, "invalid secret name or pattern: %s",
+				why ? why : "missing \"secret\"");
+	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
+		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
+	} else if (jp && !json_is_null(jp) &&
+	           (!path || names_check(path, strlen(path), &why) < 0 ||
+	            mounts_name_check(path, strlen(path), &why) < 0)) {
+		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
+	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
+	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
+	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+		struct store_grant g = {.secret = (char *)secret,
+					.selector = (char *)sel,
+					.path = (char *)path,
+					.mode = (uint32_t)mode,
+					.uid = uid,
+					.gid = gid,
+					.flags = json_is_true(json_object_get(o, "previous"))
+							 ? STORE_GRANT_PREVIOUS
+							 : 0};
+		bool replace = json_is_true(json_object_get(o, "replace"));
+		struct admin_audit x;
+		admin_audit_init(r, &x, "grant", secret);
+		char detail[SECRETD_SELECTOR_MAX + SECRETD_PATH_MAX + 96];
+		snprintf(detail, sizeof(detail), "selector=%s path=%s mode=%04o uid=%lld gid=%lld%s%s",
+			 sel, path ? path : secret, (unsigned)mode, (long long)uid, (long long)gid,
+			 g.flags & STORE_GRANT_PREVIOUS ? " previous" : "", replace ? " replace" : "");
+		x.a.detail = detail;
+		int rc = store_grant_add_ex(r->a->store, &g, replace, &x.a);
+		if (rc < 0)
+			(void)admin_audit_write(r, &x, rc);
+		if (rc == -EEXIST)
+			api_reply_error(r, 409, "%s is already granted to %s (use replace)", secret,
+					sel);
+		else if (rc < 0)
+			api_reply_errno(r, rc, "grant");
+		else {
+			api_reply_json(r, 201,
+			               admin_refresh(r, json_pack("{s:s, s:s}", "secret", secret,
+			                                          "selector", sel)));
+		}
+	}
+	json_decref(o);
+}
+
+static void admin_grant_remove(struct api_req *r)
+{
+	json_t *o = api_body_json(r);
+	if (!o)
+		return;
+	const char *secret = json_string_value(json_object_get(o, "secret"));
+	const char *sel = json_string_value(json_object_get(o, "selector"));
+	if (!secret || !sel) {
+		api_reply_error(r, 400, "\"secret\" and \"selector\" are required");
+	} else {
+		struct admin_audit x;
+		admin_audit_init(r, &x, "revoke", secret);
+		char detail[SECRETD_SELECTOR_MAX + 16];
+		snprintf(detail, sizeof(detail), "selector=%s", sel);
+		x.a.detail = detail;
+		int rc = store_grant_remove_ex(r->a->store, secret, sel, &x.a);
+		if (rc < 0)
+			(void)admin_audit_write(r, &x, rc);
+		if (rc == -ENOENT)
+			api_reply_error(r, 404, "no grant of %s to %s", secret, sel);
+		else if (rc < 0)
+			api_reply_errno(r, rc, "revoke");
+		else {
+			api_reply_json(
+			    r, 200,
+			    admin_refresh(r, json_pack("{s:s, s:s, s:b}", "secret", secret,
+			                               "selector", sel, "revoked", 1)));
+		}
+	}
+	json_decref(o);
+}
+
+static void admin_attach(struct api_req *r)
+{
+	json_t *o = api_body_json(r);
+	if (!o)
+		return;
+	struct policy_label labels[POLICY_LABELS_MAX];
+	size_t nl = 0;
+	json_t *jl = json_object_get(o, "labels");
+	const char *key;
+	json_t *val;
+	bool bad = jl && !json_is_null(jl) && !json_is_object(jl);
+	if (json_is_object(jl))
+		json_object_foreach(jl, key, val)
+		{
+			if (nl == POLICY_LABELS_MAX || !json_is_string(val)) {
+				bad = true;
+				break;
+			}
+			labels[nl].key = key;
+			labels[nl].value = json_string_value(val);
+			nl++;
+		}
+	int64_t pid = 0, uid = -1, gid = -1;
+	struct mounts_attach_req a = {
+		.id = json_string_value(json_object_get(o, "id")),
+		.root = json_string_value(json_object_get(o, "root")),
+		.target = json_string_value(json_object_get(o, "mount")),
+		.name = json_string_value(json_object_get(o, "name")),
+		.runtime = json_string_value(json_object_get(o, "runtime")),
+		.labels = labels,
+		.nlabels = nl,
+		.wants = json_is_true(json_object_get(o, "wants")),
+	};
+	if (bad) {
+		api_reply_error(r, 400, "labels must be an object of at most %d strings",
+				POLICY_LABELS_MAX);
+	} else if (!a.id) {
+		api_reply_error(r, 400, "\"id\" is required");
+	} else if (admin_opt_int(r, o, "pid", 1, 4194304, &pid) &&
+		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
+		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+		a.pid = (pid_t)pid;
+		a.uid = uid;
+		a.gid = gid;
+		bool mounted = false;
+		size_t files = 0;
+		int rc = a.pid > 0 ? mounts_attach(r->a->mounts, &a, &mounted, &files) : -EINVAL;
+		if (!admin_audit_simple(r, "attach", NULL, rc) && rc == 0) {
+			/* no record, no attach */
+			(void)mounts_detach(r->a->mounts, a.id);
+			json_decref(o);
+			return;
+		}
+		if (rc == -EPERM)
+			api_reply_error(r, 403,
+					"container %s has no cgroup of its own: its processes "
+					"cannot be told apart from the host's",
+					a.id);
+		else if (rc == -EINVAL)
+			api_reply_error(r, 400, "invalid attach request (id, pid, root or mount)");
+		else if (rc < 0)
+			api_reply_errno(r, rc, a.id);
+		else if (mounted)
+			api_reply_json(r, 201, json_pack("{s:s, s:b, s:I, s:s}", "id", a.id,
+							 "mounted", 1, "files", (json_int_t)files,
+							 "mount",
+							 a.target ? a.target : SECRETD_MOUNT_DEFAULT));
+		else
+			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", a.id, "mounted", 0));
+	}
+	json_decref(o);
+}
+
+static void admin_rollback(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	uint64_t from = 0;
+	if (!admin_query_uint(r, "version", UINT64_MAX >> 1, &from))
+		return;
+	if (!from) {
+		api_reply_error(r, 400, "version is required");
+		return;
+	}
+	struct admin_audit x;
+	admin_audit_init(r, &x, "rollback", name);
+	uint64_t version = 0;
+	int rc = store_rollback(r->a->store, name, from, &x.a, &version);
+	if (rc == -ENOENT) {
+		(void)admin_audit_write(r, &x, rc);
+		api_reply_error(r, 404, "%s has no version %llu (see versions)", name,
+				(unsigned long long)from);
+		return;
+	}
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		return;
+	}
+	api_reply_json(r, 201,
+	               admin_refresh(r, json_pack("{s:s, s:I, s:I}", "name", name, "version",
+	                                          (json_int_t)version, "from", (json_int_t)from)));
+}
+
+/* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
+static void admin_rotate(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	json_t *o = api_body_json(r);
+	if (!o)
+		return;
+	int64_t length = 32, every = -1;
+	enum store_charset cs = STORE_CHARSET_ALNUM;
+	json_t *jc = json_object_get(o, "charset");
+	json_t *je = json_object_get(o, "exec");
+	const char *exec = json_string_value(je);
+	bool print = json_is_true(json_object_get(o, "print"));
+	json_t *jk = json_object_get(o, "keep_expiry");
+	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
+	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
+		goto out;
+	if (jc && (!json_is_string(jc) || store_charset_parse(json_string_value(jc), &cs) < 0)) {
+		api_reply_error(r, 400, "charset must be one of alnum, hex, base64, ascii");
+		goto out;
+	}
+	if (je && !json_is_null(je) && (!exec || !*exec || strlen(exec) > 4096)) {
+		api_reply_error(r, 400, "exec must be a command of 1 to 4096 bytes");
+		goto out;
+	}
+	if (every >= 0) {
+		if (print) {
+			api_reply_error(r, 400, "print cannot be combined with every");
+			goto out;
+		}
+		struct admin_audit x;
+		admin_audit_init(r, &x, every ? "schedule" : "unschedule", name);
+		int rc = store_schedule_set(r->a->store, name, every, (uint32_t)length, cs, exec,
+					    &x.a);
+		if (rc == -ENOENT) {
+			(void)admin_audit_write(r, &x, rc);
+			api_reply_error(r, 404, "no secret %s: put or rotate it first", name);
+		} else if (rc < 0) {
+			admin_fail(r, &x, rc, name);
+		} else {
+			api_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "name", name, "every",
+							 (json_int_t)every, "next",
+							 (json_int_t)(every ? time(NULL) + every
+									    : 0)));
+		}
+		goto out;
+	}
+	if (!json_is_true(json_object_get(o, "generate"))) {
+		api_reply_error(r, 400, "give generate (a new random value) or every (a schedule)");
+		goto out;
+	}
+	if (exec) {
+		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
+		goto out;
+	}
+	if (jk && !json_is_boolean(jk)) {
+		api_reply_error(r, 400, "keep_expiry must be true or false");
+		goto out;
+	}
+	struct admin_audit x;
+	admin_audit_init(r, &x, print ? "rotate+print" : "rotate", name);
+	struct admin_expiry ex;
+	int rc = admin_expiry_begin(r, name, 0, json_is_true(jk), &ex);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, name);
+		goto out;
+	}
+	uint8_t *val = NULL;
+	rc = store_generate(cs, (size_t)length, &val);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "generate");
+		goto out;
+	}
+	struct store_put_opts po = {.expires = ex.set};
+	uint64_t version = 0;
+	rc = store_put_ex(r->a->store, name, val, (size_t)length, &po, &x.a, &version);
+	if (rc < 0) {
+		store_value_free(val);
+		admin_fail(r, &x, rc, name);
+		goto out;
+	}
+	r->a->met->puts++;
+	if (print) {
+		/* The value is the answer: a failed refresh is logged and counted (mounts) only. */
+		admin_refresh(r, NULL);
+		api_reply_secret(r, val, (size_t)length, version);
+	} else {
+		store_value_free(val);
+		json_t *j =
+		    json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version", (json_int_t)version,
+		              "length", (json_int_t)length, "charset", store_charset_name(cs));
+		admin_expiry_reply(j, &ex);
+		api_reply_json(r, 201, admin_refresh(r, j));
+	}
+out:
+	json_decref(o);
+}
+
+static void admin_schedules(struct api_req *r)
+{
+	struct store_lifecycle *v = NULL;
+	size_t n = 0;
+	struct admin_audit x;
+	admin_audit_init(r, &x, "schedules", NULL);
+	int rc = store_lifecycles(r->a->store, &v, &n);
+	if (rc < 0) {
+		admin_fail(r, &x, rc, "schedules");
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0)) {
+		store_lifecycles_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(
+			a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name,
+				     "expires", (json_int_t)v[i].expires, "every",
+				     (json_int_t)v[i].every, "next", (json_int_t)v[i].next,
+				     "length", (json_int_t)v[i].length, "charset",
+				     store_charset_name(v[i].charset), "exec", v[i].exec));
+	store_lifecycles_free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
+}
+
+/* Parses "2024-01-02T03:04:05Z" (UTC). */
+static bool admin_parse_iso(const char *v, int64_t *out)
+{
+	struct tm tm = {0};
+	const char *e = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!e || *e)
+		return false;
+	*out = (int64_t)timegm(&tm);
+	return true;
+}
+
+static json_t *admin_audit_row_json(const struct store_audit_row *w)
+{
+	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?, s:I}", "seq",
+	                 (json_int_t)w->seq, "time", (json_int_t)w->time, "actor", w->actor, "pid",
+	                 (json_int_t)w->pid, "exe", w->exe, "action", w->action, "secret",
+	                 w->secret, "version", (json_int_t)w->version, "result", w->result,
+	                 "detail", w->detail, "count", (json_int_t)w->count);
+}
+
+static void admin_audit_list(struct api_req *r)
+{
+	uint64_t after = 0, limit = 0;
+	int64_t since_time = 0;
+	const char *v = api_query(r, "since");
+	if (v && *v) {
+		char *end;
+		unsigned long long x = strtoull(v[0] == '@' ? v + 1 : v, &end, 10);
+		if (isdigit((unsigned char)v[v[0] == '@']) && !*end) {
+			/* a plain number below 10^9 is a sequence number, else unix seconds */
+			if (v[0] != '@' && x < 1000000000ULL)
+				after = x ? x - 1 : 0;
+			else
+				since_time = (int64_t)x;
+		} else if (!admin_parse_iso(v, &since_time)) {
+			api_reply_error(r, 400, "since must be a sequence number, unix time "
+						"(@SECONDS) or YYYY-MM-DDTHH:MM:SSZ");
+			return;
+		}
+	}
+	if (!admin_query_uint(r, "limit", 100000, &limit))
+		return;
+	struct store_audit_row *rows = NULL;
+	size_t n = 0;
+	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);
+	if (rc < 0) {
+		api_reply_errno(r, rc, "audit");
+		return;
+	}
+	json_t *a = json_array();
+	uint64_t last = after;
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(a, admin_audit_row_json(&rows[i]));
+		last = rows[i].seq;
+	}
+	store_audit_list_free(rows, n);
+	api_reply_json(r, 200, json_pack("{s:o, s:I}", "records", a, "last", (json_int_t)last));
+}
+
+/* The chain against the anchor file (when configured): NULL when it holds, else the reason. */
+static const char *admin_anchor_check(struct api_req *r, uint64_t *aseq)
+{
+	const char *path = r->a->cfg.audit_anchor;
+	if (!path)
+		return NULL;
+	struct anchor an;
+	int rc = anchor_read(path, &an);
+	if (rc == -ENOENT)
+		return NULL; /* not written yet: the daemon writes it after each audited change */
+	if (rc < 0)
+		return "the audit anchor file is unreadable or malformed";
+	*aseq = an.seq;
+	rc = store_audit_anchor_check(r->a->store, &an);
+	if (rc == -EBADMSG)
+		return "the audit anchor was not written with this store's key";
+	if (rc == -ESTALE)
+		return "the database is older than its audit anchor (restored from an older copy): "
+		       "records the anchor names are missing or different";
+	return rc < 0 ? "the audit anchor cannot be checked" : NULL;
+}
+
+/* What the batcher holds right now (not yet in the chain), for audit verify. */
+static json_t *admin_audit_live(struct api_req *r)
+{
+	if (!r->a->cfg.reads_audit)
+		return json_pack("{s:b}", "writable", 1);
+	struct audit_stats as;
+	audit_get_stats(r->a->cfg.reads_audit, &as);
+	int err = audit_last_error(r->a->cfg.reads_audit);
+	return json_pack("{s:b, s:I, s:I, s:s?}", "writable", as.writable, "pending",
+	                 (json_int_t)as.pending, "refused_since_start", (json_int_t)as.refused,
+	                 "error", as.writable || !err ? NULL : strerror(-err));
+}
+
+static void admin_audit_verify(struct api_req *r)
+{
+	struct admin_audit x;
+	admin_audit_init(r, &x, "audit-verify", NULL);
+	struct store_audit_verify_info vi;
+	int rc = store_audit_verify_ex(r->a->store, &vi);
+	if (rc == -EBADMSG) {
+		/* Not appended to: the chain is broken and must be looked at as it is. */
+		json_t *rec = NULL;
+		struct store_audit_row *rows = NULL;
+		size_t n = 0;
+		if (store_audit_list(r->a->store, vi.bad_seq ? vi.bad_seq - 1 : 0, 0, 1, &rows,
+		                     &n) == 0 &&
+		    n && rows[0].seq == vi.bad_seq)
+			rec = admin_audit_row_json(&rows[0]);
+		store_audit_list_free(rows, n);
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I, s:o?, s:o}", "ok", 0, "bad_seq",
+		                         (json_int_t)vi.bad_seq, "reason", vi.reason, "records",
+		                         (json_int_t)vi.records, "record", rec, "live",
+		                         admin_audit_live(r)));
+		return;
+	}
+	if (rc < 0) {
+		api_reply_errno(r, rc, "audit verify");
+		return;
+	}
+	uint64_t aseq = vi.checkpoint_seq + vi.records + 1;
+	const char *anchor_why = admin_anchor_check(r, &aseq);
+	if (anchor_why) {
+		api_reply_json(r, 200,
+		               json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "bad_seq",
+		                         (json_int_t)aseq, "reason", anchor_why, "records",
+		                         (json_int_t)vi.records));
+		return;
+	}
+	if (!admin_audit_write(r, &x, 0))
+		return;
+	json_t *cp =
+	    vi.checkpoint
+	        ? json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)vi.checkpoint_seq, "pruned",
+	                    (json_int_t)vi.pruned, "time", (json_int_t)vi.checkpoint_time)
+	        : NULL;
+	api_reply_json(r, 200,
+	               json_pack("{s:b, s:I, s:I, s:I, s:o?, s:o}", "ok", 1, "records",
+	                         (json_int_t)vi.records, "events", (json_int_t)vi.events, "refused",
+	                         (json_int_t)vi.refused, "checkpoint", cp, "live",
+	                         admin_audit_live(r)));
+}
+
+void api_admin_handle(struct api_req *r)
+{
+	const char *name;
+	if (admin_is(r, "GET", "/healthz")) {
+		api_health(r, true);
+	} else if (admin_is(r, "GET", "/metrics")) {
+		struct mounts_stats ms;
+		mounts_get_stats(r->a->mounts, &ms);
+		struct metrics_gauges g = {.containers = ms.containers,
+		                           .mounted = ms.mounted,
+		                           .files = ms.files,
+		                           .fuse_opens = ms.opens,
+		                           .fuse_denied = ms.opens_denied,
+		                           .audit_writable = 1,
+		                           .view_failures = ms.view_failures,
+		                           .failed_closed = ms.failed_closed};
+		if (r->a->cfg.reads_audit) {
+			struct audit_stats as;
+			audit_get_stats(r->a->cfg.reads_audit, &as);
+			g.audit_records = as.records_written;
+			g.audit_events = as.events_written;
+			g.audit_coalesced = as.coalesced;
+			g.audit_refused = as.refused;
+			g.audit_write_errors = as.write_errors;
+			g.audit_pruned = as.pruned;
+			g.audit_pending = as.pending;
+			g.audit_writable = as.writable;
+		}
+		(void)store_count(r->a->store, &g.secrets);
+		char *text = NULL;
+		if (metrics_render(r->a->met, &g, &text) < 0) {
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+		api_reply_text(r, 200, "text/plain; version=0.0.4", text);
+		free(text);
+	} else if (admin_is(r, "GET", "/v1/secrets")) {
+		admin_list(r);
+	} else if ((name = admin_tail(r, "PUT", "/v1/secrets/"))) {
+		admin_put(r, name);
+	} else if ((name = admin_tail(r, "GET", "/v1/secrets/"))) {
+		admin_versions(r, name);
+	} else if ((name = admin_tail(r, "DELETE", "/v1/secrets/"))) {
+		admin_delete(r, name);
+	} else if ((name = admin_tail(r, "GET", "/v1/values/"))) {
+		admin_value(r, name);
+	} else if (admin_is(r, "POST", "/v1/keys/rotate")) {
+		admin_key_rotate(r);
+	} else if (admin_is(r, "GET", "/v1/keys")) {
+		admin_keys(r);
+	} else if (admin_is(r, "GET", "/v1/grants")) {
+		admin_grants(r);
+	} else if (admin_is(r, "POST", "/v1/grants")) {
+		admin_grant_add(r);
+	} else if (admin_is(r, "POST", "/v1/grants/revoke")) {
+		admin_grant_remove(r);
+	} else if ((name = admin_tail(r, "POST", "/v1/rollback/"))) {
+		admin_rollback(r, name);
+	} else if ((name = admin_tail(r, "POST", "/v1/rotate/"))) {
+		admin_rotate(r, name);
+	} else if (admin_is(r, "GET", "/v1/schedules")) {
+		admin_schedules(r);
+	} else if (admin_is(r, "GET", "/v1/audit")) {
+		admin_audit_list(r);
+	} else if (admin_is(r, "POST", "/v1/audit/verify")) {
+		admin_audit_verify(r);
+	} else if (admin_is(r, "GET", "/v1/containers")) {
+		if (admin_audit_simple(r, "containers", NULL, 0))
+			api_reply_json(r, 200, json_pack("{s:o}", "containers",
+							 mounts_list_json(r->a->mounts)));
+	} else if (admin_is(r, "POST", "/v1/containers")) {
+		admin_attach(r);
+	} else if ((name = admin_tail(r, "DELETE", "/v1/containers/"))) {
+		int rc = mounts_detach(r->a->mounts, name);
+		if (!admin_audit_simple(r, "detach", NULL, rc) && rc == 0)
+			return;
+		if (rc < 0)
+			api_reply_errno(r, rc, "container");
+		else
+			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", name, "detached", 1));
+	} else {
+		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+	}
+}

@@ -1,0 +1,92 @@
+/* api_internal: what api.c shares with the route files api_admin.c and api_workload.c. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "broker/http/api.h"
+#include "broker/os/ident.h"
+
+struct api_server;
+
+#define API_KEY_MAX 160 /* bytes of a connection's fairness identity ("container:ID", "uid:N") */
+
+/* Per connection: accepted by api.c (never by MHD), handed to MHD with MHD_add_connection. */
+struct api_conn {
+	struct api_server *srv;
+	struct api_conn *prev, *next; /* the server's connections, oldest first */
+	int fd;                       /* MHD owns and closes it */
+	bool ident_ok;
+	int ident_rc;       /* why identification failed (-errno) */
+	struct ident who;   /* workload socket: the connecting process */
+	uid_t uid;
+	char key[API_KEY_MAX]; /* who the connection counts against: container id, else uid */
+	bool busy;             /* a request is in progress (request line seen, not completed) */
+	bool answered;         /* the current request has its answer queued */
+	bool evicted;          /* shut down by the broker (limits, deadline); MHD closes it next */
+	unsigned refuse;       /* 429/503: over a limit; its request gets this answer, then close */
+	uint64_t cycle_ms;     /* monotonic ms when it began waiting for its current request */
+};
+
+/* Per request. */
+struct api_req {
+	api *a;
+	struct api_server *srv;
+	struct MHD_Connection *conn;
+	struct api_conn *pc;
+	const char *method;
+	const char *url;
+	uint8_t *body; /* crypt_alloc'd: may hold a secret */
+	size_t len, cap, limit;
+	bool started; /* the handler saw the headers */
+	bool bad_uri; /* the raw request URI holds an encoded NUL (%00) */
+	const char *raw_uri_end; /* where the raw URI's string ended (compared, never read) */
+	bool refused; /* answered 429/503 for load: Retry-After, Connection: close */
+	bool too_large;
+	bool answered;
+};
+
+struct api {
+	loop *loop;
+	store *store;
+	mounts *mounts;
+	struct metrics *met;
+	struct api_config cfg;
+	struct api_server *admin, *workload;
+	/* The last /healthz probe, reused for API_HEALTH_CACHE_MS (any local user can ask). */
+	uint64_t health_ms;
+	int health_rc;
+	const char *health_what;
+};
+
+/* Replies with a JSON body (steals the reference). */
+void api_reply_json(struct api_req *r, unsigned status, json_t *body);
+/* Replies {"error": "..."} (printf-style; never put a secret value in it). */
+void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Replies with raw secret bytes (takes ownership of crypt_alloc'd val; wiped when sent). */
+void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version);
+/* Replies with text (copied). */
+void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text);
+/* Maps a store/mounts errno to an HTTP status and replies with msg: what failed. */
+void api_reply_errno(struct api_req *r, int err, const char *what);
+/* Parses the request body as a JSON object; replies 400 and returns NULL if it is not one. */
+json_t *api_body_json(struct api_req *r);
+/* The value of query argument key, or NULL. */
+const char *api_query(struct api_req *r, const char *key);
+/* Query argument key as a decimal integer in [min, max]: digits only (no sign, space or other
+ * byte), at most 20 of them. True with *out set (left alone when the argument is absent); false
+ * after replying 400 {"error": "KEY must be an integer from MIN to MAX"}. */
+bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out);
+/* GET /healthz on either socket: a real store access (store_health) and the audit writer's
+ * state (buffered records are flushed now), probed at most every API_HEALTH_CACHE_MS (workload
+ * callers are anyone). 200 {"status":"ok"} or 503 {"error": ...}; detail names the failing part
+ * (admin socket) or not (workload socket). */
+void api_health(struct api_req *r, bool detail);
+
+/* Route handlers: each answers the request (exactly once). */
+void api_admin_handle(struct api_req *r);
+void api_workload_handle(struct api_req *r);

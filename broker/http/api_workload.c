@@ -1,0 +1,145 @@
+/* Workload routes (workload.sock, any local process; identity from the kernel):
+ *   GET  /healthz                  {"status":"ok"}, or 503 when the store or audit fails
+ *   GET  /v1/self                  the identity as the broker sees it
+ *   GET  /v1/self/secrets          {"secrets":[names granted to me]}
+ *   GET  /v1/self/secrets/NAME     the value (application/octet-stream); 404 alike for a name
+ *                                  that does not exist and one that is not granted
+ *   POST /v1/self/mount            {"path":"/run/secrets"} -> 201 {mount,files}
+ * Every call but healthz is audited (actor: the container's name or id, else "uid:N") before it
+ * is answered; a call whose record cannot be written is answered 500.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "broker/http/api_internal.h"
+#include "broker/engine/audit.h"
+#include "broker/store/store.h"
+#include "common/limits.h"
+#include "common/names.h"
+
+/* Writes the audit record of this workload call; false (after replying 500) when it cannot. */
+static bool workload_audit(struct api_req *r, const struct policy_identity *who,
+			   const char *action, const char *secret, uint64_t version,
+			   const char *result)
+{
+	char actor[160], exe[256];
+	audit_actor(actor, sizeof(actor), who->container, who->id, who->name, who->uid);
+	if (ident_exe(r->pc->who.pid, exe, sizeof(exe)) < 0)
+		exe[0] = '\0';
+	struct store_audit a = {.actor = actor,
+				.pid = r->pc->who.pid,
+				.exe = exe,
+				.action = action,
+				.secret = secret,
+				.version = version,
+				.result = result};
+	/* Reads change nothing: their records are batched (written within AUDIT_FLUSH_MS, like FUSE
+	 * opens) instead of costing an fdatasync per request. */
+	int rc = r->a->cfg.reads_audit ? audit_add(r->a->cfg.reads_audit, &a)
+				       : store_audit_append(r->a->store, &a, 1);
+	if (rc == 0)
+		return true;
+	api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
+	return false;
+}
+
+static void workload_self(struct api_req *r, const struct policy_identity *who)
+{
+	json_t *labels = json_object();
+	for (size_t i = 0; i < who->nlabels; i++)
+		json_object_set_new(labels, who->labels[i].key, json_string(who->labels[i].value));
+	api_reply_json(r, 200,
+		       json_pack("{s:b, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "container",
+				 who->container, "runtime", who->runtime, "id", who->id, "name",
+				 who->name, "labels", labels, "cgroup", who->cgroup, "pid",
+				 (int)r->pc->who.pid, "uid", (json_int_t)who->uid, "gid",
+				 (json_int_t)who->gid));
+}
+
+static void workload_read(struct api_req *r, const struct policy_identity *who, const char *name)
+{
+	/* One answer for "no such secret" and "not yours": existence is not disclosed. */
+	bool valid = names_check(name, strlen(name), NULL) == 0;
+	if (!valid || !mounts_allows(r->a->mounts, who, name)) {
+		if (workload_audit(r, who, "read", valid ? name : NULL, 0, "denied"))
+			api_reply_error(r, 404, "no such secret");
+		return;
+	}
+	uint8_t *val = NULL;
+	size_t len = 0;
+	uint64_t version = 0;
+	int rc = store_get(r->a->store, name, 0, &val, &len, &version);
+	if (!workload_audit(r, who, "read", name, version,
+			    rc == 0 ? "ok" : rc == -ENOENT ? "not found" : "error")) {
+		store_value_free(val);
+		return;
+	}
+	if (rc == -ENOENT)
+		api_reply_error(r, 404, "no such secret");
+	else if (rc < 0)
+		api_reply_errno(r, rc, "read");
+	else
+		api_reply_secret(r, val, len, version);
+}
+
+static void workload_mount(struct api_req *r, const struct policy_identity *who)
+{
+	const char *path = NULL;
+	json_t *o = NULL;
+	if (r->len) {
+		o = api_body_json(r);
+		if (!o)
+			return;
+		path = json_string_value(json_object_get(o, "path"));
+	}
+	size_t files = 0;
+	int rc = mounts_mount_self(r->a->mounts, &r->pc->who, path, &files);
+	const char *target = path ? path : SECRETD_MOUNT_DEFAULT;
+	if (!workload_audit(r, who, "mount", NULL, 0, rc == 0 ? "ok" : "error")) {
+		json_decref(o);
+		return;
+	}
+	if (rc == -EPERM)
+		api_reply_error(r, 403, "only a process inside a container can ask for a mount");
+	else if (rc == -EEXIST)
+		api_reply_error(r, 409, "this container already has its secrets mounted");
+	else if (rc == -EINVAL)
+		api_reply_error(r, 400, "invalid mount path (absolute, plain segments only)");
+	else if (rc < 0)
+		api_reply_errno(r, rc, "mount");
+	else
+		api_reply_json(r, 201, json_pack("{s:s, s:I}", "mount", target, "files",
+						 (json_int_t)files));
+	json_decref(o);
+}
+
+void api_workload_handle(struct api_req *r)
+{
+	/* The connector must still be the live process that connected: a socket left to a child
+	 * after the connector exited, or a pid reused since, is refused. */
+	if (ident_alive(&r->pc->who) < 0) {
+		r->a->met->workload_refused++;
+		api_reply_error(r, 403, "the process that opened this connection has exited");
+		return;
+	}
+	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/healthz") == 0) {
+		api_health(r, false);
+		return;
+	}
+	struct policy_identity who;
+	mounts_identify(r->a->mounts, &r->pc->who, &who);
+	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self") == 0) {
+		if (workload_audit(r, &who, "whoami", NULL, 0, "ok"))
+			workload_self(r, &who);
+	} else if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self/secrets") == 0) {
+		if (workload_audit(r, &who, "list", NULL, 0, "ok"))
+			api_reply_json(r, 200, json_pack("{s:o}", "secrets",
+							 mounts_granted_json(r->a->mounts, &who)));
+	}
+	else if (strcmp(r->method, "GET") == 0 && strncmp(r->url, "/v1/self/secrets/", 17) == 0)
+		workload_read(r, &who, r->url + 17);
+	else if (strcmp(r->method, "POST") == 0 && strcmp(r->url, "/v1/self/mount") == 0)
+		workload_mount(r, &who);
+	else
+		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+}

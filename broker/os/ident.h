@@ -1,0 +1,31 @@
+/* ident: who is on the other end: peer credentials (SO_PEERCRED), a pidfd (SO_PEERPIDFD, else
+ * pidfd_open), and the cgroup parsed from /proc/PID/cgroup, checked through the pidfd to still be
+ * the process that connected (pid reuse). Functions return 0 or a negative errno. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "broker/os/cgroup.h"
+
+struct ident {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int pidfd; /* owned: ident_clear closes it */
+	struct cgroup_info cg;
+};
+
+/* From a connected unix socket. -EPERM for pid 0 or the overflow uid/gid (a peer outside our
+ * namespaces), -ESRCH when the connector is gone (or was replaced) by the time its cgroup is read,
+ * -EINVAL/-ENOTUNIQ/-E2BIG from the cgroup parser. */
+int ident_from_socket(int fd, struct ident *out);
+/* The same for a pid (FUSE requests, OCI hook state), which may be a thread's id: the pidfd is
+ * its thread group's, then /proc/PID/cgroup, then the liveness check (and, for a thread, that it
+ * still belongs to that group). */
+int ident_from_pid(pid_t pid, struct ident *out);
+/* 0 while the process behind id->pidfd is alive, -ESRCH once it exited. */
+int ident_alive(const struct ident *id);
+/* Closes the pidfd; the struct may be reused. */
+void ident_clear(struct ident *id);
+/* Reads /proc/PID/exe's target into buf (for audit); 0 or -errno. */
+int ident_exe(pid_t pid, char *buf, size_t len);

@@ -1,0 +1,294 @@
+/* store: secrets, versions and grants in SQLite (WAL, synchronous=FULL, foreign keys), encrypted
+ * with crypt. One store per state dir, held by one daemon (flock on STATE/lock).
+ * All functions return 0 or a negative errno:
+ *   -ENOENT no such secret/version/grant   -EINVAL bad name/selector/argument
+ *   -EFBIG value larger than max_value     -EBADMSG integrity failure (tampered or swapped row,
+ *   restored older row, wrong MAC)         -EKEYREJECTED wrong master key or passphrase
+ *   -EBUSY another daemon holds the store  -EEXIST already exists (init, grant)
+ *   -ENODATA state dir not initialised     -EIO sqlite error
+ *   -EPROTO the database is newer than this binary
+ * Strings and arrays handed out are malloc'd and freed with the matching *_free; secret values are
+ * crypt_alloc'd and freed with store_value_free. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/store/anchor.h"
+
+typedef struct store store;
+
+struct store_opts {
+	const char *state_dir; /* holds secretd.db and lock */
+	const char *key_file;  /* master key file; used when pass_file is NULL */
+	const char *pass_file; /* passphrase file (Argon2id), or NULL */
+	size_t max_value;      /* 0 = SECRETD_VALUE_MAX_DEFAULT */
+};
+
+/* Creates STATE/secretd.db (schema applied) and, with a key file, a new random key file; with a
+ * passphrase, stores salt and limits. Refuses (-EEXIST) to overwrite a db or key file, and
+ * (-EINVAL) a key file inside the state dir. */
+int store_init(const struct store_opts *o);
+/* Opens an initialised store: takes the lock, checks the master key (before changing anything),
+ * applies pending migrations (each in a transaction), checks journal_mode=wal, synchronous=FULL,
+ * foreign_keys=on. */
+int store_open(store **out, const struct store_opts *o);
+void store_close(store *s);
+
+/* Stores a new version of name (creating the secret); prunes versions beyond the secret's keep.
+ * *version_out (may be NULL) gets the new version number (1, 2, ...). */
+int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64_t *version_out);
+/* Decrypts a version (0 = current). *val crypt_alloc'd (free with store_value_free), *len its
+ * length, *version_out (may be NULL) the version read. -EBADMSG if the row or head fails checks. */
+int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+	      uint64_t *version_out);
+void store_value_free(uint8_t *val);
+
+struct store_secret_info {
+	char *name;
+	uint64_t current;   /* current version */
+	uint64_t nversions; /* versions kept */
+	int64_t created;    /* unix seconds */
+	int64_t updated;
+	int64_t expires;    /* unix seconds when it will be deleted, 0 = never */
+};
+/* All secrets, sorted by name, no values. -EBADMSG when a secret's lifecycle row fails its MAC. */
+int store_list(store *s, struct store_secret_info **out, size_t *n);
+void store_list_free(struct store_secret_info *v, size_t n);
+/* Only the names, sorted (for building views); *out is an array of n malloc'd strings. */
+int store_names(store *s, char ***out, size_t *n);
+void store_names_free(char **v, size_t n);
+
+struct store_version_info {
+	uint64_t version;
+	uint64_t kek_id; /* key generation wrapping its data key */
+	size_t size;     /* plaintext length */
+	int64_t created;
+	bool current;
+};
+int store_versions(store *s, const char *name, struct store_version_info **out, size_t *n);
+void store_versions_free(struct store_version_info *v, size_t n);
+
+/* Deletes a secret, all its versions, and grants naming it exactly. */
+int store_delete(store *s, const char *name);
+
+struct store_audit;
+
+/* Master-key rotation: adds a key generation and re-wraps every data key under it; payloads are
+ * untouched. It runs in batches, each its own transaction (SECRETD_KEY_ROTATE_BATCH data keys),
+ * so that a crash loses nothing and the next open resumes it (store_key_rotating); an older
+ * generation is dropped only once no row uses it. */
+
+/* Does the whole rotation now (begin + every step). *kek_id the new generation (or the
+ * unfinished one it completed), *rewrapped the count (both may be NULL). -EBADMSG over a tampered
+ * secret (a rotation never starts over one). */
+int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped);
+/* Starts a rotation: checks every head, adds a generation (new data keys use it at once) and
+ * records audit, all in one transaction. With a rotation unfinished, starts none: *kek_id is
+ * that one's target and *resumed true (audit recorded as "in-progress"). Either out may be NULL. */
+int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *kek_id,
+			   bool *resumed);
+/* Re-wraps at most max data keys in one transaction. When none is left, the same transaction
+ * drops unused generations, ends the rotation and records done_audit (may be NULL): *finished.
+ * With no rotation pending: 0, *finished true, nothing done. */
+int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
+			  uint64_t *rewrapped, bool *finished);
+/* The target generation of the unfinished rotation, 0 when none (no database access). */
+uint64_t store_key_rotating(const store *s);
+
+struct store_key_gen {
+	uint64_t id;
+	int64_t created;
+	uint64_t versions; /* data keys it wraps */
+};
+struct store_key_status {
+	uint64_t current;   /* generation wrapping new data keys */
+	uint64_t rotating;  /* target of an unfinished rotation, 0 = none */
+	uint64_t remaining; /* data keys under an older generation */
+	int error;          /* the last failed step's -errno (e.g. -EBADMSG), 0 = none */
+	struct store_key_gen *gens;
+	size_t ngens;
+};
+/* Fills *st (gens oldest first); free with store_key_status_free. */
+int store_key_status(store *s, struct store_key_status *st);
+void store_key_status_free(struct store_key_status *st);
+
+struct store_grant {
+	int64_t id;
+	char *secret;   /* name or pattern (names_check_pattern) */
+	char *selector; /* policy_selector_check */
+	char *path;     /* file path inside the mount, or NULL = the secret's name */
+	uint32_t mode;  /* file mode bits, e.g. 0400 */
+	int64_t uid;    /* -1 = the container's uid */
+	int64_t gid;    /* -1 = the container's gid */
+	uint32_t flags; /* STORE_GRANT_* */
+	int64_t created;
+};
+#define STORE_GRANT_PREVIOUS 0x1 /* also show NAME.previous (the version before current) */
+
+/* Adds a grant (MAC'd row). -EEXIST if (secret, selector) already granted: use replace=true to
+ * update it. */
+int store_grant_add(store *s, const struct store_grant *g, bool replace);
+/* Removes the grant (secret, selector). -ENOENT if none. */
+int store_grant_remove(store *s, const char *secret, const char *selector);
+/* All grants ordered by id; each row's MAC is checked (-EBADMSG names no row, the caller logs). */
+int store_grants(store *s, struct store_grant **out, size_t *n);
+void store_grants_free(struct store_grant *v, size_t n);
+
+/* Re-keys the store (offline, with the old key already proven by store_open): the MAC root and
+ * every key generation are re-sealed under a new root key — a new random key file created at
+ * new_key_file (O_EXCL, 0400), or Argon2id of new_pass_file — in one transaction. Payloads and
+ * data keys are untouched; the old key no longer opens the store. Exactly one of the two. */
+int store_rekey(store *s, const char *new_key_file, const char *new_pass_file);
+
+/* A stat for /metrics: number of secrets. */
+int store_count(store *s, uint64_t *secrets);
+/* A cheap real access for /healthz: the database file is still the one open (-ESTALE if
+ * removed or replaced), its file system has room (-ENOSPC), a probe file beside it (created once)
+ * reads from the device, the write lock can be taken and a table read. 0 or -errno. Never opens
+ * a descriptor of the database itself (that would drop SQLite's POSIX locks). */
+int store_health(store *s);
+
+/* ---- audit trail, versions, lifecycle (schema 002) ---- */
+
+/* One audit record as the caller describes it (never a secret value). Strings may be NULL
+ * (stored as ""; secret NULL stays NULL). time 0 = now. */
+struct store_audit {
+	int64_t time;
+	const char *actor;  /* container id/name, "uid:N", or "secretd" */
+	int64_t pid;        /* 0 when none */
+	const char *exe;
+	const char *action; /* "put", "get", "fuse-open", ... */
+	const char *secret;
+	uint64_t version;   /* 0 = none; mutating calls fill in the version they made */
+	const char *result; /* "ok", "denied", an error name ... */
+	const char *detail; /* NULL, or what else it applied to ("selector=..."); never a value */
+	uint64_t count;     /* identical events this record stands for; 0 = 1 */
+};
+
+/* Appends records (in order) to the chain in one transaction of their own. */
+int store_audit_append(store *s, const struct store_audit *recs, size_t n);
+
+struct store_audit_row {
+	uint64_t seq;
+	int64_t time;
+	char *actor, *exe, *action, *secret, *result; /* secret may be NULL */
+	char *detail;                                 /* may be NULL */
+	int64_t pid;
+	uint64_t version;
+	uint64_t count; /* identical events it stands for (>= 1) */
+};
+/* Records with seq > after_seq and time >= since_time, in seq order, at most limit (0 = all). */
+int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
+		     struct store_audit_row **out, size_t *n);
+void store_audit_list_free(struct store_audit_row *v, size_t n);
+/* The result of records of events refused because the audit could not be written. */
+#define STORE_AUDIT_REFUSED "refused-audit"
+
+struct store_audit_verify_info {
+	uint64_t records;        /* records verified (after the checkpoint) */
+	uint64_t events;         /* events they stand for (sum of counts) */
+	uint64_t refused;        /* of which refused because the audit could not be written */
+	bool checkpoint;         /* records were pruned: the chain starts at a signed checkpoint */
+	uint64_t checkpoint_seq; /* the last pruned record */
+	int64_t checkpoint_time; /* when the last prune ran */
+	uint64_t pruned;         /* records pruned in all */
+	uint64_t bad_seq;        /* on -EBADMSG: the first bad record (the missing one for a gap) */
+	const char *reason;      /* on -EBADMSG: a static string */
+};
+/* Walks the chain from the retention checkpoint (its tag checked) or seq 1: no gaps, each
+ * prev_mac the previous mac (the first one the checkpoint's), each MAC right, the last record
+ * the stored head. 0, or -EBADMSG with vi->bad_seq and vi->reason; -errno on I/O errors. */
+int store_audit_verify_ex(store *s, struct store_audit_verify_info *vi);
+/* Walks the whole chain: seq 1.. without gaps, each prev_mac the previous mac, each MAC right,
+ * the last record the stored head. 0 with *records = the count, or -EBADMSG with *bad_seq the
+ * first bad record (the missing one for a gap) and *reason a static string. */
+int store_audit_verify(store *s, uint64_t *records, uint64_t *bad_seq, const char **reason);
+
+/* Retention: the last pruned record (seq, MAC), the records pruned in all and when, tagged with
+ * the audit key and kept in meta. */
+struct store_audit_checkpoint {
+	uint64_t seq;
+	uint8_t mac[32];
+	uint64_t pruned;
+	int64_t time;
+};
+/* 0 with *found; -EBADMSG when the stored checkpoint fails its tag. */
+int store_audit_checkpoint(store *s, struct store_audit_checkpoint *out, bool *found);
+/* Prunes, in one transaction, at most batch of the oldest records: those older than before (unix
+ * seconds; 0 = no age limit) and those beyond the newest keep_max (0 = no count limit); never
+ * the last record. Stores the checkpoint (the last pruned record's seq and MAC) in the same
+ * transaction. *pruned the records deleted now; *more when more are due (call again). */
+int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch,
+		      uint64_t *pruned, bool *more);
+
+/* The audit anchor for the chain as it stands now: its head (seq, MAC) with a tag made by the
+ * audit key. 0 or -errno. */
+int store_audit_anchor(store *s, struct anchor *out);
+/* Checks an anchor read back from its file: 0 when the chain holds that record with that MAC;
+ * -EBADMSG when the tag was not made by this store's key; -ESTALE when the chain ends before it
+ * (an older copy of the database) or holds another record there (an older copy that went on). */
+int store_audit_anchor_check(store *s, const struct anchor *a);
+/* Changes whenever audit records may have been written (no database access): when it moved,
+ * the anchor is due. */
+uint64_t store_audit_gen(const store *s);
+
+struct store_put_opts {
+	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
+	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never
+	                  * (clears an expiry). The admin API clears it on a put without one. */
+};
+/* store_put with options, recording audit (may be NULL; version filled in) in the same
+ * transaction: a failure to write it fails the put. Without options (o NULL) the expiry and the
+ * schedule are kept (a scheduled rotation). */
+int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
+		 const struct store_put_opts *o, const struct store_audit *audit,
+		 uint64_t *version_out);
+/* Makes version's value current again as a new version (audited as audit says). -ENOENT if the
+ * version is not kept. */
+int store_rollback(store *s, const char *name, uint64_t version, const struct store_audit *audit,
+		   uint64_t *version_out);
+/* store_delete, store_key_rotate, store_grant_add, store_grant_remove with an audit record
+ * written in the same transaction (audit may be NULL). */
+int store_delete_ex(store *s, const char *name, const struct store_audit *audit);
+int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek_id,
+			uint64_t *rewrapped);
+int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
+		       const struct store_audit *audit);
+int store_grant_remove_ex(store *s, const char *secret, const char *selector,
+			  const struct store_audit *audit);
+
+#define STORE_GEN_LENGTH_MAX 4096
+/* Generated value charsets. */
+enum store_charset { STORE_CHARSET_ALNUM, STORE_CHARSET_HEX, STORE_CHARSET_BASE64,
+		     STORE_CHARSET_ASCII };
+/* Parses "alnum", "hex", "base64", "ascii"; -EINVAL otherwise. */
+int store_charset_parse(const char *s, enum store_charset *out);
+const char *store_charset_name(enum store_charset c);
+/* length (1..STORE_GEN_LENGTH_MAX) characters drawn uniformly (randombytes_uniform) from the
+ * charset into *val (crypt_alloc'd, free with store_value_free). */
+int store_generate(enum store_charset cs, size_t length, uint8_t **val);
+
+struct store_lifecycle {
+	char *name;
+	int64_t expires; /* unix seconds, 0 = never */
+	int64_t every;   /* seconds between rotations, 0 = no schedule */
+	int64_t next;    /* next rotation, unix seconds */
+	uint32_t length;
+	enum store_charset charset;
+	char *exec;      /* NULL = none */
+};
+/* Sets a secret's schedule (every > 0; 0 removes it) keeping its expiry; next = now + every.
+ * Audited in the same transaction. -ENOENT: no such secret. */
+int store_schedule_set(store *s, const char *name, int64_t every, uint32_t length,
+		       enum store_charset cs, const char *exec, const struct store_audit *audit);
+/* Moves a schedule's next firing (after a run, failed or not). */
+int store_schedule_next(store *s, const char *name, int64_t next);
+/* Every secret with an expiry or a schedule (MACs checked). */
+int store_lifecycles(store *s, struct store_lifecycle **out, size_t *n);
+void store_lifecycles_free(struct store_lifecycle *v, size_t n);
+/* A secret's expiry (unix seconds, 0 = none) into *expires, its lifecycle row's MAC checked.
+ * -ENOENT: no such secret; -EBADMSG: the row fails its MAC. */
+int store_expiry(store *s, const char *name, int64_t *expires);
+/* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
+uint64_t store_lifecycle_gen(store *s);
