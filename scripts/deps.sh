@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential meson ninja-build pkg-config python3 libsodium-dev libfuse3-dev fuse3
 libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev check curl
 clang libclang-rt-14-dev runc crun podman busybox-static util-linux iproute2 procps"
-PKGS="$PKGS libyaml-dev libsystemd-dev systemd"
+PKGS="$PKGS libyaml-dev libsystemd-dev systemd clang-format"
 # Docker Engine 20.10 (its own /usr/bin/docker client), containerd 1.6 and docker-compose 1.29:
 # test_docker.sh and test_containerd.sh start private engines with secretd-runc.
 PKGS="$PKGS docker.io containerd docker-compose"
