@@ -35,13 +35,10 @@ int store_init(const struct store_opts *o);
 int store_open(store **out, const struct store_opts *o);
 void store_close(store *s);
 
-/* Stores a new version of name (creating the secret); prunes versions beyond the secret's keep.
- * *version_out (may be NULL) gets the new version number (1, 2, ...). */
-int store_put(store *s, const char *name, const uint8_t *val, size_t len, uint64_t *version_out);
 /* Decrypts a version (0 = current). *val crypt_alloc'd (free with store_value_free), *len its
  * length, *version_out (may be NULL) the version read. -EBADMSG if the row or head fails checks. */
 int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
-	      uint64_t *version_out);
+              uint64_t *version_out);
 void store_value_free(uint8_t *val);
 
 struct store_secret_info {
@@ -50,7 +47,7 @@ struct store_secret_info {
 	uint64_t nversions; /* versions kept */
 	int64_t created;    /* unix seconds */
 	int64_t updated;
-	int64_t expires;    /* unix seconds when it will be deleted, 0 = never */
+	int64_t expires; /* unix seconds when it will be deleted, 0 = never */
 };
 /* All secrets, sorted by name, no values. -EBADMSG when a secret's lifecycle row fails its MAC. */
 int store_list(store *s, struct store_secret_info **out, size_t *n);
@@ -69,9 +66,6 @@ struct store_version_info {
 int store_versions(store *s, const char *name, struct store_version_info **out, size_t *n);
 void store_versions_free(struct store_version_info *v, size_t n);
 
-/* Deletes a secret, all its versions, and grants naming it exactly. */
-int store_delete(store *s, const char *name);
-
 struct store_audit;
 
 /* Master-key rotation: adds a key generation and re-wraps every data key under it; payloads are
@@ -79,20 +73,16 @@ struct store_audit;
  * so that a crash loses nothing and the next open resumes it (store_key_rotating); an older
  * generation is dropped only once no row uses it. */
 
-/* Does the whole rotation now (begin + every step). *kek_id the new generation (or the
- * unfinished one it completed), *rewrapped the count (both may be NULL). -EBADMSG over a tampered
- * secret (a rotation never starts over one). */
-int store_key_rotate(store *s, uint64_t *kek_id, uint64_t *rewrapped);
 /* Starts a rotation: checks every head, adds a generation (new data keys use it at once) and
  * records audit, all in one transaction. With a rotation unfinished, starts none: *kek_id is
  * that one's target and *resumed true (audit recorded as "in-progress"). Either out may be NULL. */
 int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *kek_id,
-			   bool *resumed);
+                           bool *resumed);
 /* Re-wraps at most max data keys in one transaction. When none is left, the same transaction
  * drops unused generations, ends the rotation and records done_audit (may be NULL): *finished.
  * With no rotation pending: 0, *finished true, nothing done. */
 int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
-			  uint64_t *rewrapped, bool *finished);
+                          uint64_t *rewrapped, bool *finished);
 /* The target generation of the unfinished rotation, 0 when none (no database access). */
 uint64_t store_key_rotating(const store *s);
 
@@ -126,11 +116,6 @@ struct store_grant {
 };
 #define STORE_GRANT_PREVIOUS 0x1 /* also show NAME.previous (the version before current) */
 
-/* Adds a grant (MAC'd row). -EEXIST if (secret, selector) already granted: use replace=true to
- * update it. */
-int store_grant_add(store *s, const struct store_grant *g, bool replace);
-/* Removes the grant (secret, selector). -ENOENT if none. */
-int store_grant_remove(store *s, const char *secret, const char *selector);
 /* All grants ordered by id; each row's MAC is checked (-EBADMSG names no row, the caller logs). */
 int store_grants(store *s, struct store_grant **out, size_t *n);
 void store_grants_free(struct store_grant *v, size_t n);
@@ -155,8 +140,8 @@ int store_health(store *s);
  * (stored as ""; secret NULL stays NULL). time 0 = now. */
 struct store_audit {
 	int64_t time;
-	const char *actor;  /* container id/name, "uid:N", or "secretd" */
-	int64_t pid;        /* 0 when none */
+	const char *actor; /* container id/name, "uid:N", or "secretd" */
+	int64_t pid;       /* 0 when none */
 	const char *exe;
 	const char *action; /* "put", "get", "fuse-open", ... */
 	const char *secret;
@@ -180,7 +165,7 @@ struct store_audit_row {
 };
 /* Records with seq > after_seq and time >= since_time, in seq order, at most limit (0 = all). */
 int store_audit_list(store *s, uint64_t after_seq, int64_t since_time, size_t limit,
-		     struct store_audit_row **out, size_t *n);
+                     struct store_audit_row **out, size_t *n);
 void store_audit_list_free(struct store_audit_row *v, size_t n);
 /* The result of records of events refused because the audit could not be written. */
 #define STORE_AUDIT_REFUSED "refused-audit"
@@ -219,8 +204,8 @@ int store_audit_checkpoint(store *s, struct store_audit_checkpoint *out, bool *f
  * seconds; 0 = no age limit) and those beyond the newest keep_max (0 = no count limit); never
  * the last record. Stores the checkpoint (the last pruned record's seq and MAC) in the same
  * transaction. *pruned the records deleted now; *more when more are due (call again). */
-int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch,
-		      uint64_t *pruned, bool *more);
+int store_audit_prune(store *s, int64_t before, uint64_t keep_max, size_t batch, uint64_t *pruned,
+                      bool *more);
 
 /* The audit anchor for the chain as it stands now: its head (seq, MAC) with a tag made by the
  * audit key. 0 or -errno. */
@@ -238,30 +223,43 @@ struct store_put_opts {
 	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never
 	                  * (clears an expiry). The admin API clears it on a put without one. */
 };
-/* store_put with options, recording audit (may be NULL; version filled in) in the same
- * transaction: a failure to write it fails the put. Without options (o NULL) the expiry and the
- * schedule are kept (a scheduled rotation). */
+/* Stores a new version of name (creating the secret); prunes versions beyond the secret's keep.
+ * *version_out (may be NULL) gets the new version number (1, 2, ...). o: options (NULL: the
+ * expiry and the schedule are kept, as a scheduled rotation does). audit (may be NULL; version
+ * filled in) is recorded in the same transaction: a failure to write it fails the put. */
 int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
-		 const struct store_put_opts *o, const struct store_audit *audit,
-		 uint64_t *version_out);
+                 const struct store_put_opts *o, const struct store_audit *audit,
+                 uint64_t *version_out);
 /* Makes version's value current again as a new version (audited as audit says). -ENOENT if the
  * version is not kept. */
 int store_rollback(store *s, const char *name, uint64_t version, const struct store_audit *audit,
-		   uint64_t *version_out);
-/* store_delete, store_key_rotate, store_grant_add, store_grant_remove with an audit record
- * written in the same transaction (audit may be NULL). */
+                   uint64_t *version_out);
+/* Each mutation below writes its audit record (may be NULL: none) in the same transaction: a
+ * failure to write it fails the change. (There is no unaudited variant: store_put, store_delete,
+ * store_key_rotate, store_grant_add and store_grant_remove were called only by tests.) */
+/* Deletes a secret, all its versions, and grants naming it exactly. */
 int store_delete_ex(store *s, const char *name, const struct store_audit *audit);
+/* Does the whole rotation now (begin + every step). *kek_id the new generation (or the
+ * unfinished one it completed), *rewrapped the count (both may be NULL). -EBADMSG over a tampered
+ * secret (a rotation never starts over one). */
 int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek_id,
-			uint64_t *rewrapped);
+                        uint64_t *rewrapped);
+/* Adds a grant (MAC'd row). -EEXIST if (secret, selector) already granted: use replace=true to
+ * update it. */
 int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
-		       const struct store_audit *audit);
+                       const struct store_audit *audit);
+/* Removes the grant (secret, selector). -ENOENT if none. */
 int store_grant_remove_ex(store *s, const char *secret, const char *selector,
-			  const struct store_audit *audit);
+                          const struct store_audit *audit);
 
 #define STORE_GEN_LENGTH_MAX 4096
 /* Generated value charsets. */
-enum store_charset { STORE_CHARSET_ALNUM, STORE_CHARSET_HEX, STORE_CHARSET_BASE64,
-		     STORE_CHARSET_ASCII };
+enum store_charset {
+	STORE_CHARSET_ALNUM,
+	STORE_CHARSET_HEX,
+	STORE_CHARSET_BASE64,
+	STORE_CHARSET_ASCII
+};
 /* Parses "alnum", "hex", "base64", "ascii"; -EINVAL otherwise. */
 int store_charset_parse(const char *s, enum store_charset *out);
 const char *store_charset_name(enum store_charset c);
@@ -276,12 +274,12 @@ struct store_lifecycle {
 	int64_t next;    /* next rotation, unix seconds */
 	uint32_t length;
 	enum store_charset charset;
-	char *exec;      /* NULL = none */
+	char *exec; /* NULL = none */
 };
 /* Sets a secret's schedule (every > 0; 0 removes it) keeping its expiry; next = now + every.
  * Audited in the same transaction. -ENOENT: no such secret. */
 int store_schedule_set(store *s, const char *name, int64_t every, uint32_t length,
-		       enum store_charset cs, const char *exec, const struct store_audit *audit);
+                       enum store_charset cs, const char *exec, const struct store_audit *audit);
 /* Moves a schedule's next firing (after a run, failed or not). */
 int store_schedule_next(store *s, const char *name, int64_t next);
 /* Every secret with an expiry or a schedule (MACs checked). */

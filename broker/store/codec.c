@@ -1,0 +1,191 @@
+/* codec.c: the byte encodings that are part of the on-disk format: the AEAD associated data of
+ * payloads, data keys and key generations, and the messages under every MAC (secret heads,
+ * grants, lifecycle rows, audit records, the retention checkpoint and the anchor). Fields are
+ * length-prefixed and big-endian; each message starts with its own "secretd/<kind>/vN" tag.
+ * Pinned by known-answer tests (tests/unit/test_store_kat.c): changing one breaks every store. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/store/store_int.h"
+
+void store_buf_add(struct store_buf *b, const void *d, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+void store_buf_u64(struct store_buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (56 - 8 * i));
+	store_buf_add(b, x, sizeof(x));
+}
+
+void store_buf_bytes(struct store_buf *b, const void *d, size_t n)
+{
+	store_buf_u64(b, n);
+	store_buf_add(b, d, n);
+}
+
+void store_buf_str(struct store_buf *b, const char *s)
+{
+	store_buf_bytes(b, s, strlen(s));
+}
+
+void store_buf_free(struct store_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+}
+
+uint64_t store_be64(const uint8_t x[8])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | x[i];
+	return v;
+}
+
+/* Payload AD: binds a ciphertext to its secret's immutable id, name and version (not the KEK, so
+ * that rotation leaves payloads untouched). */
+int store_ad_data(struct store_buf *b, int64_t id, const char *name, uint64_t version)
+{
+	store_buf_str(b, "secretd/data/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_str(b, name);
+	return b->oom ? -ENOMEM : 0;
+}
+
+/* Wrapped data key AD: binds it to (secret id, version, KEK generation). */
+int store_ad_dkey(struct store_buf *b, int64_t id, uint64_t version, uint64_t kek_id)
+{
+	store_buf_str(b, "secretd/dkey/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_u64(b, kek_id);
+	return b->oom ? -ENOMEM : 0;
+}
+
+void store_ad_kek(char *ad, size_t n, uint64_t kek_id)
+{
+	snprintf(ad, n, "kek|%llu", (unsigned long long)kek_id);
+}
+
+const char store_ad_macroot[] = "mac|root";
+
+int store_codec_head(struct store_buf *b, int64_t id, const char *name, uint64_t current,
+                     int64_t keep, const uint64_t *versions, size_t nversions, uint64_t kek_id,
+                     uint64_t size, const uint8_t dw[CRYPT_MAC_BYTES],
+                     const uint8_t dc[CRYPT_MAC_BYTES])
+{
+	store_buf_str(b, "secretd/head/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_str(b, name);
+	store_buf_u64(b, current);
+	store_buf_u64(b, (uint64_t)keep);
+	store_buf_u64(b, nversions);
+	for (size_t i = 0; i < nversions; i++)
+		store_buf_u64(b, versions[i]);
+	store_buf_u64(b, kek_id);
+	store_buf_u64(b, size);
+	store_buf_bytes(b, dw, CRYPT_MAC_BYTES);
+	store_buf_bytes(b, dc, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_grant(struct store_buf *b, const struct store_grant *g)
+{
+	store_buf_str(b, "secretd/grant/v1");
+	store_buf_u64(b, (uint64_t)g->id);
+	store_buf_str(b, g->secret);
+	store_buf_str(b, g->selector);
+	store_buf_u64(b, g->path ? 1 : 0);
+	store_buf_str(b, g->path ? g->path : "");
+	store_buf_u64(b, g->mode);
+	store_buf_u64(b, (uint64_t)g->uid);
+	store_buf_u64(b, (uint64_t)g->gid);
+	store_buf_u64(b, g->flags);
+	store_buf_u64(b, (uint64_t)g->created);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_life(struct store_buf *b, int64_t id, const char *name,
+                     const struct store_lifecycle *l)
+{
+	store_buf_str(b, "secretd/life/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_str(b, name);
+	store_buf_u64(b, (uint64_t)l->expires);
+	store_buf_u64(b, (uint64_t)l->every);
+	store_buf_u64(b, (uint64_t)l->next);
+	store_buf_u64(b, l->length);
+	store_buf_str(b, store_charset_name(l->charset));
+	store_buf_u64(b, l->exec ? 1 : 0);
+	store_buf_str(b, l->exec ? l->exec : "");
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_audit(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,
+                      const uint8_t prev[CRYPT_MAC_BYTES])
+{
+	bool v3 = r->count > 1;
+	store_buf_str(b, v3          ? "secretd/audit/v3"
+	                 : r->detail ? "secretd/audit/v2"
+	                             : "secretd/audit/v1");
+	store_buf_u64(b, seq);
+	store_buf_u64(b, (uint64_t)r->time);
+	store_buf_str(b, r->actor ? r->actor : "");
+	store_buf_u64(b, (uint64_t)r->pid);
+	store_buf_str(b, r->exe ? r->exe : "");
+	store_buf_str(b, r->action ? r->action : "");
+	store_buf_u64(b, r->secret ? 1 : 0);
+	store_buf_str(b, r->secret ? r->secret : "");
+	store_buf_u64(b, r->version);
+	store_buf_str(b, r->result ? r->result : "");
+	if (v3) {
+		store_buf_u64(b, r->detail ? 1 : 0);
+		store_buf_str(b, r->detail ? r->detail : "");
+		store_buf_u64(b, r->count);
+	} else if (r->detail) {
+		store_buf_str(b, r->detail);
+	}
+	store_buf_bytes(b, prev, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_checkpoint(struct store_buf *b, const struct store_audit_checkpoint *cp)
+{
+	store_buf_str(b, "secretd/audit-checkpoint/v1");
+	store_buf_u64(b, cp->seq);
+	store_buf_bytes(b, cp->mac, CRYPT_MAC_BYTES);
+	store_buf_u64(b, cp->pruned);
+	store_buf_u64(b, (uint64_t)cp->time);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_anchor(struct store_buf *b, uint64_t seq, const uint8_t mac[CRYPT_MAC_BYTES])
+{
+	store_buf_str(b, "secretd/anchor/v1");
+	store_buf_u64(b, seq);
+	store_buf_bytes(b, mac, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}

@@ -1,0 +1,608 @@
+/* secrets.c: secrets and their versions: the head MAC that pins each secret's version set, put
+ * (one new version, pruning beyond keep), get, list, delete, rollback. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "broker/store/store_int.h"
+#include "common/cleanup.h"
+#include "common/names.h"
+
+/* ---- head records ---- */
+
+/* Computes the MAC message of a secret's head: (id, name, current, keep, the sorted version set,
+ * digests of the current version's wrapped key and ciphertext). -EBADMSG if the current version
+ * row is missing. */
+static int store_version_fill(store *s, sqlite3_stmt *st, void *elem)
+{
+	*(uint64_t *)elem = (uint64_t)sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+static int store_head_msg(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
+                          struct store_buf *b)
+{
+	_cleanup_stmt_ sqlite3_stmt *vs = NULL;
+	int r = store_prepare(
+	    s->db, "SELECT version FROM versions WHERE secret_id = ?1 ORDER BY version", &vs);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(vs, 1, id);
+	_cleanup_free_ uint64_t *set = NULL;
+	size_t count = 0;
+	void *v;
+	r = store_rows_collect(s, vs, sizeof(*set), store_version_fill, NULL, &v, &count);
+	if (r < 0)
+		return r;
+	set = v;
+
+	_cleanup_stmt_ sqlite3_stmt *cur = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                  "WHERE secret_id = ?1 AND version = ?2",
+	                  &cur);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(cur, 1, id);
+	sqlite3_bind_int64(cur, 2, (int64_t)current);
+	int rc = sqlite3_step(cur);
+	if (rc == SQLITE_DONE)
+		return -EBADMSG;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	uint8_t dw[CRYPT_MAC_BYTES], dc[CRYPT_MAC_BYTES];
+	/* Keyed digests of the row's blobs (the whole message is MAC'd again below). */
+	crypt_mac(s->head_key, sqlite3_column_blob(cur, 1), (size_t)sqlite3_column_bytes(cur, 1),
+	          dw);
+	crypt_mac(s->head_key, sqlite3_column_blob(cur, 2), (size_t)sqlite3_column_bytes(cur, 2),
+	          dc);
+	return store_codec_head(b, id, name, current, keep, set, count,
+	                        (uint64_t)sqlite3_column_int64(cur, 0),
+	                        (uint64_t)sqlite3_column_int64(cur, 3), dw, dc);
+}
+
+/* Recomputes and stores the head of secret id (inside the caller's transaction). */
+int store_head_update(store *s, int64_t id, const char *name, uint64_t current, int64_t keep)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	int r = store_head_msg(s, id, name, current, keep, &b);
+	if (r < 0)
+		return r;
+	uint8_t mac[CRYPT_MAC_BYTES];
+	crypt_mac(s->head_key, b.p, b.len, mac);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "UPDATE secrets SET head = ?1 WHERE id = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, id);
+	return store_step_done(st);
+}
+
+int store_head_check(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
+                     const void *head, size_t headlen)
+{
+	if (!head || headlen != CRYPT_MAC_BYTES || current == 0 || keep < 1)
+		return -EBADMSG;
+	struct store_buf b _cleanup_buf_ = {0};
+	int r = store_head_msg(s, id, name, current, keep, &b);
+	if (r < 0)
+		return r;
+	return crypt_mac_verify(s->head_key, b.p, b.len, head);
+}
+
+/* Looks a secret up by name and checks its head. -ENOENT, -EBADMSG. */
+int store_secret_load(store *s, const char *name, struct store_row *row)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT id, current, keep, head FROM secrets WHERE name = ?1",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	row->id = sqlite3_column_int64(st, 0);
+	row->current = (uint64_t)sqlite3_column_int64(st, 1);
+	row->keep = sqlite3_column_int64(st, 2);
+	return store_head_check(s, row->id, name, row->current, row->keep,
+	                        sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+}
+
+int store_name_ok(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	return names_check(name, strlen(name), NULL);
+}
+
+/* Deletes KEK generations that are not current and wrap no data key. */
+
+/* ---- secrets ---- */
+
+/* Creates the secret row if needed; *row gets it (head checked when it existed). */
+static int store_put_row(store *s, const char *name, struct store_row *row)
+{
+	int r = store_secret_load(s, name, row);
+	if (r != -ENOENT)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *k = NULL;
+	r = store_prepare(s->db,
+	                  "INSERT INTO secrets (name, current, created, updated, head) "
+	                  "VALUES (?1, 0, ?2, ?2, zeroblob(?3))",
+	                  &ins);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, store_now());
+	sqlite3_bind_int(ins, 3, CRYPT_MAC_BYTES);
+	r = store_step_done(ins);
+	if (r < 0)
+		return r;
+	row->id = sqlite3_last_insert_rowid(s->db);
+	row->current = 0;
+	r = store_prepare(s->db, "SELECT keep FROM secrets WHERE id = ?1", &k);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(k, 1, row->id);
+	if (sqlite3_step(k) != SQLITE_ROW)
+		return -EIO;
+	row->keep = sqlite3_column_int64(k, 0);
+	return 0;
+}
+
+/* The body of store_put_ex and store_rollback, inside their transaction. *life_changed (may be
+ * NULL) tells whether the secret's expiry changed. */
+static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t len,
+                        const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out,
+                        bool *life_changed)
+{
+	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
+	struct store_buf ad _cleanup_buf_ = {0}, kad _cleanup_buf_ = {0};
+	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
+	if (!dk || !ct)
+		return -ENOMEM;
+	struct store_row row = {0};
+	int r = store_put_row(s, name, &row);
+	if (r < 0)
+		return r;
+	uint64_t version = row.current + 1;
+
+	randombytes_buf(dk, CRYPT_KEY_BYTES);
+	r = store_ad_data(&ad, row.id, name, version);
+	if (r == 0)
+		r = store_ad_dkey(&kad, row.id, version, s->kek_current);
+	if (r == 0)
+		r = crypt_seal(dk, ad.p, ad.len, val, len, ct);
+	if (r < 0)
+		return r;
+	uint8_t wk[STORE_WRAPPED_KEY_BYTES];
+	r = crypt_seal(kek, kad.p, kad.len, dk, CRYPT_KEY_BYTES, wk);
+	if (r < 0)
+		return r;
+
+	r = store_prepare(
+	    s->db,
+	    "INSERT INTO versions (secret_id, version, kek_id, wrapped_key, ciphertext, "
+	    "size, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    &vi);
+	if (r < 0)
+		return r;
+	int64_t now = store_now();
+	sqlite3_bind_int64(vi, 1, row.id);
+	sqlite3_bind_int64(vi, 2, (int64_t)version);
+	sqlite3_bind_int64(vi, 3, (int64_t)s->kek_current);
+	sqlite3_bind_blob(vi, 4, wk, sizeof(wk), SQLITE_STATIC);
+	sqlite3_bind_blob64(vi, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
+	sqlite3_bind_int64(vi, 6, (int64_t)len);
+	sqlite3_bind_int64(vi, 7, now);
+	r = store_step_done(vi);
+	if (r < 0)
+		return r == -EEXIST ? -EBADMSG : r; /* a row beyond current: not written by us */
+
+	if (o && o->keep > 0) {
+		_cleanup_stmt_ sqlite3_stmt *kp = NULL;
+		r = store_prepare(s->db, "UPDATE secrets SET keep = ?1 WHERE id = ?2", &kp);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(kp, 1, o->keep);
+		sqlite3_bind_int64(kp, 2, row.id);
+		r = store_step_done(kp);
+		if (r < 0)
+			return r;
+		row.keep = o->keep;
+	}
+	if (o && o->expires) {
+		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires,
+		                          life_changed);
+		if (r < 0)
+			return r;
+	}
+
+	r = store_prepare(s->db,
+	                  "DELETE FROM versions WHERE secret_id = ?1 AND version NOT IN "
+	                  "(SELECT version FROM versions WHERE secret_id = ?1 "
+	                  "ORDER BY version DESC LIMIT ?2)",
+	                  &pr);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(pr, 1, row.id);
+	sqlite3_bind_int64(pr, 2, row.keep);
+	r = store_step_done(pr);
+	if (r < 0)
+		return r;
+
+	r = store_prepare(s->db, "UPDATE secrets SET current = ?1, updated = ?2 WHERE id = ?3",
+	                  &up);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(up, 1, (int64_t)version);
+	sqlite3_bind_int64(up, 2, now);
+	sqlite3_bind_int64(up, 3, row.id);
+	r = store_step_done(up);
+	if (r == 0)
+		r = store_head_update(s, row.id, name, version, row.keep);
+	if (r == 0)
+		r = store_keks_gc(s);
+	if (r == 0)
+		*version_out = version;
+	return r;
+}
+
+/* Reads and decrypts one version of a checked secret (inside a read transaction). */
+static int store_get_version(store *s, const char *name, const struct store_row *row, uint64_t v,
+                             uint8_t **val, size_t *len)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                      "WHERE secret_id = ?1 AND version = ?2",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, row->id);
+	sqlite3_bind_int64(st, 2, (int64_t)v);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	uint64_t kek_id = (uint64_t)sqlite3_column_int64(st, 0);
+	const uint8_t *wk = sqlite3_column_blob(st, 1);
+	size_t wklen = (size_t)sqlite3_column_bytes(st, 1);
+	const uint8_t *ct = sqlite3_column_blob(st, 2);
+	size_t ctlen = (size_t)sqlite3_column_bytes(st, 2);
+	int64_t size = sqlite3_column_int64(st, 3);
+	const uint8_t *kek = store_kek_find(s, kek_id);
+	if (!kek || !wk || wklen != STORE_WRAPPED_KEY_BYTES || !ct || ctlen < CRYPT_SEAL_OVERHEAD ||
+	    size < 0 || (uint64_t)size != ctlen - CRYPT_SEAL_OVERHEAD)
+		return -EBADMSG;
+
+	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!dk)
+		return -ENOMEM;
+	struct store_buf kad _cleanup_buf_ = {0};
+	r = store_ad_dkey(&kad, row->id, v, kek_id);
+	if (r < 0)
+		return r;
+	r = crypt_open(kek, kad.p, kad.len, wk, wklen, dk);
+	if (r < 0)
+		return -EBADMSG;
+	size_t n = (size_t)size;
+	_cleanup_crypt_ uint8_t *out = crypt_alloc(n ? n : 1);
+	if (!out)
+		return -ENOMEM;
+	struct store_buf ad _cleanup_buf_ = {0};
+	r = store_ad_data(&ad, row->id, name, v);
+	if (r < 0)
+		return r;
+	r = crypt_open(dk, ad.p, ad.len, ct, ctlen, out);
+	if (r < 0)
+		return -EBADMSG;
+	*val = TAKE_PTR(out);
+	*len = n;
+	return 0;
+}
+
+int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+              uint64_t *version_out)
+{
+	if (!s || !val || !len)
+		return -EINVAL;
+	*val = NULL;
+	*len = 0;
+	if (version_out)
+		*version_out = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	/* One read transaction: the head and the row are checked against the same snapshot. */
+	r = store_exec(s->db, "BEGIN");
+	if (r < 0)
+		return r;
+	struct store_row row;
+	r = store_secret_load(s, name, &row);
+	if (r < 0)
+		goto out;
+	uint64_t v = version ? version : row.current;
+	if (v > row.current) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = store_get_version(s, name, &row, v, val, len);
+	if (r == 0 && version_out)
+		*version_out = v;
+out:
+	(void)store_exec(s->db, "ROLLBACK");
+	return r;
+}
+
+void store_value_free(uint8_t *val)
+{
+	crypt_free(val);
+}
+
+static void store_info_clear(void *elem)
+{
+	free(((struct store_secret_info *)elem)->name);
+}
+
+static int store_info_fill(store *s, sqlite3_stmt *st, void *elem)
+{
+	struct store_secret_info *e = elem;
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	e->name = strdup(name ? name : "");
+	if (!e->name)
+		return -ENOMEM;
+	e->current = (uint64_t)sqlite3_column_int64(st, 1);
+	e->nversions = (uint64_t)sqlite3_column_int64(st, 2);
+	e->created = sqlite3_column_int64(st, 3);
+	e->updated = sqlite3_column_int64(st, 4);
+	e->expires = 0;
+	if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+		/* A lifecycle row: shown only once its MAC holds. */
+		struct store_lifecycle l = {0};
+		int r = store_life_row(s, st, 6, sqlite3_column_int64(st, 5), e->name, &l);
+		free(l.exec);
+		if (r < 0)
+			return r;
+		e->expires = l.expires;
+	}
+	return 0;
+}
+
+int store_list(store *s, struct store_secret_info **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT s.name, s.current, (SELECT count(*) FROM versions "
+	                      "WHERE secret_id = s.id), s.created, s.updated, s.id, l.expires, "
+	                      "l.every, l.next, l.length, l.charset, l.exec, l.mac "
+	                      "FROM secrets s LEFT JOIN lifecycle l ON l.secret_id = s.id "
+	                      "ORDER BY s.name",
+	                      &st);
+	if (r < 0)
+		return r;
+	void *v;
+	r = store_rows_collect(s, st, sizeof(**out), store_info_fill, store_info_clear, &v, n);
+	*out = v;
+	return r;
+}
+
+void store_list_free(struct store_secret_info *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+static void store_name_clear(void *elem)
+{
+	free(*(char **)elem);
+}
+
+static int store_name_fill(store *s, sqlite3_stmt *st, void *elem)
+{
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	*(char **)elem = strdup(name ? name : "");
+	return *(char **)elem ? 0 : -ENOMEM;
+}
+
+int store_names(store *s, char ***out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT name FROM secrets ORDER BY name", &st);
+	if (r < 0)
+		return r;
+	void *v;
+	r = store_rows_collect(s, st, sizeof(**out), store_name_fill, store_name_clear, &v, n);
+	*out = v;
+	return r;
+}
+
+void store_names_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int store_version_info_fill(store *s, sqlite3_stmt *st, void *elem)
+{
+	struct store_version_info *e = elem;
+	e->version = (uint64_t)sqlite3_column_int64(st, 0);
+	e->kek_id = (uint64_t)sqlite3_column_int64(st, 1);
+	e->size = (size_t)sqlite3_column_int64(st, 2);
+	e->created = sqlite3_column_int64(st, 3);
+	e->current = (uint64_t)sqlite3_column_int64(st, 4) == e->version;
+	return 0;
+}
+
+int store_versions(store *s, const char *name, struct store_version_info **out, size_t *n)
+{
+	if (!s || !out || !n)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT v.version, v.kek_id, v.size, v.created, s.current "
+	                  "FROM versions v JOIN secrets s ON s.id = v.secret_id "
+	                  "WHERE s.name = ?1 ORDER BY v.version",
+	                  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	void *v;
+	r = store_rows_collect(s, st, sizeof(**out), store_version_info_fill, NULL, &v, n);
+	if (r < 0)
+		return r;
+	if (*n == 0)
+		return -ENOENT;
+	*out = v;
+	return 0;
+}
+
+void store_versions_free(struct store_version_info *v, size_t n)
+{
+	(void)n;
+	free(v);
+}
+
+int store_delete_ex(store *s, const char *name, const struct store_audit *audit)
+{
+	if (!s)
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *ds = NULL, *dg = NULL;
+	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1", &ds);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(ds, 1, name, -1, SQLITE_STATIC);
+	r = store_step_done(ds);
+	if (r < 0)
+		goto out;
+	if (sqlite3_changes(s->db) == 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1", &dg);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(dg, 1, name, -1, SQLITE_STATIC);
+	r = store_step_done(dg);
+	if (r == 0)
+		r = store_keks_gc(s);
+	if (r == 0)
+		r = store_audit_tx(s, audit, 0);
+out:
+	r = store_end(s->db, r);
+	if (r == 0)
+		s->life_gen++;
+	return r;
+}
+
+int store_count(store *s, uint64_t *secrets)
+{
+	if (!s || !secrets)
+		return -EINVAL;
+	int64_t c;
+	int r = store_pragma_int(s->db, "SELECT count(*) FROM secrets", &c);
+	if (r < 0)
+		return r;
+	*secrets = (uint64_t)c;
+	return 0;
+}
+
+/* ---- versions ---- */
+
+int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
+                 const struct store_put_opts *o, const struct store_audit *audit,
+                 uint64_t *version_out)
+{
+	if (version_out)
+		*version_out = 0;
+	if (!s || (!val && len))
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	if (len > s->max_value)
+		return -EFBIG;
+	if (o && (o->keep < 0 || o->keep > STORE_KEEP_MAX || o->expires < -1))
+		return -EINVAL;
+	const uint8_t *kek = store_kek_find(s, s->kek_current);
+	if (!kek)
+		return -EBADMSG;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	uint64_t v = 0;
+	bool life_changed = false;
+	r = store_put_tx(s, name, val, len, kek, o, &v, &life_changed);
+	if (r == 0)
+		r = store_audit_tx(s, audit, v);
+	r = store_end(s->db, r);
+	if (r == 0 && life_changed)
+		s->life_gen++;
+	if (r == 0 && version_out)
+		*version_out = v;
+	return r;
+}
+
+int store_rollback(store *s, const char *name, uint64_t version, const struct store_audit *audit,
+                   uint64_t *version_out)
+{
+	if (version_out)
+		*version_out = 0;
+	if (!s || version == 0)
+		return -EINVAL;
+	int r = store_name_ok(name);
+	if (r < 0)
+		return r;
+	const uint8_t *kek = store_kek_find(s, s->kek_current);
+	if (!kek)
+		return -EBADMSG;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_crypt_ uint8_t *val = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	struct store_row row;
+	r = store_secret_load(s, name, &row);
+	if (r == 0 && version > row.current)
+		r = -ENOENT;
+	if (r == 0)
+		r = store_get_version(s, name, &row, version, &val, &len);
+	if (r == 0)
+		r = store_put_tx(s, name, val, len, kek, NULL, &v, NULL);
+	if (r == 0)
+		r = store_audit_tx(s, audit, v);
+	r = store_end(s->db, r);
+	if (r == 0 && version_out)
+		*version_out = v;
+	return r;
+}
