@@ -14,7 +14,7 @@
 /* The chain's head as the store last wrote it: (seq, mac), or (0, zeros) for an empty chain. */
 static int store_audit_head(store *s, uint64_t *seq, uint8_t mac[CRYPT_MAC_BYTES], bool *found)
 {
-	uint8_t h[8 + CRYPT_MAC_BYTES];
+	uint8_t h[STORE_AUDIT_HEAD_LEN];
 	size_t n = 0;
 	int r = store_meta_get(s->db, STORE_META_AUDIT_HEAD, h, sizeof(h), &n);
 	*found = r == 0;
@@ -27,8 +27,7 @@ static int store_audit_head(store *s, uint64_t *seq, uint8_t mac[CRYPT_MAC_BYTES
 		return r;
 	if (n != sizeof(h))
 		return -EBADMSG;
-	*seq = store_be64(h);
-	memcpy(mac, h + 8, CRYPT_MAC_BYTES);
+	store_codec_audit_head_parse(h, seq, mac);
 	return 0;
 }
 
@@ -109,10 +108,9 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 		memcpy(prev, mac, CRYPT_MAC_BYTES);
 	}
 	struct store_buf h _cleanup_buf_ = {0};
-	store_buf_u64(&h, seq);
-	store_buf_add(&h, prev, CRYPT_MAC_BYTES);
-	if (h.oom)
-		return -ENOMEM;
+	r = store_codec_audit_head_value(&h, seq, prev);
+	if (r < 0)
+		return r;
 	r = store_prepare(s->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", &hd);
 	if (r < 0)
 		return r;
@@ -127,10 +125,6 @@ int store_audit_tx(store *s, const struct store_audit *a, uint64_t version)
 }
 
 /* ---- audit checkpoint (retention) ---- */
-
-/* meta 'audit.checkpoint': seq (8) | mac (32) | pruned (8) | time (8) | tag (32), tag a keyed MAC
- * over the rest made with the audit key. */
-#define STORE_CP_LEN (8 + CRYPT_MAC_BYTES + 8 + 8 + CRYPT_MAC_BYTES)
 
 static int store_cp_tag(store *s, const struct store_audit_checkpoint *cp, uint8_t *tag,
                         const uint8_t *check)
@@ -161,11 +155,8 @@ static int store_cp_read(store *s, struct store_audit_checkpoint *cp, bool *foun
 	*found = true;
 	if (n != sizeof(v))
 		return -EBADMSG;
-	cp->seq = store_be64(v);
-	memcpy(cp->mac, v + 8, CRYPT_MAC_BYTES);
-	cp->pruned = store_be64(v + 8 + CRYPT_MAC_BYTES);
-	cp->time = (int64_t)store_be64(v + 16 + CRYPT_MAC_BYTES);
-	return store_cp_tag(s, cp, NULL, v + 24 + CRYPT_MAC_BYTES);
+	const uint8_t *tag = store_codec_checkpoint_parse(v, cp);
+	return store_cp_tag(s, cp, NULL, tag);
 }
 
 static int store_cp_write(store *s, const struct store_audit_checkpoint *cp)
@@ -175,13 +166,9 @@ static int store_cp_write(store *s, const struct store_audit_checkpoint *cp)
 	if (r < 0)
 		return r;
 	struct store_buf b _cleanup_buf_ = {0};
-	store_buf_u64(&b, cp->seq);
-	store_buf_add(&b, cp->mac, CRYPT_MAC_BYTES);
-	store_buf_u64(&b, cp->pruned);
-	store_buf_u64(&b, (uint64_t)cp->time);
-	store_buf_add(&b, tag, CRYPT_MAC_BYTES);
-	if (b.oom)
-		return -ENOMEM;
+	r = store_codec_checkpoint_value(&b, cp, tag);
+	if (r < 0)
+		return r;
 	return store_meta_put(s->db, STORE_META_AUDIT_CP, b.p, b.len);
 }
 

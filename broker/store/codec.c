@@ -189,3 +189,39 @@ int store_codec_anchor(struct store_buf *b, uint64_t seq, const uint8_t mac[CRYP
 	store_buf_bytes(b, mac, CRYPT_MAC_BYTES);
 	return b->oom ? -ENOMEM : 0;
 }
+
+int store_codec_audit_head_value(struct store_buf *b, uint64_t seq,
+                                 const uint8_t mac[CRYPT_MAC_BYTES])
+{
+	store_buf_u64(b, seq);
+	store_buf_add(b, mac, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}
+
+void store_codec_audit_head_parse(const uint8_t v[STORE_AUDIT_HEAD_LEN], uint64_t *seq,
+                                  uint8_t mac[CRYPT_MAC_BYTES])
+{
+	*seq = store_be64(v);
+	memcpy(mac, v + 8, CRYPT_MAC_BYTES);
+}
+
+int store_codec_checkpoint_value(struct store_buf *b, const struct store_audit_checkpoint *cp,
+                                 const uint8_t tag[CRYPT_MAC_BYTES])
+{
+	store_buf_u64(b, cp->seq);
+	store_buf_add(b, cp->mac, CRYPT_MAC_BYTES);
+	store_buf_u64(b, cp->pruned);
+	store_buf_u64(b, (uint64_t)cp->time);
+	store_buf_add(b, tag, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}
+
+const uint8_t *store_codec_checkpoint_parse(const uint8_t v[STORE_CP_LEN],
+                                            struct store_audit_checkpoint *cp)
+{
+	cp->seq = store_be64(v);
+	memcpy(cp->mac, v + 8, CRYPT_MAC_BYTES);
+	cp->pruned = store_be64(v + 8 + CRYPT_MAC_BYTES);
+	cp->time = (int64_t)store_be64(v + 16 + CRYPT_MAC_BYTES);
+	return v + 24 + CRYPT_MAC_BYTES;
+}

@@ -141,6 +141,21 @@ int store_codec_checkpoint(struct store_buf *b, const struct store_audit_checkpo
 /* The audit anchor's tag message. */
 int store_codec_anchor(struct store_buf *b, uint64_t seq, const uint8_t mac[CRYPT_MAC_BYTES]);
 
+/* meta audit.head: the chain's last record, seq (8) | mac (32). */
+#define STORE_AUDIT_HEAD_LEN (8 + CRYPT_MAC_BYTES)
+int store_codec_audit_head_value(struct store_buf *b, uint64_t seq,
+                                 const uint8_t mac[CRYPT_MAC_BYTES]);
+void store_codec_audit_head_parse(const uint8_t v[STORE_AUDIT_HEAD_LEN], uint64_t *seq,
+                                  uint8_t mac[CRYPT_MAC_BYTES]);
+/* meta audit.checkpoint: seq (8) | mac (32) | pruned (8) | time (8) | tag (32), the tag a keyed
+ * MAC of store_codec_checkpoint's message made with the audit key. */
+#define STORE_CP_LEN (8 + CRYPT_MAC_BYTES + 8 + 8 + CRYPT_MAC_BYTES)
+int store_codec_checkpoint_value(struct store_buf *b, const struct store_audit_checkpoint *cp,
+                                 const uint8_t tag[CRYPT_MAC_BYTES]);
+/* Fills cp from a stored value; returns where its tag is (inside v). */
+const uint8_t *store_codec_checkpoint_parse(const uint8_t v[STORE_CP_LEN],
+                                            struct store_audit_checkpoint *cp);
+
 /* ---- db.c: sqlite helpers, transactions, meta, the row collector ---- */
 
 /* Maps an sqlite result code to -EBUSY, -ENOMEM, -ENOSPC, -EEXIST or -EIO. */

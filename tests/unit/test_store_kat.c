@@ -1,8 +1,9 @@
 /* Known-answer tests for the store's on-disk encodings: the AEAD associated data of payloads,
  * data keys, key generations and the MAC root, every MAC message (secret heads, grants,
- * lifecycle rows, audit records v1/v2/v3, the retention checkpoint, the anchor) and the MAC
- * subkey derivation. Fixed keys and fields -> committed hex. Any change of the format breaks one
- * of these (and would make every existing database fail its checks).
+ * lifecycle rows, audit records v1/v2/v3, the retention checkpoint, the anchor), the MAC
+ * subkey derivation, and the layouts of the stored meta values. Fixed keys and fields -> committed
+ * hex. Any change of the format breaks one of these (and would make every existing database fail
+ * its checks).
  *
  * The MAC and AD vectors come from an independent implementation of the format,
  * tests/fixtures/store/kat_ref.py, written from the pre-split store.c; the sealed boxes were made
@@ -290,6 +291,43 @@ START_TEST(test_subkeys)
 }
 END_TEST
 
+/* Stored meta values: u64s (kek.rotating, kdf.opslimit, kdf.memlimit), the audit chain's head
+ * and the retention checkpoint. */
+START_TEST(test_meta_values)
+{
+	struct store_buf b _cleanup_buf_ = {0};
+	store_buf_u64(&b, 0x0102030405060708ULL);
+	kat_bytes(&b, "0102030405060708");
+	ck_assert_uint_eq(store_be64(b.p), 0x0102030405060708ULL);
+
+	struct store_buf h _cleanup_buf_ = {0};
+	ck_assert_int_eq(store_codec_audit_head_value(&h, 101, kat_prev), 0);
+	kat_bytes(&h, "0000000000000065111111111111111111111111111111111111111111111111111111111111"
+	              "1111");
+	ck_assert_uint_eq(h.len, STORE_AUDIT_HEAD_LEN);
+	uint64_t seq = 0;
+	uint8_t mac[CRYPT_MAC_BYTES];
+	store_codec_audit_head_parse(h.p, &seq, mac);
+	ck_assert_uint_eq(seq, 101);
+	ck_assert(memcmp(mac, kat_prev, sizeof(mac)) == 0);
+
+	struct store_audit_checkpoint cp = {.seq = 100, .pruned = 250, .time = 1796200005}, back;
+	memcpy(cp.mac, kat_prev, sizeof(cp.mac));
+	uint8_t tag[CRYPT_MAC_BYTES];
+	memset(tag, 0x22, sizeof(tag));
+	struct store_buf c _cleanup_buf_ = {0};
+	ck_assert_int_eq(store_codec_checkpoint_value(&c, &cp, tag), 0);
+	kat_bytes(&c,
+	          "00000000000000641111111111111111111111111111111111111111111111111111111111111111"
+	          "00000000000000fa000000006b0fd6452222222222222222222222222222222222222222222222"
+	          "222222222222222222");
+	ck_assert_uint_eq(c.len, STORE_CP_LEN);
+	const uint8_t *t = store_codec_checkpoint_parse(c.p, &back);
+	ck_assert(memcmp(&back, &cp, sizeof(cp)) == 0);
+	ck_assert(memcmp(t, tag, sizeof(tag)) == 0);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("store_kat");
@@ -302,6 +340,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_audit);
 	tcase_add_test(tc, test_checkpoint_anchor);
 	tcase_add_test(tc, test_subkeys);
+	tcase_add_test(tc, test_meta_values);
 	suite_add_tcase(s, tc);
 	return s;
 }
