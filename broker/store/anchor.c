@@ -28,7 +28,7 @@ int anchor_format(const struct anchor *a, char *buf, size_t cap)
 	anchor_hex(a->mac, ANCHOR_MAC_BYTES, mac);
 	anchor_hex(a->tag, ANCHOR_MAC_BYTES, tag);
 	int n = snprintf(buf, cap, "%s%llu %s %s\n", anchor_magic, (unsigned long long)a->seq, mac,
-			 tag);
+	                 tag);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return n;

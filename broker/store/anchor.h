@@ -9,9 +9,9 @@
 #define ANCHOR_LINE_MAX 256 /* bytes in an anchor file, newline included */
 
 struct anchor {
-	uint64_t seq;                   /* the chain's last record (0: empty chain) */
-	uint8_t mac[ANCHOR_MAC_BYTES];  /* that record's MAC (zeros for seq 0) */
-	uint8_t tag[ANCHOR_MAC_BYTES];  /* keyed MAC over (seq, mac), made by the store */
+	uint64_t seq;                  /* the chain's last record (0: empty chain) */
+	uint8_t mac[ANCHOR_MAC_BYTES]; /* that record's MAC (zeros for seq 0) */
+	uint8_t tag[ANCHOR_MAC_BYTES]; /* keyed MAC over (seq, mac), made by the store */
 };
 
 /* "secretd-audit-anchor 1 SEQ MAC TAG\n" (hex) into buf; its length, or -ENOSPC. */
