@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A slab: a SECRET_SLAB_BYTES sodium_malloc region cut by a bump pointer. live counts its
+/* libsodium puts a 16-byte canary in front of a region's data: asking for 16 bytes less than
+ * SECRET_SLAB_BYTES makes the region exactly SECRET_SLAB_BYTES of whole pages. */
+#define SECRET_SLAB_USABLE (SECRET_SLAB_BYTES - 16)
+
+/* A slab: a SECRET_SLAB_USABLE sodium_malloc region cut by a bump pointer. live counts its
  * secrets, +1 while it is the slab being filled. */
 struct secret_slab {
 	atomic_long live;
@@ -17,16 +21,20 @@ struct secret_slab {
 	uint8_t *mem;
 };
 
-/* Lives in locked memory, right in front of the data (so a bare data pointer finds it). */
+/* Lives in locked memory, right in front of the data (so a bare data pointer finds it). 16 bytes,
+ * because for small secrets it is paid per secret in locked memory. */
 struct secret {
-	atomic_long ref;
-	size_t len;
-	struct secret_slab
-	    *slab; /* NULL: a sodium_malloc region of its own, starting at the header */
+	atomic_uint ref;
+	uint32_t small_len; /* a slab secret's length, or SECRET_LARGE */
+	union {
+		struct secret_slab *slab; /* slab secrets */
+		size_t len;               /* large ones: a sodium_malloc region of their own */
+	} u;
 	uint8_t data[] __attribute__((aligned(16)));
 };
+#define SECRET_LARGE UINT32_MAX
 _Static_assert(sizeof(struct secret) == SECRET_HEADER_BYTES, "secret header size");
-_Static_assert(SECRET_SLAB_VALUE_MAX + SECRET_HEADER_BYTES <= SECRET_SLAB_BYTES, "slab too small");
+_Static_assert(SECRET_SLAB_VALUE_MAX + SECRET_HEADER_BYTES <= SECRET_SLAB_USABLE, "slab too small");
 
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct secret_slab *slab_cur; /* the slab being filled (NULL: none yet) */
@@ -53,9 +61,9 @@ static uint8_t *slab_alloc(size_t need, struct secret_slab **out)
 		slab_cur->used = 0;
 		atomic_fetch_add_explicit(&n_resets, 1, memory_order_relaxed);
 	}
-	if (!slab_cur || slab_cur->used + need > SECRET_SLAB_BYTES) {
+	if (!slab_cur || slab_cur->used + need > SECRET_SLAB_USABLE) {
 		struct secret_slab *sl = calloc(1, sizeof(*sl));
-		uint8_t *mem = sl ? sodium_malloc(SECRET_SLAB_BYTES) : NULL;
+		uint8_t *mem = sl ? sodium_malloc(SECRET_SLAB_USABLE) : NULL;
 		if (!mem) {
 			free(sl);
 			pthread_mutex_unlock(&slab_lock);
@@ -106,8 +114,13 @@ secret *secret_new(size_t len)
 	memset(mem, 0, need);
 	secret *s = (secret *)(void *)mem;
 	atomic_init(&s->ref, 1);
-	s->len = len;
-	s->slab = slab;
+	if (slab) {
+		s->small_len = (uint32_t)len;
+		s->u.slab = slab;
+	} else {
+		s->small_len = SECRET_LARGE;
+		s->u.len = len;
+	}
 	atomic_fetch_add_explicit(&n_live, 1, memory_order_relaxed);
 	return s;
 }
@@ -136,9 +149,9 @@ void secret_unref(secret *s)
 	if (!s || atomic_fetch_sub_explicit(&s->ref, 1, memory_order_acq_rel) != 1)
 		return;
 	atomic_fetch_sub_explicit(&n_live, 1, memory_order_relaxed);
-	struct secret_slab *slab = s->slab;
-	if (slab) {
-		sodium_memzero(s, (SECRET_HEADER_BYTES + s->len + 15) & ~(size_t)15);
+	if (s->small_len != SECRET_LARGE) {
+		struct secret_slab *slab = s->u.slab;
+		sodium_memzero(s, (SECRET_HEADER_BYTES + s->small_len + 15) & ~(size_t)15);
 		slab_put(slab);
 	} else {
 		sodium_free(s); /* zeroes before unmapping */
@@ -153,7 +166,9 @@ uint8_t *secret_data(const secret *s)
 
 size_t secret_len(const secret *s)
 {
-	return s ? s->len : 0;
+	if (!s)
+		return 0;
+	return s->small_len == SECRET_LARGE ? s->u.len : s->small_len;
 }
 
 void *secret_bytes_alloc(size_t n)

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SECRET_SLAB_BYTES (32 * 1024) /* one shared locked region */
+#define SECRET_SLAB_BYTES (32 * 1024) /* one shared locked region (16 bytes go to libsodium) */
 #define SECRET_SLAB_VALUE_MAX 2048    /* largest secret packed into a slab (bytes of data) */
-#define SECRET_HEADER_BYTES 32        /* bookkeeping stored in front of the data, locked too */
+#define SECRET_HEADER_BYTES 16        /* bookkeeping stored in front of the data, locked too */
 
 typedef struct secret secret;
 

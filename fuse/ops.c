@@ -307,7 +307,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (fh && fh->kind == FH_FILE) {
-		reply_slice(req, fh->blob->data, fh->blob->len, size, off);
+		reply_slice(req, secret_data(fh->blob->s), secret_len(fh->blob->s), size, off);
 		struct node *n = sfs_node_get(fs, fh->ino);
 		if (!n || n->blob != fh->blob) {
 			/* An open of an older version read through the page cache: the kernel
@@ -343,7 +343,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_slice(req, fs->gentext, fs->gentext_len, size, off);
 		return;
 	}
-	reply_slice(req, n->blob->data, n->blob->len, size, off);
+	reply_slice(req, secret_data(n->blob->s), secret_len(n->blob->s), size, off);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/secret.h"
 #include "fuse/sfs.h"
 
 #define SFS_ROOT_INO FUSE_ROOT_ID
@@ -18,13 +19,11 @@
 #define SFS_NAME_CAP 256 /* a segment of a valid name is at most 255 bytes */
 #define SFS_NOOPEN_PH_MAX 16
 
-/* A blob (blob.c): data is in a slab or a sodium_malloc region of its own. */
+/* A blob (blob.c): a reference to the secret it serves, and that secret's version. */
 struct sfs_blob {
 	atomic_long ref;
-	size_t len;
 	uint64_t version;
-	uint8_t *data;         /* in slab, or a sodium_malloc region of its own */
-	struct sfs_slab *slab; /* NULL: own region */
+	secret *s;
 };
 
 struct smap_slot {
