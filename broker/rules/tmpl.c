@@ -472,6 +472,8 @@ static int tmpl_filter(uint8_t f, const uint8_t *in, size_t n, struct tmpl_buf *
 		return 0;
 	}
 	case TMPL_F_TRIM: {
+		if (!n) /* in may be NULL (an earlier filter gave nothing): no arithmetic on it */
+			return tmpl_buf_reserve(o, 0);
 		size_t a = 0, b = n;
 		while (a < b && (tmpl_is_space((char)in[a]) || in[a] == '\v' || in[a] == '\f'))
 			a++;

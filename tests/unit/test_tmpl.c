@@ -342,6 +342,16 @@ START_TEST(test_base64_roundtrip)
 }
 END_TEST
 
+/* A filter whose input is empty after another filter gave nothing (no buffer yet): trim used to
+ * compute NULL + 0 (undefined; UBSan stops there, found by fuzz_tmpl). */
+START_TEST(test_empty_filter_chain)
+{
+	expect("a{{ \"\" | urlquery | trim }}b", "ab");
+	expect("{{ \"\" | json | trim }}", "\"\"");
+	expect("{{ secret \"empty\" | urlquery | trim | shellquote }}", "''");
+}
+END_TEST
+
 /* tmpl_render_secret: the same bytes, in a secret of exactly their length; errors leave none. */
 START_TEST(test_render_secret)
 {
@@ -378,6 +388,7 @@ static Suite *tmpl_suite(void)
 	tcase_add_test(tc, test_output_limit);
 	tcase_add_test(tc, test_base64_roundtrip);
 	tcase_add_test(tc, test_render_secret);
+	tcase_add_test(tc, test_empty_filter_chain);
 	suite_add_tcase(s, tc);
 	return s;
 }
