@@ -1,6 +1,5 @@
 /* sfs: blobs, the reference-counted secret values every mount shows. The bytes are a common/secret
  * (locked, small ones packed into shared slabs); a blob adds the version and its own count. */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>

@@ -5,7 +5,6 @@
  * sfs_destroy removes its queued batches and, while the notifier is sending one of its batches,
  * keeps serving the connection until that send returns, so the sfs and its fd outlive every use by
  * the notifier without a reference count. */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>

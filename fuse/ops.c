@@ -1,5 +1,4 @@
 /* sfs: the FUSE low-level operations (requests from the kernel, answered on the serving thread). */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>

@@ -6,7 +6,6 @@
  * looked up by number in a flat array. A node that leaves the view becomes "stale": it loses its
  * blob at once and answers ENOENT/ESTALE, but the object stays until the kernel has FORGOTten every
  * lookup of it, so a late request never touches freed memory. */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>

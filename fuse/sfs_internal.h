@@ -2,6 +2,7 @@
  * session.c: the session's life and its nodes; ops.c: the FUSE operations; view.c: sfs_set_view
  * and sfs_deny; notify.c: the notifier thread; blob.c: blobs; smap.c: the path map. */
 #pragma once
+#define FUSE_USE_VERSION 35 /* before <fuse_lowlevel.h>: include this header first */
 #include <fuse_lowlevel.h>
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1,5 +1,4 @@
 /* sfs: a grow-only string -> u64 map (open addressing, keys owned), for paths and inodes. */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>

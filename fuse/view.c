@@ -1,5 +1,4 @@
 /* sfs: replacing a mount's view (diff, commit, invalidations) and failing it closed. */
-#define FUSE_USE_VERSION 35
 #include "fuse/sfs_internal.h"
 
 #include <errno.h>
