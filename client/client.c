@@ -12,6 +12,7 @@
 
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/secret.h"
 
 #define CLIENT_RESP_MAX (SECRETD_VALUE_MAX_CEILING + 4096) /* largest answer accepted */
 #define CLIENT_TIMEOUT_S 30
@@ -20,7 +21,7 @@
 #define CLIENT_RETRY_CAP_MS 2000 /* longest pause (before jitter) */
 
 struct client_buf {
-	uint8_t *p; /* sodium_malloc: the answer may be a secret */
+	uint8_t *p; /* secret_bytes_alloc: the answer may be a secret */
 	size_t len, cap;
 	bool too_big;
 };
@@ -35,7 +36,7 @@ const char *client_socket(const char *opt, bool workload)
 	if (env && *env)
 		return env;
 	return workload ? SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_WORKLOAD_SOCK
-			: SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK;
+	                : SECRETD_RUNTIME_DIR_DEFAULT "/" SECRETD_ADMIN_SOCK;
 }
 
 static size_t client_write(char *data, size_t size, size_t nmemb, void *ud)
@@ -50,12 +51,12 @@ static size_t client_write(char *data, size_t size, size_t nmemb, void *ud)
 		size_t nc = b->cap ? b->cap : 4096;
 		while (nc < b->len + n + 1)
 			nc *= 2;
-		uint8_t *np = sodium_malloc(nc);
+		uint8_t *np = secret_bytes_alloc(nc);
 		if (!np)
 			return 0;
 		if (b->p) {
 			memcpy(np, b->p, b->len);
-			sodium_free(b->p);
+			secret_bytes_free(b->p);
 		}
 		b->p = np;
 		b->cap = nc;
@@ -111,7 +112,7 @@ static int client_attempt(const char *socket, const char *method, const char *pa
 		         (out->status == 503 &&
 		          curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK);
 		if (!b.p) {
-			b.p = sodium_malloc(1);
+			b.p = secret_bytes_alloc(1);
 			if (b.p)
 				b.p[0] = '\0';
 		}
@@ -126,12 +127,14 @@ static int client_attempt(const char *socket, const char *method, const char *pa
 		    : oserr == ENOENT                 ? -ENOENT
 		                                      : -ECONNREFUSED;
 		if (err)
-			*err = r == -EACCES ? "permission denied on the socket (the admin socket is "
-			                      "root's only; run as root, or use the workload socket)"
+			*err = r == -EACCES
+			           ? "permission denied on the socket (the admin socket is "
+			             "root's only; run as root, or use the workload socket)"
 			       : r == -ENOENT ? "no socket there (is secretd running, with this "
 			                        "--runtime-dir?)"
-			       : oserr == EAGAIN ? "secretd is busy (its accept queue is full)"
-			                         : "nobody listens on the socket (is secretd running?)";
+			       : oserr == EAGAIN
+			           ? "secretd is busy (its accept queue is full)"
+			           : "nobody listens on the socket (is secretd running?)";
 	} else {
 		r = -EIO;
 		*retry = cc == CURLE_SEND_ERROR;
@@ -139,7 +142,7 @@ static int client_attempt(const char *socket, const char *method, const char *pa
 			*err = b.too_big ? "answer too large" : curl_easy_strerror(cc);
 	}
 	if (b.p)
-		sodium_free(b.p);
+		secret_bytes_free(b.p);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	return r;
@@ -174,7 +177,7 @@ int client_request(const char *socket, const char *method, const char *path, con
 }
 
 int client_request_json(const char *socket, const char *method, const char *path, json_t *body,
-			struct client_resp *out, json_t **json_out, const char **err)
+                        struct client_resp *out, json_t **json_out, const char **err)
 {
 	char *s = NULL;
 	if (json_out)
@@ -188,7 +191,7 @@ int client_request_json(const char *socket, const char *method, const char *path
 		}
 	}
 	int r = client_request(socket, method, path, s, s ? strlen(s) : 0,
-			       s ? "application/json" : NULL, out, err);
+	                       s ? "application/json" : NULL, out, err);
 	free(s);
 	if (r == 0 && json_out && out->status >= 200 && out->status < 300 && out->len)
 		*json_out = json_loadb((const char *)out->body, out->len, 0, NULL);
@@ -198,7 +201,7 @@ int client_request_json(const char *socket, const char *method, const char *path
 void client_resp_free(struct client_resp *r)
 {
 	if (r->body)
-		sodium_free(r->body);
+		secret_bytes_free(r->body);
 	r->body = NULL;
 	r->len = 0;
 }

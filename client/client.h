@@ -9,8 +9,8 @@
 
 struct client_resp {
 	long status;   /* HTTP status, 0 if no answer */
-	uint8_t *body; /* response body, NUL-terminated, in sodium_malloc memory (it may hold a
-			  secret); free with client_resp_free */
+	uint8_t *body; /* response body, NUL-terminated, in locked secret memory (common/secret.h)
+	                  (it may hold a secret); free with client_resp_free */
 	size_t len;
 };
 
@@ -24,11 +24,11 @@ const char *client_socket(const char *opt, bool workload);
  * 503 with Retry-After: its connection limits) is retried up to 8 times with exponential backoff
  * and jitter (50 ms doubling to 2 s, about 6 s in all); the last answer is returned. */
 int client_request(const char *socket, const char *method, const char *path, const void *body,
-		   size_t len, const char *content_type, struct client_resp *out, const char **err);
+                   size_t len, const char *content_type, struct client_resp *out, const char **err);
 /* Same with a JSON body (serialised compactly) and, on a 2xx answer with a JSON body, *json_out
  * set (caller json_decref's; may be NULL to ignore). */
 int client_request_json(const char *socket, const char *method, const char *path, json_t *body,
-			struct client_resp *out, json_t **json_out, const char **err);
+                        struct client_resp *out, json_t **json_out, const char **err);
 void client_resp_free(struct client_resp *r);
 /* The broker's error message for a non-2xx answer ({"error": "..."}), or a generic one.
  * Writes into buf (len bytes) and returns buf. */

@@ -9,12 +9,14 @@
 
 #include <sodium.h>
 
+#include "common/secret.h"
+
 struct env_st {
 	const char *buf;
 	size_t len;
 	size_t pos;    /* start of the current line */
 	unsigned line; /* its 1-based number */
-	char *val;     /* scratch: ENVFILE_VALUE_MAX + 1 bytes, sodium_malloc */
+	char *val;     /* scratch: ENVFILE_VALUE_MAX + 1 bytes, secret_bytes_alloc */
 	size_t nvars;
 	const struct envfile_cb *cb;
 };
@@ -260,13 +262,13 @@ static int st_init(struct env_st *s, const char *buf, size_t len, const struct e
 		return -EFBIG;
 	if (sodium_init() < 0)
 		return -ENOMEM;
-	s->val = sodium_malloc(ENVFILE_VALUE_MAX + 1);
+	s->val = secret_bytes_alloc(ENVFILE_VALUE_MAX + 1);
 	return s->val ? 0 : -ENOMEM;
 }
 
 static void st_done(struct env_st *s)
 {
-	sodium_free(s->val); /* sodium_free wipes */
+	secret_bytes_free(s->val); /* wipes */
 	s->val = NULL;
 }
 
@@ -291,7 +293,7 @@ struct seg {
 
 struct dock_st {
 	struct env_st e;
-	char *ins; /* joined instruction, ENVFILE_LOGICAL_MAX + 1 bytes, sodium_malloc */
+	char *ins; /* joined instruction, ENVFILE_LOGICAL_MAX + 1 bytes, secret_bytes_alloc */
 	size_t ilen;
 	struct seg *segs;
 	size_t nsegs, capsegs;
@@ -470,7 +472,7 @@ int envfile_parse_dockerfile(const char *buf, size_t len, const struct envfile_c
 	int r = st_init(&d.e, buf, len, cb);
 	if (r < 0)
 		return r;
-	d.ins = sodium_malloc(ENVFILE_LOGICAL_MAX + 1);
+	d.ins = secret_bytes_alloc(ENVFILE_LOGICAL_MAX + 1);
 	if (!d.ins) {
 		st_done(&d.e);
 		return -ENOMEM;
@@ -535,7 +537,7 @@ int envfile_parse_dockerfile(const char *buf, size_t len, const struct envfile_c
 		sodium_memzero(d.ins, d.ilen);
 	}
 	free(d.segs);
-	sodium_free(d.ins);
+	secret_bytes_free(d.ins);
 	st_done(&d.e);
 	return r;
 }

@@ -1,6 +1,6 @@
 /* envfile: hand-written parsers for the two line-based formats that carry environment variables,
  * .env files and Dockerfile ENV/ARG instructions. Pure (no I/O); they hand each variable to a
- * callback and never keep a value: values are decoded into a scratch buffer in sodium_malloc
+ * callback and never keep a value: values are decoded into a scratch buffer in locked
  * memory that is wiped and freed before the parser returns.
  *
  * .env syntax accepted (one variable per line; lines are LF or CRLF terminated):
@@ -38,7 +38,7 @@
 
 struct envfile_cb {
 	/* One variable: name (nlen bytes, not NUL-terminated), value (vlen bytes in wiped
-	 * sodium_malloc memory, NUL-terminated at vlen, valid only during the call), the 1-based
+	 * locked secret memory, NUL-terminated at vlen, valid only during the call), the 1-based
 	 * line of the name. A negative return stops the parser, which returns it. */
 	int (*var)(void *ctx, const char *name, size_t nlen, const char *val, size_t vlen,
 	           unsigned line);

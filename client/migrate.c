@@ -18,11 +18,11 @@
 #include "client/scan.h"
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/secret.h"
 
 #define MIGRATE_ENV_STRING_MAX (128 * 1024) /* kernel MAX_ARG_STRLEN: "NAME=value" + NUL */
 #define MIGRATE_EXEC_VARS_MAX 256           /* --env options to one exec */
 #define MIGRATE_GRANTS_MAX 32               /* --grant options to one import-env */
-
 
 /* An option "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i past it. */
 static bool opt_val(int argc, char **argv, int *i, const char *name, const char **val)
@@ -59,7 +59,7 @@ int migrate_scan_main(int argc, char **argv, const char *socket, bool json)
 			opts = false;
 		else if (opts && argv[i][0] == '-' && argv[i][1])
 			return client_fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
-			            MIGRATE_SCAN_USAGE);
+			                   MIGRATE_SCAN_USAGE);
 		else
 			npaths++;
 	}
@@ -128,7 +128,7 @@ int migrate_scan_main(int argc, char **argv, const char *socket, bool json)
 
 struct imp_var {
 	char *name;   /* NUL-terminated */
-	uint8_t *val; /* sodium_malloc, vlen + 1 */
+	uint8_t *val; /* secret_bytes_alloc, vlen + 1 */
 	size_t vlen;
 	unsigned *lines;
 	size_t nlines;
@@ -167,13 +167,13 @@ static int imp_var_cb(void *ctx, const char *file, unsigned line, const char *na
 		im->n++;
 	}
 	/* the last definition wins, as in docker and shells */
-	uint8_t *nv = sodium_malloc(vlen + 1);
+	uint8_t *nv = secret_bytes_alloc(vlen + 1);
 	if (!nv)
 		return -ENOMEM;
 	memcpy(nv, val, vlen);
 	nv[vlen] = 0;
 	if (v->val)
-		sodium_free(v->val);
+		secret_bytes_free(v->val);
 	v->val = nv;
 	v->vlen = vlen;
 	v->map_form = map_form;
@@ -191,7 +191,7 @@ static void imp_free(struct imp *im)
 	for (size_t i = 0; i < im->n; i++) {
 		free(im->v[i].name);
 		if (im->v[i].val)
-			sodium_free(im->v[i].val);
+			secret_bytes_free(im->v[i].val);
 		free(im->v[i].lines);
 	}
 	free(im->v);
@@ -311,10 +311,10 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 		else if (opt_val(argc, argv, &i, "--grant", &v)) {
 			if (!v || !*v || ngrants == MIGRATE_GRANTS_MAX)
 				return client_fail(2, "--grant needs a selector (at most %d)",
-				            MIGRATE_GRANTS_MAX);
+				                   MIGRATE_GRANTS_MAX);
 			if (strlen(v) > SECRETD_SELECTOR_MAX)
 				return client_fail(2, "--grant: selector longer than %d bytes",
-				            SECRETD_SELECTOR_MAX);
+				                   SECRETD_SELECTOR_MAX);
 			grants[ngrants++] = v;
 		} else if (!strcmp(argv[i], "--json"))
 			json = true;
@@ -334,8 +334,8 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 		pl--;
 	const char *why = NULL;
 	if (pl == 0 || pl > SECRETD_NAME_MAX || names_check(prefix, pl, &why) < 0)
-		return client_fail(2, "invalid --prefix '%.*s': %s", (int)(pl > 300 ? 300 : pl), prefix,
-		            why ? why : "empty or too long");
+		return client_fail(2, "invalid --prefix '%.*s': %s", (int)(pl > 300 ? 300 : pl),
+		                   prefix, why ? why : "empty or too long");
 	memcpy(pfx, prefix, pl);
 	pfx[pl] = '\0';
 	if (sodium_init() < 0)
@@ -355,16 +355,17 @@ int migrate_import_env_main(int argc, char **argv, const char *socket, bool json
 	int r = scan_read_file(AT_FDCWD, path, false, &buf, &len);
 	if (r < 0)
 		return client_fail(2, "import-env: %s: %s", path,
-		            r == -EFBIG ? "file too large" : strerror(-r));
+		                   r == -EFBIG ? "file too large" : strerror(-r));
 	struct imp im = {0};
 	why = NULL;
 	r = scan_buffer(kind, path, buf, len, service, imp_var_cb, &im, &why);
-	sodium_free(buf);
+	secret_bytes_free(buf);
 	if (r < 0) {
 		imp_free(&im);
 		if (r == -ENOENT)
 			return client_fail(2, "import-env: %s: no service '%s'", path, service);
-		return client_fail(2, "import-env: %s: cannot parse: %s", path, why ? why : strerror(-r));
+		return client_fail(2, "import-env: %s: cannot parse: %s", path,
+		                   why ? why : strerror(-r));
 	}
 
 	const char *sock = client_socket(socket, false);
@@ -511,7 +512,7 @@ struct exec_var {
 	char *name; /* points into argv */
 	size_t nlen;
 	const char *secret;
-	uint8_t *val; /* sodium_malloc, NUL-terminated */
+	uint8_t *val; /* secret_bytes_alloc, NUL-terminated */
 	size_t vlen;
 };
 
@@ -527,12 +528,12 @@ static bool env_name_ok(const char *n, size_t len)
 	return true;
 }
 
-/* Reads dir/secret (a regular file of at most max bytes). 0 or -errno. */
-static int exec_read_file(const char *dir, const char *secret, size_t max, uint8_t **out,
+/* Reads dir/sname (a regular file of at most max bytes). 0 or -errno. */
+static int exec_read_file(const char *dir, const char *sname, size_t max, uint8_t **out,
                           size_t *len)
 {
 	char path[4096];
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, secret) >= sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, sname) >= sizeof(path))
 		return -ENAMETOOLONG;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
@@ -542,7 +543,7 @@ static int exec_read_file(const char *dir, const char *secret, size_t max, uint8
 		close(fd);
 		return -EINVAL;
 	}
-	uint8_t *b = sodium_malloc(max + 2);
+	uint8_t *b = secret_bytes_alloc(max + 2);
 	if (!b) {
 		close(fd);
 		return -ENOMEM;
@@ -555,7 +556,7 @@ static int exec_read_file(const char *dir, const char *secret, size_t max, uint8
 		if (r < 0) {
 			int e = -errno;
 			close(fd);
-			sodium_free(b);
+			secret_bytes_free(b);
 			return e;
 		}
 		if (r == 0)
@@ -563,7 +564,7 @@ static int exec_read_file(const char *dir, const char *secret, size_t max, uint8
 		n += (size_t)r;
 		if (n > max) {
 			close(fd);
-			sodium_free(b);
+			secret_bytes_free(b);
 			return -EFBIG;
 		}
 	}
@@ -575,12 +576,12 @@ static int exec_read_file(const char *dir, const char *secret, size_t max, uint8
 }
 
 /* Asks the workload socket. 0, or -1 with msg. */
-static int exec_read_broker(const char *socket, const char *secret, size_t max, uint8_t **out,
+static int exec_read_broker(const char *socket, const char *sname, size_t max, uint8_t **out,
                             size_t *len, char *msg, size_t mlen)
 {
 	const char *sock = client_socket(socket, true);
 	char path[SECRETD_NAME_MAX + 32];
-	snprintf(path, sizeof(path), "/v1/self/secrets/%s", secret);
+	snprintf(path, sizeof(path), "/v1/self/secrets/%s", sname);
 	struct client_resp resp = {0};
 	const char *err = NULL;
 	int r = client_request(sock, "GET", path, NULL, 0, NULL, &resp, &err);
@@ -599,7 +600,7 @@ static int exec_read_broker(const char *socket, const char *secret, size_t max, 
 		client_resp_free(&resp);
 		return -1;
 	}
-	uint8_t *b = sodium_malloc(resp.len + 1);
+	uint8_t *b = secret_bytes_alloc(resp.len + 1);
 	if (!b) {
 		client_resp_free(&resp);
 		snprintf(msg, mlen, "out of memory");
@@ -617,7 +618,7 @@ static void exec_free(struct exec_var *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].val)
-			sodium_free(v[i].val);
+			secret_bytes_free(v[i].val);
 }
 
 int migrate_exec_main(int argc, char **argv, const char *socket)
@@ -639,23 +640,26 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		} else if (opt_val(argc, argv, &i, "--env", &v)) {
 			const char *eq = v ? strchr(v, '=') : NULL;
 			if (!eq)
-				return client_fail(2, "--env needs NAME=SECRET; usage: secretctl %s",
-				            MIGRATE_EXEC_USAGE);
+				return client_fail(2,
+				                   "--env needs NAME=SECRET; usage: secretctl %s",
+				                   MIGRATE_EXEC_USAGE);
 			if (n == MIGRATE_EXEC_VARS_MAX)
-				return client_fail(2, "at most %d --env options", MIGRATE_EXEC_VARS_MAX);
+				return client_fail(2, "at most %d --env options",
+				                   MIGRATE_EXEC_VARS_MAX);
 			size_t nl = (size_t)(eq - v);
 			const char *why = NULL;
 			if (!env_name_ok(v, nl))
-				return client_fail(2, "--env %.*s: not a valid environment variable name",
-				            (int)(nl > 200 ? 200 : nl), v);
+				return client_fail(
+				    2, "--env %.*s: not a valid environment variable name",
+				    (int)(nl > 200 ? 200 : nl), v);
 			if (names_check(eq + 1, strlen(eq + 1), &why) < 0)
 				return client_fail(2, "--env %.*s: invalid secret name: %s",
-				            (int)(nl > 200 ? 200 : nl), v, why);
+				                   (int)(nl > 200 ? 200 : nl), v, why);
 			vars[n++] =
 			    (struct exec_var){.name = (char *)v, .nlen = nl, .secret = eq + 1};
 		} else if (argv[i][0] == '-') {
 			return client_fail(2, "unknown option '%s'; usage: secretctl %s", argv[i],
-			            MIGRATE_EXEC_USAGE);
+			                   MIGRATE_EXEC_USAGE);
 		} else {
 			cmd = i;
 			break;
@@ -674,18 +678,18 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 			if (exec_read_broker(socket, v->secret, max, &v->val, &v->vlen, msg,
 			                     sizeof(msg)) < 0) {
 				exec_free(vars, n);
-				return client_fail(1,
-				            "exec: cannot read secret %s for %.*s (%s/%s: %s; %s)",
-				            v->secret, (int)v->nlen, v->name, dir, v->secret,
-				            r == -EFBIG ? "too large" : strerror(-r), msg);
+				return client_fail(
+				    1, "exec: cannot read secret %s for %.*s (%s/%s: %s; %s)",
+				    v->secret, (int)v->nlen, v->name, dir, v->secret,
+				    r == -EFBIG ? "too large" : strerror(-r), msg);
 			}
 		}
 		if (memchr(v->val, 0, v->vlen)) {
 			exec_free(vars, n);
 			return client_fail(1,
-			            "exec: secret %s holds a NUL byte, which an environment "
-			            "variable cannot carry",
-			            v->secret);
+			                   "exec: secret %s holds a NUL byte, which an environment "
+			                   "variable cannot carry",
+			                   v->secret);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -694,7 +698,7 @@ int migrate_exec_main(int argc, char **argv, const char *socket)
 		if (!name || setenv(name, (const char *)v->val, 1) < 0) {
 			exec_free(vars, n);
 			int rc = client_fail(1, "exec: cannot set %.*s: %s", (int)v->nlen, v->name,
-			              strerror(errno));
+			                     strerror(errno));
 			free(name);
 			return rc;
 		}

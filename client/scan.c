@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "client/envfile.h"
+#include "common/secret.h"
 
 #define SCAN_VAR_SHOW_MAX 128 /* bytes of a variable name kept for output */
 
@@ -736,7 +737,7 @@ int scan_read_file(int dirfd, const char *path, bool nofollow, char **out, size_
 		return -EFBIG;
 	}
 	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *b = sodium_malloc(cap + 1);
+	char *b = secret_bytes_alloc(cap + 1);
 	if (!b) {
 		close(fd);
 		return -ENOMEM;
@@ -748,7 +749,7 @@ int scan_read_file(int dirfd, const char *path, bool nofollow, char **out, size_
 		if (r < 0) {
 			int e = -errno;
 			close(fd);
-			sodium_free(b);
+			secret_bytes_free(b);
 			return e;
 		}
 		if (r == 0)
@@ -756,7 +757,7 @@ int scan_read_file(int dirfd, const char *path, bool nofollow, char **out, size_
 		n += (size_t)r;
 		if (n == cap) { /* grew while we read */
 			close(fd);
-			sodium_free(b);
+			secret_bytes_free(b);
 			return -EFBIG;
 		}
 	}
@@ -853,7 +854,7 @@ static int scan_one(struct scan_report *r, int dirfd, const char *name, const ch
 	}
 	const char *why = NULL;
 	e = scan_buffer(kind, path, buf, len, NULL, report_var, r, &why);
-	sodium_free(buf);
+	secret_bytes_free(buf);
 	if (e == -ENOMEM)
 		return e;
 	if (e < 0) {
@@ -1097,7 +1098,7 @@ static int proc_one(struct proc_ctx *pc, const char *root, int pid)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0; /* gone, or not ours to read */
-	char *b = sodium_malloc(SCAN_PROC_ENVIRON_MAX + 1);
+	char *b = secret_bytes_alloc(SCAN_PROC_ENVIRON_MAX + 1);
 	if (!b) {
 		close(fd);
 		return -ENOMEM;
@@ -1134,7 +1135,7 @@ static int proc_one(struct proc_ctx *pc, const char *root, int pid)
 			               l - (size_t)(eq - (b + i)) - 1, idx);
 		i += l + 1;
 	}
-	sodium_free(b);
+	secret_bytes_free(b);
 	free(comm);
 	free(cg);
 	free(pc->comm);

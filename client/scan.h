@@ -106,8 +106,8 @@ typedef int (*scan_var_fn)(void *ctx, const char *file, unsigned line, const cha
 int scan_buffer(enum scan_file_kind kind, const char *file, const char *buf, size_t len,
                 const char *only_service, scan_var_fn fn, void *ctx, const char **why);
 
-/* Reads a regular file (at most SCAN_FILE_MAX bytes) into sodium_malloc memory (*out, *len;
- * free with sodium_free). 0, -EFBIG or -errno. */
+/* Reads a regular file (at most SCAN_FILE_MAX bytes) into locked secret memory (secret_bytes_alloc)
+ * (*out, *len; free with secret_bytes_free). 0, -EFBIG or -errno. */
 int scan_read_file(int dirfd, const char *path, bool nofollow, char **out, size_t *len);
 
 /* Scans a file or walks a directory (no symlinks followed below it; .git, node_modules and

@@ -19,6 +19,7 @@
 #include "client/migrate.h"
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/secret.h"
 
 struct ctl {
 	const char *socket;
@@ -45,13 +46,13 @@ struct ctl_cmd {
 
 /* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
 static int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
-		    const void *body, size_t len, const char *ctype, json_t *jbody,
-		    struct client_resp *resp, json_t **jout)
+                    const void *body, size_t len, const char *ctype, json_t *jbody,
+                    struct client_resp *resp, json_t **jout)
 {
 	const char *sock = client_socket(c->socket, workload);
 	const char *err = NULL;
 	int r = jbody ? client_request_json(sock, method, path, jbody, resp, jout, &err)
-		      : client_request(sock, method, path, body, len, ctype, resp, &err);
+	              : client_request(sock, method, path, body, len, ctype, resp, &err);
 	if (r < 0)
 		return ctl_fail("cannot reach secretd at %s: %s", sock, err ? err : strerror(-r));
 	if (resp->status < 200 || resp->status >= 300) {
@@ -112,11 +113,11 @@ static int ctl_need_name(struct ctl *c, int nargs, const char *usage)
 	return 0;
 }
 
-/* Reads all of fd (at most max bytes) into sodium_malloc memory. */
+/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
 static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
 {
 	size_t cap = 4096, n = 0;
-	uint8_t *b = sodium_malloc(cap);
+	uint8_t *b = secret_bytes_alloc(cap);
 	if (!b)
 		return -ENOMEM;
 	for (;;) {
@@ -124,13 +125,13 @@ static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
 			if (cap > max)
 				break;
 			size_t nc = cap * 2;
-			uint8_t *nb = sodium_malloc(nc);
+			uint8_t *nb = secret_bytes_alloc(nc);
 			if (!nb) {
-				sodium_free(b);
+				secret_bytes_free(b);
 				return -ENOMEM;
 			}
 			memcpy(nb, b, n);
-			sodium_free(b);
+			secret_bytes_free(b);
 			b = nb;
 			cap = nc;
 		}
@@ -139,14 +140,14 @@ static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
 			if (errno == EINTR)
 				continue;
 			int e = -errno;
-			sodium_free(b);
+			secret_bytes_free(b);
 			return e;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
 		if (n > max) {
-			sodium_free(b);
+			secret_bytes_free(b);
 			return -EFBIG;
 		}
 	}
@@ -221,7 +222,8 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 		if (fd < 0)
 			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
 	} else if (isatty(0)) {
-		fprintf(stderr, "secretctl: reading the value from the terminal; end with Ctrl-D\n");
+		fprintf(stderr,
+		        "secretctl: reading the value from the terminal; end with Ctrl-D\n");
 	}
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -231,7 +233,7 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 	if (r < 0)
 		return ctl_fail("cannot read the value: %s", strerror(-r));
 	if (len == 0 && !p->allow_empty) {
-		sodium_free(val);
+		secret_bytes_free(val);
 		return ctl_fail("refusing to store an empty value (use --allow-empty)");
 	}
 	char path[400];
@@ -254,7 +256,7 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 	struct client_resp resp;
 	json_t *j = NULL;
 	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
-	sodium_free(val);
+	secret_bytes_free(val);
 	if (r)
 		return r;
 	char note[64];
@@ -361,7 +363,7 @@ static int ctl_list_names(struct ctl *c, bool workload, const char *path)
 		size_t i;
 		json_t *v;
 		json_array_foreach(json_object_get(j, "secrets"), i, v)
-			printf("%s\n", json_string_value(v));
+		    printf("%s\n", json_string_value(v));
 	} else {
 		size_t i;
 		json_t *v;
@@ -392,7 +394,7 @@ static int cmd_ls(struct ctl *c)
 	if (c->argc > (self ? 2 : 1))
 		return ctl_fail("usage: secretctl ls [--self]");
 	return self ? ctl_list_names(c, true, "/v1/self/secrets")
-		    : ctl_list_names(c, false, "/v1/secrets");
+	            : ctl_list_names(c, false, "/v1/secrets");
 }
 
 static int cmd_versions(struct ctl *c)
@@ -417,14 +419,13 @@ static int cmd_versions(struct ctl *c)
 		if (ex > 0)
 			printf("%s expires at %s\n", c->argv[0], ctl_time(ex, tb, sizeof(tb)));
 		printf("%8s %8s %4s  %-20s %s\n", "VERSION", "SIZE", "KEY", "CREATED", "");
-		json_array_foreach(json_object_get(j, "versions"), i, v)
-			printf("%8lld %8lld %4lld  %-20s %s\n",
-			       (long long)json_integer_value(json_object_get(v, "version")),
-			       (long long)json_integer_value(json_object_get(v, "size")),
-			       (long long)json_integer_value(json_object_get(v, "kek")),
-			       ctl_time(json_integer_value(json_object_get(v, "created")), tb,
-					sizeof(tb)),
-			       json_is_true(json_object_get(v, "current")) ? "current" : "");
+		json_array_foreach(json_object_get(j, "versions"), i, v) printf(
+		    "%8lld %8lld %4lld  %-20s %s\n",
+		    (long long)json_integer_value(json_object_get(v, "version")),
+		    (long long)json_integer_value(json_object_get(v, "size")),
+		    (long long)json_integer_value(json_object_get(v, "kek")),
+		    ctl_time(json_integer_value(json_object_get(v, "created")), tb, sizeof(tb)),
+		    json_is_true(json_object_get(v, "current")) ? "current" : "");
 	}
 	json_decref(j);
 	client_resp_free(&resp);
@@ -453,7 +454,8 @@ static int cmd_rm(struct ctl *c)
 
 static void ctl_key_status_print(json_t *j)
 {
-	printf("current generation %lld", (long long)json_integer_value(json_object_get(j, "current")));
+	printf("current generation %lld",
+	       (long long)json_integer_value(json_object_get(j, "current")));
 	if (json_is_true(json_object_get(j, "rotating")))
 		printf("; rotation to %lld in progress, %lld data keys left",
 		       (long long)json_integer_value(json_object_get(j, "target")),
@@ -492,8 +494,8 @@ static int ctl_key_wait(struct ctl *c, json_t **last)
 		const char *err = json_string_value(json_object_get(j, "error"));
 		if (err)
 			return ctl_fail("key rotation stopped: %s (the daemon retries; every value "
-					"stays readable)",
-					err);
+			                "stays readable)",
+			                err);
 		struct timespec ts = {0, 20 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -558,14 +560,14 @@ static int cmd_key(struct ctl *c)
 static int cmd_grant(struct ctl *c)
 {
 	static const struct option o[] = {{"path", required_argument, NULL, 'p'},
-					  {"mode", required_argument, NULL, 'm'},
-					  {"uid", required_argument, NULL, 'u'},
-					  {"gid", required_argument, NULL, 'g'},
-					  {"previous", no_argument, NULL, 'P'},
-					  {"replace", no_argument, NULL, 'r'},
-					  {0}};
+	                                  {"mode", required_argument, NULL, 'm'},
+	                                  {"uid", required_argument, NULL, 'u'},
+	                                  {"gid", required_argument, NULL, 'g'},
+	                                  {"previous", no_argument, NULL, 'P'},
+	                                  {"replace", no_argument, NULL, 'r'},
+	                                  {0}};
 	const char *usage = "grant NAME|PREFIX/*|* SELECTOR [--path P] [--mode 0400] [--uid U] "
-			    "[--gid G] [--previous] [--replace]";
+	                    "[--gid G] [--previous] [--replace]";
 	json_t *body = json_object();
 	int ch;
 	long long v;
@@ -604,8 +606,8 @@ static int cmd_grant(struct ctl *c)
 		json_decref(body);
 		return ctl_fail("usage: secretctl %s", usage);
 	}
-	const char *secret = c->argv[optind], *sel = c->argv[optind + 1];
-	json_object_set_new(body, "secret", json_string(secret));
+	const char *sname = c->argv[optind], *sel = c->argv[optind + 1];
+	json_object_set_new(body, "secret", json_string(sname));
 	json_object_set_new(body, "selector", json_string(sel));
 	struct client_resp resp;
 	int r = ctl_call(c, false, "POST", "/v1/grants", NULL, 0, NULL, body, &resp, NULL);
@@ -613,7 +615,7 @@ static int cmd_grant(struct ctl *c)
 	if (r)
 		return r;
 	if (!c->json)
-		printf("granted %s to %s\n", secret, sel);
+		printf("granted %s to %s\n", sname, sel);
 	else
 		fwrite(resp.body, 1, resp.len, stdout);
 	ctl_check_applied(c, &resp, NULL);
@@ -653,8 +655,8 @@ static int cmd_grants(struct ctl *c)
 	} else {
 		size_t i;
 		json_t *v;
-		printf("%-30s %-30s %-20s %5s %6s %6s\n", "SECRET", "SELECTOR", "PATH", "MODE", "UID",
-		       "GID");
+		printf("%-30s %-30s %-20s %5s %6s %6s\n", "SECRET", "SELECTOR", "PATH", "MODE",
+		       "UID", "GID");
 		json_array_foreach(json_object_get(j, "grants"), i, v)
 		{
 			const char *p = json_string_value(json_object_get(v, "path"));
@@ -760,7 +762,8 @@ static int cmd_mount(struct ctl *c)
 {
 	if (c->argc > 2)
 		return ctl_fail("usage: secretctl mount [PATH]");
-	json_t *body = json_pack("{s:s}", "path", c->argc == 2 ? c->argv[1] : SECRETD_MOUNT_DEFAULT);
+	json_t *body =
+	    json_pack("{s:s}", "path", c->argc == 2 ? c->argv[1] : SECRETD_MOUNT_DEFAULT);
 	struct client_resp resp;
 	json_t *j = NULL;
 	int r = ctl_call(c, true, "POST", "/v1/self/mount", NULL, 0, NULL, body, &resp, &j);
@@ -838,7 +841,8 @@ static int cmd_rotate(struct ctl *c)
 			if (strcmp(optarg, "0") == 0)
 				every = 0;
 			else if (ctl_parse_duration(optarg, &every) < 0)
-				return ctl_fail("--every must be a duration: N[s|m|h|d] (0: remove)");
+				return ctl_fail(
+				    "--every must be a duration: N[s|m|h|d] (0: remove)");
 			break;
 		case 'x':
 			exec = optarg;
@@ -863,8 +867,9 @@ static int cmd_rotate(struct ctl *c)
 	const char *name = c->argv[0];
 	if (every >= 0) {
 		if (every > 0 && !gen)
-			return ctl_fail("a schedule (--every) needs --generate: the daemon makes the "
-					"values");
+			return ctl_fail(
+			    "a schedule (--every) needs --generate: the daemon makes the "
+			    "values");
 		if (print || file || keep_expiry)
 			return ctl_fail("--every cannot be combined with --print, --from-file or "
 			                "--keep-expiry");
@@ -881,7 +886,7 @@ static int cmd_rotate(struct ctl *c)
 	if (allow_empty)
 		return ctl_fail("--allow-empty is for a value from stdin or --from-file");
 	json_t *body = json_pack("{s:b, s:I, s:b}", "generate", gen, "length", (json_int_t)length,
-				 "print", print);
+	                         "print", print);
 	if (charset)
 		json_object_set_new(body, "charset", json_string(charset));
 	if (every >= 0)
@@ -948,8 +953,8 @@ static int cmd_schedules(struct ctl *c)
 			       json_string_value(json_object_get(v, "name")),
 			       ex ? ctl_time(ex, t1, sizeof(t1)) : "-", (long long)ev,
 			       ev ? ctl_time(json_integer_value(json_object_get(v, "next")), t2,
-					     sizeof(t2))
-				  : "-",
+			                     sizeof(t2))
+			          : "-",
 			       x ? x : "-");
 		}
 	}
@@ -968,13 +973,13 @@ static void ctl_audit_print(struct ctl *c, json_t *rec)
 		return;
 	}
 	char tb[32];
-	const char *secret = json_string_value(json_object_get(rec, "secret"));
+	const char *sname = json_string_value(json_object_get(rec, "secret"));
 	long long ver = json_integer_value(json_object_get(rec, "version"));
 	char sv[300];
-	if (secret && ver)
-		snprintf(sv, sizeof(sv), "%s@%lld", secret, ver);
+	if (sname && ver)
+		snprintf(sv, sizeof(sv), "%s@%lld", sname, ver);
 	else
-		snprintf(sv, sizeof(sv), "%s", secret ? secret : "-");
+		snprintf(sv, sizeof(sv), "%s", sname ? sname : "-");
 	const char *exe = json_string_value(json_object_get(rec, "exe"));
 	const char *detail = json_string_value(json_object_get(rec, "detail"));
 	long long count = json_integer_value(json_object_get(rec, "count"));
@@ -1055,11 +1060,10 @@ static int ctl_audit_verify(struct ctl *c)
 
 static int cmd_audit(struct ctl *c)
 {
-	static const struct option o[] = {{"since", required_argument, NULL, 's'},
-					  {"follow", no_argument, NULL, 'f'},
-					  {0}};
+	static const struct option o[] = {
+	    {"since", required_argument, NULL, 's'}, {"follow", no_argument, NULL, 'f'}, {0}};
 	const char *usage = "audit [verify] [--json] [--since SEQ|DURATION|YYYY-MM-DDTHH:MM:SSZ] "
-			    "[--follow]";
+	                    "[--follow]";
 	const char *since = NULL;
 	bool follow = false;
 	int ch;
@@ -1089,7 +1093,7 @@ static int cmd_audit(struct ctl *c)
 			snprintf(arg, sizeof(arg), "%s", since);
 		else
 			return ctl_fail("--since must be a sequence number, a duration (10m) or "
-					"YYYY-MM-DDTHH:MM:SSZ");
+			                "YYYY-MM-DDTHH:MM:SSZ");
 	}
 	if (!c->json)
 		printf("%6s %-20s %-20s %7s %-24s %-12s %-32s %s\n", "SEQ", "TIME", "ACTOR", "PID",
@@ -1103,8 +1107,7 @@ static int cmd_audit(struct ctl *c)
 			return 1;
 		size_t i;
 		json_t *v;
-		json_array_foreach(json_object_get(j, "records"), i, v)
-			ctl_audit_print(c, v);
+		json_array_foreach(json_object_get(j, "records"), i, v) ctl_audit_print(c, v);
 		long long last = json_integer_value(json_object_get(j, "last"));
 		json_decref(j);
 		client_resp_free(&resp);
@@ -1138,41 +1141,40 @@ static int cmd_cdi(struct ctl *c)
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-	{"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
-	 "store a new version (value from stdin or a file; never empty unless --allow-empty)",
-	 false, cmd_put},
-	{"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
-	{"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
-	{"versions", "NAME", "list a secret's versions", false, cmd_versions},
-	{"rm", "NAME", "delete a secret, its versions and its exact grants", false, cmd_rm},
-	{"key", "rotate [--no-wait] | status",
-	 "add a master key generation and re-wrap every data key (in batches); show generations",
-	 false, cmd_key},
-	{"rollback", "NAME VERSION", "make an old version's value current (as a new version)",
-	 false, cmd_rollback},
-	{"rotate",
-	 "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]] "
-	 "[--keep-expiry]",
-	 "a new random value made by the daemon, now or on a schedule (or a put from a file)",
-	 false, cmd_rotate},
-	{"schedules", "", "list expiries and rotation schedules", false, cmd_schedules},
-	{"audit", "[verify] [--since T] [--follow]",
-	 "print the audit trail, or check its hash chain (exit 1 when broken)", false, cmd_audit},
-	{"grant", "NAME SELECTOR [--path P] [--mode M] [--uid U] [--gid G] [--previous]",
-	 "give containers matching SELECTOR a secret (or PREFIX/*)", false, cmd_grant},
-	{"revoke", "NAME SELECTOR", "take a grant back (mounts update at once)", false, cmd_revoke},
-	{"grants", "", "list grants", false, cmd_grants},
-	{"containers", "", "list the containers the broker knows", false, cmd_containers},
-	{"whoami", "", "(in a container) the identity the broker sees", true, cmd_whoami},
-	{"read", "NAME", "(in a container) print a granted secret", true, cmd_read},
-	{"mount", "[PATH]", "(in a container) mount my secrets at PATH (/run/secrets)", true,
-	 cmd_mount},
-	{"scan", "PATH... [--proc]", MIGRATE_SCAN_HELP, false, cmd_scan},
-	{"import-env", "(FILE | --compose F --service S) --prefix P [--grant SEL]",
-	 MIGRATE_IMPORT_HELP, false, cmd_import_env},
-	{"exec", "[--dir D] [--env NAME=SECRET]... -- CMD [ARGS]", MIGRATE_EXEC_HELP, true,
-	 cmd_exec},
-	{"cdi", CDI_ARGS, CDI_HELP, false, cmd_cdi},
+    {"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
+     "store a new version (value from stdin or a file; never empty unless --allow-empty)", false,
+     cmd_put},
+    {"get", "NAME [--version N]", "print a value (current or version N)", false, cmd_get},
+    {"ls", "[--self]", "list secrets (--self: those granted to this container)", false, cmd_ls},
+    {"versions", "NAME", "list a secret's versions", false, cmd_versions},
+    {"rm", "NAME", "delete a secret, its versions and its exact grants", false, cmd_rm},
+    {"key", "rotate [--no-wait] | status",
+     "add a master key generation and re-wrap every data key (in batches); show generations", false,
+     cmd_key},
+    {"rollback", "NAME VERSION", "make an old version's value current (as a new version)", false,
+     cmd_rollback},
+    {"rotate",
+     "NAME --generate [--length N] [--charset C] [--print] [--every DUR [--exec CMD]] "
+     "[--keep-expiry]",
+     "a new random value made by the daemon, now or on a schedule (or a put from a file)", false,
+     cmd_rotate},
+    {"schedules", "", "list expiries and rotation schedules", false, cmd_schedules},
+    {"audit", "[verify] [--since T] [--follow]",
+     "print the audit trail, or check its hash chain (exit 1 when broken)", false, cmd_audit},
+    {"grant", "NAME SELECTOR [--path P] [--mode M] [--uid U] [--gid G] [--previous]",
+     "give containers matching SELECTOR a secret (or PREFIX/*)", false, cmd_grant},
+    {"revoke", "NAME SELECTOR", "take a grant back (mounts update at once)", false, cmd_revoke},
+    {"grants", "", "list grants", false, cmd_grants},
+    {"containers", "", "list the containers the broker knows", false, cmd_containers},
+    {"whoami", "", "(in a container) the identity the broker sees", true, cmd_whoami},
+    {"read", "NAME", "(in a container) print a granted secret", true, cmd_read},
+    {"mount", "[PATH]", "(in a container) mount my secrets at PATH (/run/secrets)", true,
+     cmd_mount},
+    {"scan", "PATH... [--proc]", MIGRATE_SCAN_HELP, false, cmd_scan},
+    {"import-env", "(FILE | --compose F --service S) --prefix P [--grant SEL]", MIGRATE_IMPORT_HELP,
+     false, cmd_import_env},
+    {"exec", "[--dir D] [--env NAME=SECRET]... -- CMD [ARGS]", MIGRATE_EXEC_HELP, true, cmd_exec},
+    {"cdi", CDI_ARGS, CDI_HELP, false, cmd_cdi},
 };
 
 static void ctl_usage(FILE *f)
@@ -1180,11 +1182,11 @@ static void ctl_usage(FILE *f)
 	fprintf(f, "usage: secretctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		fprintf(f, "  %-10s %-28s %s\n", ctl_cmds[i].name, ctl_cmds[i].args,
-			ctl_cmds[i].help);
+		        ctl_cmds[i].help);
 	fprintf(f, "\nThe socket is --socket, else $SECRETD_SOCKET, else /run/secretd/admin.sock\n"
-		   "(workload commands: $SECRETD_WORKLOAD_SOCKET, $SECRETD_SOCKET, then\n"
-		   "/run/secretd/workload.sock). Values are never taken from the command line.\n"
-		   "'secretctl COMMAND --help' shows one command.\n");
+	           "(workload commands: $SECRETD_WORKLOAD_SOCKET, $SECRETD_SOCKET, then\n"
+	           "/run/secretd/workload.sock). Values are never taken from the command line.\n"
+	           "'secretctl COMMAND --help' shows one command.\n");
 }
 
 int main(int argc, char **argv)

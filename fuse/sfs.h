@@ -11,28 +11,38 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* common/secret.h's type, declared here without its typedef: the name "secret" is a common
+ * variable name in the broker, and -Wshadow refuses a local that shadows a typedef. */
+struct secret;
+
 /* Files in one view. Memory is per entry, per mount, about 250 bytes plus the path (node, path
  * index, inode slot) and, while sfs_set_view runs, about 300 bytes more of scratch; values are
  * shared (sfs_blob). 1,000,000 entries bound one mount near 0.5 GiB. */
 #define SFS_FILES_MAX 1000000
-#define SFS_VERSION_FILE ".version" /* root file whose content changes on every view change */
+#define SFS_VERSION_FILE ".version"     /* root file whose content changes on every view change */
 #define SFS_PREVIOUS_SUFFIX ".previous" /* a --previous grant shows NAME.previous */
-/* Values of at most SFS_SLAB_VALUE_MAX bytes share SFS_SLAB_BYTES regions (see sfs_blob_new). */
-#define SFS_SLAB_BYTES (32 * 1024)
-#define SFS_SLAB_VALUE_MAX 2048
+/* Values of at most SFS_SLAB_VALUE_MAX bytes share SFS_SLAB_BYTES regions (common/secret.h). */
+#define SFS_SLAB_BYTES (32 * 1024) /* == SECRET_SLAB_BYTES */
+#define SFS_SLAB_VALUE_MAX 2048    /* == SECRET_SLAB_VALUE_MAX */
 
-/* An immutable, reference-counted secret value in sodium_malloc memory, shared by every mount that
- * shows the same secret version (memory locking is scarce: one copy per version, not per mount). */
+/* An immutable, reference-counted secret value (a reference to a common/secret, plus the secret
+ * version it is), shared by every mount that shows the same secret version (memory locking is
+ * scarce: one copy per version, not per mount). */
 typedef struct sfs_blob sfs_blob;
-/* Copies len bytes into a new blob (refcount 1). NULL on ENOMEM. Values up to SFS_SLAB_VALUE_MAX
- * bytes are packed into shared sodium_malloc slabs (locked, guarded at the slab's ends, each
- * value wiped when its blob is freed); larger ones get a sodium_malloc region of their own. */
+/* A new blob (refcount 1) serving s, which it takes its own reference to (the caller keeps its
+ * own): the bytes are not copied. s must not be written to any more. NULL on ENOMEM or s NULL. */
+sfs_blob *sfs_blob_wrap(struct secret *s, uint64_t version);
+/* Copies len bytes into a new secret and wraps it (refcount 1): sfs_blob_wrap for callers that
+ * hold a bare buffer. NULL on ENOMEM, or data NULL with len not 0. */
 sfs_blob *sfs_blob_new(const uint8_t *data, size_t len, uint64_t version);
 /* Adds a reference; returns b. Thread-safe. */
 sfs_blob *sfs_blob_ref(sfs_blob *b);
-/* Drops a reference; the last one wipes and frees. NULL is a no-op. Thread-safe. */
+/* Drops a reference; the last one drops the secret's (which wipes and frees when it was the last
+ * one). NULL is a no-op. Thread-safe. */
 void sfs_blob_unref(sfs_blob *b);
 size_t sfs_blob_len(const sfs_blob *b);
+/* The secret served (borrowed: valid while b is held). NULL for b NULL. */
+struct secret *sfs_blob_secret(const sfs_blob *b);
 uint64_t sfs_blob_version(const sfs_blob *b);
 
 /* One file of a view. */
@@ -40,7 +50,7 @@ struct sfs_entry {
 	const char *path; /* relative, '/'-separated, valid per names_check; directories implied */
 	uint32_t mode;    /* permission bits (e.g. 0400) */
 	uint32_t uid, gid;
-	sfs_blob *blob;   /* borrowed: sfs takes its own reference */
+	sfs_blob *blob; /* borrowed: sfs takes its own reference */
 };
 
 struct sfs_ops {
@@ -50,12 +60,13 @@ struct sfs_ops {
 	int (*check)(void *ud, pid_t pid, uid_t uid, gid_t gid);
 	/* After every open of a file: the path, the blob version served (0 for .version) and the
 	 * result (0 or -errno). For the audit trail; may be NULL. */
-	void (*opened)(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version, int result);
+	void (*opened)(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version,
+	               int result);
 };
 
 struct sfs_config {
-	bool no_open;       /* answer OPEN with ENOSYS once: the kernel then never asks again and
-			       serves from its page cache (no per-open check, no open audit) */
+	bool no_open;         /* answer OPEN with ENOSYS once: the kernel then never asks again and
+	                         serves from its page cache (no per-open check, no open audit) */
 	double entry_timeout; /* seconds; 0 = default (3600: we invalidate explicitly) */
 	double attr_timeout;
 	uint32_t dir_uid, dir_gid; /* owner of directories (mode 0555) */

@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
+#include "common/secret.h"
 
 /* A passphrase longer than this is refused: it is read into locked memory in one piece. */
 #define CRYPT_PASSPHRASE_MAX 4096
@@ -60,20 +61,13 @@ void *crypt_alloc(size_t n)
 {
 	if (crypt_init() < 0)
 		return NULL;
-	return sodium_malloc(n);
+	return secret_bytes_alloc(n);
 }
 
 void crypt_free(void *p)
 {
-	if (p)
-		sodium_free(p);
+	secret_bytes_free(p);
 }
-
-static void crypt_freep(void *p)
-{
-	crypt_free(*(void **)p);
-}
-#define _cleanup_crypt_ __attribute__((cleanup(crypt_freep)))
 
 /* mkdir -p with mode for every directory it creates; existing directories are left alone. */
 int crypt_mkdir_p(const char *dir, mode_t mode)
@@ -140,7 +134,7 @@ int crypt_keyfile_create(const char *path)
 	r = crypt_mkdir_p(dir, 0700);
 	if (r < 0)
 		return r;
-	_cleanup_crypt_ uint8_t *key = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *key = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!key)
 		return -ENOMEM;
 	randombytes_buf(key, CRYPT_KEY_BYTES);
@@ -195,7 +189,7 @@ int crypt_keyfile_read(const char *path, uint8_t **key)
 		return fd;
 	if (st.st_size != CRYPT_KEY_BYTES)
 		return -EINVAL;
-	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES + 1);
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES + 1);
 	if (!k)
 		return -ENOMEM;
 	/* Read one byte more than expected: a file that grew after fstat is refused too. */
@@ -225,7 +219,7 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	_cleanup_close_ int fd = crypt_open_private(path, &st);
 	if (fd < 0)
 		return fd;
-	_cleanup_crypt_ char *pw = crypt_alloc(CRYPT_PASSPHRASE_MAX + 1);
+	_cleanup_secret_bytes_ char *pw = crypt_alloc(CRYPT_PASSPHRASE_MAX + 1);
 	if (!pw)
 		return -ENOMEM;
 	size_t len = 0;
@@ -238,7 +232,7 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 		len--;
 	if (len == 0)
 		return -EINVAL;
-	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!k)
 		return -ENOMEM;
 	if (crypto_pwhash(k, CRYPT_KEY_BYTES, pw, len, salt, opslimit, memlimit,
@@ -314,7 +308,7 @@ int crypt_subkey(const uint8_t key[CRYPT_KEY_BYTES], uint64_t id, const char ctx
 	if (!key || !ctx || !sub)
 		return -EINVAL;
 	*sub = NULL;
-	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!k)
 		return -ENOMEM;
 	if (crypto_kdf_derive_from_key(k, CRYPT_KEY_BYTES, id, ctx, key) != 0)

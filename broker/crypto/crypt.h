@@ -15,7 +15,11 @@
 /* sodium_init, then PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, then a probe that memory can be locked.
  * -ENOMEM when mlock is refused (the caller refuses to start). */
 int crypt_harden_process(void);
-/* sodium_malloc/sodium_free wrappers: guarded, locked, wiped on free. crypt_free(NULL) is a no-op. */
+/* Locked, wiped-on-free memory: thin wrappers over common/secret.h's secret_bytes_alloc and
+ * secret_bytes_free (small buffers share locked slabs; the bytes start zeroed). For code that
+ * keeps a bare pointer; new code should hold a secret. crypt_free(NULL) is a no-op; a
+ * crypt_alloc'd pointer may also be freed with secret_bytes_free (and cleaned up with
+ * _cleanup_secret_bytes_). */
 void *crypt_alloc(size_t n);
 void crypt_free(void *p);
 
@@ -35,20 +39,20 @@ int crypt_keyfile_read(const char *path, uint8_t **key);
  * another owner, -ELOOP on a symlink; -EINVAL on an empty passphrase or limits out of
  * libsodium's range, -EFBIG over 4096 bytes. */
 int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTES],
-			    uint64_t opslimit, size_t memlimit, uint8_t **key);
+                            uint64_t opslimit, size_t memlimit, uint8_t **key);
 
 /* Seals pt under key with associated data ad. out must hold ptlen + CRYPT_SEAL_OVERHEAD bytes
  * (random nonce first). */
 int crypt_seal(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *ad, size_t adlen,
-	       const uint8_t *pt, size_t ptlen, uint8_t *out);
+               const uint8_t *pt, size_t ptlen, uint8_t *out);
 /* Opens a sealed box. out must hold ctlen - CRYPT_SEAL_OVERHEAD bytes (use crypt_alloc for
  * secrets). -EBADMSG on any tampering or wrong key; out is wiped then. */
 int crypt_open(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *ad, size_t adlen,
-	       const uint8_t *ct, size_t ctlen, uint8_t *out);
+               const uint8_t *ct, size_t ctlen, uint8_t *out);
 /* Keyed BLAKE2b-256 MAC. crypt_mac_verify returns 0 or -EBADMSG (constant time). */
 void crypt_mac(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *msg, size_t len,
-	       uint8_t out[CRYPT_MAC_BYTES]);
+               uint8_t out[CRYPT_MAC_BYTES]);
 int crypt_mac_verify(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *msg, size_t len,
-		     const uint8_t mac[CRYPT_MAC_BYTES]);
+                     const uint8_t mac[CRYPT_MAC_BYTES]);
 /* Derives a named subkey (e.g. for MACs) from a key with crypto_kdf. *sub crypt_alloc'd. */
 int crypt_subkey(const uint8_t key[CRYPT_KEY_BYTES], uint64_t id, const char ctx[8], uint8_t **sub);

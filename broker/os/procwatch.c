@@ -30,18 +30,18 @@ struct procwatch_input {
 
 #define PROCWATCH_IDX_BITS 20 /* a token is (serial << 20) | slot: max 2^20 entries */
 #define PROCWATCH_IDX_MASK ((1u << PROCWATCH_IDX_BITS) - 1)
-#define PROCWATCH_RCVBUF (4 << 20)  /* connector socket buffer: bursts of forks stay queued */
-#define PROCWATCH_BATCH 32          /* datagrams per recvmmsg */
-#define PROCWATCH_DGRAM 512         /* one connector message is under 100 bytes */
-#define PROCWATCH_ACK_WAIT_MS 500   /* the answer to LISTEN (normally there before send returns) */
+#define PROCWATCH_RCVBUF (4 << 20)        /* connector socket buffer: bursts of forks stay queued */
+#define PROCWATCH_BATCH 32                /* datagrams per recvmmsg */
+#define PROCWATCH_DGRAM PROCWATCH_MSG_MAX /* one connector message is under 100 bytes */
+#define PROCWATCH_ACK_WAIT_MS 500 /* the answer to LISTEN (normally there before send returns) */
 
 /* ---- the pure core ---- */
 
 struct procwatch_ent {
-	pid_t pid;        /* 0: free slot */
+	pid_t pid; /* 0: free slot */
 	int handle;
 	uint64_t token;
-	int prev, next;   /* LRU list (most recent at head), or the free list through next */
+	int prev, next; /* LRU list (most recent at head), or the free list through next */
 	bool has_exe;
 	char exe[PROCWATCH_EXE_MAX];
 };
@@ -49,7 +49,7 @@ struct procwatch_ent {
 struct procwatch_tab {
 	struct procwatch_ent *ents;
 	size_t max, count;
-	int *hash;        /* open addressing by pid: slot index or -1; nhash = power of 2 >= 2 max */
+	int *hash; /* open addressing by pid: slot index or -1; nhash = power of 2 >= 2 max */
 	size_t nhash;
 	int head, tail, free;
 	uint64_t serial;
@@ -176,8 +176,8 @@ void procwatch_tab_clear(procwatch_tab *t)
 	for (size_t i = 0; i < t->nhash; i++)
 		t->hash[i] = -1;
 	for (size_t i = 0; i < t->max; i++)
-		t->ents[i] = (struct procwatch_ent){.handle = -1, .prev = -1,
-						    .next = i + 1 < t->max ? (int)i + 1 : -1};
+		t->ents[i] = (struct procwatch_ent){
+		    .handle = -1, .prev = -1, .next = i + 1 < t->max ? (int)i + 1 : -1};
 	t->free = 0;
 	t->head = t->tail = -1;
 	t->count = 0;
@@ -197,8 +197,8 @@ uint64_t procwatch_tab_add(procwatch_tab *t, pid_t pid, int handle, int *dropped
 	struct procwatch_ent *e = &t->ents[i];
 	t->free = e->next;
 	*e = (struct procwatch_ent){.pid = pid,
-				    .handle = handle,
-				    .token = (++t->serial << PROCWATCH_IDX_BITS) | (uint64_t)i};
+	                            .handle = handle,
+	                            .token = (++t->serial << PROCWATCH_IDX_BITS) | (uint64_t)i};
 	t->hash[procwatch_hash_pos(t, pid)] = i;
 	procwatch_lru_push(t, i);
 	t->count++;
@@ -269,8 +269,9 @@ static int procwatch_seq(procwatch_tab *t, uint32_t cpu, uint32_t seq)
 		procwatch_tab_forget_exes(t);
 		return PROCWATCH_FED_LOST;
 	}
-	int r = !t->seen[cpu] ? PROCWATCH_FED_FIRST
-				: seq != t->last_seq[cpu] + 1 ? PROCWATCH_FED_LOST : 0;
+	int r = !t->seen[cpu]                 ? PROCWATCH_FED_FIRST
+	        : seq != t->last_seq[cpu] + 1 ? PROCWATCH_FED_LOST
+	                                      : 0;
 	t->seen[cpu] = 1;
 	t->last_seq[cpu] = seq;
 	if (r)
@@ -278,38 +279,51 @@ static int procwatch_seq(procwatch_tab *t, uint32_t cpu, uint32_t seq)
 	return r;
 }
 
-int procwatch_tab_feed(procwatch_tab *t, const void *buf, size_t len, uint32_t cookie,
-		       int *ack_err)
+/* The smallest whole message: nlmsghdr, cn_msg, then a proc_event, packed as the kernel sends it.
+ */
+#define PROCWATCH_MSG_MIN NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(struct proc_event))
+_Static_assert(PROCWATCH_MSG_MIN <= PROCWATCH_MSG_MAX, "a message fits a datagram buffer");
+
+int procwatch_parse(const void *buf, size_t len, struct procwatch_msg *out)
 {
-	int fed = 0;
-	const size_t need = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(struct proc_event));
+	if (!buf || len < PROCWATCH_MSG_MIN || len > PROCWATCH_MSG_MAX)
+		return -EBADMSG;
 	/* Copies keep the parsing independent of the buffer's alignment. */
-	if (len < need) {
-		procwatch_tab_forget_exes(t);
-		return PROCWATCH_FED_LOST;
-	}
 	struct nlmsghdr nh;
 	struct cn_msg cm;
 	struct proc_event ev;
 	memcpy(&nh, buf, sizeof(nh));
 	memcpy(&cm, (const char *)buf + NLMSG_HDRLEN, sizeof(cm));
 	memcpy(&ev, (const char *)buf + NLMSG_HDRLEN + sizeof(cm), sizeof(ev));
-	if (nh.nlmsg_len < need || nh.nlmsg_len > len || cm.id.idx != CN_IDX_PROC ||
-	    cm.id.val != CN_VAL_PROC || cm.len < sizeof(ev)) {
+	if (nh.nlmsg_len < PROCWATCH_MSG_MIN || nh.nlmsg_len > len || cm.id.idx != CN_IDX_PROC ||
+	    cm.id.val != CN_VAL_PROC || cm.len < sizeof(ev))
+		return -EBADMSG;
+	*out = (struct procwatch_msg){.cpu = ev.cpu, .seq = cm.seq, .ack = cm.ack, .what = ev.what};
+	if (ev.what == PROC_EVENT_EXEC)
+		out->tgid = (int32_t)ev.event_data.exec.process_tgid;
+	else if (ev.what == PROC_EVENT_NONE)
+		out->err = (int32_t)ev.event_data.ack.err;
+	return 0;
+}
+
+int procwatch_tab_feed(procwatch_tab *t, const void *buf, size_t len, uint32_t cookie, int *ack_err)
+{
+	struct procwatch_msg m;
+	if (procwatch_parse(buf, len, &m) < 0) {
 		procwatch_tab_forget_exes(t);
 		return PROCWATCH_FED_LOST;
 	}
-	fed |= procwatch_seq(t, ev.cpu, cm.seq);
-	if (ev.what == PROC_EVENT_EXEC) {
-		int i = procwatch_find(t, (pid_t)ev.event_data.exec.process_tgid);
+	int fed = procwatch_seq(t, m.cpu, m.seq);
+	if (m.what == PROC_EVENT_EXEC) {
+		int i = procwatch_find(t, (pid_t)m.tgid);
 		if (i >= 0 && t->ents[i].has_exe) {
 			t->ents[i].has_exe = false;
 			fed |= PROCWATCH_FED_EXEC;
 		}
-	} else if (ev.what == PROC_EVENT_NONE && cm.ack == cookie + 1) {
+	} else if (m.what == PROC_EVENT_NONE && m.ack == cookie + 1) {
 		fed |= PROCWATCH_FED_ACK;
 		if (ack_err)
-			*ack_err = (int)ev.event_data.ack.err;
+			*ack_err = (int)m.err;
 	}
 	return fed;
 }
@@ -357,8 +371,8 @@ static int procwatch_mcast(int fd, uint32_t op, uint32_t cookie)
 	memset(&req, 0, sizeof(req));
 	struct nlmsghdr nh = {.nlmsg_len = sizeof(req.b), .nlmsg_type = NLMSG_DONE, .nlmsg_pid = 0};
 	struct cn_msg cm = {.id = {.idx = CN_IDX_PROC, .val = CN_VAL_PROC},
-			    .ack = cookie,
-			    .len = sizeof(struct procwatch_input)};
+	                    .ack = cookie,
+	                    .len = sizeof(struct procwatch_input)};
 	struct procwatch_input in = {.mcast_op = op, .event_type = PROCWATCH_EVENT_ALL};
 	memcpy(req.b, &nh, sizeof(nh));
 	memcpy(req.b + NLMSG_HDRLEN, &cm, sizeof(cm));
@@ -386,7 +400,7 @@ static void procwatch_connector_off(procwatch *pw)
  * (messages dropped) forgets every exe and goes on. *ack / *ack_err as procwatch_tab_feed. */
 static int procwatch_drain(procwatch *pw, bool *ack, int *ack_err)
 {
-	char (*bufs)[PROCWATCH_DGRAM] = pw->bufs;
+	char(*bufs)[PROCWATCH_DGRAM] = pw->bufs;
 	struct mmsghdr mm[PROCWATCH_BATCH];
 	struct iovec iov[PROCWATCH_BATCH];
 	struct sockaddr_nl from[PROCWATCH_BATCH];
@@ -394,9 +408,9 @@ static int procwatch_drain(procwatch *pw, bool *ack, int *ack_err)
 		for (size_t i = 0; i < PROCWATCH_BATCH; i++) {
 			iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = PROCWATCH_DGRAM};
 			mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i],
-							     .msg_namelen = sizeof(from[i]),
-							     .msg_iov = &iov[i],
-							     .msg_iovlen = 1}};
+			                                     .msg_namelen = sizeof(from[i]),
+			                                     .msg_iov = &iov[i],
+			                                     .msg_iovlen = 1}};
 		}
 		int n = recvmmsg(pw->nl, mm, PROCWATCH_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
@@ -405,8 +419,9 @@ static int procwatch_drain(procwatch *pw, bool *ack, int *ack_err)
 			if (errno == EINTR)
 				continue;
 			if (errno == ENOBUFS) {
-				/* The kernel dropped messages for us (it says so once, then drops silently
-				 * until the queue is empty, which this drain reaches before returning). */
+				/* The kernel dropped messages for us (it says so once, then drops
+				 * silently until the queue is empty, which this drain reaches
+				 * before returning). */
 				procwatch_tab_forget_exes(pw->tab);
 				pw->st.losses++;
 				continue;
@@ -420,8 +435,8 @@ static int procwatch_drain(procwatch *pw, bool *ack, int *ack_err)
 			int fed = PROCWATCH_FED_LOST;
 			int err = 0;
 			if (!(h->msg_flags & MSG_TRUNC))
-				fed = procwatch_tab_feed(pw->tab, bufs[i], mm[i].msg_len, pw->cookie,
-							 &err);
+				fed = procwatch_tab_feed(pw->tab, bufs[i], mm[i].msg_len,
+				                         pw->cookie, &err);
 			else
 				procwatch_tab_forget_exes(pw->tab);
 			if (fed & PROCWATCH_FED_LOST)
@@ -440,7 +455,7 @@ static int procwatch_drain(procwatch *pw, bool *ack, int *ack_err)
 static int procwatch_connector_on(procwatch *pw)
 {
 	_cleanup_close_ int fd =
-		socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+	    socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
 	if (fd < 0)
 		return -errno;
 	/* With this flag, a message our full queue had to drop makes the kernel's broadcast fail
@@ -551,8 +566,8 @@ int procwatch_sync(procwatch *pw)
 					continue;
 				int d = procwatch_drain(pw, NULL, NULL);
 				if (d < 0) {
-					/* Cannot tell what was lost: stop caching exes for good (the
-					 * identities, from pidfds, stay good). */
+					/* Cannot tell what was lost: stop caching exes for good
+					 * (the identities, from pidfds, stay good). */
 					procwatch_connector_off(pw);
 					pw->st.losses++;
 					r = d;
@@ -566,7 +581,8 @@ int procwatch_sync(procwatch *pw)
 				pw->st.exits++;
 			}
 		}
-		/* Fewer than asked: every ready fd was reported (later ones came after this call). */
+		/* Fewer than asked: every ready fd was reported (later ones came after this call).
+		 */
 		if (n < (int)(sizeof(ev) / sizeof(ev[0])))
 			return r;
 	}

@@ -24,20 +24,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROCWATCH_EXE_MAX 256 /* bytes of an exe path kept, with the NUL (the audit record's size) */
+#define PROCWATCH_EXE_MAX                                                                          \
+	256 /* bytes of an exe path kept, with the NUL (the audit record's size) */
 #define PROCWATCH_CPUS_MAX 4096 /* CPUs whose event sequence numbers are followed */
 
 typedef struct procwatch procwatch;
 
 struct procwatch_stats {
-	uint64_t tracked;          /* processes tracked now */
-	uint64_t exe_hits;         /* procwatch_exe answered from the cache */
-	uint64_t exe_reads;        /* procwatch_exe read /proc/PID/exe */
-	uint64_t execs;            /* exec events that dropped a cached exe */
-	uint64_t exits;            /* tracked processes seen exiting */
-	uint64_t evictions;        /* tracked processes pushed out by SECRETD_PROCWATCH_MAX */
-	uint64_t losses;           /* connector losses (every cached exe forgotten) */
-	bool connector;            /* exes are cached (the connector is listened to) */
+	uint64_t tracked;   /* processes tracked now */
+	uint64_t exe_hits;  /* procwatch_exe answered from the cache */
+	uint64_t exe_reads; /* procwatch_exe read /proc/PID/exe */
+	uint64_t execs;     /* exec events that dropped a cached exe */
+	uint64_t exits;     /* tracked processes seen exiting */
+	uint64_t evictions; /* tracked processes pushed out by SECRETD_PROCWATCH_MAX */
+	uint64_t losses;    /* connector losses (every cached exe forgotten) */
+	bool connector;     /* exes are cached (the connector is listened to) */
 };
 
 /* Creates the watcher (with room for SECRETD_PROCWATCH_MAX processes). A missing connector is not
@@ -73,12 +74,14 @@ void procwatch_get_stats(const procwatch *pw, struct procwatch_stats *st);
 typedef struct procwatch_tab procwatch_tab;
 
 /* Bits returned by procwatch_tab_feed. */
-#define PROCWATCH_FED_EXEC 0x1  /* an exec dropped a cached exe */
-#define PROCWATCH_FED_LOST 0x2  /* a gap in a CPU's sequence numbers, or an unreadable message:
-				   every exe was forgotten */
-#define PROCWATCH_FED_ACK 0x4   /* the answer to our subscription, with ack == cookie + 1 */
-#define PROCWATCH_FED_FIRST 0x8 /* the first message from this CPU: nothing tells what it
-				   missed before, so every exe was forgotten too */
+#define PROCWATCH_FED_EXEC 0x1 /* an exec dropped a cached exe */
+#define PROCWATCH_FED_LOST                                                                         \
+	0x2                   /* a gap in a CPU's sequence numbers, or an unreadable message:      \
+	                         every exe was forgotten */
+#define PROCWATCH_FED_ACK 0x4 /* the answer to our subscription, with ack == cookie + 1 */
+#define PROCWATCH_FED_FIRST                                                                        \
+	0x8 /* the first message from this CPU: nothing tells what it                              \
+	       missed before, so every exe was forgotten too */
 
 /* A table for at most max (1..2^20) processes; freed with procwatch_tab_free (which does not
  * close the handles). */
@@ -103,10 +106,28 @@ const char *procwatch_tab_exe(const procwatch_tab *t, pid_t pid);
 int procwatch_tab_set_exe(procwatch_tab *t, pid_t pid, const char *exe);
 /* Forgets every cached exe (entries and tokens stay). */
 void procwatch_tab_forget_exes(procwatch_tab *t);
+/* One proc-connector message, as procwatch_parse reads it. */
+struct procwatch_msg {
+	uint32_t cpu, seq; /* the CPU that sent it, and its sequence number on that CPU */
+	uint32_t what;     /* PROC_EVENT_* (linux/cn_proc.h) */
+	uint32_t ack;      /* cn_msg.ack (our cookie + 1 on the answer to our subscription) */
+	int32_t tgid;      /* PROC_EVENT_EXEC: the thread group that exec'd; else 0 */
+	int32_t err; /* PROC_EVENT_NONE: the kernel's answer (0 or a positive errno); else 0 */
+};
+/* Bytes of one datagram read from the connector socket (longer ones are truncated, and lost). */
+#define PROCWATCH_MSG_MAX 512
+
+/* Parses one datagram from the connector socket (len bytes at buf, any alignment): a netlink
+ * header, a cn_msg for CN_IDX_PROC/CN_VAL_PROC and a whole struct proc_event, which need
+ * PROCWATCH_MSG_MIN bytes (procwatch.c: 76 on Linux) and nlmsg_len within [that, len]. Reads
+ * nothing past buf + len. 0 with *out filled, or -EBADMSG (too short, longer than
+ * PROCWATCH_MSG_MAX, another connector, a short or oversized length field). Pure. */
+int procwatch_parse(const void *buf, size_t len, struct procwatch_msg *out);
 /* Applies one datagram received from the kernel on the connector socket: PROC_EVENT_EXEC drops
  * the exe of its thread group; every message's (cpu, seq) is checked to follow that CPU's
  * previous one, and the first message from a CPU, a gap or a message that cannot be parsed
- * forgets every exe (it may stand for a lost exec). Returns PROCWATCH_FED_* bits; *ack_err (may
- * be NULL) gets the kernel's answer (0 or a positive errno) with PROCWATCH_FED_ACK. */
+ * forgets every exe (it may stand for a lost exec); parsing is procwatch_parse's. Returns
+ * PROCWATCH_FED_* bits; *ack_err (may be NULL) gets the kernel's answer (0 or a positive errno)
+ * with PROCWATCH_FED_ACK. */
 int procwatch_tab_feed(procwatch_tab *t, const void *buf, size_t len, uint32_t cookie,
-		       int *ack_err);
+                       int *ack_err);

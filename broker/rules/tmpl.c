@@ -12,6 +12,7 @@
 
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/secret.h"
 
 enum tmpl_kind { TMPL_TEXT, TMPL_SECRET, TMPL_VERSION, TMPL_LITERAL };
 enum tmpl_filter { TMPL_F_URLQUERY, TMPL_F_JSON, TMPL_F_BASE64, TMPL_F_TRIM, TMPL_F_SHELLQUOTE };
@@ -329,7 +330,7 @@ const char *tmpl_ref(const tmpl *t, size_t i)
 	return i < t->nrefs ? t->refs[i] : NULL;
 }
 
-/* ---- rendering: every buffer is sodium_malloc memory ---- */
+/* ---- rendering: every buffer is locked secret memory (common/secret.h) ---- */
 
 struct tmpl_buf {
 	uint8_t *p;
@@ -338,7 +339,7 @@ struct tmpl_buf {
 
 static void tmpl_buf_free(struct tmpl_buf *b)
 {
-	sodium_free(b->p); /* wipes; NULL is a no-op */
+	secret_bytes_free(b->p); /* wipes; NULL is a no-op */
 	*b = (struct tmpl_buf){0};
 }
 
@@ -354,12 +355,12 @@ static int tmpl_buf_reserve(struct tmpl_buf *b, size_t add)
 		cap *= 2;
 	if (cap > TMPL_OUTPUT_MAX)
 		cap = TMPL_OUTPUT_MAX;
-	uint8_t *n = sodium_malloc(cap);
+	uint8_t *n = secret_bytes_alloc(cap);
 	if (!n)
 		return -ENOMEM;
 	if (b->len)
 		memcpy(n, b->p, b->len);
-	sodium_free(b->p);
+	secret_bytes_free(b->p);
 	b->p = n;
 	b->cap = cap;
 	return 0;
@@ -471,6 +472,8 @@ static int tmpl_filter(uint8_t f, const uint8_t *in, size_t n, struct tmpl_buf *
 		return 0;
 	}
 	case TMPL_F_TRIM: {
+		if (!n) /* in may be NULL (an earlier filter gave nothing): no arithmetic on it */
+			return tmpl_buf_reserve(o, 0);
 		size_t a = 0, b = n;
 		while (a < b && (tmpl_is_space((char)in[a]) || in[a] == '\v' || in[a] == '\f'))
 			a++;
@@ -550,8 +553,21 @@ int tmpl_render(const tmpl *t, tmpl_lookup_fn lookup, void *ud, uint8_t **out, s
 	return 0;
 }
 
+int tmpl_render_secret(const tmpl *t, tmpl_lookup_fn lookup, void *ud, secret **out)
+{
+	uint8_t *p = NULL;
+	size_t len = 0;
+	int r = tmpl_render(t, lookup, ud, &p, &len);
+	if (r < 0)
+		return r;
+	/* One copy, from the growing buffer into a secret of the exact size. */
+	*out = secret_from(p, len);
+	tmpl_output_free(p, len);
+	return *out ? 0 : -ENOMEM;
+}
+
 void tmpl_output_free(uint8_t *out, size_t len)
 {
-	/* len is for the caller's symmetry: sodium_free wipes the whole allocation. */
-	sodium_free(out);
+	/* len is for the caller's symmetry: the whole allocation is wiped. */
+	secret_bytes_free(out);
 }

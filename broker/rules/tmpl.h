@@ -12,7 +12,8 @@
  * Inside an action, white space separates words; string literals take \" \\ \n \t \r escapes.
  * NAME must be a valid secret name (common/names).
  *
- * Rendered bytes are secret: they live only in sodium_malloc memory (tmpl_output_free wipes).
+ * Rendered bytes are secret: they live only in locked memory from common/secret.h (tmpl_output_free
+ * and secret_unref wipe).
  * Functions return 0 or a negative errno. */
 #pragma once
 #include <stddef.h>
@@ -26,6 +27,8 @@
 #define TMPL_OUTPUT_MAX (1024 * 1024) /* bytes of one rendering */
 
 typedef struct tmpl tmpl;
+/* common/secret.h's type, without its typedef ("secret" is a common variable name above). */
+struct secret;
 
 /* Where and why a template was refused. msg never holds secret bytes (parsing sees none). */
 struct tmpl_error {
@@ -51,10 +54,13 @@ const char *tmpl_ref(const tmpl *t, size_t i);
 typedef int (*tmpl_lookup_fn)(void *ud, const char *name, const uint8_t **val, size_t *len,
                               uint64_t *version);
 
-/* Renders t, asking lookup once per reference and action. On success *out (sodium_malloc memory,
- * free with tmpl_output_free(*out, *outlen)) holds *outlen bytes; an empty rendering gives a
- * non-NULL *out of length 0. Errors: lookup's, -EFBIG past TMPL_OUTPUT_MAX, -ENOMEM. Nothing is
- * left allocated on error. */
+/* Renders t, asking lookup once per reference and action. On success *out (locked memory from
+ * common/secret.h's secret_bytes_alloc, free with tmpl_output_free(*out, *outlen)) holds *outlen
+ * bytes; an empty rendering gives a non-NULL *out of length 0. Errors: lookup's, -EFBIG past
+ * TMPL_OUTPUT_MAX, -ENOMEM. Nothing is left allocated on error. */
 int tmpl_render(const tmpl *t, tmpl_lookup_fn lookup, void *ud, uint8_t **out, size_t *outlen);
+/* The same, into a new secret of exactly the rendered length (refcount 1, the caller's: drop it
+ * with secret_unref, or hand it to sfs_blob_wrap). 0, lookup's error, -EFBIG or -ENOMEM. */
+int tmpl_render_secret(const tmpl *t, tmpl_lookup_fn lookup, void *ud, struct secret **out);
 /* Wipes and frees a rendering (NULL is a no-op). */
 void tmpl_output_free(uint8_t *out, size_t len);

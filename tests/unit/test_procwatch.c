@@ -236,8 +236,7 @@ static size_t mk(struct kmsg *m, uint32_t cpu, uint32_t seq, uint32_t what, pid_
 	return sizeof(*m);
 }
 
-static int feed(procwatch_tab *t, uint32_t cpu, uint32_t seq, uint32_t what, pid_t pid,
-		pid_t tgid)
+static int feed(procwatch_tab *t, uint32_t cpu, uint32_t seq, uint32_t what, pid_t pid, pid_t tgid)
 {
 	struct kmsg m;
 	size_t n = mk(&m, cpu, seq, what, pid, tgid);
@@ -306,7 +305,8 @@ START_TEST(test_feed_gap)
 	set_exes(t);
 	ck_assert_int_eq(feed(t, 0, 11, PROC_EVENT_FORK, 5, 5), 0);
 	ck_assert_int_eq(feed(t, 3, 71, PROC_EVENT_FORK, 5, 5), 0);
-	/* CPU 3 skipped 72: that message (maybe an exec, allocated and lost in the kernel) is gone */
+	/* CPU 3 skipped 72: that message (maybe an exec, allocated and lost in the kernel) is gone
+	 */
 	ck_assert_int_eq(feed(t, 3, 73, PROC_EVENT_FORK, 5, 5), PROCWATCH_FED_LOST);
 	ck_assert_ptr_null(procwatch_tab_exe(t, 100));
 	ck_assert_ptr_null(procwatch_tab_exe(t, 200));
@@ -334,7 +334,7 @@ START_TEST(test_feed_ack_and_garbage)
 	m.cm.ack = 1000;
 	int err = -1;
 	ck_assert_int_eq(procwatch_tab_feed(t, &m, sizeof(m), 999, &err),
-			 PROCWATCH_FED_ACK | PROCWATCH_FED_FIRST);
+	                 PROCWATCH_FED_ACK | PROCWATCH_FED_FIRST);
 	ck_assert_int_eq(err, 0);
 	/* another process's ack, or ours with an error */
 	mk(&m, 0, 2, PROC_EVENT_NONE, 0, 0);
@@ -369,6 +369,38 @@ START_TEST(test_feed_ack_and_garbage)
 }
 END_TEST
 
+/* procwatch_parse: the fields, its limits, and a datagram past PROCWATCH_MSG_MAX refused. */
+START_TEST(test_parse)
+{
+	struct {
+		uint8_t pad; /* the parser copies: any alignment */
+		struct kmsg m;
+		uint8_t tail[PROCWATCH_MSG_MAX];
+	} __attribute__((packed)) b;
+	memset(&b, 0, sizeof(b));
+	mk(&b.m, 3, 41, PROC_EVENT_EXEC, 1234, 1230);
+	b.m.cm.ack = 7;
+	struct procwatch_msg out;
+	ck_assert_int_eq(procwatch_parse(&b.m, sizeof(b.m), &out), 0);
+	ck_assert_uint_eq(out.cpu, 3);
+	ck_assert_uint_eq(out.seq, 41);
+	ck_assert_uint_eq(out.what, PROC_EVENT_EXEC);
+	ck_assert_uint_eq(out.ack, 7);
+	ck_assert_int_eq(out.tgid, 1230);
+	ck_assert_int_eq(out.err, 0);
+	/* trailing bytes after a whole message are fine, up to the datagram limit */
+	ck_assert_int_eq(procwatch_parse(&b.m, PROCWATCH_MSG_MAX, &out), 0);
+	ck_assert_int_eq(procwatch_parse(&b.m, PROCWATCH_MSG_MAX + 1, &out), -EBADMSG);
+	ck_assert_int_eq(procwatch_parse(&b.m, sizeof(b.m) - 1, &out), -EBADMSG);
+	ck_assert_int_eq(procwatch_parse(NULL, sizeof(b.m), &out), -EBADMSG);
+	mk(&b.m, 0, 1, PROC_EVENT_NONE, 0, 0);
+	b.m.ev.event_data.ack.err = EPERM;
+	ck_assert_int_eq(procwatch_parse(&b.m, sizeof(b.m), &out), 0);
+	ck_assert_int_eq(out.err, EPERM);
+	ck_assert_int_eq(out.tgid, 0);
+}
+END_TEST
+
 /* ---- the real connector ---- */
 
 /* A new procwatch with the connector on; NULL (test passes vacuously) only outside CI when this
@@ -381,8 +413,9 @@ static procwatch *live_new(void)
 	if (cn < 0) {
 		const char *ci = getenv("CI");
 		ck_assert_msg(!(ci && strcmp(ci, "true") == 0), "no proc connector under CI: %s",
-			      strerror(-cn));
-		fprintf(stderr, "SKIP live procwatch test: no proc connector (%s)\n", strerror(-cn));
+		              strerror(-cn));
+		fprintf(stderr, "SKIP live procwatch test: no proc connector (%s)\n",
+		        strerror(-cn));
 		procwatch_free(pw);
 		return NULL;
 	}
@@ -458,8 +491,8 @@ START_TEST(test_live_exec)
 	ck_assert_str_eq(procwatch_exe(pw, pid), first);
 	procwatch_get_stats(pw, &st);
 	/* The second time from the cache, unless the connector lost events in between (the whole
-	 * machine's execs go through it: a busy machine can overrun it, and a loss must forget every
-	 * exe). Either way the answer above was right. */
+	 * machine's execs go through it: a busy machine can overrun it, and a loss must forget
+	 * every exe). Either way the answer above was right. */
 	if (st.losses == losses)
 		ck_assert_uint_eq(st.exe_hits, hits + 1);
 
@@ -476,11 +509,11 @@ START_TEST(test_live_exec)
 	ck_assert_str_eq(base_of(exe), "cat");
 	procwatch_get_stats(pw, &st);
 	/* The old exe was not served from the cache: the exec event dropped it, or it was gone
-	 * already and the exe was read afresh. (Seen in full runs on a busy machine: execs 0 with no
-	 * loss reported, the exe read afresh and right; the cause is not known yet.) */
+	 * already and the exe was read afresh. (Seen in full runs on a busy machine: execs 0 with
+	 * no loss reported, the exe read afresh and right; the cause is not known yet.) */
 	ck_assert_msg(st.execs >= 1 || st.exe_reads > reads, "execs %llu, exe reads %llu -> %llu",
-		      (unsigned long long)st.execs, (unsigned long long)reads,
-		      (unsigned long long)st.exe_reads);
+	              (unsigned long long)st.execs, (unsigned long long)reads,
+	              (unsigned long long)st.exe_reads);
 
 	/* exit: the entry goes at the next sync */
 	close(to);
@@ -646,7 +679,7 @@ START_TEST(test_live_no_connector)
 {
 	if (unshare(CLONE_NEWUSER) < 0) {
 		fprintf(stderr, "SKIP no-connector test: unshare(CLONE_NEWUSER): %s\n",
-			strerror(errno));
+		        strerror(errno));
 		return;
 	}
 	procwatch *pw = NULL;
@@ -677,6 +710,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_feed_exec);
 	tcase_add_test(tc, test_feed_gap);
 	tcase_add_test(tc, test_feed_ack_and_garbage);
+	tcase_add_test(tc, test_parse);
 	suite_add_tcase(s, tc);
 	TCase *live = tcase_create("live");
 	tcase_add_test(live, test_live_exec);

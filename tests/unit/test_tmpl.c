@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "broker/rules/tmpl.h"
+#include "common/secret.h"
 #include "tests/unit/runner.h"
 
 /* A fake store: name -> value, version. */
@@ -341,6 +342,37 @@ START_TEST(test_base64_roundtrip)
 }
 END_TEST
 
+/* A filter whose input is empty after another filter gave nothing (no buffer yet): trim used to
+ * compute NULL + 0 (undefined; UBSan stops there, found by fuzz_tmpl). */
+START_TEST(test_empty_filter_chain)
+{
+	expect("a{{ \"\" | urlquery | trim }}b", "ab");
+	expect("{{ \"\" | json | trim }}", "\"\"");
+	expect("{{ secret \"empty\" | urlquery | trim | shellquote }}", "''");
+}
+END_TEST
+
+/* tmpl_render_secret: the same bytes, in a secret of exactly their length; errors leave none. */
+START_TEST(test_render_secret)
+{
+	tmpl *t = NULL;
+	const char *src = "user={{ secret \"db/user\" }} v{{ version \"db/user\" }}";
+	ck_assert_int_eq(tmpl_parse(src, strlen(src), &t, NULL), 0);
+	struct secret *s = NULL;
+	ck_assert_int_eq(tmpl_render_secret(t, fake_lookup, NULL, &s), 0);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(secret_len(s), strlen("user=app v2"));
+	ck_assert_mem_eq(secret_data(s), "user=app v2", secret_len(s));
+	secret_unref(s);
+	tmpl_free(t);
+	src = "{{ secret \"missing\" }}";
+	ck_assert_int_eq(tmpl_parse(src, strlen(src), &t, NULL), 0);
+	s = (struct secret *)1;
+	ck_assert_int_eq(tmpl_render_secret(t, fake_lookup, NULL, &s), -ENOENT);
+	tmpl_free(t);
+}
+END_TEST
+
 static Suite *tmpl_suite(void)
 {
 	Suite *s = suite_create("tmpl");
@@ -355,6 +387,8 @@ static Suite *tmpl_suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_output_limit);
 	tcase_add_test(tc, test_base64_roundtrip);
+	tcase_add_test(tc, test_render_secret);
+	tcase_add_test(tc, test_empty_filter_chain);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,157 @@
+/* sfs_internal.h: what the files of fuse/ share (not part of the API: fuse/sfs.h is).
+ * session.c: the session's life and its nodes; ops.c: the FUSE operations; view.c: sfs_set_view
+ * and sfs_deny; notify.c: the notifier thread; blob.c: blobs; smap.c: the path map. */
+#pragma once
+#define FUSE_USE_VERSION 35 /* before <fuse_lowlevel.h>: include this header first */
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/secret.h"
+#include "fuse/sfs.h"
+
+#define SFS_ROOT_INO FUSE_ROOT_ID
+#define SFS_VERSION_INO 2
+#define SFS_FIRST_INO 3
+#define SFS_TIMEOUT_DEFAULT 3600.0
+#define SFS_NAME_CAP 256 /* a segment of a valid name is at most 255 bytes */
+#define SFS_NOOPEN_PH_MAX 16
+
+/* A blob (blob.c): a reference to the secret it serves, and that secret's version. */
+struct sfs_blob {
+	atomic_long ref;
+	uint64_t version;
+	secret *s;
+};
+
+struct smap_slot {
+	char *key;
+	uint64_t val;
+};
+
+struct smap {
+	struct smap_slot *slots;
+	size_t cap, n; /* cap is 0 or a power of two */
+};
+
+/* ---- nodes, handles, the filesystem ---- */
+
+struct node {
+	uint64_t ino, parent; /* parent: inode number (root's is itself) */
+	char *path;           /* "" for the root */
+	const char *name;     /* last segment, inside path */
+	bool is_dir, live, is_version;
+	bool cache_stale; /* content changed: the kernel's pages may be of an older version */
+	uint64_t nlookup; /* kernel references (LOOKUP replies minus FORGETs) */
+	uint32_t mode, uid, gid;
+	sfs_blob *blob; /* files in the view only */
+	time_t mtime;
+	struct node **kids; /* directories in the view: children sorted by name */
+	size_t nkids;
+	unsigned mark; /* set_view scratch */
+};
+
+enum fh_kind { FH_FILE = 1, FH_VERSION, FH_DIR };
+
+struct dent {
+	uint64_t ino;
+	bool is_dir;
+	char *name;
+};
+
+struct sfs_fh {
+	enum fh_kind kind;
+	struct sfs_fh *prev, *next; /* every live handle, so destroy can free them */
+	sfs_blob *blob;             /* FH_FILE: the version this open serves */
+	uint64_t seen;              /* FH_VERSION: generation last read (0: none yet) */
+	struct fuse_pollhandle *ph; /* FH_VERSION: waiting poller */
+	struct dent *ents;          /* FH_DIR: snapshot taken at opendir */
+	size_t nents;
+	uint64_t dir_ino, dir_parent;
+	uint64_t ino; /* FH_FILE */
+	bool revoked; /* FH_FILE: its path left the view: reads fail */
+};
+
+struct sfs {
+	struct fuse_session *se;
+	struct fuse_buf buf;
+	struct sfs_config cfg;
+	struct sfs_ops ops;
+	void *ud;
+	double entry_timeout, attr_timeout;
+	struct node **byino; /* index: inode number */
+	size_t nino;         /* next inode number == used length of byino */
+	size_t capino;
+	struct smap paths; /* "path" (file) or "path/" (dir) -> inode number */
+	size_t nfiles;     /* files in the view */
+	uint64_t generation;
+	char gentext[24];
+	size_t gentext_len;
+	bool inited;
+	bool denied; /* failed closed (sfs_deny): everything but the root answers EIO */
+	time_t start;
+	unsigned epoch;
+	struct sfs_fh *fhs; /* list of open handles */
+	/* no_open mode: .version reads and polls arrive with fh 0 */
+	uint64_t noopen_seen;
+	struct fuse_pollhandle *noopen_ph[SFS_NOOPEN_PH_MAX];
+	size_t noopen_nph;
+};
+
+enum nkind { N_INODE, N_ENTRY, N_DELETE, N_POLL };
+
+struct nitem {
+	enum nkind kind;
+	uint64_t parent, ino;
+	struct fuse_pollhandle *ph;
+	size_t namelen;
+	char name[SFS_NAME_CAP];
+};
+
+struct nbatch {
+	struct nbatch *next;
+	sfs *fs;
+	size_t n, cap;
+	struct nitem items[];
+};
+
+/* ---- smap.c ---- */
+/* The slot of key, NULL if absent. */
+struct smap_slot *sfs_smap_find(const struct smap *m, const char *key);
+/* Inserts key (keylen bytes, copied) with val; the key must not be present. 0 or -ENOMEM. */
+int sfs_smap_put(struct smap *m, const char *key, size_t keylen, uint64_t val);
+/* Frees every key and the slots; m is empty again. */
+void sfs_smap_free(struct smap *m);
+
+/* ---- session.c ---- */
+/* The node of inode ino, NULL if none. */
+struct node *sfs_node_get(const sfs *fs, uint64_t ino);
+/* A node for path (len bytes, copied), NULL on ENOMEM. Freed with sfs_node_free (NULL: no-op),
+ * which drops its blob reference. */
+struct node *sfs_node_new(uint64_t ino, const char *path, size_t len, bool is_dir);
+void sfs_node_free(struct node *n);
+/* Renders fs->generation into fs->gentext (the .version content). */
+void sfs_gentext_set(sfs *fs);
+/* Grows the inode index to hold at least need slots. 0 or -ENOMEM. */
+int sfs_ino_reserve(sfs *fs, size_t need);
+
+/* ---- ops.c ---- */
+extern const struct fuse_lowlevel_ops sfs_llops;
+/* Unlinks fh from fs's handle list and frees it (its blob reference, poll handle, names). */
+void sfs_fh_free(sfs *fs, struct sfs_fh *fh);
+/* qsort comparator of struct node * by name. */
+int sfs_kid_cmp(const void *a, const void *b);
+
+/* ---- notify.c ---- */
+/* Queues b for the notifier thread (which frees it); frees it at once if no thread can run. */
+void sfs_notifier_queue(struct nbatch *b);
+/* Frees b and the poll handles it holds. NULL is a no-op. */
+void sfs_nbatch_free(struct nbatch *b);
+/* Queues one inode invalidation (nothing before INIT; dropped on ENOMEM: the next change
+ * invalidates again). */
+void sfs_queue_inval_inode(sfs *fs, uint64_t ino);
+/* Drops fs's queued batches and waits out one being sent, serving fs meanwhile (sfs_destroy). */
+void sfs_notifier_detach(sfs *fs);
