@@ -1,0 +1,163 @@
+/* mountfs: a container's FUSE session. Mounts its sfs into the container's mount namespace
+ * (nsmount), serves it from the loop, checks every opener's cgroup (cached per process token),
+ * reports opens for the audit trail, and tears the session down. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+
+#include "broker/engine/mounts_int.h"
+#include "broker/os/nsmount.h"
+
+static void mountfs_cache_clear(struct mcont *c)
+{
+	memset(c->cache, 0, sizeof(c->cache));
+}
+
+void mountfs_unmount(struct mcont *c, bool in_namespace)
+{
+	if (!c->fs)
+		return;
+	if (in_namespace && c->pidfd >= 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0)
+		(void)nsmount_umount(c->pidfd, c->root, c->target);
+	loop_del(c->m->loop, sfs_fd(c->fs));
+	sfs_destroy(c->fs);
+	c->fs = NULL;
+	c->nfiles = 0;
+	if (c->failed) {
+		c->failed = false;
+		c->m->nfailed--;
+	}
+	mountfs_cache_clear(c);
+}
+
+/* Runs first for every request that checks (sfs calls it before .opened): its procwatch_sync
+ * also serves mountfs_opened's procwatch_exe for the same request. */
+static int mountfs_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
+{
+	struct mcont *c = ud;
+	if (c->m->cfg.open_gate && c->m->cfg.open_gate(c->m->cfg.on_open_ud) < 0)
+		return -EACCES; /* the audit cannot record: fail closed */
+	procwatch *pw = c->m->cfg.procwatch;
+	uint64_t token = 0;
+	/* After the sync, every exit that happened before this request was sent has been applied:
+	 * a token procwatch still gives for pid names the very process that sent it (a reused pid
+	 * gets a new token), so a decision cached under it needs no system call. */
+	if (pw && procwatch_sync(pw) == 0)
+		token = procwatch_track(pw, pid);
+	if (token)
+		for (size_t i = 0; i < MOUNTS_CHECK_CACHE; i++) {
+			struct mcheck *e = &c->cache[i];
+			if (e->token != token || e->pid != pid)
+				continue;
+			if (!e->ok)
+				c->denied++;
+			return e->ok ? 0 : -EACCES;
+		}
+	struct ident id;
+	bool ok = false;
+	if (ident_from_pid(pid, &id) == 0) {
+		ok = cgroup_path_within(id.cg.path, c->cgroup);
+		ident_clear(&id);
+		/* Untracked (a thread's tid, no procwatch): decided afresh each time. */
+		if (token)
+			c->cache[c->cache_next++ % MOUNTS_CHECK_CACHE] =
+			    (struct mcheck){.pid = pid, .token = token, .ok = ok};
+	}
+	if (!ok)
+		c->denied++;
+	return ok ? 0 : -EACCES;
+}
+
+static int mountfs_file_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct policy_file *)elem)->path);
+}
+
+static void mountfs_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version,
+                           int result)
+{
+	struct mcont *c = ud;
+	c->opens++;
+	c->m->st.opens++;
+	if (result < 0)
+		c->m->st.opens_denied++;
+	if (!c->m->cfg.on_open)
+		return;
+	const char *secret = path;
+	if (c->files_gen == c->m->in.gen && c->nfiles_view) {
+		/* policy_view sorts files by path */
+		const struct policy_file *f =
+		    bsearch(path, c->files, c->nfiles_view, sizeof(*c->files), mountfs_file_cmp);
+		if (f)
+			secret = f->secret;
+	}
+	const char *exe = NULL;
+	if (c->m->cfg.procwatch) {
+		/* mountfs_check synced procwatch for this request (sfs calls it first). */
+		exe = procwatch_exe(c->m->cfg.procwatch, pid);
+		if (!exe)
+			exe = "";
+	}
+	struct mounts_open_event ev = {.actor = c->name && *c->name ? c->name : c->id,
+	                               .pid = pid,
+	                               .exe = exe,
+	                               .uid = uid,
+	                               .secret = secret,
+	                               .path = path,
+	                               .version = version,
+	                               .result = result};
+	c->m->cfg.on_open(c->m->cfg.on_open_ud, &ev);
+}
+
+static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
+{
+	struct mcont *c = ud;
+	if (sfs_dispatch(c->fs) == -ENODEV) {
+		/* Unmounted, or the mount namespace is gone: the container has left. */
+		mountfs_unmount(c, false);
+		if (!c->hook) {
+			mounts *m = c->m;
+			registry_unlink(m, c);
+			registry_cont_free(c);
+		}
+	}
+}
+
+int mountfs_mount(struct mcont *c, int pidfd)
+{
+	struct sfs_config cfg = {
+	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
+	struct sfs_ops ops = {.check = mountfs_check, .opened = mountfs_opened};
+	sfs *fs = NULL;
+	int r = views_inputs_fresh(c->m);
+	if (r < 0)
+		return r;
+	r = sfs_new(&fs, &cfg, &ops, c);
+	if (r < 0)
+		return r;
+	c->fs = fs;
+	r = views_apply(c);
+	if (r < 0)
+		goto fail;
+	char data[256];
+	r = sfs_mount_data(fs, data, sizeof(data));
+	if (r < 0)
+		goto fail;
+	r = nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
+	if (r < 0)
+		goto fail;
+	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
+	if (r < 0)
+		goto fail;
+	blobcache_sweep(&c->m->blobs);
+	return 0;
+fail:
+	sfs_destroy(fs);
+	c->fs = NULL;
+	c->nfiles = 0;
+	blobcache_sweep(&c->m->blobs);
+	return r;
+}

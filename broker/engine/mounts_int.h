@@ -1,0 +1,170 @@
+/* mounts_int.h: the private header of the engine's mounts files, one job each, behind the public
+ * API broker/engine/mounts.h:
+ *   mounts.c       the registry object's life (new, free) and its counters
+ *   registry.c     the containers: attach, detach, lookup by id and cgroup, identities, the
+ *                  seen-only ones from the workload socket, the init's pidfd watch
+ *   views.c        the policy inputs (grants and names from the store), computing a container's
+ *                  view, applying it, failing it closed, the refresh and its retries, allows
+ *   blobcache.c    the decrypted values shared by every view that shows them
+ *   mountfs.c      a container's FUSE session: mount into its namespace, serve, check openers,
+ *                  report opens, unmount
+ *   mounts_json.c  JSON rendering of the containers and of an identity's granted names
+ * Included only by those files (and by the unit tests). Everything runs on the loop's thread.
+ * Functions return 0 or a negative errno unless said otherwise. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "broker/engine/mounts.h"
+#include "broker/os/cgroup.h"
+#include "fuse/sfs.h"
+
+#define MOUNTS_CHECK_CACHE 16 /* per-container cache of open decisions, keyed by process token */
+
+/* ---- blobcache.c ---- */
+
+/* A decrypted secret version shared by every mount that shows it. */
+struct mblob {
+	char *name;
+	bool previous;
+	uint64_t version;
+	sfs_blob *blob;
+	bool used; /* referenced by the refresh in progress */
+};
+
+/* The cache of decrypted values, keyed by (name, previous). Zero-initialised is empty. */
+struct blobcache {
+	struct mblob *v;
+	size_t n, cap;
+	size_t *idx; /* hash of v by (name, previous): index + 1, 0 = empty; NULL = none (scan) */
+	size_t cidx; /* 0 or a power of two */
+};
+
+/* The blob showing version of (name, previous): the cached one when it holds that version, else
+ * decrypted from s (store_get: -ENOENT, -EBADMSG, ...) and cached. Marks it used for the next
+ * sweep. *out is borrowed from the cache (valid until a sweep drops it; take an sfs_blob_ref to
+ * keep it). */
+int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previous, uint64_t version,
+                  sfs_blob **out);
+/* Drops the blobs no blobcache_get used since the last sweep (mounts keep their own
+ * references) and clears the marks. */
+void blobcache_sweep(struct blobcache *bc);
+/* Drops every blob; bc is empty again. */
+void blobcache_free(struct blobcache *bc);
+
+/* ---- registry.c ---- */
+
+struct mcheck {
+	pid_t pid;
+	uint64_t token; /* procwatch's name for that very process; 0: free */
+	bool ok;
+};
+
+/* One known container. */
+struct mcont {
+	mounts *m;
+	char *id, *runtime, *name;
+	struct policy_label *labels;
+	size_t nlabels;
+	char cgroup[CGROUP_PATH_MAX];
+	pid_t pid;
+	int pidfd; /* the container's init, watched for exit; -1 if unknown */
+	uint32_t uid, gid;
+	bool hook; /* registered by the OCI hook (else seen on the workload socket) */
+	sfs *fs;   /* NULL when not mounted */
+	char *target, *root;
+	size_t nfiles;
+	int64_t created, last_seen;
+	uint64_t opens, denied;
+	bool failed;  /* its last view could not be applied: the mount is denied (sfs_deny) */
+	bool deny_ok; /* sfs_deny queued its invalidations (else it is tried again) */
+	struct mcheck cache[MOUNTS_CHECK_CACHE];
+	unsigned cache_next;
+	/* the view last applied (for naming the secret an open reads); its secret pointers are
+	 * valid only while files_gen == m->in.gen */
+	struct policy_file *files;
+	size_t nfiles_view;
+	uint64_t files_gen;
+	struct mcont *next;
+};
+
+/* A new unregistered record (not linked into m); NULL on ENOMEM. runtime NULL = "oci", name
+ * NULL = "". */
+struct mcont *registry_cont_new(mounts *m, const char *id, const char *runtime, const char *name);
+/* Unmounts without entering its namespace, stops watching its pidfd, frees. NULL is a no-op. */
+void registry_cont_free(struct mcont *c);
+/* Takes c out of m's list (does not free it). */
+void registry_unlink(mounts *m, struct mcont *c);
+/* c's policy identity (strings point into c). */
+void registry_identity(const struct mcont *c, struct policy_identity *who);
+
+/* ---- views.c ---- */
+
+/* The policy inputs: grants and secret names as of the last load. */
+struct views_inputs {
+	struct store_grant *sgrants;
+	size_t ngrants;
+	struct policy_grant *grants; /* sgrants as policy sees them (strings point into sgrants) */
+	struct store_secret_info *secrets; /* sorted by name */
+	size_t nsecrets;
+	const char **names; /* the secrets' names (point into secrets) */
+	uint64_t gen;       /* bumped whenever the inputs are replaced */
+	bool stale;         /* the last load failed: inputs emptied, every mount denied */
+};
+
+/* Reads grants and secret names from m's store into m->in (replaced only on success). */
+int views_inputs_load(mounts *m);
+/* Empties m->in (gen and stale unchanged). */
+void views_inputs_free(mounts *m);
+/* Loads the inputs again when the last load failed (before a new mount uses them). */
+int views_inputs_fresh(mounts *m);
+
+/* One identity's view as computed from the inputs. */
+struct mview {
+	struct policy_file *files; /* malloc'd, sorted by path (policy_view) */
+	size_t nfiles;
+	struct sfs_entry
+	    *entries; /* malloc'd; paths point into files, blobs borrowed from the
+	               * cache; a .previous file with no previous version is left out */
+	size_t nentries;
+};
+/* Computes who's view over m's inputs, reading the values through the blob cache. 0, or
+ * policy_view's -ENOMEM or the first value that cannot be read or verified (store_get's
+ * -EBADMSG, ...): then nothing is returned (*out all empty). Free with views_clear. */
+int views_build(mounts *m, const struct policy_identity *who, struct mview *out);
+void views_clear(struct mview *v);
+/* Builds c's view and hands it to its sfs (when mounted); remembers its files. */
+int views_apply(struct mcont *c);
+/* The number of files c's view would show (0 also on ENOMEM). */
+size_t views_count(struct mcont *c);
+/* The loop's prepare hook: runs the pending retry of a failed refresh when its pause is over;
+ * returns the wait it allows in ms (-1: none pending). ud is the mounts. */
+int views_retry_prepare(loop *l, void *ud);
+
+/* ---- mountfs.c ---- */
+
+/* Creates c's sfs with its view and mounts it at c->target (under c->root) in the mount
+ * namespace of the process behind pidfd, then serves it from the loop. On failure c stays
+ * unmounted. */
+int mountfs_mount(struct mcont *c, int pidfd);
+/* Tears c's sfs down (first unmounting it inside the container when in_namespace and its init
+ * still lives); no-op when not mounted. */
+void mountfs_unmount(struct mcont *c, bool in_namespace);
+
+/* ---- mounts.c ---- */
+
+struct mounts {
+	loop *loop;
+	store *store;
+	struct mounts_config cfg;
+	struct mcont *conts;
+	size_t ncont;
+	struct views_inputs in;
+	struct blobcache blobs;
+	size_t nfailed;   /* mounted containers denied */
+	int retry_ms;     /* current pause between retries (0: none pending) */
+	int64_t retry_at; /* CLOCK_MONOTONIC ms of the next retry */
+	struct mounts_stats st;
+};
