@@ -27,6 +27,7 @@
 #include "broker/os/procwatch.h"
 #include "broker/os/reserve.h"
 #include "broker/engine/sched.h"
+#include "broker/engine/service.h"
 #include "broker/store/store.h"
 #include "common/decimal.h"
 #include "common/limits.h"
@@ -362,7 +363,7 @@ static int main_rekey(struct main_opts *o)
 		fprintf(stderr, "secretd: rekey: %s\n", main_store_error(r));
 		return 1;
 	}
-	r = store_rekey(s, o->new_key_file, o->new_pass_file);
+	r = service_rekey(s, o->new_key_file, o->new_pass_file);
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "secretd: rekey: %s\n",
@@ -762,6 +763,27 @@ static void main_on_view(void *ud, const char *actor, int err)
 		log_info("container %s: view applied again, mount serves again", actor);
 }
 
+/* The service's reports: stored changes whose views could not follow, and audit records of
+ * failed or undone changes that could not be written. Rate-limited per kind. */
+struct main_svlog {
+	struct log_rl refresh, audit;
+};
+
+static void main_on_service(void *ud, enum service_event ev, const char *action,
+                            const char *name, int err, size_t unapplied)
+{
+	struct main_svlog *sl = ud;
+	if (ev == SERVICE_REFRESH_FAILED)
+		log_ratelimited(&sl->refresh, LOG_LVL_ERROR,
+		                "%s %s: stored, but the views could not be recomputed (%s): %zu "
+		                "container(s) failed closed, retried until it applies",
+		                action, name ? name : "", service_strerror(err), unapplied);
+	else
+		log_ratelimited(&sl->audit, LOG_LVL_ERROR,
+		                "audit: the record of %s %s could not be written (%s)", action,
+		                name ? name : "", strerror(-err));
+}
+
 static void main_raise_nofile(void)
 {
 	struct rlimit rl;
@@ -800,6 +822,8 @@ static int main_run(struct main_opts *o)
 	procwatch *pw = NULL;
 	struct main_procwatch mp = {0};
 	sched *sc = NULL;
+	service *sv = NULL;
+	struct main_svlog svlog = {0};
 	struct metrics met = {0};
 	struct main_viewlog vlog = {0};
 	struct main_anchor anc = {.path = o->audit_anchor};
@@ -912,7 +936,13 @@ static int main_run(struct main_opts *o)
 		log_error("cannot load grants: %s", main_store_error(r));
 		goto out;
 	}
-	r = sched_new(&sc, l, s, m, main_on_sched, NULL);
+	struct service_config svc = {.report = main_on_service, .report_ud = &svlog};
+	r = service_new(&sv, s, m, &met, &svc);
+	if (r < 0) {
+		log_error("service: %s", strerror(-r));
+		goto out;
+	}
+	r = sched_new(&sc, l, s, sv, main_on_sched, NULL);
 	if (r < 0) {
 		log_error("cannot load schedules: %s", main_store_error(r));
 		goto out;
@@ -924,7 +954,8 @@ static int main_run(struct main_opts *o)
 	                        .idle_timeout_s = o->idle_timeout_s,
 	                        .request_timeout_s = o->request_timeout_s,
 	                        .reads_audit = au,
-	                        .audit_anchor = o->audit_anchor};
+	                        .audit_anchor = o->audit_anchor,
+	                        .service = sv};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
@@ -949,6 +980,7 @@ out:
 	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
 	api_stop(a);
 	sched_free(sc);
+	service_free(sv);
 	mounts_free(m);
 	if (pw) {
 		struct procwatch_stats ps;
