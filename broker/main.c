@@ -26,6 +26,7 @@
 #include "broker/engine/mounts.h"
 #include "broker/os/procwatch.h"
 #include "broker/os/reserve.h"
+#include "broker/engine/drivers.h"
 #include "broker/engine/sched.h"
 #include "broker/engine/service.h"
 #include "broker/store/store.h"
@@ -588,122 +589,55 @@ static int main_prune_prepare(loop *l, void *ud)
 	return (int)every;
 }
 
-/* Key rotation: one batch per loop iteration while one is unfinished (started by the API or
- * left by a crash), so requests are served between batches. A failing batch is retried with a
- * growing pause (an integrity failure will not heal: GET /v1/keys shows it). */
-struct main_keyrot {
-	store *s;
-	size_t batch;
-	uint64_t done;   /* data keys re-wrapped by this process */
-	int pause_ms;    /* after a failure */
-	int64_t retry_at; /* main_mono_ms() before which no batch is tried (after a failure) */
-	int last_err;
-};
-
-static int main_keyrot_prepare(loop *l, void *ud)
+/* The drivers' events (key rotation, audit anchor), logged. */
+static void main_on_driver(void *ud, enum drivers_event ev, const char *path, uint64_t a,
+                           uint64_t b, int err)
 {
-	struct main_keyrot *k = ud;
-	uint64_t target = store_key_rotating(k->s);
-	if (!target)
-		return -1;
-	int64_t wait = k->retry_at - main_mono_ms();
-	if (wait > 0) /* other events wake the loop too: the pause counts from the failure */
-		return (int)wait;
-	struct store_audit done = {.actor = "secretd", .pid = getpid(), .action = "key-rotate-done"};
-	uint64_t n = 0;
-	bool finished = false;
-	int r = store_key_rotate_step(k->s, k->batch, &done, &n, &finished);
-	if (r < 0) {
-		if (r != k->last_err)
-			log_error("key rotation to generation %llu stopped: %s; retrying",
-				  (unsigned long long)target, main_store_error(r));
-		k->last_err = r;
-		k->pause_ms = k->pause_ms ? (k->pause_ms < 30000 ? k->pause_ms * 2 : 60000) : 500;
-		k->retry_at = main_mono_ms() + k->pause_ms;
-		return k->pause_ms;
-	}
-	k->last_err = 0;
-	k->pause_ms = 0;
-	k->done += n;
-	if (!finished)
-		return 0;
-	log_info("key rotation to generation %llu complete: %llu data keys re-wrapped",
-		 (unsigned long long)target, (unsigned long long)k->done);
-	k->done = 0;
-	return -1;
-}
-
-/* The audit anchor: checked once at start, rewritten after any loop iteration that wrote audit
- * records (everything a handler or hook wrote has committed by the next prepare). */
-struct main_anchor {
-	store *s;
-	const char *path;
-	uint64_t gen;
-	bool failing;
-	int64_t retry_at; /* main_mono_ms() before which a failed write is not retried */
-};
-
-static int main_anchor_prepare(loop *l, void *ud)
-{
-	struct main_anchor *an = ud;
-	uint64_t gen = store_audit_gen(an->s);
-	if (gen == an->gen)
-		return -1;
-	int64_t wait = an->retry_at - main_mono_ms();
-	if (wait > 0)
-		return (int)wait;
-	struct anchor a;
-	int r = store_audit_anchor(an->s, &a);
-	if (r == 0)
-		r = anchor_write(an->path, &a);
-	if (r < 0) {
-		if (!an->failing)
-			log_error("cannot write the audit anchor %s: %s; retrying", an->path,
-				  strerror(-r));
-		an->failing = true;
-		an->retry_at = main_mono_ms() + 1000;
-		return 1000;
-	}
-	an->failing = false;
-	an->gen = gen;
-	return -1;
-}
-
-static int main_anchor_start(struct main_anchor *an)
-{
-	struct anchor a;
-	int r = anchor_read(an->path, &a);
-	if (r == -ENOENT) {
-		log_info("audit anchor %s: none yet, writing it", an->path);
-		an->gen = store_audit_gen(an->s) - 1; /* due now */
-		return 0;
-	}
-	if (r < 0) {
+	switch (ev) {
+	case DRIVERS_KEYROT_RESUMED:
+		log_info("resuming the unfinished key rotation to generation %llu",
+		         (unsigned long long)a);
+		break;
+	case DRIVERS_KEYROT_FAILED:
+		log_error("key rotation to generation %llu stopped: %s; retrying",
+		          (unsigned long long)a, main_store_error(err));
+		break;
+	case DRIVERS_KEYROT_DONE:
+		log_info("key rotation to generation %llu complete: %llu data keys re-wrapped",
+		         (unsigned long long)a, (unsigned long long)b);
+		break;
+	case DRIVERS_ANCHOR_NEW:
+		log_info("audit anchor %s: none yet, writing it", path);
+		break;
+	case DRIVERS_ANCHOR_BAD:
 		log_error("audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
-			  "remove it (a new one is written) and run audit verify",
-			  an->path, strerror(-r));
-		return r;
-	}
-	r = store_audit_anchor_check(an->s, &a);
-	if (r == -EBADMSG) {
+		          "remove it (a new one is written) and run audit verify",
+		          path, strerror(-err));
+		break;
+	case DRIVERS_ANCHOR_FOREIGN:
 		log_error("audit anchor %s was not written with this store's key: refusing to start "
-			  "(another store's anchor?)",
-			  an->path);
-		return r;
-	}
-	if (r == -ESTALE) {
+		          "(another store's anchor?)",
+		          path);
+		break;
+	case DRIVERS_ANCHOR_STALE:
 		log_error("the database is older than its audit anchor %s (it names audit record %llu, "
-			  "which the database lacks or holds differently): refusing to start. If a "
-			  "backup was restored on purpose, remove the anchor file",
-			  an->path, (unsigned long long)a.seq);
-		return r;
+		          "which the database lacks or holds differently): refusing to start. If a "
+		          "backup was restored on purpose, remove the anchor file",
+		          path, (unsigned long long)a);
+		break;
+	case DRIVERS_ANCHOR_CHECK_FAILED:
+		log_error("cannot check the audit anchor %s: %s", path, main_store_error(err));
+		break;
+	case DRIVERS_ANCHOR_WRITE_FAILED:
+		log_error("cannot write the audit anchor %s: %s; retrying", path, strerror(-err));
+		break;
+	case DRIVERS_SCHED_FAILED:
+		log_error("cannot load schedules: %s", main_store_error(err));
+		break;
+	case DRIVERS_LOOP_FAILED:
+		log_error("event loop: %s", strerror(-err));
+		break;
 	}
-	if (r < 0) {
-		log_error("cannot check the audit anchor %s: %s", an->path, main_store_error(r));
-		return r;
-	}
-	an->gen = store_audit_gen(an->s) - 1; /* rewrite it now: the chain may be ahead */
-	return 0;
 }
 
 static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
@@ -821,13 +755,11 @@ static int main_run(struct main_opts *o)
 	                        .keep_max = o->audit_max_records};
 	procwatch *pw = NULL;
 	struct main_procwatch mp = {0};
-	sched *sc = NULL;
 	service *sv = NULL;
 	struct main_svlog svlog = {0};
 	struct metrics met = {0};
 	struct main_viewlog vlog = {0};
-	struct main_anchor anc = {.path = o->audit_anchor};
-	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
+	drivers *dr = NULL;
 	int sfd = -1;
 
 	r = crypt_harden_process();
@@ -890,20 +822,6 @@ static int main_run(struct main_opts *o)
 		log_error("cannot remove the disk reserve %s/%s: %s", o->state_dir, RESERVE_FILE,
 		          strerror(-r));
 	}
-	if (o->audit_anchor) {
-		anc.s = s;
-		if (main_anchor_start(&anc) < 0)
-			goto out;
-	}
-	kr.s = s;
-	if (store_key_rotating(s))
-		log_info("resuming the unfinished key rotation to generation %llu",
-			 (unsigned long long)store_key_rotating(s));
-	r = loop_add_prepare(l, main_keyrot_prepare, &kr);
-	if (r < 0) {
-		log_error("event loop: %s", strerror(-r));
-		goto out;
-	}
 	int cn_err = 0;
 	r = procwatch_new(&pw, &cn_err);
 	mp.pw = pw;
@@ -942,11 +860,15 @@ static int main_run(struct main_opts *o)
 		log_error("service: %s", strerror(-r));
 		goto out;
 	}
-	r = sched_new(&sc, l, s, sv, main_on_sched, NULL);
-	if (r < 0) {
-		log_error("cannot load schedules: %s", main_store_error(r));
-		goto out;
-	}
+	struct drivers_config dc = {.store = s,
+	                            .service = sv,
+	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
+	                                                            : SECRETD_KEY_ROTATE_BATCH,
+	                            .anchor_path = o->audit_anchor,
+	                            .report = main_on_driver,
+	                            .sched_report = main_on_sched};
+	if (drivers_start(&dr, l, &dc) < 0)
+		goto out; /* logged by main_on_driver */
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
 	                        .max_value = o->max_value,
 	                        .max_conns = o->max_conns,
@@ -962,10 +884,8 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	/* Last: it anchors what the hooks before it and the handlers wrote. */
-	if (o->audit_anchor && (r = loop_add_prepare(l, main_anchor_prepare, &anc)) < 0) {
-		log_error("event loop: %s", strerror(-r));
-		goto out;
-	}
+	if (drivers_start_anchor(dr) < 0)
+		goto out; /* logged by main_on_driver */
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
 	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir,
@@ -979,7 +899,7 @@ static int main_run(struct main_opts *o)
 out:
 	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
 	api_stop(a);
-	sched_free(sc);
+	drivers_stop(dr);
 	service_free(sv);
 	mounts_free(m);
 	if (pw) {
@@ -1003,8 +923,9 @@ out:
 		          (unsigned long long)lost, strerror(-r));
 		rc = 1;
 	}
-	if (anc.s && rc == 0)
-		(void)main_anchor_prepare(l, &anc);
+	if (rc == 0)
+		drivers_anchor_flush(dr); /* a failure is reported (logged) by main_on_driver */
+	drivers_free(dr);
 	store_close(s);
 	loop_free(l);
 	if (sfd >= 0)

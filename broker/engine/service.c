@@ -86,15 +86,15 @@ static struct store_audit service_audit(const struct service_actor *who, const c
 
 static struct service_actor service_daemon_actor(void)
 {
-	return (struct service_actor){.actor = SERVICE_ACTOR_DAEMON,
-	                              .pid = getpid(),
-	                              .exe = SERVICE_ACTOR_DAEMON};
+	return (struct service_actor){
+	    .actor = SERVICE_ACTOR_DAEMON, .pid = getpid(), .exe = SERVICE_ACTOR_DAEMON};
 }
 
 /* Writes a record of its own (one the change's transaction did not write). */
 static int service_append(service *sv, struct store_audit *a, int err)
 {
-	a->result = a->result && strcmp(a->result, "ok") != 0 ? a->result : service_result_name(err);
+	a->result =
+	    a->result && strcmp(a->result, "ok") != 0 ? a->result : service_result_name(err);
 	int r = engine_fault(ENGINE_FAULT_AUDIT_RECORD);
 	return r < 0 ? r : store_audit_append(sv->store, a, 1);
 }
@@ -266,8 +266,8 @@ int service_expire(service *sv, const char *name, struct service_result *res)
 	return 0;
 }
 
-int service_rollback(service *sv, const struct service_actor *who, const char *name,
-                     uint64_t from, struct service_result *res)
+int service_rollback(service *sv, const struct service_actor *who, const char *name, uint64_t from,
+                     struct service_result *res)
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, "rollback", name);
@@ -278,8 +278,8 @@ int service_rollback(service *sv, const struct service_actor *who, const char *n
 	return 0;
 }
 
-int service_schedule(service *sv, const struct service_actor *who, const char *name,
-                     int64_t every, uint32_t length, enum store_charset cs, const char *exec,
+int service_schedule(service *sv, const struct service_actor *who, const char *name, int64_t every,
+                     uint32_t length, enum store_charset cs, const char *exec,
                      struct service_result *res)
 {
 	service_res(res);
@@ -321,9 +321,8 @@ int service_revoke(service *sv, const struct service_actor *who, const char *sec
 	return 0;
 }
 
-int service_attach(service *sv, const struct service_actor *who,
-                   const struct mounts_attach_req *r, bool *mounted, size_t *files,
-                   struct service_result *res)
+int service_attach(service *sv, const struct service_actor *who, const struct mounts_attach_req *r,
+                   bool *mounted, size_t *files, struct service_result *res)
 {
 	service_res(res);
 	*mounted = false;

@@ -106,14 +106,14 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
 int service_expire(service *sv, const char *name, struct service_result *res);
 
 /* Version from's value as a new version (action "rollback"); -ENOENT when from is not kept. */
-int service_rollback(service *sv, const struct service_actor *who, const char *name,
-                     uint64_t from, struct service_result *res);
+int service_rollback(service *sv, const struct service_actor *who, const char *name, uint64_t from,
+                     struct service_result *res);
 
 /* Sets (every > 0 seconds) or clears (every == 0) name's rotation schedule: length characters
  * of cs, exec (may be NULL) run with the value (actions "schedule", "unschedule"). -ENOENT when
  * name has no value. Views do not change: no refresh. */
-int service_schedule(service *sv, const struct service_actor *who, const char *name,
-                     int64_t every, uint32_t length, enum store_charset cs, const char *exec,
+int service_schedule(service *sv, const struct service_actor *who, const char *name, int64_t every,
+                     uint32_t length, enum store_charset cs, const char *exec,
                      struct service_result *res);
 
 /* Adds a grant (action "grant", its selector, path, mode, uid, gid as detail); -EEXIST when
@@ -128,9 +128,8 @@ int service_revoke(service *sv, const struct service_actor *who, const char *sec
  * failed attach is recorded too). When the record of a done attach cannot be written the
  * attach is undone (no record, no attach): it returns the audit's -errno with res->audit_err,
  * res->unrecorded and res->undone set. Other errors as mounts_attach (-EINVAL: pid <= 0). */
-int service_attach(service *sv, const struct service_actor *who,
-                   const struct mounts_attach_req *r, bool *mounted, size_t *files,
-                   struct service_result *res);
+int service_attach(service *sv, const struct service_actor *who, const struct mounts_attach_req *r,
+                   bool *mounted, size_t *files, struct service_result *res);
 /* Unmounts and forgets a container (action "detach"); -ENOENT when unknown. A detach whose
  * record cannot be written stays done (the mount is gone): 0 with res->audit_err and
  * res->unrecorded set. */
