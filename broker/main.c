@@ -27,6 +27,7 @@
 #include "broker/os/procwatch.h"
 #include "broker/os/reserve.h"
 #include "broker/engine/drivers.h"
+#include "broker/engine/fault_test.h"
 #include "broker/engine/sched.h"
 #include "broker/engine/service.h"
 #include "broker/store/store.h"
@@ -741,6 +742,27 @@ __attribute__((format(printf, 1, 2))) static void main_notify(const char *fmt, .
 		log_error("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"), strerror(-r));
 }
 
+/* Test mode, for tests/integration only: both SECRETD_TEST_FAULTS=1 and an absolute
+ * SECRETD_TEST_FAULT_DIR (a 0700 directory of the daemon's uid) are needed, and it is logged
+ * as a warning at start; an unusable directory refuses the start. */
+static int main_test_faults(void)
+{
+	const char *on = getenv("SECRETD_TEST_FAULTS");
+	const char *dir = getenv("SECRETD_TEST_FAULT_DIR");
+	if (!on || strcmp(on, "1") != 0 || !dir)
+		return 0;
+	int r = engine_fault_use_dir(dir);
+	if (r < 0) {
+		log_error("SECRETD_TEST_FAULTS=1: cannot use the fault directory %s: %s", dir,
+		          strerror(-r));
+		return r;
+	}
+	log_warn("TEST MODE (SECRETD_TEST_FAULTS=1): faults are injected from %s; never run a "
+	         "production daemon like this",
+	         dir);
+	return 0;
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -769,6 +791,8 @@ static int main_run(struct main_opts *o)
 			  strerror(-r));
 		return 1;
 	}
+	if (main_test_faults() < 0)
+		return 1;
 	main_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
