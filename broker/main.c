@@ -611,20 +611,23 @@ static void main_on_driver(void *ud, enum drivers_event ev, const char *path, ui
 		log_info("audit anchor %s: none yet, writing it", path);
 		break;
 	case DRIVERS_ANCHOR_BAD:
-		log_error("audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
-		          "remove it (a new one is written) and run audit verify",
-		          path, strerror(-err));
+		log_error(
+		    "audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
+		    "remove it (a new one is written) and run audit verify",
+		    path, strerror(-err));
 		break;
 	case DRIVERS_ANCHOR_FOREIGN:
-		log_error("audit anchor %s was not written with this store's key: refusing to start "
-		          "(another store's anchor?)",
-		          path);
+		log_error(
+		    "audit anchor %s was not written with this store's key: refusing to start "
+		    "(another store's anchor?)",
+		    path);
 		break;
 	case DRIVERS_ANCHOR_STALE:
-		log_error("the database is older than its audit anchor %s (it names audit record %llu, "
-		          "which the database lacks or holds differently): refusing to start. If a "
-		          "backup was restored on purpose, remove the anchor file",
-		          path, (unsigned long long)a);
+		log_error(
+		    "the database is older than its audit anchor %s (it names audit record %llu, "
+		    "which the database lacks or holds differently): refusing to start. If a "
+		    "backup was restored on purpose, remove the anchor file",
+		    path, (unsigned long long)a);
 		break;
 	case DRIVERS_ANCHOR_CHECK_FAILED:
 		log_error("cannot check the audit anchor %s: %s", path, main_store_error(err));
@@ -704,8 +707,8 @@ struct main_svlog {
 	struct log_rl refresh, audit;
 };
 
-static void main_on_service(void *ud, enum service_event ev, const char *action,
-                            const char *name, int err, size_t unapplied)
+static void main_on_service(void *ud, enum service_event ev, const char *action, const char *name,
+                            int err, size_t unapplied)
 {
 	struct main_svlog *sl = ud;
 	if (ev == SERVICE_REFRESH_FAILED)

@@ -89,11 +89,13 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "Mounted containers denied (EIO) until their view can be applied.",
 	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);
 	METRIC("secretd_refresh_failures_total", "counter",
-	       "Changes stored whose container views could not be recomputed (failed closed, retried).",
+	       "Changes stored whose container views could not be recomputed (failed closed, "
+	       "retried).",
 	       "secretd_refresh_failures_total %" PRIu64, m->refresh_failures);
-	METRIC("secretd_audit_record_failures_total", "counter",
-	       "Audit records of failed or undone changes (or of a detach) that could not be written.",
-	       "secretd_audit_record_failures_total %" PRIu64, m->audit_record_failures);
+	METRIC(
+	    "secretd_audit_record_failures_total", "counter",
+	    "Audit records of failed or undone changes (or of a detach) that could not be written.",
+	    "secretd_audit_record_failures_total %" PRIu64, m->audit_record_failures);
 	METRIC("secretd_store_read_errors_total", "counter",
 	       "Reads of the store for /metrics that failed (secretd_secrets is then NaN).",
 	       "secretd_store_read_errors_total %" PRIu64, m->store_read_errors);

@@ -16,8 +16,8 @@ struct metrics {
 	uint64_t accept_errors;
 	uint64_t conns_admin, conns_workload; /* gauges: connections open (not closing) */
 	uint64_t health_failures;             /* /healthz answered 503 */
-	/* service: changes stored whose views could not be recomputed (the containers are failed
-	 * closed and retried); audit records of failed or undone changes that could not be written */
+	/* service: changes stored whose views could not be recomputed (failed closed, retried);
+	 * audit records of failed or undone changes that could not be written */
 	uint64_t refresh_failures, audit_record_failures;
 	uint64_t store_read_errors; /* /metrics could not count the secrets (secretd_secrets NaN) */
 };

@@ -491,10 +491,10 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			admin_fail(r, rc, "grant", &res);
 		else {
-			api_reply_json(r, 201,
-			               admin_applied(json_pack("{s:s, s:s}", "secret", secret,
-			                                       "selector", sel),
-			                             &res));
+			api_reply_json(
+			    r, 201,
+			    admin_applied(
+			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
 		}
 	}
 	json_decref(o);
@@ -594,9 +594,9 @@ static void admin_attach(struct api_req *r)
 					"cannot be told apart from the host's",
 					a.id);
 		else if (rc == -EINVAL)
-			api_reply_error(r, 400, "invalid attach request (id, pid, root or mount)%s",
-			                res.audit_err ? admin_what(buf, sizeof(buf), "", res.audit_err)
-			                              : "");
+			api_reply_error(
+			    r, 400, "invalid attach request (id, pid, root or mount)%s",
+			    res.audit_err ? admin_what(buf, sizeof(buf), "", res.audit_err) : "");
 		else if (rc < 0)
 			admin_fail(r, rc, a.id, &res);
 		else if (mounted)
@@ -676,8 +676,8 @@ static void admin_rotate(struct api_req *r, const char *name)
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
-		int rc = service_schedule(admin_sv(r), &w.a, name, every, (uint32_t)length, cs, exec,
-		                          &res);
+		int rc = service_schedule(admin_sv(r), &w.a, name, every, (uint32_t)length, cs,
+		                          exec, &res);
 		char buf[512];
 		if (rc == -ENOENT) {
 			api_reply_error(r, 404, "no secret %s: put or rotate it first",

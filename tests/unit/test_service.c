@@ -137,8 +137,8 @@ static const struct policy_identity web = {
 
 static void grant(const char *secret, const char *sel)
 {
-	struct store_grant g = {.secret = (char *)secret, .selector = (char *)sel, .mode = 0400,
-	                        .uid = -1, .gid = -1};
+	struct store_grant g = {
+	    .secret = (char *)secret, .selector = (char *)sel, .mode = 0400, .uid = -1, .gid = -1};
 	struct service_result res;
 	ck_assert_int_eq(service_grant(sv, &op, &g, false, &res), 0);
 	ck_assert_int_eq(res.refresh_err, 0);
@@ -148,7 +148,9 @@ static void grant(const char *secret, const char *sel)
 
 START_TEST(test_put_generate_rollback)
 {
-	struct service_put p = {.name = "db/pw", .val = (const uint8_t *)"v1", .len = 2,
+	struct service_put p = {.name = "db/pw",
+	                        .val = (const uint8_t *)"v1",
+	                        .len = 2,
 	                        .new_expiry = (int64_t)time(NULL) + 3600};
 	struct service_result res;
 	ck_assert_int_eq(service_put(sv, &op, &p, &res), 0);
@@ -164,8 +166,8 @@ START_TEST(test_put_generate_rollback)
 	ck_assert_int_eq(res.expires, 0);
 	/* a generated value, handed back */
 	uint8_t *val = NULL;
-	ck_assert_int_eq(service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 16, false, &val, &res),
-	                 0);
+	ck_assert_int_eq(
+	    service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 16, false, &val, &res), 0);
 	ck_assert_ptr_nonnull(val);
 	ck_assert_uint_eq(res.version, 3);
 	expect_record("uid:0", "rotate+print", "db/pw", "ok", 3);
@@ -177,8 +179,8 @@ START_TEST(test_put_generate_rollback)
 	ck_assert_int_eq(memcmp(got, val, 16), 0);
 	store_value_free(got);
 	store_value_free(val);
-	ck_assert_int_eq(service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 8, false, NULL, &res),
-	                 0);
+	ck_assert_int_eq(
+	    service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 8, false, NULL, &res), 0);
 	expect_record("uid:0", "rotate", "db/pw", "ok", 4);
 	ck_assert_uint_eq(met.puts, 4);
 	/* rollback to version 1 */
@@ -238,8 +240,8 @@ START_TEST(test_grant_revoke)
 	store_audit_list_free(w, 1);
 	ck_assert(mounts_allows(mo, &web, "app/x"));
 	ck_assert(!mounts_allows(mo, &web, "app/y"));
-	struct store_grant g = {.secret = "app/x", .selector = "name:web", .mode = 0400, .uid = -1,
-	                        .gid = -1};
+	struct store_grant g = {
+	    .secret = "app/x", .selector = "name:web", .mode = 0400, .uid = -1, .gid = -1};
 	struct service_result res;
 	ck_assert_int_eq(service_grant(sv, &op, &g, false, &res), -EEXIST);
 	expect_record("uid:0", "grant", "app/x", "exists", 0);
