@@ -18,6 +18,7 @@
 #include "broker/store/anchor.h"
 #include "broker/http/api.h"
 #include "broker/engine/audit.h"
+#include "broker/engine/audit_driver.h"
 #include "broker/crypto/crypt.h"
 #include "broker/os/ident.h"
 #include "broker/os/log.h"
@@ -386,208 +387,82 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 	}
 }
 
-/* The audit batcher and what the daemon does around it: the disk reserve, retention, and one
- * log line per condition per LOG_RL_DEFAULT_MS. */
-struct main_audit {
-	audit *au;
-	const char *state_dir;
-	uint64_t reserve; /* bytes; 0 = none */
-	bool reserve_out; /* released on ENOSPC: audit writes wait until it can be remade */
-	bool was_failing;
-	int64_t keep_s;
-	uint64_t keep_max;
-	int64_t prune_at; /* main_mono_ms() of the next prune check */
-	uint64_t pruned_run;
-	struct log_rl rl_fail, rl_hold, rl_open, rl_prune;
+/* The audit driver's events, logged: one line per condition per LOG_RL_DEFAULT_MS. */
+struct main_auditlog {
+	struct log_rl fail, hold, open, prune;
 };
 
-/* Asked before every FUSE check (mounts_config.open_gate): while the audit cannot be written,
- * opens are refused (EACCES) instead of served unrecorded. */
-static int main_open_gate(void *ud)
+static void main_on_audit(void *ud, enum audit_driver_event ev, const char *state_dir,
+                          uint64_t a, uint64_t b, int err)
 {
-	struct main_audit *ma = ud;
-	return audit_admit(ma->au);
-}
-
-/* FUSE opens go to the audit batcher (written within AUDIT_FLUSH_MS by main_audit_prepare). */
-static void main_on_open(void *ud, const struct mounts_open_event *ev)
-{
-	struct main_audit *ma = ud;
-	char buf[PROCWATCH_EXE_MAX];
-	const char *exe = ev->exe; /* from procwatch: cached until the opener execs or exits */
-	if (!exe)
-		exe = ident_exe(ev->pid, buf, sizeof(buf)) == 0 ? buf : "";
-	struct store_audit a = {.actor = ev->actor,
-	                        .pid = ev->pid,
-	                        .exe = exe,
-	                        .action = "fuse-open",
-	                        .secret = ev->secret,
-	                        .version = ev->version,
-	                        .result = ev->result == 0         ? "ok"
-	                                  : ev->result == -EACCES ? "denied"
-	                                                          : "error"};
-	int r = audit_add(ma->au, &a);
-	if (r < 0 && ev->result != 0 && audit_failing(ma->au))
-		return; /* refused by main_open_gate: recorded as refused */
-	if (r < 0)
-		log_ratelimited(&ma->rl_open, LOG_LVL_ERROR,
+	struct main_auditlog *al = ud;
+	switch (ev) {
+	case AUDIT_DRIVER_OPEN_UNRECORDED:
+		log_ratelimited(&al->open, LOG_LVL_ERROR,
 		                "audit: a FUSE open was answered but the audit could not take its "
 		                "record (%s): it is recorded as refused",
-		                strerror(-r));
+		                strerror(-err));
+		break;
+	case AUDIT_DRIVER_DISK_HOLD:
+		log_ratelimited(&al->hold, LOG_LVL_ERROR,
+		                "audit: the disk is still full (%s; %llu bytes free, %llu "
+		                "needed to remake the disk reserve): FUSE opens and workload "
+		                "reads stay refused",
+		                strerror(-err), (unsigned long long)a, (unsigned long long)b);
+		break;
+	case AUDIT_DRIVER_RESERVE_REMADE:
+		log_info("disk reserve remade (%llu bytes in %s/%s)", (unsigned long long)a,
+		         state_dir, RESERVE_FILE);
+		break;
+	case AUDIT_DRIVER_WRITE_FAILED:
+		log_ratelimited(&al->fail, LOG_LVL_ERROR,
+		                "audit: cannot write %llu buffered records (%s): FUSE opens and "
+		                "workload reads are refused until it can (%llu refused so far)",
+		                (unsigned long long)a, strerror(-err), (unsigned long long)b);
+		break;
+	case AUDIT_DRIVER_RESERVE_RELEASED:
+		log_warn("disk full: released the disk reserve (%llu bytes) for key operations; FUSE "
+		         "opens stay refused until the disk has room again",
+		         (unsigned long long)a);
+		break;
+	case AUDIT_DRIVER_RESERVE_RELEASE_FAILED:
+		log_error("disk full: cannot release the disk reserve %s/%s: %s", state_dir,
+		          RESERVE_FILE, strerror(-err));
+		break;
+	case AUDIT_DRIVER_WRITABLE_AGAIN:
+		log_info("audit: writable again; %llu events refused while it was not are recorded "
+		         "(result %s)",
+		         (unsigned long long)a, STORE_AUDIT_REFUSED);
+		log_rl_reset(&al->fail);
+		log_rl_reset(&al->hold);
+		break;
+	case AUDIT_DRIVER_PRUNE_FAILED:
+		log_ratelimited(&al->prune, LOG_LVL_ERROR,
+		                "audit retention: cannot prune old records: %s; retrying",
+		                main_store_error(err));
+		break;
+	case AUDIT_DRIVER_PRUNED:
+		log_info("audit retention: pruned %llu records (a signed checkpoint keeps the rest "
+		         "verifiable)",
+		         (unsigned long long)a);
+		break;
+	case AUDIT_DRIVER_RESERVE_MAKE_FAILED:
+		log_error("cannot make the disk reserve %s/%s (%llu bytes): %s; on a full disk "
+		          "key operations may fail too",
+		          state_dir, RESERVE_FILE, (unsigned long long)a, strerror(-err));
+		break;
+	case AUDIT_DRIVER_RESERVE_REMOVE_FAILED:
+		log_error("cannot remove the disk reserve %s/%s: %s", state_dir, RESERVE_FILE,
+		          strerror(-err));
+		break;
+	}
 }
-/* Process events (every fork, exec and exit on the host) and exits of tracked processes are
- * applied between opens too, so that the connector's queue does not overflow and pidfds are
- * closed. In batches: after a drain the fd leaves the loop for MAIN_PROCWATCH_MS, so a busy host
- * costs at most 1000 / MAIN_PROCWATCH_MS wake-ups a second. Opens do not wait for this: each one
- * syncs procwatch itself. */
-#define MAIN_PROCWATCH_MS 100
-
-struct main_procwatch {
-	procwatch *pw;
-	bool armed;        /* its fd is in the loop */
-	int64_t rearm_ms;  /* monotonic time to put it back */
-};
 
 static int64_t main_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void main_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
-{
-	struct main_procwatch *mp = ud;
-	int r = procwatch_sync(mp->pw);
-	if (r < 0)
-		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per open",
-			 strerror(-r));
-	loop_del(l, fd);
-	mp->armed = false;
-	mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
-}
-
-static int main_procwatch_prepare(loop *l, void *ud)
-{
-	struct main_procwatch *mp = ud;
-	if (mp->armed)
-		return -1;
-	int64_t left = mp->rearm_ms - main_mono_ms();
-	if (left > 0)
-		return (int)left;
-	if (loop_add(l, procwatch_fd(mp->pw), EPOLLIN, main_on_procwatch, mp) < 0) {
-		mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
-		return MAIN_PROCWATCH_MS;
-	}
-	mp->armed = true;
-	return -1;
-}
-
-#define MAIN_RESERVE_POLL_MS 500
-
-static int main_audit_prepare(loop *l, void *ud)
-{
-	struct main_audit *ma = ud;
-	int due = audit_due_ms(ma->au);
-	if (due != 0)
-		return due;
-	int r;
-	if (ma->reserve_out) {
-		/* Writes wait until the disk has room for the reserve and as much again: opens
-		 * must not eat the space kept for key operations. */
-		uint64_t avail = 0;
-		r = reserve_avail(ma->state_dir, &avail);
-		if (r == 0 && avail >= 2 * ma->reserve)
-			r = reserve_make(ma->state_dir, ma->reserve);
-		else if (r == 0)
-			r = -ENOSPC;
-		if (r < 0) {
-			log_ratelimited(
-			    &ma->rl_hold, LOG_LVL_ERROR,
-			    "audit: the disk is still full (%s; %llu bytes free, %llu "
-			    "needed to remake the disk reserve): FUSE opens and workload "
-			    "reads stay refused",
-			    strerror(-r), (unsigned long long)avail,
-			    (unsigned long long)(2 * ma->reserve));
-			return MAIN_RESERVE_POLL_MS;
-		}
-		ma->reserve_out = false;
-		log_info("disk reserve remade (%llu bytes in %s/%s)",
-		         (unsigned long long)ma->reserve, ma->state_dir, RESERVE_FILE);
-	}
-	r = audit_flush(ma->au);
-	if (r < 0) {
-		struct audit_stats st;
-		audit_get_stats(ma->au, &st);
-		ma->was_failing = true;
-		log_ratelimited(&ma->rl_fail, LOG_LVL_ERROR,
-		                "audit: cannot write %llu buffered records (%s): FUSE opens and "
-		                "workload reads are refused until it can (%llu refused so far)",
-		                (unsigned long long)st.pending, strerror(-r),
-		                (unsigned long long)st.refused);
-		if (r == -ENOSPC && ma->reserve && !ma->reserve_out) {
-			int rr = reserve_release(ma->state_dir);
-			if (rr == 0 || rr == -ENOENT) {
-				ma->reserve_out = true;
-				log_warn(
-				    "disk full: released the disk reserve (%llu bytes) for key "
-				    "operations; FUSE opens stay refused until the disk has room "
-				    "again",
-				    (unsigned long long)ma->reserve);
-			} else {
-				log_error("disk full: cannot release the disk reserve %s/%s: %s",
-				          ma->state_dir, RESERVE_FILE, strerror(-rr));
-			}
-		}
-		due = audit_due_ms(ma->au);
-		return due < 0 ? AUDIT_FLUSH_MS : due;
-	}
-	if (ma->was_failing) {
-		struct audit_stats st;
-		audit_get_stats(ma->au, &st);
-		log_info("audit: writable again; %llu events refused while it was not are recorded "
-		         "(result %s)",
-		         (unsigned long long)st.refused, STORE_AUDIT_REFUSED);
-		ma->was_failing = false;
-		log_rl_reset(&ma->rl_fail);
-		log_rl_reset(&ma->rl_hold);
-	}
-	return -1;
-}
-
-/* Retention: one prune batch (its own transaction) per loop iteration while some are due, then
- * a check every half keep window (1 s .. 60 s). */
-static int main_prune_prepare(loop *l, void *ud)
-{
-	struct main_audit *ma = ud;
-	int64_t wait = ma->prune_at - main_mono_ms();
-	if (wait > 0)
-		return (int)wait;
-	uint64_t n = 0;
-	bool more = false;
-	int r = audit_prune_step(ma->au, &n, &more);
-	if (r < 0) {
-		log_ratelimited(&ma->rl_prune, LOG_LVL_ERROR,
-		                "audit retention: cannot prune old records: %s; retrying",
-		                main_store_error(r));
-		ma->prune_at = main_mono_ms() + 5000;
-		return 5000;
-	}
-	ma->pruned_run += n;
-	if (more)
-		return 0;
-	if (ma->pruned_run)
-		log_info("audit retention: pruned %llu records (a signed checkpoint keeps the rest "
-		         "verifiable)",
-		         (unsigned long long)ma->pruned_run);
-	ma->pruned_run = 0;
-	int64_t every = ma->keep_s ? ma->keep_s * 1000 / 2 : 60000;
-	if (every < 1000)
-		every = 1000;
-	if (every > 60000)
-		every = 60000;
-	ma->prune_at = main_mono_ms() + every;
-	return (int)every;
 }
 
 /* The drivers' events (key rotation, audit anchor), logged. */
@@ -640,6 +515,11 @@ static void main_on_driver(void *ud, enum drivers_event ev, const char *path, ui
 		break;
 	case DRIVERS_LOOP_FAILED:
 		log_error("event loop: %s", strerror(-err));
+		break;
+	case DRIVERS_PROCWATCH_FAILED:
+		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per "
+		         "open",
+		         strerror(-err));
 		break;
 	}
 }
@@ -774,12 +654,9 @@ static int main_run(struct main_opts *o)
 	mounts *m = NULL;
 	api *a = NULL;
 	audit *au = NULL;
-	struct main_audit ma = {.state_dir = o->state_dir,
-	                        .reserve = o->disk_reserve,
-	                        .keep_s = o->audit_keep_s,
-	                        .keep_max = o->audit_max_records};
+	audit_driver *ad = NULL;
+	struct main_auditlog alog = {0};
 	procwatch *pw = NULL;
-	struct main_procwatch mp = {0};
 	service *sv = NULL;
 	struct main_svlog svlog = {0};
 	struct metrics met = {0};
@@ -826,34 +703,20 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	r = audit_new(&au, s);
-	ma.au = au;
+	struct audit_driver_config adc = {.state_dir = o->state_dir,
+	                                  .reserve = o->disk_reserve,
+	                                  .keep_s = o->audit_keep_s,
+	                                  .keep_max = o->audit_max_records,
+	                                  .report = main_on_audit,
+	                                  .report_ud = &alog};
 	if (r == 0)
-		r = loop_add_prepare(l, main_audit_prepare, &ma);
-	if (r == 0 && (ma.keep_s || ma.keep_max)) {
-		audit_set_retention(au, ma.keep_s, ma.keep_max);
-		r = loop_add_prepare(l, main_prune_prepare, &ma);
-	}
+		r = audit_driver_start(&ad, l, au, &adc);
 	if (r < 0) {
 		log_error("audit: %s", strerror(-r));
 		goto out;
 	}
-	if (ma.reserve) {
-		r = reserve_make(o->state_dir, ma.reserve);
-		if (r < 0)
-			log_error(
-			    "cannot make the disk reserve %s/%s (%llu bytes): %s; on a full disk "
-			    "key operations may fail too",
-			    o->state_dir, RESERVE_FILE, (unsigned long long)ma.reserve,
-			    strerror(-r));
-	} else if ((r = reserve_release(o->state_dir)) < 0 && r != -ENOENT) {
-		log_error("cannot remove the disk reserve %s/%s: %s", o->state_dir, RESERVE_FILE,
-		          strerror(-r));
-	}
 	int cn_err = 0;
 	r = procwatch_new(&pw, &cn_err);
-	mp.pw = pw;
-	if (r == 0)
-		r = loop_add_prepare(l, main_procwatch_prepare, &mp);
 	if (r < 0) {
 		log_error("procwatch: %s", strerror(-r));
 		goto out;
@@ -870,9 +733,9 @@ static int main_run(struct main_opts *o)
 	else
 		log_info("proc connector: exes of FUSE openers cached until exec or exit");
 	struct mounts_config mc = {.no_open = o->no_open,
-	                           .on_open = main_on_open,
-	                           .open_gate = main_open_gate,
-	                           .on_open_ud = &ma,
+	                           .on_open = audit_driver_on_open,
+	                           .open_gate = audit_driver_open_gate,
+	                           .on_open_ud = ad,
 	                           .on_view = main_on_view,
 	                           .on_view_ud = &vlog,
 	                           .procwatch = pw};
@@ -892,6 +755,7 @@ static int main_run(struct main_opts *o)
 	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
 	                                                            : SECRETD_KEY_ROTATE_BATCH,
 	                            .anchor_path = o->audit_anchor,
+	                            .procwatch = pw,
 	                            .report = main_on_driver,
 	                            .sched_report = main_on_sched};
 	if (drivers_start(&dr, l, &dc) < 0)
@@ -937,8 +801,6 @@ out:
 			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
 			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
 			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
-		if (mp.armed)
-			loop_del(l, procwatch_fd(pw));
 	}
 	procwatch_free(pw);
 	sfs_notifier_stop();
@@ -953,6 +815,7 @@ out:
 	if (rc == 0)
 		drivers_anchor_flush(dr); /* a failure is reported (logged) by main_on_driver */
 	drivers_free(dr);
+	audit_driver_free(ad);
 	store_close(s);
 	loop_free(l);
 	if (sfd >= 0)

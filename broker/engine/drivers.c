@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include "broker/store/anchor.h"
@@ -29,6 +30,8 @@ struct drivers {
 	struct drivers_anchor an;
 	bool keyrot_hooked, anchor_hooked;
 	sched *sched;
+	bool pw_armed;    /* procwatch's fd is in the loop */
+	int64_t pw_rearm; /* drivers_mono_ms() to put it back */
 };
 
 static int64_t drivers_mono_ms(void)
@@ -136,6 +139,33 @@ static int drivers_anchor_check(drivers *d)
 	return 0;
 }
 
+static void drivers_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
+{
+	drivers *d = ud;
+	int r = procwatch_sync(d->cfg.procwatch);
+	if (r < 0)
+		drivers_report(d, DRIVERS_PROCWATCH_FAILED, 0, 0, r);
+	loop_del(l, fd);
+	d->pw_armed = false;
+	d->pw_rearm = drivers_mono_ms() + DRIVERS_PROCWATCH_MS;
+}
+
+static int drivers_procwatch_prepare(loop *l, void *ud)
+{
+	drivers *d = ud;
+	if (d->pw_armed)
+		return -1;
+	int64_t left = d->pw_rearm - drivers_mono_ms();
+	if (left > 0)
+		return (int)left;
+	if (loop_add(l, procwatch_fd(d->cfg.procwatch), EPOLLIN, drivers_on_procwatch, d) < 0) {
+		d->pw_rearm = drivers_mono_ms() + DRIVERS_PROCWATCH_MS;
+		return DRIVERS_PROCWATCH_MS;
+	}
+	d->pw_armed = true;
+	return -1;
+}
+
 int drivers_start(drivers **out, loop *l, const struct drivers_config *cfg)
 {
 	if (!out || !l || !cfg || !cfg->store || !cfg->service || !cfg->rotate_batch ||
@@ -153,6 +183,11 @@ int drivers_start(drivers **out, loop *l, const struct drivers_config *cfg)
 			drivers_report(d, DRIVERS_KEYROT_RESUMED, target, 0, 0);
 		r = loop_add_prepare(l, drivers_keyrot_prepare, d);
 		d->keyrot_hooked = r == 0;
+		if (r < 0)
+			drivers_report(d, DRIVERS_LOOP_FAILED, 0, 0, r);
+	}
+	if (r == 0 && cfg->procwatch) {
+		r = loop_add_prepare(l, drivers_procwatch_prepare, d);
 		if (r < 0)
 			drivers_report(d, DRIVERS_LOOP_FAILED, 0, 0, r);
 	}
@@ -187,6 +222,9 @@ void drivers_stop(drivers *d)
 		return;
 	sched_free(d->sched);
 	d->sched = NULL;
+	if (d->pw_armed)
+		loop_del(d->loop, procwatch_fd(d->cfg.procwatch));
+	d->pw_armed = false;
 }
 
 int drivers_anchor_flush(drivers *d)

@@ -6,7 +6,12 @@
  *   - the audit anchor (when a path is given): checked at start, rewritten after any loop
  *     iteration that wrote audit records (everything written before has committed by the next
  *     prepare), and once more at stop;
- *   - the schedules (sched.h): expiry and scheduled rotation, through the service layer.
+ *   - the schedules (sched.h): expiry and scheduled rotation, through the service layer;
+ *   - procwatch (when given): process events (every fork, exec and exit on the host) and exits
+ *     of tracked processes are applied between opens too, so that the connector's queue does
+ *     not overflow and pidfds are closed. In batches: after a drain the fd leaves the loop for
+ *     DRIVERS_PROCWATCH_MS, so a busy host costs at most 1000 / DRIVERS_PROCWATCH_MS wake-ups a
+ *     second. Opens do not wait for this: each one syncs procwatch itself.
  * Nothing here logs: every event the operator must hear of goes to the report callback, which
  * the daemon's top level turns into log lines. Functions return 0 or a negative errno. */
 #pragma once
@@ -16,7 +21,10 @@
 #include "broker/engine/sched.h"
 #include "broker/engine/service.h"
 #include "broker/os/loop.h"
+#include "broker/os/procwatch.h"
 #include "broker/store/store.h"
+
+#define DRIVERS_PROCWATCH_MS 100
 
 typedef struct drivers drivers;
 
@@ -34,6 +42,8 @@ enum drivers_event {
 	                                per failing spell (and at stop) */
 	DRIVERS_SCHED_FAILED,        /* at start: the schedules cannot be loaded (err) */
 	DRIVERS_LOOP_FAILED,         /* at start: a hook cannot be added to the loop (err) */
+	DRIVERS_PROCWATCH_FAILED,    /* process events cannot be read (err): exes are read from
+	                                /proc per open */
 };
 /* Called on the loop's thread; path is the anchor file (or NULL). */
 typedef void (*drivers_report_cb)(void *ud, enum drivers_event ev, const char *path, uint64_t a,
@@ -44,6 +54,7 @@ struct drivers_config {
 	service *service;
 	size_t rotate_batch;     /* data keys per key-rotation batch (> 0) */
 	const char *anchor_path; /* NULL: no audit anchor */
+	procwatch *procwatch;    /* NULL: none; not owned, must outlive drivers_stop */
 	drivers_report_cb report;
 	void *report_ud;
 	sched_report_cb sched_report; /* the schedules' events */
@@ -57,7 +68,8 @@ int drivers_start(drivers **out, loop *l, const struct drivers_config *cfg);
  * hooks before it and the handlers wrote). A no-op without an anchor path. An error was
  * reported. */
 int drivers_start_anchor(drivers *d);
-/* Stops the schedules (their exec children killed and reaped). NULL is a no-op. */
+/* Stops the schedules (their exec children killed and reaped) and takes procwatch's fd out of
+ * the loop. NULL is a no-op. */
 void drivers_stop(drivers *d);
 /* Writes the anchor a last time (after the last records, e.g. the audit batcher's last flush)
  * if records were written since; returns that write's result (0 without an anchor; a failure
