@@ -187,7 +187,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (*end || v == 0 || v > SECRETD_VALUE_MAX_CEILING) {
 				fprintf(stderr, "secretd: --max-value must be 1..%d bytes\n",
-					SECRETD_VALUE_MAX_CEILING);
+				        SECRETD_VALUE_MAX_CEILING);
 				return -EINVAL;
 			}
 			o->max_value = v;
@@ -198,7 +198,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (*end || v == 0 || v > SECRETD_KEY_ROTATE_BATCH_MAX) {
 				fprintf(stderr, "secretd: --rotate-batch must be 1..%d\n",
-					SECRETD_KEY_ROTATE_BATCH_MAX);
+				        SECRETD_KEY_ROTATE_BATCH_MAX);
 				return -EINVAL;
 			}
 			o->rotate_batch = v;
@@ -330,9 +330,9 @@ static int main_init(struct main_opts *o)
 		return 1;
 	}
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file,
-				.max_value = o->max_value};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file,
+	                        .max_value = o->max_value};
 	int r = store_init(&so);
 	if (r == -EINVAL && !o->pass_file) {
 		fprintf(stderr, "secretd: init: the key file must not be inside the state dir\n");
@@ -358,8 +358,8 @@ static int main_rekey(struct main_opts *o)
 		return 1;
 	}
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file};
 	store *s = NULL;
 	int r = store_open(&s, &so);
 	if (r < 0) {
@@ -370,7 +370,7 @@ static int main_rekey(struct main_opts *o)
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "secretd: rekey: %s\n",
-			r == -EEXIST ? "the new key file exists already" : main_store_error(r));
+		        r == -EEXIST ? "the new key file exists already" : main_store_error(r));
 		return 1;
 	}
 	printf("re-keyed %s: it now opens with %s only\n", o->state_dir,
@@ -392,8 +392,8 @@ struct main_auditlog {
 	struct log_rl fail, hold, open, prune;
 };
 
-static void main_on_audit(void *ud, enum audit_driver_event ev, const char *state_dir,
-                          uint64_t a, uint64_t b, int err)
+static void main_on_audit(void *ud, enum audit_driver_event ev, const char *state_dir, uint64_t a,
+                          uint64_t b, int err)
 {
 	struct main_auditlog *al = ud;
 	switch (ev) {
@@ -421,9 +421,10 @@ static void main_on_audit(void *ud, enum audit_driver_event ev, const char *stat
 		                (unsigned long long)a, strerror(-err), (unsigned long long)b);
 		break;
 	case AUDIT_DRIVER_RESERVE_RELEASED:
-		log_warn("disk full: released the disk reserve (%llu bytes) for key operations; FUSE "
-		         "opens stay refused until the disk has room again",
-		         (unsigned long long)a);
+		log_warn(
+		    "disk full: released the disk reserve (%llu bytes) for key operations; FUSE "
+		    "opens stay refused until the disk has room again",
+		    (unsigned long long)a);
 		break;
 	case AUDIT_DRIVER_RESERVE_RELEASE_FAILED:
 		log_error("disk full: cannot release the disk reserve %s/%s: %s", state_dir,
@@ -525,7 +526,7 @@ static void main_on_driver(void *ud, enum drivers_event ev, const char *path, ui
 }
 
 static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
-			  const char *why)
+                          const char *why)
 {
 	switch (ev) {
 	case SCHED_EXPIRED:
@@ -667,8 +668,8 @@ static int main_run(struct main_opts *o)
 	r = crypt_harden_process();
 	if (r < 0) {
 		log_error("cannot lock memory or disable core dumps (%s): refusing to start, "
-			  "secrets could reach swap or a core file",
-			  strerror(-r));
+		          "secrets could reach swap or a core file",
+		          strerror(-r));
 		return 1;
 	}
 	if (main_test_faults() < 0)
@@ -683,9 +684,9 @@ static int main_run(struct main_opts *o)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file,
-				.max_value = o->max_value};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file,
+	                        .max_value = o->max_value};
 	r = store_open(&s, &so);
 	if (r < 0) {
 		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
@@ -726,10 +727,11 @@ static int main_run(struct main_opts *o)
 	 * lives in the initial network namespace only) turn it off. */
 	met.proc_connector = cn_err < 0 ? 0 : 1;
 	if (cn_err < 0)
-		log_warn("proc connector unavailable (%s): the exe of each FUSE open is read from "
-			 "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
-			 "namespace; see secretd(8))",
-			 strerror(-cn_err));
+		log_warn(
+		    "proc connector unavailable (%s): the exe of each FUSE open is read from "
+		    "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
+		    "namespace; see secretd(8))",
+		    strerror(-cn_err));
 	else
 		log_info("proc connector: exes of FUSE openers cached until exec or exit");
 	struct mounts_config mc = {.no_open = o->no_open,
@@ -778,9 +780,9 @@ static int main_run(struct main_opts *o)
 	if (drivers_start_anchor(dr) < 0)
 		goto out; /* logged by main_on_driver */
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
-		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
-	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir,
-		    SECRETD_ADMIN_SOCK, o->runtime_dir, SECRETD_WORKLOAD_SOCK);
+	         o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
+	            o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
 	if (r < 0) {
 		log_error("event loop failed: %s", strerror(-r));
@@ -796,11 +798,12 @@ out:
 	if (pw) {
 		struct procwatch_stats ps;
 		procwatch_get_stats(pw, &ps);
-		log_info("procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
-			 "%llu exits, %llu evictions, %llu event losses",
-			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
-			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
-			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
+		log_info(
+		    "procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
+		    "%llu exits, %llu evictions, %llu event losses",
+		    (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
+		    (unsigned long long)ps.execs, (unsigned long long)ps.exits,
+		    (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
 	}
 	procwatch_free(pw);
 	sfs_notifier_stop();

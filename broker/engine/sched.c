@@ -216,11 +216,11 @@ static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *va
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETSID);
+	                                  POSIX_SPAWN_SETSID);
 	char envname[300];
 	snprintf(envname, sizeof(envname), "SECRETD_SECRET=%s", name);
 	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			envname, NULL};
+	                envname, NULL};
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
 	pid_t pid;
 	int r = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp);
@@ -269,7 +269,8 @@ static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *va
 
 static void sched_rotate(sched *sc, const struct store_lifecycle *l, int64_t now)
 {
-	/* The next firing is set first: a failing rotation is retried next period, not in a loop. */
+	/* The next firing is set first: a failing rotation is retried next period, not in a loop.
+	 */
 	int r = service_schedule_next(sc->service, l->name, now + l->every);
 	if (r < 0) {
 		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
@@ -331,7 +332,8 @@ static int sched_prepare(loop *l, void *ud)
 	if (store_lifecycle_gen(sc->store) != sc->gen) {
 		int r = sched_load(sc);
 		if (r < 0) {
-			sc->gen = store_lifecycle_gen(sc->store); /* reported once, not every turn */
+			sc->gen =
+			    store_lifecycle_gen(sc->store); /* reported once, not every turn */
 			sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
 		}
 	}

@@ -27,8 +27,8 @@ enum sched_event {
 	                    is the number of containers failed closed (retried by mounts) */
 };
 /* Called on the loop's thread after each event; why is a static or short-lived string. */
-typedef void (*sched_report_cb)(void *ud, const char *name, enum sched_event ev,
-				uint64_t version, const char *why);
+typedef void (*sched_report_cb)(void *ud, const char *name, enum sched_event ev, uint64_t version,
+                                const char *why);
 
 /* Loads the lifecycle table (from s) and arms the timer; changes go through sv. */
 int sched_new(sched **out, loop *l, store *s, service *sv, sched_report_cb report, void *ud);
