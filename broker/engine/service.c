@@ -200,8 +200,10 @@ int service_generate(service *sv, const struct service_actor *who, const char *n
 		return service_failed(sv, &a, r, res);
 	uint8_t *v = NULL;
 	r = store_generate(cs, length, &v);
-	if (r < 0)
+	if (r < 0) {
+		res->not_tried = true;
 		return r;
+	}
 	r = service_put_value(sv, &a, name, v, length, &po, res);
 	if (r < 0 || !val)
 		store_value_free(v);

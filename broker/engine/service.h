@@ -42,6 +42,7 @@ struct service_result {
 	 * a detach cannot be (the mount is gone). */
 	int audit_err;
 	bool unrecorded, undone;
+	bool not_tried; /* generate: the generator failed, nothing was tried on the store */
 };
 
 enum service_event {

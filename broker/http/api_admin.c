@@ -711,8 +711,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, json_is_true(jk),
 	                          print ? &val : NULL, &res);
 	if (rc < 0) {
-		/* -ENOMEM without a record is the generator's (nothing was tried on the store) */
-		admin_fail(r, rc, res.audit_err || rc != -ENOMEM ? name : "generate", &res);
+		admin_fail(r, rc, res.not_tried ? "generate" : name, &res);
 		goto out;
 	}
 	if (print) {
