@@ -18,6 +18,7 @@
 #include "broker/store/anchor.h"
 #include "broker/http/api.h"
 #include "broker/engine/audit.h"
+#include "broker/engine/audit_driver.h"
 #include "broker/crypto/crypt.h"
 #include "broker/os/ident.h"
 #include "broker/os/log.h"
@@ -26,7 +27,10 @@
 #include "broker/engine/mounts.h"
 #include "broker/os/procwatch.h"
 #include "broker/os/reserve.h"
+#include "broker/engine/drivers.h"
+#include "broker/engine/fault_test.h"
 #include "broker/engine/sched.h"
+#include "broker/engine/service.h"
 #include "broker/store/store.h"
 #include "common/decimal.h"
 #include "common/limits.h"
@@ -183,7 +187,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (*end || v == 0 || v > SECRETD_VALUE_MAX_CEILING) {
 				fprintf(stderr, "secretd: --max-value must be 1..%d bytes\n",
-					SECRETD_VALUE_MAX_CEILING);
+				        SECRETD_VALUE_MAX_CEILING);
 				return -EINVAL;
 			}
 			o->max_value = v;
@@ -194,7 +198,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (*end || v == 0 || v > SECRETD_KEY_ROTATE_BATCH_MAX) {
 				fprintf(stderr, "secretd: --rotate-batch must be 1..%d\n",
-					SECRETD_KEY_ROTATE_BATCH_MAX);
+				        SECRETD_KEY_ROTATE_BATCH_MAX);
 				return -EINVAL;
 			}
 			o->rotate_batch = v;
@@ -326,9 +330,9 @@ static int main_init(struct main_opts *o)
 		return 1;
 	}
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file,
-				.max_value = o->max_value};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file,
+	                        .max_value = o->max_value};
 	int r = store_init(&so);
 	if (r == -EINVAL && !o->pass_file) {
 		fprintf(stderr, "secretd: init: the key file must not be inside the state dir\n");
@@ -354,19 +358,19 @@ static int main_rekey(struct main_opts *o)
 		return 1;
 	}
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file};
 	store *s = NULL;
 	int r = store_open(&s, &so);
 	if (r < 0) {
 		fprintf(stderr, "secretd: rekey: %s\n", main_store_error(r));
 		return 1;
 	}
-	r = store_rekey(s, o->new_key_file, o->new_pass_file);
+	r = service_rekey(s, o->new_key_file, o->new_pass_file);
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "secretd: rekey: %s\n",
-			r == -EEXIST ? "the new key file exists already" : main_store_error(r));
+		        r == -EEXIST ? "the new key file exists already" : main_store_error(r));
 		return 1;
 	}
 	printf("re-keyed %s: it now opens with %s only\n", o->state_dir,
@@ -383,67 +387,77 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 	}
 }
 
-/* The audit batcher and what the daemon does around it: the disk reserve, retention, and one
- * log line per condition per LOG_RL_DEFAULT_MS. */
-struct main_audit {
-	audit *au;
-	const char *state_dir;
-	uint64_t reserve; /* bytes; 0 = none */
-	bool reserve_out; /* released on ENOSPC: audit writes wait until it can be remade */
-	bool was_failing;
-	int64_t keep_s;
-	uint64_t keep_max;
-	int64_t prune_at; /* main_mono_ms() of the next prune check */
-	uint64_t pruned_run;
-	struct log_rl rl_fail, rl_hold, rl_open, rl_prune;
+/* The audit driver's events, logged: one line per condition per LOG_RL_DEFAULT_MS. */
+struct main_auditlog {
+	struct log_rl fail, hold, open, prune;
 };
 
-/* Asked before every FUSE check (mounts_config.open_gate): while the audit cannot be written,
- * opens are refused (EACCES) instead of served unrecorded. */
-static int main_open_gate(void *ud)
+static void main_on_audit(void *ud, enum audit_driver_event ev, const char *state_dir, uint64_t a,
+                          uint64_t b, int err)
 {
-	struct main_audit *ma = ud;
-	return audit_admit(ma->au);
-}
-
-/* FUSE opens go to the audit batcher (written within AUDIT_FLUSH_MS by main_audit_prepare). */
-static void main_on_open(void *ud, const struct mounts_open_event *ev)
-{
-	struct main_audit *ma = ud;
-	char buf[PROCWATCH_EXE_MAX];
-	const char *exe = ev->exe; /* from procwatch: cached until the opener execs or exits */
-	if (!exe)
-		exe = ident_exe(ev->pid, buf, sizeof(buf)) == 0 ? buf : "";
-	struct store_audit a = {.actor = ev->actor,
-	                        .pid = ev->pid,
-	                        .exe = exe,
-	                        .action = "fuse-open",
-	                        .secret = ev->secret,
-	                        .version = ev->version,
-	                        .result = ev->result == 0         ? "ok"
-	                                  : ev->result == -EACCES ? "denied"
-	                                                          : "error"};
-	int r = audit_add(ma->au, &a);
-	if (r < 0 && ev->result != 0 && audit_failing(ma->au))
-		return; /* refused by main_open_gate: recorded as refused */
-	if (r < 0)
-		log_ratelimited(&ma->rl_open, LOG_LVL_ERROR,
+	struct main_auditlog *al = ud;
+	switch (ev) {
+	case AUDIT_DRIVER_OPEN_UNRECORDED:
+		log_ratelimited(&al->open, LOG_LVL_ERROR,
 		                "audit: a FUSE open was answered but the audit could not take its "
 		                "record (%s): it is recorded as refused",
-		                strerror(-r));
+		                strerror(-err));
+		break;
+	case AUDIT_DRIVER_DISK_HOLD:
+		log_ratelimited(&al->hold, LOG_LVL_ERROR,
+		                "audit: the disk is still full (%s; %llu bytes free, %llu "
+		                "needed to remake the disk reserve): FUSE opens and workload "
+		                "reads stay refused",
+		                strerror(-err), (unsigned long long)a, (unsigned long long)b);
+		break;
+	case AUDIT_DRIVER_RESERVE_REMADE:
+		log_info("disk reserve remade (%llu bytes in %s/%s)", (unsigned long long)a,
+		         state_dir, RESERVE_FILE);
+		break;
+	case AUDIT_DRIVER_WRITE_FAILED:
+		log_ratelimited(&al->fail, LOG_LVL_ERROR,
+		                "audit: cannot write %llu buffered records (%s): FUSE opens and "
+		                "workload reads are refused until it can (%llu refused so far)",
+		                (unsigned long long)a, strerror(-err), (unsigned long long)b);
+		break;
+	case AUDIT_DRIVER_RESERVE_RELEASED:
+		log_warn(
+		    "disk full: released the disk reserve (%llu bytes) for key operations; FUSE "
+		    "opens stay refused until the disk has room again",
+		    (unsigned long long)a);
+		break;
+	case AUDIT_DRIVER_RESERVE_RELEASE_FAILED:
+		log_error("disk full: cannot release the disk reserve %s/%s: %s", state_dir,
+		          RESERVE_FILE, strerror(-err));
+		break;
+	case AUDIT_DRIVER_WRITABLE_AGAIN:
+		log_info("audit: writable again; %llu events refused while it was not are recorded "
+		         "(result %s)",
+		         (unsigned long long)a, STORE_AUDIT_REFUSED);
+		log_rl_reset(&al->fail);
+		log_rl_reset(&al->hold);
+		break;
+	case AUDIT_DRIVER_PRUNE_FAILED:
+		log_ratelimited(&al->prune, LOG_LVL_ERROR,
+		                "audit retention: cannot prune old records: %s; retrying",
+		                main_store_error(err));
+		break;
+	case AUDIT_DRIVER_PRUNED:
+		log_info("audit retention: pruned %llu records (a signed checkpoint keeps the rest "
+		         "verifiable)",
+		         (unsigned long long)a);
+		break;
+	case AUDIT_DRIVER_RESERVE_MAKE_FAILED:
+		log_error("cannot make the disk reserve %s/%s (%llu bytes): %s; on a full disk "
+		          "key operations may fail too",
+		          state_dir, RESERVE_FILE, (unsigned long long)a, strerror(-err));
+		break;
+	case AUDIT_DRIVER_RESERVE_REMOVE_FAILED:
+		log_error("cannot remove the disk reserve %s/%s: %s", state_dir, RESERVE_FILE,
+		          strerror(-err));
+		break;
+	}
 }
-/* Process events (every fork, exec and exit on the host) and exits of tracked processes are
- * applied between opens too, so that the connector's queue does not overflow and pidfds are
- * closed. In batches: after a drain the fd leaves the loop for MAIN_PROCWATCH_MS, so a busy host
- * costs at most 1000 / MAIN_PROCWATCH_MS wake-ups a second. Opens do not wait for this: each one
- * syncs procwatch itself. */
-#define MAIN_PROCWATCH_MS 100
-
-struct main_procwatch {
-	procwatch *pw;
-	bool armed;        /* its fd is in the loop */
-	int64_t rearm_ms;  /* monotonic time to put it back */
-};
 
 static int64_t main_mono_ms(void)
 {
@@ -452,261 +466,67 @@ static int64_t main_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void main_on_procwatch(loop *l, int fd, uint32_t events, void *ud)
+/* The drivers' events (key rotation, audit anchor), logged. */
+static void main_on_driver(void *ud, enum drivers_event ev, const char *path, uint64_t a,
+                           uint64_t b, int err)
 {
-	struct main_procwatch *mp = ud;
-	int r = procwatch_sync(mp->pw);
-	if (r < 0)
-		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per open",
-			 strerror(-r));
-	loop_del(l, fd);
-	mp->armed = false;
-	mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
-}
-
-static int main_procwatch_prepare(loop *l, void *ud)
-{
-	struct main_procwatch *mp = ud;
-	if (mp->armed)
-		return -1;
-	int64_t left = mp->rearm_ms - main_mono_ms();
-	if (left > 0)
-		return (int)left;
-	if (loop_add(l, procwatch_fd(mp->pw), EPOLLIN, main_on_procwatch, mp) < 0) {
-		mp->rearm_ms = main_mono_ms() + MAIN_PROCWATCH_MS;
-		return MAIN_PROCWATCH_MS;
+	switch (ev) {
+	case DRIVERS_KEYROT_RESUMED:
+		log_info("resuming the unfinished key rotation to generation %llu",
+		         (unsigned long long)a);
+		break;
+	case DRIVERS_KEYROT_FAILED:
+		log_error("key rotation to generation %llu stopped: %s; retrying",
+		          (unsigned long long)a, main_store_error(err));
+		break;
+	case DRIVERS_KEYROT_DONE:
+		log_info("key rotation to generation %llu complete: %llu data keys re-wrapped",
+		         (unsigned long long)a, (unsigned long long)b);
+		break;
+	case DRIVERS_ANCHOR_NEW:
+		log_info("audit anchor %s: none yet, writing it", path);
+		break;
+	case DRIVERS_ANCHOR_BAD:
+		log_error(
+		    "audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
+		    "remove it (a new one is written) and run audit verify",
+		    path, strerror(-err));
+		break;
+	case DRIVERS_ANCHOR_FOREIGN:
+		log_error(
+		    "audit anchor %s was not written with this store's key: refusing to start "
+		    "(another store's anchor?)",
+		    path);
+		break;
+	case DRIVERS_ANCHOR_STALE:
+		log_error(
+		    "the database is older than its audit anchor %s (it names audit record %llu, "
+		    "which the database lacks or holds differently): refusing to start. If a "
+		    "backup was restored on purpose, remove the anchor file",
+		    path, (unsigned long long)a);
+		break;
+	case DRIVERS_ANCHOR_CHECK_FAILED:
+		log_error("cannot check the audit anchor %s: %s", path, main_store_error(err));
+		break;
+	case DRIVERS_ANCHOR_WRITE_FAILED:
+		log_error("cannot write the audit anchor %s: %s; retrying", path, strerror(-err));
+		break;
+	case DRIVERS_SCHED_FAILED:
+		log_error("cannot load schedules: %s", main_store_error(err));
+		break;
+	case DRIVERS_LOOP_FAILED:
+		log_error("event loop: %s", strerror(-err));
+		break;
+	case DRIVERS_PROCWATCH_FAILED:
+		log_warn("procwatch: cannot read process events (%s): exes are read from /proc per "
+		         "open",
+		         strerror(-err));
+		break;
 	}
-	mp->armed = true;
-	return -1;
-}
-
-#define MAIN_RESERVE_POLL_MS 500
-
-static int main_audit_prepare(loop *l, void *ud)
-{
-	struct main_audit *ma = ud;
-	int due = audit_due_ms(ma->au);
-	if (due != 0)
-		return due;
-	int r;
-	if (ma->reserve_out) {
-		/* Writes wait until the disk has room for the reserve and as much again: opens
-		 * must not eat the space kept for key operations. */
-		uint64_t avail = 0;
-		r = reserve_avail(ma->state_dir, &avail);
-		if (r == 0 && avail >= 2 * ma->reserve)
-			r = reserve_make(ma->state_dir, ma->reserve);
-		else if (r == 0)
-			r = -ENOSPC;
-		if (r < 0) {
-			log_ratelimited(
-			    &ma->rl_hold, LOG_LVL_ERROR,
-			    "audit: the disk is still full (%s; %llu bytes free, %llu "
-			    "needed to remake the disk reserve): FUSE opens and workload "
-			    "reads stay refused",
-			    strerror(-r), (unsigned long long)avail,
-			    (unsigned long long)(2 * ma->reserve));
-			return MAIN_RESERVE_POLL_MS;
-		}
-		ma->reserve_out = false;
-		log_info("disk reserve remade (%llu bytes in %s/%s)",
-		         (unsigned long long)ma->reserve, ma->state_dir, RESERVE_FILE);
-	}
-	r = audit_flush(ma->au);
-	if (r < 0) {
-		struct audit_stats st;
-		audit_get_stats(ma->au, &st);
-		ma->was_failing = true;
-		log_ratelimited(&ma->rl_fail, LOG_LVL_ERROR,
-		                "audit: cannot write %llu buffered records (%s): FUSE opens and "
-		                "workload reads are refused until it can (%llu refused so far)",
-		                (unsigned long long)st.pending, strerror(-r),
-		                (unsigned long long)st.refused);
-		if (r == -ENOSPC && ma->reserve && !ma->reserve_out) {
-			int rr = reserve_release(ma->state_dir);
-			if (rr == 0 || rr == -ENOENT) {
-				ma->reserve_out = true;
-				log_warn(
-				    "disk full: released the disk reserve (%llu bytes) for key "
-				    "operations; FUSE opens stay refused until the disk has room "
-				    "again",
-				    (unsigned long long)ma->reserve);
-			} else {
-				log_error("disk full: cannot release the disk reserve %s/%s: %s",
-				          ma->state_dir, RESERVE_FILE, strerror(-rr));
-			}
-		}
-		due = audit_due_ms(ma->au);
-		return due < 0 ? AUDIT_FLUSH_MS : due;
-	}
-	if (ma->was_failing) {
-		struct audit_stats st;
-		audit_get_stats(ma->au, &st);
-		log_info("audit: writable again; %llu events refused while it was not are recorded "
-		         "(result %s)",
-		         (unsigned long long)st.refused, STORE_AUDIT_REFUSED);
-		ma->was_failing = false;
-		log_rl_reset(&ma->rl_fail);
-		log_rl_reset(&ma->rl_hold);
-	}
-	return -1;
-}
-
-/* Retention: one prune batch (its own transaction) per loop iteration while some are due, then
- * a check every half keep window (1 s .. 60 s). */
-static int main_prune_prepare(loop *l, void *ud)
-{
-	struct main_audit *ma = ud;
-	int64_t wait = ma->prune_at - main_mono_ms();
-	if (wait > 0)
-		return (int)wait;
-	uint64_t n = 0;
-	bool more = false;
-	int r = audit_prune_step(ma->au, &n, &more);
-	if (r < 0) {
-		log_ratelimited(&ma->rl_prune, LOG_LVL_ERROR,
-		                "audit retention: cannot prune old records: %s; retrying",
-		                main_store_error(r));
-		ma->prune_at = main_mono_ms() + 5000;
-		return 5000;
-	}
-	ma->pruned_run += n;
-	if (more)
-		return 0;
-	if (ma->pruned_run)
-		log_info("audit retention: pruned %llu records (a signed checkpoint keeps the rest "
-		         "verifiable)",
-		         (unsigned long long)ma->pruned_run);
-	ma->pruned_run = 0;
-	int64_t every = ma->keep_s ? ma->keep_s * 1000 / 2 : 60000;
-	if (every < 1000)
-		every = 1000;
-	if (every > 60000)
-		every = 60000;
-	ma->prune_at = main_mono_ms() + every;
-	return (int)every;
-}
-
-/* Key rotation: one batch per loop iteration while one is unfinished (started by the API or
- * left by a crash), so requests are served between batches. A failing batch is retried with a
- * growing pause (an integrity failure will not heal: GET /v1/keys shows it). */
-struct main_keyrot {
-	store *s;
-	size_t batch;
-	uint64_t done;   /* data keys re-wrapped by this process */
-	int pause_ms;    /* after a failure */
-	int64_t retry_at; /* main_mono_ms() before which no batch is tried (after a failure) */
-	int last_err;
-};
-
-static int main_keyrot_prepare(loop *l, void *ud)
-{
-	struct main_keyrot *k = ud;
-	uint64_t target = store_key_rotating(k->s);
-	if (!target)
-		return -1;
-	int64_t wait = k->retry_at - main_mono_ms();
-	if (wait > 0) /* other events wake the loop too: the pause counts from the failure */
-		return (int)wait;
-	struct store_audit done = {.actor = "secretd", .pid = getpid(), .action = "key-rotate-done"};
-	uint64_t n = 0;
-	bool finished = false;
-	int r = store_key_rotate_step(k->s, k->batch, &done, &n, &finished);
-	if (r < 0) {
-		if (r != k->last_err)
-			log_error("key rotation to generation %llu stopped: %s; retrying",
-				  (unsigned long long)target, main_store_error(r));
-		k->last_err = r;
-		k->pause_ms = k->pause_ms ? (k->pause_ms < 30000 ? k->pause_ms * 2 : 60000) : 500;
-		k->retry_at = main_mono_ms() + k->pause_ms;
-		return k->pause_ms;
-	}
-	k->last_err = 0;
-	k->pause_ms = 0;
-	k->done += n;
-	if (!finished)
-		return 0;
-	log_info("key rotation to generation %llu complete: %llu data keys re-wrapped",
-		 (unsigned long long)target, (unsigned long long)k->done);
-	k->done = 0;
-	return -1;
-}
-
-/* The audit anchor: checked once at start, rewritten after any loop iteration that wrote audit
- * records (everything a handler or hook wrote has committed by the next prepare). */
-struct main_anchor {
-	store *s;
-	const char *path;
-	uint64_t gen;
-	bool failing;
-	int64_t retry_at; /* main_mono_ms() before which a failed write is not retried */
-};
-
-static int main_anchor_prepare(loop *l, void *ud)
-{
-	struct main_anchor *an = ud;
-	uint64_t gen = store_audit_gen(an->s);
-	if (gen == an->gen)
-		return -1;
-	int64_t wait = an->retry_at - main_mono_ms();
-	if (wait > 0)
-		return (int)wait;
-	struct anchor a;
-	int r = store_audit_anchor(an->s, &a);
-	if (r == 0)
-		r = anchor_write(an->path, &a);
-	if (r < 0) {
-		if (!an->failing)
-			log_error("cannot write the audit anchor %s: %s; retrying", an->path,
-				  strerror(-r));
-		an->failing = true;
-		an->retry_at = main_mono_ms() + 1000;
-		return 1000;
-	}
-	an->failing = false;
-	an->gen = gen;
-	return -1;
-}
-
-static int main_anchor_start(struct main_anchor *an)
-{
-	struct anchor a;
-	int r = anchor_read(an->path, &a);
-	if (r == -ENOENT) {
-		log_info("audit anchor %s: none yet, writing it", an->path);
-		an->gen = store_audit_gen(an->s) - 1; /* due now */
-		return 0;
-	}
-	if (r < 0) {
-		log_error("audit anchor %s is unreadable (%s): refusing to start; if it was damaged, "
-			  "remove it (a new one is written) and run audit verify",
-			  an->path, strerror(-r));
-		return r;
-	}
-	r = store_audit_anchor_check(an->s, &a);
-	if (r == -EBADMSG) {
-		log_error("audit anchor %s was not written with this store's key: refusing to start "
-			  "(another store's anchor?)",
-			  an->path);
-		return r;
-	}
-	if (r == -ESTALE) {
-		log_error("the database is older than its audit anchor %s (it names audit record %llu, "
-			  "which the database lacks or holds differently): refusing to start. If a "
-			  "backup was restored on purpose, remove the anchor file",
-			  an->path, (unsigned long long)a.seq);
-		return r;
-	}
-	if (r < 0) {
-		log_error("cannot check the audit anchor %s: %s", an->path, main_store_error(r));
-		return r;
-	}
-	an->gen = store_audit_gen(an->s) - 1; /* rewrite it now: the chain may be ahead */
-	return 0;
 }
 
 static void main_on_sched(void *ud, const char *name, enum sched_event ev, uint64_t version,
-			  const char *why)
+                          const char *why)
 {
 	switch (ev) {
 	case SCHED_EXPIRED:
@@ -762,6 +582,27 @@ static void main_on_view(void *ud, const char *actor, int err)
 		log_info("container %s: view applied again, mount serves again", actor);
 }
 
+/* The service's reports: stored changes whose views could not follow, and audit records of
+ * failed or undone changes that could not be written. Rate-limited per kind. */
+struct main_svlog {
+	struct log_rl refresh, audit;
+};
+
+static void main_on_service(void *ud, enum service_event ev, const char *action, const char *name,
+                            int err, size_t unapplied)
+{
+	struct main_svlog *sl = ud;
+	if (ev == SERVICE_REFRESH_FAILED)
+		log_ratelimited(&sl->refresh, LOG_LVL_ERROR,
+		                "%s %s: stored, but the views could not be recomputed (%s): %zu "
+		                "container(s) failed closed, retried until it applies",
+		                action, name ? name : "", service_strerror(err), unapplied);
+	else
+		log_ratelimited(&sl->audit, LOG_LVL_ERROR,
+		                "audit: the record of %s %s could not be written (%s)", action,
+		                name ? name : "", strerror(-err));
+}
+
 static void main_raise_nofile(void)
 {
 	struct rlimit rl;
@@ -785,6 +626,27 @@ __attribute__((format(printf, 1, 2))) static void main_notify(const char *fmt, .
 		log_error("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"), strerror(-r));
 }
 
+/* Test mode, for tests/integration only: both SECRETD_TEST_FAULTS=1 and an absolute
+ * SECRETD_TEST_FAULT_DIR (a 0700 directory of the daemon's uid) are needed, and it is logged
+ * as a warning at start; an unusable directory refuses the start. */
+static int main_test_faults(void)
+{
+	const char *on = getenv("SECRETD_TEST_FAULTS");
+	const char *dir = getenv("SECRETD_TEST_FAULT_DIR");
+	if (!on || strcmp(on, "1") != 0 || !dir)
+		return 0;
+	int r = engine_fault_use_dir(dir);
+	if (r < 0) {
+		log_error("SECRETD_TEST_FAULTS=1: cannot use the fault directory %s: %s", dir,
+		          strerror(-r));
+		return r;
+	}
+	log_warn("TEST MODE (SECRETD_TEST_FAULTS=1): faults are injected from %s; never run a "
+	         "production daemon like this",
+	         dir);
+	return 0;
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -793,26 +655,25 @@ static int main_run(struct main_opts *o)
 	mounts *m = NULL;
 	api *a = NULL;
 	audit *au = NULL;
-	struct main_audit ma = {.state_dir = o->state_dir,
-	                        .reserve = o->disk_reserve,
-	                        .keep_s = o->audit_keep_s,
-	                        .keep_max = o->audit_max_records};
+	audit_driver *ad = NULL;
+	struct main_auditlog alog = {0};
 	procwatch *pw = NULL;
-	struct main_procwatch mp = {0};
-	sched *sc = NULL;
+	service *sv = NULL;
+	struct main_svlog svlog = {0};
 	struct metrics met = {0};
 	struct main_viewlog vlog = {0};
-	struct main_anchor anc = {.path = o->audit_anchor};
-	struct main_keyrot kr = {.batch = o->rotate_batch ? o->rotate_batch : SECRETD_KEY_ROTATE_BATCH};
+	drivers *dr = NULL;
 	int sfd = -1;
 
 	r = crypt_harden_process();
 	if (r < 0) {
 		log_error("cannot lock memory or disable core dumps (%s): refusing to start, "
-			  "secrets could reach swap or a core file",
-			  strerror(-r));
+		          "secrets could reach swap or a core file",
+		          strerror(-r));
 		return 1;
 	}
+	if (main_test_faults() < 0)
+		return 1;
 	main_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
@@ -823,9 +684,9 @@ static int main_run(struct main_opts *o)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
 	struct store_opts so = {.state_dir = o->state_dir,
-				.key_file = o->pass_file ? NULL : o->key_file,
-				.pass_file = o->pass_file,
-				.max_value = o->max_value};
+	                        .key_file = o->pass_file ? NULL : o->key_file,
+	                        .pass_file = o->pass_file,
+	                        .max_value = o->max_value};
 	r = store_open(&s, &so);
 	if (r < 0) {
 		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
@@ -843,48 +704,20 @@ static int main_run(struct main_opts *o)
 		goto out;
 	}
 	r = audit_new(&au, s);
-	ma.au = au;
+	struct audit_driver_config adc = {.state_dir = o->state_dir,
+	                                  .reserve = o->disk_reserve,
+	                                  .keep_s = o->audit_keep_s,
+	                                  .keep_max = o->audit_max_records,
+	                                  .report = main_on_audit,
+	                                  .report_ud = &alog};
 	if (r == 0)
-		r = loop_add_prepare(l, main_audit_prepare, &ma);
-	if (r == 0 && (ma.keep_s || ma.keep_max)) {
-		audit_set_retention(au, ma.keep_s, ma.keep_max);
-		r = loop_add_prepare(l, main_prune_prepare, &ma);
-	}
+		r = audit_driver_start(&ad, l, au, &adc);
 	if (r < 0) {
 		log_error("audit: %s", strerror(-r));
 		goto out;
 	}
-	if (ma.reserve) {
-		r = reserve_make(o->state_dir, ma.reserve);
-		if (r < 0)
-			log_error(
-			    "cannot make the disk reserve %s/%s (%llu bytes): %s; on a full disk "
-			    "key operations may fail too",
-			    o->state_dir, RESERVE_FILE, (unsigned long long)ma.reserve,
-			    strerror(-r));
-	} else if ((r = reserve_release(o->state_dir)) < 0 && r != -ENOENT) {
-		log_error("cannot remove the disk reserve %s/%s: %s", o->state_dir, RESERVE_FILE,
-		          strerror(-r));
-	}
-	if (o->audit_anchor) {
-		anc.s = s;
-		if (main_anchor_start(&anc) < 0)
-			goto out;
-	}
-	kr.s = s;
-	if (store_key_rotating(s))
-		log_info("resuming the unfinished key rotation to generation %llu",
-			 (unsigned long long)store_key_rotating(s));
-	r = loop_add_prepare(l, main_keyrot_prepare, &kr);
-	if (r < 0) {
-		log_error("event loop: %s", strerror(-r));
-		goto out;
-	}
 	int cn_err = 0;
 	r = procwatch_new(&pw, &cn_err);
-	mp.pw = pw;
-	if (r == 0)
-		r = loop_add_prepare(l, main_procwatch_prepare, &mp);
 	if (r < 0) {
 		log_error("procwatch: %s", strerror(-r));
 		goto out;
@@ -894,16 +727,17 @@ static int main_run(struct main_opts *o)
 	 * lives in the initial network namespace only) turn it off. */
 	met.proc_connector = cn_err < 0 ? 0 : 1;
 	if (cn_err < 0)
-		log_warn("proc connector unavailable (%s): the exe of each FUSE open is read from "
-			 "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
-			 "namespace; see secretd(8))",
-			 strerror(-cn_err));
+		log_warn(
+		    "proc connector unavailable (%s): the exe of each FUSE open is read from "
+		    "/proc, which is slower (a sandbox must allow AF_NETLINK in the host's network "
+		    "namespace; see secretd(8))",
+		    strerror(-cn_err));
 	else
 		log_info("proc connector: exes of FUSE openers cached until exec or exit");
 	struct mounts_config mc = {.no_open = o->no_open,
-	                           .on_open = main_on_open,
-	                           .open_gate = main_open_gate,
-	                           .on_open_ud = &ma,
+	                           .on_open = audit_driver_on_open,
+	                           .open_gate = audit_driver_open_gate,
+	                           .on_open_ud = ad,
 	                           .on_view = main_on_view,
 	                           .on_view_ud = &vlog,
 	                           .procwatch = pw};
@@ -912,11 +746,22 @@ static int main_run(struct main_opts *o)
 		log_error("cannot load grants: %s", main_store_error(r));
 		goto out;
 	}
-	r = sched_new(&sc, l, s, m, main_on_sched, NULL);
+	struct service_config svc = {.report = main_on_service, .report_ud = &svlog};
+	r = service_new(&sv, s, m, &met, &svc);
 	if (r < 0) {
-		log_error("cannot load schedules: %s", main_store_error(r));
+		log_error("service: %s", strerror(-r));
 		goto out;
 	}
+	struct drivers_config dc = {.store = s,
+	                            .service = sv,
+	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
+	                                                            : SECRETD_KEY_ROTATE_BATCH,
+	                            .anchor_path = o->audit_anchor,
+	                            .procwatch = pw,
+	                            .report = main_on_driver,
+	                            .sched_report = main_on_sched};
+	if (drivers_start(&dr, l, &dc) < 0)
+		goto out; /* logged by main_on_driver */
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
 	                        .max_value = o->max_value,
 	                        .max_conns = o->max_conns,
@@ -924,21 +769,20 @@ static int main_run(struct main_opts *o)
 	                        .idle_timeout_s = o->idle_timeout_s,
 	                        .request_timeout_s = o->request_timeout_s,
 	                        .reads_audit = au,
-	                        .audit_anchor = o->audit_anchor};
+	                        .audit_anchor = o->audit_anchor,
+	                        .service = sv};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
 		goto out;
 	}
 	/* Last: it anchors what the hooks before it and the handlers wrote. */
-	if (o->audit_anchor && (r = loop_add_prepare(l, main_anchor_prepare, &anc)) < 0) {
-		log_error("event loop: %s", strerror(-r));
-		goto out;
-	}
+	if (drivers_start_anchor(dr) < 0)
+		goto out; /* logged by main_on_driver */
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
-		 o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
-	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir,
-		    SECRETD_ADMIN_SOCK, o->runtime_dir, SECRETD_WORKLOAD_SOCK);
+	         o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
+	            o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
 	if (r < 0) {
 		log_error("event loop failed: %s", strerror(-r));
@@ -948,18 +792,18 @@ static int main_run(struct main_opts *o)
 out:
 	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
 	api_stop(a);
-	sched_free(sc);
+	drivers_stop(dr);
+	service_free(sv);
 	mounts_free(m);
 	if (pw) {
 		struct procwatch_stats ps;
 		procwatch_get_stats(pw, &ps);
-		log_info("procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
-			 "%llu exits, %llu evictions, %llu event losses",
-			 (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
-			 (unsigned long long)ps.execs, (unsigned long long)ps.exits,
-			 (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
-		if (mp.armed)
-			loop_del(l, procwatch_fd(pw));
+		log_info(
+		    "procwatch: opener exes %llu from cache, %llu read from /proc; %llu execs, "
+		    "%llu exits, %llu evictions, %llu event losses",
+		    (unsigned long long)ps.exe_hits, (unsigned long long)ps.exe_reads,
+		    (unsigned long long)ps.execs, (unsigned long long)ps.exits,
+		    (unsigned long long)ps.evictions, (unsigned long long)ps.losses);
 	}
 	procwatch_free(pw);
 	sfs_notifier_stop();
@@ -971,8 +815,10 @@ out:
 		          (unsigned long long)lost, strerror(-r));
 		rc = 1;
 	}
-	if (anc.s && rc == 0)
-		(void)main_anchor_prepare(l, &anc);
+	if (rc == 0)
+		drivers_anchor_flush(dr); /* a failure is reported (logged) by main_on_driver */
+	drivers_free(dr);
+	audit_driver_free(ad);
 	store_close(s);
 	loop_free(l);
 	if (sfd >= 0)

@@ -47,7 +47,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       m->puts);
 	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",
 	       "secretd_reads_total %" PRIu64, m->reads);
-	METRIC("secretd_secrets", "gauge", "Secrets stored.", "secretd_secrets %" PRIu64, g->secrets);
+	char secrets[24] = "NaN"; /* unknown when the store could not be read */
+	if (!g->secrets_err)
+		snprintf(secrets, sizeof(secrets), "%" PRIu64, g->secrets);
+	METRIC("secretd_secrets", "gauge", "Secrets stored.", "secretd_secrets %s", secrets);
 	METRIC("secretd_containers", "gauge", "Containers known.", "secretd_containers %" PRIu64,
 	       g->containers);
 	METRIC("secretd_mounts", "gauge", "FUSE mounts served.", "secretd_mounts %" PRIu64, g->mounted);
@@ -85,6 +88,17 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_containers_failed_closed", "gauge",
 	       "Mounted containers denied (EIO) until their view can be applied.",
 	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);
+	METRIC("secretd_refresh_failures_total", "counter",
+	       "Changes stored whose container views could not be recomputed (failed closed, "
+	       "retried).",
+	       "secretd_refresh_failures_total %" PRIu64, m->refresh_failures);
+	METRIC(
+	    "secretd_audit_record_failures_total", "counter",
+	    "Audit records of failed or undone changes (or of a detach) that could not be written.",
+	    "secretd_audit_record_failures_total %" PRIu64, m->audit_record_failures);
+	METRIC("secretd_store_read_errors_total", "counter",
+	       "Reads of the store for /metrics that failed (secretd_secrets is then NaN).",
+	       "secretd_store_read_errors_total %" PRIu64, m->store_read_errors);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

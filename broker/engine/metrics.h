@@ -16,6 +16,10 @@ struct metrics {
 	uint64_t accept_errors;
 	uint64_t conns_admin, conns_workload; /* gauges: connections open (not closing) */
 	uint64_t health_failures;             /* /healthz answered 503 */
+	/* service: changes stored whose views could not be recomputed (failed closed, retried);
+	 * audit records of failed or undone changes that could not be written */
+	uint64_t refresh_failures, audit_record_failures;
+	uint64_t store_read_errors; /* /metrics could not count the secrets (secretd_secrets NaN) */
 };
 
 /* Gauges that other modules own, sampled at render time. */
@@ -26,6 +30,7 @@ struct metrics_gauges {
 	    audit_pruned, audit_pending, audit_writable;
 	uint64_t view_failures; /* container views that could not be applied (counter) */
 	uint64_t failed_closed; /* mounted containers denied until a retry applies their view */
+	int secrets_err;        /* 0, or why secrets could not be counted (rendered as NaN) */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -33,7 +33,7 @@ struct sjob {
 struct sched {
 	loop *loop;
 	store *store;
-	mounts *mounts;
+	service *service;
 	sched_report_cb report;
 	void *ud;
 	int tfd;
@@ -49,17 +49,19 @@ static int64_t sched_now(void)
 	return (int64_t)time(NULL);
 }
 
-static void sched_audit(sched *sc, const char *action, const char *name, uint64_t version,
-			const char *result)
+/* A rotation that failed before the store: recorded by the service; a record that cannot be
+ * written is reported too (the service counts it). */
+static void sched_failed(sched *sc, const char *name, const char *result, const char *why)
 {
-	struct store_audit a = {.actor = "secretd",
-				.pid = getpid(),
-				.exe = "secretd",
-				.action = action,
-				.secret = name,
-				.version = version,
-				.result = result};
-	(void)store_audit_append(sc->store, &a, 1);
+	int r = service_rotate_failed(sc->service, name, result);
+	if (r < 0) {
+		char w[256];
+		snprintf(w, sizeof(w), "%s; its audit record could not be written: %s", why,
+		         strerror(-r));
+		sc->report(sc->ud, name, SCHED_FAILED, 0, w);
+		return;
+	}
+	sc->report(sc->ud, name, SCHED_FAILED, 0, why);
 }
 
 static struct sjob *sched_job_find(sched *sc, const char *name)
@@ -138,35 +140,30 @@ static void sched_job_remove(sched *sc, struct sjob *j)
 	sched_job_free(j);
 }
 
-/* After a change to name: every mount follows; one that cannot is failed closed and retried by
- * mounts (which counts it), and the caller hears of it (SCHED_UNAPPLIED). */
-static void sched_refresh(sched *sc, const char *name)
+/* After a change to name, stored: mounts could not follow (res from the service), the
+ * containers are failed closed and retried by mounts, and the caller hears of it. */
+static void sched_unapplied(sched *sc, const char *name, const struct service_result *res)
 {
-	size_t unapplied = 0;
-	int r = mounts_refresh(sc->mounts, &unapplied);
-	if (r < 0)
-		sc->report(sc->ud, name, SCHED_UNAPPLIED, unapplied,
-		           r == -EBADMSG ? "integrity check failed on a stored row" : strerror(-r));
+	if (res->refresh_err)
+		sc->report(sc->ud, name, SCHED_UNAPPLIED, res->unapplied,
+		           service_strerror(res->refresh_err));
 }
 
-/* Stores a new version made by a schedule; audits and reports. */
+/* Stores a new version made by a schedule (the service audits and refreshes); reports. */
 static void sched_commit(sched *sc, const char *name, const uint8_t *val, size_t len)
 {
-	struct store_audit a = {.actor = "secretd",
-				.pid = getpid(),
-				.exe = "secretd",
-				.action = "rotate",
-				.secret = name,
-				.result = "ok"};
-	uint64_t version = 0;
-	int r = store_put_ex(sc->store, name, val, len, NULL, &a, &version);
+	struct service_result res;
+	int r = service_rotate_scheduled(sc->service, name, val, len, &res);
 	if (r < 0) {
-		sched_audit(sc, "rotate", name, 0, "error");
-		sc->report(sc->ud, name, SCHED_FAILED, 0, strerror(-r));
+		char w[256];
+		snprintf(w, sizeof(w), "%s%s%s", strerror(-r),
+		         res.audit_err ? "; its audit record could not be written: " : "",
+		         res.audit_err ? strerror(-res.audit_err) : "");
+		sc->report(sc->ud, name, SCHED_FAILED, 0, w);
 		return;
 	}
-	sc->report(sc->ud, name, SCHED_ROTATED, version, NULL);
-	sched_refresh(sc, name);
+	sc->report(sc->ud, name, SCHED_ROTATED, res.version, NULL);
+	sched_unapplied(sc, name, &res);
 }
 
 static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
@@ -193,8 +190,7 @@ static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
 		if (sched_lc_find(sc, j->name)) /* still scheduled (not deleted meanwhile) */
 			sched_commit(sc, j->name, j->val, j->len);
 	} else {
-		sched_audit(sc, "rotate", j->name, 0, j->killed ? "exec timed out" : "exec failed");
-		sc->report(sc->ud, j->name, SCHED_FAILED, 0, why);
+		sched_failed(sc, j->name, j->killed ? "exec timed out" : "exec failed", why);
 	}
 	sched_job_remove(sc, j);
 	(void)sched_arm(sc);
@@ -220,11 +216,11 @@ static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *va
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETSID);
+	                                  POSIX_SPAWN_SETSID);
 	char envname[300];
 	snprintf(envname, sizeof(envname), "SECRETD_SECRET=%s", name);
 	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			envname, NULL};
+	                envname, NULL};
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
 	pid_t pid;
 	int r = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp);
@@ -273,8 +269,9 @@ static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *va
 
 static void sched_rotate(sched *sc, const struct store_lifecycle *l, int64_t now)
 {
-	/* The next firing is set first: a failing rotation is retried next period, not in a loop. */
-	int r = store_schedule_next(sc->store, l->name, now + l->every);
+	/* The next firing is set first: a failing rotation is retried next period, not in a loop.
+	 */
+	int r = service_schedule_next(sc->service, l->name, now + l->every);
 	if (r < 0) {
 		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
 		return;
@@ -293,8 +290,7 @@ static void sched_rotate(sched *sc, const struct store_lifecycle *l, int64_t now
 	r = sched_spawn(sc, l->name, l->exec, val, l->length);
 	if (r < 0) {
 		store_value_free(val);
-		sched_audit(sc, "rotate", l->name, 0, "exec failed");
-		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
+		sched_failed(sc, l->name, "exec failed", strerror(-r));
 	}
 }
 
@@ -313,16 +309,11 @@ static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 	for (size_t i = 0; i < sc->nlc; i++) {
 		const struct store_lifecycle *lc = &sc->lc[i];
 		if (lc->expires > 0 && lc->expires <= now) {
-			struct store_audit a = {.actor = "secretd",
-						.pid = getpid(),
-						.exe = "secretd",
-						.action = "expire",
-						.secret = lc->name,
-						.result = "ok"};
-			int r = store_delete_ex(sc->store, lc->name, &a);
+			struct service_result res;
+			int r = service_expire(sc->service, lc->name, &res);
 			if (r == 0) {
 				sc->report(sc->ud, lc->name, SCHED_EXPIRED, 0, NULL);
-				sched_refresh(sc, lc->name);
+				sched_unapplied(sc, lc->name, &res);
 			} else if (r != -ENOENT) {
 				sc->report(sc->ud, lc->name, SCHED_FAILED, 0, strerror(-r));
 			}
@@ -341,21 +332,22 @@ static int sched_prepare(loop *l, void *ud)
 	if (store_lifecycle_gen(sc->store) != sc->gen) {
 		int r = sched_load(sc);
 		if (r < 0) {
-			sc->gen = store_lifecycle_gen(sc->store); /* reported once, not every turn */
+			sc->gen =
+			    store_lifecycle_gen(sc->store); /* reported once, not every turn */
 			sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
 		}
 	}
 	return -1;
 }
 
-int sched_new(sched **out, loop *l, store *s, mounts *m, sched_report_cb report, void *ud)
+int sched_new(sched **out, loop *l, store *s, service *sv, sched_report_cb report, void *ud)
 {
-	if (!out || !l || !s || !m || !report)
+	if (!out || !l || !s || !sv || !report)
 		return -EINVAL;
 	sched *sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return -ENOMEM;
-	*sc = (struct sched){.loop = l, .store = s, .mounts = m, .report = report, .ud = ud};
+	*sc = (struct sched){.loop = l, .store = s, .service = sv, .report = report, .ud = ud};
 	sc->tfd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	int r = sc->tfd < 0 ? -errno : 0;
 	if (r == 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/engine/fault.h"
 #include "broker/engine/mounts_int.h"
 #include "common/names.h"
 
@@ -40,7 +41,9 @@ int views_inputs_load(mounts *m)
 	struct store_grant *sg = NULL;
 	struct store_secret_info *si = NULL;
 	size_t ng = 0, ns = 0;
-	int r = store_grants(m->store, &sg, &ng);
+	int r = engine_fault(ENGINE_FAULT_VIEW_INPUTS); /* 0 unless a test injects a failure */
+	if (r == 0)
+		r = store_grants(m->store, &sg, &ng);
 	if (r < 0)
 		return r;
 	r = store_list(m->store, &si, &ns);

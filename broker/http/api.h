@@ -8,6 +8,7 @@
 #include "broker/os/loop.h"
 #include "broker/engine/metrics.h"
 #include "broker/engine/mounts.h"
+#include "broker/engine/service.h"
 #include "broker/store/store.h"
 
 struct api_config {
@@ -24,6 +25,7 @@ struct api_config {
 	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
 					is written in its own durable transaction) */
 	const char *audit_anchor;    /* audit anchor file checked by audit verify, or NULL */
+	service *service;            /* the admin routes' use cases (required for admin.sock) */
 };
 
 #define API_MAX_CONNS_DEFAULT 256

@@ -69,103 +69,84 @@ static bool admin_name_ok(struct api_req *r, const char *name)
 	return false;
 }
 
-/* An audit record for this admin request: actor "uid:N", the peer's pid and exe. */
-struct admin_audit {
+/* Who asks on this admin connection, as audit records name it: "uid:N", the peer's pid, exe. */
+struct admin_who {
 	char actor[32];
 	char exe[256];
-	struct store_audit a;
+	struct service_actor a;
 };
 
-static void admin_audit_init(struct api_req *r, struct admin_audit *x, const char *action,
-			     const char *secret)
+static void admin_who_init(struct api_req *r, struct admin_who *w)
 {
-	memset(x, 0, sizeof(*x));
+	memset(w, 0, sizeof(*w));
 	int64_t pid = 0;
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
 		pid = cred.pid;
-	if (pid <= 0 || ident_exe((pid_t)pid, x->exe, sizeof(x->exe)) < 0)
-		x->exe[0] = '\0';
-	audit_actor(x->actor, sizeof(x->actor), false, NULL, NULL, (uint32_t)r->pc->uid);
-	x->a = (struct store_audit){.actor = x->actor,
-				    .pid = pid,
-				    .exe = x->exe,
-				    .action = action,
-				    .secret = secret,
-				    .result = "ok"};
+	if (pid <= 0 || ident_exe((pid_t)pid, w->exe, sizeof(w->exe)) < 0)
+		w->exe[0] = '\0';
+	audit_actor(w->actor, sizeof(w->actor), false, NULL, NULL, (uint32_t)r->pc->uid);
+	w->a = (struct service_actor){.actor = w->actor, .pid = pid, .exe = w->exe};
 }
 
-static const char *admin_result(int err)
+static service *admin_sv(struct api_req *r)
 {
-	switch (err) {
-	case 0:
-		return "ok";
-	case -ENOENT:
-		return "not found";
-	case -EINVAL:
-		return "invalid";
-	case -EEXIST:
-		return "exists";
-	case -EBADMSG:
-		return "integrity failure";
-	case -EFBIG:
-		return "too large";
-	case -EPERM:
-	case -EACCES:
-		return "denied";
-	default:
-		return "error";
-	}
+	return r->a->cfg.service;
 }
 
-/* Writes a record of its own (a read, or a change that failed and so wrote none). false (after
- * replying 500) when it cannot be written: no record, no answer. */
-static bool admin_audit_write(struct api_req *r, struct admin_audit *x, int err)
+/* A read's record, before the answer: false (after replying 500) when it cannot be written:
+ * no record, no answer. */
+static bool admin_record(struct api_req *r, struct admin_who *w, const char *action,
+                         const char *secret, uint64_t version)
 {
-	x->a.result = admin_result(err);
-	int rc = store_audit_append(r->a->store, &x->a, 1);
+	int rc = service_record(admin_sv(r), &w->a, action, secret, version, 0);
 	if (rc == 0)
 		return true;
-	if (err == 0)
-		api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
-	return err != 0;
+	api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
+	return false;
 }
 
-/* For a failed change: records the failure (best effort) and replies with the error. */
-static void admin_fail(struct api_req *r, struct admin_audit *x, int err, const char *what)
+/* What failed, for an error answer; says so when the failure's own audit record could not be
+ * written either (the service counted and reported it). */
+static const char *admin_what(char *buf, size_t size, const char *what, int audit_err)
 {
-	(void)admin_audit_write(r, x, err);
-	api_reply_errno(r, err, what);
+	if (!audit_err)
+		return what;
+	snprintf(buf, size, "%s [and its audit record could not be written: %s]", what,
+	         strerror(-audit_err));
+	return buf;
 }
 
-/* Records an admin call that touches no secret (containers, attach, detach). */
-static bool admin_audit_simple(struct api_req *r, const char *action, const char *what, int err)
+/* Replies to a failed change with its error (res: what the service could not record). */
+static void admin_fail(struct api_req *r, int err, const char *what,
+                       const struct service_result *res)
 {
-	struct admin_audit x;
-	admin_audit_init(r, &x, action, what);
-	return admin_audit_write(r, &x, err);
+	char buf[512];
+	api_reply_errno(r, err, admin_what(buf, sizeof(buf), what, res->audit_err));
 }
 
-/* The store changed: every mount's view follows before we answer. A failure does not undo the
- * committed change: the containers it could not reach are failed closed and retried (mounts
- * logs and counts), and the answer (reply, a JSON object, returned) says so with "unapplied"
- * (containers denied now) and "warning"; secretctl then exits ADMIN_EXIT_UNAPPLIED (3). */
-static json_t *admin_refresh(struct api_req *r, json_t *reply)
+/* A read that failed: its record (counted and reported when it cannot be written), the error. */
+static void admin_read_fail(struct api_req *r, struct admin_who *w, const char *action,
+                            const char *secret, uint64_t version, int err, const char *what)
 {
-	size_t unapplied = 0;
-	int rc = mounts_refresh(r->a->mounts, &unapplied);
-	if (rc == 0 || !reply)
+	struct service_result res = {
+	    .audit_err = service_record(admin_sv(r), &w->a, action, secret, version, err)};
+	admin_fail(r, err, what, &res);
+}
+
+/* The answer to a stored change (reply, a JSON object, returned): when the views could not
+ * follow, "unapplied" (containers failed closed now) and "warning"; secretctl then exits
+ * ADMIN_EXIT_UNAPPLIED (3). */
+static json_t *admin_applied(json_t *reply, const struct service_result *res)
+{
+	if (!reply || !res->refresh_err)
 		return reply;
 	char w[256];
-	snprintf(w, sizeof(w),
-	         "the change is stored, but could not be applied to %zu running container(s) "
-	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
-	         unapplied,
-	         rc == -EBADMSG ? "integrity check failed on a stored row" : strerror(-rc));
-	json_object_set_new(reply, "unapplied", json_integer((json_int_t)unapplied));
+	service_refresh_warning(res, w, sizeof(w));
+	json_object_set_new(reply, "unapplied", json_integer((json_int_t)res->unapplied));
 	json_object_set_new(reply, "warning", json_string(w));
 	return reply;
 }
@@ -174,14 +155,14 @@ static void admin_list(struct api_req *r)
 {
 	struct store_secret_info *v = NULL;
 	size_t n = 0;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "list", NULL);
+	struct admin_who w;
+	admin_who_init(r, &w);
 	int rc = store_list(r->a->store, &v, &n);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, "list");
+		admin_read_fail(r, &w, "list", NULL, 0, rc, "list");
 		return;
 	}
-	if (!admin_audit_write(r, &x, 0)) {
+	if (!admin_record(r, &w, "list", NULL, 0)) {
 		store_list_free(v, n);
 		return;
 	}
@@ -218,34 +199,13 @@ static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
 	return true;
 }
 
-/* What a new version does to the secret's expiry. A new value starts a new life: without a new
- * expiry (ttl) the old one is cleared, unless the request asks to keep it; the answer says which
- * (the expiry in force after it, and whether one was cleared). */
-struct admin_expiry {
-	int64_t set;  /* for store_put_opts.expires: > 0 new, 0 kept, -1 cleared */
-	int64_t now;  /* the expiry after the put, 0 = none */
-	bool cleared; /* an expiry was there and is gone */
-};
-
-static int admin_expiry_begin(struct api_req *r, const char *name, int64_t new_expiry, bool keep,
-                              struct admin_expiry *ex)
-{
-	int64_t old = 0;
-	int rc = store_expiry(r->a->store, name, &old);
-	if (rc < 0 && rc != -ENOENT)
-		return rc; /* e.g. -EBADMSG: the put would fail on the same row anyway */
-	ex->set = new_expiry > 0 ? new_expiry : keep ? 0 : -1;
-	ex->now = new_expiry > 0 ? new_expiry : keep ? old : 0;
-	ex->cleared = old != 0 && ex->now == 0;
-	return 0;
-}
-
-static void admin_expiry_reply(json_t *j, const struct admin_expiry *ex)
+/* The expiry after a new version, for its answer. */
+static void admin_expiry_reply(json_t *j, const struct service_result *res)
 {
 	if (!j)
 		return;
-	json_object_set_new(j, "expires", json_integer((json_int_t)ex->now));
-	json_object_set_new(j, "expiry_cleared", json_boolean(ex->cleared));
+	json_object_set_new(j, "expires", json_integer((json_int_t)res->expires));
+	json_object_set_new(j, "expiry_cleared", json_boolean(res->expiry_cleared));
 }
 
 static void admin_put(struct api_req *r, const char *name)
@@ -276,27 +236,23 @@ static void admin_put(struct api_req *r, const char *name)
 		                "refusing to store an empty value (allow_empty=1 stores one)");
 		return;
 	}
-	struct admin_audit x;
-	admin_audit_init(r, &x, "put", name);
-	struct admin_expiry ex;
-	int rc = admin_expiry_begin(r, name, ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
-	                            keep_expiry, &ex);
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_put p = {.name = name,
+	                        .val = r->body ? r->body : (const uint8_t *)"",
+	                        .len = r->len,
+	                        .keep = (int64_t)keep,
+	                        .new_expiry = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                        .keep_expiry = keep_expiry};
+	struct service_result res;
+	int rc = service_put(admin_sv(r), &w.a, &p, &res);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
+		admin_fail(r, rc, name, &res);
 		return;
 	}
-	struct store_put_opts po = {.keep = (int64_t)keep, .expires = ex.set};
-	uint64_t version = 0;
-	rc = store_put_ex(r->a->store, name, r->body ? r->body : (const uint8_t *)"", r->len, &po,
-	                  &x.a, &version);
-	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
-		return;
-	}
-	r->a->met->puts++;
-	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version);
-	admin_expiry_reply(j, &ex);
-	api_reply_json(r, 201, admin_refresh(r, j));
+	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)res.version);
+	admin_expiry_reply(j, &res);
+	api_reply_json(r, 201, admin_applied(j, &res));
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -306,8 +262,8 @@ static void admin_versions(struct api_req *r, const char *name)
 	struct store_version_info *v = NULL;
 	size_t n = 0;
 	int64_t expires = 0;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "versions", name);
+	struct admin_who w;
+	admin_who_init(r, &w);
 	int rc = store_versions(r->a->store, name, &v, &n);
 	if (rc == 0) {
 		rc = store_expiry(r->a->store, name, &expires);
@@ -315,10 +271,10 @@ static void admin_versions(struct api_req *r, const char *name)
 			store_versions_free(v, n);
 	}
 	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
+		admin_read_fail(r, &w, "versions", name, 0, rc, name);
 		return;
 	}
-	if (!admin_audit_write(r, &x, 0)) {
+	if (!admin_record(r, &w, "versions", name, 0)) {
 		store_versions_free(v, n);
 		return;
 	}
@@ -344,15 +300,16 @@ static void admin_delete(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "delete", name);
-	int rc = store_delete_ex(r->a->store, name, &x.a);
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_result res;
+	int rc = service_delete(admin_sv(r), &w.a, name, &res);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
+		admin_fail(r, rc, name, &res);
 		return;
 	}
 	api_reply_json(r, 200,
-	               admin_refresh(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1)));
+	               admin_applied(json_pack("{s:s, s:b}", "name", name, "deleted", 1), &res));
 }
 
 static void admin_value(struct api_req *r, const char *name)
@@ -365,16 +322,14 @@ static void admin_value(struct api_req *r, const char *name)
 	uint8_t *val = NULL;
 	size_t len = 0;
 	uint64_t got = 0;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "get", name);
-	x.a.version = want;
+	struct admin_who w;
+	admin_who_init(r, &w);
 	int rc = store_get(r->a->store, name, want, &val, &len, &got);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
+		admin_read_fail(r, &w, "get", name, want, rc, name);
 		return;
 	}
-	x.a.version = got;
-	if (!admin_audit_write(r, &x, 0)) {
+	if (!admin_record(r, &w, "get", name, got)) {
 		store_value_free(val);
 		return;
 	}
@@ -411,11 +366,12 @@ static void admin_key_rotate(struct api_req *r)
 {
 	uint64_t kek = 0;
 	bool resumed = false;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "key-rotate", NULL);
-	int rc = store_key_rotate_begin(r->a->store, &x.a, &kek, &resumed);
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_result res;
+	int rc = service_key_rotate_begin(admin_sv(r), &w.a, &kek, &resumed, &res);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, "key rotation");
+		admin_fail(r, rc, "key rotation", &res);
 		return;
 	}
 	bool ok;
@@ -456,14 +412,14 @@ static void admin_grants(struct api_req *r)
 {
 	struct store_grant *g = NULL;
 	size_t n = 0;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "grants", NULL);
+	struct admin_who w;
+	admin_who_init(r, &w);
 	int rc = store_grants(r->a->store, &g, &n);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, "grants");
+		admin_read_fail(r, &w, "grants", NULL, 0, rc, "grants");
 		return;
 	}
-	if (!admin_audit_write(r, &x, 0)) {
+	if (!admin_record(r, &w, "grants", NULL, 0)) {
 		store_grants_free(g, n);
 		return;
 	}
@@ -524,25 +480,21 @@ static void admin_grant_add(struct api_req *r)
 							 ? STORE_GRANT_PREVIOUS
 							 : 0};
 		bool replace = json_is_true(json_object_get(o, "replace"));
-		struct admin_audit x;
-		admin_audit_init(r, &x, "grant", secret);
-		char detail[SECRETD_SELECTOR_MAX + SECRETD_PATH_MAX + 96];
-		snprintf(detail, sizeof(detail), "selector=%s path=%s mode=%04o uid=%lld gid=%lld%s%s",
-			 sel, path ? path : secret, (unsigned)mode, (long long)uid, (long long)gid,
-			 g.flags & STORE_GRANT_PREVIOUS ? " previous" : "", replace ? " replace" : "");
-		x.a.detail = detail;
-		int rc = store_grant_add_ex(r->a->store, &g, replace, &x.a);
-		if (rc < 0)
-			(void)admin_audit_write(r, &x, rc);
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		int rc = service_grant(admin_sv(r), &w.a, &g, replace, &res);
+		char buf[512];
 		if (rc == -EEXIST)
-			api_reply_error(r, 409, "%s is already granted to %s (use replace)", secret,
-					sel);
+			api_reply_error(r, 409, "%s is already granted to %s (use replace)",
+			                admin_what(buf, sizeof(buf), secret, res.audit_err), sel);
 		else if (rc < 0)
-			api_reply_errno(r, rc, "grant");
+			admin_fail(r, rc, "grant", &res);
 		else {
-			api_reply_json(r, 201,
-			               admin_refresh(r, json_pack("{s:s, s:s}", "secret", secret,
-			                                          "selector", sel)));
+			api_reply_json(
+			    r, 201,
+			    admin_applied(
+			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
 		}
 	}
 	json_decref(o);
@@ -558,23 +510,21 @@ static void admin_grant_remove(struct api_req *r)
 	if (!secret || !sel) {
 		api_reply_error(r, 400, "\"secret\" and \"selector\" are required");
 	} else {
-		struct admin_audit x;
-		admin_audit_init(r, &x, "revoke", secret);
-		char detail[SECRETD_SELECTOR_MAX + 16];
-		snprintf(detail, sizeof(detail), "selector=%s", sel);
-		x.a.detail = detail;
-		int rc = store_grant_remove_ex(r->a->store, secret, sel, &x.a);
-		if (rc < 0)
-			(void)admin_audit_write(r, &x, rc);
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		int rc = service_revoke(admin_sv(r), &w.a, secret, sel, &res);
+		char buf[512];
 		if (rc == -ENOENT)
-			api_reply_error(r, 404, "no grant of %s to %s", secret, sel);
+			api_reply_error(r, 404, "no grant of %s to %s", secret,
+			                admin_what(buf, sizeof(buf), sel, res.audit_err));
 		else if (rc < 0)
-			api_reply_errno(r, rc, "revoke");
+			admin_fail(r, rc, "revoke", &res);
 		else {
-			api_reply_json(
-			    r, 200,
-			    admin_refresh(r, json_pack("{s:s, s:s, s:b}", "secret", secret,
-			                               "selector", sel, "revoked", 1)));
+			api_reply_json(r, 200,
+			               admin_applied(json_pack("{s:s, s:s, s:b}", "secret", secret,
+			                                       "selector", sel, "revoked", 1),
+			                             &res));
 		}
 	}
 	json_decref(o);
@@ -626,22 +576,29 @@ static void admin_attach(struct api_req *r)
 		a.gid = gid;
 		bool mounted = false;
 		size_t files = 0;
-		int rc = a.pid > 0 ? mounts_attach(r->a->mounts, &a, &mounted, &files) : -EINVAL;
-		if (!admin_audit_simple(r, "attach", NULL, rc) && rc == 0) {
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		int rc = service_attach(admin_sv(r), &w.a, &a, &mounted, &files, &res);
+		char buf[512];
+		if (res.unrecorded)
 			/* no record, no attach */
-			(void)mounts_detach(r->a->mounts, a.id);
-			json_decref(o);
-			return;
-		}
-		if (rc == -EPERM)
+			api_reply_error(r, 500,
+			                "cannot write the audit record: %s; container %s %s",
+			                strerror(-res.audit_err), a.id,
+			                res.undone ? "was not attached"
+			                           : "is attached but could not be detached again");
+		else if (rc == -EPERM)
 			api_reply_error(r, 403,
 					"container %s has no cgroup of its own: its processes "
 					"cannot be told apart from the host's",
 					a.id);
 		else if (rc == -EINVAL)
-			api_reply_error(r, 400, "invalid attach request (id, pid, root or mount)");
+			api_reply_error(
+			    r, 400, "invalid attach request (id, pid, root or mount)%s",
+			    res.audit_err ? admin_what(buf, sizeof(buf), "", res.audit_err) : "");
 		else if (rc < 0)
-			api_reply_errno(r, rc, a.id);
+			admin_fail(r, rc, a.id, &res);
 		else if (mounted)
 			api_reply_json(r, 201, json_pack("{s:s, s:b, s:I, s:s}", "id", a.id,
 							 "mounted", 1, "files", (json_int_t)files,
@@ -664,23 +621,25 @@ static void admin_rollback(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "version is required");
 		return;
 	}
-	struct admin_audit x;
-	admin_audit_init(r, &x, "rollback", name);
-	uint64_t version = 0;
-	int rc = store_rollback(r->a->store, name, from, &x.a, &version);
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_result res;
+	int rc = service_rollback(admin_sv(r), &w.a, name, from, &res);
+	char buf[512];
 	if (rc == -ENOENT) {
-		(void)admin_audit_write(r, &x, rc);
-		api_reply_error(r, 404, "%s has no version %llu (see versions)", name,
-				(unsigned long long)from);
+		api_reply_error(r, 404, "%s has no version %llu (see versions)",
+		                admin_what(buf, sizeof(buf), name, res.audit_err),
+		                (unsigned long long)from);
 		return;
 	}
 	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
+		admin_fail(r, rc, name, &res);
 		return;
 	}
 	api_reply_json(r, 201,
-	               admin_refresh(r, json_pack("{s:s, s:I, s:I}", "name", name, "version",
-	                                          (json_int_t)version, "from", (json_int_t)from)));
+	               admin_applied(json_pack("{s:s, s:I, s:I}", "name", name, "version",
+	                                       (json_int_t)res.version, "from", (json_int_t)from),
+	                             &res));
 }
 
 /* POST /v1/rotate/NAME: a generated value now, or (every) a schedule. */
@@ -714,15 +673,17 @@ static void admin_rotate(struct api_req *r, const char *name)
 			api_reply_error(r, 400, "print cannot be combined with every");
 			goto out;
 		}
-		struct admin_audit x;
-		admin_audit_init(r, &x, every ? "schedule" : "unschedule", name);
-		int rc = store_schedule_set(r->a->store, name, every, (uint32_t)length, cs, exec,
-					    &x.a);
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		int rc = service_schedule(admin_sv(r), &w.a, name, every, (uint32_t)length, cs,
+		                          exec, &res);
+		char buf[512];
 		if (rc == -ENOENT) {
-			(void)admin_audit_write(r, &x, rc);
-			api_reply_error(r, 404, "no secret %s: put or rotate it first", name);
+			api_reply_error(r, 404, "no secret %s: put or rotate it first",
+			                admin_what(buf, sizeof(buf), name, res.audit_err));
 		} else if (rc < 0) {
-			admin_fail(r, &x, rc, name);
+			admin_fail(r, rc, name, &res);
 		} else {
 			api_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "name", name, "every",
 							 (json_int_t)every, "next",
@@ -743,40 +704,25 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "keep_expiry must be true or false");
 		goto out;
 	}
-	struct admin_audit x;
-	admin_audit_init(r, &x, print ? "rotate+print" : "rotate", name);
-	struct admin_expiry ex;
-	int rc = admin_expiry_begin(r, name, 0, json_is_true(jk), &ex);
-	if (rc < 0) {
-		admin_fail(r, &x, rc, name);
-		goto out;
-	}
+	struct admin_who w;
+	admin_who_init(r, &w);
 	uint8_t *val = NULL;
-	rc = store_generate(cs, (size_t)length, &val);
+	struct service_result res;
+	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, json_is_true(jk),
+	                          print ? &val : NULL, &res);
 	if (rc < 0) {
-		api_reply_errno(r, rc, "generate");
+		admin_fail(r, rc, res.not_tried ? "generate" : name, &res);
 		goto out;
 	}
-	struct store_put_opts po = {.expires = ex.set};
-	uint64_t version = 0;
-	rc = store_put_ex(r->a->store, name, val, (size_t)length, &po, &x.a, &version);
-	if (rc < 0) {
-		store_value_free(val);
-		admin_fail(r, &x, rc, name);
-		goto out;
-	}
-	r->a->met->puts++;
 	if (print) {
-		/* The value is the answer: a failed refresh is logged and counted (mounts) only. */
-		admin_refresh(r, NULL);
-		api_reply_secret(r, val, (size_t)length, version);
+		/* The value is the answer: a failed refresh is logged and counted only. */
+		api_reply_secret(r, val, (size_t)length, res.version);
 	} else {
-		store_value_free(val);
-		json_t *j =
-		    json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version", (json_int_t)version,
-		              "length", (json_int_t)length, "charset", store_charset_name(cs));
-		admin_expiry_reply(j, &ex);
-		api_reply_json(r, 201, admin_refresh(r, j));
+		json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "name", name, "version",
+		                      (json_int_t)res.version, "length", (json_int_t)length,
+		                      "charset", store_charset_name(cs));
+		admin_expiry_reply(j, &res);
+		api_reply_json(r, 201, admin_applied(j, &res));
 	}
 out:
 	json_decref(o);
@@ -786,14 +732,14 @@ static void admin_schedules(struct api_req *r)
 {
 	struct store_lifecycle *v = NULL;
 	size_t n = 0;
-	struct admin_audit x;
-	admin_audit_init(r, &x, "schedules", NULL);
+	struct admin_who w;
+	admin_who_init(r, &w);
 	int rc = store_lifecycles(r->a->store, &v, &n);
 	if (rc < 0) {
-		admin_fail(r, &x, rc, "schedules");
+		admin_read_fail(r, &w, "schedules", NULL, 0, rc, "schedules");
 		return;
 	}
-	if (!admin_audit_write(r, &x, 0)) {
+	if (!admin_record(r, &w, "schedules", NULL, 0)) {
 		store_lifecycles_free(v, n);
 		return;
 	}
@@ -905,8 +851,8 @@ static json_t *admin_audit_live(struct api_req *r)
 
 static void admin_audit_verify(struct api_req *r)
 {
-	struct admin_audit x;
-	admin_audit_init(r, &x, "audit-verify", NULL);
+	struct admin_who w;
+	admin_who_init(r, &w);
 	struct store_audit_verify_info vi;
 	int rc = store_audit_verify_ex(r->a->store, &vi);
 	if (rc == -EBADMSG) {
@@ -939,7 +885,7 @@ static void admin_audit_verify(struct api_req *r)
 		                         (json_int_t)vi.records));
 		return;
 	}
-	if (!admin_audit_write(r, &x, 0))
+	if (!admin_record(r, &w, "audit-verify", NULL, 0))
 		return;
 	json_t *cp =
 	    vi.checkpoint
@@ -953,42 +899,79 @@ static void admin_audit_verify(struct api_req *r)
 	                         admin_audit_live(r)));
 }
 
+static void admin_metrics(struct api_req *r)
+{
+	struct mounts_stats ms;
+	mounts_get_stats(r->a->mounts, &ms);
+	struct metrics_gauges g = {.containers = ms.containers,
+	                           .mounted = ms.mounted,
+	                           .files = ms.files,
+	                           .fuse_opens = ms.opens,
+	                           .fuse_denied = ms.opens_denied,
+	                           .audit_writable = 1,
+	                           .view_failures = ms.view_failures,
+	                           .failed_closed = ms.failed_closed};
+	if (r->a->cfg.reads_audit) {
+		struct audit_stats as;
+		audit_get_stats(r->a->cfg.reads_audit, &as);
+		g.audit_records = as.records_written;
+		g.audit_events = as.events_written;
+		g.audit_coalesced = as.coalesced;
+		g.audit_refused = as.refused;
+		g.audit_write_errors = as.write_errors;
+		g.audit_pruned = as.pruned;
+		g.audit_pending = as.pending;
+		g.audit_writable = as.writable;
+	}
+	/* A store that cannot be read is what the metrics are for: the rest is served, the count
+	 * is NaN and counted. */
+	g.secrets_err = store_count(r->a->store, &g.secrets);
+	if (g.secrets_err < 0)
+		r->a->met->store_read_errors++;
+	char *text = NULL;
+	if (metrics_render(r->a->met, &g, &text) < 0) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	api_reply_text(r, 200, "text/plain; version=0.0.4", text);
+	free(text);
+}
+
+static void admin_containers(struct api_req *r)
+{
+	struct admin_who w;
+	admin_who_init(r, &w);
+	if (admin_record(r, &w, "containers", NULL, 0))
+		api_reply_json(r, 200,
+		               json_pack("{s:o}", "containers", mounts_list_json(r->a->mounts)));
+}
+
+/* DELETE /v1/containers/ID (OCI hook, poststop). A detach is done even when its record cannot
+ * be written (the mount is gone): 500 says both. */
+static void admin_detach(struct api_req *r, const char *id)
+{
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_result res;
+	int rc = service_detach(admin_sv(r), &w.a, id, &res);
+	if (res.unrecorded)
+		api_reply_error(r, 500,
+		                "container %s was detached, but its audit record could not be "
+		                "written: %s",
+		                id, strerror(-res.audit_err));
+	else if (rc < 0)
+		admin_fail(r, rc, "container", &res);
+	else
+		api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "detached", 1));
+}
+
 void api_admin_handle(struct api_req *r)
 {
 	const char *name;
 	if (admin_is(r, "GET", "/healthz")) {
 		api_health(r, true);
 	} else if (admin_is(r, "GET", "/metrics")) {
-		struct mounts_stats ms;
-		mounts_get_stats(r->a->mounts, &ms);
-		struct metrics_gauges g = {.containers = ms.containers,
-		                           .mounted = ms.mounted,
-		                           .files = ms.files,
-		                           .fuse_opens = ms.opens,
-		                           .fuse_denied = ms.opens_denied,
-		                           .audit_writable = 1,
-		                           .view_failures = ms.view_failures,
-		                           .failed_closed = ms.failed_closed};
-		if (r->a->cfg.reads_audit) {
-			struct audit_stats as;
-			audit_get_stats(r->a->cfg.reads_audit, &as);
-			g.audit_records = as.records_written;
-			g.audit_events = as.events_written;
-			g.audit_coalesced = as.coalesced;
-			g.audit_refused = as.refused;
-			g.audit_write_errors = as.write_errors;
-			g.audit_pruned = as.pruned;
-			g.audit_pending = as.pending;
-			g.audit_writable = as.writable;
-		}
-		(void)store_count(r->a->store, &g.secrets);
-		char *text = NULL;
-		if (metrics_render(r->a->met, &g, &text) < 0) {
-			api_reply_error(r, 500, "out of memory");
-			return;
-		}
-		api_reply_text(r, 200, "text/plain; version=0.0.4", text);
-		free(text);
+		admin_metrics(r);
 	} else if (admin_is(r, "GET", "/v1/secrets")) {
 		admin_list(r);
 	} else if ((name = admin_tail(r, "PUT", "/v1/secrets/"))) {
@@ -1020,19 +1003,11 @@ void api_admin_handle(struct api_req *r)
 	} else if (admin_is(r, "POST", "/v1/audit/verify")) {
 		admin_audit_verify(r);
 	} else if (admin_is(r, "GET", "/v1/containers")) {
-		if (admin_audit_simple(r, "containers", NULL, 0))
-			api_reply_json(r, 200, json_pack("{s:o}", "containers",
-							 mounts_list_json(r->a->mounts)));
+		admin_containers(r);
 	} else if (admin_is(r, "POST", "/v1/containers")) {
 		admin_attach(r);
 	} else if ((name = admin_tail(r, "DELETE", "/v1/containers/"))) {
-		int rc = mounts_detach(r->a->mounts, name);
-		if (!admin_audit_simple(r, "detach", NULL, rc) && rc == 0)
-			return;
-		if (rc < 0)
-			api_reply_errno(r, rc, "container");
-		else
-			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", name, "detached", 1));
+		admin_detach(r, name);
 	} else {
 		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
 	}

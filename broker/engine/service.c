@@ -1,0 +1,397 @@
+#include "broker/engine/service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/engine/fault.h"
+#include "common/limits.h"
+
+struct service {
+	store *store;
+	mounts *mounts; /* NULL: no views */
+	struct metrics *met;
+	struct service_config cfg;
+};
+
+int service_new(service **out, store *s, mounts *m, struct metrics *met,
+                const struct service_config *cfg)
+{
+	if (!out || !s)
+		return -EINVAL;
+	service *sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	*sv = (struct service){.store = s, .mounts = m, .met = met};
+	if (cfg)
+		sv->cfg = *cfg;
+	*out = sv;
+	return 0;
+}
+
+void service_free(service *sv)
+{
+	free(sv);
+}
+
+const char *service_result_name(int err)
+{
+	switch (err) {
+	case 0:
+		return "ok";
+	case -ENOENT:
+		return "not found";
+	case -EINVAL:
+		return "invalid";
+	case -EEXIST:
+		return "exists";
+	case -EBADMSG:
+		return "integrity failure";
+	case -EFBIG:
+		return "too large";
+	case -EPERM:
+	case -EACCES:
+		return "denied";
+	default:
+		return "error";
+	}
+}
+
+const char *service_strerror(int err)
+{
+	return err == -EBADMSG ? "integrity check failed on a stored row" : strerror(-err);
+}
+
+void service_refresh_warning(const struct service_result *res, char *buf, size_t size)
+{
+	snprintf(buf, size,
+	         "the change is stored, but could not be applied to %zu running container(s) "
+	         "(%s): their mounts are failed closed (unreadable) and retried until it applies",
+	         res->unapplied, service_strerror(res->refresh_err));
+}
+
+static struct store_audit service_audit(const struct service_actor *who, const char *action,
+                                        const char *secret)
+{
+	return (struct store_audit){.actor = who->actor,
+	                            .pid = who->pid,
+	                            .exe = who->exe,
+	                            .action = action,
+	                            .secret = secret,
+	                            .result = "ok"};
+}
+
+static struct service_actor service_daemon_actor(void)
+{
+	return (struct service_actor){
+	    .actor = SERVICE_ACTOR_DAEMON, .pid = getpid(), .exe = SERVICE_ACTOR_DAEMON};
+}
+
+/* Writes a record of its own (one the change's transaction did not write). */
+static int service_append(service *sv, struct store_audit *a, int err)
+{
+	a->result =
+	    a->result && strcmp(a->result, "ok") != 0 ? a->result : service_result_name(err);
+	int r = engine_fault(ENGINE_FAULT_AUDIT_RECORD);
+	return r < 0 ? r : store_audit_append(sv->store, a, 1);
+}
+
+/* The record of a change that failed with err (nothing stored) or was undone: its failure to
+ * be written is kept in res, counted and reported, never dropped. Returns err. */
+static void service_lost(service *sv, const struct store_audit *a, int r,
+                         struct service_result *res)
+{
+	res->audit_err = r;
+	if (sv->met)
+		sv->met->audit_record_failures++;
+	if (sv->cfg.report)
+		sv->cfg.report(sv->cfg.report_ud, SERVICE_AUDIT_FAILED, a->action, a->secret, r, 0);
+}
+
+static int service_failed(service *sv, struct store_audit *a, int err, struct service_result *res)
+{
+	int r = service_append(sv, a, err);
+	if (r < 0)
+		service_lost(sv, a, r, res);
+	return err;
+}
+
+/* The store changed: every mount's view follows. A failure does not undo the committed change:
+ * the containers it could not reach are failed closed and retried by mounts (which counts and
+ * reports each one), and res says so for the caller's answer. */
+static void service_refresh(service *sv, const char *action, const char *name,
+                            struct service_result *res)
+{
+	if (!sv->mounts)
+		return;
+	size_t unapplied = 0;
+	int r = mounts_refresh(sv->mounts, &unapplied);
+	if (r == 0)
+		return;
+	res->refresh_err = r;
+	res->unapplied = unapplied;
+	if (sv->met)
+		sv->met->refresh_failures++;
+	if (sv->cfg.report)
+		sv->cfg.report(sv->cfg.report_ud, SERVICE_REFRESH_FAILED, action, name, r,
+		               unapplied);
+}
+
+static struct service_result *service_res(struct service_result *res)
+{
+	*res = (struct service_result){0};
+	return res;
+}
+
+/* A new value starts a new life: without a new expiry the old one is cleared unless kept; *set
+ * is store_put_opts.expires (> 0 new, 0 kept, -1 cleared). */
+static int service_expiry(service *sv, const char *name, int64_t new_expiry, bool keep,
+                          int64_t *set, struct service_result *res)
+{
+	int64_t old = 0;
+	int r = store_expiry(sv->store, name, &old);
+	if (r < 0 && r != -ENOENT)
+		return r; /* e.g. -EBADMSG: the put would fail on the same row anyway */
+	*set = new_expiry > 0 ? new_expiry : keep ? 0 : -1;
+	res->expires = new_expiry > 0 ? new_expiry : keep ? old : 0;
+	res->expiry_cleared = old != 0 && res->expires == 0;
+	return 0;
+}
+
+static int service_put_value(service *sv, struct store_audit *a, const char *name,
+                             const uint8_t *val, size_t len, const struct store_put_opts *po,
+                             struct service_result *res)
+{
+	int r = store_put_ex(sv->store, name, val, len, po, a, &res->version);
+	if (r < 0)
+		return service_failed(sv, a, r, res);
+	if (sv->met)
+		sv->met->puts++;
+	service_refresh(sv, a->action, name, res);
+	return 0;
+}
+
+int service_put(service *sv, const struct service_actor *who, const struct service_put *p,
+                struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, p->action ? p->action : "put", p->name);
+	struct store_put_opts po = {.keep = p->keep};
+	int r = service_expiry(sv, p->name, p->new_expiry, p->keep_expiry, &po.expires, res);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	return service_put_value(sv, &a, p->name, p->val, p->len, &po, res);
+}
+
+int service_generate(service *sv, const struct service_actor *who, const char *name,
+                     enum store_charset cs, size_t length, bool keep_expiry, uint8_t **val,
+                     struct service_result *res)
+{
+	service_res(res);
+	if (val)
+		*val = NULL;
+	struct store_audit a = service_audit(who, val ? "rotate+print" : "rotate", name);
+	struct store_put_opts po = {0};
+	int r = service_expiry(sv, name, 0, keep_expiry, &po.expires, res);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	uint8_t *v = NULL;
+	r = store_generate(cs, length, &v);
+	if (r < 0) {
+		res->not_tried = true;
+		return r;
+	}
+	r = service_put_value(sv, &a, name, v, length, &po, res);
+	if (r < 0 || !val)
+		store_value_free(v);
+	else
+		*val = v;
+	return r;
+}
+
+int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, size_t len,
+                             struct service_result *res)
+{
+	service_res(res);
+	struct service_actor d = service_daemon_actor();
+	struct store_audit a = service_audit(&d, "rotate", name);
+	int r = store_put_ex(sv->store, name, val, len, NULL, &a, &res->version);
+	if (r < 0) {
+		a.result = "error";
+		return service_failed(sv, &a, r, res);
+	}
+	if (sv->met)
+		sv->met->puts++;
+	service_refresh(sv, "rotate", name, res);
+	return 0;
+}
+
+int service_rotate_failed(service *sv, const char *name, const char *result)
+{
+	struct service_result res;
+	struct service_actor d = service_daemon_actor();
+	struct store_audit a = service_audit(&d, "rotate", name);
+	a.result = result;
+	service_failed(sv, &a, -ECANCELED, service_res(&res));
+	return res.audit_err;
+}
+
+int service_schedule_next(service *sv, const char *name, int64_t next)
+{
+	return store_schedule_next(sv->store, name, next);
+}
+
+int service_delete(service *sv, const struct service_actor *who, const char *name,
+                   struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "delete", name);
+	int r = store_delete_ex(sv->store, name, &a);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, "delete", name, res);
+	return 0;
+}
+
+int service_expire(service *sv, const char *name, struct service_result *res)
+{
+	service_res(res);
+	struct service_actor d = service_daemon_actor();
+	struct store_audit a = service_audit(&d, "expire", name);
+	int r = store_delete_ex(sv->store, name, &a);
+	if (r < 0)
+		return r; /* as before: the scheduler reports it; -ENOENT: deleted meanwhile */
+	service_refresh(sv, "expire", name, res);
+	return 0;
+}
+
+int service_rollback(service *sv, const struct service_actor *who, const char *name, uint64_t from,
+                     struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "rollback", name);
+	int r = store_rollback(sv->store, name, from, &a, &res->version);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, "rollback", name, res);
+	return 0;
+}
+
+int service_schedule(service *sv, const struct service_actor *who, const char *name, int64_t every,
+                     uint32_t length, enum store_charset cs, const char *exec,
+                     struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, every ? "schedule" : "unschedule", name);
+	int r = store_schedule_set(sv->store, name, every, length, cs, exec, &a);
+	return r < 0 ? service_failed(sv, &a, r, res) : 0;
+}
+
+int service_grant(service *sv, const struct service_actor *who, const struct store_grant *g,
+                  bool replace, struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "grant", g->secret);
+	char detail[SECRETD_SELECTOR_MAX + SECRETD_PATH_MAX + 96];
+	snprintf(detail, sizeof(detail), "selector=%s path=%s mode=%04o uid=%lld gid=%lld%s%s",
+	         g->selector, g->path ? g->path : g->secret, (unsigned)g->mode, (long long)g->uid,
+	         (long long)g->gid, g->flags & STORE_GRANT_PREVIOUS ? " previous" : "",
+	         replace ? " replace" : "");
+	a.detail = detail;
+	int r = store_grant_add_ex(sv->store, g, replace, &a);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, "grant", g->secret, res);
+	return 0;
+}
+
+int service_revoke(service *sv, const struct service_actor *who, const char *secret,
+                   const char *selector, struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "revoke", secret);
+	char detail[SECRETD_SELECTOR_MAX + 16];
+	snprintf(detail, sizeof(detail), "selector=%s", selector);
+	a.detail = detail;
+	int r = store_grant_remove_ex(sv->store, secret, selector, &a);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, "revoke", secret, res);
+	return 0;
+}
+
+int service_attach(service *sv, const struct service_actor *who, const struct mounts_attach_req *r,
+                   bool *mounted, size_t *files, struct service_result *res)
+{
+	service_res(res);
+	*mounted = false;
+	*files = 0;
+	if (!sv->mounts)
+		return -EINVAL;
+	int rc = r->pid > 0 ? mounts_attach(sv->mounts, r, mounted, files) : -EINVAL;
+	struct store_audit a = service_audit(who, "attach", NULL);
+	if (rc < 0)
+		return service_failed(sv, &a, rc, res);
+	int ar = service_append(sv, &a, 0);
+	if (ar == 0)
+		return 0;
+	/* No record, no attach: undone, and the undo recorded (counted if it cannot be). */
+	service_lost(sv, &a, ar, res);
+	res->unrecorded = true;
+	res->undone = mounts_detach(sv->mounts, r->id) == 0;
+	*mounted = false;
+	*files = 0;
+	a.result = res->undone ? "undone" : "error";
+	service_failed(sv, &a, ar, res);
+	res->audit_err = ar;
+	return ar;
+}
+
+int service_detach(service *sv, const struct service_actor *who, const char *id,
+                   struct service_result *res)
+{
+	service_res(res);
+	if (!sv->mounts)
+		return -EINVAL;
+	int rc = mounts_detach(sv->mounts, id);
+	struct store_audit a = service_audit(who, "detach", NULL);
+	service_failed(sv, &a, rc, res);
+	res->unrecorded = rc == 0 && res->audit_err;
+	return rc;
+}
+
+int service_key_rotate_begin(service *sv, const struct service_actor *who, uint64_t *kek_id,
+                             bool *resumed, struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "key-rotate", NULL);
+	int r = store_key_rotate_begin(sv->store, &a, kek_id, resumed);
+	return r < 0 ? service_failed(sv, &a, r, res) : 0;
+}
+
+int service_key_rotate_step(service *sv, size_t max, uint64_t *done, bool *finished)
+{
+	struct store_audit a = {
+	    .actor = SERVICE_ACTOR_DAEMON, .pid = getpid(), .action = "key-rotate-done"};
+	return store_key_rotate_step(sv->store, max, &a, done, finished);
+}
+
+int service_rekey(store *s, const char *new_key_file, const char *new_pass_file)
+{
+	return store_rekey(s, new_key_file, new_pass_file);
+}
+
+int service_record(service *sv, const struct service_actor *who, const char *action,
+                   const char *secret, uint64_t version, int err)
+{
+	struct store_audit a = service_audit(who, action, secret);
+	a.version = version;
+	if (err == 0)
+		return service_append(sv, &a, 0);
+	struct service_result res;
+	service_failed(sv, &a, err, service_res(&res));
+	return res.audit_err;
+}

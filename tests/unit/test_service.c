@@ -1,0 +1,448 @@
+/* Unit tests for the service layer (broker/engine/service.h), without root: a real store in a
+ * temp dir, a real event loop and a mounts registry with no mounted container. Each use case is
+ * run and the audit record it writes is checked; then failures are injected through the
+ * engine's fault points (broker/engine/fault_test.h): a refresh that cannot recompute the views
+ * (the change stays stored, the caller hears of it, it is counted and reported, and the
+ * workload side allows nothing until a retry applies: a revoked secret is not served from the
+ * old grants), a grant row tampered in SQLite (the same, from a real failure), and an audit
+ * record that cannot be written (surfaced, counted, reported; an attach is undone). */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "broker/engine/fault_test.h"
+#include "broker/engine/service.h"
+#include "broker/os/loop.h"
+#include "tests/unit/runner.h"
+#include "tests/unit/storefix.h"
+
+/* ---- fixture ---- */
+
+static store *st;
+static loop *lp;
+static mounts *mo;
+static service *sv;
+static struct metrics met;
+
+struct report {
+	enum service_event ev;
+	char action[32], name[64];
+	int err;
+	size_t unapplied;
+};
+static struct report reports[16];
+static size_t nreports;
+
+static void on_report(void *ud, enum service_event ev, const char *action, const char *name,
+                      int err, size_t unapplied)
+{
+	ck_assert_uint_lt(nreports, 16);
+	struct report *r = &reports[nreports++];
+	*r = (struct report){.ev = ev, .err = err, .unapplied = unapplied};
+	snprintf(r->action, sizeof(r->action), "%s", action ? action : "");
+	snprintf(r->name, sizeof(r->name), "%s", name ? name : "");
+}
+
+/* Injected faults: the errno per point (0: none). */
+static int faults[2];
+
+static int fault_hook(enum engine_fault_point p, void *ud)
+{
+	return faults[p];
+}
+
+static const struct service_actor op = {.actor = "uid:0", .pid = 4242, .exe = "/usr/bin/x"};
+
+static void setup(void)
+{
+	storefix_setup();
+	st = open_new();
+	ck_assert_int_eq(loop_new(&lp), 0);
+	ck_assert_int_eq(mounts_new(&mo, lp, st, NULL), 0);
+	memset(&met, 0, sizeof(met));
+	nreports = 0;
+	struct service_config cfg = {.report = on_report};
+	ck_assert_int_eq(service_new(&sv, st, mo, &met, &cfg), 0);
+	memset(faults, 0, sizeof(faults));
+	engine_fault_hook = fault_hook;
+}
+
+static void teardown(void)
+{
+	engine_fault_hook = NULL;
+	service_free(sv);
+	mounts_free(mo);
+	loop_free(lp);
+	store_close(st);
+	storefix_teardown();
+}
+
+/* The last audit record (caller frees with store_audit_list_free(row, 1)). */
+static struct store_audit_row *last_record(void)
+{
+	struct store_audit_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_audit_list(st, 0, 0, 0, &rows, &n), 0);
+	ck_assert_uint_gt(n, 0);
+	struct store_audit_row *last = malloc(sizeof(*last));
+	ck_assert_ptr_nonnull(last);
+	*last = rows[n - 1];
+	rows[n - 1] = (struct store_audit_row){0};
+	store_audit_list_free(rows, n);
+	return last;
+}
+
+static size_t nrecords(void)
+{
+	struct store_audit_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_audit_list(st, 0, 0, 0, &rows, &n), 0);
+	store_audit_list_free(rows, n);
+	return n;
+}
+
+/* The last record is action on secret (NULL: none) with result, by actor. */
+static void expect_record(const char *actor, const char *action, const char *secret,
+                          const char *result, uint64_t version)
+{
+	struct store_audit_row *w = last_record();
+	ck_assert_str_eq(w->actor, actor);
+	ck_assert_str_eq(w->action, action);
+	if (secret)
+		ck_assert_str_eq(w->secret, secret);
+	else
+		ck_assert_ptr_null(w->secret);
+	ck_assert_str_eq(w->result, result);
+	if (version)
+		ck_assert_uint_eq(w->version, version);
+	store_audit_list_free(w, 1);
+}
+
+static void put(const char *name, const char *val)
+{
+	struct service_put p = {.name = name, .val = (const uint8_t *)val, .len = strlen(val)};
+	struct service_result res;
+	ck_assert_int_eq(service_put(sv, &op, &p, &res), 0);
+	ck_assert_int_eq(res.refresh_err, 0);
+}
+
+static const struct policy_identity web = {
+    .container = true, .runtime = "docker", .id = "c0ffee", .name = "web", .cgroup = "/x"};
+
+static void grant(const char *secret, const char *sel)
+{
+	struct store_grant g = {
+	    .secret = (char *)secret, .selector = (char *)sel, .mode = 0400, .uid = -1, .gid = -1};
+	struct service_result res;
+	ck_assert_int_eq(service_grant(sv, &op, &g, false, &res), 0);
+	ck_assert_int_eq(res.refresh_err, 0);
+}
+
+/* ---- each use case and its record ---- */
+
+START_TEST(test_put_generate_rollback)
+{
+	struct service_put p = {.name = "db/pw",
+	                        .val = (const uint8_t *)"v1",
+	                        .len = 2,
+	                        .new_expiry = (int64_t)time(NULL) + 3600};
+	struct service_result res;
+	ck_assert_int_eq(service_put(sv, &op, &p, &res), 0);
+	ck_assert_uint_eq(res.version, 1);
+	ck_assert_int_eq(res.expires, p.new_expiry);
+	expect_record("uid:0", "put", "db/pw", "ok", 1);
+	ck_assert_uint_eq(met.puts, 1);
+	/* a plain put clears the expiry and says so */
+	p = (struct service_put){.name = "db/pw", .val = (const uint8_t *)"v2", .len = 2};
+	ck_assert_int_eq(service_put(sv, &op, &p, &res), 0);
+	ck_assert_uint_eq(res.version, 2);
+	ck_assert(res.expiry_cleared);
+	ck_assert_int_eq(res.expires, 0);
+	/* a generated value, handed back */
+	uint8_t *val = NULL;
+	ck_assert_int_eq(
+	    service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 16, false, &val, &res), 0);
+	ck_assert_ptr_nonnull(val);
+	ck_assert_uint_eq(res.version, 3);
+	expect_record("uid:0", "rotate+print", "db/pw", "ok", 3);
+	uint8_t *got = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	ck_assert_int_eq(store_get(st, "db/pw", 0, &got, &len, &v), 0);
+	ck_assert_uint_eq(len, 16);
+	ck_assert_int_eq(memcmp(got, val, 16), 0);
+	store_value_free(got);
+	store_value_free(val);
+	ck_assert_int_eq(
+	    service_generate(sv, &op, "db/pw", STORE_CHARSET_HEX, 8, false, NULL, &res), 0);
+	expect_record("uid:0", "rotate", "db/pw", "ok", 4);
+	ck_assert_uint_eq(met.puts, 4);
+	/* rollback to version 1 */
+	ck_assert_int_eq(service_rollback(sv, &op, "db/pw", 1, &res), 0);
+	ck_assert_uint_eq(res.version, 5);
+	expect_record("uid:0", "rollback", "db/pw", "ok", 5);
+	ck_assert_int_eq(store_get(st, "db/pw", 0, &got, &len, &v), 0);
+	ck_assert_int_eq(memcmp(got, "v1", 2), 0);
+	store_value_free(got);
+	/* a version that is not kept: nothing stored, the failure recorded */
+	ck_assert_int_eq(service_rollback(sv, &op, "db/pw", 99, &res), -ENOENT);
+	ck_assert_int_eq(res.audit_err, 0);
+	expect_record("uid:0", "rollback", "db/pw", "not found", 0);
+	ck_assert_uint_eq(nreports, 0);
+}
+END_TEST
+
+START_TEST(test_delete_expire_schedule)
+{
+	put("a", "1");
+	put("b", "2");
+	struct service_result res;
+	ck_assert_int_eq(service_schedule(sv, &op, "a", 60, 12, STORE_CHARSET_ALNUM, NULL, &res),
+	                 0);
+	expect_record("uid:0", "schedule", "a", "ok", 0);
+	ck_assert_int_eq(service_schedule(sv, &op, "a", 0, 12, STORE_CHARSET_ALNUM, NULL, &res), 0);
+	expect_record("uid:0", "unschedule", "a", "ok", 0);
+	ck_assert_int_eq(service_schedule(sv, &op, "nope", 60, 12, STORE_CHARSET_ALNUM, NULL, &res),
+	                 -ENOENT);
+	expect_record("uid:0", "schedule", "nope", "not found", 0);
+	ck_assert_int_eq(service_delete(sv, &op, "a", &res), 0);
+	expect_record("uid:0", "delete", "a", "ok", 0);
+	ck_assert_int_eq(service_delete(sv, &op, "a", &res), -ENOENT);
+	expect_record("uid:0", "delete", "a", "not found", 0);
+	/* the daemon's own changes */
+	ck_assert_int_eq(service_expire(sv, "b", &res), 0);
+	expect_record(SERVICE_ACTOR_DAEMON, "expire", "b", "ok", 0);
+	size_t n = nrecords();
+	ck_assert_int_eq(service_expire(sv, "b", &res), -ENOENT); /* nothing expired: no record */
+	ck_assert_uint_eq(nrecords(), n);
+	ck_assert_int_eq(service_rotate_scheduled(sv, "c", (const uint8_t *)"xyz", 3, &res), 0);
+	expect_record(SERVICE_ACTOR_DAEMON, "rotate", "c", "ok", 1);
+	ck_assert_int_eq(service_rotate_failed(sv, "c", "exec timed out"), 0);
+	expect_record(SERVICE_ACTOR_DAEMON, "rotate", "c", "exec timed out", 0);
+	ck_assert_uint_eq(met.puts, 3);
+}
+END_TEST
+
+START_TEST(test_grant_revoke)
+{
+	put("app/x", "x");
+	put("app/y", "y");
+	grant("app/x", "name:web");
+	struct store_audit_row *w = last_record();
+	ck_assert_str_eq(w->action, "grant");
+	ck_assert_str_eq(w->detail, "selector=name:web path=app/x mode=0400 uid=-1 gid=-1");
+	store_audit_list_free(w, 1);
+	ck_assert(mounts_allows(mo, &web, "app/x"));
+	ck_assert(!mounts_allows(mo, &web, "app/y"));
+	struct store_grant g = {
+	    .secret = "app/x", .selector = "name:web", .mode = 0400, .uid = -1, .gid = -1};
+	struct service_result res;
+	ck_assert_int_eq(service_grant(sv, &op, &g, false, &res), -EEXIST);
+	expect_record("uid:0", "grant", "app/x", "exists", 0);
+	ck_assert_int_eq(service_revoke(sv, &op, "app/x", "name:web", &res), 0);
+	expect_record("uid:0", "revoke", "app/x", "ok", 0);
+	ck_assert(!mounts_allows(mo, &web, "app/x"));
+	ck_assert_int_eq(service_revoke(sv, &op, "app/x", "name:web", &res), -ENOENT);
+	expect_record("uid:0", "revoke", "app/x", "not found", 0);
+}
+END_TEST
+
+START_TEST(test_attach_detach_keys_record)
+{
+	struct mounts_attach_req a = {.id = "c0ffee", .pid = getpid(), .name = "web"};
+	bool mounted = true;
+	size_t files = 1;
+	struct service_result res;
+	/* no grants and wants nothing: registered, not mounted (no root needed) */
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), 0);
+	ck_assert(!mounted);
+	expect_record("uid:0", "attach", NULL, "ok", 0);
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), -EEXIST);
+	expect_record("uid:0", "attach", NULL, "exists", 0);
+	a.pid = 0;
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), -EINVAL);
+	expect_record("uid:0", "attach", NULL, "invalid", 0);
+	ck_assert_int_eq(service_detach(sv, &op, "c0ffee", &res), 0);
+	ck_assert(!res.unrecorded);
+	expect_record("uid:0", "detach", NULL, "ok", 0);
+	ck_assert_int_eq(service_detach(sv, &op, "c0ffee", &res), -ENOENT);
+	expect_record("uid:0", "detach", NULL, "not found", 0);
+	/* key rotation: begun by the operator, finished in batches by the daemon */
+	put("k", "v");
+	uint64_t kek = 0;
+	bool resumed = true;
+	ck_assert_int_eq(service_key_rotate_begin(sv, &op, &kek, &resumed, &res), 0);
+	ck_assert(!resumed);
+	expect_record("uid:0", "key-rotate", NULL, "ok", 0);
+	bool finished = false;
+	for (int i = 0; i < 10 && !finished; i++) {
+		uint64_t n = 0;
+		ck_assert_int_eq(service_key_rotate_step(sv, 1, &n, &finished), 0);
+	}
+	ck_assert(finished);
+	ck_assert_uint_eq(store_key_rotating(st), 0);
+	expect_record(SERVICE_ACTOR_DAEMON, "key-rotate-done", NULL, "ok", 0);
+	/* a read's record */
+	ck_assert_int_eq(service_record(sv, &op, "get", "k", 1, 0), 0);
+	expect_record("uid:0", "get", "k", "ok", 1);
+	ck_assert_int_eq(service_record(sv, &op, "get", "k", 7, -ENOENT), 0);
+	expect_record("uid:0", "get", "k", "not found", 7);
+}
+END_TEST
+
+/* ---- failures that must not be dropped ---- */
+
+/* A refresh that cannot recompute the views: the revoke is stored, the caller is told (the
+ * warning the operator sees), it is counted and reported, and nothing is allowed from the old
+ * grants (every mounted container is failed closed by mounts: sfs_deny, retried); once the
+ * retry applies, only what is still granted is allowed. */
+START_TEST(test_refresh_failure_fails_closed)
+{
+	put("app/x", "x");
+	put("app/y", "y");
+	grant("app/x", "name:web");
+	grant("app/y", "name:web");
+	ck_assert(mounts_allows(mo, &web, "app/x"));
+	faults[ENGINE_FAULT_VIEW_INPUTS] = -ENOMEM;
+	struct service_result res;
+	ck_assert_int_eq(service_revoke(sv, &op, "app/x", "name:web", &res), 0);
+	ck_assert_int_eq(res.refresh_err, -ENOMEM);
+	ck_assert_uint_eq(met.refresh_failures, 1);
+	ck_assert_uint_eq(nreports, 1);
+	ck_assert_int_eq(reports[0].ev, SERVICE_REFRESH_FAILED);
+	ck_assert_str_eq(reports[0].action, "revoke");
+	ck_assert_str_eq(reports[0].name, "app/x");
+	ck_assert_int_eq(reports[0].err, -ENOMEM);
+	char w[256];
+	service_refresh_warning(&res, w, sizeof(w));
+	ck_assert_ptr_nonnull(strstr(w, "the change is stored, but could not be applied"));
+	/* the revoke is stored and recorded */
+	expect_record("uid:0", "revoke", "app/x", "ok", 0);
+	/* fail closed: the revoked secret is not served from the old view, nor anything else */
+	ck_assert(!mounts_allows(mo, &web, "app/x"));
+	ck_assert(!mounts_allows(mo, &web, "app/y"));
+	/* a put while it lasts is stored and says so too */
+	struct service_put p = {.name = "app/y", .val = (const uint8_t *)"y2", .len = 2};
+	ck_assert_int_eq(service_put(sv, &op, &p, &res), 0);
+	ck_assert_int_eq(res.refresh_err, -ENOMEM);
+	ck_assert_uint_eq(met.refresh_failures, 2);
+	/* the fault clears: the retry (what mounts' loop hook runs) applies the current grants */
+	faults[ENGINE_FAULT_VIEW_INPUTS] = 0;
+	ck_assert_int_eq(mounts_refresh(mo, NULL), 0);
+	ck_assert(!mounts_allows(mo, &web, "app/x"));
+	ck_assert(mounts_allows(mo, &web, "app/y"));
+}
+END_TEST
+
+static void raw(const char *sql)
+{
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	char *err = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ? err : "?");
+	sqlite3_free(err);
+	sqlite3_close(db);
+}
+
+/* The same from a real failure: another grant's row edited behind the store's back. */
+START_TEST(test_tampered_grant_fails_closed)
+{
+	put("app/x", "x");
+	put("app/y", "y");
+	grant("app/x", "name:web");
+	grant("app/y", "name:other");
+	raw("UPDATE grants SET mode = 511 WHERE secret = 'app/y'");
+	struct service_result res;
+	ck_assert_int_eq(service_revoke(sv, &op, "app/x", "name:web", &res), 0);
+	ck_assert_int_eq(res.refresh_err, -EBADMSG);
+	ck_assert_uint_eq(met.refresh_failures, 1);
+	ck_assert(!mounts_allows(mo, &web, "app/x"));
+	char w[256];
+	service_refresh_warning(&res, w, sizeof(w));
+	ck_assert_ptr_nonnull(strstr(w, "integrity check failed on a stored row"));
+}
+END_TEST
+
+/* An audit record the service writes itself (a failed change, an attach, a detach) that
+ * cannot be written: never dropped. */
+START_TEST(test_audit_failure_surfaces)
+{
+	faults[ENGINE_FAULT_AUDIT_RECORD] = -EIO;
+	struct service_result res;
+	size_t n = nrecords();
+	/* a failed change: its error, and the lost record, both come back */
+	ck_assert_int_eq(service_delete(sv, &op, "missing", &res), -ENOENT);
+	ck_assert_int_eq(res.audit_err, -EIO);
+	ck_assert_uint_eq(met.audit_record_failures, 1);
+	ck_assert_uint_eq(nreports, 1);
+	ck_assert_int_eq(reports[0].ev, SERVICE_AUDIT_FAILED);
+	ck_assert_str_eq(reports[0].action, "delete");
+	ck_assert_str_eq(reports[0].name, "missing");
+	/* the scheduler's record of a failed rotation */
+	ck_assert_int_eq(service_rotate_failed(sv, "x", "exec failed"), -EIO);
+	ck_assert_uint_eq(met.audit_record_failures, 2);
+	/* a read's record: the caller refuses to answer */
+	ck_assert_int_eq(service_record(sv, &op, "list", NULL, 0, 0), -EIO);
+	/* an attach without its record is undone */
+	struct mounts_attach_req a = {.id = "c0ffee", .pid = getpid(), .name = "web"};
+	bool mounted = false;
+	size_t files = 0;
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), -EIO);
+	ck_assert(res.unrecorded);
+	ck_assert(res.undone);
+	ck_assert_int_eq(res.audit_err, -EIO);
+	json_t *list = mounts_list_json(mo);
+	ck_assert_uint_eq(json_array_size(list), 0);
+	json_decref(list);
+	ck_assert_uint_eq(nrecords(), n);
+	/* a detach stays done without its record, and says so */
+	faults[ENGINE_FAULT_AUDIT_RECORD] = 0;
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), 0);
+	faults[ENGINE_FAULT_AUDIT_RECORD] = -EIO;
+	ck_assert_int_eq(service_detach(sv, &op, "c0ffee", &res), 0);
+	ck_assert(res.unrecorded);
+	ck_assert_int_eq(res.audit_err, -EIO);
+	list = mounts_list_json(mo);
+	ck_assert_uint_eq(json_array_size(list), 0);
+	json_decref(list);
+	ck_assert_uint_ge(met.audit_record_failures, 5);
+	/* changes whose record is part of their own transaction are unaffected by this point */
+	put("still", "ok");
+	expect_record("uid:0", "put", "still", "ok", 1);
+}
+END_TEST
+
+int unit_setup(void)
+{
+	base_setup();
+	return 0;
+}
+
+void unit_teardown(void)
+{
+	base_teardown();
+}
+
+Suite *unit_suite(void)
+{
+	Suite *su = suite_create("service");
+	TCase *tc = tcase_create("service");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_put_generate_rollback);
+	tcase_add_test(tc, test_delete_expire_schedule);
+	tcase_add_test(tc, test_grant_revoke);
+	tcase_add_test(tc, test_attach_detach_keys_record);
+	tcase_add_test(tc, test_refresh_failure_fails_closed);
+	tcase_add_test(tc, test_tampered_grant_fails_closed);
+	tcase_add_test(tc, test_audit_failure_surfaces);
+	suite_add_tcase(su, tc);
+	return su;
+}
