@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/engine/mounts_int.h"
+#include "common/secret.h"
 
 static size_t blobcache_hash(const char *name, bool previous)
 {
@@ -58,16 +59,14 @@ static struct mblob *blobcache_find(struct blobcache *bc, const char *name, bool
 }
 
 /* Reads and decrypts one version into a new blob (the one place a value leaves the store for
- * the mounts). */
+ * the mounts): decrypted once into a secret, which the blob then holds; never copied. */
 static int blobcache_load(store *s, const char *name, uint64_t version, sfs_blob **out)
 {
-	uint8_t *val = NULL;
-	size_t len = 0;
-	int r = store_get(s, name, version, &val, &len, NULL);
+	_cleanup_secret_ secret *val = NULL;
+	int r = store_get_secret(s, name, version, &val, NULL);
 	if (r < 0)
 		return r;
-	sfs_blob *nb = sfs_blob_new(val, len, version);
-	store_value_free(val);
+	sfs_blob *nb = sfs_blob_wrap(val, version);
 	if (!nb)
 		return -ENOMEM;
 	*out = nb;

@@ -118,11 +118,11 @@ out:
 	return store_end(s->db, r);
 }
 
-int store_grant_remove_ex(store *s, const char *secret, const char *selector,
+int store_grant_remove_ex(store *s, const char *pattern, const char *selector,
                           const struct store_audit *audit)
 {
-	if (!s || !secret || !selector || !*selector || strlen(selector) > SECRETD_SELECTOR_MAX ||
-	    names_check_pattern(secret, strlen(secret), NULL) < 0)
+	if (!s || !pattern || !selector || !*selector || strlen(selector) > SECRETD_SELECTOR_MAX ||
+	    names_check_pattern(pattern, strlen(pattern), NULL) < 0)
 		return -EINVAL;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
@@ -131,7 +131,7 @@ int store_grant_remove_ex(store *s, const char *secret, const char *selector,
 	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
 	if (r < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
 	r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(s->db) == 0)

@@ -256,8 +256,10 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 }
 
 /* Reads and decrypts one version of a checked secret (inside a read transaction). */
+/* Decrypts version v of name into a new secret of exactly its length (*out, the caller's
+ * reference). */
 static int store_get_version(store *s, const char *name, const struct store_row *row, uint64_t v,
-                             uint8_t **val, size_t *len)
+                             secret **out)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
@@ -295,28 +297,26 @@ static int store_get_version(store *s, const char *name, const struct store_row 
 	if (r < 0)
 		return -EBADMSG;
 	size_t n = (size_t)size;
-	_cleanup_crypt_ uint8_t *out = crypt_alloc(n ? n : 1);
-	if (!out)
+	_cleanup_secret_ secret *val = secret_new(n);
+	if (!val)
 		return -ENOMEM;
 	struct store_buf ad _cleanup_buf_ = {0};
 	r = store_ad_data(&ad, row->id, name, v);
 	if (r < 0)
 		return r;
-	r = crypt_open(dk, ad.p, ad.len, ct, ctlen, out);
+	r = crypt_open(dk, ad.p, ad.len, ct, ctlen, secret_data(val));
 	if (r < 0)
 		return -EBADMSG;
-	*val = TAKE_PTR(out);
-	*len = n;
+	*out = TAKE_PTR(val);
 	return 0;
 }
 
-int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
-              uint64_t *version_out)
+int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
+                     uint64_t *version_out)
 {
-	if (!s || !val || !len)
+	if (!s || !out)
 		return -EINVAL;
-	*val = NULL;
-	*len = 0;
+	*out = NULL;
 	if (version_out)
 		*version_out = 0;
 	int r = store_name_ok(name);
@@ -335,12 +335,36 @@ int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_
 		r = -ENOENT;
 		goto out;
 	}
-	r = store_get_version(s, name, &row, v, val, len);
+	r = store_get_version(s, name, &row, v, out);
 	if (r == 0 && version_out)
 		*version_out = v;
-out:
-	(void)store_exec(s->db, "ROLLBACK");
+out:;
+	/* A read transaction: its ROLLBACK cannot lose anything; a failure of it would show on the
+	 * next BEGIN. The read's own result is what counts. */
+	int rr = store_exec(s->db, "ROLLBACK");
+	if (r == 0 && rr < 0) {
+		secret_unref(*out);
+		*out = NULL;
+		r = rr;
+	}
 	return r;
+}
+
+int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+              uint64_t *version_out)
+{
+	if (!s || !val || !len)
+		return -EINVAL;
+	*val = NULL;
+	*len = 0;
+	secret *sec = NULL;
+	int r = store_get_secret(s, name, version, &sec, version_out);
+	if (r < 0)
+		return r;
+	/* The secret's bare-pointer form: store_value_free (secret_bytes_free) drops it. */
+	*len = secret_len(sec);
+	*val = secret_data(sec);
+	return 0;
 }
 
 void store_value_free(uint8_t *val)
@@ -588,17 +612,16 @@ int store_rollback(store *s, const char *name, uint64_t version, const struct st
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	_cleanup_crypt_ uint8_t *val = NULL;
-	size_t len = 0;
+	_cleanup_secret_ secret *val = NULL;
 	uint64_t v = 0;
 	struct store_row row;
 	r = store_secret_load(s, name, &row);
 	if (r == 0 && version > row.current)
 		r = -ENOENT;
 	if (r == 0)
-		r = store_get_version(s, name, &row, version, &val, &len);
+		r = store_get_version(s, name, &row, version, &val);
 	if (r == 0)
-		r = store_put_tx(s, name, val, len, kek, NULL, &v, NULL);
+		r = store_put_tx(s, name, secret_data(val), secret_len(val), kek, NULL, &v, NULL);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
 	r = store_end(s->db, r);

@@ -16,6 +16,7 @@
 
 #include "broker/store/anchor.h"
 
+struct secret; /* common/secret.h */
 typedef struct store store;
 
 struct store_opts {
@@ -35,8 +36,12 @@ int store_init(const struct store_opts *o);
 int store_open(store **out, const struct store_opts *o);
 void store_close(store *s);
 
-/* Decrypts a version (0 = current). *val crypt_alloc'd (free with store_value_free), *len its
- * length, *version_out (may be NULL) the version read. -EBADMSG if the row or head fails checks. */
+/* Decrypts a version (0 = current) once, into a new secret (*out: the caller's reference, drop
+ * with secret_unref; exactly the value's length, which may be 0). *version_out (may be NULL) the
+ * version read. -EBADMSG if the row or head fails checks, -ENOENT if there is no such version. */
+int store_get_secret(store *s, const char *name, uint64_t version, struct secret **out,
+                     uint64_t *version_out);
+/* The same, as a bare pointer into that secret: *val (free with store_value_free), *len. */
 int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
               uint64_t *version_out);
 void store_value_free(uint8_t *val);
@@ -249,7 +254,7 @@ int store_key_rotate_ex(store *s, const struct store_audit *audit, uint64_t *kek
 int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
                        const struct store_audit *audit);
 /* Removes the grant (secret, selector). -ENOENT if none. */
-int store_grant_remove_ex(store *s, const char *secret, const char *selector,
+int store_grant_remove_ex(store *s, const char *pattern, const char *selector,
                           const struct store_audit *audit);
 
 #define STORE_GEN_LENGTH_MAX 4096

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "broker/crypto/crypt.h"
+#include "common/secret.h"
 #include "broker/store/store.h"
 
 #define STORE_DB_NAME "secretd.db"
@@ -80,12 +81,9 @@ static inline void store_stmt_freep(sqlite3_stmt **p)
 {
 	sqlite3_finalize(*p);
 }
-static inline void store_crypt_freep(void *p)
-{
-	crypt_free(*(void **)p);
-}
 #define _cleanup_stmt_ __attribute__((cleanup(store_stmt_freep)))
-#define _cleanup_crypt_ __attribute__((cleanup(store_crypt_freep)))
+/* Key material and plaintext: the one secret type's bare-pointer form (crypt_alloc'd). */
+#define _cleanup_crypt_ _cleanup_secret_bytes_
 
 static inline int64_t store_now(void)
 {

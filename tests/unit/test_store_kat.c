@@ -207,7 +207,7 @@ START_TEST(test_life)
 END_TEST
 
 static void kat_audit(uint64_t seq, int64_t time, const char *actor, int64_t pid, const char *exe,
-                      const char *action, const char *secret, uint64_t version, const char *result,
+                      const char *action, const char *name, uint64_t version, const char *result,
                       const char *detail, uint64_t count, const uint8_t *prev, const char *want)
 {
 	struct store_audit_row r = {.seq = seq,
@@ -216,7 +216,7 @@ static void kat_audit(uint64_t seq, int64_t time, const char *actor, int64_t pid
 	                            .pid = pid,
 	                            .exe = (char *)exe,
 	                            .action = (char *)action,
-	                            .secret = (char *)secret,
+	                            .secret = (char *)name,
 	                            .version = version,
 	                            .result = (char *)result,
 	                            .detail = (char *)detail,
