@@ -1,0 +1,76 @@
+/* secretctl's private header: the state of one run (struct ctl), the helpers every command shares
+ * (ctl_common.c) and the commands, one file per job:
+ *   ctl_secrets.c   put, get, ls, versions, rm, rollback, rotate, schedules
+ *   ctl_grants.c    grant, revoke, grants
+ *   ctl_ops.c       key (rotate, status), containers
+ *   ctl_audit.c     audit (print, --follow, verify)
+ *   ctl_workload.c  whoami, read, mount (in a container, on the workload socket)
+ *   secretctl.c     main: global options, the command table, usage, dispatch
+ * A command returns its exit status: 0, 1 on a failure it has already printed (ctl_fail), 2 for a
+ * usage error where said. Only secretctl links these files. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "client/client.h"
+
+struct ctl {
+	const char *socket; /* --socket, or NULL (client_socket picks) */
+	bool json;          /* --json */
+	int argc;           /* the command's arguments, argv[0] its name, global options removed */
+	char **argv;
+	bool unapplied; /* a change was stored but did not reach every container */
+};
+
+/* Exit status when a change was stored but the daemon could not apply it to every running
+ * container (those are failed closed until it can): the command's own output is printed. */
+#define CTL_EXIT_UNAPPLIED 3
+
+/* Prints "secretctl: MESSAGE" on stderr; returns 1. */
+#define ctl_fail(...) client_fail(1, __VA_ARGS__)
+
+/* ---- shared helpers (ctl_common.c) ---- */
+
+/* Sends a request (a raw body of len bytes and content type ctype, or jbody as JSON when jbody is
+ * not NULL) on the admin or the workload socket and checks the answer. 0 with *resp filled (the
+ * caller frees it with client_resp_free) and, when jout is not NULL, *jout the JSON answer or
+ * NULL (the caller json_decref's it); on any failure prints the reason, frees what it got and
+ * returns 1. */
+int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,
+             size_t len, const char *ctype, json_t *jbody, struct client_resp *resp, json_t **jout);
+/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
+ * reach every container, warns on stderr and sets c->unapplied (exit CTL_EXIT_UNAPPLIED). */
+void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
+/* Prints j indented, keys sorted, and a newline on stdout. */
+void ctl_print_json(json_t *j);
+/* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf; returns buf. */
+const char *ctl_time(json_int_t t, char *buf, size_t len);
+/* Checks that the command has nargs arguments and that the first is a valid secret name; 0, or
+ * 1 after printing the usage or the reason. */
+int ctl_need_name(struct ctl *c, int nargs, const char *usage);
+/* Parses a whole string as an unsigned number in base, at most max: 0 or -EINVAL. */
+int ctl_parse_uint(const char *s, int base, long long max, long long *out);
+/* Parses a duration: N, Ns, Nm, Nh or Nd (N > 0) into seconds: 0 or -EINVAL. */
+int ctl_parse_duration(const char *s, long long *out);
+
+/* ---- the commands: each returns the exit status ---- */
+
+int ctl_cmd_put(struct ctl *c);        /* ctl_secrets.c */
+int ctl_cmd_get(struct ctl *c);        /* ctl_secrets.c */
+int ctl_cmd_ls(struct ctl *c);         /* ctl_secrets.c */
+int ctl_cmd_versions(struct ctl *c);   /* ctl_secrets.c */
+int ctl_cmd_rm(struct ctl *c);         /* ctl_secrets.c */
+int ctl_cmd_rollback(struct ctl *c);   /* ctl_secrets.c */
+int ctl_cmd_rotate(struct ctl *c);     /* ctl_secrets.c */
+int ctl_cmd_schedules(struct ctl *c);  /* ctl_secrets.c */
+int ctl_cmd_grant(struct ctl *c);      /* ctl_grants.c */
+int ctl_cmd_revoke(struct ctl *c);     /* ctl_grants.c */
+int ctl_cmd_grants(struct ctl *c);     /* ctl_grants.c */
+int ctl_cmd_key(struct ctl *c);        /* ctl_ops.c */
+int ctl_cmd_containers(struct ctl *c); /* ctl_ops.c */
+int ctl_cmd_audit(struct ctl *c);      /* ctl_audit.c */
+int ctl_cmd_whoami(struct ctl *c);     /* ctl_workload.c */
+int ctl_cmd_read(struct ctl *c);       /* ctl_workload.c */
+int ctl_cmd_mount(struct ctl *c);      /* ctl_workload.c */

@@ -1,0 +1,147 @@
+/* secretctl: the operator's view of the daemon itself: master key generations (key rotate, key
+ * status) and the containers it knows. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/ctl.h"
+
+static void ctl_key_status_print(json_t *j)
+{
+	printf("current generation %lld",
+	       (long long)json_integer_value(json_object_get(j, "current")));
+	if (json_is_true(json_object_get(j, "rotating")))
+		printf("; rotation to %lld in progress, %lld data keys left",
+		       (long long)json_integer_value(json_object_get(j, "target")),
+		       (long long)json_integer_value(json_object_get(j, "remaining")));
+	const char *err = json_string_value(json_object_get(j, "error"));
+	if (err)
+		printf(" (stopped: %s)", err);
+	printf("\n");
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(j, "generations"), i, g)
+	{
+		char when[32];
+		ctl_time(json_integer_value(json_object_get(g, "created")), when, sizeof(when));
+		printf("  generation %-4lld created %s  %lld data keys\n",
+		       (long long)json_integer_value(json_object_get(g, "id")), when,
+		       (long long)json_integer_value(json_object_get(g, "data_keys")));
+	}
+}
+
+/* Follows GET /v1/keys until the rotation ends (0), stops on an error (1), or the daemon goes. */
+static int ctl_key_wait(struct ctl *c, json_t **last)
+{
+	for (;;) {
+		struct client_resp resp;
+		json_t *j = NULL;
+		if (ctl_call(c, false, "GET", "/v1/keys", NULL, 0, NULL, NULL, &resp, &j))
+			return 1;
+		client_resp_free(&resp);
+		if (!j)
+			return ctl_fail("unreadable answer from secretd");
+		json_decref(*last);
+		*last = j;
+		if (!json_is_true(json_object_get(j, "rotating")))
+			return 0;
+		const char *err = json_string_value(json_object_get(j, "error"));
+		if (err)
+			return ctl_fail("key rotation stopped: %s (the daemon retries; every value "
+			                "stays readable)",
+			                err);
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int ctl_cmd_key(struct ctl *c)
+{
+	static const char usage[] = "usage: secretctl key rotate [--no-wait] | key status";
+	if (c->argc < 2)
+		return ctl_fail(usage);
+	if (strcmp(c->argv[1], "status") == 0) {
+		if (c->argc != 2)
+			return ctl_fail(usage);
+		struct client_resp resp;
+		json_t *j = NULL;
+		if (ctl_call(c, false, "GET", "/v1/keys", NULL, 0, NULL, NULL, &resp, &j))
+			return 1;
+		client_resp_free(&resp);
+		if (c->json)
+			ctl_print_json(j);
+		else if (j)
+			ctl_key_status_print(j);
+		json_decref(j);
+		return 0;
+	}
+	bool wait = true;
+	if (strcmp(c->argv[1], "rotate") != 0)
+		return ctl_fail(usage);
+	for (int i = 2; i < c->argc; i++) {
+		if (strcmp(c->argv[i], "--no-wait") == 0)
+			wait = false;
+		else
+			return ctl_fail(usage);
+	}
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", "/v1/keys/rotate", "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	client_resp_free(&resp);
+	if (!j)
+		return ctl_fail("unreadable answer from secretd");
+	long long kek = (long long)json_integer_value(json_object_get(j, "kek_id"));
+	long long todo = (long long)json_integer_value(json_object_get(j, "remaining"));
+	bool resumed = json_is_true(json_object_get(j, "resumed"));
+	int rc = 0;
+	if (wait)
+		rc = ctl_key_wait(c, &j);
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (rc == 0 && !wait) {
+		printf("%s key generation %lld; %lld data keys to re-wrap in the background "
+		       "(secretctl key status)\n",
+		       resumed ? "unfinished" : "new", kek, todo);
+	} else if (rc == 0) {
+		printf("%s key generation %lld; %lld data keys re-wrapped\n",
+		       resumed ? "completed the unfinished" : "new", kek, todo);
+	}
+	json_decref(j);
+	return rc;
+}
+
+int ctl_cmd_containers(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl containers [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/containers", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		printf("%-16s %-10s %-16s %-8s %-16s %5s %7s\n", "ID", "RUNTIME", "NAME", "SOURCE",
+		       "MOUNT", "FILES", "OPENS");
+		json_array_foreach(json_object_get(j, "containers"), i, v)
+		{
+			const char *m = json_string_value(json_object_get(v, "mount"));
+			/* a mount denied until the broker can apply its view says so */
+			printf("%-16.16s %-10s %-16s %-8s %-16s %5lld %7lld%s\n",
+			       json_string_value(json_object_get(v, "id")),
+			       json_string_value(json_object_get(v, "runtime")),
+			       json_string_value(json_object_get(v, "name")),
+			       json_string_value(json_object_get(v, "source")), m ? m : "-",
+			       (long long)json_integer_value(json_object_get(v, "files")),
+			       (long long)json_integer_value(json_object_get(v, "opens")),
+			       json_is_true(json_object_get(v, "failed_closed")) ? "  FAILED-CLOSED"
+			                                                         : "");
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}

@@ -1,0 +1,500 @@
+/* secretctl: the commands on secrets and their versions: put, get, ls, versions, rm, rollback,
+ * rotate (a generated value, now or on a schedule) and schedules. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/ctl.h"
+#include "common/limits.h"
+#include "common/secret.h"
+
+/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
+static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *b = secret_bytes_alloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			size_t nc = cap * 2;
+			uint8_t *nb = secret_bytes_alloc(nc);
+			if (!nb) {
+				secret_bytes_free(b);
+				return -ENOMEM;
+			}
+			memcpy(nb, b, n);
+			secret_bytes_free(b);
+			b = nb;
+			cap = nc;
+		}
+		ssize_t r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			secret_bytes_free(b);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			secret_bytes_free(b);
+			return -EFBIG;
+		}
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+/* What a put asks for besides the value. */
+struct ctl_put {
+	const char *file; /* NULL = stdin */
+	long long keep;   /* 0 = unchanged */
+	long long ttl;    /* seconds, 0 = none */
+	bool allow_empty;
+	bool keep_expiry; /* without ttl: keep the expiry instead of clearing it */
+};
+
+/* " (expiry cleared)" / " (expires at T)" after a new version, from the daemon's answer: said when
+ * the expiry changed or was kept, nothing when there is none and was none. */
+static void ctl_expiry_note(json_t *j, bool asked, char *buf, size_t len)
+{
+	char tb[32];
+	json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+	buf[0] = '\0';
+	if (json_is_true(json_object_get(j, "expiry_cleared")))
+		snprintf(buf, len, " (expiry cleared)");
+	else if (ex > 0 && asked)
+		snprintf(buf, len, " (expires at %s)", ctl_time(ex, tb, sizeof(tb)));
+}
+
+/* PUT /v1/secrets/NAME[?keep=&ttl=&keep_expiry=1&allow_empty=1] with the value from file (or
+ * stdin). */
+static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
+{
+	int fd = 0;
+	if (p->file) {
+		fd = open(p->file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
+	} else if (isatty(0)) {
+		fprintf(stderr,
+		        "secretctl: reading the value from the terminal; end with Ctrl-D\n");
+	}
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
+	if (p->file)
+		close(fd);
+	if (r < 0)
+		return ctl_fail("cannot read the value: %s", strerror(-r));
+	if (len == 0 && !p->allow_empty) {
+		secret_bytes_free(val);
+		return ctl_fail("refusing to store an empty value (use --allow-empty)");
+	}
+	char path[400];
+	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
+	const char *sep = "?";
+	if (p->keep) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", sep, p->keep);
+		sep = "&";
+	}
+	if (p->ttl) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", sep, p->ttl);
+		sep = "&";
+	}
+	if (p->keep_expiry) {
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep_expiry=1", sep);
+		sep = "&";
+	}
+	if (p->allow_empty)
+		snprintf(path + n, sizeof(path) - (size_t)n, "%sallow_empty=1", sep);
+	struct client_resp resp;
+	json_t *j = NULL;
+	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
+	secret_bytes_free(val);
+	if (r)
+		return r;
+	char note[64];
+	ctl_expiry_note(j, p->ttl || p->keep_expiry, note, sizeof(note));
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("%s: version %lld%s\n", name,
+		       (long long)json_integer_value(json_object_get(j, "version")), note);
+	ctl_check_applied(c, &resp, j);
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_put(struct ctl *c)
+{
+	static const struct option o[] = {
+	    {"from-file", required_argument, NULL, 'f'}, {"keep", required_argument, NULL, 'k'},
+	    {"expires", required_argument, NULL, 'e'},   {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h | --keep-expiry] "
+	                    "[--allow-empty]  (value on stdin, never in argv)";
+	struct ctl_put p = {0};
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		if (ch == 'f')
+			p.file = optarg;
+		else if (ch == 'E')
+			p.allow_empty = true;
+		else if (ch == 'K')
+			p.keep_expiry = true;
+		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &p.keep) == 0 && p.keep > 0)
+			continue;
+		else if (ch == 'e' && ctl_parse_duration(optarg, &p.ttl) == 0)
+			continue;
+		else if (ch == 'k')
+			return ctl_fail("--keep must be 1..1000");
+		else if (ch == 'e')
+			return ctl_fail("--expires must be a duration: N[s|m|h|d]");
+		else
+			return ctl_fail("usage: secretctl %s", usage);
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, usage))
+		return 1;
+	if (p.ttl && p.keep_expiry)
+		return ctl_fail("give --expires (a new expiry) or --keep-expiry, not both");
+	return ctl_put_value(c, c->argv[0], &p);
+}
+
+int ctl_cmd_get(struct ctl *c)
+{
+	static const struct option o[] = {{"version", required_argument, NULL, 'v'}, {0}};
+	const char *ver = NULL;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		if (ch != 'v')
+			return ctl_fail("usage: secretctl get NAME [--version N]");
+		ver = optarg;
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, "get NAME [--version N]"))
+		return 1;
+	char path[320];
+	if (ver) {
+		char *end;
+		unsigned long long v = strtoull(ver, &end, 10);
+		if (!*ver || *end || v == 0)
+			return ctl_fail("--version must be a positive integer");
+		snprintf(path, sizeof(path), "/v1/values/%s?version=%llu", c->argv[0], v);
+	} else {
+		snprintf(path, sizeof(path), "/v1/values/%s", c->argv[0]);
+	}
+	struct client_resp resp;
+	if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, NULL))
+		return 1;
+	size_t off = 0;
+	while (off < resp.len) {
+		ssize_t w = write(1, resp.body + off, resp.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			client_resp_free(&resp);
+			return ctl_fail("cannot write the value: %s", strerror(errno));
+		}
+		off += (size_t)w;
+	}
+	client_resp_free(&resp);
+	return 0;
+}
+
+static int ctl_list_names(struct ctl *c, bool workload, const char *path)
+{
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, workload, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (workload) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(j, "secrets"), i, v)
+		    printf("%s\n", json_string_value(v));
+	} else {
+		size_t i;
+		json_t *v;
+		char tb[32];
+		char te[32];
+		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
+		       "EXPIRES");
+		json_array_foreach(json_object_get(j, "secrets"), i, v)
+		{
+			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
+			printf("%-40s %8lld %8lld  %-20s  %s\n",
+			       json_string_value(json_object_get(v, "name")),
+			       (long long)json_integer_value(json_object_get(v, "current")),
+			       (long long)json_integer_value(json_object_get(v, "versions")),
+			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
+			                sizeof(tb)),
+			       ex > 0 ? ctl_time(ex, te, sizeof(te)) : "-");
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_ls(struct ctl *c)
+{
+	bool self = c->argc > 1 && strcmp(c->argv[1], "--self") == 0;
+	if (c->argc > (self ? 2 : 1))
+		return ctl_fail("usage: secretctl ls [--self]");
+	return self ? ctl_list_names(c, true, "/v1/self/secrets")
+	            : ctl_list_names(c, false, "/v1/secrets");
+}
+
+int ctl_cmd_versions(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 1, "versions NAME"))
+		return 1;
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		char tb[32];
+		json_int_t ex = json_integer_value(json_object_get(j, "expires"));
+		if (ex > 0)
+			printf("%s expires at %s\n", c->argv[0], ctl_time(ex, tb, sizeof(tb)));
+		printf("%8s %8s %4s  %-20s %s\n", "VERSION", "SIZE", "KEY", "CREATED", "");
+		json_array_foreach(json_object_get(j, "versions"), i, v) printf(
+		    "%8lld %8lld %4lld  %-20s %s\n",
+		    (long long)json_integer_value(json_object_get(v, "version")),
+		    (long long)json_integer_value(json_object_get(v, "size")),
+		    (long long)json_integer_value(json_object_get(v, "kek")),
+		    ctl_time(json_integer_value(json_object_get(v, "created")), tb, sizeof(tb)),
+		    json_is_true(json_object_get(v, "current")) ? "current" : "");
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_rm(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 1, "rm NAME"))
+		return 1;
+	char path[300];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+	struct client_resp resp;
+	if (ctl_call(c, false, "DELETE", path, NULL, 0, NULL, NULL, &resp, NULL))
+		return 1;
+	if (!c->json)
+		printf("%s: deleted\n", c->argv[0]);
+	else
+		printf("{\"name\": \"%s\", \"deleted\": true}\n", c->argv[0]);
+	ctl_check_applied(c, &resp, NULL);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_rollback(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (ctl_need_name(c, 2, "rollback NAME VERSION"))
+		return 1;
+	long long v;
+	if (ctl_parse_uint(c->argv[1], 10, INT64_MAX, &v) < 0 || v == 0)
+		return ctl_fail("VERSION must be a positive integer");
+	char path[340];
+	snprintf(path, sizeof(path), "/v1/rollback/%s?version=%lld", c->argv[0], v);
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", path, "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json)
+		ctl_print_json(j);
+	else
+		printf("%s: version %lld (the value of version %lld)\n", c->argv[0],
+		       (long long)json_integer_value(json_object_get(j, "version")), v);
+	ctl_check_applied(c, &resp, j);
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_rotate(struct ctl *c)
+{
+	static const struct option o[] = {
+	    {"generate", no_argument, NULL, 'g'},        {"length", required_argument, NULL, 'l'},
+	    {"charset", required_argument, NULL, 'c'},   {"print", no_argument, NULL, 'p'},
+	    {"every", required_argument, NULL, 'e'},     {"exec", required_argument, NULL, 'x'},
+	    {"from-file", required_argument, NULL, 'f'}, {"allow-empty", no_argument, NULL, 'E'},
+	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
+	const char *usage = "rotate NAME (--generate [--length N] [--charset alnum|hex|base64|"
+	                    "ascii] [--print] | [--from-file F] [--allow-empty]) [--keep-expiry] "
+	                    "[--every DUR [--exec CMD]]";
+	bool gen = false, print = false, allow_empty = false, keep_expiry = false;
+	long long length = 32, every = -1;
+	const char *charset = NULL, *exec = NULL, *file = NULL;
+	int ch;
+	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
+		switch (ch) {
+		case 'g':
+			gen = true;
+			break;
+		case 'l':
+			if (ctl_parse_uint(optarg, 10, 4096, &length) < 0 || length == 0)
+				return ctl_fail("--length must be 1..4096");
+			break;
+		case 'c':
+			charset = optarg;
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'e':
+			if (strcmp(optarg, "0") == 0)
+				every = 0;
+			else if (ctl_parse_duration(optarg, &every) < 0)
+				return ctl_fail(
+				    "--every must be a duration: N[s|m|h|d] (0: remove)");
+			break;
+		case 'x':
+			exec = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'E':
+			allow_empty = true;
+			break;
+		case 'K':
+			keep_expiry = true;
+			break;
+		default:
+			return ctl_fail("usage: secretctl %s", usage);
+		}
+	}
+	c->argc -= optind;
+	c->argv += optind;
+	if (ctl_need_name(c, 1, usage))
+		return 1;
+	const char *name = c->argv[0];
+	if (every >= 0) {
+		if (every > 0 && !gen)
+			return ctl_fail(
+			    "a schedule (--every) needs --generate: the daemon makes the "
+			    "values");
+		if (print || file || keep_expiry)
+			return ctl_fail("--every cannot be combined with --print, --from-file or "
+			                "--keep-expiry");
+	} else if (exec) {
+		return ctl_fail("--exec is only for scheduled rotations (--every)");
+	}
+	if (!gen && every < 0) {
+		struct ctl_put p = {
+		    .file = file, .allow_empty = allow_empty, .keep_expiry = keep_expiry};
+		return ctl_put_value(c, name, &p);
+	}
+	if (gen && file)
+		return ctl_fail("give --generate or --from-file, not both");
+	if (allow_empty)
+		return ctl_fail("--allow-empty is for a value from stdin or --from-file");
+	json_t *body = json_pack("{s:b, s:I, s:b}", "generate", gen, "length", (json_int_t)length,
+	                         "print", print);
+	if (charset)
+		json_object_set_new(body, "charset", json_string(charset));
+	if (every >= 0)
+		json_object_set_new(body, "every", json_integer(every));
+	if (exec)
+		json_object_set_new(body, "exec", json_string(exec));
+	if (keep_expiry)
+		json_object_set_new(body, "keep_expiry", json_true());
+	char path[320];
+	snprintf(path, sizeof(path), "/v1/rotate/%s", name);
+	struct client_resp resp;
+	json_t *j = NULL;
+	int r = ctl_call(c, false, "POST", path, NULL, 0, NULL, body, &resp, print ? NULL : &j);
+	json_decref(body);
+	if (r)
+		return r;
+	if (print) {
+		r = fwrite(resp.body, 1, resp.len, stdout) == resp.len ? 0 : 1;
+		client_resp_free(&resp);
+		return r;
+	}
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (every > 0) {
+		char tb[32];
+		printf("%s: rotates every %llds, next at %s\n", name, every,
+		       ctl_time(json_integer_value(json_object_get(j, "next")), tb, sizeof(tb)));
+	} else if (every == 0) {
+		printf("%s: schedule removed\n", name);
+	} else {
+		char note[64];
+		ctl_expiry_note(j, keep_expiry, note, sizeof(note));
+		printf("%s: version %lld (generated, %lld %s characters)%s\n", name,
+		       (long long)json_integer_value(json_object_get(j, "version")), length,
+		       charset ? charset : "alnum", note);
+	}
+	ctl_check_applied(c, &resp, j);
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+int ctl_cmd_schedules(struct ctl *c)
+{
+	if (c->argc != 1)
+		return ctl_fail("usage: secretctl schedules [--json]");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/schedules", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	if (c->json) {
+		ctl_print_json(j);
+	} else {
+		size_t i;
+		json_t *v;
+		char t1[32], t2[32];
+		printf("%-30s %-20s %8s %-20s %s\n", "NAME", "EXPIRES", "EVERY", "NEXT", "EXEC");
+		json_array_foreach(json_object_get(j, "schedules"), i, v)
+		{
+			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
+			json_int_t ev = json_integer_value(json_object_get(v, "every"));
+			const char *x = json_string_value(json_object_get(v, "exec"));
+			printf("%-30s %-20s %7llds %-20s %s\n",
+			       json_string_value(json_object_get(v, "name")),
+			       ex ? ctl_time(ex, t1, sizeof(t1)) : "-", (long long)ev,
+			       ev ? ctl_time(json_integer_value(json_object_get(v, "next")), t2,
+			                     sizeof(t2))
+			          : "-",
+			       x ? x : "-");
+		}
+	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
