@@ -23,7 +23,6 @@
 #define API_ACCEPT_BATCH 64    /* accepts per loop iteration and socket */
 #define API_DRAIN_MAX 16384    /* bytes read (and dropped) from a refused connection */
 #define API_LOG_EVERY_MS 10000 /* one log line per kind of refusal per this period */
-#define API_HEALTH_CACHE_MS 500 /* a /healthz probe answers the requests of this period */
 #define API_REFUSE_MS 2000     /* a refused connection's request must arrive within this */
 
 /* Connection refusals and evictions, for /metrics and the rate-limited log. */
@@ -38,6 +37,7 @@ enum api_drop {
 
 struct api_server {
 	api *a;
+	const struct api_routes *routes;
 	bool workload;
 	char path[108];
 	int fd;      /* the listening socket: ours, always watched (MHD never sees it) */
@@ -229,32 +229,6 @@ bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t ma
 		return false;
 	}
 	return true;
-}
-
-void api_health(struct api_req *r, bool detail)
-{
-	api *a = r->a;
-	uint64_t now = api_now_ms();
-	if (!a->health_ms || now - a->health_ms >= API_HEALTH_CACHE_MS) {
-		a->health_what = "store";
-		a->health_rc = store_health(a->store);
-		if (a->health_rc == 0 && a->cfg.reads_audit && audit_pending(a->cfg.reads_audit)) {
-			a->health_what = "audit";
-			a->health_rc = audit_flush(a->cfg.reads_audit);
-		}
-		a->health_ms = now;
-	}
-	const char *what = a->health_what;
-	int rc = a->health_rc;
-	if (rc == 0) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-		return;
-	}
-	r->a->met->health_failures++;
-	if (detail)
-		api_reply_error(r, 503, "%s unavailable: %s", what, strerror(-rc));
-	else
-		api_reply_error(r, 503, "%s unavailable", what);
 }
 
 /* ---- connections ----
@@ -648,9 +622,42 @@ static int api_body_append(struct api_req *r, const char *data, size_t n)
 	return 0;
 }
 
-static bool api_is_value_upload(const char *method, const char *url)
+/* The first route of the socket's table that matches the request, or NULL; *tail is the rest of
+ * the URL after a prefix route's path (NULL for an exact route). */
+static const struct api_route *api_route_match(const struct api_routes *t, const char *method,
+                                               const char *url, const char **tail)
 {
-	return strcmp(method, "PUT") == 0 && strncmp(url, "/v1/secrets/", 12) == 0;
+	*tail = NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct api_route *rt = &t->v[i];
+		if (strcmp(rt->method, method) != 0)
+			continue;
+		if (rt->handle_tail) {
+			size_t n = strlen(rt->path);
+			if (strncmp(url, rt->path, n) == 0 && url[n]) {
+				*tail = url + n;
+				return rt;
+			}
+		} else if (strcmp(url, rt->path) == 0) {
+			return rt;
+		}
+	}
+	return NULL;
+}
+
+/* Answers the request with its route's handler (after the table's gate), or 404. The route was
+ * matched when the headers came in (it chose the body limit). */
+static void api_dispatch(struct api_server *s, struct api_req *r)
+{
+	if (s->routes->gate && !s->routes->gate(r))
+		return;
+	const struct api_route *rt = r->route;
+	if (!rt)
+		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+	else if (rt->handle_tail)
+		rt->handle_tail(r, r->tail);
+	else
+		rt->handle(r);
 }
 
 /* First call, headers complete: refuses what must not be read further (answered at once, and
@@ -706,8 +713,9 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		r->started = true;
 		r->method = method;
 		r->url = url;
-		r->limit = api_is_value_upload(method, url) ? s->a->cfg.max_value
-							    : SECRETD_JSON_BODY_MAX;
+		r->route = api_route_match(s->routes, method, url, &r->tail);
+		r->limit = r->route && r->route->body == API_BODY_VALUE ? s->a->cfg.max_value
+		                                                        : SECRETD_JSON_BODY_MAX;
 		/* A refused connection is answered now, before any body is read. */
 		if (r->pc && r->pc->refuse) {
 			r->refused = true;
@@ -747,10 +755,8 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		                            : "the admin socket is for root only");
 	} else if (r->too_large) {
 		api_reply_error(r, 413, "request body larger than the limit of %zu bytes", r->limit);
-	} else if (s->workload) {
-		api_workload_handle(r);
 	} else {
-		api_admin_handle(r);
+		api_dispatch(s, r);
 	}
 	if (!r->answered)
 		api_reply_error(r, 500, "internal error: no answer");
@@ -841,12 +847,14 @@ static void api_server_free(api *a, struct api_server *s)
 	free(s);
 }
 
-static int api_server_new(api *a, bool workload, struct api_server **out)
+static int api_server_new(api *a, const struct api_routes *routes, struct api_server **out)
 {
+	bool workload = routes->socket == API_SOCKET_WORKLOAD;
 	struct api_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->a = a;
+	s->routes = routes;
 	s->workload = workload;
 	s->fd = -1;
 	s->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -913,15 +921,17 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 		a->cfg.request_timeout_s = API_REQUEST_TIMEOUT_DEFAULT;
 	if (!a->cfg.max_value)
 		a->cfg.max_value = SECRETD_VALUE_MAX_DEFAULT;
-	if (a->cfg.max_conns > API_MAX_CONNS_CEILING ||
+	const struct api_routes *ar = a->cfg.admin_routes, *wr = a->cfg.workload_routes;
+	if (!ar || ar->socket != API_SOCKET_ADMIN || !wr || wr->socket != API_SOCKET_WORKLOAD ||
+	    a->cfg.max_conns > API_MAX_CONNS_CEILING ||
 	    a->cfg.idle_timeout_s > API_TIMEOUT_CEILING ||
 	    a->cfg.request_timeout_s > API_TIMEOUT_CEILING) {
 		free(a);
 		return -EINVAL;
 	}
-	int r = api_server_new(a, false, &a->admin);
+	int r = api_server_new(a, ar, &a->admin);
 	if (r == 0)
-		r = api_server_new(a, true, &a->workload);
+		r = api_server_new(a, wr, &a->workload);
 	if (r < 0) {
 		api_stop(a);
 		return r;

@@ -13,6 +13,9 @@
 
 struct api_config {
 	const char *runtime_dir;     /* sockets are created here */
+	/* What each socket serves (broker/http/routes.h: api_admin_routes, api_workload_routes);
+	 * required, each for its own socket. Not owned. */
+	const struct api_routes *admin_routes, *workload_routes;
 	size_t max_value;            /* largest secret value accepted */
 	unsigned max_conns;          /* per socket, 0 = API_MAX_CONNS_DEFAULT; when full, the
 	                                oldest idle connection of the identity holding most is
@@ -36,9 +39,11 @@ struct api_config {
 #define API_TIMEOUT_CEILING 3600
 
 typedef struct api api;
+struct api_routes;
 
 /* Binds both sockets (a stale socket file is replaced; anything else at the path is refused with
- * -EEXIST) and registers them with the loop. */
+ * -EEXIST) and registers them with the loop. -EINVAL when a route table is missing or made for
+ * the other socket. */
 int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 	      const struct api_config *cfg);
 /* Stops serving, closes and unlinks the sockets. NULL is a no-op. */

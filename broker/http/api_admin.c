@@ -41,24 +41,11 @@
 #include <time.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/rules/policy.h"
 #include "common/limits.h"
 #include "common/names.h"
-
-static bool admin_is(struct api_req *r, const char *method, const char *path)
-{
-	return strcmp(r->method, method) == 0 && strcmp(r->url, path) == 0;
-}
-
-/* Matches "METHOD PREFIX<rest>" and returns rest (non-empty) or NULL. */
-static const char *admin_tail(struct api_req *r, const char *method, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	if (strcmp(r->method, method) != 0 || strncmp(r->url, prefix, n) != 0 || !r->url[n])
-		return NULL;
-	return r->url + n;
-}
 
 static bool admin_name_ok(struct api_req *r, const char *name)
 {
@@ -965,50 +952,32 @@ static void admin_detach(struct api_req *r, const char *id)
 		api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "detached", 1));
 }
 
-void api_admin_handle(struct api_req *r)
-{
-	const char *name;
-	if (admin_is(r, "GET", "/healthz")) {
-		api_health(r, true);
-	} else if (admin_is(r, "GET", "/metrics")) {
-		admin_metrics(r);
-	} else if (admin_is(r, "GET", "/v1/secrets")) {
-		admin_list(r);
-	} else if ((name = admin_tail(r, "PUT", "/v1/secrets/"))) {
-		admin_put(r, name);
-	} else if ((name = admin_tail(r, "GET", "/v1/secrets/"))) {
-		admin_versions(r, name);
-	} else if ((name = admin_tail(r, "DELETE", "/v1/secrets/"))) {
-		admin_delete(r, name);
-	} else if ((name = admin_tail(r, "GET", "/v1/values/"))) {
-		admin_value(r, name);
-	} else if (admin_is(r, "POST", "/v1/keys/rotate")) {
-		admin_key_rotate(r);
-	} else if (admin_is(r, "GET", "/v1/keys")) {
-		admin_keys(r);
-	} else if (admin_is(r, "GET", "/v1/grants")) {
-		admin_grants(r);
-	} else if (admin_is(r, "POST", "/v1/grants")) {
-		admin_grant_add(r);
-	} else if (admin_is(r, "POST", "/v1/grants/revoke")) {
-		admin_grant_remove(r);
-	} else if ((name = admin_tail(r, "POST", "/v1/rollback/"))) {
-		admin_rollback(r, name);
-	} else if ((name = admin_tail(r, "POST", "/v1/rotate/"))) {
-		admin_rotate(r, name);
-	} else if (admin_is(r, "GET", "/v1/schedules")) {
-		admin_schedules(r);
-	} else if (admin_is(r, "GET", "/v1/audit")) {
-		admin_audit_list(r);
-	} else if (admin_is(r, "POST", "/v1/audit/verify")) {
-		admin_audit_verify(r);
-	} else if (admin_is(r, "GET", "/v1/containers")) {
-		admin_containers(r);
-	} else if (admin_is(r, "POST", "/v1/containers")) {
-		admin_attach(r);
-	} else if ((name = admin_tail(r, "DELETE", "/v1/containers/"))) {
-		admin_detach(r, name);
-	} else {
-		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
-	}
-}
+/* admin.sock's routes, in the order they are matched (the list at the top of this file). */
+static const struct api_route admin_routes[] = {
+    API_ROUTE("GET", "/healthz", api_health_admin),
+    API_ROUTE("GET", "/metrics", admin_metrics),
+    API_ROUTE("GET", "/v1/secrets", admin_list),
+    API_PREFIX_VALUE("PUT", "/v1/secrets/", admin_put),
+    API_PREFIX("GET", "/v1/secrets/", admin_versions),
+    API_PREFIX("DELETE", "/v1/secrets/", admin_delete),
+    API_PREFIX("GET", "/v1/values/", admin_value),
+    API_ROUTE("POST", "/v1/keys/rotate", admin_key_rotate),
+    API_ROUTE("GET", "/v1/keys", admin_keys),
+    API_ROUTE("GET", "/v1/grants", admin_grants),
+    API_ROUTE("POST", "/v1/grants", admin_grant_add),
+    API_ROUTE("POST", "/v1/grants/revoke", admin_grant_remove),
+    API_PREFIX("POST", "/v1/rollback/", admin_rollback),
+    API_PREFIX("POST", "/v1/rotate/", admin_rotate),
+    API_ROUTE("GET", "/v1/schedules", admin_schedules),
+    API_ROUTE("GET", "/v1/audit", admin_audit_list),
+    API_ROUTE("POST", "/v1/audit/verify", admin_audit_verify),
+    API_ROUTE("GET", "/v1/containers", admin_containers),
+    API_ROUTE("POST", "/v1/containers", admin_attach),
+    API_PREFIX("DELETE", "/v1/containers/", admin_detach),
+};
+
+const struct api_routes api_admin_routes = {
+    .socket = API_SOCKET_ADMIN,
+    .v = admin_routes,
+    .n = sizeof(admin_routes) / sizeof(admin_routes[0]),
+};

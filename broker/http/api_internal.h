@@ -1,4 +1,7 @@
-/* api_internal: what api.c shares with the route files api_admin.c and api_workload.c. */
+/* api_internal: the transport's side of the route files. api.c (the transport: accept, identify,
+ * limits, MHD, replies) reads a route table per socket and knows no route itself; the route
+ * files (api_admin.c, api_workload.c, api_health.c) include this header and declare their
+ * tables in broker/http/routes.h, which api.c never includes. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +50,8 @@ struct api_req {
 	bool refused; /* answered 429/503 for load: Retry-After, Connection: close */
 	bool too_large;
 	bool answered;
+	const struct api_route *route; /* the matched route, or NULL (404) */
+	const char *tail;              /* a prefix route's rest of the URL (in url) */
 };
 
 struct api {
@@ -81,12 +86,39 @@ const char *api_query(struct api_req *r, const char *key);
  * byte), at most 20 of them. True with *out set (left alone when the argument is absent); false
  * after replying 400 {"error": "KEY must be an integer from MIN to MAX"}. */
 bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out);
-/* GET /healthz on either socket: a real store access (store_health) and the audit writer's
- * state (buffered records are flushed now), probed at most every API_HEALTH_CACHE_MS (workload
- * callers are anyone). 200 {"status":"ok"} or 503 {"error": ...}; detail names the failing part
- * (admin socket) or not (workload socket). */
-void api_health(struct api_req *r, bool detail);
 
-/* Route handlers: each answers the request (exactly once). */
-void api_admin_handle(struct api_req *r);
-void api_workload_handle(struct api_req *r);
+/* ---- route tables ---- */
+
+/* Which socket a table serves: admin.sock (root or the daemon's own uid) or workload.sock
+ * (anyone, identified by the kernel). */
+enum api_socket { API_SOCKET_ADMIN, API_SOCKET_WORKLOAD };
+
+/* How large a route's request body may be: SECRETD_JSON_BODY_MAX, or the configured largest
+ * secret value (api_config.max_value). Known once the request's headers are in. */
+enum api_body { API_BODY_JSON, API_BODY_VALUE };
+
+/* One route: METHOD PATH exactly (handle), or METHOD PREFIX followed by a non-empty tail
+ * (handle_tail gets it, e.g. the NAME of /v1/secrets/NAME). Exactly one handler is set. Every
+ * handler answers the request exactly once. */
+struct api_route {
+	const char *method;
+	const char *path;
+	enum api_body body;
+	void (*handle)(struct api_req *r);
+	void (*handle_tail)(struct api_req *r, const char *tail);
+};
+
+#define API_ROUTE(m, p, fn) {.method = (m), .path = (p), .handle = (fn)}
+#define API_PREFIX(m, p, fn) {.method = (m), .path = (p), .handle_tail = (fn)}
+#define API_PREFIX_VALUE(m, p, fn)                                                            \
+	{.method = (m), .path = (p), .body = API_BODY_VALUE, .handle_tail = (fn)}
+
+/* A socket's routes, matched in order (the first match wins). A request matching none is
+ * answered 404 {"error":"no route for METHOD URL"} with a JSON-sized body limit. */
+struct api_routes {
+	enum api_socket socket;
+	/* Asked before any route (may be NULL): false after it answered the request itself. */
+	bool (*gate)(struct api_req *r);
+	const struct api_route *v;
+	size_t n;
+};

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/store/store.h"
 #include "common/limits.h"
@@ -43,6 +44,13 @@ static bool workload_audit(struct api_req *r, const struct policy_identity *who,
 	return false;
 }
 
+/* Who is asking, as the policy sees it (id is filled and returned). */
+static const struct policy_identity *workload_who(struct api_req *r, struct policy_identity *id)
+{
+	mounts_identify(r->a->mounts, &r->pc->who, id);
+	return id;
+}
+
 static void workload_self(struct api_req *r, const struct policy_identity *who)
 {
 	json_t *labels = json_object();
@@ -56,8 +64,11 @@ static void workload_self(struct api_req *r, const struct policy_identity *who)
 				 (json_int_t)who->gid));
 }
 
-static void workload_read(struct api_req *r, const struct policy_identity *who, const char *name)
+/* GET /v1/self/secrets/NAME */
+static void workload_read(struct api_req *r, const char *name)
 {
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
 	/* One answer for "no such secret" and "not yours": existence is not disclosed. */
 	bool valid = names_check(name, strlen(name), NULL) == 0;
 	if (!valid || !mounts_allows(r->a->mounts, who, name)) {
@@ -82,8 +93,11 @@ static void workload_read(struct api_req *r, const struct policy_identity *who, 
 		api_reply_secret(r, val, len, version);
 }
 
-static void workload_mount(struct api_req *r, const struct policy_identity *who)
+/* POST /v1/self/mount */
+static void workload_mount(struct api_req *r)
 {
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
 	const char *path = NULL;
 	json_t *o = NULL;
 	if (r->len) {
@@ -113,33 +127,47 @@ static void workload_mount(struct api_req *r, const struct policy_identity *who)
 	json_decref(o);
 }
 
-void api_workload_handle(struct api_req *r)
+/* Before any route: the connector must still be the live process that connected (a socket left
+ * to a child after the connector exited, or a pid reused since, is refused). */
+static bool workload_gate(struct api_req *r)
 {
-	/* The connector must still be the live process that connected: a socket left to a child
-	 * after the connector exited, or a pid reused since, is refused. */
-	if (ident_alive(&r->pc->who) < 0) {
-		r->a->met->workload_refused++;
-		api_reply_error(r, 403, "the process that opened this connection has exited");
-		return;
-	}
-	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/healthz") == 0) {
-		api_health(r, false);
-		return;
-	}
-	struct policy_identity who;
-	mounts_identify(r->a->mounts, &r->pc->who, &who);
-	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self") == 0) {
-		if (workload_audit(r, &who, "whoami", NULL, 0, "ok"))
-			workload_self(r, &who);
-	} else if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self/secrets") == 0) {
-		if (workload_audit(r, &who, "list", NULL, 0, "ok"))
-			api_reply_json(r, 200, json_pack("{s:o}", "secrets",
-							 mounts_granted_json(r->a->mounts, &who)));
-	}
-	else if (strcmp(r->method, "GET") == 0 && strncmp(r->url, "/v1/self/secrets/", 17) == 0)
-		workload_read(r, &who, r->url + 17);
-	else if (strcmp(r->method, "POST") == 0 && strcmp(r->url, "/v1/self/mount") == 0)
-		workload_mount(r, &who);
-	else
-		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+	if (ident_alive(&r->pc->who) == 0)
+		return true;
+	r->a->met->workload_refused++;
+	api_reply_error(r, 403, "the process that opened this connection has exited");
+	return false;
 }
+
+/* GET /v1/self */
+static void workload_whoami(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	if (workload_audit(r, who, "whoami", NULL, 0, "ok"))
+		workload_self(r, who);
+}
+
+/* GET /v1/self/secrets */
+static void workload_list(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	if (workload_audit(r, who, "list", NULL, 0, "ok"))
+		api_reply_json(r, 200,
+		               json_pack("{s:o}", "secrets", mounts_granted_json(r->a->mounts, who)));
+}
+
+static const struct api_route workload_routes[] = {
+    API_ROUTE("GET", "/healthz", api_health_workload),
+    API_ROUTE("GET", "/v1/self", workload_whoami),
+    API_ROUTE("GET", "/v1/self/secrets", workload_list),
+    API_PREFIX("GET", "/v1/self/secrets/", workload_read),
+    API_ROUTE("POST", "/v1/self/mount", workload_mount),
+};
+
+const struct api_routes api_workload_routes = {
+    .socket = API_SOCKET_WORKLOAD,
+    .gate = workload_gate,
+    .v = workload_routes,
+    .n = sizeof(workload_routes) / sizeof(workload_routes[0]),
+};
