@@ -16,7 +16,6 @@
 #include "broker/http/api_internal.h"
 #include "broker/crypto/crypt.h"
 #include "broker/os/log.h"
-#include "common/decimal.h"
 #include "common/limits.h"
 
 #define API_BODY_INITIAL 4096
@@ -200,35 +199,10 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 	}
 }
 
-json_t *api_body_json(struct api_req *r)
+const char *api_query_arg(void *req, const char *key)
 {
-	json_error_t jerr;
-	json_t *j = json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j || !json_is_object(j)) {
-		json_decref(j);
-		api_reply_error(r, 400, "request body must be a JSON object%s%s", j ? "" : ": ",
-				j ? "" : jerr.text);
-		return NULL;
-	}
-	return j;
-}
-
-const char *api_query(struct api_req *r, const char *key)
-{
+	struct api_req *r = req;
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out)
-{
-	const char *v = api_query(r, key);
-	if (!v)
-		return true;
-	if (decimal_parse_u64(v, strlen(v), min, max, out) < 0) {
-		api_reply_error(r, 400, "%s must be an integer from %llu to %llu", key,
-		                (unsigned long long)min, (unsigned long long)max);
-		return false;
-	}
-	return true;
 }
 
 /* ---- connections ----

@@ -32,7 +32,6 @@
  * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is written in
  * the change's own transaction, a read's before the answer (no record, no answer).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +40,7 @@
 #include <time.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/http/decode.h"
 #include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/rules/policy.h"
@@ -164,26 +164,14 @@ static void admin_list(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
 }
 
-/* Parses an optional positive integer query argument; false (after replying 400) when bad. */
-static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
+/* A request decoder's verdict (broker/http/decode.h): true when it decoded, else false after
+ * replying 400 with its reason. */
+static bool admin_decoded(struct api_req *r, int rc, const char *err)
 {
-	return api_query_u64(r, key, 1, max, out);
-}
-
-/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
- * 400) when it is anything else. */
-static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
-{
-	const char *v = api_query(r, key);
-	*out = false;
-	if (!v)
+	if (rc == 0)
 		return true;
-	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
-		api_reply_error(r, 400, "%s must be 1 or 0", key);
-		return false;
-	}
-	*out = v[0] == '1';
-	return true;
+	api_reply_error(r, 400, "%s", err);
+	return false;
 }
 
 /* The expiry after a new version, for its answer. */
@@ -205,24 +193,12 @@ static void admin_put(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "invalid secret name: %s", why);
 		return;
 	}
-	uint64_t keep = 0, ttl = 0;
-	bool allow_empty, keep_expiry;
-	if (!admin_query_uint(r, "keep", 1000, &keep) ||
-	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
-	    !admin_query_flag(r, "allow_empty", &allow_empty) ||
-	    !admin_query_flag(r, "keep_expiry", &keep_expiry))
+	struct decode_put q;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_put(api_query_arg, r, r->len, &q, err), err))
 		return;
-	if (ttl && keep_expiry) {
-		api_reply_error(r, 400, "give ttl (a new expiry) or keep_expiry, not both");
-		return;
-	}
-	if (r->len == 0 && !allow_empty) {
-		/* An empty stdin is far likelier a mistake than a value: containers would see it at
-		 * once. Nothing is stored. */
-		api_reply_error(r, 400,
-		                "refusing to store an empty value (allow_empty=1 stores one)");
-		return;
-	}
+	uint64_t keep = q.keep, ttl = q.ttl;
+	bool keep_expiry = q.keep_expiry;
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_put p = {.name = name,
@@ -304,7 +280,11 @@ static void admin_value(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t want = 0;
-	if (!admin_query_uint(r, "version", INT64_MAX, &want))
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r,
+	                   decode_version(api_query_arg, r, DECODE_VALUE_VERSION_MAX, false, &want,
+	                                  err),
+	                   err))
 		return;
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -418,55 +398,21 @@ static void admin_grants(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
 }
 
-/* Reads an optional integer field; false (after replying 400) when it has the wrong type. */
-static bool admin_opt_int(struct api_req *r, json_t *o, const char *key, int64_t lo, int64_t hi,
-			  int64_t *out)
-{
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		api_reply_error(r, 400, "%s must be an integer from %lld to %lld", key,
-				(long long)lo, (long long)hi);
-		return false;
-	}
-	*out = json_integer_value(v);
-	return true;
-}
-
 static void admin_grant_add(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	const char *secret = json_string_value(json_object_get(o, "secret"));
-	const char *sel = json_string_value(json_object_get(o, "selector"));
-	json_t *jp = json_object_get(o, "path");
-	const char *path = json_string_value(jp);
-	const char *why = NULL;
-	int64_t mode = 0400, uid = -1, gid = -1;
-	if (!secret || names_check_pattern(secret, strlen(secret), &why) < 0) {
-		api_reply_error(r, 400, "invalid secret name or pattern: %s",
-				why ? why : "missing \"secret\"");
-	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
-		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
-	} else if (jp && !json_is_null(jp) &&
-	           (!path || names_check(path, strlen(path), &why) < 0 ||
-	            mounts_name_check(path, strlen(path), &why) < 0)) {
-		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
-	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
-	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+	struct decode_grant d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_grant(r->body, r->len, &d, err), err)) {
+		const char *secret = d.secret, *sel = d.selector, *path = d.path;
+		int64_t mode = d.mode, uid = d.uid, gid = d.gid;
 		struct store_grant g = {.secret = (char *)secret,
 					.selector = (char *)sel,
 					.path = (char *)path,
 					.mode = (uint32_t)mode,
 					.uid = uid,
 					.gid = gid,
-					.flags = json_is_true(json_object_get(o, "previous"))
-							 ? STORE_GRANT_PREVIOUS
-							 : 0};
-		bool replace = json_is_true(json_object_get(o, "replace"));
+					.flags = d.previous ? STORE_GRANT_PREVIOUS : 0};
+		bool replace = d.replace;
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -484,19 +430,15 @@ static void admin_grant_add(struct api_req *r)
 			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
 		}
 	}
-	json_decref(o);
+	decode_grant_clear(&d);
 }
 
 static void admin_grant_remove(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	const char *secret = json_string_value(json_object_get(o, "secret"));
-	const char *sel = json_string_value(json_object_get(o, "selector"));
-	if (!secret || !sel) {
-		api_reply_error(r, 400, "\"secret\" and \"selector\" are required");
-	} else {
+	struct decode_revoke d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_revoke(r->body, r->len, &d, err), err)) {
+		const char *secret = d.secret, *sel = d.selector;
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -514,53 +456,15 @@ static void admin_grant_remove(struct api_req *r)
 			                             &res));
 		}
 	}
-	json_decref(o);
+	decode_revoke_clear(&d);
 }
 
 static void admin_attach(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	struct policy_label labels[POLICY_LABELS_MAX];
-	size_t nl = 0;
-	json_t *jl = json_object_get(o, "labels");
-	const char *key;
-	json_t *val;
-	bool bad = jl && !json_is_null(jl) && !json_is_object(jl);
-	if (json_is_object(jl))
-		json_object_foreach(jl, key, val)
-		{
-			if (nl == POLICY_LABELS_MAX || !json_is_string(val)) {
-				bad = true;
-				break;
-			}
-			labels[nl].key = key;
-			labels[nl].value = json_string_value(val);
-			nl++;
-		}
-	int64_t pid = 0, uid = -1, gid = -1;
-	struct mounts_attach_req a = {
-		.id = json_string_value(json_object_get(o, "id")),
-		.root = json_string_value(json_object_get(o, "root")),
-		.target = json_string_value(json_object_get(o, "mount")),
-		.name = json_string_value(json_object_get(o, "name")),
-		.runtime = json_string_value(json_object_get(o, "runtime")),
-		.labels = labels,
-		.nlabels = nl,
-		.wants = json_is_true(json_object_get(o, "wants")),
-	};
-	if (bad) {
-		api_reply_error(r, 400, "labels must be an object of at most %d strings",
-				POLICY_LABELS_MAX);
-	} else if (!a.id) {
-		api_reply_error(r, 400, "\"id\" is required");
-	} else if (admin_opt_int(r, o, "pid", 1, 4194304, &pid) &&
-		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
-		a.pid = (pid_t)pid;
-		a.uid = uid;
-		a.gid = gid;
+	struct decode_attach d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_attach(r->body, r->len, &d, err), err)) {
+		struct mounts_attach_req a = d.req;
 		bool mounted = false;
 		size_t files = 0;
 		struct admin_who w;
@@ -594,7 +498,7 @@ static void admin_attach(struct api_req *r)
 		else
 			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", a.id, "mounted", 0));
 	}
-	json_decref(o);
+	decode_attach_clear(&d);
 }
 
 static void admin_rollback(struct api_req *r, const char *name)
@@ -602,12 +506,12 @@ static void admin_rollback(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t from = 0;
-	if (!admin_query_uint(r, "version", UINT64_MAX >> 1, &from))
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r,
+	                   decode_version(api_query_arg, r, DECODE_ROLLBACK_VERSION_MAX, true, &from,
+	                                  err),
+	                   err))
 		return;
-	if (!from) {
-		api_reply_error(r, 400, "version is required");
-		return;
-	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_result res;
@@ -634,32 +538,15 @@ static void admin_rotate(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	int64_t length = 32, every = -1;
-	enum store_charset cs = STORE_CHARSET_ALNUM;
-	json_t *jc = json_object_get(o, "charset");
-	json_t *je = json_object_get(o, "exec");
-	const char *exec = json_string_value(je);
-	bool print = json_is_true(json_object_get(o, "print"));
-	json_t *jk = json_object_get(o, "keep_expiry");
-	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
-	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
+	struct decode_rotate d;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_rotate(r->body, r->len, &d, err), err))
 		goto out;
-	if (jc && (!json_is_string(jc) || store_charset_parse(json_string_value(jc), &cs) < 0)) {
-		api_reply_error(r, 400, "charset must be one of alnum, hex, base64, ascii");
-		goto out;
-	}
-	if (je && !json_is_null(je) && (!exec || !*exec || strlen(exec) > 4096)) {
-		api_reply_error(r, 400, "exec must be a command of 1 to 4096 bytes");
-		goto out;
-	}
+	int64_t length = d.length, every = d.every;
+	enum store_charset cs = d.charset;
+	const char *exec = d.exec;
+	bool print = d.print;
 	if (every >= 0) {
-		if (print) {
-			api_reply_error(r, 400, "print cannot be combined with every");
-			goto out;
-		}
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -679,23 +566,11 @@ static void admin_rotate(struct api_req *r, const char *name)
 		}
 		goto out;
 	}
-	if (!json_is_true(json_object_get(o, "generate"))) {
-		api_reply_error(r, 400, "give generate (a new random value) or every (a schedule)");
-		goto out;
-	}
-	if (exec) {
-		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
-		goto out;
-	}
-	if (jk && !json_is_boolean(jk)) {
-		api_reply_error(r, 400, "keep_expiry must be true or false");
-		goto out;
-	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	uint8_t *val = NULL;
 	struct service_result res;
-	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, json_is_true(jk),
+	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, d.keep_expiry,
 	                          print ? &val : NULL, &res);
 	if (rc < 0) {
 		admin_fail(r, rc, res.not_tried ? "generate" : name, &res);
@@ -712,7 +587,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_json(r, 201, admin_applied(j, &res));
 	}
 out:
-	json_decref(o);
+	decode_rotate_clear(&d);
 }
 
 static void admin_schedules(struct api_req *r)
@@ -742,17 +617,6 @@ static void admin_schedules(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
 }
 
-/* Parses "2024-01-02T03:04:05Z" (UTC). */
-static bool admin_parse_iso(const char *v, int64_t *out)
-{
-	struct tm tm = {0};
-	const char *e = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!e || *e)
-		return false;
-	*out = (int64_t)timegm(&tm);
-	return true;
-}
-
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
 {
 	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?, s:I, s:s, s:s?, s:I}", "seq",
@@ -764,26 +628,12 @@ static json_t *admin_audit_row_json(const struct store_audit_row *w)
 
 static void admin_audit_list(struct api_req *r)
 {
-	uint64_t after = 0, limit = 0;
-	int64_t since_time = 0;
-	const char *v = api_query(r, "since");
-	if (v && *v) {
-		char *end;
-		unsigned long long x = strtoull(v[0] == '@' ? v + 1 : v, &end, 10);
-		if (isdigit((unsigned char)v[v[0] == '@']) && !*end) {
-			/* a plain number below 10^9 is a sequence number, else unix seconds */
-			if (v[0] != '@' && x < 1000000000ULL)
-				after = x ? x - 1 : 0;
-			else
-				since_time = (int64_t)x;
-		} else if (!admin_parse_iso(v, &since_time)) {
-			api_reply_error(r, 400, "since must be a sequence number, unix time "
-						"(@SECONDS) or YYYY-MM-DDTHH:MM:SSZ");
-			return;
-		}
-	}
-	if (!admin_query_uint(r, "limit", 100000, &limit))
+	struct decode_audit q;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_audit(api_query_arg, r, &q, err), err))
 		return;
+	uint64_t after = q.after, limit = q.limit;
+	int64_t since_time = q.since_time;
 	struct store_audit_row *rows = NULL;
 	size_t n = 0;
 	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);

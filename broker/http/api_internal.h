@@ -78,14 +78,9 @@ void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t vers
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text);
 /* Maps a store/mounts errno to an HTTP status and replies with msg: what failed. */
 void api_reply_errno(struct api_req *r, int err, const char *what);
-/* Parses the request body as a JSON object; replies 400 and returns NULL if it is not one. */
-json_t *api_body_json(struct api_req *r);
-/* The value of query argument key, or NULL. */
-const char *api_query(struct api_req *r, const char *key);
-/* Query argument key as a decimal integer in [min, max]: digits only (no sign, space or other
- * byte), at most 20 of them. True with *out set (left alone when the argument is absent); false
- * after replying 400 {"error": "KEY must be an integer from MIN to MAX"}. */
-bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out);
+/* The value of query argument key, or NULL (a decode_arg_fn for broker/http/decode.h's query
+ * decoders: req is the struct api_req). */
+const char *api_query_arg(void *req, const char *key);
 
 /* ---- route tables ---- */
 
