@@ -1,3 +1,6 @@
+/* api: the transport of both sockets. It accepts every connection itself, identifies it, applies
+ * the connection, time and body limits, drives libmicrohttpd, and hands each request to the
+ * route its socket's table names (struct api_routes, given by the caller): it knows no route. */
 #include "broker/http/api.h"
 
 #include <errno.h>
@@ -73,7 +76,7 @@ static void api_count(struct api_req *r, unsigned status)
 }
 
 static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *resp,
-		      const char *ctype)
+                      const char *ctype)
 {
 	if (!resp || r->answered) {
 		if (resp)
@@ -103,8 +106,8 @@ static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *r
 
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
-								    MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
 	api_queue(r, status, resp, ctype);
 }
 
@@ -148,7 +151,7 @@ static void api_secret_free(void *p)
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer_with_free_callback(len, val, api_secret_free);
+	    MHD_create_response_from_buffer_with_free_callback(len, val, api_secret_free);
 	if (!resp) {
 		crypt_free(val);
 		api_reply_error(r, 500, "out of memory");
@@ -175,13 +178,14 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -EFBIG:
 		api_reply_error(r, 413, "%s: value larger than the limit of %zu bytes", what,
-				r->a->cfg.max_value);
+		                r->a->cfg.max_value);
 		break;
 	case -EBADMSG:
-		api_reply_error(r, 500,
-				"%s: integrity check failed (the stored row was altered, swapped or "
-				"rolled back)",
-				what);
+		api_reply_error(
+		    r, 500,
+		    "%s: integrity check failed (the stored row was altered, swapped or "
+		    "rolled back)",
+		    what);
 		break;
 	case -EPERM:
 	case -EACCES:
@@ -189,7 +193,7 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -ELOOP:
 		api_reply_error(r, 400, "%s: the mount path is a symlink or crosses one; refused",
-				what);
+		                what);
 		break;
 	case -ESRCH:
 		api_reply_error(r, 409, "%s: the process is gone", what);
@@ -557,7 +561,7 @@ static void *api_uri_log(void *cls, const char *uri, struct MHD_Connection *conn
 }
 
 static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-			  enum MHD_RequestTerminationCode toe)
+                          enum MHD_RequestTerminationCode toe)
 {
 	struct api_req *r = *req_cls;
 	if (r && r->pc) {
@@ -675,9 +679,8 @@ static void api_req_check(struct api_req *r, const char *version)
 }
 
 static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version,
-				   const char *upload_data, size_t *upload_data_size,
-				   void **req_cls)
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **req_cls)
 {
 	struct api_server *s = cls;
 	struct api_req *r = *req_cls;
@@ -728,7 +731,8 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		                s->workload ? "cannot identify the connecting process"
 		                            : "the admin socket is for root only");
 	} else if (r->too_large) {
-		api_reply_error(r, 413, "request body larger than the limit of %zu bytes", r->limit);
+		api_reply_error(r, 413, "request body larger than the limit of %zu bytes",
+		                r->limit);
 	} else {
 		api_dispatch(s, r);
 	}
@@ -791,7 +795,8 @@ static int api_prepare(loop *l, void *ud)
 		}
 		if (i == API_MHD_RUNS_PER_PREPARE) {
 			/* Still work to do: come back at once, after the loop's other events (never
-			 * wait for an event that MHD's edge-triggered sockets will not send again). */
+			 * wait for an event that MHD's edge-triggered sockets will not send again).
+			 */
 			t = 0;
 			break;
 		}
@@ -833,7 +838,7 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 	s->fd = -1;
 	s->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int n = snprintf(s->path, sizeof(s->path), "%s/%s", a->cfg.runtime_dir,
-			 workload ? SECRETD_WORKLOAD_SOCK : SECRETD_ADMIN_SOCK);
+	                 workload ? SECRETD_WORKLOAD_SOCK : SECRETD_ADMIN_SOCK);
 	if (s->reserve < 0 || n < 0 || (size_t)n >= sizeof(s->path)) {
 		int r = s->reserve < 0 ? -errno : -ENAMETOOLONG;
 		api_server_free(a, s);
@@ -855,7 +860,7 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_END);
 	const union MHD_DaemonInfo *di =
-		s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	    s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!di) {
 		api_server_free(a, s);
 		return -EIO;
@@ -875,7 +880,7 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 }
 
 int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
-	      const struct api_config *cfg)
+              const struct api_config *cfg)
 {
 	api *a = calloc(1, sizeof(*a));
 	if (!a)

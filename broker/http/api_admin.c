@@ -281,10 +281,9 @@ static void admin_value(struct api_req *r, const char *name)
 		return;
 	uint64_t want = 0;
 	char err[DECODE_ERR_MAX];
-	if (!admin_decoded(r,
-	                   decode_version(api_query_arg, r, DECODE_VALUE_VERSION_MAX, false, &want,
-	                                  err),
-	                   err))
+	if (!admin_decoded(
+	        r, decode_version(api_query_arg, r, DECODE_VALUE_VERSION_MAX, false, &want, err),
+	        err))
 		return;
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -507,10 +506,9 @@ static void admin_rollback(struct api_req *r, const char *name)
 		return;
 	uint64_t from = 0;
 	char err[DECODE_ERR_MAX];
-	if (!admin_decoded(r,
-	                   decode_version(api_query_arg, r, DECODE_ROLLBACK_VERSION_MAX, true, &from,
-	                                  err),
-	                   err))
+	if (!admin_decoded(
+	        r, decode_version(api_query_arg, r, DECODE_ROLLBACK_VERSION_MAX, true, &from, err),
+	        err))
 		return;
 	struct admin_who w;
 	admin_who_init(r, &w);

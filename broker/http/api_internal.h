@@ -23,8 +23,8 @@ struct api_conn {
 	struct api_conn *prev, *next; /* the server's connections, oldest first */
 	int fd;                       /* MHD owns and closes it */
 	bool ident_ok;
-	int ident_rc;       /* why identification failed (-errno) */
-	struct ident who;   /* workload socket: the connecting process */
+	int ident_rc;     /* why identification failed (-errno) */
+	struct ident who; /* workload socket: the connecting process */
 	uid_t uid;
 	char key[API_KEY_MAX]; /* who the connection counts against: container id, else uid */
 	bool busy;             /* a request is in progress (request line seen, not completed) */
@@ -44,10 +44,10 @@ struct api_req {
 	const char *url;
 	uint8_t *body; /* crypt_alloc'd: may hold a secret */
 	size_t len, cap, limit;
-	bool started; /* the handler saw the headers */
-	bool bad_uri; /* the raw request URI holds an encoded NUL (%00) */
+	bool started;            /* the handler saw the headers */
+	bool bad_uri;            /* the raw request URI holds an encoded NUL (%00) */
 	const char *raw_uri_end; /* where the raw URI's string ended (compared, never read) */
-	bool refused; /* answered 429/503 for load: Retry-After, Connection: close */
+	bool refused;            /* answered 429/503 for load: Retry-After, Connection: close */
 	bool too_large;
 	bool answered;
 	const struct api_route *route; /* the matched route, or NULL (404) */
@@ -71,7 +71,7 @@ struct api {
 void api_reply_json(struct api_req *r, unsigned status, json_t *body);
 /* Replies {"error": "..."} (printf-style; never put a secret value in it). */
 void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Replies with raw secret bytes (takes ownership of crypt_alloc'd val; wiped when sent). */
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version);
 /* Replies with text (copied). */
@@ -103,10 +103,18 @@ struct api_route {
 	void (*handle_tail)(struct api_req *r, const char *tail);
 };
 
-#define API_ROUTE(m, p, fn) {.method = (m), .path = (p), .handle = (fn)}
-#define API_PREFIX(m, p, fn) {.method = (m), .path = (p), .handle_tail = (fn)}
-#define API_PREFIX_VALUE(m, p, fn)                                                            \
-	{.method = (m), .path = (p), .body = API_BODY_VALUE, .handle_tail = (fn)}
+#define API_ROUTE(m, p, fn)                                                                        \
+	{                                                                                          \
+		.method = (m), .path = (p), .handle = (fn)                                         \
+	}
+#define API_PREFIX(m, p, fn)                                                                       \
+	{                                                                                          \
+		.method = (m), .path = (p), .handle_tail = (fn)                                    \
+	}
+#define API_PREFIX_VALUE(m, p, fn)                                                                 \
+	{                                                                                          \
+		.method = (m), .path = (p), .body = API_BODY_VALUE, .handle_tail = (fn)            \
+	}
 
 /* A socket's routes, matched in order (the first match wins). A request matching none is
  * answered 404 {"error":"no route for METHOD URL"} with a JSON-sized body limit. */
