@@ -59,7 +59,8 @@ void decode_revoke_clear(struct decode_revoke *v);
 /* POST /v1/containers (the OCI hook's attach) {id, pid, root?, mount?, name?, runtime?,
  * labels?, uid?, gid?, wants?}: id a string, labels an object of at most POLICY_LABELS_MAX
  * strings, pid 1..DECODE_PID_MAX (0 when absent: the attach then fails as invalid), uid and gid
- * -1..DECODE_ID_MAX. req.labels points into the struct itself: do not copy it. */
+ * -1..DECODE_ID_MAX. req.labels points into the struct's own labels: req may be copied while
+ * the struct lives, the struct itself not moved. */
 struct decode_attach {
 	json_t *doc;
 	struct policy_label labels[POLICY_LABELS_MAX];

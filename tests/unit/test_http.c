@@ -675,6 +675,30 @@ START_TEST(test_workload_host_process)
 }
 END_TEST
 
+/* The transport serves only what it is given: each socket's table, made for that socket. */
+START_TEST(test_start_needs_tables)
+{
+	char run[160];
+	snprintf(run, sizeof(run), "%s/run2", tmpdir);
+	ck_assert_int_eq(mkdir(run, 0700), 0);
+	struct api_config ac = {.runtime_dir = run,
+	                        .admin_routes = &api_workload_routes,
+	                        .workload_routes = &api_admin_routes};
+	api *a = NULL;
+	ck_assert_int_eq(api_start(&a, srv.l, srv.s, srv.m, &srv.met, &ac), -EINVAL);
+	ac.admin_routes = &api_admin_routes;
+	ck_assert_int_eq(api_start(&a, srv.l, srv.s, srv.m, &srv.met, &ac), -EINVAL);
+	ac.workload_routes = NULL;
+	ck_assert_int_eq(api_start(&a, srv.l, srv.s, srv.m, &srv.met, &ac), -EINVAL);
+	ck_assert_ptr_null(a);
+	struct stat st;
+	ck_assert_int_eq(stat(run, &st), 0);
+	char sock[240];
+	snprintf(sock, sizeof(sock), "%s/%s", run, SECRETD_ADMIN_SOCK);
+	ck_assert_int_eq(lstat(sock, &st), -1); /* nothing was bound */
+}
+END_TEST
+
 int unit_setup(void)
 {
 	base_setup();
@@ -701,6 +725,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_framing);
 	tcase_add_test(tc, test_admin_roundtrip);
 	tcase_add_test(tc, test_workload_host_process);
+	tcase_add_test(tc, test_start_needs_tables);
 	suite_add_tcase(s, tc);
 	return s;
 }
