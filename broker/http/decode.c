@@ -24,6 +24,9 @@ int decode_json_object(const uint8_t *body, size_t len, json_t **out, char *err)
 {
 	json_error_t jerr;
 	*out = NULL;
+	if (len > DECODE_JSON_MAX)
+		return decode_fail(err, "request body larger than the limit of %zu bytes",
+		                   (size_t)DECODE_JSON_MAX);
 	json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j || !json_is_object(j)) {
 		json_decref(j);

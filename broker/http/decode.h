@@ -1,9 +1,9 @@
 /* decode: the request decoders of the admin and workload APIs. Pure (no I/O, no state): a JSON
  * request body (pointer, length), or a request's query arguments (a lookup function), into a
  * typed request, with the limits below. Each decoder returns 0, or -EINVAL with err (at least
- * DECODE_ERR_MAX bytes) holding the reason: the text of the 400 answer, which never quotes a
- * value from the request beyond a name. A decoded body's strings point into its parsed JSON,
- * owned by the request struct: free it with the decoder's _clear (also after an error, and on
+ * DECODE_ERR_MAX bytes) holding the reason: the text of the 400 answer, which quotes no value
+ * from the request (only the names of its fields). A decoded body's strings point into its parsed
+ * JSON, owned by the request struct: free it with the decoder's _clear (also after an error, and on
  * a zeroed struct; it is then zeroed again). */
 #pragma once
 #include <stdbool.h>
@@ -15,8 +15,10 @@
 #include "broker/engine/mounts.h"
 #include "broker/rules/policy.h"
 #include "broker/store/store.h"
+#include "common/limits.h"
 
 #define DECODE_ERR_MAX 512                     /* bytes of an error text, with its NUL */
+#define DECODE_JSON_MAX SECRETD_JSON_BODY_MAX  /* bytes of a JSON body (the transport's limit) */
 #define DECODE_ID_MAX 4294967294LL             /* largest uid or gid (-1: not given) */
 #define DECODE_PID_MAX 4194304                 /* largest pid (the kernel's PID_MAX_LIMIT) */
 #define DECODE_MODE_MAX 0777                   /* a grant's file mode bits */
@@ -30,8 +32,9 @@
 #define DECODE_ROLLBACK_VERSION_MAX (UINT64_MAX >> 1)
 #define DECODE_GEN_LENGTH_DEFAULT 32 /* a generated value's length when not given */
 
-/* Parses body as one JSON object (duplicate keys refused): 0 with *out a new reference, or
- * -EINVAL with err "request body must be a JSON object[: why]". */
+/* Parses body as one JSON object of at most DECODE_JSON_MAX bytes (duplicate keys refused): 0
+ * with *out a new reference, or -EINVAL with err "request body must be a JSON object[: why]"
+ * (or, past the limit, "request body larger than the limit of N bytes"). */
 int decode_json_object(const uint8_t *body, size_t len, json_t **out, char *err);
 
 /* POST /v1/grants {secret, selector, path?, mode?, uid?, gid?, previous?, replace?}: secret a

@@ -34,6 +34,16 @@ START_TEST(test_json_object)
 	ck_assert_int_eq(decode_json_object(B("{\"a\":1,\"a\":2}"), &j, err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "request body must be a JSON object: duplicate"));
 	ck_assert_int_eq(decode_json_object(NULL, 0, &j, err), -EINVAL);
+	static char big[DECODE_JSON_MAX + 2];
+	memset(big, ' ', sizeof(big));
+	big[0] = '{';
+	big[DECODE_JSON_MAX - 1] = '}';
+	ck_assert_int_eq(decode_json_object((const uint8_t *)big, DECODE_JSON_MAX, &j, err), 0);
+	json_decref(j);
+	big[DECODE_JSON_MAX] = '}';
+	ck_assert_int_eq(decode_json_object((const uint8_t *)big, DECODE_JSON_MAX + 1, &j, err),
+	                 -EINVAL);
+	ck_assert_str_eq(err, "request body larger than the limit of 65536 bytes");
 }
 END_TEST
 
