@@ -9,16 +9,15 @@
  *                                           without ttl an expiry is cleared unless
  *                                           keep_expiry=1; an empty body is refused (400)
  *                                           unless allow_empty=1
- *   GET    /v1/secrets/NAME                 {name,current,expires,versions:[{version,size,kek,created,current}]}
+ *   GET    /v1/secrets/NAME {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
  *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
  *                                           in batches; GET /v1/keys until rotating is false
  *   GET    /v1/grants                       {"grants":[...]}
- *   POST   /v1/grants                       {secret,selector,path?,mode?,uid?,gid?,previous?,replace?}
- *   POST   /v1/grants/revoke                {secret,selector}
- *   GET    /v1/containers                   {"containers":[...]}
+ *   POST   /v1/grants {secret,selector,path?,mode?,uid?,gid?,previous?,replace?} POST
+ * /v1/grants/revoke                {secret,selector} GET    /v1/containers {"containers":[...]}
  *   POST   /v1/containers                   attach (OCI hook, createRuntime)
  *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
  *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
@@ -29,8 +28,8 @@
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
- * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is written in
- * the change's own transaction, a read's before the answer (no record, no answer).
+ * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
+ * written in the change's own transaction, a read's before the answer (no record, no answer).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -246,11 +245,10 @@ static void admin_versions(struct api_req *r, const char *name)
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].current)
 			current = v[i].version;
-		json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:b}", "version",
-						   (json_int_t)v[i].version, "size",
-						   (json_int_t)v[i].size, "kek",
-						   (json_int_t)v[i].kek_id, "created",
-						   (json_int_t)v[i].created, "current", v[i].current));
+		json_array_append_new(
+		    a, json_pack("{s:I, s:I, s:I, s:I, s:b}", "version", (json_int_t)v[i].version,
+		                 "size", (json_int_t)v[i].size, "kek", (json_int_t)v[i].kek_id,
+		                 "created", (json_int_t)v[i].created, "current", v[i].current));
 	}
 	store_versions_free(v, n);
 	api_reply_json(r, 200,
@@ -310,18 +308,18 @@ static json_t *admin_key_status_json(store *st, bool *ok)
 		return NULL;
 	json_t *gens = json_array();
 	for (size_t i = 0; i < ks.ngens; i++)
-		json_array_append_new(gens, json_pack("{s:I, s:I, s:I}", "id",
-						      (json_int_t)ks.gens[i].id, "created",
-						      (json_int_t)ks.gens[i].created, "data_keys",
-						      (json_int_t)ks.gens[i].versions));
+		json_array_append_new(gens,
+		                      json_pack("{s:I, s:I, s:I}", "id", (json_int_t)ks.gens[i].id,
+		                                "created", (json_int_t)ks.gens[i].created,
+		                                "data_keys", (json_int_t)ks.gens[i].versions));
 	json_t *j = json_pack("{s:I, s:b, s:I, s:I, s:o}", "current", (json_int_t)ks.current,
-			      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
-			      "remaining", (json_int_t)ks.remaining, "generations", gens);
+	                      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
+	                      "remaining", (json_int_t)ks.remaining, "generations", gens);
 	if (j && ks.error)
 		json_object_set_new(j, "error",
-				    json_string(ks.error == -EBADMSG
-							? "integrity check failed on a stored row"
-							: strerror(-ks.error)));
+		                    json_string(ks.error == -EBADMSG
+		                                    ? "integrity check failed on a stored row"
+		                                    : strerror(-ks.error)));
 	store_key_status_free(&ks);
 	return j;
 }
@@ -368,10 +366,9 @@ static json_t *admin_grant_json(const struct store_grant *g)
 	char mode[8];
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)g->mode);
 	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:I, s:I, s:b, s:I}", "id", (json_int_t)g->id,
-			 "secret", g->secret, "selector", g->selector, "path", g->path, "mode",
-			 mode, "uid", (json_int_t)g->uid, "gid", (json_int_t)g->gid,
-			 "previous", (g->flags & STORE_GRANT_PREVIOUS) != 0, "created",
-			 (json_int_t)g->created);
+	                 "secret", g->secret, "selector", g->selector, "path", g->path, "mode",
+	                 mode, "uid", (json_int_t)g->uid, "gid", (json_int_t)g->gid, "previous",
+	                 (g->flags & STORE_GRANT_PREVIOUS) != 0, "created", (json_int_t)g->created);
 }
 
 static void admin_grants(struct api_req *r)
@@ -405,12 +402,12 @@ static void admin_grant_add(struct api_req *r)
 		const char *secret = d.secret, *sel = d.selector, *path = d.path;
 		int64_t mode = d.mode, uid = d.uid, gid = d.gid;
 		struct store_grant g = {.secret = (char *)secret,
-					.selector = (char *)sel,
-					.path = (char *)path,
-					.mode = (uint32_t)mode,
-					.uid = uid,
-					.gid = gid,
-					.flags = d.previous ? STORE_GRANT_PREVIOUS : 0};
+		                        .selector = (char *)sel,
+		                        .path = (char *)path,
+		                        .mode = (uint32_t)mode,
+		                        .uid = uid,
+		                        .gid = gid,
+		                        .flags = d.previous ? STORE_GRANT_PREVIOUS : 0};
 		bool replace = d.replace;
 		struct admin_who w;
 		admin_who_init(r, &w);
@@ -480,9 +477,9 @@ static void admin_attach(struct api_req *r)
 			                           : "is attached but could not be detached again");
 		else if (rc == -EPERM)
 			api_reply_error(r, 403,
-					"container %s has no cgroup of its own: its processes "
-					"cannot be told apart from the host's",
-					a.id);
+			                "container %s has no cgroup of its own: its processes "
+			                "cannot be told apart from the host's",
+			                a.id);
 		else if (rc == -EINVAL)
 			api_reply_error(
 			    r, 400, "invalid attach request (id, pid, root or mount)%s",
@@ -490,10 +487,10 @@ static void admin_attach(struct api_req *r)
 		else if (rc < 0)
 			admin_fail(r, rc, a.id, &res);
 		else if (mounted)
-			api_reply_json(r, 201, json_pack("{s:s, s:b, s:I, s:s}", "id", a.id,
-							 "mounted", 1, "files", (json_int_t)files,
-							 "mount",
-							 a.target ? a.target : SECRETD_MOUNT_DEFAULT));
+			api_reply_json(r, 201,
+			               json_pack("{s:s, s:b, s:I, s:s}", "id", a.id, "mounted", 1,
+			                         "files", (json_int_t)files, "mount",
+			                         a.target ? a.target : SECRETD_MOUNT_DEFAULT));
 		else
 			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", a.id, "mounted", 0));
 	}
@@ -557,10 +554,10 @@ static void admin_rotate(struct api_req *r, const char *name)
 		} else if (rc < 0) {
 			admin_fail(r, rc, name, &res);
 		} else {
-			api_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "name", name, "every",
-							 (json_int_t)every, "next",
-							 (json_int_t)(every ? time(NULL) + every
-									    : 0)));
+			api_reply_json(r, 200,
+			               json_pack("{s:s, s:I, s:I}", "name", name, "every",
+			                         (json_int_t)every, "next",
+			                         (json_int_t)(every ? time(NULL) + every : 0)));
 		}
 		goto out;
 	}
@@ -606,11 +603,11 @@ static void admin_schedules(struct api_req *r)
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(
-			a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name,
-				     "expires", (json_int_t)v[i].expires, "every",
-				     (json_int_t)v[i].every, "next", (json_int_t)v[i].next,
-				     "length", (json_int_t)v[i].length, "charset",
-				     store_charset_name(v[i].charset), "exec", v[i].exec));
+		    a,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name, "expires",
+		              (json_int_t)v[i].expires, "every", (json_int_t)v[i].every, "next",
+		              (json_int_t)v[i].next, "length", (json_int_t)v[i].length, "charset",
+		              store_charset_name(v[i].charset), "exec", v[i].exec));
 	store_lifecycles_free(v, n);
 	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
 }
