@@ -17,6 +17,7 @@
 
 #include "broker/store/anchor.h"
 #include "broker/http/api.h"
+#include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/engine/audit_driver.h"
 #include "broker/crypto/crypt.h"
@@ -763,6 +764,8 @@ static int main_run(struct main_opts *o)
 	if (drivers_start(&dr, l, &dc) < 0)
 		goto out; /* logged by main_on_driver */
 	struct api_config ac = {.runtime_dir = o->runtime_dir,
+	                        .admin_routes = &api_admin_routes,
+	                        .workload_routes = &api_workload_routes,
 	                        .max_value = o->max_value,
 	                        .max_conns = o->max_conns,
 	                        .max_conns_per_ident = o->max_conns_per_ident,

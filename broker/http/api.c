@@ -1,3 +1,6 @@
+/* api: the transport of both sockets. It accepts every connection itself, identifies it, applies
+ * the connection, time and body limits, drives libmicrohttpd, and hands each request to the
+ * route its socket's table names (struct api_routes, given by the caller): it knows no route. */
 #include "broker/http/api.h"
 
 #include <errno.h>
@@ -16,14 +19,12 @@
 #include "broker/http/api_internal.h"
 #include "broker/crypto/crypt.h"
 #include "broker/os/log.h"
-#include "common/decimal.h"
 #include "common/limits.h"
 
 #define API_BODY_INITIAL 4096
 #define API_ACCEPT_BATCH 64    /* accepts per loop iteration and socket */
 #define API_DRAIN_MAX 16384    /* bytes read (and dropped) from a refused connection */
 #define API_LOG_EVERY_MS 10000 /* one log line per kind of refusal per this period */
-#define API_HEALTH_CACHE_MS 500 /* a /healthz probe answers the requests of this period */
 #define API_REFUSE_MS 2000     /* a refused connection's request must arrive within this */
 
 /* Connection refusals and evictions, for /metrics and the rate-limited log. */
@@ -38,6 +39,7 @@ enum api_drop {
 
 struct api_server {
 	api *a;
+	const struct api_routes *routes;
 	bool workload;
 	char path[108];
 	int fd;      /* the listening socket: ours, always watched (MHD never sees it) */
@@ -74,7 +76,7 @@ static void api_count(struct api_req *r, unsigned status)
 }
 
 static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *resp,
-		      const char *ctype)
+                      const char *ctype)
 {
 	if (!resp || r->answered) {
 		if (resp)
@@ -104,8 +106,8 @@ static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *r
 
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
-								    MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
 	api_queue(r, status, resp, ctype);
 }
 
@@ -149,7 +151,7 @@ static void api_secret_free(void *p)
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer_with_free_callback(len, val, api_secret_free);
+	    MHD_create_response_from_buffer_with_free_callback(len, val, api_secret_free);
 	if (!resp) {
 		crypt_free(val);
 		api_reply_error(r, 500, "out of memory");
@@ -176,13 +178,14 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -EFBIG:
 		api_reply_error(r, 413, "%s: value larger than the limit of %zu bytes", what,
-				r->a->cfg.max_value);
+		                r->a->cfg.max_value);
 		break;
 	case -EBADMSG:
-		api_reply_error(r, 500,
-				"%s: integrity check failed (the stored row was altered, swapped or "
-				"rolled back)",
-				what);
+		api_reply_error(
+		    r, 500,
+		    "%s: integrity check failed (the stored row was altered, swapped or "
+		    "rolled back)",
+		    what);
 		break;
 	case -EPERM:
 	case -EACCES:
@@ -190,7 +193,7 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -ELOOP:
 		api_reply_error(r, 400, "%s: the mount path is a symlink or crosses one; refused",
-				what);
+		                what);
 		break;
 	case -ESRCH:
 		api_reply_error(r, 409, "%s: the process is gone", what);
@@ -200,61 +203,10 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 	}
 }
 
-json_t *api_body_json(struct api_req *r)
+const char *api_query_arg(void *req, const char *key)
 {
-	json_error_t jerr;
-	json_t *j = json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j || !json_is_object(j)) {
-		json_decref(j);
-		api_reply_error(r, 400, "request body must be a JSON object%s%s", j ? "" : ": ",
-				j ? "" : jerr.text);
-		return NULL;
-	}
-	return j;
-}
-
-const char *api_query(struct api_req *r, const char *key)
-{
+	struct api_req *r = req;
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out)
-{
-	const char *v = api_query(r, key);
-	if (!v)
-		return true;
-	if (decimal_parse_u64(v, strlen(v), min, max, out) < 0) {
-		api_reply_error(r, 400, "%s must be an integer from %llu to %llu", key,
-		                (unsigned long long)min, (unsigned long long)max);
-		return false;
-	}
-	return true;
-}
-
-void api_health(struct api_req *r, bool detail)
-{
-	api *a = r->a;
-	uint64_t now = api_now_ms();
-	if (!a->health_ms || now - a->health_ms >= API_HEALTH_CACHE_MS) {
-		a->health_what = "store";
-		a->health_rc = store_health(a->store);
-		if (a->health_rc == 0 && a->cfg.reads_audit && audit_pending(a->cfg.reads_audit)) {
-			a->health_what = "audit";
-			a->health_rc = audit_flush(a->cfg.reads_audit);
-		}
-		a->health_ms = now;
-	}
-	const char *what = a->health_what;
-	int rc = a->health_rc;
-	if (rc == 0) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-		return;
-	}
-	r->a->met->health_failures++;
-	if (detail)
-		api_reply_error(r, 503, "%s unavailable: %s", what, strerror(-rc));
-	else
-		api_reply_error(r, 503, "%s unavailable", what);
 }
 
 /* ---- connections ----
@@ -609,7 +561,7 @@ static void *api_uri_log(void *cls, const char *uri, struct MHD_Connection *conn
 }
 
 static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-			  enum MHD_RequestTerminationCode toe)
+                          enum MHD_RequestTerminationCode toe)
 {
 	struct api_req *r = *req_cls;
 	if (r && r->pc) {
@@ -648,9 +600,42 @@ static int api_body_append(struct api_req *r, const char *data, size_t n)
 	return 0;
 }
 
-static bool api_is_value_upload(const char *method, const char *url)
+/* The first route of the socket's table that matches the request, or NULL; *tail is the rest of
+ * the URL after a prefix route's path (NULL for an exact route). */
+static const struct api_route *api_route_match(const struct api_routes *t, const char *method,
+                                               const char *url, const char **tail)
 {
-	return strcmp(method, "PUT") == 0 && strncmp(url, "/v1/secrets/", 12) == 0;
+	*tail = NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct api_route *rt = &t->v[i];
+		if (strcmp(rt->method, method) != 0)
+			continue;
+		if (rt->handle_tail) {
+			size_t n = strlen(rt->path);
+			if (strncmp(url, rt->path, n) == 0 && url[n]) {
+				*tail = url + n;
+				return rt;
+			}
+		} else if (strcmp(url, rt->path) == 0) {
+			return rt;
+		}
+	}
+	return NULL;
+}
+
+/* Answers the request with its route's handler (after the table's gate), or 404. The route was
+ * matched when the headers came in (it chose the body limit). */
+static void api_dispatch(struct api_server *s, struct api_req *r)
+{
+	if (s->routes->gate && !s->routes->gate(r))
+		return;
+	const struct api_route *rt = r->route;
+	if (!rt)
+		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+	else if (rt->handle_tail)
+		rt->handle_tail(r, r->tail);
+	else
+		rt->handle(r);
 }
 
 /* First call, headers complete: refuses what must not be read further (answered at once, and
@@ -694,9 +679,8 @@ static void api_req_check(struct api_req *r, const char *version)
 }
 
 static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version,
-				   const char *upload_data, size_t *upload_data_size,
-				   void **req_cls)
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **req_cls)
 {
 	struct api_server *s = cls;
 	struct api_req *r = *req_cls;
@@ -706,8 +690,9 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		r->started = true;
 		r->method = method;
 		r->url = url;
-		r->limit = api_is_value_upload(method, url) ? s->a->cfg.max_value
-							    : SECRETD_JSON_BODY_MAX;
+		r->route = api_route_match(s->routes, method, url, &r->tail);
+		r->limit = r->route && r->route->body == API_BODY_VALUE ? s->a->cfg.max_value
+		                                                        : SECRETD_JSON_BODY_MAX;
 		/* A refused connection is answered now, before any body is read. */
 		if (r->pc && r->pc->refuse) {
 			r->refused = true;
@@ -746,11 +731,10 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		                s->workload ? "cannot identify the connecting process"
 		                            : "the admin socket is for root only");
 	} else if (r->too_large) {
-		api_reply_error(r, 413, "request body larger than the limit of %zu bytes", r->limit);
-	} else if (s->workload) {
-		api_workload_handle(r);
+		api_reply_error(r, 413, "request body larger than the limit of %zu bytes",
+		                r->limit);
 	} else {
-		api_admin_handle(r);
+		api_dispatch(s, r);
 	}
 	if (!r->answered)
 		api_reply_error(r, 500, "internal error: no answer");
@@ -811,7 +795,8 @@ static int api_prepare(loop *l, void *ud)
 		}
 		if (i == API_MHD_RUNS_PER_PREPARE) {
 			/* Still work to do: come back at once, after the loop's other events (never
-			 * wait for an event that MHD's edge-triggered sockets will not send again). */
+			 * wait for an event that MHD's edge-triggered sockets will not send again).
+			 */
 			t = 0;
 			break;
 		}
@@ -841,17 +826,19 @@ static void api_server_free(api *a, struct api_server *s)
 	free(s);
 }
 
-static int api_server_new(api *a, bool workload, struct api_server **out)
+static int api_server_new(api *a, const struct api_routes *routes, struct api_server **out)
 {
+	bool workload = routes->socket == API_SOCKET_WORKLOAD;
 	struct api_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->a = a;
+	s->routes = routes;
 	s->workload = workload;
 	s->fd = -1;
 	s->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int n = snprintf(s->path, sizeof(s->path), "%s/%s", a->cfg.runtime_dir,
-			 workload ? SECRETD_WORKLOAD_SOCK : SECRETD_ADMIN_SOCK);
+	                 workload ? SECRETD_WORKLOAD_SOCK : SECRETD_ADMIN_SOCK);
 	if (s->reserve < 0 || n < 0 || (size_t)n >= sizeof(s->path)) {
 		int r = s->reserve < 0 ? -errno : -ENAMETOOLONG;
 		api_server_free(a, s);
@@ -873,7 +860,7 @@ static int api_server_new(api *a, bool workload, struct api_server **out)
 	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_END);
 	const union MHD_DaemonInfo *di =
-		s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	    s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!di) {
 		api_server_free(a, s);
 		return -EIO;
@@ -893,7 +880,7 @@ static int api_server_new(api *a, bool workload, struct api_server **out)
 }
 
 int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
-	      const struct api_config *cfg)
+              const struct api_config *cfg)
 {
 	api *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -913,15 +900,17 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 		a->cfg.request_timeout_s = API_REQUEST_TIMEOUT_DEFAULT;
 	if (!a->cfg.max_value)
 		a->cfg.max_value = SECRETD_VALUE_MAX_DEFAULT;
-	if (a->cfg.max_conns > API_MAX_CONNS_CEILING ||
+	const struct api_routes *ar = a->cfg.admin_routes, *wr = a->cfg.workload_routes;
+	if (!ar || ar->socket != API_SOCKET_ADMIN || !wr || wr->socket != API_SOCKET_WORKLOAD ||
+	    a->cfg.max_conns > API_MAX_CONNS_CEILING ||
 	    a->cfg.idle_timeout_s > API_TIMEOUT_CEILING ||
 	    a->cfg.request_timeout_s > API_TIMEOUT_CEILING) {
 		free(a);
 		return -EINVAL;
 	}
-	int r = api_server_new(a, false, &a->admin);
+	int r = api_server_new(a, ar, &a->admin);
 	if (r == 0)
-		r = api_server_new(a, true, &a->workload);
+		r = api_server_new(a, wr, &a->workload);
 	if (r < 0) {
 		api_stop(a);
 		return r;

@@ -12,20 +12,23 @@
 #include "broker/store/store.h"
 
 struct api_config {
-	const char *runtime_dir;     /* sockets are created here */
-	size_t max_value;            /* largest secret value accepted */
-	unsigned max_conns;          /* per socket, 0 = API_MAX_CONNS_DEFAULT; when full, the
-	                                oldest idle connection of the identity holding most is
-	                                closed for a new one (else the new one gets 503) */
+	const char *runtime_dir; /* sockets are created here */
+	/* What each socket serves (broker/http/routes.h: api_admin_routes, api_workload_routes);
+	 * required, each for its own socket. Not owned. */
+	const struct api_routes *admin_routes, *workload_routes;
+	size_t max_value;             /* largest secret value accepted */
+	unsigned max_conns;           /* per socket, 0 = API_MAX_CONNS_DEFAULT; when full, the
+	                                 oldest idle connection of the identity holding most is
+	                                 closed for a new one (else the new one gets 503) */
 	unsigned max_conns_per_ident; /* workload socket, per container (else per uid), 0 =
 	                                 API_MAX_CONNS_PER_IDENT_DEFAULT; more get 429 at once */
 	unsigned idle_timeout_s;      /* 0 = API_IDLE_TIMEOUT_DEFAULT (no byte for this long) */
 	unsigned request_timeout_s;   /* 0 = API_REQUEST_TIMEOUT_DEFAULT: a request (from the
 	                                 end of the previous one) must be complete within this */
-	audit *reads_audit;          /* batches the audit records of workload reads (NULL: each
-					is written in its own durable transaction) */
-	const char *audit_anchor;    /* audit anchor file checked by audit verify, or NULL */
-	service *service;            /* the admin routes' use cases (required for admin.sock) */
+	audit *reads_audit;           /* batches the audit records of workload reads (NULL: each
+	                                 is written in its own durable transaction) */
+	const char *audit_anchor;     /* audit anchor file checked by audit verify, or NULL */
+	service *service;             /* the admin routes' use cases (required for admin.sock) */
 };
 
 #define API_MAX_CONNS_DEFAULT 256
@@ -36,10 +39,12 @@ struct api_config {
 #define API_TIMEOUT_CEILING 3600
 
 typedef struct api api;
+struct api_routes;
 
 /* Binds both sockets (a stale socket file is replaced; anything else at the path is refused with
- * -EEXIST) and registers them with the loop. */
+ * -EEXIST) and registers them with the loop. -EINVAL when a route table is missing or made for
+ * the other socket. */
 int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
-	      const struct api_config *cfg);
+              const struct api_config *cfg);
 /* Stops serving, closes and unlinks the sockets. NULL is a no-op. */
 void api_stop(api *a);

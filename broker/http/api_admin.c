@@ -9,16 +9,15 @@
  *                                           without ttl an expiry is cleared unless
  *                                           keep_expiry=1; an empty body is refused (400)
  *                                           unless allow_empty=1
- *   GET    /v1/secrets/NAME                 {name,current,expires,versions:[{version,size,kek,created,current}]}
+ *   GET    /v1/secrets/NAME {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
  *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
  *                                           in batches; GET /v1/keys until rotating is false
  *   GET    /v1/grants                       {"grants":[...]}
- *   POST   /v1/grants                       {secret,selector,path?,mode?,uid?,gid?,previous?,replace?}
- *   POST   /v1/grants/revoke                {secret,selector}
- *   GET    /v1/containers                   {"containers":[...]}
+ *   POST   /v1/grants {secret,selector,path?,mode?,uid?,gid?,previous?,replace?} POST
+ * /v1/grants/revoke                {secret,selector} GET    /v1/containers {"containers":[...]}
  *   POST   /v1/containers                   attach (OCI hook, createRuntime)
  *   DELETE /v1/containers/ID                detach (OCI hook, poststop)
  *   POST   /v1/rollback/NAME?version=N      version N's value as a new version -> 201
@@ -29,10 +28,9 @@
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
- * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is written in
- * the change's own transaction, a read's before the answer (no record, no answer).
+ * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
+ * written in the change's own transaction, a read's before the answer (no record, no answer).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,24 +39,12 @@
 #include <time.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/http/decode.h"
+#include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/rules/policy.h"
 #include "common/limits.h"
 #include "common/names.h"
-
-static bool admin_is(struct api_req *r, const char *method, const char *path)
-{
-	return strcmp(r->method, method) == 0 && strcmp(r->url, path) == 0;
-}
-
-/* Matches "METHOD PREFIX<rest>" and returns rest (non-empty) or NULL. */
-static const char *admin_tail(struct api_req *r, const char *method, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	if (strcmp(r->method, method) != 0 || strncmp(r->url, prefix, n) != 0 || !r->url[n])
-		return NULL;
-	return r->url + n;
-}
 
 static bool admin_name_ok(struct api_req *r, const char *name)
 {
@@ -177,26 +163,14 @@ static void admin_list(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
 }
 
-/* Parses an optional positive integer query argument; false (after replying 400) when bad. */
-static bool admin_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *out)
+/* A request decoder's verdict (broker/http/decode.h): true when it decoded, else false after
+ * replying 400 with its reason. */
+static bool admin_decoded(struct api_req *r, int rc, const char *err)
 {
-	return api_query_u64(r, key, 1, max, out);
-}
-
-/* Parses an optional flag query argument ("1" or "0", absent = false); false (after replying
- * 400) when it is anything else. */
-static bool admin_query_flag(struct api_req *r, const char *key, bool *out)
-{
-	const char *v = api_query(r, key);
-	*out = false;
-	if (!v)
+	if (rc == 0)
 		return true;
-	if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
-		api_reply_error(r, 400, "%s must be 1 or 0", key);
-		return false;
-	}
-	*out = v[0] == '1';
-	return true;
+	api_reply_error(r, 400, "%s", err);
+	return false;
 }
 
 /* The expiry after a new version, for its answer. */
@@ -218,24 +192,12 @@ static void admin_put(struct api_req *r, const char *name)
 		api_reply_error(r, 400, "invalid secret name: %s", why);
 		return;
 	}
-	uint64_t keep = 0, ttl = 0;
-	bool allow_empty, keep_expiry;
-	if (!admin_query_uint(r, "keep", 1000, &keep) ||
-	    !admin_query_uint(r, "ttl", 100ULL * 365 * 86400, &ttl) ||
-	    !admin_query_flag(r, "allow_empty", &allow_empty) ||
-	    !admin_query_flag(r, "keep_expiry", &keep_expiry))
+	struct decode_put q;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_put(api_query_arg, r, r->len, &q, err), err))
 		return;
-	if (ttl && keep_expiry) {
-		api_reply_error(r, 400, "give ttl (a new expiry) or keep_expiry, not both");
-		return;
-	}
-	if (r->len == 0 && !allow_empty) {
-		/* An empty stdin is far likelier a mistake than a value: containers would see it at
-		 * once. Nothing is stored. */
-		api_reply_error(r, 400,
-		                "refusing to store an empty value (allow_empty=1 stores one)");
-		return;
-	}
+	uint64_t keep = q.keep, ttl = q.ttl;
+	bool keep_expiry = q.keep_expiry;
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_put p = {.name = name,
@@ -283,11 +245,10 @@ static void admin_versions(struct api_req *r, const char *name)
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].current)
 			current = v[i].version;
-		json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:b}", "version",
-						   (json_int_t)v[i].version, "size",
-						   (json_int_t)v[i].size, "kek",
-						   (json_int_t)v[i].kek_id, "created",
-						   (json_int_t)v[i].created, "current", v[i].current));
+		json_array_append_new(
+		    a, json_pack("{s:I, s:I, s:I, s:I, s:b}", "version", (json_int_t)v[i].version,
+		                 "size", (json_int_t)v[i].size, "kek", (json_int_t)v[i].kek_id,
+		                 "created", (json_int_t)v[i].created, "current", v[i].current));
 	}
 	store_versions_free(v, n);
 	api_reply_json(r, 200,
@@ -317,7 +278,10 @@ static void admin_value(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t want = 0;
-	if (!admin_query_uint(r, "version", INT64_MAX, &want))
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(
+	        r, decode_version(api_query_arg, r, DECODE_VALUE_VERSION_MAX, false, &want, err),
+	        err))
 		return;
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -344,18 +308,18 @@ static json_t *admin_key_status_json(store *st, bool *ok)
 		return NULL;
 	json_t *gens = json_array();
 	for (size_t i = 0; i < ks.ngens; i++)
-		json_array_append_new(gens, json_pack("{s:I, s:I, s:I}", "id",
-						      (json_int_t)ks.gens[i].id, "created",
-						      (json_int_t)ks.gens[i].created, "data_keys",
-						      (json_int_t)ks.gens[i].versions));
+		json_array_append_new(gens,
+		                      json_pack("{s:I, s:I, s:I}", "id", (json_int_t)ks.gens[i].id,
+		                                "created", (json_int_t)ks.gens[i].created,
+		                                "data_keys", (json_int_t)ks.gens[i].versions));
 	json_t *j = json_pack("{s:I, s:b, s:I, s:I, s:o}", "current", (json_int_t)ks.current,
-			      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
-			      "remaining", (json_int_t)ks.remaining, "generations", gens);
+	                      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
+	                      "remaining", (json_int_t)ks.remaining, "generations", gens);
 	if (j && ks.error)
 		json_object_set_new(j, "error",
-				    json_string(ks.error == -EBADMSG
-							? "integrity check failed on a stored row"
-							: strerror(-ks.error)));
+		                    json_string(ks.error == -EBADMSG
+		                                    ? "integrity check failed on a stored row"
+		                                    : strerror(-ks.error)));
 	store_key_status_free(&ks);
 	return j;
 }
@@ -402,10 +366,9 @@ static json_t *admin_grant_json(const struct store_grant *g)
 	char mode[8];
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)g->mode);
 	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:I, s:I, s:b, s:I}", "id", (json_int_t)g->id,
-			 "secret", g->secret, "selector", g->selector, "path", g->path, "mode",
-			 mode, "uid", (json_int_t)g->uid, "gid", (json_int_t)g->gid,
-			 "previous", (g->flags & STORE_GRANT_PREVIOUS) != 0, "created",
-			 (json_int_t)g->created);
+	                 "secret", g->secret, "selector", g->selector, "path", g->path, "mode",
+	                 mode, "uid", (json_int_t)g->uid, "gid", (json_int_t)g->gid, "previous",
+	                 (g->flags & STORE_GRANT_PREVIOUS) != 0, "created", (json_int_t)g->created);
 }
 
 static void admin_grants(struct api_req *r)
@@ -431,55 +394,21 @@ static void admin_grants(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
 }
 
-/* Reads an optional integer field; false (after replying 400) when it has the wrong type. */
-static bool admin_opt_int(struct api_req *r, json_t *o, const char *key, int64_t lo, int64_t hi,
-			  int64_t *out)
-{
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		api_reply_error(r, 400, "%s must be an integer from %lld to %lld", key,
-				(long long)lo, (long long)hi);
-		return false;
-	}
-	*out = json_integer_value(v);
-	return true;
-}
-
 static void admin_grant_add(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	const char *secret = json_string_value(json_object_get(o, "secret"));
-	const char *sel = json_string_value(json_object_get(o, "selector"));
-	json_t *jp = json_object_get(o, "path");
-	const char *path = json_string_value(jp);
-	const char *why = NULL;
-	int64_t mode = 0400, uid = -1, gid = -1;
-	if (!secret || names_check_pattern(secret, strlen(secret), &why) < 0) {
-		api_reply_error(r, 400, "invalid secret name or pattern: %s",
-				why ? why : "missing \"secret\"");
-	} else if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0) {
-		api_reply_error(r, 400, "invalid selector: %s", why ? why : "missing \"selector\"");
-	} else if (jp && !json_is_null(jp) &&
-	           (!path || names_check(path, strlen(path), &why) < 0 ||
-	            mounts_name_check(path, strlen(path), &why) < 0)) {
-		api_reply_error(r, 400, "invalid path: %s", why ? why : "must be a string");
-	} else if (admin_opt_int(r, o, "mode", 0, 0777, &mode) &&
-	           admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-	           admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
+	struct decode_grant d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_grant(r->body, r->len, &d, err), err)) {
+		const char *secret = d.secret, *sel = d.selector, *path = d.path;
+		int64_t mode = d.mode, uid = d.uid, gid = d.gid;
 		struct store_grant g = {.secret = (char *)secret,
-					.selector = (char *)sel,
-					.path = (char *)path,
-					.mode = (uint32_t)mode,
-					.uid = uid,
-					.gid = gid,
-					.flags = json_is_true(json_object_get(o, "previous"))
-							 ? STORE_GRANT_PREVIOUS
-							 : 0};
-		bool replace = json_is_true(json_object_get(o, "replace"));
+		                        .selector = (char *)sel,
+		                        .path = (char *)path,
+		                        .mode = (uint32_t)mode,
+		                        .uid = uid,
+		                        .gid = gid,
+		                        .flags = d.previous ? STORE_GRANT_PREVIOUS : 0};
+		bool replace = d.replace;
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -497,19 +426,15 @@ static void admin_grant_add(struct api_req *r)
 			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
 		}
 	}
-	json_decref(o);
+	decode_grant_clear(&d);
 }
 
 static void admin_grant_remove(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	const char *secret = json_string_value(json_object_get(o, "secret"));
-	const char *sel = json_string_value(json_object_get(o, "selector"));
-	if (!secret || !sel) {
-		api_reply_error(r, 400, "\"secret\" and \"selector\" are required");
-	} else {
+	struct decode_revoke d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_revoke(r->body, r->len, &d, err), err)) {
+		const char *secret = d.secret, *sel = d.selector;
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -527,53 +452,15 @@ static void admin_grant_remove(struct api_req *r)
 			                             &res));
 		}
 	}
-	json_decref(o);
+	decode_revoke_clear(&d);
 }
 
 static void admin_attach(struct api_req *r)
 {
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	struct policy_label labels[POLICY_LABELS_MAX];
-	size_t nl = 0;
-	json_t *jl = json_object_get(o, "labels");
-	const char *key;
-	json_t *val;
-	bool bad = jl && !json_is_null(jl) && !json_is_object(jl);
-	if (json_is_object(jl))
-		json_object_foreach(jl, key, val)
-		{
-			if (nl == POLICY_LABELS_MAX || !json_is_string(val)) {
-				bad = true;
-				break;
-			}
-			labels[nl].key = key;
-			labels[nl].value = json_string_value(val);
-			nl++;
-		}
-	int64_t pid = 0, uid = -1, gid = -1;
-	struct mounts_attach_req a = {
-		.id = json_string_value(json_object_get(o, "id")),
-		.root = json_string_value(json_object_get(o, "root")),
-		.target = json_string_value(json_object_get(o, "mount")),
-		.name = json_string_value(json_object_get(o, "name")),
-		.runtime = json_string_value(json_object_get(o, "runtime")),
-		.labels = labels,
-		.nlabels = nl,
-		.wants = json_is_true(json_object_get(o, "wants")),
-	};
-	if (bad) {
-		api_reply_error(r, 400, "labels must be an object of at most %d strings",
-				POLICY_LABELS_MAX);
-	} else if (!a.id) {
-		api_reply_error(r, 400, "\"id\" is required");
-	} else if (admin_opt_int(r, o, "pid", 1, 4194304, &pid) &&
-		   admin_opt_int(r, o, "uid", -1, 4294967294LL, &uid) &&
-		   admin_opt_int(r, o, "gid", -1, 4294967294LL, &gid)) {
-		a.pid = (pid_t)pid;
-		a.uid = uid;
-		a.gid = gid;
+	struct decode_attach d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_attach(r->body, r->len, &d, err), err)) {
+		struct mounts_attach_req a = d.req;
 		bool mounted = false;
 		size_t files = 0;
 		struct admin_who w;
@@ -590,9 +477,9 @@ static void admin_attach(struct api_req *r)
 			                           : "is attached but could not be detached again");
 		else if (rc == -EPERM)
 			api_reply_error(r, 403,
-					"container %s has no cgroup of its own: its processes "
-					"cannot be told apart from the host's",
-					a.id);
+			                "container %s has no cgroup of its own: its processes "
+			                "cannot be told apart from the host's",
+			                a.id);
 		else if (rc == -EINVAL)
 			api_reply_error(
 			    r, 400, "invalid attach request (id, pid, root or mount)%s",
@@ -600,14 +487,14 @@ static void admin_attach(struct api_req *r)
 		else if (rc < 0)
 			admin_fail(r, rc, a.id, &res);
 		else if (mounted)
-			api_reply_json(r, 201, json_pack("{s:s, s:b, s:I, s:s}", "id", a.id,
-							 "mounted", 1, "files", (json_int_t)files,
-							 "mount",
-							 a.target ? a.target : SECRETD_MOUNT_DEFAULT));
+			api_reply_json(r, 201,
+			               json_pack("{s:s, s:b, s:I, s:s}", "id", a.id, "mounted", 1,
+			                         "files", (json_int_t)files, "mount",
+			                         a.target ? a.target : SECRETD_MOUNT_DEFAULT));
 		else
 			api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", a.id, "mounted", 0));
 	}
-	json_decref(o);
+	decode_attach_clear(&d);
 }
 
 static void admin_rollback(struct api_req *r, const char *name)
@@ -615,12 +502,11 @@ static void admin_rollback(struct api_req *r, const char *name)
 	if (!admin_name_ok(r, name))
 		return;
 	uint64_t from = 0;
-	if (!admin_query_uint(r, "version", UINT64_MAX >> 1, &from))
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(
+	        r, decode_version(api_query_arg, r, DECODE_ROLLBACK_VERSION_MAX, true, &from, err),
+	        err))
 		return;
-	if (!from) {
-		api_reply_error(r, 400, "version is required");
-		return;
-	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_result res;
@@ -647,32 +533,15 @@ static void admin_rotate(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
 		return;
-	json_t *o = api_body_json(r);
-	if (!o)
-		return;
-	int64_t length = 32, every = -1;
-	enum store_charset cs = STORE_CHARSET_ALNUM;
-	json_t *jc = json_object_get(o, "charset");
-	json_t *je = json_object_get(o, "exec");
-	const char *exec = json_string_value(je);
-	bool print = json_is_true(json_object_get(o, "print"));
-	json_t *jk = json_object_get(o, "keep_expiry");
-	if (!admin_opt_int(r, o, "length", 1, STORE_GEN_LENGTH_MAX, &length) ||
-	    !admin_opt_int(r, o, "every", 0, 100LL * 365 * 86400, &every))
+	struct decode_rotate d;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_rotate(r->body, r->len, &d, err), err))
 		goto out;
-	if (jc && (!json_is_string(jc) || store_charset_parse(json_string_value(jc), &cs) < 0)) {
-		api_reply_error(r, 400, "charset must be one of alnum, hex, base64, ascii");
-		goto out;
-	}
-	if (je && !json_is_null(je) && (!exec || !*exec || strlen(exec) > 4096)) {
-		api_reply_error(r, 400, "exec must be a command of 1 to 4096 bytes");
-		goto out;
-	}
+	int64_t length = d.length, every = d.every;
+	enum store_charset cs = d.charset;
+	const char *exec = d.exec;
+	bool print = d.print;
 	if (every >= 0) {
-		if (print) {
-			api_reply_error(r, 400, "print cannot be combined with every");
-			goto out;
-		}
 		struct admin_who w;
 		admin_who_init(r, &w);
 		struct service_result res;
@@ -685,30 +554,18 @@ static void admin_rotate(struct api_req *r, const char *name)
 		} else if (rc < 0) {
 			admin_fail(r, rc, name, &res);
 		} else {
-			api_reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "name", name, "every",
-							 (json_int_t)every, "next",
-							 (json_int_t)(every ? time(NULL) + every
-									    : 0)));
+			api_reply_json(r, 200,
+			               json_pack("{s:s, s:I, s:I}", "name", name, "every",
+			                         (json_int_t)every, "next",
+			                         (json_int_t)(every ? time(NULL) + every : 0)));
 		}
-		goto out;
-	}
-	if (!json_is_true(json_object_get(o, "generate"))) {
-		api_reply_error(r, 400, "give generate (a new random value) or every (a schedule)");
-		goto out;
-	}
-	if (exec) {
-		api_reply_error(r, 400, "exec is only for scheduled rotations (every)");
-		goto out;
-	}
-	if (jk && !json_is_boolean(jk)) {
-		api_reply_error(r, 400, "keep_expiry must be true or false");
 		goto out;
 	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	uint8_t *val = NULL;
 	struct service_result res;
-	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, json_is_true(jk),
+	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, d.keep_expiry,
 	                          print ? &val : NULL, &res);
 	if (rc < 0) {
 		admin_fail(r, rc, res.not_tried ? "generate" : name, &res);
@@ -725,7 +582,7 @@ static void admin_rotate(struct api_req *r, const char *name)
 		api_reply_json(r, 201, admin_applied(j, &res));
 	}
 out:
-	json_decref(o);
+	decode_rotate_clear(&d);
 }
 
 static void admin_schedules(struct api_req *r)
@@ -746,24 +603,13 @@ static void admin_schedules(struct api_req *r)
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(
-			a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name,
-				     "expires", (json_int_t)v[i].expires, "every",
-				     (json_int_t)v[i].every, "next", (json_int_t)v[i].next,
-				     "length", (json_int_t)v[i].length, "charset",
-				     store_charset_name(v[i].charset), "exec", v[i].exec));
+		    a,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name, "expires",
+		              (json_int_t)v[i].expires, "every", (json_int_t)v[i].every, "next",
+		              (json_int_t)v[i].next, "length", (json_int_t)v[i].length, "charset",
+		              store_charset_name(v[i].charset), "exec", v[i].exec));
 	store_lifecycles_free(v, n);
 	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
-}
-
-/* Parses "2024-01-02T03:04:05Z" (UTC). */
-static bool admin_parse_iso(const char *v, int64_t *out)
-{
-	struct tm tm = {0};
-	const char *e = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!e || *e)
-		return false;
-	*out = (int64_t)timegm(&tm);
-	return true;
 }
 
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
@@ -777,26 +623,12 @@ static json_t *admin_audit_row_json(const struct store_audit_row *w)
 
 static void admin_audit_list(struct api_req *r)
 {
-	uint64_t after = 0, limit = 0;
-	int64_t since_time = 0;
-	const char *v = api_query(r, "since");
-	if (v && *v) {
-		char *end;
-		unsigned long long x = strtoull(v[0] == '@' ? v + 1 : v, &end, 10);
-		if (isdigit((unsigned char)v[v[0] == '@']) && !*end) {
-			/* a plain number below 10^9 is a sequence number, else unix seconds */
-			if (v[0] != '@' && x < 1000000000ULL)
-				after = x ? x - 1 : 0;
-			else
-				since_time = (int64_t)x;
-		} else if (!admin_parse_iso(v, &since_time)) {
-			api_reply_error(r, 400, "since must be a sequence number, unix time "
-						"(@SECONDS) or YYYY-MM-DDTHH:MM:SSZ");
-			return;
-		}
-	}
-	if (!admin_query_uint(r, "limit", 100000, &limit))
+	struct decode_audit q;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_audit(api_query_arg, r, &q, err), err))
 		return;
+	uint64_t after = q.after, limit = q.limit;
+	int64_t since_time = q.since_time;
 	struct store_audit_row *rows = NULL;
 	size_t n = 0;
 	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);
@@ -965,50 +797,32 @@ static void admin_detach(struct api_req *r, const char *id)
 		api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "detached", 1));
 }
 
-void api_admin_handle(struct api_req *r)
-{
-	const char *name;
-	if (admin_is(r, "GET", "/healthz")) {
-		api_health(r, true);
-	} else if (admin_is(r, "GET", "/metrics")) {
-		admin_metrics(r);
-	} else if (admin_is(r, "GET", "/v1/secrets")) {
-		admin_list(r);
-	} else if ((name = admin_tail(r, "PUT", "/v1/secrets/"))) {
-		admin_put(r, name);
-	} else if ((name = admin_tail(r, "GET", "/v1/secrets/"))) {
-		admin_versions(r, name);
-	} else if ((name = admin_tail(r, "DELETE", "/v1/secrets/"))) {
-		admin_delete(r, name);
-	} else if ((name = admin_tail(r, "GET", "/v1/values/"))) {
-		admin_value(r, name);
-	} else if (admin_is(r, "POST", "/v1/keys/rotate")) {
-		admin_key_rotate(r);
-	} else if (admin_is(r, "GET", "/v1/keys")) {
-		admin_keys(r);
-	} else if (admin_is(r, "GET", "/v1/grants")) {
-		admin_grants(r);
-	} else if (admin_is(r, "POST", "/v1/grants")) {
-		admin_grant_add(r);
-	} else if (admin_is(r, "POST", "/v1/grants/revoke")) {
-		admin_grant_remove(r);
-	} else if ((name = admin_tail(r, "POST", "/v1/rollback/"))) {
-		admin_rollback(r, name);
-	} else if ((name = admin_tail(r, "POST", "/v1/rotate/"))) {
-		admin_rotate(r, name);
-	} else if (admin_is(r, "GET", "/v1/schedules")) {
-		admin_schedules(r);
-	} else if (admin_is(r, "GET", "/v1/audit")) {
-		admin_audit_list(r);
-	} else if (admin_is(r, "POST", "/v1/audit/verify")) {
-		admin_audit_verify(r);
-	} else if (admin_is(r, "GET", "/v1/containers")) {
-		admin_containers(r);
-	} else if (admin_is(r, "POST", "/v1/containers")) {
-		admin_attach(r);
-	} else if ((name = admin_tail(r, "DELETE", "/v1/containers/"))) {
-		admin_detach(r, name);
-	} else {
-		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
-	}
-}
+/* admin.sock's routes, in the order they are matched (the list at the top of this file). */
+static const struct api_route admin_routes[] = {
+    API_ROUTE("GET", "/healthz", api_health_admin),
+    API_ROUTE("GET", "/metrics", admin_metrics),
+    API_ROUTE("GET", "/v1/secrets", admin_list),
+    API_PREFIX_VALUE("PUT", "/v1/secrets/", admin_put),
+    API_PREFIX("GET", "/v1/secrets/", admin_versions),
+    API_PREFIX("DELETE", "/v1/secrets/", admin_delete),
+    API_PREFIX("GET", "/v1/values/", admin_value),
+    API_ROUTE("POST", "/v1/keys/rotate", admin_key_rotate),
+    API_ROUTE("GET", "/v1/keys", admin_keys),
+    API_ROUTE("GET", "/v1/grants", admin_grants),
+    API_ROUTE("POST", "/v1/grants", admin_grant_add),
+    API_ROUTE("POST", "/v1/grants/revoke", admin_grant_remove),
+    API_PREFIX("POST", "/v1/rollback/", admin_rollback),
+    API_PREFIX("POST", "/v1/rotate/", admin_rotate),
+    API_ROUTE("GET", "/v1/schedules", admin_schedules),
+    API_ROUTE("GET", "/v1/audit", admin_audit_list),
+    API_ROUTE("POST", "/v1/audit/verify", admin_audit_verify),
+    API_ROUTE("GET", "/v1/containers", admin_containers),
+    API_ROUTE("POST", "/v1/containers", admin_attach),
+    API_PREFIX("DELETE", "/v1/containers/", admin_detach),
+};
+
+const struct api_routes api_admin_routes = {
+    .socket = API_SOCKET_ADMIN,
+    .v = admin_routes,
+    .n = sizeof(admin_routes) / sizeof(admin_routes[0]),
+};

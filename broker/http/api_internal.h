@@ -1,4 +1,7 @@
-/* api_internal: what api.c shares with the route files api_admin.c and api_workload.c. */
+/* api_internal: the transport's side of the route files. api.c (the transport: accept, identify,
+ * limits, MHD, replies) reads a route table per socket and knows no route itself; the route
+ * files (api_admin.c, api_workload.c, api_health.c) include this header and declare their
+ * tables in broker/http/routes.h, which api.c never includes. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,8 +23,8 @@ struct api_conn {
 	struct api_conn *prev, *next; /* the server's connections, oldest first */
 	int fd;                       /* MHD owns and closes it */
 	bool ident_ok;
-	int ident_rc;       /* why identification failed (-errno) */
-	struct ident who;   /* workload socket: the connecting process */
+	int ident_rc;     /* why identification failed (-errno) */
+	struct ident who; /* workload socket: the connecting process */
 	uid_t uid;
 	char key[API_KEY_MAX]; /* who the connection counts against: container id, else uid */
 	bool busy;             /* a request is in progress (request line seen, not completed) */
@@ -41,12 +44,14 @@ struct api_req {
 	const char *url;
 	uint8_t *body; /* crypt_alloc'd: may hold a secret */
 	size_t len, cap, limit;
-	bool started; /* the handler saw the headers */
-	bool bad_uri; /* the raw request URI holds an encoded NUL (%00) */
+	bool started;            /* the handler saw the headers */
+	bool bad_uri;            /* the raw request URI holds an encoded NUL (%00) */
 	const char *raw_uri_end; /* where the raw URI's string ended (compared, never read) */
-	bool refused; /* answered 429/503 for load: Retry-After, Connection: close */
+	bool refused;            /* answered 429/503 for load: Retry-After, Connection: close */
 	bool too_large;
 	bool answered;
+	const struct api_route *route; /* the matched route, or NULL (404) */
+	const char *tail;              /* a prefix route's rest of the URL (in url) */
 };
 
 struct api {
@@ -66,27 +71,57 @@ struct api {
 void api_reply_json(struct api_req *r, unsigned status, json_t *body);
 /* Replies {"error": "..."} (printf-style; never put a secret value in it). */
 void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Replies with raw secret bytes (takes ownership of crypt_alloc'd val; wiped when sent). */
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version);
 /* Replies with text (copied). */
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text);
 /* Maps a store/mounts errno to an HTTP status and replies with msg: what failed. */
 void api_reply_errno(struct api_req *r, int err, const char *what);
-/* Parses the request body as a JSON object; replies 400 and returns NULL if it is not one. */
-json_t *api_body_json(struct api_req *r);
-/* The value of query argument key, or NULL. */
-const char *api_query(struct api_req *r, const char *key);
-/* Query argument key as a decimal integer in [min, max]: digits only (no sign, space or other
- * byte), at most 20 of them. True with *out set (left alone when the argument is absent); false
- * after replying 400 {"error": "KEY must be an integer from MIN to MAX"}. */
-bool api_query_u64(struct api_req *r, const char *key, uint64_t min, uint64_t max, uint64_t *out);
-/* GET /healthz on either socket: a real store access (store_health) and the audit writer's
- * state (buffered records are flushed now), probed at most every API_HEALTH_CACHE_MS (workload
- * callers are anyone). 200 {"status":"ok"} or 503 {"error": ...}; detail names the failing part
- * (admin socket) or not (workload socket). */
-void api_health(struct api_req *r, bool detail);
+/* The value of query argument key, or NULL (a decode_arg_fn for broker/http/decode.h's query
+ * decoders: req is the struct api_req). */
+const char *api_query_arg(void *req, const char *key);
 
-/* Route handlers: each answers the request (exactly once). */
-void api_admin_handle(struct api_req *r);
-void api_workload_handle(struct api_req *r);
+/* ---- route tables ---- */
+
+/* Which socket a table serves: admin.sock (root or the daemon's own uid) or workload.sock
+ * (anyone, identified by the kernel). */
+enum api_socket { API_SOCKET_ADMIN, API_SOCKET_WORKLOAD };
+
+/* How large a route's request body may be: SECRETD_JSON_BODY_MAX, or the configured largest
+ * secret value (api_config.max_value). Known once the request's headers are in. */
+enum api_body { API_BODY_JSON, API_BODY_VALUE };
+
+/* One route: METHOD PATH exactly (handle), or METHOD PREFIX followed by a non-empty tail
+ * (handle_tail gets it, e.g. the NAME of /v1/secrets/NAME). Exactly one handler is set. Every
+ * handler answers the request exactly once. */
+struct api_route {
+	const char *method;
+	const char *path;
+	enum api_body body;
+	void (*handle)(struct api_req *r);
+	void (*handle_tail)(struct api_req *r, const char *tail);
+};
+
+#define API_ROUTE(m, p, fn)                                                                        \
+	{                                                                                          \
+		.method = (m), .path = (p), .handle = (fn)                                         \
+	}
+#define API_PREFIX(m, p, fn)                                                                       \
+	{                                                                                          \
+		.method = (m), .path = (p), .handle_tail = (fn)                                    \
+	}
+#define API_PREFIX_VALUE(m, p, fn)                                                                 \
+	{                                                                                          \
+		.method = (m), .path = (p), .body = API_BODY_VALUE, .handle_tail = (fn)            \
+	}
+
+/* A socket's routes, matched in order (the first match wins). A request matching none is
+ * answered 404 {"error":"no route for METHOD URL"} with a JSON-sized body limit. */
+struct api_routes {
+	enum api_socket socket;
+	/* Asked before any route (may be NULL): false after it answered the request itself. */
+	bool (*gate)(struct api_req *r);
+	const struct api_route *v;
+	size_t n;
+};

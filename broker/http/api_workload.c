@@ -12,35 +12,43 @@
 #include <string.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/http/decode.h"
+#include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/store/store.h"
 #include "common/limits.h"
 #include "common/names.h"
 
 /* Writes the audit record of this workload call; false (after replying 500) when it cannot. */
-static bool workload_audit(struct api_req *r, const struct policy_identity *who,
-			   const char *action, const char *secret, uint64_t version,
-			   const char *result)
+static bool workload_audit(struct api_req *r, const struct policy_identity *who, const char *action,
+                           const char *secret, uint64_t version, const char *result)
 {
 	char actor[160], exe[256];
 	audit_actor(actor, sizeof(actor), who->container, who->id, who->name, who->uid);
 	if (ident_exe(r->pc->who.pid, exe, sizeof(exe)) < 0)
 		exe[0] = '\0';
 	struct store_audit a = {.actor = actor,
-				.pid = r->pc->who.pid,
-				.exe = exe,
-				.action = action,
-				.secret = secret,
-				.version = version,
-				.result = result};
+	                        .pid = r->pc->who.pid,
+	                        .exe = exe,
+	                        .action = action,
+	                        .secret = secret,
+	                        .version = version,
+	                        .result = result};
 	/* Reads change nothing: their records are batched (written within AUDIT_FLUSH_MS, like FUSE
 	 * opens) instead of costing an fdatasync per request. */
 	int rc = r->a->cfg.reads_audit ? audit_add(r->a->cfg.reads_audit, &a)
-				       : store_audit_append(r->a->store, &a, 1);
+	                               : store_audit_append(r->a->store, &a, 1);
 	if (rc == 0)
 		return true;
 	api_reply_error(r, 500, "cannot write the audit record: %s", strerror(-rc));
 	return false;
+}
+
+/* Who is asking, as the policy sees it (id is filled and returned). */
+static const struct policy_identity *workload_who(struct api_req *r, struct policy_identity *id)
+{
+	mounts_identify(r->a->mounts, &r->pc->who, id);
+	return id;
 }
 
 static void workload_self(struct api_req *r, const struct policy_identity *who)
@@ -49,15 +57,18 @@ static void workload_self(struct api_req *r, const struct policy_identity *who)
 	for (size_t i = 0; i < who->nlabels; i++)
 		json_object_set_new(labels, who->labels[i].key, json_string(who->labels[i].value));
 	api_reply_json(r, 200,
-		       json_pack("{s:b, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "container",
-				 who->container, "runtime", who->runtime, "id", who->id, "name",
-				 who->name, "labels", labels, "cgroup", who->cgroup, "pid",
-				 (int)r->pc->who.pid, "uid", (json_int_t)who->uid, "gid",
-				 (json_int_t)who->gid));
+	               json_pack("{s:b, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "container",
+	                         who->container, "runtime", who->runtime, "id", who->id, "name",
+	                         who->name, "labels", labels, "cgroup", who->cgroup, "pid",
+	                         (int)r->pc->who.pid, "uid", (json_int_t)who->uid, "gid",
+	                         (json_int_t)who->gid));
 }
 
-static void workload_read(struct api_req *r, const struct policy_identity *who, const char *name)
+/* GET /v1/self/secrets/NAME */
+static void workload_read(struct api_req *r, const char *name)
 {
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
 	/* One answer for "no such secret" and "not yours": existence is not disclosed. */
 	bool valid = names_check(name, strlen(name), NULL) == 0;
 	if (!valid || !mounts_allows(r->a->mounts, who, name)) {
@@ -70,7 +81,9 @@ static void workload_read(struct api_req *r, const struct policy_identity *who, 
 	uint64_t version = 0;
 	int rc = store_get(r->a->store, name, 0, &val, &len, &version);
 	if (!workload_audit(r, who, "read", name, version,
-			    rc == 0 ? "ok" : rc == -ENOENT ? "not found" : "error")) {
+	                    rc == 0         ? "ok"
+	                    : rc == -ENOENT ? "not found"
+	                                    : "error")) {
 		store_value_free(val);
 		return;
 	}
@@ -82,21 +95,23 @@ static void workload_read(struct api_req *r, const struct policy_identity *who, 
 		api_reply_secret(r, val, len, version);
 }
 
-static void workload_mount(struct api_req *r, const struct policy_identity *who)
+/* POST /v1/self/mount */
+static void workload_mount(struct api_req *r)
 {
-	const char *path = NULL;
-	json_t *o = NULL;
-	if (r->len) {
-		o = api_body_json(r);
-		if (!o)
-			return;
-		path = json_string_value(json_object_get(o, "path"));
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	struct decode_mount d;
+	char err[DECODE_ERR_MAX];
+	if (decode_mount(r->body, r->len, &d, err) < 0) {
+		api_reply_error(r, 400, "%s", err);
+		return;
 	}
+	const char *path = d.path;
 	size_t files = 0;
 	int rc = mounts_mount_self(r->a->mounts, &r->pc->who, path, &files);
 	const char *target = path ? path : SECRETD_MOUNT_DEFAULT;
 	if (!workload_audit(r, who, "mount", NULL, 0, rc == 0 ? "ok" : "error")) {
-		json_decref(o);
+		decode_mount_clear(&d);
 		return;
 	}
 	if (rc == -EPERM)
@@ -108,38 +123,52 @@ static void workload_mount(struct api_req *r, const struct policy_identity *who)
 	else if (rc < 0)
 		api_reply_errno(r, rc, "mount");
 	else
-		api_reply_json(r, 201, json_pack("{s:s, s:I}", "mount", target, "files",
-						 (json_int_t)files));
-	json_decref(o);
+		api_reply_json(
+		    r, 201, json_pack("{s:s, s:I}", "mount", target, "files", (json_int_t)files));
+	decode_mount_clear(&d);
 }
 
-void api_workload_handle(struct api_req *r)
+/* Before any route: the connector must still be the live process that connected (a socket left
+ * to a child after the connector exited, or a pid reused since, is refused). */
+static bool workload_gate(struct api_req *r)
 {
-	/* The connector must still be the live process that connected: a socket left to a child
-	 * after the connector exited, or a pid reused since, is refused. */
-	if (ident_alive(&r->pc->who) < 0) {
-		r->a->met->workload_refused++;
-		api_reply_error(r, 403, "the process that opened this connection has exited");
-		return;
-	}
-	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/healthz") == 0) {
-		api_health(r, false);
-		return;
-	}
-	struct policy_identity who;
-	mounts_identify(r->a->mounts, &r->pc->who, &who);
-	if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self") == 0) {
-		if (workload_audit(r, &who, "whoami", NULL, 0, "ok"))
-			workload_self(r, &who);
-	} else if (strcmp(r->method, "GET") == 0 && strcmp(r->url, "/v1/self/secrets") == 0) {
-		if (workload_audit(r, &who, "list", NULL, 0, "ok"))
-			api_reply_json(r, 200, json_pack("{s:o}", "secrets",
-							 mounts_granted_json(r->a->mounts, &who)));
-	}
-	else if (strcmp(r->method, "GET") == 0 && strncmp(r->url, "/v1/self/secrets/", 17) == 0)
-		workload_read(r, &who, r->url + 17);
-	else if (strcmp(r->method, "POST") == 0 && strcmp(r->url, "/v1/self/mount") == 0)
-		workload_mount(r, &who);
-	else
-		api_reply_error(r, 404, "no route for %s %s", r->method, r->url);
+	if (ident_alive(&r->pc->who) == 0)
+		return true;
+	r->a->met->workload_refused++;
+	api_reply_error(r, 403, "the process that opened this connection has exited");
+	return false;
 }
+
+/* GET /v1/self */
+static void workload_whoami(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	if (workload_audit(r, who, "whoami", NULL, 0, "ok"))
+		workload_self(r, who);
+}
+
+/* GET /v1/self/secrets */
+static void workload_list(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	if (workload_audit(r, who, "list", NULL, 0, "ok"))
+		api_reply_json(
+		    r, 200, json_pack("{s:o}", "secrets", mounts_granted_json(r->a->mounts, who)));
+}
+
+static const struct api_route workload_routes[] = {
+    API_ROUTE("GET", "/healthz", api_health_workload),
+    API_ROUTE("GET", "/v1/self", workload_whoami),
+    API_ROUTE("GET", "/v1/self/secrets", workload_list),
+    API_PREFIX("GET", "/v1/self/secrets/", workload_read),
+    API_ROUTE("POST", "/v1/self/mount", workload_mount),
+};
+
+const struct api_routes api_workload_routes = {
+    .socket = API_SOCKET_WORKLOAD,
+    .gate = workload_gate,
+    .v = workload_routes,
+    .n = sizeof(workload_routes) / sizeof(workload_routes[0]),
+};

@@ -480,7 +480,8 @@ static int tmpl_filter(uint8_t f, const uint8_t *in, size_t n, struct tmpl_buf *
 		while (b > a &&
 		       (tmpl_is_space((char)in[b - 1]) || in[b - 1] == '\v' || in[b - 1] == '\f'))
 			b--;
-		return tmpl_buf_put(o, in + a, b - a);
+		/* in is NULL for an empty value: no arithmetic on it then */
+		return tmpl_buf_put(o, n ? in + a : in, b - a);
 	}
 	case TMPL_F_SHELLQUOTE:
 		if (n && memchr(in, '\0', n))
