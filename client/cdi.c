@@ -124,7 +124,6 @@ static int cdi_write(const char *path, const char *s)
 	return r;
 }
 
-
 int cdi_main(int argc, char **argv, const char *socket)
 {
 	if (argc < 2 || strcmp(argv[1], "generate") != 0)
@@ -166,7 +165,8 @@ int cdi_main(int argc, char **argv, const char *socket)
 	const char *why = NULL;
 	int r = cdi_spec_build(hook, sock, names, n, &spec, &why);
 	if (r < 0)
-		return client_fail(r == -EINVAL ? 2 : 1, "cdi generate: %s", why ? why : strerror(-r));
+		return client_fail(r == -EINVAL ? 2 : 1, "cdi generate: %s",
+		                   why ? why : strerror(-r));
 	_cleanup_free_ char *s = json_dumps(spec, JSON_INDENT(2));
 	json_decref(spec);
 	if (!s)
@@ -174,7 +174,7 @@ int cdi_main(int argc, char **argv, const char *socket)
 	/* A spec whose hook cannot run would stop every container that asks for a device. */
 	if (access(hook, X_OK) < 0)
 		return client_fail(1, "cdi generate: the hook %s cannot be run: %s", hook,
-		                strerror(errno));
+		                   strerror(errno));
 	if (!output || strcmp(output, "-") == 0) {
 		if (printf("%s\n", s) < 0 || fflush(stdout) != 0)
 			return client_fail(1, "cdi generate: cannot write to stdout");

@@ -29,8 +29,9 @@ int names_check(const char *name, size_t len, const char **why)
 		if (i == len || name[i] == '/') {
 			size_t seg = i - seg_start;
 			if (seg == 0)
-				return names_fail(why, "name has an empty segment (leading, trailing or "
-						       "double '/')");
+				return names_fail(why,
+				                  "name has an empty segment (leading, trailing or "
+				                  "double '/')");
 			if ((seg == 1 && name[seg_start] == '.') ||
 			    (seg == 2 && name[seg_start] == '.' && name[seg_start + 1] == '.'))
 				return names_fail(why, "name has a '.' or '..' segment");
@@ -38,8 +39,9 @@ int names_check(const char *name, size_t len, const char **why)
 			continue;
 		}
 		if (!names_char_ok((unsigned char)name[i]))
-			return names_fail(why, "name may only hold A-Z a-z 0-9 . _ - and '/' between "
-					       "segments");
+			return names_fail(why,
+			                  "name may only hold A-Z a-z 0-9 . _ - and '/' between "
+			                  "segments");
 	}
 	return 0;
 }

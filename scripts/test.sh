@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs what is missing, builds, runs unit, integration and fuzz-corpus
 # tests, then the unit and daemon tests again under AddressSanitizer + UBSan, then each fuzz
-# target for a bounded time. Prints "N passed, N failed" last. Run as root.
+# target for a bounded time, then clang-format --dry-run --Werror over every C file. Prints
+# "N passed, N failed" last. Run as root.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -51,6 +52,14 @@ if [ -x tests/fuzz/run.sh ]; then
 	else
 		total_fail=$((total_fail + 1)); status=1
 	fi
+fi
+
+# Formatting (.clang-format, clang-format 14) is part of the suite, so CI refuses unformatted code.
+if sh scripts/check-format.sh; then
+	total_pass=$((total_pass + 1))
+else
+	echo "check-format: run: git ls-files '*.c' '*.h' | xargs clang-format -i" >&2
+	total_fail=$((total_fail + 1)); status=1
 fi
 
 echo "$total_pass passed, $total_fail failed"

@@ -23,10 +23,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "\nsecretd_request_errors_total{api=\"workload\"} %" PRIu64,
 	       m->admin_errors, m->workload_errors);
 	METRIC("secretd_workload_refused_total", "counter",
-	       "Workload connections refused (identity or limits).", "secretd_workload_refused_total %" PRIu64,
-	       m->workload_refused);
+	       "Workload connections refused (identity or limits).",
+	       "secretd_workload_refused_total %" PRIu64, m->workload_refused);
 	METRIC("secretd_proc_connector", "gauge",
-	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc (slower).",
+	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc "
+	       "(slower).",
 	       "secretd_proc_connector %" PRIu64, m->proc_connector);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
@@ -43,8 +44,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       m->accept_errors);
 	METRIC("secretd_health_failures_total", "counter", "/healthz answers 503 (store or audit).",
 	       "secretd_health_failures_total %" PRIu64, m->health_failures);
-	METRIC("secretd_puts_total", "counter", "Secret versions written.", "secretd_puts_total %" PRIu64,
-	       m->puts);
+	METRIC("secretd_puts_total", "counter", "Secret versions written.",
+	       "secretd_puts_total %" PRIu64, m->puts);
 	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",
 	       "secretd_reads_total %" PRIu64, m->reads);
 	char secrets[24] = "NaN"; /* unknown when the store could not be read */
@@ -53,7 +54,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_secrets", "gauge", "Secrets stored.", "secretd_secrets %s", secrets);
 	METRIC("secretd_containers", "gauge", "Containers known.", "secretd_containers %" PRIu64,
 	       g->containers);
-	METRIC("secretd_mounts", "gauge", "FUSE mounts served.", "secretd_mounts %" PRIu64, g->mounted);
+	METRIC("secretd_mounts", "gauge", "FUSE mounts served.", "secretd_mounts %" PRIu64,
+	       g->mounted);
 	METRIC("secretd_mount_files", "gauge", "Files shown in all mounts.",
 	       "secretd_mount_files %" PRIu64, g->files);
 	METRIC("secretd_fuse_opens_total", "counter", "Opens through FUSE mounts.",

@@ -16,9 +16,9 @@
 #include "broker/os/procwatch.h"
 #include "broker/store/store.h"
 
-#define MOUNTS_ID_MAX 128     /* container id bytes */
-#define MOUNTS_NAME_MAX 128   /* container name bytes */
-#define MOUNTS_SEEN_MAX 1024  /* unregistered containers remembered from the workload socket */
+#define MOUNTS_ID_MAX 128    /* container id bytes */
+#define MOUNTS_NAME_MAX 128  /* container name bytes */
+#define MOUNTS_SEEN_MAX 1024 /* unregistered containers remembered from the workload socket */
 /* A container whose view could not be applied is failed closed and the whole refresh retried
  * after MOUNTS_RETRY_MIN_MS, the pause doubling up to MOUNTS_RETRY_MAX_MS while it fails. */
 #define MOUNTS_RETRY_MIN_MS 100
@@ -29,14 +29,14 @@ typedef struct mounts mounts;
 /* One open(2) of a file in a container's mount, for the audit trail. Strings valid during the
  * callback only. */
 struct mounts_open_event {
-	const char *actor;  /* container name, else id */
-	pid_t pid;          /* the opener, in the daemon's pid namespace */
-	const char *exe;    /* its executable ("" if unknown), or NULL without a procwatch */
+	const char *actor; /* container name, else id */
+	pid_t pid;         /* the opener, in the daemon's pid namespace */
+	const char *exe;   /* its executable ("" if unknown), or NULL without a procwatch */
 	uid_t uid;
 	const char *secret; /* the secret the file shows, or the file's path if unknown */
 	const char *path;   /* the file's path inside the mount */
 	uint64_t version;
-	int result;         /* 0 or -errno (-EACCES: refused by the cgroup check) */
+	int result; /* 0 or -errno (-EACCES: refused by the cgroup check) */
 };
 typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
 /* A mounted container's view changed state: err < 0, it could not be applied and the mount is
@@ -45,7 +45,7 @@ typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
 typedef void (*mounts_view_cb)(void *ud, const char *actor, int err);
 
 struct mounts_config {
-	bool no_open; /* every mount in no-open mode (see sfs_config.no_open) */
+	bool no_open;           /* every mount in no-open mode (see sfs_config.no_open) */
 	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
 	/* Asked first on every check (open, lookup, getattr; may be NULL): < 0 refuses with EACCES
 	 * (the audit cannot record opens, see audit_admit). Gets on_open_ud; must not block. */
@@ -74,8 +74,8 @@ struct mounts_attach_req {
 	const char *runtime; /* "runc", "crun", "podman", "oci", ... */
 	const struct policy_label *labels;
 	size_t nlabels;
-	int64_t uid, gid;    /* the container process's user (-1: the init's current one) */
-	bool wants;          /* the container asked for secrets (io.secretd.* annotation) */
+	int64_t uid, gid; /* the container process's user (-1: the init's current one) */
+	bool wants;       /* the container asked for secrets (io.secretd.* annotation) */
 };
 
 /* Creates the registry, loads grants and secret names from the store and adds the retry hook to

@@ -3,9 +3,10 @@
 #include <errno.h>
 #include <string.h>
 
-#define CGROUP_HEX_ID_LEN 64  /* docker, podman, containerd and CRI-O container ids */
-#define CGROUP_HIER_DIGITS 10 /* hierarchy ids are small decimals; bounds the line's first field   \
-	                       */
+#define CGROUP_HEX_ID_LEN 64 /* docker, podman, containerd and CRI-O container ids */
+#define CGROUP_HIER_DIGITS                                                                         \
+	10 /* hierarchy ids are small decimals; bounds the line's first field                      \
+	    */
 #define CGROUP_POD_UID_MAX (sizeof(((struct cgroup_info *)0)->pod_uid) - 1)
 
 /* A borrowed byte range. */

@@ -28,19 +28,19 @@
 #include <stddef.h>
 
 #define CGROUP_INPUT_MAX (64 * 1024) /* longest /proc/PID/cgroup text accepted */
-#define CGROUP_PATH_MAX 4096          /* longest cgroup path kept */
-#define CGROUP_ID_MAX 128             /* longest container id kept */
-#define CGROUP_LINES_MAX 64           /* most lines accepted */
+#define CGROUP_PATH_MAX 4096         /* longest cgroup path kept */
+#define CGROUP_ID_MAX 128            /* longest container id kept */
+#define CGROUP_LINES_MAX 64          /* most lines accepted */
 
 enum cgroup_runtime {
-	CGROUP_RT_NONE = 0,    /* path recognises no runtime: a host process, or a container only
-				  the hook registered (matched by path elsewhere) */
-	CGROUP_RT_DOCKER,      /* /docker/<64hex>, docker-<64hex>.scope */
-	CGROUP_RT_PODMAN,      /* libpod-<64hex>[.scope], /libpod_parent/libpod-<64hex> */
-	CGROUP_RT_CONTAINERD,  /* cri-containerd-<id>.scope */
-	CGROUP_RT_KUBERNETES,  /* /kubepods/.../pod<uid>/<id> (cgroupfs driver) */
-	CGROUP_RT_CRIO,        /* crio-<id>.scope */
-	CGROUP_RT_NSPAWN,      /* /machine.slice/machine-<name>.scope */
+	CGROUP_RT_NONE = 0,   /* path recognises no runtime: a host process, or a container only
+	                         the hook registered (matched by path elsewhere) */
+	CGROUP_RT_DOCKER,     /* /docker/<64hex>, docker-<64hex>.scope */
+	CGROUP_RT_PODMAN,     /* libpod-<64hex>[.scope], /libpod_parent/libpod-<64hex> */
+	CGROUP_RT_CONTAINERD, /* cri-containerd-<id>.scope */
+	CGROUP_RT_KUBERNETES, /* /kubepods/.../pod<uid>/<id> (cgroupfs driver) */
+	CGROUP_RT_CRIO,       /* crio-<id>.scope */
+	CGROUP_RT_NSPAWN,     /* /machine.slice/machine-<name>.scope */
 };
 
 struct cgroup_info {

@@ -52,7 +52,7 @@ int ident_alive(const struct ident *id)
 static void ident_distrust_delegated(struct cgroup_info *cg)
 {
 	static const char *const roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup",
-					    "/sys/fs/cgroup/systemd"};
+	                                    "/sys/fs/cgroup/systemd"};
 	if (cg->runtime == CGROUP_RT_NONE)
 		return;
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
@@ -148,8 +148,9 @@ int ident_from_pid(pid_t pid, struct ident *out)
 	out->pidfd = pidfd;
 	int r = ident_finish(out);
 	if (r == 0 && tgid != pid) {
-		/* The thread group is alive (ident_finish): the tid must still be one of its threads,
-		 * so the status and cgroup read above were that thread's and not a reused id's. */
+		/* The thread group is alive (ident_finish): the tid must still be one of its
+		 * threads, so the status and cgroup read above were that thread's and not a reused
+		 * id's. */
 		snprintf(path, sizeof(path), "/proc/%ld/task/%d", tgid, (int)pid);
 		if (access(path, F_OK) < 0)
 			r = -ESRCH;

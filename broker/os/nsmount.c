@@ -93,7 +93,7 @@ static int step(int dirfd, const char *name, bool create)
 /* Resolves target beneath rootfd. With parent_only, stops before the last component, which is
  * copied to base. Returns an O_PATH directory fd or -errno. */
 static int resolve(int rootfd, const char *target, bool create, bool parent_only,
-		   char base[NS_NAME_MAX])
+                   char base[NS_NAME_MAX])
 {
 	char name[NS_NAME_MAX], next[NS_NAME_MAX];
 	const char *p = target;
@@ -190,8 +190,9 @@ static int mount_new_api(int tfd, int fuse_fd, const char *data, bool *before_at
 		goto err;
 	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		goto err;
-	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC,
-			  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	int mfd =
+	    fsmount(fsfd, FSMOUNT_CLOEXEC,
+	            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 	if (mfd < 0)
 		goto err;
 	*before_attach = false;
@@ -213,7 +214,7 @@ static int mount_classic(int tfd, const char *data)
 	if (fchdir(tfd) < 0)
 		return -errno;
 	if (mount("secretd", ".", "fuse.secretd", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  data) < 0)
+	          data) < 0)
 		return -errno;
 	return 0;
 }
@@ -261,7 +262,7 @@ static int is_fuse_mount_root(int fd)
 	struct statx stx;
 	memset(&stx, 0, sizeof(stx));
 	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
-		  STATX_MNT_ID_UNIQUE, &stx) < 0)
+	          STATX_MNT_ID_UNIQUE, &stx) < 0)
 		return -errno;
 	if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
 		return -ENOENT;
@@ -273,7 +274,7 @@ static int is_fuse_mount_root(int fd)
 	struct {
 		uint32_t size, spare;
 		uint64_t mnt_id, param;
-	} req = { .size = 24, .mnt_id = mnt_id, .param = NS_STATMOUNT_SB_BASIC };
+	} req = {.size = 24, .mnt_id = mnt_id, .param = NS_STATMOUNT_SB_BASIC};
 	uint64_t buf[64];
 	memset(buf, 0, sizeof(buf));
 	if (syscall(SYS_statmount, &req, buf, sizeof(buf), 0) < 0)
@@ -387,7 +388,7 @@ static int run_job(struct job *j)
 			break;
 		}
 		/* Without a pidfd the pipe's hang-up tells the same. */
-		struct pollfd pf = { .fd = cfd >= 0 ? cfd : p[0], .events = POLLIN };
+		struct pollfd pf = {.fd = cfd >= 0 ? cfd : p[0], .events = POLLIN};
 		int n = poll(&pf, 1, (int)left);
 		if (n > 0)
 			break;
@@ -433,14 +434,18 @@ int nsmount_fuse(int pidfd, const char *root, const char *target, int fuse_fd, c
 {
 	if (fuse_fd < 0 || !data)
 		return -EINVAL;
-	struct job j = { .pidfd = pidfd, .root = root, .target = target, .data = data,
-			 .fuse_fd = fuse_fd, .umount = false };
+	struct job j = {.pidfd = pidfd,
+	                .root = root,
+	                .target = target,
+	                .data = data,
+	                .fuse_fd = fuse_fd,
+	                .umount = false};
 	return nsmount_run(&j);
 }
 
 int nsmount_umount(int pidfd, const char *root, const char *target)
 {
-	struct job j = { .pidfd = pidfd, .root = root, .target = target, .fuse_fd = -1,
-			 .umount = true };
+	struct job j = {
+	    .pidfd = pidfd, .root = root, .target = target, .fuse_fd = -1, .umount = true};
 	return nsmount_run(&j);
 }

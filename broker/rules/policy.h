@@ -33,20 +33,20 @@ struct policy_identity {
 
 /* One grant as stored (see store_grant). */
 struct policy_grant {
-	const char *secret;   /* name, "prefix/\*" or "*" */
+	const char *secret; /* name, "prefix/\*" or "*" */
 	const char *selector;
-	const char *path;     /* NULL = default */
+	const char *path; /* NULL = default */
 	uint32_t mode;
-	int64_t uid, gid;     /* -1 = the identity's uid/gid */
-	uint32_t flags;       /* STORE_GRANT_* */
+	int64_t uid, gid; /* -1 = the identity's uid/gid */
+	uint32_t flags;   /* STORE_GRANT_* */
 };
 
 /* One file in a container's view. */
 struct policy_file {
 	const char *secret; /* points into the secrets array given to policy_view */
-	char path[256];     /* relative path inside the mount, '/'-separated, valid per names_check */
+	char path[256]; /* relative path inside the mount, '/'-separated, valid per names_check */
 	uint32_t mode, uid, gid;
-	bool previous;      /* serve the version before current (NAME.previous) */
+	bool previous; /* serve the version before current (NAME.previous) */
 };
 
 /* Checks a selector's syntax. 0 or -EINVAL with *why a static reason. */
@@ -55,11 +55,11 @@ int policy_selector_check(const char *sel, size_t len, const char **why);
 bool policy_selector_match(const char *sel, const struct policy_identity *who);
 /* True when some grant gives who the secret `name`. */
 bool policy_allows(const struct policy_grant *g, size_t ng, const struct policy_identity *who,
-		   const char *name);
+                   const char *name);
 /* Computes who's view over the existing secrets (sorted names). Grants are taken in order; when two
  * map to the same path the first wins. A grant with --path for a subtree places the subtree under
  * that path. *out is malloc'd (free()), *nout its length, sorted by path; 0 or -ENOMEM.
  * A .previous file (POLICY_GRANT_PREVIOUS) never takes the path of a secret itself; a computed
  * path that is no valid name (names_check, SECRETD_PATH_MAX) is left out; mode keeps 0777 bits. */
 int policy_view(const struct policy_grant *g, size_t ng, const char *const *secrets, size_t ns,
-		const struct policy_identity *who, struct policy_file **out, size_t *nout);
+                const struct policy_identity *who, struct policy_file **out, size_t *nout);

@@ -70,7 +70,8 @@ static int cmd_store(char **argv)
 	for (size_t i = 0; i < warm; i++) {
 		int st;
 		if (bl_http(sfd, "PUT", "/v1/secrets/bench/store?keep=10", val, size, 0, &st, out,
-			    sizeof(out)) < 0 || st != 201)
+		            sizeof(out)) < 0 ||
+		    st != 201)
 			return 1;
 		if (write(ffd, val, size) != (ssize_t)size || fsync(ffd) < 0)
 			return 1;
@@ -79,8 +80,8 @@ static int cmd_store(char **argv)
 		for (size_t i = b; i < n && i < b + chunk; i++) {
 			int st = 0;
 			uint64_t t0 = bl_now();
-			long r = bl_http(sfd, "PUT", "/v1/secrets/bench/store?keep=10", val, size, 0,
-					 &st, out, sizeof(out));
+			long r = bl_http(sfd, "PUT", "/v1/secrets/bench/store?keep=10", val, size,
+			                 0, &st, out, sizeof(out));
 			ps[i] = bl_now() - t0;
 			ptot += ps[i];
 			if (r < 0 || st != 201) {
@@ -147,7 +148,8 @@ static int cmd_keyrot(char **argv)
 		for (size_t s = 0; s < ns; s++) {
 			int st = 0;
 			snprintf(path, sizeof(path), "/v1/secrets/bench/kr%zu?keep=1000", s);
-			if (bl_http(fd, "PUT", path, val, sizeof(val), 0, &st, out, sizeof(out)) < 0 ||
+			if (bl_http(fd, "PUT", path, val, sizeof(val), 0, &st, out, sizeof(out)) <
+			        0 ||
 			    st != 201) {
 				fprintf(stderr, "bench_ctl: PUT %s: status %d %s\n", path, st, out);
 				return 1;
@@ -173,7 +175,7 @@ static int cmd_keyrot(char **argv)
 
 /* n requests; new_conn: one connection each, else one keep-alive connection. Latencies in s. */
 static int http_run(const char *sock, const char *path, size_t n, int new_conn, uint64_t *s,
-		    uint64_t *total)
+                    uint64_t *total)
 {
 	int fd = new_conn ? -1 : bl_connect(sock);
 	if (!new_conn && fd < 0)
@@ -182,12 +184,12 @@ static int http_run(const char *sock, const char *path, size_t n, int new_conn, 
 		int st = 0;
 		uint64_t t0 = bl_now();
 		long r = new_conn ? bl_http1(sock, "GET", path, NULL, 0, &st, out, sizeof(out))
-				  : bl_http(fd, "GET", path, NULL, 0, 0, &st, out, sizeof(out));
+		                  : bl_http(fd, "GET", path, NULL, 0, 0, &st, out, sizeof(out));
 		s[i] = bl_now() - t0;
 		*total += s[i];
 		if (r < 0 || st != 200) {
-			fprintf(stderr, "bench_ctl: GET %s on %s: %ld status %d %s\n", path, sock, r,
-				st, out);
+			fprintf(stderr, "bench_ctl: GET %s on %s: %ld status %d %s\n", path, sock,
+			        r, st, out);
 			return -1;
 		}
 	}
@@ -199,9 +201,9 @@ static int http_run(const char *sock, const char *path, size_t n, int new_conn, 
 static int cmd_http(char **argv)
 {
 	size_t rounds = strtoul(argv[2], NULL, 10), n = strtoul(argv[3], NULL, 10);
-	const char *socks[2] = {argv[4], argv[5]}, *labels[4] = {"secretd_newconn", "raw_newconn",
-								   "secretd_keepalive",
-								   "raw_keepalive"};
+	const char *socks[2] = {argv[4], argv[5]},
+	           *labels[4] = {"secretd_newconn", "raw_newconn", "secretd_keepalive",
+	                         "raw_keepalive"};
 	char path[256];
 	snprintf(path, sizeof(path), "/v1/self/secrets/%s", argv[6]);
 	uint64_t *s[4], tot[4] = {0};
@@ -236,9 +238,9 @@ static int cmd_rawsrv(char **argv)
 	}
 	char *resp = malloc(size + 256), req[8192];
 	int hl = snprintf(resp, 256,
-			  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-			  "Content-Length: %zu\r\n\r\n",
-			  size);
+	                  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+	                  "Content-Length: %zu\r\n\r\n",
+	                  size);
 	memset(resp + hl, 'r', size);
 	printf("ready\n");
 	fflush(stdout);

@@ -72,8 +72,8 @@ static int run_cached(int argc, char **argv)
 	}
 	for (size_t f = 0; f < nf; f++) {
 		char label[128];
-		snprintf(label, sizeof(label), "%.*s", (int)(strchr(argv[5 + f], '=') - argv[5 + f]),
-			 argv[5 + f]);
+		snprintf(label, sizeof(label), "%.*s",
+		         (int)(strchr(argv[5 + f], '=') - argv[5 + f]), argv[5 + f]);
 		bl_report(label, s[f], iters * rounds);
 	}
 	return 0;
@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 	else if (argc > 1 && strcmp(argv[1], "rotate") == 0)
 		rc = run_rotate(argc, argv);
 	if (rc == 2)
-		fprintf(stderr, "usage: bench_read cached ITERS WARMUP ROUNDS LABEL=PATH... |\n"
-				"       bench_read rotate ITERS WARMUP ADMIN_SOCK NAME SIZE SECRET REF\n");
+		fprintf(stderr,
+		        "usage: bench_read cached ITERS WARMUP ROUNDS LABEL=PATH... |\n"
+		        "       bench_read rotate ITERS WARMUP ADMIN_SOCK NAME SIZE SECRET REF\n");
 	return rc;
 }

@@ -59,7 +59,8 @@ static int run_ctl(const char *ctl, const char *sock, const char *cmd, const cha
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
-		fprintf(stderr, "usage: bench_watch SECRETCTL WORKLOAD_SOCK MOUNTDIR NAME OUTFILE\n");
+		fprintf(stderr,
+		        "usage: bench_watch SECRETCTL WORKLOAD_SOCK MOUNTDIR NAME OUTFILE\n");
 		return 2;
 	}
 	out = open(argv[5], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

@@ -77,13 +77,13 @@ static int bl_write_all(int fd, const void *p, size_t n)
 }
 
 long bl_http(int fd, const char *method, const char *path, const void *body, size_t len,
-	     int close_after, int *status, char *out, size_t cap)
+             int close_after, int *status, char *out, size_t cap)
 {
 	char hdr[1024];
 	int hl = snprintf(hdr, sizeof(hdr),
-			  "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n"
-			  "Content-Type: application/octet-stream\r\n%s\r\n",
-			  method, path, len, close_after ? "Connection: close\r\n" : "");
+	                  "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n"
+	                  "Content-Type: application/octet-stream\r\n%s\r\n",
+	                  method, path, len, close_after ? "Connection: close\r\n" : "");
 	if (hl < 0 || (size_t)hl >= sizeof(hdr))
 		return -EINVAL;
 	/* One write for small requests: two writes would cost a second wakeup of the server. */
@@ -148,8 +148,8 @@ long bl_http(int fd, const char *method, const char *path, const void *body, siz
 	return clen;
 }
 
-long bl_http1(const char *sock, const char *method, const char *path, const void *body,
-	      size_t len, int *status, char *out, size_t cap)
+long bl_http1(const char *sock, const char *method, const char *path, const void *body, size_t len,
+              int *status, char *out, size_t cap)
 {
 	int fd = bl_connect(sock);
 	if (fd < 0)

@@ -14,9 +14,9 @@ int bl_connect(const char *path);
  * NUL-terminated when room). *status gets the HTTP status, the return is the body length or a
  * negative errno. close_after adds "Connection: close". */
 long bl_http(int fd, const char *method, const char *path, const void *body, size_t len,
-	     int close_after, int *status, char *out, size_t cap);
+             int close_after, int *status, char *out, size_t cap);
 /* bl_http on a new connection, closed afterwards. */
-long bl_http1(const char *sock, const char *method, const char *path, const void *body,
-	      size_t len, int *status, char *out, size_t cap);
+long bl_http1(const char *sock, const char *method, const char *path, const void *body, size_t len,
+              int *status, char *out, size_t cap);
 /* Prints "label n=N p50=X p99=Y max=Z" (microseconds) of samples v[0..n) (sorted in place). */
 void bl_report(const char *label, uint64_t *v, size_t n);

@@ -42,8 +42,8 @@ static void mf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	for (size_t i = 0; parent == FUSE_ROOT_ID && i < NFILES; i++) {
 		if (strcmp(name, files[i].name) == 0) {
-			struct fuse_entry_param e = {.ino = i + 2, .attr_timeout = 3600,
-						     .entry_timeout = 3600};
+			struct fuse_entry_param e = {
+			    .ino = i + 2, .attr_timeout = 3600, .entry_timeout = 3600};
 			mf_stat(e.ino, &e.attr);
 			fuse_reply_entry(req, &e);
 			return;
@@ -78,7 +78,7 @@ static void mf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void mf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	if (ino - 2 >= NFILES) {
 		fuse_reply_err(req, EISDIR);
@@ -94,10 +94,10 @@ static void mf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.lookup = mf_lookup,
-	.getattr = mf_getattr,
-	.open = mf_open,
-	.read = mf_read,
+    .lookup = mf_lookup,
+    .getattr = mf_getattr,
+    .open = mf_open,
+    .read = mf_read,
 };
 
 int main(int argc, char **argv)

@@ -36,13 +36,18 @@ static store *chain10(void)
 {
 	store *s = open_new();
 	for (int i = 0; i < 5; i++) {
-		struct store_audit a = {.actor = "uid:0", .pid = 100 + i, .exe = "/bin/x",
-					.action = "get", .secret = "db/pw", .version = 1};
+		struct store_audit a = {.actor = "uid:0",
+		                        .pid = 100 + i,
+		                        .exe = "/bin/x",
+		                        .action = "get",
+		                        .secret = "db/pw",
+		                        .version = 1};
 		ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
 	}
 	struct store_audit a = {.actor = "uid:0", .action = "put", .secret = "db/pw"};
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(store_put_ex(s, "db/pw", (const uint8_t *)"v", 1, NULL, &a, NULL), 0);
+		ck_assert_int_eq(store_put_ex(s, "db/pw", (const uint8_t *)"v", 1, NULL, &a, NULL),
+		                 0);
 	struct store_audit d = {.actor = "uid:0", .action = "delete", .secret = "db/pw"};
 	ck_assert_int_eq(store_delete_ex(s, "db/pw", &d), 0);
 	return s;
@@ -54,7 +59,7 @@ static void expect_bad(store *s, uint64_t want_seq)
 	const char *why = NULL;
 	ck_assert_int_eq(store_audit_verify(s, &n, &bad, &why), -EBADMSG);
 	ck_assert_msg(bad == want_seq, "bad_seq %llu, want %llu (%s)", (unsigned long long)bad,
-		      (unsigned long long)want_seq, why);
+	              (unsigned long long)want_seq, why);
 	ck_assert_ptr_nonnull(why);
 }
 
@@ -140,7 +145,8 @@ START_TEST(test_recomputed_without_key_detected)
 	/* An attacker without the key rewrites record 5 and makes a consistent-looking chain from
 	 * there on: new "MACs", every prev link and the head fixed up. */
 	raw("UPDATE audit SET result = 'ok', mac = randomblob(32) WHERE seq >= 5;"
-	    "UPDATE audit SET prev_mac = (SELECT a2.mac FROM audit a2 WHERE a2.seq = audit.seq - 1) "
+	    "UPDATE audit SET prev_mac = (SELECT a2.mac FROM audit a2 WHERE a2.seq = audit.seq - "
+	    "1) "
 	    "WHERE seq > 5;"
 	    "UPDATE meta SET value = (SELECT x'000000000000000a' || mac FROM audit WHERE seq = 10) "
 	    "WHERE key = 'audit.head';");
@@ -170,8 +176,10 @@ END_TEST
 START_TEST(test_detail)
 {
 	store *s = chain10();
-	struct store_audit g = {.actor = "uid:0", .action = "grant", .secret = "db/pw",
-				.detail = "selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1"};
+	struct store_audit g = {.actor = "uid:0",
+	                        .action = "grant",
+	                        .secret = "db/pw",
+	                        .detail = "selector=id:abc path=db/pw mode=0400 uid=-1 gid=-1"};
 	ck_assert_int_eq(store_audit_append(s, &g, 1), 0); /* seq 11 */
 	expect_ok(s, 11);
 	struct store_audit_row *rows = NULL;
@@ -207,8 +215,10 @@ START_TEST(test_detail_migration)
 	    "PRAGMA user_version = 2");
 	ck_assert_int_eq(store_open(&s, &opts), 0);
 	expect_ok(s, 10);
-	struct store_audit g = {.actor = "uid:0", .action = "revoke", .secret = "db/pw",
-				.detail = "selector=runtime:podman"};
+	struct store_audit g = {.actor = "uid:0",
+	                        .action = "revoke",
+	                        .secret = "db/pw",
+	                        .detail = "selector=runtime:podman"};
 	ck_assert_int_eq(store_audit_append(s, &g, 1), 0);
 	expect_ok(s, 11);
 	store_close(s);
@@ -248,12 +258,12 @@ START_TEST(test_anchor_format)
 	ck_assert_mem_eq(&a, &b, sizeof(a));
 	ck_assert_int_eq(anchor_parse(line, (size_t)n - 1, &b), 0); /* without the newline */
 	const char *bad[] = {
-		"",
-		"secretd-audit-anchor 1 ",
-		"secretd-audit-anchor 2 1 00 00\n",
-		"secretd-audit-anchor 1 012 " /* leading zero */,
-		"secretd-audit-anchor 1 -1 ",
-		"secretd-audit-anchor 1 18446744073709551616 ", /* 2^64 */
+	    "",
+	    "secretd-audit-anchor 1 ",
+	    "secretd-audit-anchor 2 1 00 00\n",
+	    "secretd-audit-anchor 1 012 " /* leading zero */,
+	    "secretd-audit-anchor 1 -1 ",
+	    "secretd-audit-anchor 1 18446744073709551616 ", /* 2^64 */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_int_eq(anchor_parse(bad[i], strlen(bad[i]), &b), -EBADMSG);
@@ -339,7 +349,6 @@ START_TEST(test_batcher)
 }
 END_TEST
 
-
 static void sum_rows(store *s, const char *result, uint64_t *rows, uint64_t *events)
 {
 	struct store_audit_row *v = NULL;
@@ -364,8 +373,12 @@ START_TEST(test_coalesce)
 	store *s = open_new();
 	audit *au = NULL;
 	ck_assert_int_eq(audit_new(&au, s), 0);
-	struct store_audit a = {.actor = "c1", .pid = 7, .exe = "/bin/sh", .action = "fuse-open",
-				.secret = "db/pw", .version = 3};
+	struct store_audit a = {.actor = "c1",
+	                        .pid = 7,
+	                        .exe = "/bin/sh",
+	                        .action = "fuse-open",
+	                        .secret = "db/pw",
+	                        .version = 3};
 	struct store_audit other = a;
 	other.pid = 8;
 	for (int i = 0; i < 10000; i++) {
@@ -487,7 +500,8 @@ START_TEST(test_prune_checkpoint)
 	store *s = open_new();
 	int64_t now = (int64_t)time(NULL);
 	for (int i = 0; i < 50; i++) {
-		struct store_audit a = {.time = now - 1000 + i, .actor = "c", .action = "fuse-open"};
+		struct store_audit a = {
+		    .time = now - 1000 + i, .actor = "c", .action = "fuse-open"};
 		ck_assert_int_eq(store_audit_append(s, &a, 1), 0);
 	}
 	struct anchor a20;
@@ -541,9 +555,8 @@ START_TEST(test_generate_charsets)
 {
 	const char *sets[] = {"alnum", "hex", "base64", "ascii"};
 	const char *allowed[] = {
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-		"0123456789abcdef",
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", NULL};
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "0123456789abcdef",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", NULL};
 	for (size_t i = 0; i < 4; i++) {
 		enum store_charset cs;
 		ck_assert_int_eq(store_charset_parse(sets[i], &cs), 0);
@@ -595,7 +608,7 @@ START_TEST(test_keep_rollback_lifecycle)
 	ck_assert_int_eq(store_put_ex(s, "k", (const uint8_t *)"x", 1, &pe, NULL, NULL), 0);
 	ck_assert_int_eq(store_schedule_set(s, "k", 60, 16, STORE_CHARSET_HEX, "true", NULL), 0);
 	ck_assert_int_eq(store_schedule_set(s, "missing", 60, 16, STORE_CHARSET_HEX, NULL, NULL),
-			 -ENOENT);
+	                 -ENOENT);
 	ck_assert_uint_ne(store_lifecycle_gen(s), gen);
 	struct store_lifecycle *lc = NULL;
 	ck_assert_int_eq(store_lifecycles(s, &lc, &n), 0);

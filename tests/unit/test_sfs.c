@@ -53,17 +53,16 @@ static int t_check(void *ud, pid_t pid, uid_t uid, gid_t gid)
 	return atomic_load(&refuse) ? -EACCES : 0;
 }
 
-static void t_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version,
-		     int result)
+static void t_opened(void *ud, pid_t pid, uid_t uid, const char *path, uint64_t version, int result)
 {
 	atomic_fetch_add(&opened_count, 1);
 }
 
-static const struct sfs_ops t_ops = { .check = t_check, .opened = t_opened };
+static const struct sfs_ops t_ops = {.check = t_check, .opened = t_opened};
 
 static sfs *new_fs(bool no_open)
 {
-	struct sfs_config cfg = { .no_open = no_open, .dir_uid = 0, .dir_gid = 0 };
+	struct sfs_config cfg = {.no_open = no_open, .dir_uid = 0, .dir_gid = 0};
 	sfs *fs = NULL;
 	int r = sfs_new(&fs, &cfg, &t_ops, NULL);
 	ck_assert_int_eq(r, 0);
@@ -77,18 +76,18 @@ START_TEST(test_view_validation)
 	sfs *fs = new_fs(false);
 	sfs_blob *b = sfs_blob_new((const uint8_t *)"x", 1, 1);
 	ck_assert_uint_eq(sfs_generation(fs), 1);
-	const char *bad[] = { "", "/abs", "a//b", "a/", "../x", "a/./b", "a b", "a/.." };
+	const char *bad[] = {"", "/abs", "a//b", "a/", "../x", "a/./b", "a b", "a/.."};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct sfs_entry e = { .path = bad[i], .mode = 0400, .blob = b };
+		struct sfs_entry e = {.path = bad[i], .mode = 0400, .blob = b};
 		ck_assert_int_eq(sfs_set_view(fs, &e, 1), -EINVAL);
 	}
-	struct sfs_entry nob = { .path = "x", .mode = 0400, .blob = NULL };
+	struct sfs_entry nob = {.path = "x", .mode = 0400, .blob = NULL};
 	ck_assert_int_eq(sfs_set_view(fs, &nob, 1), -EINVAL);
-	struct sfs_entry c1[] = { { "a", 0400, 0, 0, b }, { "a/b", 0400, 0, 0, b } };
+	struct sfs_entry c1[] = {{"a", 0400, 0, 0, b}, {"a/b", 0400, 0, 0, b}};
 	ck_assert_int_eq(sfs_set_view(fs, c1, 2), -EINVAL);
-	struct sfs_entry c2[] = { { "a/b", 0400, 0, 0, b }, { "a", 0400, 0, 0, b } };
+	struct sfs_entry c2[] = {{"a/b", 0400, 0, 0, b}, {"a", 0400, 0, 0, b}};
 	ck_assert_int_eq(sfs_set_view(fs, c2, 2), -EINVAL);
-	struct sfs_entry dup[] = { { "x", 0400, 0, 0, b }, { "x", 0400, 0, 0, b } };
+	struct sfs_entry dup[] = {{"x", 0400, 0, 0, b}, {"x", 0400, 0, 0, b}};
 	ck_assert_int_eq(sfs_set_view(fs, dup, 2), -EINVAL);
 	/* Past the cap: E2BIG (not a path error), nothing changes. */
 	size_t n = SFS_FILES_MAX + 1;
@@ -141,8 +140,10 @@ START_TEST(test_view_validation)
 	ck_assert_int_eq(sfs_set_view(fs, NULL, 0), 0);
 	ck_assert_uint_eq(sfs_generation(fs), 5);
 
-	struct sfs_entry ok[] = { { "a/b", 0400, 0, 0, b }, { "a/c/d", 0440, 0, 0, b },
-				  { ".version", 0400, 0, 0, b }, { "e", 0400, 0, 0, b } };
+	struct sfs_entry ok[] = {{"a/b", 0400, 0, 0, b},
+	                         {"a/c/d", 0440, 0, 0, b},
+	                         {".version", 0400, 0, 0, b},
+	                         {"e", 0400, 0, 0, b}};
 	ck_assert_int_eq(sfs_set_view(fs, ok, 4), 0);
 	ck_assert_uint_eq(sfs_count(fs), 3); /* .version ignored */
 	ck_assert_uint_eq(sfs_generation(fs), 6);
@@ -189,7 +190,7 @@ static void sendmsg_str(int s, const char *m)
 
 /* Runs fn(arg) in a grandchild as uid/gid, returning its message through a pipe. */
 static void as_uid(uid_t uid, void (*fn)(const char *arg, char *out, size_t len), const char *arg,
-		   char *out, size_t len)
+                   char *out, size_t len)
 {
 	int p[2];
 	if (pipe(p) < 0) {
@@ -257,7 +258,7 @@ static void do_pollver(const char *path, char *out, size_t len)
 	char buf[64];
 	ssize_t n = read(fd, buf, sizeof(buf));
 	(void)n;
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI };
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLPRI};
 	int r = poll(&p, 1, 5000);
 	if (r == 1) {
 		n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -350,7 +351,8 @@ static void ctr_start(struct ctr *c)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		alarm(60);
 		close(sv[0]);
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 			_exit(1);
 		sendmsg_str(sv[1], "ready");
 		ctr_loop(sv[1]);
@@ -393,9 +395,9 @@ static int serve(sfs *fs, struct ctr *c, char *out, size_t len, int ms)
 			ck_assert_msg(out == NULL, "container did not answer");
 			return last;
 		}
-		struct pollfd p[2] = { { .fd = fs && last != -ENODEV ? sfs_fd(fs) : -1,
-					 .events = POLLIN },
-				       { .fd = out ? c->sock : -1, .events = POLLIN } };
+		struct pollfd p[2] = {
+		    {.fd = fs && last != -ENODEV ? sfs_fd(fs) : -1, .events = POLLIN},
+		    {.fd = out ? c->sock : -1, .events = POLLIN}};
 		poll(p, 2, left > 50 ? 50 : (int)left);
 		if (fs && last != -ENODEV && (p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			last = sfs_dispatch(fs);
@@ -479,9 +481,8 @@ START_TEST(test_mount_read)
 	ctr_start(&c);
 	sfs *fs = new_fs(false);
 	sfs_blob *b1 = blob("hello", 1), *b2 = blob("B", 1), *b3 = blob("R", 1);
-	struct sfs_entry v1[] = { { "a", 0444, 0, 0, b1 },
-				  { "dir/b", 0400, 1000, 1000, b2 },
-				  { "root_only", 0400, 0, 0, b3 } };
+	struct sfs_entry v1[] = {
+	    {"a", 0444, 0, 0, b1}, {"dir/b", 0400, 1000, 1000, b2}, {"root_only", 0400, 0, 0, b3}};
 	ck_assert_int_eq(sfs_set_view(fs, v1, 3), 0);
 	mount_fs(fs, &c, NULL, a.target);
 	assert_not_mounted_on_host(a.target);
@@ -497,11 +498,11 @@ START_TEST(test_mount_read)
 	ck_assert(atomic_load(&opened_count) >= 4);
 
 	/* nothing writes */
-	const char *ops[] = { "write", "create", "mkdir", "unlink", "chmod", "setxattr", "rename" };
+	const char *ops[] = {"write", "create", "mkdir", "unlink", "chmod", "setxattr", "rename"};
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		const char *r = cmd(fs, &c, "%s %s/%s", ops[i], a.target,
-				    !strcmp(ops[i], "create") || !strcmp(ops[i], "mkdir") ? "new"
-											  : "a");
+		const char *r =
+		    cmd(fs, &c, "%s %s/%s", ops[i], a.target,
+		        !strcmp(ops[i], "create") || !strcmp(ops[i], "mkdir") ? "new" : "a");
 		ck_assert_msg(!strcmp(r, "30") || !strcmp(r, "13"), "%s gave errno %s", ops[i], r);
 	}
 
@@ -514,9 +515,8 @@ START_TEST(test_mount_read)
 	/* an open file keeps its version; new opens see the new one */
 	ck_assert_str_eq(cmd(fs, &c, "hold " P("a")), "0");
 	sfs_blob *b1n = blob("world!", 2), *b4 = blob("C", 1);
-	struct sfs_entry v2[] = { { "a", 0444, 0, 0, b1n },
-				  { "dir/b", 0400, 1000, 1000, b2 },
-				  { "c", 0444, 0, 0, b4 } };
+	struct sfs_entry v2[] = {
+	    {"a", 0444, 0, 0, b1n}, {"dir/b", 0400, 1000, 1000, b2}, {"c", 0444, 0, 0, b4}};
 	ck_assert_int_eq(sfs_set_view(fs, v2, 3), 0);
 	ck_assert_int_eq(sfs_notifier_flush_timeout(5000), 0);
 	ck_assert_str_eq(cmd(fs, &c, "readheld"), "=hello");
@@ -531,7 +531,7 @@ START_TEST(test_mount_read)
 
 	/* a negative entry is dropped when the name appears */
 	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("late")), "E2");
-	struct sfs_entry v3[] = { { "a", 0444, 0, 0, b1n }, { "late", 0444, 0, 0, b4 } };
+	struct sfs_entry v3[] = {{"a", 0444, 0, 0, b1n}, {"late", 0444, 0, 0, b4}};
 	ck_assert_int_eq(sfs_set_view(fs, v3, 2), 0);
 	sfs_notifier_flush();
 	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("late")), "=C");
@@ -539,7 +539,7 @@ START_TEST(test_mount_read)
 	ck_assert_str_eq(cmd(fs, &c, "ls " P("")), ". .. .version a late ");
 
 	/* a path that comes back (as a directory now, then as a file again) */
-	struct sfs_entry v4[] = { { "dir", 0444, 0, 0, b1n }, { "late/x", 0444, 0, 0, b2 } };
+	struct sfs_entry v4[] = {{"dir", 0444, 0, 0, b1n}, {"late/x", 0444, 0, 0, b2}};
 	ck_assert_int_eq(sfs_set_view(fs, v4, 2), 0);
 	sfs_notifier_flush();
 	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("dir")), "=world!");
@@ -584,7 +584,7 @@ START_TEST(test_no_open)
 	ctr_start(&c);
 	sfs *fs = new_fs(true);
 	sfs_blob *b1 = blob("one", 1), *b2 = blob("two", 2);
-	struct sfs_entry v1[] = { { "s", 0444, 0, 0, b1 } };
+	struct sfs_entry v1[] = {{"s", 0444, 0, 0, b1}};
 	ck_assert_int_eq(sfs_set_view(fs, v1, 1), 0);
 	mount_fs(fs, &c, NULL, a.target);
 	atomic_store(&opened_count, 0);
@@ -592,7 +592,7 @@ START_TEST(test_no_open)
 	ck_assert_str_eq(cmd(fs, &c, "read 1000 " P("s")), "=one");
 	ck_assert_str_eq(cmd(fs, &c, "read 0 " P(".version")), "=2\n");
 	ck_assert_int_eq(atomic_load(&opened_count), 0);
-	struct sfs_entry v2[] = { { "s", 0444, 0, 0, b2 } };
+	struct sfs_entry v2[] = {{"s", 0444, 0, 0, b2}};
 	ck_assert_int_eq(sfs_set_view(fs, v2, 1), 0);
 	sfs_notifier_flush();
 	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("s")), "=two");
@@ -625,7 +625,7 @@ START_TEST(test_symlink_and_root)
 	ctr_start(&c);
 	sfs *fs = new_fs(false);
 	sfs_blob *b1 = blob("x", 1);
-	struct sfs_entry v1[] = { { "s", 0444, 0, 0, b1 } };
+	struct sfs_entry v1[] = {{"s", 0444, 0, 0, b1}};
 	ck_assert_int_eq(sfs_set_view(fs, v1, 1), 0);
 	char data[256], p[256], q[256];
 	ck_assert_int_eq(sfs_mount_data(fs, data, sizeof(data)), 0);

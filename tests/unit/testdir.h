@@ -11,8 +11,7 @@
 
 static char base[64], tmpdir[128];
 
-static inline int testdir_rm_entry(const char *p, const struct stat *st, int flag,
-				   struct FTW *ftw)
+static inline int testdir_rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
