@@ -75,7 +75,7 @@ int store_keks_load(store *s)
 /* Inserts a new random KEK generation sealed under the root key; *id gets its id. */
 int store_kek_add(store *s, uint64_t *id)
 {
-	_cleanup_crypt_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!k)
 		return -ENOMEM;
 	randombytes_buf(k, CRYPT_KEY_BYTES);
@@ -119,7 +119,7 @@ int store_mac_keys_load(store *s)
 		return r;
 	if (wlen != sizeof(w))
 		return -EBADMSG;
-	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!mroot)
 		return -ENOMEM;
 	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,
@@ -201,7 +201,7 @@ int store_init_keys(store *s, const uint8_t *salt, uint64_t ops, uint64_t mem)
 	}
 	if (r < 0)
 		return r;
-	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!mroot)
 		return -ENOMEM;
 	randombytes_buf(mroot, CRYPT_KEY_BYTES);
@@ -242,7 +242,7 @@ static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
 	const uint8_t *old = store_kek_find(s, old_id);
 	if (!old || !wk || wklen != STORE_WRAPPED_KEY_BYTES)
 		return -EBADMSG;
-	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!dk)
 		return -ENOMEM;
 	struct store_buf oad _cleanup_buf_ = {0}, nad _cleanup_buf_ = {0};
@@ -572,7 +572,7 @@ static int store_rekey_tx(store *s, const uint8_t *new_root, const uint8_t *salt
 		return r;
 	if (wlen != sizeof(w))
 		return -EBADMSG;
-	_cleanup_crypt_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *mroot = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!mroot)
 		return -ENOMEM;
 	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,

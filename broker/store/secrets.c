@@ -162,7 +162,7 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
                         const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out,
                         bool *life_changed)
 {
-	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
 	struct store_buf ad _cleanup_buf_ = {0}, kad _cleanup_buf_ = {0};
 	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
@@ -286,7 +286,7 @@ static int store_get_version(store *s, const char *name, const struct store_row 
 	    size < 0 || (uint64_t)size != ctlen - CRYPT_SEAL_OVERHEAD)
 		return -EBADMSG;
 
-	_cleanup_crypt_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
+	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!dk)
 		return -ENOMEM;
 	struct store_buf kad _cleanup_buf_ = {0};

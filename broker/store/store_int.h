@@ -82,8 +82,6 @@ static inline void store_stmt_freep(sqlite3_stmt **p)
 	sqlite3_finalize(*p);
 }
 #define _cleanup_stmt_ __attribute__((cleanup(store_stmt_freep)))
-/* Key material and plaintext: the one secret type's bare-pointer form (crypt_alloc'd). */
-#define _cleanup_crypt_ _cleanup_secret_bytes_
 
 static inline int64_t store_now(void)
 {
