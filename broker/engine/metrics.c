@@ -1,4 +1,5 @@
 #include "broker/engine/metrics.h"
+#include "common/secret.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -101,6 +102,16 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_store_read_errors_total", "counter",
 	       "Reads of the store for /metrics that failed (secretd_secrets is then NaN).",
 	       "secretd_store_read_errors_total %" PRIu64, m->store_read_errors);
+	struct secret_stats ss;
+	secret_get_stats(&ss);
+	METRIC("secretd_plaintext_buffers", "gauge",
+	       "Plaintext and key buffers alive (the secret type: values served, keys, bodies).",
+	       "secretd_plaintext_buffers %" PRIu64, ss.live);
+	METRIC("secretd_plaintext_regions", "gauge",
+	       "Locked memory regions holding them: shared 32 KiB slabs and large values' own.",
+	       "secretd_plaintext_regions{kind=\"slab\"} %" PRIu64
+	       "\nsecretd_plaintext_regions{kind=\"own\"} %" PRIu64,
+	       ss.slabs, ss.regions);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

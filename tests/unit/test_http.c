@@ -624,6 +624,11 @@ START_TEST(test_admin_roundtrip)
 	admin("GET", "/metrics", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(strstr(r.head, "text/plain"));
+	/* The secret type's buffers are counted: at least the master key's are alive. */
+	const char *pb = strstr(r.body, "\nsecretd_plaintext_buffers ");
+	ck_assert_ptr_nonnull(pb);
+	ck_assert_int_gt(atoi(pb + strlen("\nsecretd_plaintext_buffers ")), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\nsecretd_plaintext_regions{kind=\"slab\"} "));
 	resp_clear(&r);
 	admin("POST", "/v1/audit/verify", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
