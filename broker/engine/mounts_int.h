@@ -77,6 +77,7 @@ struct mcont {
 	char *target, *root;
 	size_t nfiles;
 	int64_t created, last_seen;
+	uint64_t seen_seq; /* order of last sight (m->seen_seq), for forgetting the least recent */
 	uint64_t opens, denied;
 	bool failed;  /* its last view could not be applied: the mount is denied (sfs_deny) */
 	bool deny_ok; /* sfs_deny queued its invalidations (else it is tried again) */
@@ -161,6 +162,7 @@ struct mounts {
 	struct mounts_config cfg;
 	struct mcont *conts;
 	size_t ncont;
+	uint64_t seen_seq; /* bumped at every sight of a container */
 	struct views_inputs in;
 	struct blobcache blobs;
 	size_t nfailed;   /* mounted containers denied */

@@ -221,7 +221,8 @@ int mounts_detach(mounts *m, const char *id)
 	return 0;
 }
 
-/* Makes room for one more seen-only container: forgets the oldest unmounted ones. */
+/* Makes room for one more seen-only container: forgets the least recently seen unmounted ones
+ * (by sight order, not by last_seen, which has whole seconds: many sights share one). */
 static void registry_seen_trim(mounts *m)
 {
 	for (;;) {
@@ -230,7 +231,7 @@ static void registry_seen_trim(mounts *m)
 		for (struct mcont *c = m->conts; c; c = c->next)
 			if (!c->hook && !c->fs) {
 				nseen++;
-				if (!oldest || c->last_seen < oldest->last_seen)
+				if (!oldest || c->seen_seq < oldest->seen_seq)
 					oldest = c;
 			}
 		if (nseen < MOUNTS_SEEN_MAX || !oldest)
@@ -247,6 +248,7 @@ static struct mcont *registry_seen(mounts *m, const struct ident *who)
 	struct mcont *c = registry_find_id(m, who->cg.id);
 	if (c) {
 		c->last_seen = registry_now();
+		c->seen_seq = ++m->seen_seq;
 		return c;
 	}
 	registry_seen_trim(m);
@@ -254,6 +256,7 @@ static struct mcont *registry_seen(mounts *m, const struct ident *who)
 	if (!c)
 		return NULL;
 	snprintf(c->cgroup, sizeof(c->cgroup), "%s", who->cg.path);
+	c->seen_seq = ++m->seen_seq;
 	c->uid = who->uid;
 	c->gid = who->gid;
 	c->next = m->conts;
@@ -269,6 +272,7 @@ void mounts_identify(mounts *m, const struct ident *who, struct policy_identity 
 		c = registry_seen(m, who);
 	if (c) {
 		c->last_seen = registry_now();
+		c->seen_seq = ++m->seen_seq;
 		registry_identity(c, out);
 		/* The peer's own uid, not the container's default file owner. */
 		out->uid = who->uid;

@@ -460,7 +460,39 @@ START_TEST(test_seen_bounded)
 	ck_assert_uint_eq(st.containers, MOUNTS_SEEN_MAX);
 	json_t *l = mounts_list_json(m);
 	ck_assert_uint_eq(json_array_size(l), MOUNTS_SEEN_MAX);
+	/* The ones forgotten are the least recently seen (all within the same second here): the
+	 * first 10, not the newest. */
+	for (int i = 0; i < MOUNTS_SEEN_MAX + 10; i++) {
+		snprintf(id, sizeof(id), "%064x", i);
+		bool listed = false;
+		for (size_t k = 0; k < json_array_size(l) && !listed; k++)
+			listed = !strcmp(
+			    json_string_value(json_object_get(json_array_get(l, k), "id")), id);
+		ck_assert_msg(listed == (i >= 10), "container %d %s", i,
+		              listed ? "kept" : "forgotten");
+	}
 	json_decref(l);
+	/* Seeing one again makes it the most recent: the next newcomer pushes out the next oldest.
+	 */
+	snprintf(id, sizeof(id), "%064x", 10);
+	snprintf(path, sizeof(path), "/docker/%s", id);
+	struct ident again = peer(CGROUP_RT_DOCKER, id, path, 0);
+	struct policy_identity who;
+	mounts_identify(m, &again, &who);
+	snprintf(id, sizeof(id), "%064x", MOUNTS_SEEN_MAX + 10);
+	snprintf(path, sizeof(path), "/docker/%s", id);
+	struct ident late = peer(CGROUP_RT_DOCKER, id, path, 0);
+	mounts_identify(m, &late, &who);
+	l = mounts_list_json(m);
+	bool has10 = false, has11 = false;
+	for (size_t k = 0; k < json_array_size(l); k++) {
+		const char *cid = json_string_value(json_object_get(json_array_get(l, k), "id"));
+		has10 |= strtoull(cid + 48, NULL, 16) == 10;
+		has11 |= strtoull(cid + 48, NULL, 16) == 11;
+	}
+	json_decref(l);
+	ck_assert_msg(has10, "the container seen again was forgotten");
+	ck_assert_msg(!has11, "the least recently seen container was kept");
 }
 END_TEST
 
