@@ -21,6 +21,7 @@ int engine_fault(enum engine_fault_point p)
 static const char *const fault_files[] = {
     [ENGINE_FAULT_VIEW_INPUTS] = "view_inputs",
     [ENGINE_FAULT_AUDIT_RECORD] = "audit_record",
+    [ENGINE_FAULT_UNMOUNT] = "unmount",
 };
 
 static int fault_dir_fd = -1;

@@ -6,6 +6,7 @@
 enum engine_fault_point {
 	ENGINE_FAULT_VIEW_INPUTS,  /* mounts reads grants and names for a refresh */
 	ENGINE_FAULT_AUDIT_RECORD, /* service writes a record of its own (a failure, an attach) */
+	ENGINE_FAULT_UNMOUNT,      /* mounts unmounts a live container's mount (detach) */
 };
 
 /* 0, or the -errno the installed hook injects at point p. */

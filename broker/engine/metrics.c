@@ -88,6 +88,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	    "secretd_view_failures_total", "counter",
 	    "Container views that could not be applied (each attempt; the mount is failed closed).",
 	    "secretd_view_failures_total %" PRIu64, g->view_failures);
+	METRIC(
+	    "secretd_unmount_failures_total", "counter",
+	    "Unmounts in a live container's namespace that failed (the FUSE connection is closed "
+	    "anyway: the stale mount serves nothing).",
+	    "secretd_unmount_failures_total %" PRIu64, g->unmount_failures);
 	METRIC("secretd_containers_failed_closed", "gauge",
 	       "Mounted containers denied (EIO) until their view can be applied.",
 	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);

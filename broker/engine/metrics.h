@@ -28,9 +28,10 @@ struct metrics_gauges {
 	/* the audit batcher (broker/audit.h audit_stats) */
 	uint64_t audit_records, audit_events, audit_coalesced, audit_refused, audit_write_errors,
 	    audit_pruned, audit_pending, audit_writable;
-	uint64_t view_failures; /* container views that could not be applied (counter) */
-	uint64_t failed_closed; /* mounted containers denied until a retry applies their view */
-	int secrets_err;        /* 0, or why secrets could not be counted (rendered as NaN) */
+	uint64_t view_failures;    /* container views that could not be applied (counter) */
+	uint64_t unmount_failures; /* unmounts in a live container that failed (counter) */
+	uint64_t failed_closed;    /* mounted containers denied until a retry applies their view */
+	int secrets_err;           /* 0, or why secrets could not be counted (rendered as NaN) */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

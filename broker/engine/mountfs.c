@@ -9,6 +9,7 @@
 #include <sys/pidfd.h>
 
 #include "broker/engine/mounts_int.h"
+#include "broker/engine/fault.h"
 #include "broker/os/nsmount.h"
 
 static void mountfs_cache_clear(struct mcont *c)
@@ -16,12 +17,18 @@ static void mountfs_cache_clear(struct mcont *c)
 	memset(c->cache, 0, sizeof(c->cache));
 }
 
-void mountfs_unmount(struct mcont *c, bool in_namespace)
+int mountfs_unmount(struct mcont *c, bool in_namespace)
 {
+	int err = 0;
 	if (!c->fs)
-		return;
-	if (in_namespace && c->pidfd >= 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0)
-		(void)nsmount_umount(c->pidfd, c->root, c->target);
+		return 0;
+	if (in_namespace && c->pidfd >= 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0) {
+		err = engine_fault(ENGINE_FAULT_UNMOUNT);
+		if (err == 0)
+			err = nsmount_umount(c->pidfd, c->root, c->target);
+		if (err < 0)
+			c->m->st.unmount_failures++; /* the session below is destroyed either way */
+	}
 	loop_del(c->m->loop, sfs_fd(c->fs));
 	sfs_destroy(c->fs);
 	c->fs = NULL;
@@ -31,6 +38,7 @@ void mountfs_unmount(struct mcont *c, bool in_namespace)
 		c->m->nfailed--;
 	}
 	mountfs_cache_clear(c);
+	return err;
 }
 
 /* Runs first for every request that checks (sfs calls it before .opened): its procwatch_sync

@@ -35,6 +35,7 @@ void mounts_free(mounts *m)
 	while (m->conts) {
 		struct mcont *c = m->conts;
 		m->conts = c->next;
+		/* At stop: a failed unmount is counted; its stale mount serves nothing. */
 		mountfs_unmount(c, true);
 		registry_cont_free(c);
 	}

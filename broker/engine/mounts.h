@@ -63,6 +63,10 @@ struct mounts_stats {
 	uint64_t containers, mounted, files, opens, opens_denied, refreshes;
 	uint64_t view_failures; /* views that could not be applied (each attempt, retries too) */
 	uint64_t failed_closed; /* mounted containers denied now (gauge) */
+	/* unmounts in a live container's namespace that failed: its FUSE connection is closed
+	 * anyway, so the stale mount serves nothing (ENOTCONN), but it stays until the container
+	 * ends */
+	uint64_t unmount_failures;
 };
 
 struct mounts_attach_req {
@@ -88,8 +92,10 @@ void mounts_free(mounts *m);
  * its filesystem at target. *mounted and *files tell what happened. -EEXIST: id already attached;
  * -EPERM: its cgroup cannot tell it apart from the host; -ELOOP: unsafe (symlinked) target. */
 int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, size_t *files);
-/* Unmounts (if the container still lives), wipes and forgets container id. -ENOENT if unknown. */
-int mounts_detach(mounts *m, const char *id);
+/* Unmounts (if the container still lives), wipes and forgets container id. -ENOENT if unknown.
+ * *unmount_err (may be NULL): 0, or why the unmount inside the live container failed (the
+ * container is detached anyway; its stale mount serves nothing). */
+int mounts_detach(mounts *m, const char *id, int *unmount_err);
 /* A process inside a container asks for its own mount (workload API): mounts into the peer's own
  * mount namespace at target. -EPERM for a host process; -EEXIST if already mounted. */
 int mounts_mount_self(mounts *m, const struct ident *who, const char *target, size_t *files);

@@ -151,8 +151,10 @@ int views_retry_prepare(loop *l, void *ud);
  * unmounted. */
 int mountfs_mount(struct mcont *c, int pidfd);
 /* Tears c's sfs down (first unmounting it inside the container when in_namespace and its init
- * still lives); no-op when not mounted. */
-void mountfs_unmount(struct mcont *c, bool in_namespace);
+ * still lives); no-op when not mounted. The sfs is gone either way; returns 0, or the -errno of
+ * the unmount in the container's namespace, which left a stale mount there (it serves nothing:
+ * its FUSE connection is closed) and is counted in st.unmount_failures. */
+int mountfs_unmount(struct mcont *c, bool in_namespace);
 
 /* ---- mounts.c ---- */
 

@@ -210,12 +210,16 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 	return 0;
 }
 
-int mounts_detach(mounts *m, const char *id)
+int mounts_detach(mounts *m, const char *id, int *unmount_err)
 {
+	if (unmount_err)
+		*unmount_err = 0;
 	struct mcont *c = registry_find_id(m, id);
 	if (!c)
 		return -ENOENT;
-	mountfs_unmount(c, true);
+	int ue = mountfs_unmount(c, true);
+	if (unmount_err)
+		*unmount_err = ue;
 	registry_unlink(m, c);
 	registry_cont_free(c);
 	return 0;

@@ -341,7 +341,7 @@ int service_attach(service *sv, const struct service_actor *who, const struct mo
 	/* No record, no attach: undone, and the undo recorded (counted if it cannot be). */
 	service_lost(sv, &a, ar, res);
 	res->unrecorded = true;
-	res->undone = mounts_detach(sv->mounts, r->id) == 0;
+	res->undone = mounts_detach(sv->mounts, r->id, NULL) == 0;
 	*mounted = false;
 	*files = 0;
 	a.result = res->undone ? "undone" : "error";
@@ -356,7 +356,7 @@ int service_detach(service *sv, const struct service_actor *who, const char *id,
 	service_res(res);
 	if (!sv->mounts)
 		return -EINVAL;
-	int rc = mounts_detach(sv->mounts, id);
+	int rc = mounts_detach(sv->mounts, id, &res->unmount_err);
 	struct store_audit a = service_audit(who, "detach", NULL);
 	service_failed(sv, &a, rc, res);
 	res->unrecorded = rc == 0 && res->audit_err;

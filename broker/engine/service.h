@@ -43,6 +43,9 @@ struct service_result {
 	int audit_err;
 	bool unrecorded, undone;
 	bool not_tried; /* generate: the generator failed, nothing was tried on the store */
+	/* detach: the unmount inside the live container failed (-errno); it is detached anyway and
+	 * its stale mount serves nothing (ENOTCONN) */
+	int unmount_err;
 };
 
 enum service_event {

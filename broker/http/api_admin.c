@@ -742,6 +742,7 @@ static void admin_metrics(struct api_req *r)
 	                           .fuse_denied = ms.opens_denied,
 	                           .audit_writable = 1,
 	                           .view_failures = ms.view_failures,
+	                           .unmount_failures = ms.unmount_failures,
 	                           .failed_closed = ms.failed_closed};
 	if (r->a->cfg.reads_audit) {
 		struct audit_stats as;
@@ -793,6 +794,13 @@ static void admin_detach(struct api_req *r, const char *id)
 		                id, strerror(-res.audit_err));
 	else if (rc < 0)
 		admin_fail(r, rc, "container", &res);
+	else if (res.unmount_err)
+		api_reply_json(
+		    r, 200,
+		    json_pack("{s:s, s:b, s:s++}", "id", id, "detached", 1, "warning",
+		              "the mount could not be removed from the running container: ",
+		              strerror(-res.unmount_err),
+		              " (it serves nothing: its connection is closed)"));
 	else
 		api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "detached", 1));
 }

@@ -7,6 +7,8 @@
 #   nor anything else, until the broker's own retries apply the new view;
 # - the record of a failed change that cannot be written is said in the answer, counted and
 #   logged; an attach whose record cannot be written is undone;
+# - a detach whose unmount inside the live container fails is said and counted, and the stale
+#   mount serves nothing;
 # - without SECRETD_TEST_FAULTS=1 the fault directory is ignored.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cgroup_lib.sh"
@@ -73,6 +75,26 @@ grep -q "audit record could not be written" "$T/err" || fail "the lost record is
 grep -q "audit: the record of delete nope/none could not be written" "$SD_LOG" || fail "the lost record is not logged"
 rm "$F/audit_record"
 ok "a failed change whose record cannot be written says so, is counted and logged"
+
+# a detach whose unmount inside the live container fails: detached anyway, said, counted, and
+# the stale mount serves nothing (B is attached as the OCI hook does: the broker knows its init)
+B=$(hex64)
+mk_cgroup "$CG2" "/docker/$B"; cgB=$CG
+ctl grant app/k "id:$B" >/dev/null
+start_container "$cgB" || fail "container B did not start"
+PB=$CPID
+curl -sf -X POST --unix-socket "$SECRETD_SOCKET" -H 'Content-Type: application/json' \
+	-d "{\"id\":\"$B\",\"pid\":$PB,\"runtime\":\"runc\"}" http://x/v1/containers >"$T/att" ||
+	fail "attach of B failed: $(cat "$T/att")"
+poll_until 30 reads "$PB" "$cgB" app/k keep-1 || fail "B cannot read app/k after the attach"
+: >"$F/unmount"
+curl -sf -X DELETE --unix-socket "$SECRETD_SOCKET" "http://x/v1/containers/$B" >"$T/det" || fail "detach of B failed"
+grep -q '"detached": *true' "$T/det" || fail "B not detached: $(cat "$T/det")"
+grep -q '"warning": *"the mount could not be removed from the running container' "$T/det" || fail "the failed unmount is not said: $(cat "$T/det")"
+[ "$(metric secretd_unmount_failures_total)" = 1 ] || fail "failed unmount not counted: $(metric secretd_unmount_failures_total)"
+cexec "$PB" "$cgB" cat /run/secrets/app/k >"$T/readB" 2>&1 && fail "the stale mount still serves: $(cat "$T/readB")"
+rm "$F/unmount"
+ok "a detach whose unmount fails says so, is counted, and the stale mount serves nothing"
 sd_stop
 
 # without SECRETD_TEST_FAULTS=1 the directory means nothing

@@ -575,8 +575,8 @@ START_TEST(test_attach_detach_exit)
 	ck_assert_int_eq(json_integer_value(json_object_get(c, "uid")), getuid());
 	json_decref(list);
 
-	ck_assert_int_eq(mounts_detach(lm, "c1"), 0);
-	ck_assert_int_eq(mounts_detach(lm, "c1"), -ENOENT);
+	ck_assert_int_eq(mounts_detach(lm, "c1", NULL), 0);
+	ck_assert_int_eq(mounts_detach(lm, "c1", NULL), -ENOENT);
 
 	/* registered again; the init's exit forgets it (its pidfd, watched on the loop) */
 	ck_assert_int_eq(mounts_attach(lm, &r, &mounted, &files), 0);
@@ -587,7 +587,7 @@ START_TEST(test_attach_detach_exit)
 	mounts_get_stats(lm, &st);
 	ck_assert_uint_eq(st.containers, 0);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
-	ck_assert_int_eq(mounts_detach(lm, "c1"), -ENOENT);
+	ck_assert_int_eq(mounts_detach(lm, "c1", NULL), -ENOENT);
 
 	mounts_free(lm);
 	loop_free(l);
