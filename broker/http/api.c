@@ -198,6 +198,15 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 	case -ESRCH:
 		api_reply_error(r, 409, "%s: the process is gone", what);
 		break;
+	case -ENOTEMPTY:
+		api_reply_error(
+		    r, 409,
+		    "%s: the mount path already holds files in the container (a runtime's "
+		    "own secrets, e.g. podman --secret, or a volume); secretd does not hide "
+		    "them: mount elsewhere (annotation io.secretd.mount=/run/secretd, or "
+		    "secretctl mount /run/secretd)",
+		    what);
+		break;
 	default:
 		api_reply_error(r, 500, "%s: %s", what, strerror(-err));
 	}

@@ -7,6 +7,7 @@
  * that process's root. The child inherits the fd and uses it after setns. */
 #include "broker/os/nsmount.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -235,6 +236,38 @@ static int child_root(const struct job *j)
 	return fd < 0 ? -errno : fd;
 }
 
+static int is_fuse_mount_root(int fd);
+
+/* 0 if the directory is empty or already one of our FUSE mounts, -ENOTEMPTY if it holds
+ * anything: a mount over it would hide what the runtime put there (podman --secret bind-mounts
+ * each secret at /run/secrets/NAME; a volume). Our own FUSE mounts are never read: their server
+ * is our caller, blocked until we finish. */
+static int target_free(int tfd)
+{
+	int f = is_fuse_mount_root(tfd);
+	if (f == 0)
+		return 0;
+	int dfd = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = -errno;
+		close(dfd);
+		return e;
+	}
+	int r = 0;
+	errno = 0;
+	struct dirent *e;
+	while (r == 0 && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			r = -ENOTEMPTY;
+	if (r == 0 && errno)
+		r = -errno;
+	closedir(d); /* closes dfd */
+	return r;
+}
+
 static int child_mount(const struct job *j)
 {
 	if (setns(j->pidfd, CLONE_NEWNS) < 0)
@@ -245,6 +278,9 @@ static int child_mount(const struct job *j)
 	int tfd = resolve(rootfd, j->target, true, false, NULL);
 	if (tfd < 0)
 		return tfd;
+	int r0 = target_free(tfd);
+	if (r0 < 0)
+		return r0;
 	bool before;
 	int r = mount_new_api(tfd, j->fuse_fd, j->data, &before);
 	if (r < 0 && before) {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_podman.sh: secrets reach podman containers (podman --runtime runc, hooks from a hooks.d
 # directory): read, rotation seen by the running container, nothing ungranted or in the
-# environment, forgotten on exit; broker down stops a container that asks for secrets.
+# environment, forgotten on exit; podman --secret's /run/secrets is never hidden; broker down
+# stops a container that asks for secrets.
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +36,34 @@ podman_run --name "$NAME" --cidfile "$T/cid" --user 1000:1000 --annotation io.se
 pid=$!
 rt_wait_file "$T/cid" 150 || fail "podman did not create the container: $(cat "$T/pa.err")"
 rt_reader_check "$T/oa" "$(cat "$T/cid")" podman "$pid"
+
+# Coexistence with podman --secret: podman bind-mounts each of its secrets at /run/secrets/NAME;
+# secretd must not hide them beneath its own mount. It refuses, saying why and what to do, and
+# mounts where it is told to (io.secretd.mount) beside them.
+PSEC=sdt-psec-$$
+printf 'from-podman' | podman secret create "$PSEC" - >/dev/null || fail "podman secret create"
+rt_cleanup_add "podman secret rm '$PSEC' >/dev/null 2>&1"
+printf 'from-secretd' | ctl put coexist/v >/dev/null || fail "put coexist/v"
+ctl grant coexist/v name:app >/dev/null || fail "grant coexist/v"
+NAME=sdt-podman-$$-sec
+rt_cleanup_add "podman rm -f '$NAME' >/dev/null 2>&1"
+rootfs_copy "$T/rfs"
+if podman_run --name "$NAME" --secret "$PSEC" --annotation io.secretd.name=app --rootfs "$T/rfs" \
+	/bin/sh -c "cat /run/secrets/$PSEC; echo; ls /run/secrets" </dev/null >"$T/ps.out" 2>"$T/ps.err"; then
+	fail "secretd's mount went over podman's secrets at /run/secrets: $(cat "$T/ps.out")"
+fi
+grep -q "already holds files in the container" "$T/ps.err" ||
+	fail "podman's error lacks the reason: $(cat "$T/ps.err")"
+grep -q "io.secretd.mount=/run/secretd" "$T/ps.err" || fail "the error does not say what to do: $(cat "$T/ps.err")"
+ok "podman --secret: secretd refuses to hide the runtime's /run/secrets and says what to do"
+rootfs_copy "$T/rfs2"
+podman_run --name "$NAME" --secret "$PSEC" --annotation io.secretd.name=app \
+	--annotation io.secretd.mount=/run/secretd --rootfs "$T/rfs2" \
+	/bin/sh -c "cat /run/secrets/$PSEC; echo; cat /run/secretd/coexist/v; echo" </dev/null \
+	>"$T/ps2.out" 2>"$T/ps2.err" || fail "podman --secret with io.secretd.mount: $(cat "$T/ps2.err")"
+[ "$(sed -n 1p "$T/ps2.out")" = from-podman ] || fail "podman's secret not readable: $(cat "$T/ps2.out")"
+[ "$(sed -n 2p "$T/ps2.out")" = from-secretd ] || fail "secretd's secret not readable: $(cat "$T/ps2.out")"
+ok "podman --secret with io.secretd.mount=/run/secretd: both the runtime's and secretd's secrets are read"
 
 sd_stop
 NAME=sdt-podman-$$-down
