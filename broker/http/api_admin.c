@@ -742,6 +742,7 @@ static void admin_metrics(struct api_req *r)
 	                           .fuse_denied = ms.opens_denied,
 	                           .audit_writable = 1,
 	                           .view_failures = ms.view_failures,
+	                           .renders = ms.renders,
 	                           .unmount_failures = ms.unmount_failures,
 	                           .failed_closed = ms.failed_closed};
 	if (r->a->cfg.reads_audit) {
