@@ -317,6 +317,10 @@ int store_tmpl_put(store *s, const char *name, const uint8_t *body, size_t len,
  * reference, secret_unref). *version_out (may be NULL) the version read. -ENOENT, -EBADMSG. */
 int store_tmpl_get(store *s, const char *name, uint64_t version, struct secret **out,
                    uint64_t *version_out);
+/* The same, as a bare pointer into that secret (store_get's form): *val (free with
+ * store_value_free), *len. */
+int store_tmpl_get_bytes(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+                         uint64_t *version_out);
 /* All templates, sorted by name, no bodies: free with store_tmpl_list_free. */
 int store_tmpl_list(store *s, struct store_tmpl_info **out, size_t *n);
 void store_tmpl_list_free(struct store_tmpl_info *v, size_t n);

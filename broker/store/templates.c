@@ -315,6 +315,22 @@ int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
 	return r;
 }
 
+int store_tmpl_get_bytes(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+                         uint64_t *version_out)
+{
+	if (!val || !len)
+		return -EINVAL;
+	*val = NULL;
+	*len = 0;
+	secret *sec = NULL;
+	int r = store_tmpl_get(s, name, version, &sec, version_out);
+	if (r < 0)
+		return r;
+	*len = secret_len(sec);
+	*val = secret_data(sec); /* store_value_free drops the secret */
+	return 0;
+}
+
 static void store_tmpl_info_clear(void *elem)
 {
 	free(((struct store_tmpl_info *)elem)->name);
