@@ -104,6 +104,18 @@ done <"$T/reads"
 [ "$(cexec "$PA" "$cgA" cat /run/secrets/.version)" != "$v0" ] || fail ".version did not move"
 ok "5 rotations of an input while A read db.url $reads times: every read a whole rendering ($(wc -l <"$T/reads") distinct); .version moved"
 
+# --- a change no rendering uses renders nothing again (the cache keys by input versions) ---
+renders() { curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk '$1 == "secretd_renders_total" { print $2 }'; }
+r0=$(renders)
+[ -n "$r0" ] || fail "no secretd_renders_total"
+printf 'x' | ctl put unrelated >/dev/null
+ctl grant unrelated "id:$A" >/dev/null
+[ "$(cexec "$PA" "$cgA" cat /run/secrets/unrelated)" = x ] || fail "unrelated not mounted"
+[ "$(renders)" = "$r0" ] || fail "an unrelated change rendered again ($r0 -> $(renders))"
+printf 'tok2' | ctl put api/token >/dev/null
+[ "$(renders)" = $((r0 + 1)) ] || fail "a change of one input: $r0 -> $(renders) renderings (want one)"
+ok "an unrelated change renders nothing; a change of one input renders only the template using it"
+
 # --- revoke one input: the file is gone; the audit names the template ---
 ctl revoke db/user "id:$A" >/dev/null
 cexec "$PA" "$cgA" cat /run/secrets/db.url 2>"$T/err" && fail "rendered after an input was revoked"
@@ -119,7 +131,7 @@ ok "revoking one input removes the rendered files (ENOENT); opens audited as tmp
 
 # --- delete: the file and the grants go ---
 ctl grant db/user "id:$A" >/dev/null
-[ "$(cexec "$PA" "$cgA" cat /run/secrets/config.json)" = '{"user": "app", "password": "p@ss:w/rd-5", "token_version": 1}' ] ||
+[ "$(cexec "$PA" "$cgA" cat /run/secrets/config.json)" = '{"user": "app", "password": "p@ss:w/rd-5", "token_version": 2}' ] ||
 	fail "config.json after re-grant"
 ctl template rm app/config.json | grep -q "deleted" || fail "template rm"
 cexec "$PA" "$cgA" cat /run/secrets/config.json 2>/dev/null && fail "a deleted template still renders"
