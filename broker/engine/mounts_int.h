@@ -76,9 +76,10 @@ struct rendercache {
 bool rendered_is_grant(const char *target);
 /* Adds to who's files (*files, *nf: policy_view's, sorted by path; may be reallocated) the
  * rendered files of the template grants matching who whose template exists and whose every
- * referenced secret who is granted and exists; a path a secret's file (or an earlier template
- * grant) has is skipped. Sorted by path again. .secret is the grant's "tmpl:NAME". 0, -ENOMEM,
- * or a template that cannot be read or parsed (-EBADMSG, ...). */
+ * referenced secret who is granted and exists; a path that a secret's file (or an earlier
+ * template grant's) has, or that is a directory of one or has one as its directory, is skipped.
+ * Sorted by path again. .secret is the grant's "tmpl:NAME". 0, -ENOMEM, or a template that cannot
+ * be read or parsed (-EBADMSG, ...). */
 int rendered_merge(mounts *m, const struct policy_identity *who, struct policy_file **files,
                    size_t *nf);
 /* The rendering of grant_target ("tmpl:NAME") over the current inputs: the cached blob when the

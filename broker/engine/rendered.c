@@ -105,9 +105,17 @@ static int rendered_entry(mounts *m, const char *name, uint64_t tversion, struct
 
 /* ---- which rendered files a view shows ---- */
 
-static int rendered_path_cmp(const void *key, const void *elem)
+/* Whether path (pl bytes) clashes with one of v[0..n): the same path, or one a directory of the
+ * other (the view could not be laid out: sfs refuses it, failing the whole view closed). */
+static bool rendered_path_clash(const struct policy_file *v, size_t n, const char *path, size_t pl)
 {
-	return strcmp(key, ((const struct policy_file *)elem)->path);
+	for (size_t k = 0; k < n; k++) {
+		const char *q = v[k].path;
+		size_t ql = strlen(q), m = ql < pl ? ql : pl;
+		if (memcmp(q, path, m) == 0 && (ql == pl || (ql < pl ? path[ql] : q[pl]) == '/'))
+			return true;
+	}
+	return false;
 }
 
 static int rendered_file_cmp(const void *a, const void *b)
@@ -151,13 +159,9 @@ int rendered_merge(mounts *m, const struct policy_identity *who, struct policy_f
 		if (pl >= sizeof(v->path) || names_check(path, pl, NULL) < 0 ||
 		    mounts_name_check(path, pl, NULL) < 0)
 			continue;
-		/* a secret's file keeps its path; among template grants the first wins */
-		if (bsearch(path, v, ns, sizeof(*v), rendered_path_cmp))
-			continue;
-		bool taken = false;
-		for (size_t k = ns; k < n && !taken; k++)
-			taken = strcmp(v[k].path, path) == 0;
-		if (taken)
+		/* a secret's file keeps its path (and its directories); among template grants the
+		 * first wins */
+		if (rendered_path_clash(v, n, path, pl))
 			continue;
 		int64_t uid = g->uid < 0 ? who->uid : g->uid, gid = g->gid < 0 ? who->gid : g->gid;
 		int r = rendered_inputs_granted(m, who, name);

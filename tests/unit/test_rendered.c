@@ -204,6 +204,19 @@ START_TEST(test_paths)
 	ck_assert_uint_eq(entry(&v, "etc/app.conf")->uid, 7);
 	ck_assert_uint_eq(v.nentries, 3); /* a, cfg, etc/app.conf */
 	views_clear(&v);
+	/* a directory of a secret's file, or a path below one: left out, the view still applies */
+	put("dir/x", "X");
+	grant("dir/x", "name:*", NULL, 0400, -1);
+	grant("tmpl:t", "name:db", "dir", 0400, -1);
+	grant("tmpl:t", "name:db2", "a/below", 0400, -1);
+	expect("db", "dir/x", "X");
+	expect("db", "dir", NULL);
+	expect("db2", "a", "A");
+	expect("db2", "a/below", NULL);
+	/* a template without references, the only file of its view */
+	tput("static", "no secrets here");
+	grant("tmpl:static", "name:lonely", NULL, 0400, -1);
+	expect("lonely", "static", "no secrets here");
 }
 END_TEST
 
