@@ -4,6 +4,7 @@
  *   ctl_grants.c    grant, revoke, grants
  *   ctl_ops.c       key (rotate, status), containers
  *   ctl_audit.c     audit (print, --follow, verify)
+ *   ctl_templates.c template put, ls, get, versions, rm (rendered files' templates)
  *   ctl_workload.c  whoami, read, mount (in a container, on the workload socket)
  *   secretctl.c     main: global options, the command table, usage, dispatch
  * A command returns its exit status: 0, 1 on a failure it has already printed (ctl_fail), 2 for a
@@ -74,3 +75,4 @@ int ctl_cmd_audit(struct ctl *c);      /* ctl_audit.c */
 int ctl_cmd_whoami(struct ctl *c);     /* ctl_workload.c */
 int ctl_cmd_read(struct ctl *c);       /* ctl_workload.c */
 int ctl_cmd_mount(struct ctl *c);      /* ctl_workload.c */
+int ctl_cmd_template(struct ctl *c);   /* ctl_templates.c */

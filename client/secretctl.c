@@ -78,6 +78,8 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"exec", "[--dir D] [--env NAME=SECRET]... -- CMD [ARGS]", MIGRATE_EXEC_HELP, true,
      ctl_cmd_exec},
     {"cdi", CDI_ARGS, CDI_HELP, false, ctl_cmd_cdi},
+    {"template", "put NAME [--from-file F] | ls | get NAME | versions NAME | rm NAME",
+     "rendered files' templates (grant one as tmpl:NAME)", false, ctl_cmd_template},
 };
 
 static void ctl_usage(FILE *f)

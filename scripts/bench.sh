@@ -181,6 +181,16 @@ for z in 64:64 4096:4k; do
 		fail "bench_read rotate ${z%%:*}"
 	add "rot${z#*:}"
 done
+# A rendered file (issue 17): template bench-t/s64 is '{{ secret "bench/s64" }}' (its rendering
+# is the value itself, so bench_read checks it as is). Each iteration puts bench/s64, then times
+# the first read of the rendered file, then the plain secret's first read after the same put.
+printf '{{ secret "bench/s64" }}' | "$SECRETCTL" --socket "$D1_ADMIN" template put bench-t/s64 \
+	>/dev/null || fail "template put"
+"$SECRETCTL" --socket "$D1_ADMIN" grant tmpl:bench-t/s64 "id:$CID" --path tmpl/s64 >/dev/null ||
+	fail "template grant"
+cexec "$CP" "$CCG" "$B/bench_read" rotate "$ROT_ITERS" 20 "$D1_ADMIN" bench/s64 64 \
+	/run/secrets/tmpl/s64 /run/secrets/bench/s64 >"$T/out" || fail "bench_read rotate (rendered)"
+add rott64
 
 # ---------------------------------------------------------------- 4. workload API
 say "== workload API"

@@ -117,6 +117,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "secretd_plaintext_regions{kind=\"slab\"} %" PRIu64
 	       "\nsecretd_plaintext_regions{kind=\"own\"} %" PRIu64,
 	       ss.slabs, ss.regions);
+	METRIC("secretd_renders_total", "counter",
+	       "Renderings of rendered files (templates) made: an input changed, or the first.",
+	       "secretd_renders_total %" PRIu64, g->renders);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -32,6 +32,7 @@ struct metrics_gauges {
 	uint64_t unmount_failures; /* unmounts in a live container that failed (counter) */
 	uint64_t failed_closed;    /* mounted containers denied until a retry applies their view */
 	int secrets_err;           /* 0, or why secrets could not be counted (rendered as NaN) */
+	uint64_t renders;          /* rendered files rendered (an input changed) (counter) */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -40,6 +40,7 @@ void mounts_free(mounts *m)
 		registry_cont_free(c);
 	}
 	blobcache_free(&m->blobs);
+	rendered_free(&m->renders);
 	views_inputs_free(m);
 	free(m);
 }

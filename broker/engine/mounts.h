@@ -67,6 +67,7 @@ struct mounts_stats {
 	 * anyway, so the stale mount serves nothing (ENOTCONN), but it stays until the container
 	 * ends */
 	uint64_t unmount_failures;
+	uint64_t renders; /* rendered files' renderings made (an input changed, or the first) */
 };
 
 struct mounts_attach_req {

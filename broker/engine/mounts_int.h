@@ -6,6 +6,7 @@
  *   views.c        the policy inputs (grants and names from the store), computing a container's
  *                  view, applying it, failing it closed, the refresh and its retries, allows
  *   blobcache.c    the decrypted values shared by every view that shows them
+ *   rendered.c     rendered files (templates): which a view shows, their shared renderings
  *   mountfs.c      a container's FUSE session: mount into its namespace, serve, check openers,
  *                  report opens, unmount
  *   mounts_json.c  JSON rendering of the containers and of an identity's granted names
@@ -53,6 +54,41 @@ int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previou
 void blobcache_sweep(struct blobcache *bc);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
+
+/* ---- rendered.c ---- */
+
+struct tmpl;
+/* One template's rendering, shared by every view showing it. */
+struct mrender {
+	char *name;        /* the template's name */
+	uint64_t tversion; /* the version parsed into t */
+	struct tmpl *t;    /* parsed (its text in locked memory) */
+	uint64_t *refv;    /* the referenced secrets' versions blob was rendered from */
+	sfs_blob *blob;    /* NULL until rendered */
+	bool used;         /* used by the refresh in progress */
+};
+/* Zero-initialised is empty. Templates are few: a list. */
+struct rendercache {
+	struct mrender *v;
+	size_t n, cap;
+};
+/* True when a grant's target names a template ("tmpl:NAME"). */
+bool rendered_is_grant(const char *target);
+/* Adds to who's files (*files, *nf: policy_view's, sorted by path; may be reallocated) the
+ * rendered files of the template grants matching who whose template exists and whose every
+ * referenced secret who is granted and exists; a path that a secret's file (or an earlier
+ * template grant's) has, or that is a directory of one or has one as its directory, is skipped.
+ * Sorted by path again. .secret is the grant's "tmpl:NAME". 0, -ENOMEM, or a template that cannot
+ * be read or parsed (-EBADMSG, ...). */
+int rendered_merge(mounts *m, const struct policy_identity *who, struct policy_file **files,
+                   size_t *nf);
+/* The rendering of grant_target ("tmpl:NAME") over the current inputs: the cached blob when the
+ * template's and every input's versions are those it was made from, else a new one. Borrowed
+ * from the cache like blobcache_get's. -ENOENT when an input is gone; render errors. */
+int rendered_blob(mounts *m, const char *grant_target, sfs_blob **out);
+/* Drops the renderings no view used since the last sweep; clears the marks. */
+void rendered_sweep(struct rendercache *rc);
+void rendered_free(struct rendercache *rc);
 
 /* ---- registry.c ---- */
 
@@ -106,13 +142,20 @@ void registry_identity(const struct mcont *c, struct policy_identity *who);
 /* The policy inputs: grants and secret names as of the last load. */
 struct views_inputs {
 	struct store_grant *sgrants;
+	size_t nsgrants;
+	struct policy_grant *grants; /* sgrants but templates' as policy sees them (strings point
+	                              * into sgrants) */
 	size_t ngrants;
-	struct policy_grant *grants; /* sgrants as policy sees them (strings point into sgrants) */
 	struct store_secret_info *secrets; /* sorted by name */
 	size_t nsecrets;
 	const char **names; /* the secrets' names (point into secrets) */
-	uint64_t gen;       /* bumped whenever the inputs are replaced */
-	bool stale;         /* the last load failed: inputs emptied, every mount denied */
+	/* template grants ("tmpl:NAME": kept out of grants, which policy sees) and templates */
+	struct policy_grant *tgrants; /* strings point into sgrants */
+	size_t ntgrants;
+	struct store_tmpl_info *tmpls; /* sorted by name */
+	size_t ntmpls;
+	uint64_t gen; /* bumped whenever the inputs are replaced */
+	bool stale;   /* the last load failed: inputs emptied, every mount denied */
 };
 
 /* Reads grants and secret names from m's store into m->in (replaced only on success). */
@@ -121,6 +164,9 @@ int views_inputs_load(mounts *m);
 void views_inputs_free(mounts *m);
 /* Loads the inputs again when the last load failed (before a new mount uses them). */
 int views_inputs_fresh(mounts *m);
+/* Whether secret name exists in the inputs; its current version (-ENOENT). */
+bool views_has_secret(mounts *m, const char *name);
+int views_secret_version(mounts *m, const char *name, uint64_t *version);
 
 /* One identity's view as computed from the inputs. */
 struct mview {
@@ -167,6 +213,7 @@ struct mounts {
 	uint64_t seen_seq; /* bumped at every sight of a container */
 	struct views_inputs in;
 	struct blobcache blobs;
+	struct rendercache renders;
 	size_t nfailed;   /* mounted containers denied */
 	int retry_ms;     /* current pause between retries (0: none pending) */
 	int64_t retry_at; /* CLOCK_MONOTONIC ms of the next retry */

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "broker/engine/fault.h"
+#include "broker/rules/tmpl.h"
 #include "common/limits.h"
+#include "common/names.h"
 
 struct service {
 	store *store;
@@ -394,4 +396,67 @@ int service_record(service *sv, const struct service_actor *who, const char *act
 	struct service_result res;
 	service_failed(sv, &a, err, service_res(&res));
 	return res.audit_err;
+}
+
+/* ---- templates ---- */
+
+void service_template_target(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s%s", STORE_GRANT_TMPL_PREFIX, name ? name : "");
+}
+
+/* Checks that every secret t references exists: 0, or -EINVAL with *err at the first missing. */
+static int service_template_refs(service *sv, const tmpl *t, struct tmpl_error *err)
+{
+	for (size_t i = 0; i < tmpl_nrefs(t); i++) {
+		struct store_version_info *v = NULL;
+		size_t n = 0;
+		int r = store_versions(sv->store, tmpl_ref(t, i), &v, &n);
+		store_versions_free(v, n);
+		if (r == -ENOENT) {
+			tmpl_ref_error(t, i, "does not exist (store it first)", err);
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int service_template_put(service *sv, const struct service_actor *who, const char *name,
+                         const uint8_t *body, size_t len, struct tmpl_error *err,
+                         struct service_result *res)
+{
+	service_res(res);
+	*err = (struct tmpl_error){0};
+	char target[SECRETD_NAME_MAX + 8];
+	service_template_target(target, sizeof(target), name);
+	struct store_audit a = service_audit(who, "template-put", target);
+	if (!name || names_check(name, strlen(name), NULL) < 0)
+		return service_failed(sv, &a, -EINVAL, res);
+	tmpl *t = NULL;
+	int r = tmpl_parse((const char *)body, len, &t, err);
+	if (r == 0)
+		r = service_template_refs(sv, t, err);
+	tmpl_free(t);
+	if (r == 0)
+		r = store_tmpl_put(sv->store, name, body, len, &a, &res->version);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, a.action, target, res);
+	return 0;
+}
+
+int service_template_delete(service *sv, const struct service_actor *who, const char *name,
+                            struct service_result *res)
+{
+	service_res(res);
+	char target[SECRETD_NAME_MAX + 8];
+	service_template_target(target, sizeof(target), name);
+	struct store_audit a = service_audit(who, "template-delete", target);
+	int r = store_tmpl_delete(sv->store, name, &a);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	service_refresh(sv, a.action, target, res);
+	return 0;
 }

@@ -151,6 +151,21 @@ int service_key_rotate_step(service *sv, size_t max, uint64_t *done, bool *finis
  * with the old key). -EEXIST when the new key file exists. */
 int service_rekey(store *s, const char *new_key_file, const char *new_pass_file);
 
+/* ---- templates (rendered files) ---- */
+
+struct tmpl_error; /* broker/rules/tmpl.h */
+/* The audit name of template name ("tmpl:NAME", as its grants name it) into buf. */
+void service_template_target(char *buf, size_t size, const char *name);
+/* A new version of template name with body (len bytes; action "template-put"): parsed (syntax,
+ * limits) and each secret it references must exist; otherwise -EINVAL (or -E2BIG over a limit)
+ * with *err saying where and why (err->msg[0] != 0; nothing stored). res->version. */
+int service_template_put(service *sv, const struct service_actor *who, const char *name,
+                         const uint8_t *body, size_t len, struct tmpl_error *err,
+                         struct service_result *res);
+/* Deletes template name, its versions and grants (action "template-delete"); -ENOENT. */
+int service_template_delete(service *sv, const struct service_actor *who, const char *name,
+                            struct service_result *res);
+
 /* The record of a read (list, versions, get, grants, schedules, containers, audit-verify):
  * written before the answer (no record, no answer). err is the read's outcome (0 or -errno).
  * 0 or the audit's -errno: for a read that succeeded the caller then refuses to answer; the

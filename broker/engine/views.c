@@ -24,13 +24,20 @@ static int64_t views_mono_ms(void)
 void views_inputs_free(mounts *m)
 {
 	struct views_inputs *in = &m->in;
-	store_grants_free(in->sgrants, in->ngrants);
+	store_grants_free(in->sgrants, in->nsgrants);
+	in->nsgrants = 0;
 	in->sgrants = NULL;
 	free(in->grants);
 	in->grants = NULL;
 	in->ngrants = 0;
 	store_list_free(in->secrets, in->nsecrets);
 	in->secrets = NULL;
+	free(in->tgrants);
+	in->tgrants = NULL;
+	in->ntgrants = 0;
+	store_tmpl_list_free(in->tmpls, in->ntmpls);
+	in->tmpls = NULL;
+	in->ntmpls = 0;
 	free(in->names);
 	in->names = NULL;
 	in->nsecrets = 0;
@@ -51,31 +58,53 @@ int views_inputs_load(mounts *m)
 		store_grants_free(sg, ng);
 		return r;
 	}
+	struct store_tmpl_info *ti = NULL;
+	size_t nt = 0;
+	r = store_tmpl_list(m->store, &ti, &nt);
+	if (r < 0) {
+		store_grants_free(sg, ng);
+		store_list_free(si, ns);
+		return r;
+	}
 	struct policy_grant *pg = calloc(ng ? ng : 1, sizeof(*pg));
+	struct policy_grant *tg = calloc(ng ? ng : 1, sizeof(*tg));
 	const char **names = calloc(ns ? ns : 1, sizeof(*names));
-	if (!pg || !names) {
+	if (!pg || !tg || !names) {
 		free(pg);
+		free(tg);
 		free(names);
 		store_grants_free(sg, ng);
 		store_list_free(si, ns);
+		store_tmpl_list_free(ti, nt);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < ng; i++)
-		pg[i] = (struct policy_grant){.secret = sg[i].secret,
-		                              .selector = sg[i].selector,
-		                              .path = sg[i].path,
-		                              .mode = sg[i].mode,
-		                              .uid = sg[i].uid,
-		                              .gid = sg[i].gid,
-		                              .flags = sg[i].flags};
+	size_t npg = 0, ntg = 0;
+	for (size_t i = 0; i < ng; i++) {
+		struct policy_grant g = {.secret = sg[i].secret,
+		                         .selector = sg[i].selector,
+		                         .path = sg[i].path,
+		                         .mode = sg[i].mode,
+		                         .uid = sg[i].uid,
+		                         .gid = sg[i].gid,
+		                         .flags = sg[i].flags};
+		if (rendered_is_grant(g.secret))
+			tg[ntg++] = g;
+		else
+			pg[npg++] = g;
+	}
 	for (size_t i = 0; i < ns; i++)
 		names[i] = si[i].name;
 	views_inputs_free(m);
 	struct views_inputs *in = &m->in;
 	in->gen++;
 	in->sgrants = sg;
-	in->ngrants = ng;
+	in->nsgrants = ng;
 	in->grants = pg;
+	in->ngrants = npg;
+	in->tgrants = tg;
+	in->ntgrants = ntg;
+	in->tmpls = ti;
+	in->ntmpls = nt;
 	in->secrets = si;
 	in->nsecrets = ns;
 	in->names = names;
@@ -106,6 +135,20 @@ static const struct store_secret_info *views_secret(mounts *m, const char *name)
 			hi = mid;
 	}
 	return NULL;
+}
+
+bool views_has_secret(mounts *m, const char *name)
+{
+	return views_secret(m, name) != NULL;
+}
+
+int views_secret_version(mounts *m, const char *name, uint64_t *version)
+{
+	const struct store_secret_info *si = views_secret(m, name);
+	if (!si)
+		return -ENOENT;
+	*version = si->current;
+	return 0;
 }
 
 /* ---- computing a view ---- */
@@ -158,8 +201,12 @@ int views_build(mounts *m, const struct policy_identity *who, struct mview *out)
 	size_t nf = 0;
 	int r =
 	    policy_view(m->in.grants, m->in.ngrants, m->in.names, m->in.nsecrets, who, &files, &nf);
-	if (r < 0)
+	if (r == 0)
+		r = rendered_merge(m, who, &files, &nf);
+	if (r < 0) {
+		free(files);
 		return r;
+	}
 	struct sfs_entry *e = calloc(nf ? nf : 1, sizeof(*e));
 	if (!e) {
 		free(files);
@@ -168,9 +215,11 @@ int views_build(mounts *m, const struct policy_identity *who, struct mview *out)
 	size_t ne = 0;
 	for (size_t i = 0; i < nf; i++) {
 		sfs_blob *b = NULL;
-		r = views_blob(m, files[i].secret, files[i].previous, &b);
-		if (r == -ENOENT && files[i].previous)
-			continue; /* no previous version yet */
+		bool rendered = rendered_is_grant(files[i].secret);
+		r = rendered ? rendered_blob(m, files[i].secret, &b)
+		             : views_blob(m, files[i].secret, files[i].previous, &b);
+		if (r == -ENOENT && (files[i].previous || rendered))
+			continue; /* no previous version yet; an input of a rendering is gone */
 		if (r < 0) {
 			/* cannot read or verify a value: this view cannot be applied */
 			free(e);
@@ -296,6 +345,7 @@ int mounts_refresh(mounts *m, size_t *unapplied)
 			}
 		}
 		blobcache_sweep(&m->blobs);
+		rendered_sweep(&m->renders);
 	}
 	views_retry_arm(m);
 	if (unapplied)

@@ -28,6 +28,13 @@
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
  *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
+ *   GET    /v1/templates                    {"templates":[{name,current,versions,created,updated}]}
+ *   PUT    /v1/templates/NAME               body = template -> 201 {name,version}; refused (400)
+ *                                           with {error,line,column,offset} when it does not
+ *                                           parse or names a secret that does not exist
+ *   GET    /v1/templates/NAME[?body=1[&version=N]]  {name,current,versions:[...]} or the body
+ *   DELETE /v1/templates/NAME               {name,deleted:true} (its grants go with it)
+ * A grant of "tmpl:NAME" grants the template NAME (POST /v1/grants, /v1/grants/revoke).
  * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
  * written in the change's own transaction, a read's before the answer (no record, no answer).
  */
@@ -43,6 +50,7 @@
 #include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/rules/policy.h"
+#include "broker/rules/tmpl.h"
 #include "common/limits.h"
 #include "common/names.h"
 
@@ -742,6 +750,7 @@ static void admin_metrics(struct api_req *r)
 	                           .fuse_denied = ms.opens_denied,
 	                           .audit_writable = 1,
 	                           .view_failures = ms.view_failures,
+	                           .renders = ms.renders,
 	                           .unmount_failures = ms.unmount_failures,
 	                           .failed_closed = ms.failed_closed};
 	if (r->a->cfg.reads_audit) {
@@ -805,6 +814,152 @@ static void admin_detach(struct api_req *r, const char *id)
 		api_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "detached", 1));
 }
 
+/* ---- templates (rendered files) ---- */
+
+static bool admin_template_name_ok(struct api_req *r, const char *name)
+{
+	const char *why = NULL;
+	if (names_check(name, strlen(name), &why) == 0 &&
+	    mounts_name_check(name, strlen(name), &why) == 0)
+		return true;
+	api_reply_error(r, 400, "invalid template name: %s", why);
+	return false;
+}
+
+/* PUT /v1/templates/NAME: parsed and checked (every secret it names must exist) by the service;
+ * a refusal says where: {"error":"line L, column C: ...", line, column, offset}. */
+static void admin_template_put(struct api_req *r, const char *name)
+{
+	if (!admin_template_name_ok(r, name))
+		return;
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct tmpl_error te;
+	struct service_result res;
+	int rc = service_template_put(admin_sv(r), &w.a, name,
+	                              r->body ? r->body : (const uint8_t *)"", r->len, &te, &res);
+	if (rc < 0 && te.msg[0]) {
+		char msg[320];
+		snprintf(msg, sizeof(msg), "template %s refused: line %u, column %u: %s", name,
+		         te.line, te.col, te.msg);
+		char buf[512];
+		api_reply_json(r, rc == -E2BIG ? 413 : 400,
+		               json_pack("{s:s, s:I, s:I, s:I}", "error",
+		                         admin_what(buf, sizeof(buf), msg, res.audit_err), "line",
+		                         (json_int_t)te.line, "column", (json_int_t)te.col,
+		                         "offset", (json_int_t)te.offset));
+		return;
+	}
+	if (rc < 0) {
+		admin_fail(r, rc, name, &res);
+		return;
+	}
+	api_reply_json(
+	    r, 201,
+	    admin_applied(json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)res.version),
+	                  &res));
+}
+
+/* GET /v1/templates */
+static void admin_templates(struct api_req *r)
+{
+	struct store_tmpl_info *v = NULL;
+	size_t n = 0;
+	struct admin_who w;
+	admin_who_init(r, &w);
+	int rc = store_tmpl_list(r->a->store, &v, &n);
+	if (rc < 0) {
+		admin_read_fail(r, &w, "template-list", NULL, 0, rc, "templates");
+		return;
+	}
+	if (!admin_record(r, &w, "template-list", NULL, 0)) {
+		store_tmpl_list_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v[i].name,
+		                                   "current", (json_int_t)v[i].current, "versions",
+		                                   (json_int_t)v[i].nversions, "created",
+		                                   (json_int_t)v[i].created, "updated",
+		                                   (json_int_t)v[i].updated));
+	store_tmpl_list_free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", "templates", a));
+}
+
+/* GET /v1/templates/NAME: its versions; ?body=1[&version=N]: the body (octet-stream). */
+static void admin_template_get(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct decode_template_get q;
+	char err[DECODE_ERR_MAX];
+	if (!admin_decoded(r, decode_template_get(api_query_arg, r, &q, err), err))
+		return;
+	char target[SECRETD_NAME_MAX + 8];
+	service_template_target(target, sizeof(target), name);
+	struct admin_who w;
+	admin_who_init(r, &w);
+	if (q.body) {
+		uint8_t *body = NULL;
+		size_t len = 0;
+		uint64_t got = 0;
+		int rc = store_tmpl_get_bytes(r->a->store, name, q.version, &body, &len, &got);
+		if (rc < 0) {
+			admin_read_fail(r, &w, "template-get", target, q.version, rc, target);
+			return;
+		}
+		if (!admin_record(r, &w, "template-get", target, got)) {
+			store_value_free(body);
+			return;
+		}
+		api_reply_secret(r, body, len, got);
+		return;
+	}
+	struct store_version_info *v = NULL;
+	size_t n = 0;
+	int rc = store_tmpl_versions(r->a->store, name, &v, &n);
+	if (rc < 0) {
+		admin_read_fail(r, &w, "template-versions", target, 0, rc, target);
+		return;
+	}
+	if (!admin_record(r, &w, "template-versions", target, 0)) {
+		store_versions_free(v, n);
+		return;
+	}
+	json_t *a = json_array();
+	uint64_t current = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].current)
+			current = v[i].version;
+		json_array_append_new(
+		    a, json_pack("{s:I, s:I, s:I, s:b}", "version", (json_int_t)v[i].version,
+		                 "size", (json_int_t)v[i].size, "created", (json_int_t)v[i].created,
+		                 "current", v[i].current));
+	}
+	store_versions_free(v, n);
+	api_reply_json(r, 200,
+	               json_pack("{s:s, s:I, s:o}", "name", name, "current", (json_int_t)current,
+	                         "versions", a));
+}
+
+/* DELETE /v1/templates/NAME: the template, its versions and its grants. */
+static void admin_template_delete(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct admin_who w;
+	admin_who_init(r, &w);
+	struct service_result res;
+	int rc = service_template_delete(admin_sv(r), &w.a, name, &res);
+	if (rc < 0) {
+		admin_fail(r, rc, name, &res);
+		return;
+	}
+	api_reply_json(r, 200,
+	               admin_applied(json_pack("{s:s, s:b}", "name", name, "deleted", 1), &res));
+}
+
 /* admin.sock's routes, in the order they are matched (the list at the top of this file). */
 static const struct api_route admin_routes[] = {
     API_ROUTE("GET", "/healthz", api_health_admin),
@@ -827,6 +982,10 @@ static const struct api_route admin_routes[] = {
     API_ROUTE("GET", "/v1/containers", admin_containers),
     API_ROUTE("POST", "/v1/containers", admin_attach),
     API_PREFIX("DELETE", "/v1/containers/", admin_detach),
+    API_ROUTE("GET", "/v1/templates", admin_templates),
+    API_PREFIX_VALUE("PUT", "/v1/templates/", admin_template_put),
+    API_PREFIX("GET", "/v1/templates/", admin_template_get),
+    API_PREFIX("DELETE", "/v1/templates/", admin_template_delete),
 };
 
 const struct api_routes api_admin_routes = {

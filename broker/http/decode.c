@@ -69,9 +69,16 @@ int decode_grant(const uint8_t *body, size_t len, struct decode_grant *out, char
 	const char *path = json_string_value(jp);
 	const char *why = NULL;
 	int64_t mode = 0400, uid = -1, gid = -1;
-	if (!secret || names_check_pattern(secret, strlen(secret), &why) < 0)
+	size_t tpl = strlen(STORE_GRANT_TMPL_PREFIX);
+	bool tmpl = secret && strncmp(secret, STORE_GRANT_TMPL_PREFIX, tpl) == 0;
+	if (tmpl && names_check(secret + tpl, strlen(secret + tpl), &why) < 0)
+		return decode_fail(err, "invalid template name (after \"%s\"): %s",
+		                   STORE_GRANT_TMPL_PREFIX, why);
+	if (!tmpl && (!secret || names_check_pattern(secret, strlen(secret), &why) < 0))
 		return decode_fail(err, "invalid secret name or pattern: %s",
 		                   why ? why : "missing \"secret\"");
+	if (tmpl && json_is_true(json_object_get(o, "previous")))
+		return decode_fail(err, "a template grant has no .previous file");
 	if (!sel || policy_selector_check(sel, strlen(sel), &why) < 0)
 		return decode_fail(err, "invalid selector: %s", why ? why : "missing \"selector\"");
 	if (jp && !json_is_null(jp) &&
@@ -309,6 +316,18 @@ static bool decode_iso_time(const char *v, int64_t *out)
 		return false;
 	*out = (int64_t)timegm(&tm);
 	return true;
+}
+
+int decode_template_get(decode_arg_fn *arg, void *ud, struct decode_template_get *out, char *err)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = decode_arg_flag(arg, ud, "body", &out->body, err);
+	if (rc == 0)
+		rc = decode_arg_u64(arg, ud, "version", 1, DECODE_VALUE_VERSION_MAX, &out->version,
+		                    err);
+	if (rc == 0 && out->version && !out->body)
+		return decode_fail(err, "version needs body=1");
+	return rc;
 }
 
 int decode_audit(decode_arg_fn *arg, void *ud, struct decode_audit *out, char *err)

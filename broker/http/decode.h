@@ -38,9 +38,10 @@
 int decode_json_object(const uint8_t *body, size_t len, json_t **out, char *err);
 
 /* POST /v1/grants {secret, selector, path?, mode?, uid?, gid?, previous?, replace?}: secret a
- * name or pattern (names_check_pattern), selector valid (policy_selector_check), path NULL or
- * a name a view may show (names_check, mounts_name_check), mode 0..DECODE_MODE_MAX (default
- * 0400), uid and gid -1..DECODE_ID_MAX (default -1). */
+ * name or pattern (names_check_pattern) or "tmpl:NAME" (a template: NAME a name, no previous),
+ * selector valid (policy_selector_check), path NULL or a name a view may show (names_check,
+ * mounts_name_check), mode 0..DECODE_MODE_MAX (default 0400), uid and gid -1..DECODE_ID_MAX
+ * (default -1). */
 struct decode_grant {
 	json_t *doc;
 	const char *secret, *selector, *path;
@@ -114,6 +115,14 @@ int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put
 /* ?version=N: 1..max, 0 when absent; required: absent is an error ("version is required"). */
 int decode_version(decode_arg_fn *arg, void *ud, uint64_t max, bool required, uint64_t *out,
                    char *err);
+
+/* GET /v1/templates/NAME[?body=1[&version=N]]: body "1" or "0"; version 1..
+ * DECODE_VALUE_VERSION_MAX (0: absent = current) only with body. */
+struct decode_template_get {
+	bool body;
+	uint64_t version;
+};
+int decode_template_get(decode_arg_fn *arg, void *ud, struct decode_template_get *out, char *err);
 
 /* GET /v1/audit?since=SEQ|UNIXTIME|@UNIXTIME|YYYY-MM-DDTHH:MM:SSZ&limit=N: a plain number below
  * DECODE_AUDIT_SEQ_BELOW is a sequence number (after = SEQ - 1), else unix seconds (since_time);

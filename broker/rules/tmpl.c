@@ -36,6 +36,7 @@ struct tmpl {
 	struct tmpl_part *parts;
 	size_t nparts;
 	char *refs[TMPL_REFS_MAX];
+	size_t refat[TMPL_REFS_MAX]; /* byte offset of each reference's first use */
 	size_t nrefs;
 };
 
@@ -175,6 +176,7 @@ static int tmpl_add_ref(struct tmpl_parser *p, size_t at, const char *name, size
 	if (!s)
 		return -ENOMEM;
 	*idx = t->nrefs;
+	t->refat[t->nrefs] = at;
 	t->refs[t->nrefs++] = s;
 	return 0;
 }
@@ -262,8 +264,8 @@ void tmpl_free(tmpl *t)
 	for (size_t i = 0; i < t->nrefs; i++)
 		free(t->refs[i]);
 	free(t->parts);
-	free(t->lits);
-	free(t->src);
+	secret_bytes_free(t->lits);
+	secret_bytes_free(t->src);
 	free(t);
 }
 
@@ -282,8 +284,9 @@ int tmpl_parse(const char *src, size_t len, tmpl **out, struct tmpl_error *err)
 		return -ENOMEM;
 	p.t = t;
 	int r = -ENOMEM;
-	t->src = malloc(len ? len : 1);
-	t->lits = malloc(len ? len : 1);
+	/* A stored template's text may hold literal secrets: locked memory, wiped when freed. */
+	t->src = secret_bytes_alloc(len ? len : 1);
+	t->lits = secret_bytes_alloc(len ? len : 1);
 	t->parts = calloc(2 * TMPL_ACTIONS_MAX + 1, sizeof(*t->parts));
 	if (!t->src || !t->lits || !t->parts)
 		goto fail;
@@ -328,6 +331,24 @@ size_t tmpl_nrefs(const tmpl *t)
 const char *tmpl_ref(const tmpl *t, size_t i)
 {
 	return i < t->nrefs ? t->refs[i] : NULL;
+}
+
+int tmpl_ref_error(const tmpl *t, size_t i, const char *reason, struct tmpl_error *err)
+{
+	if (i >= t->nrefs || !reason)
+		return -EINVAL;
+	unsigned line = 1, col = 1;
+	for (size_t k = 0; k < t->refat[i] && k < t->srclen; k++) {
+		if (t->src[k] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	*err = (struct tmpl_error){.offset = t->refat[i], .line = line, .col = col};
+	snprintf(err->msg, sizeof(err->msg), "secret \"%.*s\" %s", 64, t->refs[i], reason);
+	return 0;
 }
 
 /* ---- rendering: every buffer is locked secret memory (common/secret.h) ---- */

@@ -47,6 +47,10 @@ void tmpl_free(tmpl *t);
  * use. Valid while t lives. */
 size_t tmpl_nrefs(const tmpl *t);
 const char *tmpl_ref(const tmpl *t, size_t i);
+/* Fills *err for reference i as a refusal of it: where it is first used (offset, line, col)
+ * and msg "secret \"NAME\" REASON" (e.g. reason "does not exist"). 0, or -EINVAL (i out of
+ * range). */
+int tmpl_ref_error(const tmpl *t, size_t i, const char *reason, struct tmpl_error *err);
 
 /* Gives the current value and version of secret `name` for a rendering. *val stays valid until
  * tmpl_render returns. Returns 0, or a negative errno that ends the rendering (-ENOENT: no such

@@ -225,3 +225,42 @@ const uint8_t *store_codec_checkpoint_parse(const uint8_t v[STORE_CP_LEN],
 	cp->time = (int64_t)store_be64(v + 16 + CRYPT_MAC_BYTES);
 	return v + 24 + CRYPT_MAC_BYTES;
 }
+
+/* ---- templates (schema 005) ---- */
+
+int store_ad_tmpl_data(struct store_buf *b, int64_t id, const char *name, uint64_t version)
+{
+	store_buf_str(b, "secretd/tmpl-data/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_str(b, name);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_ad_tmpl_dkey(struct store_buf *b, int64_t id, uint64_t version, uint64_t kek_id)
+{
+	store_buf_str(b, "secretd/tmpl-dkey/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_u64(b, version);
+	store_buf_u64(b, kek_id);
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_tmpl_head(struct store_buf *b, int64_t id, const char *name, uint64_t current,
+                          const uint64_t *versions, size_t nversions, uint64_t kek_id,
+                          uint64_t size, const uint8_t dw[CRYPT_MAC_BYTES],
+                          const uint8_t dc[CRYPT_MAC_BYTES])
+{
+	store_buf_str(b, "secretd/tmpl-head/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_str(b, name);
+	store_buf_u64(b, current);
+	store_buf_u64(b, nversions);
+	for (size_t i = 0; i < nversions; i++)
+		store_buf_u64(b, versions[i]);
+	store_buf_u64(b, kek_id);
+	store_buf_u64(b, size);
+	store_buf_bytes(b, dw, CRYPT_MAC_BYTES);
+	store_buf_bytes(b, dc, CRYPT_MAC_BYTES);
+	return b->oom ? -ENOMEM : 0;
+}

@@ -9,11 +9,20 @@
 
 /* ---- grants ---- */
 
+/* A grant's target: a secret name or pattern, or "tmpl:NAME" (a template). */
+static int store_grant_target_check(const char *t)
+{
+	size_t pl = strlen(STORE_GRANT_TMPL_PREFIX);
+	if (strncmp(t, STORE_GRANT_TMPL_PREFIX, pl) == 0)
+		return names_check(t + pl, strlen(t + pl), NULL);
+	return names_check_pattern(t, strlen(t), NULL);
+}
+
 static int store_grant_valid(const struct store_grant *g)
 {
 	if (!g || !g->secret || !g->selector)
 		return -EINVAL;
-	if (names_check_pattern(g->secret, strlen(g->secret), NULL) < 0)
+	if (store_grant_target_check(g->secret) < 0)
 		return -EINVAL;
 	size_t sl = strlen(g->selector);
 	if (sl == 0 || sl > SECRETD_SELECTOR_MAX)
@@ -122,7 +131,7 @@ int store_grant_remove_ex(store *s, const char *pattern, const char *selector,
                           const struct store_audit *audit)
 {
 	if (!s || !pattern || !selector || !*selector || strlen(selector) > SECRETD_SELECTOR_MAX ||
-	    names_check_pattern(pattern, strlen(pattern), NULL) < 0)
+	    store_grant_target_check(pattern) < 0)
 		return -EINVAL;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)

@@ -177,7 +177,8 @@ int store_keks_gc(store *s)
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s->db,
 	                      "DELETE FROM keks WHERE id <> (SELECT max(id) FROM keks) "
-	                      "AND id NOT IN (SELECT kek_id FROM versions)",
+	                      "AND id NOT IN (SELECT kek_id FROM versions) "
+	                      "AND id NOT IN (SELECT kek_id FROM template_versions)",
 	                      &st);
 	if (r < 0)
 		return r;
@@ -465,7 +466,9 @@ int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_a
 		/* Nothing left under an older generation: drop the unused ones, end the rotation.
 		 */
 		done = true;
-		r = store_keks_gc(s);
+		r = store_tmpl_rewrap(s, target, kek); /* templates are few: all at once */
+		if (r == 0)
+			r = store_keks_gc(s);
 		if (r == 0) {
 			_cleanup_stmt_ sqlite3_stmt *del = NULL;
 			r = store_prepare(s->db, "DELETE FROM meta WHERE key = ?1", &del);

@@ -120,6 +120,9 @@ struct store_grant {
 	int64_t created;
 };
 #define STORE_GRANT_PREVIOUS 0x1 /* also show NAME.previous (the version before current) */
+/* A grant whose secret is "tmpl:NAME" grants the template NAME (a rendered file), never a
+ * secret: ':' is in no secret name or pattern. NAME is a valid name (no pattern). */
+#define STORE_GRANT_TMPL_PREFIX "tmpl:"
 
 /* All grants ordered by id; each row's MAC is checked (-EBADMSG names no row, the caller logs). */
 int store_grants(store *s, struct store_grant **out, size_t *n);
@@ -295,3 +298,33 @@ void store_lifecycles_free(struct store_lifecycle *v, size_t n);
 int store_expiry(store *s, const char *name, int64_t *expires);
 /* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
 uint64_t store_lifecycle_gen(store *s);
+
+/* ---- templates (schema 005): rendered files' sources, versioned, sealed like values ---- */
+
+#define STORE_TMPL_KEEP 10 /* versions of a template kept */
+struct store_tmpl_info {
+	char *name;
+	uint64_t current;   /* current version */
+	uint64_t nversions; /* versions kept */
+	int64_t created, updated;
+};
+/* Stores body (len bytes, at most max_value; the caller has parsed it) as a new version of
+ * template name, creating it; prunes beyond STORE_TMPL_KEEP. audit (may be NULL; version filled
+ * in) in the same transaction. *version_out (may be NULL) the new version. */
+int store_tmpl_put(store *s, const char *name, const uint8_t *body, size_t len,
+                   const struct store_audit *audit, uint64_t *version_out);
+/* Decrypts a version (0 = current) of template name into a new secret (*out: the caller's
+ * reference, secret_unref). *version_out (may be NULL) the version read. -ENOENT, -EBADMSG. */
+int store_tmpl_get(store *s, const char *name, uint64_t version, struct secret **out,
+                   uint64_t *version_out);
+/* The same, as a bare pointer into that secret (store_get's form): *val (free with
+ * store_value_free), *len. */
+int store_tmpl_get_bytes(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
+                         uint64_t *version_out);
+/* All templates, sorted by name, no bodies: free with store_tmpl_list_free. */
+int store_tmpl_list(store *s, struct store_tmpl_info **out, size_t *n);
+void store_tmpl_list_free(struct store_tmpl_info *v, size_t n);
+/* A template's versions (free with store_versions_free); -ENOENT when there is none. */
+int store_tmpl_versions(store *s, const char *name, struct store_version_info **out, size_t *n);
+/* Deletes template name, its versions and the grants of it ("tmpl:NAME"). -ENOENT. */
+int store_tmpl_delete(store *s, const char *name, const struct store_audit *audit);

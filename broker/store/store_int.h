@@ -137,6 +137,17 @@ int store_codec_checkpoint(struct store_buf *b, const struct store_audit_checkpo
 /* The audit anchor's tag message. */
 int store_codec_anchor(struct store_buf *b, uint64_t seq, const uint8_t mac[CRYPT_MAC_BYTES]);
 
+/* Template payload AD (schema 005): like store_ad_data, tagged "secretd/tmpl-data/v1", so that
+ * a template's ciphertext never opens as a secret's and back. */
+int store_ad_tmpl_data(struct store_buf *b, int64_t id, const char *name, uint64_t version);
+/* Template data key AD: like store_ad_dkey, tagged "secretd/tmpl-dkey/v1". */
+int store_ad_tmpl_dkey(struct store_buf *b, int64_t id, uint64_t version, uint64_t kek_id);
+/* A template head's MAC message: like store_codec_head without keep, "secretd/tmpl-head/v1". */
+int store_codec_tmpl_head(struct store_buf *b, int64_t id, const char *name, uint64_t current,
+                          const uint64_t *versions, size_t nversions, uint64_t kek_id,
+                          uint64_t size, const uint8_t dw[CRYPT_MAC_BYTES],
+                          const uint8_t dc[CRYPT_MAC_BYTES]);
+
 /* meta audit.head: the chain's last record, seq (8) | mac (32). */
 #define STORE_AUDIT_HEAD_LEN (8 + CRYPT_MAC_BYTES)
 int store_codec_audit_head_value(struct store_buf *b, uint64_t seq,
@@ -234,3 +245,9 @@ int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expire
  * mac) and checks its MAC. l->exec malloc'd. */
 int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
                    struct store_lifecycle *l);
+
+/* ---- templates.c ---- */
+
+/* Re-wraps every template data key not under generation target with kek (the unfinished key
+ * rotation's last batch, inside its transaction) and recomputes those templates' heads. */
+int store_tmpl_rewrap(store *s, uint64_t target, const uint8_t *kek);

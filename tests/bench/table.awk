@@ -57,6 +57,12 @@ END {
 		    " ms), idle", us(f), "minfs uncached " us(u), ratio(p50[f], p50[u]), "≤ 1.5",
 		    verdict(p50[f] <= 1.5 * p50[u] && stale["rot" sz ".stale"] == 0))
 	}
+	f = "rott64.first_read_after_put"; u = "rott64.ref_uncached"
+	if (f in p50)
+		row("1 first read of a 64 B rendered file after its input rotates (put " \
+		    sprintf("%.1f", p50["rott64.put"] / 1e3) " ms), idle", us(f),
+		    "the plain secret's first read after the same put " us(u), ratio(p50[f], p50[u]),
+		    "≤ 1.5", verdict(p50[f] <= 1.5 * p50[u] && stale["rott64.stale"] == 0))
 	for (i = 1; i <= ns; i++) {
 		n = scales[i]
 		for (j = 1; j <= nb[n]; j++) { tb[j] = pb[n, j]; ta[j] = pa[n, j] }

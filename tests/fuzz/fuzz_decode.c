@@ -1,9 +1,9 @@
 /* Fuzzes the API's request decoders (broker/http/decode.c). The first byte picks the decoder
  * (g grant, r revoke, a attach, o rotate, m mount: the rest is the body; p put, v value version,
- * b rollback version, u audit: the rest is a query string "k=v&k=v", each value cut at a NUL as
- * libmicrohttpd's would be). Checked: each returns 0 or -EINVAL; an error has a non-empty text
- * of fewer than DECODE_ERR_MAX bytes; what decodes lies within the documented limits; _clear
- * frees everything (the leak checker sees the rest). */
+ * b rollback version, t template get, u audit: the rest is a query string "k=v&k=v", each value cut
+ * at a NUL as libmicrohttpd's would be). Checked: each returns 0 or -EINVAL; an error has a
+ * non-empty text of fewer than DECODE_ERR_MAX bytes; what decodes lies within the documented
+ * limits; _clear frees everything (the leak checker sees the rest). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +78,12 @@ static void fuzz_body(uint8_t which, const uint8_t *b, size_t n)
 		rc = decode_grant(b, n, &g, err);
 		check_rc(rc, err);
 		if (rc == 0) {
+			bool tmpl = g.secret && strncmp(g.secret, STORE_GRANT_TMPL_PREFIX,
+			                                strlen(STORE_GRANT_TMPL_PREFIX)) == 0;
+			const char *t = tmpl ? g.secret + strlen(STORE_GRANT_TMPL_PREFIX) : NULL;
 			if (!g.secret ||
-			    names_check_pattern(g.secret, strlen(g.secret), NULL) < 0 ||
+			    (tmpl ? names_check(t, strlen(t), NULL) < 0 || g.previous
+			          : names_check_pattern(g.secret, strlen(g.secret), NULL) < 0) ||
 			    !g.selector || g.mode > DECODE_MODE_MAX)
 				abort();
 			if (g.path && mounts_name_check(g.path, strlen(g.path), NULL) < 0)
@@ -176,6 +180,14 @@ static void fuzz_query(uint8_t which, const uint8_t *b, size_t n)
 			abort();
 		break;
 	}
+	case 't': {
+		struct decode_template_get q;
+		rc = decode_template_get(args_get, &a, &q, err);
+		check_rc(rc, err);
+		if (rc == 0 && ((q.version && !q.body) || q.version > DECODE_VALUE_VERSION_MAX))
+			abort();
+		break;
+	}
 	default: {
 		struct decode_audit q;
 		rc = decode_audit(args_get, &a, &q, err);
@@ -194,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	uint8_t which = data[0];
-	static const char kinds[] = "gramopvbu";
+	static const char kinds[] = "gramopvbtu";
 	if (!strchr(kinds, which) || !which)
 		which = (uint8_t)kinds[which % (sizeof(kinds) - 1)];
 	if (strchr("gramo", which))

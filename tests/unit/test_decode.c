@@ -246,6 +246,42 @@ START_TEST(test_version_args)
 }
 END_TEST
 
+/* Templates: a grant of "tmpl:NAME" (one template, no .previous); GET's query. */
+START_TEST(test_template)
+{
+	char err[DECODE_ERR_MAX];
+	struct decode_grant g;
+	ck_assert_int_eq(decode_grant(B("{\"secret\":\"tmpl:db/url\",\"selector\":\"name:web\","
+	                                "\"path\":\"etc/db.url\"}"),
+	                              &g, err),
+	                 0);
+	ck_assert_str_eq(g.secret, "tmpl:db/url");
+	ck_assert_str_eq(g.path, "etc/db.url");
+	decode_grant_clear(&g);
+	ck_assert_int_eq(
+	    decode_grant(B("{\"secret\":\"tmpl:db/*\",\"selector\":\"name:web\"}"), &g, err),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "invalid template name (after \"tmpl:\")"));
+	decode_grant_clear(&g);
+	ck_assert_int_eq(decode_grant(B("{\"secret\":\"tmpl:x\",\"selector\":\"name:web\","
+	                                "\"previous\":true}"),
+	                              &g, err),
+	                 -EINVAL);
+	ck_assert_str_eq(err, "a template grant has no .previous file");
+	decode_grant_clear(&g);
+	struct decode_template_get q;
+	const char *none[] = {NULL}, *body[] = {"body", "1", "version", "3", NULL},
+	           *nobody[] = {"version", "3", NULL}, *bad[] = {"body", "yes", NULL};
+	ck_assert_int_eq(decode_template_get(args_get, none, &q, err), 0);
+	ck_assert(!q.body && q.version == 0);
+	ck_assert_int_eq(decode_template_get(args_get, body, &q, err), 0);
+	ck_assert(q.body && q.version == 3);
+	ck_assert_int_eq(decode_template_get(args_get, nobody, &q, err), -EINVAL);
+	ck_assert_str_eq(err, "version needs body=1");
+	ck_assert_int_eq(decode_template_get(args_get, bad, &q, err), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_audit_args)
 {
 	char err[DECODE_ERR_MAX];
@@ -286,6 +322,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_put_args);
 	tcase_add_test(tc, test_version_args);
 	tcase_add_test(tc, test_audit_args);
+	tcase_add_test(tc, test_template);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -643,6 +643,66 @@ START_TEST(test_admin_roundtrip)
 }
 END_TEST
 
+/* Templates over the admin API: put (refused with where and why), list, versions, body,
+ * grant as "tmpl:NAME", delete. */
+START_TEST(test_templates)
+{
+	struct resp r;
+	admin("PUT", "/v1/secrets/db/pw", "pw", &r);
+	ck_assert_int_eq(r.status, 201);
+	resp_clear(&r);
+	admin("PUT", "/v1/templates/db/url", "x={{ secret \"db/pw\" }}\ny={{ secret \"db/nope\" }}",
+	      &r);
+	assert_error(&r, 400,
+	             "template db/url refused: line 2, column 13: secret \"db/nope\" does "
+	             "not exist");
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "line")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "column")), 13);
+	resp_clear(&r);
+	expect_error(true, "PUT", "/v1/templates/t", "{{ secret \"db/pw\" | upper }}", 400,
+	             "line 1, column 21: unknown filter \"upper\"");
+	expect_error(true, "PUT", "/v1/templates/.version", "x", 400, "invalid template name");
+	admin("PUT", "/v1/templates/db/url", "postgres://u:{{ secret \"db/pw\" | urlquery }}@h/d",
+	      &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "version")), 1);
+	resp_clear(&r);
+	admin("PUT", "/v1/templates/db/url", "v2 {{ version \"db/pw\" }}", &r);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "version")), 2);
+	resp_clear(&r);
+	admin("GET", "/v1/templates", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	json_t *t = json_array_get(json_object_get(r.json, "templates"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "name")), "db/url");
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "current")), 2);
+	resp_clear(&r);
+	admin("GET", "/v1/templates/db/url", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "versions")), 2);
+	resp_clear(&r);
+	admin("GET", "/v1/templates/db/url?body=1&version=1", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "postgres://u:{{ secret \"db/pw\" | urlquery }}@h/d");
+	resp_clear(&r);
+	expect_error(true, "GET", "/v1/templates/db/url?version=1", NULL, 400,
+	             "version needs body=1");
+	expect_error(true, "GET", "/v1/templates/none", NULL, 404, "not found");
+	admin("POST", "/v1/grants", "{\"secret\":\"tmpl:db/url\",\"selector\":\"name:web\"}", &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	resp_clear(&r);
+	expect_error(true, "POST", "/v1/grants",
+	             "{\"secret\":\"tmpl:db/url\",\"selector\":\"name:web\",\"previous\":true}",
+	             400, "a template grant has no .previous file");
+	admin("DELETE", "/v1/templates/db/url", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	resp_clear(&r);
+	admin("GET", "/v1/grants", NULL, &r);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "grants")), 0);
+	resp_clear(&r);
+	expect_error(true, "DELETE", "/v1/templates/db/url", NULL, 404, "not found");
+}
+END_TEST
+
 START_TEST(test_workload_host_process)
 {
 	struct resp r;
@@ -729,6 +789,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_framing);
 	tcase_add_test(tc, test_admin_roundtrip);
+	tcase_add_test(tc, test_templates);
 	tcase_add_test(tc, test_workload_host_process);
 	tcase_add_test(tc, test_start_needs_tables);
 	suite_add_tcase(s, tc);

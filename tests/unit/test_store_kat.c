@@ -328,6 +328,31 @@ START_TEST(test_meta_values)
 }
 END_TEST
 
+/* Templates (schema 005): their own tags, so a template's box never opens as a secret's. */
+START_TEST(test_tmpl)
+{
+	struct store_buf a _cleanup_buf_ = {0}, k _cleanup_buf_ = {0};
+	ck_assert_int_eq(store_ad_tmpl_data(&a, 9, "db/url", 4), 0);
+	kat_bytes(&a, "0000000000000014736563726574642f746d706c2d646174612f763100000000000000090000"
+	              "000000000004000000000000000664622f75726c");
+	ck_assert_int_eq(store_ad_tmpl_dkey(&k, 9, 4, 2), 0);
+	kat_bytes(&k, "0000000000000014736563726574642f746d706c2d646b65792f76310000000000000009000"
+	              "00000000000040000000000000002");
+	uint8_t key[CRYPT_KEY_BYTES], wrapped[72], cipher[63], dw[CRYPT_MAC_BYTES],
+	    dc[CRYPT_MAC_BYTES];
+	kat_key(key, 0);
+	memset(wrapped, 0xa5, sizeof(wrapped));
+	memset(cipher, 0, sizeof(cipher));
+	memcpy(cipher, "ciphertext of ten bytes", 23);
+	crypt_mac(key, wrapped, sizeof(wrapped), dw);
+	crypt_mac(key, cipher, sizeof(cipher), dc);
+	const uint64_t versions[] = {2, 3, 4};
+	struct store_buf b = {0};
+	ck_assert_int_eq(store_codec_tmpl_head(&b, 9, "db/url", 4, versions, 3, 2, 10, dw, dc), 0);
+	kat_mac(&b, "114ab2f7d91cac6b11825c8c7e45c333422a9dfdf8bfb7b6d65d28ade7cc3fc0");
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("store_kat");
@@ -341,6 +366,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_checkpoint_anchor);
 	tcase_add_test(tc, test_subkeys);
 	tcase_add_test(tc, test_meta_values);
+	tcase_add_test(tc, test_tmpl);
 	suite_add_tcase(s, tc);
 	return s;
 }

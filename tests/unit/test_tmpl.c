@@ -373,6 +373,28 @@ START_TEST(test_render_secret)
 }
 END_TEST
 
+/* A reference refused after parsing (the service's "no such secret") says where it is. */
+START_TEST(test_ref_error)
+{
+	const char *src =
+	    "host=db\nuser={{ secret \"db/user\" }} pw={{secret \"db/pw\"|urlquery}}\n"
+	    "again={{ version \"db/user\" }}";
+	tmpl *t = NULL;
+	ck_assert_int_eq(tmpl_parse(src, strlen(src), &t, NULL), 0);
+	struct tmpl_error e;
+	ck_assert_int_eq(tmpl_ref_error(t, 1, "does not exist", &e), 0);
+	ck_assert_uint_eq(e.line, 2);
+	ck_assert_uint_eq(e.col, 41);
+	ck_assert_uint_eq(e.offset, (size_t)(strstr(src, "\"db/pw\"") - src));
+	ck_assert_str_eq(e.msg, "secret \"db/pw\" does not exist");
+	ck_assert_int_eq(tmpl_ref_error(t, 0, "does not exist", &e), 0);
+	ck_assert_uint_eq(e.line, 2);
+	ck_assert_uint_eq(e.col, 16);
+	ck_assert_int_eq(tmpl_ref_error(t, 2, "x", &e), -EINVAL);
+	tmpl_free(t);
+}
+END_TEST
+
 static Suite *tmpl_suite(void)
 {
 	Suite *s = suite_create("tmpl");
@@ -389,6 +411,7 @@ static Suite *tmpl_suite(void)
 	tcase_add_test(tc, test_base64_roundtrip);
 	tcase_add_test(tc, test_render_secret);
 	tcase_add_test(tc, test_empty_filter_chain);
+	tcase_add_test(tc, test_ref_error);
 	suite_add_tcase(s, tc);
 	return s;
 }
