@@ -49,6 +49,11 @@ size_t sfs_blob_len(const sfs_blob *b)
 	return b ? secret_len(b->s) : 0;
 }
 
+bool sfs_blob_shared(const sfs_blob *b)
+{
+	return b && atomic_load_explicit(&b->ref, memory_order_acquire) > 1;
+}
+
 uint64_t sfs_blob_version(const sfs_blob *b)
 {
 	return b ? b->version : 0;

@@ -44,6 +44,8 @@ size_t sfs_blob_len(const sfs_blob *b);
 /* The secret served (borrowed: valid while b is held). NULL for b NULL. */
 struct secret *sfs_blob_secret(const sfs_blob *b);
 uint64_t sfs_blob_version(const sfs_blob *b);
+/* True when a reference other than the caller's exists (a session's view, an open handle). */
+bool sfs_blob_shared(const sfs_blob *b);
 
 /* One file of a view. */
 struct sfs_entry {

@@ -135,6 +135,22 @@ void blobcache_sweep(struct blobcache *bc)
 		bc->idx = NULL; /* lookups scan until a rebuild succeeds */
 }
 
+void blobcache_sweep_unshared(struct blobcache *bc)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < bc->n; i++) {
+		if (sfs_blob_shared(bc->v[i].blob)) {
+			bc->v[j++] = bc->v[i];
+		} else {
+			sfs_blob_unref(bc->v[i].blob);
+			free(bc->v[i].name);
+		}
+	}
+	bc->n = j;
+	if (blobcache_idx_rebuild(bc) < 0)
+		bc->idx = NULL; /* lookups scan until a rebuild succeeds */
+}
+
 void blobcache_free(struct blobcache *bc)
 {
 	for (size_t i = 0; i < bc->n; i++) {

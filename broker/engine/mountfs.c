@@ -160,12 +160,12 @@ int mountfs_mount(struct mcont *c, int pidfd)
 	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
 	if (r < 0)
 		goto fail;
-	blobcache_sweep(&c->m->blobs);
+	blobcache_sweep_unshared(&c->m->blobs);
 	return 0;
 fail:
 	sfs_destroy(fs);
 	c->fs = NULL;
 	c->nfiles = 0;
-	blobcache_sweep(&c->m->blobs);
+	blobcache_sweep_unshared(&c->m->blobs);
 	return r;
 }

@@ -52,6 +52,10 @@ int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previou
 /* Drops the blobs no blobcache_get used since the last sweep (mounts keep their own
  * references) and clears the marks. */
 void blobcache_sweep(struct blobcache *bc);
+/* After one container's mount (not a full refresh, so the used marks say nothing about the other
+ * containers): drops only the entries no session holds, keeping every other one and its mark,
+ * so that the next refresh hands the other containers the same blobs (no invalidation). */
+void blobcache_sweep_unshared(struct blobcache *bc);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
 
