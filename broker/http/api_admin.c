@@ -3,9 +3,12 @@
  *   GET    /metrics                         Prometheus text
  *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated,
  *                                           expires}]}  (expires: unix seconds, 0 = never)
- *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&keep_expiry=1&allow_empty=1]  body = value
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=DUR&expires=WHEN&keep_expiry=1&allow_empty=1]
+ *                                           body = value
  *                                           -> 201 {name,version,expires,expiry_cleared};
- *                                           keep: versions kept; ttl: expires in S seconds;
+ *                                           keep: versions kept; ttl: expires in DUR (3600,
+ *                                           1h30m); expires: at a time (RFC 3339, @UNIX,
+ *                                           now+1h) or after a duration (common/timespec);
  *                                           without ttl an expiry is cleared unless
  *                                           keep_expiry=1; an empty body is refused (400)
  *                                           unless allow_empty=1
@@ -26,7 +29,8 @@
  *                                           (print: the value, octet-stream) or
  *                                           {every,length?,charset?,exec?} -> {name,every,next}
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
- *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
+ *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME|RFC3339|now-DUR|DUR&limit=N]
+ *                                           {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
  * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
  * written in the change's own transaction, a read's before the answer (no record, no answer).
@@ -45,6 +49,7 @@
 #include "broker/rules/policy.h"
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/timespec.h"
 
 static bool admin_name_ok(struct api_req *r, const char *name)
 {
@@ -198,13 +203,22 @@ static void admin_put(struct api_req *r, const char *name)
 		return;
 	uint64_t keep = q.keep, ttl = q.ttl;
 	bool keep_expiry = q.keep_expiry;
+	int64_t now = (int64_t)time(NULL);
+	int64_t new_expiry = ttl ? now + (int64_t)ttl : 0;
+	if (q.has_expires) {
+		new_expiry = timespec_resolve(&q.expires, now);
+		if (new_expiry <= now) {
+			api_reply_error(r, 400, "expires must be in the future");
+			return;
+		}
+	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_put p = {.name = name,
 	                        .val = r->body ? r->body : (const uint8_t *)"",
 	                        .len = r->len,
 	                        .keep = (int64_t)keep,
-	                        .new_expiry = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                        .new_expiry = new_expiry,
 	                        .keep_expiry = keep_expiry};
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
@@ -629,6 +643,13 @@ static void admin_audit_list(struct api_req *r)
 		return;
 	uint64_t after = q.after, limit = q.limit;
 	int64_t since_time = q.since_time;
+	if (q.since_is_rel) {
+		/* "10m" or "now-10m": that long before now; at least 1 (0 is "no time given") */
+		struct timespec_when sw = {.relative = true, .value = q.since_rel};
+		since_time = timespec_resolve(&sw, (int64_t)time(NULL));
+		if (since_time < 1)
+			since_time = 1;
+	}
 	struct store_audit_row *rows = NULL;
 	size_t n = 0;
 	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);

@@ -405,7 +405,7 @@ START_TEST(test_bad_arguments)
 	expect_error(true, "PUT", "/v1/secrets/a?keep=1001", "v", 400,
 	             "keep must be an integer from 1 to 1000");
 	expect_error(true, "PUT", "/v1/secrets/a?ttl=-1", "v", 400,
-	             "ttl must be an integer from 1");
+	             "ttl must be a duration (3600, 90s, 15m, 1h30m, 7d) of 1 to");
 	expect_error(true, "PUT", "/v1/secrets/a?allow_empty=yes", "v", 400,
 	             "allow_empty must be 1 or 0");
 	expect_error(true, "PUT", "/v1/secrets/a?ttl=5&keep_expiry=1", "v", 400,
