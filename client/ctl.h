@@ -45,15 +45,31 @@ int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
 void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
 /* Prints j indented, keys sorted, and a newline on stdout. */
 void ctl_print_json(json_t *j);
-/* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf; returns buf. */
+/* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf (at least
+ * TIMESPEC_FORMAT_LEN bytes); returns buf. */
 const char *ctl_time(json_int_t t, char *buf, size_t len);
+/* Formats secs as a duration (1h30m, 7d, 0s) into buf (at least TIMESPEC_DURATION_FORMAT_LEN
+ * bytes); returns buf. */
+const char *ctl_duration(json_int_t secs, char *buf, size_t len);
+/* Percent-encodes s for a query argument's value into buf (len bytes, with its NUL): 0 or
+ * -ENAMETOOLONG. */
+int ctl_query_escape(const char *s, char *buf, size_t len);
 /* Checks that the command has nargs arguments and that the first is a valid secret name; 0, or
  * 1 after printing the usage or the reason. */
 int ctl_need_name(struct ctl *c, int nargs, const char *usage);
 /* Parses a whole string as an unsigned number in base, at most max: 0 or -EINVAL. */
 int ctl_parse_uint(const char *s, int base, long long max, long long *out);
-/* Parses a duration: N, Ns, Nm, Nh or Nd (N > 0) into seconds: 0 or -EINVAL. */
+/* The longest duration a command takes (the daemon's limit: 100 years of 365 days). */
+#define CTL_DURATION_MAX (100LL * 365 * 86400)
+/* Parses a duration in common/timespec's syntax (N seconds, 90s, 15m, 1h30m, 7d) into seconds,
+ * 1..CTL_DURATION_MAX: 0, -EINVAL (not a duration) or -ERANGE. */
 int ctl_parse_duration(const char *s, long long *out);
+/* Checks an expiry (put --expires): a time (RFC 3339, @UNIX, now+1h) or a duration from now,
+ * relative ones 1..CTL_DURATION_MAX seconds ahead: 0, -EINVAL or -ERANGE. The daemon resolves
+ * the text itself. */
+int ctl_parse_expires(const char *s);
+/* Checks a "since" (audit --since): a time or a duration ago: 0 or -EINVAL. */
+int ctl_parse_since(const char *s);
 
 /* ---- the commands: each returns the exit status ---- */
 
