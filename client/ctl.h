@@ -22,6 +22,9 @@ struct ctl {
 	int argc;           /* the command's arguments, argv[0] its name, global options removed */
 	char **argv;
 	bool unapplied; /* a change was stored but did not reach every container */
+	/* what a 404 answer is about when the daemon does not name it (the workload API's "no such
+	 * secret"): ctl_call then prints "SUBJECT: no such secret"; NULL: the daemon's text */
+	const char *subject;
 };
 
 /* Exit status when a change was stored but the daemon could not apply it to every running
@@ -40,8 +43,9 @@ struct ctl {
  * returns 1. */
 int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,
              size_t len, const char *ctype, json_t *jbody, struct client_resp *resp, json_t **jout);
-/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
- * reach every container, warns on stderr and sets c->unapplied (exit CTL_EXIT_UNAPPLIED). */
+/* After a change: prints the answer's "warning" (j, or the JSON body of resp when j is NULL) on
+ * stderr; when it says the change did not reach every container ("unapplied"), also sets
+ * c->unapplied (exit CTL_EXIT_UNAPPLIED). */
 void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
 /* Prints j indented, keys sorted, and a newline on stdout. */
 void ctl_print_json(json_t *j);

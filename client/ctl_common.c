@@ -22,7 +22,12 @@ int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
 		return ctl_fail("cannot reach secretd at %s: %s", sock, err ? err : strerror(-r));
 	if (resp->status < 200 || resp->status >= 300) {
 		char buf[512];
-		ctl_fail("%s", client_error(resp, buf, sizeof(buf)));
+		const char *e = client_error(resp, buf, sizeof(buf));
+		size_t sl = c->subject ? strlen(c->subject) : 0;
+		if (resp->status == 404 && sl && (strncmp(e, c->subject, sl) != 0 || e[sl] != ':'))
+			ctl_fail("%s: %s", c->subject, e);
+		else
+			ctl_fail("%s", e);
 		client_resp_free(resp);
 		if (jout && *jout) {
 			json_decref(*jout);
@@ -44,10 +49,12 @@ void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j)
 	if (!j && resp->len && resp->body[0] == '{')
 		j = own = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	const char *w = json_string_value(json_object_get(j, "warning"));
-	if (w) {
+	if (w)
 		fprintf(stderr, "secretctl: warning: %s\n", w);
+	/* exit CTL_EXIT_UNAPPLIED only when the change did not reach every container; other
+	 * warnings (a grant that names no secret yet) leave the exit status 0 */
+	if (json_object_get(j, "unapplied"))
 		c->unapplied = true;
-	}
 	json_decref(own);
 }
 

@@ -119,13 +119,32 @@ static void admin_fail(struct api_req *r, int err, const char *what,
 	api_reply_errno(r, err, admin_what(buf, sizeof(buf), what, res->audit_err));
 }
 
-/* A read that failed: its record (counted and reported when it cannot be written), the error. */
+/* 404 in the one wording of not-found answers ("SUBJECT: no such KIND"): "NAME: no such
+ * secret", or "NAME: no such version N" when version is not 0 and the secret exists. */
+static void admin_not_found(struct api_req *r, const char *name, uint64_t version, int audit_err)
+{
+	char buf[512];
+	int64_t expires;
+	if (version && store_expiry(r->a->store, name, &expires) == 0)
+		api_reply_error(r, 404, "%s: no such version %llu%s", name,
+		                (unsigned long long)version,
+		                admin_what(buf, sizeof(buf), "", audit_err));
+	else
+		api_reply_error(r, 404, "%s: no such secret%s", name,
+		                admin_what(buf, sizeof(buf), "", audit_err));
+}
+
+/* A read that failed: its record (counted and reported when it cannot be written), the error
+ * (for a missing secret or version, admin_not_found's). */
 static void admin_read_fail(struct api_req *r, struct admin_who *w, const char *action,
                             const char *secret, uint64_t version, int err, const char *what)
 {
 	struct service_result res = {
 	    .audit_err = service_record(admin_sv(r), &w->a, action, secret, version, err)};
-	admin_fail(r, err, what, &res);
+	if (err == -ENOENT && secret)
+		admin_not_found(r, secret, version, res.audit_err);
+	else
+		admin_fail(r, err, what, &res);
 }
 
 /* The answer to a stored change (reply, a JSON object, returned): when the views could not
@@ -279,6 +298,10 @@ static void admin_delete(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_delete(admin_sv(r), &w.a, name, &res);
+	if (rc == -ENOENT) {
+		admin_not_found(r, name, 0, res.audit_err);
+		return;
+	}
 	if (rc < 0) {
 		admin_fail(r, rc, name, &res);
 		return;
@@ -408,6 +431,30 @@ static void admin_grants(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
 }
 
+/* A grant is stored whether or not a secret matches it (a pattern may match secrets put later),
+ * but when none does now the answer says so in "warning" (after the views' own warning, if
+ * any), and secretctl prints it. The check is a listing of names, after the change. */
+static void admin_grant_warn(struct api_req *r, json_t *j, const char *pattern)
+{
+	struct store_secret_info *v = NULL;
+	size_t n = 0;
+	if (!j || store_list(r->a->store, &v, &n) < 0)
+		return;
+	bool match = false;
+	for (size_t i = 0; i < n && !match; i++)
+		match = names_pattern_match(pattern, v[i].name);
+	store_list_free(v, n);
+	if (match)
+		return;
+	const char *prev = json_string_value(json_object_get(j, "warning"));
+	char w[1024];
+	snprintf(w, sizeof(w),
+	         "%s%sno secret %s %s yet: the grant is stored and applies once %s put",
+	         prev ? prev : "", prev ? "; " : "", strchr(pattern, '*') ? "matches" : "is named",
+	         pattern, strchr(pattern, '*') ? "one is" : "it is");
+	json_object_set_new(j, "warning", json_string(w));
+}
+
 static void admin_grant_add(struct api_req *r)
 {
 	struct decode_grant d;
@@ -434,10 +481,10 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			admin_fail(r, rc, "grant", &res);
 		else {
-			api_reply_json(
-			    r, 201,
-			    admin_applied(
-			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
+			json_t *j = admin_applied(
+			    json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res);
+			admin_grant_warn(r, j, secret);
+			api_reply_json(r, 201, j);
 		}
 	}
 	decode_grant_clear(&d);
@@ -455,8 +502,8 @@ static void admin_grant_remove(struct api_req *r)
 		int rc = service_revoke(admin_sv(r), &w.a, secret, sel, &res);
 		char buf[512];
 		if (rc == -ENOENT)
-			api_reply_error(r, 404, "no grant of %s to %s", secret,
-			                admin_what(buf, sizeof(buf), sel, res.audit_err));
+			api_reply_error(r, 404, "%s to %s: no such grant%s", secret, sel,
+			                admin_what(buf, sizeof(buf), "", res.audit_err));
 		else if (rc < 0)
 			admin_fail(r, rc, "revoke", &res);
 		else {
@@ -525,11 +572,8 @@ static void admin_rollback(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_rollback(admin_sv(r), &w.a, name, from, &res);
-	char buf[512];
 	if (rc == -ENOENT) {
-		api_reply_error(r, 404, "%s has no version %llu (see versions)",
-		                admin_what(buf, sizeof(buf), name, res.audit_err),
-		                (unsigned long long)from);
+		admin_not_found(r, name, from, res.audit_err);
 		return;
 	}
 	if (rc < 0) {
@@ -563,8 +607,8 @@ static void admin_rotate(struct api_req *r, const char *name)
 		                          exec, &res);
 		char buf[512];
 		if (rc == -ENOENT) {
-			api_reply_error(r, 404, "no secret %s: put or rotate it first",
-			                admin_what(buf, sizeof(buf), name, res.audit_err));
+			api_reply_error(r, 404, "%s: no such secret (put or rotate it first)%s",
+			                name, admin_what(buf, sizeof(buf), "", res.audit_err));
 		} else if (rc < 0) {
 			admin_fail(r, rc, name, &res);
 		} else {
@@ -813,7 +857,11 @@ static void admin_detach(struct api_req *r, const char *id)
 		                "container %s was detached, but its audit record could not be "
 		                "written: %s",
 		                id, strerror(-res.audit_err));
-	else if (rc < 0)
+	else if (rc == -ENOENT) {
+		char buf[512];
+		api_reply_error(r, 404, "%s: no such container%s", id,
+		                admin_what(buf, sizeof(buf), "", res.audit_err));
+	} else if (rc < 0)
 		admin_fail(r, rc, "container", &res);
 	else if (res.unmount_err)
 		api_reply_json(

@@ -67,3 +67,45 @@ ctl audit --since 1 --json | head -n 1 | grep -q '"seq":1' || fail "audit --sinc
 ctl audit --since later 2>"$T/e" && fail "audit --since later accepted"
 grep -q -- "--since must be" "$T/e" || fail "audit --since later: $(cat "$T/e")"
 ok "audit --since 10m, now-1h, RFC 3339, now+1h (nothing), SEQ; junk refused"
+
+# --- one not-found wording ("secretctl: SUBJECT: no such KIND"), exit status 1 ---
+nf() { # nf WANT CMD...: CMD exits 1 and prints exactly WANT on stderr
+	_want=$1
+	shift
+	rc=0
+	"$@" >"$T/o" 2>"$T/e" </dev/null || rc=$?
+	[ "$rc" = 1 ] || fail "$* exited $rc (want 1): $(cat "$T/e")"
+	[ "$(cat "$T/e")" = "$_want" ] || fail "$*: '$(cat "$T/e")', want '$_want'"
+}
+nf "secretctl: nope: no such secret" ctl get nope
+nf "secretctl: nope: no such secret" ctl get nope --version 3
+nf "secretctl: t/hm: no such version 99" ctl get t/hm --version 99
+nf "secretctl: nope: no such secret" ctl versions nope
+nf "secretctl: nope: no such secret" ctl rm nope
+nf "secretctl: t/hm: no such version 99" ctl rollback t/hm 99
+nf "secretctl: nope: no such secret" ctl rollback nope 1
+nf "secretctl: nope: no such secret (put or rotate it first)" ctl rotate nope --every 1h --generate
+nf "secretctl: t/hm to name:web: no such grant" ctl revoke t/hm name:web
+# the workload API's answer names nothing (existence is not disclosed); secretctl names the
+# secret the caller asked for
+nf "secretctl: t/hm: no such secret" ctl --socket "$SD_WORKLOAD" read t/hm
+code=$(curl -s -o "$T/o" -w '%{http_code}' --unix-socket "$SECRETD_SOCKET" -X DELETE \
+	http://x/v1/containers/nope)
+[ "$code" = 404 ] && [ "$(cat "$T/o")" = '{"error":"nope: no such container"}' ] ||
+	fail "detach of an unknown container: $code $(cat "$T/o")"
+ok "not found: secret, version, grant, container in one wording, exit 1"
+
+# --- a grant that names no secret: stored, warned about, exit 0 ---
+rc=0
+ctl grant 'later/*' name:web >"$T/o" 2>"$T/e" || rc=$?
+[ "$rc" = 0 ] || fail "grant later/* exited $rc: $(cat "$T/e")"
+grep -qx "secretctl: warning: no secret matches later/\* yet: the grant is stored and applies once one is put" "$T/e" ||
+	fail "grant later/*: no warning: '$(cat "$T/e")'"
+grep -q "granted later/\* to name:web" "$T/o" || fail "grant later/*: $(cat "$T/o")"
+ctl grants | grep -q "^later/\* " || fail "the warned grant was not stored"
+ctl grant t/typo name:web 2>"$T/e" || fail "grant t/typo"
+grep -q "no secret is named t/typo yet" "$T/e" || fail "grant t/typo: '$(cat "$T/e")'"
+ctl grant --json t/typo name:api 2>/dev/null | grep -q '"warning"' || fail "grant --json lacks the warning"
+ctl grant t/hm name:web 2>"$T/e" || fail "grant t/hm"
+[ ! -s "$T/e" ] || fail "a grant of an existing secret warned: $(cat "$T/e")"
+ok "grant of a name or pattern that matches no secret: stored, warning on stderr, exit 0"
