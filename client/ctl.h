@@ -1,10 +1,14 @@
 /* secretctl's private header: the state of one run (struct ctl), the helpers every command shares
  * (ctl_common.c) and the commands, one file per job:
- *   ctl_secrets.c   put, get, ls, versions, rm, rollback, rotate, schedules
+ *   ctl_secrets.c   put, get, versions, rm, rollback, rotate, schedules
+ *   ctl_ls.c        ls (its filters, --format templates through ctl_format.c)
  *   ctl_grants.c    grant, revoke, grants
  *   ctl_ops.c       key (rotate, status), containers
  *   ctl_audit.c     audit (print, --follow, verify)
  *   ctl_workload.c  whoami, read, mount (in a container, on the workload socket)
+ *   ctl_help.c      each command's long help (COMMAND --help, help COMMAND)
+ *   ctl_completion.c  bash, zsh and fish completions made from the command table
+ *   ctl_inspect.c   inspect (one secret as one JSON object)
  *   secretctl.c     main: global options, the command table, usage, dispatch
  * A command returns its exit status: 0, 1 on a failure it has already printed (ctl_fail), 2 for a
  * usage error where said. Only secretctl links these files. */
@@ -75,11 +79,34 @@ int ctl_parse_expires(const char *s);
 /* Checks a "since" (audit --since): a time or a duration ago: 0 or -EINVAL. */
 int ctl_parse_since(const char *s);
 
+/* One command of secretctl's table (secretctl.c). */
+struct ctl_cmd {
+	const char *name;
+	const char *args; /* the synopsis after the name */
+	const char *help; /* one line */
+	bool workload;    /* runs on the workload socket */
+	int (*run)(struct ctl *c);
+};
+
+/* Prints the completion script for shell ("bash", "zsh" or "fish") for the n commands of cmds
+ * (their names, and the --flags of their synopsis and long help) on stdout: 0, or 2 after a
+ * message for another shell (ctl_completion.c). */
+int ctl_completion(const char *shell, const struct ctl_cmd *cmds, size_t n);
+
+/* ---- long help (ctl_help.c) ---- */
+
+struct ctl_help {
+	const char *name; /* the command, as in secretctl.c's table */
+	const char *text; /* usage, description, flags, examples, exit status */
+};
+/* The long help of command name, or NULL when it has none. Static text. */
+const char *ctl_help_text(const char *name);
+
 /* ---- the commands: each returns the exit status ---- */
 
 int ctl_cmd_put(struct ctl *c);        /* ctl_secrets.c */
 int ctl_cmd_get(struct ctl *c);        /* ctl_secrets.c */
-int ctl_cmd_ls(struct ctl *c);         /* ctl_secrets.c */
+int ctl_cmd_ls(struct ctl *c);         /* ctl_ls.c */
 int ctl_cmd_versions(struct ctl *c);   /* ctl_secrets.c */
 int ctl_cmd_rm(struct ctl *c);         /* ctl_secrets.c */
 int ctl_cmd_rollback(struct ctl *c);   /* ctl_secrets.c */
@@ -94,3 +121,4 @@ int ctl_cmd_audit(struct ctl *c);      /* ctl_audit.c */
 int ctl_cmd_whoami(struct ctl *c);     /* ctl_workload.c */
 int ctl_cmd_read(struct ctl *c);       /* ctl_workload.c */
 int ctl_cmd_mount(struct ctl *c);      /* ctl_workload.c */
+int ctl_cmd_inspect(struct ctl *c);    /* ctl_inspect.c */

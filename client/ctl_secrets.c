@@ -1,5 +1,5 @@
-/* secretctl: the commands on secrets and their versions: put, get, ls, versions, rm, rollback,
- * rotate (a generated value, now or on a schedule) and schedules. */
+/* secretctl: the commands on secrets and their versions: put, get, versions, rm, rollback,
+ * rotate (a generated value, now or on a schedule) and schedules (ls: ctl_ls.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -223,52 +223,6 @@ int ctl_cmd_get(struct ctl *c)
 	}
 	client_resp_free(&resp);
 	return 0;
-}
-
-static int ctl_list_names(struct ctl *c, bool workload, const char *path)
-{
-	struct client_resp resp;
-	json_t *j = NULL;
-	if (ctl_call(c, workload, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
-		return 1;
-	if (c->json) {
-		ctl_print_json(j);
-	} else if (workload) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(j, "secrets"), i, v)
-		    printf("%s\n", json_string_value(v));
-	} else {
-		size_t i;
-		json_t *v;
-		char tb[32];
-		char te[32];
-		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
-		       "EXPIRES");
-		json_array_foreach(json_object_get(j, "secrets"), i, v)
-		{
-			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
-			printf("%-40s %8lld %8lld  %-20s  %s\n",
-			       json_string_value(json_object_get(v, "name")),
-			       (long long)json_integer_value(json_object_get(v, "current")),
-			       (long long)json_integer_value(json_object_get(v, "versions")),
-			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
-			                sizeof(tb)),
-			       ex > 0 ? ctl_time(ex, te, sizeof(te)) : "-");
-		}
-	}
-	json_decref(j);
-	client_resp_free(&resp);
-	return 0;
-}
-
-int ctl_cmd_ls(struct ctl *c)
-{
-	bool self = c->argc > 1 && strcmp(c->argv[1], "--self") == 0;
-	if (c->argc > (self ? 2 : 1))
-		return ctl_fail("usage: secretctl ls [--self]");
-	return self ? ctl_list_names(c, true, "/v1/self/secrets")
-	            : ctl_list_names(c, false, "/v1/secrets");
 }
 
 int ctl_cmd_versions(struct ctl *c)

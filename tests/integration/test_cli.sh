@@ -109,3 +109,120 @@ ctl grant --json t/typo name:api 2>/dev/null | grep -q '"warning"' || fail "gran
 ctl grant t/hm name:web 2>"$T/e" || fail "grant t/hm"
 [ ! -s "$T/e" ] || fail "a grant of an existing secret warned: $(cat "$T/e")"
 ok "grant of a name or pattern that matches no secret: stored, warning on stderr, exit 0"
+
+# --- ls --filter and --format ---
+printf 'v' | ctl put db/a >/dev/null
+printf 'v' | ctl put db/b >/dev/null
+printf 'v' | ctl put db/b >/dev/null
+printf 'v' | ctl put web/x --expires 1h >/dev/null
+ctl ls --filter 'name=db/*' --format '{{.Name}} {{.Version}}' >"$T/o" || fail "ls --filter --format"
+[ "$(cat "$T/o")" = "$(printf 'db/a 1\ndb/b 2')" ] || fail "ls name=db/*: $(cat "$T/o")"
+ctl ls --filter expires=true --filter 'name=web/*' --format '{{.Name}}\t{{ .Expires }}' >"$T/o"
+grep -q "^web/x	20[0-9-]*T[0-9:]*Z$" "$T/o" && [ "$(wc -l <"$T/o")" = 1 ] ||
+	fail "ls expires=true: $(cat "$T/o")"
+ctl ls --filter expires=false --format '{{.Name}}' | grep -qx 'web/x' && fail "expires=false listed web/x"
+ctl ls --filter 'name=db/b' --format '{{json .Name}} {{json .Version}} {{json .Expires}}' >"$T/o"
+[ "$(cat "$T/o")" = '"db/b" 2 ""' ] || fail "ls {{json .Field}}: $(cat "$T/o")"
+ctl ls --filter 'name=db/a' --format '{{json .}}' >"$T/o"
+grep -q '^{"created":"20[^"]*Z","created_unix":[0-9]*,"current":1,"expires":null,"expires_unix":0,"name":"db/a","updated":"[^"]*","updated_unix":[0-9]*,"versions":1}$' "$T/o" ||
+	fail "ls {{json .}}: $(cat "$T/o")"
+ctl ls --filter 'name=db/*' --format json >"$T/o"
+[ "$(grep -c '"name"' "$T/o")" = 2 ] && head -n 1 "$T/o" | grep -q '^\[' || fail "ls --format json: $(cat "$T/o")"
+ctl ls --filter 'name=db/*' --json | grep -c '"name"' | grep -qx 2 || fail "ls --filter --json"
+for bad in '{{.Nope}}' '{{.Name' '{{template "x"}}' '{{.}}'; do
+	ctl ls --format "$bad" >"$T/o" 2>"$T/e" && fail "ls --format '$bad' accepted"
+	grep -q "^secretctl: --format: " "$T/e" || fail "ls --format '$bad': $(cat "$T/e")"
+	[ ! -s "$T/o" ] || fail "ls --format '$bad' printed: $(cat "$T/o")"
+done
+ctl ls --filter color=red 2>"$T/e" && fail "ls --filter color=red accepted"
+grep -q "filter must be name=GLOB" "$T/e" || fail "ls --filter color=red: $(cat "$T/e")"
+ok "ls --filter name=GLOB / expires=BOOL, --format {{.Field}}, {{json .F}}, {{json .}}, json; bad templates refused before any output"
+
+# --- inspect ---
+ctl rotate db/b --every 2h --generate >/dev/null
+ctl grant 'db/*' name:web --mode 0440 >/dev/null 2>&1
+ctl grant db/b label:tier=api >/dev/null
+ctl inspect db/b >"$T/o" || fail "inspect db/b"
+python3 - "$T/o" <<'PY' || fail "inspect db/b: $(cat "$T/o")"
+import json, re, sys
+o = json.load(open(sys.argv[1]))
+rfc = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+assert o["name"] == "db/b" and o["current"] == 2, o
+assert [v["version"] for v in o["versions"]] == [1, 2] or [v["version"] for v in o["versions"]] == [2, 1], o
+assert all(rfc.match(v["created"]) and isinstance(v["created_unix"], int) for v in o["versions"])
+for k in ("created", "updated"):
+    assert rfc.match(o[k]) and isinstance(o[k + "_unix"], int), k
+assert o["expires"] is None and o["expires_unix"] == 0
+s = o["schedule"]
+assert s["every"] == "2h" and s["every_seconds"] == 7200 and rfc.match(s["next"]), s
+sel = sorted(g["selector"] for g in o["grants"])
+assert sel == ["label:tier=api", "name:web"], sel
+assert [g["pattern"] for g in o["grants"] if g["selector"] == "name:web"] == ["db/*"]
+for k in list(o) + [k for v in o["versions"] for k in v] + list(s):
+    assert re.match(r"^[a-z][a-z0-9_]*$", k), "not snake_case: " + k
+PY
+nf "secretctl: nope: no such secret" ctl inspect nope
+ok "inspect: one JSON object (versions, RFC 3339 + _unix times, schedule, matching grants, snake_case)"
+
+# --- per-command --help, for every command in the table ---
+ctl help --commands >"$T/cmds" || fail "help --commands"
+[ "$(wc -l <"$T/cmds")" -ge 20 ] || fail "help --commands lists $(wc -l <"$T/cmds") commands"
+ctl --help >"$T/overview"
+while read -r cmd; do
+	ctl "$cmd" --help >"$T/h" 2>"$T/e" || fail "$cmd --help exited non-zero: $(cat "$T/e")"
+	head -n 1 "$T/h" | grep -q "^Usage: secretctl $cmd" || fail "$cmd --help: no Usage line"
+	grep -q "^Flags:" "$T/h" || fail "$cmd --help: no Flags"
+	grep -q "^Examples:" "$T/h" && grep -q "^  secretctl $cmd" "$T/h" || fail "$cmd --help: no example"
+	grep -q "^Exit status:" "$T/h" || fail "$cmd --help: no exit status"
+	# every flag of the command's synopsis (the overview's line) is explained
+	for f in $(grep "^  $cmd " "$T/overview" | grep -o -- '--[a-z][a-z-]*'); do
+		grep -q "^  $f\|^  --[a-z-]* [A-Z]*, $f" "$T/h" || fail "$cmd --help does not explain $f"
+	done
+	ctl help "$cmd" | cmp -s - "$T/h" || fail "help $cmd differs from $cmd --help"
+done <"$T/cmds"
+ctl grant --help >"$T/h"
+for k in name: label: id: cgroup: runtime: uid:; do
+	grep -q "^  $k" "$T/h" || fail "grant --help lacks the selector kind $k"
+done
+ctl help nope 2>"$T/e" && fail "help nope exited 0"
+ok "--help for each of the $(wc -l <"$T/cmds") commands: usage, flags (each of the synopsis), examples, exit status; grant's selector kinds"
+
+# --- completions made from the table: every command, valid syntax, the installed files ---
+for sh in bash zsh fish; do
+	ctl completion "$sh" >"$T/c.$sh" || fail "completion $sh"
+	while read -r cmd; do
+		case $sh in
+		bash) grep -q "^        $cmd) flags=" "$T/c.$sh" && grep -q "commands=\".*\\b$cmd\\b" "$T/c.$sh" ;;
+		zsh) grep -q "^    '$cmd:" "$T/c.$sh" ;;
+		fish) grep -q "__fish_use_subcommand -a $cmd -d" "$T/c.$sh" ;;
+		esac || fail "completion $sh lacks $cmd"
+	done <"$T/cmds"
+	command -v "$sh" >/dev/null 2>&1 && { "$sh" -n "$T/c.$sh" || fail "completion $sh: syntax"; }
+done
+cmp -s "$T/c.bash" "$BUILD_ROOT/dist/completions/secretctl" || fail "the built bash completion is stale"
+cmp -s "$T/c.zsh" "$BUILD_ROOT/dist/completions/_secretctl" || fail "the built zsh completion is stale"
+cmp -s "$T/c.fish" "$BUILD_ROOT/dist/completions/secretctl.fish" || fail "the built fish completion is stale"
+# bash, run: commands, flags, sub-words, selector kinds, names from the broker
+cat >"$T/comp.bash" <<'SH'
+_init_completion() { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; }
+compopt() { :; }
+_filedir() { COMPREPLY=(FILES); }
+. "$1"
+t() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _secretctl; echo "${COMPREPLY[*]}"; }
+t secretctl ro
+t secretctl rotate x --ev
+t secretctl key ""
+t secretctl grant db/a na
+t secretctl inspect db/
+t secretctl put --from-file ""
+SH
+PATH="$(dirname "$SECRETCTL"):$PATH" bash "$T/comp.bash" "$T/c.bash" >"$T/o"
+[ "$(cat "$T/o")" = "$(printf 'rollback rotate\n--every\nrotate status\nname:\ndb/a db/b\nFILES')" ] ||
+	fail "bash completion: $(cat "$T/o")"
+if command -v fish >/dev/null 2>&1; then
+	PATH="$(dirname "$SECRETCTL"):$PATH" fish -c "source $T/c.fish; complete -C 'secretctl ro'" >"$T/o"
+	grep -q "^rotate" "$T/o" && grep -q "^rollback" "$T/o" || fail "fish completion: $(cat "$T/o")"
+	PATH="$(dirname "$SECRETCTL"):$PATH" fish -c "source $T/c.fish; complete -C 'secretctl get db/'" >"$T/o"
+	grep -qx "db/a" "$T/o" || fail "fish names: $(cat "$T/o")"
+fi
+ok "completion bash|zsh|fish: every command of the table, valid syntax, same as the installed files; bash and fish complete commands, flags, sub-words, selectors, names"
