@@ -26,9 +26,6 @@ struct ctl {
 	int argc;           /* the command's arguments, argv[0] its name, global options removed */
 	char **argv;
 	bool unapplied; /* a change was stored but did not reach every container */
-	/* what a 404 answer is about when the daemon does not name it (the workload API's "no such
-	 * secret"): ctl_call then prints "SUBJECT: no such secret"; NULL: the daemon's text */
-	const char *subject;
 };
 
 /* Exit status when a change was stored but the daemon could not apply it to every running

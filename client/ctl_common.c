@@ -22,12 +22,7 @@ int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
 		return ctl_fail("cannot reach secretd at %s: %s", sock, err ? err : strerror(-r));
 	if (resp->status < 200 || resp->status >= 300) {
 		char buf[512];
-		const char *e = client_error(resp, buf, sizeof(buf));
-		size_t sl = c->subject ? strlen(c->subject) : 0;
-		if (resp->status == 404 && sl && (strncmp(e, c->subject, sl) != 0 || e[sl] != ':'))
-			ctl_fail("%s: %s", c->subject, e);
-		else
-			ctl_fail("%s", e);
+		ctl_fail("%s", client_error(resp, buf, sizeof(buf)));
 		client_resp_free(resp);
 		if (jout && *jout) {
 			json_decref(*jout);

@@ -41,7 +41,6 @@ int ctl_cmd_read(struct ctl *c)
 		return 1;
 	char path[300];
 	snprintf(path, sizeof(path), "/v1/self/secrets/%s", c->argv[0]);
-	c->subject = c->argv[0]; /* the daemon's 404 names nothing: "NAME: no such secret" */
 	struct client_resp resp;
 	if (ctl_call(c, true, "GET", path, NULL, 0, NULL, NULL, &resp, NULL))
 		return 1;
