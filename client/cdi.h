@@ -16,7 +16,7 @@
 #define CDI_HOOK_TIMEOUT 60     /* seconds for each hook (its client gives up at 30) */
 #define CDI_ARGS "generate [--name NAME]... [--hook PATH] [--output FILE]"
 #define CDI_USAGE "cdi " CDI_ARGS
-#define CDI_HELP "write a CDI spec: podman run --device " CDI_KIND "=NAME gets the hooks"
+#define CDI_HELP "write a CDI spec (devices " CDI_KIND "=NAME run the hooks)"
 
 /* True when name (len bytes) is a CDI device name we accept: [A-Za-z0-9][A-Za-z0-9_.-]*, at
  * most CDI_DEVICE_NAME_MAX bytes, and not CDI_DEVICE_ANY. */

@@ -1,11 +1,15 @@
 /* secretctl's private header: the state of one run (struct ctl), the helpers every command shares
  * (ctl_common.c) and the commands, one file per job:
- *   ctl_secrets.c   put, get, ls, versions, rm, rollback, rotate, schedules
+ *   ctl_secrets.c   put, get, versions, rm, rollback, rotate, schedules
+ *   ctl_ls.c        ls (its filters, --format templates through ctl_format.c)
  *   ctl_grants.c    grant, revoke, grants
  *   ctl_ops.c       key (rotate, status), containers
  *   ctl_audit.c     audit (print, --follow, verify)
  *   ctl_templates.c template put, ls, get, versions, rm (rendered files' templates)
  *   ctl_workload.c  whoami, read, mount (in a container, on the workload socket)
+ *   ctl_help.c      each command's long help (COMMAND --help, help COMMAND)
+ *   ctl_completion.c  bash, zsh and fish completions made from the command table
+ *   ctl_inspect.c   inspect (one secret as one JSON object)
  *   secretctl.c     main: global options, the command table, usage, dispatch
  * A command returns its exit status: 0, 1 on a failure it has already printed (ctl_fail), 2 for a
  * usage error where said. Only secretctl links these files. */
@@ -41,26 +45,66 @@ struct ctl {
  * returns 1. */
 int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,
              size_t len, const char *ctype, json_t *jbody, struct client_resp *resp, json_t **jout);
-/* After a change: when the answer (j, or the JSON body of resp when j is NULL) says it did not
- * reach every container, warns on stderr and sets c->unapplied (exit CTL_EXIT_UNAPPLIED). */
+/* After a change: prints the answer's "warning" (j, or the JSON body of resp when j is NULL) on
+ * stderr; when it says the change did not reach every container ("unapplied"), also sets
+ * c->unapplied (exit CTL_EXIT_UNAPPLIED). */
 void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
 /* Prints j indented, keys sorted, and a newline on stdout. */
 void ctl_print_json(json_t *j);
-/* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf; returns buf. */
+/* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf (at least
+ * TIMESPEC_FORMAT_LEN bytes); returns buf. */
 const char *ctl_time(json_int_t t, char *buf, size_t len);
+/* Formats secs as a duration (1h30m, 7d, 0s) into buf (at least TIMESPEC_DURATION_FORMAT_LEN
+ * bytes); returns buf. */
+const char *ctl_duration(json_int_t secs, char *buf, size_t len);
+/* Percent-encodes s for a query argument's value into buf (len bytes, with its NUL): 0 or
+ * -ENAMETOOLONG. */
+int ctl_query_escape(const char *s, char *buf, size_t len);
 /* Checks that the command has nargs arguments and that the first is a valid secret name; 0, or
  * 1 after printing the usage or the reason. */
 int ctl_need_name(struct ctl *c, int nargs, const char *usage);
 /* Parses a whole string as an unsigned number in base, at most max: 0 or -EINVAL. */
 int ctl_parse_uint(const char *s, int base, long long max, long long *out);
-/* Parses a duration: N, Ns, Nm, Nh or Nd (N > 0) into seconds: 0 or -EINVAL. */
+/* The longest duration a command takes (the daemon's limit: 100 years of 365 days). */
+#define CTL_DURATION_MAX (100LL * 365 * 86400)
+/* Parses a duration in common/timespec's syntax (N seconds, 90s, 15m, 1h30m, 7d) into seconds,
+ * 1..CTL_DURATION_MAX: 0, -EINVAL (not a duration) or -ERANGE. */
 int ctl_parse_duration(const char *s, long long *out);
+/* Checks an expiry (put --expires): a time (RFC 3339, @UNIX, now+1h) or a duration from now,
+ * relative ones 1..CTL_DURATION_MAX seconds ahead: 0, -EINVAL or -ERANGE. The daemon resolves
+ * the text itself. */
+int ctl_parse_expires(const char *s);
+/* Checks a "since" (audit --since): a time or a duration ago: 0 or -EINVAL. */
+int ctl_parse_since(const char *s);
+
+/* One command of secretctl's table (secretctl.c). */
+struct ctl_cmd {
+	const char *name;
+	const char *args; /* the synopsis after the name */
+	const char *help; /* one line */
+	bool workload;    /* runs on the workload socket */
+	int (*run)(struct ctl *c);
+};
+
+/* Prints the completion script for shell ("bash", "zsh" or "fish") for the n commands of cmds
+ * (their names, and the --flags of their synopsis and long help) on stdout: 0, or 2 after a
+ * message for another shell (ctl_completion.c). */
+int ctl_completion(const char *shell, const struct ctl_cmd *cmds, size_t n);
+
+/* ---- long help (ctl_help.c) ---- */
+
+struct ctl_help {
+	const char *name; /* the command, as in secretctl.c's table */
+	const char *text; /* usage, description, flags, examples, exit status */
+};
+/* The long help of command name, or NULL when it has none. Static text. */
+const char *ctl_help_text(const char *name);
 
 /* ---- the commands: each returns the exit status ---- */
 
 int ctl_cmd_put(struct ctl *c);        /* ctl_secrets.c */
 int ctl_cmd_get(struct ctl *c);        /* ctl_secrets.c */
-int ctl_cmd_ls(struct ctl *c);         /* ctl_secrets.c */
+int ctl_cmd_ls(struct ctl *c);         /* ctl_ls.c */
 int ctl_cmd_versions(struct ctl *c);   /* ctl_secrets.c */
 int ctl_cmd_rm(struct ctl *c);         /* ctl_secrets.c */
 int ctl_cmd_rollback(struct ctl *c);   /* ctl_secrets.c */
@@ -76,3 +120,4 @@ int ctl_cmd_whoami(struct ctl *c);     /* ctl_workload.c */
 int ctl_cmd_read(struct ctl *c);       /* ctl_workload.c */
 int ctl_cmd_mount(struct ctl *c);      /* ctl_workload.c */
 int ctl_cmd_template(struct ctl *c);   /* ctl_templates.c */
+int ctl_cmd_inspect(struct ctl *c);    /* ctl_inspect.c */

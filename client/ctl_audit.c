@@ -108,8 +108,7 @@ int ctl_cmd_audit(struct ctl *c)
 {
 	static const struct option o[] = {
 	    {"since", required_argument, NULL, 's'}, {"follow", no_argument, NULL, 'f'}, {0}};
-	const char *usage = "audit [verify] [--json] [--since SEQ|DURATION|YYYY-MM-DDTHH:MM:SSZ] "
-	                    "[--follow]";
+	const char *usage = "audit [verify] [--json] [--since SEQ|DURATION|TIME] [--follow]";
 	const char *since = NULL;
 	bool follow = false;
 	int ch;
@@ -127,19 +126,17 @@ int ctl_cmd_audit(struct ctl *c)
 		return ctl_audit_verify(c);
 	if (c->argc != 0)
 		return ctl_fail("usage: secretctl %s", usage);
-	char arg[64] = "";
-	long long d;
+	char arg[3 * 64 + 1] = "";
 	if (since) {
-		/* A plain number is a sequence number; a duration means "that long ago". */
-		if (strspn(since, "0123456789") == strlen(since) && *since)
-			snprintf(arg, sizeof(arg), "%s", since);
-		else if (ctl_parse_duration(since, &d) == 0)
-			snprintf(arg, sizeof(arg), "@%lld", (long long)time(NULL) - d);
-		else if (strlen(since) < 40 && strspn(since, "0123456789-T:Z") == strlen(since))
-			snprintf(arg, sizeof(arg), "%s", since);
-		else
-			return ctl_fail("--since must be a sequence number, a duration (10m) or "
-			                "YYYY-MM-DDTHH:MM:SSZ");
+		/* A plain number is a sequence number; a duration means "that long ago"; a time
+		 * (RFC 3339, @UNIX, now-1h) is a time. The daemon resolves the text itself. */
+		bool seq = *since && strspn(since, "0123456789") == strlen(since);
+		if (!seq && ctl_parse_since(since) < 0)
+			return ctl_fail(
+			    "--since must be a sequence number, a duration ago (10m, "
+			    "1h30m, 7d) or a time (2026-12-24T10:00:00Z, @UNIX, now-1h)");
+		if (ctl_query_escape(since, arg, sizeof(arg)) < 0)
+			return ctl_fail("--since is too long");
 	}
 	if (!c->json)
 		printf("%6s %-20s %-20s %7s %-24s %-12s %-32s %s\n", "SEQ", "TIME", "ACTOR", "PID",

@@ -8,6 +8,7 @@
 
 #include "client/ctl.h"
 #include "common/names.h"
+#include "common/timespec.h"
 
 /* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
 int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,
@@ -43,10 +44,12 @@ void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j)
 	if (!j && resp->len && resp->body[0] == '{')
 		j = own = json_loadb((const char *)resp->body, resp->len, 0, NULL);
 	const char *w = json_string_value(json_object_get(j, "warning"));
-	if (w) {
+	if (w)
 		fprintf(stderr, "secretctl: warning: %s\n", w);
+	/* exit CTL_EXIT_UNAPPLIED only when the change did not reach every container; other
+	 * warnings (a grant that names no secret yet) leave the exit status 0 */
+	if (json_object_get(j, "unapplied"))
 		c->unapplied = true;
-	}
 	json_decref(own);
 }
 
@@ -60,11 +63,36 @@ void ctl_print_json(json_t *j)
 
 const char *ctl_time(json_int_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
+	return timespec_format((int64_t)t, buf, len);
+}
+
+const char *ctl_duration(json_int_t secs, char *buf, size_t len)
+{
+	return timespec_format_duration((int64_t)secs, buf, len);
+}
+
+int ctl_query_escape(const char *s, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool plain = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		             (ch >= '0' && ch <= '9') || strchr("-._~:@", ch);
+		if (n + (plain ? 1 : 3) >= len)
+			return -ENAMETOOLONG;
+		if (plain) {
+			buf[n++] = (char)ch;
+		} else {
+			buf[n++] = '%';
+			buf[n++] = hex[ch >> 4];
+			buf[n++] = hex[ch & 15];
+		}
+	}
+	if (n >= len)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return 0;
 }
 
 int ctl_need_name(struct ctl *c, int nargs, const char *usage)
@@ -88,25 +116,32 @@ int ctl_parse_uint(const char *s, int base, long long max, long long *out)
 	return 0;
 }
 
-/* Parses a duration: N, Ns, Nm, Nh or Nd (N > 0) into seconds. */
+/* A duration in common/timespec's syntax (N, 90s, 1h30m, 7d), more than 0 and at most 100
+ * years of 365 days (the daemon's limit). */
 int ctl_parse_duration(const char *s, long long *out)
 {
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (!*s || end == s || errno || v <= 0)
-		return -EINVAL;
-	long long mul = 1;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		mul = 60, end++;
-	else if (*end == 'h')
-		mul = 3600, end++;
-	else if (*end == 'd')
-		mul = 86400, end++;
-	if (*end || v > 100LL * 365 * 86400 / mul)
-		return -EINVAL;
-	*out = v * mul;
+	int64_t v;
+	int rc = timespec_parse_duration(s, strlen(s), &v);
+	if (rc < 0)
+		return rc;
+	if (v <= 0 || v > CTL_DURATION_MAX)
+		return -ERANGE;
+	*out = v;
 	return 0;
+}
+
+int ctl_parse_expires(const char *s)
+{
+	struct timespec_when w;
+	if (timespec_parse_when(s, strlen(s), 1, &w) < 0)
+		return -EINVAL;
+	if (w.relative && (w.value <= 0 || w.value > CTL_DURATION_MAX))
+		return -ERANGE;
+	return 0;
+}
+
+int ctl_parse_since(const char *s)
+{
+	struct timespec_when w;
+	return timespec_parse_when(s, strlen(s), -1, &w) < 0 ? -EINVAL : 0;
 }

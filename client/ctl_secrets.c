@@ -1,5 +1,5 @@
-/* secretctl: the commands on secrets and their versions: put, get, ls, versions, rm, rollback,
- * rotate (a generated value, now or on a schedule) and schedules. */
+/* secretctl: the commands on secrets and their versions: put, get, versions, rm, rollback,
+ * rotate (a generated value, now or on a schedule) and schedules (ls: ctl_ls.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,6 +11,7 @@
 #include "client/ctl.h"
 #include "common/limits.h"
 #include "common/secret.h"
+#include "common/timespec.h"
 
 /* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
 static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
@@ -57,9 +58,9 @@ static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
 
 /* What a put asks for besides the value. */
 struct ctl_put {
-	const char *file; /* NULL = stdin */
-	long long keep;   /* 0 = unchanged */
-	long long ttl;    /* seconds, 0 = none */
+	const char *file;    /* NULL = stdin */
+	long long keep;      /* 0 = unchanged */
+	const char *expires; /* a time or a duration from now (common/timespec), NULL = none */
 	bool allow_empty;
 	bool keep_expiry; /* without ttl: keep the expiry instead of clearing it */
 };
@@ -101,15 +102,21 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 		secret_bytes_free(val);
 		return ctl_fail("refusing to store an empty value (use --allow-empty)");
 	}
-	char path[400];
+	char path[600];
 	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
 	const char *sep = "?";
 	if (p->keep) {
 		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", sep, p->keep);
 		sep = "&";
 	}
-	if (p->ttl) {
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sttl=%lld", sep, p->ttl);
+	if (p->expires) {
+		/* the text as given: the daemon resolves it against its own clock */
+		char esc[3 * TIMESPEC_TEXT_MAX + 1];
+		if (ctl_query_escape(p->expires, esc, sizeof(esc)) < 0) {
+			secret_bytes_free(val);
+			return ctl_fail("--expires is too long");
+		}
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sexpires=%s", sep, esc);
 		sep = "&";
 	}
 	if (p->keep_expiry) {
@@ -125,7 +132,7 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 	if (r)
 		return r;
 	char note[64];
-	ctl_expiry_note(j, p->ttl || p->keep_expiry, note, sizeof(note));
+	ctl_expiry_note(j, p->expires || p->keep_expiry, note, sizeof(note));
 	if (c->json)
 		ctl_print_json(j);
 	else
@@ -143,7 +150,7 @@ int ctl_cmd_put(struct ctl *c)
 	    {"from-file", required_argument, NULL, 'f'}, {"keep", required_argument, NULL, 'k'},
 	    {"expires", required_argument, NULL, 'e'},   {"allow-empty", no_argument, NULL, 'E'},
 	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
-	const char *usage = "put NAME [--from-file F] [--keep N] [--expires 1h | --keep-expiry] "
+	const char *usage = "put NAME [--from-file F] [--keep N] [--expires WHEN | --keep-expiry] "
 	                    "[--allow-empty]  (value on stdin, never in argv)";
 	struct ctl_put p = {0};
 	int ch;
@@ -156,12 +163,14 @@ int ctl_cmd_put(struct ctl *c)
 			p.keep_expiry = true;
 		else if (ch == 'k' && ctl_parse_uint(optarg, 10, 1000, &p.keep) == 0 && p.keep > 0)
 			continue;
-		else if (ch == 'e' && ctl_parse_duration(optarg, &p.ttl) == 0)
-			continue;
+		else if (ch == 'e' && ctl_parse_expires(optarg) == 0)
+			p.expires = optarg;
 		else if (ch == 'k')
 			return ctl_fail("--keep must be 1..1000");
 		else if (ch == 'e')
-			return ctl_fail("--expires must be a duration: N[s|m|h|d]");
+			return ctl_fail(
+			    "--expires must be a duration from now (90s, 15m, 1h30m, 7d) "
+			    "or a time (2026-12-24T10:00:00Z, @UNIX, now+1h)");
 		else
 			return ctl_fail("usage: secretctl %s", usage);
 	}
@@ -169,7 +178,7 @@ int ctl_cmd_put(struct ctl *c)
 	c->argv += optind;
 	if (ctl_need_name(c, 1, usage))
 		return 1;
-	if (p.ttl && p.keep_expiry)
+	if (p.expires && p.keep_expiry)
 		return ctl_fail("give --expires (a new expiry) or --keep-expiry, not both");
 	return ctl_put_value(c, c->argv[0], &p);
 }
@@ -214,52 +223,6 @@ int ctl_cmd_get(struct ctl *c)
 	}
 	client_resp_free(&resp);
 	return 0;
-}
-
-static int ctl_list_names(struct ctl *c, bool workload, const char *path)
-{
-	struct client_resp resp;
-	json_t *j = NULL;
-	if (ctl_call(c, workload, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
-		return 1;
-	if (c->json) {
-		ctl_print_json(j);
-	} else if (workload) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(j, "secrets"), i, v)
-		    printf("%s\n", json_string_value(v));
-	} else {
-		size_t i;
-		json_t *v;
-		char tb[32];
-		char te[32];
-		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
-		       "EXPIRES");
-		json_array_foreach(json_object_get(j, "secrets"), i, v)
-		{
-			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
-			printf("%-40s %8lld %8lld  %-20s  %s\n",
-			       json_string_value(json_object_get(v, "name")),
-			       (long long)json_integer_value(json_object_get(v, "current")),
-			       (long long)json_integer_value(json_object_get(v, "versions")),
-			       ctl_time(json_integer_value(json_object_get(v, "updated")), tb,
-			                sizeof(tb)),
-			       ex > 0 ? ctl_time(ex, te, sizeof(te)) : "-");
-		}
-	}
-	json_decref(j);
-	client_resp_free(&resp);
-	return 0;
-}
-
-int ctl_cmd_ls(struct ctl *c)
-{
-	bool self = c->argc > 1 && strcmp(c->argv[1], "--self") == 0;
-	if (c->argc > (self ? 2 : 1))
-		return ctl_fail("usage: secretctl ls [--self]");
-	return self ? ctl_list_names(c, true, "/v1/self/secrets")
-	            : ctl_list_names(c, false, "/v1/secrets");
 }
 
 int ctl_cmd_versions(struct ctl *c)
@@ -377,8 +340,8 @@ int ctl_cmd_rotate(struct ctl *c)
 			if (strcmp(optarg, "0") == 0)
 				every = 0;
 			else if (ctl_parse_duration(optarg, &every) < 0)
-				return ctl_fail(
-				    "--every must be a duration: N[s|m|h|d] (0: remove)");
+				return ctl_fail("--every must be a duration (90s, 15m, 1h30m, 7d; "
+				                "0: remove)");
 			break;
 		case 'x':
 			exec = optarg;
@@ -447,8 +410,9 @@ int ctl_cmd_rotate(struct ctl *c)
 	if (c->json) {
 		ctl_print_json(j);
 	} else if (every > 0) {
-		char tb[32];
-		printf("%s: rotates every %llds, next at %s\n", name, every,
+		char tb[32], db[TIMESPEC_DURATION_FORMAT_LEN];
+		printf("%s: rotates every %s, next at %s\n", name,
+		       ctl_duration(every, db, sizeof(db)),
 		       ctl_time(json_integer_value(json_object_get(j, "next")), tb, sizeof(tb)));
 	} else if (every == 0) {
 		printf("%s: schedule removed\n", name);
@@ -478,16 +442,17 @@ int ctl_cmd_schedules(struct ctl *c)
 	} else {
 		size_t i;
 		json_t *v;
-		char t1[32], t2[32];
+		char t1[32], t2[32], db[TIMESPEC_DURATION_FORMAT_LEN];
 		printf("%-30s %-20s %8s %-20s %s\n", "NAME", "EXPIRES", "EVERY", "NEXT", "EXEC");
 		json_array_foreach(json_object_get(j, "schedules"), i, v)
 		{
 			json_int_t ex = json_integer_value(json_object_get(v, "expires"));
 			json_int_t ev = json_integer_value(json_object_get(v, "every"));
 			const char *x = json_string_value(json_object_get(v, "exec"));
-			printf("%-30s %-20s %7llds %-20s %s\n",
+			printf("%-30s %-20s %8s %-20s %s\n",
 			       json_string_value(json_object_get(v, "name")),
-			       ex ? ctl_time(ex, t1, sizeof(t1)) : "-", (long long)ev,
+			       ex ? ctl_time(ex, t1, sizeof(t1)) : "-",
+			       ev ? ctl_duration(ev, db, sizeof(db)) : "-",
 			       ev ? ctl_time(json_integer_value(json_object_get(v, "next")), t2,
 			                     sizeof(t2))
 			          : "-",

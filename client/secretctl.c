@@ -14,14 +14,6 @@
 #define SECRETD_VERSION "unknown"
 #endif
 
-struct ctl_cmd {
-	const char *name;
-	const char *args;
-	const char *help;
-	bool workload;
-	int (*run)(struct ctl *c);
-};
-
 static int ctl_cmd_scan(struct ctl *c)
 {
 	return migrate_scan_main(c->argc, c->argv, c->socket, c->json);
@@ -42,12 +34,17 @@ static int ctl_cmd_cdi(struct ctl *c)
 	return cdi_main(c->argc, c->argv, c->socket);
 }
 
+static int ctl_cmd_help(struct ctl *c);
+static int ctl_cmd_completion(struct ctl *c);
+static void ctl_usage(FILE *f);
+
 static const struct ctl_cmd ctl_cmds[] = {
     {"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
      "store a new version (value from stdin or a file; never empty unless --allow-empty)", false,
      ctl_cmd_put},
     {"get", "NAME [--version N]", "print a value (current or version N)", false, ctl_cmd_get},
-    {"ls", "[--self]", "list secrets (--self: those granted to this container)", false, ctl_cmd_ls},
+    {"ls", "[--self] [--filter KEY=VALUE]... [--format TEMPLATE]",
+     "list secrets (--self: those granted to this container)", false, ctl_cmd_ls},
     {"versions", "NAME", "list a secret's versions", false, ctl_cmd_versions},
     {"rm", "NAME", "delete a secret, its versions and its exact grants", false, ctl_cmd_rm},
     {"key", "rotate [--no-wait] | status",
@@ -80,18 +77,72 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"cdi", CDI_ARGS, CDI_HELP, false, ctl_cmd_cdi},
     {"template", "put NAME [--from-file F] | ls | get NAME | versions NAME | rm NAME",
      "rendered files' templates (grant one as tmpl:NAME)", false, ctl_cmd_template},
+    {"inspect", "NAME", "one JSON object: versions, times, expiry, schedule, matching grants",
+     false, ctl_cmd_inspect},
+    {"completion", "bash|zsh|fish", "print a shell completion script", false, ctl_cmd_completion},
+    {"help", "[COMMAND | --commands]", "show a command's help (or list the commands)", false,
+     ctl_cmd_help},
 };
+
+#define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
+
+static const struct ctl_cmd *ctl_cmd_find(const char *name)
+{
+	for (size_t k = 0; k < CTL_NCMDS; k++)
+		if (strcmp(name, ctl_cmds[k].name) == 0)
+			return &ctl_cmds[k];
+	return NULL;
+}
+
+/* COMMAND --help: the long help (ctl_help.c), or the table's line when there is none. */
+static void ctl_cmd_usage(const struct ctl_cmd *cmd)
+{
+	const char *h = ctl_help_text(cmd->name);
+	if (h)
+		fputs(h, stdout);
+	else
+		printf("Usage: secretctl %s %s\n  %s\n", cmd->name, cmd->args, cmd->help);
+	printf(
+	    "\nGlobal flags: --socket PATH, --json, --help, --version (see secretctl --help).\n");
+}
+
+static int ctl_cmd_help(struct ctl *c)
+{
+	if (c->argc == 1) {
+		ctl_usage(stdout);
+		return 0;
+	}
+	if (c->argc == 2 && strcmp(c->argv[1], "--commands") == 0) {
+		for (size_t k = 0; k < CTL_NCMDS; k++)
+			printf("%s\n", ctl_cmds[k].name);
+		return 0;
+	}
+	const struct ctl_cmd *cmd = c->argc == 2 ? ctl_cmd_find(c->argv[1]) : NULL;
+	if (!cmd)
+		return client_fail(2, "%s: no such command (see secretctl help)",
+		                   c->argc == 2 ? c->argv[1] : "help");
+	ctl_cmd_usage(cmd);
+	return 0;
+}
+
+static int ctl_cmd_completion(struct ctl *c)
+{
+	if (c->argc != 2)
+		return client_fail(2, "usage: secretctl completion bash|zsh|fish");
+	return ctl_completion(c->argv[1], ctl_cmds, CTL_NCMDS);
+}
 
 static void ctl_usage(FILE *f)
 {
 	fprintf(f, "usage: secretctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
+	for (size_t i = 0; i < CTL_NCMDS; i++)
 		fprintf(f, "  %-10s %-28s %s\n", ctl_cmds[i].name, ctl_cmds[i].args,
 		        ctl_cmds[i].help);
 	fprintf(f, "\nThe socket is --socket, else $SECRETD_SOCKET, else /run/secretd/admin.sock\n"
 	           "(workload commands: $SECRETD_WORKLOAD_SOCKET, $SECRETD_SOCKET, then\n"
 	           "/run/secretd/workload.sock). Values are never taken from the command line.\n"
-	           "'secretctl COMMAND --help' shows one command.\n");
+	           "'secretctl COMMAND --help' (or 'secretctl help COMMAND') shows one command:\n"
+	           "its flags, examples and exit status.\n");
 }
 
 int main(int argc, char **argv)
@@ -142,12 +193,11 @@ int main(int argc, char **argv)
 	}
 	c.argc = n;
 	c.argv = args;
-	for (size_t k = 0; k < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); k++) {
+	for (size_t k = 0; k < CTL_NCMDS; k++) {
 		if (strcmp(args[0], ctl_cmds[k].name) != 0)
 			continue;
 		if (help) {
-			printf("usage: secretctl %s %s\n  %s\n", ctl_cmds[k].name, ctl_cmds[k].args,
-			       ctl_cmds[k].help);
+			ctl_cmd_usage(&ctl_cmds[k]);
 			free(args);
 			return 0;
 		}

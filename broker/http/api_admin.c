@@ -3,9 +3,12 @@
  *   GET    /metrics                         Prometheus text
  *   GET    /v1/secrets                      {"secrets":[{name,current,versions,created,updated,
  *                                           expires}]}  (expires: unix seconds, 0 = never)
- *   PUT    /v1/secrets/NAME[?keep=N&ttl=S&keep_expiry=1&allow_empty=1]  body = value
+ *   PUT    /v1/secrets/NAME[?keep=N&ttl=DUR&expires=WHEN&keep_expiry=1&allow_empty=1]
+ *                                           body = value
  *                                           -> 201 {name,version,expires,expiry_cleared};
- *                                           keep: versions kept; ttl: expires in S seconds;
+ *                                           keep: versions kept; ttl: expires in DUR (3600,
+ *                                           1h30m); expires: at a time (RFC 3339, @UNIX,
+ *                                           now+1h) or after a duration (common/timespec);
  *                                           without ttl an expiry is cleared unless
  *                                           keep_expiry=1; an empty body is refused (400)
  *                                           unless allow_empty=1
@@ -26,7 +29,8 @@
  *                                           (print: the value, octet-stream) or
  *                                           {every,length?,charset?,exec?} -> {name,every,next}
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
- *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME&limit=N]  {"records":[...],"last":SEQ}
+ *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME|RFC3339|now-DUR|DUR&limit=N]
+ *                                           {"records":[...],"last":SEQ}
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
  *   GET    /v1/templates                    {"templates":[{name,current,versions,created,updated}]}
  *   PUT    /v1/templates/NAME               body = template -> 201 {name,version}; refused (400)
@@ -53,6 +57,7 @@
 #include "broker/rules/tmpl.h"
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/timespec.h"
 
 static bool admin_name_ok(struct api_req *r, const char *name)
 {
@@ -122,13 +127,36 @@ static void admin_fail(struct api_req *r, int err, const char *what,
 	api_reply_errno(r, err, admin_what(buf, sizeof(buf), what, res->audit_err));
 }
 
-/* A read that failed: its record (counted and reported when it cannot be written), the error. */
+/* 404 in the one wording of not-found answers ("SUBJECT: no such KIND"): "NAME: no such
+ * secret", or "NAME: no such version N" when version is not 0 and the secret exists. */
+static void admin_not_found(struct api_req *r, const char *name, uint64_t version, int audit_err)
+{
+	char buf[512];
+	int64_t expires;
+	const size_t tl = strlen(STORE_GRANT_TMPL_PREFIX);
+	if (strncmp(name, STORE_GRANT_TMPL_PREFIX, tl) == 0) /* a template, named as in grants */
+		api_reply_error(r, 404, "%s: no such template%s", name + tl,
+		                admin_what(buf, sizeof(buf), "", audit_err));
+	else if (version && store_expiry(r->a->store, name, &expires) == 0)
+		api_reply_error(r, 404, "%s: no such version %llu%s", name,
+		                (unsigned long long)version,
+		                admin_what(buf, sizeof(buf), "", audit_err));
+	else
+		api_reply_error(r, 404, "%s: no such secret%s", name,
+		                admin_what(buf, sizeof(buf), "", audit_err));
+}
+
+/* A read that failed: its record (counted and reported when it cannot be written), the error
+ * (for a missing secret or version, admin_not_found's). */
 static void admin_read_fail(struct api_req *r, struct admin_who *w, const char *action,
                             const char *secret, uint64_t version, int err, const char *what)
 {
 	struct service_result res = {
 	    .audit_err = service_record(admin_sv(r), &w->a, action, secret, version, err)};
-	admin_fail(r, err, what, &res);
+	if (err == -ENOENT && secret)
+		admin_not_found(r, secret, version, res.audit_err);
+	else
+		admin_fail(r, err, what, &res);
 }
 
 /* The answer to a stored change (reply, a JSON object, returned): when the views could not
@@ -206,13 +234,22 @@ static void admin_put(struct api_req *r, const char *name)
 		return;
 	uint64_t keep = q.keep, ttl = q.ttl;
 	bool keep_expiry = q.keep_expiry;
+	int64_t now = (int64_t)time(NULL);
+	int64_t new_expiry = ttl ? now + (int64_t)ttl : 0;
+	if (q.has_expires) {
+		new_expiry = timespec_resolve(&q.expires, now);
+		if (new_expiry <= now) {
+			api_reply_error(r, 400, "expires must be in the future");
+			return;
+		}
+	}
 	struct admin_who w;
 	admin_who_init(r, &w);
 	struct service_put p = {.name = name,
 	                        .val = r->body ? r->body : (const uint8_t *)"",
 	                        .len = r->len,
 	                        .keep = (int64_t)keep,
-	                        .new_expiry = ttl ? (int64_t)time(NULL) + (int64_t)ttl : 0,
+	                        .new_expiry = new_expiry,
 	                        .keep_expiry = keep_expiry};
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
@@ -273,6 +310,10 @@ static void admin_delete(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_delete(admin_sv(r), &w.a, name, &res);
+	if (rc == -ENOENT) {
+		admin_not_found(r, name, 0, res.audit_err);
+		return;
+	}
 	if (rc < 0) {
 		admin_fail(r, rc, name, &res);
 		return;
@@ -402,6 +443,59 @@ static void admin_grants(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
 }
 
+/* A grant is stored whether or not a secret matches it (a pattern may match secrets put later),
+ * but when none does now the answer says so in "warning" (after the views' own warning, if
+ * any), and secretctl prints it. The check is a listing of names, after the change. */
+static void admin_grant_warn(struct api_req *r, json_t *j, const char *pattern)
+{
+	if (!j)
+		return;
+	const char *prev = json_string_value(json_object_get(j, "warning"));
+	char w[1024];
+	const size_t tl = strlen(STORE_GRANT_TMPL_PREFIX);
+	if (strncmp(pattern, STORE_GRANT_TMPL_PREFIX, tl) == 0) {
+		/* A template grant names one template. */
+		struct store_version_info *v = NULL;
+		size_t n = 0;
+		int rc = store_tmpl_versions(r->a->store, pattern + tl, &v, &n);
+		store_versions_free(v, n);
+		if (rc == 0)
+			return;
+		if (rc == -ENOENT)
+			snprintf(w, sizeof(w),
+			         "%s%sno template is named %s yet: the grant is stored and applies "
+			         "once it is put",
+			         prev ? prev : "", prev ? "; " : "", pattern + tl);
+		else
+			snprintf(w, sizeof(w), "%s%sthe grant is stored, but template %s: %s",
+			         prev ? prev : "", prev ? "; " : "", pattern + tl, strerror(-rc));
+		json_object_set_new(j, "warning", json_string(w));
+		return;
+	}
+	struct store_secret_info *v = NULL;
+	size_t n = 0;
+	int rc = store_list(r->a->store, &v, &n);
+	if (rc < 0) {
+		/* The grant is stored; only the check could not be made: say so, never drop it. */
+		snprintf(w, sizeof(w),
+		         "%s%sthe grant is stored, but the secrets could not be listed: %s",
+		         prev ? prev : "", prev ? "; " : "", strerror(-rc));
+		json_object_set_new(j, "warning", json_string(w));
+		return;
+	}
+	bool match = false;
+	for (size_t i = 0; i < n && !match; i++)
+		match = names_pattern_match(pattern, v[i].name);
+	store_list_free(v, n);
+	if (match)
+		return;
+	snprintf(w, sizeof(w),
+	         "%s%sno secret %s %s yet: the grant is stored and applies once %s put",
+	         prev ? prev : "", prev ? "; " : "", strchr(pattern, '*') ? "matches" : "is named",
+	         pattern, strchr(pattern, '*') ? "one is" : "it is");
+	json_object_set_new(j, "warning", json_string(w));
+}
+
 static void admin_grant_add(struct api_req *r)
 {
 	struct decode_grant d;
@@ -428,10 +522,10 @@ static void admin_grant_add(struct api_req *r)
 		else if (rc < 0)
 			admin_fail(r, rc, "grant", &res);
 		else {
-			api_reply_json(
-			    r, 201,
-			    admin_applied(
-			        json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res));
+			json_t *j = admin_applied(
+			    json_pack("{s:s, s:s}", "secret", secret, "selector", sel), &res);
+			admin_grant_warn(r, j, secret);
+			api_reply_json(r, 201, j);
 		}
 	}
 	decode_grant_clear(&d);
@@ -449,8 +543,8 @@ static void admin_grant_remove(struct api_req *r)
 		int rc = service_revoke(admin_sv(r), &w.a, secret, sel, &res);
 		char buf[512];
 		if (rc == -ENOENT)
-			api_reply_error(r, 404, "no grant of %s to %s", secret,
-			                admin_what(buf, sizeof(buf), sel, res.audit_err));
+			api_reply_error(r, 404, "%s to %s: no such grant%s", secret, sel,
+			                admin_what(buf, sizeof(buf), "", res.audit_err));
 		else if (rc < 0)
 			admin_fail(r, rc, "revoke", &res);
 		else {
@@ -519,11 +613,8 @@ static void admin_rollback(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_rollback(admin_sv(r), &w.a, name, from, &res);
-	char buf[512];
 	if (rc == -ENOENT) {
-		api_reply_error(r, 404, "%s has no version %llu (see versions)",
-		                admin_what(buf, sizeof(buf), name, res.audit_err),
-		                (unsigned long long)from);
+		admin_not_found(r, name, from, res.audit_err);
 		return;
 	}
 	if (rc < 0) {
@@ -557,8 +648,8 @@ static void admin_rotate(struct api_req *r, const char *name)
 		                          exec, &res);
 		char buf[512];
 		if (rc == -ENOENT) {
-			api_reply_error(r, 404, "no secret %s: put or rotate it first",
-			                admin_what(buf, sizeof(buf), name, res.audit_err));
+			api_reply_error(r, 404, "%s: no such secret (put or rotate it first)%s",
+			                name, admin_what(buf, sizeof(buf), "", res.audit_err));
 		} else if (rc < 0) {
 			admin_fail(r, rc, name, &res);
 		} else {
@@ -637,6 +728,13 @@ static void admin_audit_list(struct api_req *r)
 		return;
 	uint64_t after = q.after, limit = q.limit;
 	int64_t since_time = q.since_time;
+	if (q.since_is_rel) {
+		/* "10m" or "now-10m": that long before now; at least 1 (0 is "no time given") */
+		struct timespec_when sw = {.relative = true, .value = q.since_rel};
+		since_time = timespec_resolve(&sw, (int64_t)time(NULL));
+		if (since_time < 1)
+			since_time = 1;
+	}
 	struct store_audit_row *rows = NULL;
 	size_t n = 0;
 	int rc = store_audit_list(r->a->store, after, since_time, limit, &rows, &n);
@@ -801,7 +899,11 @@ static void admin_detach(struct api_req *r, const char *id)
 		                "container %s was detached, but its audit record could not be "
 		                "written: %s",
 		                id, strerror(-res.audit_err));
-	else if (rc < 0)
+	else if (rc == -ENOENT) {
+		char buf[512];
+		api_reply_error(r, 404, "%s: no such container%s", id,
+		                admin_what(buf, sizeof(buf), "", res.audit_err));
+	} else if (rc < 0)
 		admin_fail(r, rc, "container", &res);
 	else if (res.unmount_err)
 		api_reply_json(
@@ -952,6 +1054,12 @@ static void admin_template_delete(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_template_delete(admin_sv(r), &w.a, name, &res);
+	if (rc == -ENOENT) {
+		char buf[512];
+		api_reply_error(r, 404, "%s: no such template%s", name,
+		                admin_what(buf, sizeof(buf), "", res.audit_err));
+		return;
+	}
 	if (rc < 0) {
 		admin_fail(r, rc, name, &res);
 		return;

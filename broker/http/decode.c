@@ -10,6 +10,7 @@
 
 #include "common/decimal.h"
 #include "common/names.h"
+#include "common/timespec.h"
 
 __attribute__((format(printf, 2, 3))) static int decode_fail(char *err, const char *fmt, ...)
 {
@@ -197,8 +198,23 @@ int decode_rotate(const uint8_t *body, size_t len, struct decode_rotate *out, ch
 	const char *exec = json_string_value(je);
 	bool print = json_is_true(json_object_get(o, "print"));
 	json_t *jk = json_object_get(o, "keep_expiry");
-	if ((rc = decode_opt_int(o, "length", 1, STORE_GEN_LENGTH_MAX, &length, err)) < 0 ||
-	    (rc = decode_opt_int(o, "every", 0, DECODE_EVERY_MAX, &every, err)) < 0)
+	json_t *jv = json_object_get(o, "every");
+	if (json_is_string(jv)) {
+		/* a duration string: "1h30m", "7d", "3600" */
+		int64_t d;
+		if (timespec_parse_duration(json_string_value(jv), json_string_length(jv), &d) <
+		        0 ||
+		    d > DECODE_EVERY_MAX)
+			return decode_fail(
+			    err,
+			    "every must be a duration (90s, 15m, 1h30m, 7d) of at most "
+			    "%lld seconds",
+			    (long long)DECODE_EVERY_MAX);
+		every = d;
+	} else if ((rc = decode_opt_int(o, "every", 0, DECODE_EVERY_MAX, &every, err)) < 0) {
+		return rc;
+	}
+	if ((rc = decode_opt_int(o, "length", 1, STORE_GEN_LENGTH_MAX, &length, err)) < 0)
 		return rc;
 	if (jc && (!json_is_string(jc) || store_charset_parse(json_string_value(jc), &cs) < 0))
 		return decode_fail(err, "charset must be one of alnum, hex, base64, ascii");
@@ -281,12 +297,33 @@ int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put
 	memset(out, 0, sizeof(*out));
 	int rc;
 	if ((rc = decode_arg_u64(arg, ud, "keep", 1, DECODE_KEEP_MAX, &out->keep, err)) < 0 ||
-	    (rc = decode_arg_u64(arg, ud, "ttl", 1, DECODE_TTL_MAX, &out->ttl, err)) < 0 ||
 	    (rc = decode_arg_flag(arg, ud, "allow_empty", &out->allow_empty, err)) < 0 ||
 	    (rc = decode_arg_flag(arg, ud, "keep_expiry", &out->keep_expiry, err)) < 0)
 		return rc;
-	if (out->ttl && out->keep_expiry)
+	const char *v = arg(ud, "ttl");
+	int64_t d = 0;
+	if (v && (timespec_parse_duration(v, strlen(v), &d) < 0 || d < 1 ||
+	          (uint64_t)d > DECODE_TTL_MAX))
+		return decode_fail(
+		    err,
+		    "ttl must be a duration (3600, 90s, 15m, 1h30m, 7d) of 1 to %llu "
+		    "seconds",
+		    (unsigned long long)DECODE_TTL_MAX);
+	out->ttl = (uint64_t)d;
+	v = arg(ud, "expires");
+	if (v) {
+		if (timespec_parse_when(v, strlen(v), 1, &out->expires) < 0 ||
+		    (out->expires.relative &&
+		     (out->expires.value < 1 || (uint64_t)out->expires.value > DECODE_TTL_MAX)))
+			return decode_fail(err, "expires must be a time (2026-12-24T10:00:00Z, "
+			                        "@UNIX, now+1h) or a duration from now (1h30m, 7d) "
+			                        "within 100 years");
+		out->has_expires = true;
+	}
+	if ((out->ttl || out->has_expires) && out->keep_expiry)
 		return decode_fail(err, "give ttl (a new expiry) or keep_expiry, not both");
+	if (out->ttl && out->has_expires)
+		return decode_fail(err, "give ttl or expires, not both");
 	/* An empty stdin is far likelier a mistake than a value: containers would see it at once.
 	 */
 	if (value_len == 0 && !out->allow_empty)
@@ -305,17 +342,6 @@ int decode_version(decode_arg_fn *arg, void *ud, uint64_t max, bool required, ui
 	if (required && !*out)
 		return decode_fail(err, "version is required");
 	return 0;
-}
-
-/* "2024-01-02T03:04:05Z" (UTC) -> unix seconds. */
-static bool decode_iso_time(const char *v, int64_t *out)
-{
-	struct tm tm = {0};
-	const char *e = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!e || *e)
-		return false;
-	*out = (int64_t)timegm(&tm);
-	return true;
 }
 
 int decode_template_get(decode_arg_fn *arg, void *ud, struct decode_template_get *out, char *err)
@@ -342,9 +368,19 @@ int decode_audit(decode_arg_fn *arg, void *ud, struct decode_audit *out, char *e
 				out->after = x ? x - 1 : 0;
 			else
 				out->since_time = (int64_t)x;
-		} else if (!decode_iso_time(v, &out->since_time)) {
-			return decode_fail(err, "since must be a sequence number, unix time "
-			                        "(@SECONDS) or YYYY-MM-DDTHH:MM:SSZ");
+		} else {
+			struct timespec_when w;
+			if (timespec_parse_when(v, strlen(v), -1, &w) < 0)
+				return decode_fail(err,
+				                   "since must be a sequence number, a time "
+				                   "(@SECONDS, RFC 3339, now-1h) or a duration "
+				                   "ago (10m, 1h30m, 7d)");
+			if (w.relative) {
+				out->since_is_rel = true;
+				out->since_rel = w.value;
+			} else {
+				out->since_time = w.value;
+			}
 		}
 	}
 	return decode_arg_u64(arg, ud, "limit", 1, DECODE_AUDIT_LIMIT_MAX, &out->limit, err);

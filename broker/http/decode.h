@@ -16,6 +16,7 @@
 #include "broker/rules/policy.h"
 #include "broker/store/store.h"
 #include "common/limits.h"
+#include "common/timespec.h"
 
 #define DECODE_ERR_MAX 512                     /* bytes of an error text, with its NUL */
 #define DECODE_JSON_MAX SECRETD_JSON_BODY_MAX  /* bytes of a JSON body (the transport's limit) */
@@ -76,7 +77,8 @@ void decode_attach_clear(struct decode_attach *a);
 /* POST /v1/rotate/NAME: {generate:true, length?, charset?, print?, keep_expiry?} (a new value
  * now: every is -1) or {every, length?, charset?, exec?} (a schedule; every 0 removes it).
  * length 1..STORE_GEN_LENGTH_MAX (default DECODE_GEN_LENGTH_DEFAULT), every
- * 0..DECODE_EVERY_MAX, charset one of store_charset_parse's, exec 1..DECODE_EXEC_MAX bytes. */
+ * 0..DECODE_EVERY_MAX seconds, an integer or a duration string (common/timespec: "1h30m"), charset
+ * one of store_charset_parse's, exec 1..DECODE_EXEC_MAX bytes. */
 struct decode_rotate {
 	json_t *doc;
 	int64_t every; /* -1: generate now */
@@ -103,12 +105,17 @@ void decode_mount_clear(struct decode_mount *m);
 /* The value of query argument key (a C string), or NULL when absent. */
 typedef const char *decode_arg_fn(void *ud, const char *key);
 
-/* PUT /v1/secrets/NAME?keep=N&ttl=S&keep_expiry=1&allow_empty=1 with a value of value_len
- * bytes: keep 1..DECODE_KEEP_MAX, ttl 1..DECODE_TTL_MAX (0: absent), flags "1" or "0"; ttl
- * and keep_expiry exclude each other; an empty value needs allow_empty. */
+/* PUT /v1/secrets/NAME?keep=N&ttl=DUR&expires=WHEN&keep_expiry=1&allow_empty=1 with a value
+ * of value_len bytes: keep 1..DECODE_KEEP_MAX; ttl a duration (common/timespec: 3600, 90s,
+ * 1h30m, 7d) of 1..DECODE_TTL_MAX seconds (0: absent); expires a time or a duration from now
+ * (timespec_parse_when: 2026-12-24T10:00:00Z, @UNIX, now+1h, 1h30m); flags "1" or "0"; ttl,
+ * expires and keep_expiry exclude each other; an empty value needs allow_empty. The handler
+ * resolves expires against its clock (and refuses one not in the future). */
 struct decode_put {
 	uint64_t keep, ttl;
 	bool allow_empty, keep_expiry;
+	bool has_expires;
+	struct timespec_when expires;
 };
 int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put *out, char *err);
 
@@ -124,11 +131,15 @@ struct decode_template_get {
 };
 int decode_template_get(decode_arg_fn *arg, void *ud, struct decode_template_get *out, char *err);
 
-/* GET /v1/audit?since=SEQ|UNIXTIME|@UNIXTIME|YYYY-MM-DDTHH:MM:SSZ&limit=N: a plain number below
- * DECODE_AUDIT_SEQ_BELOW is a sequence number (after = SEQ - 1), else unix seconds (since_time);
+/* GET /v1/audit?since=SEQ|UNIXTIME|WHEN&limit=N: a plain number below DECODE_AUDIT_SEQ_BELOW
+ * is a sequence number (after = SEQ - 1), a larger one unix seconds (since_time); else a time
+ * or a duration ago (common/timespec: @UNIX, RFC 3339, now-1h, 10m): since_time when absolute,
+ * since_rel (seconds from now, since_is_rel) when relative, for the handler to resolve;
  * limit 1..DECODE_AUDIT_LIMIT_MAX, 0 when absent. */
 struct decode_audit {
 	uint64_t after, limit;
 	int64_t since_time;
+	bool since_is_rel;
+	int64_t since_rel;
 };
 int decode_audit(decode_arg_fn *arg, void *ud, struct decode_audit *out, char *err);

@@ -166,6 +166,14 @@ static void fuzz_query(uint8_t which, const uint8_t *b, size_t n)
 		if (rc == 0 && (q.keep > DECODE_KEEP_MAX || q.ttl > DECODE_TTL_MAX ||
 		                (q.ttl && q.keep_expiry) || (n % 2 == 0 && !q.allow_empty)))
 			abort();
+		/* expires: alone, and a relative one in the future within DECODE_TTL_MAX */
+		if (rc == 0 && q.has_expires &&
+		    (q.ttl || q.keep_expiry ||
+		     (q.expires.relative &&
+		      (q.expires.value < 1 || (uint64_t)q.expires.value > DECODE_TTL_MAX)) ||
+		     (!q.expires.relative &&
+		      (q.expires.value < 0 || q.expires.value > TIMESPEC_TIME_MAX))))
+			abort();
 		break;
 	}
 	case 'v':
@@ -194,6 +202,10 @@ static void fuzz_query(uint8_t which, const uint8_t *b, size_t n)
 		check_rc(rc, err);
 		if (rc == 0 && (q.limit > DECODE_AUDIT_LIMIT_MAX ||
 		                q.after >= DECODE_AUDIT_SEQ_BELOW || (q.after && q.since_time)))
+			abort();
+		if (rc == 0 && q.since_is_rel &&
+		    (q.after || q.since_time || q.since_rel < -TIMESPEC_DURATION_MAX ||
+		     q.since_rel > TIMESPEC_DURATION_MAX))
 			abort();
 		break;
 	}

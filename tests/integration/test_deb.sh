@@ -20,7 +20,9 @@ for f in ./usr/sbin/secretd ./usr/bin/secretctl ./usr/bin/secretd-wl \
 	./usr/libexec/secretd/secretd-oci-hook ./usr/lib/systemd/system/secretd.service \
 	./usr/lib/tmpfiles.d/secretd.conf ./usr/share/containers/oci/hooks.d/secretd-createruntime.json \
 	./usr/share/man/man8/secretd.8.gz ./usr/share/man/man1/secretctl.1.gz \
-	./usr/share/bash-completion/completions/secretctl ./usr/share/doc/secretd/copyright; do
+	./usr/share/bash-completion/completions/secretctl ./usr/share/doc/secretd/copyright \
+	./usr/share/zsh/vendor-completions/_secretctl \
+	./usr/share/fish/vendor_completions.d/secretctl.fish; do
 	grep -qx "$f" "$T/files" || fail "the package lacks $f"
 done
 ok "the package holds the daemon, the clients, the hook, the unit, man pages, completions"

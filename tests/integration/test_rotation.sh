@@ -24,7 +24,7 @@ ctl get app/db --version 2 2>/dev/null && fail "a pruned version is still readab
 ctl rollback app/db 4 | grep -q "version 6" || fail "rollback did not make version 6"
 [ "$(ctl get app/db)" = v4 ] || fail "rollback: current is not version 4's value"
 ctl rollback app/db 1 2>"$T/err" && fail "rollback to a pruned version succeeded"
-grep -q "no version 1" "$T/err" || fail "rollback to a pruned version: unclear message"
+grep -qx "secretctl: app/db: no such version 1" "$T/err" || fail "rollback to a pruned version: unclear message"
 ok "--keep 3 prunes to 3 versions; rollback makes an old value current as a new version"
 
 # --- generated values ---

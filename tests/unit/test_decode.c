@@ -183,6 +183,13 @@ START_TEST(test_rotate)
 	ck_assert_int_eq(decode_rotate(B("{\"every\":-1}"), &o, err), -EINVAL);
 	ck_assert_str_eq(err, "every must be an integer from 0 to 3153600000");
 	decode_rotate_clear(&o);
+	ck_assert_int_eq(decode_rotate(B("{\"every\":\"1h30m\"}"), &o, err), 0);
+	ck_assert_int_eq(o.every, 5400);
+	decode_rotate_clear(&o);
+	ck_assert_int_eq(decode_rotate(B("{\"every\":\"1y\"}"), &o, err), -EINVAL);
+	ck_assert_str_eq(err, "every must be a duration (90s, 15m, 1h30m, 7d) of at most "
+	                      "3153600000 seconds");
+	decode_rotate_clear(&o);
 	ck_assert_int_eq(decode_rotate(B("{\"generate\":true,\"length\":4097}"), &o, err), -EINVAL);
 	ck_assert_str_eq(err, "length must be an integer from 1 to 4096");
 	decode_rotate_clear(&o);
@@ -226,6 +233,29 @@ START_TEST(test_put_args)
 	const char *sign[] = {"keep", "+3", NULL};
 	ck_assert_int_eq(decode_put(args_get, sign, 1, &q, err), -EINVAL);
 	ck_assert_str_eq(err, "keep must be an integer from 1 to 1000");
+	/* common/timespec's durations and times: ttl=1h30m, expires=WHEN */
+	const char *hm[] = {"ttl", "1h30m", NULL}, *zero[] = {"ttl", "0s", NULL};
+	ck_assert_int_eq(decode_put(args_get, hm, 1, &q, err), 0);
+	ck_assert(q.ttl == 5400 && !q.has_expires);
+	ck_assert_int_eq(decode_put(args_get, zero, 1, &q, err), -EINVAL);
+	ck_assert_str_eq(err, "ttl must be a duration (3600, 90s, 15m, 1h30m, 7d) of 1 to "
+	                      "3153600000 seconds");
+	const char *at[] = {"expires", "2026-12-24T10:00:00Z", NULL};
+	ck_assert_int_eq(decode_put(args_get, at, 1, &q, err), 0);
+	ck_assert(q.has_expires && !q.expires.relative && q.expires.value == 1798106400LL);
+	const char *in[] = {"expires", "7d", NULL}, *nowp[] = {"expires", "now+1h", NULL};
+	ck_assert_int_eq(decode_put(args_get, in, 1, &q, err), 0);
+	ck_assert(q.has_expires && q.expires.relative && q.expires.value == 604800);
+	ck_assert_int_eq(decode_put(args_get, nowp, 1, &q, err), 0);
+	ck_assert(q.expires.relative && q.expires.value == 3600);
+	const char *past[] = {"expires", "now-1h", NULL}, *junk[] = {"expires", "soon", NULL};
+	ck_assert_int_eq(decode_put(args_get, past, 1, &q, err), -EINVAL);
+	ck_assert_int_eq(decode_put(args_get, junk, 1, &q, err), -EINVAL);
+	ck_assert_str_eq(err, "expires must be a time (2026-12-24T10:00:00Z, @UNIX, now+1h) or a "
+	                      "duration from now (1h30m, 7d) within 100 years");
+	const char *two[] = {"ttl", "60", "expires", "1h", NULL};
+	ck_assert_int_eq(decode_put(args_get, two, 1, &q, err), -EINVAL);
+	ck_assert_str_eq(err, "give ttl or expires, not both");
 }
 END_TEST
 
@@ -302,8 +332,17 @@ START_TEST(test_audit_args)
 	ck_assert_int_eq(q.since_time, 1704164645);
 	const char *bad[] = {"since", "-1", NULL}, *lim[] = {"limit", "100001", NULL};
 	ck_assert_int_eq(decode_audit(args_get, bad, &q, err), -EINVAL);
-	ck_assert_str_eq(err, "since must be a sequence number, unix time (@SECONDS) or "
-	                      "YYYY-MM-DDTHH:MM:SSZ");
+	ck_assert_str_eq(err, "since must be a sequence number, a time (@SECONDS, RFC 3339, "
+	                      "now-1h) or a duration ago (10m, 1h30m, 7d)");
+	/* common/timespec's forms: a duration ago, now-DUR (relative), RFC 3339 with an offset */
+	const char *ago[] = {"since", "1h30m", NULL}, *nowm[] = {"since", "now-7d", NULL};
+	ck_assert_int_eq(decode_audit(args_get, ago, &q, err), 0);
+	ck_assert(q.since_is_rel && q.since_rel == -5400 && q.after == 0);
+	ck_assert_int_eq(decode_audit(args_get, nowm, &q, err), 0);
+	ck_assert(q.since_is_rel && q.since_rel == -604800);
+	const char *off[] = {"since", "2024-01-02T04:04:05+01:00", NULL};
+	ck_assert_int_eq(decode_audit(args_get, off, &q, err), 0);
+	ck_assert(!q.since_is_rel && q.since_time == 1704164645);
 	ck_assert_int_eq(decode_audit(args_get, lim, &q, err), -EINVAL);
 	ck_assert_str_eq(err, "limit must be an integer from 1 to 100000");
 }

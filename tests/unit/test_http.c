@@ -405,7 +405,7 @@ START_TEST(test_bad_arguments)
 	expect_error(true, "PUT", "/v1/secrets/a?keep=1001", "v", 400,
 	             "keep must be an integer from 1 to 1000");
 	expect_error(true, "PUT", "/v1/secrets/a?ttl=-1", "v", 400,
-	             "ttl must be an integer from 1");
+	             "ttl must be a duration (3600, 90s, 15m, 1h30m, 7d) of 1 to");
 	expect_error(true, "PUT", "/v1/secrets/a?allow_empty=yes", "v", 400,
 	             "allow_empty must be 1 or 0");
 	expect_error(true, "PUT", "/v1/secrets/a?ttl=5&keep_expiry=1", "v", 400,
@@ -566,10 +566,16 @@ START_TEST(test_admin_roundtrip)
 	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "current")), 2);
 	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "versions")), 2);
 	resp_clear(&r);
-	expect_error(true, "GET", "/v1/values/db/pw?version=9", NULL, 404, "db/pw: not found");
-	expect_error(true, "GET", "/v1/secrets/none", NULL, 404, "none: not found");
+	/* one wording for what is not there: "SUBJECT: no such KIND" */
+	expect_error(true, "GET", "/v1/values/db/pw?version=9", NULL, 404,
+	             "db/pw: no such version 9");
+	expect_error(true, "GET", "/v1/values/none?version=9", NULL, 404, "none: no such secret");
+	expect_error(true, "GET", "/v1/values/none", NULL, 404, "none: no such secret");
+	expect_error(true, "GET", "/v1/secrets/none", NULL, 404, "none: no such secret");
 	expect_error(true, "POST", "/v1/rollback/db/pw?version=7", NULL, 404,
-	             "db/pw has no version 7");
+	             "db/pw: no such version 7");
+	expect_error(true, "POST", "/v1/rollback/none?version=7", NULL, 404,
+	             "none: no such secret");
 	admin("POST", "/v1/rollback/db/pw?version=1", NULL, &r);
 	ck_assert_int_eq(r.status, 201);
 	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "version")), 3);
@@ -578,6 +584,28 @@ START_TEST(test_admin_roundtrip)
 	admin("POST", "/v1/grants", "{\"secret\":\"db/*\",\"selector\":\"name:web\",\"mode\":288}",
 	      &r);
 	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert_ptr_null(json_object_get(r.json, "warning")); /* db/pw matches */
+	resp_clear(&r);
+	/* a grant that names no secret (yet) is stored, with a warning */
+	admin("POST", "/v1/grants", "{\"secret\":\"later/*\",\"selector\":\"name:web\"}", &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "warning")),
+	                 "no secret matches later/* yet: the grant is stored and applies once one "
+	                 "is put");
+	ck_assert_ptr_null(json_object_get(r.json, "unapplied"));
+	resp_clear(&r);
+	admin("POST", "/v1/grants", "{\"secret\":\"later\",\"selector\":\"name:web\"}", &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "warning")),
+	                 "no secret is named later yet: the grant is stored and applies once it is "
+	                 "put");
+	resp_clear(&r);
+	admin("POST", "/v1/grants/revoke", "{\"secret\":\"later/*\",\"selector\":\"name:web\"}",
+	      &r);
+	ck_assert_int_eq(r.status, 200);
+	resp_clear(&r);
+	admin("POST", "/v1/grants/revoke", "{\"secret\":\"later\",\"selector\":\"name:web\"}", &r);
+	ck_assert_int_eq(r.status, 200);
 	resp_clear(&r);
 	expect_error(true, "POST", "/v1/grants", "{\"secret\":\"db/*\",\"selector\":\"name:web\"}",
 	             409, "db/* is already granted to name:web (use replace)");
@@ -593,7 +621,7 @@ START_TEST(test_admin_roundtrip)
 	resp_clear(&r);
 	expect_error(true, "POST", "/v1/grants/revoke",
 	             "{\"secret\":\"x\",\"selector\":\"name:web\"}", 404,
-	             "no grant of x to name:web");
+	             "x to name:web: no such grant");
 	admin("POST", "/v1/grants/revoke", "{\"secret\":\"db/*\",\"selector\":\"name:web\"}", &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert(json_is_true(json_object_get(r.json, "revoked")));
@@ -609,14 +637,14 @@ START_TEST(test_admin_roundtrip)
 	ck_assert_uint_eq(r.len, 5);
 	resp_clear(&r);
 	expect_error(true, "POST", "/v1/rotate/nope", "{\"every\":60}", 404,
-	             "no secret nope: put or rotate it first");
+	             "nope: no such secret (put or rotate it first)");
 
 	admin("DELETE", "/v1/secrets/db/pw", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert(json_is_true(json_object_get(r.json, "deleted")));
 	resp_clear(&r);
-	expect_error(true, "DELETE", "/v1/secrets/db/pw", NULL, 404, "db/pw: not found");
-	expect_error(true, "DELETE", "/v1/containers/nope", NULL, 404, "container: not found");
+	expect_error(true, "DELETE", "/v1/secrets/db/pw", NULL, 404, "db/pw: no such secret");
+	expect_error(true, "DELETE", "/v1/containers/nope", NULL, 404, "nope: no such container");
 	admin("GET", "/v1/containers", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "containers")), 0);
@@ -686,9 +714,19 @@ START_TEST(test_templates)
 	resp_clear(&r);
 	expect_error(true, "GET", "/v1/templates/db/url?version=1", NULL, 400,
 	             "version needs body=1");
-	expect_error(true, "GET", "/v1/templates/none", NULL, 404, "not found");
+	expect_error(true, "GET", "/v1/templates/none", NULL, 404, "none: no such template");
 	admin("POST", "/v1/grants", "{\"secret\":\"tmpl:db/url\",\"selector\":\"name:web\"}", &r);
 	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	/* the template exists: no "no secret is named tmpl:..." warning */
+	ck_assert_msg(!json_object_get(r.json, "warning"), "%s", r.body);
+	resp_clear(&r);
+	admin("POST", "/v1/grants", "{\"secret\":\"tmpl:db/later\",\"selector\":\"name:web\"}", &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "no template is named db/later yet"));
+	resp_clear(&r);
+	admin("POST", "/v1/grants/revoke",
+	      "{\"secret\":\"tmpl:db/later\",\"selector\":\"name:web\"}", &r);
+	ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
 	resp_clear(&r);
 	expect_error(true, "POST", "/v1/grants",
 	             "{\"secret\":\"tmpl:db/url\",\"selector\":\"name:web\",\"previous\":true}",
@@ -699,7 +737,7 @@ START_TEST(test_templates)
 	admin("GET", "/v1/grants", NULL, &r);
 	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "grants")), 0);
 	resp_clear(&r);
-	expect_error(true, "DELETE", "/v1/templates/db/url", NULL, 404, "not found");
+	expect_error(true, "DELETE", "/v1/templates/db/url", NULL, 404, "db/url: no such template");
 }
 END_TEST
 

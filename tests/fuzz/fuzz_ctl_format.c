@@ -1,0 +1,48 @@
+/* Fuzzes secretctl's --format templates (client/ctl_format.c): parse returns 0 or -EINVAL with a
+ * non-empty error; what parses has at most CTL_FORMAT_PARTS_MAX parts whose text runs lie in the
+ * buffer and whose fields exist; rendering into a small and a large buffer returns 0 or
+ * -ENOBUFS, always NUL-terminated within cap, the small one a prefix of the large one. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/ctl_format.h"
+#include "fuzz.h"
+
+static const struct ctl_format_field fields[] = {{"Name", false}, {"Version", true}, {"X", false}};
+static const char *const values[] = {"db/\"a\"\n", "12", NULL};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct ctl_format f;
+	char err[CTL_FORMAT_ERR_MAX];
+	memset(err, 0, sizeof(err));
+	int rc = ctl_format_parse((const char *)data, size, fields, 3, &f, err);
+	if (rc != 0 && rc != -EINVAL)
+		abort();
+	if (rc != 0) {
+		size_t n = strnlen(err, sizeof(err));
+		if (n == 0 || n == sizeof(err))
+			abort();
+		return 0;
+	}
+	if (size >= CTL_FORMAT_TEXT_MAX || f.n > CTL_FORMAT_PARTS_MAX)
+		abort();
+	for (size_t i = 0; i < f.n; i++) {
+		const struct ctl_format_part *p = &f.parts[i];
+		if (!p->action &&
+		    (p->off > CTL_FORMAT_TEXT_MAX || p->len > CTL_FORMAT_TEXT_MAX - p->off))
+			abort();
+		if (p->action && p->field != CTL_FORMAT_WHOLE && p->field >= 3)
+			abort();
+	}
+	static char big[64 * 1024], small[16];
+	size_t nb = 0, ns = 0;
+	int rb = ctl_format_render(&f, values, "{\"k\":1}", big, sizeof(big), &nb);
+	int rs = ctl_format_render(&f, values, NULL, small, sizeof(small), &ns);
+	if ((rb != 0 && rb != -ENOBUFS) || (rs != 0 && rs != -ENOBUFS))
+		abort();
+	if (nb >= sizeof(big) || big[nb] != '\0' || ns >= sizeof(small) || small[ns] != '\0')
+		abort();
+	return 0;
+}
