@@ -193,7 +193,9 @@ static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
 		sched_failed(sc, j->name, j->killed ? "exec timed out" : "exec failed", why);
 	}
 	sched_job_remove(sc, j);
-	(void)sched_arm(sc);
+	int r = sched_arm(sc);
+	if (r < 0) /* the timer could not be set: say so (the next schedule change re-arms it) */
+		sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
 }
 
 /* Starts `/bin/sh -c exec` with val on its stdin. */
