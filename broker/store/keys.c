@@ -240,22 +240,10 @@ static int store_rewrap(store *s, const struct store_verref *v, uint64_t new_id,
 	uint64_t old_id = (uint64_t)sqlite3_column_int64(sel, 0);
 	const uint8_t *wk = sqlite3_column_blob(sel, 1);
 	size_t wklen = (size_t)sqlite3_column_bytes(sel, 1);
-	const uint8_t *old = store_kek_find(s, old_id);
-	if (!old || !wk || wklen != STORE_WRAPPED_KEY_BYTES)
-		return -EBADMSG;
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
-	if (!dk)
-		return -ENOMEM;
-	struct store_buf oad _cleanup_buf_ = {0}, nad _cleanup_buf_ = {0};
-	r = store_ad_dkey(&oad, v->secret_id, v->version, old_id);
-	if (r == 0)
-		r = store_ad_dkey(&nad, v->secret_id, v->version, new_id);
-	if (r < 0)
-		return r;
-	if (crypt_open(old, oad.p, oad.len, wk, wklen, dk) < 0)
-		return -EBADMSG;
 	uint8_t nwk[STORE_WRAPPED_KEY_BYTES];
-	r = crypt_seal(new_kek, nad.p, nad.len, dk, CRYPT_KEY_BYTES, nwk);
+	r = store_envelope_rewrap(&store_envelope_secret, v->secret_id, v->version,
+	                          store_kek_find(s, old_id), old_id, wk, wklen, new_kek, new_id,
+	                          nwk);
 	if (r < 0)
 		return r;
 	r = store_prepare(s->db,

@@ -162,11 +162,9 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
                         const uint8_t *kek, const struct store_put_opts *o, uint64_t *version_out,
                         bool *life_changed)
 {
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
-	struct store_buf ad _cleanup_buf_ = {0}, kad _cleanup_buf_ = {0};
 	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
-	if (!dk || !ct)
+	if (!ct)
 		return -ENOMEM;
 	struct store_row row = {0};
 	int r = store_put_row(s, name, &row);
@@ -174,16 +172,9 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 		return r;
 	uint64_t version = row.current + 1;
 
-	randombytes_buf(dk, CRYPT_KEY_BYTES);
-	r = store_ad_data(&ad, row.id, name, version);
-	if (r == 0)
-		r = store_ad_dkey(&kad, row.id, version, s->kek_current);
-	if (r == 0)
-		r = crypt_seal(dk, ad.p, ad.len, val, len, ct);
-	if (r < 0)
-		return r;
 	uint8_t wk[STORE_WRAPPED_KEY_BYTES];
-	r = crypt_seal(kek, kad.p, kad.len, dk, CRYPT_KEY_BYTES, wk);
+	r = store_envelope_seal(&store_envelope_secret, row.id, name, version, kek, s->kek_current,
+	                        val, len, ct, wk);
 	if (r < 0)
 		return r;
 
@@ -255,9 +246,8 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 	return r;
 }
 
-/* Reads and decrypts one version of a checked secret (inside a read transaction). */
-/* Decrypts version v of name into a new secret of exactly its length (*out, the caller's
- * reference). */
+/* Decrypts version v of a checked secret (inside a read transaction) into a new secret of
+ * exactly its length (*out, the caller's reference). */
 static int store_get_version(store *s, const char *name, const struct store_row *row, uint64_t v,
                              secret **out)
 {
@@ -275,40 +265,7 @@ static int store_get_version(store *s, const char *name, const struct store_row 
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	uint64_t kek_id = (uint64_t)sqlite3_column_int64(st, 0);
-	const uint8_t *wk = sqlite3_column_blob(st, 1);
-	size_t wklen = (size_t)sqlite3_column_bytes(st, 1);
-	const uint8_t *ct = sqlite3_column_blob(st, 2);
-	size_t ctlen = (size_t)sqlite3_column_bytes(st, 2);
-	int64_t size = sqlite3_column_int64(st, 3);
-	const uint8_t *kek = store_kek_find(s, kek_id);
-	if (!kek || !wk || wklen != STORE_WRAPPED_KEY_BYTES || !ct || ctlen < CRYPT_SEAL_OVERHEAD ||
-	    size < 0 || (uint64_t)size != ctlen - CRYPT_SEAL_OVERHEAD)
-		return -EBADMSG;
-
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
-	if (!dk)
-		return -ENOMEM;
-	struct store_buf kad _cleanup_buf_ = {0};
-	r = store_ad_dkey(&kad, row->id, v, kek_id);
-	if (r < 0)
-		return r;
-	r = crypt_open(kek, kad.p, kad.len, wk, wklen, dk);
-	if (r < 0)
-		return -EBADMSG;
-	size_t n = (size_t)size;
-	_cleanup_secret_ secret *val = secret_new(n);
-	if (!val)
-		return -ENOMEM;
-	struct store_buf ad _cleanup_buf_ = {0};
-	r = store_ad_data(&ad, row->id, name, v);
-	if (r < 0)
-		return r;
-	r = crypt_open(dk, ad.p, ad.len, ct, ctlen, secret_data(val));
-	if (r < 0)
-		return -EBADMSG;
-	*out = TAKE_PTR(val);
-	return 0;
+	return store_envelope_open(s, &store_envelope_secret, st, row->id, name, v, out);
 }
 
 int store_get_secret(store *s, const char *name, uint64_t version, secret **out,

@@ -251,3 +251,31 @@ int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *
 /* Re-wraps every template data key not under generation target with kek (the unfinished key
  * rotation's last batch, inside its transaction) and recomputes those templates' heads. */
 int store_tmpl_rewrap(store *s, uint64_t target, const uint8_t *kek);
+
+/* ---- envelope.c: one sealed version (a secret's or a template's) ---- */
+
+/* The associated-data builders of one kind of sealed version: its payload's and its data key's
+ * (store_ad_data/store_ad_dkey for secrets, store_ad_tmpl_* for templates). */
+struct store_envelope {
+	int (*ad_data)(struct store_buf *b, int64_t id, const char *name, uint64_t version);
+	int (*ad_dkey)(struct store_buf *b, int64_t id, uint64_t version, uint64_t kek_id);
+};
+extern const struct store_envelope store_envelope_secret, store_envelope_tmpl;
+
+/* Seals len bytes of val as version `version` of row id / name: a fresh data key seals the
+ * payload into ct (len + CRYPT_SEAL_OVERHEAD bytes), kek (generation kek_id) wraps the data key
+ * into wk. 0 or -errno. */
+int store_envelope_seal(const struct store_envelope *k, int64_t id, const char *name,
+                        uint64_t version, const uint8_t *kek, uint64_t kek_id, const uint8_t *val,
+                        size_t len, uint8_t *ct, uint8_t wk[STORE_WRAPPED_KEY_BYTES]);
+/* Opens the version in st's current row (columns 0..3: kek_id, wrapped_key, ciphertext, size)
+ * into a new secret of exactly its length (*out, the caller's reference). -EBADMSG when the row
+ * is malformed or fails to open, -ENOMEM. */
+int store_envelope_open(store *s, const struct store_envelope *k, sqlite3_stmt *st, int64_t id,
+                        const char *name, uint64_t version, struct secret **out);
+/* Re-wraps a data key: wk (wklen bytes, under old, generation old_id) into nwk under new_kek
+ * (generation new_id). -EBADMSG when old is NULL, wk malformed or it fails to open. */
+int store_envelope_rewrap(const struct store_envelope *k, int64_t id, uint64_t version,
+                          const uint8_t *old, uint64_t old_id, const uint8_t *wk, size_t wklen,
+                          const uint8_t *new_kek, uint64_t new_id,
+                          uint8_t nwk[STORE_WRAPPED_KEY_BYTES]);

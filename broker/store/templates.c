@@ -136,27 +136,18 @@ static int store_tmpl_row(store *s, const char *name, struct store_tmpl_row *row
 static int store_tmpl_put_tx(store *s, const char *name, const uint8_t *body, size_t len,
                              const uint8_t *kek, uint64_t *version_out)
 {
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
-	struct store_buf ad _cleanup_buf_ = {0}, kad _cleanup_buf_ = {0};
 	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
-	if (!dk || !ct)
+	if (!ct)
 		return -ENOMEM;
 	struct store_tmpl_row row = {0};
 	int r = store_tmpl_row(s, name, &row);
 	if (r < 0)
 		return r;
 	uint64_t version = row.current + 1;
-	randombytes_buf(dk, CRYPT_KEY_BYTES);
-	r = store_ad_tmpl_data(&ad, row.id, name, version);
-	if (r == 0)
-		r = store_ad_tmpl_dkey(&kad, row.id, version, s->kek_current);
-	if (r == 0)
-		r = crypt_seal(dk, ad.p, ad.len, body, len, ct);
-	if (r < 0)
-		return r;
 	uint8_t wk[STORE_WRAPPED_KEY_BYTES];
-	r = crypt_seal(kek, kad.p, kad.len, dk, CRYPT_KEY_BYTES, wk);
+	r = store_envelope_seal(&store_envelope_tmpl, row.id, name, version, kek, s->kek_current,
+	                        body, len, ct, wk);
 	if (r < 0)
 		return r;
 	r = store_prepare(s->db,
@@ -252,34 +243,7 @@ static int store_tmpl_open(store *s, const char *name, const struct store_tmpl_r
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	uint64_t kek_id = (uint64_t)sqlite3_column_int64(st, 0);
-	const uint8_t *wk = sqlite3_column_blob(st, 1);
-	size_t wklen = (size_t)sqlite3_column_bytes(st, 1);
-	const uint8_t *ct = sqlite3_column_blob(st, 2);
-	size_t ctlen = (size_t)sqlite3_column_bytes(st, 2);
-	int64_t size = sqlite3_column_int64(st, 3);
-	const uint8_t *kek = store_kek_find(s, kek_id);
-	if (!kek || !wk || wklen != STORE_WRAPPED_KEY_BYTES || !ct || ctlen < CRYPT_SEAL_OVERHEAD ||
-	    size < 0 || (uint64_t)size != ctlen - CRYPT_SEAL_OVERHEAD)
-		return -EBADMSG;
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
-	if (!dk)
-		return -ENOMEM;
-	struct store_buf kad _cleanup_buf_ = {0}, ad _cleanup_buf_ = {0};
-	r = store_ad_tmpl_dkey(&kad, row->id, v, kek_id);
-	if (r == 0)
-		r = store_ad_tmpl_data(&ad, row->id, name, v);
-	if (r < 0)
-		return r;
-	if (crypt_open(kek, kad.p, kad.len, wk, wklen, dk) < 0)
-		return -EBADMSG;
-	_cleanup_secret_ secret *val = secret_new((size_t)size);
-	if (!val)
-		return -ENOMEM;
-	if (crypt_open(dk, ad.p, ad.len, ct, ctlen, secret_data(val)) < 0)
-		return -EBADMSG;
-	*out = TAKE_PTR(val);
-	return 0;
+	return store_envelope_open(s, &store_envelope_tmpl, st, row->id, name, v, out);
 }
 
 int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
@@ -495,22 +459,10 @@ static int store_tmpl_rewrap_one(store *s, const struct store_tmpl_ref *e, uint6
 		return -EIO;
 	const uint8_t *wk = sqlite3_column_blob(sel, 0);
 	size_t wklen = (size_t)sqlite3_column_bytes(sel, 0);
-	const uint8_t *old = store_kek_find(s, e->kek_id);
-	if (!old || !wk || wklen != STORE_WRAPPED_KEY_BYTES)
-		return -EBADMSG;
-	_cleanup_secret_bytes_ uint8_t *dk = crypt_alloc(CRYPT_KEY_BYTES);
-	if (!dk)
-		return -ENOMEM;
-	struct store_buf oad _cleanup_buf_ = {0}, nad _cleanup_buf_ = {0};
-	r = store_ad_tmpl_dkey(&oad, e->id, e->version, e->kek_id);
-	if (r == 0)
-		r = store_ad_tmpl_dkey(&nad, e->id, e->version, target);
-	if (r < 0)
-		return r;
-	if (crypt_open(old, oad.p, oad.len, wk, wklen, dk) < 0)
-		return -EBADMSG;
 	uint8_t nwk[STORE_WRAPPED_KEY_BYTES];
-	r = crypt_seal(kek, nad.p, nad.len, dk, CRYPT_KEY_BYTES, nwk);
+	r = store_envelope_rewrap(&store_envelope_tmpl, e->id, e->version,
+	                          store_kek_find(s, e->kek_id), e->kek_id, wk, wklen, kek, target,
+	                          nwk);
 	if (r < 0)
 		return r;
 	r = store_prepare(s->db,
