@@ -88,6 +88,10 @@ struct mounts_attach_req {
 int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg);
 /* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. */
 void mounts_free(mounts *m);
+/* Frees without unmounting: each session's fd is closed, which ends the connection only when no
+ * other process holds a duplicate (the keeper does: its next daemon process adopts it). Memory is
+ * wiped as by mounts_free. For a hand-over (upgrade). NULL is a no-op. */
+void mounts_release(mounts *m);
 
 /* Registers a container (OCI hook, createRuntime) and, when it has grants or wants secrets, mounts
  * its filesystem at target. *mounted and *files tell what happened. -EEXIST: id already attached;
