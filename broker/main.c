@@ -773,6 +773,8 @@ static int main_run(struct main_opts *o)
 		log_error("keeper: %s does not name its channel (%s)", KEEPER_ENV_FD, strerror(-r));
 		return 1;
 	}
+	met.keeper = kl ? 1 : 0;
+	met.daemon_restarts = keeper_link_restarts(kl);
 	main_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;

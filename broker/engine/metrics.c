@@ -30,6 +30,13 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc "
 	       "(slower).",
 	       "secretd_proc_connector %" PRIu64, m->proc_connector);
+	METRIC("secretd_keeper", "gauge",
+	       "1 when a keeper process holds the FUSE connections and sockets across a crash "
+	       "or upgrade of the daemon process; 0 with --no-keeper.",
+	       "secretd_keeper %" PRIu64, m->keeper);
+	METRIC("secretd_daemon_restarts_total", "counter",
+	       "Daemon processes the keeper started before this one (crashes, upgrades).",
+	       "secretd_daemon_restarts_total %" PRIu64, m->daemon_restarts);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
 	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,

@@ -20,6 +20,9 @@ struct metrics {
 	 * audit records of failed or undone changes that could not be written */
 	uint64_t refresh_failures, audit_record_failures;
 	uint64_t store_read_errors; /* /metrics could not count the secrets (secretd_secrets NaN) */
+	/* the keeper (broker/keeper): daemon processes it started before this one (crashes and
+	 * upgrades; counted since the keeper's last exec), and 1 when there is a keeper */
+	uint64_t daemon_restarts, keeper;
 };
 
 /* Gauges that other modules own, sampled at render time. */

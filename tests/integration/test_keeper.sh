@@ -36,6 +36,9 @@ done
 	fail "ten deaths not logged: $(grep keeper: "$SD_LOG")"
 printf 'v2' | ctl put k/a >/dev/null || fail "put after the kills"
 [ "$(ctl get k/a)" = v2 ] || fail "read after the kills"
+metric() { curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk -v n="$1" '$1 == n {print $2}'; }
+[ "$(metric secretd_keeper)" = 1 ] || fail "secretd_keeper is not 1"
+[ "$(metric secretd_daemon_restarts_total)" = 10 ] || fail "secretd_daemon_restarts_total: $(metric secretd_daemon_restarts_total)"
 ok "daemon process killed -9 ten times: every request answered, the keeper restarted it each time"
 
 # --- SIGHUP: upgrade in place
@@ -77,4 +80,5 @@ ok "a daemon process that cannot start: secretd run exits $rc, once, saying why"
 sd_start --no-keeper
 [ "$(sd_worker_pid)" = "$SD_PID" ] || fail "--no-keeper still has a child daemon process"
 [ "$(ctl get k/a)" = v2 ] || fail "--no-keeper: read"
+[ "$(metric secretd_keeper)" = 0 ] || fail "--no-keeper: secretd_keeper is not 0"
 ok "--no-keeper: one process"
