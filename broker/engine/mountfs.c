@@ -128,13 +128,18 @@ static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
 		mountfs_unmount(c, false);
 		if (!c->hook) {
 			mounts *m = c->m;
+			registry_unpersist(c);
 			registry_unlink(m, c);
 			registry_cont_free(c);
+		} else if (registry_persist(c) < 0) {
+			/* its row still says mounted: the next start looks at the target (harmless:
+			 * only a stale mount of ours is replaced) */
+			c->m->st.registry_write_failures++;
 		}
 	}
 }
 
-int mountfs_mount(struct mcont *c, int pidfd)
+int mountfs_mount(struct mcont *c, int pidfd, bool replace)
 {
 	struct sfs_config cfg = {
 	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
@@ -154,7 +159,8 @@ int mountfs_mount(struct mcont *c, int pidfd)
 	r = sfs_mount_data(fs, data, sizeof(data));
 	if (r < 0)
 		goto fail;
-	r = nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
+	r = replace ? nsmount_replace(pidfd, c->root, c->target, sfs_fd(fs), data)
+	            : nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
 	if (r < 0)
 		goto fail;
 	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
