@@ -5,7 +5,8 @@
 -- init for hook = 1, the process that asked for the mount for hook = 0): start_time is field 22
 -- of /proc/PID/stat (clock ticks since boot), so a reused pid never passes for it. mount: 0 not
 -- mounted, 1 mounted at attach (in the init's namespace), 2 a self-mount (in the namespace of
--- mount_pid, whose start is mount_start). root is the bundle root given at createRuntime (kept
+-- mount_pid, whose start is mount_start; mount_ns is that mount namespace's inode, so that
+-- another process of the container in it can be found once the requester has exited). root is the bundle root given at createRuntime (kept
 -- for the record; restore uses /proc/PID/root). mac: a keyed BLAKE2b MAC (subkey 5 of the MAC
 -- root, message "secretd/container/v1") over every column and the container's labels in order:
 -- an edited, added or swapped row fails its check and is not restored.
@@ -20,6 +21,7 @@ CREATE TABLE IF NOT EXISTS containers (
 	mount INTEGER NOT NULL CHECK (mount IN (0, 1, 2)),
 	mount_pid INTEGER NOT NULL CHECK (mount_pid >= 0),
 	mount_start INTEGER NOT NULL CHECK (mount_start >= 0),
+	mount_ns INTEGER NOT NULL CHECK (mount_ns >= 0),
 	root TEXT,
 	target TEXT NOT NULL,
 	uid INTEGER NOT NULL,

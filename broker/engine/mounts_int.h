@@ -119,6 +119,7 @@ struct mcont {
 	enum store_cont_mount mount_kind;
 	pid_t mount_pid;
 	uint64_t mount_start;
+	uint64_t mount_ns; /* that mount namespace's inode */
 	uint32_t uid, gid;
 	bool hook; /* registered by the OCI hook (else seen on the workload socket) */
 	sfs *fs;   /* NULL when not mounted */

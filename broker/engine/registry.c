@@ -118,6 +118,7 @@ int registry_persist(struct mcont *c)
 	                              .mount = c->fs ? c->mount_kind : STORE_CONT_UNMOUNTED,
 	                              .mount_pid = self ? c->mount_pid : 0,
 	                              .mount_start = self ? c->mount_start : 0,
+	                              .mount_ns = self ? c->mount_ns : 0,
 	                              .root = c->root,
 	                              .target =
 	                                  c->target ? c->target : (char *)SECRETD_MOUNT_DEFAULT,
@@ -396,18 +397,21 @@ int mounts_mount_self(mounts *m, const struct ident *who, const char *target, si
 	}
 	/* The requester's start time, read while its pidfd shows it alive (restore finds its
 	 * namespace through it). */
-	uint64_t start = 0;
+	uint64_t start = 0, ns = 0;
 	int r = ident_start_time(who->pid, &start);
+	if (r == 0)
+		r = ident_mnt_ns(who->pid, &ns);
 	if (r == 0 && ident_alive(who) < 0)
 		r = -ESRCH;
 	if (r < 0)
 		return r;
 	enum store_cont_mount old_kind = c->mount_kind;
 	pid_t old_pid = c->mount_pid;
-	uint64_t old_start = c->mount_start;
+	uint64_t old_start = c->mount_start, old_ns = c->mount_ns;
 	c->mount_kind = STORE_CONT_MOUNT_SELF;
 	c->mount_pid = who->pid;
 	c->mount_start = start;
+	c->mount_ns = ns;
 	r = mountfs_mount(c, who->pidfd, false);
 	if (r == 0) {
 		r = registry_persist(c);
@@ -418,6 +422,7 @@ int mounts_mount_self(mounts *m, const struct ident *who, const char *target, si
 		c->mount_kind = old_kind;
 		c->mount_pid = old_pid;
 		c->mount_start = old_start;
+		c->mount_ns = old_ns;
 		return r;
 	}
 	*files = c->nfiles;

@@ -1,6 +1,7 @@
 /* restore: at start, re-attaches the containers of the persisted registry (store_containers_*)
  * that still run, so that a daemon killed (-9, OOM) or stopped and started again serves them
  * again without restarting them. See mounts_restore in mounts.h for the rules. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker/engine/mounts_int.h"
+#include "common/decimal.h"
 
 /* The process a row names, found again: its pidfd, alive after its start time was read. */
 struct restore_proc {
@@ -33,6 +35,47 @@ static int restore_find(pid_t pid, uint64_t start, const char *cgroup, struct re
 	if (r < 0)
 		ident_clear(&p->id);
 	return r;
+}
+
+/* The process whose mount namespace holds a self-mount: the requester of the row, else (it
+ * has exited: `secretctl mount` does at once) any process of the container's cgroup in the
+ * same mount namespace (row->mount_ns), found in /proc. 0 with p, *pid, *start; else
+ * restore_find's error for the requester, or -ESRCH when no such process runs. */
+static int restore_find_self(const struct store_container *row, struct restore_proc *p, pid_t *pid,
+                             uint64_t *start)
+{
+	int r = restore_find((pid_t)row->mount_pid, row->mount_start, row->cgroup, p);
+	if (r == 0) {
+		*pid = (pid_t)row->mount_pid;
+		*start = row->mount_start;
+		return 0;
+	}
+	if (!row->mount_ns || (r != -ESRCH && r != -ESTALE && r != -EXDEV))
+		return r;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	int found = -ESRCH;
+	struct dirent *e;
+	while (found < 0 && (e = readdir(d))) {
+		uint64_t v, ns = 0, st = 0;
+		if (decimal_parse_u64(e->d_name, strlen(e->d_name), 1, INT32_MAX, &v) < 0 ||
+		    ident_mnt_ns((pid_t)v, &ns) < 0 || ns != row->mount_ns ||
+		    ident_start_time((pid_t)v, &st) < 0 ||
+		    restore_find((pid_t)v, st, row->cgroup, p) < 0)
+			continue;
+		/* the namespace again, now that the pidfd pins the process */
+		if (ident_mnt_ns((pid_t)v, &ns) < 0 || ns != row->mount_ns ||
+		    ident_alive(&p->id) < 0) {
+			ident_clear(&p->id);
+			continue;
+		}
+		*pid = (pid_t)v;
+		*start = st;
+		found = 0;
+	}
+	closedir(d);
+	return found;
 }
 
 static const char *restore_why(int err)
@@ -120,7 +163,10 @@ static void restore_one(mounts *m, const struct store_container *row,
                         const struct mounts_restore_ops *ops, struct mounts_restore_event *ev)
 {
 	struct restore_proc p = {.id = {.pidfd = -1}}, mp = {.id = {.pidfd = -1}};
-	int r = restore_find((pid_t)row->pid, row->start_time, row->cgroup, &p);
+	pid_t self_pid = 0;
+	uint64_t self_start = 0;
+	int r = row->hook ? restore_find((pid_t)row->pid, row->start_time, row->cgroup, &p)
+	                  : restore_find_self(row, &p, &self_pid, &self_start);
 	if (r < 0) {
 		ev->outcome = MOUNTS_RESTORE_FORGOTTEN;
 		ev->why = restore_why(r);
@@ -149,14 +195,16 @@ static void restore_one(mounts *m, const struct store_container *row,
 	}
 	c->mount_kind = row->mount;
 	if (row->mount == STORE_CONT_MOUNT_SELF) {
-		c->mount_pid = (pid_t)row->mount_pid;
-		c->mount_start = row->mount_start;
+		c->mount_ns = row->mount_ns;
 		if (!row->hook) {
-			mount_pidfd = p.id.pidfd; /* the row's process is the requester */
+			mount_pidfd = p.id.pidfd; /* found by restore_find_self above */
 		} else {
-			r = restore_find(c->mount_pid, c->mount_start, row->cgroup, &mp);
+			r = restore_find_self(row, &mp, &self_pid, &self_start);
 			mount_pidfd = r == 0 ? mp.id.pidfd : -1;
 		}
+		/* the process found is the one the row names from now on */
+		c->mount_pid = self_pid;
+		c->mount_start = self_start;
 	}
 	int mr = 0;
 	if (row->mount != STORE_CONT_UNMOUNTED && mount_pidfd >= 0)
@@ -206,6 +254,10 @@ static void restore_one(mounts *m, const struct store_container *row,
 		ev->row_kept = true;
 		return;
 	}
+	if (c->mount_kind == STORE_CONT_MOUNT_SELF &&
+	    (c->mount_pid != (pid_t)row->mount_pid || c->mount_start != row->mount_start) &&
+	    registry_persist(c) < 0)
+		m->st.registry_write_failures++; /* the next start searches the namespace again */
 	ev->outcome = MOUNTS_RESTORE_RESTORED;
 	ev->mounted = c->fs != NULL;
 	ev->files = c->nfiles;

@@ -227,3 +227,16 @@ int ident_start_time(pid_t pid, uint64_t *start)
 		return -E2BIG;
 	return ident_parse_start(buf, len, start);
 }
+
+int ident_mnt_ns(pid_t pid, uint64_t *ino)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	*ino = (uint64_t)st.st_ino;
+	return 0;
+}

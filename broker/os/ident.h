@@ -40,5 +40,8 @@ int ident_parse_start(const char *buf, size_t len, uint64_t *start);
  * opened before and found alive after, it names one process for good: a reused pid has another
  * start time. -ESRCH when the pid is gone, -EINVAL, -E2BIG. */
 int ident_start_time(pid_t pid, uint64_t *start);
+/* The inode of pid's mount namespace (/proc/PID/ns/mnt): it names the namespace while it
+ * lives. -ESRCH when the pid is gone. Check the pid's pidfd afterwards. */
+int ident_mnt_ns(pid_t pid, uint64_t *ino);
 /* Reads /proc/PID/exe's target into buf (for audit); 0 or -errno. */
 int ident_exe(pid_t pid, char *buf, size_t len);

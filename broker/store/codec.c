@@ -141,6 +141,7 @@ int store_codec_container(struct store_buf *b, const struct store_container *c)
 	store_buf_u64(b, (uint64_t)c->mount);
 	store_buf_u64(b, (uint64_t)c->mount_pid);
 	store_buf_u64(b, c->mount_start);
+	store_buf_u64(b, c->mount_ns);
 	store_buf_u64(b, c->root ? 1 : 0);
 	store_buf_str(b, c->root ? c->root : "");
 	store_buf_str(b, c->target);

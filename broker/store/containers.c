@@ -27,12 +27,14 @@ static int store_cont_valid(const struct store_container *c)
 	    (c->root && !store_cont_str_ok(c->root, STORE_CONT_STR_MAX, false)))
 		return -EINVAL;
 	if (c->pid <= 0 || c->pid > INT32_MAX || c->start_time > INT64_MAX ||
-	    c->mount_start > INT64_MAX || c->mount_pid < 0 || c->mount_pid > INT32_MAX)
+	    c->mount_start > INT64_MAX || c->mount_ns > INT64_MAX || c->mount_pid < 0 ||
+	    c->mount_pid > INT32_MAX)
 		return -EINVAL;
 	if (c->mount != STORE_CONT_UNMOUNTED && c->mount != STORE_CONT_MOUNT_HOOK &&
 	    c->mount != STORE_CONT_MOUNT_SELF)
 		return -EINVAL;
-	if ((c->mount == STORE_CONT_MOUNT_SELF) != (c->mount_pid > 0))
+	if ((c->mount == STORE_CONT_MOUNT_SELF) != (c->mount_pid > 0) ||
+	    (c->mount != STORE_CONT_MOUNT_SELF && c->mount_ns))
 		return -EINVAL;
 	if (c->nlabels > STORE_CONT_LABELS_MAX || (c->nlabels && !c->labels))
 		return -EINVAL;
@@ -82,9 +84,9 @@ int store_containers_put(store *s, const struct store_container *c)
 	r = store_prepare(
 	    s->db,
 	    "INSERT INTO containers (id, hook, runtime, name, cgroup, pid, start_time, "
-	    "mount, mount_pid, mount_start, root, target, uid, gid, wants, created, "
-	    "mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-	    "?14, ?15, ?16, ?17)",
+	    "mount, mount_pid, mount_start, root, target, uid, gid, wants, created, mac, "
+	    "mount_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+	    "?14, ?15, ?16, ?17, ?18)",
 	    &ins);
 	if (r < 0)
 		goto out;
@@ -108,6 +110,7 @@ int store_containers_put(store *s, const struct store_container *c)
 	sqlite3_bind_int(ins, 15, c->wants ? 1 : 0);
 	sqlite3_bind_int64(ins, 16, c->created);
 	sqlite3_bind_blob(ins, 17, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(ins, 18, (int64_t)c->mount_ns);
 	r = store_step_done(ins);
 	if (r < 0 || c->nlabels == 0)
 		goto out;
@@ -224,6 +227,7 @@ static int store_cont_fill(store *s, sqlite3_stmt *st, void *elem)
 	c->gid = (uint32_t)gid;
 	c->wants = wants == 1;
 	c->created = sqlite3_column_int64(st, 15);
+	c->mount_ns = (uint64_t)sqlite3_column_int64(st, 17);
 	int r = store_cont_labels(s, c);
 	if (r < 0)
 		return r;
@@ -249,11 +253,13 @@ int store_containers_list(store *s, struct store_container **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db,
-	                      "SELECT id, hook, runtime, name, cgroup, pid, start_time, mount, "
-	                      "mount_pid, mount_start, root, target, uid, gid, wants, created, mac "
-	                      "FROM containers ORDER BY id",
-	                      &st);
+	int r =
+	    store_prepare(s->db,
+	                  "SELECT id, hook, runtime, name, cgroup, pid, start_time, mount, "
+	                  "mount_pid, mount_start, root, target, uid, gid, wants, created, mac, "
+	                  "mount_ns "
+	                  "FROM containers ORDER BY id",
+	                  &st);
 	if (r < 0)
 		return r;
 	void *v = NULL;

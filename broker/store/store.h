@@ -156,8 +156,9 @@ struct store_container {
 	enum store_cont_mount mount;
 	int64_t mount_pid; /* STORE_CONT_MOUNT_SELF: the requester; else 0 */
 	uint64_t mount_start;
-	char *root;   /* the bundle root given at attach, or NULL */
-	char *target; /* the mount target inside the container */
+	uint64_t mount_ns; /* STORE_CONT_MOUNT_SELF: its mount namespace's inode (0: unknown) */
+	char *root;        /* the bundle root given at attach, or NULL */
+	char *target;      /* the mount target inside the container */
 	uint32_t uid, gid;
 	bool wants;
 	int64_t created;

@@ -6,6 +6,11 @@
 #    restart, the longest gap between two good reads (its own timestamps) under 2 s, and a
 #    rotation after the restart reaches it; twice;
 #  - a plain stop (SIGTERM) + start re-attaches it too;
+#  - a workload self-mount (`secretctl mount` in a docker-shaped container, the requester long
+#    gone) is restored in the same mount namespace;
+#  - exactly one fuse.secretd mount is at the target afterwards (the stale one detached), and
+#    restore still refuses a non-empty real directory and a symlinked target (the row kept: the
+#    next start restores it once the directory is fixed);
 #  - a container that exited while the daemon was down is forgotten;
 #  - a row whose pid now belongs to another process (pid reused through ns_last_pid) is not
 #    restored, and a row edited behind the daemon's back (its MAC fails) is not restored.
@@ -14,7 +19,11 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/runtime_lib.sh
 . "$(dirname "$0")/runtime_lib.sh"
+# shellcheck source=tests/integration/cgroup_lib.sh
+. "$(dirname "$0")/cgroup_lib.sh"
+EXTRA_CLEANUP=cg_cleanup
 need_root
+need_cgroup2
 need_fuse
 need_cmd runc
 need_cmd sqlite3
@@ -61,6 +70,24 @@ PID_A=$(init_pid "$A")
 [ -n "$PID_A" ] || fail "no init pid for $A"
 ok "the container reads its secrets (name: and label: grants)"
 
+# A seen-only docker-shaped container that mounted itself (the requester, secretctl, exits).
+E=$(hex64)
+mk_cgroup "$CG2" "/docker/$E"
+cgE=$CG
+ctl grant db/password "id:$E" >/dev/null || fail "grant id:E"
+start_container "$cgE" || fail "container E did not start"
+PE=$CPID
+cexec "$PE" "$cgE" "$SECRETCTL" --socket "$SD_WORKLOAD" mount /run/secrets | grep -q "mounted 1" ||
+	fail "self-mount in E"
+e_reads() { [ "$(cexec "$PE" "$cgE" cat /run/secrets/db/password 2>/dev/null)" = "$1" ]; }
+e_reads pw-1 || fail "E cannot read its secret"
+# mounts_at PID: the fuse.secretd mounts at /run/secrets in PID's mount namespace
+mounts_at() { awk '$5 == "/run/secrets" && / - fuse.secretd /' "/proc/$1/mountinfo" | wc -l; }
+one_mount() {
+	[ "$(mounts_at "$PID_A")" = 1 ] || fail "$1: A has $(mounts_at "$PID_A") fuse.secretd mounts at /run/secrets"
+	[ "$(mounts_at "$PE")" = 1 ] || fail "$1: E has $(mounts_at "$PE") fuse.secretd mounts at /run/secrets"
+}
+
 # longest_gap FROM_LINE: the longest time between two consecutive good reads from line FROM_LINE
 # on, by the container's own clock (seconds, 2 decimals).
 longest_gap() {
@@ -96,6 +123,11 @@ for round in 1 2; do
 	poll_until 30 reads_value "pw-$v" || fail "round $round: the rotation after the restart did not reach it: $(last_ok)"
 	gap_check "$gap" "kill -9 round $round"
 	ok "kill -9 round $round: reads again (longest gap ${gap} s), same container, rotation pw-$v reaches it"
+	poll_until 30 e_reads "pw-$v" || fail "round $round: the self-mounted container E does not read pw-$v"
+	one_mount "round $round"
+	grep -q "restored container $E (name -): mounted again at /run/secrets" "$SD_LOG" ||
+		fail "round $round: E's restore is not logged"
+	ok "kill -9 round $round: the self-mount is restored in its namespace; one mount at the target in each"
 done
 listed "$A" || fail "the restored container is not listed"
 ctl containers --json | grep -q '"name": *"app"' || fail "the restored container lost its name: $(ctl containers --json)"
@@ -116,6 +148,46 @@ poll_until 30 reads_value "pw-$v" || fail "stop + start: the rotation did not re
 [ "$(init_pid "$A")" = "$PID_A" ] || fail "stop + start: the container was restarted"
 gap_check "$gap" "stop+start"
 ok "stop (SIGTERM) + start: re-attached (longest gap ${gap} s), rotation reaches it"
+poll_until 30 e_reads "pw-$v" || fail "stop + start: E does not read pw-$v"
+one_mount "stop + start"
+ok "stop (SIGTERM) + start: the self-mount is restored too"
+
+# --- restore keeps the mount rules: a non-empty real directory, a symlinked target
+mounted_a() { ctl containers --json | python3 -c 'import json,sys
+c = [x for x in json.load(sys.stdin)["containers"] if x["id"] == sys.argv[1]]
+sys.exit(0 if c and c[0]["mounted"] else 1)' "$A"; }
+mounted_a || fail "mounted_a: A is not listed as mounted"
+sd_stop
+: >"$T/ba/rootfs/run/secrets/stray"
+sd_start
+grep -q "container $A (name app): cannot restore: .*its row is kept" "$SD_LOG" ||
+	fail "restore over a non-empty directory: not refused and logged"
+listed "$A" || fail "A is not registered after its mount was refused"
+if mounted_a; then fail "A is mounted over a non-empty directory"; fi
+[ "$(mounts_at "$PID_A")" = 0 ] || fail "a mount was made over a non-empty directory"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | grep -q '^secretd_restore_failures_total 1$' ||
+	fail "the refused restore is not counted"
+ok "restore refuses a non-empty real directory (logged, counted, the row kept)"
+sd_stop
+rm "$T/ba/rootfs/run/secrets/stray"
+rmdir "$T/ba/rootfs/run/secrets"
+mkdir -p "$T/ba/rootfs/run/elsewhere"
+ln -s /run/elsewhere "$T/ba/rootfs/run/secrets"
+sd_start
+if mounted_a; then fail "A is mounted through a symlinked target"; fi
+grep "container $A (name app): cannot restore" "$SD_LOG" | tail -n 1 | grep -qi "symbolic link" ||
+	fail "the symlink refusal does not say why: $(grep "container $A" "$SD_LOG" | tail -n 1)"
+[ "$(awk '/ - fuse.secretd /' "/proc/$PID_A/mountinfo" | wc -l)" = 0 ] ||
+	fail "a mount was made through a symlinked target"
+ok "restore refuses a symlinked target"
+sd_stop
+rm "$T/ba/rootfs/run/secrets"
+mkdir "$T/ba/rootfs/run/secrets"
+sd_start
+poll_until 30 sh -c "tail -n 1 '$T/oa/log' | grep -q ' ok '" || fail "A was not restored once its directory was fixed"
+one_mount "fixed"
+mounted_a || fail "A is not listed as mounted after the fix"
+ok "the kept row restores the container at the next start"
 
 # --- a container that exits while the daemon is down is forgotten; so is a row whose pid now
 # names another process, and a row whose MAC fails

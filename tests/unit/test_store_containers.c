@@ -49,6 +49,7 @@ static struct store_container row_b(void)
 	                                .mount = STORE_CONT_MOUNT_SELF,
 	                                .mount_pid = 77,
 	                                .mount_start = 5,
+	                                .mount_ns = 4026532000ULL,
 	                                .target = "/secrets",
 	                                .uid = 0,
 	                                .gid = 0,
@@ -68,6 +69,7 @@ static void same(const struct store_container *got, const struct store_container
 	ck_assert_int_eq(got->mount, want->mount);
 	ck_assert_int_eq(got->mount_pid, want->mount_pid);
 	ck_assert_uint_eq(got->mount_start, want->mount_start);
+	ck_assert_uint_eq(got->mount_ns, want->mount_ns);
 	if (want->root)
 		ck_assert_str_eq(got->root, want->root);
 	else
@@ -235,9 +237,15 @@ START_TEST(test_integrity_copied)
 {
 	/* a valid row copied under another id */
 	tampered("INSERT INTO containers SELECT 'cont-c', hook, runtime, name, cgroup, pid, "
-	         "start_time, mount, mount_pid, mount_start, root, target, uid, gid, wants, "
-	         "created, mac FROM containers WHERE id = 'cont-b'",
+	         "start_time, mount, mount_pid, mount_start, mount_ns, root, target, uid, gid, "
+	         "wants, created, mac FROM containers WHERE id = 'cont-b'",
 	         "cont-c");
+}
+END_TEST
+
+START_TEST(test_integrity_mount_ns)
+{
+	tampered("UPDATE containers SET mount_ns = 1 WHERE id = 'cont-b'", "cont-b");
 }
 END_TEST
 
@@ -262,6 +270,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_integrity_label_added);
 	tcase_add_test(tc, test_integrity_copied);
 	tcase_add_test(tc, test_integrity_hook_flag);
+	tcase_add_test(tc, test_integrity_mount_ns);
 	suite_add_tcase(s, tc);
 	return s;
 }
