@@ -22,6 +22,7 @@ static const char *const fault_files[] = {
     [ENGINE_FAULT_VIEW_INPUTS] = "view_inputs",
     [ENGINE_FAULT_AUDIT_RECORD] = "audit_record",
     [ENGINE_FAULT_UNMOUNT] = "unmount",
+    [ENGINE_FAULT_REGISTRY_WRITE] = "registry_write",
 };
 
 static int fault_dir_fd = -1;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/engine/fault.h"
 #include "broker/engine/mounts_int.h"
 #include "common/limits.h"
 #include "common/names.h"
@@ -126,7 +127,9 @@ int registry_persist(struct mcont *c)
 	                              .gid = c->gid,
 	                              .wants = c->wants,
 	                              .created = c->created};
-	int r = store_containers_put(c->m->store, &row);
+	int r = engine_fault(ENGINE_FAULT_REGISTRY_WRITE);
+	if (r == 0)
+		r = store_containers_put(c->m->store, &row);
 	free(labels);
 	return r;
 }
@@ -274,6 +277,9 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 	 * so the mount left in its namespace is never used). */
 	rc = registry_persist(c);
 	if (rc < 0) {
+		/* out of its namespace too (a failed unmount is counted): the container will not
+		 * start, but a workload attach's process lives on */
+		mountfs_unmount(c, true);
 		registry_cont_free(c);
 		return rc;
 	}
