@@ -19,13 +19,18 @@ static void mountfs_cache_clear(struct mcont *c)
 
 int mountfs_unmount(struct mcont *c, bool in_namespace)
 {
+	return mountfs_unmount_from(c, in_namespace ? c->pidfd : -1);
+}
+
+int mountfs_unmount_from(struct mcont *c, int pidfd)
+{
 	int err = 0;
 	if (!c->fs)
 		return 0;
-	if (in_namespace && c->pidfd >= 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0) {
+	if (pidfd >= 0 && pidfd_send_signal(pidfd, 0, NULL, 0) == 0) {
 		err = engine_fault(ENGINE_FAULT_UNMOUNT);
 		if (err == 0)
-			err = nsmount_umount(c->pidfd, c->root, c->target);
+			err = nsmount_umount(pidfd, c->root, c->target);
 		if (err < 0)
 			c->m->st.unmount_failures++; /* the session below is destroyed either way */
 	}

@@ -223,6 +223,8 @@ int mountfs_mount(struct mcont *c, int pidfd, bool replace);
  * the unmount in the container's namespace, which left a stale mount there (it serves nothing:
  * its FUSE connection is closed) and is counted in st.unmount_failures. */
 int mountfs_unmount(struct mcont *c, bool in_namespace);
+/* The same, unmounting inside the namespace of pidfd's process (-1: not at all). */
+int mountfs_unmount_from(struct mcont *c, int pidfd);
 
 /* ---- mounts.c ---- */
 

@@ -273,8 +273,7 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 			return rc;
 		}
 	}
-	/* Persisted before the hook is answered: no row, no attach (the container does not start,
-	 * so the mount left in its namespace is never used). */
+	/* Persisted before the hook is answered: no row, no attach. */
 	rc = registry_persist(c);
 	if (rc < 0) {
 		/* out of its namespace too (a failed unmount is counted): the container will not
@@ -421,8 +420,8 @@ int mounts_mount_self(mounts *m, const struct ident *who, const char *target, si
 	r = mountfs_mount(c, who->pidfd, false);
 	if (r == 0) {
 		r = registry_persist(c);
-		if (r < 0) /* no row, no mount */
-			mountfs_unmount(c, true);
+		if (r < 0) /* no row, no mount: out of the requester's namespace again */
+			mountfs_unmount_from(c, who->pidfd);
 	}
 	if (r < 0) {
 		c->mount_kind = old_kind;
