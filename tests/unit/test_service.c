@@ -50,7 +50,7 @@ static void on_report(void *ud, enum service_event ev, const char *action, const
 }
 
 /* Injected faults: the errno per point (0: none). */
-static int faults[2];
+static int faults[ENGINE_FAULT_POINTS];
 
 static int fault_hook(enum engine_fault_point p, void *ud)
 {
