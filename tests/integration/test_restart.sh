@@ -256,3 +256,9 @@ n=$(sqlite3 "$T/state/secretd.db" "SELECT count(*) FROM containers WHERE id = '$
 [ "$n" = 0 ] || fail "A's row is still stored after it exited"
 ok "an exited container's row is deleted"
 echo "# longest gaps between good reads:$GAPS"
+# Under the sanitizers (scripts/test.sh runs this test in build-asan too): no report from any of
+# the daemons started above, the last one stopped cleanly.
+sd_stop
+if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$SD_LOG"; then
+	fail "a sanitizer reported: $(grep -m 3 "Sanitizer\|runtime error:" "$SD_LOG")"
+fi
