@@ -14,6 +14,7 @@
 #  - a container that exited while the daemon was down is forgotten;
 #  - a row whose pid now belongs to another process (pid reused through ns_last_pid) is not
 #    restored, and a row edited behind the daemon's back (its MAC fails) is not restored.
+# shellcheck disable=SC2119 # sd_start takes no arguments: the same command every time
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -206,8 +207,7 @@ rt_out_dir "$T/od"
 BUNDLE_BINDS="$T/od:/out:rw" mk_bundle "$T/bd" app sh -c "$waiter"
 start_runc_bg "$T/bd" "$D"
 for o in ob oc od; do rt_wait_file "$T/$o/started" 150 || fail "$o did not start"; done
-poll_until 30 listed "$B" && poll_until 30 listed "$C" && poll_until 30 listed "$D" ||
-	fail "B, C, D are not all listed"
+for x in "$B" "$C" "$D"; do poll_until 30 listed "$x" || fail "$x is not listed"; done
 PID_C=$(init_pid "$C")
 PID_D=$(init_pid "$D")
 kill -KILL "$SD_PID"
