@@ -771,10 +771,16 @@ static int main_run(struct main_opts *o)
 		log_error("cannot load grants: %s", main_store_error(r));
 		goto out;
 	}
+	struct service_config svc = {.report = main_on_service, .report_ud = &svlog};
+	r = service_new(&sv, s, m, &met, &svc);
+	if (r < 0) {
+		log_error("service: %s", strerror(-r));
+		goto out;
+	}
 	/* Before serving: the containers that ran under the previous daemon get their mounts back
 	 * (no held connections yet: a later keeper passes its take_held). */
 	struct mounts_restore_counts rc_n;
-	r = mounts_restore(m, NULL, main_on_restore, NULL, &rc_n);
+	r = service_restore(sv, NULL, main_on_restore, NULL, &rc_n);
 	if (r < 0)
 		log_error("cannot read the container registry: %s; no container was restored (they "
 		          "get their secrets again when restarted)",
@@ -784,12 +790,6 @@ static int main_run(struct main_opts *o)
 		    "restore: %zu container(s) restored, %zu forgotten (exited meanwhile), %zu "
 		    "failed",
 		    rc_n.restored, rc_n.forgotten, rc_n.failed);
-	struct service_config svc = {.report = main_on_service, .report_ud = &svlog};
-	r = service_new(&sv, s, m, &met, &svc);
-	if (r < 0) {
-		log_error("service: %s", strerror(-r));
-		goto out;
-	}
 	struct drivers_config dc = {.store = s,
 	                            .service = sv,
 	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
