@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -277,7 +278,8 @@ static int target_free(int tfd)
 }
 
 /* Lazily detaches every fuse.secretd mount stacked at target (beneath rootfd, no symlink
- * followed): the mounts a killed or stopped daemon left. Anything else at target is left
+ * followed): the mounts a killed or stopped daemon left (without statmount: every dead FUSE
+ * mount there). Anything else at target is left
  * alone (target_free then judges it). 0 or -errno. */
 static int detach_stale(int rootfd, const char *target)
 {
@@ -296,6 +298,13 @@ static int detach_stale(int rootfd, const char *target)
 			break;
 		}
 		int k = fuse_mount_root_kind(tfd, true);
+		if (k == -ENOSYS) {
+			/* No statmount (Linux < 6.8): a mount root whose file system answers
+			 * ENOTCONN is a dead FUSE connection, nobody's to keep; a live one is left
+			 * to target_free. */
+			struct statfs sf;
+			k = fstatfs(tfd, &sf) < 0 && errno == ENOTCONN ? 0 : -ENOENT;
+		}
 		close(tfd);
 		if (k == -ENOENT)
 			break; /* not ours (or no mount): left to target_free */
