@@ -739,6 +739,30 @@ static int main_test_faults(void)
 	return 0;
 }
 
+/* One line per container of the persisted registry (mounts_restore). */
+static void main_on_restore(void *ud, const struct mounts_restore_event *ev)
+{
+	const char *name = ev->name && *ev->name ? ev->name : "-";
+	switch (ev->outcome) {
+	case MOUNTS_RESTORE_RESTORED:
+		if (ev->mounted)
+			log_info("restored container %s (name %s): mounted again at %s, %zu files",
+			         ev->id, name, ev->target, ev->files);
+		else
+			log_info("restored container %s (name %s): registered, no mount", ev->id,
+			         name);
+		break;
+	case MOUNTS_RESTORE_FORGOTTEN:
+		log_info("forgot container %s (name %s): %s", ev->id, name, ev->why);
+		break;
+	case MOUNTS_RESTORE_FAILED:
+		log_error("container %s (name %s): cannot restore: %s (%s)%s", ev->id, name,
+		          ev->why, main_store_error(ev->err),
+		          ev->row_kept ? "; its row is kept for the next start" : "");
+		break;
+	}
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -854,6 +878,19 @@ static int main_run(struct main_opts *o)
 		log_error("service: %s", strerror(-r));
 		goto out;
 	}
+	/* Before serving: the containers that ran under the previous daemon get their mounts back
+	 * (no held connections yet: a later keeper passes its take_held). */
+	struct mounts_restore_counts rc_n;
+	r = service_restore(sv, NULL, main_on_restore, NULL, &rc_n);
+	if (r < 0)
+		log_error("cannot read the container registry: %s; no container was restored (they "
+		          "get their secrets again when restarted)",
+		          main_store_error(r));
+	else if (rc_n.restored || rc_n.forgotten || rc_n.failed)
+		log_info(
+		    "restore: %zu container(s) restored, %zu forgotten (exited meanwhile), %zu "
+		    "failed",
+		    rc_n.restored, rc_n.forgotten, rc_n.failed);
 	struct drivers_config dc = {.store = s,
 	                            .service = sv,
 	                            .rotate_batch = o->rotate_batch ? o->rotate_batch

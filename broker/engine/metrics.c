@@ -100,6 +100,15 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	    "Unmounts in a live container's namespace that failed (the FUSE connection is closed "
 	    "anyway: the stale mount serves nothing).",
 	    "secretd_unmount_failures_total %" PRIu64, g->unmount_failures);
+	METRIC("secretd_restore_failures_total", "counter",
+	       "Containers of the persisted registry that could not be restored at start (or the "
+	       "registry could not be read).",
+	       "secretd_restore_failures_total %" PRIu64, g->restore_failures);
+	METRIC(
+	    "secretd_registry_write_failures_total", "counter",
+	    "Persisted registry rows that could not be deleted or updated after a detach, an exit "
+	    "or an ended mount (forgotten at the next start).",
+	    "secretd_registry_write_failures_total %" PRIu64, g->registry_write_failures);
 	METRIC("secretd_containers_failed_closed", "gauge",
 	       "Mounted containers denied (EIO) until their view can be applied.",
 	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);

@@ -36,6 +36,8 @@ struct metrics_gauges {
 	uint64_t failed_closed;    /* mounted containers denied until a retry applies their view */
 	int secrets_err;           /* 0, or why secrets could not be counted (rendered as NaN) */
 	uint64_t renders;          /* rendered files rendered (an input changed) (counter) */
+	uint64_t restore_failures; /* containers not restored at start (counter) */
+	uint64_t registry_write_failures; /* registry rows not deleted/updated (counter) */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */
