@@ -177,7 +177,7 @@ void sfs_notifier_queue(struct nbatch *b)
 
 void sfs_queue_inval_inode(sfs *fs, uint64_t ino)
 {
-	if (!fs->inited)
+	if (!fs->inited || fs->notify_off)
 		return;
 	struct nbatch *b = calloc(1, sizeof(*b) + sizeof(b->items[0]));
 	if (!b)

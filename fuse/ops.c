@@ -169,7 +169,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	struct node *p = sfs_node_get(fs, parent);
 	if (!p || !p->live || !p->is_dir) {
-		fuse_reply_err(req, ENOENT);
+		/* An inode this process does not know (the kernel got it from a server before a
+		 * hand-over and it is no longer in the view): ESTALE makes the VFS walk the path
+		 * again with LOOKUP_REVAL. */
+		fuse_reply_err(req, p ? ENOENT : ESTALE);
 		return;
 	}
 	struct node **k =
@@ -229,7 +232,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	struct node *n = sfs_node_get(fs, ino);
 	if (!n || !n->live) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, n ? ENOENT : ESTALE);
 		return;
 	}
 	struct stat st;
@@ -275,7 +278,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else if (req_check(fs, req) < 0)
 		err = EACCES;
 	else if (!n || !n->live)
-		err = ENOENT;
+		err = n ? ENOENT : ESTALE;
 	else if (n->is_dir)
 		err = EISDIR;
 	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
@@ -454,7 +457,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	struct node *n = sfs_node_get(fs, ino);
 	if (!n || !n->live) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, n ? ENOENT : ESTALE);
 		return;
 	}
 	if (!n->is_dir) {

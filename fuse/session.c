@@ -277,8 +277,13 @@ void sfs_adopt_view_set(sfs *fs)
 	if (!fs->adopt_wait_view)
 		return;
 	fs->adopt_wait_view = false;
+	/* Without RESEND, requests the dead server had read are never answered; a LOOKUP among
+	 * them holds its directory's lock, and an invalidation in that directory would block the
+	 * process-wide notifier thread (every mount's invalidations) for good. So this session
+	 * sends none: the caller is told (sfs_resend_status) to abandon the connection. */
 	if (fs->adopt_flags & SFS_ADOPT_NO_RESEND) {
 		fs->resend = -ECANCELED;
+		fs->notify_off = true;
 		return;
 	}
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = SFS_NOTIFY_RESEND, .unique = 0};
@@ -287,6 +292,8 @@ void sfs_adopt_view_set(sfs *fs)
 		w = write(sfs_fd(fs), &oh, sizeof(oh));
 	while (w < 0 && errno == EINTR);
 	fs->resend = w == (ssize_t)sizeof(oh) ? 0 : w < 0 ? -errno : -EIO;
+	if (fs->resend < 0)
+		fs->notify_off = true;
 }
 
 int sfs_resend_status(const sfs *fs)

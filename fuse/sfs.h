@@ -168,9 +168,14 @@ int sfs_journal_parse(const void *data, size_t len,
 int sfs_adopt(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud,
               int fuse_fd, const void *init, size_t init_len, int journal_fd, unsigned flags);
 /* After sfs_adopt: 1 while the RESEND waits for the first view; 0 once it was written (or the
- * session was not adopted); a negative errno when the kernel refused it (before Linux 6.9:
- * -EINVAL): requests the dead server had read then stay unanswered and their callers block
- * until they are killed or the connection is aborted; nothing else is affected. */
+ * session was not adopted); a negative errno when it was not sent: -ECANCELED for
+ * SFS_ADOPT_NO_RESEND, else the kernel's refusal (before Linux 6.9: -EINVAL). Then the requests
+ * the dead server had read are never answered: their callers wait in D state (not even SIGKILL
+ * ends the wait) and a LOOKUP among them holds its directory's lock. The session then queues no
+ * invalidation (one would block the process-wide notifier thread on that lock, for every
+ * mount), so its kernel caches may go stale: the caller must abandon the connection: abort it
+ * (fusectl's /sys/fs/fuse/connections/N/abort, or close every fd of it; the waiting callers
+ * then get ENOTCONN) and mount a fresh session. */
 int sfs_resend_status(const sfs *fs);
 /* Stops serving for a deliberate hand-over: delivers the queued invalidations (serving the
  * connection meanwhile), then frees everything and closes this process's fds without aborting

@@ -119,7 +119,8 @@ struct sfs {
 	uint64_t adopt_ino_max;
 	bool adopt_wait_view; /* adopted, no view yet: dispatch reads nothing */
 	unsigned adopt_flags;
-	int resend; /* sfs_resend_status */
+	int resend;      /* sfs_resend_status */
+	bool notify_off; /* RESEND failed: no invalidations (see sfs_adopt_view_set) */
 	/* no_open mode: .version reads and polls arrive with fh 0 */
 	uint64_t noopen_seen;
 	struct fuse_pollhandle *noopen_ph[SFS_NOOPEN_PH_MAX];

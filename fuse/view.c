@@ -408,7 +408,9 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 		fs->noopen_nph = 0;
 	}
 	view_build_free(&vb, false);
-	if (b->n && fs->inited)
+	/* An adopted session's first view is in place: serving starts, RESEND is written. */
+	sfs_adopt_view_set(fs);
+	if (b->n && fs->inited && !fs->notify_off)
 		sfs_notifier_queue(b); /* before INIT the kernel has nothing cached */
 	else
 		sfs_nbatch_free(b);
@@ -424,10 +426,8 @@ int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n)
 	if (!fs)
 		return -EINVAL;
 	int r = view_apply(fs, e, n, fs->denied);
-	if (r == 0) {
+	if (r == 0)
 		fs->denied = false;
-		sfs_adopt_view_set(fs);
-	}
 	return r;
 }
 
@@ -437,7 +437,8 @@ int sfs_deny(sfs *fs)
 		return -EINVAL;
 	fs->denied = true;
 	int r = view_apply(fs, NULL, 0, true);
-	/* denied: every request is answered (EIO) without the tree, so serving may start */
+	/* denied: every request is answered (EIO) without the tree, so serving may start even
+	 * when the empty view could not be applied */
 	sfs_adopt_view_set(fs);
 	return r;
 }
