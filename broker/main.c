@@ -745,7 +745,12 @@ static void main_on_restore(void *ud, const struct mounts_restore_event *ev)
 	const char *name = ev->name && *ev->name ? ev->name : "-";
 	switch (ev->outcome) {
 	case MOUNTS_RESTORE_RESTORED:
-		if (ev->mounted)
+		if (ev->adopted)
+			log_info(
+			    "restored container %s (name %s): its connection at %s taken over from "
+			    "the keeper (never unmounted), %zu files",
+			    ev->id, name, ev->target, ev->files);
+		else if (ev->mounted)
 			log_info("restored container %s (name %s): mounted again at %s, %zu files",
 			         ev->id, name, ev->target, ev->files);
 		else
@@ -761,6 +766,50 @@ static void main_on_restore(void *ud, const struct mounts_restore_event *ev)
 		          ev->row_kept ? "; its row is kept for the next start" : "");
 		break;
 	}
+}
+
+/* The keeper link's side of the engine: each container's FUSE connection handed over, and
+ * taken back after a crash. */
+struct main_conns {
+	keeper_link *kl;
+	struct log_rl fail;
+};
+
+static void main_on_conn(void *ud, const struct mounts_conn *c)
+{
+	struct main_conns *mc = ud;
+	int r;
+	if (c->held) {
+		int fds[2] = {c->fuse_fd, c->journal_fd};
+		r = keeper_link_hold(mc->kl, KEEPER_KIND_FUSE, c->id, fds, 2, c->init, c->init_len);
+	} else {
+		r = keeper_link_drop(mc->kl, KEEPER_KIND_FUSE, c->id);
+	}
+	if (r < 0)
+		log_ratelimited(&mc->fail, LOG_LVL_ERROR,
+		                "keeper: cannot %s container %s's connection (%s)%s",
+		                c->held ? "hand it" : "take back", c->id, strerror(-r),
+		                c->held ? ": a crash of this process would break its mount until "
+		                          "the next start re-mounts it"
+		                        : "");
+}
+
+static int main_take_held(void *ud, const char *id, struct mounts_held *out)
+{
+	struct main_conns *mc = ud;
+	int fds[KEEPER_FDS_MAX];
+	unsigned n = 0;
+	int r = keeper_link_take(mc->kl, KEEPER_KIND_FUSE, id, fds, &n, out->init, &out->init_len);
+	if (r < 0)
+		return r;
+	if (n != 2 || out->init_len > sizeof(out->init)) {
+		for (unsigned i = 0; i < n; i++)
+			close(fds[i]);
+		return -EPROTO;
+	}
+	out->fuse_fd = fds[0];
+	out->journal_fd = fds[1];
+	return 0;
 }
 
 static int main_run(struct main_opts *o)
@@ -781,6 +830,7 @@ static int main_run(struct main_opts *o)
 	drivers *dr = NULL;
 	int sfd = -1;
 	keeper_link *kl = NULL;
+	struct main_conns conns = {0};
 	int inh[2] = {-1, -1};
 
 	r = crypt_harden_process();
@@ -866,7 +916,12 @@ static int main_run(struct main_opts *o)
 	                           .on_open_ud = ad,
 	                           .on_view = main_on_view,
 	                           .on_view_ud = &vlog,
+	                           .on_conn = kl ? main_on_conn : NULL,
+	                           .on_conn_ud = &conns,
 	                           .procwatch = pw};
+	conns.kl = kl;
+	/* What a dead predecessor left with the keeper: taken by restore and api_start. */
+	main_keeper_fetch(kl, inh);
 	r = mounts_new(&m, l, s, &mc);
 	if (r < 0) {
 		log_error("cannot load grants: %s", main_store_error(r));
@@ -881,16 +936,17 @@ static int main_run(struct main_opts *o)
 	/* Before serving: the containers that ran under the previous daemon get their mounts back
 	 * (no held connections yet: a later keeper passes its take_held). */
 	struct mounts_restore_counts rc_n;
-	r = service_restore(sv, NULL, main_on_restore, NULL, &rc_n);
+	struct mounts_restore_ops rops = {.take_held = main_take_held, .ud = &conns};
+	r = service_restore(sv, kl ? &rops : NULL, main_on_restore, NULL, &rc_n);
 	if (r < 0)
 		log_error("cannot read the container registry: %s; no container was restored (they "
 		          "get their secrets again when restarted)",
 		          main_store_error(r));
 	else if (rc_n.restored || rc_n.forgotten || rc_n.failed)
 		log_info(
-		    "restore: %zu container(s) restored, %zu forgotten (exited meanwhile), %zu "
-		    "failed",
-		    rc_n.restored, rc_n.forgotten, rc_n.failed);
+		    "restore: %zu container(s) restored (%zu of them kept their connection), %zu "
+		    "forgotten (exited meanwhile), %zu failed",
+		    rc_n.restored, rc_n.adopted, rc_n.forgotten, rc_n.failed);
 	struct drivers_config dc = {.store = s,
 	                            .service = sv,
 	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
@@ -913,7 +969,6 @@ static int main_run(struct main_opts *o)
 	                        .audit_anchor = o->audit_anchor,
 	                        .service = sv,
 	                        .inherit_fds = inh};
-	main_keeper_fetch(kl, inh);
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));

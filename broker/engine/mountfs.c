@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
+#include <unistd.h>
 
 #include "broker/engine/mounts_int.h"
 #include "broker/engine/fault.h"
@@ -15,6 +16,35 @@
 static void mountfs_cache_clear(struct mcont *c)
 {
 	memset(c->cache, 0, sizeof(c->cache));
+}
+
+/* The keeper closes its duplicate before this process closes its own fd, so that a mount left
+ * behind (an unmount that failed) ends (ENOTCONN) instead of waiting for a server. */
+static void mountfs_conn_drop(struct mcont *c)
+{
+	if (!c->held || !c->m->cfg.on_conn)
+		return;
+	struct mounts_conn mc = {.id = c->id, .held = false, .fuse_fd = -1, .journal_fd = -1};
+	c->m->cfg.on_conn(c->m->cfg.on_conn_ud, &mc);
+}
+
+/* Once the kernel's INIT has been served, hands the connection to the keeper. */
+static void mountfs_conn_hold(struct mcont *c)
+{
+	if (c->held || !c->m->cfg.on_conn || !c->fs)
+		return;
+	uint8_t init[SFS_INIT_RECORD_MAX];
+	ssize_t n = sfs_init_record(c->fs, init, sizeof(init));
+	if (n <= 0)
+		return; /* no INIT yet (or none adoptable: -E2BIG, kept unheld) */
+	struct mounts_conn mc = {.id = c->id,
+	                         .held = true,
+	                         .fuse_fd = sfs_fd(c->fs),
+	                         .journal_fd = sfs_journal_fd(c->fs),
+	                         .init = init,
+	                         .init_len = (size_t)n};
+	c->held = true;
+	c->m->cfg.on_conn(c->m->cfg.on_conn_ud, &mc);
 }
 
 int mountfs_unmount(struct mcont *c, bool in_namespace)
@@ -35,7 +65,13 @@ int mountfs_unmount_from(struct mcont *c, int pidfd)
 			c->m->st.unmount_failures++; /* the session below is destroyed either way */
 	}
 	loop_del(c->m->loop, sfs_fd(c->fs));
-	sfs_destroy(c->fs);
+	if (c->m->releasing) {
+		sfs_release(c->fs); /* the keeper keeps it for the next daemon process */
+	} else {
+		mountfs_conn_drop(c);
+		sfs_destroy(c->fs);
+	}
+	c->held = false;
 	c->fs = NULL;
 	c->nfiles = 0;
 	if (c->failed) {
@@ -128,7 +164,10 @@ static void mountfs_opened(void *ud, pid_t pid, uid_t uid, const char *path, uin
 static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
 {
 	struct mcont *c = ud;
-	if (sfs_dispatch(c->fs) == -ENODEV) {
+	int r = sfs_dispatch(c->fs);
+	if (r == 0 && !c->held)
+		mountfs_conn_hold(c);
+	if (r == -ENODEV) {
 		/* Unmounted, or the mount namespace is gone: the container has left. */
 		mountfs_unmount(c, false);
 		if (!c->hook) {
@@ -174,6 +213,42 @@ int mountfs_mount(struct mcont *c, int pidfd, bool replace)
 	blobcache_sweep_unshared(&c->m->blobs);
 	return 0;
 fail:
+	sfs_destroy(fs);
+	c->fs = NULL;
+	c->nfiles = 0;
+	blobcache_sweep_unshared(&c->m->blobs);
+	return r;
+}
+
+int mountfs_adopt(struct mcont *c, struct mounts_held *h)
+{
+	struct sfs_config cfg = {
+	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
+	struct sfs_ops ops = {.check = mountfs_check, .opened = mountfs_opened};
+	sfs *fs = NULL;
+	int r = views_inputs_fresh(c->m);
+	if (r == 0)
+		r = sfs_adopt(&fs, &cfg, &ops, c, h->fuse_fd, h->init, h->init_len, h->journal_fd,
+		              0);
+	close(h->fuse_fd); /* sfs_adopt took duplicates */
+	close(h->journal_fd);
+	h->fuse_fd = h->journal_fd = -1;
+	if (r < 0)
+		return r;
+	c->fs = fs;
+	c->held = true;     /* the keeper holds it already */
+	r = views_apply(c); /* the first view also sends FUSE_NOTIFY_RESEND */
+	if (r < 0)
+		goto fail;
+	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
+	if (r < 0)
+		goto fail;
+	blobcache_sweep_unshared(&c->m->blobs);
+	return 0;
+fail:
+	/* Not served: the caller mounts afresh over it (nsmount_replace detaches this one). */
+	mountfs_conn_drop(c);
+	c->held = false;
 	sfs_destroy(fs);
 	c->fs = NULL;
 	c->nfiles = 0;

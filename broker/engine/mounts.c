@@ -52,6 +52,8 @@ void mounts_free(mounts *m)
 
 void mounts_release(mounts *m)
 {
+	if (m)
+		m->releasing = true;
 	mounts_free_all(m, false);
 }
 

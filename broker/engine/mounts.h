@@ -44,6 +44,23 @@ typedef void (*mounts_open_cb)(void *ud, const struct mounts_open_event *ev);
  * Called once per change of state (not per retry); actor is the name, else the id. */
 typedef void (*mounts_view_cb)(void *ud, const char *actor, int err);
 
+/* A container's FUSE connection, for a keeper (mounts_config.on_conn). */
+struct mounts_conn {
+	const char *id;          /* the container id */
+	bool held;               /* true: hold a duplicate; false: close it */
+	int fuse_fd, journal_fd; /* held: the /dev/fuse fd and the inode journal (sfs.h) */
+	const void *init;        /* held: the connection's INIT record (sfs_init_record) */
+	size_t init_len;
+};
+
+/* A held connection handed back for adoption (mounts_restore_ops.take_held). */
+#define MOUNTS_INIT_MAX 512 /* == SFS_INIT_RECORD_MAX */
+struct mounts_held {
+	int fuse_fd, journal_fd; /* owned by the receiver */
+	uint8_t init[MOUNTS_INIT_MAX];
+	size_t init_len;
+};
+
 struct mounts_config {
 	bool no_open;           /* every mount in no-open mode (see sfs_config.no_open) */
 	mounts_open_cb on_open; /* called for every FUSE open (may be NULL); must not block */
@@ -53,6 +70,13 @@ struct mounts_config {
 	void *on_open_ud;
 	mounts_view_cb on_view; /* may be NULL; must not block */
 	void *on_view_ud;
+	/* Hands each container's FUSE connection to a keeper (may be NULL). Called with held true
+	 * once the kernel's INIT has been served (fds borrowed: the callee duplicates them), and
+	 * with held false when the session ends, before this process closes its fd: the holder
+	 * must close its duplicate, or a stale mount would wait instead of failing. Not called for
+	 * a hand-over (mounts_release), where the holder keeps them. Must not block. */
+	void (*on_conn)(void *ud, const struct mounts_conn *conn);
+	void *on_conn_ud;
 	/* Remembers openers' identities and exes (may be NULL: every open is then checked from
 	 * /proc afresh and ev->exe is NULL). Not owned; must outlive the registry. */
 	procwatch *procwatch;
@@ -145,9 +169,12 @@ int mounts_name_check(const char *name, size_t len, const char **why);
 
 /* A later step holds each container's FUSE fd in another process; restore asks it first. */
 struct mounts_restore_ops {
-	/* The live FUSE connection held for container id: 0 with *fuse_fd (the caller's then),
-	 * -ENOENT when none is held, another -errno on failure. NULL: none is ever held. */
-	int (*take_held)(void *ud, const char *id, int *fuse_fd);
+	/* The live FUSE connection held for container id: 0 with *out filled (its fds the
+	 * caller's then), -ENOENT when none is held, another -errno on failure. NULL: none is ever
+	 * held. A held connection is adopted (sfs_adopt: the container's mount never went away;
+	 * requests the dead process had read are answered through FUSE_NOTIFY_RESEND); when that
+	 * fails, the container is mounted afresh. */
+	int (*take_held)(void *ud, const char *id, struct mounts_held *out);
 	void *ud;
 };
 
@@ -162,6 +189,8 @@ struct mounts_restore_event {
 	enum mounts_restore_outcome outcome;
 	const char *id, *name;
 	bool mounted; /* restored: it serves again at target */
+	bool adopted; /* restored: its live connection was adopted from the keeper (not mounted
+	               * afresh): its mount never went away */
 	const char *target;
 	size_t files;
 	const char *why; /* forgotten, failed: a static reason */
@@ -171,6 +200,7 @@ struct mounts_restore_event {
 typedef void (*mounts_restore_cb)(void *ud, const struct mounts_restore_event *ev);
 struct mounts_restore_counts {
 	size_t restored, forgotten, failed;
+	size_t adopted; /* of the restored: connections taken over from the keeper */
 };
 
 /* Call once, right after mounts_new, before serving: for every row of the persisted registry,

@@ -123,6 +123,7 @@ struct mcont {
 	uint32_t uid, gid;
 	bool hook; /* registered by the OCI hook (else seen on the workload socket) */
 	sfs *fs;   /* NULL when not mounted */
+	bool held; /* its connection was handed to the keeper (mounts_config.on_conn) */
 	char *target, *root;
 	size_t nfiles;
 	int64_t created, last_seen;
@@ -218,6 +219,10 @@ int views_retry_prepare(loop *l, void *ud);
  * fuse.secretd mounts at the target are detached first (restore, nsmount_replace). On failure
  * c stays unmounted. */
 int mountfs_mount(struct mcont *c, int pidfd, bool replace);
+/* Serves a connection a dead predecessor left with the keeper (h's fds are closed here): adopts
+ * it (sfs_adopt), applies c's view (which sends FUSE_NOTIFY_RESEND) and serves it from the loop.
+ * On failure c stays unmounted (the caller mounts afresh). */
+int mountfs_adopt(struct mcont *c, struct mounts_held *h);
 /* Tears c's sfs down (first unmounting it inside the container when in_namespace and its init
  * still lives); no-op when not mounted. The sfs is gone either way; returns 0, or the -errno of
  * the unmount in the container's namespace, which left a stale mount there (it serves nothing:
@@ -239,6 +244,7 @@ struct mounts {
 	struct blobcache blobs;
 	struct rendercache renders;
 	size_t nfailed;   /* mounted containers denied */
+	bool releasing;   /* mounts_release: sessions are handed over, not ended */
 	int retry_ms;     /* current pause between retries (0: none pending) */
 	int64_t retry_at; /* CLOCK_MONOTONIC ms of the next retry */
 	struct mounts_stats st;

@@ -123,24 +123,19 @@ static struct mcont *restore_cont(mounts *m, const struct store_container *row)
 	return c;
 }
 
-/* Adopting a held FUSE connection is a later step (a keeper process): until then a held fd is
- * closed and the container mounted afresh. */
-static int restore_adopt(struct mcont *c, int fuse_fd)
-{
-	close(fuse_fd);
-	return -EOPNOTSUPP;
-}
-
 /* Makes c's mount again in the namespace of the process behind pidfd. */
-static int restore_mount(struct mcont *c, int pidfd, const struct mounts_restore_ops *ops)
+static int restore_mount(struct mcont *c, int pidfd, const struct mounts_restore_ops *ops,
+                         bool *adopted)
 {
+	*adopted = false;
 	if (ops && ops->take_held) {
-		int fd = -1;
-		int r = ops->take_held(ops->ud, c->id, &fd);
-		if (r == 0 && restore_adopt(c, fd) == 0)
+		struct mounts_held h = {.fuse_fd = -1, .journal_fd = -1};
+		int r = ops->take_held(ops->ud, c->id, &h);
+		if (r == 0 && mountfs_adopt(c, &h) == 0) {
+			*adopted = true;
 			return 0;
-		if (r < 0 && r != -ENOENT)
-			return r;
+		}
+		/* Not held, or not adoptable: a mount made afresh replaces it. */
 	}
 	return mountfs_mount(c, pidfd, true);
 }
@@ -148,9 +143,10 @@ static int restore_mount(struct mcont *c, int pidfd, const struct mounts_restore
 static void restore_report(mounts_restore_cb cb, void *ud, struct mounts_restore_event *ev,
                            struct mounts_restore_counts *n)
 {
-	if (ev->outcome == MOUNTS_RESTORE_RESTORED)
+	if (ev->outcome == MOUNTS_RESTORE_RESTORED) {
 		n->restored++;
-	else if (ev->outcome == MOUNTS_RESTORE_FORGOTTEN)
+		n->adopted += ev->adopted;
+	} else if (ev->outcome == MOUNTS_RESTORE_FORGOTTEN)
 		n->forgotten++;
 	else
 		n->failed++;
@@ -207,8 +203,9 @@ static void restore_one(mounts *m, const struct store_container *row,
 		c->mount_start = self_start;
 	}
 	int mr = 0;
+	bool adopted = false;
 	if (row->mount != STORE_CONT_UNMOUNTED && mount_pidfd >= 0)
-		mr = restore_mount(c, mount_pidfd, ops);
+		mr = restore_mount(c, mount_pidfd, ops, &adopted);
 	else if (row->mount != STORE_CONT_UNMOUNTED)
 		mr = -ESRCH; /* a self-mount whose requester is gone: nothing to mount into */
 	ident_clear(&p.id);
@@ -260,6 +257,7 @@ static void restore_one(mounts *m, const struct store_container *row,
 		m->st.registry_write_failures++; /* the next start searches the namespace again */
 	ev->outcome = MOUNTS_RESTORE_RESTORED;
 	ev->mounted = c->fs != NULL;
+	ev->adopted = adopted;
 	ev->files = c->nfiles;
 }
 

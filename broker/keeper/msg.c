@@ -30,12 +30,10 @@ int keeper_msg_id_ok(const char *id, size_t len)
 {
 	if (len == 0 || len > KEEPER_ID_MAX)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
+	/* Container ids as the registry takes them: printable ASCII, no space. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f)
 			return 0;
-	}
 	return 1;
 }
 

@@ -55,7 +55,8 @@ struct keeper_msg {
 
 /* Checks that buf[0..len) is one message of a known type and shape with nfds fds beside it, and
  * fills *out (out->blob points into buf). -EPROTO: bad magic or version, unknown type or kind,
- * a length that does not add up, an id that is not printable ([A-Za-z0-9._-], 1..KEEPER_ID_MAX),
+ * a length that does not add up, an id that is not printable ASCII without space (0x21..0x7e,
+ * 1..KEEPER_ID_MAX),
  * fields a type does not carry not zero, or a wrong number of fds. *out is unspecified then. */
 int keeper_msg_decode(const uint8_t *buf, size_t len, unsigned nfds, struct keeper_msg *out);
 /* Encodes m into buf (cap bytes) and sets *len. -EINVAL: a field out of its limits; -ENOSPC: cap

@@ -8,11 +8,21 @@
 #  - SIGTERM stops both with status 0 and removes the sockets;
 #  - a daemon process that cannot start (a wrong key) is not restarted in a loop: `secretd run`
 #    exits non-zero, saying why;
+#  - 20 runc containers reading their secret in a loop while the daemon process is killed -9 ten
+#    times, then upgraded (SIGHUP): no read fails, none waits 1 s or more (each read timed by the
+#    container's own clock), the containers are never re-mounted (the new daemon process adopts
+#    each held connection and answers what was in flight through FUSE_NOTIFY_RESEND), and a
+#    rotation afterwards reaches every one;
 #  - --no-keeper runs one process.
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/runtime_lib.sh
+. "$(dirname "$0")/runtime_lib.sh"
 need_root
+need_fuse
+need_cmd runc
+[ -x /bin/busybox ] || skip_or_fail "needs busybox-static"
 
 # shellcheck disable=SC2119 # no extra daemon arguments
 sd_start
@@ -52,6 +62,77 @@ grep -q "hand-off (upgrade): stopping without unmounting" "$SD_LOG" || fail "the
 kill -0 "$SD_PID" || fail "the keeper's pid changed"
 [ "$(ctl get k/a)" = v2 ] || fail "read after the upgrade"
 ok "SIGHUP: upgraded in place (keeper pid $SD_PID kept, new daemon process), requests answered"
+
+# --- 20 containers reading while the daemon process is killed -9 ten times, then upgraded
+N=${KEEPER_CONTAINERS:-20}
+printf 'pw-1' | ctl put db/password >/dev/null || fail "put db/password"
+ctl grant db/password name:app >/dev/null || fail "grant"
+# One line per read: "START END RC VALUE", START and END from /proc/uptime (10 ms steps).
+# shellcheck disable=SC2016 # expanded inside the container
+reader='while [ ! -e /out/stop ]; do
+	read a _ </proc/uptime
+	v=$(cat /run/secrets/db/password 2>&1); rc=$?
+	read b _ </proc/uptime
+	echo "$a $b $rc $v" >>/out/log
+	sleep 0.05
+done'
+i=1
+while [ "$i" -le "$N" ]; do
+	rt_out_dir "$T/o$i"
+	BUNDLE_BINDS="$T/o$i:/out:rw" mk_bundle "$T/b$i" app sh -c "$reader"
+	start_runc_bg "$T/b$i" "sdt-keeper-$$-$i"
+	eval "RUNC_$i=\$RT_PID"
+	i=$((i + 1))
+done
+# reads_since I LINE V: container I logged a good read of V after line LINE of its log.
+reads_since() { tail -n +"$(($2 + 1))" "$T/o$1/log" 2>/dev/null | grep -q " 0 $3\$"; }
+all_read() { # all_read V: every container read V since the lines recorded in L_i
+	j=1
+	while [ "$j" -le "$N" ]; do
+		eval "l=\${L_$j:-0}"
+		reads_since "$j" "$l" "$1" || return 1
+		j=$((j + 1))
+	done
+}
+mark() { j=1; while [ "$j" -le "$N" ]; do eval "L_$j=\$(wc -l <'$T/o$j/log' 2>/dev/null || echo 0)"; j=$((j + 1)); done; }
+poll_until 120 all_read pw-1 || fail "the $N containers do not all read pw-1"
+mounts0=$(grep -c 'restored container .* mounted again' "$SD_LOG" || true)
+for k in 1 2 3 4 5 6 7 8 9 10; do
+	mark
+	old=$(sd_worker_pid)
+	kill -9 "$old"
+	poll_until 60 worker_changed "$old" || fail "containers, kill $k: no new daemon process"
+	# Every container reads again before the next kill, so that each kill meets live readers.
+	poll_until 60 all_read pw-1 || fail "containers, kill $k: not every container reads again"
+done
+ok "$N containers read through ten kills of the daemon process"
+mark
+old=$(sd_worker_pid)
+kill -HUP "$SD_PID"
+poll_until 60 worker_changed "$old" || fail "containers, upgrade: no new daemon process"
+poll_until 60 all_read pw-1 || fail "containers, upgrade: not every container reads again"
+printf 'pw-2' | ctl put db/password >/dev/null || fail "put pw-2"
+mark
+poll_until 60 all_read pw-2 || fail "the rotation after the kills and the upgrade does not reach every container"
+i=1
+while [ "$i" -le "$N" ]; do : >"$T/o$i/stop"; i=$((i + 1)); done
+i=1
+while [ "$i" -le "$N" ]; do
+	eval "p=\$RUNC_$i"
+	wait "$p" || fail "container $i: runc failed: $(cat "$T/b$i/err")"
+	i=$((i + 1))
+done
+cat "$T"/o*/log >"$T/all.log"
+bad=$(awk '$3 != 0 || ($4 != "pw-1" && $4 != "pw-2")' "$T/all.log" | head -n 5)
+[ -z "$bad" ] || fail "failed or wrong reads: $bad"
+reads=$(wc -l <"$T/all.log")
+longest=$(awk '{ d = $2 - $1; if (d > m) m = d } END { printf "%.2f\n", m + 0 }' "$T/all.log")
+awk -v m="$longest" 'BEGIN { exit !(m < 1) }' || fail "a read waited $longest s (>= 1 s)"
+adopted=$(grep -c 'taken over from the keeper' "$SD_LOG" || true)
+[ "$adopted" -ge $((11 * N)) ] || fail "only $adopted adoptions logged for 11 hand-overs of $N containers"
+[ "$(grep -c 'restored container .* mounted again' "$SD_LOG" || true)" = "$mounts0" ] ||
+	fail "a container was mounted afresh instead of adopted: $(grep 'mounted again' "$SD_LOG" | tail -n 3)"
+ok "$N containers, 10 kills and an upgrade: $reads reads, none failed, longest $longest s, every connection adopted, rotation reaches all"
 
 # --- SIGTERM: both stop, status 0, sockets gone
 w=$(sd_worker_pid)

@@ -95,9 +95,11 @@ START_TEST(test_refused)
 		big[bytes[i]] ^= 0x40;
 		ck_assert_int_eq(keeper_msg_decode(big, len, 1, &d), -EPROTO);
 	}
-	/* an id that is not printable, or with a '/' */
+	/* an id that is not printable, or with a space */
 	memcpy(big, buf, len);
-	big[KEEPER_MSG_HEADER] = '/';
+	big[KEEPER_MSG_HEADER] = ' ';
+	ck_assert_int_eq(keeper_msg_decode(big, len, 1, &d), -EPROTO);
+	big[KEEPER_MSG_HEADER] = 0x7f;
 	ck_assert_int_eq(keeper_msg_decode(big, len, 1, &d), -EPROTO);
 	big[KEEPER_MSG_HEADER] = '\0';
 	ck_assert_int_eq(keeper_msg_decode(big, len, 1, &d), -EPROTO);
@@ -269,7 +271,7 @@ static void peer_main(const char *out)
 		/* Both ends: the pipe then lives on in the keeper only. */
 		if (keeper_link_hold(kl, KEEPER_KIND_FUSE, "c1", p, 2, "init", 4) < 0)
 			_exit(93);
-		/* Hostile: garbage, a HOLD with an id with a '/', a keeper-to-worker type. */
+		/* Hostile: garbage, a HOLD with an id with a space, a keeper-to-worker type. */
 		int sock = -1;
 		for (int fd = 3; fd < 64; fd++) {
 			int type;
@@ -284,7 +286,7 @@ static void peer_main(const char *out)
 		size_t len;
 		struct keeper_msg h = mk(KEEPER_HOLD, KEEPER_KIND_FUSE, "c2", NULL, 1);
 		keeper_msg_encode(&h, mb, sizeof(mb), &len);
-		mb[KEEPER_MSG_HEADER] = '/';
+		mb[KEEPER_MSG_HEADER] = ' ';
 		if (send(sock, mb, len, 0) != (ssize_t)len) /* no fd beside it, either */
 			_exit(95);
 		struct keeper_msg e = mk(KEEPER_END, 0, NULL, NULL, 0);
