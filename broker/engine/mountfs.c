@@ -238,6 +238,11 @@ int mountfs_adopt(struct mcont *c, struct mounts_held *h)
 	c->fs = fs;
 	c->held = true;     /* the keeper holds it already */
 	r = views_apply(c); /* the first view also sends FUSE_NOTIFY_RESEND */
+	if (r == 0 && sfs_resend_status(fs) < 0)
+		/* A kernel without RESEND (< 6.9): what the dead process had read is never
+		 * answered and may hold a directory lock; abandon the connection (its waiting
+		 * callers get ENOTCONN) and mount afresh. */
+		r = sfs_resend_status(fs);
 	if (r < 0)
 		goto fail;
 	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
