@@ -5,7 +5,17 @@
 # in the table, and completions that name every command.
 . "$(dirname "$0")/lib.sh"
 need_root
-sd_start
+
+# --- secretd run --audit-keep: common/timespec's durations; a bad value exits non-zero, says why ---
+for bad in 90 1y 0s 1h1h soon 36600d; do
+	rc=0
+	"$SECRETD" run --state-dir "$T/none" --runtime-dir "$T/none-run" --audit-keep "$bad" \
+		>"$T/o" 2>"$T/e" || rc=$?
+	[ "$rc" != 0 ] || fail "secretd run --audit-keep $bad exited 0"
+	grep -q -- "--audit-keep must be a duration" "$T/e" || fail "--audit-keep $bad: $(cat "$T/e")"
+done
+ok "secretd run --audit-keep refuses 90 (no unit), 1y, 0s, 1h1h, soon, 36600d with a clear error"
+sd_start --audit-keep 1h30m # the whole test runs with it: compound durations are taken
 
 # --- one duration/time syntax: put --expires, rotate --every, audit --since ---
 now=$(date +%s)
