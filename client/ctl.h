@@ -16,6 +16,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -49,6 +50,11 @@ int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
  * stderr; when it says the change did not reach every container ("unapplied"), also sets
  * c->unapplied (exit CTL_EXIT_UNAPPLIED). */
 void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
+/* Reads what a command stores (a value, a template body) from file, or from stdin when file is
+ * NULL (saying so on stderr when stdin is a terminal), at most max bytes, into locked memory:
+ * 0 with *out (free with secret_bytes_free, common/secret.h) and *len; 1 after printing "cannot
+ * open F: ..." or "cannot read the WHAT: ..." (EFBIG past max). */
+int ctl_read_input(const char *file, const char *what, size_t max, uint8_t **out, size_t *len);
 /* Prints j indented, keys sorted, and a newline on stdout. */
 void ctl_print_json(json_t *j);
 /* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf (at least

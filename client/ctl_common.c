@@ -1,14 +1,79 @@
 /* secretctl: what every command shares: the request and its failure message, the "not applied
  * everywhere" warning, JSON and time output, and the parsing of names, numbers and durations. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client/ctl.h"
 #include "common/names.h"
+#include "common/secret.h"
 #include "common/timespec.h"
+
+/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
+static int ctl_read_fd(int fd, size_t max, uint8_t **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *b = secret_bytes_alloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			size_t nc = cap * 2;
+			uint8_t *nb = secret_bytes_alloc(nc);
+			if (!nb) {
+				secret_bytes_free(b);
+				return -ENOMEM;
+			}
+			memcpy(nb, b, n);
+			secret_bytes_free(b);
+			b = nb;
+			cap = nc;
+		}
+		ssize_t r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			secret_bytes_free(b);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			secret_bytes_free(b);
+			return -EFBIG;
+		}
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+int ctl_read_input(const char *file, const char *what, size_t max, uint8_t **out, size_t *len)
+{
+	int fd = 0;
+	if (file) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return ctl_fail("cannot open %s: %s", file, strerror(errno));
+	} else if (isatty(0)) {
+		fprintf(stderr, "secretctl: reading the %s from the terminal; end with Ctrl-D\n",
+		        what);
+	}
+	int r = ctl_read_fd(fd, max, out, len);
+	if (file)
+		close(fd);
+	if (r < 0)
+		return ctl_fail("cannot read the %s: %s", what, strerror(-r));
+	return 0;
+}
 
 /* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
 int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,

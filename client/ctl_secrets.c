@@ -1,7 +1,6 @@
 /* secretctl: the commands on secrets and their versions: put, get, versions, rm, rollback,
  * rotate (a generated value, now or on a schedule) and schedules (ls: ctl_ls.c). */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,49 +11,6 @@
 #include "common/limits.h"
 #include "common/secret.h"
 #include "common/timespec.h"
-
-/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
-static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	uint8_t *b = secret_bytes_alloc(cap);
-	if (!b)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			if (cap > max)
-				break;
-			size_t nc = cap * 2;
-			uint8_t *nb = secret_bytes_alloc(nc);
-			if (!nb) {
-				secret_bytes_free(b);
-				return -ENOMEM;
-			}
-			memcpy(nb, b, n);
-			secret_bytes_free(b);
-			b = nb;
-			cap = nc;
-		}
-		ssize_t r = read(fd, b + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			secret_bytes_free(b);
-			return e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > max) {
-			secret_bytes_free(b);
-			return -EFBIG;
-		}
-	}
-	*out = b;
-	*len = n;
-	return 0;
-}
 
 /* What a put asks for besides the value. */
 struct ctl_put {
@@ -82,22 +38,11 @@ static void ctl_expiry_note(json_t *j, bool asked, char *buf, size_t len)
  * stdin). */
 static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
 {
-	int fd = 0;
-	if (p->file) {
-		fd = open(p->file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
-	} else if (isatty(0)) {
-		fprintf(stderr,
-		        "secretctl: reading the value from the terminal; end with Ctrl-D\n");
-	}
 	uint8_t *val = NULL;
 	size_t len = 0;
-	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
-	if (p->file)
-		close(fd);
-	if (r < 0)
-		return ctl_fail("cannot read the value: %s", strerror(-r));
+	if (ctl_read_input(p->file, "value", SECRETD_VALUE_MAX_CEILING, &val, &len))
+		return 1;
+	int r;
 	if (len == 0 && !p->allow_empty) {
 		secret_bytes_free(val);
 		return ctl_fail("refusing to store an empty value (use --allow-empty)");

@@ -173,30 +173,76 @@ static json_t *admin_applied(json_t *reply, const struct service_result *res)
 	return reply;
 }
 
-static void admin_list(struct api_req *r)
+/* One listing of the admin API (GET /v1/secrets, /v1/grants, /v1/schedules, /v1/templates): its
+ * read (a malloc'd array of n elements of size bytes, freed by free), audited as action before
+ * the answer, rendered one element at a time as {"KEY": [row(elem), ...]}. */
+struct admin_listing {
+	const char *action; /* the audit record's action */
+	const char *what;   /* names it in an error answer */
+	const char *key;    /* the answer's array */
+	size_t size;        /* sizeof one element */
+	int (*load)(store *st, void **v, size_t *n);
+	json_t *(*row)(const void *elem);
+	void (*free)(void *v, size_t n);
+};
+
+static void admin_listing_reply(struct api_req *r, const struct admin_listing *l)
 {
-	struct store_secret_info *v = NULL;
+	void *v = NULL;
 	size_t n = 0;
 	struct admin_who w;
 	admin_who_init(r, &w);
-	int rc = store_list(r->a->store, &v, &n);
+	int rc = l->load(r->a->store, &v, &n);
 	if (rc < 0) {
-		admin_read_fail(r, &w, "list", NULL, 0, rc, "list");
+		admin_read_fail(r, &w, l->action, NULL, 0, rc, l->what);
 		return;
 	}
-	if (!admin_record(r, &w, "list", NULL, 0)) {
-		store_list_free(v, n);
+	if (!admin_record(r, &w, l->action, NULL, 0)) {
+		l->free(v, n);
 		return;
 	}
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		    a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v[i].name, "current",
-		                 (json_int_t)v[i].current, "versions", (json_int_t)v[i].nversions,
-		                 "created", (json_int_t)v[i].created, "updated",
-		                 (json_int_t)v[i].updated, "expires", (json_int_t)v[i].expires));
+		json_array_append_new(a, l->row((const char *)v + i * l->size));
+	l->free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", l->key, a));
+}
+
+static int admin_secrets_load(store *st, void **v, size_t *n)
+{
+	struct store_secret_info *p = NULL;
+	int rc = store_list(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_secrets_free(void *v, size_t n)
+{
 	store_list_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
+}
+
+static json_t *admin_secret_row(const void *elem)
+{
+	const struct store_secret_info *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v->name, "current",
+	                 (json_int_t)v->current, "versions", (json_int_t)v->nversions, "created",
+	                 (json_int_t)v->created, "updated", (json_int_t)v->updated, "expires",
+	                 (json_int_t)v->expires);
+}
+
+static const struct admin_listing admin_secrets_listing = {
+    .action = "list",
+    .what = "list",
+    .key = "secrets",
+    .size = sizeof(struct store_secret_info),
+    .load = admin_secrets_load,
+    .row = admin_secret_row,
+    .free = admin_secrets_free,
+};
+
+static void admin_list(struct api_req *r)
+{
+	admin_listing_reply(r, &admin_secrets_listing);
 }
 
 /* A request decoder's verdict (broker/http/decode.h): true when it decoded, else false after
@@ -420,27 +466,37 @@ static json_t *admin_grant_json(const struct store_grant *g)
 	                 (g->flags & STORE_GRANT_PREVIOUS) != 0, "created", (json_int_t)g->created);
 }
 
+static int admin_grants_load(store *st, void **v, size_t *n)
+{
+	struct store_grant *p = NULL;
+	int rc = store_grants(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_grants_free(void *v, size_t n)
+{
+	store_grants_free(v, n);
+}
+
+static json_t *admin_grant_row(const void *elem)
+{
+	return admin_grant_json(elem);
+}
+
+static const struct admin_listing admin_grants_listing = {
+    .action = "grants",
+    .what = "grants",
+    .key = "grants",
+    .size = sizeof(struct store_grant),
+    .load = admin_grants_load,
+    .row = admin_grant_row,
+    .free = admin_grants_free,
+};
+
 static void admin_grants(struct api_req *r)
 {
-	struct store_grant *g = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_grants(r->a->store, &g, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "grants", NULL, 0, rc, "grants");
-		return;
-	}
-	if (!admin_record(r, &w, "grants", NULL, 0)) {
-		store_grants_free(g, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, admin_grant_json(&g[i]));
-	}
-	store_grants_free(g, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
+	admin_listing_reply(r, &admin_grants_listing);
 }
 
 /* A grant is stored whether or not a secret matches it (a pattern may match secrets put later),
@@ -684,31 +740,41 @@ out:
 	decode_rotate_clear(&d);
 }
 
+static int admin_schedules_load(store *st, void **v, size_t *n)
+{
+	struct store_lifecycle *p = NULL;
+	int rc = store_lifecycles(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_schedules_free(void *v, size_t n)
+{
+	store_lifecycles_free(v, n);
+}
+
+static json_t *admin_schedule_row(const void *elem)
+{
+	const struct store_lifecycle *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v->name, "expires",
+	                 (json_int_t)v->expires, "every", (json_int_t)v->every, "next",
+	                 (json_int_t)v->next, "length", (json_int_t)v->length, "charset",
+	                 store_charset_name(v->charset), "exec", v->exec);
+}
+
+static const struct admin_listing admin_schedules_listing = {
+    .action = "schedules",
+    .what = "schedules",
+    .key = "schedules",
+    .size = sizeof(struct store_lifecycle),
+    .load = admin_schedules_load,
+    .row = admin_schedule_row,
+    .free = admin_schedules_free,
+};
+
 static void admin_schedules(struct api_req *r)
 {
-	struct store_lifecycle *v = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_lifecycles(r->a->store, &v, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "schedules", NULL, 0, rc, "schedules");
-		return;
-	}
-	if (!admin_record(r, &w, "schedules", NULL, 0)) {
-		store_lifecycles_free(v, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		    a,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name, "expires",
-		              (json_int_t)v[i].expires, "every", (json_int_t)v[i].every, "next",
-		              (json_int_t)v[i].next, "length", (json_int_t)v[i].length, "charset",
-		              store_charset_name(v[i].charset), "exec", v[i].exec));
-	store_lifecycles_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
+	admin_listing_reply(r, &admin_schedules_listing);
 }
 
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
@@ -962,31 +1028,41 @@ static void admin_template_put(struct api_req *r, const char *name)
 	                  &res));
 }
 
+static int admin_templates_load(store *st, void **v, size_t *n)
+{
+	struct store_tmpl_info *p = NULL;
+	int rc = store_tmpl_list(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_templates_free(void *v, size_t n)
+{
+	store_tmpl_list_free(v, n);
+}
+
+static json_t *admin_template_row(const void *elem)
+{
+	const struct store_tmpl_info *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v->name, "current",
+	                 (json_int_t)v->current, "versions", (json_int_t)v->nversions, "created",
+	                 (json_int_t)v->created, "updated", (json_int_t)v->updated);
+}
+
+static const struct admin_listing admin_templates_listing = {
+    .action = "template-list",
+    .what = "templates",
+    .key = "templates",
+    .size = sizeof(struct store_tmpl_info),
+    .load = admin_templates_load,
+    .row = admin_template_row,
+    .free = admin_templates_free,
+};
+
 /* GET /v1/templates */
 static void admin_templates(struct api_req *r)
 {
-	struct store_tmpl_info *v = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_tmpl_list(r->a->store, &v, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "template-list", NULL, 0, rc, "templates");
-		return;
-	}
-	if (!admin_record(r, &w, "template-list", NULL, 0)) {
-		store_tmpl_list_free(v, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v[i].name,
-		                                   "current", (json_int_t)v[i].current, "versions",
-		                                   (json_int_t)v[i].nversions, "created",
-		                                   (json_int_t)v[i].created, "updated",
-		                                   (json_int_t)v[i].updated));
-	store_tmpl_list_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "templates", a));
+	admin_listing_reply(r, &admin_templates_listing);
 }
 
 /* GET /v1/templates/NAME: its versions; ?body=1[&version=N]: the body (octet-stream). */
