@@ -133,6 +133,8 @@ int store_mac_keys_load(store *s)
 		r = crypt_subkey(mroot, STORE_SUBKEY_AUDIT, STORE_SUBKEY_AUDIT_CTX, &s->audit_key);
 	if (r == 0)
 		r = crypt_subkey(mroot, STORE_SUBKEY_LIFE, STORE_SUBKEY_LIFE_CTX, &s->life_key);
+	if (r == 0)
+		r = crypt_subkey(mroot, STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX, &s->label_key);
 	return r;
 }
 
