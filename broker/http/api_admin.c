@@ -14,6 +14,10 @@
  *                                           unless allow_empty=1
  *   GET    /v1/secrets/NAME {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
+ *   POST   /v1/labels/NAME {set?:{K:V},remove?:[K]}  -> {name,labels}: labels changed (audited;
+ *                                           no view changes). PUT /v1/secrets/NAME?labels=
+ *                                           {"K":"V"} sets labels with a put; its answer, GET
+ *                                           /v1/secrets and GET /v1/secrets/NAME carry "labels"
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
  *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
@@ -173,6 +177,15 @@ static json_t *admin_applied(json_t *reply, const struct service_result *res)
 	return reply;
 }
 
+/* A secret's labels as an object {"KEY": "VALUE", ...} (new reference). */
+static json_t *admin_labels_json(const struct store_label *v, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < n; i++)
+		json_object_set_new(o, v[i].key, json_string(v[i].value));
+	return o;
+}
+
 /* One listing of the admin API (GET /v1/secrets, /v1/grants, /v1/schedules, /v1/templates): its
  * read (a malloc'd array of n elements of size bytes, freed by free), audited as action before
  * the answer, rendered one element at a time as {"KEY": [row(elem), ...]}. */
@@ -224,10 +237,11 @@ static void admin_secrets_free(void *v, size_t n)
 static json_t *admin_secret_row(const void *elem)
 {
 	const struct store_secret_info *v = elem;
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v->name, "current",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "name", v->name, "current",
 	                 (json_int_t)v->current, "versions", (json_int_t)v->nversions, "created",
 	                 (json_int_t)v->created, "updated", (json_int_t)v->updated, "expires",
-	                 (json_int_t)v->expires);
+	                 (json_int_t)v->expires, "labels",
+	                 admin_labels_json(v->labels, v->nlabels));
 }
 
 static const struct admin_listing admin_secrets_listing = {
@@ -264,6 +278,25 @@ static void admin_expiry_reply(json_t *j, const struct service_result *res)
 	json_object_set_new(j, "expiry_cleared", json_boolean(res->expiry_cleared));
 }
 
+/* A secret's labels after a change, for its answer: "labels", or (the change is stored, only
+ * this read failed) a "warning" that says so. */
+static void admin_labels_reply(struct api_req *r, json_t *j, const char *name)
+{
+	struct store_label *v = NULL;
+	size_t n = 0;
+	int rc = store_labels(r->a->store, name, &v, &n);
+	if (j && rc == 0)
+		json_object_set_new(j, "labels", admin_labels_json(v, n));
+	else if (j) {
+		char w[256];
+		snprintf(w, sizeof(w), "the change is stored, but its labels could not be read: %s",
+		         service_strerror(rc));
+		json_object_set_new(j, "labels", json_null());
+		json_object_set_new(j, "warning", json_string(w));
+	}
+	store_labels_free(v, n);
+}
+
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
@@ -277,7 +310,7 @@ static void admin_put(struct api_req *r, const char *name)
 	struct decode_put q;
 	char err[DECODE_ERR_MAX];
 	if (!admin_decoded(r, decode_put(api_query_arg, r, r->len, &q, err), err))
-		return;
+		goto out;
 	uint64_t keep = q.keep, ttl = q.ttl;
 	bool keep_expiry = q.keep_expiry;
 	int64_t now = (int64_t)time(NULL);
@@ -286,7 +319,7 @@ static void admin_put(struct api_req *r, const char *name)
 		new_expiry = timespec_resolve(&q.expires, now);
 		if (new_expiry <= now) {
 			api_reply_error(r, 400, "expires must be in the future");
-			return;
+			goto out;
 		}
 	}
 	struct admin_who w;
@@ -296,16 +329,24 @@ static void admin_put(struct api_req *r, const char *name)
 	                        .len = r->len,
 	                        .keep = (int64_t)keep,
 	                        .new_expiry = new_expiry,
-	                        .keep_expiry = keep_expiry};
+	                        .keep_expiry = keep_expiry,
+	                        .labels = q.has_labels ? &q.labels.change : NULL};
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
+	if (rc == -E2BIG && q.has_labels) {
+		api_reply_error(r, 400, "%s: more than %d labels", name, LABELS_MAX);
+		goto out;
+	}
 	if (rc < 0) {
 		admin_fail(r, rc, name, &res);
-		return;
+		goto out;
 	}
 	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)res.version);
 	admin_expiry_reply(j, &res);
+	admin_labels_reply(r, j, name);
 	api_reply_json(r, 201, admin_applied(j, &res));
+out:
+	decode_put_clear(&q);
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -317,18 +358,21 @@ static void admin_versions(struct api_req *r, const char *name)
 	int64_t expires = 0;
 	struct admin_who w;
 	admin_who_init(r, &w);
+	struct store_label *lv = NULL;
+	size_t nl = 0;
 	int rc = store_versions(r->a->store, name, &v, &n);
-	if (rc == 0) {
+	if (rc == 0)
 		rc = store_expiry(r->a->store, name, &expires);
-		if (rc < 0)
-			store_versions_free(v, n);
-	}
+	if (rc == 0)
+		rc = store_labels(r->a->store, name, &lv, &nl);
 	if (rc < 0) {
+		store_versions_free(v, n);
 		admin_read_fail(r, &w, "versions", name, 0, rc, name);
 		return;
 	}
 	if (!admin_record(r, &w, "versions", name, 0)) {
 		store_versions_free(v, n);
+		store_labels_free(lv, nl);
 		return;
 	}
 	json_t *a = json_array();
@@ -342,10 +386,44 @@ static void admin_versions(struct api_req *r, const char *name)
 		                 "created", (json_int_t)v[i].created, "current", v[i].current));
 	}
 	store_versions_free(v, n);
+	json_t *labels = admin_labels_json(lv, nl);
+	store_labels_free(lv, nl);
 	api_reply_json(r, 200,
-	               json_pack("{s:s, s:I, s:I, s:o}", "name", name, "current",
-	                         (json_int_t)current, "expires", (json_int_t)expires, "versions",
-	                         a));
+	               json_pack("{s:s, s:I, s:I, s:o, s:o}", "name", name, "current",
+	                         (json_int_t)current, "expires", (json_int_t)expires, "versions", a,
+	                         "labels", labels));
+}
+
+/* POST /v1/labels/NAME {set?, remove?}: the secret's labels changed (kubectl label's KEY=VALUE
+ * and KEY-), audited; no container's view changes. -> 200 {name, labels}. */
+static void admin_label(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct decode_labels d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_labels(r->body, r->len, &d, err), err)) {
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		struct store_label *v = NULL;
+		size_t n = 0;
+		int rc = service_labels(admin_sv(r), &w.a, name, &d.change, &v, &n, &res);
+		char buf[512];
+		if (rc == -ENOENT)
+			admin_not_found(r, name, 0, res.audit_err);
+		else if (rc == -E2BIG)
+			api_reply_error(r, 400, "%s: more than %d labels%s", name, LABELS_MAX,
+			                admin_what(buf, sizeof(buf), "", res.audit_err));
+		else if (rc < 0)
+			admin_fail(r, rc, name, &res);
+		else
+			api_reply_json(r, 200,
+			               json_pack("{s:s, s:o}", "name", name, "labels",
+			                         admin_labels_json(v, n)));
+		store_labels_free(v, n);
+	}
+	decode_labels_clear(&d);
 }
 
 static void admin_delete(struct api_req *r, const char *name)
@@ -1153,6 +1231,7 @@ static const struct api_route admin_routes[] = {
     API_PREFIX("GET", "/v1/secrets/", admin_versions),
     API_PREFIX("DELETE", "/v1/secrets/", admin_delete),
     API_PREFIX("GET", "/v1/values/", admin_value),
+    API_PREFIX("POST", "/v1/labels/", admin_label),
     API_ROUTE("POST", "/v1/keys/rotate", admin_key_rotate),
     API_ROUTE("GET", "/v1/keys", admin_keys),
     API_ROUTE("GET", "/v1/grants", admin_grants),
