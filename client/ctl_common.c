@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "client/ctl.h"
+#include "common/labels.h"
 #include "common/names.h"
 #include "common/secret.h"
 #include "common/timespec.h"
@@ -72,6 +73,54 @@ int ctl_read_input(const char *file, const char *what, size_t max, uint8_t **out
 		close(fd);
 	if (r < 0)
 		return ctl_fail("cannot read the %s: %s", what, strerror(-r));
+	return 0;
+}
+
+int ctl_labels_args(const char *const *args, size_t n, bool remove_ok, json_t **set,
+                    json_t **remove)
+{
+	json_t *s = json_object(), *r = remove_ok ? json_array() : NULL;
+	*set = NULL;
+	if (remove)
+		*remove = NULL;
+	if (!s || (remove_ok && !r)) {
+		json_decref(s);
+		json_decref(r);
+		return ctl_fail("out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *value = NULL, *why = NULL;
+		size_t klen = 0, vlen = 0;
+		bool rm = false;
+		char key[LABELS_KEY_MAX + 1];
+		int bad = labels_arg_parse(args[i], strlen(args[i]), remove_ok, &klen, &value,
+		                           &vlen, &rm, &why);
+		if (!bad) {
+			memcpy(key, args[i], klen);
+			key[klen] = '\0';
+			bool twice = json_object_get(s, key) != NULL;
+			for (size_t k = 0; !twice && r && k < json_array_size(r); k++)
+				twice = strcmp(json_string_value(json_array_get(r, k)), key) == 0;
+			if (twice) {
+				why = "a label is named twice";
+				bad = -EINVAL;
+			} else if (rm) {
+				json_array_append_new(r, json_string(key));
+			} else {
+				json_object_set_new(s, key, json_stringn(value, vlen));
+			}
+		}
+		if (bad) {
+			json_decref(s);
+			json_decref(r);
+			return ctl_fail("label '%s': %s", args[i], why);
+		}
+	}
+	*set = s;
+	if (remove)
+		*remove = r;
+	else
+		json_decref(r);
 	return 0;
 }
 

@@ -134,7 +134,7 @@ ctl ls --filter expires=false --format '{{.Name}}' | grep -qx 'web/x' && fail "e
 ctl ls --filter 'name=db/b' --format '{{json .Name}} {{json .Version}} {{json .Expires}}' >"$T/o"
 [ "$(cat "$T/o")" = '"db/b" 2 ""' ] || fail "ls {{json .Field}}: $(cat "$T/o")"
 ctl ls --filter 'name=db/a' --format '{{json .}}' >"$T/o"
-grep -q '^{"created":"20[^"]*Z","created_unix":[0-9]*,"current":1,"expires":null,"expires_unix":0,"name":"db/a","updated":"[^"]*","updated_unix":[0-9]*,"versions":1}$' "$T/o" ||
+grep -q '^{"created":"20[^"]*Z","created_unix":[0-9]*,"current":1,"expires":null,"expires_unix":0,"labels":{},"name":"db/a","updated":"[^"]*","updated_unix":[0-9]*,"versions":1}$' "$T/o" ||
 	fail "ls {{json .}}: $(cat "$T/o")"
 ctl ls --filter 'name=db/*' --format json >"$T/o"
 [ "$(grep -c '"name"' "$T/o")" = 2 ] && head -n 1 "$T/o" | grep -q '^\[' || fail "ls --format json: $(cat "$T/o")"
@@ -147,6 +147,52 @@ done
 ctl ls --filter color=red 2>"$T/e" && fail "ls --filter color=red accepted"
 grep -q "filter must be name=GLOB" "$T/e" || fail "ls --filter color=red: $(cat "$T/e")"
 ok "ls --filter name=GLOB / expires=BOOL, --format {{.Field}}, {{json .F}}, {{json .}}, json; bad templates refused before any output"
+
+# --- labels on secrets: put --label, label KEY=VALUE / KEY-, ls --filter label=, --format, inspect ---
+printf 'v' | ctl put lab/a --label team=payments --label env=prod >/dev/null || fail "put --label"
+printf 'v' | ctl put lab/b --label team=core >/dev/null || fail "put --label (lab/b)"
+printf 'v' | ctl put lab/c >/dev/null
+ctl label lab/c tier=cache >"$T/o" || fail "label lab/c tier=cache"
+[ "$(cat "$T/o")" = "lab/c: labels tier=cache" ] || fail "label output: $(cat "$T/o")"
+ctl label lab/a env- owner=ops >"$T/o" || fail "label lab/a env- owner=ops"
+[ "$(cat "$T/o")" = "lab/a: labels owner=ops,team=payments" ] || fail "label set+remove: $(cat "$T/o")"
+[ "$(ctl label lab/a)" = "lab/a: labels owner=ops,team=payments" ] || fail "label NAME (print)"
+printf 'v2' | ctl put lab/a >/dev/null
+ctl label --json lab/a | grep -q '"owner": "ops"' || fail "a put without --label dropped the labels"
+[ "$(ctl ls --filter label=team --format '{{.Name}}' | tr '\n' ' ')" = "lab/a lab/b " ] ||
+	fail "ls --filter label=team: $(ctl ls --filter label=team --format '{{.Name}}')"
+ctl ls --filter label=team=payments --format '{{.Name}} {{index .Labels "owner"}}|{{index .Labels "nope"}}|{{.Labels}}' >"$T/o"
+[ "$(cat "$T/o")" = "lab/a ops||owner=ops,team=payments" ] || fail "ls label=team=payments --format: $(cat "$T/o")"
+[ "$(ctl ls --filter name=lab/c --format '{{json .Labels}}')" = '{"tier":"cache"}' ] ||
+	fail "{{json .Labels}}: $(ctl ls --filter name=lab/c --format '{{json .Labels}}')"
+[ -z "$(ctl ls --filter label=team=nope --format '{{.Name}}')" ] || fail "label=team=nope matched"
+ctl inspect lab/a | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["labels"] == {"owner": "ops", "team": "payments"}, o' ||
+	fail "inspect lab/a labels"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets/lab/c | grep -q '"labels":{"tier":"cache"}' ||
+	fail "GET /v1/secrets/NAME lacks labels"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets | grep -q '"labels":{"tier":"cache"}' ||
+	fail "GET /v1/secrets lacks labels"
+ctl audit --json >"$T/o"
+grep '"action":"label"' "$T/o" | grep -q '"detail":"labels set owner=ops remove env"' ||
+	fail "the label change's audit record: $(grep '"label"' "$T/o")"
+grep '"action":"put"' "$T/o" | grep -q '"detail":"labels set env=prod team=payments"' ||
+	fail "put --label's audit record: $(grep '"lab/a"' "$T/o")"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | grep -qx 'secretd_label_changes_total 2' ||
+	fail "secretd_label_changes_total"
+# refused, with the reason, nothing changed
+ctl label lab/a -bad=1 2>"$T/e" && fail "label -bad=1 accepted"
+grep -q "label '-bad=1': a label key must begin and end with a letter or digit" "$T/e" || fail "-bad=1: $(cat "$T/e")"
+printf 'v' | ctl put lab/d --label novalue 2>"$T/e" && fail "put --label novalue accepted"
+grep -q "label 'novalue': a label is KEY=VALUE" "$T/e" || fail "--label novalue: $(cat "$T/e")"
+ctl versions lab/d >/dev/null 2>&1 && fail "a refused put --label stored lab/d"
+nf "secretctl: nope: no such secret" ctl label nope k=v
+ctl label lab/a k=v k- 2>"$T/e" && fail "label k=v k- accepted"
+grep -q "a label is named twice" "$T/e" || fail "k=v k-: $(cat "$T/e")"
+body=$(python3 -c 'import json; print(json.dumps({"set": {"k%d" % i: "" for i in range(63)}}))')
+code=$(curl -s -o "$T/o" -w '%{http_code}' --unix-socket "$SECRETD_SOCKET" -X POST -d "$body" http://x/v1/labels/lab/a)
+[ "$code" = 400 ] && grep -q "lab/a: more than 64 labels" "$T/o" || fail "65 labels: $code $(cat "$T/o")"
+[ "$(ctl label lab/a)" = "lab/a: labels owner=ops,team=payments" ] || fail "a refused change changed labels"
+ok "labels: put --label, label KEY=VALUE / KEY- (kubectl), kept by a put, ls --filter label=KEY[=VALUE], {{index .Labels}}, {{.Labels}}, {{json .Labels}}, inspect, API answers, audited, counted; bad keys, unknown secrets, 65 labels refused"
 
 # --- inspect ---
 ctl rotate db/b --every 2h --generate >/dev/null
