@@ -40,6 +40,20 @@ ex=$(sed -n 's/.*"expires": \([0-9]*\).*/\1/p' "$T/o")
 [ "$ex" -ge $((now + 3600)) ] && [ "$ex" -le $(($(date +%s) + 3600)) ] || fail "3600: $ex"
 ok "put --expires: 1h30m, RFC 3339 (Z and +01:30), @UNIX, now+7d, 3600 (old form)"
 
+# the daemon's own answers: KEY stays unix seconds; KEY_unix and KEY_rfc3339 come with it
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets/t/at >"$T/o" || fail "GET t/at"
+grep -q '"expires":253401645600' "$T/o" && grep -q '"expires_unix":253401645600' "$T/o" &&
+	grep -q '"expires_rfc3339":"9999-12-24T10:00:00Z"' "$T/o" || fail "GET /v1/secrets/t/at times: $(cat "$T/o")"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets | python3 -c '
+import json, re, sys
+for s in json.load(sys.stdin)["secrets"]:
+    for k in ("created", "updated", "expires"):
+        assert isinstance(s[k], int) and s[k + "_unix"] == s[k], (k, s)
+        r = s[k + "_rfc3339"]
+        assert (r is None) if s[k] == 0 else re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r), (k, s)
+' || fail "GET /v1/secrets: times without their companions"
+ok "the daemon's times: KEY (unix, unchanged), KEY_unix, KEY_rfc3339 (null for none)"
+
 for bad in 1h1h 1y soon now-1h 0 2026-02-30T00:00:00Z 36600d; do
 	printf 'v' | ctl put t/bad --expires "$bad" >"$T/o" 2>"$T/e" && fail "--expires $bad accepted"
 	grep -q -- "--expires must be" "$T/e" || fail "--expires $bad: $(cat "$T/e")"
