@@ -225,12 +225,15 @@ static const struct ctl_help ctl_helps[] = {
      "Examples:\n"
      "  secretctl whoami\n\n"
      "Exit status: 0 done; 1 failed.\n"},
-    {"read", "Usage: secretctl read NAME\n\n"
-             "(In a container, on the workload socket) print a secret granted to this container.\n"
-             "A secret that is not there and one that is not granted get the same answer.\n\n"
-             "Flags: none (besides the global --socket)\n\n"
-             "Examples:\n"
-             "  secretctl read db/password\n\n" CTL_HELP_READ_EXIT},
+    {"read",
+     "Usage: secretctl read NAME | tmpl:NAME\n\n"
+     "(In a container, on the workload socket) print a secret granted to this container, or\n"
+     "(tmpl:NAME) the rendering of template NAME as this container's mount shows it. One that\n"
+     "is not there and one that is not granted get the same answer.\n\n"
+     "Flags: none (besides the global --socket)\n\n"
+     "Examples:\n"
+     "  secretctl read db/password\n"
+     "  secretctl read tmpl:app/db-url\n\n" CTL_HELP_READ_EXIT},
     {"mount", "Usage: secretctl mount [PATH]\n\n"
               "(In a container, on the workload socket) mount this container's secrets at PATH\n"
               "(default /run/secrets), for runtimes without hooks.\n\n"

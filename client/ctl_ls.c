@@ -226,7 +226,7 @@ struct ctl_ls_opts {
 };
 
 static int ctl_ls_print(struct ctl *c, const struct ctl_ls_opts *o, json_t *secrets,
-                        const struct ctl_format *fmt)
+                        json_t *templates, const struct ctl_format *fmt)
 {
 	bool json_out = o->format && strcmp(o->format, "json") == 0;
 	json_t *kept = json_array(), *rows = json_array();
@@ -253,12 +253,21 @@ static int ctl_ls_print(struct ctl *c, const struct ctl_ls_opts *o, json_t *secr
 	} else if (fmt) {
 		json_array_foreach(rows, i,
 		                   v) if ((rc = ctl_ls_print_format(fmt, v, line)) != 0) break;
+	} else if (c->json && o->self) {
+		json_t *j = json_pack("{s:O, s:o}", "secrets", kept, "templates",
+		                      templates ? json_incref(templates) : json_array());
+		ctl_print_json(j);
+		json_decref(j);
 	} else if (c->json) {
 		json_t *j = json_pack("{s:O}", "secrets", kept);
 		ctl_print_json(j);
 		json_decref(j);
 	} else if (o->self) {
 		json_array_foreach(kept, i, v) printf("%s\n", json_string_value(v));
+		/* the rendered files this container is shown, as grants name them (read tmpl:NAME)
+		 */
+		json_array_foreach(templates, i, v)
+		    printf("tmpl:%s\n", json_string_value(json_object_get(v, "name")));
 	} else {
 		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
 		       "EXPIRES");
@@ -319,7 +328,8 @@ int ctl_cmd_ls(struct ctl *c)
 	int rc = 1;
 	if (ctl_call(c, o.self, "GET", o.self ? "/v1/self/secrets" : "/v1/secrets", NULL, 0, NULL,
 	             NULL, &resp, &j) == 0) {
-		rc = ctl_ls_print(c, &o, json_object_get(j, "secrets"), fmt);
+		rc = ctl_ls_print(c, &o, json_object_get(j, "secrets"),
+		                  json_object_get(j, "templates"), fmt);
 		json_decref(j);
 		client_resp_free(&resp);
 	}
