@@ -10,6 +10,7 @@
  *   keys.c      the root key, the MAC root and its subkeys, key generations (KEKs), rotation, rekey
  *   secrets.c   secrets and versions: head MACs, put, get, list, delete, rollback
  *   grants.c    grant rows
+ *   labels.c    labels on secrets: one MAC'd set per secret (schema 007)
  *   auditlog.c  the audit hash chain, its retention checkpoint, pruning and the anchor tag
  *   lifecycle.c expiry and schedules (MAC'd lifecycle rows)
  *   generate.c  generated values and their charsets
