@@ -328,8 +328,20 @@ int ctl_cmd_ls(struct ctl *c)
 	int rc = 1;
 	if (ctl_call(c, o.self, "GET", o.self ? "/v1/self/secrets" : "/v1/secrets", NULL, 0, NULL,
 	             NULL, &resp, &j) == 0) {
+		/* in a container, the rendered files too; a daemon without them (404) lists none */
+		json_t *t = NULL;
+		struct client_resp tr;
+		if (o.self && client_request_json(client_socket(c->socket, true), "GET",
+		                                  "/v1/self/templates", NULL, &tr, &t, NULL) == 0) {
+			if (tr.status != 200) {
+				json_decref(t);
+				t = NULL;
+			}
+			client_resp_free(&tr);
+		}
 		rc = ctl_ls_print(c, &o, json_object_get(j, "secrets"),
-		                  json_object_get(j, "templates"), fmt);
+		                  json_object_get(t, "templates"), fmt);
+		json_decref(t);
 		json_decref(j);
 		client_resp_free(&resp);
 	}

@@ -13,6 +13,9 @@
 #include "common/secret.h"
 #include "common/timespec.h"
 
+/* The longest request path a put sends (its labels travel in the query). */
+#define CTL_PUT_URL_MAX (16 * 1024)
+
 /* What a put asks for besides the value. */
 struct ctl_put {
 	const char *file;    /* NULL = stdin */
@@ -89,6 +92,15 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 		n += snprintf(path + n, cap - (size_t)n, "%slabels=", sep);
 		ctl_query_escape(ljson, path + n, cap - (size_t)n); /* fits: cap counted it */
 		free(ljson);
+		/* the request line must fit the daemon's per-connection memory (64 KiB) */
+		if (strlen(path) > CTL_PUT_URL_MAX) {
+			free(path);
+			secret_bytes_free(val);
+			return ctl_fail(
+			    "the labels are too long to go with a put: put the value, then "
+			    "set them with secretctl label %s KEY=VALUE...",
+			    name);
+		}
 	}
 	struct client_resp resp;
 	json_t *j = NULL;

@@ -1,8 +1,9 @@
 /* Workload routes (workload.sock, any local process; identity from the kernel):
  *   GET  /healthz                  {"status":"ok"}, or 503 when the store or audit fails
  *   GET  /v1/self                  the identity as the broker sees it
- *   GET  /v1/self/secrets          {"secrets":[names granted to me],
- *                                   "templates":[{name,path}: rendered files my mount shows]}
+ *   GET  /v1/self/secrets          {"secrets":[names granted to me]} (exactly this shape:
+ *                                  static clients in images parse it, secretd-wl too)
+ *   GET  /v1/self/templates        {"templates":[{name,path}: rendered files my mount shows]}
  *   GET  /v1/self/secrets/NAME     the value (application/octet-stream); 404 alike for a name
  *                                  that does not exist and one that is not granted
  *   GET  /v1/self/templates/NAME   template NAME rendered as my mount shows it (octet-stream);
@@ -185,18 +186,25 @@ static void workload_list(struct api_req *r)
 {
 	struct policy_identity id;
 	const struct policy_identity *who = workload_who(r, &id);
+	if (workload_audit(r, who, "list", NULL, 0, "ok"))
+		api_reply_json(
+		    r, 200, json_pack("{s:o}", "secrets", mounts_granted_json(r->a->mounts, who)));
+}
+
+/* GET /v1/self/templates: the rendered files my mount shows (audited as a list). */
+static void workload_templates(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
 	json_t *t = mounts_granted_templates_json(r->a->mounts, who);
-	if (!t) {
-		if (workload_audit(r, who, "list", NULL, 0, "error"))
-			api_reply_error(r, 500, "the rendered files cannot be listed");
+	if (!workload_audit(r, who, "template-list", NULL, 0, t ? "ok" : "error")) {
+		json_decref(t);
 		return;
 	}
-	if (workload_audit(r, who, "list", NULL, 0, "ok"))
-		api_reply_json(r, 200,
-		               json_pack("{s:o, s:o}", "secrets",
-		                         mounts_granted_json(r->a->mounts, who), "templates", t));
+	if (!t)
+		api_reply_error(r, 500, "the rendered files cannot be listed");
 	else
-		json_decref(t);
+		api_reply_json(r, 200, json_pack("{s:o}", "templates", t));
 }
 
 static const struct api_route workload_routes[] = {
@@ -204,6 +212,7 @@ static const struct api_route workload_routes[] = {
     API_ROUTE("GET", "/v1/self", workload_whoami),
     API_ROUTE("GET", "/v1/self/secrets", workload_list),
     API_PREFIX("GET", "/v1/self/secrets/", workload_read),
+    API_ROUTE("GET", "/v1/self/templates", workload_templates),
     API_PREFIX("GET", "/v1/self/templates/", workload_template_read),
     API_ROUTE("POST", "/v1/self/mount", workload_mount),
 };

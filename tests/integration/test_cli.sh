@@ -200,6 +200,11 @@ printf 'v' | ctl put lab/d --label novalue 2>"$T/e" && fail "put --label novalue
 grep -q "label 'novalue': a label is KEY=VALUE" "$T/e" || fail "--label novalue: $(cat "$T/e")"
 ctl versions lab/d >/dev/null 2>&1 && fail "a refused put --label stored lab/d"
 nf "secretctl: nope: no such secret" ctl label nope k=v
+big=$(python3 -c 'print(" ".join("--label k%d=%s" % (i, "%" * 250) for i in range(64)))')
+# shellcheck disable=SC2086
+printf 'v' | ctl put lab/big $big 2>"$T/e" && fail "a put with 48 KiB of encoded labels was sent"
+grep -q "the labels are too long to go with a put: put the value, then set them with secretctl label lab/big" "$T/e" ||
+	fail "put with long labels: $(cat "$T/e")"
 ctl label lab/a k=v k- 2>"$T/e" && fail "label k=v k- accepted"
 grep -q "a label is named twice" "$T/e" || fail "k=v k-: $(cat "$T/e")"
 body=$(python3 -c 'import json; print(json.dumps({"set": {"k%d" % i: "" for i in range(63)}}))')
