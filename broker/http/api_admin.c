@@ -334,7 +334,9 @@ static void admin_put(struct api_req *r, const char *name)
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
 	if (rc == -E2BIG && q.has_labels) {
-		api_reply_error(r, 400, "%s: more than %d labels", name, LABELS_MAX);
+		char buf[512];
+		api_reply_error(r, 400, "%s: more than %d labels%s", name, LABELS_MAX,
+		                admin_what(buf, sizeof(buf), "", res.audit_err));
 		goto out;
 	}
 	if (rc < 0) {
