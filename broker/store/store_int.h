@@ -41,7 +41,7 @@
 #define STORE_SUBKEY_GRANT 2
 #define STORE_SUBKEY_AUDIT 3
 #define STORE_SUBKEY_LIFE 4
-#define STORE_SUBKEY_LABEL 5
+#define STORE_SUBKEY_LABEL 6 /* 5 is the containers registry's (schema 006) */
 #define STORE_SUBKEY_HEAD_CTX "sd_head_"
 #define STORE_SUBKEY_GRANT_CTX "sd_grant"
 #define STORE_SUBKEY_AUDIT_CTX "sd_audit"

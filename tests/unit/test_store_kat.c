@@ -324,7 +324,7 @@ START_TEST(test_subkeys)
 	    {STORE_SUBKEY_LIFE, STORE_SUBKEY_LIFE_CTX,
 	     "ec23c86e8f693ae56a7abffdbcfc838a39f08172132561d76027bcea0ee705c4"},
 	    {STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX,
-	     "98817ad9542275db6f5e6234ca89280ff220c0d916e098ddc1fd74cff88372f4"},
+	     "4a9e5dac6dbeba76b57de2d4ec1dee91a2fed0cd4b26fbcae59f05b9417a373f"},
 	};
 	uint8_t root[CRYPT_KEY_BYTES];
 	kat_key(root, 0x40);
