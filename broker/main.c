@@ -33,6 +33,9 @@
 #include "broker/engine/sched.h"
 #include "broker/engine/service.h"
 #include "broker/store/store.h"
+#include "broker/keeper/keeper.h"
+#include "broker/keeper/link.h"
+#include "broker/main_int.h"
 #include "common/decimal.h"
 #include "common/limits.h"
 #include "common/timespec.h"
@@ -50,6 +53,7 @@ struct main_opts {
 	size_t rotate_batch;
 	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s; /* 0: default */
 	bool no_open;
+	bool no_keeper;
 	bool key_file_set;
 };
 
@@ -65,17 +69,22 @@ static void main_usage(FILE *f)
 	    "               [--audit-anchor FILE] [--audit-keep DURATION]\n"
 	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
-	    "               [--idle-timeout S] [--request-timeout S] [--debug]\n"
+	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
 	    "init creates an encrypted store in DIR and a random master key file (default %s,\n"
 	    "mode 0400; never inside DIR), or derives the key from a passphrase (Argon2id).\n"
 	    "run serves RUNTIME_DIR/admin.sock (0600) and RUNTIME_DIR/workload.sock (0666)\n"
-	    "in the foreground, logging to stderr, until SIGTERM or SIGINT.\n"
+	    "in the foreground, logging to stderr, until SIGTERM or SIGINT. It runs as two\n"
+	    "processes: a keeper that holds every container's FUSE connection and the sockets,\n"
+	    "and the daemon process it restarts at once if it dies; SIGHUP upgrades in place\n"
+	    "(re-execs the binary, keeping every connection).\n"
 	    "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
 	    "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
 	    "  --max-value BYTES  largest secret value (default %d)\n"
+	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
+	    "                     the next start re-mounts them (debugging)\n"
 	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
 	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
@@ -169,6 +178,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"new-passphrase-file", required_argument, NULL, 'P'},
 	    {"max-value", required_argument, NULL, 'm'},
 	    {"no-open", no_argument, NULL, 'n'},
+	    {"no-keeper", no_argument, NULL, 'N'},
 	    {"rotate-batch", required_argument, NULL, 'b'},
 	    {"audit-anchor", required_argument, NULL, 'A'},
 	    {"audit-keep", required_argument, NULL, 'E'},
@@ -289,6 +299,9 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 'n':
 			o->no_open = true;
 			break;
+		case 'N':
+			o->no_keeper = true;
+			break;
 		case 'd':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -395,12 +408,90 @@ static int main_rekey(struct main_opts *o)
 	return 0;
 }
 
+/* Set by SIGUSR1 (the keeper's hand-off request): stop without unmounting anything. */
+static bool main_handoff;
+
 static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 {
 	struct signalfd_siginfo si;
 	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
-		log_info("signal %u: shutting down", si.ssi_signo);
+		if (si.ssi_signo == SIGUSR1) {
+			if (!ud) {
+				log_warn("signal SIGUSR1 ignored: not run by a keeper");
+				return;
+			}
+			main_handoff = true;
+			log_info(
+			    "hand-off (upgrade): stopping without unmounting; the keeper holds "
+			    "every connection for the next daemon process");
+		} else {
+			log_info("signal %u: shutting down", si.ssi_signo);
+		}
 		loop_quit(l);
+	}
+}
+
+#define MAIN_STORE_LOCK_WAIT_MS 5000 /* a predecessor still exiting holds the store's lock */
+
+static int main_store_open(store **s, const struct store_opts *so)
+{
+	int r;
+	for (int waited = 0;; waited += 50) {
+		r = store_open(s, so);
+		if (r != -EBUSY || waited >= MAIN_STORE_LOCK_WAIT_MS)
+			return r;
+		if (waited == 0)
+			log_info(
+			    "the store is locked by another process: waiting up to %d ms for it "
+			    "to exit",
+			    MAIN_STORE_LOCK_WAIT_MS);
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The keeper's fds at start: the listening sockets a dead predecessor left (inh) and the FUSE
+ * connections (left in kl until taken). */
+static void main_keeper_fetch(keeper_link *kl, int inh[2])
+{
+	inh[0] = inh[1] = -1;
+	if (!kl)
+		return;
+	int r = keeper_link_fetch(kl);
+	if (r < 0) {
+		log_error("keeper: cannot fetch the connections it holds (%s): sockets are bound "
+		          "anew and containers re-mounted",
+		          strerror(-r));
+		return;
+	}
+	static const char *const names[2] = {"admin", "workload"};
+	for (int i = 0; i < 2; i++) {
+		int fds[KEEPER_FDS_MAX];
+		unsigned n = 0;
+		if (keeper_link_take(kl, KEEPER_KIND_LISTEN, names[i], fds, &n, NULL, NULL) == 0) {
+			inh[i] = fds[0];
+			for (unsigned j = 1; j < n; j++)
+				close(fds[j]);
+		}
+	}
+	if (inh[0] >= 0 || inh[1] >= 0)
+		log_info("keeper: took over the listening sockets (restart %u)",
+		         keeper_link_restarts(kl));
+}
+
+/* Hands the listening sockets this process bound to the keeper. */
+static void main_keeper_hold_sockets(keeper_link *kl, api *a, const int inh[2])
+{
+	static const char *const names[2] = {"admin", "workload"};
+	for (int i = 0; kl && i < 2; i++) {
+		if (inh[i] >= 0)
+			continue; /* it holds them already */
+		int fd = api_listen_fd(a, i == 1);
+		int r = keeper_link_hold(kl, KEEPER_KIND_LISTEN, names[i], &fd, 1, NULL, 0);
+		if (r < 0)
+			log_error("keeper: cannot hand it the %s socket (%s): a crash would refuse "
+			          "connections until the next start",
+			          names[i], strerror(-r));
 	}
 }
 
@@ -664,6 +755,30 @@ static int main_test_faults(void)
 	return 0;
 }
 
+/* One line per container of the persisted registry (mounts_restore). */
+static void main_on_restore(void *ud, const struct mounts_restore_event *ev)
+{
+	const char *name = ev->name && *ev->name ? ev->name : "-";
+	switch (ev->outcome) {
+	case MOUNTS_RESTORE_RESTORED:
+		if (ev->mounted)
+			log_info("restored container %s (name %s): mounted again at %s, %zu files",
+			         ev->id, name, ev->target, ev->files);
+		else
+			log_info("restored container %s (name %s): registered, no mount", ev->id,
+			         name);
+		break;
+	case MOUNTS_RESTORE_FORGOTTEN:
+		log_info("forgot container %s (name %s): %s", ev->id, name, ev->why);
+		break;
+	case MOUNTS_RESTORE_FAILED:
+		log_error("container %s (name %s): cannot restore: %s (%s)%s", ev->id, name,
+		          ev->why, main_store_error(ev->err),
+		          ev->row_kept ? "; its row is kept for the next start" : "");
+		break;
+	}
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -681,6 +796,8 @@ static int main_run(struct main_opts *o)
 	struct main_viewlog vlog = {0};
 	drivers *dr = NULL;
 	int sfd = -1;
+	keeper_link *kl = NULL;
+	int inh[2] = {-1, -1};
 
 	r = crypt_harden_process();
 	if (r < 0) {
@@ -691,12 +808,20 @@ static int main_run(struct main_opts *o)
 	}
 	if (main_test_faults() < 0)
 		return 1;
+	r = keeper_link_open(&kl);
+	if (r < 0) {
+		log_error("keeper: %s does not name its channel (%s)", KEEPER_ENV_FD, strerror(-r));
+		return 1;
+	}
+	met.keeper = kl ? 1 : 0;
+	met.daemon_restarts = keeper_link_restarts(kl);
 	main_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
@@ -704,7 +829,7 @@ static int main_run(struct main_opts *o)
 	                        .key_file = o->pass_file ? NULL : o->key_file,
 	                        .pass_file = o->pass_file,
 	                        .max_value = o->max_value};
-	r = store_open(&s, &so);
+	r = main_store_open(&s, &so);
 	if (r < 0) {
 		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
 		goto out;
@@ -715,7 +840,7 @@ static int main_run(struct main_opts *o)
 	}
 	r = loop_new(&l);
 	if (r == 0)
-		r = loop_add(l, sfd, EPOLLIN, main_on_signal, NULL);
+		r = loop_add(l, sfd, EPOLLIN, main_on_signal, kl);
 	if (r < 0) {
 		log_error("event loop: %s", strerror(-r));
 		goto out;
@@ -769,6 +894,19 @@ static int main_run(struct main_opts *o)
 		log_error("service: %s", strerror(-r));
 		goto out;
 	}
+	/* Before serving: the containers that ran under the previous daemon get their mounts back
+	 * (no held connections yet: a later keeper passes its take_held). */
+	struct mounts_restore_counts rc_n;
+	r = service_restore(sv, NULL, main_on_restore, NULL, &rc_n);
+	if (r < 0)
+		log_error("cannot read the container registry: %s; no container was restored (they "
+		          "get their secrets again when restarted)",
+		          main_store_error(r));
+	else if (rc_n.restored || rc_n.forgotten || rc_n.failed)
+		log_info(
+		    "restore: %zu container(s) restored, %zu forgotten (exited meanwhile), %zu "
+		    "failed",
+		    rc_n.restored, rc_n.forgotten, rc_n.failed);
 	struct drivers_config dc = {.store = s,
 	                            .service = sv,
 	                            .rotate_batch = o->rotate_batch ? o->rotate_batch
@@ -789,7 +927,9 @@ static int main_run(struct main_opts *o)
 	                        .request_timeout_s = o->request_timeout_s,
 	                        .reads_audit = au,
 	                        .audit_anchor = o->audit_anchor,
-	                        .service = sv};
+	                        .service = sv,
+	                        .inherit_fds = inh};
+	main_keeper_fetch(kl, inh);
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
@@ -800,6 +940,17 @@ static int main_run(struct main_opts *o)
 		goto out; /* logged by main_on_driver */
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 	         o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
+	main_keeper_hold_sockets(kl, a, inh);
+	if (kl) {
+		size_t dropped = keeper_link_drop_untaken(kl);
+		if (dropped)
+			log_info(
+			    "keeper: %zu held connection(s) of containers no longer known closed",
+			    dropped);
+		r = keeper_link_ready(kl);
+		if (r < 0)
+			log_error("keeper: cannot tell it this process serves (%s)", strerror(-r));
+	}
 	main_notify("READY=1\nSTATUS=serving %s/%s and %s/%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 	            o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
@@ -809,11 +960,19 @@ static int main_run(struct main_opts *o)
 	}
 	rc = 0;
 out:
-	main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
-	api_stop(a);
+	if (main_handoff) {
+		main_notify("STATUS=upgrading: the keeper holds every connection");
+		api_release(a);
+	} else {
+		main_notify("STOPPING=1\nSTATUS=stopping: unmounting every container's secrets");
+		api_stop(a);
+	}
 	drivers_stop(dr);
 	service_free(sv);
-	mounts_free(m);
+	if (main_handoff)
+		mounts_release(m);
+	else
+		mounts_free(m);
 	if (pw) {
 		struct procwatch_stats ps;
 		procwatch_get_stats(pw, &ps);
@@ -842,8 +1001,9 @@ out:
 	loop_free(l);
 	if (sfd >= 0)
 		close(sfd);
+	keeper_link_free(kl);
 	if (rc == 0)
-		log_info("stopped");
+		log_info(main_handoff ? "handed off" : "stopped");
 	return rc;
 }
 
@@ -872,5 +1032,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (rekey)
 		return main_rekey(&o);
-	return init ? main_init(&o) : main_run(&o);
+	if (init)
+		return main_init(&o);
+	/* `run` starts as the keeper, which execs this binary again as the daemon process (the
+	 * worker: it finds KEEPER_ENV_FD set). */
+	if (!o.no_keeper && !getenv(KEEPER_ENV_FD))
+		return main_keeper(argv);
+	return main_run(&o);
 }

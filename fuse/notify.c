@@ -177,7 +177,7 @@ void sfs_notifier_queue(struct nbatch *b)
 
 void sfs_queue_inval_inode(sfs *fs, uint64_t ino)
 {
-	if (!fs->inited)
+	if (!fs->inited || fs->notify_off)
 		return;
 	struct nbatch *b = calloc(1, sizeof(*b) + sizeof(b->items[0]));
 	if (!b)
@@ -214,5 +214,26 @@ void sfs_notifier_detach(sfs *fs)
 		pthread_mutex_lock(&nlock);
 	}
 	pthread_cond_broadcast(&ndone);
+	pthread_mutex_unlock(&nlock);
+}
+
+void sfs_notifier_drain(sfs *fs)
+{
+	/* Serving meanwhile: a send may wait on a page locked by a read only we answer. */
+	pthread_mutex_lock(&nlock);
+	for (;;) {
+		bool queued = ninflight == fs;
+		for (struct nbatch *b = nhead; b && !queued; b = b->next)
+			queued = b->fs == fs;
+		if (!queued || !nrunning)
+			break;
+		pthread_mutex_unlock(&nlock);
+		struct pollfd p = {.fd = sfs_fd(fs), .events = POLLIN};
+		if (fs->se && poll(&p, 1, 20) > 0 && sfs_dispatch(fs) == -ENODEV) {
+			pthread_mutex_lock(&nlock);
+			break; /* the connection ended: nothing left to invalidate */
+		}
+		pthread_mutex_lock(&nlock);
+	}
 	pthread_mutex_unlock(&nlock);
 }

@@ -65,17 +65,49 @@ int sfs_kid_cmp(const void *a, const void *b)
 	return strcmp((*(struct node *const *)a)->name, (*(struct node *const *)b)->name);
 }
 
-static void fh_link(sfs *fs, struct sfs_fh *fh)
+/* Gives fh a slot and an id (the fh the kernel will hold) and links it. 0 or -ENFILE/-ENOMEM
+ * (then fh is not linked). */
+static int fh_link(sfs *fs, struct sfs_fh *fh)
 {
+	uint32_t slot;
+	if (fs->nfhfree) {
+		slot = fs->fhfree[--fs->nfhfree];
+	} else {
+		if (fs->fhused == SFS_FH_MAX)
+			return -ENFILE;
+		if (fs->fhused == fs->fhcap) {
+			uint32_t cap = fs->fhcap ? fs->fhcap * 2 : 16;
+			struct sfs_fh **t = realloc(fs->fhtab, cap * sizeof(*t));
+			if (!t)
+				return -ENOMEM;
+			fs->fhtab = t;
+			uint32_t *f = realloc(fs->fhfree, cap * sizeof(*f));
+			if (!f)
+				return -ENOMEM;
+			fs->fhfree = f;
+			fs->fhcap = cap;
+		}
+		slot = fs->fhused++;
+	}
+	if (!++fs->fhtag)
+		fs->fhtag = 1;
+	fh->slot = slot;
+	fh->id = (uint64_t)fs->fhtag << 32 | (uint64_t)(slot + 1);
+	fs->fhtab[slot] = fh;
 	fh->prev = NULL;
 	fh->next = fs->fhs;
 	if (fs->fhs)
 		fs->fhs->prev = fh;
 	fs->fhs = fh;
+	return 0;
 }
+
+static void dents_free(struct sfs_fh *fh);
 
 void sfs_fh_free(sfs *fs, struct sfs_fh *fh)
 {
+	fs->fhtab[fh->slot] = NULL;
+	fs->fhfree[fs->nfhfree++] = fh->slot; /* fhfree holds fhcap slots */
 	if (fh->prev)
 		fh->prev->next = fh->next;
 	else
@@ -85,15 +117,32 @@ void sfs_fh_free(sfs *fs, struct sfs_fh *fh)
 	sfs_blob_unref(fh->blob);
 	if (fh->ph)
 		fuse_pollhandle_destroy(fh->ph);
-	for (size_t i = 0; i < fh->nents; i++)
-		free(fh->ents[i].name);
-	free(fh->ents);
+	dents_free(fh);
 	free(fh);
 }
 
-static struct sfs_fh *fi_fh(const struct fuse_file_info *fi)
+/* The handle the kernel's fh names, for inode ino; NULL when this process did not make it (fh 0
+ * in no_open mode, a handle opened before a hand-over, or any made-up value): the id is looked
+ * up in the table and checked whole, never dereferenced. */
+static struct sfs_fh *fi_fh(const sfs *fs, const struct fuse_file_info *fi, fuse_ino_t ino)
 {
-	return fi ? (struct sfs_fh *)(uintptr_t)fi->fh : NULL;
+	if (!fi || !fi->fh)
+		return NULL;
+	uint64_t slot = (fi->fh & 0xffffffffu) - 1;
+	if (slot >= fs->fhused)
+		return NULL;
+	struct sfs_fh *fh = fs->fhtab[slot];
+	if (!fh || fh->id != fi->fh)
+		return NULL;
+	switch (fh->kind) {
+	case FH_FILE:
+		return fh->ino == ino ? fh : NULL;
+	case FH_VERSION:
+		return ino == SFS_VERSION_INO ? fh : NULL;
+	case FH_DIR:
+		return fh->dir_ino == ino ? fh : NULL;
+	}
+	return NULL;
 }
 
 /* ---- operations ---- */
@@ -120,7 +169,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	struct node *p = sfs_node_get(fs, parent);
 	if (!p || !p->live || !p->is_dir) {
-		fuse_reply_err(req, ENOENT);
+		/* An inode this process does not know (the kernel got it from a server before a
+		 * hand-over and it is no longer in the view): ESTALE makes the VFS walk the path
+		 * again with LOOKUP_REVAL. */
+		fuse_reply_err(req, p ? ENOENT : ESTALE);
 		return;
 	}
 	struct node **k =
@@ -180,7 +232,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	struct node *n = sfs_node_get(fs, ino);
 	if (!n || !n->live) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, n ? ENOENT : ESTALE);
 		return;
 	}
 	struct stat st;
@@ -226,7 +278,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else if (req_check(fs, req) < 0)
 		err = EACCES;
 	else if (!n || !n->live)
-		err = ENOENT;
+		err = n ? ENOENT : ESTALE;
 	else if (n->is_dir)
 		err = EISDIR;
 	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
@@ -264,8 +316,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fi->keep_cache = 1;
 		}
 	}
-	fh_link(fs, fh);
-	fi->fh = (uintptr_t)fh;
+	if (fh_link(fs, fh) < 0) {
+		sfs_blob_unref(fh->blob);
+		free(fh);
+		audit_open(fs, who, path, version, -ENFILE);
+		fuse_reply_err(req, ENFILE);
+		return;
+	}
+	fi->fh = fh->id;
 	if (fuse_reply_open(req, fi) != 0) {
 		/* interrupted: the kernel will not release it */
 		sfs_fh_free(fs, fh);
@@ -289,7 +347,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	sfs *fs = req_fs(req);
-	struct sfs_fh *fh = fi_fh(fi);
+	struct sfs_fh *fh = fi_fh(fs, fi, ino);
 	if (fs->denied) {
 		/* .version readers count this generation as seen: poll(2) then blocks until the
 		 * next change (the one that ends the denial) instead of spinning on EIO. */
@@ -327,7 +385,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	/* fh 0: no_open mode, a page-cache fill for some reader. */
+	/* fh 0: no_open mode, a page-cache fill for some reader; or a handle this process did not
+	 * make (opened before a hand-over): served the same way, the node's current value. */
 	if (req_check(fs, req) < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -347,10 +406,42 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct sfs_fh *fh = fi_fh(fi);
+	struct sfs_fh *fh = fi_fh(req_fs(req), fi, ino);
 	if (fh)
 		sfs_fh_free(req_fs(req), fh);
 	fuse_reply_err(req, 0);
+}
+
+static void dents_free(struct sfs_fh *fh)
+{
+	for (size_t i = 0; i < fh->nents; i++)
+		free(fh->ents[i].name);
+	free(fh->ents);
+	fh->ents = NULL;
+	fh->nents = 0;
+}
+
+/* Fills fh (kind FH_DIR) with a snapshot of directory n's names. 0 or -ENOMEM (what was filled
+ * stays for the caller to free). */
+static int dir_fill(struct sfs_fh *fh, const struct node *n)
+{
+	fh->kind = FH_DIR;
+	fh->dir_ino = n->ino;
+	fh->dir_parent = n->parent;
+	if (!n->nkids)
+		return 0;
+	fh->ents = calloc(n->nkids, sizeof(*fh->ents));
+	if (!fh->ents)
+		return -ENOMEM;
+	for (size_t i = 0; i < n->nkids; i++) {
+		fh->ents[i].name = strdup(n->kids[i]->name);
+		if (!fh->ents[i].name)
+			return -ENOMEM;
+		fh->ents[i].ino = n->kids[i]->ino;
+		fh->ents[i].is_dir = n->kids[i]->is_dir;
+		fh->nents++;
+	}
+	return 0;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -366,7 +457,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	struct node *n = sfs_node_get(fs, ino);
 	if (!n || !n->live) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, n ? ENOENT : ESTALE);
 		return;
 	}
 	if (!n->is_dir) {
@@ -380,21 +471,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fh->kind = FH_DIR;
 	fh->dir_ino = n->ino;
 	fh->dir_parent = n->parent;
-	fh_link(fs, fh);
-	if (n->nkids) {
-		fh->ents = calloc(n->nkids, sizeof(*fh->ents));
-		if (!fh->ents)
-			goto nomem_fh;
-		for (size_t i = 0; i < n->nkids; i++) {
-			fh->ents[i].name = strdup(n->kids[i]->name);
-			if (!fh->ents[i].name)
-				goto nomem_fh;
-			fh->ents[i].ino = n->kids[i]->ino;
-			fh->ents[i].is_dir = n->kids[i]->is_dir;
-			fh->nents++;
-		}
+	if (fh_link(fs, fh) < 0) {
+		free(fh);
+		fuse_reply_err(req, ENFILE);
+		return;
 	}
-	fi->fh = (uintptr_t)fh;
+	if (dir_fill(fh, n) < 0)
+		goto nomem_fh;
+	fi->fh = fh->id;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) != 0)
 		sfs_fh_free(fs, fh);
@@ -409,19 +493,37 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
 	sfs *fs = req_fs(req);
-	struct sfs_fh *fh = fi_fh(fi);
-	if (!fh || fh->kind != FH_DIR) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
+	struct sfs_fh *fh = fi_fh(fs, fi, ino);
+	struct sfs_fh tmp;
+	memset(&tmp, 0, sizeof(tmp));
 	if (fs->denied) {
 		fuse_reply_err(req, EIO);
 		return;
+	}
+	if (!fh) {
+		/* A directory handle this process did not make (opened before a hand-over): the
+		 * directory's current names, checked like an opendir. */
+		if (req_check(fs, req) < 0) {
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		struct node *n = sfs_node_get(fs, ino);
+		if (!n || !n->live || !n->is_dir) {
+			fuse_reply_err(req, n && n->live ? ENOTDIR : ESTALE);
+			return;
+		}
+		if (dir_fill(&tmp, n) < 0) {
+			dents_free(&tmp);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		fh = &tmp;
 	}
 	if (size > 128 * 1024)
 		size = 128 * 1024;
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
+		dents_free(&tmp);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -451,11 +553,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+	dents_free(&tmp);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct sfs_fh *fh = fi_fh(fi);
+	struct sfs_fh *fh = fi_fh(req_fs(req), fi, ino);
 	if (fh)
 		sfs_fh_free(req_fs(req), fh);
 	fuse_reply_err(req, 0);
@@ -476,7 +579,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                     struct fuse_pollhandle *ph)
 {
 	sfs *fs = req_fs(req);
-	struct sfs_fh *fh = fi_fh(fi);
+	struct sfs_fh *fh = fi_fh(fs, fi, ino);
 	const unsigned ready = POLLIN | POLLPRI;
 	if (fh && fh->kind == FH_VERSION) {
 		if (fh->seen != fs->generation) {

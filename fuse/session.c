@@ -8,6 +8,8 @@
  * lookup of it, so a late request never touches freed memory. */
 #include "fuse/sfs_internal.h"
 
+#include <linux/fuse.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -84,10 +86,14 @@ static void sfs_release_session_key(pthread_key_t key)
 	pthread_key_delete(key);
 }
 
-int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud)
+_Static_assert(SFS_FIRST_INO == SFS_JOURNAL_FIRST_INO, "the journal starts at the first inode");
+_Static_assert(sizeof(struct fuse_in_header) + sizeof(uint32_t) * 2 <= SFS_INIT_RECORD_MAX,
+               "an INIT fits the record");
+
+/* A session's memory and its two fixed nodes (root, .version): no fd, no libfuse yet. */
+static int session_alloc(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops,
+                         void *ud)
 {
-	if (!out || !cfg || !ops || !ops->check)
-		return -EINVAL;
 	*out = NULL;
 	if (sodium_init() < 0)
 		return -ENOMEM;
@@ -97,6 +103,7 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	sfs *fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
+	fs->jfd = -1;
 	fs->cfg = *cfg;
 	fs->ops = *ops;
 	fs->ud = ud;
@@ -105,11 +112,14 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	fs->generation = 1;
 	fs->noopen_seen = 0;
 	fs->start = time(NULL);
+	/* Handle ids carry a tag that starts at a random value: an fh made by another process
+	 * (before a hand-over) matches one of ours only if slot, tag and inode all agree. */
+	fs->fhtag = randombytes_random() | 1;
 	sfs_gentext_set(fs);
-	int fd = -1;
+	*out = fs;
 	r = sfs_ino_reserve(fs, SFS_FIRST_INO);
 	if (r < 0)
-		goto fail;
+		return r;
 	fs->nino = SFS_FIRST_INO;
 	struct node *root = sfs_node_new(SFS_ROOT_INO, "", 0, true);
 	struct node *ver =
@@ -119,8 +129,7 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 		sfs_node_free(root);
 		sfs_node_free(ver);
 		free(kids);
-		r = -ENOMEM;
-		goto fail;
+		return -ENOMEM;
 	}
 	root->live = ver->live = true;
 	root->parent = SFS_ROOT_INO;
@@ -132,16 +141,18 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	root->nkids = 1;
 	fs->byino[SFS_ROOT_INO] = root;
 	fs->byino[SFS_VERSION_INO] = ver;
+	return 0;
+}
 
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		goto fail;
-	}
+/* Creates the libfuse session on fd (non-blocking from here on), which it owns from then on,
+ * even on failure. */
+static int session_attach(sfs *fs, int fd)
+{
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		r = -errno;
-		goto fail;
+		int r = -errno;
+		close(fd);
+		return r;
 	}
 	char *argv[] = {(char *)"secretd", NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
@@ -155,8 +166,8 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	fs->se = fuse_session_new(&args, &sfs_llops, sizeof(sfs_llops), fs);
 	fuse_opt_free_args(&args); /* option parsing replaced argv with an allocated copy */
 	if (!fs->se) {
-		r = -ENOMEM;
-		goto fail;
+		close(fd);
+		return -ENOMEM;
 	}
 	if (have_probe && pthread_key_create(&check, NULL) == 0) {
 		pthread_key_delete(check);
@@ -167,17 +178,146 @@ int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, 
 	snprintf(mp, sizeof(mp), "/dev/fd/%d", fd);
 	/* Adopts the open fd (libfuse >= 3.3): nothing is mounted here. */
 	if (fuse_session_mount(fs->se, mp) != 0) {
-		r = -EIO;
+		close(fd);
+		return -EIO;
+	}
+	return 0;
+}
+
+int sfs_new(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud)
+{
+	if (!out || !cfg || !ops || !ops->check)
+		return -EINVAL;
+	sfs *fs = NULL;
+	int r = session_alloc(&fs, cfg, ops, ud);
+	if (r < 0)
+		goto fail;
+	r = sfs_journal_create(fs);
+	if (r < 0)
+		goto fail;
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
 		goto fail;
 	}
-	fd = -1; /* the session owns it now */
+	r = session_attach(fs, fd);
+	if (r < 0)
+		goto fail;
 	*out = fs;
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	sfs_destroy(fs);
 	return r;
+}
+
+/* The INIT of a previous server, replayed: libfuse answers nothing before an INIT and sizes its
+ * read buffer from the one it saw. Its reply goes to a long-gone request id; the kernel answers
+ * ENOENT, which libfuse ignores. */
+static int replay_init(sfs *fs, const void *init, size_t len)
+{
+	struct fuse_in_header h;
+	if (!init || len < sizeof(h) + 2 * sizeof(uint32_t) || len > SFS_INIT_RECORD_MAX)
+		return -EINVAL;
+	memcpy(&h, init, sizeof(h));
+	if (h.len != len || h.opcode != FUSE_INIT)
+		return -EINVAL;
+	memcpy(fs->init_rec, init, len);
+	fs->init_len = len;
+	uint8_t copy[SFS_INIT_RECORD_MAX];
+	memcpy(copy, init, len);
+	struct fuse_buf b = {.size = len, .mem = copy};
+	fuse_session_process_buf(fs->se, &b);
+	return fs->inited ? 0 : -EPROTO;
+}
+
+int sfs_adopt(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud,
+              int fuse_fd, const void *init, size_t init_len, int journal_fd, unsigned flags)
+{
+	if (!out || !cfg || !ops || !ops->check || fuse_fd < 0 || journal_fd < 0 ||
+	    (flags & ~SFS_ADOPT_NO_RESEND))
+		return -EINVAL;
+	sfs *fs = NULL;
+	int r = session_alloc(&fs, cfg, ops, ud);
+	if (r < 0)
+		goto fail;
+	fs->adopt_flags = flags;
+	fs->jfd = fcntl(journal_fd, F_DUPFD_CLOEXEC, 3);
+	if (fs->jfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = sfs_journal_replay(fs);
+	if (r < 0)
+		goto fail;
+	int fd = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = session_attach(fs, fd);
+	if (r < 0)
+		goto fail;
+	r = replay_init(fs, init, init_len);
+	if (r < 0)
+		goto fail;
+	fs->adopt_wait_view = true;
+	fs->resend = 1;
+	*out = fs;
+	return 0;
+fail:
+	sfs_destroy(fs);
+	return r;
+}
+
+/* FUSE_NOTIFY_RESEND (Linux 6.9; Debian 12's headers stop at 6): a bare notify header. */
+#define SFS_NOTIFY_RESEND 7
+
+void sfs_adopt_view_set(sfs *fs)
+{
+	if (!fs->adopt_wait_view)
+		return;
+	fs->adopt_wait_view = false;
+	/* Without RESEND, requests the dead server had read are never answered; a LOOKUP among
+	 * them holds its directory's lock, and an invalidation in that directory would block the
+	 * process-wide notifier thread (every mount's invalidations) for good. So this session
+	 * sends none: the caller is told (sfs_resend_status) to abandon the connection. */
+	if (fs->adopt_flags & SFS_ADOPT_NO_RESEND) {
+		fs->resend = -ECANCELED;
+		fs->notify_off = true;
+		return;
+	}
+	struct fuse_out_header oh = {.len = sizeof(oh), .error = SFS_NOTIFY_RESEND, .unique = 0};
+	ssize_t w;
+	do
+		w = write(sfs_fd(fs), &oh, sizeof(oh));
+	while (w < 0 && errno == EINTR);
+	fs->resend = w == (ssize_t)sizeof(oh) ? 0 : w < 0 ? -errno : -EIO;
+	if (fs->resend < 0)
+		fs->notify_off = true;
+}
+
+int sfs_resend_status(const sfs *fs)
+{
+	return fs ? fs->resend : -EINVAL;
+}
+
+ssize_t sfs_init_record(const sfs *fs, void *buf, size_t len)
+{
+	if (!fs || (!buf && len))
+		return -EINVAL;
+	if (fs->init_toolong)
+		return -E2BIG;
+	if (!fs->init_len)
+		return -ENOENT;
+	if (len < fs->init_len)
+		return -ENOSPC;
+	memcpy(buf, fs->init_rec, fs->init_len);
+	return (ssize_t)fs->init_len;
+}
+
+int sfs_journal_fd(const sfs *fs)
+{
+	return fs && fs->jfd >= 0 ? fs->jfd : -EBADF;
 }
 
 int sfs_fd(const sfs *fs)
@@ -198,10 +338,29 @@ int sfs_mount_data(const sfs *fs, char *buf, size_t len)
 	return 0;
 }
 
+/* Keeps the bytes of the kernel's FUSE_INIT (for sfs_init_record) before libfuse handles it. */
+static void record_init(sfs *fs, size_t len)
+{
+	struct fuse_in_header h;
+	if (fs->inited || (fs->buf.flags & FUSE_BUF_IS_FD) || len < sizeof(h))
+		return;
+	memcpy(&h, fs->buf.mem, sizeof(h));
+	if (h.opcode != FUSE_INIT)
+		return;
+	if (len > SFS_INIT_RECORD_MAX || h.len != len) {
+		fs->init_toolong = true;
+		return;
+	}
+	memcpy(fs->init_rec, fs->buf.mem, len);
+	fs->init_len = len;
+}
+
 int sfs_dispatch(sfs *fs)
 {
 	if (!fs || !fs->se)
 		return -EINVAL;
+	if (fs->adopt_wait_view)
+		return 0; /* adopted: nothing is answered before the first view (sfs.h) */
 	int fd = fuse_session_fd(fs->se);
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) {
@@ -234,16 +393,13 @@ int sfs_dispatch(sfs *fs)
 		}
 		if (r < 0)
 			return r;
+		record_init(fs, (size_t)r);
 		fuse_session_process_buf(fs->se, &fs->buf);
 	}
 }
 
-void sfs_destroy(sfs *fs)
+static void session_free(sfs *fs)
 {
-	if (!fs)
-		return;
-	sfs_notifier_detach(fs);
-
 	while (fs->fhs)
 		sfs_fh_free(fs, fs->fhs);
 	for (size_t i = 0; i < fs->noopen_nph; i++)
@@ -251,12 +407,35 @@ void sfs_destroy(sfs *fs)
 	/* Closing the only /dev/fuse fd of the connection aborts it: the mount answers ENOTCONN. */
 	if (fs->se)
 		fuse_session_destroy(fs->se);
+	if (fs->jfd >= 0)
+		close(fs->jfd);
 	free(fs->buf.mem);
 	for (size_t i = 0; i < fs->nino; i++)
 		sfs_node_free(fs->byino[i]);
 	free(fs->byino);
+	free(fs->fhtab);
+	free(fs->fhfree);
 	sfs_smap_free(&fs->paths);
 	free(fs);
+}
+
+void sfs_destroy(sfs *fs)
+{
+	if (!fs)
+		return;
+	sfs_notifier_detach(fs);
+	session_free(fs);
+}
+
+void sfs_release(sfs *fs)
+{
+	if (!fs)
+		return;
+	/* The kernel must not keep pages or entries this process meant to invalidate: the
+	 * adopter does not know what was pending. */
+	sfs_notifier_drain(fs);
+	sfs_notifier_detach(fs);
+	session_free(fs);
 }
 
 size_t sfs_count(const sfs *fs)

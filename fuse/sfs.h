@@ -104,8 +104,85 @@ bool sfs_denied(const sfs *fs);
 /* Handles the requests pending on the fd (non-blocking). 0, or -ENODEV when the connection has
  * ended (unmounted or aborted): the caller then removes the fd from its loop and destroys. */
 int sfs_dispatch(sfs *fs);
-/* Aborts the connection if still up, closes the fd, drops every blob reference. NULL is a no-op. */
+/* Closes the fd and drops every blob reference. Closing the last fd of a connection aborts it
+ * (the mount answers ENOTCONN); while another process (a keeper) holds a duplicate, the
+ * connection stays and that holder decides. Queued invalidations are dropped. NULL is a no-op. */
 void sfs_destroy(sfs *fs);
+
+/* ---- handing a live connection to another process (docs/DESIGN.md, "FUSE hand-over") ----
+ *
+ * A keeper holds a duplicate of the /dev/fuse fd and of the journal memfd; the mount lives as
+ * long as any fd of the connection does. When the serving process dies (or releases), a new
+ * process adopts the connection with the recorded INIT and the journal:
+ *   1. sfs_adopt(): replays the INIT (libfuse answers nothing before it), rebuilds the
+ *      path -> inode assignments from the journal;
+ *   2. sfs_set_view() (or sfs_deny()): the first view; sfs_dispatch reads nothing before it,
+ *      so no request is answered from an empty tree (requests wait in the kernel);
+ *   3. that first view also writes FUSE_NOTIFY_RESEND: requests the previous server had read but
+ *      not answered are queued again and answered by this process.
+ * Inode numbers are the ones the previous process gave (the kernel caches them for an hour).
+ * File handles are ids into a table (never pointers): a handle this process did not create
+ * (opened before the hand-over, or made up) is never dereferenced; it is served like a handle
+ * of no_open mode: READ checks the caller and serves the node's current value (not the version
+ * it opened: that pin is lost with the old process), ESTALE if the inode is unknown or no
+ * longer in the view; POLL of .version works; READDIR lists the directory's current names. */
+
+/* The recorded FUSE_INIT request (fuse_in_header + fuse_init_in) is at most this long. */
+#define SFS_INIT_RECORD_MAX 512
+/* Copies the bytes of the FUSE_INIT request this session served (or adopted) into buf. Returns
+ * their length, -ENOENT before INIT, -ENOSPC if len is too small (SFS_INIT_RECORD_MAX always
+ * suffices), -E2BIG if the kernel's INIT was longer than SFS_INIT_RECORD_MAX (not adoptable). */
+ssize_t sfs_init_record(const sfs *fs, void *buf, size_t len);
+
+/* The journal: a memfd, owned by sfs, holding every (inode, path) assignment this session and
+ * the sessions before it made, appended before the inode is ever shown to the kernel. Hand a
+ * duplicate to the keeper with the /dev/fuse fd. Format: SFS_JOURNAL_MAGIC, then records
+ * { u64 ino (little endian), u16 path length, u8 'f' or 'd', path bytes }; record k (from 0)
+ * names inode SFS_JOURNAL_FIRST_INO + k. */
+int sfs_journal_fd(const sfs *fs);
+#define SFS_JOURNAL_MAGIC "SFSJRNL1"
+#define SFS_JOURNAL_MAGIC_LEN 8
+#define SFS_JOURNAL_REC_HEADER 11
+#define SFS_JOURNAL_FIRST_INO 3
+/* A journal longer than this is refused (parse: -E2BIG; a set_view that would grow it past it:
+ * -E2BIG). 1,000,000 files with 255-byte paths need ~270 MB. */
+#define SFS_JOURNAL_BYTES_MAX (512u * 1024 * 1024)
+/* Parses a journal (outside input for the adopter: pure, bounded, fuzzed). Calls rec for each
+ * record in order (path not NUL-terminated; valid per names_check); a non-zero return stops and
+ * is returned. A torn last record (a writer killed mid-append) is not an error: *used (may be
+ * NULL) is the length of the complete records. 0; -EBADMSG: bad magic, an inode out of order, a
+ * bad type or path; -E2BIG: longer than SFS_JOURNAL_BYTES_MAX. */
+int sfs_journal_parse(const void *data, size_t len,
+                      int (*rec)(void *ctx, uint64_t ino, const char *path, size_t path_len,
+                                 bool is_dir),
+                      void *ctx, size_t *used);
+
+/* sfs_adopt flags */
+#define SFS_ADOPT_NO_RESEND 1u /* tests only: do not send FUSE_NOTIFY_RESEND */
+/* Serves a mounted connection another process set up: duplicates fuse_fd and journal_fd (the
+ * caller keeps and closes its own), replays init (init_len bytes from sfs_init_record of the
+ * previous server), replays the journal. Then behaves as a session from sfs_new, except that
+ * sfs_dispatch reads nothing until the first sfs_set_view/sfs_deny, which also sends the RESEND
+ * (see above). -EINVAL: bad arguments or an init record that is not a FUSE_INIT; -EPROTO:
+ * libfuse refused the INIT; -EBADMSG/-E2BIG: the journal (sfs_journal_parse); -ENOMEM. */
+int sfs_adopt(sfs **out, const struct sfs_config *cfg, const struct sfs_ops *ops, void *ud,
+              int fuse_fd, const void *init, size_t init_len, int journal_fd, unsigned flags);
+/* After sfs_adopt: 1 while the RESEND waits for the first view; 0 once it was written (or the
+ * session was not adopted); a negative errno when it was not sent: -ECANCELED for
+ * SFS_ADOPT_NO_RESEND, else the kernel's refusal (before Linux 6.9: -EINVAL). Then the requests
+ * the dead server had read are never answered: their callers wait in D state (not even SIGKILL
+ * ends the wait) and a LOOKUP among them holds its directory's lock. The session then queues no
+ * invalidation (one would block the process-wide notifier thread on that lock, for every
+ * mount), so its kernel caches may go stale: the caller must abandon the connection: abort it
+ * (fusectl's /sys/fs/fuse/connections/N/abort, or close every fd of it; the waiting callers
+ * then get ENOTCONN) and mount a fresh session. */
+int sfs_resend_status(const sfs *fs);
+/* Stops serving for a deliberate hand-over: delivers the queued invalidations (serving the
+ * connection meanwhile), then frees everything and closes this process's fds without aborting
+ * anything. Call between sfs_dispatch calls (every request read so far has been answered, the
+ * rest waits in the kernel for the adopter). The connection survives only if another fd of it
+ * is open elsewhere (the keeper's); take sfs_init_record and the journal fd before. NULL: no-op. */
+void sfs_release(sfs *fs);
 /* Entries in the current view (without .version). */
 size_t sfs_count(const sfs *fs);
 /* The .version counter (starts at 1, +1 per sfs_set_view that changed something). */

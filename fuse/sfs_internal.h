@@ -19,6 +19,11 @@
 #define SFS_TIMEOUT_DEFAULT 3600.0
 #define SFS_NAME_CAP 256 /* a segment of a valid name is at most 255 bytes */
 #define SFS_NOOPEN_PH_MAX 16
+/* Open handles per mount (files, .version, directories); more opens answer ENFILE. */
+#define SFS_FH_MAX (1u << 20)
+/* An adopted node's lookup count: the kernel holds an unknown number of lookups of it (made
+ * with the previous server), so it is never taken for zero. */
+#define SFS_NLOOKUP_UNKNOWN (UINT64_MAX / 4)
 
 /* A blob (blob.c): a reference to the secret it serves, and that secret's version. */
 struct sfs_blob {
@@ -45,6 +50,7 @@ struct node {
 	const char *name;     /* last segment, inside path */
 	bool is_dir, live, is_version;
 	bool cache_stale; /* content changed: the kernel's pages may be of an older version */
+	bool adopted;     /* inode number given by a previous server (sfs_adopt) */
 	uint64_t nlookup; /* kernel references (LOOKUP replies minus FORGETs) */
 	uint32_t mode, uid, gid;
 	sfs_blob *blob; /* files in the view only */
@@ -64,6 +70,8 @@ struct dent {
 
 struct sfs_fh {
 	enum fh_kind kind;
+	uint64_t id;                /* the fh the kernel holds: (tag << 32) | (slot + 1) */
+	uint32_t slot;              /* index in sfs.fhtab */
 	struct sfs_fh *prev, *next; /* every live handle, so destroy can free them */
 	sfs_blob *blob;             /* FH_FILE: the version this open serves */
 	uint64_t seen;              /* FH_VERSION: generation last read (0: none yet) */
@@ -94,7 +102,25 @@ struct sfs {
 	bool denied; /* failed closed (sfs_deny): everything but the root answers EIO */
 	time_t start;
 	unsigned epoch;
-	struct sfs_fh *fhs; /* list of open handles */
+	struct sfs_fh *fhs;    /* list of open handles */
+	struct sfs_fh **fhtab; /* handle ids: slot -> handle (NULL: free) */
+	uint32_t fhused, fhcap;
+	uint32_t *fhfree; /* free slots below fhused */
+	uint32_t nfhfree;
+	uint32_t fhtag; /* next tag (never 0); starts at a random value */
+	/* the FUSE_INIT served (sfs_init_record) */
+	uint8_t init_rec[SFS_INIT_RECORD_MAX];
+	size_t init_len;
+	bool init_toolong;
+	/* the journal (journal.c) */
+	int jfd;
+	size_t jlen;
+	/* adoption: inodes up to adopt_ino_max came from the journal */
+	uint64_t adopt_ino_max;
+	bool adopt_wait_view; /* adopted, no view yet: dispatch reads nothing */
+	unsigned adopt_flags;
+	int resend;      /* sfs_resend_status */
+	bool notify_off; /* RESEND failed: no invalidations (see sfs_adopt_view_set) */
 	/* no_open mode: .version reads and polls arrive with fh 0 */
 	uint64_t noopen_seen;
 	struct fuse_pollhandle *noopen_ph[SFS_NOOPEN_PH_MAX];
@@ -137,6 +163,17 @@ void sfs_node_free(struct node *n);
 void sfs_gentext_set(sfs *fs);
 /* Grows the inode index to hold at least need slots. 0 or -ENOMEM. */
 int sfs_ino_reserve(sfs *fs, size_t need);
+/* After a view was set: an adopted session's first one ends its wait and sends the RESEND. */
+void sfs_adopt_view_set(sfs *fs);
+
+/* ---- journal.c ---- */
+/* Creates the journal memfd with its magic (sfs_new). 0 or -errno. */
+int sfs_journal_create(sfs *fs);
+/* Appends (ino, path[len], is_dir). 0, -E2BIG past SFS_JOURNAL_BYTES_MAX, -EIO/-errno when the
+ * write failed (the journal is cut back to its last complete record). */
+int sfs_journal_append(sfs *fs, uint64_t ino, const char *path, size_t len, bool is_dir);
+/* Reads the journal in fs->jfd, fills fs->paths and sets fs->nino (sfs_adopt). */
+int sfs_journal_replay(sfs *fs);
 
 /* ---- ops.c ---- */
 extern const struct fuse_lowlevel_ops sfs_llops;
@@ -155,3 +192,5 @@ void sfs_nbatch_free(struct nbatch *b);
 void sfs_queue_inval_inode(sfs *fs, uint64_t ino);
 /* Drops fs's queued batches and waits out one being sent, serving fs meanwhile (sfs_destroy). */
 void sfs_notifier_detach(sfs *fs);
+/* Waits until every batch queued for fs has been sent, serving fs meanwhile (sfs_release). */
+void sfs_notifier_drain(sfs *fs);

@@ -132,9 +132,15 @@ static int view_alloc(sfs *fs, struct view_build *vb)
 			int r = sfs_ino_reserve(fs, fs->nino + 1);
 			if (r < 0)
 				return r;
-			r = sfs_smap_put(&fs->paths, key, strlen(key), fs->nino);
+			/* In the journal before anyone sees the number (sfs_adopt). */
+			r = sfs_journal_append(fs, fs->nino, w->path, w->len, w->is_dir);
 			if (r < 0)
 				return r;
+			r = sfs_smap_put(&fs->paths, key, strlen(key), fs->nino);
+			if (r < 0) {
+				fs->nino++; /* journaled: burnt, never reused */
+				return r;
+			}
 			w->ino = fs->nino++;
 		}
 		w->node = fs->byino[w->ino];
@@ -142,6 +148,11 @@ static int view_alloc(sfs *fs, struct view_build *vb)
 			w->fresh = sfs_node_new(w->ino, w->path, w->len, w->is_dir);
 			if (!w->fresh)
 				return -ENOMEM;
+			if (w->ino <= fs->adopt_ino_max) {
+				/* numbered by a previous server: the kernel may hold it */
+				w->fresh->adopted = true;
+				w->fresh->nlookup = SFS_NLOOKUP_UNKNOWN;
+			}
 		}
 		if (w->parent == SIZE_MAX)
 			vb->rootn++;
@@ -165,6 +176,53 @@ static void item_name(struct nitem *it, const struct node *n)
 	memcpy(it->name, n->name, it->namelen + 1);
 }
 
+/* The first view after sfs_adopt: paths the previous servers numbered that are not in it may
+ * still be cached by the kernel (their invalidations died with the server that queued them):
+ * their pages and entries are dropped. At most 2 items per path in fs->paths. */
+static void adopt_sweep(sfs *fs, struct nbatch *b)
+{
+	for (size_t i = 0; i < fs->paths.cap; i++) {
+		const struct smap_slot *s = &fs->paths.slots[i];
+		if (!s->key || s->val > fs->adopt_ino_max)
+			continue;
+		struct node *n = sfs_node_get(fs, s->val);
+		if (n && n->live)
+			continue;
+		size_t len = strlen(s->key);
+		bool is_dir = len && s->key[len - 1] == '/';
+		size_t plen = is_dir ? len - 1 : len; /* the path without the slash */
+		if (!is_dir) {
+			struct nitem *it = &b->items[b->n++];
+			it->kind = N_INODE;
+			it->ino = s->val;
+		}
+		const char *slash = memrchr(s->key, '/', plen);
+		uint64_t parent = SFS_ROOT_INO;
+		if (slash) {
+			char pkey[SFS_NAME_CAP + 1];
+			size_t pl = (size_t)(slash - s->key) + 1; /* "dir/" */
+			if (pl > SFS_NAME_CAP)
+				continue;
+			memcpy(pkey, s->key, pl);
+			pkey[pl] = '\0';
+			const struct smap_slot *ps = sfs_smap_find(&fs->paths, pkey);
+			if (!ps)
+				continue;
+			parent = ps->val;
+		}
+		const char *name = slash ? slash + 1 : s->key;
+		size_t nlen = plen - (size_t)(name - s->key);
+		if (nlen == 0 || nlen >= SFS_NAME_CAP)
+			continue;
+		struct nitem *it = &b->items[b->n++];
+		it->kind = N_ENTRY;
+		it->parent = parent;
+		it->namelen = nlen;
+		memcpy(it->name, name, nlen);
+		it->name[nlen] = '\0';
+	}
+}
+
 /* sfs_set_view's work; bump: change .version even when no entry changed (entering or leaving the
  * denied state). */
 static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
@@ -186,6 +244,8 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 	for (struct sfs_fh *fh = fs->fhs; fh; fh = fh->next)
 		nph += fh->ph != NULL;
 	size_t cap = 2 * vb.n + 2 * nlive + nph + 1;
+	if (fs->adopt_wait_view)
+		cap += 2 * fs->paths.n;
 	b = calloc(1, sizeof(*b) + cap * sizeof(b->items[0]));
 	if (!b) {
 		r = -ENOMEM;
@@ -265,7 +325,9 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 			it->kind = N_INODE;
 			it->ino = nd->ino;
 		} else if (!was_live) {
-			if (w->node) { /* revived: the kernel may hold old attributes */
+			/* revived, or numbered by a previous server: the kernel may hold old
+			 * attributes and pages (what that server queued died with it) */
+			if (w->node || nd->adopted) {
 				struct nitem *it = &b->items[b->n++];
 				it->kind = N_INODE;
 				it->ino = nd->ino;
@@ -320,6 +382,9 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 			fh->revoked = true;
 	}
 
+	if (fs->adopt_wait_view)
+		adopt_sweep(fs, b);
+
 	if (b->n || bump) {
 		fs->generation++;
 		sfs_gentext_set(fs);
@@ -343,7 +408,9 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 		fs->noopen_nph = 0;
 	}
 	view_build_free(&vb, false);
-	if (b->n && fs->inited)
+	/* An adopted session's first view is in place: serving starts, RESEND is written. */
+	sfs_adopt_view_set(fs);
+	if (b->n && fs->inited && !fs->notify_off)
 		sfs_notifier_queue(b); /* before INIT the kernel has nothing cached */
 	else
 		sfs_nbatch_free(b);
@@ -369,7 +436,11 @@ int sfs_deny(sfs *fs)
 	if (!fs)
 		return -EINVAL;
 	fs->denied = true;
-	return view_apply(fs, NULL, 0, true);
+	int r = view_apply(fs, NULL, 0, true);
+	/* denied: every request is answered (EIO) without the tree, so serving may start even
+	 * when the empty view could not be applied */
+	sfs_adopt_view_set(fs);
+	return r;
 }
 
 bool sfs_denied(const sfs *fs)

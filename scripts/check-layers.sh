@@ -11,6 +11,7 @@
 #   fuse           -> common
 #   broker/engine  -> store, os, rules, fuse, crypto, schema, common
 #   broker/http    -> engine and everything engine may include
+#   broker/keeper  -> common
 #   broker/main.c  -> every broker layer, fuse, common
 #   schema         (the SQL, embedded; includes nothing)
 #   client         -> common
@@ -24,10 +25,11 @@ allowed() { # $1 = the including file's layer
 	store) echo "common crypto schema store" ;;
 	os) echo "common os" ;;
 	rules) echo "common rules" ;;
+	keeper) echo "common keeper" ;;
 	fuse) echo "common fuse" ;;
 	engine) echo "common crypto schema store os rules fuse engine" ;;
 	http) echo "common crypto schema store os rules fuse engine http" ;;
-	main) echo "common crypto schema store os rules fuse engine http" ;;
+	main) echo "common crypto schema store os rules fuse engine http keeper main" ;;
 	client) echo "common client" ;;
 	schema) echo "schema" ;;
 	*) echo "" ;;
@@ -40,7 +42,7 @@ layer_of() { # a path relative to the root -> its layer name
 	schema/*) echo schema ;;
 	fuse/*) echo fuse ;;
 	client/*) echo client ;;
-	broker/main.c) echo main ;;
+	broker/main.c | broker/main_*.[ch]) echo main ;;
 	broker/*/*) p=${1#broker/}; echo "${p%%/*}" ;;
 	tests/*) echo tests ;;
 	*) echo unknown ;;

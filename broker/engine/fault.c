@@ -22,7 +22,10 @@ static const char *const fault_files[] = {
     [ENGINE_FAULT_VIEW_INPUTS] = "view_inputs",
     [ENGINE_FAULT_AUDIT_RECORD] = "audit_record",
     [ENGINE_FAULT_UNMOUNT] = "unmount",
+    [ENGINE_FAULT_REGISTRY_WRITE] = "registry_write",
 };
+_Static_assert(sizeof(fault_files) / sizeof(fault_files[0]) == ENGINE_FAULT_POINTS,
+               "a fault point without its file");
 
 static int fault_dir_fd = -1;
 

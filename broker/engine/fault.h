@@ -4,9 +4,11 @@
 #pragma once
 
 enum engine_fault_point {
-	ENGINE_FAULT_VIEW_INPUTS,  /* mounts reads grants and names for a refresh */
-	ENGINE_FAULT_AUDIT_RECORD, /* service writes a record of its own (a failure, an attach) */
-	ENGINE_FAULT_UNMOUNT,      /* mounts unmounts a live container's mount (detach) */
+	ENGINE_FAULT_VIEW_INPUTS,    /* mounts reads grants and names for a refresh */
+	ENGINE_FAULT_AUDIT_RECORD,   /* service writes a record of its own (a failure, an attach) */
+	ENGINE_FAULT_UNMOUNT,        /* mounts unmounts a live container's mount (detach) */
+	ENGINE_FAULT_REGISTRY_WRITE, /* mounts writes a container's registry row (attach, mount) */
+	ENGINE_FAULT_POINTS,         /* the number of points */
 };
 
 /* 0, or the -errno the installed hook injects at point p. */

@@ -30,6 +30,13 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc "
 	       "(slower).",
 	       "secretd_proc_connector %" PRIu64, m->proc_connector);
+	METRIC("secretd_keeper", "gauge",
+	       "1 when a keeper process holds the FUSE connections and sockets across a crash "
+	       "or upgrade of the daemon process; 0 with --no-keeper.",
+	       "secretd_keeper %" PRIu64, m->keeper);
+	METRIC("secretd_daemon_restarts_total", "counter",
+	       "Daemon processes the keeper started before this one (crashes, upgrades).",
+	       "secretd_daemon_restarts_total %" PRIu64, m->daemon_restarts);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
 	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,
@@ -95,6 +102,15 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	    "Unmounts in a live container's namespace that failed (the FUSE connection is closed "
 	    "anyway: the stale mount serves nothing).",
 	    "secretd_unmount_failures_total %" PRIu64, g->unmount_failures);
+	METRIC("secretd_restore_failures_total", "counter",
+	       "Containers of the persisted registry that could not be restored at start (or the "
+	       "registry could not be read).",
+	       "secretd_restore_failures_total %" PRIu64, g->restore_failures);
+	METRIC(
+	    "secretd_registry_write_failures_total", "counter",
+	    "Persisted registry rows that could not be deleted or updated after a detach, an exit "
+	    "or an ended mount (forgotten at the next start).",
+	    "secretd_registry_write_failures_total %" PRIu64, g->registry_write_failures);
 	METRIC("secretd_containers_failed_closed", "gauge",
 	       "Mounted containers denied (EIO) until their view can be applied.",
 	       "secretd_containers_failed_closed %" PRIu64, g->failed_closed);

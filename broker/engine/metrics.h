@@ -21,6 +21,9 @@ struct metrics {
 	 * audit records of failed or undone changes that could not be written */
 	uint64_t refresh_failures, audit_record_failures;
 	uint64_t store_read_errors; /* /metrics could not count the secrets (secretd_secrets NaN) */
+	/* the keeper (broker/keeper): daemon processes it started before this one (crashes and
+	 * upgrades; counted since the keeper's last exec), and 1 when there is a keeper */
+	uint64_t daemon_restarts, keeper;
 };
 
 /* Gauges that other modules own, sampled at render time. */
@@ -34,6 +37,8 @@ struct metrics_gauges {
 	uint64_t failed_closed;    /* mounted containers denied until a retry applies their view */
 	int secrets_err;           /* 0, or why secrets could not be counted (rendered as NaN) */
 	uint64_t renders;          /* rendered files rendered (an input changed) (counter) */
+	uint64_t restore_failures; /* containers not restored at start (counter) */
+	uint64_t registry_write_failures; /* registry rows not deleted/updated (counter) */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -19,13 +19,18 @@ static void mountfs_cache_clear(struct mcont *c)
 
 int mountfs_unmount(struct mcont *c, bool in_namespace)
 {
+	return mountfs_unmount_from(c, in_namespace ? c->pidfd : -1);
+}
+
+int mountfs_unmount_from(struct mcont *c, int pidfd)
+{
 	int err = 0;
 	if (!c->fs)
 		return 0;
-	if (in_namespace && c->pidfd >= 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0) {
+	if (pidfd >= 0 && pidfd_send_signal(pidfd, 0, NULL, 0) == 0) {
 		err = engine_fault(ENGINE_FAULT_UNMOUNT);
 		if (err == 0)
-			err = nsmount_umount(c->pidfd, c->root, c->target);
+			err = nsmount_umount(pidfd, c->root, c->target);
 		if (err < 0)
 			c->m->st.unmount_failures++; /* the session below is destroyed either way */
 	}
@@ -128,13 +133,18 @@ static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
 		mountfs_unmount(c, false);
 		if (!c->hook) {
 			mounts *m = c->m;
+			registry_unpersist(c);
 			registry_unlink(m, c);
 			registry_cont_free(c);
+		} else if (registry_persist(c) < 0) {
+			/* its row still says mounted: the next start looks at the target (harmless:
+			 * only a stale mount of ours is replaced) */
+			c->m->st.registry_write_failures++;
 		}
 	}
 }
 
-int mountfs_mount(struct mcont *c, int pidfd)
+int mountfs_mount(struct mcont *c, int pidfd, bool replace)
 {
 	struct sfs_config cfg = {
 	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
@@ -154,7 +164,8 @@ int mountfs_mount(struct mcont *c, int pidfd)
 	r = sfs_mount_data(fs, data, sizeof(data));
 	if (r < 0)
 		goto fail;
-	r = nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
+	r = replace ? nsmount_replace(pidfd, c->root, c->target, sfs_fd(fs), data)
+	            : nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
 	if (r < 0)
 		goto fail;
 	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);

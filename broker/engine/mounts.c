@@ -28,7 +28,7 @@ int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg)
 	return 0;
 }
 
-void mounts_free(mounts *m)
+static void mounts_free_all(mounts *m, bool unmount)
 {
 	if (!m)
 		return;
@@ -36,13 +36,23 @@ void mounts_free(mounts *m)
 		struct mcont *c = m->conts;
 		m->conts = c->next;
 		/* At stop: a failed unmount is counted; its stale mount serves nothing. */
-		mountfs_unmount(c, true);
+		mountfs_unmount(c, unmount);
 		registry_cont_free(c);
 	}
 	blobcache_free(&m->blobs);
 	rendered_free(&m->renders);
 	views_inputs_free(m);
 	free(m);
+}
+
+void mounts_free(mounts *m)
+{
+	mounts_free_all(m, true);
+}
+
+void mounts_release(mounts *m)
+{
+	mounts_free_all(m, false);
 }
 
 void mounts_get_stats(mounts *m, struct mounts_stats *st)

@@ -68,6 +68,10 @@ struct mounts_stats {
 	 * ends */
 	uint64_t unmount_failures;
 	uint64_t renders; /* rendered files' renderings made (an input changed, or the first) */
+	/* registry rows (store_containers_*) that could not be deleted or updated after a detach,
+	 * an exit or an ended mount (a failed write at attach fails the attach instead) */
+	uint64_t registry_write_failures;
+	uint64_t restore_failures; /* containers mounts_restore could not restore */
 };
 
 struct mounts_attach_req {
@@ -86,19 +90,30 @@ struct mounts_attach_req {
 /* Creates the registry, loads grants and secret names from the store and adds the retry hook to
  * the loop. */
 int mounts_new(mounts **out, loop *l, store *s, const struct mounts_config *cfg);
-/* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. */
+/* Tears every mount down (unmount where the container still lives, abort, wipe) and frees. The
+ * persisted registry rows stay: the next start re-attaches the containers that still run. */
 void mounts_free(mounts *m);
+/* Frees without unmounting: each session's fd is closed, which ends the connection only when no
+ * other process holds a duplicate (the keeper does: its next daemon process adopts it). Memory is
+ * wiped as by mounts_free. For a hand-over (upgrade). NULL is a no-op. */
+void mounts_release(mounts *m);
 
 /* Registers a container (OCI hook, createRuntime) and, when it has grants or wants secrets, mounts
  * its filesystem at target. *mounted and *files tell what happened. -EEXIST: id already attached;
- * -EPERM: its cgroup cannot tell it apart from the host; -ELOOP: unsafe (symlinked) target. */
+ * -EPERM: its cgroup cannot tell it apart from the host; -ELOOP: unsafe (symlinked) target.
+ * The container's row in the persisted registry (store_containers_put: id, name, labels,
+ * cgroup, init pid and start time, target, ...) is written before this returns; when it cannot
+ * be written the attach fails closed (the store's -errno; nothing registered, the mount
+ * removed), so the hook gets an error and the container does not start. The row is deleted
+ * when the container is detached or its init exits; a plain stop (mounts_free) keeps it. */
 int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, size_t *files);
 /* Unmounts (if the container still lives), wipes and forgets container id. -ENOENT if unknown.
  * *unmount_err (may be NULL): 0, or why the unmount inside the live container failed (the
  * container is detached anyway; its stale mount serves nothing). */
 int mounts_detach(mounts *m, const char *id, int *unmount_err);
 /* A process inside a container asks for its own mount (workload API): mounts into the peer's own
- * mount namespace at target. -EPERM for a host process; -EEXIST if already mounted. */
+ * mount namespace at target. -EPERM for a host process; -EEXIST if already mounted. The mount
+ * is persisted (the requester's pid and start time) like an attach; a failed write undoes it. */
 int mounts_mount_self(mounts *m, const struct ident *who, const char *target, size_t *files);
 
 /* Resolves a peer to a policy identity: a registered container whose cgroup holds the peer, else
@@ -134,6 +149,53 @@ int mounts_refresh(mounts *m, size_t *unapplied);
  * (valid per names_check) may be stored or used as a grant path, else -EINVAL with *why a
  * static reason. */
 int mounts_name_check(const char *name, size_t len, const char **why);
+
+/* ---- restore (restore.c): re-attaching the persisted registry at start ---- */
+
+/* A later step holds each container's FUSE fd in another process; restore asks it first. */
+struct mounts_restore_ops {
+	/* The live FUSE connection held for container id: 0 with *fuse_fd (the caller's then),
+	 * -ENOENT when none is held, another -errno on failure. NULL: none is ever held. */
+	int (*take_held)(void *ud, const char *id, int *fuse_fd);
+	void *ud;
+};
+
+enum mounts_restore_outcome {
+	MOUNTS_RESTORE_RESTORED,  /* registered again (mounted afresh when it had a mount) */
+	MOUNTS_RESTORE_FORGOTTEN, /* it exited meanwhile (pid gone, another start time or cgroup):
+	                           * its row is deleted */
+	MOUNTS_RESTORE_FAILED,    /* could not be restored (err, why) */
+};
+/* One container's outcome; strings valid during the callback. */
+struct mounts_restore_event {
+	enum mounts_restore_outcome outcome;
+	const char *id, *name;
+	bool mounted; /* restored: it serves again at target */
+	const char *target;
+	size_t files;
+	const char *why; /* forgotten, failed: a static reason */
+	int err;         /* failed: the -errno */
+	bool row_kept;   /* failed: its row stays for the next start (see mounts_restore) */
+};
+typedef void (*mounts_restore_cb)(void *ud, const struct mounts_restore_event *ev);
+struct mounts_restore_counts {
+	size_t restored, forgotten, failed;
+};
+
+/* Call once, right after mounts_new, before serving: for every row of the persisted registry,
+ * finds its process (pidfd + the start time in the row: a reused pid is never taken for it)
+ * and its cgroup (must still hold it); one that is gone or changed is forgotten (row deleted).
+ * A running one is registered again with its name, labels and cgroup, and its mount (if it had
+ * one) is made afresh in its namespace (its /proc/PID/root; the stale mount at the target is
+ * detached first: nsmount_replace), or adopted from ops->take_held (ops may be NULL; adoption
+ * itself is a later step: a held fd is closed and the container re-mounted). A row failing its
+ * MAC is not restored and deleted (failed); a mount that cannot be made again is failed with its
+ * row kept (the container stays registered without its mount, and the next start tries again);
+ * every failure is counted in st.restore_failures. cb (may be NULL) hears of each row. 0, or the
+ * store's -errno when the rows cannot be read (then nothing was restored; counted as one
+ * failure). */
+int mounts_restore(mounts *m, const struct mounts_restore_ops *ops, mounts_restore_cb cb,
+                   void *cb_ud, struct mounts_restore_counts *out);
 
 /* JSON array describing every known container (new reference; NULL on ENOMEM). */
 json_t *mounts_list_json(mounts *m);

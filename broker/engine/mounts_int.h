@@ -10,6 +10,7 @@
  *   mountfs.c      a container's FUSE session: mount into its namespace, serve, check openers,
  *                  report opens, unmount
  *   mounts_json.c  JSON rendering of the containers and of an identity's granted names
+ *   restore.c      re-attaching the containers of the persisted registry at start
  * Included only by those files (and by the unit tests). Everything runs on the loop's thread.
  * Functions return 0 or a negative errno unless said otherwise. */
 #pragma once
@@ -110,7 +111,15 @@ struct mcont {
 	size_t nlabels;
 	char cgroup[CGROUP_PATH_MAX];
 	pid_t pid;
-	int pidfd; /* the container's init, watched for exit; -1 if unknown */
+	int pidfd;           /* the container's init, watched for exit; -1 if unknown */
+	uint64_t start_time; /* the init's (hook): field 22 of /proc/PID/stat */
+	bool wants;          /* it asked for secrets (attach) */
+	/* how its mount was made (kept in its registry row for restore): at attach in the init's
+	 * namespace, or by a workload `mount` in the namespace of mount_pid (start mount_start) */
+	enum store_cont_mount mount_kind;
+	pid_t mount_pid;
+	uint64_t mount_start;
+	uint64_t mount_ns; /* that mount namespace's inode */
 	uint32_t uid, gid;
 	bool hook; /* registered by the OCI hook (else seen on the workload socket) */
 	sfs *fs;   /* NULL when not mounted */
@@ -138,6 +147,14 @@ struct mcont *registry_cont_new(mounts *m, const char *id, const char *runtime, 
 void registry_cont_free(struct mcont *c);
 /* Takes c out of m's list (does not free it). */
 void registry_unlink(mounts *m, struct mcont *c);
+/* Writes c's row of the persisted registry (store_containers_put): a hook-attached container,
+ * or a seen-only one with a self-mount. */
+int registry_persist(struct mcont *c);
+/* Deletes c's row (the container is gone or detached); a failure other than -ENOENT is counted
+ * in st.registry_write_failures (a stale row is forgotten at the next start: its pid is gone). */
+void registry_unpersist(struct mcont *c);
+/* Links c into m's list; a hook container's init pidfd is watched for exit. */
+int registry_link(mounts *m, struct mcont *c);
 /* c's policy identity (strings point into c). */
 void registry_identity(const struct mcont *c, struct policy_identity *who);
 
@@ -197,14 +214,17 @@ int views_retry_prepare(loop *l, void *ud);
 /* ---- mountfs.c ---- */
 
 /* Creates c's sfs with its view and mounts it at c->target (under c->root) in the mount
- * namespace of the process behind pidfd, then serves it from the loop. On failure c stays
- * unmounted. */
-int mountfs_mount(struct mcont *c, int pidfd);
+ * namespace of the process behind pidfd, then serves it from the loop. replace: stale
+ * fuse.secretd mounts at the target are detached first (restore, nsmount_replace). On failure
+ * c stays unmounted. */
+int mountfs_mount(struct mcont *c, int pidfd, bool replace);
 /* Tears c's sfs down (first unmounting it inside the container when in_namespace and its init
  * still lives); no-op when not mounted. The sfs is gone either way; returns 0, or the -errno of
  * the unmount in the container's namespace, which left a stale mount there (it serves nothing:
  * its FUSE connection is closed) and is counted in st.unmount_failures. */
 int mountfs_unmount(struct mcont *c, bool in_namespace);
+/* The same, unmounting inside the namespace of pidfd's process (-1: not at all). */
+int mountfs_unmount_from(struct mcont *c, int pidfd);
 
 /* ---- mounts.c ---- */
 

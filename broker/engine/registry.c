@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/engine/fault.h"
 #include "broker/engine/mounts_int.h"
 #include "common/limits.h"
 #include "common/names.h"
@@ -86,8 +88,72 @@ static struct mcont *registry_find_cgroup(mounts *m, const char *path)
 static void registry_on_exit(loop *l, int fd, uint32_t events, void *ud)
 {
 	struct mcont *c = ud;
+	registry_unpersist(c);
 	registry_unlink(c->m, c);
 	registry_cont_free(c);
+}
+
+int registry_persist(struct mcont *c)
+{
+	bool self = c->fs && c->mount_kind == STORE_CONT_MOUNT_SELF;
+	if (!c->hook && !self)
+		return 0; /* a seen-only container without a mount of its own: nothing to restore */
+	struct store_cont_label *labels = NULL;
+	if (c->nlabels) {
+		labels = calloc(c->nlabels, sizeof(*labels));
+		if (!labels)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->nlabels; i++) /* only read by the store */
+			labels[i] = (struct store_cont_label){.key = (char *)c->labels[i].key,
+			                                      .value = (char *)c->labels[i].value};
+	}
+	struct store_container row = {.id = c->id,
+	                              .hook = c->hook,
+	                              .runtime = c->runtime,
+	                              .name = c->name,
+	                              .labels = labels,
+	                              .nlabels = c->nlabels,
+	                              .cgroup = c->cgroup,
+	                              .pid = c->hook ? c->pid : c->mount_pid,
+	                              .start_time = c->hook ? c->start_time : c->mount_start,
+	                              .mount = c->fs ? c->mount_kind : STORE_CONT_UNMOUNTED,
+	                              .mount_pid = self ? c->mount_pid : 0,
+	                              .mount_start = self ? c->mount_start : 0,
+	                              .mount_ns = self ? c->mount_ns : 0,
+	                              .root = c->root,
+	                              .target =
+	                                  c->target ? c->target : (char *)SECRETD_MOUNT_DEFAULT,
+	                              .uid = c->uid,
+	                              .gid = c->gid,
+	                              .wants = c->wants,
+	                              .created = c->created};
+	int r = engine_fault(ENGINE_FAULT_REGISTRY_WRITE);
+	if (r == 0)
+		r = store_containers_put(c->m->store, &row);
+	free(labels);
+	return r;
+}
+
+void registry_unpersist(struct mcont *c)
+{
+	if (!c->hook && c->mount_kind != STORE_CONT_MOUNT_SELF)
+		return;
+	int r = store_containers_del(c->m->store, c->id);
+	if (r < 0 && r != -ENOENT)
+		c->m->st.registry_write_failures++;
+}
+
+int registry_link(mounts *m, struct mcont *c)
+{
+	if (c->hook && c->pidfd >= 0) {
+		int r = loop_add(m->loop, c->pidfd, EPOLLIN, registry_on_exit, c);
+		if (r < 0)
+			return r;
+	}
+	c->next = m->conts;
+	m->conts = c;
+	m->ncont++;
+	return 0;
 }
 
 static bool registry_id_ok(const char *s, size_t max)
@@ -156,9 +222,18 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 		return -ENOMEM;
 	}
 	c->hook = true;
+	c->wants = r->wants;
 	c->pid = r->pid;
 	c->pidfd = id.pidfd;
 	id.pidfd = -1;
+	/* The init's start time, read while its pidfd shows it alive: the pid was not reused. */
+	rc = ident_start_time(r->pid, &c->start_time);
+	if (rc == 0 && pidfd_send_signal(c->pidfd, 0, NULL, 0) < 0)
+		rc = -ESRCH;
+	if (rc < 0) {
+		registry_cont_free(c);
+		return rc;
+	}
 	snprintf(c->cgroup, sizeof(c->cgroup), "%s", id.cg.path);
 	c->uid = r->uid >= 0 ? (uint32_t)r->uid : id.uid;
 	c->gid = r->gid >= 0 ? (uint32_t)r->gid : id.gid;
@@ -191,22 +266,30 @@ int mounts_attach(mounts *m, const struct mounts_attach_req *r, bool *mounted, s
 		return -EPERM;
 	}
 	if (want_files > 0 || r->wants) {
-		rc = mountfs_mount(c, c->pidfd);
+		c->mount_kind = STORE_CONT_MOUNT_HOOK;
+		rc = mountfs_mount(c, c->pidfd, false);
 		if (rc < 0) {
 			registry_cont_free(c);
 			return rc;
 		}
-		*mounted = true;
-		*files = c->nfiles;
 	}
-	rc = loop_add(m->loop, c->pidfd, EPOLLIN, registry_on_exit, c);
+	/* Persisted before the hook is answered: no row, no attach. */
+	rc = registry_persist(c);
 	if (rc < 0) {
+		/* out of its namespace too (a failed unmount is counted): the container will not
+		 * start, but a workload attach's process lives on */
+		mountfs_unmount(c, true);
 		registry_cont_free(c);
 		return rc;
 	}
-	c->next = m->conts;
-	m->conts = c;
-	m->ncont++;
+	rc = registry_link(m, c);
+	if (rc < 0) {
+		registry_unpersist(c);
+		registry_cont_free(c);
+		return rc;
+	}
+	*mounted = c->fs != NULL;
+	*files = c->nfiles;
 	return 0;
 }
 
@@ -220,6 +303,7 @@ int mounts_detach(mounts *m, const char *id, int *unmount_err)
 	int ue = mountfs_unmount(c, true);
 	if (unmount_err)
 		*unmount_err = ue;
+	registry_unpersist(c);
 	registry_unlink(m, c);
 	registry_cont_free(c);
 	return 0;
@@ -316,9 +400,36 @@ int mounts_mount_self(mounts *m, const struct ident *who, const char *target, si
 		c->uid = who->uid;
 		c->gid = who->gid;
 	}
-	int r = mountfs_mount(c, who->pidfd);
+	/* The requester's start time, read while its pidfd shows it alive (restore finds its
+	 * namespace through it). */
+	uint64_t start = 0, ns = 0;
+	int r = ident_start_time(who->pid, &start);
+	if (r == 0)
+		r = ident_mnt_ns(who->pid, &ns);
+	if (r == 0 && ident_alive(who) < 0)
+		r = -ESRCH;
 	if (r < 0)
 		return r;
+	enum store_cont_mount old_kind = c->mount_kind;
+	pid_t old_pid = c->mount_pid;
+	uint64_t old_start = c->mount_start, old_ns = c->mount_ns;
+	c->mount_kind = STORE_CONT_MOUNT_SELF;
+	c->mount_pid = who->pid;
+	c->mount_start = start;
+	c->mount_ns = ns;
+	r = mountfs_mount(c, who->pidfd, false);
+	if (r == 0) {
+		r = registry_persist(c);
+		if (r < 0) /* no row, no mount: out of the requester's namespace again */
+			mountfs_unmount_from(c, who->pidfd);
+	}
+	if (r < 0) {
+		c->mount_kind = old_kind;
+		c->mount_pid = old_pid;
+		c->mount_start = old_start;
+		c->mount_ns = old_ns;
+		return r;
+	}
 	*files = c->nfiles;
 	return 0;
 }

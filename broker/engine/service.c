@@ -419,6 +419,41 @@ int service_detach(service *sv, const struct service_actor *who, const char *id,
 	return rc;
 }
 
+struct service_restore_ctx {
+	service *sv;
+	mounts_restore_cb cb;
+	void *ud;
+};
+
+static void service_on_restore(void *ud, const struct mounts_restore_event *ev)
+{
+	struct service_restore_ctx *x = ud;
+	struct service_actor d = service_daemon_actor();
+	bool forgot = ev->outcome == MOUNTS_RESTORE_FORGOTTEN;
+	struct store_audit a = service_audit(&d, forgot ? "restore-forget" : "restore", NULL);
+	char detail[MOUNTS_ID_MAX + MOUNTS_NAME_MAX + 160];
+	snprintf(detail, sizeof(detail), "id=%s name=%s%s%s", ev->id ? ev->id : "",
+	         ev->name ? ev->name : "", ev->why ? " why=" : "", ev->why ? ev->why : "");
+	a.detail = detail;
+	struct service_result res;
+	service_res(&res);
+	if (ev->outcome == MOUNTS_RESTORE_FAILED)
+		service_failed(x->sv, &a, ev->err, &res);
+	else
+		service_failed(x->sv, &a, 0, &res);
+	if (x->cb)
+		x->cb(x->ud, ev);
+}
+
+int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_restore_cb cb,
+                    void *cb_ud, struct mounts_restore_counts *out)
+{
+	if (!sv->mounts)
+		return -EINVAL;
+	struct service_restore_ctx x = {.sv = sv, .cb = cb, .ud = cb_ud};
+	return mounts_restore(sv->mounts, ops, service_on_restore, &x, out);
+}
+
 int service_key_rotate_begin(service *sv, const struct service_actor *who, uint64_t *kek_id,
                              bool *resumed, struct service_result *res)
 {

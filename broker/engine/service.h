@@ -148,6 +148,15 @@ int service_attach(service *sv, const struct service_actor *who, const struct mo
 int service_detach(service *sv, const struct service_actor *who, const char *id,
                    struct service_result *res);
 
+/* At start: re-attaches the containers of the persisted registry (mounts_restore, see mounts.h;
+ * cb hears of each) and records each outcome as the daemon's own record: action "restore"
+ * (result "ok" when restored, else the error's name) or "restore-forget" (it exited meanwhile),
+ * detail "id=ID name=NAME" and, when not restored, "why=...". A record that cannot be written
+ * is counted and reported (SERVICE_AUDIT_FAILED); the restore stands (undoing it would strand
+ * the container again). Returns mounts_restore's result. */
+int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_restore_cb cb,
+                    void *cb_ud, struct mounts_restore_counts *out);
+
 /* Starts a master-key rotation (action "key-rotate") or finds the unfinished one (*resumed). */
 int service_key_rotate_begin(service *sv, const struct service_actor *who, uint64_t *kek_id,
                              bool *resumed, struct service_result *res);

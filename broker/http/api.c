@@ -43,8 +43,9 @@ struct api_server {
 	const struct api_routes *routes;
 	bool workload;
 	char path[108];
-	int fd;      /* the listening socket: ours, always watched (MHD never sees it) */
-	int reserve; /* a spare fd, given up to accept-and-refuse when the fd table is full */
+	int fd;         /* the listening socket: ours, always watched (MHD never sees it) */
+	bool keep_file; /* api_release: close without unlinking the socket file */
+	int reserve;    /* a spare fd, given up to accept-and-refuse when the fd table is full */
 	int epfd;
 	struct MHD_Daemon *d;
 	struct api_conn *head, *tail; /* connections, oldest first */
@@ -899,7 +900,8 @@ static void api_server_free(api *a, struct api_server *s)
 	}
 	if (s->fd >= 0) {
 		close(s->fd);
-		unlink(s->path);
+		if (!s->keep_file)
+			unlink(s->path);
 	}
 	if (s->reserve >= 0)
 		close(s->reserve);
@@ -909,13 +911,20 @@ static void api_server_free(api *a, struct api_server *s)
 static int api_server_new(api *a, const struct api_routes *routes, struct api_server **out)
 {
 	bool workload = routes->socket == API_SOCKET_WORKLOAD;
+	/* A socket handed over is owned from here (closed on failure, its file kept for the
+	 * keeper's next worker). */
+	int inherited = a->cfg.inherit_fds ? a->cfg.inherit_fds[workload ? 1 : 0] : -1;
 	struct api_server *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		if (inherited >= 0)
+			close(inherited);
 		return -ENOMEM;
+	}
 	s->a = a;
 	s->routes = routes;
 	s->workload = workload;
-	s->fd = -1;
+	s->fd = inherited;
+	s->keep_file = inherited >= 0;
 	s->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int n = snprintf(s->path, sizeof(s->path), "%s/%s", a->cfg.runtime_dir,
 	                 workload ? SECRETD_WORKLOAD_SOCK : SECRETD_ADMIN_SOCK);
@@ -924,7 +933,9 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 		api_server_free(a, s);
 		return r;
 	}
-	int r = api_bind(s->path, workload ? 0666 : 0600, &s->fd);
+	int r = 0;
+	if (inherited < 0)
+		r = api_bind(s->path, workload ? 0666 : 0600, &s->fd);
 	if (r < 0) {
 		s->fd = -1;
 		api_server_free(a, s);
@@ -955,6 +966,7 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 		api_server_free(a, s);
 		return r;
 	}
+	s->keep_file = false; /* serving: a stop unlinks it (api_release does not) */
 	*out = s;
 	return 0;
 }
@@ -992,11 +1004,31 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 	if (r == 0)
 		r = api_server_new(a, wr, &a->workload);
 	if (r < 0) {
+		/* Owned from here: a socket handed over but never reached is closed too. */
+		if (cfg->inherit_fds && !a->admin && cfg->inherit_fds[1] >= 0)
+			close(cfg->inherit_fds[1]);
 		api_stop(a);
 		return r;
 	}
 	*out = a;
 	return 0;
+}
+
+int api_listen_fd(const api *a, bool workload)
+{
+	const struct api_server *s = workload ? a->workload : a->admin;
+	return s ? s->fd : -1;
+}
+
+void api_release(api *a)
+{
+	if (!a)
+		return;
+	if (a->admin)
+		a->admin->keep_file = true;
+	if (a->workload)
+		a->workload->keep_file = true;
+	api_stop(a);
 }
 
 void api_stop(api *a)

@@ -29,6 +29,10 @@ struct api_config {
 	                                 is written in its own durable transaction) */
 	const char *audit_anchor;     /* audit anchor file checked by audit verify, or NULL */
 	service *service;             /* the admin routes' use cases (required for admin.sock) */
+	/* Listening sockets handed over by the keeper (broker/keeper): {admin, workload}, each a
+	 * bound, listening, non-blocking AF_UNIX socket at the socket's path, or -1 to bind anew.
+	 * NULL: bind both. api takes ownership of the fds it is given. */
+	const int *inherit_fds;
 };
 
 #define API_MAX_CONNS_DEFAULT 256
@@ -48,3 +52,8 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
               const struct api_config *cfg);
 /* Stops serving, closes and unlinks the sockets. NULL is a no-op. */
 void api_stop(api *a);
+/* Stops serving and closes the sockets but leaves their files: a hand-over to a successor that
+ * holds the same listening sockets (the keeper's upgrade). NULL is a no-op. */
+void api_release(api *a);
+/* The listening socket of the admin (workload false) or workload socket (owned by api). */
+int api_listen_fd(const api *a, bool workload);

@@ -996,6 +996,8 @@ static void admin_metrics(struct api_req *r)
 	                           .view_failures = ms.view_failures,
 	                           .renders = ms.renders,
 	                           .unmount_failures = ms.unmount_failures,
+	                           .restore_failures = ms.restore_failures,
+	                           .registry_write_failures = ms.registry_write_failures,
 	                           .failed_closed = ms.failed_closed};
 	if (r->a->cfg.reads_audit) {
 		struct audit_stats as;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/decimal.h"
 #include "common/fileio.h"
 
 #ifndef SO_PEERPIDFD
@@ -175,5 +176,67 @@ int ident_exe(pid_t pid, char *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
+	return 0;
+}
+
+int ident_parse_start(const char *buf, size_t len, uint64_t *start)
+{
+	if (!buf || len > IDENT_STAT_MAX)
+		return -EINVAL;
+	size_t i = len;
+	while (i > 0 && buf[i - 1] != ')')
+		i--;
+	if (i == 0)
+		return -EINVAL;
+	/* after ")": " S ppid ..." — field 3 (state) is the first; starttime is field 22 */
+	int field = 2;
+	size_t p = i;
+	while (p < len) {
+		if (buf[p] != ' ')
+			return -EINVAL;
+		p++;
+		size_t q = p;
+		while (q < len && buf[q] != ' ' && buf[q] != '\n')
+			q++;
+		field++;
+		if (field == 22)
+			return decimal_parse_u64(buf + p, q - p, 0, INT64_MAX, start) < 0 ? -EINVAL
+			                                                                  : 0;
+		if (q == p || q >= len || buf[q] == '\n')
+			return -EINVAL;
+		p = q;
+	}
+	return -EINVAL;
+}
+
+int ident_start_time(pid_t pid, uint64_t *start)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	char path[64];
+	char buf[IDENT_STAT_MAX + 1];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	size_t len = 0;
+	int r = fileio_read_upto(fd, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r == -ESRCH || r == -ENOENT ? -ESRCH : r;
+	if (len == sizeof(buf))
+		return -E2BIG;
+	return ident_parse_start(buf, len, start);
+}
+
+int ident_mnt_ns(pid_t pid, uint64_t *ino)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	*ino = (uint64_t)st.st_ino;
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,12 @@
 #define SYS_statmount 457
 #endif
 #define NS_STATMOUNT_SB_BASIC 0x1ULL
+#define NS_STATMOUNT_FS_SUBTYPE 0x100ULL
+#define NS_STATMOUNT_SB_SOURCE 0x200ULL
+#define NS_STATMOUNT_STR 512  /* where struct statmount's strings start */
+#define NS_STATMOUNT_BUF 4096 /* the struct and its strings (mount options included) */
+#define NS_OUR_NAME "secretd" /* our mounts' source and subtype */
+#define NS_REPLACE_MAX 16     /* stale mounts of ours detached at one target, at most */
 #define NS_NAME_MAX 256
 
 /* ---- helpers usable in the child ---- */
@@ -226,6 +233,7 @@ struct job {
 	const char *root, *target, *data;
 	int fuse_fd;
 	bool umount;
+	bool replace; /* detach stale fuse.secretd mounts at target before mounting */
 };
 
 static int child_root(const struct job *j)
@@ -237,6 +245,7 @@ static int child_root(const struct job *j)
 }
 
 static int is_fuse_mount_root(int fd);
+static int fuse_mount_root_kind(int fd, bool ours_only);
 
 /* 0 if the directory is empty or already one of our FUSE mounts, -ENOTEMPTY if it holds
  * anything: a mount over it would hide what the runtime put there (podman --secret bind-mounts
@@ -268,6 +277,52 @@ static int target_free(int tfd)
 	return r;
 }
 
+/* Lazily detaches every fuse.secretd mount stacked at target (beneath rootfd, no symlink
+ * followed): the mounts a killed or stopped daemon left (without statmount: every dead FUSE
+ * mount there). Anything else at target is left
+ * alone (target_free then judges it). 0 or -errno. */
+static int detach_stale(int rootfd, const char *target)
+{
+	char base[NS_NAME_MAX];
+	int pfd = resolve(rootfd, target, true, true, base);
+	if (pfd < 0)
+		return pfd;
+	int r = 0;
+	for (int n = 0; r == 0; n++) {
+		/* O_NOFOLLOW|O_PATH on a symlink gives the link itself: not a mount root. */
+		int tfd = open_beneath(pfd, base, O_PATH | O_NOFOLLOW);
+		if (tfd == -ENOENT)
+			break;
+		if (tfd < 0) {
+			r = tfd;
+			break;
+		}
+		int k = fuse_mount_root_kind(tfd, true);
+		if (k == -ENOSYS) {
+			/* No statmount (Linux < 6.8): a mount root whose file system answers
+			 * ENOTCONN is a dead FUSE connection, nobody's to keep; a live one is left
+			 * to target_free. */
+			struct statfs sf;
+			k = fstatfs(tfd, &sf) < 0 && errno == ENOTCONN ? 0 : -ENOENT;
+		}
+		close(tfd);
+		if (k == -ENOENT)
+			break; /* not ours (or no mount): left to target_free */
+		if (k < 0) {
+			r = k;
+			break;
+		}
+		if (n >= NS_REPLACE_MAX) {
+			r = -ELOOP;
+			break;
+		}
+		if (fchdir(pfd) < 0 || umount2(base, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			r = -errno;
+	}
+	close(pfd);
+	return r;
+}
+
 static int child_mount(const struct job *j)
 {
 	if (setns(j->pidfd, CLONE_NEWNS) < 0)
@@ -275,6 +330,11 @@ static int child_mount(const struct job *j)
 	int rootfd = child_root(j);
 	if (rootfd < 0)
 		return rootfd;
+	if (j->replace) {
+		int rd = detach_stale(rootfd, j->target);
+		if (rd < 0)
+			return rd;
+	}
 	int tfd = resolve(rootfd, j->target, true, false, NULL);
 	if (tfd < 0)
 		return tfd;
@@ -291,9 +351,13 @@ static int child_mount(const struct job *j)
 	return r;
 }
 
-/* Is the O_PATH fd the root of a FUSE mount? Asks the mount table (statmount), never the
- * filesystem: the FUSE daemon is our own caller, blocked until we finish. */
-static int is_fuse_mount_root(int fd)
+/* Is the O_PATH fd the root of a FUSE mount? With ours_only, of a fuse.secretd one: source
+ * "secretd" and subtype "secretd", where the kernel reports them (STATMOUNT_SB_SOURCE and
+ * STATMOUNT_FS_SUBTYPE, Linux 6.15+; older kernels: any FUSE mount). Asks the mount table
+ * (statmount), never the filesystem: the FUSE daemon is our own caller, blocked until we finish,
+ * or a dead one (a killed daemon's mount answers ENOTCONN). 0, -ENOENT (not such a mount root),
+ * -ENOSYS (no statmount). */
+static int fuse_mount_root_kind(int fd, bool ours_only)
 {
 	struct statx stx;
 	memset(&stx, 0, sizeof(stx));
@@ -310,15 +374,44 @@ static int is_fuse_mount_root(int fd)
 	struct {
 		uint32_t size, spare;
 		uint64_t mnt_id, param;
-	} req = {.size = 24, .mnt_id = mnt_id, .param = NS_STATMOUNT_SB_BASIC};
-	uint64_t buf[64];
+	} req = {.size = 24,
+	         .mnt_id = mnt_id,
+	         .param = NS_STATMOUNT_SB_BASIC | NS_STATMOUNT_FS_SUBTYPE | NS_STATMOUNT_SB_SOURCE};
+	static uint64_t buf[NS_STATMOUNT_BUF / 8]; /* the child is single-threaded */
 	memset(buf, 0, sizeof(buf));
 	if (syscall(SYS_statmount, &req, buf, sizeof(buf), 0) < 0)
 		return -errno;
-	/* struct statmount: u32 size, u32 mnt_opts, u64 mask, u32 dev major/minor, u64 sb_magic */
+	/* struct statmount: u32 size, u32 mnt_opts, u64 mask, u32 dev major/minor, u64 sb_magic;
+	 * u32 fs_subtype at 120, u32 sb_source at 124 (offsets into the strings at 512) */
 	if (!(buf[1] & NS_STATMOUNT_SB_BASIC))
 		return -ENOSYS;
-	return buf[3] == FUSE_SUPER_MAGIC ? 0 : -ENOENT;
+	if (buf[3] != FUSE_SUPER_MAGIC)
+		return -ENOENT;
+	if (!ours_only)
+		return 0;
+	const char *b = (const char *)buf;
+	uint32_t size, off;
+	memcpy(&size, b, sizeof(size));
+	if (size > sizeof(buf))
+		return -ENOENT;
+	static const struct {
+		uint64_t bit;
+		size_t at;
+	} want[] = {{NS_STATMOUNT_FS_SUBTYPE, 120}, {NS_STATMOUNT_SB_SOURCE, 124}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!(buf[1] & want[i].bit))
+			continue; /* not reported by this kernel */
+		memcpy(&off, b + want[i].at, sizeof(off));
+		if ((size_t)off + NS_STATMOUNT_STR + sizeof(NS_OUR_NAME) > size ||
+		    memcmp(b + NS_STATMOUNT_STR + off, NS_OUR_NAME, sizeof(NS_OUR_NAME)) != 0)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+static int is_fuse_mount_root(int fd)
+{
+	return fuse_mount_root_kind(fd, false);
 }
 
 static int child_umount(const struct job *j)
@@ -476,6 +569,19 @@ int nsmount_fuse(int pidfd, const char *root, const char *target, int fuse_fd, c
 	                .data = data,
 	                .fuse_fd = fuse_fd,
 	                .umount = false};
+	return nsmount_run(&j);
+}
+
+int nsmount_replace(int pidfd, const char *root, const char *target, int fuse_fd, const char *data)
+{
+	if (fuse_fd < 0 || !data)
+		return -EINVAL;
+	struct job j = {.pidfd = pidfd,
+	                .root = root,
+	                .target = target,
+	                .data = data,
+	                .fuse_fd = fuse_fd,
+	                .replace = true};
 	return nsmount_run(&j);
 }
 

@@ -17,6 +17,14 @@
  *          following any symlink or crossing into another root; missing directories are created
  *          (mode 0755). A symlink anywhere on the way gives -ELOOP and nothing is mounted. */
 int nsmount_fuse(int pidfd, const char *root, const char *target, int fuse_fd, const char *data);
+/* As nsmount_fuse, after lazily detaching every fuse.secretd mount already at target (a stale
+ * one left by a daemon that was killed or stopped: it answers ENOTCONN, or nothing), resolved
+ * the same way (no symlink followed). Only our own mounts are detached (fuse.secretd: source and
+ * subtype "secretd" where the kernel reports them, Linux 6.15+; older kernels: any FUSE mount;
+ * without statmount, Linux < 6.8: any dead FUSE mount, whose statfs answers ENOTCONN);
+ * a non-empty real directory is still refused (-ENOTEMPTY). For restoring a running
+ * container's mount after a restart. */
+int nsmount_replace(int pidfd, const char *root, const char *target, int fuse_fd, const char *data);
 /* Lazily unmounts target (same resolution rules) in the namespace of pidfd's process. -ENOENT if
  * nothing of ours is mounted there; -ESRCH if the process is gone. */
 int nsmount_umount(int pidfd, const char *root, const char *target);

@@ -129,6 +129,35 @@ int store_codec_grant(struct store_buf *b, const struct store_grant *g)
 	return b->oom ? -ENOMEM : 0;
 }
 
+int store_codec_container(struct store_buf *b, const struct store_container *c)
+{
+	store_buf_str(b, "secretd/container/v1");
+	store_buf_str(b, c->id);
+	store_buf_u64(b, c->hook ? 1 : 0);
+	store_buf_str(b, c->runtime);
+	store_buf_str(b, c->name);
+	store_buf_str(b, c->cgroup);
+	store_buf_u64(b, (uint64_t)c->pid);
+	store_buf_u64(b, c->start_time);
+	store_buf_u64(b, (uint64_t)c->mount);
+	store_buf_u64(b, (uint64_t)c->mount_pid);
+	store_buf_u64(b, c->mount_start);
+	store_buf_u64(b, c->mount_ns);
+	store_buf_u64(b, c->root ? 1 : 0);
+	store_buf_str(b, c->root ? c->root : "");
+	store_buf_str(b, c->target);
+	store_buf_u64(b, c->uid);
+	store_buf_u64(b, c->gid);
+	store_buf_u64(b, c->wants ? 1 : 0);
+	store_buf_u64(b, (uint64_t)c->created);
+	store_buf_u64(b, c->nlabels);
+	for (size_t i = 0; i < c->nlabels; i++) {
+		store_buf_str(b, c->labels[i].key);
+		store_buf_str(b, c->labels[i].value);
+	}
+	return b->oom ? -ENOMEM : 0;
+}
+
 int store_codec_life(struct store_buf *b, int64_t id, const char *name,
                      const struct store_lifecycle *l)
 {

@@ -508,6 +508,7 @@ void store_close(store *s)
 	crypt_free(s->root_key);
 	crypt_free(s->head_key);
 	crypt_free(s->grant_key);
+	crypt_free(s->cont_key);
 	crypt_free(s->audit_key);
 	crypt_free(s->life_key);
 	crypt_free(s->label_key);

@@ -144,6 +144,59 @@ struct store_grant {
 int store_grants(store *s, struct store_grant **out, size_t *n);
 void store_grants_free(struct store_grant *v, size_t n);
 
+/* ---- containers (schema 006): the registry of attached containers, for restore ---- */
+
+/* How a container's mount was made. */
+enum store_cont_mount {
+	STORE_CONT_UNMOUNTED = 0,
+	STORE_CONT_MOUNT_HOOK = 1, /* at attach, in the init's (pid's) mount namespace */
+	STORE_CONT_MOUNT_SELF = 2, /* a workload `mount`: in mount_pid's mount namespace */
+};
+struct store_cont_label {
+	char *key, *value;
+};
+/* One attached container. No secret material. Strings are malloc'd in rows handed out by
+ * store_containers_list; store_containers_put only reads them. */
+struct store_container {
+	char *id;      /* 1..STORE_CONT_ID_MAX printable bytes */
+	bool hook;     /* attached by the OCI hook; false: a seen-only container's self-mount */
+	char *runtime; /* "runc", "oci", "docker", ... */
+	char *name;    /* "" when unknown */
+	struct store_cont_label *labels;
+	size_t nlabels; /* <= STORE_CONT_LABELS_MAX */
+	char *cgroup;   /* the container's cgroup path */
+	/* The process the row stands for (the init when hook, else the mount's requester) and its
+	 * start time (field 22 of /proc/PID/stat, clock ticks since boot). */
+	int64_t pid;
+	uint64_t start_time;
+	enum store_cont_mount mount;
+	int64_t mount_pid; /* STORE_CONT_MOUNT_SELF: the requester; else 0 */
+	uint64_t mount_start;
+	uint64_t mount_ns; /* STORE_CONT_MOUNT_SELF: its mount namespace's inode (0: unknown) */
+	char *root;        /* the bundle root given at attach, or NULL */
+	char *target;      /* the mount target inside the container */
+	uint32_t uid, gid;
+	bool wants;
+	int64_t created;
+	/* list only: 0, or -EBADMSG when the row (or its labels) fails its MAC: such a row must
+	 * not be trusted (its fields are as read) */
+	int integrity;
+};
+#define STORE_CONT_ID_MAX 128
+#define STORE_CONT_LABELS_MAX 64
+#define STORE_CONT_STR_MAX 4096 /* runtime, name, cgroup, root, target, label keys and values */
+
+/* Writes (inserts or replaces, with its labels and MAC, in one transaction) the row of c->id.
+ * -EINVAL for a bad field. Callers treat a failure as a failed attach (no row, no attach). */
+int store_containers_put(store *s, const struct store_container *c);
+/* Deletes the row of id and its labels; -ENOENT when there is none. */
+int store_containers_del(store *s, const char *id);
+/* Every row, ordered by id, each with its labels and integrity set (a row failing its MAC is
+ * returned with integrity -EBADMSG, not an error of the list). *out is the caller's: free with
+ * store_containers_free. */
+int store_containers_list(store *s, struct store_container **out, size_t *n);
+void store_containers_free(struct store_container *v, size_t n);
+
 /* Re-keys the store (offline, with the old key already proven by store_open): the MAC root and
  * every key generation are re-sealed under a new root key — a new random key file created at
  * new_key_file (O_EXCL, 0400), or Argon2id of new_pass_file — in one transaction. Payloads and

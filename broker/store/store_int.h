@@ -13,6 +13,7 @@
  *   labels.c    labels on secrets: one MAC'd set per secret (schema 007)
  *   auditlog.c  the audit hash chain, its retention checkpoint, pruning and the anchor tag
  *   lifecycle.c expiry and schedules (MAC'd lifecycle rows)
+ *   containers.c the registry of attached containers (MAC'd rows, schema 006)
  *   generate.c  generated values and their charsets
  *   health.c    the /healthz probe
  *   anchor.c    the anchor file format
@@ -41,11 +42,13 @@
 #define STORE_SUBKEY_GRANT 2
 #define STORE_SUBKEY_AUDIT 3
 #define STORE_SUBKEY_LIFE 4
+#define STORE_SUBKEY_CONT 5
 #define STORE_SUBKEY_LABEL 6 /* 5 is the containers registry's (schema 006) */
 #define STORE_SUBKEY_HEAD_CTX "sd_head_"
 #define STORE_SUBKEY_GRANT_CTX "sd_grant"
 #define STORE_SUBKEY_AUDIT_CTX "sd_audit"
 #define STORE_SUBKEY_LIFE_CTX "sd_life_"
+#define STORE_SUBKEY_CONT_CTX "sd_cont_"
 #define STORE_SUBKEY_LABEL_CTX "sd_label"
 #define STORE_KEEP_MAX 1000
 #define STORE_WRAPPED_KEY_BYTES (CRYPT_KEY_BYTES + CRYPT_SEAL_OVERHEAD)
@@ -71,6 +74,7 @@ struct store {
 	uint8_t *grant_key; /* MACs grants.mac */
 	uint8_t *audit_key; /* MACs audit.mac */
 	uint8_t *life_key;  /* MACs lifecycle.mac */
+	uint8_t *cont_key;  /* MACs containers.mac (schema 006) */
 	uint8_t *label_key; /* MACs secret_labels.mac */
 	uint64_t life_gen;  /* bumped by lifecycle changes */
 	struct store_kek *keks;
@@ -132,6 +136,8 @@ int store_codec_grant(struct store_buf *b, const struct store_grant *g);
 /* A lifecycle row's MAC message (l->name is not used: name is the secret's). */
 int store_codec_life(struct store_buf *b, int64_t id, const char *name,
                      const struct store_lifecycle *l);
+/* A container row's MAC message (every field and its labels in order, "secretd/container/v1"). */
+int store_codec_container(struct store_buf *b, const struct store_container *c);
 /* An audit record's MAC message: v1 (no detail, count 1), v2 (a detail, count 1) or v3
  * (count > 1), chained to prev (the previous record's MAC). */
 int store_codec_audit(struct store_buf *b, uint64_t seq, const struct store_audit_row *r,

@@ -41,7 +41,8 @@ sd_init() {
 }
 
 # sd_start [extra run args]: starts the daemon in the background, waits for its sockets.
-# Sets SECRETD_SOCKET (admin), SD_WORKLOAD (workload socket path), SD_LOG, SD_PID.
+# Sets SECRETD_SOCKET (admin), SD_WORKLOAD (workload socket path), SD_LOG, SD_PID (the keeper)
+# and SD_WPID (the daemon process it runs).
 sd_start() {
 	[ -d "$T/state" ] || sd_init
 	SD_LOG="$T/secretd.log"
@@ -60,6 +61,14 @@ sd_start() {
 	done
 	export SECRETD_SOCKET="$T/run/admin.sock"
 	SD_WORKLOAD="$T/run/workload.sock"
+	SD_WPID=$(sd_worker_pid)
+}
+
+# sd_worker_pid: the daemon process serving now. `secretd run` ($SD_PID) is the keeper; the
+# daemon proper is its child (the same process when started with --no-keeper).
+sd_worker_pid() {
+	_w=$(pgrep -P "$SD_PID" -x secretd 2>/dev/null | head -n 1)
+	echo "${_w:-$SD_PID}"
 }
 
 sd_stop() {

@@ -141,8 +141,8 @@ fi
 # starts, and so does docker rm of a labelled one; a labelled container does not start
 cid=$("$DOCKER" run -d --network none --runtime secretd --label io.secretd.name=app "$IMG" \
 	sleep 600) || fail "docker run -d (before the hang)"
-kill -STOP "$SD_PID"
-rt_cleanup_add "kill -CONT $SD_PID 2>/dev/null"
+kill -STOP "$SD_WPID"
+rt_cleanup_add "kill -CONT $SD_WPID 2>/dev/null"
 out=$(drun --rm --runtime secretd "$IMG" echo started 2>"$T/dh.err") ||
 	fail "broker hung: a container without secretd labels failed: $(cat "$T/dh.err")"
 [ "$out" = started ] || fail "broker hung: the plain container printed: $out"
@@ -155,7 +155,7 @@ fi
 grep -q 'secretd-oci-hook: cannot reach secretd at' "$T/dh3.err" ||
 	fail "broker hung: docker's error lacks the hook's reason: $(cat "$T/dh3.err")"
 ok "broker hung: a labelled container does not start, and docker run says why"
-kill -CONT "$SD_PID"
+kill -CONT "$SD_WPID"
 
 # --- broker down: opt-in per container
 sd_stop

@@ -9,6 +9,8 @@
 #   logged; an attach whose record cannot be written is undone;
 # - a detach whose unmount inside the live container fails is said and counted, and the stale
 #   mount serves nothing;
+# - an attach whose registry row cannot be written fails closed: the hook gets an error, nothing
+#   is registered or left mounted (registry_write);
 # - without SECRETD_TEST_FAULTS=1 the fault directory is ignored.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cgroup_lib.sh"
@@ -95,6 +97,37 @@ grep -q '"warning": *"the mount could not be removed from the running container'
 cexec "$PB" "$cgB" cat /run/secrets/app/k >"$T/readB" 2>&1 && fail "the stale mount still serves: $(cat "$T/readB")"
 rm "$F/unmount"
 ok "a detach whose unmount fails says so, is counted, and the stale mount serves nothing"
+
+# an attach whose registry row cannot be written: no row, no attach (the hook's error stops the
+# container), and no mount left in its namespace
+mounts_b() { awk '$5 == "/run/secrets" && / - fuse.secretd /' "/proc/$PB/mountinfo" | wc -l; }
+n0=$(mounts_b) # the stale one of the failed unmount above
+: >"$F/registry_write"
+curl -s -o "$T/att2" -w '%{http_code}' -X POST --unix-socket "$SECRETD_SOCKET" \
+	-H 'Content-Type: application/json' -d "{\"id\":\"$B\",\"pid\":$PB,\"runtime\":\"runc\"}" \
+	http://x/v1/containers >"$T/code" || true
+case $(cat "$T/code") in
+2*) fail "an attach whose registry row failed succeeded: $(cat "$T/att2")" ;;
+esac
+ctl containers --json | grep -q "\"$B\"" && fail "B is registered without its row"
+[ "$(mounts_b)" = "$n0" ] || fail "a mount is left in B ($n0 before, $(mounts_b) after)"
+# the same for a workload self-mount: refused, and nothing left in the requester's namespace
+C=$(hex64)
+mk_cgroup "$CG2" "/docker/$C"; cgC=$CG
+ctl grant app/k "id:$C" >/dev/null
+start_container "$cgC" || fail "container C did not start"
+PC=$CPID
+cexec "$PC" "$cgC" "$SECRETCTL" --socket "$W" mount /run/secrets >"$T/mc" 2>&1 &&
+	fail "a self-mount whose registry row failed succeeded: $(cat "$T/mc")"
+grep -q " - fuse.secretd " "/proc/$PC/mountinfo" && fail "a mount is left in C after the refused self-mount"
+rm "$F/registry_write"
+curl -sf -X POST --unix-socket "$SECRETD_SOCKET" -H 'Content-Type: application/json' \
+	-d "{\"id\":\"$B\",\"pid\":$PB,\"runtime\":\"runc\"}" http://x/v1/containers >"$T/att3" ||
+	fail "attach of B without the fault failed: $(cat "$T/att3")"
+poll_until 30 reads "$PB" "$cgB" app/k keep-1 || fail "B cannot read app/k after the attach"
+cexec "$PC" "$cgC" "$SECRETCTL" --socket "$W" mount /run/secrets | grep -q "mounted 1" ||
+	fail "C's self-mount without the fault"
+ok "an attach or self-mount whose registry row cannot be written fails closed ($(cat "$T/code")), nothing registered or left mounted"
 sd_stop
 
 # without SECRETD_TEST_FAULTS=1 the directory means nothing

@@ -143,9 +143,9 @@ if part wedge; then
 		sleep 0.05
 	done
 	# All its connections end while the daemon is stopped: it then sees them all at once.
-	kill -STOP "$SD_PID"
+	kill -STOP "$SD_WPID"
 	kill -9 "$FP"; wait "$FP" 2>/dev/null || true
-	kill -CONT "$SD_PID"
+	kill -CONT "$SD_WPID"
 	t0=$(date +%s)
 	i=0
 	until curl -sf -m 2 --unix-socket "$W" http://x/healthz >/dev/null 2>&1; do
@@ -159,9 +159,9 @@ fi
 
 # --- item 7: out of file descriptors, the socket still moves and recovers ---
 if part fds && command -v prlimit >/dev/null 2>&1; then
-	soft=$(prlimit --pid "$SD_PID" --nofile --output SOFT --noheadings | tr -d ' ')
-	lim=$(($(ls "/proc/$SD_PID/fd" | wc -l) + 16))
-	prlimit --pid "$SD_PID" --nofile="$lim:" || fail "prlimit"
+	soft=$(prlimit --pid "$SD_WPID" --nofile --output SOFT --noheadings | tr -d ' ')
+	lim=$(($(ls "/proc/$SD_WPID/fd" | wc -l) + 16))
+	prlimit --pid "$SD_WPID" --nofile="$lim:" || fail "prlimit"
 	for u in 1011 1012 1013 1014; do
 		hold "fd$u" "$W" 10 setpriv --reuid "$u" --regid "$u" --clear-groups
 	done
@@ -174,7 +174,7 @@ if part fds && command -v prlimit >/dev/null 2>&1; then
 	done
 	[ "$(metric 'secretd_connections_dropped_total{reason="accept_error"}')" -ge 1 ] ||
 		fail "running out of fds is not counted"
-	prlimit --pid "$SD_PID" --nofile="$soft:" || fail "prlimit (restore)"
+	prlimit --pid "$SD_WPID" --nofile="$soft:" || fail "prlimit (restore)"
 	ok "out of fds: the waiting peer is refused (${ans:-no answer}), accepting resumes"
 fi
 

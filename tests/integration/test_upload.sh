@@ -41,7 +41,7 @@ open(sys.argv[5], "wb").write(body)
 print(line, "(%d of %d bytes queued before the daemon ran)" % (sent, len(req)))
 PY
 for size in 1048576 8000000; do
-	out=$(python3 "$T/bigput.py" "$SECRETD_SOCKET" "$SD_PID" "$size" "up/s$size" "$T/body.$size") ||
+	out=$(python3 "$T/bigput.py" "$SECRETD_SOCKET" "$SD_WPID" "$size" "up/s$size" "$T/body.$size") ||
 		fail "client failed"
 	case $out in "HTTP/1.1 201"*) ;; *) fail "a queued $size-byte put: $out" ;; esac
 	ctl get "up/s$size" >"$T/got.$size" || fail "get up/s$size"

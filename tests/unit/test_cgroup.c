@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/os/cgroup.h"
+#include "broker/os/ident.h"
 #include "tests/unit/runner.h"
 
 #define H1 "4e1f5c8b2d3a6f7e9c0b1a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"
@@ -316,6 +318,37 @@ START_TEST(test_within)
 }
 END_TEST
 
+/* ident_parse_start: field 22 of /proc/PID/stat, after the last ')' (comm may hold anything). */
+START_TEST(test_stat_start)
+{
+	static const char plain[] = "1234 (sh) S 1 1234 1234 0 -1 4194560 300 0 0 0 0 0 0 0 20 0 1 "
+	                            "0 98765 2658304 180 1 2 3\n";
+	static const char paren[] =
+	    "42 (a) b) 1 2 (x) R 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0";
+	uint64_t v = 0;
+	ck_assert_int_eq(ident_parse_start(plain, strlen(plain), &v), 0);
+	ck_assert_uint_eq(v, 98765);
+	ck_assert_int_eq(ident_parse_start(paren, strlen(paren), &v), 0);
+	ck_assert_uint_eq(v, 5);
+	static const char *bad[] = {
+	    "",
+	    "1 (sh",
+	    "7 (x) S 1 2 3\n",
+	    "7 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -5 1",
+	    "7 (x)  S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5 1",
+	    "7 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99999999999999999999 1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 777;
+		ck_assert_msg(ident_parse_start(bad[i], strlen(bad[i]), &v) == -EINVAL, "%s",
+		              bad[i]);
+		ck_assert_uint_eq(v, 777);
+	}
+	/* the running process's own, read through /proc */
+	ck_assert_int_eq(ident_start_time(getpid(), &v), 0);
+	ck_assert_uint_gt(v, 0);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -326,6 +359,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_self);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_within);
+	tcase_add_test(tc, test_stat_start);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include "broker/engine/fault_test.h"
 #include "broker/engine/service.h"
+#include "broker/os/ident.h"
 #include "broker/os/loop.h"
 #include "tests/unit/runner.h"
 #include "tests/unit/storefix.h"
@@ -50,7 +52,7 @@ static void on_report(void *ud, enum service_event ev, const char *action, const
 }
 
 /* Injected faults: the errno per point (0: none). */
-static int faults[2];
+static int faults[ENGINE_FAULT_POINTS];
 
 static int fault_hook(enum engine_fault_point p, void *ud)
 {
@@ -467,6 +469,125 @@ void unit_teardown(void)
 	base_teardown();
 }
 
+/* The daemon "restarts" (mounts and service made anew over the same store) and restores. */
+static struct mounts_restore_counts restart(void)
+{
+	service_free(sv);
+	mounts_free(mo); /* a plain stop: the rows stay */
+	ck_assert_int_eq(mounts_new(&mo, lp, st, NULL), 0);
+	struct service_config cfg = {.report = on_report};
+	ck_assert_int_eq(service_new(&sv, st, mo, &met, &cfg), 0);
+	struct mounts_restore_counts n = {0};
+	ck_assert_int_eq(service_restore(sv, NULL, NULL, NULL, &n), 0);
+	return n;
+}
+
+static size_t nrows(void)
+{
+	struct store_container *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_containers_list(st, &v, &n), 0);
+	store_containers_free(v, n);
+	return n;
+}
+
+/* The last record's detail contains want. */
+static void expect_detail(const char *want)
+{
+	struct store_audit_row *w = last_record();
+	ck_assert_ptr_nonnull(w->detail);
+	ck_assert_msg(strstr(w->detail, want), "detail '%s' lacks '%s'", w->detail, want);
+	store_audit_list_free(w, 1);
+}
+
+/* The persisted registry across a restart (no root, no FUSE: containers without a mount): an
+ * attached container (this process) comes back with its name and labels, recorded as the
+ * daemon's "restore"; rows whose process is gone or whose start time differs (a reused pid)
+ * are forgotten, recorded as "restore-forget"; a detach deletes the row. */
+START_TEST(test_restore)
+{
+	struct policy_label lab[] = {{"tier", "db"}};
+	struct mounts_attach_req a = {
+	    .id = "c0ffee", .pid = getpid(), .name = "web", .labels = lab, .nlabels = 1};
+	bool mounted = true;
+	size_t files = 1;
+	struct service_result res;
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), 0);
+	ck_assert_uint_eq(nrows(), 1);
+	/* a row whose process has exited */
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0)
+		_exit(0);
+	uint64_t cstart = 0;
+	ck_assert_int_eq(ident_start_time(child, &cstart), 0); /* a zombie until waited for */
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	uint64_t mystart = 0;
+	ck_assert_int_eq(ident_start_time(getpid(), &mystart), 0);
+	struct store_container *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_containers_list(st, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].start_time, mystart);
+	struct store_container gone = v[0];
+	gone.id = "gone";
+	gone.pid = child;
+	gone.start_time = cstart;
+	ck_assert_int_eq(store_containers_put(st, &gone), 0);
+	struct store_container reused = v[0]; /* this pid, another start time: a reused pid */
+	reused.id = "reused";
+	reused.start_time = mystart + 1;
+	ck_assert_int_eq(store_containers_put(st, &reused), 0);
+	store_containers_free(v, n);
+
+	struct mounts_restore_counts c = restart();
+	ck_assert_uint_eq(c.restored, 1);
+	ck_assert_uint_eq(c.forgotten, 2);
+	ck_assert_uint_eq(c.failed, 0);
+	ck_assert_uint_eq(nrows(), 1);
+	/* id order: c0ffee, gone, reused: the last record is the reused pid's */
+	expect_record(SERVICE_ACTOR_DAEMON, "restore-forget", NULL, "ok", 0);
+	expect_detail("id=reused name=web why=its pid belongs to another process");
+	/* registered again with its name and labels (the registry's listing) */
+	json_t *l = mounts_list_json(mo);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_uint_eq(json_array_size(l), 1);
+	json_t *o = json_array_get(l, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "id")), "c0ffee");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "web");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "source")), "hook");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "labels"), "tier")),
+	                 "db");
+	json_decref(l);
+	/* the same restored container again after another restart, then detached: no row */
+	c = restart();
+	ck_assert_uint_eq(c.restored, 1);
+	expect_record(SERVICE_ACTOR_DAEMON, "restore", NULL, "ok", 0);
+	expect_detail("id=c0ffee name=web");
+	ck_assert_int_eq(service_detach(sv, &op, "c0ffee", &res), 0);
+	ck_assert_uint_eq(nrows(), 0);
+	c = restart();
+	ck_assert_uint_eq(c.restored + c.forgotten + c.failed, 0);
+}
+END_TEST
+
+/* A registry row that cannot be written fails the attach closed: nothing registered. */
+START_TEST(test_attach_row_fails_closed)
+{
+	struct mounts_attach_req a = {.id = "c0ffee", .pid = getpid(), .name = "web"};
+	bool mounted = true;
+	size_t files = 1;
+	struct service_result res;
+	faults[ENGINE_FAULT_REGISTRY_WRITE] = -ENOSPC;
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), -ENOSPC);
+	faults[ENGINE_FAULT_REGISTRY_WRITE] = 0;
+	ck_assert_uint_eq(nrows(), 0);
+	ck_assert_int_eq(service_detach(sv, &op, "c0ffee", &res), -ENOENT);
+	ck_assert_int_eq(service_attach(sv, &op, &a, &mounted, &files, &res), 0);
+	ck_assert_uint_eq(nrows(), 1);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *su = suite_create("service");
@@ -480,6 +601,8 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_refresh_failure_fails_closed);
 	tcase_add_test(tc, test_tampered_grant_fails_closed);
 	tcase_add_test(tc, test_audit_failure_surfaces);
+	tcase_add_test(tc, test_restore);
+	tcase_add_test(tc, test_attach_row_fails_closed);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -700,6 +701,91 @@ START_TEST(test_many_sessions)
 }
 END_TEST
 
+/* ---- hand-over (#14): the journal, the INIT record, sfs_adopt's refusals ---- */
+
+struct jrec {
+	uint64_t ino[8];
+	char path[8][32];
+	bool dir[8];
+	size_t n;
+};
+
+static int collect(void *ctx, uint64_t ino, const char *path, size_t len, bool is_dir)
+{
+	struct jrec *j = ctx;
+	if (j->n == 8 || len >= sizeof(j->path[0]))
+		return -ENOSPC;
+	j->ino[j->n] = ino;
+	memcpy(j->path[j->n], path, len);
+	j->path[j->n][len] = '\0';
+	j->dir[j->n++] = is_dir;
+	return 0;
+}
+
+START_TEST(test_handover_api)
+{
+	if (access("/dev/fuse", R_OK | W_OK) < 0)
+		return; /* main() reports the skip */
+	sfs *fs = new_fs(false);
+	uint8_t init[SFS_INIT_RECORD_MAX];
+	ck_assert_int_eq(sfs_init_record(fs, init, sizeof(init)), -ENOENT); /* no INIT yet */
+	ck_assert_int_eq(sfs_resend_status(fs), 0);
+	int jfd = sfs_journal_fd(fs);
+	ck_assert_int_ge(jfd, 0);
+	sfs_blob *b = sfs_blob_new((const uint8_t *)"v", 1, 1);
+	struct sfs_entry e1[] = {{"a/x", 0400, 0, 0, b}, {"b", 0400, 0, 0, b}};
+	struct sfs_entry e2[] = {{"a/x", 0400, 0, 0, b}, {"c", 0400, 0, 0, b}};
+	ck_assert_int_eq(sfs_set_view(fs, e1, 2), 0);
+	ck_assert_int_eq(sfs_set_view(fs, e2, 2), 0);
+	ck_assert_int_eq(sfs_set_view(fs, e1, 2), 0); /* b comes back: no new record */
+	/* every path once, in the order its inode was given */
+	uint8_t buf[4096];
+	ssize_t n = pread(jfd, buf, sizeof(buf), 0);
+	ck_assert_int_gt(n, 0);
+	struct jrec j = {.n = 0};
+	size_t used = 0;
+	ck_assert_int_eq(sfs_journal_parse(buf, (size_t)n, collect, &j, &used), 0);
+	ck_assert_uint_eq(used, (size_t)n);
+	ck_assert_uint_eq(j.n, 4);
+	const char *want[] = {"a", "a/x", "b", "c"};
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(j.ino[i], SFS_JOURNAL_FIRST_INO + i);
+		ck_assert_str_eq(j.path[i], want[i]);
+		ck_assert(j.dir[i] == (i == 0));
+	}
+	/* a torn last record is the end; a gap in the numbers is refused */
+	ck_assert_int_eq(sfs_journal_parse(buf, (size_t)n - 1, NULL, NULL, &used), 0);
+	ck_assert_uint_lt(used, (size_t)n - 1);
+	buf[SFS_JOURNAL_MAGIC_LEN] = 9;
+	ck_assert_int_eq(sfs_journal_parse(buf, (size_t)n, NULL, NULL, NULL), -EBADMSG);
+
+	/* sfs_adopt refuses what is not an INIT record, unknown flags and a bad journal */
+	struct sfs_config cfg = {.dir_uid = 0};
+	int dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(dev, 0);
+	sfs *ad = NULL;
+	uint8_t fake[80];
+	memset(fake, 0, sizeof(fake));
+	fake[0] = sizeof(fake); /* fuse_in_header.len, then opcode 0: not FUSE_INIT (26) */
+	ck_assert_int_eq(sfs_adopt(&ad, &cfg, &t_ops, NULL, dev, fake, 10, jfd, 0), -EINVAL);
+	ck_assert_int_eq(sfs_adopt(&ad, &cfg, &t_ops, NULL, dev, fake, sizeof(fake), jfd, 0),
+	                 -EINVAL);
+	ck_assert_int_eq(sfs_adopt(&ad, &cfg, &t_ops, NULL, dev, fake, sizeof(fake), jfd, 0x80),
+	                 -EINVAL);
+	ck_assert_ptr_null(ad);
+	int bad = memfd_create("bad-journal", MFD_CLOEXEC);
+	ck_assert_int_ge(bad, 0);
+	ck_assert_int_eq(write(bad, "SFSJRNL2", 8), 8);
+	ck_assert_int_eq(sfs_adopt(&ad, &cfg, &t_ops, NULL, dev, fake, sizeof(fake), bad, 0),
+	                 -EBADMSG);
+	ck_assert_ptr_null(ad);
+	close(bad);
+	close(dev);
+	sfs_blob_unref(b);
+	sfs_destroy(fs);
+}
+END_TEST
+
 static bool can_mount(void)
 {
 	return geteuid() == 0 && access("/dev/fuse", R_OK | W_OK) == 0;
@@ -718,6 +804,7 @@ Suite *unit_suite(void)
 	TCase *pure = tcase_create("pure");
 	tcase_add_test(pure, test_blob);
 	tcase_add_test(pure, test_view_validation);
+	tcase_add_test(pure, test_handover_api);
 	suite_add_tcase(s, pure);
 	bool mount = can_mount();
 	sfs_unit_skipped = !mount;

@@ -1,9 +1,9 @@
 /* Known-answer tests for the store's on-disk encodings: the AEAD associated data of payloads,
  * data keys, key generations and the MAC root, every MAC message (secret heads, grants,
- * lifecycle rows, label sets, audit records v1/v2/v3, the retention checkpoint, the anchor), the
- * MAC subkey derivation, and the layouts of the stored meta values. Fixed keys and fields ->
- * committed hex. Any change of the format breaks one of these (and would make every existing
- * database fail its checks).
+ * lifecycle rows, label sets, audit records v1/v2/v3, the retention checkpoint, the anchor,
+ * container registry rows), the MAC subkey derivation, and the layouts of the stored meta
+ * values. Fixed keys and fields -> committed hex. Any change of the format breaks one of these
+ * (and would make every existing database fail its checks).
  *
  * The MAC and AD vectors come from an independent implementation of the format,
  * tests/fixtures/store/kat_ref.py, written from the pre-split store.c; the sealed boxes were made
@@ -307,6 +307,47 @@ START_TEST(test_checkpoint_anchor)
 }
 END_TEST
 
+/* Registry rows (schema 006): a hook-attached container with labels and a root, a seen-only
+ * container's self-mount without either. */
+START_TEST(test_container)
+{
+	struct store_cont_label labels[] = {{"tier", "db"}, {"team", "pay"}};
+	struct store_container c = {.id = "cont-a",
+	                            .hook = true,
+	                            .runtime = "runc",
+	                            .name = "app",
+	                            .labels = labels,
+	                            .nlabels = 2,
+	                            .cgroup = "/user.slice/cont-a",
+	                            .pid = 4242,
+	                            .start_time = 987654321,
+	                            .mount = STORE_CONT_MOUNT_HOOK,
+	                            .root = "/var/lib/bundle/rootfs",
+	                            .target = "/run/secrets",
+	                            .uid = 1000,
+	                            .gid = 1001,
+	                            .wants = true,
+	                            .created = 1700000000};
+	struct store_buf b = {0};
+	ck_assert_int_eq(store_codec_container(&b, &c), 0);
+	kat_mac(&b, "af372b9616bf1df192cb1f6ca4a0070aecd00c9ce6b8a874eca96e1e497cd66a");
+	struct store_container d = {.id = "cont-b",
+	                            .runtime = "docker",
+	                            .name = "",
+	                            .cgroup = "/docker/cont-b",
+	                            .pid = 77,
+	                            .start_time = 5,
+	                            .mount = STORE_CONT_MOUNT_SELF,
+	                            .mount_pid = 77,
+	                            .mount_start = 5,
+	                            .mount_ns = 4026532000ULL,
+	                            .target = "/secrets",
+	                            .created = 1700000001};
+	ck_assert_int_eq(store_codec_container(&b, &d), 0);
+	kat_mac(&b, "184771cf09f88ea0f0f2f67f4d461a9f7bc45579e3ba4ddef6e0eaec8798718d");
+}
+END_TEST
+
 /* The MAC root's subkeys (crypt_subkey with the store's ids and contexts). */
 START_TEST(test_subkeys)
 {
@@ -323,6 +364,8 @@ START_TEST(test_subkeys)
 	     "a147a993145f3d76402255743809025dea3457be40ae1bd376e8f298adac25d0"},
 	    {STORE_SUBKEY_LIFE, STORE_SUBKEY_LIFE_CTX,
 	     "ec23c86e8f693ae56a7abffdbcfc838a39f08172132561d76027bcea0ee705c4"},
+	    {STORE_SUBKEY_CONT, STORE_SUBKEY_CONT_CTX,
+	     "fb7d9c5a002586f6a8baa6cb615b77f7c4cea4d7d273063488f39ec3e1fd4a90"},
 	    {STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX,
 	     "4a9e5dac6dbeba76b57de2d4ec1dee91a2fed0cd4b26fbcae59f05b9417a373f"},
 	};
@@ -413,6 +456,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_labels);
 	tcase_add_test(tc, test_audit);
 	tcase_add_test(tc, test_checkpoint_anchor);
+	tcase_add_test(tc, test_container);
 	tcase_add_test(tc, test_subkeys);
 	tcase_add_test(tc, test_meta_values);
 	tcase_add_test(tc, test_tmpl);

@@ -1,0 +1,65 @@
+/* keeper: the process that keeps a secretd daemon's connections alive across the daemon's crash
+ * and upgrade. `secretd run` starts as the keeper, which execs the same binary as the worker (the
+ * daemon proper: store, HTTP, FUSE) and supervises it:
+ *  - it holds a duplicate of every fd the worker asks it to (each container's /dev/fuse connection,
+ *    the listening sockets): while the keeper lives, a dead worker's mounts wait instead of failing
+ *    (ENOTCONN comes only when the last fd of a connection closes) and connections queue in the
+ *    sockets' backlogs;
+ *  - when the worker dies it starts a new one at once (backing off only while workers die before
+ *    they serve), which fetches the held fds and adopts them;
+ *  - on SIGHUP or a worker's KEEPER_UPGRADE it asks the worker to hand off (SIGUSR1: exit without
+ *    unmounting), re-execs its own binary keeping every held fd (their list in a memfd named by
+ *    SECRETD_KEEPER_STATE), and the new keeper starts a new worker;
+ *  - SIGTERM/SIGINT are passed to the worker; the keeper exits with the worker's status.
+ * The keeper reads only keeper messages (keeper/msg.h) from the worker, and treats it as untrusted:
+ * a bad message is refused and reported, the held set is bounded (KEEPER_HELD_MAX).
+ * The keeper holds no key and opens no store (a later step moves the master key here, see
+ * docs/DESIGN.md). It logs nothing itself: events go to cfg->report. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define KEEPER_ENV_FD "SECRETD_KEEPER_FD"             /* worker: its channel to the keeper */
+#define KEEPER_ENV_STATE "SECRETD_KEEPER_STATE"       /* new keeper: the held set's memfd */
+#define KEEPER_ENV_RESTARTS "SECRETD_KEEPER_RESTARTS" /* worker: workers started before it */
+#define KEEPER_HELD_MAX 16384       /* entries held at once; more HOLDs are refused */
+#define KEEPER_BACKOFF_MIN_MS 100   /* a worker that died before it served: first pause */
+#define KEEPER_BACKOFF_MAX_MS 10000 /* ... doubling up to this */
+#define KEEPER_SEND_TIMEOUT_MS 2000 /* a worker that does not read its answers is not waited on */
+
+enum keeper_event_kind {
+	KEEPER_EV_STARTED,        /* a worker started: pid, restarts */
+	KEEPER_EV_READY,          /* it serves: pid, held */
+	KEEPER_EV_DIED,           /* it died unasked: pid, status (wait status), backoff_ms */
+	KEEPER_EV_EXITED,         /* it stopped as asked: pid, status */
+	KEEPER_EV_GAVE_UP,        /* the first worker failed before serving: status; keeper exits */
+	KEEPER_EV_BAD_MSG,        /* a message refused: err */
+	KEEPER_EV_HELD_FULL,      /* a HOLD refused: KEEPER_HELD_MAX reached */
+	KEEPER_EV_UPGRADE,        /* an upgrade starts: pid (the worker asked to hand off) */
+	KEEPER_EV_UPGRADE_FAILED, /* exec failed: err; the old binary goes on */
+	KEEPER_EV_RESUMED,        /* a new keeper took over held fds after exec: held, err */
+	KEEPER_EV_ERROR,          /* a system call failed: err, what */
+};
+
+struct keeper_event {
+	enum keeper_event_kind kind;
+	pid_t pid;
+	int status;
+	int err;
+	unsigned restarts;
+	size_t held;
+	int backoff_ms;
+	const char *what;
+};
+
+struct keeper_config {
+	const char *exe;   /* absolute path of the binary exec'd for the worker and on upgrade */
+	char *const *argv; /* its argv (argv[0] included); the same for worker and new keeper */
+	void (*report)(void *ud, const struct keeper_event *ev); /* required; must not block */
+	void *report_ud;
+};
+
+/* Runs the keeper until the worker stops on request (returns its exit status, 0..255) or the first
+ * worker fails before serving (returns its status, or 1). Does not return after a successful
+ * upgrade exec. Blocks SIGTERM, SIGINT, SIGHUP and SIGCHLD for itself. */
+int keeper_run(const struct keeper_config *cfg);
