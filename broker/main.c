@@ -38,6 +38,7 @@
 #include "broker/main_int.h"
 #include "common/decimal.h"
 #include "common/limits.h"
+#include "common/timespec.h"
 #include "fuse/sfs.h"
 
 struct main_opts {
@@ -93,8 +94,9 @@ static void main_usage(FILE *f)
 	    "  --audit-anchor FILE  keep the audit chain's head, tagged with the store's key,\n"
 	    "                     in FILE (outside the state dir): a database put back to an\n"
 	    "                     older copy is refused at start and fails audit verify\n"
-	    "  --audit-keep DURATION  prune audit records older than DURATION (90d, 12h, 30m,\n"
-	    "                     10s; a plain number is days), keeping a signed checkpoint\n"
+	    "  --audit-keep DURATION  prune audit records older than DURATION (90d, 12h, 1h30m,\n"
+	    "                     10s: secretctl's syntax, with a unit), keeping a signed "
+	    "checkpoint\n"
 	    "                     so that the rest still verifies (default: keep all)\n"
 	    "  --audit-max-records N  prune the oldest audit records beyond the newest N\n"
 	    "  --disk-reserve BYTES  space kept in STATE/reserve and released when the disk\n"
@@ -114,7 +116,6 @@ static void main_usage(FILE *f)
 
 #define MAIN_AUDIT_KEEP_MAX_S (36500LL * 86400)
 #define MAIN_DISK_RESERVE_MAX (1LL << 30)
-#define MAIN_DURATION_UNITS "s1m60h3600d86400"
 #define MAIN_SIZE_UNITS "K1024M1048576G1073741824"
 
 /* Parses "N" (times plain) or "N<unit>" with one of units ("s1m60": letter then multiplier)
@@ -148,6 +149,21 @@ static int main_parse_scaled(const char *arg, const char *units, int64_t plain, 
 	if (v > (unsigned long long)(INT64_MAX / mul))
 		return -EINVAL;
 	*out = (int64_t)v * mul;
+	return 0;
+}
+
+/* --audit-keep: a duration in common/timespec's syntax (90d, 1h30m) from 1 s to
+ * MAIN_AUDIT_KEEP_MAX_S. A bare number is refused: it once meant days here and means seconds in
+ * timespec, so taking it either way would surprise someone. -EINVAL otherwise. */
+static int main_parse_keep(const char *arg, int64_t *out)
+{
+	size_t len = strlen(arg);
+	if (len && strspn(arg, "0123456789") == len)
+		return -EINVAL;
+	int64_t v = 0;
+	if (timespec_parse_duration(arg, len, &v) < 0 || v <= 0 || v > MAIN_AUDIT_KEEP_MAX_S)
+		return -EINVAL;
+	*out = v;
 	return 0;
 }
 
@@ -219,12 +235,12 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			o->audit_anchor = optarg;
 			break;
 		case 'E':
-			if (main_parse_scaled(optarg, MAIN_DURATION_UNITS, 86400,
-			                      &o->audit_keep_s) < 0 ||
-			    o->audit_keep_s <= 0 || o->audit_keep_s > MAIN_AUDIT_KEEP_MAX_S) {
-				fprintf(stderr,
-				        "secretd: --audit-keep must be a duration from 1s to "
-				        "36500d (90d, 12h, 30m, 10s; a plain number is days)\n");
+			if (main_parse_keep(optarg, &o->audit_keep_s) < 0) {
+				fprintf(
+				    stderr,
+				    "secretd: --audit-keep must be a duration from 1s to 36500d "
+				    "with its unit (90d, 12h, 1h30m, 10s), not '%s'\n",
+				    optarg);
 				return -EINVAL;
 			}
 			break;

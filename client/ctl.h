@@ -1,6 +1,6 @@
 /* secretctl's private header: the state of one run (struct ctl), the helpers every command shares
  * (ctl_common.c) and the commands, one file per job:
- *   ctl_secrets.c   put, get, versions, rm, rollback, rotate, schedules
+ *   ctl_secrets.c   put, get, versions, rm, label, rollback, rotate, schedules
  *   ctl_ls.c        ls (its filters, --format templates through ctl_format.c)
  *   ctl_grants.c    grant, revoke, grants
  *   ctl_ops.c       key (rotate, status), containers
@@ -16,6 +16,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -49,6 +50,16 @@ int ctl_call(struct ctl *c, bool workload, const char *method, const char *path,
  * stderr; when it says the change did not reach every container ("unapplied"), also sets
  * c->unapplied (exit CTL_EXIT_UNAPPLIED). */
 void ctl_check_applied(struct ctl *c, const struct client_resp *resp, json_t *j);
+/* Reads what a command stores (a value, a template body) from file, or from stdin when file is
+ * NULL (saying so on stderr when stdin is a terminal), at most max bytes, into locked memory:
+ * 0 with *out (free with secret_bytes_free, common/secret.h) and *len; 1 after printing "cannot
+ * open F: ..." or "cannot read the WHAT: ..." (EFBIG past max). */
+int ctl_read_input(const char *file, const char *what, size_t max, uint8_t **out, size_t *len);
+/* Label arguments (common/labels: KEY=VALUE, and KEY- when remove_ok) into *set, a new object
+ * of the keys to set, and (remove_ok) *remove, a new array of the keys to remove (NULL when
+ * none). 0, or 1 after printing which argument is wrong and why (nothing allocated then). */
+int ctl_labels_args(const char *const *args, size_t n, bool remove_ok, json_t **set,
+                    json_t **remove);
 /* Prints j indented, keys sorted, and a newline on stdout. */
 void ctl_print_json(json_t *j);
 /* Formats t (seconds since the epoch) as YYYY-MM-DDTHH:MM:SSZ into buf (at least
@@ -107,6 +118,7 @@ int ctl_cmd_get(struct ctl *c);        /* ctl_secrets.c */
 int ctl_cmd_ls(struct ctl *c);         /* ctl_ls.c */
 int ctl_cmd_versions(struct ctl *c);   /* ctl_secrets.c */
 int ctl_cmd_rm(struct ctl *c);         /* ctl_secrets.c */
+int ctl_cmd_label(struct ctl *c);      /* ctl_secrets.c */
 int ctl_cmd_rollback(struct ctl *c);   /* ctl_secrets.c */
 int ctl_cmd_rotate(struct ctl *c);     /* ctl_secrets.c */
 int ctl_cmd_schedules(struct ctl *c);  /* ctl_secrets.c */

@@ -1,14 +1,128 @@
 /* secretctl: what every command shares: the request and its failure message, the "not applied
  * everywhere" warning, JSON and time output, and the parsing of names, numbers and durations. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client/ctl.h"
+#include "common/labels.h"
 #include "common/names.h"
+#include "common/secret.h"
 #include "common/timespec.h"
+
+/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
+static int ctl_read_fd(int fd, size_t max, uint8_t **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *b = secret_bytes_alloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			size_t nc = cap * 2;
+			uint8_t *nb = secret_bytes_alloc(nc);
+			if (!nb) {
+				secret_bytes_free(b);
+				return -ENOMEM;
+			}
+			memcpy(nb, b, n);
+			secret_bytes_free(b);
+			b = nb;
+			cap = nc;
+		}
+		ssize_t r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			secret_bytes_free(b);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			secret_bytes_free(b);
+			return -EFBIG;
+		}
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+int ctl_read_input(const char *file, const char *what, size_t max, uint8_t **out, size_t *len)
+{
+	int fd = 0;
+	if (file) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return ctl_fail("cannot open %s: %s", file, strerror(errno));
+	} else if (isatty(0)) {
+		fprintf(stderr, "secretctl: reading the %s from the terminal; end with Ctrl-D\n",
+		        what);
+	}
+	int r = ctl_read_fd(fd, max, out, len);
+	if (file)
+		close(fd);
+	if (r < 0)
+		return ctl_fail("cannot read the %s: %s", what, strerror(-r));
+	return 0;
+}
+
+int ctl_labels_args(const char *const *args, size_t n, bool remove_ok, json_t **set,
+                    json_t **remove)
+{
+	json_t *s = json_object(), *r = remove_ok ? json_array() : NULL;
+	*set = NULL;
+	if (remove)
+		*remove = NULL;
+	if (!s || (remove_ok && !r)) {
+		json_decref(s);
+		json_decref(r);
+		return ctl_fail("out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *value = NULL, *why = NULL;
+		size_t klen = 0, vlen = 0;
+		bool rm = false;
+		char key[LABELS_KEY_MAX + 1];
+		int bad = labels_arg_parse(args[i], strlen(args[i]), remove_ok, &klen, &value,
+		                           &vlen, &rm, &why);
+		if (!bad) {
+			memcpy(key, args[i], klen);
+			key[klen] = '\0';
+			bool twice = json_object_get(s, key) != NULL;
+			for (size_t k = 0; !twice && r && k < json_array_size(r); k++)
+				twice = strcmp(json_string_value(json_array_get(r, k)), key) == 0;
+			if (twice) {
+				why = "a label is named twice";
+				bad = -EINVAL;
+			} else if (rm) {
+				json_array_append_new(r, json_string(key));
+			} else {
+				json_object_set_new(s, key, json_stringn(value, vlen));
+			}
+		}
+		if (bad) {
+			json_decref(s);
+			json_decref(r);
+			return ctl_fail("label '%s': %s", args[i], why);
+		}
+	}
+	*set = s;
+	if (remove)
+		*remove = r;
+	else
+		json_decref(r);
+	return 0;
+}
 
 /* Sends a request and checks the answer; prints the reason and returns 1 on any failure. */
 int ctl_call(struct ctl *c, bool workload, const char *method, const char *path, const void *body,

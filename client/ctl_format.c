@@ -16,9 +16,29 @@ static bool ctl_format_space(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* One action's inside, a[0..len): "[json ].Field" or "json ." (spaces around). */
+/* The rest of {{index .Field "KEY"}} after the field's name: a[i..len) is ' "KEY"'; the key is
+ * copied to key (at most CTL_FORMAT_KEY_MAX bytes, no quote or NUL). *klen its length. */
+static int ctl_format_index_key(const char *a, size_t i, size_t len, char *key, size_t *klen,
+                                char *err)
+{
+	while (i < len && ctl_format_space(a[i]))
+		i++;
+	if (len - i < 3 || a[i] != '"' || a[len - 1] != '"')
+		return ctl_format_fail(err, "index takes a map field and a quoted key: "
+		                            "{{index .Labels \"KEY\"}}");
+	size_t n = len - i - 2;
+	if (n > CTL_FORMAT_KEY_MAX || memchr(a + i + 1, '"', n) || memchr(a + i + 1, '\0', n))
+		return ctl_format_fail(err, "index: the key is too long or holds a quote");
+	memcpy(key, a + i + 1, n);
+	*klen = n;
+	return 0;
+}
+
+/* One action's inside, a[0..len): "[json ].Field", "json ." or "index .Field \"KEY\"" (spaces
+ * around). An index key is appended to key/klen. */
 static int ctl_format_action(const char *a, size_t len, const struct ctl_format_field *fields,
-                             size_t nfields, struct ctl_format_part *p, char *err)
+                             size_t nfields, struct ctl_format_part *p, char *key, size_t *klen,
+                             char *err)
 {
 	size_t i = 0;
 	while (i < len && ctl_format_space(a[i]))
@@ -26,27 +46,43 @@ static int ctl_format_action(const char *a, size_t len, const struct ctl_format_
 	while (len > i && ctl_format_space(a[len - 1]))
 		len--;
 	p->json = false;
-	if (len - i >= 5 && memcmp(a + i, "json", 4) == 0 && ctl_format_space(a[i + 4])) {
+	p->index = false;
+	size_t end = len; /* the field name's end */
+	if (len - i >= 6 && memcmp(a + i, "index", 5) == 0 && ctl_format_space(a[i + 5])) {
+		p->index = true;
+		i += 6;
+		while (i < len && ctl_format_space(a[i]))
+			i++;
+		end = i;
+		while (end < len && !ctl_format_space(a[end]) && a[end] != '"')
+			end++;
+		int rc = ctl_format_index_key(a, end, len, key, klen, err);
+		if (rc < 0)
+			return rc;
+	} else if (len - i >= 5 && memcmp(a + i, "json", 4) == 0 && ctl_format_space(a[i + 4])) {
 		p->json = true;
 		i += 5;
 		while (i < len && ctl_format_space(a[i]))
 			i++;
 	}
-	if (i >= len || a[i] != '.')
-		return ctl_format_fail(err, "an action must be {{.Field}}, {{json .Field}} or "
-		                            "{{json .}}");
+	if (i >= end || a[i] != '.')
+		return ctl_format_fail(err, "an action must be {{.Field}}, {{json .Field}}, "
+		                            "{{json .}} or {{index .Field \"KEY\"}}");
 	i++;
-	if (i == len) {
+	if (i == end) {
 		if (!p->json)
-			return ctl_format_fail(err, "{{.}} is {{json .}} here");
+			return ctl_format_fail(err, p->index ? "index takes a map field"
+			                                     : "{{.}} is {{json .}} here");
 		p->field = CTL_FORMAT_WHOLE;
 		return 0;
 	}
-	size_t fl = len - i;
+	size_t fl = end - i;
 	if (fl >= CTL_FORMAT_FIELD_MAX)
 		return ctl_format_fail(err, "unknown field in the template");
 	for (size_t k = 0; k < nfields; k++) {
 		if (strlen(fields[k].name) == fl && strncasecmp(fields[k].name, a + i, fl) == 0) {
+			if (p->index && !fields[k].map)
+				return ctl_format_fail(err, "index takes a map field (Labels)");
 			p->field = k;
 			return 0;
 		}
@@ -74,9 +110,14 @@ int ctl_format_parse(const char *t, size_t len, const struct ctl_format_field *f
 			if (k + 1 >= len)
 				return ctl_format_fail(err, "an action is not closed with }}");
 			p->action = true;
-			int rc = ctl_format_action(t + i + 2, k - i - 2, fields, nfields, p, err);
+			size_t klen = 0;
+			int rc = ctl_format_action(t + i + 2, k - i - 2, fields, nfields, p,
+			                           out->buf + o, &klen, err);
 			if (rc < 0)
 				return rc;
+			p->off = o; /* the index key, if any: fewer bytes than its action's */
+			p->len = klen;
+			o += klen;
 			out->n++;
 			i = k + 2;
 			continue;
@@ -150,6 +191,13 @@ static bool ctl_format_put_json(char *buf, size_t cap, size_t *o, const char *s)
 int ctl_format_render(const struct ctl_format *f, const char *const *values, const char *whole,
                       char *buf, size_t cap, size_t *outlen)
 {
+	return ctl_format_render_map(f, values, NULL, NULL, whole, buf, cap, outlen);
+}
+
+int ctl_format_render_map(const struct ctl_format *f, const char *const *values,
+                          ctl_format_lookup_fn *lookup, void *ud, const char *whole, char *buf,
+                          size_t cap, size_t *outlen)
+{
 	if (cap == 0)
 		return -ENOBUFS;
 	size_t o = 0;
@@ -163,6 +211,19 @@ int ctl_format_render(const struct ctl_format *f, const char *const *values, con
 		if (p->field == CTL_FORMAT_WHOLE) {
 			const char *w = whole ? whole : "null";
 			fit = ctl_format_put(buf, cap, &o, w, strlen(w));
+			continue;
+		}
+		if (p->index) {
+			char key[CTL_FORMAT_KEY_MAX + 1];
+			memcpy(key, f->buf + p->off, p->len);
+			key[p->len] = '\0';
+			const char *v = lookup ? lookup(ud, p->field, key) : NULL;
+			fit = ctl_format_put(buf, cap, &o, v ? v : "", v ? strlen(v) : 0);
+			continue;
+		}
+		if (p->json && f->fields[p->field].map) {
+			const char *v = lookup ? lookup(ud, p->field, NULL) : NULL;
+			fit = ctl_format_put(buf, cap, &o, v ? v : "{}", v ? strlen(v) : 2);
 			continue;
 		}
 		const char *v = values[p->field] ? values[p->field] : "";

@@ -32,7 +32,7 @@
 static const struct ctl_help ctl_helps[] = {
     {"put",
      "Usage: secretctl put NAME [--from-file F] [--keep N] [--expires WHEN | --keep-expiry]\n"
-     "                     [--allow-empty]\n\n"
+     "                     [--allow-empty] [--label KEY=VALUE]...\n\n"
      "Store a new version of NAME. The value comes from stdin (or --from-file), never from the\n"
      "command line; an empty value is refused unless --allow-empty. A new value clears the\n"
      "secret's expiry unless --expires or --keep-expiry says otherwise.\n\n"
@@ -41,8 +41,11 @@ static const struct ctl_help ctl_helps[] = {
      "  --keep N           keep N versions of NAME (1..1000; default 10)\n"
      "  --expires WHEN     delete NAME at WHEN: a duration from now or a time\n"
      "  --keep-expiry      keep the expiry NAME has\n"
-     "  --allow-empty      store an empty value\n\n" CTL_HELP_WHEN "\nExamples:\n"
+     "  --allow-empty      store an empty value\n"
+     "  --label KEY=VALUE  set a label on NAME (repeatable; other labels stay): see\n"
+     "                     secretctl label --help\n\n" CTL_HELP_WHEN "\nExamples:\n"
      "  secretctl put db/password < password.txt\n"
+     "  secretctl put db/password --label team=payments --label env=prod < pw.txt\n"
      "  openssl rand -hex 32 | secretctl put api/token --expires 7d\n"
      "  secretctl put tls/key --from-file server.key --expires "
      "2026-12-24T10:00:00Z\n\n" CTL_HELP_CHANGE_EXIT},
@@ -58,14 +61,18 @@ static const struct ctl_help ctl_helps[] = {
      "List the secrets: name, current version, versions kept, last update, expiry.\n\n"
      "Flags:\n"
      "  --self             (in a container) the names granted to this container\n"
-     "  --filter KEY=VALUE only secrets that match: name=GLOB (db/*), expires=true|false;\n"
+     "  --filter KEY=VALUE only secrets that match: name=GLOB (db/*), expires=true|false,\n"
+     "                     label=KEY (has the label), label=KEY=VALUE (with that value);\n"
      "                     several filters must all match\n"
      "  --format TEMPLATE  one line per secret from a template of {{.Field}}s: Name, Version,\n"
-     "                     Versions, Created, Updated, Expires (RFC 3339, or \"\"), and\n"
-     "                     {{json .}}; --format json prints a JSON array\n\n"
+     "                     Versions, Created, Updated, Expires (RFC 3339, or \"\"),\n"
+     "                     CreatedUnix, UpdatedUnix, ExpiresUnix, Labels (KEY=VALUE,...);\n"
+     "                     {{index .Labels \"KEY\"}}, {{json .Labels}}, {{json .}};\n"
+     "                     --format json prints a JSON array\n\n"
      "Examples:\n"
      "  secretctl ls\n"
      "  secretctl ls --filter name=db/* --filter expires=true\n"
+     "  secretctl ls --filter label=team=payments --format '{{.Name}} {{index .Labels \"env\"}}'\n"
      "  secretctl ls --format '{{.Name}} {{.Version}}'\n\n"
      "Exit status: 0 done; 1 failed.\n"},
     {"versions",
@@ -77,12 +84,27 @@ static const struct ctl_help ctl_helps[] = {
      "  secretctl versions db/password\n\n" CTL_HELP_READ_EXIT},
     {"inspect",
      "Usage: secretctl inspect NAME\n\n"
-     "Print one JSON object about NAME: name, versions, current, created, updated, expires,\n"
-     "schedule, and the grants that match it (times as RFC 3339 strings and *_unix numbers).\n\n"
+     "Print one JSON object about NAME: name, labels, versions, current, created, updated,\n"
+     "expires, schedule, and the grants that match it (times as RFC 3339 strings and *_unix\n"
+     "numbers).\n\n"
      "Flags: none (besides the global --socket)\n\n"
      "Examples:\n"
      "  secretctl inspect db/password\n"
      "  secretctl inspect db/password | jq -r .grants[].selector\n\n" CTL_HELP_READ_EXIT},
+    {"label",
+     "Usage: secretctl label NAME [KEY=VALUE | KEY-]...\n\n"
+     "Set (KEY=VALUE) or remove (KEY-) labels on the secret NAME, as kubectl label does; with\n"
+     "no KEY, print its labels. Labels are metadata for people and tools (ls --filter\n"
+     "label=KEY=VALUE, ls --format '{{index .Labels \"KEY\"}}', inspect): they are not secret,\n"
+     "select nothing (grants select containers, not secrets) and change no container's view.\n"
+     "Each change is audited. Keys: 1..128 bytes of letters, digits, . _ - /, beginning and\n"
+     "ending with a letter or digit; values: 0..256 printable ASCII characters; at most 64\n"
+     "labels on a secret.\n\n"
+     "Flags: none (besides the global --json, --socket)\n\n"
+     "Examples:\n"
+     "  secretctl label db/password team=payments env=prod\n"
+     "  secretctl label db/password env-\n"
+     "  secretctl label db/password\n\n" CTL_HELP_READ_EXIT},
     {"rm", "Usage: secretctl rm NAME\n\n"
            "Delete NAME, every version of it and its exact grants (pattern grants stay). Running\n"
            "containers lose the file at once.\n\n"
@@ -203,12 +225,15 @@ static const struct ctl_help ctl_helps[] = {
      "Examples:\n"
      "  secretctl whoami\n\n"
      "Exit status: 0 done; 1 failed.\n"},
-    {"read", "Usage: secretctl read NAME\n\n"
-             "(In a container, on the workload socket) print a secret granted to this container.\n"
-             "A secret that is not there and one that is not granted get the same answer.\n\n"
-             "Flags: none (besides the global --socket)\n\n"
-             "Examples:\n"
-             "  secretctl read db/password\n\n" CTL_HELP_READ_EXIT},
+    {"read",
+     "Usage: secretctl read NAME | tmpl:NAME\n\n"
+     "(In a container, on the workload socket) print a secret granted to this container, or\n"
+     "(tmpl:NAME) the rendering of template NAME as this container's mount shows it. One that\n"
+     "is not there and one that is not granted get the same answer.\n\n"
+     "Flags: none (besides the global --socket)\n\n"
+     "Examples:\n"
+     "  secretctl read db/password\n"
+     "  secretctl read tmpl:app/db-url\n\n" CTL_HELP_READ_EXIT},
     {"mount", "Usage: secretctl mount [PATH]\n\n"
               "(In a container, on the workload socket) mount this container's secrets at PATH\n"
               "(default /run/secrets), for runtimes without hooks.\n\n"

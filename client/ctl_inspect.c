@@ -140,6 +140,9 @@ int ctl_cmd_inspect(struct ctl *c)
 	ctl_inspect_time(o, "created", json_integer_value(json_object_get(row, "created")), false);
 	ctl_inspect_time(o, "updated", json_integer_value(json_object_get(row, "updated")), false);
 	ctl_inspect_time(o, "expires", json_integer_value(json_object_get(sec, "expires")), true);
+	json_t *labels = json_object_get(sec, "labels");
+	json_object_set_new(o, "labels",
+	                    json_is_object(labels) ? json_deep_copy(labels) : json_object());
 	json_object_set_new(o, "schedule", ctl_inspect_schedule(scheds, name));
 	json_object_set_new(o, "grants", ctl_inspect_grants(grants, name));
 	ctl_print_json(o);

@@ -1,6 +1,7 @@
 /* secretctl ls: the listing of secrets (admin socket) or of this container's names (--self),
- * with --filter (name=GLOB, expires=true|false; all must match) and --format (a template over
- * the fields below, ctl_format.c, or "json": an array in the JSON shape of docs/cli.md). */
+ * with --filter (name=GLOB, expires=true|false, label=KEY, label=KEY=VALUE; all must match) and
+ * --format (a template over the fields below, ctl_format.c, or "json": an array in the JSON
+ * shape of docs/cli.md). */
 #include <fnmatch.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "client/ctl.h"
 #include "client/ctl_format.h"
+#include "common/labels.h"
 #include "common/timespec.h"
 
 #define CTL_LS_FILTERS_MAX 16 /* --filter options to one ls */
@@ -25,18 +27,23 @@ enum {
 	CTL_LS_CREATED_UNIX,
 	CTL_LS_UPDATED_UNIX,
 	CTL_LS_EXPIRES_UNIX,
+	CTL_LS_LABELS,
 	CTL_LS_NFIELDS
 };
 static const struct ctl_format_field ctl_ls_fields[CTL_LS_NFIELDS] = {
-    {"Name", false},       {"Version", true},     {"Versions", true},
-    {"Created", false},    {"Updated", false},    {"Expires", false},
-    {"CreatedUnix", true}, {"UpdatedUnix", true}, {"ExpiresUnix", true},
+    {"Name", false, false},       {"Version", true, false},     {"Versions", true, false},
+    {"Created", false, false},    {"Updated", false, false},    {"Expires", false, false},
+    {"CreatedUnix", true, false}, {"UpdatedUnix", true, false}, {"ExpiresUnix", true, false},
+    {"Labels", false, true},
 };
 
+enum ctl_ls_filter_kind { CTL_LS_BY_NAME, CTL_LS_BY_EXPIRES, CTL_LS_BY_LABEL };
 struct ctl_ls_filter {
-	bool by_name; /* name=GLOB, else expires=BOOL */
-	const char *glob;
-	bool expires;
+	enum ctl_ls_filter_kind kind;
+	const char *glob; /* name=GLOB */
+	bool expires;     /* expires=BOOL */
+	char key[LABELS_KEY_MAX + 1];
+	const char *value; /* label=KEY=VALUE, or NULL: label=KEY (any value) */
 };
 
 /* One row of the listing: an element of the API's "secrets" (an object, or a bare name with
@@ -49,38 +56,115 @@ static json_t *ctl_ls_row(json_t *v)
 	json_int_t cr = json_integer_value(json_object_get(v, "created"));
 	json_int_t up = json_integer_value(json_object_get(v, "updated"));
 	char tc[TIMESPEC_FORMAT_LEN], tu[TIMESPEC_FORMAT_LEN], te[TIMESPEC_FORMAT_LEN];
-	return json_pack("{s:O, s:O, s:O, s:s, s:I, s:s, s:I, s:s?, s:I}", "name",
+	json_t *labels = json_object_get(v, "labels");
+	return json_pack("{s:O, s:O, s:O, s:s, s:I, s:s, s:I, s:s?, s:I, s:o}", "name",
 	                 json_object_get(v, "name"), "current", json_object_get(v, "current"),
 	                 "versions", json_object_get(v, "versions"), "created",
 	                 ctl_time(cr, tc, sizeof(tc)), "created_unix", cr, "updated",
 	                 ctl_time(up, tu, sizeof(tu)), "updated_unix", up, "expires",
-	                 ex ? ctl_time(ex, te, sizeof(te)) : NULL, "expires_unix", ex);
+	                 ex ? ctl_time(ex, te, sizeof(te)) : NULL, "expires_unix", ex, "labels",
+	                 json_is_object(labels) ? json_deep_copy(labels) : json_object());
 }
 
 static bool ctl_ls_match(json_t *row, const struct ctl_ls_filter *f, size_t nf)
 {
 	const char *name = json_string_value(json_object_get(row, "name"));
+	json_t *labels = json_object_get(row, "labels");
 	for (size_t i = 0; i < nf; i++) {
-		if (f[i].by_name && (!name || fnmatch(f[i].glob, name, 0) != 0))
-			return false;
-		if (!f[i].by_name &&
-		    (json_integer_value(json_object_get(row, "expires_unix")) > 0) != f[i].expires)
-			return false;
+		const char *lv = json_string_value(json_object_get(labels, f[i].key));
+		switch (f[i].kind) {
+		case CTL_LS_BY_NAME:
+			if (!name || fnmatch(f[i].glob, name, 0) != 0)
+				return false;
+			break;
+		case CTL_LS_BY_EXPIRES:
+			if ((json_integer_value(json_object_get(row, "expires_unix")) > 0) !=
+			    f[i].expires)
+				return false;
+			break;
+		case CTL_LS_BY_LABEL:
+			if (!lv || (f[i].value && strcmp(lv, f[i].value) != 0))
+				return false;
+			break;
+		}
 	}
 	return true;
 }
 
+/* name=GLOB, expires=true|false, label=KEY or label=KEY=VALUE (docker's filter syntax). */
 static int ctl_ls_filter_parse(const char *s, struct ctl_ls_filter *f)
 {
+	memset(f, 0, sizeof(*f));
 	if (strncmp(s, "name=", 5) == 0 && s[5]) {
-		*f = (struct ctl_ls_filter){.by_name = true, .glob = s + 5};
+		f->kind = CTL_LS_BY_NAME;
+		f->glob = s + 5;
 		return 0;
 	}
 	if (strcmp(s, "expires=true") == 0 || strcmp(s, "expires=false") == 0) {
-		*f = (struct ctl_ls_filter){.expires = s[8] == 't'};
+		f->kind = CTL_LS_BY_EXPIRES;
+		f->expires = s[8] == 't';
+		return 0;
+	}
+	if (strncmp(s, "label=", 6) == 0) {
+		const char *k = s + 6, *eq = strchr(k, '=');
+		size_t klen = eq ? (size_t)(eq - k) : strlen(k);
+		if (labels_key_check(k, klen, NULL) < 0 ||
+		    (eq && labels_value_check(eq + 1, strlen(eq + 1), NULL) < 0))
+			return -1;
+		f->kind = CTL_LS_BY_LABEL;
+		memcpy(f->key, k, klen);
+		f->value = eq ? eq + 1 : NULL;
 		return 0;
 	}
 	return -1;
+}
+
+static int ctl_ls_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A row's labels for ctl_format: {{index .Labels "KEY"}} and {{json .Labels}}. */
+struct ctl_ls_lookup {
+	json_t *labels;
+	char *json; /* the object's JSON text, made on first use */
+};
+
+static const char *ctl_ls_lookup(void *ud, size_t field, const char *key)
+{
+	struct ctl_ls_lookup *l = ud;
+	if (field != CTL_LS_LABELS)
+		return NULL;
+	if (key)
+		return json_string_value(json_object_get(l->labels, key));
+	if (!l->json)
+		l->json = json_dumps(l->labels, JSON_COMPACT | JSON_SORT_KEYS);
+	return l->json;
+}
+
+/* {{.Labels}}: "KEY=VALUE,KEY2=VALUE2", sorted by key (docker's form), into a malloc'd string. */
+static char *ctl_ls_labels_text(json_t *labels)
+{
+	size_t size = 1, i = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(labels, k, v) size += strlen(k) + json_string_length(v) + 2;
+	const char **keys = calloc(json_object_size(labels) + 1, sizeof(*keys));
+	char *out = malloc(size);
+	if (!keys || !out) {
+		free(keys);
+		free(out);
+		return NULL;
+	}
+	json_object_foreach(labels, k, v) keys[i++] = k;
+	qsort(keys, i, sizeof(*keys), ctl_ls_strcmp);
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t j = 0; j < i; j++)
+		o += (size_t)snprintf(out + o, size - o, "%s%s=%s", j ? "," : "", keys[j],
+		                      json_string_value(json_object_get(labels, keys[j])));
+	free(keys);
+	return out;
 }
 
 /* Prints one row through the template. */
@@ -107,10 +191,16 @@ static int ctl_ls_print_format(const struct ctl_format *fmt, json_t *row, char *
 		snprintf(nums[i], sizeof(nums[i]), "%lld", (long long)json_integer_value(v));
 		vals[num[i].field] = nums[i];
 	}
+	struct ctl_ls_lookup lk = {.labels = json_object_get(row, "labels")};
+	char *ltext = ctl_ls_labels_text(lk.labels);
+	vals[CTL_LS_LABELS] = ltext;
 	char *whole = json_dumps(row, JSON_COMPACT | JSON_SORT_KEYS);
 	size_t n;
-	int rc = ctl_format_render(fmt, vals, whole, line, CTL_LS_LINE_MAX, &n);
+	int rc =
+	    ctl_format_render_map(fmt, vals, ctl_ls_lookup, &lk, whole, line, CTL_LS_LINE_MAX, &n);
 	free(whole);
+	free(ltext);
+	free(lk.json);
 	if (rc < 0)
 		return ctl_fail("--format: a line longer than %d bytes", CTL_LS_LINE_MAX);
 	printf("%s\n", line);
@@ -136,7 +226,7 @@ struct ctl_ls_opts {
 };
 
 static int ctl_ls_print(struct ctl *c, const struct ctl_ls_opts *o, json_t *secrets,
-                        const struct ctl_format *fmt)
+                        json_t *templates, const struct ctl_format *fmt)
 {
 	bool json_out = o->format && strcmp(o->format, "json") == 0;
 	json_t *kept = json_array(), *rows = json_array();
@@ -163,12 +253,21 @@ static int ctl_ls_print(struct ctl *c, const struct ctl_ls_opts *o, json_t *secr
 	} else if (fmt) {
 		json_array_foreach(rows, i,
 		                   v) if ((rc = ctl_ls_print_format(fmt, v, line)) != 0) break;
+	} else if (c->json && o->self) {
+		json_t *j = json_pack("{s:O, s:o}", "secrets", kept, "templates",
+		                      templates ? json_incref(templates) : json_array());
+		ctl_print_json(j);
+		json_decref(j);
 	} else if (c->json) {
 		json_t *j = json_pack("{s:O}", "secrets", kept);
 		ctl_print_json(j);
 		json_decref(j);
 	} else if (o->self) {
 		json_array_foreach(kept, i, v) printf("%s\n", json_string_value(v));
+		/* the rendered files this container is shown, as grants name them (read tmpl:NAME)
+		 */
+		json_array_foreach(templates, i, v)
+		    printf("tmpl:%s\n", json_string_value(json_object_get(v, "name")));
 	} else {
 		printf("%-40s %8s %8s  %-20s  %s\n", "NAME", "VERSION", "KEPT", "UPDATED",
 		       "EXPIRES");
@@ -187,9 +286,9 @@ int ctl_cmd_ls(struct ctl *c)
 	                                     {"filter", required_argument, NULL, 'f'},
 	                                     {"format", required_argument, NULL, 'F'},
 	                                     {0}};
-	const char *usage =
-	    "usage: secretctl ls [--self] [--filter name=GLOB|expires=true|false]... "
-	    "[--format TEMPLATE|json]";
+	const char *usage = "usage: secretctl ls [--self] "
+	                    "[--filter name=GLOB|expires=true|false|label=KEY[=VALUE]]... "
+	                    "[--format TEMPLATE|json]";
 	struct ctl_ls_opts o = {0};
 	int ch;
 	while ((ch = getopt_long(c->argc, c->argv, "", opts, NULL)) != -1) {
@@ -202,8 +301,8 @@ int ctl_cmd_ls(struct ctl *c)
 		else if (ch == 'f' && ctl_ls_filter_parse(optarg, &o.filters[o.nfilters]) == 0)
 			o.nfilters++;
 		else if (ch == 'f')
-			return ctl_fail(
-			    "--filter must be name=GLOB, expires=true or expires=false");
+			return ctl_fail("--filter must be name=GLOB, expires=true, expires=false, "
+			                "label=KEY or label=KEY=VALUE");
 		else
 			return ctl_fail("%s", usage);
 	}
@@ -219,7 +318,8 @@ int ctl_cmd_ls(struct ctl *c)
 		                     err) < 0) {
 			free(fmt);
 			return ctl_fail("--format: %s (fields: Name, Version, Versions, Created, "
-			                "Updated, Expires, CreatedUnix, UpdatedUnix, ExpiresUnix)",
+			                "Updated, Expires, CreatedUnix, UpdatedUnix, ExpiresUnix, "
+			                "Labels)",
 			                err);
 		}
 	}
@@ -228,7 +328,20 @@ int ctl_cmd_ls(struct ctl *c)
 	int rc = 1;
 	if (ctl_call(c, o.self, "GET", o.self ? "/v1/self/secrets" : "/v1/secrets", NULL, 0, NULL,
 	             NULL, &resp, &j) == 0) {
-		rc = ctl_ls_print(c, &o, json_object_get(j, "secrets"), fmt);
+		/* in a container, the rendered files too; a daemon without them (404) lists none */
+		json_t *t = NULL;
+		struct client_resp tr;
+		if (o.self && client_request_json(client_socket(c->socket, true), "GET",
+		                                  "/v1/self/templates", NULL, &tr, &t, NULL) == 0) {
+			if (tr.status != 200) {
+				json_decref(t);
+				t = NULL;
+			}
+			client_resp_free(&tr);
+		}
+		rc = ctl_ls_print(c, &o, json_object_get(j, "secrets"),
+		                  json_object_get(t, "templates"), fmt);
+		json_decref(t);
 		json_decref(j);
 		client_resp_free(&resp);
 	}

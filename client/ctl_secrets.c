@@ -1,7 +1,6 @@
 /* secretctl: the commands on secrets and their versions: put, get, versions, rm, rollback,
  * rotate (a generated value, now or on a schedule) and schedules (ls: ctl_ls.c). */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,52 +8,13 @@
 #include <unistd.h>
 
 #include "client/ctl.h"
+#include "common/labels.h"
 #include "common/limits.h"
 #include "common/secret.h"
 #include "common/timespec.h"
 
-/* Reads all of fd (at most max bytes) into locked secret memory (secret_bytes_alloc). */
-static int ctl_read_value(int fd, size_t max, uint8_t **out, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	uint8_t *b = secret_bytes_alloc(cap);
-	if (!b)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			if (cap > max)
-				break;
-			size_t nc = cap * 2;
-			uint8_t *nb = secret_bytes_alloc(nc);
-			if (!nb) {
-				secret_bytes_free(b);
-				return -ENOMEM;
-			}
-			memcpy(nb, b, n);
-			secret_bytes_free(b);
-			b = nb;
-			cap = nc;
-		}
-		ssize_t r = read(fd, b + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			secret_bytes_free(b);
-			return e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > max) {
-			secret_bytes_free(b);
-			return -EFBIG;
-		}
-	}
-	*out = b;
-	*len = n;
-	return 0;
-}
+/* The longest request path a put sends (its labels travel in the query). */
+#define CTL_PUT_URL_MAX (16 * 1024)
 
 /* What a put asks for besides the value. */
 struct ctl_put {
@@ -63,6 +23,7 @@ struct ctl_put {
 	const char *expires; /* a time or a duration from now (common/timespec), NULL = none */
 	bool allow_empty;
 	bool keep_expiry; /* without ttl: keep the expiry instead of clearing it */
+	json_t *labels;   /* --label KEY=VALUE..., an object, or NULL */
 };
 
 /* " (expiry cleared)" / " (expires at T)" after a new version, from the daemon's answer: said when
@@ -82,53 +43,70 @@ static void ctl_expiry_note(json_t *j, bool asked, char *buf, size_t len)
  * stdin). */
 static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *p)
 {
-	int fd = 0;
-	if (p->file) {
-		fd = open(p->file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return ctl_fail("cannot open %s: %s", p->file, strerror(errno));
-	} else if (isatty(0)) {
-		fprintf(stderr,
-		        "secretctl: reading the value from the terminal; end with Ctrl-D\n");
-	}
 	uint8_t *val = NULL;
 	size_t len = 0;
-	int r = ctl_read_value(fd, SECRETD_VALUE_MAX_CEILING, &val, &len);
-	if (p->file)
-		close(fd);
-	if (r < 0)
-		return ctl_fail("cannot read the value: %s", strerror(-r));
+	if (ctl_read_input(p->file, "value", SECRETD_VALUE_MAX_CEILING, &val, &len))
+		return 1;
+	int r;
 	if (len == 0 && !p->allow_empty) {
 		secret_bytes_free(val);
 		return ctl_fail("refusing to store an empty value (use --allow-empty)");
 	}
-	char path[600];
-	int n = snprintf(path, sizeof(path), "/v1/secrets/%s", name);
+	/* ?labels= is the object as JSON, percent-encoded: room for every byte encoded */
+	char *ljson = p->labels ? json_dumps(p->labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	size_t cap = 600 + (ljson ? 3 * strlen(ljson) + 16 : 0);
+	char *path = malloc(cap);
+	if (!path || (p->labels && !ljson)) {
+		free(ljson);
+		free(path);
+		secret_bytes_free(val);
+		return ctl_fail("out of memory");
+	}
+	int n = snprintf(path, cap, "/v1/secrets/%s", name);
 	const char *sep = "?";
 	if (p->keep) {
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep=%lld", sep, p->keep);
+		n += snprintf(path + n, cap - (size_t)n, "%skeep=%lld", sep, p->keep);
 		sep = "&";
 	}
 	if (p->expires) {
 		/* the text as given: the daemon resolves it against its own clock */
 		char esc[3 * TIMESPEC_TEXT_MAX + 1];
 		if (ctl_query_escape(p->expires, esc, sizeof(esc)) < 0) {
+			free(ljson);
+			free(path);
 			secret_bytes_free(val);
 			return ctl_fail("--expires is too long");
 		}
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sexpires=%s", sep, esc);
+		n += snprintf(path + n, cap - (size_t)n, "%sexpires=%s", sep, esc);
 		sep = "&";
 	}
 	if (p->keep_expiry) {
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%skeep_expiry=1", sep);
+		n += snprintf(path + n, cap - (size_t)n, "%skeep_expiry=1", sep);
 		sep = "&";
 	}
-	if (p->allow_empty)
-		snprintf(path + n, sizeof(path) - (size_t)n, "%sallow_empty=1", sep);
+	if (p->allow_empty) {
+		n += snprintf(path + n, cap - (size_t)n, "%sallow_empty=1", sep);
+		sep = "&";
+	}
+	if (ljson) {
+		n += snprintf(path + n, cap - (size_t)n, "%slabels=", sep);
+		ctl_query_escape(ljson, path + n, cap - (size_t)n); /* fits: cap counted it */
+		free(ljson);
+		/* the request line must fit the daemon's per-connection memory (64 KiB) */
+		if (strlen(path) > CTL_PUT_URL_MAX) {
+			free(path);
+			secret_bytes_free(val);
+			return ctl_fail(
+			    "the labels are too long to go with a put: put the value, then "
+			    "set them with secretctl label %s KEY=VALUE...",
+			    name);
+		}
+	}
 	struct client_resp resp;
 	json_t *j = NULL;
 	r = ctl_call(c, false, "PUT", path, val, len, "application/octet-stream", NULL, &resp, &j);
 	secret_bytes_free(val);
+	free(path);
 	if (r)
 		return r;
 	char note[64];
@@ -146,16 +124,26 @@ static int ctl_put_value(struct ctl *c, const char *name, const struct ctl_put *
 
 int ctl_cmd_put(struct ctl *c)
 {
-	static const struct option o[] = {
-	    {"from-file", required_argument, NULL, 'f'}, {"keep", required_argument, NULL, 'k'},
-	    {"expires", required_argument, NULL, 'e'},   {"allow-empty", no_argument, NULL, 'E'},
-	    {"keep-expiry", no_argument, NULL, 'K'},     {0}};
-	const char *usage = "put NAME [--from-file F] [--keep N] [--expires WHEN | --keep-expiry] "
-	                    "[--allow-empty]  (value on stdin, never in argv)";
+	static const struct option o[] = {{"from-file", required_argument, NULL, 'f'},
+	                                  {"keep", required_argument, NULL, 'k'},
+	                                  {"expires", required_argument, NULL, 'e'},
+	                                  {"allow-empty", no_argument, NULL, 'E'},
+	                                  {"keep-expiry", no_argument, NULL, 'K'},
+	                                  {"label", required_argument, NULL, 'l'},
+	                                  {0}};
+	const char *usage =
+	    "put NAME [--from-file F] [--keep N] [--expires WHEN | --keep-expiry] "
+	    "[--allow-empty] [--label KEY=VALUE]...  (value on stdin, never in argv)";
 	struct ctl_put p = {0};
-	int ch;
+	const char *largs[LABELS_MAX];
+	size_t nl = 0;
+	int ch, rc;
 	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
-		if (ch == 'f')
+		if (ch == 'l' && nl == LABELS_MAX)
+			return ctl_fail("at most %d labels on a secret", LABELS_MAX);
+		else if (ch == 'l')
+			largs[nl++] = optarg;
+		else if (ch == 'f')
 			p.file = optarg;
 		else if (ch == 'E')
 			p.allow_empty = true;
@@ -180,7 +168,11 @@ int ctl_cmd_put(struct ctl *c)
 		return 1;
 	if (p.expires && p.keep_expiry)
 		return ctl_fail("give --expires (a new expiry) or --keep-expiry, not both");
-	return ctl_put_value(c, c->argv[0], &p);
+	if (nl && (rc = ctl_labels_args(largs, nl, false, &p.labels, NULL)) != 0)
+		return rc;
+	rc = ctl_put_value(c, c->argv[0], &p);
+	json_decref(p.labels);
+	return rc;
 }
 
 int ctl_cmd_get(struct ctl *c)
@@ -255,6 +247,64 @@ int ctl_cmd_versions(struct ctl *c)
 		    ctl_time(json_integer_value(json_object_get(v, "created")), tb, sizeof(tb)),
 		    json_is_true(json_object_get(v, "current")) ? "current" : "");
 	}
+	json_decref(j);
+	client_resp_free(&resp);
+	return 0;
+}
+
+/* "KEY=VALUE,KEY2=VALUE2" (sorted, docker's form) or "(none)" for an answer's labels. */
+static void ctl_labels_print(const char *name, json_t *labels)
+{
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+	printf("%s: labels ", name);
+	/* the daemon's objects keep the store's order: sorted by key */
+	json_object_foreach(labels, k, v)
+	    printf("%s%s=%s", i++ ? "," : "", k, json_string_value(v));
+	printf("%s\n", i ? "" : "(none)");
+}
+
+/* label NAME [KEY=VALUE | KEY-]...: POST /v1/labels/NAME; with no pair, prints the labels. */
+int ctl_cmd_label(struct ctl *c)
+{
+	c->argc--;
+	c->argv++;
+	if (c->argc < 1)
+		return ctl_fail("usage: secretctl label NAME [KEY=VALUE | KEY-]...");
+	if (ctl_need_name(c, c->argc, "label NAME [KEY=VALUE | KEY-]..."))
+		return 1;
+	char path[320];
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (c->argc == 1) {
+		snprintf(path, sizeof(path), "/v1/secrets/%s", c->argv[0]);
+		if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, &j))
+			return 1;
+	} else {
+		if ((size_t)c->argc - 1 > 2 * LABELS_MAX)
+			return ctl_fail("at most %d labels on a secret", LABELS_MAX);
+		json_t *set = NULL, *remove = NULL;
+		if (ctl_labels_args((const char *const *)c->argv + 1, (size_t)c->argc - 1, true,
+		                    &set, &remove))
+			return 1;
+		json_t *body = json_pack("{s:o, s:o}", "set", set, "remove", remove);
+		if (!body)
+			return ctl_fail("out of memory");
+		snprintf(path, sizeof(path), "/v1/labels/%s", c->argv[0]);
+		int r = ctl_call(c, false, "POST", path, NULL, 0, NULL, body, &resp, &j);
+		json_decref(body);
+		if (r)
+			return r;
+	}
+	json_t *labels = json_object_get(j, "labels");
+	if (c->json) {
+		json_t *o = json_pack("{s:O, s:O}", "name", json_object_get(j, "name"), "labels",
+		                      json_is_object(labels) ? labels : json_null());
+		ctl_print_json(o);
+		json_decref(o);
+	} else
+		ctl_labels_print(c->argv[0], labels);
 	json_decref(j);
 	client_resp_free(&resp);
 	return 0;

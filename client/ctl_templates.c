@@ -7,7 +7,6 @@
  * A template is granted like a secret, as "tmpl:NAME": secretctl grant tmpl:NAME SELECTOR. A
  * body may hold literal secrets: it is read into locked memory and never taken from argv. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 #include <unistd.h>
 
 #include "client/ctl.h"
-#include "common/fileio.h"
 #include "common/limits.h"
 #include "common/names.h"
 #include "common/secret.h"
@@ -52,26 +50,11 @@ static int ctl_template_put(struct ctl *c)
 	const char *name = c->argv[optind];
 	if (ctl_template_name(name))
 		return 1;
-	int fd = 0;
-	if (file) {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return ctl_fail("cannot open %s: %s", file, strerror(errno));
-	} else if (isatty(0)) {
-		fprintf(stderr,
-		        "secretctl: reading the template from the terminal; end with Ctrl-D\n");
-	}
-	uint8_t *body = secret_bytes_alloc(CTL_TEMPLATE_READ_MAX + 1);
+	uint8_t *body = NULL;
 	size_t len = 0;
-	int r = body ? fileio_read_upto(fd, body, CTL_TEMPLATE_READ_MAX + 1, &len) : -ENOMEM;
-	if (file)
-		close(fd);
-	if (r == 0 && len > CTL_TEMPLATE_READ_MAX)
-		r = -EFBIG;
-	if (r < 0) {
-		secret_bytes_free(body);
-		return ctl_fail("cannot read the template: %s", strerror(-r));
-	}
+	if (ctl_read_input(file, "template", CTL_TEMPLATE_READ_MAX, &body, &len))
+		return 1;
+	int r;
 	char path[320];
 	snprintf(path, sizeof(path), "/v1/templates/%s", name);
 	struct client_resp resp;

@@ -1,5 +1,7 @@
 /* secretctl: the commands a container runs on the workload socket: whoami, read, mount. */
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "client/ctl.h"
 #include "common/limits.h"
@@ -33,14 +35,22 @@ int ctl_cmd_whoami(struct ctl *c)
 	return 0;
 }
 
+/* A template's name in grants and in the workload API's answers ("tmpl:NAME"). */
+#define CTL_TMPL_PREFIX "tmpl:"
+
 int ctl_cmd_read(struct ctl *c)
 {
 	c->argc--;
 	c->argv++;
-	if (ctl_need_name(c, 1, "read NAME"))
+	/* tmpl:NAME: a rendered file (a template granted to this container), as grants name it */
+	const size_t tl = strlen(CTL_TMPL_PREFIX);
+	bool tmpl = c->argc >= 1 && strncmp(c->argv[0], CTL_TMPL_PREFIX, tl) == 0;
+	if (tmpl)
+		c->argv[0] += tl;
+	if (ctl_need_name(c, 1, "read NAME | tmpl:NAME"))
 		return 1;
 	char path[300];
-	snprintf(path, sizeof(path), "/v1/self/secrets/%s", c->argv[0]);
+	snprintf(path, sizeof(path), "/v1/self/%s/%s", tmpl ? "templates" : "secrets", c->argv[0]);
 	struct client_resp resp;
 	if (ctl_call(c, true, "GET", path, NULL, 0, NULL, NULL, &resp, NULL))
 		return 1;

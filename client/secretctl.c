@@ -39,7 +39,9 @@ static int ctl_cmd_completion(struct ctl *c);
 static void ctl_usage(FILE *f);
 
 static const struct ctl_cmd ctl_cmds[] = {
-    {"put", "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty]",
+    {"put",
+     "NAME [--from-file F] [--keep N] [--expires DUR | --keep-expiry] [--allow-empty] "
+     "[--label KEY=VALUE]...",
      "store a new version (value from stdin or a file; never empty unless --allow-empty)", false,
      ctl_cmd_put},
     {"get", "NAME [--version N]", "print a value (current or version N)", false, ctl_cmd_get},
@@ -47,6 +49,9 @@ static const struct ctl_cmd ctl_cmds[] = {
      "list secrets (--self: those granted to this container)", false, ctl_cmd_ls},
     {"versions", "NAME", "list a secret's versions", false, ctl_cmd_versions},
     {"rm", "NAME", "delete a secret, its versions and its exact grants", false, ctl_cmd_rm},
+    {"label", "NAME [KEY=VALUE | KEY-]...",
+     "set (KEY=VALUE) or remove (KEY-) a secret's labels; with none, print them", false,
+     ctl_cmd_label},
     {"key", "rotate [--no-wait] | status",
      "add a master key generation and re-wrap every data key (in batches); show generations", false,
      ctl_cmd_key},
@@ -66,7 +71,8 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"grants", "", "list grants", false, ctl_cmd_grants},
     {"containers", "", "list the containers the broker knows", false, ctl_cmd_containers},
     {"whoami", "", "(in a container) the identity the broker sees", true, ctl_cmd_whoami},
-    {"read", "NAME", "(in a container) print a granted secret", true, ctl_cmd_read},
+    {"read", "NAME | tmpl:NAME", "(in a container) print a granted secret or rendered file", true,
+     ctl_cmd_read},
     {"mount", "[PATH]", "(in a container) mount my secrets at PATH (/run/secrets)", true,
      ctl_cmd_mount},
     {"scan", "PATH... [--proc]", MIGRATE_SCAN_HELP, false, ctl_cmd_scan},

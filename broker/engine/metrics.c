@@ -54,6 +54,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "secretd_health_failures_total %" PRIu64, m->health_failures);
 	METRIC("secretd_puts_total", "counter", "Secret versions written.",
 	       "secretd_puts_total %" PRIu64, m->puts);
+	METRIC("secretd_label_changes_total", "counter", "Label changes stored.",
+	       "secretd_label_changes_total %" PRIu64, m->label_changes);
 	METRIC("secretd_reads_total", "counter", "Secret values served over the APIs.",
 	       "secretd_reads_total %" PRIu64, m->reads);
 	char secrets[24] = "NaN"; /* unknown when the store could not be read */

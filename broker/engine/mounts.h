@@ -148,6 +148,15 @@ void mounts_identify(mounts *m, const struct ident *who, struct policy_identity 
 bool mounts_allows(mounts *m, const struct policy_identity *who, const char *name);
 /* The names of existing secrets granted to who, sorted, as a JSON array (new reference). */
 json_t *mounts_granted_json(mounts *m, const struct policy_identity *who);
+/* The rendered files who's mount shows (docs/templates.md's access rule: granted the template
+ * and every secret it names, each existing), as a JSON array of {"name": TEMPLATE, "path": PATH}
+ * sorted by path (new reference); NULL when the inputs cannot be read (or ENOMEM). */
+json_t *mounts_granted_templates_json(mounts *m, const struct policy_identity *who);
+/* The rendering of template name that who's mount shows: 0 with *out (a new reference:
+ * secret_unref) and *version the template's version; -ENOENT alike for a template that does not
+ * exist and one who is not shown; other errors (-EBADMSG, a render error) as a view's. */
+int mounts_template_read(mounts *m, const struct policy_identity *who, const char *name,
+                         struct secret **out, uint64_t *version);
 
 /* Re-reads grants and secrets from the store and updates every mount's view (call after any
  * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel.

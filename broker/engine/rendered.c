@@ -288,3 +288,70 @@ void rendered_free(struct rendercache *rc)
 	free(rc->v);
 	*rc = (struct rendercache){0};
 }
+
+/* ---- the workload API's view of rendered files ---- */
+
+/* who's files (secrets and rendered, as its mount shows them; no value read): *files (free()). */
+static int rendered_view_files(mounts *m, const struct policy_identity *who,
+                               struct policy_file **files, size_t *nf)
+{
+	*files = NULL;
+	*nf = 0;
+	int r = views_inputs_fresh(m);
+	if (r == 0)
+		r = policy_view(m->in.grants, m->in.ngrants, (const char *const *)m->in.names,
+		                m->in.nsecrets, who, files, nf);
+	if (r == 0)
+		r = rendered_merge(m, who, files, nf);
+	if (r < 0) {
+		free(*files);
+		*files = NULL;
+		*nf = 0;
+	}
+	return r;
+}
+
+json_t *mounts_granted_templates_json(mounts *m, const struct policy_identity *who)
+{
+	struct policy_file *f = NULL;
+	size_t nf = 0;
+	if (rendered_view_files(m, who, &f, &nf) < 0)
+		return NULL;
+	json_t *a = json_array();
+	const size_t tl = strlen(STORE_GRANT_TMPL_PREFIX);
+	for (size_t i = 0; a && i < nf; i++)
+		if (rendered_is_grant(f[i].secret) &&
+		    json_array_append_new(a, json_pack("{s:s, s:s}", "name", f[i].secret + tl,
+		                                       "path", f[i].path)) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	free(f);
+	return a;
+}
+
+int mounts_template_read(mounts *m, const struct policy_identity *who, const char *name,
+                         secret **out, uint64_t *version)
+{
+	*out = NULL;
+	*version = 0;
+	struct policy_file *f = NULL;
+	size_t nf = 0;
+	int r = rendered_view_files(m, who, &f, &nf);
+	if (r < 0)
+		return r;
+	const size_t tl = strlen(STORE_GRANT_TMPL_PREFIX);
+	const char *target = NULL;
+	for (size_t i = 0; i < nf && !target; i++)
+		if (rendered_is_grant(f[i].secret) && strcmp(f[i].secret + tl, name) == 0)
+			target = f[i].secret;
+	sfs_blob *b = NULL;
+	r = target ? rendered_blob(m, target, &b) : -ENOENT;
+	free(f);
+	if (r < 0)
+		return r;
+	const struct store_tmpl_info *ti = rendered_tmpl_info(m, name);
+	*version = ti ? ti->current : 0;
+	*out = secret_ref(sfs_blob_secret(b));
+	return 0;
+}

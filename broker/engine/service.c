@@ -176,16 +176,70 @@ static int service_put_value(service *sv, struct store_audit *a, const char *nam
 	return 0;
 }
 
+/* A label change as an audit record's detail: "labels set K=V K2=V2 remove K3" (labels are
+ * metadata, never secret). malloc'd; NULL on ENOMEM. */
+static char *service_labels_detail(const struct store_label_change *c)
+{
+	size_t size = 32;
+	for (size_t i = 0; i < c->nset; i++)
+		size += strlen(c->set[i].key) + strlen(c->set[i].value) + 2;
+	for (size_t i = 0; i < c->nremove; i++)
+		size += strlen(c->remove[i]) + 1;
+	char *d = malloc(size);
+	if (!d)
+		return NULL;
+	size_t off = (size_t)snprintf(d, size, "labels%s", c->nset ? " set" : "");
+	for (size_t i = 0; i < c->nset; i++)
+		off +=
+		    (size_t)snprintf(d + off, size - off, " %s=%s", c->set[i].key, c->set[i].value);
+	if (c->nremove)
+		off += (size_t)snprintf(d + off, size - off, " remove");
+	for (size_t i = 0; i < c->nremove; i++)
+		off += (size_t)snprintf(d + off, size - off, " %s", c->remove[i]);
+	return d;
+}
+
 int service_put(service *sv, const struct service_actor *who, const struct service_put *p,
                 struct service_result *res)
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, p->action ? p->action : "put", p->name);
-	struct store_put_opts po = {.keep = p->keep};
+	char *detail = NULL;
+	if (p->labels && (p->labels->nset || p->labels->nremove)) {
+		detail = service_labels_detail(p->labels);
+		if (!detail)
+			return service_failed(sv, &a, -ENOMEM, res);
+		a.detail = detail;
+	}
+	struct store_put_opts po = {.keep = p->keep, .labels = p->labels};
 	int r = service_expiry(sv, p->name, p->new_expiry, p->keep_expiry, &po.expires, res);
+	if (r == 0)
+		r = service_put_value(sv, &a, p->name, p->val, p->len, &po, res);
+	else
+		service_failed(sv, &a, r, res);
+	free(detail);
+	return r;
+}
+
+int service_labels(service *sv, const struct service_actor *who, const char *name,
+                   const struct store_label_change *c, struct store_label **out, size_t *n,
+                   struct service_result *res)
+{
+	service_res(res);
+	struct store_audit a = service_audit(who, "label", name);
+	char *detail = service_labels_detail(c);
+	if (!detail)
+		return service_failed(sv, &a, -ENOMEM, res);
+	a.detail = detail;
+	int r = store_labels_change(sv->store, name, c, &a, out, n);
 	if (r < 0)
-		return service_failed(sv, &a, r, res);
-	return service_put_value(sv, &a, p->name, p->val, p->len, &po, res);
+		service_failed(sv, &a, r, res);
+	else if (sv->met)
+		sv->met->label_changes++;
+	/* No refresh: labels select nothing (grants select containers, not secrets), so no
+	 * container's view can change. */
+	free(detail);
+	return r;
 }
 
 int service_generate(service *sv, const struct service_actor *who, const char *name,

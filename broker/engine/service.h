@@ -79,9 +79,17 @@ struct service_put {
 	int64_t new_expiry;
 	bool keep_expiry;
 	const char *action;
+	const struct store_label_change *labels; /* NULL, or labels set with the put (audited) */
 };
 int service_put(service *sv, const struct service_actor *who, const struct service_put *p,
                 struct service_result *res);
+
+/* Changes a secret's labels (audited "label" with the change as its detail, in the change's
+ * transaction). Labels select nothing and change no container's view: no refresh follows. out/n
+ * (may be NULL) the labels after it (store_labels_free). Errors as store_labels_change. */
+int service_labels(service *sv, const struct service_actor *who, const char *name,
+                   const struct store_label_change *c, struct store_label **out, size_t *n,
+                   struct service_result *res);
 
 /* A generated value (length characters of cs) as a new version of name (action "rotate", or
  * "rotate+print" when val is not NULL: then *val is the value, crypt_alloc'd, the caller frees

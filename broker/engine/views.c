@@ -268,9 +268,14 @@ size_t views_count(struct mcont *c)
 	registry_identity(c, &who);
 	struct policy_file *files = NULL;
 	size_t nf = 0;
+	/* the secrets' files and the rendered ones: what the mount will show */
 	if (policy_view(c->m->in.grants, c->m->in.ngrants, c->m->in.names, c->m->in.nsecrets, &who,
 	                &files, &nf) < 0)
 		return 0;
+	size_t ns = nf;
+	if (rendered_merge(c->m, &who, &files, &nf) < 0)
+		nf = ns ? ns
+		        : 1; /* a template granted to c cannot be read: mount, and fail closed */
 	free(files);
 	return nf;
 }

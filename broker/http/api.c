@@ -20,6 +20,7 @@
 #include "broker/crypto/crypt.h"
 #include "broker/os/log.h"
 #include "common/limits.h"
+#include "common/timespec.h"
 
 #define API_BODY_INITIAL 4096
 #define API_ACCEPT_BATCH 64    /* accepts per loop iteration and socket */
@@ -112,8 +113,78 @@ void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const
 	api_queue(r, status, resp, ctype);
 }
 
+/* The keys of every /v1 answer that hold a time (unix seconds) or a duration (seconds). */
+static const char *const api_time_keys[] = {"created", "updated", "expires",
+                                            "next",    "time",    "last_seen"};
+static const char *const api_duration_keys[] = {"every"};
+#define API_JSON_DEPTH_MAX 8 /* nesting walked for companions (our answers nest 3 deep) */
+
+static bool api_key_in(const char *key, const char *const *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, set[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Adds the JSON shape convention's companions to one object's integer time and duration keys
+ * (KEY_unix and KEY_rfc3339; KEY_seconds and KEY_duration), then walks its values. KEY itself is
+ * left as it is: its type is the API's. 0, or -ENOMEM. */
+int api_json_times(json_t *j, int depth)
+{
+	if (depth > API_JSON_DEPTH_MAX)
+		return 0;
+	size_t i;
+	json_t *v;
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v) if (api_json_times(v, depth + 1) < 0) return -ENOMEM;
+		return 0;
+	}
+	if (!json_is_object(j))
+		return 0;
+	/* companions first (set after the walk over the keys: an object must not change while
+	 * it is iterated), then the values */
+	char found[16][16]; /* copies: the object grows below */
+	size_t nf = 0;
+	const char *key;
+	json_object_foreach(j, key, v)
+	{
+		if (json_is_integer(v) && nf < sizeof(found) / sizeof(found[0]) &&
+		    strlen(key) < sizeof(found[0]) &&
+		    (api_key_in(key, api_time_keys,
+		                sizeof(api_time_keys) / sizeof(api_time_keys[0])) ||
+		     api_key_in(key, api_duration_keys,
+		                sizeof(api_duration_keys) / sizeof(api_duration_keys[0]))))
+			snprintf(found[nf++], sizeof(found[0]), "%s", key);
+		else if (api_json_times(v, depth + 1) < 0)
+			return -ENOMEM;
+	}
+	for (size_t k = 0; k < nf; k++) {
+		bool dur = api_key_in(found[k], api_duration_keys,
+		                      sizeof(api_duration_keys) / sizeof(api_duration_keys[0]));
+		json_int_t t = json_integer_value(json_object_get(j, found[k]));
+		char name[64], text[TIMESPEC_DURATION_FORMAT_LEN > TIMESPEC_FORMAT_LEN
+		                        ? TIMESPEC_DURATION_FORMAT_LEN
+		                        : TIMESPEC_FORMAT_LEN];
+		snprintf(name, sizeof(name), "%s_%s", found[k], dur ? "seconds" : "unix");
+		if (json_object_set_new(j, name, json_integer(t)) < 0)
+			return -ENOMEM;
+		snprintf(name, sizeof(name), "%s_%s", found[k], dur ? "duration" : "rfc3339");
+		json_t *str = dur ? json_string(timespec_format_duration(t, text, sizeof(text)))
+		              : t <= 0 ? json_null()
+		                       : json_string(timespec_format(t, text, sizeof(text)));
+		if (json_object_set_new(j, name, str) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 void api_reply_json(struct api_req *r, unsigned status, json_t *body)
 {
+	if (body && api_json_times(body, 0) < 0) {
+		json_decref(body);
+		body = NULL; /* out of memory: answered as such below */
+	}
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!s) {

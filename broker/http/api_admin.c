@@ -14,6 +14,10 @@
  *                                           unless allow_empty=1
  *   GET    /v1/secrets/NAME {name,current,expires,versions:[{version,size,kek,created,current}]}
  *   DELETE /v1/secrets/NAME                 {name,deleted:true}
+ *   POST   /v1/labels/NAME {set?:{K:V},remove?:[K]}  -> {name,labels}: labels changed (audited;
+ *                                           no view changes). PUT /v1/secrets/NAME?labels=
+ *                                           {"K":"V"} sets labels with a put; its answer, GET
+ *                                           /v1/secrets and GET /v1/secrets/NAME carry "labels"
  *   GET    /v1/values/NAME[?version=N]      the value (application/octet-stream)
  *   GET    /v1/keys                         {current,rotating,target,remaining,generations:[...]}
  *   POST   /v1/keys/rotate                  202 {kek_id,resumed,...status}: re-wrapping goes on
@@ -173,30 +177,86 @@ static json_t *admin_applied(json_t *reply, const struct service_result *res)
 	return reply;
 }
 
-static void admin_list(struct api_req *r)
+/* A secret's labels as an object {"KEY": "VALUE", ...} (new reference). */
+static json_t *admin_labels_json(const struct store_label *v, size_t n)
 {
-	struct store_secret_info *v = NULL;
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < n; i++)
+		json_object_set_new(o, v[i].key, json_string(v[i].value));
+	return o;
+}
+
+/* One listing of the admin API (GET /v1/secrets, /v1/grants, /v1/schedules, /v1/templates): its
+ * read (a malloc'd array of n elements of size bytes, freed by free), audited as action before
+ * the answer, rendered one element at a time as {"KEY": [row(elem), ...]}. */
+struct admin_listing {
+	const char *action; /* the audit record's action */
+	const char *what;   /* names it in an error answer */
+	const char *key;    /* the answer's array */
+	size_t size;        /* sizeof one element */
+	int (*load)(store *st, void **v, size_t *n);
+	json_t *(*row)(const void *elem);
+	void (*free)(void *v, size_t n);
+};
+
+static void admin_listing_reply(struct api_req *r, const struct admin_listing *l)
+{
+	void *v = NULL;
 	size_t n = 0;
 	struct admin_who w;
 	admin_who_init(r, &w);
-	int rc = store_list(r->a->store, &v, &n);
+	int rc = l->load(r->a->store, &v, &n);
 	if (rc < 0) {
-		admin_read_fail(r, &w, "list", NULL, 0, rc, "list");
+		admin_read_fail(r, &w, l->action, NULL, 0, rc, l->what);
 		return;
 	}
-	if (!admin_record(r, &w, "list", NULL, 0)) {
-		store_list_free(v, n);
+	if (!admin_record(r, &w, l->action, NULL, 0)) {
+		l->free(v, n);
 		return;
 	}
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		    a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", v[i].name, "current",
-		                 (json_int_t)v[i].current, "versions", (json_int_t)v[i].nversions,
-		                 "created", (json_int_t)v[i].created, "updated",
-		                 (json_int_t)v[i].updated, "expires", (json_int_t)v[i].expires));
+		json_array_append_new(a, l->row((const char *)v + i * l->size));
+	l->free(v, n);
+	api_reply_json(r, 200, json_pack("{s:o}", l->key, a));
+}
+
+static int admin_secrets_load(store *st, void **v, size_t *n)
+{
+	struct store_secret_info *p = NULL;
+	int rc = store_list(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_secrets_free(void *v, size_t n)
+{
 	store_list_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "secrets", a));
+}
+
+static json_t *admin_secret_row(const void *elem)
+{
+	const struct store_secret_info *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "name", v->name, "current",
+	                 (json_int_t)v->current, "versions", (json_int_t)v->nversions, "created",
+	                 (json_int_t)v->created, "updated", (json_int_t)v->updated, "expires",
+	                 (json_int_t)v->expires, "labels",
+	                 admin_labels_json(v->labels, v->nlabels));
+}
+
+static const struct admin_listing admin_secrets_listing = {
+    .action = "list",
+    .what = "list",
+    .key = "secrets",
+    .size = sizeof(struct store_secret_info),
+    .load = admin_secrets_load,
+    .row = admin_secret_row,
+    .free = admin_secrets_free,
+};
+
+static void admin_list(struct api_req *r)
+{
+	admin_listing_reply(r, &admin_secrets_listing);
 }
 
 /* A request decoder's verdict (broker/http/decode.h): true when it decoded, else false after
@@ -218,6 +278,25 @@ static void admin_expiry_reply(json_t *j, const struct service_result *res)
 	json_object_set_new(j, "expiry_cleared", json_boolean(res->expiry_cleared));
 }
 
+/* A secret's labels after a change, for its answer: "labels", or (the change is stored, only
+ * this read failed) a "warning" that says so. */
+static void admin_labels_reply(struct api_req *r, json_t *j, const char *name)
+{
+	struct store_label *v = NULL;
+	size_t n = 0;
+	int rc = store_labels(r->a->store, name, &v, &n);
+	if (j && rc == 0)
+		json_object_set_new(j, "labels", admin_labels_json(v, n));
+	else if (j) {
+		char w[256];
+		snprintf(w, sizeof(w), "the change is stored, but its labels could not be read: %s",
+		         service_strerror(rc));
+		json_object_set_new(j, "labels", json_null());
+		json_object_set_new(j, "warning", json_string(w));
+	}
+	store_labels_free(v, n);
+}
+
 static void admin_put(struct api_req *r, const char *name)
 {
 	if (!admin_name_ok(r, name))
@@ -231,7 +310,7 @@ static void admin_put(struct api_req *r, const char *name)
 	struct decode_put q;
 	char err[DECODE_ERR_MAX];
 	if (!admin_decoded(r, decode_put(api_query_arg, r, r->len, &q, err), err))
-		return;
+		goto out;
 	uint64_t keep = q.keep, ttl = q.ttl;
 	bool keep_expiry = q.keep_expiry;
 	int64_t now = (int64_t)time(NULL);
@@ -240,7 +319,7 @@ static void admin_put(struct api_req *r, const char *name)
 		new_expiry = timespec_resolve(&q.expires, now);
 		if (new_expiry <= now) {
 			api_reply_error(r, 400, "expires must be in the future");
-			return;
+			goto out;
 		}
 	}
 	struct admin_who w;
@@ -250,16 +329,26 @@ static void admin_put(struct api_req *r, const char *name)
 	                        .len = r->len,
 	                        .keep = (int64_t)keep,
 	                        .new_expiry = new_expiry,
-	                        .keep_expiry = keep_expiry};
+	                        .keep_expiry = keep_expiry,
+	                        .labels = q.has_labels ? &q.labels.change : NULL};
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
+	if (rc == -E2BIG && q.has_labels) {
+		char buf[512];
+		api_reply_error(r, 400, "%s: more than %d labels%s", name, LABELS_MAX,
+		                admin_what(buf, sizeof(buf), "", res.audit_err));
+		goto out;
+	}
 	if (rc < 0) {
 		admin_fail(r, rc, name, &res);
-		return;
+		goto out;
 	}
 	json_t *j = json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)res.version);
 	admin_expiry_reply(j, &res);
+	admin_labels_reply(r, j, name);
 	api_reply_json(r, 201, admin_applied(j, &res));
+out:
+	decode_put_clear(&q);
 }
 
 static void admin_versions(struct api_req *r, const char *name)
@@ -271,18 +360,21 @@ static void admin_versions(struct api_req *r, const char *name)
 	int64_t expires = 0;
 	struct admin_who w;
 	admin_who_init(r, &w);
+	struct store_label *lv = NULL;
+	size_t nl = 0;
 	int rc = store_versions(r->a->store, name, &v, &n);
-	if (rc == 0) {
+	if (rc == 0)
 		rc = store_expiry(r->a->store, name, &expires);
-		if (rc < 0)
-			store_versions_free(v, n);
-	}
+	if (rc == 0)
+		rc = store_labels(r->a->store, name, &lv, &nl);
 	if (rc < 0) {
+		store_versions_free(v, n);
 		admin_read_fail(r, &w, "versions", name, 0, rc, name);
 		return;
 	}
 	if (!admin_record(r, &w, "versions", name, 0)) {
 		store_versions_free(v, n);
+		store_labels_free(lv, nl);
 		return;
 	}
 	json_t *a = json_array();
@@ -296,10 +388,44 @@ static void admin_versions(struct api_req *r, const char *name)
 		                 "created", (json_int_t)v[i].created, "current", v[i].current));
 	}
 	store_versions_free(v, n);
+	json_t *labels = admin_labels_json(lv, nl);
+	store_labels_free(lv, nl);
 	api_reply_json(r, 200,
-	               json_pack("{s:s, s:I, s:I, s:o}", "name", name, "current",
-	                         (json_int_t)current, "expires", (json_int_t)expires, "versions",
-	                         a));
+	               json_pack("{s:s, s:I, s:I, s:o, s:o}", "name", name, "current",
+	                         (json_int_t)current, "expires", (json_int_t)expires, "versions", a,
+	                         "labels", labels));
+}
+
+/* POST /v1/labels/NAME {set?, remove?}: the secret's labels changed (kubectl label's KEY=VALUE
+ * and KEY-), audited; no container's view changes. -> 200 {name, labels}. */
+static void admin_label(struct api_req *r, const char *name)
+{
+	if (!admin_name_ok(r, name))
+		return;
+	struct decode_labels d;
+	char err[DECODE_ERR_MAX];
+	if (admin_decoded(r, decode_labels(r->body, r->len, &d, err), err)) {
+		struct admin_who w;
+		admin_who_init(r, &w);
+		struct service_result res;
+		struct store_label *v = NULL;
+		size_t n = 0;
+		int rc = service_labels(admin_sv(r), &w.a, name, &d.change, &v, &n, &res);
+		char buf[512];
+		if (rc == -ENOENT)
+			admin_not_found(r, name, 0, res.audit_err);
+		else if (rc == -E2BIG)
+			api_reply_error(r, 400, "%s: more than %d labels%s", name, LABELS_MAX,
+			                admin_what(buf, sizeof(buf), "", res.audit_err));
+		else if (rc < 0)
+			admin_fail(r, rc, name, &res);
+		else
+			api_reply_json(r, 200,
+			               json_pack("{s:s, s:o}", "name", name, "labels",
+			                         admin_labels_json(v, n)));
+		store_labels_free(v, n);
+	}
+	decode_labels_clear(&d);
 }
 
 static void admin_delete(struct api_req *r, const char *name)
@@ -420,27 +546,37 @@ static json_t *admin_grant_json(const struct store_grant *g)
 	                 (g->flags & STORE_GRANT_PREVIOUS) != 0, "created", (json_int_t)g->created);
 }
 
+static int admin_grants_load(store *st, void **v, size_t *n)
+{
+	struct store_grant *p = NULL;
+	int rc = store_grants(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_grants_free(void *v, size_t n)
+{
+	store_grants_free(v, n);
+}
+
+static json_t *admin_grant_row(const void *elem)
+{
+	return admin_grant_json(elem);
+}
+
+static const struct admin_listing admin_grants_listing = {
+    .action = "grants",
+    .what = "grants",
+    .key = "grants",
+    .size = sizeof(struct store_grant),
+    .load = admin_grants_load,
+    .row = admin_grant_row,
+    .free = admin_grants_free,
+};
+
 static void admin_grants(struct api_req *r)
 {
-	struct store_grant *g = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_grants(r->a->store, &g, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "grants", NULL, 0, rc, "grants");
-		return;
-	}
-	if (!admin_record(r, &w, "grants", NULL, 0)) {
-		store_grants_free(g, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, admin_grant_json(&g[i]));
-	}
-	store_grants_free(g, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "grants", a));
+	admin_listing_reply(r, &admin_grants_listing);
 }
 
 /* A grant is stored whether or not a secret matches it (a pattern may match secrets put later),
@@ -684,31 +820,41 @@ out:
 	decode_rotate_clear(&d);
 }
 
+static int admin_schedules_load(store *st, void **v, size_t *n)
+{
+	struct store_lifecycle *p = NULL;
+	int rc = store_lifecycles(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_schedules_free(void *v, size_t n)
+{
+	store_lifecycles_free(v, n);
+}
+
+static json_t *admin_schedule_row(const void *elem)
+{
+	const struct store_lifecycle *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v->name, "expires",
+	                 (json_int_t)v->expires, "every", (json_int_t)v->every, "next",
+	                 (json_int_t)v->next, "length", (json_int_t)v->length, "charset",
+	                 store_charset_name(v->charset), "exec", v->exec);
+}
+
+static const struct admin_listing admin_schedules_listing = {
+    .action = "schedules",
+    .what = "schedules",
+    .key = "schedules",
+    .size = sizeof(struct store_lifecycle),
+    .load = admin_schedules_load,
+    .row = admin_schedule_row,
+    .free = admin_schedules_free,
+};
+
 static void admin_schedules(struct api_req *r)
 {
-	struct store_lifecycle *v = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_lifecycles(r->a->store, &v, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "schedules", NULL, 0, rc, "schedules");
-		return;
-	}
-	if (!admin_record(r, &w, "schedules", NULL, 0)) {
-		store_lifecycles_free(v, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		    a,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s?}", "name", v[i].name, "expires",
-		              (json_int_t)v[i].expires, "every", (json_int_t)v[i].every, "next",
-		              (json_int_t)v[i].next, "length", (json_int_t)v[i].length, "charset",
-		              store_charset_name(v[i].charset), "exec", v[i].exec));
-	store_lifecycles_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "schedules", a));
+	admin_listing_reply(r, &admin_schedules_listing);
 }
 
 static json_t *admin_audit_row_json(const struct store_audit_row *w)
@@ -964,31 +1110,41 @@ static void admin_template_put(struct api_req *r, const char *name)
 	                  &res));
 }
 
+static int admin_templates_load(store *st, void **v, size_t *n)
+{
+	struct store_tmpl_info *p = NULL;
+	int rc = store_tmpl_list(st, &p, n);
+	*v = p;
+	return rc;
+}
+
+static void admin_templates_free(void *v, size_t n)
+{
+	store_tmpl_list_free(v, n);
+}
+
+static json_t *admin_template_row(const void *elem)
+{
+	const struct store_tmpl_info *v = elem;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v->name, "current",
+	                 (json_int_t)v->current, "versions", (json_int_t)v->nversions, "created",
+	                 (json_int_t)v->created, "updated", (json_int_t)v->updated);
+}
+
+static const struct admin_listing admin_templates_listing = {
+    .action = "template-list",
+    .what = "templates",
+    .key = "templates",
+    .size = sizeof(struct store_tmpl_info),
+    .load = admin_templates_load,
+    .row = admin_template_row,
+    .free = admin_templates_free,
+};
+
 /* GET /v1/templates */
 static void admin_templates(struct api_req *r)
 {
-	struct store_tmpl_info *v = NULL;
-	size_t n = 0;
-	struct admin_who w;
-	admin_who_init(r, &w);
-	int rc = store_tmpl_list(r->a->store, &v, &n);
-	if (rc < 0) {
-		admin_read_fail(r, &w, "template-list", NULL, 0, rc, "templates");
-		return;
-	}
-	if (!admin_record(r, &w, "template-list", NULL, 0)) {
-		store_tmpl_list_free(v, n);
-		return;
-	}
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", v[i].name,
-		                                   "current", (json_int_t)v[i].current, "versions",
-		                                   (json_int_t)v[i].nversions, "created",
-		                                   (json_int_t)v[i].created, "updated",
-		                                   (json_int_t)v[i].updated));
-	store_tmpl_list_free(v, n);
-	api_reply_json(r, 200, json_pack("{s:o}", "templates", a));
+	admin_listing_reply(r, &admin_templates_listing);
 }
 
 /* GET /v1/templates/NAME: its versions; ?body=1[&version=N]: the body (octet-stream). */
@@ -1079,6 +1235,7 @@ static const struct api_route admin_routes[] = {
     API_PREFIX("GET", "/v1/secrets/", admin_versions),
     API_PREFIX("DELETE", "/v1/secrets/", admin_delete),
     API_PREFIX("GET", "/v1/values/", admin_value),
+    API_PREFIX("POST", "/v1/labels/", admin_label),
     API_ROUTE("POST", "/v1/keys/rotate", admin_key_rotate),
     API_ROUTE("GET", "/v1/keys", admin_keys),
     API_ROUTE("GET", "/v1/grants", admin_grants),

@@ -67,7 +67,13 @@ struct api {
 	const char *health_what;
 };
 
-/* Replies with a JSON body (steals the reference). */
+/* Adds the JSON shape convention's companions to every integer time key (created, updated,
+ * expires, next, time, last_seen: KEY_unix, the same seconds, and KEY_rfc3339, the RFC 3339 UTC
+ * string or null for 0) and duration key (every: KEY_seconds, KEY_duration "1h30m") in j and
+ * below (depth: 0 at the top). KEY keeps its type. 0 or -ENOMEM. */
+int api_json_times(json_t *j, int depth);
+/* Replies with a JSON body (steals the reference), its times given their companions
+ * (api_json_times): docs/cli.md, "JSON shape". */
 void api_reply_json(struct api_req *r, unsigned status, json_t *body);
 /* Replies {"error": "..."} (printf-style; never put a secret value in it). */
 void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)

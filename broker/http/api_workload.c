@@ -1,9 +1,14 @@
 /* Workload routes (workload.sock, any local process; identity from the kernel):
  *   GET  /healthz                  {"status":"ok"}, or 503 when the store or audit fails
  *   GET  /v1/self                  the identity as the broker sees it
- *   GET  /v1/self/secrets          {"secrets":[names granted to me]}
+ *   GET  /v1/self/secrets          {"secrets":[names granted to me]} (exactly this shape:
+ *                                  static clients in images parse it, secretd-wl too)
+ *   GET  /v1/self/templates        {"templates":[{name,path}: rendered files my mount shows]}
  *   GET  /v1/self/secrets/NAME     the value (application/octet-stream); 404 alike for a name
  *                                  that does not exist and one that is not granted
+ *   GET  /v1/self/templates/NAME   template NAME rendered as my mount shows it (octet-stream);
+ *                                  404 alike for a missing template and one not shown to me
+ *                                  (not granted, or an input not granted or missing)
  *   POST /v1/self/mount            {"path":"/run/secrets"} -> 201 {mount,files}
  * Every call but healthz is audited (actor: the container's name or id, else "uid:N") before it
  * is answered; a call whose record cannot be written is answered 500.
@@ -18,10 +23,11 @@
 #include "broker/store/store.h"
 #include "common/limits.h"
 #include "common/names.h"
+#include "common/secret.h"
 
 /* Writes the audit record of this workload call; false (after replying 500) when it cannot. */
 static bool workload_audit(struct api_req *r, const struct policy_identity *who, const char *action,
-                           const char *secret, uint64_t version, const char *result)
+                           const char *target, uint64_t version, const char *result)
 {
 	char actor[160], exe[256];
 	audit_actor(actor, sizeof(actor), who->container, who->id, who->name, who->uid);
@@ -31,7 +37,7 @@ static bool workload_audit(struct api_req *r, const struct policy_identity *who,
 	                        .pid = r->pc->who.pid,
 	                        .exe = exe,
 	                        .action = action,
-	                        .secret = secret,
+	                        .secret = target,
 	                        .version = version,
 	                        .result = result};
 	/* Reads change nothing: their records are batched (written within AUDIT_FLUSH_MS, like FUSE
@@ -93,6 +99,33 @@ static void workload_read(struct api_req *r, const char *name)
 		api_reply_errno(r, rc, "read");
 	else
 		api_reply_secret(r, val, len, version);
+}
+
+/* GET /v1/self/templates/NAME: audited as a read of "tmpl:NAME", like the mount's opens. */
+static void workload_template_read(struct api_req *r, const char *name)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	bool valid = names_check(name, strlen(name), NULL) == 0;
+	char target[SECRETD_NAME_MAX + 8];
+	snprintf(target, sizeof(target), "%s%s", STORE_GRANT_TMPL_PREFIX, valid ? name : "");
+	secret *out = NULL;
+	uint64_t version = 0;
+	int rc = valid ? mounts_template_read(r->a->mounts, who, name, &out, &version) : -ENOENT;
+	if (!workload_audit(r, who, "read", valid ? target : NULL, version,
+	                    rc == 0         ? "ok"
+	                    : rc == -ENOENT ? "denied"
+	                                    : "error")) {
+		secret_unref(out);
+		return;
+	}
+	if (rc == -ENOENT)
+		api_reply_error(r, 404, "no such template");
+	else if (rc < 0)
+		api_reply_errno(r, rc, "read");
+	else
+		/* the secret's bare-pointer form: api_reply_secret frees it (store_value_free) */
+		api_reply_secret(r, secret_data(out), secret_len(out), version);
 }
 
 /* POST /v1/self/mount */
@@ -158,11 +191,29 @@ static void workload_list(struct api_req *r)
 		    r, 200, json_pack("{s:o}", "secrets", mounts_granted_json(r->a->mounts, who)));
 }
 
+/* GET /v1/self/templates: the rendered files my mount shows (audited as a list). */
+static void workload_templates(struct api_req *r)
+{
+	struct policy_identity id;
+	const struct policy_identity *who = workload_who(r, &id);
+	json_t *t = mounts_granted_templates_json(r->a->mounts, who);
+	if (!workload_audit(r, who, "template-list", NULL, 0, t ? "ok" : "error")) {
+		json_decref(t);
+		return;
+	}
+	if (!t)
+		api_reply_error(r, 500, "the rendered files cannot be listed");
+	else
+		api_reply_json(r, 200, json_pack("{s:o}", "templates", t));
+}
+
 static const struct api_route workload_routes[] = {
     API_ROUTE("GET", "/healthz", api_health_workload),
     API_ROUTE("GET", "/v1/self", workload_whoami),
     API_ROUTE("GET", "/v1/self/secrets", workload_list),
     API_PREFIX("GET", "/v1/self/secrets/", workload_read),
+    API_ROUTE("GET", "/v1/self/templates", workload_templates),
+    API_PREFIX("GET", "/v1/self/templates/", workload_template_read),
     API_ROUTE("POST", "/v1/self/mount", workload_mount),
 };
 

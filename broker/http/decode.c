@@ -292,6 +292,75 @@ static int decode_arg_flag(decode_arg_fn *arg, void *ud, const char *key, bool *
 	return 0;
 }
 
+/* The "set" object (may be NULL) and the "remove" array (may be NULL) of a label change. */
+static int decode_label_parts(json_t *set, json_t *remove, struct decode_labels *out, char *err)
+{
+	const char *why = NULL;
+	if (set && (!json_is_object(set) || json_object_size(set) > LABELS_MAX))
+		return decode_fail(err, "labels to set must be an object of at most %d strings",
+		                   LABELS_MAX);
+	if (remove && (!json_is_array(remove) || json_array_size(remove) > LABELS_MAX))
+		return decode_fail(err, "labels to remove must be an array of at most %d keys",
+		                   LABELS_MAX);
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	json_object_foreach(set, k, v)
+	{
+		const char *val = json_string_value(v);
+		if (labels_key_check(k, strlen(k), &why) < 0)
+			return decode_fail(err, "invalid label: %s", why);
+		if (!val || labels_value_check(val, json_string_length(v), &why) < 0)
+			return decode_fail(err, "invalid label: %s",
+			                   val ? why : "a label value must be a string");
+		out->set[n++] = (struct store_label){.key = (char *)k, .value = (char *)val};
+	}
+	size_t i;
+	json_array_foreach(remove, i, v)
+	{
+		const char *key = json_string_value(v);
+		if (!key || labels_key_check(key, json_string_length(v), &why) < 0)
+			return decode_fail(err, "invalid label to remove: %s",
+			                   key ? why : "a key must be a string");
+		if (set && json_object_get(set, key))
+			return decode_fail(err, "a label cannot be both set and removed");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(out->remove[j], key) == 0)
+				return decode_fail(err, "a label to remove is named twice");
+		out->remove[i] = key;
+	}
+	out->change = (struct store_label_change){.set = out->set,
+	                                          .nset = n,
+	                                          .remove = out->remove,
+	                                          .nremove = remove ? json_array_size(remove) : 0};
+	return 0;
+}
+
+int decode_labels(const uint8_t *body, size_t len, struct decode_labels *out, char *err)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = decode_json_object(body, len, &out->doc, err);
+	if (rc < 0)
+		return rc;
+	json_t *set = json_object_get(out->doc, "set");
+	json_t *remove = json_object_get(out->doc, "remove");
+	if (!set && !remove)
+		return decode_fail(err, "give labels to \"set\" or to \"remove\"");
+	return decode_label_parts(set, remove, out, err);
+}
+
+void decode_labels_clear(struct decode_labels *l)
+{
+	json_decref(l->doc);
+	memset(l, 0, sizeof(*l));
+}
+
+void decode_put_clear(struct decode_put *p)
+{
+	decode_labels_clear(&p->labels);
+	p->has_labels = false;
+}
+
 int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put *out, char *err)
 {
 	memset(out, 0, sizeof(*out));
@@ -324,6 +393,17 @@ int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put
 		return decode_fail(err, "give ttl (a new expiry) or keep_expiry, not both");
 	if (out->ttl && out->has_expires)
 		return decode_fail(err, "give ttl or expires, not both");
+	v = arg(ud, "labels");
+	if (v) {
+		char jerr[DECODE_ERR_MAX];
+		rc = decode_json_object((const uint8_t *)v, strlen(v), &out->labels.doc, jerr);
+		if (rc < 0)
+			return decode_fail(
+			    err, "labels must be a JSON object of KEY: \"VALUE\" strings");
+		if ((rc = decode_label_parts(out->labels.doc, NULL, &out->labels, err)) < 0)
+			return rc;
+		out->has_labels = true;
+	}
 	/* An empty stdin is far likelier a mistake than a value: containers would see it at once.
 	 */
 	if (value_len == 0 && !out->allow_empty)

@@ -15,6 +15,7 @@
 #include "broker/engine/mounts.h"
 #include "broker/rules/policy.h"
 #include "broker/store/store.h"
+#include "common/labels.h"
 #include "common/limits.h"
 #include "common/timespec.h"
 
@@ -91,6 +92,19 @@ struct decode_rotate {
 int decode_rotate(const uint8_t *body, size_t len, struct decode_rotate *out, char *err);
 void decode_rotate_clear(struct decode_rotate *o);
 
+/* Labels on a secret (common/labels.h's rules and limits): "set" an object of at most LABELS_MAX
+ * KEY: "VALUE" strings, "remove" an array of at most LABELS_MAX KEY strings, no key in both.
+ * change points into the struct's own arrays (which point into doc): the struct is not moved. */
+struct decode_labels {
+	json_t *doc;
+	struct store_label set[LABELS_MAX];
+	const char *remove[LABELS_MAX];
+	struct store_label_change change;
+};
+/* POST /v1/labels/NAME {set?, remove?}: at least one of them. */
+int decode_labels(const uint8_t *body, size_t len, struct decode_labels *out, char *err);
+void decode_labels_clear(struct decode_labels *l);
+
 /* POST /v1/self/mount [{path?}]: an empty body or an object; path NULL unless a string (the
  * mount checks it). */
 struct decode_mount {
@@ -105,9 +119,11 @@ void decode_mount_clear(struct decode_mount *m);
 /* The value of query argument key (a C string), or NULL when absent. */
 typedef const char *decode_arg_fn(void *ud, const char *key);
 
-/* PUT /v1/secrets/NAME?keep=N&ttl=DUR&expires=WHEN&keep_expiry=1&allow_empty=1 with a value
- * of value_len bytes: keep 1..DECODE_KEEP_MAX; ttl a duration (common/timespec: 3600, 90s,
- * 1h30m, 7d) of 1..DECODE_TTL_MAX seconds (0: absent); expires a time or a duration from now
+/* PUT /v1/secrets/NAME?keep=N&ttl=DUR&expires=WHEN&keep_expiry=1&allow_empty=1&labels=OBJ with a
+ * value of value_len bytes: labels a JSON object of KEY: "VALUE" strings set with the put
+ * (decode_labels' rules; has_labels, labels.change), freed by decode_put_clear;
+ * keep 1..DECODE_KEEP_MAX; ttl a duration (common/timespec: 3600, 90s, 1h30m, 7d)
+ * of 1..DECODE_TTL_MAX seconds (0: absent); expires a time or a duration from now
  * (timespec_parse_when: 2026-12-24T10:00:00Z, @UNIX, now+1h, 1h30m); flags "1" or "0"; ttl,
  * expires and keep_expiry exclude each other; an empty value needs allow_empty. The handler
  * resolves expires against its clock (and refuses one not in the future). */
@@ -116,8 +132,11 @@ struct decode_put {
 	bool allow_empty, keep_expiry;
 	bool has_expires;
 	struct timespec_when expires;
+	bool has_labels;
+	struct decode_labels labels;
 };
 int decode_put(decode_arg_fn *arg, void *ud, size_t value_len, struct decode_put *out, char *err);
+void decode_put_clear(struct decode_put *p);
 
 /* ?version=N: 1..max, 0 when absent; required: absent is an error ("version is required"). */
 int decode_version(decode_arg_fn *arg, void *ud, uint64_t max, bool required, uint64_t *out,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/store/store_int.h"
+#include "common/labels.h"
 
 void store_buf_add(struct store_buf *b, const void *d, size_t n)
 {
@@ -292,4 +293,81 @@ int store_codec_tmpl_head(struct store_buf *b, int64_t id, const char *name, uin
 	store_buf_bytes(b, dw, CRYPT_MAC_BYTES);
 	store_buf_bytes(b, dc, CRYPT_MAC_BYTES);
 	return b->oom ? -ENOMEM : 0;
+}
+
+/* ---- labels (schema 007) ---- */
+
+int store_codec_labels(struct store_buf *b, const struct store_label *v, size_t n)
+{
+	store_buf_u64(b, n);
+	for (size_t i = 0; i < n; i++) {
+		store_buf_str(b, v[i].key);
+		store_buf_str(b, v[i].value);
+	}
+	return b->oom ? -ENOMEM : 0;
+}
+
+int store_codec_labels_mac(struct store_buf *b, int64_t id, const char *name, const uint8_t *enc,
+                           size_t enclen)
+{
+	store_buf_str(b, "secretd/labels/v1");
+	store_buf_u64(b, (uint64_t)id);
+	store_buf_str(b, name);
+	store_buf_bytes(b, enc, enclen);
+	return b->oom ? -ENOMEM : 0;
+}
+
+/* One u64-length-prefixed string of at most max bytes at *p (end: the end of the input) into a
+ * new NUL-terminated copy. */
+static int store_codec_take_str(const uint8_t **p, const uint8_t *end, size_t max, char **out)
+{
+	if ((size_t)(end - *p) < 8)
+		return -EBADMSG;
+	uint64_t len = store_be64(*p);
+	*p += 8;
+	if (len > max || len > (uint64_t)(end - *p) || memchr(*p, 0, (size_t)len))
+		return -EBADMSG;
+	char *s = malloc((size_t)len + 1);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, *p, (size_t)len);
+	s[len] = '\0';
+	*p += len;
+	*out = s;
+	return 0;
+}
+
+int store_codec_labels_parse(const uint8_t *enc, size_t enclen, struct store_label **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!enc || enclen < 8)
+		return -EBADMSG;
+	uint64_t count = store_be64(enc);
+	if (count > LABELS_MAX)
+		return -EBADMSG;
+	struct store_label *v = count ? calloc((size_t)count, sizeof(*v)) : NULL;
+	if (count && !v)
+		return -ENOMEM;
+	const uint8_t *p = enc + 8, *end = enc + enclen;
+	int r = 0;
+	size_t i;
+	for (i = 0; r == 0 && i < count; i++) {
+		r = store_codec_take_str(&p, end, LABELS_KEY_MAX, &v[i].key);
+		if (r == 0)
+			r = store_codec_take_str(&p, end, LABELS_VALUE_MAX, &v[i].value);
+		if (r == 0 && (labels_key_check(v[i].key, strlen(v[i].key), NULL) < 0 ||
+		               labels_value_check(v[i].value, strlen(v[i].value), NULL) < 0 ||
+		               (i && strcmp(v[i - 1].key, v[i].key) >= 0)))
+			r = -EBADMSG;
+	}
+	if (r == 0 && p != end)
+		r = -EBADMSG;
+	if (r < 0) {
+		store_labels_free(v, (size_t)count);
+		return r;
+	}
+	*out = v;
+	*n = (size_t)count;
+	return 0;
 }

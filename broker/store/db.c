@@ -511,6 +511,7 @@ void store_close(store *s)
 	crypt_free(s->cont_key);
 	crypt_free(s->audit_key);
 	crypt_free(s->life_key);
+	crypt_free(s->label_key);
 	store_keys_free(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);

@@ -135,6 +135,8 @@ int store_mac_keys_load(store *s)
 		r = crypt_subkey(mroot, STORE_SUBKEY_LIFE, STORE_SUBKEY_LIFE_CTX, &s->life_key);
 	if (r == 0)
 		r = crypt_subkey(mroot, STORE_SUBKEY_CONT, STORE_SUBKEY_CONT_CTX, &s->cont_key);
+	if (r == 0)
+		r = crypt_subkey(mroot, STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX, &s->label_key);
 	return r;
 }
 

@@ -209,6 +209,11 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 			return r;
 		row.keep = o->keep;
 	}
+	if (o && o->labels) {
+		r = store_labels_apply_tx(s, row.id, name, o->labels);
+		if (r < 0)
+			return r;
+	}
 	if (o && o->expires) {
 		r = store_life_set_expiry(s, row.id, name, o->expires < 0 ? 0 : o->expires,
 		                          life_changed);
@@ -331,7 +336,9 @@ void store_value_free(uint8_t *val)
 
 static void store_info_clear(void *elem)
 {
-	free(((struct store_secret_info *)elem)->name);
+	struct store_secret_info *e = elem;
+	free(e->name);
+	store_labels_free(e->labels, e->nlabels);
 }
 
 static int store_info_fill(store *s, sqlite3_stmt *st, void *elem)
@@ -355,7 +362,9 @@ static int store_info_fill(store *s, sqlite3_stmt *st, void *elem)
 			return r;
 		e->expires = l.expires;
 	}
-	return 0;
+	/* The labels: shown only once their set's MAC holds. */
+	return store_labels_row(s, st, 13, sqlite3_column_int64(st, 5), e->name, &e->labels,
+	                        &e->nlabels);
 }
 
 int store_list(store *s, struct store_secret_info **out, size_t *n)
@@ -368,8 +377,10 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 	int r = store_prepare(s->db,
 	                      "SELECT s.name, s.current, (SELECT count(*) FROM versions "
 	                      "WHERE secret_id = s.id), s.created, s.updated, s.id, l.expires, "
-	                      "l.every, l.next, l.length, l.charset, l.exec, l.mac "
+	                      "l.every, l.next, l.length, l.charset, l.exec, l.mac, "
+	                      "lb.labels, lb.mac "
 	                      "FROM secrets s LEFT JOIN lifecycle l ON l.secret_id = s.id "
+	                      "LEFT JOIN secret_labels lb ON lb.secret_id = s.id "
 	                      "ORDER BY s.name",
 	                      &st);
 	if (r < 0)
@@ -383,7 +394,7 @@ int store_list(store *s, struct store_secret_info **out, size_t *n)
 void store_list_free(struct store_secret_info *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		free(v[i].name);
+		store_info_clear(&v[i]);
 	free(v);
 }
 

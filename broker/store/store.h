@@ -46,8 +46,24 @@ int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_
               uint64_t *version_out);
 void store_value_free(uint8_t *val);
 
+/* A label on a secret (common/labels.h: key and value rules, LABELS_MAX per secret). */
+struct store_label {
+	char *key;
+	char *value;
+};
+/* A change of a secret's labels: set these (a key already there gets the new value), then
+ * remove these keys (one that is not there is no error). */
+struct store_label_change {
+	const struct store_label *set;
+	size_t nset;
+	const char *const *remove;
+	size_t nremove;
+};
+
 struct store_secret_info {
 	char *name;
+	struct store_label *labels; /* sorted by key, MAC checked; freed by store_list_free */
+	size_t nlabels;
 	uint64_t current;   /* current version */
 	uint64_t nversions; /* versions kept */
 	int64_t created;    /* unix seconds */
@@ -280,7 +296,8 @@ int store_audit_anchor_check(store *s, const struct anchor *a);
 uint64_t store_audit_gen(const store *s);
 
 struct store_put_opts {
-	int64_t keep;    /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
+	int64_t keep; /* > 0: versions to keep from now on (1..1000); 0 = unchanged */
+	const struct store_label_change *labels; /* NULL = unchanged; else applied in the put */
 	int64_t expires; /* > 0: unix seconds when the secret expires; 0 = unchanged; -1 = never
 	                  * (clears an expiry). The admin API clears it on a put without one. */
 };
@@ -351,6 +368,19 @@ void store_lifecycles_free(struct store_lifecycle *v, size_t n);
 int store_expiry(store *s, const char *name, int64_t *expires);
 /* Bumped by every lifecycle change (schedule set, expiry set, delete): a cheap "reload?" test. */
 uint64_t store_lifecycle_gen(store *s);
+
+/* ---- labels on secrets (schema 007): metadata, MAC'd as one set per secret ---- */
+
+/* A secret's labels, sorted by key (free with store_labels_free; *out NULL when none). -ENOENT:
+ * no such secret; -EBADMSG: the secret's head or its label row fails its check. */
+int store_labels(store *s, const char *name, struct store_label **out, size_t *n);
+void store_labels_free(struct store_label *v, size_t n);
+/* Changes a secret's labels with audit (may be NULL; its version is the current one) in one
+ * transaction; out/n (may be NULL) the labels after it. -ENOENT: no such secret; -EINVAL: a key
+ * or value breaks common/labels.h's rules, or a key is both set and removed; -E2BIG: more than
+ * LABELS_MAX would be left; -EBADMSG as store_labels. */
+int store_labels_change(store *s, const char *name, const struct store_label_change *c,
+                        const struct store_audit *audit, struct store_label **out, size_t *n);
 
 /* ---- templates (schema 005): rendered files' sources, versioned, sealed like values ---- */
 

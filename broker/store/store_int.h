@@ -10,6 +10,7 @@
  *   keys.c      the root key, the MAC root and its subkeys, key generations (KEKs), rotation, rekey
  *   secrets.c   secrets and versions: head MACs, put, get, list, delete, rollback
  *   grants.c    grant rows
+ *   labels.c    labels on secrets: one MAC'd set per secret (schema 007)
  *   auditlog.c  the audit hash chain, its retention checkpoint, pruning and the anchor tag
  *   lifecycle.c expiry and schedules (MAC'd lifecycle rows)
  *   containers.c the registry of attached containers (MAC'd rows, schema 006)
@@ -42,11 +43,13 @@
 #define STORE_SUBKEY_AUDIT 3
 #define STORE_SUBKEY_LIFE 4
 #define STORE_SUBKEY_CONT 5
+#define STORE_SUBKEY_LABEL 6 /* 5 is the containers registry's (schema 006) */
 #define STORE_SUBKEY_HEAD_CTX "sd_head_"
 #define STORE_SUBKEY_GRANT_CTX "sd_grant"
 #define STORE_SUBKEY_AUDIT_CTX "sd_audit"
 #define STORE_SUBKEY_LIFE_CTX "sd_life_"
 #define STORE_SUBKEY_CONT_CTX "sd_cont_"
+#define STORE_SUBKEY_LABEL_CTX "sd_label"
 #define STORE_KEEP_MAX 1000
 #define STORE_WRAPPED_KEY_BYTES (CRYPT_KEY_BYTES + CRYPT_SEAL_OVERHEAD)
 /* Number of enum store_charset values. */
@@ -72,6 +75,7 @@ struct store {
 	uint8_t *audit_key; /* MACs audit.mac */
 	uint8_t *life_key;  /* MACs lifecycle.mac */
 	uint8_t *cont_key;  /* MACs containers.mac (schema 006) */
+	uint8_t *label_key; /* MACs secret_labels.mac */
 	uint64_t life_gen;  /* bumped by lifecycle changes */
 	struct store_kek *keks;
 	size_t nkeks;
@@ -142,6 +146,18 @@ int store_codec_audit(struct store_buf *b, uint64_t seq, const struct store_audi
 int store_codec_checkpoint(struct store_buf *b, const struct store_audit_checkpoint *cp);
 /* The audit anchor's tag message. */
 int store_codec_anchor(struct store_buf *b, uint64_t seq, const uint8_t mac[CRYPT_MAC_BYTES]);
+
+/* A label set's stored encoding (secret_labels.labels, schema 007): u64 count, then each key
+ * and value (store_buf_str), in the order given (the caller sorts by key). */
+int store_codec_labels(struct store_buf *b, const struct store_label *v, size_t n);
+/* A label set's MAC message: "secretd/labels/v1", the secret's id and name, and the set's
+ * encoding (store_buf_bytes of store_codec_labels's output). */
+int store_codec_labels_mac(struct store_buf *b, int64_t id, const char *name, const uint8_t *enc,
+                           size_t enclen);
+/* Parses a set's encoding (enclen bytes) into *out (n labels, malloc'd; store_labels_free):
+ * -EBADMSG when it is malformed, breaks the label rules or is not strictly sorted. */
+int store_codec_labels_parse(const uint8_t *enc, size_t enclen, struct store_label **out,
+                             size_t *n);
 
 /* Template payload AD (schema 005): like store_ad_data, tagged "secretd/tmpl-data/v1", so that
  * a template's ciphertext never opens as a secret's and back. */
@@ -251,6 +267,16 @@ int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expire
  * mac) and checks its MAC. l->exec malloc'd. */
 int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
                    struct store_lifecycle *l);
+
+/* ---- labels.c ---- */
+
+/* Secret id's labels from a row's columns col (labels) and col + 1 (mac), MAC checked; both NULL
+ * is no labels. */
+int store_labels_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,
+                     struct store_label **out, size_t *n);
+/* Applies c to secret id's labels inside the caller's transaction. */
+int store_labels_apply_tx(store *s, int64_t id, const char *name,
+                          const struct store_label_change *c);
 
 /* ---- templates.c ---- */
 

@@ -9,15 +9,24 @@
 #include "client/ctl_format.h"
 #include "fuzz.h"
 
-static const struct ctl_format_field fields[] = {{"Name", false}, {"Version", true}, {"X", false}};
-static const char *const values[] = {"db/\"a\"\n", "12", NULL};
+static const struct ctl_format_field fields[] = {
+    {"Name", false, false}, {"Version", true, false}, {"X", false, false}, {"Labels", false, true}};
+static const char *const values[] = {"db/\"a\"\n", "12", NULL, "k=v"};
+
+/* The map field's lookup: every key is there; the whole map is an object. */
+static const char *lookup(void *ud, size_t field, const char *key)
+{
+	if (field != 3 || (key && strlen(key) > CTL_FORMAT_KEY_MAX))
+		abort();
+	return key ? key : "{\"k\":\"v\"}";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ctl_format f;
 	char err[CTL_FORMAT_ERR_MAX];
 	memset(err, 0, sizeof(err));
-	int rc = ctl_format_parse((const char *)data, size, fields, 3, &f, err);
+	int rc = ctl_format_parse((const char *)data, size, fields, 4, &f, err);
 	if (rc != 0 && rc != -EINVAL)
 		abort();
 	if (rc != 0) {
@@ -33,12 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!p->action &&
 		    (p->off > CTL_FORMAT_TEXT_MAX || p->len > CTL_FORMAT_TEXT_MAX - p->off))
 			abort();
-		if (p->action && p->field != CTL_FORMAT_WHOLE && p->field >= 3)
+		if (p->action && p->field != CTL_FORMAT_WHOLE && p->field >= 4)
+			abort();
+		if (p->action && p->index &&
+		    (p->field != 3 || p->len > CTL_FORMAT_KEY_MAX ||
+		     p->off + p->len > CTL_FORMAT_TEXT_MAX))
 			abort();
 	}
 	static char big[64 * 1024], small[16];
 	size_t nb = 0, ns = 0;
-	int rb = ctl_format_render(&f, values, "{\"k\":1}", big, sizeof(big), &nb);
+	int rb =
+	    ctl_format_render_map(&f, values, lookup, NULL, "{\"k\":1}", big, sizeof(big), &nb);
 	int rs = ctl_format_render(&f, values, NULL, small, sizeof(small), &ns);
 	if ((rb != 0 && rb != -ENOBUFS) || (rs != 0 && rs != -ENOBUFS))
 		abort();

@@ -1,8 +1,8 @@
 /* Fuzzes the API's request decoders (broker/http/decode.c). The first byte picks the decoder
- * (g grant, r revoke, a attach, o rotate, m mount: the rest is the body; p put, v value version,
- * b rollback version, t template get, u audit: the rest is a query string "k=v&k=v", each value cut
- * at a NUL as libmicrohttpd's would be). Checked: each returns 0 or -EINVAL; an error has a
- * non-empty text of fewer than DECODE_ERR_MAX bytes; what decodes lies within the documented
+ * (g grant, r revoke, a attach, o rotate, l labels, m mount: the rest is the body; p put, v value
+ * version, b rollback version, t template get, u audit: the rest is a query string "k=v&k=v", each
+ * value cut at a NUL as libmicrohttpd's would be). Checked: each returns 0 or -EINVAL; an error has
+ * a non-empty text of fewer than DECODE_ERR_MAX bytes; what decodes lies within the documented
  * limits; _clear frees everything (the leak checker sees the rest). */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,6 +65,27 @@ static void check_id(int64_t v)
 {
 	if (v < -1 || v > DECODE_ID_MAX)
 		abort();
+}
+
+/* A decoded label change holds only what common/labels allows, each key once. */
+static void check_labels(const struct decode_labels *l)
+{
+	const struct store_label_change *c = &l->change;
+	if (c->nset > LABELS_MAX || c->nremove > LABELS_MAX || (c->nset && c->set != l->set) ||
+	    (c->nremove && c->remove != l->remove))
+		abort();
+	for (size_t i = 0; i < c->nset; i++) {
+		const char *k = c->set[i].key, *v = c->set[i].value;
+		if (!k || !v || labels_key_check(k, strlen(k), NULL) < 0 ||
+		    labels_value_check(v, strlen(v), NULL) < 0)
+			abort();
+		for (size_t j = 0; j < c->nremove; j++)
+			if (strcmp(c->remove[j], k) == 0)
+				abort();
+	}
+	for (size_t i = 0; i < c->nremove; i++)
+		if (!c->remove[i] || labels_key_check(c->remove[i], strlen(c->remove[i]), NULL) < 0)
+			abort();
 }
 
 static void fuzz_body(uint8_t which, const uint8_t *b, size_t n)
@@ -138,6 +159,19 @@ static void fuzz_body(uint8_t which, const uint8_t *b, size_t n)
 		decode_rotate_clear(&o);
 		break;
 	}
+	case 'l': {
+		struct decode_labels l;
+		rc = decode_labels(b, n, &l, err);
+		check_rc(rc, err);
+		if (rc == 0) {
+			check_labels(&l);
+			if (!l.change.nset && !l.change.nremove && !json_object_get(l.doc, "set") &&
+			    !json_object_get(l.doc, "remove"))
+				abort();
+		}
+		decode_labels_clear(&l);
+		break;
+	}
 	default: {
 		struct decode_mount m;
 		rc = decode_mount(b, n, &m, err);
@@ -174,6 +208,12 @@ static void fuzz_query(uint8_t which, const uint8_t *b, size_t n)
 		     (!q.expires.relative &&
 		      (q.expires.value < 0 || q.expires.value > TIMESPEC_TIME_MAX))))
 			abort();
+		if (rc == 0 && q.has_labels) {
+			check_labels(&q.labels);
+			if (q.labels.change.nremove)
+				abort(); /* a put only sets labels */
+		}
+		decode_put_clear(&q);
 		break;
 	}
 	case 'v':
@@ -218,10 +258,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	uint8_t which = data[0];
-	static const char kinds[] = "gramopvbtu";
+	static const char kinds[] = "gramolpvbtu";
 	if (!strchr(kinds, which) || !which)
 		which = (uint8_t)kinds[which % (sizeof(kinds) - 1)];
-	if (strchr("gramo", which))
+	if (strchr("gramol", which))
 		fuzz_body(which, data + 1, size - 1);
 	else
 		fuzz_query(which, data + 1, size - 1);

@@ -5,7 +5,17 @@
 # in the table, and completions that name every command.
 . "$(dirname "$0")/lib.sh"
 need_root
-sd_start
+
+# --- secretd run --audit-keep: common/timespec's durations; a bad value exits non-zero, says why ---
+for bad in 90 1y 0s 1h1h soon 36600d; do
+	rc=0
+	"$SECRETD" run --state-dir "$T/none" --runtime-dir "$T/none-run" --audit-keep "$bad" \
+		>"$T/o" 2>"$T/e" || rc=$?
+	[ "$rc" != 0 ] || fail "secretd run --audit-keep $bad exited 0"
+	grep -q -- "--audit-keep must be a duration" "$T/e" || fail "--audit-keep $bad: $(cat "$T/e")"
+done
+ok "secretd run --audit-keep refuses 90 (no unit), 1y, 0s, 1h1h, soon, 36600d with a clear error"
+sd_start --audit-keep 1h30m # the whole test runs with it: compound durations are taken
 
 # --- one duration/time syntax: put --expires, rotate --every, audit --since ---
 now=$(date +%s)
@@ -29,6 +39,20 @@ printf 'v' | ctl put t/secs --expires 3600 --json >"$T/o" || fail "put --expires
 ex=$(sed -n 's/.*"expires": \([0-9]*\).*/\1/p' "$T/o")
 [ "$ex" -ge $((now + 3600)) ] && [ "$ex" -le $(($(date +%s) + 3600)) ] || fail "3600: $ex"
 ok "put --expires: 1h30m, RFC 3339 (Z and +01:30), @UNIX, now+7d, 3600 (old form)"
+
+# the daemon's own answers: KEY stays unix seconds; KEY_unix and KEY_rfc3339 come with it
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets/t/at >"$T/o" || fail "GET t/at"
+grep -q '"expires":253401645600' "$T/o" && grep -q '"expires_unix":253401645600' "$T/o" &&
+	grep -q '"expires_rfc3339":"9999-12-24T10:00:00Z"' "$T/o" || fail "GET /v1/secrets/t/at times: $(cat "$T/o")"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets | python3 -c '
+import json, re, sys
+for s in json.load(sys.stdin)["secrets"]:
+    for k in ("created", "updated", "expires"):
+        assert isinstance(s[k], int) and s[k + "_unix"] == s[k], (k, s)
+        r = s[k + "_rfc3339"]
+        assert (r is None) if s[k] == 0 else re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r), (k, s)
+' || fail "GET /v1/secrets: times without their companions"
+ok "the daemon's times: KEY (unix, unchanged), KEY_unix, KEY_rfc3339 (null for none)"
 
 for bad in 1h1h 1y soon now-1h 0 2026-02-30T00:00:00Z 36600d; do
 	printf 'v' | ctl put t/bad --expires "$bad" >"$T/o" 2>"$T/e" && fail "--expires $bad accepted"
@@ -124,7 +148,7 @@ ctl ls --filter expires=false --format '{{.Name}}' | grep -qx 'web/x' && fail "e
 ctl ls --filter 'name=db/b' --format '{{json .Name}} {{json .Version}} {{json .Expires}}' >"$T/o"
 [ "$(cat "$T/o")" = '"db/b" 2 ""' ] || fail "ls {{json .Field}}: $(cat "$T/o")"
 ctl ls --filter 'name=db/a' --format '{{json .}}' >"$T/o"
-grep -q '^{"created":"20[^"]*Z","created_unix":[0-9]*,"current":1,"expires":null,"expires_unix":0,"name":"db/a","updated":"[^"]*","updated_unix":[0-9]*,"versions":1}$' "$T/o" ||
+grep -q '^{"created":"20[^"]*Z","created_unix":[0-9]*,"current":1,"expires":null,"expires_unix":0,"labels":{},"name":"db/a","updated":"[^"]*","updated_unix":[0-9]*,"versions":1}$' "$T/o" ||
 	fail "ls {{json .}}: $(cat "$T/o")"
 ctl ls --filter 'name=db/*' --format json >"$T/o"
 [ "$(grep -c '"name"' "$T/o")" = 2 ] && head -n 1 "$T/o" | grep -q '^\[' || fail "ls --format json: $(cat "$T/o")"
@@ -137,6 +161,57 @@ done
 ctl ls --filter color=red 2>"$T/e" && fail "ls --filter color=red accepted"
 grep -q "filter must be name=GLOB" "$T/e" || fail "ls --filter color=red: $(cat "$T/e")"
 ok "ls --filter name=GLOB / expires=BOOL, --format {{.Field}}, {{json .F}}, {{json .}}, json; bad templates refused before any output"
+
+# --- labels on secrets: put --label, label KEY=VALUE / KEY-, ls --filter label=, --format, inspect ---
+printf 'v' | ctl put lab/a --label team=payments --label env=prod >/dev/null || fail "put --label"
+printf 'v' | ctl put lab/b --label team=core >/dev/null || fail "put --label (lab/b)"
+printf 'v' | ctl put lab/c >/dev/null
+ctl label lab/c tier=cache >"$T/o" || fail "label lab/c tier=cache"
+[ "$(cat "$T/o")" = "lab/c: labels tier=cache" ] || fail "label output: $(cat "$T/o")"
+ctl label lab/a env- owner=ops >"$T/o" || fail "label lab/a env- owner=ops"
+[ "$(cat "$T/o")" = "lab/a: labels owner=ops,team=payments" ] || fail "label set+remove: $(cat "$T/o")"
+[ "$(ctl label lab/a)" = "lab/a: labels owner=ops,team=payments" ] || fail "label NAME (print)"
+printf 'v2' | ctl put lab/a >/dev/null
+ctl label --json lab/a | grep -q '"owner": "ops"' || fail "a put without --label dropped the labels"
+[ "$(ctl ls --filter label=team --format '{{.Name}}' | tr '\n' ' ')" = "lab/a lab/b " ] ||
+	fail "ls --filter label=team: $(ctl ls --filter label=team --format '{{.Name}}')"
+ctl ls --filter label=team=payments --format '{{.Name}} {{index .Labels "owner"}}|{{index .Labels "nope"}}|{{.Labels}}' >"$T/o"
+[ "$(cat "$T/o")" = "lab/a ops||owner=ops,team=payments" ] || fail "ls label=team=payments --format: $(cat "$T/o")"
+[ "$(ctl ls --filter name=lab/c --format '{{json .Labels}}')" = '{"tier":"cache"}' ] ||
+	fail "{{json .Labels}}: $(ctl ls --filter name=lab/c --format '{{json .Labels}}')"
+[ -z "$(ctl ls --filter label=team=nope --format '{{.Name}}')" ] || fail "label=team=nope matched"
+ctl inspect lab/a | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["labels"] == {"owner": "ops", "team": "payments"}, o' ||
+	fail "inspect lab/a labels"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets/lab/c | grep -q '"labels":{"tier":"cache"}' ||
+	fail "GET /v1/secrets/NAME lacks labels"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/v1/secrets | grep -q '"labels":{"tier":"cache"}' ||
+	fail "GET /v1/secrets lacks labels"
+ctl audit --json >"$T/o"
+grep '"action":"label"' "$T/o" | grep -q '"detail":"labels set owner=ops remove env"' ||
+	fail "the label change's audit record: $(grep '"label"' "$T/o")"
+grep '"action":"put"' "$T/o" | grep -q '"detail":"labels set env=prod team=payments"' ||
+	fail "put --label's audit record: $(grep '"lab/a"' "$T/o")"
+curl -sf --unix-socket "$SECRETD_SOCKET" http://x/metrics | grep -qx 'secretd_label_changes_total 2' ||
+	fail "secretd_label_changes_total"
+# refused, with the reason, nothing changed
+ctl label lab/a -bad=1 2>"$T/e" && fail "label -bad=1 accepted"
+grep -q "label '-bad=1': a label key must begin and end with a letter or digit" "$T/e" || fail "-bad=1: $(cat "$T/e")"
+printf 'v' | ctl put lab/d --label novalue 2>"$T/e" && fail "put --label novalue accepted"
+grep -q "label 'novalue': a label is KEY=VALUE" "$T/e" || fail "--label novalue: $(cat "$T/e")"
+ctl versions lab/d >/dev/null 2>&1 && fail "a refused put --label stored lab/d"
+nf "secretctl: nope: no such secret" ctl label nope k=v
+big=$(python3 -c 'print(" ".join("--label k%d=%s" % (i, "%" * 250) for i in range(64)))')
+# shellcheck disable=SC2086
+printf 'v' | ctl put lab/big $big 2>"$T/e" && fail "a put with 48 KiB of encoded labels was sent"
+grep -q "the labels are too long to go with a put: put the value, then set them with secretctl label lab/big" "$T/e" ||
+	fail "put with long labels: $(cat "$T/e")"
+ctl label lab/a k=v k- 2>"$T/e" && fail "label k=v k- accepted"
+grep -q "a label is named twice" "$T/e" || fail "k=v k-: $(cat "$T/e")"
+body=$(python3 -c 'import json; print(json.dumps({"set": {"k%d" % i: "" for i in range(63)}}))')
+code=$(curl -s -o "$T/o" -w '%{http_code}' --unix-socket "$SECRETD_SOCKET" -X POST -d "$body" http://x/v1/labels/lab/a)
+[ "$code" = 400 ] && grep -q "lab/a: more than 64 labels" "$T/o" || fail "65 labels: $code $(cat "$T/o")"
+[ "$(ctl label lab/a)" = "lab/a: labels owner=ops,team=payments" ] || fail "a refused change changed labels"
+ok "labels: put --label, label KEY=VALUE / KEY- (kubectl), kept by a put, ls --filter label=KEY[=VALUE], {{index .Labels}}, {{.Labels}}, {{json .Labels}}, inspect, API answers, audited, counted; bad keys, unknown secrets, 65 labels refused"
 
 # --- inspect ---
 ctl rotate db/b --every 2h --generate >/dev/null

@@ -69,6 +69,49 @@ ctl grant api/token "id:$A" >/dev/null
 	fail "config.json: $(cexec "$PA" "$cgA" cat /run/secrets/config.json)"
 ok "a rendered file shows only with the template and every input granted (else ENOENT): a Postgres URL, .pgpass, JSON"
 
+# --- the workload API (issue 17): lists and serves the rendered files the container is shown ---
+wl() { cexec "$PA" "$cgA" "$SECRETCTL" --socket "$W" "$@"; }
+wl ls --self >"$T/o" || fail "ls --self in A"
+for t in app/db-url app/pgpass app/config.json; do
+	grep -qx "tmpl:$t" "$T/o" || fail "ls --self lacks tmpl:$t: $(cat "$T/o")"
+done
+grep -qx "db/user" "$T/o" || fail "ls --self lacks db/user"
+wl --json ls --self | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["templates"]
+assert {"name": "app/db-url", "path": "db.url"} in t and {"name": "app/pgpass", "path": ".pgpass"} in t, t' ||
+	fail "ls --self --json: templates"
+[ "$(wl read tmpl:app/db-url)" = "$URL0" ] || fail "read tmpl:app/db-url: $(wl read tmpl:app/db-url 2>&1)"
+[ "$(wl read tmpl:app/pgpass)" = "db:5432:app:app:p@ss:w/rd-0" ] || fail "read tmpl:app/pgpass"
+rc=0
+wl read tmpl:app/nope >"$T/o" 2>"$T/e" || rc=$?
+[ "$rc" = 1 ] && [ "$(cat "$T/e")" = "secretctl: no such template" ] || fail "read tmpl:app/nope: $rc $(cat "$T/e")"
+# a template that exists but is not granted answers the same, byte for byte
+printf 'x={{ secret "db/user" }}' | ctl template put app/other >/dev/null
+code1=$(cexec "$PA" "$cgA" curl -s -o "$T/b1" -w '%{http_code}' --unix-socket "$W" http://x/v1/self/templates/app/other)
+code2=$(cexec "$PA" "$cgA" curl -s -o "$T/b2" -w '%{http_code}' --unix-socket "$W" http://x/v1/self/templates/app/nope)
+[ "$code1" = 404 ] && [ "$code2" = 404 ] && cmp -s "$T/b1" "$T/b2" || fail "ungranted vs missing template: $code1 $code2"
+curl -sf --unix-socket "$W" http://x/v1/self/templates/app/db-url >/dev/null 2>&1 && fail "a host process read a container's rendering"
+audit_settled
+ctl audit --json | grep '"action":"read"' | grep "\"actor\":\"$A\"" | grep -q '"secret":"tmpl:app/db-url"' ||
+	fail "the workload read of a rendering is not audited as tmpl:NAME"
+ok "workload API: ls --self lists tmpl:NAME (and --json its path), read tmpl:NAME serves the rendering; missing and ungranted answer alike; audited"
+
+# --- the hook's attach: its file count includes the rendered files ---
+B=$(hex64)
+mk_cgroup "$CG2" "/docker/$B"; cgB=$CG
+ctl grant tmpl:app/pgpass "id:$B" --path .pgpass >/dev/null
+ctl grant 'db/*' "id:$B" >/dev/null
+start_container "$cgB" || fail "container B did not start"
+PB=$CPID
+curl -sf -X POST --unix-socket "$SECRETD_SOCKET" -H 'Content-Type: application/json' \
+	-d "{\"id\":\"$B\",\"pid\":$PB,\"runtime\":\"runc\"}" http://x/v1/containers >"$T/att" ||
+	fail "attach of B: $(cat "$T/att")"
+grep -q '"files":3' "$T/att" || fail "attach files (db/user, db/pass, .pgpass): $(cat "$T/att")"
+[ "$(cexec "$PB" "$cgB" cat /run/secrets/.pgpass)" = "db:5432:app:app:p@ss:w/rd-0" ] || fail ".pgpass in B"
+curl -sf -X DELETE --unix-socket "$SECRETD_SOCKET" "http://x/v1/containers/$B" >/dev/null || fail "detach of B"
+ok "the attach answer counts the rendered files (3: two secrets and .pgpass)"
+
 # --- live: rotate an input while the container reads in a loop ---
 cat >"$T/reader.py" <<'PY'
 import os, sys

@@ -259,6 +259,84 @@ START_TEST(test_put_args)
 }
 END_TEST
 
+static int labels_of(const char *body, struct decode_labels *l, char *err)
+{
+	return decode_labels((const uint8_t *)body, strlen(body), l, err);
+}
+
+/* Labels: POST /v1/labels/NAME {set, remove} and PUT's ?labels= (common/labels' rules). */
+START_TEST(test_labels)
+{
+	char err[DECODE_ERR_MAX];
+	struct decode_labels l;
+	ck_assert_int_eq(labels_of("{\"set\":{\"team\":\"pay ments\",\"app.io/name\":\"\"},"
+	                           "\"remove\":[\"tier\"]}",
+	                           &l, err),
+	                 0);
+	ck_assert_uint_eq(l.change.nset, 2);
+	ck_assert_uint_eq(l.change.nremove, 1);
+	ck_assert_str_eq(l.change.remove[0], "tier");
+	decode_labels_clear(&l);
+	static const struct {
+		const char *body, *err;
+	} bad[] = {
+	    {"{}", "give labels to \"set\" or to \"remove\""},
+	    {"{\"set\":[]}", "labels to set must be an object of at most 64 strings"},
+	    {"{\"remove\":{}}", "labels to remove must be an array of at most 64 keys"},
+	    {"{\"set\":{\"-k\":\"v\"}}",
+	     "invalid label: a label key must begin and end with a letter or digit"},
+	    {"{\"set\":{\"k=\":\"v\"}}",
+	     "invalid label: a label key must begin and end with a letter or digit"},
+	    {"{\"set\":{\"a b\":\"v\"}}",
+	     "invalid label: a label key holds only letters, digits and . _ - /"},
+	    {"{\"set\":{\"k\":1}}", "invalid label: a label value must be a string"},
+	    {"{\"set\":{\"k\":\"a\\nb\"}}",
+	     "invalid label: a label value holds only printable ASCII characters"},
+	    {"{\"set\":{\"k\":\"v\"},\"remove\":[\"k\"]}",
+	     "a label cannot be both set and removed"},
+	    {"{\"remove\":[\"k\",\"k\"]}", "a label to remove is named twice"},
+	    {"{\"remove\":[3]}", "invalid label to remove: a key must be a string"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(labels_of(bad[i].body, &l, err), -EINVAL);
+		ck_assert_str_eq(err, bad[i].err);
+		decode_labels_clear(&l);
+	}
+	/* limits: a key of 128 bytes and a value of 256 pass, one more byte does not; 64 labels */
+	char big[1024];
+	snprintf(big, sizeof(big), "{\"set\":{\"%0128d\":\"%0256d\"}}", 0, 0);
+	ck_assert_int_eq(labels_of(big, &l, err), 0);
+	decode_labels_clear(&l);
+	snprintf(big, sizeof(big), "{\"set\":{\"%0129d\":\"v\"}}", 0);
+	ck_assert_int_eq(labels_of(big, &l, err), -EINVAL);
+	ck_assert_str_eq(err, "invalid label: a label key is longer than 128 bytes");
+	decode_labels_clear(&l);
+	snprintf(big, sizeof(big), "{\"set\":{\"k\":\"%0257d\"}}", 0);
+	ck_assert_int_eq(labels_of(big, &l, err), -EINVAL);
+	ck_assert_str_eq(err, "invalid label: a label value is longer than 256 bytes");
+	decode_labels_clear(&l);
+	char many[2048] = "{\"set\":{";
+	for (int i = 0; i < 65; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s\"k%d\":\"\"",
+		         i ? "," : "", i);
+	strcat(many, "}}");
+	ck_assert_int_eq(labels_of(many, &l, err), -EINVAL);
+	ck_assert_str_eq(err, "labels to set must be an object of at most 64 strings");
+	decode_labels_clear(&l);
+
+	struct decode_put q;
+	const char *put[] = {"labels", "{\"team\":\"payments\"}", NULL};
+	ck_assert_int_eq(decode_put(args_get, put, 1, &q, err), 0);
+	ck_assert(q.has_labels && q.labels.change.nset == 1 && !q.labels.change.nremove);
+	ck_assert_str_eq(q.labels.change.set[0].value, "payments");
+	decode_put_clear(&q);
+	const char *put_bad[] = {"labels", "team=payments", NULL};
+	ck_assert_int_eq(decode_put(args_get, put_bad, 1, &q, err), -EINVAL);
+	ck_assert_str_eq(err, "labels must be a JSON object of KEY: \"VALUE\" strings");
+	decode_put_clear(&q);
+}
+END_TEST
+
 START_TEST(test_version_args)
 {
 	char err[DECODE_ERR_MAX];
@@ -360,6 +438,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_mount);
 	tcase_add_test(tc, test_put_args);
 	tcase_add_test(tc, test_version_args);
+	tcase_add_test(tc, test_labels);
 	tcase_add_test(tc, test_audit_args);
 	tcase_add_test(tc, test_template);
 	suite_add_tcase(s, tc);

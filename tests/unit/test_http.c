@@ -31,6 +31,7 @@
 #include "broker/http/routes.h"
 #include "broker/os/loop.h"
 #include "common/limits.h"
+#include "common/timespec.h"
 #include "tests/unit/runner.h"
 #include "tests/unit/storefix.h"
 
@@ -673,6 +674,76 @@ END_TEST
 
 /* Templates over the admin API: put (refused with where and why), list, versions, body,
  * grant as "tmpl:NAME", delete. */
+/* The daemon's times (docs/cli.md, JSON shape): every time key KEY keeps its unix seconds (the
+ * type /v1 clients rely on) and gains KEY_unix (the same number, the name that means seconds in
+ * every answer, the daemon's and secretctl's) and KEY_rfc3339 (the RFC 3339 UTC string, null for
+ * 0 = none); a duration "every" gains every_seconds and every_duration ("1h30m"). Strings (a
+ * label's value) are left alone. */
+static void expect_time(json_t *o, const char *key)
+{
+	char k[64], want[TIMESPEC_FORMAT_LEN];
+	json_t *v = json_object_get(o, key);
+	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
+	json_int_t t = json_integer_value(v);
+	snprintf(k, sizeof(k), "%s_unix", key);
+	ck_assert_msg(json_integer_value(json_object_get(o, k)) == t &&
+	                  json_is_integer(json_object_get(o, k)),
+	              "%s", k);
+	snprintf(k, sizeof(k), "%s_rfc3339", key);
+	if (t == 0)
+		ck_assert_msg(json_is_null(json_object_get(o, k)), "%s not null", k);
+	else
+		ck_assert_str_eq(json_string_value(json_object_get(o, k)),
+		                 timespec_format(t, want, sizeof(want)));
+}
+
+START_TEST(test_times)
+{
+	struct resp r;
+	admin("PUT", "/v1/secrets/t/a?ttl=1h&labels=%7B%22created%22%3A%22x%22%7D", "v", &r);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	ck_assert(json_integer_value(json_object_get(r.json, "expires")) > 0);
+	expect_time(r.json, "expires");
+	json_t *lab = json_object_get(r.json, "labels");
+	ck_assert_uint_eq(json_object_size(lab), 1); /* a label's string is no time */
+	ck_assert_str_eq(json_string_value(json_object_get(lab, "created")), "x");
+	resp_clear(&r);
+	admin("PUT", "/v1/secrets/t/b", "v", &r);
+	expect_time(r.json, "expires"); /* 0: expires_rfc3339 null */
+	resp_clear(&r);
+	admin("GET", "/v1/secrets", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	json_t *row = json_array_get(json_object_get(r.json, "secrets"), 0);
+	expect_time(row, "created");
+	expect_time(row, "updated");
+	expect_time(row, "expires");
+	resp_clear(&r);
+	admin("GET", "/v1/secrets/t/a", NULL, &r);
+	expect_time(r.json, "expires");
+	expect_time(json_array_get(json_object_get(r.json, "versions"), 0), "created");
+	resp_clear(&r);
+	admin("POST", "/v1/rotate/t/a", "{\"every\":\"1h30m\"}", &r);
+	ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+	expect_time(r.json, "next");
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "every")), 5400);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "every_seconds")), 5400);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "every_duration")), "1h30m");
+	resp_clear(&r);
+	admin("GET", "/v1/schedules", NULL, &r);
+	row = json_array_get(json_object_get(r.json, "schedules"), 0);
+	expect_time(row, "next");
+	expect_time(row, "expires");
+	ck_assert_str_eq(json_string_value(json_object_get(row, "every_duration")), "1h30m");
+	resp_clear(&r);
+	admin("GET", "/v1/audit", NULL, &r);
+	expect_time(json_array_get(json_object_get(r.json, "records"), 0), "time");
+	resp_clear(&r);
+	admin("GET", "/v1/keys", NULL, &r);
+	expect_time(json_array_get(json_object_get(r.json, "generations"), 0), "created");
+	resp_clear(&r);
+}
+END_TEST
+
 START_TEST(test_templates)
 {
 	struct resp r;
@@ -828,6 +899,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_framing);
 	tcase_add_test(tc, test_admin_roundtrip);
 	tcase_add_test(tc, test_templates);
+	tcase_add_test(tc, test_times);
 	tcase_add_test(tc, test_workload_host_process);
 	tcase_add_test(tc, test_start_needs_tables);
 	suite_add_tcase(s, tc);

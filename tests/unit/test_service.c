@@ -255,6 +255,42 @@ START_TEST(test_grant_revoke)
 }
 END_TEST
 
+/* Labels: the change and its record in one transaction (the change as the detail), counted; no
+ * refresh follows (a refresh that would fail is not even tried) and nothing is granted by them:
+ * a container is selected by its own labels, never by a secret's. */
+START_TEST(test_labels_select_nothing)
+{
+	put("app/x", "x");
+	grant("app/x", "label:team=payments");
+	ck_assert(!mounts_allows(mo, &web, "app/x"));
+	struct store_label set[] = {{.key = "team", .value = "payments"}};
+	struct store_label_change c = {.set = set, .nset = 1};
+	faults[ENGINE_FAULT_VIEW_INPUTS] = -ENOMEM; /* a refresh now would fail */
+	struct service_result res;
+	struct store_label *out = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(service_labels(sv, &op, "app/x", &c, &out, &n, &res), 0);
+	faults[ENGINE_FAULT_VIEW_INPUTS] = 0;
+	ck_assert_int_eq(res.refresh_err, 0);
+	ck_assert_uint_eq(met.refresh_failures, 0);
+	ck_assert_uint_eq(met.label_changes, 1);
+	ck_assert_uint_eq(n, 1);
+	store_labels_free(out, n);
+	struct store_audit_row *w = last_record();
+	ck_assert_str_eq(w->action, "label");
+	ck_assert_str_eq(w->secret, "app/x");
+	ck_assert_str_eq(w->detail, "labels set team=payments");
+	store_audit_list_free(w, 1);
+	ck_assert_int_eq(mounts_refresh(mo, NULL), 0);
+	ck_assert(!mounts_allows(mo, &web, "app/x")); /* the secret's label selects nothing */
+	const char *rm[] = {"team"};
+	c = (struct store_label_change){.remove = rm, .nremove = 1};
+	ck_assert_int_eq(service_labels(sv, &op, "nope", &c, NULL, NULL, &res), -ENOENT);
+	expect_record("uid:0", "label", "nope", "not found", 0);
+	ck_assert_uint_eq(met.label_changes, 1);
+}
+END_TEST
+
 START_TEST(test_attach_detach_keys_record)
 {
 	struct mounts_attach_req a = {.id = "c0ffee", .pid = getpid(), .name = "web"};
@@ -561,6 +597,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_delete_expire_schedule);
 	tcase_add_test(tc, test_grant_revoke);
 	tcase_add_test(tc, test_attach_detach_keys_record);
+	tcase_add_test(tc, test_labels_select_nothing);
 	tcase_add_test(tc, test_refresh_failure_fails_closed);
 	tcase_add_test(tc, test_tampered_grant_fails_closed);
 	tcase_add_test(tc, test_audit_failure_surfaces);

@@ -933,6 +933,104 @@ START_TEST(test_no_plaintext_on_disk)
 }
 END_TEST
 
+/* Labels (schema 007): set with a put, changed (set, remove), listed and read back sorted; the
+ * rules and the per-secret limit refused; a label row edited, moved to another secret or added
+ * by someone who only writes the database fails its MAC; a delete takes them along. */
+START_TEST(test_labels)
+{
+	store *s = open_new();
+	struct store_label two[] = {{.key = "team", .value = "payments"},
+	                            {.key = "env", .value = "prod"}};
+	struct store_label_change c = {.set = two, .nset = 2};
+	struct store_put_opts po = {.labels = &c};
+	ck_assert_int_eq(store_put_ex(s, "db/a", (const uint8_t *)"v", 1, &po, NULL, NULL), 0);
+	put_str(s, "db/b", "v", 1);
+	struct store_label *l = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_labels(s, "db/a", &l, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(l[0].key, "env");
+	ck_assert_str_eq(l[1].value, "payments");
+	store_labels_free(l, n);
+	ck_assert_int_eq(store_labels(s, "db/b", &l, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(store_labels(s, "nope", &l, &n), -ENOENT);
+
+	/* a put without labels keeps them; a change sets one and removes one */
+	put_str(s, "db/a", "v2", 2);
+	struct store_label one[] = {{.key = "team", .value = "core"}};
+	const char *rm[] = {"env"};
+	c = (struct store_label_change){.set = one, .nset = 1, .remove = rm, .nremove = 1};
+	ck_assert_int_eq(store_labels_change(s, "db/a", &c, NULL, &l, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(l[0].key, "team");
+	ck_assert_str_eq(l[0].value, "core");
+	store_labels_free(l, n);
+	struct store_secret_info *v = NULL;
+	ck_assert_int_eq(store_list(s, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(v[0].nlabels, 1);
+	ck_assert_str_eq(v[0].labels[0].value, "core");
+	ck_assert_uint_eq(v[1].nlabels, 0);
+	store_list_free(v, n);
+
+	/* refused: bad key, bad value, a key set and removed, past LABELS_MAX; no secret */
+	struct store_label bad[] = {{.key = "-x", .value = "v"}};
+	c = (struct store_label_change){.set = bad, .nset = 1};
+	ck_assert_int_eq(store_labels_change(s, "db/a", &c, NULL, NULL, NULL), -EINVAL);
+	bad[0] = (struct store_label){.key = "x", .value = "a\nb"};
+	ck_assert_int_eq(store_labels_change(s, "db/a", &c, NULL, NULL, NULL), -EINVAL);
+	const char *rm_team[] = {"team"};
+	c = (struct store_label_change){.set = one, .nset = 1, .remove = rm_team, .nremove = 1};
+	ck_assert_int_eq(store_labels_change(s, "db/a", &c, NULL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(
+	    store_labels_change(s, "nope", &(struct store_label_change){0}, NULL, NULL, NULL),
+	    -ENOENT);
+	static char keys[65][8];
+	struct store_label many[65];
+	for (int i = 0; i < 65; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		many[i] = (struct store_label){.key = keys[i], .value = ""};
+	}
+	c = (struct store_label_change){.set = many, .nset = 63};
+	ck_assert_int_eq(store_labels_change(s, "db/b", &c, NULL, NULL, NULL), 0); /* 63 */
+	c = (struct store_label_change){.set = many + 63, .nset = 2};
+	ck_assert_int_eq(store_labels_change(s, "db/b", &c, NULL, NULL, NULL), -E2BIG);
+	c = (struct store_label_change){.set = many + 63, .nset = 1};
+	ck_assert_int_eq(store_labels_change(s, "db/b", &c, NULL, NULL, NULL), 0); /* 64 */
+
+	/* forged by a writer of the file: an edited value, a set moved to another secret */
+	sqlite3 *db = raw_open();
+	char *err = NULL;
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "UPDATE secret_labels SET labels = replace(labels, 'core', "
+	                              "'evil') WHERE secret_id = (SELECT id FROM secrets WHERE "
+	                              "name = 'db/a')",
+	                              NULL, NULL, &err),
+	                 SQLITE_OK);
+	ck_assert_int_eq(store_labels(s, "db/a", &l, &n), -EBADMSG);
+	ck_assert_int_eq(store_list(s, &v, &n), -EBADMSG);
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "DELETE FROM secret_labels WHERE secret_id = (SELECT id FROM "
+	                              "secrets WHERE name = 'db/a'); UPDATE secret_labels SET "
+	                              "secret_id = (SELECT id FROM secrets WHERE name = 'db/a')",
+	                              NULL, NULL, &err),
+	                 SQLITE_OK);
+	ck_assert_int_eq(store_labels(s, "db/a", &l, &n), -EBADMSG);
+	ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM secret_labels", NULL, NULL, &err),
+	                 SQLITE_OK);
+	ck_assert_int_eq(store_labels(s, "db/a", &l, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	/* a delete takes them along (cascade) */
+	c = (struct store_label_change){.set = one, .nset = 1};
+	ck_assert_int_eq(store_labels_change(s, "db/a", &c, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_delete_ex(s, "db/a", NULL), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM secret_labels"), 0);
+	sqlite3_close(db);
+	store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -957,6 +1055,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_key_rotation_batches);
 	tcase_add_test(tc, test_passphrase_mode);
 	tcase_add_test(tc, test_grants);
+	tcase_add_test(tc, test_labels);
 	tcase_add_test(tc, test_no_plaintext_on_disk);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,10 +1,9 @@
 /* Known-answer tests for the store's on-disk encodings: the AEAD associated data of payloads,
  * data keys, key generations and the MAC root, every MAC message (secret heads, grants,
- * lifecycle rows, audit records v1/v2/v3, the retention checkpoint, the anchor, container
- * registry rows), the MAC
- * subkey derivation, and the layouts of the stored meta values. Fixed keys and fields -> committed
- * hex. Any change of the format breaks one of these (and would make every existing database fail
- * its checks).
+ * lifecycle rows, label sets, audit records v1/v2/v3, the retention checkpoint, the anchor,
+ * container registry rows), the MAC subkey derivation, and the layouts of the stored meta
+ * values. Fixed keys and fields -> committed hex. Any change of the format breaks one of these
+ * (and would make every existing database fail its checks).
  *
  * The MAC and AD vectors come from an independent implementation of the format,
  * tests/fixtures/store/kat_ref.py, written from the pre-split store.c; the sealed boxes were made
@@ -207,6 +206,52 @@ START_TEST(test_life)
 }
 END_TEST
 
+/* Labels (schema 007): a set's stored encoding, its MAC message, and the parse of the encoding
+ * (refusing an unsorted or duplicated set, a bad key, trailing bytes). */
+START_TEST(test_labels)
+{
+	static const char enc_hex[] =
+	    "00000000000000020000000000000003656e76000000000000000470726f6400000000000000047465616d"
+	    "00000000000000087061796d656e7473";
+	struct store_label v[] = {{.key = "env", .value = "prod"},
+	                          {.key = "team", .value = "payments"}};
+	struct store_buf b = {0};
+	ck_assert_int_eq(store_codec_labels(&b, v, 2), 0);
+	kat_bytes(&b, enc_hex);
+	struct store_buf m = {0};
+	ck_assert_int_eq(store_codec_labels_mac(&m, 7, "db/password", b.p, b.len), 0);
+	kat_mac(&m, "6298cb5493a756b7472ce756598a0de3d5d16cfeb3b49a37dee2e4ce4b50f415");
+	struct store_label *out = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len, &out, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(out[1].value, "payments");
+	store_labels_free(out, n);
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len - 1, &out, &n), -EBADMSG);
+	store_buf_free(&b);
+	b = (struct store_buf){0};
+	struct store_label unsorted[] = {v[1], v[0]}, twice[] = {v[0], v[0]},
+	                   bad[] = {{.key = "-x", .value = ""}};
+	ck_assert_int_eq(store_codec_labels(&b, unsorted, 2), 0);
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len, &out, &n), -EBADMSG);
+	store_buf_free(&b);
+	b = (struct store_buf){0};
+	ck_assert_int_eq(store_codec_labels(&b, twice, 2), 0);
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len, &out, &n), -EBADMSG);
+	store_buf_free(&b);
+	b = (struct store_buf){0};
+	ck_assert_int_eq(store_codec_labels(&b, bad, 1), 0);
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len, &out, &n), -EBADMSG);
+	store_buf_free(&b);
+	b = (struct store_buf){0};
+	ck_assert_int_eq(store_codec_labels(&b, NULL, 0), 0);
+	kat_bytes(&b, "0000000000000000");
+	ck_assert_int_eq(store_codec_labels_parse(b.p, b.len, &out, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_buf_free(&b);
+}
+END_TEST
+
 static void kat_audit(uint64_t seq, int64_t time, const char *actor, int64_t pid, const char *exe,
                       const char *action, const char *name, uint64_t version, const char *result,
                       const char *detail, uint64_t count, const uint8_t *prev, const char *want)
@@ -321,6 +366,8 @@ START_TEST(test_subkeys)
 	     "ec23c86e8f693ae56a7abffdbcfc838a39f08172132561d76027bcea0ee705c4"},
 	    {STORE_SUBKEY_CONT, STORE_SUBKEY_CONT_CTX,
 	     "fb7d9c5a002586f6a8baa6cb615b77f7c4cea4d7d273063488f39ec3e1fd4a90"},
+	    {STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX,
+	     "4a9e5dac6dbeba76b57de2d4ec1dee91a2fed0cd4b26fbcae59f05b9417a373f"},
 	};
 	uint8_t root[CRYPT_KEY_BYTES];
 	kat_key(root, 0x40);
@@ -406,6 +453,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_head);
 	tcase_add_test(tc, test_grant);
 	tcase_add_test(tc, test_life);
+	tcase_add_test(tc, test_labels);
 	tcase_add_test(tc, test_audit);
 	tcase_add_test(tc, test_checkpoint_anchor);
 	tcase_add_test(tc, test_container);
