@@ -828,6 +828,18 @@ static int main_take_held(void *ud, const char *id, struct mounts_held *out)
 	return 0;
 }
 
+/* POST /v1/daemon/upgrade, after its answer: asks the keeper (which then sends SIGUSR1). */
+static int main_upgrade(void *ud)
+{
+	int r = keeper_link_upgrade(ud);
+	if (r < 0)
+		log_error("upgrade asked for over the admin socket, but the keeper refused it (%s)",
+		          r == -EBUSY ? "one is under way" : strerror(-r));
+	else
+		log_info("upgrade asked for over the admin socket: the keeper re-execs its binary");
+	return r;
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -984,7 +996,9 @@ static int main_run(struct main_opts *o)
 	                        .reads_audit = au,
 	                        .audit_anchor = o->audit_anchor,
 	                        .service = sv,
-	                        .inherit_fds = inh};
+	                        .inherit_fds = inh,
+	                        .upgrade = kl ? main_upgrade : NULL,
+	                        .upgrade_ud = kl};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));

@@ -123,6 +123,18 @@ static const struct ctl_help ctl_helps[] = {
      "  secretctl key rotate\n"
      "  secretctl key status --json\n\n"
      "Exit status: 0 done; 1 failed or the rotation stopped on an error.\n"},
+    {"daemon",
+     "Usage: secretctl daemon upgrade [--no-wait]\n\n"
+     "Upgrade the running daemon in place: its keeper re-execs the secretd binary (the file\n"
+     "now installed at its path) and starts a new daemon process, which takes over every\n"
+     "container's mount and both sockets. Containers see a pause, never an error; requests\n"
+     "made meanwhile wait. The same as SIGHUP to secretd run (systemctl reload secretd).\n\n"
+     "Flags:\n"
+     "  --no-wait          return once the daemon accepted; do not wait for the new process\n\n"
+     "Examples:\n"
+     "  secretctl daemon upgrade\n\n"
+     "Exit status: 0 upgraded (or accepted, --no-wait); 1 refused (a daemon started with\n"
+     "--no-keeper answers 409: restart it instead) or no new daemon process within 60 s.\n"},
     {"rollback",
      "Usage: secretctl rollback NAME VERSION\n\n"
      "Make VERSION's value current again, as a new version (history is never rewritten). The\n"

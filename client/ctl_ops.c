@@ -111,6 +111,71 @@ int ctl_cmd_key(struct ctl *c)
 	return rc;
 }
 
+/* The pid of the daemon process answering the admin socket's /healthz, or 0 (no answer yet:
+ * a hand-off in progress). Quiet: used while polling. */
+static long long ctl_daemon_pid(struct ctl *c)
+{
+	struct client_resp resp = {0};
+	json_t *j = NULL;
+	long long pid = 0;
+	if (client_request_json(client_socket(c->socket, false), "GET", "/healthz", NULL, &resp, &j,
+	                        NULL) == 0 &&
+	    resp.status == 200 && j)
+		pid = (long long)json_integer_value(json_object_get(j, "pid"));
+	json_decref(j);
+	client_resp_free(&resp);
+	return pid;
+}
+
+#define CTL_UPGRADE_WAIT_MS 60000
+
+int ctl_cmd_daemon(struct ctl *c)
+{
+	static const char usage[] = "usage: secretctl daemon upgrade [--no-wait]";
+	if (c->argc < 2 || strcmp(c->argv[1], "upgrade") != 0 || c->argc > 3)
+		return ctl_fail(usage);
+	bool wait = true;
+	if (c->argc == 3) {
+		if (strcmp(c->argv[2], "--no-wait") != 0)
+			return ctl_fail(usage);
+		wait = false;
+	}
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "POST", "/v1/daemon/upgrade", "", 0, NULL, NULL, &resp, &j))
+		return 1;
+	client_resp_free(&resp);
+	long long old = j ? (long long)json_integer_value(json_object_get(j, "pid")) : 0;
+	json_decref(j);
+	long long now = 0;
+	if (wait) {
+		for (int ms = 0; ms < CTL_UPGRADE_WAIT_MS; ms += 50) {
+			now = ctl_daemon_pid(c);
+			if (now > 0 && now != old)
+				break;
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		if (now <= 0 || now == old)
+			return ctl_fail(
+			    "the daemon accepted the upgrade, but no new daemon process "
+			    "answered within %d s (see its log)",
+			    CTL_UPGRADE_WAIT_MS / 1000);
+	}
+	if (c->json) {
+		json_t *o =
+		    json_pack("{s:b, s:I, s:o}", "upgraded", wait, "old_pid", (json_int_t)old,
+		              "new_pid", wait ? json_integer(now) : json_null());
+		ctl_print_json(o);
+		json_decref(o);
+	} else if (wait) {
+		printf("upgraded: daemon process %lld handed every mount to %lld\n", old, now);
+	} else {
+		printf("upgrade accepted by daemon process %lld\n", old);
+	}
+	return 0;
+}
+
 int ctl_cmd_containers(struct ctl *c)
 {
 	if (c->argc != 1)

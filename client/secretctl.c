@@ -55,6 +55,8 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"key", "rotate [--no-wait] | status",
      "add a master key generation and re-wrap every data key (in batches); show generations", false,
      ctl_cmd_key},
+    {"daemon", "upgrade [--no-wait]", "upgrade the daemon in place (new binary, every mount kept)",
+     false, ctl_cmd_daemon},
     {"rollback", "NAME VERSION", "make an old version's value current (as a new version)", false,
      ctl_cmd_rollback},
     {"rotate",

@@ -645,6 +645,9 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
                           enum MHD_RequestTerminationCode toe)
 {
 	struct api_req *r = *req_cls;
+	/* After the answer: the hand-off that follows would close this connection. */
+	if (r && r->then_upgrade && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->a->cfg.upgrade)
+		r->a->cfg.upgrade(r->a->cfg.upgrade_ud);
 	if (r && r->pc) {
 		r->pc->busy = false;
 		r->pc->answered = false;

@@ -33,6 +33,11 @@ struct api_config {
 	 * bound, listening, non-blocking AF_UNIX socket at the socket's path, or -1 to bind anew.
 	 * NULL: bind both. api takes ownership of the fds it is given. */
 	const int *inherit_fds;
+	/* POST /v1/daemon/upgrade: asks the keeper to upgrade in place, called once the 202 answer
+	 * has been sent (the keeper then asks this process to hand off). NULL without a keeper: the
+	 * route answers 409. Returns 0 or -errno (-EBUSY: one is under way); reports itself. */
+	int (*upgrade)(void *ud);
+	void *upgrade_ud;
 };
 
 #define API_MAX_CONNS_DEFAULT 256

@@ -42,6 +42,8 @@
  *                                           parse or names a secret that does not exist
  *   GET    /v1/templates/NAME[?body=1[&version=N]]  {name,current,versions:[...]} or the body
  *   DELETE /v1/templates/NAME               {name,deleted:true} (its grants go with it)
+ *   POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper re-execs its binary
+ *                                           and starts a new daemon process (409: no keeper)
  * A grant of "tmpl:NAME" grants the template NAME (POST /v1/grants, /v1/grants/revoke).
  * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
  * written in the change's own transaction, a read's before the answer (no record, no answer).
@@ -50,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -1226,6 +1229,27 @@ static void admin_template_delete(struct api_req *r, const char *name)
 	               admin_applied(json_pack("{s:s, s:b}", "name", name, "deleted", 1), &res));
 }
 
+/* POST /v1/daemon/upgrade: 202 {"upgrading": true, "pid": this daemon process}, then (once sent)
+ * the keeper re-execs its binary and starts a new daemon process that adopts every connection;
+ * 409 without a keeper (--no-keeper). */
+static void admin_upgrade(struct api_req *r)
+{
+	if (!r->a->cfg.upgrade) {
+		api_reply_error(
+		    r, 409,
+		    "no keeper: this daemon runs with --no-keeper; restart it to run a new "
+		    "binary (its containers are re-mounted at start)");
+		return;
+	}
+	struct admin_who w;
+	admin_who_init(r, &w);
+	if (!admin_record(r, &w, "daemon-upgrade", NULL, 0))
+		return; /* no record, no upgrade */
+	r->then_upgrade = true;
+	api_reply_json(r, 202,
+	               json_pack("{s:b, s:I}", "upgrading", 1, "pid", (json_int_t)getpid()));
+}
+
 /* admin.sock's routes, in the order they are matched (the list at the top of this file). */
 static const struct api_route admin_routes[] = {
     API_ROUTE("GET", "/healthz", api_health_admin),
@@ -1253,6 +1277,7 @@ static const struct api_route admin_routes[] = {
     API_PREFIX_VALUE("PUT", "/v1/templates/", admin_template_put),
     API_PREFIX("GET", "/v1/templates/", admin_template_get),
     API_PREFIX("DELETE", "/v1/templates/", admin_template_delete),
+    API_ROUTE("POST", "/v1/daemon/upgrade", admin_upgrade),
 };
 
 const struct api_routes api_admin_routes = {

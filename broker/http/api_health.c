@@ -4,6 +4,7 @@
  * failing part's error, the workload socket's does not. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "broker/http/api_internal.h"
@@ -34,7 +35,12 @@ static void api_health(struct api_req *r, bool detail)
 	const char *what = a->health_what;
 	int rc = a->health_rc;
 	if (rc == 0) {
-		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+		/* The admin socket names the daemon process (secretctl daemon upgrade waits for a
+		 * new one); the workload socket tells containers nothing about the host. */
+		api_reply_json(
+		    r, 200,
+		    detail ? json_pack("{s:s, s:I}", "status", "ok", "pid", (json_int_t)getpid())
+		           : json_pack("{s:s}", "status", "ok"));
 		return;
 	}
 	r->a->met->health_failures++;

@@ -52,6 +52,7 @@ struct api_req {
 	bool answered;
 	const struct api_route *route; /* the matched route, or NULL (404) */
 	const char *tail;              /* a prefix route's rest of the URL (in url) */
+	bool then_upgrade;             /* call cfg.upgrade once the answer is sent */
 };
 
 struct api {

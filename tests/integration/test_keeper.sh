@@ -111,6 +111,14 @@ old=$(sd_worker_pid)
 kill -HUP "$SD_PID"
 poll_until 60 worker_changed "$old" || fail "containers, upgrade: no new daemon process"
 poll_until 60 all_read pw-1 || fail "containers, upgrade: not every container reads again"
+# The same through the CLI: it waits for the new daemon process and names both.
+mark
+old=$(sd_worker_pid)
+out=$(ctl daemon upgrade 2>&1) || fail "secretctl daemon upgrade: $out"
+new=$(sd_worker_pid)
+[ "$out" = "upgraded: daemon process $old handed every mount to $new" ] || fail "daemon upgrade said: $out (old $old, now $new)"
+poll_until 60 all_read pw-1 || fail "containers, secretctl daemon upgrade: not every container reads again"
+ctl audit | grep -q 'daemon-upgrade' || fail "the upgrade is not in the audit trail"
 printf 'pw-2' | ctl put db/password >/dev/null || fail "put pw-2"
 mark
 poll_until 60 all_read pw-2 || fail "the rotation after the kills and the upgrade does not reach every container"
@@ -129,10 +137,10 @@ reads=$(wc -l <"$T/all.log")
 longest=$(awk '{ d = $2 - $1; if (d > m) m = d } END { printf "%.2f\n", m + 0 }' "$T/all.log")
 awk -v m="$longest" 'BEGIN { exit !(m < 1) }' || fail "a read waited $longest s (>= 1 s)"
 adopted=$(grep -c 'taken over from the keeper' "$SD_LOG" || true)
-[ "$adopted" -ge $((11 * N)) ] || fail "only $adopted adoptions logged for 11 hand-overs of $N containers"
+[ "$adopted" -ge $((12 * N)) ] || fail "only $adopted adoptions logged for 12 hand-overs of $N containers"
 [ "$(grep -c 'restored container .* mounted again' "$SD_LOG" || true)" = "$mounts0" ] ||
 	fail "a container was mounted afresh instead of adopted: $(grep 'mounted again' "$SD_LOG" | tail -n 3)"
-ok "$N containers, 10 kills and an upgrade: $reads reads, none failed, longest $longest s, every connection adopted, rotation reaches all"
+ok "$N containers, 10 kills and two upgrades (SIGHUP, secretctl daemon upgrade): $reads reads, none failed, longest $longest s, every connection adopted, rotation reaches all"
 
 # --- SIGTERM: both stop, status 0, sockets gone
 w=$(sd_worker_pid)
@@ -162,4 +170,6 @@ sd_start --no-keeper
 [ "$(sd_worker_pid)" = "$SD_PID" ] || fail "--no-keeper still has a child daemon process"
 [ "$(ctl get k/a)" = v2 ] || fail "--no-keeper: read"
 [ "$(metric secretd_keeper)" = 0 ] || fail "--no-keeper: secretd_keeper is not 0"
+out=$(ctl daemon upgrade 2>&1) && fail "--no-keeper: daemon upgrade succeeded: $out"
+case $out in *"no keeper: this daemon runs with --no-keeper"*) ;; *) fail "--no-keeper: daemon upgrade said: $out" ;; esac
 ok "--no-keeper: one process"
