@@ -9,7 +9,8 @@
 #   broker/os      -> common
 #   broker/rules   -> common
 #   fuse           -> common
-#   broker/engine  -> store, os, rules, fuse, crypto, schema, common
+#   broker/cluster -> store, os, crypto, schema, common   (etcd client, cluster node)
+#   broker/engine  -> cluster, store, os, rules, fuse, crypto, schema, common
 #   broker/http    -> engine and everything engine may include
 #   broker/keeper  -> common
 #   broker/main.c  -> every broker layer, fuse, common
@@ -27,9 +28,10 @@ allowed() { # $1 = the including file's layer
 	rules) echo "common rules" ;;
 	keeper) echo "common keeper" ;;
 	fuse) echo "common fuse" ;;
-	engine) echo "common crypto schema store os rules fuse engine" ;;
-	http) echo "common crypto schema store os rules fuse engine http" ;;
-	main) echo "common crypto schema store os rules fuse engine http keeper main" ;;
+	cluster) echo "common crypto schema store os cluster" ;;
+	engine) echo "common crypto schema store os rules fuse cluster engine" ;;
+	http) echo "common crypto schema store os rules fuse cluster engine http" ;;
+	main) echo "common crypto schema store os rules fuse cluster engine http keeper main" ;;
 	client) echo "common client" ;;
 	schema) echo "schema" ;;
 	*) echo "" ;;

@@ -9,6 +9,8 @@ PKGS="$PKGS libyaml-dev libsystemd-dev systemd clang-format"
 # Docker Engine 20.10 (its own /usr/bin/docker client), containerd 1.6 and docker-compose 1.29:
 # test_docker.sh and test_containerd.sh start private engines with secretd-runc.
 PKGS="$PKGS docker.io containerd docker-compose"
+# etcd 3.4 (server and etcdctl): the cluster tests start a private 3-member cluster (etcd_lib.sh).
+PKGS="$PKGS etcd-server etcd-client"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

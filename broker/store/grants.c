@@ -49,6 +49,12 @@ static int store_grant_mac(store *s, const struct store_grant *g, uint8_t mac[CR
 	return 0;
 }
 
+int store_grant_check_mac(store *s, const struct store_grant *g, const uint8_t *mac)
+{
+	int r = store_grant_valid(g);
+	return r < 0 ? -EBADMSG : store_grant_mac(s, g, NULL, mac);
+}
+
 int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
                        const struct store_audit *audit)
 {
@@ -86,13 +92,17 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		r = store_prepare(
 		    s->db,
 		    "INSERT INTO grants (path, mode, uid, gid, flags, created, secret, "
-		    "selector, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10))",
+		    "selector, mac, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10), ?11)",
 		    &wr);
 		if (r < 0)
 			goto out;
 		sqlite3_bind_text(wr, 8, g->secret, -1, SQLITE_STATIC);
 		sqlite3_bind_text(wr, 9, g->selector, -1, SQLITE_STATIC);
 		sqlite3_bind_int(wr, 10, CRYPT_MAC_BYTES);
+		if (s->cluster_ids)
+			sqlite3_bind_int64(wr, 11, store_cluster_id());
+		else
+			sqlite3_bind_null(wr, 11); /* the next id */
 	} else {
 		r = store_sqlerr(rc);
 		goto out;

@@ -133,14 +133,18 @@ static int store_put_row(store *s, const char *name, struct store_row *row)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *k = NULL;
 	r = store_prepare(s->db,
-	                  "INSERT INTO secrets (name, current, created, updated, head) "
-	                  "VALUES (?1, 0, ?2, ?2, zeroblob(?3))",
+	                  "INSERT INTO secrets (name, current, created, updated, head, id) "
+	                  "VALUES (?1, 0, ?2, ?2, zeroblob(?3), ?4)",
 	                  &ins);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(ins, 2, store_now());
 	sqlite3_bind_int(ins, 3, CRYPT_MAC_BYTES);
+	if (s->cluster_ids)
+		sqlite3_bind_int64(ins, 4, store_cluster_id());
+	else
+		sqlite3_bind_null(ins, 4); /* the next id */
 	r = store_step_done(ins);
 	if (r < 0)
 		return r;

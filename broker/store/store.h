@@ -411,3 +411,74 @@ void store_tmpl_list_free(struct store_tmpl_info *v, size_t n);
 int store_tmpl_versions(store *s, const char *name, struct store_version_info **out, size_t *n);
 /* Deletes template name, its versions and the grants of it ("tmpl:NAME"). -ENOENT. */
 int store_tmpl_delete(store *s, const char *name, const struct store_audit *audit);
+
+/* ---- cluster rows (broker/cluster): the store's own sealed rows as bytes ----
+ * What a cluster node puts into etcd and takes from it: a secret's head and version rows
+ * (wrapped data keys, ciphertexts, the head MAC), a grant row with its MAC, the keyring (the
+ * MAC root and key generations, sealed under the root key). No key and no plaintext: an import
+ * is checked with this node's keys (head MAC, grant MAC, keyring unsealing) before it is
+ * applied. The encodings are store_buf fields after a magic string (xrows.c); decoders are
+ * pure, bounded by STORE_XROWS_MAX, and fuzzed (fuzz_etcd). Bytes handed out are malloc'd:
+ * free(). */
+#define STORE_XROWS_MAX (2 * 1024 * 1024) /* one encoded row set */
+#define STORE_XROWS_VERSIONS_MAX 1000     /* versions in one export (STORE_KEEP_MAX) */
+
+/* In cluster mode new secrets and grants get random ids (2^40..2^62) instead of the next local
+ * one, so that rows made on different nodes do not collide when imported. */
+void store_cluster_ids(store *s, bool on);
+/* A secret's head and every kept version: -ENOENT, -EBADMSG (its head fails its check),
+ * -EFBIG (over STORE_XROWS_MAX). */
+int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len);
+/* Applies an exported secret (replacing this node's rows of it) after checking: the head MAC
+ * over the rows (-EBADMSG), a known key generation (-EBADMSG), the same id for the same name
+ * (-EEXIST otherwise), and, unless force, no older current version than this node's (-ESTALE:
+ * a rollback). rev > 0 is stored as the applied cluster revision in the same transaction.
+ * *name_out (may be NULL; malloc'd) the secret's name. Labels, expiry and schedules stay this
+ * node's. *changed (may be NULL): false when the rows were already these. */
+int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint64_t rev,
+                        char **name_out, bool *changed);
+/* Removes a secret without an audit record (a deletion that came from the cluster, or undoing
+ * a change the cluster refused). rev as above. -ENOENT. */
+int store_secret_forget(store *s, const char *name, uint64_t rev);
+/* A grant row (secret, selector) with its MAC: -ENOENT, -EBADMSG. */
+int store_grant_export(store *s, const char *secret, const char *selector, uint8_t **out,
+                       size_t *len);
+/* Applies an exported grant (replacing the row of its (secret, selector) or id) after checking
+ * its fields and MAC (-EBADMSG). rev as above; *changed as above. */
+int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, bool *changed);
+/* Removes a grant without an audit record (a revoke that came from the cluster). rev as above.
+ * -ENOENT when there is none (rev is stored anyway). */
+int store_grant_forget(store *s, const char *secret, const char *selector, uint64_t rev);
+/* The keyring: root kind, the sealed MAC root and the sealed key generations. */
+int store_keyring_export(store *s, uint8_t **out, size_t *len);
+/* Replaces this store's keyring by another node's (a node joining a cluster, right after
+ * init): only a store with no secret, grant, template or audit record (-ENOTEMPTY), with a key
+ * file (-EINVAL), whose root key opens every sealed key in it (-EKEYREJECTED). The store must be
+ * closed (store_close) afterwards: its loaded keys are the old ones. */
+int store_keyring_adopt(store *s, const uint8_t *p, size_t len);
+/* The cluster revision this store has applied (0: none). */
+int store_cluster_rev(store *s, uint64_t *rev);
+int store_cluster_rev_set(store *s, uint64_t rev);
+
+/* The decoded forms (pure; pointers into the input, valid while it is). */
+struct store_xversion {
+	uint64_t version, kek_id, size;
+	int64_t created;
+	const uint8_t *wk, *ct;
+	size_t wklen, ctlen;
+};
+struct store_xsecret {
+	int64_t id;
+	char name[256]; /* SECRETD_NAME_MAX + 1 */
+	uint64_t current;
+	int64_t keep, created, updated;
+	const uint8_t *head;
+	size_t headlen;
+	struct store_xversion *v; /* malloc'd: free() */
+	size_t nv;
+};
+int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out);
+/* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a
+ * malloc'd g, or free its strings) and its MAC. */
+int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g,
+                        uint8_t mac[32]);

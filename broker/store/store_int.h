@@ -83,6 +83,7 @@ struct store {
 	uint64_t kek_rotating; /* target of an unfinished key rotation, 0 = none */
 	int kek_rotate_err;    /* the last step's error, 0 after a good one */
 	uint64_t audit_gen;    /* bumped by every audit write (committed or not) */
+	bool cluster_ids;      /* new secrets and grants get random ids (store_cluster_ids) */
 };
 
 static inline void store_stmt_freep(sqlite3_stmt **p)
@@ -251,6 +252,16 @@ int store_head_update(store *s, int64_t id, const char *name, uint64_t current, 
 /* Checks a stored head (headlen bytes). -EBADMSG when it does not hold. */
 int store_head_check(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
                      const void *head, size_t headlen);
+
+/* ---- xrows.c ---- */
+
+/* A random row id in 2^40..2^62 (cluster mode: ids made on different nodes do not collide). */
+int64_t store_cluster_id(void);
+
+/* ---- grants.c ---- */
+
+/* Verifies a grant row's MAC (-EBADMSG). */
+int store_grant_check_mac(store *s, const struct store_grant *g, const uint8_t *mac);
 
 /* ---- auditlog.c ---- */
 

@@ -1,0 +1,750 @@
+/* cluster.c: a cluster node (cluster.h): the keys in etcd, writes (begin/commit with undo), the
+ * watch thread and its queue, applying the queue on the loop's thread. */
+#include "broker/cluster/cluster.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "broker/cluster/etcd.h"
+#include "common/cleanup.h"
+
+enum cluster_item_type {
+	IT_PUT,
+	IT_DELETE,
+	IT_SYNC_BEGIN, /* a full range follows (after a compaction): grants not in it are gone */
+	IT_SYNC_END,   /* rev: the range's revision */
+	IT_WATCHING,   /* rev: watching from */
+	IT_ERROR,      /* key: the error text */
+};
+
+struct cluster_item {
+	enum cluster_item_type type;
+	uint8_t *key, *val;
+	size_t klen, vlen;
+	int64_t rev;
+};
+
+struct cluster {
+	store *s;
+	loop *l;
+	struct cluster_config cfg;
+	etcd_client *wc; /* the loop thread's (writes) */
+	etcd_client *rc; /* the watch thread's */
+	char prefix[CLUSTER_NAME_MAX + 16];
+	size_t plen;
+	int efd;
+	pthread_t th;
+	bool started;
+	volatile bool stop;
+	int64_t start_rev; /* the watch thread's */
+	pthread_mutex_t mu;
+	struct cluster_item *q; /* under mu */
+	size_t nq, capq;
+	struct cluster_stats st; /* under mu */
+	/* loop thread: during a sync, the grant keys seen */
+	bool syncing;
+	char **seen;
+	size_t nseen;
+};
+
+static int cluster_name_ok(const char *n)
+{
+	size_t l = n ? strlen(n) : 0;
+	if (l == 0 || l > CLUSTER_NAME_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < l; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-' ||
+		      n[i] == '_'))
+			return -EINVAL;
+	return 0;
+}
+
+static void cluster_hex(char *out, const char *s)
+{
+	static const char h[] = "0123456789abcdef";
+	for (; *s; s++) {
+		*out++ = h[(unsigned char)*s >> 4];
+		*out++ = h[(unsigned char)*s & 15];
+	}
+	*out = 0;
+}
+
+static int cluster_unhex(char *out, size_t cap, const char *s, size_t n)
+{
+	if (n % 2 || n / 2 >= cap)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += 2) {
+		int v = 0;
+		for (int j = 0; j < 2; j++) {
+			char ch = s[i + j];
+			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			if (d < 0)
+				return -EINVAL;
+			v = v * 16 + d;
+		}
+		if (v == 0)
+			return -EINVAL;
+		out[i / 2] = (char)v;
+	}
+	out[n / 2] = 0;
+	return 0;
+}
+
+static int cluster_key_secret(const cluster *c, const char *name, char *k, size_t cap)
+{
+	int n = snprintf(k, cap, "%ss/%s", c->prefix, name);
+	return n < 0 || (size_t)n >= cap ? -EINVAL : n;
+}
+
+static int cluster_key_grant(const cluster *c, const char *secret, const char *selector, char *k,
+                             size_t cap)
+{
+	if (c->plen + 4 + 2 * (strlen(secret) + strlen(selector)) >= cap)
+		return -EINVAL;
+	memcpy(k, c->prefix, c->plen);
+	memcpy(k + c->plen, "g/", 2);
+	cluster_hex(k + c->plen + 2, secret);
+	size_t o = strlen(k);
+	k[o++] = '/';
+	cluster_hex(k + o, selector);
+	return (int)strlen(k);
+}
+
+static void cluster_prefix(char *p, size_t cap, const char *name)
+{
+	snprintf(p, cap, "/secretd/%s/", name);
+}
+
+/* ---- the keyring ---- */
+
+static int cluster_keyring_get(etcd_client *ec, const char *prefix, struct etcd_answer *a)
+{
+	char k[CLUSTER_KEY_MAX];
+	snprintf(k, sizeof(k), "%skeyring", prefix);
+	return etcd_range(ec, k, strlen(k), false, a);
+}
+
+int cluster_join(store *s, const char *etcd, const char *name, bool *created)
+{
+	if (!s || !etcd || !created || cluster_name_ok(name) < 0)
+		return -EINVAL;
+	*created = false;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	etcd_client *ec = NULL;
+	int r = etcd_client_new(&ec, etcd, 0);
+	if (r < 0)
+		return r;
+	char prefix[CLUSTER_NAME_MAX + 16], k[CLUSTER_KEY_MAX];
+	cluster_prefix(prefix, sizeof(prefix), name);
+	snprintf(k, sizeof(k), "%skeyring", prefix);
+	_cleanup_free_ uint8_t *mine = NULL;
+	size_t minelen = 0;
+	struct etcd_answer a = {0};
+	r = store_keyring_export(s, &mine, &minelen);
+	for (int tries = 0; r == 0 && tries < 2; tries++) {
+		etcd_answer_free(&a);
+		r = etcd_range(ec, k, strlen(k), false, &a);
+		if (r < 0)
+			break;
+		if (a.nkvs == 0) {
+			bool ok = false;
+			r = etcd_txn(ec, k, strlen(k), 0, mine, minelen, &ok, NULL);
+			if (r == 0 && ok) {
+				*created = true;
+				break;
+			}
+			continue; /* another node created it meanwhile: adopt that one */
+		}
+		if (a.kvs[0].vlen == minelen && memcmp(a.kvs[0].value, mine, minelen) == 0)
+			break; /* joined already */
+		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen);
+		break;
+	}
+	etcd_answer_free(&a);
+	etcd_client_free(ec);
+	return r;
+}
+
+/* ---- the watch thread ---- */
+
+static void cluster_item_free(struct cluster_item *it)
+{
+	free(it->key);
+	free(it->val);
+}
+
+/* Queues an item (copies key and val); wakes the loop. Waits while the queue is full. */
+static int cluster_push(cluster *c, enum cluster_item_type t, const void *key, size_t klen,
+                        const void *val, size_t vlen, int64_t rev)
+{
+	struct cluster_item it = {.type = t, .klen = klen, .vlen = vlen, .rev = rev};
+	it.key = malloc(klen + 1);
+	it.val = val ? malloc(vlen + 1) : NULL;
+	if (!it.key || (val && !it.val)) {
+		cluster_item_free(&it);
+		return -ENOMEM;
+	}
+	if (klen)
+		memcpy(it.key, key, klen);
+	it.key[klen] = 0;
+	if (val) {
+		if (vlen)
+			memcpy(it.val, val, vlen);
+		it.val[vlen] = 0;
+	}
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		if (c->nq < CLUSTER_QUEUE_MAX || c->stop)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		usleep(10000);
+	}
+	int r = 0;
+	if (c->nq == c->capq) {
+		size_t cap = c->capq ? c->capq * 2 : 64;
+		struct cluster_item *nq = realloc(c->q, cap * sizeof(*nq));
+		if (!nq)
+			r = -ENOMEM;
+		else {
+			c->q = nq;
+			c->capq = cap;
+		}
+	}
+	if (r == 0)
+		c->q[c->nq++] = it;
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0) {
+		cluster_item_free(&it);
+		return r;
+	}
+	uint64_t one = 1;
+	if (write(c->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, the loop is woken anyway */
+	}
+	return 0;
+}
+
+static int cluster_push_error(cluster *c, const char *what)
+{
+	return cluster_push(c, IT_ERROR, what, strlen(what), NULL, 0, 0);
+}
+
+struct cluster_watch_state {
+	cluster *c;
+	bool need_sync;
+	bool created;
+};
+
+static int cluster_on_line(const char *line, size_t len, void *ud)
+{
+	struct cluster_watch_state *w = ud;
+	cluster *c = w->c;
+	struct etcd_answer a;
+	int r = etcd_parse(line, len, &a);
+	if (r == 0 && a.watch && a.canceled) {
+		if (a.compact_revision > 0)
+			w->need_sync = true;
+		r = -ECANCELED;
+	} else if (r == 0 && (!a.watch || a.error)) {
+		r = -EPROTO;
+	}
+	if (r == 0 && a.created) {
+		w->created = true;
+		r = cluster_push(c, IT_WATCHING, "", 0, NULL, 0, c->start_rev);
+	}
+	for (size_t i = 0; r == 0 && i < a.nevents; i++) {
+		struct etcd_kv *kv = &a.events[i].kv;
+		r = cluster_push(c, a.events[i].type == ETCD_EVENT_DELETE ? IT_DELETE : IT_PUT, kv->key,
+		                 kv->keylen, a.events[i].type == ETCD_EVENT_DELETE ? NULL : kv->value,
+		                 kv->vlen, kv->mod_revision);
+		if (kv->mod_revision >= c->start_rev)
+			c->start_rev = kv->mod_revision + 1;
+	}
+	etcd_answer_free(&a);
+	return r;
+}
+
+static int cluster_sync(cluster *c)
+{
+	struct etcd_answer a;
+	int r = etcd_range(c->rc, c->prefix, c->plen, true, &a);
+	if (r == 0)
+		r = cluster_push(c, IT_SYNC_BEGIN, "", 0, NULL, 0, 0);
+	for (size_t i = 0; r == 0 && i < a.nkvs; i++)
+		r = cluster_push(c, IT_PUT, a.kvs[i].key, a.kvs[i].keylen, a.kvs[i].value,
+		                 a.kvs[i].vlen, a.kvs[i].mod_revision);
+	if (r == 0)
+		r = cluster_push(c, IT_SYNC_END, "", 0, NULL, 0, a.revision);
+	if (r == 0)
+		c->start_rev = a.revision + 1;
+	etcd_answer_free(&a);
+	return r;
+}
+
+static void cluster_nap(cluster *c, unsigned ms)
+{
+	for (unsigned t = 0; t < ms && !c->stop; t += 50)
+		usleep(50000);
+}
+
+static void *cluster_thread(void *ud)
+{
+	cluster *c = ud;
+	struct cluster_watch_state w = {.c = c, .need_sync = c->start_rev <= 1};
+	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
+	char msg[ETCD_ERROR_MAX + 600];
+	while (!c->stop) {
+		int r = 0;
+		if (w.need_sync) {
+			r = cluster_sync(c);
+			if (r == 0)
+				w.need_sync = false;
+		}
+		if (r == 0) {
+			w.created = false;
+			r = etcd_watch(c->rc, c->prefix, c->plen, c->start_rev, cluster_on_line, &w,
+			               &c->stop);
+		}
+		if (c->stop)
+			break;
+		if (w.created)
+			backoff = CLUSTER_BACKOFF_MIN_MS;
+		snprintf(msg, sizeof(msg), "%s%s%s",
+		         r == -ECANCELED ? "watch canceled (compacted: a full read follows)"
+		         : r < 0         ? strerror(-r)
+		                         : "watch stream ended",
+		         etcd_client_error(c->rc)[0] ? ": " : "", etcd_client_error(c->rc));
+		cluster_push_error(c, msg);
+		cluster_nap(c, backoff);
+		backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : backoff * 2;
+	}
+	return NULL;
+}
+
+/* ---- applying the queue (the loop's thread) ---- */
+
+static void cluster_report(cluster *c, enum cluster_event ev, const char *what, int err)
+{
+	if (c->cfg.report)
+		c->cfg.report(c->cfg.ud, ev, what, err);
+}
+
+static void cluster_count(cluster *c, uint64_t *field, uint64_t rev)
+{
+	pthread_mutex_lock(&c->mu);
+	if (field)
+		(*field)++;
+	if (rev > c->st.revision)
+		c->st.revision = rev;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Applies one put or delete of key (after the prefix). *changed when the store changed. */
+static void cluster_apply(cluster *c, const struct cluster_item *it, bool *changed)
+{
+	const char *k = (const char *)it->key + c->plen;
+	uint64_t rev = it->rev > 0 ? (uint64_t)it->rev : 0;
+	int r = 0;
+	bool ch = false;
+	char what[CLUSTER_KEY_MAX + 64];
+	snprintf(what, sizeof(what), "%s", (const char *)it->key);
+	if (strncmp(k, "s/", 2) == 0) {
+		if (it->type == IT_PUT) {
+			r = store_secret_import(c->s, it->val, it->vlen, false, rev, NULL, &ch);
+		} else {
+			r = store_secret_forget(c->s, k + 2, rev);
+			ch = r == 0;
+			if (r == -ENOENT)
+				r = 0;
+		}
+	} else if (strncmp(k, "g/", 2) == 0) {
+		const char *slash = strchr(k + 2, '/');
+		char sec[CLUSTER_KEY_MAX], sel[CLUSTER_KEY_MAX];
+		if (!slash || cluster_unhex(sec, sizeof(sec), k + 2, (size_t)(slash - k - 2)) < 0 ||
+		    cluster_unhex(sel, sizeof(sel), slash + 1, strlen(slash + 1)) < 0) {
+			r = -EBADMSG;
+		} else if (it->type == IT_PUT) {
+			r = store_grant_import(c->s, it->val, it->vlen, rev, &ch);
+			/* the row must be the one its key names */
+			if (r == 0 && c->syncing) {
+				char **ns = realloc(c->seen, (c->nseen + 1) * sizeof(*ns));
+				if (ns) {
+					c->seen = ns;
+					c->seen[c->nseen] = strdup((const char *)it->key);
+					if (c->seen[c->nseen])
+						c->nseen++;
+				}
+			}
+		} else {
+			r = store_grant_forget(c->s, sec, sel, rev);
+			ch = r == 0;
+			if (r == -ENOENT)
+				r = 0;
+		}
+	} else if (strcmp(k, "keyring") == 0) {
+		if (it->type == IT_PUT) {
+			_cleanup_free_ uint8_t *mine = NULL;
+			size_t ml = 0;
+			r = store_keyring_export(c->s, &mine, &ml);
+			if (r == 0 && (ml != it->vlen || memcmp(mine, it->val, ml) != 0)) {
+				cluster_report(c, CLUSTER_KEYRING, what, -EKEYREJECTED);
+				r = -EKEYREJECTED;
+			}
+		}
+		if (r == 0 && rev)
+			r = store_cluster_rev_set(c->s, rev);
+	} else {
+		r = -EBADMSG; /* nothing of ours */
+	}
+	if (r < 0) {
+		bool refused = r == -EBADMSG || r == -ESTALE || r == -EEXIST || r == -EKEYREJECTED ||
+		               r == -E2BIG;
+		cluster_count(c, &c->st.rejected, 0);
+		cluster_report(c, refused ? CLUSTER_REJECTED : CLUSTER_APPLY_ERROR, what, r);
+		/* not applied, but passed: the next start does not meet it again */
+		if (rev && store_cluster_rev_set(c->s, rev) < 0)
+			cluster_report(c, CLUSTER_APPLY_ERROR, "the applied revision", r);
+		return;
+	}
+	cluster_count(c, &c->st.applied, rev);
+	if (ch)
+		*changed = true;
+}
+
+/* After a full read: local grants that etcd no longer holds were revoked meanwhile. */
+static void cluster_sync_end(cluster *c, int64_t rev, bool *changed)
+{
+	struct store_grant *g = NULL;
+	size_t n = 0;
+	int r = store_grants(c->s, &g, &n);
+	if (r < 0) {
+		cluster_report(c, CLUSTER_APPLY_ERROR, "grants after a full read", r);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		char k[CLUSTER_KEY_MAX * 3];
+		if (cluster_key_grant(c, g[i].secret, g[i].selector, k, sizeof(k)) < 0)
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < c->nseen && !seen; j++)
+			seen = strcmp(c->seen[j], k) == 0;
+		if (!seen && store_grant_forget(c->s, g[i].secret, g[i].selector, 0) == 0)
+			*changed = true;
+	}
+	store_grants_free(g, n);
+	for (size_t j = 0; j < c->nseen; j++)
+		free(c->seen[j]);
+	free(c->seen);
+	c->seen = NULL;
+	c->nseen = 0;
+	c->syncing = false;
+	if (rev > 0) {
+		r = store_cluster_rev_set(c->s, (uint64_t)rev);
+		if (r < 0)
+			cluster_report(c, CLUSTER_APPLY_ERROR, "the applied revision", r);
+		cluster_count(c, NULL, (uint64_t)rev);
+	}
+}
+
+static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
+{
+	cluster *c = ud;
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new */
+	}
+	pthread_mutex_lock(&c->mu);
+	struct cluster_item *q = c->q;
+	size_t n = c->nq;
+	c->q = NULL;
+	c->nq = c->capq = 0;
+	pthread_mutex_unlock(&c->mu);
+	bool changed = false;
+	for (size_t i = 0; i < n; i++) {
+		struct cluster_item *it = &q[i];
+		switch (it->type) {
+		case IT_PUT:
+		case IT_DELETE:
+			if (it->klen > c->plen && memcmp(it->key, c->prefix, c->plen) == 0)
+				cluster_apply(c, it, &changed);
+			break;
+		case IT_SYNC_BEGIN:
+			c->syncing = true;
+			break;
+		case IT_SYNC_END:
+			cluster_sync_end(c, it->rev, &changed);
+			break;
+		case IT_WATCHING:
+			pthread_mutex_lock(&c->mu);
+			c->st.watching = true;
+			pthread_mutex_unlock(&c->mu);
+			cluster_report(c, CLUSTER_WATCHING, "", (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
+			break;
+		case IT_ERROR:
+			pthread_mutex_lock(&c->mu);
+			c->st.watching = false;
+			c->st.watch_errors++;
+			pthread_mutex_unlock(&c->mu);
+			cluster_report(c, CLUSTER_WATCH_ERROR, (const char *)it->key, -EHOSTUNREACH);
+			break;
+		}
+		cluster_item_free(it);
+	}
+	free(q);
+	if (n && c->cfg.on_applied)
+		c->cfg.on_applied(c->cfg.ud, changed);
+}
+
+/* ---- life ---- */
+
+int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg)
+{
+	if (!out || !s || !l || !cfg || !cfg->etcd || cluster_name_ok(cfg->name) < 0)
+		return -EINVAL;
+	*out = NULL;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->s = s;
+	c->l = l;
+	c->cfg = *cfg;
+	c->efd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
+	c->plen = strlen(c->prefix);
+	int r = etcd_client_new(&c->wc, cfg->etcd, cfg->timeout_ms);
+	if (r == 0)
+		r = etcd_client_new(&c->rc, cfg->etcd, cfg->timeout_ms);
+	uint64_t rev = 0;
+	if (r == 0)
+		r = store_cluster_rev(s, &rev);
+	if (r < 0)
+		goto fail;
+	c->st.revision = rev;
+	c->start_rev = (int64_t)rev + 1;
+	/* The keyring: the cluster's must be this store's (else nothing verifies). */
+	struct etcd_answer a;
+	int kr = cluster_keyring_get(c->wc, c->prefix, &a);
+	if (kr == 0) {
+		_cleanup_free_ uint8_t *mine = NULL;
+		size_t ml = 0;
+		r = store_keyring_export(s, &mine, &ml);
+		if (r == 0 && a.nkvs == 0) {
+			char k[CLUSTER_KEY_MAX];
+			bool ok = false;
+			snprintf(k, sizeof(k), "%skeyring", c->prefix);
+			r = etcd_txn(c->wc, k, strlen(k), 0, mine, ml, &ok, NULL);
+			if (r == 0 && !ok)
+				r = -EKEYREJECTED; /* another node's appeared meanwhile */
+		} else if (r == 0 && (a.kvs[0].vlen != ml || memcmp(a.kvs[0].value, mine, ml) != 0)) {
+			r = -EKEYREJECTED;
+		}
+		etcd_answer_free(&a);
+		if (r < 0)
+			goto fail;
+	} else {
+		cluster_report(c, CLUSTER_WATCH_ERROR, etcd_client_error(c->wc), kr);
+	}
+	store_cluster_ids(s, true);
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->efd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = loop_add(l, c->efd, EPOLLIN, cluster_on_event, c);
+	if (r < 0)
+		goto fail;
+	r = -pthread_create(&c->th, NULL, cluster_thread, c);
+	if (r < 0) {
+		loop_del(l, c->efd);
+		goto fail;
+	}
+	c->started = true;
+	*out = c;
+	return 0;
+fail:
+	cluster_free(c);
+	return r;
+}
+
+void cluster_free(cluster *c)
+{
+	if (!c)
+		return;
+	if (c->started) {
+		c->stop = true;
+		pthread_join(c->th, NULL);
+		loop_del(c->l, c->efd);
+	}
+	for (size_t i = 0; i < c->nq; i++)
+		cluster_item_free(&c->q[i]);
+	free(c->q);
+	for (size_t j = 0; j < c->nseen; j++)
+		free(c->seen[j]);
+	free(c->seen);
+	if (c->efd >= 0)
+		close(c->efd);
+	etcd_client_free(c->wc);
+	etcd_client_free(c->rc);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void cluster_get_stats(cluster *c, struct cluster_stats *st)
+{
+	pthread_mutex_lock(&c->mu);
+	*st = c->st;
+	pthread_mutex_unlock(&c->mu);
+}
+
+const char *cluster_last_error(cluster *c)
+{
+	return c ? etcd_client_error(c->wc) : "";
+}
+
+/* ---- writes ---- */
+
+void cluster_pre_free(struct cluster_pre *p)
+{
+	if (!p)
+		return;
+	free(p->old);
+	*p = (struct cluster_pre){0};
+}
+
+/* The linearizable read before a change: etcd answers, and holds what this node holds. */
+static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldlen,
+                         struct cluster_pre *pre)
+{
+	struct etcd_answer a;
+	int r = etcd_range(c->wc, key, strlen(key), false, &a);
+	if (r < 0) {
+		free(old);
+		cluster_count(c, &c->st.write_failures, 0);
+		return -EHOSTUNREACH;
+	}
+	pre->old = old;
+	pre->oldlen = oldlen;
+	pre->mod_rev = a.nkvs ? a.kvs[0].mod_revision : 0;
+	/* A key etcd holds must be what this node holds (else it has not applied a change yet, or
+	 * another node is writing it): a conflict, retried by the operator. */
+	if (a.nkvs && (!old || a.kvs[0].vlen != oldlen || memcmp(a.kvs[0].value, old, oldlen) != 0))
+		r = -ESTALE;
+	etcd_answer_free(&a);
+	if (r < 0) {
+		cluster_count(c, &c->st.conflicts, 0);
+		cluster_pre_free(pre);
+	}
+	return r;
+}
+
+int cluster_secret_begin(cluster *c, const char *name, struct cluster_pre *pre)
+{
+	if (!c || !name || !pre)
+		return -EINVAL;
+	*pre = (struct cluster_pre){0};
+	char k[CLUSTER_KEY_MAX];
+	if (cluster_key_secret(c, name, k, sizeof(k)) < 0)
+		return -EINVAL;
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	int r = store_secret_export(c->s, name, &old, &oldlen);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	return cluster_begin(c, k, old, oldlen, pre);
+}
+
+/* The txn after the local change; val NULL deletes the key. */
+static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_t vlen,
+                          const struct cluster_pre *pre)
+{
+	bool ok = false;
+	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, NULL);
+	if (r < 0) {
+		cluster_count(c, &c->st.write_failures, 0);
+		return r == -EINVAL || r == -E2BIG ? -EFBIG : -EHOSTUNREACH;
+	}
+	if (!ok) {
+		cluster_count(c, &c->st.conflicts, 0);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct cluster_pre *pre,
+                          int *undo_err)
+{
+	if (undo_err)
+		*undo_err = 0;
+	if (!c || !name || !pre)
+		return -EINVAL;
+	char k[CLUSTER_KEY_MAX];
+	int r = cluster_key_secret(c, name, k, sizeof(k)) < 0 ? -EINVAL : 0;
+	_cleanup_free_ uint8_t *now = NULL;
+	size_t nowlen = 0;
+	if (r == 0 && !deleted)
+		r = store_secret_export(c->s, name, &now, &nowlen);
+	if (r == 0 && nowlen > ETCD_VALUE_MAX)
+		r = -EFBIG;
+	if (r == 0)
+		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
+	if (r < 0) {
+		int u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen, true, 0, NULL, NULL)
+		                 : store_secret_forget(c->s, name, 0);
+		if (undo_err)
+			*undo_err = u == -ENOENT ? 0 : u;
+	}
+	cluster_pre_free(pre);
+	return r;
+}
+
+int cluster_grant_begin(cluster *c, const char *secret, const char *selector,
+                        struct cluster_pre *pre)
+{
+	if (!c || !secret || !selector || !pre)
+		return -EINVAL;
+	*pre = (struct cluster_pre){0};
+	char k[CLUSTER_KEY_MAX * 3];
+	if (cluster_key_grant(c, secret, selector, k, sizeof(k)) < 0)
+		return -EINVAL;
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	int r = store_grant_export(c->s, secret, selector, &old, &oldlen);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	return cluster_begin(c, k, old, oldlen, pre);
+}
+
+int cluster_grant_commit(cluster *c, const char *secret, const char *selector, bool removed,
+                         struct cluster_pre *pre, int *undo_err)
+{
+	if (undo_err)
+		*undo_err = 0;
+	if (!c || !secret || !selector || !pre)
+		return -EINVAL;
+	char k[CLUSTER_KEY_MAX * 3];
+	int r = cluster_key_grant(c, secret, selector, k, sizeof(k)) < 0 ? -EINVAL : 0;
+	_cleanup_free_ uint8_t *now = NULL;
+	size_t nowlen = 0;
+	if (r == 0 && !removed)
+		r = store_grant_export(c->s, secret, selector, &now, &nowlen);
+	if (r == 0)
+		r = cluster_commit(c, k, removed ? NULL : now, nowlen, pre);
+	if (r < 0) {
+		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, 0, NULL)
+		                 : store_grant_forget(c->s, secret, selector, 0);
+		if (undo_err)
+			*undo_err = u == -ENOENT ? 0 : u;
+	}
+	cluster_pre_free(pre);
+	return r;
+}

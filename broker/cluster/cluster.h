@@ -1,0 +1,97 @@
+/* cluster: one secretd node of a cluster that shares its store through etcd (issue #18, first
+ * slice; docs/cluster.md). etcd holds only the store's sealed rows (store.h "cluster rows")
+ * under /secretd/<cluster>/: s/<name> (a secret's head and versions), g/<hex secret>/<hex
+ * selector> (a grant row with its MAC), keyring (the sealed MAC root and key generations).
+ *
+ * Writes: the caller (engine/service) calls *_begin before its local change (a linearizable
+ * read: etcd reachable, and this node holds what etcd holds for that key, else -ESTALE), makes
+ * the change in the local store, then *_commit: a txn comparing the key's mod_revision puts the
+ * new rows; when it fails the local change is undone (the rows from before imported back) and
+ * -EHOSTUNREACH (etcd unreachable: writes are refused) or -ESTALE (a conflict) is returned.
+ *
+ * Reads: a watch thread (blocking libcurl, etcd_watch) follows the prefix from the last
+ * revision this node applied (kept in the store: a restart without etcd serves the local copy)
+ * and queues what it sees; an eventfd wakes the daemon's loop, which applies the queue to the
+ * store on its own thread (imports checked with this node's keys: a row that fails is refused,
+ * reported and counted, never applied) and calls on_applied. The thread never touches the
+ * store. Functions return 0 or a negative errno. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/os/loop.h"
+#include "broker/store/store.h"
+
+#define CLUSTER_NAME_MAX 64               /* [a-z0-9_-], 1..64 */
+#define CLUSTER_QUEUE_MAX 100000          /* changes queued by the watch thread, not yet applied */
+#define CLUSTER_BACKOFF_MIN_MS 100        /* the watch reconnects after 0.1 s, doubling ... */
+#define CLUSTER_BACKOFF_MAX_MS 2000       /* ... to 2 s */
+#define CLUSTER_KEY_MAX 1024
+
+typedef struct cluster cluster;
+
+enum cluster_event {
+	CLUSTER_REJECTED,    /* a row from etcd failed its checks: not applied (what, err) */
+	CLUSTER_APPLY_ERROR, /* a row could not be applied for another reason (what, err) */
+	CLUSTER_WATCH_ERROR, /* the watch stream broke (what: the endpoint's error) */
+	CLUSTER_WATCHING,    /* the watch (re)started from revision err */
+	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
+};
+
+struct cluster_config {
+	const char *etcd; /* "http://H:P[,...]" */
+	const char *name; /* the cluster's name */
+	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
+	/* On the loop's thread after a batch was applied; changed: the store changed (views must
+	 * follow). */
+	void (*on_applied)(void *ud, bool changed);
+	/* On the loop's thread; what is valid during the call. The top level logs it. */
+	void (*report)(void *ud, enum cluster_event ev, const char *what, int err);
+	void *ud;
+};
+
+struct cluster_stats {
+	uint64_t applied;        /* rows applied from etcd */
+	uint64_t rejected;       /* rows refused (integrity, rollback, id collision) */
+	uint64_t write_failures; /* writes refused: etcd unreachable */
+	uint64_t conflicts;      /* writes refused: another node changed the key */
+	uint64_t watch_errors;   /* watch streams broken */
+	uint64_t revision;       /* the revision applied */
+	bool watching;           /* the watch stream is open */
+};
+
+/* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
+ * keyring is this store's (-EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
+ * error (the local copy serves; writes are refused until it is back). Starts the watch thread
+ * and puts its eventfd into l. Sets store_cluster_ids. */
+int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg);
+/* Stops the thread (joins it) and frees. */
+void cluster_free(cluster *c);
+void cluster_get_stats(cluster *c, struct cluster_stats *st);
+/* The last etcd error (for the operator's message); "" when none. Loop thread. */
+const char *cluster_last_error(cluster *c);
+
+/* At `secretd init --etcd --cluster`: publishes this store's keyring when the cluster has none
+ * (*created true), else adopts the cluster's (store_keyring_adopt: the caller then closes the
+ * store). -EHOSTUNREACH, -EKEYREJECTED (another root key), -ENOTEMPTY, -EINVAL (passphrase). */
+int cluster_join(store *s, const char *etcd, const char *name, bool *created);
+
+/* A write in progress (begin → local change → commit). */
+struct cluster_pre {
+	uint8_t *old; /* this node's rows before the change (NULL: none) */
+	size_t oldlen;
+	int64_t mod_rev; /* the key's mod_revision in etcd (0: absent) */
+};
+void cluster_pre_free(struct cluster_pre *p);
+
+/* Before a change of secret name (put, rotate, rollback, delete). -EHOSTUNREACH, -ESTALE. */
+int cluster_secret_begin(cluster *c, const char *name, struct cluster_pre *pre);
+/* After the local change (deleted: the secret is gone). On failure the local change is undone
+ * (*undo_err (may be NULL): 0, or why the undo failed). Frees pre. */
+int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct cluster_pre *pre,
+                          int *undo_err);
+int cluster_grant_begin(cluster *c, const char *secret, const char *selector,
+                        struct cluster_pre *pre);
+int cluster_grant_commit(cluster *c, const char *secret, const char *selector, bool removed,
+                         struct cluster_pre *pre, int *undo_err);

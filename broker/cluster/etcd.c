@@ -1,0 +1,612 @@
+/* etcd.c: etcd v3 JSON gateway client (libcurl) and the parser of its answers (jansson). */
+#include "broker/cluster/etcd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "common/cleanup.h"
+#include "common/decimal.h"
+
+/* ---- the parser (pure) ---- */
+
+static void etcd_kv_clear(struct etcd_kv *kv)
+{
+	free(kv->key);
+	free(kv->value);
+	*kv = (struct etcd_kv){0};
+}
+
+void etcd_answer_free(struct etcd_answer *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; a->kvs && i < a->nkvs; i++)
+		etcd_kv_clear(&a->kvs[i]);
+	for (size_t i = 0; a->events && i < a->nevents; i++)
+		etcd_kv_clear(&a->events[i].kv);
+	free(a->kvs);
+	free(a->events);
+	free(a->error);
+	*a = (struct etcd_answer){0};
+}
+
+/* An int64 as etcd's gateway writes it: a decimal string (or, leniently, a JSON integer);
+ * absent is 0. */
+static int etcd_int(json_t *o, const char *name, int64_t *out)
+{
+	json_t *v = json_object_get(o, name);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return -EPROTO;
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -EPROTO;
+	uint64_t u;
+	if (decimal_parse_u64(json_string_value(v), json_string_length(v), 0, INT64_MAX, &u) < 0)
+		return -EPROTO;
+	*out = (int64_t)u;
+	return 0;
+}
+
+/* A base64 field into a malloc'd buffer (NUL-terminated after *len bytes); absent is empty. */
+static int etcd_b64(json_t *o, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	json_t *v = json_object_get(o, name);
+	*out = NULL;
+	*len = 0;
+	const char *s = "";
+	size_t sl = 0;
+	if (v) {
+		if (!json_is_string(v))
+			return -EPROTO;
+		s = json_string_value(v);
+		sl = json_string_length(v);
+	}
+	if (sl / 4 * 3 > max + 3)
+		return -E2BIG;
+	uint8_t *b = malloc(sl / 4 * 3 + 4);
+	if (!b)
+		return -ENOMEM;
+	size_t n = 0;
+	if (sl && sodium_base642bin(b, sl / 4 * 3 + 3, s, sl, NULL, &n, NULL,
+	                            sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(b);
+		return -EPROTO;
+	}
+	if (n > max) {
+		free(b);
+		return -E2BIG;
+	}
+	b[n] = 0;
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+static int etcd_kv_parse(json_t *o, struct etcd_kv *kv)
+{
+	if (!json_is_object(o))
+		return -EPROTO;
+	int r = etcd_b64(o, "key", ETCD_KEY_MAX, &kv->key, &kv->keylen);
+	if (r == 0)
+		r = etcd_b64(o, "value", ETCD_VALUE_MAX, &kv->value, &kv->vlen);
+	if (r == 0)
+		r = etcd_int(o, "create_revision", &kv->create_revision);
+	if (r == 0)
+		r = etcd_int(o, "mod_revision", &kv->mod_revision);
+	if (r == 0)
+		r = etcd_int(o, "version", &kv->version);
+	return r;
+}
+
+static int etcd_header(json_t *o, struct etcd_answer *a)
+{
+	json_t *h = json_object_get(o, "header");
+	if (!h)
+		return 0;
+	if (!json_is_object(h))
+		return -EPROTO;
+	return etcd_int(h, "revision", &a->revision);
+}
+
+static int etcd_error(json_t *o, struct etcd_answer *a)
+{
+	json_t *e = json_object_get(o, "error");
+	json_t *m = json_object_get(o, "message");
+	if (!e && !m)
+		return 0;
+	const char *t = json_is_string(m) ? json_string_value(m)
+	                : json_is_string(e) ? json_string_value(e)
+	                                    : "error";
+	a->error = strndup(t, ETCD_ERROR_MAX);
+	return a->error ? 0 : -ENOMEM;
+}
+
+static int etcd_kvs(json_t *arr, struct etcd_answer *a)
+{
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return -EPROTO;
+	size_t n = json_array_size(arr);
+	if (n > ETCD_KVS_MAX)
+		return -E2BIG;
+	if (n == 0)
+		return 0;
+	a->kvs = calloc(n, sizeof(*a->kvs));
+	if (!a->kvs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		a->nkvs = i + 1;
+		int r = etcd_kv_parse(json_array_get(arr, i), &a->kvs[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int etcd_watch_result(json_t *res, struct etcd_answer *a)
+{
+	if (!json_is_object(res))
+		return -EPROTO;
+	a->watch = true;
+	int r = etcd_header(res, a);
+	if (r < 0)
+		return r;
+	a->created = json_is_true(json_object_get(res, "created"));
+	a->canceled = json_is_true(json_object_get(res, "canceled"));
+	r = etcd_int(res, "compact_revision", &a->compact_revision);
+	if (r < 0)
+		return r;
+	json_t *why = json_object_get(res, "cancel_reason");
+	if (json_is_string(why) && json_string_length(why)) {
+		a->error = strndup(json_string_value(why), ETCD_ERROR_MAX);
+		if (!a->error)
+			return -ENOMEM;
+	}
+	json_t *evs = json_object_get(res, "events");
+	if (!evs)
+		return 0;
+	if (!json_is_array(evs))
+		return -EPROTO;
+	size_t n = json_array_size(evs);
+	if (n > ETCD_EVENTS_MAX)
+		return -E2BIG;
+	if (n == 0)
+		return 0;
+	a->events = calloc(n, sizeof(*a->events));
+	if (!a->events)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_t *ev = json_array_get(evs, i);
+		a->nevents = i + 1;
+		if (!json_is_object(ev))
+			return -EPROTO;
+		json_t *t = json_object_get(ev, "type");
+		if (!t || (json_is_string(t) && strcmp(json_string_value(t), "PUT") == 0))
+			a->events[i].type = ETCD_EVENT_PUT;
+		else if (json_is_string(t) && strcmp(json_string_value(t), "DELETE") == 0)
+			a->events[i].type = ETCD_EVENT_DELETE;
+		else
+			return -EPROTO;
+		r = etcd_kv_parse(json_object_get(ev, "kv"), &a->events[i].kv);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int etcd_parse(const char *p, size_t len, struct etcd_answer *out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = (struct etcd_answer){0};
+	if (!p || len > ETCD_ANSWER_MAX)
+		return p ? -E2BIG : -EINVAL;
+	json_error_t je;
+	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return -EPROTO;
+	int r = -EPROTO;
+	if (!json_is_object(o))
+		goto out;
+	json_t *res = json_object_get(o, "result");
+	if (res) {
+		r = etcd_watch_result(res, out);
+		goto out;
+	}
+	r = etcd_error(o, out);
+	if (r == 0)
+		r = etcd_header(o, out);
+	if (r == 0)
+		r = etcd_kvs(json_object_get(o, "kvs"), out);
+	if (r == 0)
+		out->succeeded = json_is_true(json_object_get(o, "succeeded"));
+out:
+	json_decref(o);
+	return r;
+}
+
+int etcd_stream_feed(struct etcd_stream *s, const char *p, size_t len, etcd_line_cb cb, void *ud)
+{
+	while (len) {
+		const char *nl = memchr(p, '\n', len);
+		size_t take = nl ? (size_t)(nl - p) : len;
+		if (s->len + take > ETCD_ANSWER_MAX)
+			return -E2BIG;
+		if (s->len + take > s->cap) {
+			size_t cap = s->cap ? s->cap : 4096;
+			while (cap < s->len + take)
+				cap *= 2;
+			char *b = realloc(s->buf, cap);
+			if (!b)
+				return -ENOMEM;
+			s->buf = b;
+			s->cap = cap;
+		}
+		if (take)
+			memcpy(s->buf + s->len, p, take);
+		s->len += take;
+		p += take;
+		len -= take;
+		if (!nl)
+			break;
+		p++; /* the newline */
+		len--;
+		size_t l = s->len;
+		s->len = 0;
+		while (l && (s->buf[l - 1] == '\r' || s->buf[l - 1] == ' '))
+			l--;
+		if (l) {
+			int r = cb(s->buf, l, ud);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+void etcd_stream_free(struct etcd_stream *s)
+{
+	free(s->buf);
+	*s = (struct etcd_stream){0};
+}
+
+/* ---- the client ---- */
+
+struct etcd_client {
+	char *urls[ETCD_ENDPOINTS_MAX];
+	size_t n, good;
+	unsigned timeout_ms;
+	char err[CURL_ERROR_SIZE + 64];
+};
+
+int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms)
+{
+	if (!out || !urls || !*urls)
+		return -EINVAL;
+	*out = NULL;
+	etcd_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->timeout_ms = timeout_ms ? timeout_ms : ETCD_TIMEOUT_MS_DEFAULT;
+	const char *p = urls;
+	int r = 0;
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		if (l == 0 || l >= ETCD_URL_MAX || c->n == ETCD_ENDPOINTS_MAX ||
+		    strncmp(p, "http://", 7) != 0) {
+			r = -EINVAL;
+			break;
+		}
+		while (l > 7 && p[l - 1] == '/')
+			l--;
+		c->urls[c->n] = strndup(p, l);
+		if (!c->urls[c->n]) {
+			r = -ENOMEM;
+			break;
+		}
+		c->n++;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	if (r == 0 && c->n == 0)
+		r = -EINVAL;
+	if (r < 0) {
+		etcd_client_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void etcd_client_free(etcd_client *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->urls[i]);
+	free(c);
+}
+
+const char *etcd_client_error(const etcd_client *c)
+{
+	return c ? c->err : "";
+}
+
+struct etcd_body {
+	char *p;
+	size_t len;
+	bool over;
+};
+
+static size_t etcd_collect(char *d, size_t sz, size_t nm, void *ud)
+{
+	struct etcd_body *b = ud;
+	size_t n = sz * nm;
+	if (b->len + n > ETCD_ANSWER_MAX) {
+		b->over = true;
+		return 0;
+	}
+	char *q = realloc(b->p, b->len + n + 1);
+	if (!q)
+		return 0;
+	memcpy(q + b->len, d, n);
+	b->p = q;
+	b->len += n;
+	b->p[b->len] = 0;
+	return n;
+}
+
+static char *etcd_b64_enc(const void *p, size_t n)
+{
+	size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+	char *s = malloc(cap);
+	if (s)
+		sodium_bin2base64(s, cap, p, n, sodium_base64_VARIANT_ORIGINAL);
+	return s;
+}
+
+/* The end of a prefix's range: the prefix with its last byte below 0xff incremented (bytes after
+ * it dropped); "\0" (every key) when there is none. */
+static char *etcd_range_end(const uint8_t *k, size_t n)
+{
+	uint8_t e[ETCD_KEY_MAX];
+	if (n > sizeof(e))
+		return NULL;
+	memcpy(e, k, n);
+	while (n && e[n - 1] == 0xff)
+		n--;
+	if (!n)
+		return etcd_b64_enc("", 1);
+	e[n - 1]++;
+	return etcd_b64_enc(e, n);
+}
+
+/* POSTs body to path on the endpoints in turn (the last good first); the answer into *ans. */
+static int etcd_call(etcd_client *c, const char *path, const char *body, struct etcd_answer *ans)
+{
+	int r = -EHOSTUNREACH;
+	c->err[0] = 0;
+	for (size_t t = 0; t < c->n; t++) {
+		size_t i = (c->good + t) % c->n;
+		char url[ETCD_URL_MAX + 64];
+		snprintf(url, sizeof(url), "%s%s", c->urls[i], path);
+		CURL *h = curl_easy_init();
+		if (!h)
+			return -ENOMEM;
+		struct etcd_body b = {0};
+		char eb[CURL_ERROR_SIZE] = "";
+		struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_collect);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
+		CURLcode cc = curl_easy_perform(h);
+		long status = 0;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_cleanup(h);
+		curl_slist_free_all(hd);
+		if (cc != CURLE_OK || status >= 500 || status == 0) {
+			snprintf(c->err, sizeof(c->err), "%s: %s", c->urls[i],
+			         cc != CURLE_OK ? (eb[0] ? eb : curl_easy_strerror(cc))
+			                        : "server error");
+			free(b.p);
+			r = b.over ? -E2BIG : -EHOSTUNREACH;
+			if (b.over)
+				break;
+			continue;
+		}
+		c->good = i;
+		r = etcd_parse(b.p ? b.p : "", b.len, ans);
+		free(b.p);
+		if (r == 0 && (status != 200 || ans->error)) {
+			snprintf(c->err, sizeof(c->err), "%s: HTTP %ld: %s", c->urls[i], status,
+			         ans->error ? ans->error : "");
+			r = -EPROTO;
+		}
+		break;
+	}
+	return r;
+}
+
+int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct etcd_answer *out)
+{
+	if (!c || !key || !out || klen == 0 || klen > ETCD_KEY_MAX)
+		return -EINVAL;
+	*out = (struct etcd_answer){0};
+	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
+	_cleanup_free_ char *e = prefix ? etcd_range_end(key, klen) : NULL;
+	if (!k || (prefix && !e))
+		return -ENOMEM;
+	json_t *o = json_pack("{s:s}", "key", k);
+	if (o && e)
+		json_object_set_new(o, "range_end", json_string(e));
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	int r = etcd_call(c, "/v3/kv/range", body, out);
+	free(body);
+	return r;
+}
+
+int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
+             size_t vlen, bool *succeeded, int64_t *revision)
+{
+	if (!c || !key || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX || mod_rev < 0 ||
+	    !succeeded)
+		return -EINVAL;
+	*succeeded = false;
+	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
+	_cleanup_free_ char *v = val ? etcd_b64_enc(val, vlen) : NULL;
+	if (!k || (val && !v))
+		return -ENOMEM;
+	char rev[24];
+	snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
+	json_t *op = val ? json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)
+	                 : json_pack("{s:{s:s}}", "request_delete_range", "key", k);
+	json_t *o = op ? json_pack("{s:[{s:s,s:s,s:s,s:s}],s:[o]}", "compare", "key", k, "target",
+	                           "MOD", "result", "EQUAL", "mod_revision", rev, "success", op)
+	               : NULL;
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	struct etcd_answer a;
+	int r = etcd_call(c, "/v3/kv/txn", body, &a);
+	free(body);
+	if (r == 0) {
+		*succeeded = a.succeeded;
+		if (revision)
+			*revision = a.revision;
+	}
+	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (!c || !key || !val || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX)
+		return -EINVAL;
+	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
+	_cleanup_free_ char *v = etcd_b64_enc(val, vlen);
+	if (!k || !v)
+		return -ENOMEM;
+	json_t *o = json_pack("{s:s,s:s}", "key", k, "value", v);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	struct etcd_answer a;
+	int r = etcd_call(c, "/v3/kv/put", body, &a);
+	free(body);
+	etcd_answer_free(&a);
+	return r;
+}
+
+struct etcd_watch_ctx {
+	struct etcd_stream st;
+	etcd_line_cb cb;
+	void *ud;
+	int err;
+	const volatile bool *stop;
+};
+
+static size_t etcd_watch_write(char *d, size_t sz, size_t nm, void *ud)
+{
+	struct etcd_watch_ctx *w = ud;
+	int r = etcd_stream_feed(&w->st, d, sz * nm, w->cb, w->ud);
+	if (r < 0) {
+		w->err = r;
+		return 0;
+	}
+	return sz * nm;
+}
+
+static int etcd_watch_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c_, curl_off_t d)
+{
+	struct etcd_watch_ctx *w = ud;
+	return w->stop && *w->stop ? 1 : 0;
+}
+
+int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev,
+               etcd_line_cb cb, void *ud, const volatile bool *stop)
+{
+	if (!c || !prefix || !cb || plen == 0 || plen > ETCD_KEY_MAX || start_rev < 0)
+		return -EINVAL;
+	_cleanup_free_ char *k = etcd_b64_enc(prefix, plen);
+	_cleanup_free_ char *e = etcd_range_end(prefix, plen);
+	if (!k || !e)
+		return -ENOMEM;
+	char rev[24];
+	snprintf(rev, sizeof(rev), "%lld", (long long)start_rev);
+	json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key", k, "range_end", e,
+	                      "start_revision", rev);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	size_t i = c->good;
+	c->good = (c->good + 1) % c->n; /* a broken stream tries the next endpoint next time */
+	char url[ETCD_URL_MAX + 64];
+	snprintf(url, sizeof(url), "%s/v3/watch", c->urls[i]);
+	CURL *h = curl_easy_init();
+	if (!h) {
+		free(body);
+		return -ENOMEM;
+	}
+	struct etcd_watch_ctx w = {.cb = cb, .ud = ud, .stop = stop};
+	char eb[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_watch_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, etcd_watch_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
+	/* A member that stops answering (killed host, partition) shows as a silent stream: keepalive
+	 * probes end it. */
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 2L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 1L);
+	CURLcode cc = curl_easy_perform(h);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	free(body);
+	etcd_stream_free(&w.st);
+	if (stop && *stop)
+		return 0;
+	if (w.err)
+		return w.err;
+	if (cc != CURLE_OK) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", c->urls[i],
+		         eb[0] ? eb : curl_easy_strerror(cc));
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}

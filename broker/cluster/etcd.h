@@ -1,0 +1,100 @@
+/* etcd: a client of etcd v3's JSON gateway (etcd 3.4: /v3/kv/range, /v3/kv/txn, /v3/watch) on
+ * libcurl, and the parser of its answers. No TLS or auth yet (docs/cluster.md).
+ *
+ * The parser (etcd_parse, etcd_stream_feed) is pure: it reads outside input (pointer, length)
+ * under the named limits below and is fuzzed (tests/fuzz/fuzz_etcd.c).
+ * The client calls block for at most their timeout per endpoint; an endpoint that cannot be
+ * reached (connect error, timeout, 5xx) is skipped for the next one (fail over), the last good
+ * endpoint is tried first. A client is used by one thread at a time.
+ * Functions return 0 or a negative errno:
+ *   -EHOSTUNREACH no endpoint answered in time   -EPROTO an answer that does not parse
+ *   -E2BIG an answer over a limit                 -ENOMEM, -EINVAL
+ * Everything handed out is malloc'd and freed with etcd_answer_free. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ETCD_ENDPOINTS_MAX 8
+#define ETCD_URL_MAX 256                   /* one endpoint URL */
+#define ETCD_ANSWER_MAX (16 * 1024 * 1024) /* one answer body, or one watch line */
+#define ETCD_KEY_MAX 1024                  /* a key, decoded */
+#define ETCD_VALUE_MAX (2 * 1024 * 1024)   /* a value, decoded (etcd's request cap is 1.5 MiB) */
+#define ETCD_KVS_MAX 100000                /* key-values in one answer */
+#define ETCD_EVENTS_MAX 100000             /* events in one watch answer */
+#define ETCD_ERROR_MAX 512                 /* an error message kept */
+#define ETCD_TIMEOUT_MS_DEFAULT 1500       /* one request, one endpoint */
+
+struct etcd_kv {
+	uint8_t *key; /* NUL-terminated after keylen bytes */
+	size_t keylen;
+	uint8_t *value;
+	size_t vlen;
+	int64_t create_revision, mod_revision, version;
+};
+
+enum etcd_event_type { ETCD_EVENT_PUT = 0, ETCD_EVENT_DELETE = 1 };
+
+struct etcd_event {
+	enum etcd_event_type type;
+	struct etcd_kv kv; /* a DELETE has the key and its mod_revision (the deletion's) */
+};
+
+/* One answer: of a range (kvs), of a txn (succeeded), of a watch line (events, created, ...),
+ * or an error (error set: the gateway's {"error": ...} or a watch's cancel reason). */
+struct etcd_answer {
+	int64_t revision; /* header.revision; 0 when absent */
+	struct etcd_kv *kvs;
+	size_t nkvs;
+	bool succeeded; /* txn */
+	struct etcd_event *events;
+	size_t nevents;
+	bool watch;      /* it was a watch line ({"result": ...}) */
+	bool created;    /* watch created */
+	bool canceled;   /* watch canceled (compacted: compact_revision > 0) */
+	int64_t compact_revision;
+	char *error; /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
+};
+
+/* Parses one JSON answer of len bytes (no NUL needed) into *out (zeroed first; free with
+ * etcd_answer_free, also after an error). -EPROTO: not an etcd answer (bad JSON, base64, or a
+ * revision that is not a non-negative decimal); -E2BIG: over a limit. */
+int etcd_parse(const char *p, size_t len, struct etcd_answer *out);
+void etcd_answer_free(struct etcd_answer *a);
+
+/* The watch stream: newline-separated JSON objects arriving in arbitrary pieces. feed appends
+ * len bytes and calls cb once per complete line (empty lines skipped). A line over
+ * ETCD_ANSWER_MAX is -E2BIG; cb's negative return stops and is returned. */
+struct etcd_stream {
+	char *buf;
+	size_t len, cap;
+};
+typedef int (*etcd_line_cb)(const char *line, size_t len, void *ud);
+int etcd_stream_feed(struct etcd_stream *s, const char *p, size_t len, etcd_line_cb cb, void *ud);
+void etcd_stream_free(struct etcd_stream *s);
+
+typedef struct etcd_client etcd_client;
+
+/* urls: "http://H:P[,http://H:P...]" (1..ETCD_ENDPOINTS_MAX, each < ETCD_URL_MAX, http only);
+ * timeout_ms: per request and endpoint (0: ETCD_TIMEOUT_MS_DEFAULT). -EINVAL for a bad list. */
+int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms);
+void etcd_client_free(etcd_client *c);
+/* The last transport error as text (for logs), "" when none. */
+const char *etcd_client_error(const etcd_client *c);
+
+/* The key (prefix: every key starting with it), linearizable. */
+int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct etcd_answer *out);
+/* A transaction: if key's mod_revision == mod_rev (0: the key does not exist) then put value
+ * (val NULL: delete the key). *succeeded false: the compare failed (someone else wrote it);
+ * *revision (may be NULL) the store's revision after it. */
+int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
+             size_t vlen, bool *succeeded, int64_t *revision);
+/* A plain put (tests, keyring). */
+int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Watches every key under prefix from revision start_rev, blocking: each line goes to cb (its
+ * negative return ends the watch with it). Returns when the stream ends (0), *stop becomes true
+ * (checked at least every 200 ms: 0), or on an error (the endpoint fails over next time).
+ * Never times out while the stream is open. */
+int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev,
+               etcd_line_cb cb, void *ud, const volatile bool *stop);

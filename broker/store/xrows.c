@@ -1,0 +1,680 @@
+/* xrows.c: the store's sealed rows as bytes, for a cluster (store.h "cluster rows"): export,
+ * pure bounded decoders, and imports checked with this node's keys. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "broker/store/store_int.h"
+#include "common/cleanup.h"
+#include "common/limits.h"
+#include "common/names.h"
+
+#define XROWS_SECRET_MAGIC "secretd/rows/secret/v1"
+#define XROWS_GRANT_MAGIC "secretd/rows/grant/v1"
+#define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"
+#define XROWS_KEKS_MAX 1024
+#define STORE_META_CLUSTER_REV "cluster.rev"
+
+void store_cluster_ids(store *s, bool on)
+{
+	if (s)
+		s->cluster_ids = on;
+}
+
+int64_t store_cluster_id(void)
+{
+	uint64_t v;
+	randombytes_buf(&v, sizeof(v));
+	return (int64_t)((1ULL << 40) + v % ((1ULL << 62) - (1ULL << 40)));
+}
+
+/* ---- a bounded reader ---- */
+
+struct xr {
+	const uint8_t *p;
+	size_t len, off;
+	bool bad;
+};
+
+static uint64_t xr_u64(struct xr *r)
+{
+	if (r->bad || r->len - r->off < 8) {
+		r->bad = true;
+		return 0;
+	}
+	uint64_t v = store_be64(r->p + r->off);
+	r->off += 8;
+	return v;
+}
+
+static const uint8_t *xr_bytes(struct xr *r, size_t max, size_t *n)
+{
+	uint64_t l = xr_u64(r);
+	if (r->bad || l > max || l > r->len - r->off) {
+		r->bad = true;
+		*n = 0;
+		return NULL;
+	}
+	const uint8_t *q = r->p + r->off;
+	r->off += l;
+	*n = (size_t)l;
+	return q;
+}
+
+/* A string field into buf (cap bytes with its NUL): no NUL byte inside. */
+static int xr_str(struct xr *r, char *buf, size_t cap)
+{
+	size_t n;
+	const uint8_t *q = xr_bytes(r, cap - 1, &n);
+	if (!q || memchr(q, 0, n)) {
+		r->bad = true;
+		return -EBADMSG;
+	}
+	memcpy(buf, q, n);
+	buf[n] = 0;
+	return 0;
+}
+
+static char *xr_strdup(struct xr *r, size_t max)
+{
+	size_t n;
+	const uint8_t *q = xr_bytes(r, max, &n);
+	if (!q || memchr(q, 0, n)) {
+		r->bad = true;
+		return NULL;
+	}
+	return strndup((const char *)q, n);
+}
+
+static int xr_magic(struct xr *r, const char *magic)
+{
+	size_t n;
+	const uint8_t *q = xr_bytes(r, 64, &n);
+	return q && n == strlen(magic) && memcmp(q, magic, n) == 0 ? 0 : -EBADMSG;
+}
+
+/* ---- secrets ---- */
+
+int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out)
+{
+	if (!p || !out)
+		return -EINVAL;
+	*out = (struct store_xsecret){0};
+	if (len > STORE_XROWS_MAX)
+		return -E2BIG;
+	struct xr r = {.p = p, .len = len};
+	if (xr_magic(&r, XROWS_SECRET_MAGIC) < 0)
+		return -EBADMSG;
+	uint64_t id = xr_u64(&r);
+	if (xr_str(&r, out->name, sizeof(out->name)) < 0)
+		return -EBADMSG;
+	out->id = (int64_t)id;
+	out->current = xr_u64(&r);
+	out->keep = (int64_t)xr_u64(&r);
+	out->created = (int64_t)xr_u64(&r);
+	out->updated = (int64_t)xr_u64(&r);
+	out->head = xr_bytes(&r, CRYPT_MAC_BYTES, &out->headlen);
+	uint64_t nv = xr_u64(&r);
+	if (r.bad || id == 0 || id > INT64_MAX || nv == 0 || nv > STORE_XROWS_VERSIONS_MAX ||
+	    out->keep < 1 || out->keep > STORE_KEEP_MAX || out->headlen != CRYPT_MAC_BYTES ||
+	    names_check(out->name, strlen(out->name), NULL) < 0)
+		return -EBADMSG;
+	out->v = calloc(nv, sizeof(*out->v));
+	if (!out->v)
+		return -ENOMEM;
+	out->nv = nv;
+	for (size_t i = 0; i < nv; i++) {
+		struct store_xversion *v = &out->v[i];
+		v->version = xr_u64(&r);
+		v->kek_id = xr_u64(&r);
+		v->wk = xr_bytes(&r, STORE_WRAPPED_KEY_BYTES, &v->wklen);
+		v->ct = xr_bytes(&r, STORE_XROWS_MAX, &v->ctlen);
+		v->size = xr_u64(&r);
+		v->created = (int64_t)xr_u64(&r);
+		if (r.bad || v->version == 0 || v->version > INT64_MAX || v->kek_id == 0 ||
+		    v->kek_id > INT64_MAX || v->ctlen != v->size + CRYPT_SEAL_OVERHEAD ||
+		    (i && v->version <= out->v[i - 1].version))
+			goto bad;
+	}
+	if (r.off != r.len)
+		goto bad;
+	return 0;
+bad:
+	free(out->v);
+	out->v = NULL;
+	out->nv = 0;
+	return -EBADMSG;
+}
+
+int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
+{
+	if (!s || !name || !out || !len)
+		return -EINVAL;
+	*out = NULL;
+	*len = 0;
+	struct store_row row;
+	int r = store_secret_load(s, name, &row);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *h = NULL, *vs = NULL;
+	r = store_prepare(s->db, "SELECT created, updated, head FROM secrets WHERE id = ?1", &h);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(h, 1, row.id);
+	if (sqlite3_step(h) != SQLITE_ROW)
+		return -EIO;
+	struct store_buf b = {0};
+	store_buf_str(&b, XROWS_SECRET_MAGIC);
+	store_buf_u64(&b, (uint64_t)row.id);
+	store_buf_str(&b, name);
+	store_buf_u64(&b, row.current);
+	store_buf_u64(&b, (uint64_t)row.keep);
+	store_buf_u64(&b, (uint64_t)sqlite3_column_int64(h, 0));
+	store_buf_u64(&b, (uint64_t)sqlite3_column_int64(h, 1));
+	store_buf_bytes(&b, sqlite3_column_blob(h, 2), (size_t)sqlite3_column_bytes(h, 2));
+	r = store_prepare(s->db,
+	                  "SELECT version, kek_id, wrapped_key, ciphertext, size, created FROM "
+	                  "versions WHERE secret_id = ?1 ORDER BY version",
+	                  &vs);
+	if (r < 0) {
+		store_buf_free(&b);
+		return r;
+	}
+	sqlite3_bind_int64(vs, 1, row.id);
+	struct store_buf vb = {0};
+	uint64_t nv = 0;
+	int rc;
+	while ((rc = sqlite3_step(vs)) == SQLITE_ROW) {
+		nv++;
+		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 0));
+		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 1));
+		store_buf_bytes(&vb, sqlite3_column_blob(vs, 2), (size_t)sqlite3_column_bytes(vs, 2));
+		store_buf_bytes(&vb, sqlite3_column_blob(vs, 3), (size_t)sqlite3_column_bytes(vs, 3));
+		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 4));
+		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 5));
+		if (vb.len > STORE_XROWS_MAX)
+			break;
+	}
+	store_buf_u64(&b, nv);
+	store_buf_add(&b, vb.p, vb.len);
+	bool oom = b.oom || vb.oom;
+	store_buf_free(&vb);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = store_sqlerr(rc);
+	else if (oom)
+		r = -ENOMEM;
+	else if (b.len > STORE_XROWS_MAX)
+		r = -EFBIG;
+	if (r < 0) {
+		store_buf_free(&b);
+		return r;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+static int store_rev_tx(store *s, uint64_t rev)
+{
+	return rev ? store_meta_put_u64(s->db, STORE_META_CLUSTER_REV, rev) : 0;
+}
+
+int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint64_t rev,
+                        char **name_out, bool *changed)
+{
+	if (!s || !p)
+		return -EINVAL;
+	if (name_out)
+		*name_out = NULL;
+	if (changed)
+		*changed = false;
+	struct store_xsecret x;
+	int r = store_xsecret_decode(p, len, &x);
+	if (r < 0)
+		return r;
+	_cleanup_free_ struct store_xversion *vfree = x.v;
+	for (size_t i = 0; i < x.nv; i++)
+		if (!store_kek_find(s, x.v[i].kek_id))
+			return -EBADMSG; /* a generation this node does not have */
+	/* Already these rows? (the node's own change coming back through the watch) */
+	_cleanup_free_ uint8_t *mine = NULL;
+	size_t minelen = 0;
+	r = store_secret_export(s, x.name, &mine, &minelen);
+	if (r == 0 && minelen == len && memcmp(mine, p, len) == 0) {
+		if (name_out && !(*name_out = strdup(x.name)))
+			return -ENOMEM;
+		return rev ? store_cluster_rev_set(s, rev) : 0;
+	}
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL, *up = NULL, *del = NULL, *ins = NULL;
+	r = store_prepare(s->db, "SELECT id, name, current FROM secrets WHERE name = ?1 OR id = ?2",
+	                  &q);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(q, 1, x.name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, x.id);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(q, 1);
+		if (sqlite3_column_int64(q, 0) != x.id || !n || strcmp(n, x.name) != 0) {
+			r = -EEXIST; /* made on two nodes at once, or a row moved to another name */
+			goto out;
+		}
+		if (!force && (uint64_t)sqlite3_column_int64(q, 2) > x.current) {
+			r = -ESTALE;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto out;
+	}
+	r = store_prepare(s->db,
+	                  "INSERT INTO secrets (id, name, current, keep, created, updated, head) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET "
+	                  "current = ?3, keep = ?4, created = ?5, updated = ?6, head = ?7",
+	                  &up);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(up, 1, x.id);
+	sqlite3_bind_text(up, 2, x.name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 3, (int64_t)x.current);
+	sqlite3_bind_int64(up, 4, x.keep);
+	sqlite3_bind_int64(up, 5, x.created);
+	sqlite3_bind_int64(up, 6, x.updated);
+	sqlite3_bind_blob(up, 7, x.head, (int)x.headlen, SQLITE_STATIC);
+	r = store_step_done(up);
+	if (r < 0)
+		goto out;
+	r = store_prepare(s->db, "DELETE FROM versions WHERE secret_id = ?1", &del);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(del, 1, x.id);
+	r = store_step_done(del);
+	if (r < 0)
+		goto out;
+	r = store_prepare(s->db,
+	                  "INSERT INTO versions (secret_id, version, kek_id, wrapped_key, "
+	                  "ciphertext, size, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	                  &ins);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < x.nv; i++) {
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, x.id);
+		sqlite3_bind_int64(ins, 2, (int64_t)x.v[i].version);
+		sqlite3_bind_int64(ins, 3, (int64_t)x.v[i].kek_id);
+		sqlite3_bind_blob(ins, 4, x.v[i].wk, (int)x.v[i].wklen, SQLITE_STATIC);
+		sqlite3_bind_blob64(ins, 5, x.v[i].ct, x.v[i].ctlen, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 6, (int64_t)x.v[i].size);
+		sqlite3_bind_int64(ins, 7, x.v[i].created);
+		r = store_step_done(ins);
+		if (r < 0)
+			goto out;
+	}
+	/* The head MAC, made with the cluster's MAC root, must hold over exactly these rows. */
+	struct store_row row;
+	r = store_secret_load(s, x.name, &row);
+	if (r == 0)
+		r = store_rev_tx(s, rev);
+out:
+	r = store_end(s->db, r);
+	if (r == 0 && changed)
+		*changed = true;
+	if (r == 0 && name_out && !(*name_out = strdup(x.name)))
+		return -ENOMEM;
+	return r;
+}
+
+int store_secret_forget(store *s, const char *name, uint64_t rev)
+{
+	if (!s || store_name_ok(name) < 0)
+		return -EINVAL;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		r = store_step_done(st);
+	}
+	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	if (r == 0)
+		r = store_rev_tx(s, rev);
+	r = store_end(s->db, r);
+	if (r == 0)
+		s->life_gen++;
+	return r == 0 && gone ? -ENOENT : r;
+}
+
+/* ---- grants ---- */
+
+int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uint8_t mac[32])
+{
+	if (!p || !g || !mac)
+		return -EINVAL;
+	*g = (struct store_grant){0};
+	if (len > STORE_XROWS_MAX)
+		return -E2BIG;
+	struct xr r = {.p = p, .len = len};
+	if (xr_magic(&r, XROWS_GRANT_MAGIC) < 0)
+		return -EBADMSG;
+	g->id = (int64_t)xr_u64(&r);
+	g->secret = xr_strdup(&r, SECRETD_NAME_MAX + 16);
+	g->selector = xr_strdup(&r, SECRETD_SELECTOR_MAX);
+	uint64_t has_path = xr_u64(&r);
+	if (has_path == 1)
+		g->path = xr_strdup(&r, SECRETD_PATH_MAX);
+	uint64_t mode = xr_u64(&r), uid = xr_u64(&r), gid = xr_u64(&r), flags = xr_u64(&r);
+	g->created = (int64_t)xr_u64(&r);
+	size_t ml;
+	const uint8_t *m = xr_bytes(&r, CRYPT_MAC_BYTES, &ml);
+	g->mode = (uint32_t)mode;
+	g->uid = (int64_t)uid;
+	g->gid = (int64_t)gid;
+	g->flags = (uint32_t)flags;
+	if (r.bad || r.off != r.len || !g->secret || !g->selector || has_path > 1 ||
+	    (has_path && !g->path) || g->id <= 0 || mode > 0777 || flags > UINT32_MAX ||
+	    ml != CRYPT_MAC_BYTES) {
+		free(g->secret);
+		free(g->selector);
+		free(g->path);
+		*g = (struct store_grant){0};
+		return -EBADMSG;
+	}
+	memcpy(mac, m, CRYPT_MAC_BYTES);
+	return 0;
+}
+
+int store_grant_export(store *s, const char *target, const char *selector, uint8_t **out,
+                       size_t *len)
+{
+	if (!s || !target || !selector || !out || !len)
+		return -EINVAL;
+	*out = NULL;
+	*len = 0;
+	struct store_grant *v = NULL;
+	size_t n = 0;
+	int r = store_grants(s, &v, &n); /* MACs checked */
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i].secret, target) != 0 || strcmp(v[i].selector, selector) != 0)
+			continue;
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		r = store_prepare(s->db, "SELECT mac FROM grants WHERE id = ?1", &st);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, v[i].id);
+		if (sqlite3_step(st) != SQLITE_ROW ||
+		    sqlite3_column_bytes(st, 0) != CRYPT_MAC_BYTES) {
+			r = -EIO;
+			break;
+		}
+		struct store_buf b = {0};
+		store_buf_str(&b, XROWS_GRANT_MAGIC);
+		store_buf_u64(&b, (uint64_t)v[i].id);
+		store_buf_str(&b, v[i].secret);
+		store_buf_str(&b, v[i].selector);
+		store_buf_u64(&b, v[i].path ? 1 : 0);
+		if (v[i].path)
+			store_buf_str(&b, v[i].path);
+		store_buf_u64(&b, v[i].mode);
+		store_buf_u64(&b, (uint64_t)v[i].uid);
+		store_buf_u64(&b, (uint64_t)v[i].gid);
+		store_buf_u64(&b, v[i].flags);
+		store_buf_u64(&b, (uint64_t)v[i].created);
+		store_buf_bytes(&b, sqlite3_column_blob(st, 0), CRYPT_MAC_BYTES);
+		if (b.oom) {
+			store_buf_free(&b);
+			r = -ENOMEM;
+			break;
+		}
+		*out = b.p;
+		*len = b.len;
+		r = 0;
+		break;
+	}
+	store_grants_free(v, n);
+	return r;
+}
+
+int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, bool *changed)
+{
+	if (!s || !p)
+		return -EINVAL;
+	if (changed)
+		*changed = false;
+	struct store_grant g;
+	uint8_t mac[CRYPT_MAC_BYTES];
+	int r = store_xgrant_decode(p, len, &g, mac);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *gs = g.secret, *gsel = g.selector, *gp = g.path;
+	r = store_grant_check_mac(s, &g, mac);
+	if (r < 0)
+		return r;
+	_cleanup_free_ uint8_t *mine = NULL;
+	size_t minelen = 0;
+	if (store_grant_export(s, g.secret, g.selector, &mine, &minelen) == 0 && minelen == len &&
+	    memcmp(mine, p, len) == 0)
+		return rev ? store_cluster_rev_set(s, rev) : 0;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	r = store_prepare(s->db,
+	                  "DELETE FROM grants WHERE id = ?1 OR (secret = ?2 AND selector = ?3)",
+	                  &del);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(del, 1, g.id);
+	sqlite3_bind_text(del, 2, g.secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(del, 3, g.selector, -1, SQLITE_STATIC);
+	r = store_step_done(del);
+	if (r < 0)
+		goto out;
+	r = store_prepare(s->db,
+	                  "INSERT INTO grants (id, secret, selector, path, mode, uid, gid, flags, "
+	                  "created, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	                  &ins);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(ins, 1, g.id);
+	sqlite3_bind_text(ins, 2, g.secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ins, 3, g.selector, -1, SQLITE_STATIC);
+	if (g.path)
+		sqlite3_bind_text(ins, 4, g.path, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(ins, 4);
+	sqlite3_bind_int64(ins, 5, g.mode);
+	sqlite3_bind_int64(ins, 6, g.uid);
+	sqlite3_bind_int64(ins, 7, g.gid);
+	sqlite3_bind_int64(ins, 8, g.flags);
+	sqlite3_bind_int64(ins, 9, g.created);
+	sqlite3_bind_blob(ins, 10, mac, sizeof(mac), SQLITE_STATIC);
+	r = store_step_done(ins);
+	if (r == 0)
+		r = store_rev_tx(s, rev);
+out:
+	r = store_end(s->db, r);
+	if (r == 0 && changed)
+		*changed = true;
+	return r;
+}
+
+int store_grant_forget(store *s, const char *target, const char *selector, uint64_t rev)
+{
+	if (!s || !target || !selector)
+		return -EINVAL;
+	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+		r = store_step_done(st);
+	}
+	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	if (r == 0)
+		r = store_rev_tx(s, rev);
+	r = store_end(s->db, r);
+	return r == 0 && gone ? -ENOENT : r;
+}
+
+/* ---- the keyring ---- */
+
+int store_keyring_export(store *s, uint8_t **out, size_t *len)
+{
+	if (!s || !out || !len)
+		return -EINVAL;
+	*out = NULL;
+	*len = 0;
+	char kind[32] = {0};
+	size_t kl;
+	int r = store_meta_get(s->db, "root.kind", (uint8_t *)kind, sizeof(kind) - 1, &kl);
+	if (r < 0)
+		return r;
+	uint8_t w[STORE_WRAPPED_KEY_BYTES];
+	size_t wl;
+	r = store_meta_get(s->db, "mac.root", w, sizeof(w), &wl);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	r = store_prepare(s->db, "SELECT id, wrapped, created FROM keks ORDER BY id", &st);
+	if (r < 0)
+		return r;
+	struct store_buf kb = {0};
+	uint64_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		store_buf_u64(&kb, (uint64_t)sqlite3_column_int64(st, 0));
+		store_buf_bytes(&kb, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		store_buf_u64(&kb, (uint64_t)sqlite3_column_int64(st, 2));
+	}
+	struct store_buf b = {0};
+	store_buf_str(&b, XROWS_KEYRING_MAGIC);
+	store_buf_str(&b, kind);
+	store_buf_bytes(&b, w, wl);
+	store_buf_u64(&b, n);
+	store_buf_add(&b, kb.p, kb.len);
+	bool oom = b.oom || kb.oom;
+	store_buf_free(&kb);
+	if (rc != SQLITE_DONE || oom) {
+		store_buf_free(&b);
+		return oom ? -ENOMEM : store_sqlerr(rc);
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+int store_keyring_adopt(store *s, const uint8_t *p, size_t len)
+{
+	if (!s || !p)
+		return -EINVAL;
+	if (len > STORE_XROWS_MAX)
+		return -E2BIG;
+	struct xr x = {.p = p, .len = len};
+	char kind[32];
+	if (xr_magic(&x, XROWS_KEYRING_MAGIC) < 0 || xr_str(&x, kind, sizeof(kind)) < 0)
+		return -EBADMSG;
+	if (strcmp(kind, STORE_KIND_KEYFILE) != 0)
+		return -EINVAL;
+	size_t wl;
+	const uint8_t *w = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &wl);
+	uint64_t n = xr_u64(&x);
+	if (x.bad || wl != STORE_WRAPPED_KEY_BYTES || n == 0 || n > XROWS_KEKS_MAX)
+		return -EBADMSG;
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!k)
+		return -ENOMEM;
+	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,
+	               wl, k) < 0)
+		return -EKEYREJECTED;
+	size_t start = x.off;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t id = xr_u64(&x);
+		size_t kwl;
+		const uint8_t *kw = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &kwl);
+		xr_u64(&x);
+		if (x.bad || kwl != STORE_WRAPPED_KEY_BYTES || id == 0 || id > INT64_MAX)
+			return -EBADMSG;
+		char ad[32];
+		store_ad_kek(ad, sizeof(ad), id);
+		if (crypt_open(s->root_key, (const uint8_t *)ad, strlen(ad), kw, kwl, k) < 0)
+			return -EKEYREJECTED;
+	}
+	if (x.off != x.len)
+		return -EBADMSG;
+	char mykind[32] = {0};
+	size_t ml;
+	int r = store_meta_get(s->db, "root.kind", (uint8_t *)mykind, sizeof(mykind) - 1, &ml);
+	if (r < 0)
+		return r;
+	if (strcmp(mykind, STORE_KIND_KEYFILE) != 0)
+		return -EINVAL;
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *cnt = NULL, *ins = NULL;
+	r = store_prepare(s->db,
+	                  "SELECT (SELECT count(*) FROM secrets) + (SELECT count(*) FROM grants) + "
+	                  "(SELECT count(*) FROM templates) + (SELECT count(*) FROM audit)",
+	                  &cnt);
+	if (r < 0)
+		goto out;
+	if (sqlite3_step(cnt) != SQLITE_ROW) {
+		r = -EIO;
+		goto out;
+	}
+	if (sqlite3_column_int64(cnt, 0) != 0) {
+		r = -ENOTEMPTY;
+		goto out;
+	}
+	r = store_meta_put(s->db, "mac.root", w, wl);
+	if (r == 0)
+		r = store_exec(s->db, "DELETE FROM keks");
+	if (r == 0)
+		r = store_prepare(s->db, "INSERT INTO keks (id, wrapped, created) VALUES (?1, ?2, ?3)",
+		                  &ins);
+	x.off = start;
+	for (uint64_t i = 0; r == 0 && i < n; i++) {
+		uint64_t id = xr_u64(&x);
+		size_t kwl;
+		const uint8_t *kw = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &kwl);
+		uint64_t created = xr_u64(&x);
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (int64_t)id);
+		sqlite3_bind_blob(ins, 2, kw, (int)kwl, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, (int64_t)created);
+		r = store_step_done(ins);
+	}
+out:
+	return store_end(s->db, r);
+}
+
+int store_cluster_rev(store *s, uint64_t *rev)
+{
+	if (!s || !rev)
+		return -EINVAL;
+	*rev = 0;
+	int r = store_meta_u64(s->db, STORE_META_CLUSTER_REV, rev);
+	return r == -EBADMSG ? (*rev = 0, 0) : r;
+}
+
+int store_cluster_rev_set(store *s, uint64_t rev)
+{
+	if (!s)
+		return -EINVAL;
+	return store_meta_put_u64(s->db, STORE_META_CLUSTER_REV, rev);
+}
