@@ -55,6 +55,7 @@ struct main_opts {
 	bool no_open;
 	bool no_keeper;
 	bool key_file_set;
+	const char *etcd, *cluster; /* cluster mode (main_cluster.c) */
 };
 
 static void main_usage(FILE *f)
@@ -63,6 +64,7 @@ static void main_usage(FILE *f)
 	    f,
 	    "usage:\n"
 	    "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
+	    "               [--etcd URL[,URL...] --cluster NAME]\n"
 	    "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
 	    "--passphrase-file F]\n"
 	    "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
@@ -70,6 +72,7 @@ static void main_usage(FILE *f)
 	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
 	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
+	    "               [--etcd URL[,URL...] --cluster NAME]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
@@ -83,6 +86,10 @@ static void main_usage(FILE *f)
 	    "rekey (daemon stopped) re-seals the store's key generations under a new key file\n"
 	    "(created, 0400) or passphrase; the old key stops working, secrets are untouched.\n"
 	    "  --max-value BYTES  largest secret value (default %d)\n"
+	    "  --etcd URL[,URL...] --cluster NAME  cluster mode (docs/cluster.md): secrets and\n"
+	    "                     grants are shared with every node of cluster NAME through\n"
+	    "                     etcd (sealed rows only; the key file is the same on every\n"
+	    "                     node); init creates the cluster or joins it\n"
 	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
 	    "                     the next start re-mounts them (debugging)\n"
 	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
@@ -188,6 +195,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"max-conns-per-ident", required_argument, NULL, 'I'},
 	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"request-timeout", required_argument, NULL, 'Q'},
+	    {"etcd", required_argument, NULL, 'e'},
+	    {"cluster", required_argument, NULL, 'c'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -302,6 +311,12 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 'N':
 			o->no_keeper = true;
 			break;
+		case 'e':
+			o->etcd = optarg;
+			break;
+		case 'c':
+			o->cluster = optarg;
+			break;
 		case 'd':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -319,6 +334,11 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	}
 	if (o->key_file_set && o->pass_file) {
 		fprintf(stderr, "secretd: give --key-file or --passphrase-file, not both\n");
+		return -EINVAL;
+	}
+	if (!o->etcd != !o->cluster || (o->etcd && o->pass_file)) {
+		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster, and a key "
+		                "file (not a passphrase)\n");
 		return -EINVAL;
 	}
 	if (!o->state_dir)
@@ -362,7 +382,8 @@ static int main_init(struct main_opts *o)
 	struct store_opts so = {.state_dir = o->state_dir,
 	                        .key_file = o->pass_file ? NULL : o->key_file,
 	                        .pass_file = o->pass_file,
-	                        .max_value = o->max_value};
+	                        .max_value = o->max_value,
+	                        .shared_key = o->cluster != NULL};
 	int r = store_init(&so);
 	if (r == -EINVAL && !o->pass_file) {
 		fprintf(stderr, "secretd: init: the key file must not be inside the state dir\n");
@@ -374,7 +395,7 @@ static int main_init(struct main_opts *o)
 	}
 	printf("initialised store in %s (%s)\n", o->state_dir,
 	       o->pass_file ? "passphrase" : o->key_file);
-	return 0;
+	return o->etcd ? main_cluster_init(o->state_dir, o->key_file, o->etcd, o->cluster) : 0;
 }
 
 static int main_rekey(struct main_opts *o)
@@ -858,6 +879,7 @@ static int main_run(struct main_opts *o)
 	drivers *dr = NULL;
 	int sfd = -1;
 	keeper_link *kl = NULL;
+	struct main_cluster *mcl = NULL;
 	struct main_conns conns = {0};
 	int inh[2] = {-1, -1};
 
@@ -961,6 +983,8 @@ static int main_run(struct main_opts *o)
 		log_error("service: %s", strerror(-r));
 		goto out;
 	}
+	if (o->etcd && main_cluster_start(&mcl, s, l, sv, o->etcd, o->cluster) < 0)
+		goto out; /* logged */
 	/* Before serving: the containers that ran under the previous daemon get their mounts back
 	 * (no held connections yet: a later keeper passes its take_held). */
 	struct mounts_restore_counts rc_n;
@@ -1037,6 +1061,7 @@ out:
 		api_stop(a);
 	}
 	drivers_stop(dr);
+	main_cluster_stop(mcl);
 	service_free(sv);
 	if (main_handoff)
 		mounts_release(m);

@@ -4,3 +4,18 @@
 /* Runs `secretd run` as the keeper (broker/keeper/keeper.h) of a worker exec'd with the same argv;
  * returns the process's exit status. */
 int main_keeper(char **argv);
+
+/* broker/main_cluster.c: cluster mode (--etcd URL[,URL...] --cluster NAME; docs/cluster.md). */
+struct store;
+struct loop;
+struct service;
+struct main_cluster;
+/* `secretd init --etcd --cluster`: joins the new store at state_dir (key_file) to the cluster:
+ * publishes its keyring (the first node) or adopts the cluster's. Prints what it did; returns
+ * the process's exit status. */
+int main_cluster_init(const char *state_dir, const char *key_file, const char *etcd,
+                      const char *name);
+/* `secretd run --etcd --cluster`: starts the node (logs why not; -errno) and sets it on sv. */
+int main_cluster_start(struct main_cluster **out, struct store *s, struct loop *l,
+                       struct service *sv, const char *etcd, const char *name);
+void main_cluster_stop(struct main_cluster *mc);

@@ -138,6 +138,30 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_renders_total", "counter",
 	       "Renderings of rendered files (templates) made: an input changed, or the first.",
 	       "secretd_renders_total %" PRIu64, g->renders);
+	METRIC("secretd_cluster", "gauge",
+	       "1 in cluster mode (--etcd): secrets and grants are shared through etcd.",
+	       "secretd_cluster %" PRIu64, g->cluster);
+	METRIC("secretd_cluster_watching", "gauge",
+	       "1 while this node's etcd watch stream is open.",
+	       "secretd_cluster_watching %" PRIu64, g->cluster_watching);
+	METRIC("secretd_cluster_revision", "gauge",
+	       "The etcd revision this node has applied (kept in its store).",
+	       "secretd_cluster_revision %" PRIu64, g->cluster_revision);
+	METRIC("secretd_cluster_applied_total", "counter",
+	       "Rows from etcd applied to this node's store (changes of other nodes).",
+	       "secretd_cluster_applied_total %" PRIu64, g->cluster_applied);
+	METRIC("secretd_cluster_rejected_total", "counter",
+	       "Rows from etcd refused (integrity check, rollback, id collision): not applied.",
+	       "secretd_cluster_rejected_total %" PRIu64, g->cluster_rejected);
+	METRIC("secretd_cluster_write_failures_total", "counter",
+	       "Writes refused because etcd could not be reached.",
+	       "secretd_cluster_write_failures_total %" PRIu64, g->cluster_write_failures);
+	METRIC("secretd_cluster_conflicts_total", "counter",
+	       "Writes refused because another node changed the same key.",
+	       "secretd_cluster_conflicts_total %" PRIu64, g->cluster_conflicts);
+	METRIC("secretd_cluster_watch_errors_total", "counter",
+	       "etcd watch streams that broke (reconnected with backoff).",
+	       "secretd_cluster_watch_errors_total %" PRIu64, g->cluster_watch_errors);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -39,6 +39,9 @@ struct metrics_gauges {
 	uint64_t renders;          /* rendered files rendered (an input changed) (counter) */
 	uint64_t restore_failures; /* containers not restored at start (counter) */
 	uint64_t registry_write_failures; /* registry rows not deleted/updated (counter) */
+	/* cluster mode (broker/cluster cluster_stats); all 0 on a single node */
+	uint64_t cluster, cluster_watching, cluster_revision, cluster_applied, cluster_rejected,
+	    cluster_write_failures, cluster_conflicts, cluster_watch_errors;
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/engine/fault.h"
 #include "broker/rules/tmpl.h"
 #include "common/limits.h"
@@ -17,6 +18,7 @@ struct service {
 	mounts *mounts; /* NULL: no views */
 	struct metrics *met;
 	struct service_config cfg;
+	cluster *cluster; /* NULL: a single node */
 };
 
 int service_new(service **out, store *s, mounts *m, struct metrics *met,
@@ -57,6 +59,10 @@ const char *service_result_name(int err)
 	case -EPERM:
 	case -EACCES:
 		return "denied";
+	case -EHOSTUNREACH:
+		return "cluster unreachable";
+	case -ESTALE:
+		return "cluster conflict";
 	default:
 		return "error";
 	}
@@ -64,7 +70,28 @@ const char *service_result_name(int err)
 
 const char *service_strerror(int err)
 {
-	return err == -EBADMSG ? "integrity check failed on a stored row" : strerror(-err);
+	switch (err) {
+	case -EBADMSG:
+		return "integrity check failed on a stored row";
+	case -EHOSTUNREACH:
+		return "the cluster's etcd cannot be reached: writes are refused (reads and "
+		       "containers keep working from this node's copy)";
+	case -ESTALE:
+		return "conflict: another node changed it, or this node has not applied the latest "
+		       "change yet; retry";
+	default:
+		return strerror(-err);
+	}
+}
+
+void service_set_cluster(service *sv, cluster *c)
+{
+	sv->cluster = c;
+}
+
+cluster *service_cluster(service *sv)
+{
+	return sv ? sv->cluster : NULL;
 }
 
 void service_refresh_warning(const struct service_result *res, char *buf, size_t size)
@@ -148,6 +175,38 @@ static struct service_result *service_res(struct service_result *res)
 	return res;
 }
 
+/* Cluster mode: before a change of a secret (name) or a grant (selector non-NULL). */
+static int service_cl_begin(service *sv, const char *name, const char *selector,
+                            struct cluster_pre *pre)
+{
+	*pre = (struct cluster_pre){0};
+	if (!sv->cluster)
+		return 0;
+	return selector ? cluster_grant_begin(sv->cluster, name, selector, pre)
+	                : cluster_secret_begin(sv->cluster, name, pre);
+}
+
+/* Cluster mode: after the local change, its rows go to etcd; when that fails the local change
+ * was undone by cluster: recorded as "cluster-undo" (result: why), and the error returned. */
+static int service_cl_commit(service *sv, const struct store_audit *a, const char *name,
+                             const char *selector, bool gone, struct cluster_pre *pre,
+                             struct service_result *res)
+{
+	if (!sv->cluster)
+		return 0;
+	int undo = 0;
+	int r = selector ? cluster_grant_commit(sv->cluster, name, selector, gone, pre, &undo)
+	                 : cluster_secret_commit(sv->cluster, name, gone, pre, &undo);
+	if (r == 0)
+		return 0;
+	struct store_audit u = *a;
+	u.action = "cluster-undo";
+	u.result = undo ? "undo failed" : NULL;
+	if (undo) /* the local change stands unpublished: the views follow it */
+		service_refresh(sv, a->action, name, res);
+	return service_failed(sv, &u, r, res);
+}
+
 /* A new value starts a new life: without a new expiry the old one is cleared unless kept; *set
  * is store_put_opts.expires (> 0 new, 0 kept, -1 cleared). */
 static int service_expiry(service *sv, const char *name, int64_t new_expiry, bool keep,
@@ -167,9 +226,18 @@ static int service_put_value(service *sv, struct store_audit *a, const char *nam
                              const uint8_t *val, size_t len, const struct store_put_opts *po,
                              struct service_result *res)
 {
-	int r = store_put_ex(sv->store, name, val, len, po, a, &res->version);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, a, r, res);
+	r = store_put_ex(sv->store, name, val, len, po, a, &res->version);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, a, r, res);
+	}
+	r = service_cl_commit(sv, a, name, NULL, false, &pre, res);
+	if (r < 0)
+		return r;
 	if (sv->met)
 		sv->met->puts++;
 	service_refresh(sv, a->action, name, res);
@@ -274,11 +342,20 @@ int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, 
 	service_res(res);
 	struct service_actor d = service_daemon_actor();
 	struct store_audit a = service_audit(&d, "rotate", name);
-	int r = store_put_ex(sv->store, name, val, len, NULL, &a, &res->version);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
+	if (r == 0) {
+		r = store_put_ex(sv->store, name, val, len, NULL, &a, &res->version);
+		if (r < 0)
+			cluster_pre_free(&pre);
+	}
 	if (r < 0) {
 		a.result = "error";
 		return service_failed(sv, &a, r, res);
 	}
+	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res);
+	if (r < 0)
+		return r;
 	if (sv->met)
 		sv->met->puts++;
 	service_refresh(sv, "rotate", name, res);
@@ -305,9 +382,18 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, "delete", name);
-	int r = store_delete_ex(sv->store, name, &a);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
+	r = store_delete_ex(sv->store, name, &a);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, &a, r, res);
+	}
+	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res);
+	if (r < 0)
+		return r;
 	service_refresh(sv, "delete", name, res);
 	return 0;
 }
@@ -317,9 +403,18 @@ int service_expire(service *sv, const char *name, struct service_result *res)
 	service_res(res);
 	struct service_actor d = service_daemon_actor();
 	struct store_audit a = service_audit(&d, "expire", name);
-	int r = store_delete_ex(sv->store, name, &a);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
 	if (r < 0)
+		return r; /* the scheduler reports it */
+	r = store_delete_ex(sv->store, name, &a);
+	if (r < 0) {
+		cluster_pre_free(&pre);
 		return r; /* as before: the scheduler reports it; -ENOENT: deleted meanwhile */
+	}
+	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res);
+	if (r < 0)
+		return r;
 	service_refresh(sv, "expire", name, res);
 	return 0;
 }
@@ -329,9 +424,18 @@ int service_rollback(service *sv, const struct service_actor *who, const char *n
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, "rollback", name);
-	int r = store_rollback(sv->store, name, from, &a, &res->version);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
+	r = store_rollback(sv->store, name, from, &a, &res->version);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, &a, r, res);
+	}
+	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res);
+	if (r < 0)
+		return r;
 	service_refresh(sv, "rollback", name, res);
 	return 0;
 }
@@ -357,9 +461,18 @@ int service_grant(service *sv, const struct service_actor *who, const struct sto
 	         (long long)g->gid, g->flags & STORE_GRANT_PREVIOUS ? " previous" : "",
 	         replace ? " replace" : "");
 	a.detail = detail;
-	int r = store_grant_add_ex(sv->store, g, replace, &a);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, g->secret, g->selector, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
+	r = store_grant_add_ex(sv->store, g, replace, &a);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, &a, r, res);
+	}
+	r = service_cl_commit(sv, &a, g->secret, g->selector, false, &pre, res);
+	if (r < 0)
+		return r;
 	service_refresh(sv, "grant", g->secret, res);
 	return 0;
 }
@@ -372,9 +485,18 @@ int service_revoke(service *sv, const struct service_actor *who, const char *sec
 	char detail[SECRETD_SELECTOR_MAX + 16];
 	snprintf(detail, sizeof(detail), "selector=%s", selector);
 	a.detail = detail;
-	int r = store_grant_remove_ex(sv->store, secret, selector, &a);
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, secret, selector, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
+	r = store_grant_remove_ex(sv->store, secret, selector, &a);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, &a, r, res);
+	}
+	r = service_cl_commit(sv, &a, secret, selector, true, &pre, res);
+	if (r < 0)
+		return r;
 	service_refresh(sv, "revoke", secret, res);
 	return 0;
 }
@@ -459,7 +581,8 @@ int service_key_rotate_begin(service *sv, const struct service_actor *who, uint6
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, "key-rotate", NULL);
-	int r = store_key_rotate_begin(sv->store, &a, kek_id, resumed);
+	/* Cluster mode: a new key generation would have to reach every node first (not built). */
+	int r = sv->cluster ? -EOPNOTSUPP : store_key_rotate_begin(sv->store, &a, kek_id, resumed);
 	return r < 0 ? service_failed(sv, &a, r, res) : 0;
 }
 
@@ -548,4 +671,12 @@ int service_template_delete(service *sv, const struct service_actor *who, const 
 		return service_failed(sv, &a, r, res);
 	service_refresh(sv, a.action, target, res);
 	return 0;
+}
+
+void service_cluster_applied(service *sv, bool changed)
+{
+	if (changed) {
+		struct service_result res = {0};
+		service_refresh(sv, "cluster", NULL, &res);
+	}
 }

@@ -18,6 +18,7 @@
 #include "broker/store/store.h"
 
 typedef struct service service;
+struct cluster; /* broker/cluster/cluster.h */
 
 /* Who asks, as audit records name it. Strings are borrowed for the call. */
 struct service_actor {
@@ -189,6 +190,18 @@ int service_template_delete(service *sv, const struct service_actor *who, const 
  * record of a failed read that cannot be written is counted and reported too. */
 int service_record(service *sv, const struct service_actor *who, const char *action,
                    const char *secret, uint64_t version, int err);
+
+/* ---- cluster mode (broker/cluster, docs/cluster.md) ----
+ * With a cluster set, every change of a secret (put, generate, scheduled rotation, rollback,
+ * delete, expiry) and of a grant (grant, revoke) is made in etcd too: cluster_*_begin before the
+ * local change, cluster_*_commit after it; when etcd refuses or cannot be reached the local
+ * change is undone (recorded as "cluster-undo") and -EHOSTUNREACH or -ESTALE returned (nothing
+ * stored). Key rotation is refused (-EOPNOTSUPP). Labels, templates, expiry and schedules stay
+ * this node's. */
+void service_set_cluster(service *sv, struct cluster *c);
+struct cluster *service_cluster(service *sv);
+/* Changes from other nodes were applied to the store (changed): every view follows. */
+void service_cluster_applied(service *sv, bool changed);
 
 /* The audit result name for an errno ("ok", "not found", "invalid", ...). */
 const char *service_result_name(int err);

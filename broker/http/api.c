@@ -270,6 +270,14 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 	case -ESRCH:
 		api_reply_error(r, 409, "%s: the process is gone", what);
 		break;
+	case -EHOSTUNREACH: /* cluster mode: etcd cannot be reached */
+	case -ESTALE:       /* cluster mode: another node changed it */
+		api_reply_error(r, err == -EHOSTUNREACH ? 503 : 409, "%s: %s", what,
+		                service_strerror(err));
+		break;
+	case -EOPNOTSUPP:
+		api_reply_error(r, 409, "%s: not available in cluster mode yet", what);
+		break;
 	case -ENOTEMPTY:
 		api_reply_error(
 		    r, 409,

@@ -56,6 +56,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/http/api_internal.h"
 #include "broker/http/decode.h"
 #include "broker/http/routes.h"
@@ -1016,6 +1017,19 @@ static void admin_metrics(struct api_req *r)
 	}
 	/* A store that cannot be read is what the metrics are for: the rest is served, the count
 	 * is NaN and counted. */
+	cluster *cl = service_cluster(r->a->cfg.service);
+	if (cl) {
+		struct cluster_stats cs;
+		cluster_get_stats(cl, &cs);
+		g.cluster = 1;
+		g.cluster_watching = cs.watching;
+		g.cluster_revision = cs.revision;
+		g.cluster_applied = cs.applied;
+		g.cluster_rejected = cs.rejected;
+		g.cluster_write_failures = cs.write_failures;
+		g.cluster_conflicts = cs.conflicts;
+		g.cluster_watch_errors = cs.watch_errors;
+	}
 	g.secrets_err = store_count(r->a->store, &g.secrets);
 	if (g.secrets_err < 0)
 		r->a->met->store_read_errors++;

@@ -342,7 +342,8 @@ int store_init(const struct store_opts *o)
 	struct stat st;
 	if (lstat(dbpath, &st) == 0)
 		return -EEXIST;
-	if (!o->pass_file && lstat(o->key_file, &st) == 0)
+	bool key_there = !o->pass_file && lstat(o->key_file, &st) == 0;
+	if (key_there && !o->shared_key)
 		return -EEXIST;
 
 	r = crypt_mkdir_p(o->state_dir, 0700);
@@ -361,9 +362,9 @@ int store_init(const struct store_opts *o)
 		randombytes_buf(salt, sizeof(salt));
 		r = crypt_passphrase_derive(o->pass_file, salt, ops, (size_t)mem, &s.root_key);
 	} else {
-		r = crypt_keyfile_create(o->key_file);
+		r = key_there ? 0 : crypt_keyfile_create(o->key_file);
 		if (r == 0) {
-			created_key = true;
+			created_key = !key_there;
 			r = crypt_keyfile_read(o->key_file, &s.root_key);
 		}
 	}

@@ -24,6 +24,8 @@ struct store_opts {
 	const char *key_file;  /* master key file; used when pass_file is NULL */
 	const char *pass_file; /* passphrase file (Argon2id), or NULL */
 	size_t max_value;      /* 0 = SECRETD_VALUE_MAX_DEFAULT */
+	bool shared_key;       /* init: key_file may exist already (a cluster's root key): it is
+	                        * read, not created, when it does */
 };
 
 /* Creates STATE/secretd.db (schema applied) and, with a key file, a new random key file; with a

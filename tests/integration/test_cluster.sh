@@ -1,0 +1,168 @@
+#!/bin/sh
+# test_cluster.sh: cluster mode, first slice (issue #18). A real 3-member etcd on loopback ports
+# and 3 secretd nodes (own state and runtime dirs, one key file), each serving its own
+# docker-shaped container (cgroup + pid/mount namespaces, self-mounted through its node's
+# workload socket):
+#  - a put on node 1 is read by the container on node 3; a grant made on node 1 reaches all;
+#  - a rotation on node 2 and a revoke on node 1 reach every node's container;
+#  - a value tampered in etcd directly (one ciphertext byte) is refused by every node (logged,
+#    counted in secretd_cluster_rejected_total, not applied: containers keep the good value);
+#  - etcd with 2 of 3 members down: containers still read, a put fails clearly (non-zero, says
+#    etcd cannot be reached, nothing stored); members back: writes work again and converge;
+#  - a node restarted while etcd is entirely down serves its local copy.
+set -eu
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/cgroup_lib.sh
+. "$(dirname "$0")/cgroup_lib.sh"
+# shellcheck source=tests/integration/etcd_lib.sh
+. "$(dirname "$0")/etcd_lib.sh"
+EXTRA_CLEANUP="nodes_stop; cg_cleanup; etcd_cleanup"
+need_root
+need_cgroup2
+need_fuse
+need_etcd
+
+KEY=$T/keys/cluster.key
+CL=sdt$$
+node_init() {
+	"$SECRETD" init --state-dir "$T/n$1/state" --key-file "$KEY" --etcd "$ETCD_URLS" \
+		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
+}
+node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
+node_start() {
+	mkdir -p "$T/n$1/run"
+	"$SECRETD" run --no-keeper --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
+		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" >>"$T/n$1.log" 2>&1 &
+	eval "NODE_PID_$1=$!"
+	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
+}
+node_stop() {
+	eval "pid=\${NODE_PID_$1:-}"
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && { kill -KILL "$pid" 2>/dev/null; break; }
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null || true
+	eval "NODE_PID_$1="
+}
+nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
+# ctlN N ARGS...: secretctl against node N's admin socket
+ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
+metric() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
+
+etcd_start_cluster
+ok "etcd: 3 members healthy"
+node_init 1
+grep -q "^created cluster $CL" "$T/n1.init" || fail "node 1 did not create the cluster: $(cat "$T/n1.init")"
+node_init 2
+node_init 3
+grep -q "^joined cluster $CL" "$T/n3.init" || fail "node 3 did not join: $(cat "$T/n3.init")"
+ok "init: node 1 created the cluster, nodes 2 and 3 joined it (one key file)"
+for n in 1 2 3; do node_start "$n"; done
+
+# One docker-shaped container per node, its secrets self-mounted through its node.
+for n in 1 2 3; do
+	id=$(hex64)
+	mk_cgroup "$CG2" "/docker/$id"
+	eval "C_ID_$n=$id C_CG_$n=$CG"
+done
+# Grants made on node 1 (one per container) reach every node.
+printf 'v1' | ctlN 1 put app/db >/dev/null || fail "put on node 1"
+for n in 1 2 3; do
+	eval "id=\$C_ID_$n"
+	ctlN 1 grant app/db "id:$id" >/dev/null || fail "grant id:$id on node 1"
+done
+for n in 1 2 3; do
+	eval "cg=\$C_CG_$n"
+	start_container "$cg" || fail "container $n did not start"
+	eval "C_PID_$n=$CPID"
+done
+mounted_on() {
+	eval "p=\$C_PID_$1 cg=\$C_CG_$1"
+	cexec "$p" "$cg" "$SECRETCTL" --socket "$T/n$1/run/workload.sock" mount /run/secrets 2>&1 | grep -q "mounted 1"
+}
+for n in 1 2 3; do
+	poll_until 30 mounted_on "$n" || fail "container $n: no mount with app/db through node $n"
+done
+reads() { eval "p=\$C_PID_$1 cg=\$C_CG_$1"; [ "$(cexec "$p" "$cg" cat /run/secrets/app/db 2>/dev/null)" = "$2" ]; }
+cannot_read() { eval "p=\$C_PID_$1 cg=\$C_CG_$1"; ! cexec "$p" "$cg" cat /run/secrets/app/db >/dev/null 2>&1; }
+for n in 1 2 3; do
+	poll_until 30 reads "$n" v1 || fail "container on node $n does not read v1"
+done
+ok "a put and grants on node 1 are read by the containers of nodes 1, 2 and 3"
+
+printf 'v2' | ctlN 2 put app/db >/dev/null || fail "rotation (put) on node 2"
+for n in 1 2 3; do
+	poll_until 30 reads "$n" v2 || fail "container on node $n does not read v2 after the rotation on node 2"
+done
+[ "$(ctlN 3 get app/db)" = v2 ] || fail "node 3's store does not hold v2"
+ok "a rotation on node 2 reaches every node's container"
+
+ctlN 1 revoke app/db "id:$C_ID_3" >/dev/null || fail "revoke on node 1"
+poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after the revoke on node 1"
+reads 1 v2 && reads 2 v2 || fail "the revoke of node 3's grant changed the other containers"
+ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
+
+# --- tampering in etcd directly: flip one byte of the current ciphertext
+KEYB64=$(printf '/secretd/%s/s/app/db' "$CL" | base64 -w0)
+curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$KEYB64\"}" >"$T/range.json" || fail "range from etcd"
+python3 - "$T/range.json" "$T/good.b64" "$T/bad.b64" <<'PY'
+import base64, json, sys
+kv = json.load(open(sys.argv[1]))["kvs"][0]
+v = bytearray(base64.b64decode(kv["value"]))
+open(sys.argv[2], "w").write(base64.b64encode(bytes(v)).decode())
+v[-20] ^= 0x01  # inside the last version's ciphertext (the last field is its created time)
+open(sys.argv[3], "w").write(base64.b64encode(bytes(v)).decode())
+PY
+rej1=$(metric 1 secretd_cluster_rejected_total)
+rej3=$(metric 3 secretd_cluster_rejected_total)
+curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/bad.b64")\"}" >/dev/null ||
+	fail "put the tampered value into etcd"
+rejected_more() { [ "$(metric "$1" secretd_cluster_rejected_total)" -gt "$2" ]; }
+poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the tampered value"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the tampered value"
+grep -q "refused /secretd/$CL/s/app/db from etcd: integrity check failed" "$T/n3.log" ||
+	fail "node 3 did not log the refusal: $(grep cluster "$T/n3.log" | tail -n 3)"
+reads 1 v2 && reads 2 v2 || fail "a container read something else than v2 after the tampering"
+ok "a value tampered in etcd is refused by the nodes (logged, counted), containers keep v2"
+# Put the good rows back (what an operator restores): the nodes already hold them.
+curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/good.b64")\"}" >/dev/null ||
+	fail "put the good value back"
+
+# --- 2 of 3 etcd members down
+etcd_kill 2
+etcd_kill 3
+reads 1 v2 && reads 2 v2 || fail "containers do not read with 2 of 3 etcd members down"
+if printf 'v3' | ctlN 1 put app/db >"$T/put.out" 2>&1; then
+	fail "a put succeeded with 2 of 3 etcd members down"
+fi
+grep -q "etcd cannot be reached" "$T/put.out" || fail "the put's error does not say why: $(cat "$T/put.out")"
+reads 1 v2 || fail "the refused put changed node 1's value"
+[ "$(ctlN 1 get app/db)" = v2 ] || fail "the refused put left another value on node 1"
+[ "$(ctlN 1 --json versions app/db | grep -c '"version"')" = 2 ] ||
+	fail "the refused put left a version on node 1: $(ctlN 1 --json versions app/db)"
+ok "2 of 3 etcd members down: containers read, a put fails clearly ($(head -c 120 "$T/put.out"))"
+
+etcd_start 2
+etcd_start 3
+poll_until 60 etcd_healthy || fail "etcd did not recover"
+put_v3() { printf 'v3' | ctlN 1 put app/db >/dev/null 2>&1; }
+poll_until 60 put_v3 || fail "writes do not work again after etcd recovered"
+for n in 1 2; do
+	poll_until 30 reads "$n" v3 || fail "container on node $n does not read v3 after etcd recovered"
+done
+ok "etcd back: writes work again and every node converges"
+
+# --- a node restarted while etcd is entirely down serves its local copy
+node_stop 2
+etcd_kill 1
+etcd_kill 2
+etcd_kill 3
+node_start 2
+poll_until 30 reads 2 v3 || fail "node 2 restarted without etcd does not serve v3"
+ok "a node restarted while etcd is down serves its local copy"
