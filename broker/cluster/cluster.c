@@ -50,6 +50,13 @@ struct cluster {
 	struct cluster_item *q; /* under mu */
 	size_t nq, capq;
 	struct cluster_stats st; /* under mu */
+	/* loop thread: this node's own writes not yet seen back through the watch (key, the
+	 * revision of its txn): an event of that key older than it is a stale echo, not news */
+	struct cluster_own {
+		char *key;
+		int64_t rev;
+	} * own;
+	size_t nown;
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -348,6 +355,42 @@ static void cluster_count(cluster *c, uint64_t *field, uint64_t rev)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* This node wrote key at rev (loop thread). */
+static void cluster_own_add(cluster *c, const char *key, int64_t rev)
+{
+	for (size_t i = 0; i < c->nown; i++)
+		if (strcmp(c->own[i].key, key) == 0) {
+			if (rev > c->own[i].rev)
+				c->own[i].rev = rev;
+			return;
+		}
+	struct cluster_own *n = realloc(c->own, (c->nown + 1) * sizeof(*n));
+	if (!n)
+		return; /* the echo is then refused as a rollback: loud, not wrong */
+	c->own = n;
+	c->own[c->nown].key = strdup(key);
+	if (c->own[c->nown].key) {
+		c->own[c->nown].rev = rev;
+		c->nown++;
+	}
+}
+
+/* An event of key at rev older than this node's own last write of it: true (skip it). Drops
+ * the entry once the watch has reached that write. */
+static bool cluster_own_stale(cluster *c, const char *key, int64_t rev)
+{
+	for (size_t i = 0; i < c->nown; i++) {
+		if (strcmp(c->own[i].key, key) != 0)
+			continue;
+		if (rev < c->own[i].rev)
+			return true;
+		free(c->own[i].key);
+		c->own[i] = c->own[--c->nown];
+		return false;
+	}
+	return false;
+}
+
 /* Applies one put or delete of key (after the prefix). *changed when the store changed. */
 static void cluster_apply(cluster *c, const struct cluster_item *it, bool *changed)
 {
@@ -357,6 +400,10 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 	bool ch = false;
 	char what[CLUSTER_KEY_MAX + 64];
 	snprintf(what, sizeof(what), "%s", (const char *)it->key);
+	if (cluster_own_stale(c, (const char *)it->key, it->rev)) {
+		cluster_count(c, NULL, rev);
+		return;
+	}
 	if (strncmp(k, "s/", 2) == 0) {
 		if (it->type == IT_PUT) {
 			r = store_secret_import(c->s, it->val, it->vlen, false, rev, NULL, &ch);
@@ -591,6 +638,9 @@ void cluster_free(cluster *c)
 	for (size_t j = 0; j < c->nseen; j++)
 		free(c->seen[j]);
 	free(c->seen);
+	for (size_t j = 0; j < c->nown; j++)
+		free(c->own[j].key);
+	free(c->own);
 	if (c->efd >= 0)
 		close(c->efd);
 	etcd_client_free(c->wc);
@@ -668,7 +718,8 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
                           const struct cluster_pre *pre)
 {
 	bool ok = false;
-	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, NULL);
+	int64_t rev = 0;
+	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, &rev);
 	if (r < 0) {
 		cluster_count(c, &c->st.write_failures, 0);
 		return r == -EINVAL || r == -E2BIG ? -EFBIG : -EHOSTUNREACH;
@@ -677,6 +728,7 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
 		cluster_count(c, &c->st.conflicts, 0);
 		return -ESTALE;
 	}
+	cluster_own_add(c, key, rev);
 	return 0;
 }
 
