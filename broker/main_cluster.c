@@ -30,7 +30,8 @@ static const char *main_cluster_err(int r)
 		return "this store already holds secrets, grants or audit records: only a fresh "
 		       "store joins a cluster";
 	case -EINVAL:
-		return "bad --etcd or --cluster (http://HOST:PORT[,...]; a name of a-z 0-9 - _), or "
+		return "bad --etcd or --cluster (http://HOST:PORT[,...]; a name of a-z 0-9 - _), "
+		       "or "
 		       "a passphrase store (cluster mode needs a key file)";
 	case -EBADMSG:
 		return "integrity check failed";
@@ -99,8 +100,8 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 	}
 }
 
-int main_cluster_start(struct main_cluster **out, store *s, loop *l, service *sv,
-                       const char *etcd, const char *name)
+int main_cluster_start(struct main_cluster **out, store *s, loop *l, service *sv, const char *etcd,
+                       const char *name)
 {
 	struct main_cluster *mc = calloc(1, sizeof(*mc));
 	if (!mc)

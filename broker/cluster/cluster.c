@@ -93,7 +93,9 @@ static int cluster_unhex(char *out, size_t cap, const char *s, size_t n)
 		int v = 0;
 		for (int j = 0; j < 2; j++) {
 			char ch = s[i + j];
-			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			int d = ch >= '0' && ch <= '9'   ? ch - '0'
+			        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			                                 : -1;
 			if (d < 0)
 				return -EINVAL;
 			v = v * 16 + d;
@@ -270,9 +272,10 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 	}
 	for (size_t i = 0; r == 0 && i < a.nevents; i++) {
 		struct etcd_kv *kv = &a.events[i].kv;
-		r = cluster_push(c, a.events[i].type == ETCD_EVENT_DELETE ? IT_DELETE : IT_PUT, kv->key,
-		                 kv->keylen, a.events[i].type == ETCD_EVENT_DELETE ? NULL : kv->value,
-		                 kv->vlen, kv->mod_revision);
+		r = cluster_push(c, a.events[i].type == ETCD_EVENT_DELETE ? IT_DELETE : IT_PUT,
+		                 kv->key, kv->keylen,
+		                 a.events[i].type == ETCD_EVENT_DELETE ? NULL : kv->value, kv->vlen,
+		                 kv->mod_revision);
 		if (kv->mod_revision >= c->start_rev)
 			c->start_rev = kv->mod_revision + 1;
 	}
@@ -332,7 +335,8 @@ static void *cluster_thread(void *ud)
 		         etcd_client_error(c->rc)[0] ? ": " : "", etcd_client_error(c->rc));
 		cluster_push_error(c, msg);
 		cluster_nap(c, backoff);
-		backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : backoff * 2;
+		backoff =
+		    backoff * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : backoff * 2;
 	}
 	return NULL;
 }
@@ -453,8 +457,8 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		r = -EBADMSG; /* nothing of ours */
 	}
 	if (r < 0) {
-		bool refused = r == -EBADMSG || r == -ESTALE || r == -EEXIST || r == -EKEYREJECTED ||
-		               r == -E2BIG;
+		bool refused = r == -EBADMSG || r == -ESTALE || r == -EEXIST ||
+		               r == -EKEYREJECTED || r == -E2BIG;
 		cluster_count(c, &c->st.rejected, 0);
 		cluster_report(c, refused ? CLUSTER_REJECTED : CLUSTER_APPLY_ERROR, what, r);
 		/* not applied, but passed: the next start does not meet it again */
@@ -533,14 +537,16 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 			pthread_mutex_lock(&c->mu);
 			c->st.watching = true;
 			pthread_mutex_unlock(&c->mu);
-			cluster_report(c, CLUSTER_WATCHING, "", (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
+			cluster_report(c, CLUSTER_WATCHING, "",
+			               (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
 			break;
 		case IT_ERROR:
 			pthread_mutex_lock(&c->mu);
 			c->st.watching = false;
 			c->st.watch_errors++;
 			pthread_mutex_unlock(&c->mu);
-			cluster_report(c, CLUSTER_WATCH_ERROR, (const char *)it->key, -EHOSTUNREACH);
+			cluster_report(c, CLUSTER_WATCH_ERROR, (const char *)it->key,
+			               -EHOSTUNREACH);
 			break;
 		}
 		cluster_item_free(it);
@@ -592,7 +598,8 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 			r = etcd_txn(c->wc, k, strlen(k), 0, mine, ml, &ok, NULL);
 			if (r == 0 && !ok)
 				r = -EKEYREJECTED; /* another node's appeared meanwhile */
-		} else if (r == 0 && (a.kvs[0].vlen != ml || memcmp(a.kvs[0].value, mine, ml) != 0)) {
+		} else if (r == 0 &&
+		           (a.kvs[0].vlen != ml || memcmp(a.kvs[0].value, mine, ml) != 0)) {
 			r = -EKEYREJECTED;
 		}
 		etcd_answer_free(&a);
@@ -750,8 +757,9 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	if (r == 0)
 		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen, true, 0, NULL, NULL)
-		                 : store_secret_forget(c->s, name, 0);
+		int u = pre->old
+		            ? store_secret_import(c->s, pre->old, pre->oldlen, true, 0, NULL, NULL)
+		            : store_secret_forget(c->s, name, 0);
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}

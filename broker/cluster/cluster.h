@@ -23,10 +23,10 @@
 #include "broker/os/loop.h"
 #include "broker/store/store.h"
 
-#define CLUSTER_NAME_MAX 64               /* [a-z0-9_-], 1..64 */
-#define CLUSTER_QUEUE_MAX 100000          /* changes queued by the watch thread, not yet applied */
-#define CLUSTER_BACKOFF_MIN_MS 100        /* the watch reconnects after 0.1 s, doubling ... */
-#define CLUSTER_BACKOFF_MAX_MS 2000       /* ... to 2 s */
+#define CLUSTER_NAME_MAX 64         /* [a-z0-9_-], 1..64 */
+#define CLUSTER_QUEUE_MAX 100000    /* changes queued by the watch thread, not yet applied */
+#define CLUSTER_BACKOFF_MIN_MS 100  /* the watch reconnects after 0.1 s, doubling ... */
+#define CLUSTER_BACKOFF_MAX_MS 2000 /* ... to 2 s */
 #define CLUSTER_KEY_MAX 1024
 
 typedef struct cluster cluster;
@@ -40,8 +40,8 @@ enum cluster_event {
 };
 
 struct cluster_config {
-	const char *etcd; /* "http://H:P[,...]" */
-	const char *name; /* the cluster's name */
+	const char *etcd;    /* "http://H:P[,...]" */
+	const char *name;    /* the cluster's name */
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
 	/* On the loop's thread after a batch was applied; changed: the store changed (views must
 	 * follow). */

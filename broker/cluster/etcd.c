@@ -126,7 +126,7 @@ static int etcd_error(json_t *o, struct etcd_answer *a)
 	json_t *m = json_object_get(o, "message");
 	if (!e && !m)
 		return 0;
-	const char *t = json_is_string(m) ? json_string_value(m)
+	const char *t = json_is_string(m)   ? json_string_value(m)
 	                : json_is_string(e) ? json_string_value(e)
 	                                    : "error";
 	a->error = strndup(t, ETCD_ERROR_MAX);
@@ -472,8 +472,8 @@ int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision)
 {
-	if (!c || !key || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX || mod_rev < 0 ||
-	    !succeeded)
+	if (!c || !key || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX ||
+	    mod_rev < 0 || !succeeded)
 		return -EINVAL;
 	*succeeded = false;
 	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
@@ -548,8 +548,8 @@ static int etcd_watch_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t 
 	return w->stop && *w->stop ? 1 : 0;
 }
 
-int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev,
-               etcd_line_cb cb, void *ud, const volatile bool *stop)
+int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev, etcd_line_cb cb,
+               void *ud, const volatile bool *stop)
 {
 	if (!c || !prefix || !cb || plen == 0 || plen > ETCD_KEY_MAX || start_rev < 0)
 		return -EINVAL;
@@ -589,8 +589,8 @@ int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_re
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
-	/* A member that stops answering (killed host, partition) shows as a silent stream: keepalive
-	 * probes end it. */
+	/* A member that stops answering (killed host, partition) shows as a silent stream:
+	 * keepalive probes end it. */
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 2L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 1L);

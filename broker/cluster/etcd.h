@@ -49,9 +49,9 @@ struct etcd_answer {
 	bool succeeded; /* txn */
 	struct etcd_event *events;
 	size_t nevents;
-	bool watch;      /* it was a watch line ({"result": ...}) */
-	bool created;    /* watch created */
-	bool canceled;   /* watch canceled (compacted: compact_revision > 0) */
+	bool watch;    /* it was a watch line ({"result": ...}) */
+	bool created;  /* watch created */
+	bool canceled; /* watch canceled (compacted: compact_revision > 0) */
 	int64_t compact_revision;
 	char *error; /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
 };
@@ -96,5 +96,5 @@ int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size
  * negative return ends the watch with it). Returns when the stream ends (0), *stop becomes true
  * (checked at least every 200 ms: 0), or on an error (the endpoint fails over next time).
  * Never times out while the stream is open. */
-int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev,
-               etcd_line_cb cb, void *ud, const volatile bool *stop);
+int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_rev, etcd_line_cb cb,
+               void *ud, const volatile bool *stop);

@@ -92,7 +92,8 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		r = store_prepare(
 		    s->db,
 		    "INSERT INTO grants (path, mode, uid, gid, flags, created, secret, "
-		    "selector, mac, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10), ?11)",
+		    "selector, mac, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10), "
+		    "?11)",
 		    &wr);
 		if (r < 0)
 			goto out;

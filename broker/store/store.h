@@ -482,5 +482,4 @@ struct store_xsecret {
 int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out);
 /* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a
  * malloc'd g, or free its strings) and its MAC. */
-int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g,
-                        uint8_t mac[32]);
+int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uint8_t mac[32]);

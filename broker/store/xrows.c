@@ -190,8 +190,10 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 		nv++;
 		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 0));
 		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 1));
-		store_buf_bytes(&vb, sqlite3_column_blob(vs, 2), (size_t)sqlite3_column_bytes(vs, 2));
-		store_buf_bytes(&vb, sqlite3_column_blob(vs, 3), (size_t)sqlite3_column_bytes(vs, 3));
+		store_buf_bytes(&vb, sqlite3_column_blob(vs, 2),
+		                (size_t)sqlite3_column_bytes(vs, 2));
+		store_buf_bytes(&vb, sqlite3_column_blob(vs, 3),
+		                (size_t)sqlite3_column_bytes(vs, 3));
 		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 4));
 		store_buf_u64(&vb, (uint64_t)sqlite3_column_int64(vs, 5));
 		if (vb.len > STORE_XROWS_MAX)
@@ -469,9 +471,8 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, boo
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
-	r = store_prepare(s->db,
-	                  "DELETE FROM grants WHERE id = ?1 OR (secret = ?2 AND selector = ?3)",
-	                  &del);
+	r = store_prepare(
+	    s->db, "DELETE FROM grants WHERE id = ?1 OR (secret = ?2 AND selector = ?3)", &del);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(del, 1, g.id);
@@ -558,7 +559,8 @@ int store_keyring_export(store *s, uint8_t **out, size_t *len)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		n++;
 		store_buf_u64(&kb, (uint64_t)sqlite3_column_int64(st, 0));
-		store_buf_bytes(&kb, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		store_buf_bytes(&kb, sqlite3_column_blob(st, 1),
+		                (size_t)sqlite3_column_bytes(st, 1));
 		store_buf_u64(&kb, (uint64_t)sqlite3_column_int64(st, 2));
 	}
 	struct store_buf b = {0};
@@ -645,8 +647,8 @@ int store_keyring_adopt(store *s, const uint8_t *p, size_t len)
 	if (r == 0)
 		r = store_exec(s->db, "DELETE FROM keks");
 	if (r == 0)
-		r = store_prepare(s->db, "INSERT INTO keks (id, wrapped, created) VALUES (?1, ?2, ?3)",
-		                  &ins);
+		r = store_prepare(
+		    s->db, "INSERT INTO keks (id, wrapped, created) VALUES (?1, ?2, ?3)", &ins);
 	x.off = start;
 	for (uint64_t i = 0; r == 0 && i < n; i++) {
 		uint64_t id = xr_u64(&x);

@@ -1,0 +1,430 @@
+/* test_cluster: the etcd answers' parser and the watch stream (broker/cluster/etcd.h), and the
+ * store's cluster rows (store.h "cluster rows"): export, import checked with the node's keys
+ * (tampered, rolled back, foreign key), the keyring adopted by a joining store. No etcd here:
+ * test_cluster.sh runs the real one. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "broker/cluster/etcd.h"
+#include "broker/store/store.h"
+#include "tests/unit/runner.h"
+#include "tests/unit/testdir.h"
+
+/* ---- the parser ---- */
+
+static int parse(const char *s, struct etcd_answer *a)
+{
+	return etcd_parse(s, strlen(s), a);
+}
+
+START_TEST(test_range)
+{
+	struct etcd_answer a;
+	/* "/k" and "dmFs" = "val" */
+	ck_assert_int_eq(
+	    parse("{\"header\":{\"revision\":\"42\"},\"kvs\":[{\"key\":\"L2s=\","
+	          "\"create_revision\":\"3\",\"mod_revision\":\"41\",\"version\":\"2\","
+	          "\"value\":\"dmFs\"}],\"count\":\"1\"}",
+	          &a),
+	    0);
+	ck_assert_int_eq(a.revision, 42);
+	ck_assert_uint_eq(a.nkvs, 1);
+	ck_assert_uint_eq(a.kvs[0].keylen, 2);
+	ck_assert_str_eq((char *)a.kvs[0].key, "/k");
+	ck_assert_uint_eq(a.kvs[0].vlen, 3);
+	ck_assert_mem_eq(a.kvs[0].value, "val", 3);
+	ck_assert_int_eq(a.kvs[0].mod_revision, 41);
+	ck_assert_int_eq(a.kvs[0].create_revision, 3);
+	ck_assert(!a.watch);
+	etcd_answer_free(&a);
+	/* an empty range: no kvs at all */
+	ck_assert_int_eq(parse("{\"header\":{\"revision\":\"7\"}}", &a), 0);
+	ck_assert_uint_eq(a.nkvs, 0);
+	ck_assert_int_eq(a.revision, 7);
+	etcd_answer_free(&a);
+}
+END_TEST
+
+START_TEST(test_txn_and_error)
+{
+	struct etcd_answer a;
+	ck_assert_int_eq(parse("{\"header\":{\"revision\":\"9\"},\"succeeded\":true}", &a), 0);
+	ck_assert(a.succeeded);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"header\":{\"revision\":\"9\"}}", &a), 0);
+	ck_assert(!a.succeeded);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"error\":\"etcdserver: request timed out\",\"code\":14,"
+	                       "\"message\":\"etcdserver: request timed out\"}",
+	                       &a),
+	                 0);
+	ck_assert_ptr_nonnull(a.error);
+	ck_assert_str_eq(a.error, "etcdserver: request timed out");
+	etcd_answer_free(&a);
+}
+END_TEST
+
+START_TEST(test_watch_lines)
+{
+	struct etcd_answer a;
+	ck_assert_int_eq(
+	    parse("{\"result\":{\"header\":{\"revision\":\"5\"},\"created\":true}}", &a), 0);
+	ck_assert(a.watch);
+	ck_assert(a.created);
+	ck_assert_uint_eq(a.nevents, 0);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(
+	    parse("{\"result\":{\"header\":{\"revision\":\"8\"},\"events\":["
+	          "{\"kv\":{\"key\":\"L2s=\",\"mod_revision\":\"7\",\"value\":\"dmFs\"}},"
+	          "{\"type\":\"DELETE\",\"kv\":{\"key\":\"L2s=\",\"mod_revision\":\"8\"}}"
+	          "]}}",
+	          &a),
+	    0);
+	ck_assert_uint_eq(a.nevents, 2);
+	ck_assert_int_eq(a.events[0].type, ETCD_EVENT_PUT);
+	ck_assert_int_eq(a.events[0].kv.mod_revision, 7);
+	ck_assert_int_eq(a.events[1].type, ETCD_EVENT_DELETE);
+	ck_assert_uint_eq(a.events[1].kv.vlen, 0);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"result\":{\"canceled\":true,\"compact_revision\":\"4\","
+	                       "\"cancel_reason\":\"compacted\"}}",
+	                       &a),
+	                 0);
+	ck_assert(a.canceled);
+	ck_assert_int_eq(a.compact_revision, 4);
+	ck_assert_str_eq(a.error, "compacted");
+	etcd_answer_free(&a);
+}
+END_TEST
+
+START_TEST(test_bad_answers)
+{
+	static const char *bad[] = {
+	    "",
+	    "[]",
+	    "{\"header\":{\"revision\":\"-1\"}}",
+	    "{\"header\":{\"revision\":\"1x\"}}",
+	    "{\"header\":{\"revision\":\"99999999999999999999\"}}",
+	    "{\"header\":[]}",
+	    "{\"kvs\":{}}",
+	    "{\"kvs\":[1]}",
+	    "{\"kvs\":[{\"key\":\"%%%\"}]}",
+	    "{\"kvs\":[{\"key\":7}]}",
+	    "{\"result\":{\"events\":[{\"type\":\"MOVE\",\"kv\":{}}]}}",
+	    "{\"result\":[]}",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"header\":{\"revision\":\"1\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct etcd_answer a;
+		int r = parse(bad[i], &a);
+		ck_assert_msg(r == -EPROTO, "'%s' gave %d", bad[i], r);
+		etcd_answer_free(&a);
+	}
+	/* over the limits */
+	struct etcd_answer a;
+	ck_assert_int_eq(etcd_parse("{}", ETCD_ANSWER_MAX + 1, &a), -E2BIG);
+	size_t n = ETCD_KEY_MAX * 2 + 64;
+	char *big = malloc(n);
+	ck_assert_ptr_nonnull(big);
+	int off = snprintf(big, n, "{\"kvs\":[{\"key\":\"");
+	for (size_t i = 0; i < ETCD_KEY_MAX / 3 * 4 + 8; i++)
+		big[off++] = 'A';
+	snprintf(big + off, n - (size_t)off, "\"}]}");
+	ck_assert_int_eq(parse(big, &a), -E2BIG);
+	etcd_answer_free(&a);
+	free(big);
+}
+END_TEST
+
+struct lines {
+	char got[8][64];
+	int n;
+};
+
+static int on_line(const char *l, size_t len, void *ud)
+{
+	struct lines *ls = ud;
+	ck_assert_int_lt(ls->n, 8);
+	ck_assert_uint_lt(len, 64);
+	memcpy(ls->got[ls->n], l, len);
+	ls->got[ls->n][len] = 0;
+	ls->n++;
+	return 0;
+}
+
+START_TEST(test_stream_pieces)
+{
+	const char *in = "{\"a\":1}\n\r\n{\"b\":2}\r\n{\"c\"";
+	struct etcd_stream st = {0};
+	struct lines ls = {0};
+	for (size_t i = 0; i < strlen(in); i++)
+		ck_assert_int_eq(etcd_stream_feed(&st, in + i, 1, on_line, &ls), 0);
+	ck_assert_int_eq(ls.n, 2);
+	ck_assert_str_eq(ls.got[0], "{\"a\":1}");
+	ck_assert_str_eq(ls.got[1], "{\"b\":2}");
+	ck_assert_int_eq(etcd_stream_feed(&st, ":3}\n", 4, on_line, &ls), 0);
+	ck_assert_int_eq(ls.n, 3);
+	ck_assert_str_eq(ls.got[2], "{\"c\":3}");
+	etcd_stream_free(&st);
+}
+END_TEST
+
+static int no_line(const char *l, size_t len, void *ud)
+{
+	return -EIO;
+}
+
+START_TEST(test_stream_limit)
+{
+	struct etcd_stream st = {0};
+	size_t chunk = 1024 * 1024;
+	char *b = malloc(chunk);
+	ck_assert_ptr_nonnull(b);
+	memset(b, 'x', chunk);
+	int r = 0;
+	for (size_t fed = 0; r == 0 && fed <= ETCD_ANSWER_MAX; fed += chunk)
+		r = etcd_stream_feed(&st, b, chunk, no_line, NULL);
+	ck_assert_int_eq(r, -E2BIG);
+	etcd_stream_free(&st);
+	/* the callback's error stops the feed */
+	ck_assert_int_eq(etcd_stream_feed(&st, "x\n", 2, no_line, NULL), -EIO);
+	etcd_stream_free(&st);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_client_urls)
+{
+	etcd_client *c = NULL;
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2/", 100), 0);
+	etcd_client_free(c);
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "http://a:1,,http://b:1", 100), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "", 100), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c,
+	                                 "http://a:1,http://a:1,http://a:1,http://a:1,"
+	                                 "http://a:1,http://a:1,http://a:1,http://a:1,http://a:1",
+	                                 100),
+	                 -EINVAL);
+	/* nothing listens: unreachable, quickly, after trying each endpoint */
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2", 500), 0);
+	struct etcd_answer a;
+	ck_assert_int_eq(etcd_range(c, "/k", 2, true, &a), -EHOSTUNREACH);
+	ck_assert_str_ne(etcd_client_error(c), "");
+	etcd_answer_free(&a);
+	etcd_client_free(c);
+}
+END_TEST
+
+/* ---- the store's cluster rows ---- */
+
+static char key[256], keyb[256], sa[256], sb[256], sc[256];
+
+static void rows_setup(void)
+{
+	tmpdir_setup();
+	snprintf(key, sizeof(key), "%s/cluster.key", tmpdir);
+	snprintf(keyb, sizeof(keyb), "%s/other.key", tmpdir);
+	snprintf(sa, sizeof(sa), "%s/a", tmpdir);
+	snprintf(sb, sizeof(sb), "%s/b", tmpdir);
+	snprintf(sc, sizeof(sc), "%s/c", tmpdir);
+}
+
+static store *open_store(const char *dir, const char *k, bool init)
+{
+	struct store_opts o = {.state_dir = dir, .key_file = k, .shared_key = true};
+	if (init)
+		ck_assert_int_eq(store_init(&o), 0);
+	store *s = NULL;
+	ck_assert_int_eq(store_open(&s, &o), 0);
+	return s;
+}
+
+/* A: the first node; B: a node that joined it (the same key file, A's keyring adopted). */
+static void two_nodes(store **a, store **b)
+{
+	*a = open_store(sa, key, true);
+	store *j = open_store(sb, key, true);
+	uint8_t *kr = NULL;
+	size_t krl = 0;
+	ck_assert_int_eq(store_keyring_export(*a, &kr, &krl), 0);
+	ck_assert_int_eq(store_keyring_adopt(j, kr, krl), 0);
+	free(kr);
+	store_close(j);
+	*b = open_store(sb, key, false);
+	store_cluster_ids(*a, true);
+	store_cluster_ids(*b, true);
+}
+
+static void put(store *s, const char *name, const char *v)
+{
+	ck_assert_int_eq(store_put_ex(s, name, (const uint8_t *)v, strlen(v), NULL, NULL, NULL), 0);
+}
+
+static void get_is(store *s, const char *name, const char *v)
+{
+	uint8_t *val = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(store_get(s, name, 0, &val, &len, NULL), 0);
+	ck_assert_uint_eq(len, strlen(v));
+	ck_assert_mem_eq(val, v, len);
+	store_value_free(val);
+}
+
+START_TEST(test_secret_rows)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	put(a, "app/db", "one");
+	uint8_t *x1 = NULL, *x2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/db", &x1, &l1), 0);
+	put(a, "app/db", "two");
+	ck_assert_int_eq(store_secret_export(a, "app/db", &x2, &l2), 0);
+	bool changed = false;
+	char *name = NULL;
+	ck_assert_int_eq(store_secret_import(b, x2, l2, false, 17, &name, &changed), 0);
+	ck_assert(changed);
+	ck_assert_str_eq(name, "app/db");
+	free(name);
+	get_is(b, "app/db", "two");
+	uint64_t rev = 0;
+	ck_assert_int_eq(store_cluster_rev(b, &rev), 0);
+	ck_assert_uint_eq(rev, 17);
+	/* the same rows again: nothing changes */
+	ck_assert_int_eq(store_secret_import(b, x2, l2, false, 0, NULL, &changed), 0);
+	ck_assert(!changed);
+	/* an older copy (a rollback through etcd) is refused unless forced (an undo) */
+	ck_assert_int_eq(store_secret_import(b, x1, l1, false, 0, NULL, NULL), -ESTALE);
+	get_is(b, "app/db", "two");
+	/* every byte of the rows is checked: flip each one in turn */
+	for (size_t i = 0; i < l2; i++) {
+		x2[i] ^= 0x20;
+		int r = store_secret_import(b, x2, l2, true, 0, NULL, NULL);
+		x2[i] ^= 0x20;
+		/* the keep and time fields are not in the head MAC's message: a changed created or
+		 * updated time is the only change accepted (it decides nothing) */
+		if (r == 0) {
+			get_is(b, "app/db", "two");
+			continue;
+		}
+		ck_assert_msg(r == -EBADMSG || r == -EEXIST || r == -EINVAL, "byte %zu flipped: %d",
+		              i, r);
+		get_is(b, "app/db", "two");
+	}
+	ck_assert_int_eq(store_secret_import(b, x1, l1, true, 0, NULL, NULL), 0);
+	get_is(b, "app/db", "one");
+	/* a deletion that came from the cluster */
+	ck_assert_int_eq(store_secret_forget(b, "app/db", 18), 0);
+	ck_assert_int_eq(store_secret_forget(b, "app/db", 0), -ENOENT);
+	free(x1);
+	free(x2);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
+START_TEST(test_same_name_two_nodes)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	put(a, "app/x", "from-a");
+	put(b, "app/x", "from-b"); /* made on both at once: different random ids */
+	uint8_t *x = NULL;
+	size_t l = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/x", &x, &l), 0);
+	ck_assert_int_eq(store_secret_import(b, x, l, false, 0, NULL, NULL), -EEXIST);
+	get_is(b, "app/x", "from-b");
+	free(x);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
+START_TEST(test_grant_rows)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	struct store_grant g = {
+	    .secret = "app/*", .selector = "label:tier=db", .mode = 0400, .uid = -1, .gid = -1};
+	ck_assert_int_eq(store_grant_add_ex(a, &g, false, NULL), 0);
+	uint8_t *x = NULL;
+	size_t l = 0;
+	ck_assert_int_eq(store_grant_export(a, "app/*", "label:tier=db", &x, &l), 0);
+	/* a tampered mode, secret or MAC is refused */
+	for (size_t i = 0; i < l; i += 7) {
+		x[i] ^= 0x01;
+		int r = store_grant_import(b, x, l, 0, NULL);
+		x[i] ^= 0x01;
+		ck_assert_msg(r == -EBADMSG, "byte %zu flipped: %d", i, r);
+	}
+	struct store_grant *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_grants(b, &v, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	bool changed = false;
+	ck_assert_int_eq(store_grant_import(b, x, l, 5, &changed), 0);
+	ck_assert(changed);
+	ck_assert_int_eq(store_grants(b, &v, &n), 0); /* MAC checked with B's (the cluster's) key */
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].selector, "label:tier=db");
+	store_grants_free(v, n);
+	ck_assert_int_eq(store_grant_forget(b, "app/*", "label:tier=db", 6), 0);
+	ck_assert_int_eq(store_grant_forget(b, "app/*", "label:tier=db", 0), -ENOENT);
+	free(x);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
+START_TEST(test_keyring)
+{
+	store *a = open_store(sa, key, true);
+	uint8_t *kr = NULL;
+	size_t krl = 0;
+	ck_assert_int_eq(store_keyring_export(a, &kr, &krl), 0);
+	/* another root key cannot open it */
+	store *c = open_store(sc, keyb, true);
+	ck_assert_int_eq(store_keyring_adopt(c, kr, krl), -EKEYREJECTED);
+	store_close(c);
+	/* a store that holds something does not join */
+	store *b = open_store(sb, key, true);
+	put(b, "app/y", "v");
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl), -ENOTEMPTY);
+	/* a truncated or altered keyring is refused */
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl - 1), -EBADMSG);
+	kr[krl - 20] ^= 1;
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl), -EKEYREJECTED);
+	free(kr);
+	store_close(b);
+	store_close(a);
+}
+END_TEST
+
+Suite *unit_suite(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tp = tcase_create("etcd_parse");
+	tcase_add_test(tp, test_range);
+	tcase_add_test(tp, test_txn_and_error);
+	tcase_add_test(tp, test_watch_lines);
+	tcase_add_test(tp, test_bad_answers);
+	tcase_add_test(tp, test_stream_pieces);
+	tcase_add_test(tp, test_stream_limit);
+	tcase_add_test(tp, test_client_urls);
+	suite_add_tcase(s, tp);
+	TCase *tr = tcase_create("rows");
+	tcase_add_unchecked_fixture(tr, base_setup, base_teardown);
+	tcase_add_checked_fixture(tr, rows_setup, tmpdir_teardown);
+	tcase_set_timeout(tr, 60);
+	tcase_add_test(tr, test_secret_rows);
+	tcase_add_test(tr, test_same_name_two_nodes);
+	tcase_add_test(tr, test_grant_rows);
+	tcase_add_test(tr, test_keyring);
+	suite_add_tcase(s, tr);
+	return s;
+}
