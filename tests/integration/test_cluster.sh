@@ -223,3 +223,17 @@ etcd_kill 3
 node_start 2
 poll_until 30 reads 2 v3 || fail "node 2 restarted without etcd does not serve v3"
 ok "a node restarted while etcd is down serves its local copy"
+
+# Every node stopped cleanly (SIGTERM): under AddressSanitizer + UBSan (scripts/test.sh runs this
+# test in build-asan too) a report in any node's log fails the test.
+etcd_start 1
+etcd_start 2
+etcd_start 3
+poll_until 60 etcd_healthy || fail "etcd did not come back for the end"
+nodes_stop
+for n in 1 2 3; do
+	if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T/n$n.log"; then
+		fail "node $n: a sanitizer reported: $(grep -m 3 "Sanitizer\|runtime error:" "$T/n$n.log")"
+	fi
+done
+ok "every node stopped cleanly, no sanitizer report"
