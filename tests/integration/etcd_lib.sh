@@ -26,6 +26,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 
 ETCD_PIDS=""
 etcd_start_cluster() {
+	# shellcheck disable=SC2046 # six numbers, split on purpose
 	set -- $(etcd_free_ports 6)
 	ETCD_C1=$1 ETCD_C2=$2 ETCD_C3=$3 ETCD_P1=$4 ETCD_P2=$5 ETCD_P3=$6
 	ETCD_URL_1=http://127.0.0.1:$ETCD_C1
@@ -39,6 +40,7 @@ etcd_start_cluster() {
 }
 
 etcd_start() {
+	c= p=
 	eval "c=\$ETCD_C$1 p=\$ETCD_P$1"
 	etcd --name "m$1" --data-dir "$T/etcd/m$1" \
 		--listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \

@@ -10,6 +10,7 @@
 #  - etcd with 2 of 3 members down: containers still read, a put fails clearly (non-zero, says
 #    etcd cannot be reached, nothing stored); members back: writes work again and converge;
 #  - a node restarted while etcd is entirely down serves its local copy.
+# shellcheck disable=SC2154,SC2034 # per-node variables are set and read through eval
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -126,7 +127,7 @@ ok "30 puts in a row on node 1: no echo of its own writes refused, node 3 holds 
 
 ctlN 1 revoke app/db "id:$C_ID_3" >/dev/null || fail "revoke on node 1"
 poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after the revoke on node 1"
-reads 1 v2 && reads 2 v2 || fail "the revoke of node 3's grant changed the other containers"
+{ reads 1 v2 && reads 2 v2; } || fail "the revoke of node 3's grant changed the other containers"
 ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
 
 # --- concurrent rotations of one secret from two nodes: each put is stored everywhere or
@@ -185,7 +186,7 @@ poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the tampere
 poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the tampered value"
 grep -q "refused /secretd/$CL/s/app/db from etcd: integrity check failed" "$T/n3.log" ||
 	fail "node 3 did not log the refusal: $(grep cluster "$T/n3.log" | tail -n 3)"
-reads 1 v2 && reads 2 v2 || fail "a container read something else than v2 after the tampering"
+{ reads 1 v2 && reads 2 v2; } || fail "a container read something else than v2 after the tampering"
 ok "a value tampered in etcd is refused by the nodes (logged, counted), containers keep v2"
 # Put the good rows back (what an operator restores): the nodes already hold them.
 curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/good.b64")\"}" >/dev/null ||
@@ -194,7 +195,7 @@ curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/
 # --- 2 of 3 etcd members down
 etcd_kill 2
 etcd_kill 3
-reads 1 v2 && reads 2 v2 || fail "containers do not read with 2 of 3 etcd members down"
+{ reads 1 v2 && reads 2 v2; } || fail "containers do not read with 2 of 3 etcd members down"
 if printf 'v3' | ctlN 1 put app/db >"$T/put.out" 2>&1; then
 	fail "a put succeeded with 2 of 3 etcd members down"
 fi
