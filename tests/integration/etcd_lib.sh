@@ -40,7 +40,7 @@ etcd_start_cluster() {
 }
 
 etcd_start() {
-	c= p=
+	c='' p=''
 	eval "c=\$ETCD_C$1 p=\$ETCD_P$1"
 	etcd --name "m$1" --data-dir "$T/etcd/m$1" \
 		--listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
