@@ -15,7 +15,8 @@
 struct main_cluster {
 	cluster *c;
 	service *sv;
-	struct log_rl rl_rej, rl_watch, rl_apply;
+	/* one limiter per kind of refusal: a rollback is not hidden behind an integrity failure */
+	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej, rl_watch, rl_apply;
 };
 
 static const char *main_cluster_err(int r)
@@ -74,7 +75,10 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 	struct main_cluster *mc = ud;
 	switch (ev) {
 	case CLUSTER_REJECTED:
-		log_ratelimited(&mc->rl_rej, LOG_LVL_ERROR,
+		log_ratelimited(err == -EBADMSG  ? &mc->rl_rej_bad
+		                : err == -ESTALE ? &mc->rl_rej_stale
+		                                 : &mc->rl_rej,
+		                LOG_LVL_ERROR,
 		                "cluster: refused %s from etcd: %s (not applied; counted in "
 		                "secretd_cluster_rejected_total)",
 		                what, main_cluster_err(err));

@@ -192,6 +192,26 @@ ok "a value tampered in etcd is refused by the nodes (logged, counted), containe
 curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/good.b64")\"}" >/dev/null ||
 	fail "put the good value back"
 
+# A tampered grant row (its last MAC byte) is refused too; container 1 keeps its grant.
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+GKEY=$(printf '/secretd/%s/g/%s/%s' "$CL" "$(hex app/db)" "$(hex "id:$C_ID_1")" | base64 -w0)
+curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$GKEY\"}" >"$T/grange.json" || fail "range the grant"
+python3 - "$T/grange.json" "$T/ggood.b64" "$T/gbad.b64" <<'PY'
+import base64, json, sys
+v = bytearray(base64.b64decode(json.load(open(sys.argv[1]))["kvs"][0]["value"]))
+open(sys.argv[2], "w").write(base64.b64encode(bytes(v)).decode())
+v[-1] ^= 0x01
+open(sys.argv[3], "w").write(base64.b64encode(bytes(v)).decode())
+PY
+rej2=$(metric 2 secretd_cluster_rejected_total)
+curl -sf "$ETCD_URL_3/v3/kv/put" -d "{\"key\":\"$GKEY\",\"value\":\"$(cat "$T/gbad.b64")\"}" >/dev/null ||
+	fail "put the tampered grant into etcd"
+poll_until 30 rejected_more 2 "$rej2" || fail "node 2 did not refuse the tampered grant"
+reads 1 v2 || fail "container 1 lost its grant after the tampered row"
+curl -sf "$ETCD_URL_3/v3/kv/put" -d "{\"key\":\"$GKEY\",\"value\":\"$(cat "$T/ggood.b64")\"}" >/dev/null ||
+	fail "put the good grant back"
+ok "a grant row tampered in etcd is refused (counted), the container keeps reading"
+
 # --- 2 of 3 etcd members down
 etcd_kill 2
 etcd_kill 3
@@ -216,6 +236,20 @@ for n in 1 2; do
 done
 ok "etcd back: writes work again and every node converges"
 
+# An older, validly sealed copy put back into etcd (a rollback by an etcd writer) is refused.
+curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$KEYB64\"}" >"$T/range3.json" || fail "range v3"
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kvs"][0]["value"])' "$T/range3.json" >"$T/v3.b64"
+rej1=$(metric 1 secretd_cluster_rejected_total)
+curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/good.b64")\"}" >/dev/null ||
+	fail "put the old rows into etcd"
+poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the rollback"
+grep -q "refused /secretd/$CL/s/app/db from etcd: a newer version is held here" "$T/n1.log" ||
+	fail "node 1 did not log the rollback"
+{ reads 1 v3 && reads 2 v3; } || fail "a container went back to v2"
+curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/v3.b64")\"}" >/dev/null ||
+	fail "put the v3 rows back"
+ok "an older sealed copy put into etcd (a rollback) is refused, containers keep v3"
+
 # --- a node restarted while etcd is entirely down serves its local copy
 node_stop 2
 etcd_kill 1
@@ -231,6 +265,10 @@ etcd_start 1
 etcd_start 2
 etcd_start 3
 poll_until 60 etcd_healthy || fail "etcd did not come back for the end"
+put_v4() { printf 'v4' | ctlN 1 put app/db >/dev/null 2>&1; }
+poll_until 60 put_v4 || fail "writes do not work again after etcd restarted"
+poll_until 30 reads 2 v4 || fail "node 2 (restarted while etcd was down) does not follow: $(tail -n 3 "$T/n2.log")"
+ok "etcd back: the node restarted meanwhile resumes its watch from its stored revision"
 nodes_stop
 for n in 1 2 3; do
 	if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T/n$n.log"; then
