@@ -127,6 +127,7 @@ int ctl_cmd_revoke(struct ctl *c);     /* ctl_grants.c */
 int ctl_cmd_grants(struct ctl *c);     /* ctl_grants.c */
 int ctl_cmd_key(struct ctl *c);        /* ctl_ops.c */
 int ctl_cmd_daemon(struct ctl *c);     /* ctl_ops.c */
+int ctl_cmd_cluster(struct ctl *c);    /* ctl_ops.c */
 int ctl_cmd_containers(struct ctl *c); /* ctl_ops.c */
 int ctl_cmd_audit(struct ctl *c);      /* ctl_audit.c */
 int ctl_cmd_whoami(struct ctl *c);     /* ctl_workload.c */

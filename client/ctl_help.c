@@ -123,6 +123,16 @@ static const struct ctl_help ctl_helps[] = {
      "  secretctl key rotate\n"
      "  secretctl key status --json\n\n"
      "Exit status: 0 done; 1 failed or the rotation stopped on an error.\n"},
+    {"cluster",
+     "Usage: secretctl cluster status\n\n"
+     "In cluster mode (secretd run --etcd ... --cluster NAME; docs/cluster.md): the cluster's\n"
+     "name and etcd endpoints, whether this node's watch is open, the etcd revision it has\n"
+     "applied, rows applied and refused (tampered, rolled back), writes refused (etcd\n"
+     "unreachable, conflicts), and the last error. On a single node: says so.\n\n"
+     "Flags: none (besides the global --json, --socket)\n\n"
+     "Examples:\n"
+     "  secretctl cluster status\n"
+     "  secretctl cluster status --json\n\n" CTL_HELP_READ_EXIT},
     {"daemon",
      "Usage: secretctl daemon upgrade [--no-wait]\n\n"
      "Upgrade the running daemon in place: its keeper re-execs the secretd binary (the file\n"

@@ -210,3 +210,39 @@ int ctl_cmd_containers(struct ctl *c)
 	client_resp_free(&resp);
 	return 0;
 }
+
+int ctl_cmd_cluster(struct ctl *c)
+{
+	if (c->argc != 2 || strcmp(c->argv[1], "status") != 0)
+		return ctl_fail("usage: secretctl cluster status");
+	struct client_resp resp;
+	json_t *j = NULL;
+	if (ctl_call(c, false, "GET", "/v1/cluster", NULL, 0, NULL, NULL, &resp, &j))
+		return 1;
+	client_resp_free(&resp);
+	if (!j)
+		return ctl_fail("unreadable answer from secretd");
+	if (c->json) {
+		ctl_print_json(j);
+	} else if (!json_is_true(json_object_get(j, "cluster"))) {
+		printf("not in cluster mode (a single node)\n");
+	} else {
+		const char *err = json_string_value(json_object_get(j, "last_error"));
+		printf("cluster %s through %s\n", json_string_value(json_object_get(j, "name")),
+		       json_string_value(json_object_get(j, "etcd")));
+		printf("  watch: %s; applied revision %lld\n",
+		       json_is_true(json_object_get(j, "watching")) ? "open" : "NOT OPEN",
+		       (long long)json_integer_value(json_object_get(j, "revision")));
+		printf("  applied %lld, refused %lld; writes refused: %lld unreachable, %lld "
+		       "conflicts; watch errors %lld\n",
+		       (long long)json_integer_value(json_object_get(j, "applied")),
+		       (long long)json_integer_value(json_object_get(j, "rejected")),
+		       (long long)json_integer_value(json_object_get(j, "write_failures")),
+		       (long long)json_integer_value(json_object_get(j, "conflicts")),
+		       (long long)json_integer_value(json_object_get(j, "watch_errors")));
+		if (err && *err)
+			printf("  last error: %s\n", err);
+	}
+	json_decref(j);
+	return 0;
+}

@@ -57,6 +57,8 @@ static const struct ctl_cmd ctl_cmds[] = {
      ctl_cmd_key},
     {"daemon", "upgrade [--no-wait]", "upgrade the daemon in place (new binary, every mount kept)",
      false, ctl_cmd_daemon},
+    {"cluster", "status", "cluster mode: this node's watch, applied revision, refusals, last error",
+     false, ctl_cmd_cluster},
     {"rollback", "NAME VERSION", "make an old version's value current (as a new version)", false,
      ctl_cmd_rollback},
     {"rotate",

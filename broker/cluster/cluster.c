@@ -57,6 +57,7 @@ struct cluster {
 		int64_t rev;
 	} * own;
 	size_t nown;
+	char last_err[ETCD_ERROR_MAX + 600]; /* loop thread */
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -537,6 +538,7 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 			pthread_mutex_lock(&c->mu);
 			c->st.watching = true;
 			pthread_mutex_unlock(&c->mu);
+			c->last_err[0] = 0;
 			cluster_report(c, CLUSTER_WATCHING, "",
 			               (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
 			break;
@@ -665,7 +667,17 @@ void cluster_get_stats(cluster *c, struct cluster_stats *st)
 
 const char *cluster_last_error(cluster *c)
 {
-	return c ? etcd_client_error(c->wc) : "";
+	return c ? c->last_err : "";
+}
+
+const char *cluster_name(cluster *c)
+{
+	return c ? c->cfg.name : "";
+}
+
+const char *cluster_endpoints(cluster *c)
+{
+	return c ? c->cfg.etcd : "";
 }
 
 /* ---- writes ---- */
@@ -687,6 +699,7 @@ static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldle
 	if (r < 0) {
 		free(old);
 		cluster_count(c, &c->st.write_failures, 0);
+		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
 		return -EHOSTUNREACH;
 	}
 	pre->old = old;
@@ -729,6 +742,7 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
 	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, &rev);
 	if (r < 0) {
 		cluster_count(c, &c->st.write_failures, 0);
+		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
 		return r == -EINVAL || r == -E2BIG ? -EFBIG : -EHOSTUNREACH;
 	}
 	if (!ok) {

@@ -69,8 +69,12 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 /* Stops the thread (joins it) and frees. */
 void cluster_free(cluster *c);
 void cluster_get_stats(cluster *c, struct cluster_stats *st);
-/* The last etcd error (for the operator's message); "" when none. Loop thread. */
+/* The last etcd error seen by the watch or a write (for `secretctl cluster status`); "" when
+ * none since the watch last started. Loop thread. */
 const char *cluster_last_error(cluster *c);
+/* The cluster's name and the etcd endpoints as configured. */
+const char *cluster_name(cluster *c);
+const char *cluster_endpoints(cluster *c);
 
 /* At `secretd init --etcd --cluster`: publishes this store's keyring when the cluster has none
  * (*created true), else adopts the cluster's (store_keyring_adopt: the caller then closes the

@@ -42,11 +42,14 @@
  *                                           parse or names a secret that does not exist
  *   GET    /v1/templates/NAME[?body=1[&version=N]]  {name,current,versions:[...]} or the body
  *   DELETE /v1/templates/NAME               {name,deleted:true} (its grants go with it)
- *   POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper re-execs its binary
- *                                           and starts a new daemon process (409: no keeper)
- * A grant of "tmpl:NAME" grants the template NAME (POST /v1/grants, /v1/grants/revoke).
- * Every call but healthz, metrics, GET /v1/keys and GET /v1/audit is audited; a change's record is
- * written in the change's own transaction, a read's before the answer (no record, no answer).
+ *   GET    /v1/cluster                      {cluster:false} or {cluster:true,name,etcd,revision,
+ *                                           watching,applied,rejected,write_failures,conflicts,
+ *                                           watch_errors,last_error} (cluster mode,
+ * docs/cluster.md) POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper re-execs
+ * its binary and starts a new daemon process (409: no keeper) A grant of "tmpl:NAME" grants the
+ * template NAME (POST /v1/grants, /v1/grants/revoke). Every call but healthz, metrics, GET
+ * /v1/keys, GET /v1/cluster and GET /v1/audit is audited; a change's record is written in the
+ * change's own transaction, a read's before the answer (no record, no answer).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -1264,6 +1267,27 @@ static void admin_upgrade(struct api_req *r)
 	               json_pack("{s:b, s:I}", "upgrading", 1, "pid", (json_int_t)getpid()));
 }
 
+/* The node's side of cluster mode (like /metrics: counters, no secret, not audited). */
+static void admin_cluster(struct api_req *r)
+{
+	cluster *cl = service_cluster(r->a->cfg.service);
+	if (!cl) {
+		api_reply_json(r, 200, json_pack("{s:b}", "cluster", 0));
+		return;
+	}
+	struct cluster_stats cs;
+	cluster_get_stats(cl, &cs);
+	api_reply_json(
+	    r, 200,
+	    json_pack("{s:b, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "cluster", 1,
+	              "name", cluster_name(cl), "etcd", cluster_endpoints(cl), "revision",
+	              (json_int_t)cs.revision, "watching", cs.watching, "applied",
+	              (json_int_t)cs.applied, "rejected", (json_int_t)cs.rejected, "write_failures",
+	              (json_int_t)cs.write_failures, "conflicts", (json_int_t)cs.conflicts,
+	              "watch_errors", (json_int_t)cs.watch_errors, "last_error",
+	              cluster_last_error(cl)));
+}
+
 /* admin.sock's routes, in the order they are matched (the list at the top of this file). */
 static const struct api_route admin_routes[] = {
     API_ROUTE("GET", "/healthz", api_health_admin),
@@ -1276,6 +1300,7 @@ static const struct api_route admin_routes[] = {
     API_PREFIX("POST", "/v1/labels/", admin_label),
     API_ROUTE("POST", "/v1/keys/rotate", admin_key_rotate),
     API_ROUTE("GET", "/v1/keys", admin_keys),
+    API_ROUTE("GET", "/v1/cluster", admin_cluster),
     API_ROUTE("GET", "/v1/grants", admin_grants),
     API_ROUTE("POST", "/v1/grants", admin_grant_add),
     API_ROUTE("POST", "/v1/grants/revoke", admin_grant_remove),

@@ -65,6 +65,12 @@ node_init 3
 grep -q "^joined cluster $CL" "$T/n3.init" || fail "node 3 did not join: $(cat "$T/n3.init")"
 ok "init: node 1 created the cluster, nodes 2 and 3 joined it (one key file)"
 for n in 1 2 3; do node_start "$n"; done
+watch_open() { ctlN "$1" cluster status | grep -q "watch: open"; }
+for n in 1 2 3; do
+	poll_until 30 watch_open "$n" || fail "node $n: no open watch: $(ctlN "$n" cluster status 2>&1)"
+done
+ctlN 2 cluster status | grep -q "^cluster $CL through $ETCD_URLS" || fail "cluster status: $(ctlN 2 cluster status)"
+ok "secretctl cluster status: every node's watch is open"
 
 # One docker-shaped container per node, its secrets self-mounted through its node.
 for n in 1 2 3; do
@@ -224,6 +230,9 @@ reads 1 v2 || fail "the refused put changed node 1's value"
 [ "$(ctlN 1 get app/db)" = v2 ] || fail "the refused put left another value on node 1"
 [ "$(ctlN 1 --json versions app/db | grep -c '"version"')" = 2 ] ||
 	fail "the refused put left a version on node 1: $(ctlN 1 --json versions app/db)"
+ctlN 1 cluster status | grep -q "last error: write: " || fail "cluster status shows no write error: $(ctlN 1 cluster status)"
+[ "$(ctlN 1 --json cluster status | python3 -c 'import json,sys; print(json.load(sys.stdin)["write_failures"] > 0)')" = True ] ||
+	fail "cluster status --json counts no write failure"
 ok "2 of 3 etcd members down: containers read, a put fails clearly ($(head -c 120 "$T/put.out"))"
 
 etcd_start 2
