@@ -766,7 +766,7 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	size_t nowlen = 0;
 	if (r == 0 && !deleted)
 		r = store_secret_export(c->s, name, &now, &nowlen);
-	if (r == 0 && nowlen > ETCD_VALUE_MAX)
+	if (r == 0 && nowlen > CLUSTER_ROWS_MAX)
 		r = -EFBIG;
 	if (r == 0)
 		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);

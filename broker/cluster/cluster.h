@@ -28,6 +28,9 @@
 #define CLUSTER_BACKOFF_MIN_MS 100  /* the watch reconnects after 0.1 s, doubling ... */
 #define CLUSTER_BACKOFF_MAX_MS 2000 /* ... to 2 s */
 #define CLUSTER_KEY_MAX 1024
+/* A secret's rows (every kept version) as one etcd value: etcd 3.4 refuses requests over
+ * 1.5 MiB by default; a change whose rows are larger is refused (-EFBIG) and undone. */
+#define CLUSTER_ROWS_MAX (1024 * 1024)
 
 typedef struct cluster cluster;
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker/http/api_internal.h"
+#include "broker/cluster/cluster.h"
 #include "broker/crypto/crypt.h"
 #include "broker/os/log.h"
 #include "common/limits.h"
@@ -249,8 +250,16 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		api_reply_error(r, 409, "%s: already exists", what);
 		break;
 	case -EFBIG:
-		api_reply_error(r, 413, "%s: value larger than the limit of %zu bytes", what,
-		                r->a->cfg.max_value);
+		if (service_cluster(r->a->cfg.service))
+			api_reply_error(
+			    r, 413,
+			    "%s: value larger than the limit of %zu bytes, or (cluster "
+			    "mode) its kept versions together over %d bytes: put it with "
+			    "a smaller --keep",
+			    what, r->a->cfg.max_value, CLUSTER_ROWS_MAX);
+		else
+			api_reply_error(r, 413, "%s: value larger than the limit of %zu bytes",
+			                what, r->a->cfg.max_value);
 		break;
 	case -EBADMSG:
 		api_reply_error(

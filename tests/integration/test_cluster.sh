@@ -136,6 +136,17 @@ poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after t
 { reads 1 v2 && reads 2 v2; } || fail "the revoke of node 3's grant changed the other containers"
 ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
 
+# A secret whose kept versions together exceed what one etcd value holds is refused, undone
+head -c 400000 /dev/urandom >"$T/big"
+ctlN 1 put app/big --from-file "$T/big" >/dev/null || fail "a 400 KB value on node 1"
+ctlN 1 put app/big --from-file "$T/big" >/dev/null || fail "a second 400 KB version"
+if ctlN 1 put app/big --from-file "$T/big" >"$T/big.out" 2>&1; then
+	fail "a third 400 KB version (1.2 MB of rows) was accepted"
+fi
+grep -q "kept versions together" "$T/big.out" || fail "the refusal does not say why: $(cat "$T/big.out")"
+[ "$(ctlN 1 --json versions app/big | grep -c '"version"')" = 2 ] || fail "the refused version stayed on node 1"
+ok "a secret whose kept versions exceed one etcd value is refused and undone ($(head -c 100 "$T/big.out"))"
+
 # --- concurrent rotations of one secret from two nodes: each put is stored everywhere or
 # refused with a conflict; no two puts get the same version (a lost update), and every node ends
 # with the same value
