@@ -58,6 +58,7 @@ struct cluster {
 	} * own;
 	size_t nown;
 	char last_err[ETCD_ERROR_MAX + 600]; /* loop thread */
+	char actor[CLUSTER_NAME_MAX + 16];   /* "cluster:NAME": audit records of applied changes */
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -401,6 +402,7 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 {
 	const char *k = (const char *)it->key + c->plen;
 	uint64_t rev = it->rev > 0 ? (uint64_t)it->rev : 0;
+	char sec_name[256] = "";
 	int r = 0;
 	bool ch = false;
 	char what[CLUSTER_KEY_MAX + 64];
@@ -409,11 +411,28 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		cluster_count(c, NULL, rev);
 		return;
 	}
+	/* each applied change is recorded in this node's audit chain, in its transaction */
+	char detail[CLUSTER_KEY_MAX + 64];
+	snprintf(detail, sizeof(detail), "rev=%llu", (unsigned long long)rev);
+	struct store_audit a = {.actor = c->actor,
+	                        .exe = "",
+	                        .action = it->type == IT_PUT ? "cluster-put" : "cluster-delete",
+	                        .result = "ok",
+	                        .detail = detail};
+	struct store_ximport xo = {.rev = rev, .audit = &a};
 	if (strncmp(k, "s/", 2) == 0) {
 		if (it->type == IT_PUT) {
-			r = store_secret_import(c->s, it->val, it->vlen, false, rev, NULL, &ch);
+			/* the record names the secret: decode it first (pure; the import checks) */
+			struct store_xsecret xs;
+			if (store_xsecret_decode(it->val, it->vlen, &xs) == 0) {
+				free(xs.v);
+				snprintf(sec_name, sizeof(sec_name), "%s", xs.name);
+				a.secret = sec_name;
+			}
+			r = store_secret_import(c->s, it->val, it->vlen, &xo, NULL, &ch);
 		} else {
-			r = store_secret_forget(c->s, k + 2, rev);
+			a.secret = k + 2;
+			r = store_secret_forget(c->s, k + 2, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
 				r = 0;
@@ -425,7 +444,11 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		    cluster_unhex(sel, sizeof(sel), slash + 1, strlen(slash + 1)) < 0) {
 			r = -EBADMSG;
 		} else if (it->type == IT_PUT) {
-			r = store_grant_import(c->s, it->val, it->vlen, rev, &ch);
+			a.action = "cluster-grant";
+			a.secret = sec;
+			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
+			         (unsigned long long)rev, sel);
+			r = store_grant_import(c->s, it->val, it->vlen, &xo, &ch);
 			/* the row must be the one its key names */
 			if (r == 0 && c->syncing) {
 				char **ns = realloc(c->seen, (c->nseen + 1) * sizeof(*ns));
@@ -437,7 +460,11 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 				}
 			}
 		} else {
-			r = store_grant_forget(c->s, sec, sel, rev);
+			a.action = "cluster-revoke";
+			a.secret = sec;
+			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
+			         (unsigned long long)rev, sel);
+			r = store_grant_forget(c->s, sec, sel, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
 				r = 0;
@@ -488,7 +515,14 @@ static void cluster_sync_end(cluster *c, int64_t rev, bool *changed)
 		bool seen = false;
 		for (size_t j = 0; j < c->nseen && !seen; j++)
 			seen = strcmp(c->seen[j], k) == 0;
-		if (!seen && store_grant_forget(c->s, g[i].secret, g[i].selector, 0) == 0)
+		struct store_audit a = {.actor = c->actor,
+		                        .exe = "",
+		                        .action = "cluster-revoke",
+		                        .secret = g[i].secret,
+		                        .result = "ok",
+		                        .detail = "gone from etcd at a full read"};
+		struct store_ximport xo = {.audit = &a};
+		if (!seen && store_grant_forget(c->s, g[i].secret, g[i].selector, &xo) == 0)
 			*changed = true;
 	}
 	store_grants_free(g, n);
@@ -576,6 +610,7 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	pthread_mutex_init(&c->mu, NULL);
 	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
 	c->plen = strlen(c->prefix);
+	snprintf(c->actor, sizeof(c->actor), "cluster:%s", cfg->name);
 	int r = etcd_client_new(&c->wc, cfg->etcd, cfg->timeout_ms);
 	if (r == 0)
 		r = etcd_client_new(&c->rc, cfg->etcd, cfg->timeout_ms);
@@ -771,9 +806,10 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	if (r == 0)
 		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old
-		            ? store_secret_import(c->s, pre->old, pre->oldlen, true, 0, NULL, NULL)
-		            : store_secret_forget(c->s, name, 0);
+		int u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen,
+		                                       &(struct store_ximport){.force = true}, NULL,
+		                                       NULL)
+		                 : store_secret_forget(c->s, name, NULL);
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}
@@ -814,8 +850,8 @@ int cluster_grant_commit(cluster *c, const char *secret, const char *selector, b
 	if (r == 0)
 		r = cluster_commit(c, k, removed ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, 0, NULL)
-		                 : store_grant_forget(c->s, secret, selector, 0);
+		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, NULL, NULL)
+		                 : store_grant_forget(c->s, secret, selector, NULL);
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}

@@ -431,26 +431,35 @@ void store_cluster_ids(store *s, bool on);
 /* A secret's head and every kept version: -ENOENT, -EBADMSG (its head fails its check),
  * -EFBIG (over STORE_XROWS_MAX). */
 int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len);
+/* How an import or a removal from the cluster is applied (NULL: all zero). */
+struct store_ximport {
+	uint64_t rev; /* > 0: stored as the applied cluster revision in the same transaction */
+	bool force;   /* a secret: accept an older current version (undoing a refused change) */
+	/* the record of the change, written in its transaction when something changed (NULL:
+	 * none, e.g. an undo that its caller records); version filled in for a secret */
+	const struct store_audit *audit;
+};
 /* Applies an exported secret (replacing this node's rows of it) after checking: the head MAC
  * over the rows (-EBADMSG), a known key generation (-EBADMSG), the same id for the same name
- * (-EEXIST otherwise), and, unless force, no older current version than this node's (-ESTALE:
- * a rollback). rev > 0 is stored as the applied cluster revision in the same transaction.
- * *name_out (may be NULL; malloc'd) the secret's name. Labels, expiry and schedules stay this
- * node's. *changed (may be NULL): false when the rows were already these. */
-int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint64_t rev,
+ * (-EEXIST otherwise), and, unless o->force, no older current version than this node's
+ * (-ESTALE: a rollback). *name_out (may be NULL; malloc'd) the secret's name. Labels, expiry and
+ * schedules stay this node's. *changed (may be NULL): false when the rows were already these
+ * (then only o->rev is stored, no record). */
+int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed);
-/* Removes a secret without an audit record (a deletion that came from the cluster, or undoing
- * a change the cluster refused). rev as above. -ENOENT. */
-int store_secret_forget(store *s, const char *name, uint64_t rev);
-/* A grant row (secret, selector) with its MAC: -ENOENT, -EBADMSG. */
-int store_grant_export(store *s, const char *secret, const char *selector, uint8_t **out,
+/* Removes a secret (a deletion that came from the cluster, or undoing a change the cluster
+ * refused). -ENOENT (o->rev stored anyway). */
+int store_secret_forget(store *s, const char *name, const struct store_ximport *o);
+/* A grant row (target, selector) with its MAC: -ENOENT, -EBADMSG. */
+int store_grant_export(store *s, const char *target, const char *selector, uint8_t **out,
                        size_t *len);
-/* Applies an exported grant (replacing the row of its (secret, selector) or id) after checking
- * its fields and MAC (-EBADMSG). rev as above; *changed as above. */
-int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, bool *changed);
-/* Removes a grant without an audit record (a revoke that came from the cluster). rev as above.
- * -ENOENT when there is none (rev is stored anyway). */
-int store_grant_forget(store *s, const char *secret, const char *selector, uint64_t rev);
+/* Applies an exported grant (replacing the row of its (target, selector) or id) after checking
+ * its fields and MAC (-EBADMSG). o and *changed as for a secret. */
+int store_grant_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
+                       bool *changed);
+/* Removes a grant (a revoke that came from the cluster). -ENOENT (o->rev stored anyway). */
+int store_grant_forget(store *s, const char *target, const char *selector,
+                       const struct store_ximport *o);
 /* The keyring: root kind, the sealed MAC root and the sealed key generations. */
 int store_keyring_export(store *s, uint8_t **out, size_t *len);
 /* Replaces this store's keyring by another node's (a node joining a cluster, right after

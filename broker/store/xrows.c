@@ -218,16 +218,28 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 	return 0;
 }
 
+static const struct store_ximport store_ximport_none;
+
 static int store_rev_tx(store *s, uint64_t rev)
 {
 	return rev ? store_meta_put_u64(s->db, STORE_META_CLUSTER_REV, rev) : 0;
 }
 
-int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint64_t rev,
+/* The end of an applied change inside its transaction: its record and the revision. */
+static int store_ximport_tx(store *s, const struct store_ximport *o, uint64_t version)
+{
+	int r = store_audit_tx(s, o->audit, version);
+	return r == 0 ? store_rev_tx(s, o->rev) : r;
+}
+
+int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed)
 {
 	if (!s || !p)
 		return -EINVAL;
+	if (!o)
+		o = &store_ximport_none;
+	bool force = o->force;
 	if (name_out)
 		*name_out = NULL;
 	if (changed)
@@ -247,7 +259,7 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint
 	if (r == 0 && minelen == len && memcmp(mine, p, len) == 0) {
 		if (name_out && !(*name_out = strdup(x.name)))
 			return -ENOMEM;
-		return rev ? store_cluster_rev_set(s, rev) : 0;
+		return o->rev ? store_cluster_rev_set(s, o->rev) : 0;
 	}
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
@@ -322,7 +334,7 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, bool force, uint
 	struct store_row row;
 	r = store_secret_load(s, x.name, &row);
 	if (r == 0)
-		r = store_rev_tx(s, rev);
+		r = store_ximport_tx(s, o, x.current);
 out:
 	r = store_end(s->db, r);
 	if (r == 0 && changed)
@@ -332,10 +344,12 @@ out:
 	return r;
 }
 
-int store_secret_forget(store *s, const char *name, uint64_t rev)
+int store_secret_forget(store *s, const char *name, const struct store_ximport *o)
 {
 	if (!s || store_name_ok(name) < 0)
 		return -EINVAL;
+	if (!o)
+		o = &store_ximport_none;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -347,7 +361,7 @@ int store_secret_forget(store *s, const char *name, uint64_t rev)
 	}
 	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
 	if (r == 0)
-		r = store_rev_tx(s, rev);
+		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);
 	if (r == 0)
 		s->life_gen++;
@@ -447,10 +461,13 @@ int store_grant_export(store *s, const char *target, const char *selector, uint8
 	return r;
 }
 
-int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, bool *changed)
+int store_grant_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
+                       bool *changed)
 {
 	if (!s || !p)
 		return -EINVAL;
+	if (!o)
+		o = &store_ximport_none;
 	if (changed)
 		*changed = false;
 	struct store_grant g;
@@ -466,7 +483,7 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, boo
 	size_t minelen = 0;
 	if (store_grant_export(s, g.secret, g.selector, &mine, &minelen) == 0 && minelen == len &&
 	    memcmp(mine, p, len) == 0)
-		return rev ? store_cluster_rev_set(s, rev) : 0;
+		return o->rev ? store_cluster_rev_set(s, o->rev) : 0;
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -502,7 +519,7 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, uint64_t rev, boo
 	sqlite3_bind_blob(ins, 10, mac, sizeof(mac), SQLITE_STATIC);
 	r = store_step_done(ins);
 	if (r == 0)
-		r = store_rev_tx(s, rev);
+		r = store_ximport_tx(s, o, 0);
 out:
 	r = store_end(s->db, r);
 	if (r == 0 && changed)
@@ -510,10 +527,13 @@ out:
 	return r;
 }
 
-int store_grant_forget(store *s, const char *target, const char *selector, uint64_t rev)
+int store_grant_forget(store *s, const char *target, const char *selector,
+                       const struct store_ximport *o)
 {
 	if (!s || !target || !selector)
 		return -EINVAL;
+	if (!o)
+		o = &store_ximport_none;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -526,7 +546,7 @@ int store_grant_forget(store *s, const char *target, const char *selector, uint6
 	}
 	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
 	if (r == 0)
-		r = store_rev_tx(s, rev);
+		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);
 	return r == 0 && gone ? -ENOENT : r;
 }

@@ -135,6 +135,13 @@ ctlN 1 revoke app/db "id:$C_ID_3" >/dev/null || fail "revoke on node 1"
 poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after the revoke on node 1"
 { reads 1 v2 && reads 2 v2; } || fail "the revoke of node 3's grant changed the other containers"
 ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
+# Node 3's audit chain records what the cluster changed in its store, and still verifies.
+ctlN 3 audit >"$T/audit3" || fail "audit on node 3"
+grep -q "cluster-put.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-put of app/db: $(tail -n 5 "$T/audit3")"
+grep -q "cluster-revoke.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-revoke"
+grep -q "cluster-grant.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-grant"
+ctlN 3 audit verify >/dev/null || fail "node 3's audit chain does not verify"
+ok "every change applied from etcd is in the node's audit chain (cluster-put, -grant, -revoke), which verifies"
 
 # A secret whose kept versions together exceed what one etcd value holds is refused, undone
 head -c 400000 /dev/urandom >"$T/big"

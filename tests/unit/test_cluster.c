@@ -277,6 +277,7 @@ static void get_is(store *s, const char *name, const char *v)
 
 START_TEST(test_secret_rows)
 {
+	const struct store_ximport force = {.force = true};
 	store *a, *b;
 	two_nodes(&a, &b);
 	put(a, "app/db", "one");
@@ -287,7 +288,8 @@ START_TEST(test_secret_rows)
 	ck_assert_int_eq(store_secret_export(a, "app/db", &x2, &l2), 0);
 	bool changed = false;
 	char *name = NULL;
-	ck_assert_int_eq(store_secret_import(b, x2, l2, false, 17, &name, &changed), 0);
+	ck_assert_int_eq(
+	    store_secret_import(b, x2, l2, &(struct store_ximport){.rev = 17}, &name, &changed), 0);
 	ck_assert(changed);
 	ck_assert_str_eq(name, "app/db");
 	free(name);
@@ -296,15 +298,15 @@ START_TEST(test_secret_rows)
 	ck_assert_int_eq(store_cluster_rev(b, &rev), 0);
 	ck_assert_uint_eq(rev, 17);
 	/* the same rows again: nothing changes */
-	ck_assert_int_eq(store_secret_import(b, x2, l2, false, 0, NULL, &changed), 0);
+	ck_assert_int_eq(store_secret_import(b, x2, l2, NULL, NULL, &changed), 0);
 	ck_assert(!changed);
 	/* an older copy (a rollback through etcd) is refused unless forced (an undo) */
-	ck_assert_int_eq(store_secret_import(b, x1, l1, false, 0, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(store_secret_import(b, x1, l1, NULL, NULL, NULL), -ESTALE);
 	get_is(b, "app/db", "two");
 	/* every byte of the rows is checked: flip each one in turn */
 	for (size_t i = 0; i < l2; i++) {
 		x2[i] ^= 0x20;
-		int r = store_secret_import(b, x2, l2, true, 0, NULL, NULL);
+		int r = store_secret_import(b, x2, l2, &force, NULL, NULL);
 		x2[i] ^= 0x20;
 		/* the keep and time fields are not in the head MAC's message: a changed created or
 		 * updated time is the only change accepted (it decides nothing) */
@@ -316,11 +318,11 @@ START_TEST(test_secret_rows)
 		              i, r);
 		get_is(b, "app/db", "two");
 	}
-	ck_assert_int_eq(store_secret_import(b, x1, l1, true, 0, NULL, NULL), 0);
+	ck_assert_int_eq(store_secret_import(b, x1, l1, &force, NULL, NULL), 0);
 	get_is(b, "app/db", "one");
 	/* a deletion that came from the cluster */
-	ck_assert_int_eq(store_secret_forget(b, "app/db", 18), 0);
-	ck_assert_int_eq(store_secret_forget(b, "app/db", 0), -ENOENT);
+	ck_assert_int_eq(store_secret_forget(b, "app/db", &(struct store_ximport){.rev = 18}), 0);
+	ck_assert_int_eq(store_secret_forget(b, "app/db", NULL), -ENOENT);
 	free(x1);
 	free(x2);
 	store_close(a);
@@ -337,7 +339,7 @@ START_TEST(test_same_name_two_nodes)
 	uint8_t *x = NULL;
 	size_t l = 0;
 	ck_assert_int_eq(store_secret_export(a, "app/x", &x, &l), 0);
-	ck_assert_int_eq(store_secret_import(b, x, l, false, 0, NULL, NULL), -EEXIST);
+	ck_assert_int_eq(store_secret_import(b, x, l, NULL, NULL, NULL), -EEXIST);
 	get_is(b, "app/x", "from-b");
 	free(x);
 	store_close(a);
@@ -358,7 +360,7 @@ START_TEST(test_grant_rows)
 	/* a tampered mode, secret or MAC is refused */
 	for (size_t i = 0; i < l; i += 7) {
 		x[i] ^= 0x01;
-		int r = store_grant_import(b, x, l, 0, NULL);
+		int r = store_grant_import(b, x, l, NULL, NULL);
 		x[i] ^= 0x01;
 		ck_assert_msg(r == -EBADMSG, "byte %zu flipped: %d", i, r);
 	}
@@ -367,14 +369,16 @@ START_TEST(test_grant_rows)
 	ck_assert_int_eq(store_grants(b, &v, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	bool changed = false;
-	ck_assert_int_eq(store_grant_import(b, x, l, 5, &changed), 0);
+	ck_assert_int_eq(store_grant_import(b, x, l, &(struct store_ximport){.rev = 5}, &changed),
+	                 0);
 	ck_assert(changed);
 	ck_assert_int_eq(store_grants(b, &v, &n), 0); /* MAC checked with B's (the cluster's) key */
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(v[0].selector, "label:tier=db");
 	store_grants_free(v, n);
-	ck_assert_int_eq(store_grant_forget(b, "app/*", "label:tier=db", 6), 0);
-	ck_assert_int_eq(store_grant_forget(b, "app/*", "label:tier=db", 0), -ENOENT);
+	ck_assert_int_eq(
+	    store_grant_forget(b, "app/*", "label:tier=db", &(struct store_ximport){.rev = 6}), 0);
+	ck_assert_int_eq(store_grant_forget(b, "app/*", "label:tier=db", NULL), -ENOENT);
 	free(x);
 	store_close(a);
 	store_close(b);
