@@ -97,6 +97,13 @@ static int xr_magic(struct xr *r, const char *magic)
 
 /* ---- secrets ---- */
 
+static void store_xsecret_clear(struct store_xsecret *x)
+{
+	free(x->v);
+	x->v = NULL;
+	x->nv = 0;
+}
+
 int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out)
 {
 	if (!p || !out)
@@ -244,11 +251,10 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 		*name_out = NULL;
 	if (changed)
 		*changed = false;
-	struct store_xsecret x;
+	__attribute__((cleanup(store_xsecret_clear))) struct store_xsecret x;
 	int r = store_xsecret_decode(p, len, &x);
 	if (r < 0)
 		return r;
-	_cleanup_free_ struct store_xversion *vfree = x.v;
 	for (size_t i = 0; i < x.nv; i++)
 		if (!store_kek_find(s, x.v[i].kek_id))
 			return -EBADMSG; /* a generation this node does not have */
@@ -370,6 +376,14 @@ int store_secret_forget(store *s, const char *name, const struct store_ximport *
 
 /* ---- grants ---- */
 
+static void store_xgrant_clear(struct store_grant *g)
+{
+	free(g->secret);
+	free(g->selector);
+	free(g->path);
+	*g = (struct store_grant){0};
+}
+
 int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uint8_t mac[32])
 {
 	if (!p || !g || !mac)
@@ -470,12 +484,11 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 		o = &store_ximport_none;
 	if (changed)
 		*changed = false;
-	struct store_grant g;
+	__attribute__((cleanup(store_xgrant_clear))) struct store_grant g;
 	uint8_t mac[CRYPT_MAC_BYTES];
 	int r = store_xgrant_decode(p, len, &g, mac);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *gs = g.secret, *gsel = g.selector, *gp = g.path;
 	r = store_grant_check_mac(s, &g, mac);
 	if (r < 0)
 		return r;
