@@ -42,6 +42,7 @@ struct kp {
 	int backoff_ms;
 	int64_t respawn_at; /* monotonic ms; 0: none pending */
 	int exit_status;
+	bool mirror; /* call cfg->on_held (off while seeding and resuming) */
 };
 
 static int64_t kp_now_ms(void)
@@ -75,8 +76,16 @@ static struct held *kp_held_find(struct kp *k, uint8_t kind, const char *id)
 	return NULL;
 }
 
+static void kp_mirror(struct kp *k, const struct held *h, bool held)
+{
+	if (k->mirror && k->cfg->on_held)
+		k->cfg->on_held(k->cfg->on_held_ud, h->kind, h->id, h->fds, h->nfds, h->blob,
+		                h->blob_len, held);
+}
+
 static void kp_held_remove(struct kp *k, struct held *h)
 {
+	kp_mirror(k, h, false);
 	kp_held_close(h);
 	*h = k->held[--k->nheld];
 }
@@ -110,12 +119,14 @@ static int kp_held_put(struct kp *k, const struct keeper_msg *m, const int *fds)
 		h->kind = m->kind;
 		memcpy(h->id, m->id, m->id_len + 1);
 	} else {
+		kp_mirror(k, h, false);
 		kp_held_close(h);
 	}
 	h->blob = blob;
 	h->blob_len = m->blob_len;
 	memcpy(h->fds, fds, sizeof(int) * m->nfds);
 	h->nfds = m->nfds;
+	kp_mirror(k, h, true);
 	return 0;
 fail:
 	free(blob);
@@ -404,6 +415,42 @@ static int kp_resume_one(void *ud, const struct keeper_msg *m, const int *fds)
 	return 0;
 }
 
+/* Entries handed in at start (systemd's fd store): held as a worker's HOLD would be. */
+static void kp_seed(struct kp *k)
+{
+	for (size_t i = 0; i < k->cfg->nseed; i++) {
+		const struct keeper_seed *s = &k->cfg->seed[i];
+		struct keeper_msg m = {.type = KEEPER_HOLD,
+		                       .kind = s->kind,
+		                       .id_len = s->id ? strnlen(s->id, KEEPER_ID_MAX + 1) : 0,
+		                       .blob = s->blob,
+		                       .blob_len = s->blob_len,
+		                       .nfds = s->nfds};
+		uint8_t buf[KEEPER_MSG_MAX];
+		size_t len;
+		int own[KEEPER_FDS_MAX];
+		if (s->nfds > KEEPER_FDS_MAX || m.id_len > KEEPER_ID_MAX) {
+			for (unsigned j = 0; j < s->nfds && j < 2; j++)
+				close(s->fds[j]);
+			kp_report(k,
+			          (struct keeper_event){.kind = KEEPER_EV_BAD_MSG, .err = -EPROTO});
+			continue;
+		}
+		memcpy(m.id, s->id, m.id_len);
+		m.id[m.id_len] = '\0';
+		memcpy(own, s->fds, sizeof(int) * s->nfds);
+		/* The shape a worker's HOLD must have, checked by the same codec. */
+		if (keeper_msg_encode(&m, buf, sizeof(buf), &len) < 0) {
+			for (unsigned j = 0; j < s->nfds; j++)
+				close(own[j]);
+			kp_report(k,
+			          (struct keeper_event){.kind = KEEPER_EV_BAD_MSG, .err = -EPROTO});
+			continue;
+		}
+		kp_held_put(k, &m, own);
+	}
+}
+
 /* After an upgrade exec: take over the fds the previous keeper listed. */
 static void kp_resume(struct kp *k)
 {
@@ -460,6 +507,8 @@ int keeper_run(const struct keeper_config *cfg)
 	}
 	bool resumed = getenv(KEEPER_ENV_STATE) != NULL;
 	kp_resume(&k);
+	kp_seed(&k);
+	k.mirror = true;
 	/* After an upgrade the workers served before: a new one that dies is restarted. */
 	k.ever_ready = resumed;
 	k.respawn_at = kp_now_ms();

@@ -17,6 +17,8 @@
  * docs/DESIGN.md). It logs nothing itself: events go to cfg->report. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define KEEPER_ENV_FD "SECRETD_KEEPER_FD"             /* worker: its channel to the keeper */
@@ -52,11 +54,32 @@ struct keeper_event {
 	const char *what;
 };
 
+/* An entry held from the start (systemd's fd store after the keeper itself was restarted). */
+struct keeper_seed {
+	uint8_t kind; /* enum keeper_kind */
+	const char *id;
+	const uint8_t *blob;
+	size_t blob_len;
+	int fds[2];
+	unsigned nfds;
+};
+
 struct keeper_config {
 	const char *exe;   /* absolute path of the binary exec'd for the worker and on upgrade */
 	char *const *argv; /* its argv (argv[0] included); the same for worker and new keeper */
 	void (*report)(void *ud, const struct keeper_event *ev); /* required; must not block */
 	void *report_ud;
+	/* Entries to hold from the start (nseed of them; keeper_run owns their fds, and refuses
+	 * (closes) any whose shape keeper/msg.h would refuse). NULL: none. */
+	const struct keeper_seed *seed;
+	size_t nseed;
+	/* Mirrors the held set (systemd's fd store, so that it survives the keeper too): called
+	 * after an entry is held (held true; its fds and blob borrowed) and before one is closed
+	 * (held false). Not called for seeded entries nor those taken over after an exec (their
+	 * holder has them already). May be NULL; must not block. */
+	void (*on_held)(void *ud, uint8_t kind, const char *id, const int *fds, unsigned nfds,
+	                const uint8_t *blob, size_t blob_len, bool held);
+	void *on_held_ud;
 };
 
 /* Runs the keeper until the worker stops on request (returns its exit status, 0..255) or the first
