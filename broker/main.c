@@ -891,7 +891,17 @@ static int main_run(struct main_opts *o)
 	                        .key_file = o->pass_file ? NULL : o->key_file,
 	                        .pass_file = o->pass_file,
 	                        .max_value = o->max_value};
+	/* Under a keeper, the store's lock is the keeper's (inherited). */
+	const char *lk = kl ? getenv(KEEPER_ENV_LOCK) : NULL;
+	if (lk) {
+		char *end;
+		long v = strtol(lk, &end, 10);
+		so.lock_fd = *lk && !*end && v > 2 && v < 65536 ? (int)v : -1;
+		unsetenv(KEEPER_ENV_LOCK);
+	}
 	r = main_store_open(&s, &so);
+	if (so.lock_fd > 0)
+		close(so.lock_fd); /* the store keeps its own duplicate */
 	if (r < 0) {
 		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
 		goto out;
@@ -1106,6 +1116,6 @@ int main(int argc, char **argv)
 	/* `run` starts as the keeper, which execs this binary again as the daemon process (the
 	 * worker: it finds KEEPER_ENV_FD set). */
 	if (!o.no_keeper && !getenv(KEEPER_ENV_FD))
-		return main_keeper(argv);
+		return main_keeper(argv, o.state_dir);
 	return main_run(&o);
 }

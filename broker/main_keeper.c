@@ -1,6 +1,7 @@
 /* main_keeper.c: `secretd run` as the keeper process (broker/keeper), and its log lines. The
  * daemon's top level, like main.c: the only other file that logs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -15,6 +17,7 @@
 #include "broker/keeper/keeper.h"
 #include "broker/keeper/msg.h"
 #include "broker/main_int.h"
+#include "broker/store/store.h"
 #include "broker/os/log.h"
 
 static void main_keeper_status(int st, char *buf, size_t len)
@@ -314,7 +317,50 @@ static size_t main_fdstore_seeds(struct keeper_seed **out, uint8_t (**blobs)[KEE
 	return ns;
 }
 
-int main_keeper(char **argv)
+/* The store's lock, for the keeper: inherited across an upgrade's exec (KEEPER_ENV_LOCK), else
+ * taken. -1 when the state dir has no lock file yet (the daemon process then says why it cannot
+ * open the store); exits on another daemon holding it. */
+#define MAIN_KEEPER_LOCK_WAIT_MS 5000
+
+static int main_keeper_lock(const char *state_dir, int *fd)
+{
+	*fd = -1;
+	const char *v = getenv(KEEPER_ENV_LOCK);
+	if (v) {
+		char *end;
+		long l = strtol(v, &end, 10);
+		unsetenv(KEEPER_ENV_LOCK);
+		if (*v && !*end && l > 2 && l < 65536 && fcntl((int)l, F_SETFD, FD_CLOEXEC) == 0) {
+			*fd = (int)l;
+			return 0;
+		}
+	}
+	/* A predecessor killed a moment ago may still be exiting (its daemon process dies with
+	 * it, asynchronously): wait for it a little, as the daemon process does for the store. */
+	int r;
+	for (int waited = 0;; waited += 50) {
+		r = store_lock(state_dir, fd);
+		if (r != -EBUSY || waited >= MAIN_KEEPER_LOCK_WAIT_MS)
+			break;
+		if (waited == 0)
+			log_info(
+			    "the store is locked by another process: waiting up to %d ms for it "
+			    "to exit",
+			    MAIN_KEEPER_LOCK_WAIT_MS);
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (r == -EBUSY) {
+		log_error("cannot open store %s: another secretd is running on this state dir",
+		          state_dir);
+		return r;
+	}
+	if (r < 0)
+		*fd = -1; /* e.g. not initialised: the daemon process reports it */
+	return 0;
+}
+
+int main_keeper(char **argv, const char *state_dir)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -336,7 +382,11 @@ int main_keeper(char **argv)
 	uint8_t(*blobs)[KEEPER_BLOB_MAX] = NULL;
 	char(*ids)[KEEPER_ID_MAX + 1] = NULL;
 	size_t nseed = main_fdstore_seeds(&seeds, &blobs, &ids);
+	int lock_fd;
+	if (main_keeper_lock(state_dir, &lock_fd) < 0)
+		return 1;
 	struct keeper_config kc = {.exe = exe,
+	                           .lock_fd = lock_fd,
 	                           .argv = argv,
 	                           .report = main_keeper_report,
 	                           .report_ud = &bad,
@@ -348,5 +398,7 @@ int main_keeper(char **argv)
 	free(seeds);
 	free(blobs);
 	free(ids);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return rc;
 }

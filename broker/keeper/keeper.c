@@ -42,7 +42,9 @@ struct kp {
 	int backoff_ms;
 	int64_t respawn_at; /* monotonic ms; 0: none pending */
 	int exit_status;
-	bool mirror; /* call cfg->on_held (off while seeding and resuming) */
+	bool mirror;         /* call cfg->on_held (off while seeding and resuming) */
+	pid_t lingering[16]; /* dead workers whose process has not exited yet (reaped later) */
+	size_t nlinger;
 };
 
 static int64_t kp_now_ms(void)
@@ -247,6 +249,14 @@ static int kp_spawn(struct kp *k)
 			_exit(127);
 		if (setenv(KEEPER_ENV_FD, fdbuf, 1) < 0 || setenv(KEEPER_ENV_RESTARTS, rbuf, 1) < 0)
 			_exit(127);
+		if (k->cfg->lock_fd >= 0) {
+			char lbuf[16];
+			snprintf(lbuf, sizeof(lbuf), "%d", k->cfg->lock_fd);
+			fl = fcntl(k->cfg->lock_fd, F_GETFD);
+			if (fl < 0 || fcntl(k->cfg->lock_fd, F_SETFD, fl & ~FD_CLOEXEC) < 0 ||
+			    setenv(KEEPER_ENV_LOCK, lbuf, 1) < 0)
+				_exit(127);
+		}
 		unsetenv(KEEPER_ENV_STATE);
 		sigset_t none;
 		sigemptyset(&none);
@@ -255,7 +265,11 @@ static int kp_spawn(struct kp *k)
 		_exit(127);
 	}
 	close(sv[1]);
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	/* The main thread's exit, not the whole process's (see keeper.h); O_EXCL is PIDFD_THREAD.
+	 */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, O_EXCL);
+	if (pidfd < 0 && errno == EINVAL)
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		r = -errno;
 		kill(pid, SIGKILL);
@@ -316,6 +330,12 @@ static void kp_exec(struct kp *k)
 	for (size_t i = 0; r == 0 && i < k->nheld; i++)
 		for (unsigned j = 0; r == 0 && j < k->held[i].nfds; j++)
 			r = kp_set_cloexec(k->held[i].fds[j], false);
+	char lbuf[16];
+	snprintf(lbuf, sizeof(lbuf), "%d", k->cfg->lock_fd);
+	if (r == 0 && k->cfg->lock_fd >= 0 &&
+	    ((r = kp_set_cloexec(k->cfg->lock_fd, false)) < 0 ||
+	     setenv(KEEPER_ENV_LOCK, lbuf, 1) < 0))
+		r = r < 0 ? r : -errno;
 	if (r == 0 && setenv(KEEPER_ENV_STATE, mbuf, 1) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -325,6 +345,9 @@ static void kp_exec(struct kp *k)
 	}
 	/* Still the old keeper: undo, and go on with the old binary. */
 	unsetenv(KEEPER_ENV_STATE);
+	unsetenv(KEEPER_ENV_LOCK);
+	if (k->cfg->lock_fd >= 0)
+		kp_set_cloexec(k->cfg->lock_fd, true);
 	for (size_t i = 0; i < k->nheld; i++)
 		for (unsigned j = 0; j < k->held[i].nfds; j++)
 			kp_set_cloexec(k->held[i].fds[j], true);
@@ -353,9 +376,19 @@ static int kp_on_exit(struct kp *k)
 {
 	int st = 0;
 	pid_t p;
+	/* Its main thread has exited. A normal exit or a stop is reaped at once; a killed process
+	 * whose other thread is stuck in the kernel lingers: it is reaped later, and the keeper
+	 * goes on (a stop waits for it, the status matters then). */
 	do
-		p = waitpid(k->pid, &st, 0);
+		p = waitpid(k->pid, &st, k->stopping ? 0 : WNOHANG);
 	while (p < 0 && errno == EINTR);
+	if (p == 0) {
+		st = SIGKILL; /* unknown yet: reported as killed */
+		if (k->nlinger < sizeof(k->lingering) / sizeof(k->lingering[0]))
+			k->lingering[k->nlinger++] = k->pid;
+		else
+			kill(k->pid, SIGKILL); /* already dying; reaped by init if we exit */
+	}
 	close(k->pidfd);
 	k->pidfd = -1;
 	kp_close_worker_chan(k);
@@ -513,6 +546,12 @@ int keeper_run(const struct keeper_config *cfg)
 	k.ever_ready = resumed;
 	k.respawn_at = kp_now_ms();
 	for (;;) {
+		for (size_t i = 0; i < k.nlinger;) {
+			if (waitpid(k.lingering[i], NULL, WNOHANG) != 0)
+				k.lingering[i] = k.lingering[--k.nlinger];
+			else
+				i++;
+		}
 		if (k.pid == 0 && k.respawn_at && kp_now_ms() >= k.respawn_at) {
 			k.respawn_at = 0;
 			int r = kp_spawn(&k);
@@ -530,7 +569,7 @@ int keeper_run(const struct keeper_config *cfg)
 		struct pollfd p[3] = {{.fd = k.sfd, .events = POLLIN},
 		                      {.fd = k.chan, .events = POLLIN},
 		                      {.fd = k.pidfd, .events = POLLIN}};
-		int timeout = -1;
+		int timeout = k.nlinger ? 200 : -1; /* reap lingering workers */
 		if (k.pid == 0 && k.respawn_at) {
 			int64_t d = k.respawn_at - kp_now_ms();
 			timeout = d < 0 ? 0 : (int)d;

@@ -11,6 +11,10 @@
  *    unmounting), re-execs its own binary keeping every held fd (their list in a memfd named by
  *    SECRETD_KEEPER_STATE), and the new keeper starts a new worker;
  *  - SIGTERM/SIGINT are passed to the worker; the keeper exits with the worker's status.
+ * A worker counts as dead when its main thread (the one serving every request) has exited
+ * (PIDFD_THREAD, Linux 6.9+; else the whole process): a killed process whose FUSE notifier
+ * thread is stuck in an invalidation until a server answers the resent requests lingers, and
+ * only its successor can free it. Such a process is reaped when it finally exits.
  * The keeper reads only keeper messages (keeper/msg.h) from the worker, and treats it as untrusted:
  * a bad message is refused and reported, the held set is bounded (KEEPER_HELD_MAX).
  * The keeper holds no key and opens no store (a later step moves the master key here, see
@@ -24,6 +28,7 @@
 #define KEEPER_ENV_FD "SECRETD_KEEPER_FD"             /* worker: its channel to the keeper */
 #define KEEPER_ENV_STATE "SECRETD_KEEPER_STATE"       /* new keeper: the held set's memfd */
 #define KEEPER_ENV_RESTARTS "SECRETD_KEEPER_RESTARTS" /* worker: workers started before it */
+#define KEEPER_ENV_LOCK "SECRETD_KEEPER_LOCK_FD"      /* worker, new keeper: the store's lock fd */
 #define KEEPER_HELD_MAX 16384       /* entries held at once; more HOLDs are refused */
 #define KEEPER_BACKOFF_MIN_MS 100   /* a worker that died before it served: first pause */
 #define KEEPER_BACKOFF_MAX_MS 10000 /* ... doubling up to this */
@@ -80,6 +85,10 @@ struct keeper_config {
 	void (*on_held)(void *ud, uint8_t kind, const char *id, const int *fds, unsigned nfds,
 	                const uint8_t *blob, size_t blob_len, bool held);
 	void *on_held_ud;
+	/* An fd every worker inherits (named by KEEPER_ENV_LOCK) and an upgrade keeps: the store's
+	 * lock, held by the keeper so that a worker that lingers (a thread stuck in the kernel)
+	 * cannot keep its successor out. -1: none. */
+	int lock_fd;
 };
 
 /* Runs the keeper until the worker stops on request (returns its exit status, 0..255) or the first
