@@ -82,7 +82,7 @@ struct conn {
 };
 static struct conn conns[MOUNTS_MAX];
 
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
