@@ -167,6 +167,30 @@ static void kp_close_worker_chan(struct kp *k)
 
 static void kp_upgrade_begin(struct kp *k);
 
+/* From READY on, the worker counts as dead when its serving thread ends: a killed worker whose
+ * FUSE notifier thread is stuck behind a read only its successor can answer never exits as a
+ * whole (and, as the thread-group leader's pidfd is not woken while another thread lives, the
+ * serving thread is not the leader). */
+static void kp_watch_thread(struct kp *k, pid_t tid)
+{
+	if (tid <= 0 || tid == k->pid)
+		return;
+	/* Its thread group must be the worker's: /proc/PID/task/TID exists. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)k->pid, (int)tid);
+	if (access(path, F_OK) < 0)
+		return;
+	int fd = (int)syscall(SYS_pidfd_open, tid, O_EXCL); /* O_EXCL == PIDFD_THREAD */
+	if (fd < 0) {
+		kp_report(k, (struct keeper_event){.kind = KEEPER_EV_ERROR,
+		                                   .err = -errno,
+		                                   .what = "watch the serving thread"});
+		return;
+	}
+	close(k->pidfd);
+	k->pidfd = fd;
+}
+
 /* One message from the worker. */
 static void kp_on_msg(struct kp *k)
 {
@@ -205,6 +229,7 @@ static void kp_on_msg(struct kp *k)
 	case KEEPER_READY:
 		k->ready = k->ever_ready = true;
 		k->backoff_ms = 0;
+		kp_watch_thread(k, (pid_t)m.result);
 		kp_report(k, (struct keeper_event){.kind = KEEPER_EV_READY, .pid = k->pid});
 		break;
 	case KEEPER_UPGRADE: {
@@ -265,11 +290,8 @@ static int kp_spawn(struct kp *k)
 		_exit(127);
 	}
 	close(sv[1]);
-	/* The main thread's exit, not the whole process's (see keeper.h); O_EXCL is PIDFD_THREAD.
-	 */
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, O_EXCL);
-	if (pidfd < 0 && errno == EINVAL)
-		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	/* The process until READY names its serving thread (kp_watch_thread). */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		r = -errno;
 		kill(pid, SIGKILL);
@@ -380,7 +402,7 @@ static int kp_on_exit(struct kp *k)
 	 * whose other thread is stuck in the kernel lingers: it is reaped later, and the keeper
 	 * goes on (a stop waits for it, the status matters then). */
 	do
-		p = waitpid(k->pid, &st, k->stopping ? 0 : WNOHANG);
+		p = waitpid(k->pid, &st, k->stopping || k->upgrading ? 0 : WNOHANG);
 	while (p < 0 && errno == EINTR);
 	if (p == 0) {
 		st = SIGKILL; /* unknown yet: reported as killed */

@@ -11,14 +11,11 @@
  *    unmounting), re-execs its own binary keeping every held fd (their list in a memfd named by
  *    SECRETD_KEEPER_STATE), and the new keeper starts a new worker;
  *  - SIGTERM/SIGINT are passed to the worker; the keeper exits with the worker's status.
- * A worker counts as dead when its main thread (the one serving every request) has exited
- * (PIDFD_THREAD, Linux 6.9+; else the whole process): a killed process whose FUSE notifier
- * thread is stuck in an invalidation until a server answers the resent requests lingers, and
- * only its successor can free it. Such a process is reaped when it finally exits.
- * The keeper reads only keeper messages (keeper/msg.h) from the worker, and treats it as untrusted:
- * a bad message is refused and reported, the held set is bounded (KEEPER_HELD_MAX).
- * The keeper holds no key and opens no store (a later step moves the master key here, see
- * docs/DESIGN.md). It logs nothing itself: events go to cfg->report. */
+ * A worker counts as dead when the serving thread it named in READY has exited (PIDFD_THREAD,
+ * Linux 6.9+; before READY, or on older kernels: the whole process): a killed process whose FUSE
+ * notifier thread is stuck in an invalidation until a server answers the resent requests
+ * lingers, and only its successor can free it. Such a process is reaped when it finally exits.
+ * A stop or an upgrade waits for the whole process. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
