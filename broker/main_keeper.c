@@ -49,9 +49,13 @@ static void main_keeper_report(void *ud, const struct keeper_event *ev)
 		log_info("keeper: daemon process %d serves", (int)ev->pid);
 		break;
 	case KEEPER_EV_DIED:
-		log_error("keeper: daemon process %d died (%s): restarting it %s, its %zu held "
+		log_error("keeper: daemon process %d died (%s%s): restarting it %s, its %zu held "
 		          "connection(s) wait meanwhile",
-		          (int)ev->pid, st, ev->backoff_ms ? "after a pause" : "now", ev->held);
+		          (int)ev->pid, st,
+		          ev->err == -EINPROGRESS
+		              ? "; a thread of it lingers in the kernel until its successor answers"
+		              : "",
+		          ev->backoff_ms ? "after a pause" : "now", ev->held);
 		break;
 	case KEEPER_EV_EXITED:
 		log_info("keeper: daemon process %d exited (%s)", (int)ev->pid, st);

@@ -445,9 +445,11 @@ static int kp_on_exit(struct kp *k)
 		k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : KEEPER_BACKOFF_MIN_MS;
 	if (k->backoff_ms > KEEPER_BACKOFF_MAX_MS)
 		k->backoff_ms = KEEPER_BACKOFF_MAX_MS;
-	kp_report(
-	    k, (struct keeper_event){
-	           .kind = KEEPER_EV_DIED, .pid = dead, .status = st, .backoff_ms = k->backoff_ms});
+	kp_report(k, (struct keeper_event){.kind = KEEPER_EV_DIED,
+	                                   .pid = dead,
+	                                   .status = st,
+	                                   .err = p == 0 ? -EINPROGRESS : 0,
+	                                   .backoff_ms = k->backoff_ms});
 	k->respawn_at = kp_now_ms() + k->backoff_ms;
 	return 0;
 }

@@ -34,7 +34,9 @@
 enum keeper_event_kind {
 	KEEPER_EV_STARTED,        /* a worker started: pid, restarts */
 	KEEPER_EV_READY,          /* it serves: pid, held */
-	KEEPER_EV_DIED,           /* it died unasked: pid, status (wait status), backoff_ms */
+	KEEPER_EV_DIED,           /* it died unasked: pid, status (wait status), backoff_ms; err
+	                           * -EINPROGRESS: its serving thread ended but the process lingers
+	                           * (a thread stuck in the kernel), reaped later */
 	KEEPER_EV_EXITED,         /* it stopped as asked: pid, status */
 	KEEPER_EV_GAVE_UP,        /* the first worker failed before serving: status; keeper exits */
 	KEEPER_EV_BAD_MSG,        /* a message refused: err */
