@@ -1,6 +1,7 @@
 /* secretd: the broker daemon's entry point (the only place that logs). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -431,25 +432,63 @@ static int main_rekey(struct main_opts *o)
 
 /* Set by SIGUSR1 (the keeper's hand-off request): stop without unmounting anything. */
 static bool main_handoff;
+static int64_t main_mono_ms(void);
+
+#define MAIN_HANDOFF_DRAIN_MS 2000 /* a hand-off waits this long at most for requests under way */
+
+/* The signal handler's and the hand-off drain's state. */
+struct main_sig {
+	keeper_link *kl;
+	api *a;           /* NULL until the sockets serve */
+	int64_t drain_at; /* monotonic ms: a hand-off's drain deadline (0: not draining) */
+};
 
 static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 {
+	struct main_sig *ms = ud;
 	struct signalfd_siginfo si;
 	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGUSR1) {
-			if (!ud) {
+			if (!ms->kl) {
 				log_warn("signal SIGUSR1 ignored: not run by a keeper");
 				return;
 			}
+			if (main_handoff)
+				return;
 			main_handoff = true;
 			log_info(
 			    "hand-off (upgrade): stopping without unmounting; the keeper holds "
 			    "every connection for the next daemon process");
+			if (ms->a) {
+				/* New connections wait for the successor; requests under way are
+				 * answered first (main_drain_prepare ends the loop). */
+				api_quiesce(ms->a);
+				ms->drain_at = main_mono_ms() + MAIN_HANDOFF_DRAIN_MS;
+				return;
+			}
 		} else {
 			log_info("signal %u: shutting down", si.ssi_signo);
 		}
 		loop_quit(l);
 	}
+}
+
+static int main_drain_prepare(loop *l, void *ud)
+{
+	struct main_sig *ms = ud;
+	if (!ms->drain_at)
+		return -1;
+	unsigned pending = api_pending(ms->a);
+	if (pending == 0 || main_mono_ms() >= ms->drain_at) {
+		if (pending)
+			log_warn(
+			    "hand-off: %u connection(s) still under way after %d ms are closed",
+			    pending, MAIN_HANDOFF_DRAIN_MS);
+		ms->drain_at = 0;
+		loop_quit(l);
+		return 0;
+	}
+	return 10;
 }
 
 #define MAIN_STORE_LOCK_WAIT_MS 5000 /* a predecessor still exiting holds the store's lock */
@@ -881,6 +920,7 @@ static int main_run(struct main_opts *o)
 	keeper_link *kl = NULL;
 	struct main_cluster *mcl = NULL;
 	struct main_conns conns = {0};
+	struct main_sig msig = {0};
 	int inh[2] = {-1, -1};
 
 	r = crypt_harden_process();
@@ -897,6 +937,7 @@ static int main_run(struct main_opts *o)
 		log_error("keeper: %s does not name its channel (%s)", KEEPER_ENV_FD, strerror(-r));
 		return 1;
 	}
+	msig.kl = kl;
 	met.keeper = kl ? 1 : 0;
 	met.daemon_restarts = keeper_link_restarts(kl);
 	main_raise_nofile();
@@ -906,14 +947,24 @@ static int main_run(struct main_opts *o)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
 	struct store_opts so = {.state_dir = o->state_dir,
 	                        .key_file = o->pass_file ? NULL : o->key_file,
 	                        .pass_file = o->pass_file,
 	                        .max_value = o->max_value};
+	/* Under a keeper, the store's lock is the keeper's (inherited). */
+	const char *lk = kl ? getenv(KEEPER_ENV_LOCK) : NULL;
+	if (lk) {
+		char *end;
+		long v = strtol(lk, &end, 10);
+		so.lock_fd = *lk && !*end && v > 2 && v < 65536 ? (int)v : -1;
+		unsetenv(KEEPER_ENV_LOCK);
+	}
 	r = main_store_open(&s, &so);
+	if (so.lock_fd > 0)
+		close(so.lock_fd); /* the store keeps its own duplicate */
 	if (r < 0) {
 		log_error("cannot open store %s: %s", o->state_dir, main_store_error(r));
 		goto out;
@@ -924,7 +975,9 @@ static int main_run(struct main_opts *o)
 	}
 	r = loop_new(&l);
 	if (r == 0)
-		r = loop_add(l, sfd, EPOLLIN, main_on_signal, kl);
+		r = loop_add(l, sfd, EPOLLIN, main_on_signal, &msig);
+	if (r == 0)
+		r = loop_add_prepare(l, main_drain_prepare, &msig);
 	if (r < 0) {
 		log_error("event loop: %s", strerror(-r));
 		goto out;
@@ -1034,13 +1087,14 @@ static int main_run(struct main_opts *o)
 	log_info("ready: admin %s/%s, workload %s/%s%s", o->runtime_dir, SECRETD_ADMIN_SOCK,
 	         o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
 	main_keeper_hold_sockets(kl, a, inh);
+	msig.a = a;
 	if (kl) {
 		size_t dropped = keeper_link_drop_untaken(kl);
 		if (dropped)
 			log_info(
 			    "keeper: %zu held connection(s) of containers no longer known closed",
 			    dropped);
-		r = keeper_link_ready(kl);
+		r = keeper_link_ready(kl, gettid());
 		if (r < 0)
 			log_error("keeper: cannot tell it this process serves (%s)", strerror(-r));
 	}
@@ -1048,7 +1102,12 @@ static int main_run(struct main_opts *o)
 	            o->runtime_dir, SECRETD_WORKLOAD_SOCK);
 	r = loop_run(l);
 	if (r < 0) {
-		log_error("event loop failed: %s", strerror(-r));
+		/* Under a keeper, a failed loop is a crash: the next daemon process (started as
+		 * soon as this thread ends) takes every mount over, so none is unmounted here. */
+		log_error("event loop failed: %s%s", strerror(-r),
+		          kl ? "; the keeper's next daemon process takes over" : "");
+		if (kl)
+			main_handoff = true;
 		goto out;
 	}
 	rc = 0;
@@ -1101,6 +1160,41 @@ out:
 	return rc;
 }
 
+struct main_run_arg {
+	struct main_opts *o;
+	int rc;
+};
+
+static void *main_serve(void *p)
+{
+	struct main_run_arg *a = p;
+	a->rc = main_run(a->o);
+	return NULL;
+}
+
+/* The daemon process serves from a thread of its own, not from the process's first thread: the
+ * keeper watches that thread (keeper_link_ready), because a killed process can linger while its
+ * FUSE notifier thread is stuck in the kernel, and the first thread's end would not be seen then.
+ * The signals main_run reads from its signalfd are blocked here first, in every thread. */
+static int main_run_threaded(struct main_opts *o)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	struct main_run_arg a = {.o = o, .rc = 1};
+	pthread_t t;
+	int r = pthread_create(&t, NULL, main_serve, &a);
+	if (r != 0) {
+		log_error("cannot start the serving thread: %s", strerror(r));
+		return 1;
+	}
+	pthread_join(t, NULL);
+	return a.rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1131,6 +1225,6 @@ int main(int argc, char **argv)
 	/* `run` starts as the keeper, which execs this binary again as the daemon process (the
 	 * worker: it finds KEEPER_ENV_FD set). */
 	if (!o.no_keeper && !getenv(KEEPER_ENV_FD))
-		return main_keeper(argv);
-	return main_run(&o);
+		return main_keeper(argv, o.state_dir);
+	return main_run_threaded(&o);
 }

@@ -3,7 +3,7 @@
 
 /* Runs `secretd run` as the keeper (broker/keeper/keeper.h) of a worker exec'd with the same argv;
  * returns the process's exit status. */
-int main_keeper(char **argv);
+int main_keeper(char **argv, const char *state_dir);
 
 /* broker/main_cluster.c: cluster mode (--etcd URL[,URL...] --cluster NAME; docs/cluster.md). */
 struct store;

@@ -223,7 +223,8 @@ static int replay_init(sfs *fs, const void *init, size_t len)
 		return -EINVAL;
 	memcpy(fs->init_rec, init, len);
 	fs->init_len = len;
-	uint8_t copy[SFS_INIT_RECORD_MAX];
+	/* zeros after it: libfuse reads the fields its protocol minor implies */
+	uint8_t copy[SFS_INIT_RECORD_MAX] = {0};
 	memcpy(copy, init, len);
 	struct fuse_buf b = {.size = len, .mem = copy};
 	fuse_session_process_buf(fs->se, &b);

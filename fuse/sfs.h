@@ -91,7 +91,9 @@ int sfs_mount_data(const sfs *fs, char *buf, size_t len);
  * leaves the view are revoked: their reads fail with EACCES, and the inode's cached pages (and so
  * every mmap of it) are invalidated, so the next access asks us and fails (an mmap gets SIGBUS).
  * -EINVAL for a bad path, -E2BIG for more than SFS_FILES_MAX entries, -ENOMEM: the old view
- * stays (the caller should sfs_deny, it is no longer what the container may see). */
+ * stays (the caller should sfs_deny, it is no longer what the container may see); the same for
+ * a failed write of the inode journal (-E2BIG past SFS_JOURNAL_BYTES_MAX, -EIO or another
+ * errno): no inode is shown before it is journaled. */
 int sfs_set_view(sfs *fs, const struct sfs_entry *e, size_t n);
 /* Fails the mount closed: from now on every lookup, getattr (but the root's), open, opendir,
  * readdir and read answers EIO, the view is emptied (handles revoked, cached pages and entries

@@ -1,6 +1,7 @@
 /* sfs_internal.h: what the files of fuse/ share (not part of the API: fuse/sfs.h is).
- * session.c: the session's life and its nodes; ops.c: the FUSE operations; view.c: sfs_set_view
- * and sfs_deny; notify.c: the notifier thread; blob.c: blobs; smap.c: the path map. */
+ * session.c: the session's life and its nodes, adopt and release; ops.c: the FUSE operations;
+ * view.c: sfs_set_view and sfs_deny; notify.c: the notifier thread; blob.c: blobs; smap.c: the
+ * path map; journal.c: the inode journal (journal_parse.c: its pure parser). */
 #pragma once
 #define FUSE_USE_VERSION 35 /* before <fuse_lowlevel.h>: include this header first */
 #include <fuse_lowlevel.h>

@@ -80,10 +80,24 @@ done
 cat "$D/container.out"
 "$SECRETCTL" containers
 
+say "Crashing the daemon process (kill -9) while the container reads every 0.1 s"
+W=$(pgrep -P "$PID" -x secretd | head -n 1)
+echo "$ kill -9 $W    # secretd run ($PID) is its keeper: it holds the container's mount"
+kill -9 "$W"
+i=0
+while ! grep -q "taken over from the keeper" "$D/secretd.log"; do
+	i=$((i + 1)); [ $i -lt 200 ] || { cat "$D/secretd.log"; exit 1; }; sleep 0.05
+done
+W2=$(pgrep -P "$PID" -x secretd | head -n 1)
+grep -E "keeper: daemon process $W died|taken over from the keeper" "$D/secretd.log" | sed 's/^[^ ]* secretd [a-z]*: /secretd: /'
+echo "the container's reads went on: a new daemon process ($W2) took its mount over"
+
 say "Rotating the secret while the container runs (no restart)"
 printf 'correct-horse-2' | run "$SECRETCTL" put db/password
 wait "$CPID" || { cat "$D/container.out"; echo "demo failed"; exit 1; }
 tail -n 1 "$D/container.out"
+# An empty or failed read across the crash would have shown here as a change to something else.
+tail -n 1 "$D/container.out" | grep -qx 'container: my secret is now correct-horse-2' || { echo "demo failed"; exit 1; }
 
 say "The container has exited: the broker unmounted and wiped its secrets"
 sleep 0.2

@@ -666,6 +666,7 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
 	if (r && r->then_upgrade && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->a->cfg.upgrade)
 		r->a->cfg.upgrade(r->a->cfg.upgrade_ud);
 	if (r && r->pc) {
+		r->pc->served_one = true;
 		r->pc->busy = false;
 		r->pc->answered = false;
 		r->pc->cycle_ms = api_now_ms();
@@ -1032,6 +1033,25 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 	}
 	*out = a;
 	return 0;
+}
+
+void api_quiesce(api *a)
+{
+	struct api_server *sv[2] = {a->admin, a->workload};
+	for (int i = 0; i < 2; i++)
+		if (sv[i] && sv[i]->fd >= 0)
+			loop_del(a->loop, sv[i]->fd);
+}
+
+unsigned api_pending(const api *a)
+{
+	unsigned n = 0;
+	const struct api_server *sv[2] = {a->admin, a->workload};
+	for (int i = 0; i < 2; i++)
+		for (const struct api_conn *c = sv[i] ? sv[i]->head : NULL; c; c = c->next)
+			if (!c->evicted && (c->busy || !c->served_one))
+				n++;
+	return n;
 }
 
 int api_listen_fd(const api *a, bool workload)

@@ -60,5 +60,11 @@ void api_stop(api *a);
 /* Stops serving and closes the sockets but leaves their files: a hand-over to a successor that
  * holds the same listening sockets (the keeper's upgrade). NULL is a no-op. */
 void api_release(api *a);
+/* For a hand-over: stops accepting on both sockets (their listening fds stay open; connections
+ * not accepted yet wait in the backlog for the successor). Accepted connections are served on. */
+void api_quiesce(api *a);
+/* Connections a hand-over should wait for: a request in progress, or accepted and not through a
+ * first request yet. Idle keep-alive connections are not counted (their clients reconnect). */
+unsigned api_pending(const api *a);
 /* The listening socket of the admin (workload false) or workload socket (owned by api). */
 int api_listen_fd(const api *a, bool workload);

@@ -32,6 +32,7 @@ struct api_conn {
 	bool evicted;          /* shut down by the broker (limits, deadline); MHD closes it next */
 	unsigned refuse;       /* 429/503: over a limit; its request gets this answer, then close */
 	uint64_t cycle_ms;     /* monotonic ms when it began waiting for its current request */
+	bool served_one;       /* a request of it has completed (api_pending) */
 };
 
 /* Per request. */

@@ -42,6 +42,9 @@ struct kp {
 	int backoff_ms;
 	int64_t respawn_at; /* monotonic ms; 0: none pending */
 	int exit_status;
+	bool mirror;         /* call cfg->on_held (off while seeding and resuming) */
+	pid_t lingering[16]; /* dead workers whose process has not exited yet (reaped later) */
+	size_t nlinger;
 };
 
 static int64_t kp_now_ms(void)
@@ -75,8 +78,16 @@ static struct held *kp_held_find(struct kp *k, uint8_t kind, const char *id)
 	return NULL;
 }
 
+static void kp_mirror(struct kp *k, const struct held *h, bool held)
+{
+	if (k->mirror && k->cfg->on_held)
+		k->cfg->on_held(k->cfg->on_held_ud, h->kind, h->id, h->fds, h->nfds, h->blob,
+		                h->blob_len, held);
+}
+
 static void kp_held_remove(struct kp *k, struct held *h)
 {
+	kp_mirror(k, h, false);
 	kp_held_close(h);
 	*h = k->held[--k->nheld];
 }
@@ -110,12 +121,14 @@ static int kp_held_put(struct kp *k, const struct keeper_msg *m, const int *fds)
 		h->kind = m->kind;
 		memcpy(h->id, m->id, m->id_len + 1);
 	} else {
+		kp_mirror(k, h, false);
 		kp_held_close(h);
 	}
 	h->blob = blob;
 	h->blob_len = m->blob_len;
 	memcpy(h->fds, fds, sizeof(int) * m->nfds);
 	h->nfds = m->nfds;
+	kp_mirror(k, h, true);
 	return 0;
 fail:
 	free(blob);
@@ -153,6 +166,30 @@ static void kp_close_worker_chan(struct kp *k)
 }
 
 static void kp_upgrade_begin(struct kp *k);
+
+/* From READY on, the worker counts as dead when its serving thread ends: a killed worker whose
+ * FUSE notifier thread is stuck behind a read only its successor can answer never exits as a
+ * whole (and, as the thread-group leader's pidfd is not woken while another thread lives, the
+ * serving thread is not the leader). */
+static void kp_watch_thread(struct kp *k, pid_t tid)
+{
+	if (tid <= 0 || tid == k->pid)
+		return;
+	/* Its thread group must be the worker's: /proc/PID/task/TID exists. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)k->pid, (int)tid);
+	if (access(path, F_OK) < 0)
+		return;
+	int fd = (int)syscall(SYS_pidfd_open, tid, O_EXCL); /* O_EXCL == PIDFD_THREAD */
+	if (fd < 0) {
+		kp_report(k, (struct keeper_event){.kind = KEEPER_EV_ERROR,
+		                                   .err = -errno,
+		                                   .what = "watch the serving thread"});
+		return;
+	}
+	close(k->pidfd);
+	k->pidfd = fd;
+}
 
 /* One message from the worker. */
 static void kp_on_msg(struct kp *k)
@@ -192,6 +229,7 @@ static void kp_on_msg(struct kp *k)
 	case KEEPER_READY:
 		k->ready = k->ever_ready = true;
 		k->backoff_ms = 0;
+		kp_watch_thread(k, (pid_t)m.result);
 		kp_report(k, (struct keeper_event){.kind = KEEPER_EV_READY, .pid = k->pid});
 		break;
 	case KEEPER_UPGRADE: {
@@ -236,6 +274,14 @@ static int kp_spawn(struct kp *k)
 			_exit(127);
 		if (setenv(KEEPER_ENV_FD, fdbuf, 1) < 0 || setenv(KEEPER_ENV_RESTARTS, rbuf, 1) < 0)
 			_exit(127);
+		if (k->cfg->lock_fd >= 0) {
+			char lbuf[16];
+			snprintf(lbuf, sizeof(lbuf), "%d", k->cfg->lock_fd);
+			fl = fcntl(k->cfg->lock_fd, F_GETFD);
+			if (fl < 0 || fcntl(k->cfg->lock_fd, F_SETFD, fl & ~FD_CLOEXEC) < 0 ||
+			    setenv(KEEPER_ENV_LOCK, lbuf, 1) < 0)
+				_exit(127);
+		}
 		unsetenv(KEEPER_ENV_STATE);
 		sigset_t none;
 		sigemptyset(&none);
@@ -244,6 +290,7 @@ static int kp_spawn(struct kp *k)
 		_exit(127);
 	}
 	close(sv[1]);
+	/* The process until READY names its serving thread (kp_watch_thread). */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		r = -errno;
@@ -305,6 +352,12 @@ static void kp_exec(struct kp *k)
 	for (size_t i = 0; r == 0 && i < k->nheld; i++)
 		for (unsigned j = 0; r == 0 && j < k->held[i].nfds; j++)
 			r = kp_set_cloexec(k->held[i].fds[j], false);
+	char lbuf[16];
+	snprintf(lbuf, sizeof(lbuf), "%d", k->cfg->lock_fd);
+	if (r == 0 && k->cfg->lock_fd >= 0 &&
+	    ((r = kp_set_cloexec(k->cfg->lock_fd, false)) < 0 ||
+	     setenv(KEEPER_ENV_LOCK, lbuf, 1) < 0))
+		r = r < 0 ? r : -errno;
 	if (r == 0 && setenv(KEEPER_ENV_STATE, mbuf, 1) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -314,6 +367,9 @@ static void kp_exec(struct kp *k)
 	}
 	/* Still the old keeper: undo, and go on with the old binary. */
 	unsetenv(KEEPER_ENV_STATE);
+	unsetenv(KEEPER_ENV_LOCK);
+	if (k->cfg->lock_fd >= 0)
+		kp_set_cloexec(k->cfg->lock_fd, true);
 	for (size_t i = 0; i < k->nheld; i++)
 		for (unsigned j = 0; j < k->held[i].nfds; j++)
 			kp_set_cloexec(k->held[i].fds[j], true);
@@ -342,9 +398,19 @@ static int kp_on_exit(struct kp *k)
 {
 	int st = 0;
 	pid_t p;
+	/* Its main thread has exited. A normal exit or a stop is reaped at once; a killed process
+	 * whose other thread is stuck in the kernel lingers: it is reaped later, and the keeper
+	 * goes on (a stop waits for it, the status matters then). */
 	do
-		p = waitpid(k->pid, &st, 0);
+		p = waitpid(k->pid, &st, k->stopping || k->upgrading ? 0 : WNOHANG);
 	while (p < 0 && errno == EINTR);
+	if (p == 0) {
+		st = SIGKILL; /* unknown yet: reported as killed */
+		if (k->nlinger < sizeof(k->lingering) / sizeof(k->lingering[0]))
+			k->lingering[k->nlinger++] = k->pid;
+		else
+			kill(k->pid, SIGKILL); /* already dying; reaped by init if we exit */
+	}
 	close(k->pidfd);
 	k->pidfd = -1;
 	kp_close_worker_chan(k);
@@ -379,9 +445,11 @@ static int kp_on_exit(struct kp *k)
 		k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : KEEPER_BACKOFF_MIN_MS;
 	if (k->backoff_ms > KEEPER_BACKOFF_MAX_MS)
 		k->backoff_ms = KEEPER_BACKOFF_MAX_MS;
-	kp_report(
-	    k, (struct keeper_event){
-	           .kind = KEEPER_EV_DIED, .pid = dead, .status = st, .backoff_ms = k->backoff_ms});
+	kp_report(k, (struct keeper_event){.kind = KEEPER_EV_DIED,
+	                                   .pid = dead,
+	                                   .status = st,
+	                                   .err = p == 0 ? -EINPROGRESS : 0,
+	                                   .backoff_ms = k->backoff_ms});
 	k->respawn_at = kp_now_ms() + k->backoff_ms;
 	return 0;
 }
@@ -402,6 +470,42 @@ static int kp_resume_one(void *ud, const struct keeper_msg *m, const int *fds)
 	h.type = KEEPER_HOLD;
 	kp_held_put(k, &h, own);
 	return 0;
+}
+
+/* Entries handed in at start (systemd's fd store): held as a worker's HOLD would be. */
+static void kp_seed(struct kp *k)
+{
+	for (size_t i = 0; i < k->cfg->nseed; i++) {
+		const struct keeper_seed *s = &k->cfg->seed[i];
+		struct keeper_msg m = {.type = KEEPER_HOLD,
+		                       .kind = s->kind,
+		                       .id_len = s->id ? strnlen(s->id, KEEPER_ID_MAX + 1) : 0,
+		                       .blob = s->blob,
+		                       .blob_len = s->blob_len,
+		                       .nfds = s->nfds};
+		uint8_t buf[KEEPER_MSG_MAX];
+		size_t len;
+		int own[KEEPER_FDS_MAX];
+		if (s->nfds > KEEPER_FDS_MAX || m.id_len > KEEPER_ID_MAX) {
+			for (unsigned j = 0; j < s->nfds && j < 2; j++)
+				close(s->fds[j]);
+			kp_report(k,
+			          (struct keeper_event){.kind = KEEPER_EV_BAD_MSG, .err = -EPROTO});
+			continue;
+		}
+		memcpy(m.id, s->id, m.id_len);
+		m.id[m.id_len] = '\0';
+		memcpy(own, s->fds, sizeof(int) * s->nfds);
+		/* The shape a worker's HOLD must have, checked by the same codec. */
+		if (keeper_msg_encode(&m, buf, sizeof(buf), &len) < 0) {
+			for (unsigned j = 0; j < s->nfds; j++)
+				close(own[j]);
+			kp_report(k,
+			          (struct keeper_event){.kind = KEEPER_EV_BAD_MSG, .err = -EPROTO});
+			continue;
+		}
+		kp_held_put(k, &m, own);
+	}
 }
 
 /* After an upgrade exec: take over the fds the previous keeper listed. */
@@ -460,10 +564,18 @@ int keeper_run(const struct keeper_config *cfg)
 	}
 	bool resumed = getenv(KEEPER_ENV_STATE) != NULL;
 	kp_resume(&k);
+	kp_seed(&k);
+	k.mirror = true;
 	/* After an upgrade the workers served before: a new one that dies is restarted. */
 	k.ever_ready = resumed;
 	k.respawn_at = kp_now_ms();
 	for (;;) {
+		for (size_t i = 0; i < k.nlinger;) {
+			if (waitpid(k.lingering[i], NULL, WNOHANG) != 0)
+				k.lingering[i] = k.lingering[--k.nlinger];
+			else
+				i++;
+		}
 		if (k.pid == 0 && k.respawn_at && kp_now_ms() >= k.respawn_at) {
 			k.respawn_at = 0;
 			int r = kp_spawn(&k);
@@ -481,7 +593,7 @@ int keeper_run(const struct keeper_config *cfg)
 		struct pollfd p[3] = {{.fd = k.sfd, .events = POLLIN},
 		                      {.fd = k.chan, .events = POLLIN},
 		                      {.fd = k.pidfd, .events = POLLIN}};
-		int timeout = -1;
+		int timeout = k.nlinger ? 200 : -1; /* reap lingering workers */
 		if (k.pid == 0 && k.respawn_at) {
 			int64_t d = k.respawn_at - kp_now_ms();
 			timeout = d < 0 ? 0 : (int)d;

@@ -208,9 +208,10 @@ int keeper_link_drop(keeper_link *kl, uint8_t kind, const char *id)
 	return keeper_chan_send(kl->sock, &m, NULL);
 }
 
-int keeper_link_ready(keeper_link *kl)
+int keeper_link_ready(keeper_link *kl, pid_t tid)
 {
-	return keeper_chan_send(kl->sock, &(struct keeper_msg){.type = KEEPER_READY}, NULL);
+	return keeper_chan_send(
+	    kl->sock, &(struct keeper_msg){.type = KEEPER_READY, .result = (int32_t)tid}, NULL);
 }
 
 int keeper_link_upgrade(keeper_link *kl)

@@ -4,6 +4,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "broker/keeper/msg.h"
 
@@ -33,8 +34,9 @@ int keeper_link_hold(keeper_link *kl, uint8_t kind, const char *id, const int *f
                      const void *blob, size_t blob_len);
 /* Tells the keeper to close what it holds under (kind, id). */
 int keeper_link_drop(keeper_link *kl, uint8_t kind, const char *id);
-/* Tells the keeper this worker serves. */
-int keeper_link_ready(keeper_link *kl);
+/* Tells the keeper this worker serves, from thread tid (gettid(); the keeper then counts the
+ * worker dead as soon as that thread ends, even if another thread of it lingers). */
+int keeper_link_ready(keeper_link *kl, pid_t tid);
 /* Asks the keeper for an upgrade; 0 when it accepted (it will then ask this worker to hand off
  * with SIGUSR1), -EBUSY when one is already under way. */
 int keeper_link_upgrade(keeper_link *kl);

@@ -40,6 +40,7 @@ int keeper_msg_id_ok(const char *id, size_t len)
 /* What a type carries: an id and kind (and a blob), fds (min..max), a result. */
 struct msg_shape {
 	int has_id, has_blob, has_result;
+	int result_positive; /* result is >= 0 (READY: a thread id), else <= 0 (an errno) */
 	unsigned fds_min, fds_max;
 };
 
@@ -56,8 +57,10 @@ static int msg_shape(uint16_t type, struct msg_shape *sh)
 	case KEEPER_DROP:
 		sh->has_id = 1;
 		return 0;
-	case KEEPER_FETCH:
 	case KEEPER_READY:
+		sh->has_result = sh->result_positive = 1;
+		return 0;
+	case KEEPER_FETCH:
 	case KEEPER_UPGRADE:
 	case KEEPER_END:
 		return 0;
@@ -88,7 +91,7 @@ static int msg_check(const struct keeper_msg *m, const struct msg_shape *sh)
 		return -EPROTO;
 	if (!sh->has_result && m->result)
 		return -EPROTO;
-	if (sh->has_result && m->result > 0)
+	if (sh->has_result && (sh->result_positive ? m->result < 0 : m->result > 0))
 		return -EPROTO;
 	if (m->nfds < sh->fds_min || m->nfds > sh->fds_max)
 		return -EPROTO;

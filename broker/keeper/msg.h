@@ -28,7 +28,9 @@ enum keeper_msg_type {
 	KEEPER_HOLD = 1,  /* kind, id, blob (may be empty); 1..KEEPER_FDS_MAX fds: keep a dup */
 	KEEPER_DROP = 2,  /* kind, id; no fd: close what is held under (kind, id) */
 	KEEPER_FETCH = 3, /* nothing: answer with one KEEPER_ITEM per held entry, then KEEPER_END */
-	KEEPER_READY = 4, /* nothing: the worker serves (the keeper resets its crash backoff) */
+	KEEPER_READY = 4, /* result: the thread id of the worker's serving thread (0: the process
+	                   * only): the worker serves (the keeper resets its crash backoff and
+	                   * watches that thread from now on) */
 	KEEPER_UPGRADE = 5, /* nothing: re-exec the keeper's binary, then a fresh worker */
 	/* keeper -> worker */
 	KEEPER_ITEM = 16,  /* as HOLD: a held entry, with its fds */

@@ -414,6 +414,24 @@ out:
 	return r;
 }
 
+int store_lock(const char *state_dir, int *fd)
+{
+	*fd = -1;
+	_cleanup_free_ char *lockpath = store_path(state_dir, STORE_LOCK_NAME);
+	if (!lockpath)
+		return -ENOMEM;
+	int f = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f < 0)
+		return -errno;
+	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(f);
+		return r;
+	}
+	*fd = f;
+	return 0;
+}
+
 int store_open(store **out, const struct store_opts *o)
 {
 	if (!out || !o || !o->state_dir || (!o->pass_file && !o->key_file))
@@ -438,11 +456,22 @@ int store_open(store **out, const struct store_opts *o)
 	s->lock_fd = -1;
 	s->max_value = max;
 	int r;
-	s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (o->lock_fd > 0) {
+		struct stat ls, ps;
+		if (fstat(o->lock_fd, &ls) < 0 || lstat(lockpath, &ps) < 0 ||
+		    ls.st_dev != ps.st_dev || ls.st_ino != ps.st_ino) {
+			r = -EBADF; /* not this state dir's lock file */
+			goto out;
+		}
+		s->lock_fd = fcntl(o->lock_fd, F_DUPFD_CLOEXEC, 3);
+	} else {
+		s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (s->lock_fd < 0) {
 		r = -errno;
 		goto out;
 	}
+	/* An inherited lock is the same open file description: this succeeds when it holds it. */
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto out;

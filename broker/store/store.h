@@ -26,7 +26,17 @@ struct store_opts {
 	size_t max_value;      /* 0 = SECRETD_VALUE_MAX_DEFAULT */
 	bool shared_key;       /* init: key_file may exist already (a cluster's root key): it is
 	                        * read, not created, when it does */
+	/* > 0: the state dir's lock, already taken by a supervising process (store_lock) and
+	 * inherited: checked to be that very file and used instead of taking it anew (the lock then
+	 * outlives this process: a predecessor that lingers cannot keep its successor out). 0: take
+	 * the lock. The store keeps its own duplicate; the caller may close lock_fd. */
+	int lock_fd;
 };
+
+/* Takes STATE/lock, the lock store_open takes, for a process that supervises the store's opener
+ * (the keeper): 0 with *fd (close-on-exec; the caller hands it down as store_opts.lock_fd);
+ * -EBUSY when another process holds it; -errno else. */
+int store_lock(const char *state_dir, int *fd);
 
 /* Creates STATE/secretd.db (schema applied) and, with a key file, a new random key file; with a
  * passphrase, stores salt and limits. Refuses (-EEXIST) to overwrite a db or key file, and

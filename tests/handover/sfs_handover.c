@@ -35,7 +35,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -80,7 +82,7 @@ struct conn {
 };
 static struct conn conns[MOUNTS_MAX];
 
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -249,9 +251,9 @@ static void server_loop(int ctl)
 		cmd[n] = '\0';
 		uint64_t gen;
 		if (sscanf(cmd, "view %" SCNu64, &gen) == 1) {
+			/* no flush here: an invalidation can wait on a page only this thread's
+			 * answer unlocks; the keeper waits for the readers to see it instead */
 			int r = set_views(gen);
-			if (r == 0)
-				r = sfs_notifier_flush_timeout(WAIT_MS);
 			send_msg(ctl, r == 0 ? "ok" : "err", NULL, 0, NULL, 0);
 		} else if (!strcmp(cmd, "release")) {
 			for (int m = 0; m < nmounts; m++)
@@ -328,7 +330,23 @@ static void server_adopt(int ctl, uint64_t gen)
 /* ---- the keeper ---- */
 
 static pid_t server_pid;
+static int server_thread_fd = -1; /* pidfd of the server's serving (main) thread */
 static int ctl_keeper = -1;
+static pid_t dead[256]; /* killed servers not reaped yet */
+static int ndead;
+
+/* In every child: dies with the keeper (a failed test leaves no reader spinning). */
+static pid_t keeper_pid;
+
+static void child_setup(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != keeper_pid)
+		_exit(1);
+}
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* Linux 6.9 */
+#endif
 
 static void spawn_server(bool adopt, uint64_t gen)
 {
@@ -339,6 +357,7 @@ static void spawn_server(bool adopt, uint64_t gen)
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
+		child_setup();
 		close(sp[0]);
 		if (adopt)
 			server_adopt(sp[1], gen);
@@ -351,6 +370,12 @@ static void spawn_server(bool adopt, uint64_t gen)
 		close(ctl_keeper);
 	ctl_keeper = sp[0];
 	server_pid = pid;
+	/* The serving thread's pidfd, not the process's: a killed server whose notifier thread is
+	 * blocked in an invalidation (on a lock held by a request only a server can answer) does
+	 * not finish dying until the next server has answered that request. */
+	server_thread_fd = (int)syscall(SYS_pidfd_open, pid, PIDFD_THREAD);
+	if (server_thread_fd < 0)
+		die("pidfd_open(PIDFD_THREAD): %s", strerror(errno));
 	char buf[64 + SFS_INIT_RECORD_MAX];
 	int fds[2], nfd, m = 0;
 	for (;;) {
@@ -371,14 +396,40 @@ static void spawn_server(bool adopt, uint64_t gen)
 		die("%d connections reported, %d expected", m, nmounts);
 }
 
+/* Kills the server and waits for its serving thread to be gone (not for the process: see
+ * spawn_server); it is reaped by reap_all. */
 static void kill_server(void)
 {
 	if (kill(server_pid, SIGKILL) < 0)
 		die("kill: %s", strerror(errno));
-	int st;
-	while (waitpid(server_pid, &st, 0) < 0)
-		if (errno != EINTR)
-			die("waitpid: %s", strerror(errno));
+	struct pollfd p = {.fd = server_thread_fd, .events = POLLIN};
+	int r;
+	while ((r = poll(&p, 1, WAIT_MS)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		die("the killed server's serving thread is still there after %d ms", WAIT_MS);
+	close(server_thread_fd);
+	server_thread_fd = -1;
+	if (ndead == (int)(sizeof(dead) / sizeof(dead[0])))
+		die("too many servers");
+	dead[ndead++] = server_pid;
+}
+
+static void abort_conn(int m);
+
+/* The end: aborts every connection (a killed server stuck in an invalidation ends with it) and
+ * reaps every server. */
+static void reap_all(void)
+{
+	for (int m = 0; m < nmounts; m++)
+		abort_conn(m);
+	for (int i = 0; i < ndead; i++) {
+		int st;
+		while (waitpid(dead[i], &st, 0) < 0)
+			if (errno != EINTR)
+				die("waitpid: %s", strerror(errno));
+	}
+	ndead = 0;
 }
 
 static void server_cmd(const char *cmd, const char *want)
@@ -520,6 +571,7 @@ static void spawn_readers(void)
 		if (readers[m] < 0)
 			die("fork: %s", strerror(errno));
 		if (readers[m] == 0) {
+			child_setup();
 			close_conns();
 			close(ctl_keeper);
 			reader(m);
@@ -598,6 +650,9 @@ static int run_full(void)
 	while (waitpid(server_pid, &st, 0) < 0)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		die("the released server ended with status %d", st);
+	close(server_thread_fd);
 	spawn_server(true, gen);
 	wait_progress(since, 20, "after a deliberate hand-over");
 	gen++;
@@ -626,6 +681,7 @@ static int run_full(void)
 	printf("readers: %lu rounds, %lu failures, longest open+read+close %.1f ms\n", iters, fails,
 	       (double)max_ns / 1e6);
 	kill_server();
+	reap_all();
 	if (fails)
 		die("%lu reads failed", fails);
 	if (max_ns >= 1000000000ul)
@@ -673,6 +729,7 @@ static int run_stall(bool expect_hang, int bound_ms)
 	if (rd < 0)
 		die("fork: %s", strerror(errno));
 	if (rd == 0) {
+		child_setup();
 		close_conns();
 		char path[160], buf[64];
 		snprintf(path, sizeof(path), "%s/m00/d1/f1", base);
@@ -708,6 +765,7 @@ static int run_stall(bool expect_hang, int bound_ms)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
 	kill_server();
+	reap_all();
 	if (expect_hang) {
 		if (done)
 			die("without RESEND the in-flight request was answered anyway");
@@ -756,6 +814,7 @@ static int run_estale(void)
 	spawn_server(false, 1);
 	pid_t rd = fork();
 	if (rd == 0) {
+		child_setup();
 		close_conns();
 		_exit(try_read(1) || try_read(3) ? 1 : 0); /* the kernel caches d1/f1 and d1/f3 */
 	}
@@ -771,6 +830,7 @@ static int run_estale(void)
 	spawn_server(true, 1);
 	rd = fork();
 	if (rd == 0) {
+		child_setup();
 		close_conns();
 		int e1 = try_read(1), e3 = try_read(3);
 		if (e1 != ENOENT || e3 != 0) {
@@ -784,6 +844,7 @@ static int run_estale(void)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
 	kill_server();
+	reap_all();
 	if (!WIFEXITED(st) || WEXITSTATUS(st))
 		die("an unknown inode's ESTALE did not end in a fresh lookup");
 	printf("ok - a cached path the adopter does not serve: ESTALE, then ENOENT from a fresh "
@@ -837,6 +898,8 @@ int main(int argc, char **argv)
 			die("mkdir %s: %s", mp, strerror(errno));
 	}
 	signal(SIGPIPE, SIG_IGN);
+	keeper_pid = getpid();
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(argv[1], "full"))
 		return run_full();
 	if (!strcmp(argv[1], "estale"))

@@ -64,6 +64,23 @@ sd_start() {
 	SD_WPID=$(sd_worker_pid)
 }
 
+# sd_kill9: kill -9 of the whole daemon, as a crash or the OOM killer would do it: the keeper
+# ($SD_PID), whose daemon process dies with it (PR_SET_PDEATHSIG, asynchronously); returns once
+# both are gone (a zombie counts as gone: its files are closed), so that the store is free.
+sd_kill9() {
+	_w=$(sd_worker_pid)
+	kill -9 "$SD_PID" 2>/dev/null || true
+	wait "$SD_PID" 2>/dev/null || true
+	_i=0
+	while ! pid_gone "$_w"; do
+		_i=$((_i + 1))
+		[ $_i -gt 1200 ] && fail "daemon process $_w outlived its keeper by 60 s"
+		sleep 0.05
+	done
+	SD_PID=
+}
+pid_gone() { _s=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null); [ -z "$_s" ] || [ "$_s" = Z ]; }
+
 # sd_worker_pid: the daemon process serving now. `secretd run` ($SD_PID) is the keeper; the
 # daemon proper is its child (the same process when started with --no-keeper).
 sd_worker_pid() {

@@ -90,9 +90,7 @@ ok "the plaintext canary is in none of secretd.db, -wal, -shm"
 
 # --- kill -9 right after a put returned: the value survives ---
 printf 'durable-%s' "$CANARY" | ctl put durable >/dev/null || fail "put durable"
-kill -9 "$SD_PID"
-wait "$SD_PID" 2>/dev/null || true
-SD_PID=
+sd_kill9
 [ "$(sqlite3 "$T/state/secretd.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after kill -9"
 sd_start
 [ "$(ctl get durable)" = "durable-$CANARY" ] || fail "value lost after kill -9"
@@ -169,9 +167,7 @@ while :; do
 	[ -n "$left" ] && [ "$left" -lt 290 ] && break
 	i=$((i + 1)); [ $i -gt 2000 ] && fail "the rotation made no progress"
 done
-kill -9 "$SD_PID"
-wait "$SD_PID" 2>/dev/null || true
-SD_PID=
+sd_kill9
 [ "$(sqlite3 "$T/state/secretd.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after kill -9 in key rotate"
 done_rows=$(sqlite3 "$T/state/secretd.db" "SELECT count(*) FROM versions WHERE kek_id = $TARGET")
 old_rows=$(sqlite3 "$T/state/secretd.db" "SELECT count(*) FROM versions WHERE kek_id <> $TARGET")
@@ -222,7 +218,7 @@ rm -f "$T/state/secretd.db-wal" "$T/state/secretd.db-shm"
 sd_run_pass --rotate-batch 1
 admin -X POST http://x/v1/keys/rotate >"$T/rot.json"
 T3=$(sed -n 's/.*"kek_id": *\([0-9]*\).*/\1/p' "$T/rot.json")
-kill -9 "$SD_PID"; wait "$SD_PID" 2>/dev/null || true
+sd_kill9
 [ "$(sqlite3 "$T/state/secretd.db" "SELECT count(*) FROM versions v JOIN secrets s ON s.id = v.secret_id WHERE s.name = 'bulk/s29' AND v.kek_id <> $T3")" -gt 0 ] ||
 	fail "bulk/s29 was already re-wrapped before the kill: the test needs it pending"
 sqlite3 "$T/state/secretd.db" "UPDATE secrets SET keep = keep + 1 WHERE name = 'bulk/s29'"

@@ -62,9 +62,7 @@ for i in 1 2 3; do health "$A"; [ "$CODE" = 200 ] || fail "/healthz before the s
 [ -e "$T/state/secretd.db-wal" ] || fail "a sqlite3 reader deleted the WAL under the running daemon"
 printf 'kept-2' | ctl put h/one >/dev/null
 printf 'kept-new' | ctl put h/two >/dev/null
-kill -9 "$SD_PID"
-wait "$SD_PID" 2>/dev/null || true
-SD_PID=
+sd_kill9
 sd_start
 [ "$(ctl get h/one)" = kept-2 ] || fail "an acknowledged put was lost after /healthz + sqlite3 + kill -9: h/one is '$(ctl get h/one)'"
 [ "$(ctl get h/two)" = kept-new ] || fail "an acknowledged put was lost after /healthz + sqlite3 + kill -9: no h/two"

@@ -106,9 +106,7 @@ gap_check() {
 v=1
 for round in 1 2; do
 	from=$(wc -l <"$T/oa/log")
-	kill -KILL "$SD_PID"
-	wait "$SD_PID" 2>/dev/null || true
-	SD_PID=
+	sd_kill9
 	# The dead mount answers ENOTCONN: wait until the container has seen it fail.
 	poll_until 30 sh -c "tail -n +$((from + 1)) '$T/oa/log' | grep -q ' err\$'" ||
 		fail "round $round: the container never saw the daemon gone"
@@ -210,9 +208,7 @@ for o in ob oc od; do rt_wait_file "$T/$o/started" 150 || fail "$o did not start
 for x in "$B" "$C" "$D"; do poll_until 30 listed "$x" || fail "$x is not listed"; done
 PID_C=$(init_pid "$C")
 PID_D=$(init_pid "$D")
-kill -KILL "$SD_PID"
-wait "$SD_PID" 2>/dev/null || true
-SD_PID=
+sd_kill9
 : >"$T/ob/stop"
 : >"$T/oc/stop"
 wait "$RUNC_B" 2>/dev/null || true # its poststop hook cannot reach the daemon

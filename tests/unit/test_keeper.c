@@ -117,6 +117,7 @@ START_TEST(test_refused)
 	    mk(KEEPER_HOLD, KEEPER_KIND_FUSE, NULL, NULL, 1),
 	    mk(KEEPER_HOLD, 0, "c1", NULL, 1),
 	    {.type = KEEPER_RESULT, .result = 5},
+	    {.type = KEEPER_READY, .result = -1},
 	    {.type = 99},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -291,7 +292,7 @@ static void peer_main(const char *out)
 			_exit(95);
 		struct keeper_msg e = mk(KEEPER_END, 0, NULL, NULL, 0);
 		keeper_chan_send(sock, &e, NULL);
-		keeper_link_ready(kl);
+		keeper_link_ready(kl, 0);
 		peer_say(out, "first");
 		kill(getpid(), SIGKILL);
 	}
@@ -301,7 +302,7 @@ static void peer_main(const char *out)
 	char c = 0;
 	if (write(fds[1], "x", 1) != 1 || read(fds[0], &c, 1) != 1 || c != 'x')
 		_exit(97);
-	keeper_link_ready(kl);
+	keeper_link_ready(kl, 0);
 	peer_say(out, "second got c1");
 	for (;;)
 		pause();
