@@ -1,6 +1,7 @@
 #!/bin/sh
 # test_cluster.sh: cluster mode, first slice (issue #18). A real 3-member etcd on loopback ports
-# and 3 secretd nodes (own state and runtime dirs, one key file), each serving its own
+# and 3 secretd nodes (own state and runtime dirs, one key file; nodes 1 and 2 --no-keeper, node 3
+# with its keeper), each serving its own
 # docker-shaped container (cgroup + pid/mount namespaces, self-mounted through its node's
 # workload socket):
 #  - a put on node 1 is read by the container on node 3; a grant made on node 1 reaches all;
@@ -31,9 +32,14 @@ node_init() {
 		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
 }
 node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
+# Nodes 1 and 2 run without a keeper, node 3 with one (the default: a keeper process and the
+# daemon process it supervises).
 node_start() {
 	mkdir -p "$T/n$1/run"
-	"$SECRETD" run --no-keeper --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
+	nk=--no-keeper
+	[ "$1" = 3 ] && nk=
+	# shellcheck disable=SC2086 # $nk: one flag or none
+	"$SECRETD" run $nk --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
 		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" >>"$T/n$1.log" 2>&1 &
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
