@@ -900,6 +900,37 @@ static int main_upgrade(void *ud)
 	return r;
 }
 
+/* Restore's audit records, written once the daemon process serves (service_restore says why). */
+#define MAIN_RESTORE_RECORDS_DELAY_MS 500
+#define MAIN_RESTORE_RECORDS_RETRY_MS 1000
+
+struct main_deferred {
+	service *sv;
+	int64_t due; /* monotonic ms of the next try; 0: nothing pending */
+	struct log_rl busy;
+};
+
+static int main_deferred_prepare(loop *l, void *ud)
+{
+	struct main_deferred *md = ud;
+	if (!md->due)
+		return -1;
+	int64_t now = main_mono_ms();
+	if (now < md->due)
+		return (int)(md->due - now);
+	size_t left = 0;
+	int r = service_flush_deferred(md->sv, &left);
+	if (r == 0) {
+		md->due = 0;
+		return -1;
+	}
+	log_ratelimited(&md->busy, LOG_LVL_WARN,
+	                "audit: %zu restore record(s) not written yet (%s); trying again", left,
+	                strerror(-r));
+	md->due = now + MAIN_RESTORE_RECORDS_RETRY_MS;
+	return MAIN_RESTORE_RECORDS_RETRY_MS;
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -921,6 +952,7 @@ static int main_run(struct main_opts *o)
 	struct main_cluster *mcl = NULL;
 	struct main_conns conns = {0};
 	struct main_sig msig = {0};
+	struct main_deferred mdef = {0};
 	int inh[2] = {-1, -1};
 
 	r = crypt_harden_process();
@@ -978,6 +1010,8 @@ static int main_run(struct main_opts *o)
 		r = loop_add(l, sfd, EPOLLIN, main_on_signal, &msig);
 	if (r == 0)
 		r = loop_add_prepare(l, main_drain_prepare, &msig);
+	if (r == 0)
+		r = loop_add_prepare(l, main_deferred_prepare, &mdef);
 	if (r < 0) {
 		log_error("event loop: %s", strerror(-r));
 		goto out;
@@ -1088,6 +1122,8 @@ static int main_run(struct main_opts *o)
 	         o->runtime_dir, SECRETD_WORKLOAD_SOCK, o->no_open ? " (no-open mounts)" : "");
 	main_keeper_hold_sockets(kl, a, inh);
 	msig.a = a;
+	mdef.sv = sv;
+	mdef.due = main_mono_ms() + MAIN_RESTORE_RECORDS_DELAY_MS;
 	if (kl) {
 		size_t dropped = keeper_link_drop_untaken(kl);
 		if (dropped)
@@ -1121,6 +1157,15 @@ out:
 	}
 	drivers_stop(dr);
 	main_cluster_stop(mcl);
+	if (sv) {
+		size_t left = 0;
+		if (service_flush_deferred(sv, &left) < 0) {
+			size_t lost = service_drop_deferred(sv); /* counted and reported */
+			log_error(
+			    "audit: %zu restore record(s) could not be written before the stop",
+			    lost);
+		}
+	}
 	service_free(sv);
 	if (main_handoff)
 		mounts_release(m);

@@ -53,7 +53,8 @@ static void main_keeper_report(void *ud, const struct keeper_event *ev)
 		          "connection(s) wait meanwhile",
 		          (int)ev->pid, st,
 		          ev->err == -EINPROGRESS
-		              ? "; a thread of it lingers in the kernel until its successor answers"
+		              ? "; its process has not exited yet: a thread may be stuck in the "
+		                "kernel until its successor answers"
 		              : "",
 		          ev->backoff_ms ? "after a pause" : "now", ev->held);
 		break;

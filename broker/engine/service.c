@@ -13,12 +13,23 @@
 #include "common/limits.h"
 #include "common/names.h"
 
+/* A restore's audit record, kept until the daemon serves (service_restore). */
+struct service_deferred {
+	int64_t time;
+	char action[24];
+	char detail[MOUNTS_ID_MAX + MOUNTS_NAME_MAX + 160];
+	int err;
+};
+
 struct service {
 	store *store;
 	mounts *mounts; /* NULL: no views */
 	struct metrics *met;
 	struct service_config cfg;
 	cluster *cluster; /* NULL: a single node */
+	struct service_deferred *dfr;
+	size_t ndfr, capdfr;
+	bool defer; /* inside service_restore */
 };
 
 int service_new(service **out, store *s, mounts *m, struct metrics *met,
@@ -38,6 +49,7 @@ int service_new(service **out, store *s, mounts *m, struct metrics *met,
 
 void service_free(service *sv)
 {
+	free(sv->dfr);
 	free(sv);
 }
 
@@ -557,14 +569,67 @@ static void service_on_restore(void *ud, const struct mounts_restore_event *ev)
 	snprintf(detail, sizeof(detail), "id=%s name=%s%s%s", ev->id ? ev->id : "",
 	         ev->name ? ev->name : "", ev->why ? " why=" : "", ev->why ? ev->why : "");
 	a.detail = detail;
-	struct service_result res;
-	service_res(&res);
-	if (ev->outcome == MOUNTS_RESTORE_FAILED)
-		service_failed(x->sv, &a, ev->err, &res);
-	else
-		service_failed(x->sv, &a, 0, &res);
+	int err = ev->outcome == MOUNTS_RESTORE_FAILED ? ev->err : 0;
+	service *sv = x->sv;
+	if (sv->ndfr == sv->capdfr && sv->ndfr < SERVICE_DEFERRED_MAX) {
+		size_t cap = sv->capdfr ? 2 * sv->capdfr : 32;
+		struct service_deferred *n = realloc(sv->dfr, cap * sizeof(*n));
+		if (n) {
+			sv->dfr = n;
+			sv->capdfr = cap;
+		}
+	}
+	if (sv->ndfr < sv->capdfr) {
+		struct service_deferred *df = &sv->dfr[sv->ndfr++];
+		df->time = (int64_t)time(NULL);
+		snprintf(df->action, sizeof(df->action), "%s", a.action);
+		snprintf(df->detail, sizeof(df->detail), "%s", detail);
+		df->err = err;
+	} else {
+		struct service_result res;
+		service_failed(sv, &a, err, service_res(&res)); /* no room: written now */
+	}
 	if (x->cb)
 		x->cb(x->ud, ev);
+}
+
+int service_flush_deferred(service *sv, size_t *left)
+{
+	*left = sv->ndfr;
+	if (!sv->ndfr)
+		return 0;
+	struct store_audit *recs = calloc(sv->ndfr, sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	for (size_t i = 0; i < sv->ndfr; i++)
+		recs[i] = (struct store_audit){.time = sv->dfr[i].time,
+		                               .actor = SERVICE_ACTOR_DAEMON,
+		                               .pid = getpid(),
+		                               .exe = SERVICE_ACTOR_DAEMON,
+		                               .action = sv->dfr[i].action,
+		                               .result = service_result_name(sv->dfr[i].err),
+		                               .detail = sv->dfr[i].detail};
+	int r = engine_fault(ENGINE_FAULT_AUDIT_RECORD);
+	if (r == 0)
+		r = store_audit_append(sv->store, recs, sv->ndfr); /* one transaction */
+	free(recs);
+	if (r < 0)
+		return r;
+	sv->ndfr = 0;
+	*left = 0;
+	return 0;
+}
+
+size_t service_drop_deferred(service *sv)
+{
+	size_t n = sv->ndfr;
+	for (size_t i = 0; i < n; i++) {
+		struct store_audit a = {.actor = SERVICE_ACTOR_DAEMON, .action = sv->dfr[i].action};
+		struct service_result res;
+		service_lost(sv, &a, -EIO, service_res(&res));
+	}
+	sv->ndfr = 0;
+	return n;
 }
 
 int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_restore_cb cb,

@@ -155,6 +155,18 @@ int service_detach(service *sv, const struct service_actor *who, const char *id,
  * detail "id=ID name=NAME" and, when not restored, "why=...". A record that cannot be written
  * is counted and reported (SERVICE_AUDIT_FAILED); the restore stands (undoing it would strand
  * the container again). Returns mounts_restore's result. */
+/* Restore's audit records (restore, restore-forget) are kept in memory, not written during the
+ * restore: at start a predecessor that lingers (killed with a thread stuck in the kernel until
+ * this process serves) may still hold the database's write lock, and a write per container,
+ * each waiting out SQLite's busy timeout, would delay the serving that frees it. The caller
+ * writes them once it serves (service_flush_deferred, one transaction). */
+#define SERVICE_DEFERRED_MAX 65536 /* records kept; beyond, they are written at once */
+/* Writes the deferred records in one transaction: 0 (*left 0), or the store's -errno with all
+ * of them still kept (*left) for another try. */
+int service_flush_deferred(service *sv, size_t *left);
+/* Gives up on the deferred records (at stop, when they still cannot be written): each is
+ * counted and reported as a lost record. Returns how many. */
+size_t service_drop_deferred(service *sv);
 int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_restore_cb cb,
                     void *cb_ud, struct mounts_restore_counts *out);
 

@@ -136,7 +136,7 @@ for kill_n in 1 2 3 4 5 6 7 8 9 10; do
 done
 : >"$T/stop-rotating"
 wait "$ROT" || true
-echo "# daemon processes that lingered after a kill (a thread stuck in the kernel until the next one answered): $(grep -c 'lingers in the kernel' "$SD_LOG" || true)"
+echo "# daemon processes that lingered after a kill (a thread stuck in the kernel until the next one answered): $(grep -c 'has not exited yet' "$SD_LOG" || true)"
 ok "$N containers read through ten kills of the daemon process, with rotations all along"
 mark
 old=$(sd_worker_pid)
