@@ -1,0 +1,111 @@
+#!/bin/sh
+# profile-wl.sh: counts what one workload-API read and one `secretctl mount`/`whoami` cost, in
+# instructions (callgrind: the same under load) and system calls (strace -c), for issue #15.
+# usage: sh scripts/profile-wl.sh [--build DIR] [N]   (root, /dev/fuse, cgroup v2)
+# Prints instructions per store read (tests/bench/bench_wlpath: the difference between N and 0
+# reads, divided by N), the daemon's (run with --no-keeper) system calls per keep-alive
+# GET /v1/self/secrets/NAME, and the instructions and system calls of one `secretctl whoami` and
+# one `secretctl mount` in a container.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/build
+if [ "${1:-}" = --build ]; then BUILD=$2; shift 2; fi
+N=${1:-200}
+SECRETD=$BUILD/broker/secretd
+SECRETCTL=$BUILD/client/secretctl
+export SECRETD SECRETCTL
+# shellcheck source=tests/integration/lib.sh
+. "$ROOT/tests/integration/lib.sh"
+# shellcheck source=tests/integration/cgroup_lib.sh
+. "$ROOT/tests/integration/cgroup_lib.sh"
+need_root
+need_fuse
+need_cgroup2
+need_cmd valgrind
+need_cmd strace
+DPID=""
+prof_cleanup() {
+	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null
+	cg_cleanup
+}
+# shellcheck disable=SC2034
+EXTRA_CLEANUP=prof_cleanup
+
+# run_daemon: starts secretd --no-keeper in $T/d with bench/s64 granted to the container.
+run_daemon() {
+	rm -rf "$T/d"
+	mkdir -p "$T/d/run"
+	"$SECRETD" init --state-dir "$T/d/state" --key-file "$T/d/key" >/dev/null
+	"$SECRETD" run --no-keeper --state-dir "$T/d/state" --runtime-dir "$T/d/run" \
+		--key-file "$T/d/key" >>"$T/d.log" 2>&1 &
+	DPID=$!
+	W=$T/d/run/workload.sock
+	A=$T/d/run/admin.sock
+	i=0
+	while ! curl -sf --unix-socket "$W" http://x/healthz >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -gt 1200 ] && fail "daemon did not start"; sleep 0.1
+	done
+	head -c 64 /dev/zero | tr '\0' x | "$SECRETCTL" --socket "$A" put bench/s64 >/dev/null
+	"$SECRETCTL" --socket "$A" grant 'bench/*' "id:$CID" >/dev/null
+}
+stop_daemon() {
+	kill -TERM "$DPID"
+	i=0
+	while kill -0 "$DPID" 2>/dev/null; do
+		i=$((i + 1)); [ $i -gt 600 ] && fail "daemon did not stop"; sleep 0.1
+	done
+	wait "$DPID" 2>/dev/null || true
+	DPID=""
+}
+# gets K: K keep-alive GETs of bench/s64 on one connection from inside the container
+gets() {
+	k=$1
+	set --
+	j=0
+	while [ $j -lt "$k" ]; do set -- "$@" http://x/v1/self/secrets/bench/s64; j=$((j + 1)); done
+	[ "$k" = 0 ] && return 0
+	cexec "$CP" "$CCG" curl -sf --unix-socket "$W" "$@" >/dev/null || fail "GET"
+}
+# instructions in callgrind output file $1 (the daemon's)
+ir() { sed -n 's/^summary: //p; s/^totals: //p' "$1" | head -1; }
+
+CID=$(hex64)
+mk_cgroup "$CG2" "/docker/$CID"; CCG=$CG
+start_container "$CCG" || fail "the container did not start"
+CP=$CPID
+
+say() { echo "$*"; }
+# -- instructions per read in the store (bench_wlpath under callgrind: the daemon itself cannot
+# run under valgrind 3.19, which lacks pidfd_send_signal)
+for k in 0 "$N"; do
+	mkdir -p "$T/wp$k"
+	valgrind --tool=callgrind --callgrind-out-file="$T/cg.$k" "$BUILD/tests/bench/bench_wlpath" \
+		"$T/wp$k" "$k" >/dev/null 2>&1 || fail "bench_wlpath"
+	eval "IR_$k=\$(ir \$T/cg.\$k)"
+done
+say "store_get instructions per read: $(( (IR_$N - IR_0) / N )) ($N reads)"
+# -- daemon system calls per request
+run_daemon
+gets 1
+strace -c -f -p "$DPID" -o "$T/st" &
+SP=$!
+sleep 1
+gets "$N"
+sleep 0.5
+kill -INT "$SP"; wait "$SP" || true
+calls=$(awk '$NF == "total" {print $(NF-2)}' "$T/st")
+say "daemon system calls per keep-alive GET: $(echo "$calls $N" | awk '{printf "%.1f", $1 / $2}') ($calls for $N)"
+[ -n "${KEEP_ST:-}" ] && cp "$T/st" "$KEEP_ST"
+# -- client: whoami and mount
+for c in whoami "mount /run/secrets"; do
+	# shellcheck disable=SC2086
+	cexec "$CP" "$CCG" valgrind --tool=callgrind --callgrind-out-file="$T/cc" \
+		"$SECRETCTL" --socket "$W" $c >/dev/null 2>&1 || fail "secretctl $c"
+	# shellcheck disable=SC2086
+	[ "$c" = whoami ] || cexec "$CP" "$CCG" umount /run/secrets
+	cexec "$CP" "$CCG" strace -f -c -o "$T/cs" "$SECRETCTL" --socket "$W" $c >/dev/null 2>&1 ||
+		fail "secretctl $c (strace)"
+	calls=$(awk '$NF == "total" {print $(NF-2)}' "$T/cs")
+	say "secretctl $c: $(ir "$T/cc") instructions, $calls system calls"
+done
+stop_daemon
