@@ -57,6 +57,10 @@ void blobcache_sweep(struct blobcache *bc);
  * containers): drops only the entries no session holds, keeping every other one and its mark,
  * so that the next refresh hands the other containers the same blobs (no invalidation). */
 void blobcache_sweep_unshared(struct blobcache *bc);
+/* Drops every entry whose name exists(ud, name) says is gone, used or not. A secret deleted and
+ * stored again restarts at version 1: an entry left from before would be "that version" to
+ * blobcache_get, so the entries of a name must go as soon as a refresh sees it gone. */
+void blobcache_forget(struct blobcache *bc, bool (*exists)(void *ud, const char *name), void *ud);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
 
