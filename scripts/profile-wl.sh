@@ -96,6 +96,46 @@ kill -INT "$SP"; wait "$SP" || true
 calls=$(awk '$NF == "total" {print $(NF-2)}' "$T/st")
 say "daemon system calls per keep-alive GET: $(echo "$calls $N" | awk '{printf "%.1f", $1 / $2}') ($calls for $N)"
 [ -n "${KEEP_ST:-}" ] && cp "$T/st" "$KEEP_ST"
+# -- where the daemon's time goes (KEEP_PERF=FILE: perf's cpu-clock samples, wall-clock based)
+if [ -n "${KEEP_PERF:-}" ]; then
+	perf record -q -g -e cpu-clock -p "$DPID" -o "$KEEP_PERF" >/dev/null 2>&1 &
+	PP=$!
+	sleep 1
+	gets "$N"
+	gets "$N"
+	kill -INT "$PP"
+	wait "$PP" || true
+fi
+# -- wall-clock (BENCH_HTTP=ROUNDS: bench_ctl http against the raw server, N requests a round)
+if [ -n "${BENCH_HTTP:-}" ]; then
+	"$BUILD/tests/bench/bench_ctl" rawsrv "$T/raw.sock" 64 >"$T/rawsrv.out" 2>&1 &
+	RP=$!
+	i=0
+	while ! grep -q ready "$T/rawsrv.out"; do
+		i=$((i + 1)); [ $i -gt 100 ] && fail "raw server did not start"; sleep 0.05
+	done
+	cexec "$CP" "$CCG" "$BUILD/tests/bench/bench_ctl" http "$BENCH_HTTP" "$N" "$W" \
+		"$T/raw.sock" bench/s64 || fail "bench_ctl http"
+	kill "$RP"
+	# secretctl whoami and mount, 30 runs each from inside the container (python's
+	# subprocess: fork+exec+wait timed), p50 and max in ms
+	cexec "$CP" "$CCG" python3 -c '
+import subprocess, sys, time
+ctl, w = sys.argv[1], sys.argv[2]
+def t(args, after=None):
+    v = []
+    for _ in range(30):
+        a = time.monotonic()
+        subprocess.run([ctl, "--socket", w] + args, check=True, stdout=subprocess.DEVNULL)
+        v.append((time.monotonic() - a) * 1000)
+        if after:
+            subprocess.run(after, check=True)
+    v.sort()
+    return "p50 %.2f ms, max %.2f ms" % (v[len(v) // 2], v[-1])
+print("secretctl whoami (wall):", t(["whoami"]))
+print("secretctl mount (wall):", t(["mount", "/run/secrets"], ["umount", "/run/secrets"]))
+' "$SECRETCTL" "$W" || fail "secretctl timing"
+fi
 # -- client: whoami and mount
 for c in whoami "mount /run/secrets"; do
 	# shellcheck disable=SC2086
