@@ -2,8 +2,9 @@
 # profile-wl.sh: counts what one workload-API read and one `secretctl mount`/`whoami` cost, in
 # instructions (callgrind: the same under load) and system calls (strace -c), for issue #15.
 # usage: sh scripts/profile-wl.sh [--build DIR] [N]   (root, /dev/fuse, cgroup v2)
-# Prints instructions per store read (tests/bench/bench_wlpath: the difference between N and 0
-# reads, divided by N), the daemon's (run with --no-keeper) system calls per keep-alive
+# The container has bench/s64 mounted, as in bench.sh (UNMOUNTED=1: not, so that every read
+# decrypts from the store). Prints instructions per store read (tests/bench/bench_wlpath: the
+# difference between N and 0 reads, divided by N), the daemon's (run with --no-keeper) system calls per keep-alive
 # GET /v1/self/secrets/NAME, and the instructions and system calls of one `secretctl whoami` and
 # one `secretctl mount` in a container.
 set -eu
@@ -47,7 +48,13 @@ run_daemon() {
 	done
 	head -c 64 /dev/zero | tr '\0' x | "$SECRETCTL" --socket "$A" put bench/s64 >/dev/null
 	"$SECRETCTL" --socket "$A" grant 'bench/*' "id:$CID" >/dev/null
+	# as in bench.sh, the container has its secrets mounted (UNMOUNTED=1: not)
+	if [ -z "${UNMOUNTED:-}" ]; then
+		cexec "$CP" "$CCG" "$SECRETCTL" --socket "$W" mount /run/secrets >/dev/null ||
+			fail "mount"
+	fi
 }
+unmount() { [ -n "${UNMOUNTED:-}" ] || cexec "$CP" "$CCG" umount /run/secrets; }
 stop_daemon() {
 	kill -TERM "$DPID"
 	i=0
@@ -81,9 +88,10 @@ for k in 0 "$N"; do
 	mkdir -p "$T/wp$k"
 	valgrind --tool=callgrind --callgrind-out-file="$T/cg.$k" "$BUILD/tests/bench/bench_wlpath" \
 		"$T/wp$k" "$k" >/dev/null 2>&1 || fail "bench_wlpath"
-	eval "IR_$k=\$(ir \$T/cg.\$k)"
 done
-say "store_get instructions per read: $(( (IR_$N - IR_0) / N )) ($N reads)"
+IR0=$(ir "$T/cg.0")
+IRN=$(ir "$T/cg.$N")
+say "store_get instructions per read: $(((IRN - IR0) / N)) ($N reads)"
 # -- daemon system calls per request
 run_daemon
 gets 1
@@ -117,6 +125,7 @@ if [ -n "${BENCH_HTTP:-}" ]; then
 	cexec "$CP" "$CCG" "$BUILD/tests/bench/bench_ctl" http "$BENCH_HTTP" "$N" "$W" \
 		"$T/raw.sock" bench/s64 || fail "bench_ctl http"
 	kill "$RP"
+	unmount
 	# secretctl whoami and mount, 30 runs each from inside the container (python's
 	# subprocess: fork+exec+wait timed), p50 and max in ms
 	cexec "$CP" "$CCG" python3 -c '
@@ -136,13 +145,25 @@ print("secretctl whoami (wall):", t(["whoami"]))
 print("secretctl mount (wall):", t(["mount", "/run/secrets"], ["umount", "/run/secrets"]))
 ' "$SECRETCTL" "$W" || fail "secretctl timing"
 fi
+# -- the daemon's side of one mount (STRACE_MOUNT=FILE: strace -f -tt -T of the daemon)
+if [ -n "${STRACE_MOUNT:-}" ]; then
+	unmount
+	UNMOUNTED=1
+	strace -f -tt -T -p "$DPID" -o "$STRACE_MOUNT" 2>/dev/null &
+	SP=$!
+	sleep 1
+	cexec "$CP" "$CCG" "$SECRETCTL" --socket "$W" mount /run/secrets >/dev/null || fail "mount"
+	sleep 0.5
+	kill -INT "$SP"; wait "$SP" || true
+	cexec "$CP" "$CCG" umount /run/secrets
+fi
 # -- client: whoami and mount
 for c in whoami "mount /run/secrets"; do
 	# shellcheck disable=SC2086
 	cexec "$CP" "$CCG" valgrind --tool=callgrind --callgrind-out-file="$T/cc" \
 		"$SECRETCTL" --socket "$W" $c >/dev/null 2>&1 || fail "secretctl $c"
-	# shellcheck disable=SC2086
 	[ "$c" = whoami ] || cexec "$CP" "$CCG" umount /run/secrets
+	# shellcheck disable=SC2086
 	cexec "$CP" "$CCG" strace -f -c -o "$T/cs" "$SECRETCTL" --socket "$W" $c >/dev/null 2>&1 ||
 		fail "secretctl $c (strace)"
 	calls=$(awk '$NF == "total" {print $(NF-2)}' "$T/cs")
