@@ -174,9 +174,11 @@ static int client_attempt(const char *socket_path, const char *method, const cha
 	int r = client_send_all(fd, head, (size_t)hn);
 	if (r == 0 && body && len)
 		r = client_send_all(fd, body, len);
-	if (r < 0) {
-		/* the broker closed the connection before taking the request: nothing was done */
-		*retry = r == -EPIPE || r == -ECONNRESET;
+	/* The broker may answer before the whole body is sent and close (413 for a length over
+	 * its limit, 429/503 when refusing a connection): that answer is read below. Only when
+	 * none came did the request fail (then it was not processed). */
+	bool send_failed = r < 0;
+	if (send_failed && r != -EPIPE && r != -ECONNRESET) {
 		if (err)
 			*err = "cannot send the request";
 		close(fd);
@@ -211,6 +213,12 @@ static int client_attempt(const char *socket_path, const char *method, const cha
 		break;
 	}
 	close(fd);
+	if (r < 0 && send_failed && b.len == 0) {
+		/* the broker closed the connection before taking the request: nothing was done */
+		*retry = true;
+		if (err)
+			*err = "cannot send the request";
+	}
 	if (r < 0) {
 		if (b.p)
 			secret_bytes_free(b.p);
