@@ -124,24 +124,6 @@ sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, 
 	return b && b->version == version ? b->blob : NULL;
 }
 
-void blobcache_forget(struct blobcache *bc, bool (*exists)(void *ud, const char *name), void *ud)
-{
-	size_t j = 0;
-	for (size_t i = 0; i < bc->n; i++) {
-		if (exists(ud, bc->v[i].name)) {
-			bc->v[j++] = bc->v[i];
-		} else {
-			sfs_blob_unref(bc->v[i].blob);
-			free(bc->v[i].name);
-		}
-	}
-	if (j == bc->n)
-		return;
-	bc->n = j;
-	if (blobcache_idx_rebuild(bc) < 0)
-		bc->idx = NULL; /* lookups scan until a rebuild succeeds */
-}
-
 void blobcache_sweep(struct blobcache *bc)
 {
 	size_t j = 0;

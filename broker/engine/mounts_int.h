@@ -60,10 +60,6 @@ void blobcache_sweep_unshared(struct blobcache *bc);
 /* The cached blob of (name, previous) when it holds version, else NULL; borrowed, not marked used
  * (a reader that is not a view must not keep a blob alive). */
 sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, uint64_t version);
-/* Drops every entry whose name exists(ud, name) says is gone, used or not. A secret deleted and
- * stored again restarts at version 1: an entry left from before would be "that version" to
- * blobcache_get, so the entries of a name must go as soon as a refresh sees it gone. */
-void blobcache_forget(struct blobcache *bc, bool (*exists)(void *ud, const char *name), void *ud);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
 

@@ -143,11 +143,6 @@ bool views_has_secret(mounts *m, const char *name)
 	return views_secret(m, name) != NULL;
 }
 
-static bool views_exists(void *ud, const char *name)
-{
-	return views_secret(ud, name) != NULL;
-}
-
 int views_secret_version(mounts *m, const char *name, uint64_t *version)
 {
 	const struct store_secret_info *si = views_secret(m, name);
@@ -355,12 +350,8 @@ int mounts_refresh(mounts *m, size_t *unapplied)
 		for (struct mcont *c = m->conts; c; c = c->next)
 			if (c->fs)
 				views_fail(c, first_err);
-		/* Which names were deleted meanwhile is unknown: no cached value may be taken
-		 * for "the same version" of a name later (blobcache_forget). */
-		blobcache_free(&m->blobs);
 	} else {
 		m->in.stale = false;
-		blobcache_forget(&m->blobs, views_exists, m);
 		for (struct mcont *c = m->conts; c; c = c->next) {
 			if (!c->fs)
 				continue;
