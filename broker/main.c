@@ -1106,6 +1106,7 @@ static int main_run(struct main_opts *o)
 	                        .request_timeout_s = o->request_timeout_s,
 	                        .reads_audit = au,
 	                        .audit_anchor = o->audit_anchor,
+	                        .procwatch = pw,
 	                        .service = sv,
 	                        .inherit_fds = inh,
 	                        .upgrade = kl ? main_upgrade : NULL,

@@ -1,4 +1,5 @@
-/* client: HTTP+JSON over the broker's unix sockets (libcurl), shared by secretctl and
+/* client: HTTP+JSON over the broker's unix sockets (HTTP/1.0, one connection per request, the
+ * answer parsed by client/wlhttp; no libcurl), shared by secretctl and
  * secretd-oci-hook. Functions return 0 or a negative errno unless said otherwise. */
 #pragma once
 #include <stdbool.h>

@@ -69,7 +69,7 @@ int wlhttp_parse(const char *buf, size_t len, bool eof, struct wlhttp_resp *out)
 	}
 	if (status < 100 || status > 599)
 		return -EBADMSG;
-	bool have_len = false;
+	bool have_len = false, retry_after = false;
 	size_t clen = 0;
 	unsigned lines = 0;
 	const char *p = eol + 2;
@@ -98,6 +98,8 @@ int wlhttp_parse(const char *buf, size_t len, bool eof, struct wlhttp_resp *out)
 			clen = n;
 		} else if (wlhttp_ieq(p, kn, "transfer-encoding")) {
 			return -EPROTONOSUPPORT;
+		} else if (wlhttp_ieq(p, kn, "retry-after")) {
+			retry_after = true;
 		}
 		p = e + 2;
 	}
@@ -113,6 +115,7 @@ int wlhttp_parse(const char *buf, size_t len, bool eof, struct wlhttp_resp *out)
 	out->status = status;
 	out->body_off = head;
 	out->body_len = have_len ? clen : avail;
+	out->retry_after = retry_after;
 	return 0;
 }
 

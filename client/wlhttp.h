@@ -13,6 +13,7 @@ struct wlhttp_resp {
 	int status;      /* 100..599 */
 	size_t body_off; /* the body is buf[body_off, body_off + body_len) */
 	size_t body_len;
+	bool retry_after; /* a Retry-After header was sent (the broker's "refused for load") */
 };
 
 /* Parses the response in buf[0, len). eof: the peer has closed the connection (a body without

@@ -38,7 +38,26 @@ _Static_assert(SECRET_SLAB_VALUE_MAX + SECRET_HEADER_BYTES <= SECRET_SLAB_USABLE
 
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct secret_slab *slab_cur; /* the slab being filled (NULL: none yet) */
-static atomic_ullong n_live, n_slabs, n_regions, n_resets;
+static atomic_ullong n_live, n_slabs, n_regions, n_resets, n_pool_hits;
+
+/* The pool of own regions (see secret.h): class c holds regions of SECRET_POOL_MIN << c bytes,
+ * wiped, at most SECRET_POOL_PER_CLASS of them; under slab_lock. */
+#define SECRET_POOL_CLASSES 5 /* 4, 8, 16, 32, 64 KiB */
+_Static_assert((SECRET_POOL_MIN << (SECRET_POOL_CLASSES - 1)) == SECRET_POOL_MAX, "pool classes");
+static void *pool[SECRET_POOL_CLASSES][SECRET_POOL_PER_CLASS];
+static size_t pool_n[SECRET_POOL_CLASSES];
+static size_t pool_total;
+
+/* The pool class of an own region of need bytes (header included), or -1 past SECRET_POOL_MAX. */
+static int pool_class(size_t need)
+{
+	if (need > SECRET_POOL_MAX)
+		return -1;
+	int c = 0;
+	while ((SECRET_POOL_MIN << c) < need)
+		c++;
+	return c;
+}
 
 static void slab_put(struct secret_slab *sl)
 {
@@ -101,9 +120,24 @@ secret *secret_new(size_t len)
 	if (len <= SECRET_SLAB_VALUE_MAX) {
 		mem = slab_alloc(need, &slab);
 	} else {
-		/* A multiple of 16 bytes: sodium_malloc puts the region's end against its guard
-		 * page, so the header (and the data) are then 16-byte aligned. */
-		mem = sodium_malloc(need);
+		/* Up to SECRET_POOL_MAX, a region of its pool class: a pooled one (wiped when it
+		 * went back) or a new one. A multiple of 16 bytes: sodium_malloc puts the region's
+		 * end against its guard page, so the header (and the data) are 16-byte aligned. */
+		int c = pool_class(need);
+		mem = NULL;
+		if (c >= 0) {
+			need = SECRET_POOL_MIN << c;
+			pthread_mutex_lock(&slab_lock);
+			if (pool_n[c]) {
+				mem = pool[c][--pool_n[c]];
+				pool_total--;
+			}
+			pthread_mutex_unlock(&slab_lock);
+			if (mem)
+				atomic_fetch_add_explicit(&n_pool_hits, 1, memory_order_relaxed);
+		}
+		if (!mem)
+			mem = sodium_malloc(need);
 		if (mem)
 			atomic_fetch_add_explicit(&n_regions, 1, memory_order_relaxed);
 		else
@@ -154,8 +188,23 @@ void secret_unref(secret *s)
 		sodium_memzero(s, (SECRET_HEADER_BYTES + s->small_len + 15) & ~(size_t)15);
 		slab_put(slab);
 	} else {
-		sodium_free(s); /* zeroes before unmapping */
 		atomic_fetch_sub_explicit(&n_regions, 1, memory_order_relaxed);
+		size_t need = (SECRET_HEADER_BYTES + s->u.len + 15) & ~(size_t)15;
+		int c = pool_class(need);
+		if (c >= 0) {
+			/* wiped now, whether it is kept or not */
+			sodium_memzero(s, SECRET_POOL_MIN << c);
+			pthread_mutex_lock(&slab_lock);
+			bool kept = pool_n[c] < SECRET_POOL_PER_CLASS;
+			if (kept) {
+				pool[c][pool_n[c]++] = s;
+				pool_total++;
+			}
+			pthread_mutex_unlock(&slab_lock);
+			if (kept)
+				return;
+		}
+		sodium_free(s); /* zeroes before unmapping */
 	}
 }
 
@@ -189,4 +238,18 @@ void secret_get_stats(struct secret_stats *st)
 	st->slabs = atomic_load_explicit(&n_slabs, memory_order_relaxed);
 	st->regions = atomic_load_explicit(&n_regions, memory_order_relaxed);
 	st->slab_resets = atomic_load_explicit(&n_resets, memory_order_relaxed);
+	st->pool_hits = atomic_load_explicit(&n_pool_hits, memory_order_relaxed);
+	pthread_mutex_lock(&slab_lock);
+	st->pooled = pool_total;
+	pthread_mutex_unlock(&slab_lock);
+}
+
+void secret_pool_drain(void)
+{
+	pthread_mutex_lock(&slab_lock);
+	for (int c = 0; c < SECRET_POOL_CLASSES; c++)
+		while (pool_n[c])
+			sodium_free(pool[c][--pool_n[c]]);
+	pool_total = 0;
+	pthread_mutex_unlock(&slab_lock);
 }

@@ -14,14 +14,24 @@
  * gone. A slab is guarded at its two ends only: an overflow inside one reaches its neighbours
  * rather than a guard page. Larger secrets get a region of their own.
  *
+ * Larger secrets up to SECRET_POOL_MAX bytes (header included) get a region of a power-of-two
+ * size class (4 to 64 KiB), and a region whose secret is gone is wiped at once and kept for the
+ * next secret of its class (at most SECRET_POOL_PER_CLASS per class, 248 KiB in all), so that
+ * a reply buffer per request (the workload API's value, a client's answer) costs no mmap,
+ * mprotect and mlock each time. Such a region's end guard page is after its class size: an
+ * overflow into the slack is not caught, as inside a slab.
+ *
  * Constructors return NULL (errno ENOMEM or EINVAL) instead of an errno, like malloc. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-#define SECRET_SLAB_BYTES (32 * 1024) /* one shared locked region (16 bytes go to libsodium) */
-#define SECRET_SLAB_VALUE_MAX 2048    /* largest secret packed into a slab (bytes of data) */
-#define SECRET_HEADER_BYTES 16        /* bookkeeping stored in front of the data, locked too */
+#define SECRET_SLAB_BYTES (32 * 1024)   /* one shared locked region (16 bytes go to libsodium) */
+#define SECRET_SLAB_VALUE_MAX 2048      /* largest secret packed into a slab (bytes of data) */
+#define SECRET_HEADER_BYTES 16          /* bookkeeping stored in front of the data, locked too */
+#define SECRET_POOL_MIN ((size_t)4096)  /* smallest pooled region (bytes, header included) */
+#define SECRET_POOL_MAX ((size_t)65536) /* largest pooled region */
+#define SECRET_POOL_PER_CLASS 2         /* wiped regions kept per size class */
 
 typedef struct secret secret;
 
@@ -64,5 +74,9 @@ struct secret_stats {
 	uint64_t slabs;       /* slab regions mapped now */
 	uint64_t regions;     /* own regions (large secrets) mapped now */
 	uint64_t slab_resets; /* times the slab being filled started again from its beginning */
+	uint64_t pooled;      /* wiped regions kept for reuse now (not counted in regions) */
+	uint64_t pool_hits;   /* large secrets given a pooled region */
 };
 void secret_get_stats(struct secret_stats *st);
+/* Frees every pooled region (tests; a process never needs to). */
+void secret_pool_drain(void);

@@ -118,6 +118,12 @@ int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previou
 	return 0;
 }
 
+sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, uint64_t version)
+{
+	struct mblob *b = blobcache_find(bc, name, previous);
+	return b && b->version == version ? b->blob : NULL;
+}
+
 void blobcache_sweep(struct blobcache *bc)
 {
 	size_t j = 0;

@@ -26,6 +26,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_workload_refused_total", "counter",
 	       "Workload connections refused (identity or limits).",
 	       "secretd_workload_refused_total %" PRIu64, m->workload_refused);
+	METRIC("secretd_workload_cached_reads_total", "counter",
+	       "Workload API reads served from the value a mount holds decrypted (no store read).",
+	       "secretd_workload_cached_reads_total %" PRIu64, m->workload_cached_reads);
 	METRIC("secretd_proc_connector", "gauge",
 	       "1 when the proc connector caches FUSE openers' exes; 0: each open reads /proc "
 	       "(slower).",

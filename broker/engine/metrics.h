@@ -6,9 +6,10 @@
 struct metrics {
 	uint64_t admin_requests, admin_errors; /* errors: answers with status >= 400 */
 	uint64_t workload_requests, workload_errors;
-	uint64_t workload_refused; /* identity refused (pid gone, limits) */
-	uint64_t puts, reads;      /* secret versions written, values served */
-	uint64_t label_changes;    /* label changes stored (secretctl label) */
+	uint64_t workload_refused;      /* identity refused (pid gone, limits) */
+	uint64_t workload_cached_reads; /* workload reads served from a mount's decrypted value */
+	uint64_t puts, reads;           /* secret versions written, values served */
+	uint64_t label_changes;         /* label changes stored (secretctl label) */
 	uint64_t proc_connector; /* 1: the proc connector feeds procwatch; 0: exes read per open */
 	/* Connections (both sockets): refused at accept over the per-identity limit (429) or
 	 * with the socket full and nothing idle to close (503); idle ones closed to make room;

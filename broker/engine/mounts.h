@@ -158,6 +158,13 @@ json_t *mounts_granted_templates_json(mounts *m, const struct policy_identity *w
 int mounts_template_read(mounts *m, const struct policy_identity *who, const char *name,
                          struct secret **out, uint64_t *version);
 
+/* The current value of secret name (its version as of the last refresh, which every change is
+ * followed by) when the mounts already hold it decrypted: 0 with *out (a new reference:
+ * secret_unref) and *version; -ENOENT when no mount holds that version, or the inputs are
+ * stale (then read the store). Checks no grant: the caller decides who may read. The value was
+ * verified and decrypted by the refresh that cached it, and is what every mount shows. */
+int mounts_value_cached(mounts *m, const char *name, struct secret **out, uint64_t *version);
+
 /* Re-reads grants and secrets from the store and updates every mount's view (call after any
  * change: put, delete, grant, revoke). Only changed files are invalidated in the kernel.
  * Fails closed: a container whose view cannot be applied (the store cannot be read, a value

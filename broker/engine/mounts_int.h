@@ -57,6 +57,9 @@ void blobcache_sweep(struct blobcache *bc);
  * containers): drops only the entries no session holds, keeping every other one and its mark,
  * so that the next refresh hands the other containers the same blobs (no invalidation). */
 void blobcache_sweep_unshared(struct blobcache *bc);
+/* The cached blob of (name, previous) when it holds version, else NULL; borrowed, not marked used
+ * (a reader that is not a view must not keep a blob alive). */
+sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, uint64_t version);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
 

@@ -10,6 +10,7 @@
 
 #include "broker/engine/fault.h"
 #include "broker/engine/mounts_int.h"
+#include "common/secret.h"
 #include "common/names.h"
 
 static int64_t views_mono_ms(void)
@@ -148,6 +149,20 @@ int views_secret_version(mounts *m, const char *name, uint64_t *version)
 	if (!si)
 		return -ENOENT;
 	*version = si->current;
+	return 0;
+}
+
+int mounts_value_cached(mounts *m, const char *name, struct secret **out, uint64_t *version)
+{
+	*out = NULL;
+	uint64_t v;
+	if (m->in.stale || views_secret_version(m, name, &v) < 0)
+		return -ENOENT;
+	sfs_blob *b = blobcache_peek(&m->blobs, name, false, v);
+	if (!b)
+		return -ENOENT;
+	*out = secret_ref(sfs_blob_secret(b));
+	*version = v;
 	return 0;
 }
 

@@ -969,8 +969,8 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 	    MHD_OPTION_NOTIFY_CONNECTION, api_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    api_completed, s, MHD_OPTION_URI_LOG_CALLBACK, api_uri_log, s,
 	    MHD_OPTION_CONNECTION_LIMIT, 4 * a->cfg.max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT,
-	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_END);
+	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(workload ? API_CONN_MEMORY_WORKLOAD : API_CONN_MEMORY_ADMIN), MHD_OPTION_END);
 	const union MHD_DaemonInfo *di =
 	    s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!di) {

@@ -8,6 +8,7 @@
 #include "broker/os/loop.h"
 #include "broker/engine/metrics.h"
 #include "broker/engine/mounts.h"
+#include "broker/os/procwatch.h"
 #include "broker/engine/service.h"
 #include "broker/store/store.h"
 
@@ -28,7 +29,10 @@ struct api_config {
 	audit *reads_audit;           /* batches the audit records of workload reads (NULL: each
 	                                 is written in its own durable transaction) */
 	const char *audit_anchor;     /* audit anchor file checked by audit verify, or NULL */
-	service *service;             /* the admin routes' use cases (required for admin.sock) */
+	/* Remembers workload callers' exes for their audit records (NULL: read from /proc on every
+	 * call). Runs on the same loop; not owned, must outlive the api. */
+	procwatch *procwatch;
+	service *service; /* the admin routes' use cases (required for admin.sock) */
 	/* Listening sockets handed over by the keeper (broker/keeper): {admin, workload}, each a
 	 * bound, listening, non-blocking AF_UNIX socket at the socket's path, or -1 to bind anew.
 	 * NULL: bind both. api takes ownership of the fds it is given. */
@@ -46,6 +50,12 @@ struct api_config {
 #define API_IDLE_TIMEOUT_DEFAULT 30
 #define API_REQUEST_TIMEOUT_DEFAULT 30
 #define API_TIMEOUT_CEILING 3600
+/* MHD's memory per connection (request line, headers, MHD's bookkeeping; bodies go to our own
+ * buffers). At most 32 KiB MHD takes it with malloc: above, an mmap and munmap per connection.
+ * The workload API's requests are a GET or a small POST: 16 KiB (a request whose head does not
+ * fit gets 431); the admin API keeps 64 KiB. */
+#define API_CONN_MEMORY_WORKLOAD (16 * 1024)
+#define API_CONN_MEMORY_ADMIN (64 * 1024)
 
 typedef struct api api;
 struct api_routes;

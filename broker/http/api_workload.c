@@ -25,17 +25,36 @@
 #include "common/names.h"
 #include "common/secret.h"
 
+/* The caller's executable for its audit record ("" when unknown). With a procwatch it is read
+ * once per process and kept until that process execs or exits (the proc connector says so;
+ * docs/DESIGN.md, "Process identity and exe"); procwatch_sync first applies every exec and exit
+ * reported before this request could be sent. workload_gate has just checked that the
+ * connecting process is alive, so the pid is still its own. Without one (or when it cannot say),
+ * /proc/PID/exe is read into buf. */
+static const char *workload_exe(struct api_req *r, char *buf, size_t len)
+{
+	procwatch *pw = r->a->cfg.procwatch;
+	pid_t pid = r->pc->who.pid;
+	if (pw && procwatch_sync(pw) == 0 && procwatch_track(pw, pid) != 0) {
+		const char *e = procwatch_exe(pw, pid);
+		if (e)
+			return e;
+	}
+	if (ident_exe(pid, buf, len) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
 /* Writes the audit record of this workload call; false (after replying 500) when it cannot. */
 static bool workload_audit(struct api_req *r, const struct policy_identity *who, const char *action,
                            const char *target, uint64_t version, const char *result)
 {
 	char actor[160], exe[256];
 	audit_actor(actor, sizeof(actor), who->container, who->id, who->name, who->uid);
-	if (ident_exe(r->pc->who.pid, exe, sizeof(exe)) < 0)
-		exe[0] = '\0';
+	const char *x = workload_exe(r, exe, sizeof(exe));
 	struct store_audit a = {.actor = actor,
 	                        .pid = r->pc->who.pid,
-	                        .exe = exe,
+	                        .exe = x,
 	                        .action = action,
 	                        .secret = target,
 	                        .version = version,
@@ -85,7 +104,18 @@ static void workload_read(struct api_req *r, const char *name)
 	uint8_t *val = NULL;
 	size_t len = 0;
 	uint64_t version = 0;
-	int rc = store_get(r->a->store, name, 0, &val, &len, &version);
+	/* The value a mount already holds decrypted (the current version as of the last refresh,
+	 * which every change is followed by), else decrypted from the store. */
+	secret *cached = NULL;
+	int rc = mounts_value_cached(r->a->mounts, name, &cached, &version);
+	if (rc == 0) {
+		/* the secret's bare-pointer form: store_value_free drops this reference */
+		val = secret_data(cached);
+		len = secret_len(cached);
+		r->a->met->workload_cached_reads++;
+	} else {
+		rc = store_get(r->a->store, name, 0, &val, &len, &version);
+	}
 	if (!workload_audit(r, who, "read", name, version,
 	                    rc == 0         ? "ok"
 	                    : rc == -ENOENT ? "not found"

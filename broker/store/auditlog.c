@@ -16,7 +16,7 @@ static int store_audit_head(store *s, uint64_t *seq, uint8_t mac[CRYPT_MAC_BYTES
 {
 	uint8_t h[STORE_AUDIT_HEAD_LEN];
 	size_t n = 0;
-	int r = store_meta_get(s->db, STORE_META_AUDIT_HEAD, h, sizeof(h), &n);
+	int r = store_cached_meta_get(s, STORE_META_AUDIT_HEAD, h, sizeof(h), &n);
 	*found = r == 0;
 	if (r == -EBADMSG && n == 0) { /* no row yet */
 		*seq = 0;
@@ -46,17 +46,18 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 	if (r < 0)
 		return r;
 	int64_t maxseq = 0;
-	r = store_pragma_int(s->db, "SELECT coalesce(max(seq), 0) FROM audit", &maxseq);
+	r = store_cached_int(s, "SELECT coalesce(max(seq), 0) FROM audit", &maxseq);
 	if (r < 0)
 		return r;
 	if ((uint64_t)maxseq > seq)
 		seq = (uint64_t)maxseq;
-	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *hd = NULL;
-	r = store_prepare(s->db,
-	                  "INSERT INTO audit (seq, time, actor, pid, exe, action, secret, version, "
-	                  "result, prev_mac, mac, detail, count) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-	                  &ins);
+	_cleanup_cached_ struct store_cached q_ins = {0};
+	_cleanup_cached_ struct store_cached q_hd = {0};
+	r = store_cached(s,
+	                 "INSERT INTO audit (seq, time, actor, pid, exe, action, secret, version, "
+	                 "result, prev_mac, mac, detail, count) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	                 &q_ins);
 	if (r < 0)
 		return r;
 	int64_t now = store_now();
@@ -82,27 +83,27 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 			return r;
 		uint8_t mac[CRYPT_MAC_BYTES];
 		crypt_mac(s->audit_key, b.p, b.len, mac);
-		sqlite3_reset(ins);
-		sqlite3_bind_int64(ins, 1, (int64_t)seq);
-		sqlite3_bind_int64(ins, 2, row.time);
-		sqlite3_bind_text(ins, 3, row.actor, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 4, row.pid);
-		sqlite3_bind_text(ins, 5, row.exe, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 6, row.action, -1, SQLITE_STATIC);
+		sqlite3_reset(q_ins.st);
+		sqlite3_bind_int64(q_ins.st, 1, (int64_t)seq);
+		sqlite3_bind_int64(q_ins.st, 2, row.time);
+		sqlite3_bind_text(q_ins.st, 3, row.actor, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q_ins.st, 4, row.pid);
+		sqlite3_bind_text(q_ins.st, 5, row.exe, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q_ins.st, 6, row.action, -1, SQLITE_STATIC);
 		if (row.secret)
-			sqlite3_bind_text(ins, 7, row.secret, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q_ins.st, 7, row.secret, -1, SQLITE_STATIC);
 		else
-			sqlite3_bind_null(ins, 7);
-		sqlite3_bind_int64(ins, 8, (int64_t)row.version);
-		sqlite3_bind_text(ins, 9, row.result, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(ins, 10, prev, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
-		sqlite3_bind_blob(ins, 11, mac, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
+			sqlite3_bind_null(q_ins.st, 7);
+		sqlite3_bind_int64(q_ins.st, 8, (int64_t)row.version);
+		sqlite3_bind_text(q_ins.st, 9, row.result, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q_ins.st, 10, prev, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(q_ins.st, 11, mac, CRYPT_MAC_BYTES, SQLITE_TRANSIENT);
 		if (row.detail)
-			sqlite3_bind_text(ins, 12, row.detail, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q_ins.st, 12, row.detail, -1, SQLITE_STATIC);
 		else
-			sqlite3_bind_null(ins, 12);
-		sqlite3_bind_int64(ins, 13, (int64_t)row.count);
-		r = store_step_done(ins);
+			sqlite3_bind_null(q_ins.st, 12);
+		sqlite3_bind_int64(q_ins.st, 13, (int64_t)row.count);
+		r = store_step_done(q_ins.st);
 		if (r < 0)
 			return r;
 		memcpy(prev, mac, CRYPT_MAC_BYTES);
@@ -111,12 +112,12 @@ static int store_audit_write(store *s, const struct store_audit *a, size_t n, ui
 	r = store_codec_audit_head_value(&h, seq, prev);
 	if (r < 0)
 		return r;
-	r = store_prepare(s->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", &hd);
+	r = store_cached(s, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", &q_hd);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(hd, 1, STORE_META_AUDIT_HEAD, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(hd, 2, h.p, (int)h.len, SQLITE_STATIC);
-	return store_step_done(hd);
+	sqlite3_bind_text(q_hd.st, 1, STORE_META_AUDIT_HEAD, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q_hd.st, 2, h.p, (int)h.len, SQLITE_STATIC);
+	return store_step_done(q_hd.st);
 }
 
 int store_audit_tx(store *s, const struct store_audit *a, uint64_t version)
@@ -271,10 +272,10 @@ int store_audit_append(store *s, const struct store_audit *recs, size_t n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	int r = store_exec(s->db, "BEGIN IMMEDIATE");
+	int r = store_cached_exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	return store_end(s->db, store_audit_write(s, recs, n, 0));
+	return store_cached_end(s, store_audit_write(s, recs, n, 0));
 }
 
 static int store_audit_row_read(sqlite3_stmt *st, struct store_audit_row *a)

@@ -48,6 +48,131 @@ int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? 0 : store_sqlerr(rc);
 }
 
+/* ---- the statement cache ---- */
+
+struct store_stmt_slot {
+	const char *sql; /* the caller's literal (compared by address, then text) */
+	sqlite3_stmt *st;
+	bool busy;
+};
+struct store_stmt_cache {
+	struct store_stmt_slot v[STORE_STMT_CACHE_MAX];
+	size_t n;
+	uint64_t prepared, hits, uncached;
+};
+
+int store_cached(store *s, const char *sql, struct store_cached *q)
+{
+	q->st = NULL;
+	q->s = s;
+	q->slot = -1;
+	if (!s->stmts) {
+		s->stmts = calloc(1, sizeof(*s->stmts));
+		if (!s->stmts)
+			return -ENOMEM;
+	}
+	struct store_stmt_cache *c = s->stmts;
+	size_t i;
+	for (i = 0; i < c->n; i++)
+		if (c->v[i].sql == sql)
+			break;
+	if (i == c->n)
+		for (i = 0; i < c->n; i++)
+			if (strcmp(c->v[i].sql, sql) == 0)
+				break;
+	if (i < c->n && !c->v[i].busy) {
+		c->v[i].busy = true;
+		c->hits++;
+		q->st = c->v[i].st;
+		q->slot = (int)i;
+		return 0;
+	}
+	int r = store_prepare(s->db, sql, &q->st);
+	if (r < 0)
+		return r;
+	if (i == c->n && c->n < STORE_STMT_CACHE_MAX) {
+		c->v[i] = (struct store_stmt_slot){.sql = sql, .st = q->st, .busy = true};
+		c->n++;
+		c->prepared++;
+		q->slot = (int)i;
+	} else {
+		c->uncached++;
+	}
+	return 0;
+}
+
+void store_cached_release(struct store_cached *q)
+{
+	if (!q->st)
+		return;
+	if (q->slot < 0) {
+		sqlite3_finalize(q->st);
+	} else {
+		/* sqlite3_reset repeats the last step's error, which that step already returned to
+		 * the caller: the reset itself cannot fail in a way that matters here. */
+		(void)sqlite3_reset(q->st);
+		(void)sqlite3_clear_bindings(q->st);
+		q->s->stmts->v[q->slot].busy = false;
+	}
+	q->st = NULL;
+}
+
+int store_cached_exec(store *s, const char *sql)
+{
+	_cleanup_cached_ struct store_cached q = {0};
+	int r = store_cached(s, sql, &q);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(q.st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_sqlerr(rc);
+}
+
+int store_cached_end(store *s, int r)
+{
+	if (r < 0) {
+		(void)store_cached_exec(s, "ROLLBACK");
+		return r;
+	}
+	r = store_cached_exec(s, "COMMIT");
+	if (r < 0)
+		(void)store_cached_exec(s, "ROLLBACK");
+	return r;
+}
+
+int store_cached_int(store *s, const char *sql, int64_t *v)
+{
+	_cleanup_cached_ struct store_cached q = {0};
+	int r = store_cached(s, sql, &q);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(q.st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -EIO : store_sqlerr(rc);
+	*v = sqlite3_column_int64(q.st, 0);
+	return 0;
+}
+
+void store_stmt_cache_free(store *s)
+{
+	if (!s->stmts)
+		return;
+	for (size_t i = 0; i < s->stmts->n; i++)
+		sqlite3_finalize(s->stmts->v[i].st);
+	free(s->stmts);
+	s->stmts = NULL;
+}
+
+void store_stmt_stats(const store *s, struct store_stmt_stats *st)
+{
+	*st = (struct store_stmt_stats){0};
+	if (!s->stmts)
+		return;
+	st->prepared = s->stmts->prepared;
+	st->hits = s->stmts->hits;
+	st->uncached = s->stmts->uncached;
+	st->cached_now = s->stmts->n;
+}
+
 /* Steps a statement expected to finish (no row). */
 int store_step_done(sqlite3_stmt *st)
 {
@@ -133,6 +258,29 @@ int store_meta_get(sqlite3 *db, const char *key, uint8_t *buf, size_t cap, size_
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(db, "SELECT value FROM meta WHERE key = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -EBADMSG;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	const void *p = sqlite3_column_blob(st, 0);
+	size_t n = (size_t)sqlite3_column_bytes(st, 0);
+	if (n > cap)
+		return -EBADMSG;
+	if (n)
+		memcpy(buf, p, n);
+	*len = n;
+	return 0;
+}
+
+int store_cached_meta_get(store *s, const char *key, uint8_t *buf, size_t cap, size_t *len)
+{
+	_cleanup_cached_ struct store_cached q = {0};
+	int r = store_cached(s, "SELECT value FROM meta WHERE key = ?1", &q);
+	sqlite3_stmt *st = q.st;
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -533,6 +681,7 @@ void store_close(store *s)
 {
 	if (!s)
 		return;
+	store_stmt_cache_free(s);
 	if (s->db)
 		sqlite3_close_v2(s->db);
 	crypt_free(s->root_key);

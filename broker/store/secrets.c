@@ -24,43 +24,43 @@ static int store_version_fill(store *s, sqlite3_stmt *st, void *elem)
 static int store_head_msg(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
                           struct store_buf *b)
 {
-	_cleanup_stmt_ sqlite3_stmt *vs = NULL;
-	int r = store_prepare(
-	    s->db, "SELECT version FROM versions WHERE secret_id = ?1 ORDER BY version", &vs);
+	_cleanup_cached_ struct store_cached q_vs = {0};
+	int r = store_cached(
+	    s, "SELECT version FROM versions WHERE secret_id = ?1 ORDER BY version", &q_vs);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(vs, 1, id);
+	sqlite3_bind_int64(q_vs.st, 1, id);
 	_cleanup_free_ uint64_t *set = NULL;
 	size_t count = 0;
 	void *v;
-	r = store_rows_collect(s, vs, sizeof(*set), store_version_fill, NULL, &v, &count);
+	r = store_rows_collect(s, q_vs.st, sizeof(*set), store_version_fill, NULL, &v, &count);
 	if (r < 0)
 		return r;
 	set = v;
 
-	_cleanup_stmt_ sqlite3_stmt *cur = NULL;
-	r = store_prepare(s->db,
-	                  "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
-	                  "WHERE secret_id = ?1 AND version = ?2",
-	                  &cur);
+	_cleanup_cached_ struct store_cached q_cur = {0};
+	r = store_cached(s,
+	                 "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                 "WHERE secret_id = ?1 AND version = ?2",
+	                 &q_cur);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(cur, 1, id);
-	sqlite3_bind_int64(cur, 2, (int64_t)current);
-	int rc = sqlite3_step(cur);
+	sqlite3_bind_int64(q_cur.st, 1, id);
+	sqlite3_bind_int64(q_cur.st, 2, (int64_t)current);
+	int rc = sqlite3_step(q_cur.st);
 	if (rc == SQLITE_DONE)
 		return -EBADMSG;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
 	uint8_t dw[CRYPT_MAC_BYTES], dc[CRYPT_MAC_BYTES];
 	/* Keyed digests of the row's blobs (the whole message is MAC'd again below). */
-	crypt_mac(s->head_key, sqlite3_column_blob(cur, 1), (size_t)sqlite3_column_bytes(cur, 1),
-	          dw);
-	crypt_mac(s->head_key, sqlite3_column_blob(cur, 2), (size_t)sqlite3_column_bytes(cur, 2),
-	          dc);
+	crypt_mac(s->head_key, sqlite3_column_blob(q_cur.st, 1),
+	          (size_t)sqlite3_column_bytes(q_cur.st, 1), dw);
+	crypt_mac(s->head_key, sqlite3_column_blob(q_cur.st, 2),
+	          (size_t)sqlite3_column_bytes(q_cur.st, 2), dc);
 	return store_codec_head(b, id, name, current, keep, set, count,
-	                        (uint64_t)sqlite3_column_int64(cur, 0),
-	                        (uint64_t)sqlite3_column_int64(cur, 3), dw, dc);
+	                        (uint64_t)sqlite3_column_int64(q_cur.st, 0),
+	                        (uint64_t)sqlite3_column_int64(q_cur.st, 3), dw, dc);
 }
 
 /* Recomputes and stores the head of secret id (inside the caller's transaction). */
@@ -72,13 +72,13 @@ int store_head_update(store *s, int64_t id, const char *name, uint64_t current, 
 		return r;
 	uint8_t mac[CRYPT_MAC_BYTES];
 	crypt_mac(s->head_key, b.p, b.len, mac);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "UPDATE secrets SET head = ?1 WHERE id = ?2", &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	r = store_cached(s, "UPDATE secrets SET head = ?1 WHERE id = ?2", &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, id);
-	return store_step_done(st);
+	sqlite3_bind_blob(q_st.st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q_st.st, 2, id);
+	return store_step_done(q_st.st);
 }
 
 int store_head_check(store *s, int64_t id, const char *name, uint64_t current, int64_t keep,
@@ -96,22 +96,23 @@ int store_head_check(store *s, int64_t id, const char *name, uint64_t current, i
 /* Looks a secret up by name and checks its head. -ENOENT, -EBADMSG. */
 int store_secret_load(store *s, const char *name, struct store_row *row)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db, "SELECT id, current, keep, head FROM secrets WHERE name = ?1",
-	                      &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	int r =
+	    store_cached(s, "SELECT id, current, keep, head FROM secrets WHERE name = ?1", &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_text(q_st.st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q_st.st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	row->id = sqlite3_column_int64(st, 0);
-	row->current = (uint64_t)sqlite3_column_int64(st, 1);
-	row->keep = sqlite3_column_int64(st, 2);
+	row->id = sqlite3_column_int64(q_st.st, 0);
+	row->current = (uint64_t)sqlite3_column_int64(q_st.st, 1);
+	row->keep = sqlite3_column_int64(q_st.st, 2);
 	return store_head_check(s, row->id, name, row->current, row->keep,
-	                        sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+	                        sqlite3_column_blob(q_st.st, 3),
+	                        (size_t)sqlite3_column_bytes(q_st.st, 3));
 }
 
 int store_name_ok(const char *name)
@@ -131,32 +132,33 @@ static int store_put_row(store *s, const char *name, struct store_row *row)
 	int r = store_secret_load(s, name, row);
 	if (r != -ENOENT)
 		return r;
-	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *k = NULL;
-	r = store_prepare(s->db,
-	                  "INSERT INTO secrets (name, current, created, updated, head, id) "
-	                  "VALUES (?1, 0, ?2, ?2, zeroblob(?3), ?4)",
-	                  &ins);
+	_cleanup_cached_ struct store_cached q_ins = {0};
+	_cleanup_cached_ struct store_cached q_k = {0};
+	r = store_cached(s,
+	                 "INSERT INTO secrets (name, current, created, updated, head, id) "
+	                 "VALUES (?1, 0, ?2, ?2, zeroblob(?3), ?4)",
+	                 &q_ins);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 2, store_now());
-	sqlite3_bind_int(ins, 3, CRYPT_MAC_BYTES);
+	sqlite3_bind_text(q_ins.st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q_ins.st, 2, store_now());
+	sqlite3_bind_int(q_ins.st, 3, CRYPT_MAC_BYTES);
 	if (s->cluster_ids)
-		sqlite3_bind_int64(ins, 4, store_cluster_id());
+		sqlite3_bind_int64(q_ins.st, 4, store_cluster_id());
 	else
-		sqlite3_bind_null(ins, 4); /* the next id */
-	r = store_step_done(ins);
+		sqlite3_bind_null(q_ins.st, 4); /* the next id */
+	r = store_step_done(q_ins.st);
 	if (r < 0)
 		return r;
 	row->id = sqlite3_last_insert_rowid(s->db);
 	row->current = 0;
-	r = store_prepare(s->db, "SELECT keep FROM secrets WHERE id = ?1", &k);
+	r = store_cached(s, "SELECT keep FROM secrets WHERE id = ?1", &q_k);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(k, 1, row->id);
-	if (sqlite3_step(k) != SQLITE_ROW)
+	sqlite3_bind_int64(q_k.st, 1, row->id);
+	if (sqlite3_step(q_k.st) != SQLITE_ROW)
 		return -EIO;
-	row->keep = sqlite3_column_int64(k, 0);
+	row->keep = sqlite3_column_int64(q_k.st, 0);
 	return 0;
 }
 
@@ -167,7 +169,9 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
                         bool *life_changed)
 {
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
-	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
+	_cleanup_cached_ struct store_cached q_vi = {0};
+	_cleanup_cached_ struct store_cached q_pr = {0};
+	_cleanup_cached_ struct store_cached q_up = {0};
 	if (!ct)
 		return -ENOMEM;
 	struct store_row row = {0};
@@ -182,33 +186,33 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 	if (r < 0)
 		return r;
 
-	r = store_prepare(
-	    s->db,
+	r = store_cached(
+	    s,
 	    "INSERT INTO versions (secret_id, version, kek_id, wrapped_key, ciphertext, "
 	    "size, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	    &vi);
+	    &q_vi);
 	if (r < 0)
 		return r;
 	int64_t now = store_now();
-	sqlite3_bind_int64(vi, 1, row.id);
-	sqlite3_bind_int64(vi, 2, (int64_t)version);
-	sqlite3_bind_int64(vi, 3, (int64_t)s->kek_current);
-	sqlite3_bind_blob(vi, 4, wk, sizeof(wk), SQLITE_STATIC);
-	sqlite3_bind_blob64(vi, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
-	sqlite3_bind_int64(vi, 6, (int64_t)len);
-	sqlite3_bind_int64(vi, 7, now);
-	r = store_step_done(vi);
+	sqlite3_bind_int64(q_vi.st, 1, row.id);
+	sqlite3_bind_int64(q_vi.st, 2, (int64_t)version);
+	sqlite3_bind_int64(q_vi.st, 3, (int64_t)s->kek_current);
+	sqlite3_bind_blob(q_vi.st, 4, wk, sizeof(wk), SQLITE_STATIC);
+	sqlite3_bind_blob64(q_vi.st, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
+	sqlite3_bind_int64(q_vi.st, 6, (int64_t)len);
+	sqlite3_bind_int64(q_vi.st, 7, now);
+	r = store_step_done(q_vi.st);
 	if (r < 0)
 		return r == -EEXIST ? -EBADMSG : r; /* a row beyond current: not written by us */
 
 	if (o && o->keep > 0) {
-		_cleanup_stmt_ sqlite3_stmt *kp = NULL;
-		r = store_prepare(s->db, "UPDATE secrets SET keep = ?1 WHERE id = ?2", &kp);
+		_cleanup_cached_ struct store_cached q_kp = {0};
+		r = store_cached(s, "UPDATE secrets SET keep = ?1 WHERE id = ?2", &q_kp);
 		if (r < 0)
 			return r;
-		sqlite3_bind_int64(kp, 1, o->keep);
-		sqlite3_bind_int64(kp, 2, row.id);
-		r = store_step_done(kp);
+		sqlite3_bind_int64(q_kp.st, 1, o->keep);
+		sqlite3_bind_int64(q_kp.st, 2, row.id);
+		r = store_step_done(q_kp.st);
 		if (r < 0)
 			return r;
 		row.keep = o->keep;
@@ -225,27 +229,26 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 			return r;
 	}
 
-	r = store_prepare(s->db,
-	                  "DELETE FROM versions WHERE secret_id = ?1 AND version NOT IN "
-	                  "(SELECT version FROM versions WHERE secret_id = ?1 "
-	                  "ORDER BY version DESC LIMIT ?2)",
-	                  &pr);
+	r = store_cached(s,
+	                 "DELETE FROM versions WHERE secret_id = ?1 AND version NOT IN "
+	                 "(SELECT version FROM versions WHERE secret_id = ?1 "
+	                 "ORDER BY version DESC LIMIT ?2)",
+	                 &q_pr);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(pr, 1, row.id);
-	sqlite3_bind_int64(pr, 2, row.keep);
-	r = store_step_done(pr);
+	sqlite3_bind_int64(q_pr.st, 1, row.id);
+	sqlite3_bind_int64(q_pr.st, 2, row.keep);
+	r = store_step_done(q_pr.st);
 	if (r < 0)
 		return r;
 
-	r = store_prepare(s->db, "UPDATE secrets SET current = ?1, updated = ?2 WHERE id = ?3",
-	                  &up);
+	r = store_cached(s, "UPDATE secrets SET current = ?1, updated = ?2 WHERE id = ?3", &q_up);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(up, 1, (int64_t)version);
-	sqlite3_bind_int64(up, 2, now);
-	sqlite3_bind_int64(up, 3, row.id);
-	r = store_step_done(up);
+	sqlite3_bind_int64(q_up.st, 1, (int64_t)version);
+	sqlite3_bind_int64(q_up.st, 2, now);
+	sqlite3_bind_int64(q_up.st, 3, row.id);
+	r = store_step_done(q_up.st);
 	if (r == 0)
 		r = store_head_update(s, row.id, name, version, row.keep);
 	if (r == 0)
@@ -260,21 +263,21 @@ static int store_put_tx(store *s, const char *name, const uint8_t *val, size_t l
 static int store_get_version(store *s, const char *name, const struct store_row *row, uint64_t v,
                              secret **out)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db,
-	                      "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
-	                      "WHERE secret_id = ?1 AND version = ?2",
-	                      &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	int r = store_cached(s,
+	                     "SELECT kek_id, wrapped_key, ciphertext, size FROM versions "
+	                     "WHERE secret_id = ?1 AND version = ?2",
+	                     &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, row->id);
-	sqlite3_bind_int64(st, 2, (int64_t)v);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_int64(q_st.st, 1, row->id);
+	sqlite3_bind_int64(q_st.st, 2, (int64_t)v);
+	int rc = sqlite3_step(q_st.st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	return store_envelope_open(s, &store_envelope_secret, st, row->id, name, v, out);
+	return store_envelope_open(s, &store_envelope_secret, q_st.st, row->id, name, v, out);
 }
 
 int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
@@ -289,7 +292,7 @@ int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
 	if (r < 0)
 		return r;
 	/* One read transaction: the head and the row are checked against the same snapshot. */
-	r = store_exec(s->db, "BEGIN");
+	r = store_cached_exec(s, "BEGIN");
 	if (r < 0)
 		return r;
 	struct store_row row;
@@ -307,7 +310,7 @@ int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
 out:;
 	/* A read transaction: its ROLLBACK cannot lose anything; a failure of it would show on the
 	 * next BEGIN. The read's own result is what counts. */
-	int rr = store_exec(s->db, "ROLLBACK");
+	int rr = store_cached_exec(s, "ROLLBACK");
 	if (r == 0 && rr < 0) {
 		secret_unref(*out);
 		*out = NULL;
@@ -552,7 +555,7 @@ int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 	const uint8_t *kek = store_kek_find(s, s->kek_current);
 	if (!kek)
 		return -EBADMSG;
-	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	r = store_cached_exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
@@ -560,7 +563,7 @@ int store_put_ex(store *s, const char *name, const uint8_t *val, size_t len,
 	r = store_put_tx(s, name, val, len, kek, o, &v, &life_changed);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
-	r = store_end(s->db, r);
+	r = store_cached_end(s, r);
 	if (r == 0 && life_changed)
 		s->life_gen++;
 	if (r == 0 && version_out)
@@ -581,7 +584,7 @@ int store_rollback(store *s, const char *name, uint64_t version, const struct st
 	const uint8_t *kek = store_kek_find(s, s->kek_current);
 	if (!kek)
 		return -EBADMSG;
-	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	r = store_cached_exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
 	_cleanup_secret_ secret *val = NULL;
@@ -596,7 +599,7 @@ int store_rollback(store *s, const char *name, uint64_t version, const struct st
 		r = store_put_tx(s, name, secret_data(val), secret_len(val), kek, NULL, &v, NULL);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
-	r = store_end(s->db, r);
+	r = store_cached_end(s, r);
 	if (r == 0 && version_out)
 		*version_out = v;
 	return r;

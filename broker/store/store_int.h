@@ -80,11 +80,47 @@ struct store {
 	struct store_kek *keks;
 	size_t nkeks;
 	uint64_t kek_current;
-	uint64_t kek_rotating; /* target of an unfinished key rotation, 0 = none */
-	int kek_rotate_err;    /* the last step's error, 0 after a good one */
-	uint64_t audit_gen;    /* bumped by every audit write (committed or not) */
-	bool cluster_ids;      /* new secrets and grants get random ids (store_cluster_ids) */
+	uint64_t kek_rotating;          /* target of an unfinished key rotation, 0 = none */
+	int kek_rotate_err;             /* the last step's error, 0 after a good one */
+	uint64_t audit_gen;             /* bumped by every audit write (committed or not) */
+	bool cluster_ids;               /* new secrets and grants get random ids (store_cluster_ids) */
+	struct store_stmt_cache *stmts; /* prepared hot statements (db.c), finalized at close */
 };
+
+/* ---- db.c: the statement cache ----
+ * The hot queries (every read, put, audit batch, head check) are prepared once per store and
+ * kept: store_cached hands out the statement prepared for sql (a string literal: looked up by
+ * address first, then by text), store_cached_release (the _cleanup_cached_ of the variable)
+ * resets it and clears its bindings, so that no statement keeps a read transaction open or an
+ * old binding after its scope. A statement still in use (the same query nested) or a full cache
+ * (STORE_STMT_CACHE_MAX entries) gets a fresh statement, finalized at release. Every cached
+ * statement is finalized by store_close. A schema change (a migration) is handled by sqlite:
+ * a statement prepared with sqlite3_prepare_v2 is re-prepared on its next step. */
+#define STORE_STMT_CACHE_MAX 64
+struct store_cached {
+	sqlite3_stmt *st; /* the statement: bind and step it; NULL before store_cached */
+	store *s;
+	int slot; /* index in the cache, -1: not cached (finalized at release) */
+};
+/* Fills q with the statement for sql: 0, or the sqlite error (store_sqlerr) of preparing it. */
+int store_cached(store *s, const char *sql, struct store_cached *q);
+/* Resets q's statement (its last step's error was already returned to whoever stepped it) and
+ * clears its bindings, or finalizes an uncached one; q->st becomes NULL. */
+void store_cached_release(struct store_cached *q);
+#define _cleanup_cached_ __attribute__((cleanup(store_cached_release)))
+/* store_exec for a statement without rows (BEGIN, COMMIT, ROLLBACK), through the cache. */
+int store_cached_exec(store *s, const char *sql);
+/* store_end through the cache: COMMIT when r == 0, else ROLLBACK keeping r. */
+int store_cached_end(store *s, int r);
+/* store_pragma_int through the cache: the first column of the first row (-EIO: no row). */
+int store_cached_int(store *s, const char *sql, int64_t *v);
+/* Finalizes every cached statement (none may be in use). */
+void store_stmt_cache_free(store *s);
+/* For tests: statements prepared into the cache and lookups answered from it so far. */
+struct store_stmt_stats {
+	uint64_t prepared, hits, uncached, cached_now;
+};
+void store_stmt_stats(const store *s, struct store_stmt_stats *st);
 
 static inline void store_stmt_freep(sqlite3_stmt **p)
 {
@@ -201,6 +237,8 @@ int store_pragma_int(sqlite3 *db, const char *sql, int64_t *v);
 /* A meta value into buf (cap bytes), *len its length. -EBADMSG when absent (*len untouched) or
  * larger than cap. */
 int store_meta_get(sqlite3 *db, const char *key, uint8_t *buf, size_t cap, size_t *len);
+/* store_meta_get through the cache. */
+int store_cached_meta_get(store *s, const char *key, uint8_t *buf, size_t cap, size_t *len);
 int store_meta_u64(sqlite3 *db, const char *key, uint64_t *v);
 int store_meta_put(sqlite3 *db, const char *key, const void *val, size_t len);
 int store_meta_put_u64(sqlite3 *db, const char *key, uint64_t v);

@@ -29,41 +29,42 @@ static int store_tmpl_version_fill(store *s, sqlite3_stmt *st, void *elem)
 static int store_tmpl_head_msg(store *s, int64_t id, const char *name, uint64_t current,
                                struct store_buf *b)
 {
-	_cleanup_stmt_ sqlite3_stmt *vs = NULL, *cur = NULL;
-	int r = store_prepare(
-	    s->db, "SELECT version FROM template_versions WHERE template_id = ?1 ORDER BY version",
-	    &vs);
+	_cleanup_cached_ struct store_cached q_vs = {0};
+	_cleanup_cached_ struct store_cached q_cur = {0};
+	int r = store_cached(
+	    s, "SELECT version FROM template_versions WHERE template_id = ?1 ORDER BY version",
+	    &q_vs);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(vs, 1, id);
+	sqlite3_bind_int64(q_vs.st, 1, id);
 	_cleanup_free_ uint64_t *set = NULL;
 	size_t count = 0;
 	void *v;
-	r = store_rows_collect(s, vs, sizeof(*set), store_tmpl_version_fill, NULL, &v, &count);
+	r = store_rows_collect(s, q_vs.st, sizeof(*set), store_tmpl_version_fill, NULL, &v, &count);
 	if (r < 0)
 		return r;
 	set = v;
-	r = store_prepare(s->db,
-	                  "SELECT kek_id, wrapped_key, ciphertext, size FROM template_versions "
-	                  "WHERE template_id = ?1 AND version = ?2",
-	                  &cur);
+	r = store_cached(s,
+	                 "SELECT kek_id, wrapped_key, ciphertext, size FROM template_versions "
+	                 "WHERE template_id = ?1 AND version = ?2",
+	                 &q_cur);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(cur, 1, id);
-	sqlite3_bind_int64(cur, 2, (int64_t)current);
-	int rc = sqlite3_step(cur);
+	sqlite3_bind_int64(q_cur.st, 1, id);
+	sqlite3_bind_int64(q_cur.st, 2, (int64_t)current);
+	int rc = sqlite3_step(q_cur.st);
 	if (rc == SQLITE_DONE)
 		return -EBADMSG;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
 	uint8_t dw[CRYPT_MAC_BYTES], dc[CRYPT_MAC_BYTES];
-	crypt_mac(s->head_key, sqlite3_column_blob(cur, 1), (size_t)sqlite3_column_bytes(cur, 1),
-	          dw);
-	crypt_mac(s->head_key, sqlite3_column_blob(cur, 2), (size_t)sqlite3_column_bytes(cur, 2),
-	          dc);
+	crypt_mac(s->head_key, sqlite3_column_blob(q_cur.st, 1),
+	          (size_t)sqlite3_column_bytes(q_cur.st, 1), dw);
+	crypt_mac(s->head_key, sqlite3_column_blob(q_cur.st, 2),
+	          (size_t)sqlite3_column_bytes(q_cur.st, 2), dc);
 	return store_codec_tmpl_head(b, id, name, current, set, count,
-	                             (uint64_t)sqlite3_column_int64(cur, 0),
-	                             (uint64_t)sqlite3_column_int64(cur, 3), dw, dc);
+	                             (uint64_t)sqlite3_column_int64(q_cur.st, 0),
+	                             (uint64_t)sqlite3_column_int64(q_cur.st, 3), dw, dc);
 }
 
 static int store_tmpl_head_update(store *s, int64_t id, const char *name, uint64_t current)
@@ -74,33 +75,32 @@ static int store_tmpl_head_update(store *s, int64_t id, const char *name, uint64
 		return r;
 	uint8_t mac[CRYPT_MAC_BYTES];
 	crypt_mac(s->head_key, b.p, b.len, mac);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "UPDATE templates SET head = ?1 WHERE id = ?2", &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	r = store_cached(s, "UPDATE templates SET head = ?1 WHERE id = ?2", &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_blob(st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, id);
-	return store_step_done(st);
+	sqlite3_bind_blob(q_st.st, 1, mac, sizeof(mac), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q_st.st, 2, id);
+	return store_step_done(q_st.st);
 }
 
 /* Looks template name up and checks its head: -ENOENT, -EBADMSG. */
 static int store_tmpl_load(store *s, const char *name, struct store_tmpl_row *row)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r =
-	    store_prepare(s->db, "SELECT id, current, head FROM templates WHERE name = ?1", &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	int r = store_cached(s, "SELECT id, current, head FROM templates WHERE name = ?1", &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_text(q_st.st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q_st.st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	row->id = sqlite3_column_int64(st, 0);
-	row->current = (uint64_t)sqlite3_column_int64(st, 1);
-	const void *head = sqlite3_column_blob(st, 2);
-	if (!head || sqlite3_column_bytes(st, 2) != CRYPT_MAC_BYTES || row->current == 0)
+	row->id = sqlite3_column_int64(q_st.st, 0);
+	row->current = (uint64_t)sqlite3_column_int64(q_st.st, 1);
+	const void *head = sqlite3_column_blob(q_st.st, 2);
+	if (!head || sqlite3_column_bytes(q_st.st, 2) != CRYPT_MAC_BYTES || row->current == 0)
 		return -EBADMSG;
 	struct store_buf b _cleanup_buf_ = {0};
 	r = store_tmpl_head_msg(s, row->id, name, row->current, &b);
@@ -137,7 +137,9 @@ static int store_tmpl_put_tx(store *s, const char *name, const uint8_t *body, si
                              const uint8_t *kek, uint64_t *version_out)
 {
 	_cleanup_free_ uint8_t *ct = malloc(len + CRYPT_SEAL_OVERHEAD);
-	_cleanup_stmt_ sqlite3_stmt *vi = NULL, *pr = NULL, *up = NULL;
+	_cleanup_cached_ struct store_cached q_vi = {0};
+	_cleanup_cached_ struct store_cached q_pr = {0};
+	_cleanup_cached_ struct store_cached q_up = {0};
 	if (!ct)
 		return -ENOMEM;
 	struct store_tmpl_row row = {0};
@@ -150,44 +152,43 @@ static int store_tmpl_put_tx(store *s, const char *name, const uint8_t *body, si
 	                        body, len, ct, wk);
 	if (r < 0)
 		return r;
-	r = store_prepare(s->db,
-	                  "INSERT INTO template_versions (template_id, version, kek_id, "
-	                  "wrapped_key, ciphertext, size, created) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	                  &vi);
+	r = store_cached(s,
+	                 "INSERT INTO template_versions (template_id, version, kek_id, "
+	                 "wrapped_key, ciphertext, size, created) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	                 &q_vi);
 	if (r < 0)
 		return r;
 	int64_t now = store_now();
-	sqlite3_bind_int64(vi, 1, row.id);
-	sqlite3_bind_int64(vi, 2, (int64_t)version);
-	sqlite3_bind_int64(vi, 3, (int64_t)s->kek_current);
-	sqlite3_bind_blob(vi, 4, wk, sizeof(wk), SQLITE_STATIC);
-	sqlite3_bind_blob64(vi, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
-	sqlite3_bind_int64(vi, 6, (int64_t)len);
-	sqlite3_bind_int64(vi, 7, now);
-	r = store_step_done(vi);
+	sqlite3_bind_int64(q_vi.st, 1, row.id);
+	sqlite3_bind_int64(q_vi.st, 2, (int64_t)version);
+	sqlite3_bind_int64(q_vi.st, 3, (int64_t)s->kek_current);
+	sqlite3_bind_blob(q_vi.st, 4, wk, sizeof(wk), SQLITE_STATIC);
+	sqlite3_bind_blob64(q_vi.st, 5, ct, len + CRYPT_SEAL_OVERHEAD, SQLITE_STATIC);
+	sqlite3_bind_int64(q_vi.st, 6, (int64_t)len);
+	sqlite3_bind_int64(q_vi.st, 7, now);
+	r = store_step_done(q_vi.st);
 	if (r < 0)
 		return r == -EEXIST ? -EBADMSG : r; /* a row beyond current: not written by us */
-	r = store_prepare(s->db,
-	                  "DELETE FROM template_versions WHERE template_id = ?1 AND version NOT IN "
-	                  "(SELECT version FROM template_versions WHERE template_id = ?1 "
-	                  "ORDER BY version DESC LIMIT ?2)",
-	                  &pr);
+	r = store_cached(s,
+	                 "DELETE FROM template_versions WHERE template_id = ?1 AND version NOT IN "
+	                 "(SELECT version FROM template_versions WHERE template_id = ?1 "
+	                 "ORDER BY version DESC LIMIT ?2)",
+	                 &q_pr);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(pr, 1, row.id);
-	sqlite3_bind_int64(pr, 2, STORE_TMPL_KEEP);
-	r = store_step_done(pr);
+	sqlite3_bind_int64(q_pr.st, 1, row.id);
+	sqlite3_bind_int64(q_pr.st, 2, STORE_TMPL_KEEP);
+	r = store_step_done(q_pr.st);
 	if (r < 0)
 		return r;
-	r = store_prepare(s->db, "UPDATE templates SET current = ?1, updated = ?2 WHERE id = ?3",
-	                  &up);
+	r = store_cached(s, "UPDATE templates SET current = ?1, updated = ?2 WHERE id = ?3", &q_up);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(up, 1, (int64_t)version);
-	sqlite3_bind_int64(up, 2, now);
-	sqlite3_bind_int64(up, 3, row.id);
-	r = store_step_done(up);
+	sqlite3_bind_int64(q_up.st, 1, (int64_t)version);
+	sqlite3_bind_int64(q_up.st, 2, now);
+	sqlite3_bind_int64(q_up.st, 3, row.id);
+	r = store_step_done(q_up.st);
 	if (r == 0)
 		r = store_tmpl_head_update(s, row.id, name, version);
 	if (r == 0)
@@ -212,14 +213,14 @@ int store_tmpl_put(store *s, const char *name, const uint8_t *body, size_t len,
 	const uint8_t *kek = store_kek_find(s, s->kek_current);
 	if (!kek)
 		return -EBADMSG;
-	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	r = store_cached_exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
 	uint64_t v = 0;
 	r = store_tmpl_put_tx(s, name, body ? body : (const uint8_t *)"", len, kek, &v);
 	if (r == 0)
 		r = store_audit_tx(s, audit, v);
-	r = store_end(s->db, r);
+	r = store_cached_end(s, r);
 	if (r == 0 && version_out)
 		*version_out = v;
 	return r;
@@ -229,21 +230,21 @@ int store_tmpl_put(store *s, const char *name, const uint8_t *body, size_t len,
 static int store_tmpl_open(store *s, const char *name, const struct store_tmpl_row *row, uint64_t v,
                            secret **out)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db,
-	                      "SELECT kek_id, wrapped_key, ciphertext, size FROM template_versions "
-	                      "WHERE template_id = ?1 AND version = ?2",
-	                      &st);
+	_cleanup_cached_ struct store_cached q_st = {0};
+	int r = store_cached(s,
+	                     "SELECT kek_id, wrapped_key, ciphertext, size FROM template_versions "
+	                     "WHERE template_id = ?1 AND version = ?2",
+	                     &q_st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, row->id);
-	sqlite3_bind_int64(st, 2, (int64_t)v);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_int64(q_st.st, 1, row->id);
+	sqlite3_bind_int64(q_st.st, 2, (int64_t)v);
+	int rc = sqlite3_step(q_st.st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(rc);
-	return store_envelope_open(s, &store_envelope_tmpl, st, row->id, name, v, out);
+	return store_envelope_open(s, &store_envelope_tmpl, q_st.st, row->id, name, v, out);
 }
 
 int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
@@ -257,7 +258,7 @@ int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
 	int r = store_name_ok(name);
 	if (r < 0)
 		return r;
-	r = store_exec(s->db, "BEGIN");
+	r = store_cached_exec(s, "BEGIN");
 	if (r < 0)
 		return r;
 	struct store_tmpl_row row;
@@ -270,7 +271,7 @@ int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
 	if (r == 0 && version_out)
 		*version_out = v;
 	/* a read transaction: its own result is what counts (as store_get_secret) */
-	int rr = store_exec(s->db, "ROLLBACK");
+	int rr = store_cached_exec(s, "ROLLBACK");
 	if (r == 0 && rr < 0) {
 		secret_unref(*out);
 		*out = NULL;

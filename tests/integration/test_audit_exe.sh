@@ -142,6 +142,46 @@ want="$SH ok $PY denied "
 [ "$got" = "$want" ] || fail "pid $xp: audited as '$got', want '$want'"
 ok "a reused pid gets neither the old process's open decision nor its exe"
 
+# --- the workload API (#15): a read's record names the caller's exe, now from procwatch too: a
+# process reads on one keep-alive connection, execs sh, which reads on the same connection; the
+# two records name python3, then sh.
+reads() {
+	audit_settled
+	ctl audit --json | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["action"] == "read" and r["pid"] == int(sys.argv[1]):
+        for _ in range(r.get("count", 1)):
+            print(os.path.basename(r["exe"]) or "-", r["result"])' "$1"
+}
+cat >"$T/wlexec.py" <<'PY'
+import os, socket, sys
+sock, cg = sys.argv[1], sys.argv[2]
+with open(f"{cg}/cgroup.procs", "w") as c:
+    c.write(str(os.getpid()))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock)
+s.sendall(b"GET /v1/self/secrets/app/a HTTP/1.1\r\nHost: x\r\n\r\n")
+got = b""
+while b"alpha" not in got:
+    b = s.recv(4096)
+    if not b:
+        sys.exit("closed before the first answer")
+    got += b
+os.set_inheritable(s.fileno(), True)
+os.dup2(s.fileno(), 3)
+os.execv("/bin/sh", ["sh", "-c", 'printf "GET /v1/self/secrets/app/a HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && cat <&3'])
+PY
+nsenter -t "$PA" -m -- "$PYBIN" "$T/wlexec.py" "$W" "$cgA" >"$T/wlexec.out" 2>&1 &
+WP=$!
+wait $WP || fail "workload read, exec, read: $(cat "$T/wlexec.out")"
+grep -q alpha "$T/wlexec.out" || fail "the read after exec got: $(cat "$T/wlexec.out")"
+got=$(reads "$WP" | tr '\n' ' ')
+want="$PY ok $SH ok "
+[ "$got" = "$want" ] || fail "workload reads of pid $WP: audited as '$got', want '$want'"
+ok "workload API: reads on one connection across an exec are audited with each exe ($PY, then $SH)"
+
 # --- the cache is used: 200 opens by one process, one read of /proc/PID/exe (the daemon counts
 # them and logs the counts when it stops)
 nsenter -t "$PA" -m -- sh -c 'echo $$ >"$0/cgroup.procs" && echo $$ >"$1" && i=0 &&

@@ -1,4 +1,5 @@
-/* Tests of common/secret: refcounts, wiping, the slab allocator, large secrets, ENOMEM, cleanup. */
+/* Tests of common/secret: refcounts, wiping, the slab allocator, large secrets, ENOMEM, cleanup,
+ * the pool of wiped regions. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -305,6 +306,72 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The pool of own regions (#15): a reply-sized buffer per request reuses a wiped region of its
+ * class instead of mapping one; a released region is wiped at once; the pool is bounded. */
+START_TEST(test_pool_reuse_and_wipe)
+{
+	secret_pool_drain();
+	struct secret_stats st0 = stats();
+	ck_assert_uint_eq(st0.pooled, 0);
+	secret *a = secret_new(3000); /* class 4 KiB */
+	ck_assert_ptr_nonnull(a);
+	memset(secret_data(a), 0xA5, 3000);
+	uint8_t *hdr = secret_data(a) - SECRET_HEADER_BYTES;
+	secret_unref(a);
+	/* kept (still mapped: reading it is what the next owner would see) and wiped, header
+	 * included, over its whole class */
+	ck_assert_uint_eq(stats().pooled, 1);
+	ck_assert(all_zero(hdr, SECRET_POOL_MIN));
+	/* 1,000 requests' worth of buffers of that class: one region, no new mapping */
+	for (int i = 0; i < 1000; i++) {
+		secret *b = secret_new(2049 + (size_t)(i % 2000));
+		ck_assert_ptr_nonnull(b);
+		ck_assert_ptr_eq(secret_data(b) - SECRET_HEADER_BYTES, hdr);
+		ck_assert(all_zero(secret_data(b), secret_len(b))); /* new secrets are zeroed */
+		memset(secret_data(b), 0x5A, secret_len(b));
+		secret_unref(b);
+	}
+	struct secret_stats st1 = stats();
+	ck_assert_uint_ge(st1.pool_hits, st0.pool_hits + 1000);
+	ck_assert_uint_eq(st1.regions, st0.regions);
+	ck_assert(all_zero(hdr, SECRET_POOL_MIN));
+	/* a size past the largest class is not pooled */
+	secret *big = secret_new(SECRET_POOL_MAX);
+	ck_assert_ptr_nonnull(big);
+	secret_unref(big);
+	ck_assert_uint_eq(stats().pooled, 1);
+	secret_pool_drain();
+	ck_assert_uint_eq(stats().pooled, 0);
+}
+END_TEST
+
+START_TEST(test_pool_bounded)
+{
+	secret_pool_drain();
+	struct secret_stats st0 = stats();
+	enum { N = 6 };
+	secret *v[5][N];
+	/* N live secrets of every class at once, then all released: each class keeps only
+	 * SECRET_POOL_PER_CLASS of them, the others are unmapped */
+	for (int c = 0; c < 5; c++)
+		for (int i = 0; i < N; i++) {
+			size_t len = (SECRET_POOL_MIN << c) - SECRET_HEADER_BYTES - 16;
+			v[c][i] = secret_new(len);
+			ck_assert_ptr_nonnull(v[c][i]);
+		}
+	ck_assert_uint_eq(stats().regions, st0.regions + 5 * N);
+	for (int c = 0; c < 5; c++)
+		for (int i = 0; i < N; i++)
+			secret_unref(v[c][i]);
+	struct secret_stats st1 = stats();
+	ck_assert_uint_eq(st1.pooled, 5 * SECRET_POOL_PER_CLASS);
+	ck_assert_uint_eq(st1.regions, st0.regions);
+	ck_assert_uint_eq(st1.live, st0.live);
+	secret_pool_drain();
+	ck_assert_uint_eq(stats().pooled, 0);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("secret");
@@ -319,6 +386,8 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_enomem_slabs);
 	tcase_add_test(tc, test_cleanup);
 	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_pool_reuse_and_wipe);
+	tcase_add_test(tc, test_pool_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
