@@ -49,6 +49,8 @@ int service_new(service **out, store *s, mounts *m, struct metrics *met,
 
 void service_free(service *sv)
 {
+	if (!sv)
+		return;
 	free(sv->dfr);
 	free(sv);
 }
