@@ -80,10 +80,10 @@ struct store {
 	struct store_kek *keks;
 	size_t nkeks;
 	uint64_t kek_current;
-	uint64_t kek_rotating;          /* target of an unfinished key rotation, 0 = none */
-	int kek_rotate_err;             /* the last step's error, 0 after a good one */
-	uint64_t audit_gen;             /* bumped by every audit write (committed or not) */
-	bool cluster_ids;               /* new secrets and grants get random ids (store_cluster_ids) */
+	uint64_t kek_rotating; /* target of an unfinished key rotation, 0 = none */
+	int kek_rotate_err;    /* the last step's error, 0 after a good one */
+	uint64_t audit_gen;    /* bumped by every audit write (committed or not) */
+	bool cluster_ids;      /* new secrets and grants get random ids (store_cluster_ids) */
 	struct store_stmt_cache *stmts; /* prepared hot statements (db.c), finalized at close */
 };
 
