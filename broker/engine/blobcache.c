@@ -1,5 +1,6 @@
 /* blobcache: the decrypted secret values shared by every view that shows them, one per
- * (name, previous), decrypted again only when the version it shows changed (see mounts_int.h). */
+ * (name, previous), decrypted again only when the value it shows changed: another version, or
+ * another secret of the same name (struct mver, mounts_int.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,30 +61,35 @@ static struct mblob *blobcache_find(struct blobcache *bc, const char *name, bool
 
 /* Reads and decrypts one version into a new blob (the one place a value leaves the store for
  * the mounts): decrypted once into a secret, which the blob then holds; never copied. */
-static int blobcache_load(store *s, const char *name, uint64_t version, sfs_blob **out)
+static int blobcache_load(store *s, const char *name, struct mver ver, sfs_blob **out)
 {
 	_cleanup_secret_ secret *val = NULL;
-	int r = store_get_secret(s, name, version, &val, NULL);
+	int r = store_get_secret_of(s, name, ver.sid, ver.version, &val);
 	if (r < 0)
 		return r;
-	sfs_blob *nb = sfs_blob_wrap(val, version);
+	sfs_blob *nb = sfs_blob_wrap(val, ver.version);
 	if (!nb)
 		return -ENOMEM;
 	*out = nb;
 	return 0;
 }
 
-int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previous, uint64_t version,
+static bool blobcache_same(struct mver a, struct mver b)
+{
+	return a.sid == b.sid && a.version == b.version;
+}
+
+int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previous, struct mver ver,
                   sfs_blob **out)
 {
 	struct mblob *b = blobcache_find(bc, name, previous);
-	if (b && b->version == version) {
+	if (b && blobcache_same(b->ver, ver)) {
 		b->used = true;
 		*out = b->blob;
 		return 0;
 	}
 	sfs_blob *nb = NULL;
-	int r = blobcache_load(s, name, version, &nb);
+	int r = blobcache_load(s, name, ver, &nb);
 	if (r < 0)
 		return r;
 	if (!b) {
@@ -111,17 +117,17 @@ int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previou
 	} else {
 		sfs_blob_unref(b->blob);
 	}
-	b->version = version;
+	b->ver = ver;
 	b->blob = nb;
 	b->used = true;
 	*out = nb;
 	return 0;
 }
 
-sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, uint64_t version)
+sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, struct mver ver)
 {
 	struct mblob *b = blobcache_find(bc, name, previous);
-	return b && b->version == version ? b->blob : NULL;
+	return b && blobcache_same(b->ver, ver) ? b->blob : NULL;
 }
 
 void blobcache_sweep(struct blobcache *bc)

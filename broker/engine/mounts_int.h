@@ -27,11 +27,19 @@
 
 /* ---- blobcache.c ---- */
 
+/* One value of a secret, for ever: versions start again at 1 when a name is deleted and put
+ * again, but the secret's id (store_secret_info.id) is never reused. Every cache of decrypted or
+ * rendered values is keyed by this, never by (name, version) alone. */
+struct mver {
+	uint64_t sid;
+	uint64_t version;
+};
+
 /* A decrypted secret version shared by every mount that shows it. */
 struct mblob {
 	char *name;
 	bool previous;
-	uint64_t version;
+	struct mver ver;
 	sfs_blob *blob;
 	bool used; /* referenced by the refresh in progress */
 };
@@ -44,11 +52,11 @@ struct blobcache {
 	size_t cidx; /* 0 or a power of two */
 };
 
-/* The blob showing version of (name, previous): the cached one when it holds that version, else
- * decrypted from s (store_get: -ENOENT, -EBADMSG, ...) and cached. Marks it used for the next
- * sweep. *out is borrowed from the cache (valid until a sweep drops it; take an sfs_blob_ref to
- * keep it). */
-int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previous, uint64_t version,
+/* The blob showing ver of (name, previous): the cached one when it holds that very value, else
+ * decrypted from s (store_get_secret_of: -ENOENT, -EBADMSG, ...) and cached. Marks it used for the
+ * next sweep. *out is borrowed from the cache (valid until a sweep drops it; take an sfs_blob_ref
+ * to keep it). */
+int blobcache_get(struct blobcache *bc, store *s, const char *name, bool previous, struct mver ver,
                   sfs_blob **out);
 /* Drops the blobs no blobcache_get used since the last sweep (mounts keep their own
  * references) and clears the marks. */
@@ -57,9 +65,9 @@ void blobcache_sweep(struct blobcache *bc);
  * containers): drops only the entries no session holds, keeping every other one and its mark,
  * so that the next refresh hands the other containers the same blobs (no invalidation). */
 void blobcache_sweep_unshared(struct blobcache *bc);
-/* The cached blob of (name, previous) when it holds version, else NULL; borrowed, not marked used
+/* The cached blob of (name, previous) when it holds ver, else NULL; borrowed, not marked used
  * (a reader that is not a view must not keep a blob alive). */
-sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, uint64_t version);
+sfs_blob *blobcache_peek(struct blobcache *bc, const char *name, bool previous, struct mver ver);
 /* Drops every blob; bc is empty again. */
 void blobcache_free(struct blobcache *bc);
 
@@ -69,9 +77,9 @@ struct tmpl;
 /* One template's rendering, shared by every view showing it. */
 struct mrender {
 	char *name;        /* the template's name */
-	uint64_t tversion; /* the version parsed into t */
+	struct mver tver;  /* the template's version parsed into t (sid: the template's id) */
 	struct tmpl *t;    /* parsed (its text in locked memory) */
-	uint64_t *refv;    /* the referenced secrets' versions blob was rendered from */
+	struct mver *refv; /* the referenced secrets' values blob was rendered from */
 	sfs_blob *blob;    /* NULL until rendered */
 	bool used;         /* used by the refresh in progress */
 };
@@ -189,9 +197,9 @@ int views_inputs_load(mounts *m);
 void views_inputs_free(mounts *m);
 /* Loads the inputs again when the last load failed (before a new mount uses them). */
 int views_inputs_fresh(mounts *m);
-/* Whether secret name exists in the inputs; its current version (-ENOENT). */
+/* Whether secret name exists in the inputs; its current value (-ENOENT). */
 bool views_has_secret(mounts *m, const char *name);
-int views_secret_version(mounts *m, const char *name, uint64_t *version);
+int views_secret_version(mounts *m, const char *name, struct mver *ver);
 
 /* One identity's view as computed from the inputs. */
 struct mview {

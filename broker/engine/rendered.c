@@ -47,25 +47,25 @@ static void rendered_entry_clear(struct mrender *e)
 	*e = (struct mrender){0};
 }
 
-/* The cache entry of template name holding version tversion parsed (decrypted and parsed again
- * when the version changed). */
-static int rendered_entry(mounts *m, const char *name, uint64_t tversion, struct mrender **out)
+/* The cache entry of template name holding tver parsed (decrypted and parsed again when the
+ * version changed, or the name now is another template's). */
+static int rendered_entry(mounts *m, const char *name, struct mver tver, struct mrender **out)
 {
 	struct rendercache *rc = &m->renders;
 	struct mrender *e = rendered_find(rc, name);
-	if (e && e->t && e->tversion == tversion) {
+	if (e && e->t && e->tver.sid == tver.sid && e->tver.version == tver.version) {
 		*out = e;
 		return 0;
 	}
 	_cleanup_secret_ secret *body = NULL;
-	int r = store_tmpl_get(m->store, name, tversion, &body, NULL);
+	int r = store_tmpl_get_of(m->store, name, tver.sid, tver.version, &body);
 	if (r < 0)
 		return r == -ENOENT ? -EBADMSG : r; /* listed a moment ago, in the same refresh */
 	tmpl *t = NULL;
 	r = tmpl_parse((const char *)secret_data(body), secret_len(body), &t, NULL);
 	if (r < 0)
 		return -EBADMSG; /* it parsed when it was put: not what was stored */
-	uint64_t *refv = calloc(tmpl_nrefs(t) ? tmpl_nrefs(t) : 1, sizeof(*refv));
+	struct mver *refv = calloc(tmpl_nrefs(t) ? tmpl_nrefs(t) : 1, sizeof(*refv));
 	if (!refv) {
 		tmpl_free(t);
 		return -ENOMEM;
@@ -97,7 +97,7 @@ static int rendered_entry(mounts *m, const char *name, uint64_t tversion, struct
 		e->blob = NULL;
 	}
 	e->t = t;
-	e->tversion = tversion;
+	e->tver = tver;
 	e->refv = refv;
 	*out = e;
 	return 0;
@@ -131,7 +131,7 @@ static int rendered_inputs_granted(mounts *m, const struct policy_identity *who,
 	if (!ti)
 		return -ENOENT;
 	struct mrender *e;
-	int r = rendered_entry(m, name, ti->current, &e);
+	int r = rendered_entry(m, name, (struct mver){.sid = ti->id, .version = ti->current}, &e);
 	if (r < 0)
 		return r;
 	e->used = true;
@@ -223,18 +223,20 @@ int rendered_blob(mounts *m, const char *grant_target, sfs_blob **out)
 	if (!ti)
 		return -ENOENT;
 	struct mrender *e;
-	int r = rendered_entry(m, name, ti->current, &e);
+	int r = rendered_entry(m, name, (struct mver){.sid = ti->id, .version = ti->current}, &e);
 	if (r < 0)
 		return r;
 	e->used = true;
 	size_t n = tmpl_nrefs(e->t);
-	uint64_t cur[TMPL_REFS_MAX];
+	struct mver cur[TMPL_REFS_MAX];
+	uint64_t curv[TMPL_REFS_MAX];
 	bool same = e->blob != NULL;
 	for (size_t i = 0; i < n; i++) {
 		r = views_secret_version(m, tmpl_ref(e->t, i), &cur[i]);
 		if (r < 0)
 			return r;
-		same = same && cur[i] == e->refv[i];
+		curv[i] = cur[i].version;
+		same = same && cur[i].sid == e->refv[i].sid && cur[i].version == e->refv[i].version;
 	}
 	if (same) {
 		*out = e->blob;
@@ -250,12 +252,12 @@ int rendered_blob(mounts *m, const char *grant_target, sfs_blob **out)
 			return r;
 	}
 	struct rendered_lookup l = {
-	    .m = m, .nrefs = n, .names = names, .blobs = blobs, .versions = cur};
+	    .m = m, .nrefs = n, .names = names, .blobs = blobs, .versions = curv};
 	secret *s = NULL;
 	r = tmpl_render_secret(e->t, rendered_lookup, &l, &s);
 	if (r < 0)
 		return r;
-	sfs_blob *b = sfs_blob_wrap(s, e->tversion);
+	sfs_blob *b = sfs_blob_wrap(s, e->tver.version);
 	secret_unref(s);
 	if (!b)
 		return -ENOMEM;

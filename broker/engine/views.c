@@ -143,26 +143,26 @@ bool views_has_secret(mounts *m, const char *name)
 	return views_secret(m, name) != NULL;
 }
 
-int views_secret_version(mounts *m, const char *name, uint64_t *version)
+int views_secret_version(mounts *m, const char *name, struct mver *ver)
 {
 	const struct store_secret_info *si = views_secret(m, name);
 	if (!si)
 		return -ENOENT;
-	*version = si->current;
+	*ver = (struct mver){.sid = si->id, .version = si->current};
 	return 0;
 }
 
 int mounts_value_cached(mounts *m, const char *name, struct secret **out, uint64_t *version)
 {
 	*out = NULL;
-	uint64_t v;
+	struct mver v;
 	if (m->in.stale || views_secret_version(m, name, &v) < 0)
 		return -ENOENT;
 	sfs_blob *b = blobcache_peek(&m->blobs, name, false, v);
 	if (!b)
 		return -ENOENT;
 	*out = secret_ref(sfs_blob_secret(b));
-	*version = v;
+	*version = v.version;
 	return 0;
 }
 
@@ -193,9 +193,9 @@ static int views_blob(mounts *m, const char *name, bool previous, sfs_blob **out
 	const struct store_secret_info *si = views_secret(m, name);
 	if (!si)
 		return -ENOENT;
-	uint64_t want = si->current;
+	struct mver want = {.sid = si->id, .version = si->current};
 	if (previous) {
-		int r = views_previous_version(m, name, si->current, &want);
+		int r = views_previous_version(m, name, si->current, &want.version);
 		if (r < 0)
 			return r;
 	}

@@ -280,8 +280,9 @@ static int store_get_version(store *s, const char *name, const struct store_row 
 	return store_envelope_open(s, &store_envelope_secret, q_st.st, row->id, name, v, out);
 }
 
-int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
-                     uint64_t *version_out)
+/* store_get_secret, and store_get_secret_of when id is not 0. */
+static int store_get_secret_id(store *s, const char *name, uint64_t id, uint64_t version,
+                               secret **out, uint64_t *version_out)
 {
 	if (!s || !out)
 		return -EINVAL;
@@ -299,6 +300,10 @@ int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
 	r = store_secret_load(s, name, &row);
 	if (r < 0)
 		goto out;
+	if (id && (uint64_t)row.id != id) {
+		r = -ENOENT;
+		goto out;
+	}
 	uint64_t v = version ? version : row.current;
 	if (v > row.current) {
 		r = -ENOENT;
@@ -317,6 +322,19 @@ out:;
 		r = rr;
 	}
 	return r;
+}
+
+int store_get_secret(store *s, const char *name, uint64_t version, secret **out,
+                     uint64_t *version_out)
+{
+	return store_get_secret_id(s, name, 0, version, out, version_out);
+}
+
+int store_get_secret_of(store *s, const char *name, uint64_t id, uint64_t version, secret **out)
+{
+	if (!id || !version)
+		return -EINVAL;
+	return store_get_secret_id(s, name, id, version, out, NULL);
 }
 
 int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
@@ -355,6 +373,7 @@ static int store_info_fill(store *s, sqlite3_stmt *st, void *elem)
 	e->name = strdup(name ? name : "");
 	if (!e->name)
 		return -ENOMEM;
+	e->id = (uint64_t)sqlite3_column_int64(st, 5);
 	e->current = (uint64_t)sqlite3_column_int64(st, 1);
 	e->nversions = (uint64_t)sqlite3_column_int64(st, 2);
 	e->created = sqlite3_column_int64(st, 3);

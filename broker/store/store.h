@@ -53,6 +53,11 @@ void store_close(store *s);
  * version read. -EBADMSG if the row or head fails checks, -ENOENT if there is no such version. */
 int store_get_secret(store *s, const char *name, uint64_t version, struct secret **out,
                      uint64_t *version_out);
+/* The same for version (not 0) of the secret whose id (store_secret_info.id) is id: -ENOENT when
+ * name now belongs to another secret (deleted and created again since id was listed), so that
+ * (id, version) names one value forever. */
+int store_get_secret_of(store *s, const char *name, uint64_t id, uint64_t version,
+                        struct secret **out);
 /* The same, as a bare pointer into that secret: *val (free with store_value_free), *len. */
 int store_get(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
               uint64_t *version_out);
@@ -74,6 +79,8 @@ struct store_label_change {
 
 struct store_secret_info {
 	char *name;
+	uint64_t id; /* immutable and never reused (AUTOINCREMENT): a name deleted and put again
+	              * gets a new one, while its versions start again at 1 */
 	struct store_label *labels; /* sorted by key, MAC checked; freed by store_list_free */
 	size_t nlabels;
 	uint64_t current;   /* current version */
@@ -399,6 +406,7 @@ int store_labels_change(store *s, const char *name, const struct store_label_cha
 #define STORE_TMPL_KEEP 10 /* versions of a template kept */
 struct store_tmpl_info {
 	char *name;
+	uint64_t id;        /* never reused, as store_secret_info.id */
 	uint64_t current;   /* current version */
 	uint64_t nversions; /* versions kept */
 	int64_t created, updated;
@@ -412,6 +420,10 @@ int store_tmpl_put(store *s, const char *name, const uint8_t *body, size_t len,
  * reference, secret_unref). *version_out (may be NULL) the version read. -ENOENT, -EBADMSG. */
 int store_tmpl_get(store *s, const char *name, uint64_t version, struct secret **out,
                    uint64_t *version_out);
+/* The same for version (not 0) of the template whose id is id: -ENOENT when name now belongs to
+ * another template (deleted and put again since id was listed). */
+int store_tmpl_get_of(store *s, const char *name, uint64_t id, uint64_t version,
+                      struct secret **out);
 /* The same, as a bare pointer into that secret (store_get's form): *val (free with
  * store_value_free), *len. */
 int store_tmpl_get_bytes(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,

@@ -247,8 +247,9 @@ static int store_tmpl_open(store *s, const char *name, const struct store_tmpl_r
 	return store_envelope_open(s, &store_envelope_tmpl, q_st.st, row->id, name, v, out);
 }
 
-int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
-                   uint64_t *version_out)
+/* store_tmpl_get, and store_tmpl_get_of when id is not 0. */
+static int store_tmpl_get_id(store *s, const char *name, uint64_t id, uint64_t version,
+                             secret **out, uint64_t *version_out)
 {
 	if (!s || !out)
 		return -EINVAL;
@@ -263,6 +264,8 @@ int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
 		return r;
 	struct store_tmpl_row row;
 	r = store_tmpl_load(s, name, &row);
+	if (r == 0 && id && (uint64_t)row.id != id)
+		r = -ENOENT;
 	uint64_t v = version ? version : row.current;
 	if (r == 0 && v > row.current)
 		r = -ENOENT;
@@ -278,6 +281,19 @@ int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
 		r = rr;
 	}
 	return r;
+}
+
+int store_tmpl_get(store *s, const char *name, uint64_t version, secret **out,
+                   uint64_t *version_out)
+{
+	return store_tmpl_get_id(s, name, 0, version, out, version_out);
+}
+
+int store_tmpl_get_of(store *s, const char *name, uint64_t id, uint64_t version, secret **out)
+{
+	if (!id || !version)
+		return -EINVAL;
+	return store_tmpl_get_id(s, name, id, version, out, NULL);
 }
 
 int store_tmpl_get_bytes(store *s, const char *name, uint64_t version, uint8_t **val, size_t *len,
@@ -312,6 +328,7 @@ static int store_tmpl_info_fill(store *s, sqlite3_stmt *st, void *elem)
 	e->nversions = (uint64_t)sqlite3_column_int64(st, 2);
 	e->created = sqlite3_column_int64(st, 3);
 	e->updated = sqlite3_column_int64(st, 4);
+	e->id = (uint64_t)sqlite3_column_int64(st, 5);
 	return 0;
 }
 
@@ -322,11 +339,12 @@ int store_tmpl_list(store *s, struct store_tmpl_info **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db,
-	                      "SELECT t.name, t.current, (SELECT count(*) FROM template_versions "
-	                      "WHERE template_id = t.id), t.created, t.updated FROM templates t "
-	                      "ORDER BY t.name",
-	                      &st);
+	int r =
+	    store_prepare(s->db,
+	                  "SELECT t.name, t.current, (SELECT count(*) FROM template_versions "
+	                  "WHERE template_id = t.id), t.created, t.updated, t.id FROM templates t "
+	                  "ORDER BY t.name",
+	                  &st);
 	if (r < 0)
 		return r;
 	void *v;

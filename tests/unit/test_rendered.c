@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "broker/engine/fault_test.h"
 #include "broker/engine/mounts.h"
 #include "broker/engine/mounts_int.h"
 #include "broker/engine/service.h"
@@ -264,6 +265,46 @@ START_TEST(test_rendering_cached_by_input_versions)
 }
 END_TEST
 
+static int fail_inputs(enum engine_fault_point p, void *ud)
+{
+	(void)ud;
+	return p == ENGINE_FAULT_VIEW_INPUTS ? -EIO : 0;
+}
+
+/* A deleted input re-created under the same name starts again at version 1: the rendering made
+ * from the deleted value must not stand for it (it was cached by input versions only, so the old
+ * value came back in the rendered file), nor its decrypted value (the blob cache). */
+START_TEST(test_recreated_input_renders_new_value)
+{
+	put("db/pw", "old-value");
+	tput("t", "[{{ secret \"db/pw\" }}]");
+	grant("db/*", "name:*", NULL, 0400, -1); /* a pattern: the delete keeps it */
+	grant("tmpl:t", "name:*", NULL, 0400, -1);
+	expect("w1", "t", "[old-value]");
+	struct service_result res;
+	ck_assert_int_eq(service_delete(sv, &who, "db/pw", &res), 0);
+	expect("w1", "t", NULL);
+	put("db/pw", "new");
+	expect("w1", "t", "[new]");
+	expect("w1", "db/pw", "new");
+	/* the same for a template deleted and put again (its versions start again at 1 too), when
+	 * the delete's refresh could not read its inputs (so nothing was swept) */
+	expect("w1", "t", "[new]");
+	engine_fault_hook = fail_inputs;
+	ck_assert_int_eq(service_template_delete(sv, &who, "t", &res), 0);
+	engine_fault_hook = NULL;
+	ck_assert_int_ne(res.refresh_err, 0);
+	tput("t", "<{{ secret \"db/pw\" }}>");
+	/* the grant as a refresh sees it while it builds the mounted containers' views (before its
+	 * sweep): written to the store, the inputs read again, no sweep in between */
+	struct store_grant g = {
+	    .secret = "tmpl:t", .selector = "name:*", .mode = 0400, .uid = -1, .gid = -1};
+	ck_assert_int_eq(store_grant_add_ex(s, &g, false, NULL), 0);
+	ck_assert_int_eq(views_inputs_load(m), 0);
+	expect("w1", "t", "<new>");
+}
+END_TEST
+
 START_TEST(test_put_refused)
 {
 	put("db/user", "u");
@@ -338,6 +379,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tc, test_access_rule);
 	tcase_add_test(tc, test_paths);
 	tcase_add_test(tc, test_rendering_cached_by_input_versions);
+	tcase_add_test(tc, test_recreated_input_renders_new_value);
 	tcase_add_test(tc, test_put_refused);
 	tcase_add_test(tc, test_tampered_template_fails_closed);
 	suite_add_tcase(su, tc);

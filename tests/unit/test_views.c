@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "broker/engine/mounts.h"
+#include "broker/engine/fault_test.h"
 #include "broker/engine/mounts_int.h"
 #include "broker/os/loop.h"
 #include "tests/unit/runner.h"
@@ -272,6 +273,63 @@ START_TEST(test_view_blobs_shared)
 	ck_assert_uint_eq(m->blobs.n, 302);
 	blobcache_sweep(&m->blobs); /* none used since: all dropped */
 	ck_assert_uint_eq(m->blobs.n, 0);
+}
+END_TEST
+
+/* A deleted secret's decrypted value must not come back as the value of a new secret of the same
+ * name: versions restart at 1 after a delete, and the blob cache was keyed by (name, version)
+ * only. A view built between two refreshes (a container attaching, a template read) marks the
+ * blob used, so the delete's refresh kept it, and the next put's refresh found "version 1" in the
+ * cache: every mount showed the deleted value (#15: found while serving the workload API from
+ * the cache). */
+/* common/secret.h's accessor (its typedef would shadow grant()'s parameter here). */
+uint8_t *secret_data(const struct secret *s);
+void secret_unref(struct secret *s);
+
+static int fail_inputs(enum engine_fault_point p, void *ud)
+{
+	return p == ENGINE_FAULT_VIEW_INPUTS ? -EIO : 0;
+}
+
+START_TEST(test_view_deleted_value_not_reused)
+{
+	put("app/a", "old");
+	grant("app/*", "name:*", NULL, 0400, -1, -1, 0); /* a pattern: the delete keeps it */
+	refresh_ok();
+	struct policy_identity w1 = container("w1", 1);
+	struct mview v;
+	ck_assert_int_eq(views_build(m, &w1, &v), 0); /* as an attach does, between refreshes */
+	expect_entry(&v, "app/a", 0400, 1, 1, 1, 3);
+	views_clear(&v);
+	ck_assert_int_eq(store_delete_ex(s, "app/a", NULL), 0);
+	refresh_ok();
+	ck_assert_uint_eq(put("app/a", "newer"), 1);
+	refresh_ok();
+	ck_assert_int_eq(views_build(m, &w1, &v), 0);
+	expect_entry(&v, "app/a", 0400, 1, 1, 1, 5);
+	ck_assert_mem_eq(secret_data(sfs_blob_secret(entry(&v, "app/a")->blob)), "newer", 5);
+	views_clear(&v);
+	/* the workload API's read from the mounts' values: the new value or none, never the old */
+	struct secret *cv = NULL;
+	uint64_t cver = 0;
+	if (mounts_value_cached(m, "app/a", &cv, &cver) == 0) {
+		ck_assert_mem_eq(secret_data(cv), "newer", 5);
+		secret_unref(cv);
+	}
+
+	/* the same when the delete's refresh could not read the inputs at all */
+	ck_assert_int_eq(views_build(m, &w1, &v), 0);
+	views_clear(&v);
+	ck_assert_int_eq(store_delete_ex(s, "app/a", NULL), 0);
+	engine_fault_hook = fail_inputs;
+	ck_assert_int_eq(mounts_refresh(m, NULL), -EIO);
+	engine_fault_hook = NULL;
+	ck_assert_uint_eq(put("app/a", "newest!"), 1);
+	refresh_ok();
+	ck_assert_int_eq(views_build(m, &w1, &v), 0);
+	expect_entry(&v, "app/a", 0400, 1, 1, 1, 7);
+	ck_assert_mem_eq(secret_data(sfs_blob_secret(entry(&v, "app/a")->blob)), "newest!", 7);
+	views_clear(&v);
 }
 END_TEST
 
@@ -653,6 +711,7 @@ Suite *unit_suite(void)
 	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
 	tcase_add_test(tc, test_view_grants);
 	tcase_add_test(tc, test_view_blobs_shared);
+	tcase_add_test(tc, test_view_deleted_value_not_reused);
 	tcase_add_test(tc, test_view_tampered_value_fails_closed);
 	tcase_add_test(tc, test_tampered_grants_allow_nothing);
 	tcase_add_test(tc, test_identify_host_and_containers);
