@@ -491,23 +491,21 @@ static int main_drain_prepare(loop *l, void *ud)
 	return 10;
 }
 
-#define MAIN_STORE_LOCK_WAIT_MS 5000 /* a predecessor still exiting holds the store's lock */
+struct main_store_try {
+	store **s;
+	const struct store_opts *so;
+};
+
+static int main_store_try(void *ud)
+{
+	struct main_store_try *t = ud;
+	return store_open(t->s, t->so);
+}
 
 static int main_store_open(store **s, const struct store_opts *so)
 {
-	int r;
-	for (int waited = 0;; waited += 50) {
-		r = store_open(s, so);
-		if (r != -EBUSY || waited >= MAIN_STORE_LOCK_WAIT_MS)
-			return r;
-		if (waited == 0)
-			log_info(
-			    "the store is locked by another process: waiting up to %d ms for it "
-			    "to exit",
-			    MAIN_STORE_LOCK_WAIT_MS);
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	struct main_store_try t = {.s = s, .so = so};
+	return main_lock_retry(main_store_try, &t);
 }
 
 /* The keeper's fds at start: the listening sockets a dead predecessor left (inh) and the FUSE

@@ -5,6 +5,12 @@
  * returns the process's exit status. */
 int main_keeper(char **argv, const char *state_dir);
 
+/* A predecessor killed a moment ago may still be exiting and hold the store's lock (its daemon
+ * process dies with it, asynchronously): calls attempt(ud) every 50 ms while it returns -EBUSY,
+ * for at most MAIN_LOCK_WAIT_MS (logged once); returns attempt's last result. */
+#define MAIN_LOCK_WAIT_MS 5000
+int main_lock_retry(int (*attempt)(void *ud), void *ud);
+
 /* broker/main_cluster.c: cluster mode (--etcd URL[,URL...] --cluster NAME; docs/cluster.md). */
 struct store;
 struct loop;

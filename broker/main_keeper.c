@@ -325,7 +325,32 @@ static size_t main_fdstore_seeds(struct keeper_seed **out, uint8_t (**blobs)[KEE
 /* The store's lock, for the keeper: inherited across an upgrade's exec (KEEPER_ENV_LOCK), else
  * taken. -1 when the state dir has no lock file yet (the daemon process then says why it cannot
  * open the store); exits on another daemon holding it. */
-#define MAIN_KEEPER_LOCK_WAIT_MS 5000
+int main_lock_retry(int (*attempt)(void *ud), void *ud)
+{
+	for (int waited = 0;; waited += 50) {
+		int r = attempt(ud);
+		if (r != -EBUSY || waited >= MAIN_LOCK_WAIT_MS)
+			return r;
+		if (waited == 0)
+			log_info(
+			    "the store is locked by another process: waiting up to %d ms for it "
+			    "to exit",
+			    MAIN_LOCK_WAIT_MS);
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+struct main_keeper_lock_try {
+	const char *state_dir;
+	int *fd;
+};
+
+static int main_keeper_lock_try(void *ud)
+{
+	struct main_keeper_lock_try *t = ud;
+	return store_lock(t->state_dir, t->fd);
+}
 
 static int main_keeper_lock(const char *state_dir, int *fd)
 {
@@ -340,21 +365,8 @@ static int main_keeper_lock(const char *state_dir, int *fd)
 			return 0;
 		}
 	}
-	/* A predecessor killed a moment ago may still be exiting (its daemon process dies with
-	 * it, asynchronously): wait for it a little, as the daemon process does for the store. */
-	int r;
-	for (int waited = 0;; waited += 50) {
-		r = store_lock(state_dir, fd);
-		if (r != -EBUSY || waited >= MAIN_KEEPER_LOCK_WAIT_MS)
-			break;
-		if (waited == 0)
-			log_info(
-			    "the store is locked by another process: waiting up to %d ms for it "
-			    "to exit",
-			    MAIN_KEEPER_LOCK_WAIT_MS);
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	struct main_keeper_lock_try t = {.state_dir = state_dir, .fd = fd};
+	int r = main_lock_retry(main_keeper_lock_try, &t);
 	if (r == -EBUSY) {
 		log_error("cannot open store %s: another secretd is running on this state dir",
 		          state_dir);

@@ -292,16 +292,18 @@ static int kp_spawn(struct kp *k)
 	close(sv[1]);
 	/* The process until READY names its serving thread (kp_watch_thread). */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0) {
+	/* Without a send timeout a worker that stops reading would block the keeper: refused. */
+	struct timeval tv = {.tv_sec = KEEPER_SEND_TIMEOUT_MS / 1000,
+	                     .tv_usec = (KEEPER_SEND_TIMEOUT_MS % 1000) * 1000};
+	if (pidfd < 0 || setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
 		r = -errno;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		if (pidfd >= 0)
+			close(pidfd);
 		close(sv[0]);
 		return r;
 	}
-	struct timeval tv = {.tv_sec = KEEPER_SEND_TIMEOUT_MS / 1000,
-	                     .tv_usec = (KEEPER_SEND_TIMEOUT_MS % 1000) * 1000};
-	setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	k->pid = pid;
 	k->pidfd = pidfd;
 	k->chan = sv[0];
@@ -365,14 +367,23 @@ static void kp_exec(struct kp *k)
 		execv(k->cfg->exe, k->cfg->argv);
 		r = -errno;
 	}
-	/* Still the old keeper: undo, and go on with the old binary. */
+	/* Still the old keeper: undo, and go on with the old binary. A held fd left without
+	 * FD_CLOEXEC would leak into the next worker: said, not dropped. */
 	unsetenv(KEEPER_ENV_STATE);
 	unsetenv(KEEPER_ENV_LOCK);
+	int ur = 0;
 	if (k->cfg->lock_fd >= 0)
-		kp_set_cloexec(k->cfg->lock_fd, true);
+		ur = kp_set_cloexec(k->cfg->lock_fd, true);
 	for (size_t i = 0; i < k->nheld; i++)
-		for (unsigned j = 0; j < k->held[i].nfds; j++)
-			kp_set_cloexec(k->held[i].fds[j], true);
+		for (unsigned j = 0; j < k->held[i].nfds; j++) {
+			int q = kp_set_cloexec(k->held[i].fds[j], true);
+			ur = ur < 0 ? ur : q;
+		}
+	if (ur < 0)
+		kp_report(k,
+		          (struct keeper_event){.kind = KEEPER_EV_ERROR,
+		                                .err = ur,
+		                                .what = "mark the held fds close-on-exec again"});
 	if (mfd >= 0)
 		close(mfd);
 	kp_report(k, (struct keeper_event){.kind = KEEPER_EV_UPGRADE_FAILED, .err = r});
@@ -384,9 +395,14 @@ static void kp_upgrade_begin(struct kp *k)
 		return;
 	k->upgrading = true;
 	kp_report(k, (struct keeper_event){.kind = KEEPER_EV_UPGRADE, .pid = k->pid});
-	if (k->pid > 0)
-		kill(k->pid, SIGUSR1); /* hand off: exit without unmounting */
-	else {
+	if (k->pid > 0) {
+		/* hand off: exit without unmounting. ESRCH: it is exiting anyway, and its exit
+		 * finishes the upgrade (kp_on_exit). */
+		if (kill(k->pid, SIGUSR1) < 0)
+			kp_report(k, (struct keeper_event){.kind = KEEPER_EV_ERROR,
+			                                   .err = -errno,
+			                                   .what = "ask the worker to hand off"});
+	} else {
 		kp_exec(k);
 		k->upgrading = false;
 		k->respawn_at = kp_now_ms();

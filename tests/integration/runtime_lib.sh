@@ -282,6 +282,69 @@ rt_reader_check() {
 	ok "$_what: the broker forgets the container after it exits"
 }
 
+# Readers in a loop, for the crash/restart tests: rt_loop_start N PREFIX starts N runc
+# containers named app (granted db/password by the caller), container I logging one line per read
+# of /run/secrets/db/password to $T/oI/log: "START END RC VALUE" (START and END from
+# /proc/uptime, 10 ms steps), every 0.05 s until $T/oI/stop exists. RUNC_I is its runtime's pid.
+# shellcheck disable=SC2016 # expanded inside the container
+RT_LOOP_READER='while [ ! -e /out/stop ]; do
+	read a _ </proc/uptime
+	v=$(cat /run/secrets/db/password 2>&1); rc=$?
+	read b _ </proc/uptime
+	echo "$a $b $rc $v" >>/out/log
+	sleep 0.05
+done'
+rt_loop_start() {
+	RT_LOOP_N=$1
+	_i=1
+	while [ "$_i" -le "$RT_LOOP_N" ]; do
+		rt_out_dir "$T/o$_i"
+		BUNDLE_BINDS="$T/o$_i:/out:rw" mk_bundle "$T/b$_i" app sh -c "$RT_LOOP_READER"
+		start_runc_bg "$T/b$_i" "$2-$_i"
+		eval "RUNC_$_i=\$RT_PID"
+		_i=$((_i + 1))
+	done
+}
+# rt_loop_read_since I LINE V: container I logged a good read of V after line LINE of its log.
+rt_loop_read_since() { tail -n +"$(($2 + 1))" "$T/o$1/log" 2>/dev/null | grep -q " 0 $3\$"; }
+# rt_loop_mark: remembers each log's length; rt_loop_all_read V: every container read V since.
+rt_loop_mark() {
+	_j=1
+	while [ "$_j" -le "$RT_LOOP_N" ]; do
+		eval "RT_LOOP_L_$_j=\$(wc -l <'$T/o$_j/log' 2>/dev/null || echo 0)"
+		_j=$((_j + 1))
+	done
+}
+rt_loop_all_read() {
+	_j=1
+	while [ "$_j" -le "$RT_LOOP_N" ]; do
+		eval "_l=\${RT_LOOP_L_$_j:-0}"
+		rt_loop_read_since "$_j" "$_l" "$1" || return 1
+		_j=$((_j + 1))
+	done
+}
+# rt_loop_stop FIRST: stops containers FIRST..N and waits for their runtimes (fails on an error).
+rt_loop_stop() {
+	_j=$1
+	while [ "$_j" -le "$RT_LOOP_N" ]; do : >"$T/o$_j/stop"; _j=$((_j + 1)); done
+	_j=$1
+	while [ "$_j" -le "$RT_LOOP_N" ]; do
+		eval "_p=\$RUNC_$_j"
+		wait "$_p" || fail "container $_j: runc failed: $(cat "$T/b$_j/err")"
+		_j=$((_j + 1))
+	done
+}
+# rt_loop_verdict V...: after rt_loop_stop, every logged read succeeded with one of the values V;
+# sets RT_LOOP_READS (how many) and RT_LOOP_LONGEST (the slowest read, seconds).
+rt_loop_verdict() {
+	cat "$T"/o*/log >"$T/all.log"
+	_want=" $* "
+	_bad=$(awk -v w="$_want" '$3 != 0 || index(w, " " $4 " ") == 0' "$T/all.log" | head -n 5)
+	[ -z "$_bad" ] || fail "failed or wrong reads: $_bad"
+	RT_LOOP_READS=$(wc -l <"$T/all.log")
+	RT_LOOP_LONGEST=$(awk '{ d = $2 - $1; if (d > m) m = d } END { printf "%.2f\n", m + 0 }' "$T/all.log")
+}
+
 rt_wait_file() {
 	_i=0
 	while [ ! -e "$1" ]; do

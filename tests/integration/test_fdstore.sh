@@ -36,33 +36,8 @@ ok "both listening sockets are in the fd store"
 N=5
 printf 'pw-1' | ctl put db/password >/dev/null || fail "put"
 ctl grant db/password name:app >/dev/null || fail "grant"
-# shellcheck disable=SC2016 # expanded inside the container
-reader='while [ ! -e /out/stop ]; do
-	read a _ </proc/uptime
-	v=$(cat /run/secrets/db/password 2>&1); rc=$?
-	read b _ </proc/uptime
-	echo "$a $b $rc $v" >>/out/log
-	sleep 0.05
-done'
-i=1
-while [ "$i" -le "$N" ]; do
-	rt_out_dir "$T/o$i"
-	BUNDLE_BINDS="$T/o$i:/out:rw" mk_bundle "$T/b$i" app sh -c "$reader"
-	start_runc_bg "$T/b$i" "sdt-fds-$$-$i"
-	eval "RUNC_$i=\$RT_PID"
-	i=$((i + 1))
-done
-reads_since() { tail -n +"$(($2 + 1))" "$T/o$1/log" 2>/dev/null | grep -q " 0 $3\$"; }
-mark() { j=1; while [ "$j" -le "$N" ]; do eval "L_$j=\$(wc -l <'$T/o$j/log' 2>/dev/null || echo 0)"; j=$((j + 1)); done; }
-all_read() {
-	j=1
-	while [ "$j" -le "$N" ]; do
-		eval "l=\${L_$j:-0}"
-		reads_since "$j" "$l" "$1" || return 1
-		j=$((j + 1))
-	done
-}
-poll_until 120 all_read pw-1 || fail "the containers do not all read pw-1"
+rt_loop_start "$N" "sdt-fds-$$"
+poll_until 120 rt_loop_all_read pw-1 || fail "the containers do not all read pw-1"
 all_stored() {
 	j=1
 	while [ "$j" -le "$N" ]; do
@@ -74,18 +49,18 @@ poll_until 30 all_stored || fail "the containers' connections are not in the fd 
 ok "each container's /dev/fuse fd, inode journal and INIT record are in the fd store"
 
 for round in 1 2; do
-	mark
+	rt_loop_mark
 	old=$(cat "$T/sd/pid")
 	kill -USR1 "$SD_PID" # kill -9 of the keeper, then a start with LISTEN_FDS
 	new_keeper() { p=$(cat "$T/sd/pid"); [ "$p" != "$old" ] && kill -0 "$p" 2>/dev/null; }
 	poll_until 60 new_keeper || fail "round $round: no new keeper"
-	poll_until 60 all_read pw-1 || fail "round $round: not every container reads again"
+	poll_until 60 rt_loop_all_read pw-1 || fail "round $round: not every container reads again"
 	[ "$(grep -c "taken back from systemd's fd store" "$SD_LOG")" = "$round" ] ||
 		fail "round $round: the new keeper did not take the store back: $(grep keeper: "$SD_LOG" | tail -n 5)"
 done
 printf 'pw-2' | ctl put db/password >/dev/null || fail "put pw-2"
-mark
-poll_until 60 all_read pw-2 || fail "the rotation after the keeper's crashes does not reach every container"
+rt_loop_mark
+poll_until 60 rt_loop_all_read pw-2 || fail "the rotation after the keeper's crashes does not reach every container"
 adopted=$(grep -c 'taken over from the keeper' "$SD_LOG" || true)
 [ "$adopted" -ge $((2 * N)) ] || fail "only $adopted adoptions for 2 keeper crashes of $N containers"
 if grep -q 'mounted again at' "$SD_LOG"; then fail "a container was re-mounted: $(grep 'mounted again' "$SD_LOG")"; fi
@@ -95,19 +70,10 @@ if grep -q 'mounted again at' "$SD_LOG"; then fail "a container was re-mounted: 
 wait "$RUNC_1" || fail "container 1: runc failed"
 gone() { ! stored "f-sdt-fds-$$-1-d" && ! stored "f-sdt-fds-$$-1-j" && ! stored "f-sdt-fds-$$-1-i"; }
 poll_until 60 gone || fail "an exited container's connection stays in the fd store: $(cat "$T/sd/store")"
-i=2
-while [ "$i" -le "$N" ]; do : >"$T/o$i/stop"; i=$((i + 1)); done
-i=2
-while [ "$i" -le "$N" ]; do
-	eval "p=\$RUNC_$i"
-	wait "$p" || fail "container $i: runc failed"
-	i=$((i + 1))
-done
-cat "$T"/o*/log >"$T/all.log"
-bad=$(awk '$3 != 0 || ($4 != "pw-1" && $4 != "pw-2")' "$T/all.log" | head -n 5)
-[ -z "$bad" ] || fail "failed or wrong reads: $bad"
-longest=$(awk '{ d = $2 - $1; if (d > m) m = d } END { printf "%.2f\n", m + 0 }' "$T/all.log")
-ok "keeper killed -9 twice under systemd's fd store: $(wc -l <"$T/all.log") reads, none failed (longest $longest s), every connection adopted, rotation reaches all, an exited container leaves the store"
+rt_loop_stop 2
+rt_loop_verdict pw-1 pw-2
+longest=$RT_LOOP_LONGEST
+ok "keeper killed -9 twice under systemd's fd store: $RT_LOOP_READS reads, none failed (longest $longest s), every connection adopted, rotation reaches all, an exited container leaves the store"
 
 kill -TERM "$SD_PID"
 rc=0

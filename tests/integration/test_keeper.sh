@@ -90,35 +90,8 @@ ok "five upgrades under a stream of requests: $n answered, none failed"
 N=${KEEPER_CONTAINERS:-20}
 printf 'pw-1' | ctl put db/password >/dev/null || fail "put db/password"
 ctl grant db/password name:app >/dev/null || fail "grant"
-# One line per read: "START END RC VALUE", START and END from /proc/uptime (10 ms steps).
-# shellcheck disable=SC2016 # expanded inside the container
-reader='while [ ! -e /out/stop ]; do
-	read a _ </proc/uptime
-	v=$(cat /run/secrets/db/password 2>&1); rc=$?
-	read b _ </proc/uptime
-	echo "$a $b $rc $v" >>/out/log
-	sleep 0.05
-done'
-i=1
-while [ "$i" -le "$N" ]; do
-	rt_out_dir "$T/o$i"
-	BUNDLE_BINDS="$T/o$i:/out:rw" mk_bundle "$T/b$i" app sh -c "$reader"
-	start_runc_bg "$T/b$i" "sdt-keeper-$$-$i"
-	eval "RUNC_$i=\$RT_PID"
-	i=$((i + 1))
-done
-# reads_since I LINE V: container I logged a good read of V after line LINE of its log.
-reads_since() { tail -n +"$(($2 + 1))" "$T/o$1/log" 2>/dev/null | grep -q " 0 $3\$"; }
-all_read() { # all_read V: every container read V since the lines recorded in L_i
-	j=1
-	while [ "$j" -le "$N" ]; do
-		eval "l=\${L_$j:-0}"
-		reads_since "$j" "$l" "$1" || return 1
-		j=$((j + 1))
-	done
-}
-mark() { j=1; while [ "$j" -le "$N" ]; do eval "L_$j=\$(wc -l <'$T/o$j/log' 2>/dev/null || echo 0)"; j=$((j + 1)); done; }
-poll_until 120 all_read pw-1 || fail "the $N containers do not all read pw-1"
+rt_loop_start "$N" "sdt-keeper-$$"
+poll_until 120 rt_loop_all_read pw-1 || fail "the $N containers do not all read pw-1"
 mounts0=$(grep -c 'restored container .* mounted again' "$SD_LOG" || true)
 # Rotations all along (the same value, a new version each: every mount's inode invalidated), so
 # that kills land in the middle of invalidations too: a killed daemon process whose notifier
@@ -127,46 +100,37 @@ mounts0=$(grep -c 'restored container .* mounted again' "$SD_LOG" || true)
 ( while [ ! -e "$T/stop-rotating" ]; do printf 'pw-1' | ctl put db/password >/dev/null 2>&1 || true; done ) &
 ROT=$!
 for kill_n in 1 2 3 4 5 6 7 8 9 10; do
-	mark
+	rt_loop_mark
 	old=$(sd_worker_pid)
 	kill -9 "$old"
 	poll_until 60 worker_changed "$old" || fail "containers, kill $kill_n: no new daemon process"
 	# Every container reads again before the next kill, so that each kill meets live readers.
-	poll_until 60 all_read pw-1 || fail "containers, kill $kill_n: not every container reads again"
+	poll_until 60 rt_loop_all_read pw-1 || fail "containers, kill $kill_n: not every container reads again"
 done
 : >"$T/stop-rotating"
 wait "$ROT" || true
 echo "# daemon processes that lingered after a kill (a thread stuck in the kernel until the next one answered): $(grep -c 'has not exited yet' "$SD_LOG" || true)"
 ok "$N containers read through ten kills of the daemon process, with rotations all along"
-mark
+rt_loop_mark
 old=$(sd_worker_pid)
 kill -HUP "$SD_PID"
 poll_until 60 worker_changed "$old" || fail "containers, upgrade: no new daemon process"
-poll_until 60 all_read pw-1 || fail "containers, upgrade: not every container reads again"
+poll_until 60 rt_loop_all_read pw-1 || fail "containers, upgrade: not every container reads again"
 # The same through the CLI: it waits for the new daemon process and names both.
-mark
+rt_loop_mark
 old=$(sd_worker_pid)
 out=$(ctl daemon upgrade 2>&1) || fail "secretctl daemon upgrade: $out"
 new=$(sd_worker_pid)
 [ "$out" = "upgraded: daemon process $old handed every mount to $new" ] || fail "daemon upgrade said: $out (old $old, now $new)"
-poll_until 60 all_read pw-1 || fail "containers, secretctl daemon upgrade: not every container reads again"
+poll_until 60 rt_loop_all_read pw-1 || fail "containers, secretctl daemon upgrade: not every container reads again"
 ctl audit | grep -q 'daemon-upgrade' || fail "the upgrade is not in the audit trail"
 printf 'pw-2' | ctl put db/password >/dev/null || fail "put pw-2"
-mark
-poll_until 60 all_read pw-2 || fail "the rotation after the kills and the upgrade does not reach every container"
-i=1
-while [ "$i" -le "$N" ]; do : >"$T/o$i/stop"; i=$((i + 1)); done
-i=1
-while [ "$i" -le "$N" ]; do
-	eval "p=\$RUNC_$i"
-	wait "$p" || fail "container $i: runc failed: $(cat "$T/b$i/err")"
-	i=$((i + 1))
-done
-cat "$T"/o*/log >"$T/all.log"
-bad=$(awk '$3 != 0 || ($4 != "pw-1" && $4 != "pw-2")' "$T/all.log" | head -n 5)
-[ -z "$bad" ] || fail "failed or wrong reads: $bad"
-reads=$(wc -l <"$T/all.log")
-longest=$(awk '{ d = $2 - $1; if (d > m) m = d } END { printf "%.2f\n", m + 0 }' "$T/all.log")
+rt_loop_mark
+poll_until 60 rt_loop_all_read pw-2 || fail "the rotation after the kills and the upgrade does not reach every container"
+rt_loop_stop 1
+rt_loop_verdict pw-1 pw-2
+reads=$RT_LOOP_READS
+longest=$RT_LOOP_LONGEST
 awk -v m="$longest" 'BEGIN { exit !(m < 1) }' || fail "a read waited $longest s (>= 1 s)"
 adopted=$(grep -c 'taken over from the keeper' "$SD_LOG" || true)
 [ "$adopted" -ge $((12 * N)) ] || fail "only $adopted adoptions logged for 12 hand-overs of $N containers"
