@@ -151,9 +151,14 @@ int crypt_keyfile_create(const char *path)
 		unlink(path);
 		return r;
 	}
+	/* The new name must be durable before anything is sealed under the key: a crash that
+	 * loses the file after a store was created with it loses the store. */
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		r = -errno;
+		unlink(path);
+		return r;
+	}
 	return 0;
 }
 

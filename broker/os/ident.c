@@ -105,8 +105,7 @@ int ident_from_socket(int fd, struct ident *out)
 		if (pidfd < 0)
 			return -ESRCH;
 	}
-	out->pidfd = pidfd;
-	(void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	out->pidfd = pidfd; /* close-on-exec: both SO_PEERPIDFD and pidfd_open make it so */
 	int r = ident_finish(out);
 	if (r < 0)
 		ident_clear(out);

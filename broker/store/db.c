@@ -519,7 +519,20 @@ int store_init(const struct store_opts *o)
 	if (r < 0)
 		goto out;
 
+	/* The file exists with mode 0600 before SQLite opens it (whatever the umask: no moment in
+	 * which it is readable by others); SQLite gives its -wal and -shm files the same mode. */
+	int dbfd = open(dbpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (dbfd < 0) {
+		r = -errno;
+		goto out;
+	}
 	created_db = true;
+	if (fchmod(dbfd, 0600) < 0) {
+		r = -errno;
+		close(dbfd);
+		goto out;
+	}
+	close(dbfd);
 	if (sqlite3_open_v2(dbpath, &s.db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
 	                        SQLITE_OPEN_EXRESCODE,
@@ -527,7 +540,6 @@ int store_init(const struct store_opts *o)
 		r = -EIO;
 		goto out;
 	}
-	(void)chmod(dbpath, 0600);
 	sqlite3_busy_timeout(s.db, 5000);
 	r = store_pragmas(s.db);
 	if (r < 0)

@@ -15,6 +15,21 @@ sd_init
 grep -q "refusing to overwrite" "$T/err" || fail "init overwrite: unclear message: $(cat "$T/err")"
 "$SECRETD" init --state-dir "$T/s2" --key-file "$T/s2/inside.key" 2>"$T/err" && fail "key file inside the state dir accepted"
 ok "init creates a 0400 key, refuses overwrite and a key inside the state dir"
+# Under umask 000 too, nothing in a new state dir is readable by group or others, from creation:
+# the database is created 0600 before SQLite opens it, its -wal/-shm take its mode.
+(umask 000 && "$SECRETD" init --state-dir "$T/su" --key-file "$T/ku/master.key" >/dev/null) ||
+	fail "init under umask 000"
+(umask 000 && "$SECRETD" run --no-keeper --state-dir "$T/su" --runtime-dir "$T/ru" \
+	--key-file "$T/ku/master.key" >"$T/su.log" 2>&1) &
+SU_PID=$!
+su_up() { [ -S "$T/ru/admin.sock" ]; }
+poll_until 60 su_up || fail "daemon under umask 000 did not start: $(cat "$T/su.log")"
+printf 'x' | SECRETD_SOCKET="$T/ru/admin.sock" ctl put umask/probe >/dev/null || fail "put under umask 000"
+loose=$(find "$T/su" "$T/ku" -perm /077 ! -type d -printf '%m %p\n')
+kill -TERM "$SU_PID"
+wait "$SU_PID" || fail "daemon under umask 000: exit status $?"
+[ -z "$loose" ] || fail "files readable by group or others under umask 000: $loose"
+ok "under umask 000 the key, the database and its -wal/-shm are private from creation"
 
 sd_start
 CANARY="canary-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')"
