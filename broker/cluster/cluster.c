@@ -485,7 +485,7 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		r = -EBADMSG; /* nothing of ours */
 	}
 	if (r < 0) {
-		bool refused = r == -EBADMSG || r == -ESTALE || r == -EEXIST ||
+		bool refused = r == -EBADMSG || r == -ESTALE || r == -EIDRM || r == -EEXIST ||
 		               r == -EKEYREJECTED || r == -E2BIG;
 		cluster_count(c, &c->st.rejected, 0);
 		cluster_report(c, refused ? CLUSTER_REJECTED : CLUSTER_APPLY_ERROR, what, r);
@@ -806,10 +806,11 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	if (r == 0)
 		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen,
-		                                       &(struct store_ximport){.force = true}, NULL,
-		                                       NULL)
-		                 : store_secret_forget(c->s, name, NULL);
+		int u =
+		    pre->old
+		        ? store_secret_import(c->s, pre->old, pre->oldlen,
+		                              &(struct store_ximport){.force = true}, NULL, NULL)
+		        : store_secret_forget(c->s, name, &(struct store_ximport){.force = true});
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}
@@ -850,8 +851,9 @@ int cluster_grant_commit(cluster *c, const char *secret, const char *selector, b
 	if (r == 0)
 		r = cluster_commit(c, k, removed ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, NULL, NULL)
-		                 : store_grant_forget(c->s, secret, selector, NULL);
+		const struct store_ximport undo = {.force = true};
+		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, &undo, NULL)
+		                 : store_grant_forget(c->s, secret, selector, &undo);
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}

@@ -30,7 +30,7 @@ static int store_grant_valid(const struct store_grant *g)
 	if (g->path && names_check(g->path, strlen(g->path), NULL) < 0)
 		return -EINVAL;
 	if (g->mode > 0777 || g->uid < -1 || g->uid > UINT32_MAX - 1 || g->gid < -1 ||
-	    g->gid > UINT32_MAX - 1 || (g->flags & ~(uint32_t)STORE_GRANT_PREVIOUS))
+	    g->gid > UINT32_MAX - 1 || (g->flags & ~(uint32_t)STORE_GRANT_PREVIOUS) || g->gen < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -75,6 +75,24 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 	sqlite3_bind_text(sel, 1, g->secret, -1, SQLITE_STATIC);
 	sqlite3_bind_text(sel, 2, g->selector, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(sel);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		/* one above the highest generation held for this grant, revoked ones included */
+		_cleanup_stmt_ sqlite3_stmt *gq = NULL;
+		r = store_prepare(
+		    s->db,
+		    "SELECT coalesce((SELECT gen FROM grant_gens WHERE secret = ?1 AND "
+		    "selector = ?2), 0)",
+		    &gq);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_text(gq, 1, g->secret, -1, SQLITE_STATIC);
+		sqlite3_bind_text(gq, 2, g->selector, -1, SQLITE_STATIC);
+		if (sqlite3_step(gq) != SQLITE_ROW) {
+			r = -EIO;
+			goto out;
+		}
+		row.gen = sqlite3_column_int64(gq, 0) + 1;
+	}
 	if (rc == SQLITE_ROW) {
 		if (!replace) {
 			r = -EEXIST;
@@ -83,7 +101,7 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		row.id = sqlite3_column_int64(sel, 0);
 		r = store_prepare(s->db,
 		                  "UPDATE grants SET path = ?1, mode = ?2, uid = ?3, gid = ?4, "
-		                  "flags = ?5, created = ?6 WHERE id = ?7",
+		                  "flags = ?5, created = ?6, gen = ?12 WHERE id = ?7",
 		                  &wr);
 		if (r < 0)
 			goto out;
@@ -92,8 +110,8 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		r = store_prepare(
 		    s->db,
 		    "INSERT INTO grants (path, mode, uid, gid, flags, created, secret, "
-		    "selector, mac, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10), "
-		    "?11)",
+		    "selector, mac, id, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, "
+		    "zeroblob(?10), ?11, ?12)",
 		    &wr);
 		if (r < 0)
 			goto out;
@@ -117,6 +135,7 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 	sqlite3_bind_int64(wr, 4, g->gid);
 	sqlite3_bind_int64(wr, 5, g->flags);
 	sqlite3_bind_int64(wr, 6, row.created);
+	sqlite3_bind_int64(wr, 12, row.gen);
 	r = store_step_done(wr);
 	if (r < 0)
 		goto out;
@@ -187,6 +206,7 @@ static int store_grant_fill(store *s, sqlite3_stmt *st, void *elem)
 	g->gid = sqlite3_column_int64(st, 6);
 	g->flags = (uint32_t)flags;
 	g->created = sqlite3_column_int64(st, 8);
+	g->gen = sqlite3_column_int64(st, 10);
 	const uint8_t *mac = sqlite3_column_blob(st, 9);
 	if (!mac || sqlite3_column_bytes(st, 9) != CRYPT_MAC_BYTES || mode != (int64_t)g->mode ||
 	    flags != (int64_t)g->flags)
@@ -203,8 +223,8 @@ int store_grants(store *s, struct store_grant **out, size_t *n)
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r =
 	    store_prepare(s->db,
-	                  "SELECT id, secret, selector, path, mode, uid, gid, flags, created, mac "
-	                  "FROM grants ORDER BY id",
+	                  "SELECT id, secret, selector, path, mode, uid, gid, flags, created, mac, "
+	                  "gen FROM grants ORDER BY id",
 	                  &st);
 	if (r < 0)
 		return r;

@@ -12,7 +12,7 @@
 #include "common/names.h"
 
 #define XROWS_SECRET_MAGIC "secretd/rows/secret/v1"
-#define XROWS_GRANT_MAGIC "secretd/rows/grant/v1"
+#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2" /* v2: with the generation */
 #define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"
 #define XROWS_KEKS_MAX 1024
 #define STORE_META_CLUSTER_REV "cluster.rev"
@@ -242,6 +242,7 @@ static int store_ximport_tx(store *s, const struct store_ximport *o, uint64_t ve
 int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed)
 {
+	int rc;
 	if (!s || !p)
 		return -EINVAL;
 	if (!o)
@@ -270,14 +271,31 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	_cleanup_stmt_ sqlite3_stmt *q = NULL, *up = NULL, *del = NULL, *ins = NULL;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL, *up = NULL, *del = NULL, *ins = NULL, *gone = NULL;
+	/* A secret this store deleted does not come back under its id (a replay of its rows), but
+	 * for the undo of a deletion etcd refused. */
+	r = store_prepare(s->db,
+	                  force ? "DELETE FROM secrets_gone WHERE id = ?1"
+	                        : "SELECT 1 FROM secrets_gone WHERE id = ?1",
+	                  &gone);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(gone, 1, x.id);
+	rc = sqlite3_step(gone);
+	if (rc == SQLITE_ROW) {
+		r = -EIDRM;
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto out;
+	}
 	r = store_prepare(s->db, "SELECT id, name, current FROM secrets WHERE name = ?1 OR id = ?2",
 	                  &q);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_text(q, 1, x.name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, x.id);
-	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *n = (const char *)sqlite3_column_text(q, 1);
 		if (sqlite3_column_int64(q, 0) != x.id || !n || strcmp(n, x.name) != 0) {
@@ -359,13 +377,29 @@ int store_secret_forget(store *s, const char *name, const struct store_ximport *
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1", &st);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL, *un = NULL;
+	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1 RETURNING id", &st);
+	int64_t id = 0;
+	bool gone = false;
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		r = store_step_done(st);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			rc = sqlite3_step(st);
+		} else {
+			gone = rc == SQLITE_DONE;
+		}
+		if (rc != SQLITE_DONE)
+			r = store_sqlerr(rc);
 	}
-	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	/* an undo of a secret etcd refused: its id never was in the cluster, not a deletion */
+	if (r == 0 && !gone && o->force)
+		r = store_prepare(s->db, "DELETE FROM secrets_gone WHERE id = ?1", &un);
+	if (un) {
+		sqlite3_bind_int64(un, 1, id);
+		r = store_step_done(un);
+	}
 	if (r == 0)
 		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);
@@ -375,6 +409,41 @@ int store_secret_forget(store *s, const char *name, const struct store_ximport *
 }
 
 /* ---- grants ---- */
+
+/* The highest generation this store held for (target, selector): -ENOENT when none. */
+static int store_grant_gen_held(store *s, const char *target, const char *selector, int64_t *held)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(
+	    s->db, "SELECT gen FROM grant_gens WHERE secret = ?1 AND selector = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	*held = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* Sets the generation held (an undo puts back what was held before the refused change). */
+static int store_grant_gen_set(store *s, const char *target, const char *selector, int64_t gen)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "INSERT INTO grant_gens (secret, selector, gen) VALUES (?1, ?2, ?3) "
+	                      "ON CONFLICT (secret, selector) DO UPDATE SET gen = ?3",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, gen);
+	return store_step_done(st);
+}
 
 static void store_xgrant_clear(struct store_grant *g)
 {
@@ -394,6 +463,8 @@ int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uin
 	struct xr r = {.p = p, .len = len};
 	if (xr_magic(&r, XROWS_GRANT_MAGIC) < 0)
 		return -EBADMSG;
+	uint64_t gen = xr_u64(&r);
+	g->gen = (int64_t)(gen > INT64_MAX ? 0 : gen);
 	g->id = (int64_t)xr_u64(&r);
 	g->secret = xr_strdup(&r, SECRETD_NAME_MAX + 16);
 	g->selector = xr_strdup(&r, SECRETD_SELECTOR_MAX);
@@ -410,7 +481,7 @@ int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uin
 	g->flags = (uint32_t)flags;
 	if (r.bad || r.off != r.len || !g->secret || !g->selector || has_path > 1 ||
 	    (has_path && !g->path) || g->id <= 0 || mode > 0777 || flags > UINT32_MAX ||
-	    ml != CRYPT_MAC_BYTES) {
+	    gen > INT64_MAX || ml != CRYPT_MAC_BYTES) {
 		free(g->secret);
 		free(g->selector);
 		free(g->path);
@@ -449,6 +520,7 @@ int store_grant_export(store *s, const char *target, const char *selector, uint8
 		}
 		struct store_buf b = {0};
 		store_buf_str(&b, XROWS_GRANT_MAGIC);
+		store_buf_u64(&b, (uint64_t)v[i].gen);
 		store_buf_u64(&b, (uint64_t)v[i].id);
 		store_buf_str(&b, v[i].secret);
 		store_buf_str(&b, v[i].selector);
@@ -501,6 +573,18 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	/* Not newer than a generation this store held (live or revoked): a replay, unless this is
+	 * the undo of a change etcd refused (its generation is then what it was before). */
+	if (!o->force) {
+		int64_t held = 0;
+		r = store_grant_gen_held(s, g.secret, g.selector, &held);
+		if (r == 0 && g.gen <= held)
+			r = minelen ? -ESTALE : -EIDRM; /* an older form / a revoked row */
+		if (r == -ENOENT)
+			r = 0;
+		if (r < 0)
+			goto out;
+	}
 	r = store_prepare(
 	    s->db, "DELETE FROM grants WHERE id = ?1 OR (secret = ?2 AND selector = ?3)", &del);
 	if (r < 0)
@@ -511,10 +595,11 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	r = store_step_done(del);
 	if (r < 0)
 		goto out;
-	r = store_prepare(s->db,
-	                  "INSERT INTO grants (id, secret, selector, path, mode, uid, gid, flags, "
-	                  "created, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	                  &ins);
+	r = store_prepare(
+	    s->db,
+	    "INSERT INTO grants (id, secret, selector, path, mode, uid, gid, flags, "
+	    "created, mac, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	    &ins);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(ins, 1, g.id);
@@ -530,7 +615,10 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	sqlite3_bind_int64(ins, 8, g.flags);
 	sqlite3_bind_int64(ins, 9, g.created);
 	sqlite3_bind_blob(ins, 10, mac, sizeof(mac), SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 11, g.gen);
 	r = store_step_done(ins);
+	if (r == 0 && o->force)
+		r = store_grant_gen_set(s, g.secret, g.selector, g.gen);
 	if (r == 0)
 		r = store_ximport_tx(s, o, 0);
 out:
@@ -551,13 +639,21 @@ int store_grant_forget(store *s, const char *target, const char *selector,
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	int64_t held = 0;
+	/* an undo: the generation held goes back to the one before the grant's */
+	if (o->force)
+		r = store_grant_gen_held(s, target, selector, &held);
+	if (r == 0)
+		r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2",
+		                  &st);
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
 		r = store_step_done(st);
 	}
 	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	if (r == 0 && !gone && o->force)
+		r = store_grant_gen_set(s, target, selector, held > 0 ? held - 1 : 0);
 	if (r == 0)
 		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);

@@ -137,10 +137,55 @@ poll_until 30 burst_seen || fail "node 3 does not hold the burst's last value"
 	fail "node 1 refused echoes of its own writes: $(grep refused "$T/n1.log" | tail -n 2)"
 ok "30 puts in a row on node 1: no echo of its own writes refused, node 3 holds the last"
 
+# etcd's value of a key (base64) into a file; a value put into etcd directly (an etcd writer
+# without the root key)
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+etcd_value() {
+	curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$1\"}" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["kvs"][0]["value"])' >"$2"
+}
+etcd_putv() { curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$1\",\"value\":\"$(cat "$2")\"}" >/dev/null; }
+etcd_del() { curl -sf "$ETCD_URL_3/v3/kv/deleterange" -d "{\"key\":\"$1\"}" >/dev/null; }
+GKEY3=$(printf '/secretd/%s/g/%s/%s' "$CL" "$(hex app/db)" "$(hex "id:$C_ID_3")" | base64 -w0)
+etcd_value "$GKEY3" "$T/grant3.b64" || fail "range node 3's grant row"
 ctlN 1 revoke app/db "id:$C_ID_3" >/dev/null || fail "revoke on node 1"
 poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after the revoke on node 1"
 { reads 1 v2 && reads 2 v2; } || fail "the revoke of node 3's grant changed the other containers"
 ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
+
+# The revoked grant's row (its MAC still good) put back into etcd by an etcd writer: every node
+# refuses it (the row's generation is not newer than the one it revoked), node 3's container
+# stays without it.
+rej1=$(metric 1 secretd_cluster_rejected_total)
+rej3=$(metric 3 secretd_cluster_rejected_total)
+rejected_more() { [ "$(metric "$1" secretd_cluster_rejected_total)" -gt "$2" ]; }
+etcd_putv "$GKEY3" "$T/grant3.b64" || fail "replay the revoked grant row into etcd"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the replayed grant row"
+poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the replayed grant row"
+grep -q "refused /secretd/$CL/g/.* from etcd: it was revoked or deleted here" "$T/n3.log" ||
+	fail "node 3 did not log the refused replay: $(grep cluster "$T/n3.log" | tail -n 3)"
+ctlN 3 grants 2>/dev/null | grep -q "id:$C_ID_3" && fail "node 3 holds the replayed grant"
+cannot_read 3 || fail "node 3's container reads again after the revoked grant was replayed"
+etcd_del "$GKEY3" || fail "delete the replayed row"
+ok "a revoked grant row replayed into etcd is refused by the nodes, node 3's container stays without it"
+
+# The same for a deleted secret: its last rows put back after an rm are refused.
+printf 'gone' | ctlN 1 put app/gone >/dev/null || fail "put app/gone"
+SKEY=$(printf '/secretd/%s/s/app/gone' "$CL" | base64 -w0)
+has_gone() { ctlN 3 get app/gone >/dev/null 2>&1; }
+poll_until 30 has_gone || fail "node 3 did not get app/gone"
+etcd_value "$SKEY" "$T/gone.b64" || fail "range app/gone"
+ctlN 2 rm app/gone >/dev/null || fail "rm app/gone on node 2"
+no_gone() { ! has_gone; }
+poll_until 30 no_gone || fail "node 3 still holds app/gone after the rm on node 2"
+rej3=$(metric 3 secretd_cluster_rejected_total)
+etcd_putv "$SKEY" "$T/gone.b64" || fail "replay app/gone's rows into etcd"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the deleted secret's rows"
+has_gone && fail "node 3 holds app/gone again after its rows were replayed"
+grep -q "refused /secretd/$CL/s/app/gone from etcd: it was revoked or deleted here" "$T/n3.log" ||
+	fail "node 3 did not log the refused replay of app/gone"
+etcd_del "$SKEY" || fail "delete the replayed rows"
+ok "a deleted secret's rows replayed into etcd are refused"
 # Node 3's audit chain records what the cluster changed in its store, and still verifies.
 ctlN 3 audit >"$T/audit3" || fail "audit on node 3"
 grep -q "cluster-put.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-put of app/db: $(tail -n 5 "$T/audit3")"
@@ -211,7 +256,6 @@ rej1=$(metric 1 secretd_cluster_rejected_total)
 rej3=$(metric 3 secretd_cluster_rejected_total)
 curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/bad.b64")\"}" >/dev/null ||
 	fail "put the tampered value into etcd"
-rejected_more() { [ "$(metric "$1" secretd_cluster_rejected_total)" -gt "$2" ]; }
 poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the tampered value"
 poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the tampered value"
 grep -q "refused /secretd/$CL/s/app/db from etcd: integrity check failed" "$T/n3.log" ||
@@ -223,7 +267,6 @@ curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/
 	fail "put the good value back"
 
 # A tampered grant row (its last MAC byte) is refused too; container 1 keeps its grant.
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 GKEY=$(printf '/secretd/%s/g/%s/%s' "$CL" "$(hex app/db)" "$(hex "id:$C_ID_1")" | base64 -w0)
 curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$GKEY\"}" >"$T/grange.json" || fail "range the grant"
 python3 - "$T/grange.json" "$T/ggood.b64" "$T/gbad.b64" <<'PY'
