@@ -33,3 +33,8 @@ CREATE TABLE IF NOT EXISTS secrets_gone (id INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS secrets_gone_del AFTER DELETE ON secrets BEGIN
 	INSERT OR IGNORE INTO secrets_gone (id) VALUES (old.id);
 END;
+-- life_gens: a secret's lifecycle generation (expiry and schedule), one above the last at every
+-- change of its lifecycle row (lifecycle.c, also when the row is removed): a cluster's secret
+-- rows carry the lifecycle with its generation under a lifecycle MAC, and an import whose
+-- lifecycle is older than the one held is refused (a replayed schedule or expiry).
+CREATE TABLE IF NOT EXISTS life_gens (secret_id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);

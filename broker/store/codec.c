@@ -164,7 +164,10 @@ int store_codec_container(struct store_buf *b, const struct store_container *c)
 int store_codec_life(struct store_buf *b, int64_t id, const char *name,
                      const struct store_lifecycle *l)
 {
-	store_buf_str(b, "secretd/life/v1");
+	/* v2: a cluster row's lifecycle with its generation (life_gens, migration 008) */
+	store_buf_str(b, l->gen > 0 ? "secretd/life/v2" : "secretd/life/v1");
+	if (l->gen > 0)
+		store_buf_u64(b, (uint64_t)l->gen);
 	store_buf_u64(b, (uint64_t)id);
 	store_buf_str(b, name);
 	store_buf_u64(b, (uint64_t)l->expires);

@@ -368,6 +368,8 @@ struct store_lifecycle {
 	uint32_t length;
 	enum store_charset charset;
 	char *exec; /* NULL = none */
+	/* cluster rows only: the lifecycle's generation (0 in rows read from the table) */
+	int64_t gen;
 };
 /* Sets a secret's schedule (every > 0; 0 removes it) keeping its expiry; next = now + every.
  * Audited in the same transaction. -ENOENT: no such secret. */
@@ -437,6 +439,7 @@ int store_tmpl_delete(store *s, const char *name, const struct store_audit *audi
  * free(). */
 #define STORE_XROWS_MAX (2 * 1024 * 1024) /* one encoded row set */
 #define STORE_XROWS_VERSIONS_MAX 1000     /* versions in one export (STORE_KEEP_MAX) */
+#define STORE_XROWS_EXEC_MAX 4096         /* a schedule's exec command */
 
 /* In cluster mode new secrets and grants get random ids (2^40..2^62) instead of the next local
  * one, so that rows made on different nodes do not collide when imported. */
@@ -455,12 +458,14 @@ struct store_ximport {
 	 * none, e.g. an undo that its caller records); version filled in for a secret */
 	const struct store_audit *audit;
 };
-/* Applies an exported secret (replacing this node's rows of it) after checking: the head MAC
- * over the rows (-EBADMSG), a known key generation (-EBADMSG), the same id for the same name
- * (-EEXIST otherwise), and, unless o->force, no older current version than this node's
- * (-ESTALE: a rollback) and no id of a secret this store deleted (-EIDRM: a replay). *name_out (may
- * be NULL; malloc'd) the secret's name. Labels, expiry and schedules stay this node's. *changed
- * (may be NULL): false when the rows were already these (then only o->rev is stored, no record). */
+/* Applies an exported secret (replacing this node's rows of it, and its lifecycle when the
+ * row's lifecycle generation is newer than the one held) after checking: the head MAC over the
+ * rows and the lifecycle MAC (-EBADMSG), a known key generation (-EBADMSG), the same id for the
+ * same name (-EEXIST otherwise), and, unless o->force, no older current version or lifecycle
+ * generation than this node's (-ESTALE: a rollback) and no id of a secret this store deleted
+ * (-EIDRM: a replay). *name_out (may be NULL; malloc'd) the secret's name. Labels and templates
+ * stay this node's. *changed (may be NULL): false when the rows were already these (then only
+ * o->rev is stored, no record). */
 int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed);
 /* Removes a secret (a deletion that came from the cluster, or undoing a change the cluster
@@ -509,6 +514,15 @@ struct store_xsecret {
 	size_t headlen;
 	struct store_xversion *v; /* malloc'd: free() */
 	size_t nv;
+	/* the lifecycle (expiry, schedule) with its generation and its MAC (life key) */
+	struct store_xlife {
+		int64_t gen, expires, every, next;
+		uint32_t length;
+		char charset[16];
+		const uint8_t *exec; /* NULL: none; execlen bytes, no NUL */
+		size_t execlen;
+		const uint8_t *mac;
+	} life;
 };
 int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out);
 /* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a

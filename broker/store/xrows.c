@@ -11,8 +11,8 @@
 #include "common/limits.h"
 #include "common/names.h"
 
-#define XROWS_SECRET_MAGIC "secretd/rows/secret/v1"
-#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2" /* v2: with the generation */
+#define XROWS_SECRET_MAGIC "secretd/rows/secret/v2" /* v2: with the lifecycle */
+#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2"   /* v2: with the generation */
 #define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"
 #define XROWS_KEKS_MAX 1024
 #define STORE_META_CLUSTER_REV "cluster.rev"
@@ -145,6 +145,26 @@ int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out
 		    (i && v->version <= out->v[i - 1].version))
 			goto bad;
 	}
+	struct store_xlife *l = &out->life;
+	uint64_t gen = xr_u64(&r), length;
+	l->expires = (int64_t)xr_u64(&r);
+	l->every = (int64_t)xr_u64(&r);
+	l->next = (int64_t)xr_u64(&r);
+	length = xr_u64(&r);
+	if (xr_str(&r, l->charset, sizeof(l->charset)) < 0)
+		goto bad;
+	uint64_t has_exec = xr_u64(&r);
+	size_t ml = 0;
+	const uint8_t *ex = xr_bytes(&r, STORE_XROWS_EXEC_MAX, &l->execlen);
+	l->mac = xr_bytes(&r, CRYPT_MAC_BYTES, &ml);
+	if (r.bad || gen > INT64_MAX || length > STORE_GEN_LENGTH_MAX || has_exec > 1 ||
+	    l->expires < 0 || l->every < 0 || l->next < 0 || ml != CRYPT_MAC_BYTES ||
+	    (has_exec && (l->execlen == 0 || memchr(ex, 0, l->execlen))) ||
+	    (!has_exec && l->execlen))
+		goto bad;
+	l->gen = (int64_t)gen;
+	l->length = (uint32_t)length;
+	l->exec = has_exec ? ex : NULL;
 	if (r.off != r.len)
 		goto bad;
 	return 0;
@@ -210,8 +230,33 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 	store_buf_add(&b, vb.p, vb.len);
 	bool oom = b.oom || vb.oom;
 	store_buf_free(&vb);
+	/* the lifecycle, its generation, and a MAC over both (the life key) */
+	struct store_lifecycle l = {0};
+	int64_t lgen = 0;
+	uint8_t lmac[CRYPT_MAC_BYTES];
+	int lr = store_life_load(s, row.id, name, &l);
+	if (lr == 0)
+		lr = store_life_gen(s, row.id, &lgen);
+	l.gen = lgen;
+	if (lr == 0)
+		lr = store_life_mac(s, row.id, name, &l, lmac, NULL);
+	if (lr == 0) {
+		store_buf_u64(&b, (uint64_t)lgen);
+		store_buf_u64(&b, (uint64_t)l.expires);
+		store_buf_u64(&b, (uint64_t)l.every);
+		store_buf_u64(&b, (uint64_t)l.next);
+		store_buf_u64(&b, l.length);
+		store_buf_str(&b, store_charset_name(l.charset));
+		store_buf_u64(&b, l.exec ? 1 : 0);
+		store_buf_str(&b, l.exec ? l.exec : "");
+		store_buf_bytes(&b, lmac, sizeof(lmac));
+		oom = oom || b.oom;
+	}
+	free(l.exec);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = store_sqlerr(rc);
+	else if (lr < 0)
+		r = lr;
 	else if (oom)
 		r = -ENOMEM;
 	else if (b.len > STORE_XROWS_MAX)
@@ -226,6 +271,20 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 }
 
 static const struct store_ximport store_ximport_none;
+
+/* An imported secret's lifecycle: taken when newer than the one held (or forced: an undo). */
+static int store_life_take(store *s, const struct store_xsecret *x, const struct store_lifecycle *l,
+                           bool force)
+{
+	int64_t held = 0;
+	int r = store_life_gen(s, x->id, &held);
+	if (r < 0 || (!force && held >= l->gen))
+		return r;
+	r = store_life_put_gen(s, x->id, x->name, l, l->gen);
+	if (r == 0)
+		s->life_gen++;
+	return r;
+}
 
 static int store_rev_tx(store *s, uint64_t rev)
 {
@@ -259,6 +318,20 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	for (size_t i = 0; i < x.nv; i++)
 		if (!store_kek_find(s, x.v[i].kek_id))
 			return -EBADMSG; /* a generation this node does not have */
+	/* The lifecycle and its generation under the life key's MAC. */
+	_cleanup_free_ char *exec =
+	    x.life.exec ? strndup((const char *)x.life.exec, x.life.execlen) : NULL;
+	struct store_lifecycle life = {.expires = x.life.expires,
+	                               .every = x.life.every,
+	                               .next = x.life.next,
+	                               .length = x.life.length,
+	                               .exec = exec,
+	                               .gen = x.life.gen};
+	if (x.life.exec && !exec)
+		return -ENOMEM;
+	if (store_charset_parse(x.life.charset, &life.charset) < 0 ||
+	    store_life_mac(s, x.id, x.name, &life, NULL, x.life.mac) < 0)
+		return -EBADMSG;
 	/* Already these rows? (the node's own change coming back through the watch) */
 	_cleanup_free_ uint8_t *mine = NULL;
 	size_t minelen = 0;
@@ -302,7 +375,12 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 			r = -EEXIST; /* made on two nodes at once, or a row moved to another name */
 			goto out;
 		}
-		if (!force && (uint64_t)sqlite3_column_int64(q, 2) > x.current) {
+		int64_t held = 0;
+		r = store_life_gen(s, x.id, &held);
+		if (r < 0)
+			goto out;
+		if (!force &&
+		    ((uint64_t)sqlite3_column_int64(q, 2) > x.current || (held > x.life.gen))) {
 			r = -ESTALE;
 			goto out;
 		}
@@ -357,6 +435,8 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	/* The head MAC, made with the cluster's MAC root, must hold over exactly these rows. */
 	struct store_row row;
 	r = store_secret_load(s, x.name, &row);
+	if (r == 0)
+		r = store_life_take(s, &x, &life, force);
 	if (r == 0)
 		r = store_ximport_tx(s, o, x.current);
 out:

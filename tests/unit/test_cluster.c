@@ -216,6 +216,17 @@ START_TEST(test_client_urls)
 	ck_assert_int_eq(etcd_range(c, "/k", 2, true, &a), -EHOSTUNREACH);
 	ck_assert_str_ne(etcd_client_error(c), "");
 	etcd_answer_free(&a);
+	/* every call frees its answer after a failure too (a txn whose etcd went away) */
+	bool ok = true;
+	int64_t id = 0, ttl = 0, hl = 0;
+	char *holder = NULL;
+	ck_assert_int_eq(etcd_txn(c, "/k", 2, 0, "v", 1, &ok, NULL), -EHOSTUNREACH);
+	ck_assert(!ok);
+	ck_assert_int_eq(etcd_put(c, "/k", 2, "v", 1), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_lease_grant(c, 5, &id, &ttl), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_lease_keepalive(c, 7, &ttl), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_campaign(c, "/l", "me", 7, &ok, &holder, &hl, NULL), -EHOSTUNREACH);
+	ck_assert_ptr_null(holder);
 	etcd_client_free(c);
 }
 END_TEST
@@ -477,6 +488,53 @@ START_TEST(test_replays)
 }
 END_TEST
 
+/* A secret's lifecycle (expiry, schedule) travels with its rows under its own MAC and
+ * generation: a schedule set on A reaches B, its removal too, and the older rows (the schedule
+ * back) are refused as a rollback. */
+START_TEST(test_life_rows)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	put(a, "app/rot", "v");
+	ck_assert_int_eq(store_schedule_set(a, "app/rot", 3600, 16, STORE_CHARSET_HEX, NULL, NULL),
+	                 0);
+	uint8_t *x1 = NULL, *x2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/rot", &x1, &l1), 0);
+	ck_assert_int_eq(store_secret_import(b, x1, l1, NULL, NULL, NULL), 0);
+	struct store_lifecycle *lc = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_lifecycles(b, &lc, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(lc[0].every, 3600);
+	ck_assert_uint_eq(lc[0].length, 16);
+	store_lifecycles_free(lc, n);
+	/* B's export of what it took is A's, byte for byte (what a write's begin compares) */
+	uint8_t *xb = NULL;
+	size_t lb = 0;
+	ck_assert_int_eq(store_secret_export(b, "app/rot", &xb, &lb), 0);
+	ck_assert_uint_eq(lb, l1);
+	ck_assert_mem_eq(xb, x1, l1);
+	free(xb);
+	ck_assert_int_eq(store_schedule_set(a, "app/rot", 0, 0, STORE_CHARSET_ALNUM, NULL, NULL),
+	                 0);
+	ck_assert_int_eq(store_secret_export(a, "app/rot", &x2, &l2), 0);
+	ck_assert_int_eq(store_secret_import(b, x2, l2, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_lifecycles(b, &lc, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_lifecycles_free(lc, n);
+	/* the rows with the schedule again: an older lifecycle generation */
+	ck_assert_int_eq(store_secret_import(b, x1, l1, NULL, NULL, NULL), -ESTALE);
+	/* its schedule's bytes altered: the lifecycle MAC */
+	x2[l2 - 32 - 60] ^= 1;
+	ck_assert_int_eq(store_secret_import(b, x2, l2, NULL, NULL, NULL), -EBADMSG);
+	free(x1);
+	free(x2);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
 START_TEST(test_keyring)
 {
 	store *a = open_store(sa, key, true);
@@ -521,6 +579,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_same_name_two_nodes);
 	tcase_add_test(tr, test_grant_rows);
 	tcase_add_test(tr, test_replays);
+	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
 	suite_add_tcase(s, tr);
 	return s;
