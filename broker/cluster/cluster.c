@@ -51,6 +51,9 @@ struct cluster {
 	pthread_t eth;
 	bool estarted;
 	int64_t leader_until_ms; /* under mu: CLOCK_MONOTONIC ms until which this node leads */
+	/* under mu: the election's last round could not reach etcd (no endpoint answered in time,
+	 * e.g. no quorum): writes are refused at once instead of holding the loop's thread */
+	bool etcd_down;
 	pthread_mutex_t mu;
 	struct cluster_item *q; /* under mu */
 	size_t nq, capq;
@@ -62,7 +65,7 @@ struct cluster {
 		int64_t rev;
 	} * own;
 	size_t nown;
-	char last_err[ETCD_ERROR_MAX + 600]; /* loop thread */
+	char last_err[CLUSTER_ERROR_MAX + 128]; /* loop thread */
 	char actor[CLUSTER_NAME_MAX + 16];   /* "cluster:NAME": audit records of applied changes */
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
@@ -398,10 +401,12 @@ static void *cluster_elect_thread(void *ud)
 			if (rev > 0 && (uint64_t)rev > c->st.etcd_revision)
 				c->st.etcd_revision = (uint64_t)rev;
 			c->st.election_error[0] = 0;
+			c->etcd_down = false;
 		} else {
 			c->st.leader = false;
 			c->st.elected = false;
 			c->leader_until_ms = 0;
+			c->etcd_down = r == -EHOSTUNREACH;
 			snprintf(c->st.election_error, sizeof(c->st.election_error), "%s%s%s",
 			         r == -ENOLINK ? "the lease expired" : strerror(-r),
 			         etcd_client_error(c->ec)[0] ? ": " : "", etcd_client_error(c->ec));
@@ -842,6 +847,23 @@ void cluster_pre_free(struct cluster_pre *p)
 static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldlen,
                          struct cluster_pre *pre)
 {
+	/* etcd known unreachable (the election's last round, at most a round ago): refused at
+	 * once, the loop is not held for a timeout; the next good round lets writes through */
+	pthread_mutex_lock(&c->mu);
+	bool down = c->etcd_down;
+	if (down) {
+		c->st.write_failures++;
+		snprintf(
+		    c->last_err, sizeof(c->last_err),
+		    "write: refused at once, etcd was unreachable at the election's last round: "
+		    "%s",
+		    c->st.election_error);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (down) {
+		free(old);
+		return -EHOSTUNREACH;
+	}
 	struct etcd_answer a;
 	int r = etcd_range(c->wc, key, strlen(key), false, &a);
 	if (r < 0) {

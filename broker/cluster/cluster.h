@@ -109,7 +109,9 @@ struct cluster_pre {
 };
 void cluster_pre_free(struct cluster_pre *p);
 
-/* Before a change of secret name (put, rotate, rollback, delete). -EHOSTUNREACH, -ESTALE. */
+/* Before a change of secret name (put, rotate, rollback, delete). -EHOSTUNREACH, -ESTALE.
+ * While the election's last round could not reach etcd, -EHOSTUNREACH at once (no etcd call:
+ * the loop's thread is not held); else a read bounded by the timeout. */
 int cluster_secret_begin(cluster *c, const char *name, struct cluster_pre *pre);
 /* After the local change (deleted: the secret is gone). On failure the local change is undone
  * (*undo_err (may be NULL): 0, or why the undo failed). Frees pre. */
