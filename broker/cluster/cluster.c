@@ -66,7 +66,7 @@ struct cluster {
 	} * own;
 	size_t nown;
 	char last_err[CLUSTER_ERROR_MAX + 128]; /* loop thread */
-	char actor[CLUSTER_NAME_MAX + 16];   /* "cluster:NAME": audit records of applied changes */
+	char actor[CLUSTER_NAME_MAX + 16]; /* "cluster:NAME": audit records of applied changes */
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
