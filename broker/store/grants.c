@@ -49,6 +49,21 @@ static int store_grant_mac(store *s, const struct store_grant *g, uint8_t mac[CR
 	return 0;
 }
 
+int store_grant_gen_put(store *s, const char *target, const char *selector, int64_t gen)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "INSERT INTO grant_gens (secret, selector, gen) VALUES (?1, ?2, ?3) "
+	                      "ON CONFLICT (secret, selector) DO UPDATE SET gen = ?3",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, gen);
+	return store_step_done(st);
+}
+
 int store_grant_check_mac(store *s, const struct store_grant *g, const uint8_t *mac)
 {
 	int r = store_grant_valid(g);
@@ -101,7 +116,7 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		row.id = sqlite3_column_int64(sel, 0);
 		r = store_prepare(s->db,
 		                  "UPDATE grants SET path = ?1, mode = ?2, uid = ?3, gid = ?4, "
-		                  "flags = ?5, created = ?6, gen = ?12 WHERE id = ?7",
+		                  "flags = ?5, created = ?6 WHERE id = ?7",
 		                  &wr);
 		if (r < 0)
 			goto out;
@@ -110,8 +125,8 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 		r = store_prepare(
 		    s->db,
 		    "INSERT INTO grants (path, mode, uid, gid, flags, created, secret, "
-		    "selector, mac, id, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, "
-		    "zeroblob(?10), ?11, ?12)",
+		    "selector, mac, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, zeroblob(?10), "
+		    "?11)",
 		    &wr);
 		if (r < 0)
 			goto out;
@@ -135,8 +150,9 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 	sqlite3_bind_int64(wr, 4, g->gid);
 	sqlite3_bind_int64(wr, 5, g->flags);
 	sqlite3_bind_int64(wr, 6, row.created);
-	sqlite3_bind_int64(wr, 12, row.gen);
 	r = store_step_done(wr);
+	if (r == 0)
+		r = store_grant_gen_put(s, g->secret, g->selector, row.gen);
 	if (r < 0)
 		goto out;
 	if (rc == SQLITE_DONE)
@@ -221,11 +237,12 @@ int store_grants(store *s, struct store_grant **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r =
-	    store_prepare(s->db,
-	                  "SELECT id, secret, selector, path, mode, uid, gid, flags, created, mac, "
-	                  "gen FROM grants ORDER BY id",
-	                  &st);
+	int r = store_prepare(
+	    s->db,
+	    "SELECT g.id, g.secret, g.selector, g.path, g.mode, g.uid, g.gid, g.flags, "
+	    "g.created, g.mac, coalesce(gg.gen, 0) FROM grants g LEFT JOIN grant_gens "
+	    "gg ON gg.secret = g.secret AND gg.selector = g.selector ORDER BY g.id",
+	    &st);
 	if (r < 0)
 		return r;
 	void *v;

@@ -316,6 +316,9 @@ int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expire
  * generation held (0: none), its MAC over l (l->gen included), and writing l (a row, or none
  * when neither expiry nor schedule) with the generation held set to exactly gen. */
 int store_life_load(store *s, int64_t id, const char *name, struct store_lifecycle *l);
+/* Sets the generation of the grant (target, selector) (grant_gens, migration 008): the live
+ * grant's, kept after a revoke. Inside the caller's transaction. */
+int store_grant_gen_put(store *s, const char *target, const char *selector, int64_t gen);
 int store_life_gen(store *s, int64_t id, int64_t *gen);
 int store_life_mac(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
                    uint8_t mac[CRYPT_MAC_BYTES], const uint8_t *check);

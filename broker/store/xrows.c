@@ -509,22 +509,6 @@ static int store_grant_gen_held(store *s, const char *target, const char *select
 	return 0;
 }
 
-/* Sets the generation held (an undo puts back what was held before the refused change). */
-static int store_grant_gen_set(store *s, const char *target, const char *selector, int64_t gen)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s->db,
-	                      "INSERT INTO grant_gens (secret, selector, gen) VALUES (?1, ?2, ?3) "
-	                      "ON CONFLICT (secret, selector) DO UPDATE SET gen = ?3",
-	                      &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, gen);
-	return store_step_done(st);
-}
-
 static void store_xgrant_clear(struct store_grant *g)
 {
 	free(g->secret);
@@ -675,11 +659,10 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	r = store_step_done(del);
 	if (r < 0)
 		goto out;
-	r = store_prepare(
-	    s->db,
-	    "INSERT INTO grants (id, secret, selector, path, mode, uid, gid, flags, "
-	    "created, mac, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	    &ins);
+	r = store_prepare(s->db,
+	                  "INSERT INTO grants (id, secret, selector, path, mode, uid, gid, flags, "
+	                  "created, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	                  &ins);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(ins, 1, g.id);
@@ -695,10 +678,9 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	sqlite3_bind_int64(ins, 8, g.flags);
 	sqlite3_bind_int64(ins, 9, g.created);
 	sqlite3_bind_blob(ins, 10, mac, sizeof(mac), SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 11, g.gen);
 	r = store_step_done(ins);
-	if (r == 0 && o->force)
-		r = store_grant_gen_set(s, g.secret, g.selector, g.gen);
+	if (r == 0) /* newer than the one held, or (an undo) the one held before */
+		r = store_grant_gen_put(s, g.secret, g.selector, g.gen);
 	if (r == 0)
 		r = store_ximport_tx(s, o, 0);
 out:
@@ -733,7 +715,7 @@ int store_grant_forget(store *s, const char *target, const char *selector,
 	}
 	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
 	if (r == 0 && !gone && o->force)
-		r = store_grant_gen_set(s, target, selector, held > 0 ? held - 1 : 0);
+		r = store_grant_gen_put(s, target, selector, held > 0 ? held - 1 : 0);
 	if (r == 0)
 		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);
