@@ -110,7 +110,7 @@ int service_rotate_failed(service *sv, const char *name, const char *result);
 /* Sets the next firing of name's schedule (before the rotation is tried: a failing one is
  * retried next period, not in a loop). Not audited (as before: the rotation is). In cluster
  * mode it is written to etcd first (-EHOSTUNREACH, -ESTALE: another node changed it; the
- * caller then does not rotate). */
+ * caller then does not rotate; when undoing the local change failed, that error instead). */
 int service_schedule_next(service *sv, const char *name, int64_t next);
 /* Whether this node fires schedules and expiry now: always on a single node; in cluster mode
  * only while it is the elected leader (cluster_is_leader). */
