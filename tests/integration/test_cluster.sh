@@ -345,6 +345,10 @@ ok "2 of 3 etcd members down: containers read, a put fails clearly ($(head -c 12
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 elect_failed() { [ -n "$(cstat 1 election_error)" ]; }
 poll_until 30 elect_failed || fail "node 1's election does not see that etcd has no quorum"
+# and no node fires schedules any more: the leader's keep-alive fails, it stops leading
+no_leader() { for n in 1 2 3; do [ "$(cstat "$n" is_leader)" = False ] || return 1; done; }
+poll_until 30 no_leader || fail "a node still leads without quorum: $(for n in 1 2 3; do cstat "$n" is_leader; done)"
+ok "without quorum no node leads (schedules and expiry wait)"
 t0=$(now_ms)
 printf 'x' | ctlN 1 put app/db >"$T/put2.out" 2>&1 && fail "a put succeeded without quorum"
 t1=$(now_ms)
