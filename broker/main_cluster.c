@@ -16,7 +16,7 @@ struct main_cluster {
 	cluster *c;
 	service *sv;
 	/* one limiter per kind of refusal: a rollback is not hidden behind an integrity failure */
-	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej, rl_watch, rl_apply;
+	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply;
 };
 
 static const char *main_cluster_err(int r)
@@ -38,6 +38,8 @@ static const char *main_cluster_err(int r)
 		return "integrity check failed";
 	case -ESTALE:
 		return "a newer version is held here (a rollback)";
+	case -EIDRM:
+		return "it was revoked or deleted here (a replay of a removed row)";
 	case -EEXIST:
 		return "the same name was made on two nodes with different ids";
 	default:
@@ -77,6 +79,7 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 	case CLUSTER_REJECTED:
 		log_ratelimited(err == -EBADMSG  ? &mc->rl_rej_bad
 		                : err == -ESTALE ? &mc->rl_rej_stale
+		                : err == -EIDRM  ? &mc->rl_rej_gone
 		                                 : &mc->rl_rej,
 		                LOG_LVL_ERROR,
 		                "cluster: refused %s from etcd: %s (not applied; counted in "

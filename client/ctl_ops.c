@@ -230,9 +230,20 @@ int ctl_cmd_cluster(struct ctl *c)
 		const char *err = json_string_value(json_object_get(j, "last_error"));
 		printf("cluster %s through %s\n", json_string_value(json_object_get(j, "name")),
 		       json_string_value(json_object_get(j, "etcd")));
-		printf("  watch: %s; applied revision %lld\n",
+		printf("  watch: %s; applied revision %lld, etcd at %lld (lag %lld)\n",
 		       json_is_true(json_object_get(j, "watching")) ? "open" : "NOT OPEN",
-		       (long long)json_integer_value(json_object_get(j, "revision")));
+		       (long long)json_integer_value(json_object_get(j, "revision")),
+		       (long long)json_integer_value(json_object_get(j, "etcd_revision")),
+		       (long long)json_integer_value(json_object_get(j, "lag")));
+		const char *leader = json_string_value(json_object_get(j, "leader"));
+		const char *eerr = json_string_value(json_object_get(j, "election_error"));
+		printf("  node %s; leader: %s%s\n", json_string_value(json_object_get(j, "node")),
+		       json_is_true(json_object_get(j, "is_leader")) ? "this node"
+		       : leader && *leader                           ? leader
+		                                                     : "unknown",
+		       json_is_true(json_object_get(j, "elected")) ? "" : " (as last seen)");
+		if (eerr && *eerr)
+			printf("  election error: %s\n", eerr);
 		printf("  applied %lld, refused %lld; writes refused: %lld unreachable, %lld "
 		       "conflicts; watch errors %lld\n",
 		       (long long)json_integer_value(json_object_get(j, "applied")),

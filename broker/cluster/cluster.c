@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 #include <curl/curl.h>
 
@@ -46,6 +47,13 @@ struct cluster {
 	bool started;
 	volatile bool stop;
 	int64_t start_rev; /* the watch thread's */
+	etcd_client *ec;   /* the election thread's */
+	pthread_t eth;
+	bool estarted;
+	int64_t leader_until_ms; /* under mu: CLOCK_MONOTONIC ms until which this node leads */
+	/* under mu: the election's last round could not reach etcd (no endpoint answered in time,
+	 * e.g. no quorum): writes are refused at once instead of holding the loop's thread */
+	bool etcd_down;
 	pthread_mutex_t mu;
 	struct cluster_item *q; /* under mu */
 	size_t nq, capq;
@@ -57,8 +65,8 @@ struct cluster {
 		int64_t rev;
 	} * own;
 	size_t nown;
-	char last_err[ETCD_ERROR_MAX + 600]; /* loop thread */
-	char actor[CLUSTER_NAME_MAX + 16];   /* "cluster:NAME": audit records of applied changes */
+	char last_err[CLUSTER_ERROR_MAX + 128]; /* loop thread */
+	char actor[CLUSTER_NAME_MAX + 16]; /* "cluster:NAME": audit records of applied changes */
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -261,6 +269,12 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 	cluster *c = w->c;
 	struct etcd_answer a;
 	int r = etcd_parse(line, len, &a);
+	if (r == 0 && a.revision > 0) {
+		pthread_mutex_lock(&c->mu);
+		if ((uint64_t)a.revision > c->st.etcd_revision)
+			c->st.etcd_revision = (uint64_t)a.revision;
+		pthread_mutex_unlock(&c->mu);
+	}
 	if (r == 0 && a.watch && a.canceled) {
 		if (a.compact_revision > 0)
 			w->need_sync = true;
@@ -341,6 +355,85 @@ static void *cluster_thread(void *ud)
 		    backoff * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : backoff * 2;
 	}
 	return NULL;
+}
+
+/* ---- the election thread ---- */
+
+static int64_t cluster_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One lease per node, kept alive every third of its TTL; each round a campaign (txn: create the
+ * leader key attached to the lease when it does not exist, else read its holder). The holder
+ * of the key under this node's lease leads until the lease could have expired. */
+static void *cluster_elect_thread(void *ud)
+{
+	cluster *c = ud;
+	char key[CLUSTER_KEY_MAX];
+	snprintf(key, sizeof(key), "%sleader", c->prefix);
+	int64_t lease = 0;
+	while (!c->stop) {
+		int64_t t0 = cluster_mono_ms(), ttl = 0, hl = 0, rev = 0;
+		bool won = false;
+		char *holder = NULL;
+		int r = lease ? etcd_lease_keepalive(c->ec, lease, &ttl)
+		              : etcd_lease_grant(c->ec, CLUSTER_LEASE_TTL_S, &lease, &ttl);
+		if (r == 0 && ttl <= 0) {
+			lease =
+			    0; /* expired meanwhile (etcd was unreachable too long): a new one */
+			r = -ENOLINK;
+		}
+		if (r == 0)
+			r = etcd_campaign(c->ec, key, c->st.node, lease, &won, &holder, &hl, &rev);
+		pthread_mutex_lock(&c->mu);
+		if (r == 0) {
+			c->st.leader = won || hl == lease;
+			c->st.elected = true;
+			c->leader_until_ms =
+			    c->st.leader ? t0 + ttl * 1000 - CLUSTER_LEASE_MARGIN_MS : 0;
+			snprintf(c->st.leader_name, sizeof(c->st.leader_name), "%s",
+			         c->st.leader ? c->st.node
+			         : holder     ? holder
+			                      : "");
+			if (rev > 0 && (uint64_t)rev > c->st.etcd_revision)
+				c->st.etcd_revision = (uint64_t)rev;
+			c->st.election_error[0] = 0;
+			c->etcd_down = false;
+		} else {
+			c->st.leader = false;
+			c->st.elected = false;
+			c->leader_until_ms = 0;
+			c->etcd_down = r == -EHOSTUNREACH;
+			snprintf(c->st.election_error, sizeof(c->st.election_error), "%s%s%s",
+			         r == -ENOLINK ? "the lease expired" : strerror(-r),
+			         etcd_client_error(c->ec)[0] ? ": " : "", etcd_client_error(c->ec));
+		}
+		pthread_mutex_unlock(&c->mu);
+		free(holder);
+		int64_t spent = cluster_mono_ms() - t0, period = CLUSTER_LEASE_TTL_S * 1000 / 3;
+		cluster_nap(c, spent < period ? (unsigned)(period - spent) : 0);
+	}
+	pthread_mutex_lock(&c->mu);
+	c->st.leader = false;
+	c->leader_until_ms = 0;
+	pthread_mutex_unlock(&c->mu);
+	if (lease && etcd_lease_revoke(c->ec, lease) < 0) {
+		/* etcd unreachable: the lease expires by itself */
+	}
+	return NULL;
+}
+
+bool cluster_is_leader(cluster *c)
+{
+	if (!c)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	bool l = c->st.leader && cluster_mono_ms() < c->leader_until_ms;
+	pthread_mutex_unlock(&c->mu);
+	return l;
 }
 
 /* ---- applying the queue (the loop's thread) ---- */
@@ -469,6 +562,14 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			if (r == -ENOENT)
 				r = 0;
 		}
+	} else if (strcmp(k, "leader") == 0) {
+		/* the election's key (cluster_elect_thread): nothing to apply */
+		if (rev)
+			r = store_cluster_rev_set(c->s, rev);
+		if (r == 0) {
+			cluster_count(c, NULL, rev);
+			return;
+		}
 	} else if (strcmp(k, "keyring") == 0) {
 		if (it->type == IT_PUT) {
 			_cleanup_free_ uint8_t *mine = NULL;
@@ -485,7 +586,7 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		r = -EBADMSG; /* nothing of ours */
 	}
 	if (r < 0) {
-		bool refused = r == -EBADMSG || r == -ESTALE || r == -EEXIST ||
+		bool refused = r == -EBADMSG || r == -ESTALE || r == -EIDRM || r == -EEXIST ||
 		               r == -EKEYREJECTED || r == -E2BIG;
 		cluster_count(c, &c->st.rejected, 0);
 		cluster_report(c, refused ? CLUSTER_REJECTED : CLUSTER_APPLY_ERROR, what, r);
@@ -611,9 +712,19 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
 	c->plen = strlen(c->prefix);
 	snprintf(c->actor, sizeof(c->actor), "cluster:%s", cfg->name);
+	if (cfg->node && *cfg->node) {
+		snprintf(c->st.node, sizeof(c->st.node), "%s", cfg->node);
+	} else {
+		char host[64] = "";
+		if (gethostname(host, sizeof(host) - 1) < 0)
+			snprintf(host, sizeof(host), "node");
+		snprintf(c->st.node, sizeof(c->st.node), "%s:%ld", host, (long)getpid());
+	}
 	int r = etcd_client_new(&c->wc, cfg->etcd, cfg->timeout_ms);
 	if (r == 0)
 		r = etcd_client_new(&c->rc, cfg->etcd, cfg->timeout_ms);
+	if (r == 0)
+		r = etcd_client_new(&c->ec, cfg->etcd, cfg->timeout_ms);
 	uint64_t rev = 0;
 	if (r == 0)
 		r = store_cluster_rev(s, &rev);
@@ -660,6 +771,10 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 		goto fail;
 	}
 	c->started = true;
+	r = -pthread_create(&c->eth, NULL, cluster_elect_thread, c);
+	if (r < 0)
+		goto fail;
+	c->estarted = true;
 	*out = c;
 	return 0;
 fail:
@@ -671,8 +786,10 @@ void cluster_free(cluster *c)
 {
 	if (!c)
 		return;
+	c->stop = true;
+	if (c->estarted)
+		pthread_join(c->eth, NULL);
 	if (c->started) {
-		c->stop = true;
 		pthread_join(c->th, NULL);
 		loop_del(c->l, c->efd);
 	}
@@ -689,6 +806,7 @@ void cluster_free(cluster *c)
 		close(c->efd);
 	etcd_client_free(c->wc);
 	etcd_client_free(c->rc);
+	etcd_client_free(c->ec);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -729,6 +847,23 @@ void cluster_pre_free(struct cluster_pre *p)
 static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldlen,
                          struct cluster_pre *pre)
 {
+	/* etcd known unreachable (the election's last round, at most a round ago): refused at
+	 * once, the loop is not held for a timeout; the next good round lets writes through */
+	pthread_mutex_lock(&c->mu);
+	bool down = c->etcd_down;
+	if (down) {
+		c->st.write_failures++;
+		snprintf(
+		    c->last_err, sizeof(c->last_err),
+		    "write: refused at once, etcd was unreachable at the election's last round: "
+		    "%s",
+		    c->st.election_error);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (down) {
+		free(old);
+		return -EHOSTUNREACH;
+	}
 	struct etcd_answer a;
 	int r = etcd_range(c->wc, key, strlen(key), false, &a);
 	if (r < 0) {
@@ -806,10 +941,11 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	if (r == 0)
 		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen,
-		                                       &(struct store_ximport){.force = true}, NULL,
-		                                       NULL)
-		                 : store_secret_forget(c->s, name, NULL);
+		int u =
+		    pre->old
+		        ? store_secret_import(c->s, pre->old, pre->oldlen,
+		                              &(struct store_ximport){.force = true}, NULL, NULL)
+		        : store_secret_forget(c->s, name, &(struct store_ximport){.force = true});
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}
@@ -850,8 +986,9 @@ int cluster_grant_commit(cluster *c, const char *secret, const char *selector, b
 	if (r == 0)
 		r = cluster_commit(c, k, removed ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, NULL, NULL)
-		                 : store_grant_forget(c->s, secret, selector, NULL);
+		const struct store_ximport undo = {.force = true};
+		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, &undo, NULL)
+		                 : store_grant_forget(c->s, secret, selector, &undo);
 		if (undo_err)
 			*undo_err = u == -ENOENT ? 0 : u;
 	}

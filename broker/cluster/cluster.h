@@ -31,6 +31,13 @@
 /* A secret's rows (every kept version) as one etcd value: etcd 3.4 refuses requests over
  * 1.5 MiB by default; a change whose rows are larger is refused (-EFBIG) and undone. */
 #define CLUSTER_ROWS_MAX (1024 * 1024)
+/* The election (schedules and expiry fire on one node): an etcd lease of this many seconds,
+ * kept alive every third of it; the leader stops firing CLUSTER_LEASE_MARGIN_MS before the
+ * lease could have expired in etcd since its last keep-alive was sent. */
+#define CLUSTER_LEASE_TTL_S 6
+#define CLUSTER_LEASE_MARGIN_MS 1500
+#define CLUSTER_NODE_MAX 128   /* a node's name in the election */
+#define CLUSTER_ERROR_MAX 1200 /* an error text kept */
 
 typedef struct cluster cluster;
 
@@ -46,6 +53,7 @@ struct cluster_config {
 	const char *etcd;    /* "http://H:P[,...]" */
 	const char *name;    /* the cluster's name */
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
+	const char *node;    /* this node's name in the election; NULL: "HOSTNAME:PID" */
 	/* On the loop's thread after a batch was applied; changed: the store changed (views must
 	 * follow). */
 	void (*on_applied)(void *ud, bool changed);
@@ -61,7 +69,13 @@ struct cluster_stats {
 	uint64_t conflicts;      /* writes refused: another node changed the key */
 	uint64_t watch_errors;   /* watch streams broken */
 	uint64_t revision;       /* the revision applied */
+	uint64_t etcd_revision;  /* etcd's revision as last seen (election rounds, watch) */
 	bool watching;           /* the watch stream is open */
+	bool leader;             /* this node fires schedules and expiry now (cluster_is_leader) */
+	bool elected;            /* an election round reached etcd (else leader_name is stale) */
+	char leader_name[CLUSTER_NODE_MAX];     /* the leader as last seen ("" none known) */
+	char node[CLUSTER_NODE_MAX];            /* this node's name */
+	char election_error[CLUSTER_ERROR_MAX]; /* the last election round's error ("" none) */
 };
 
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
@@ -69,9 +83,12 @@ struct cluster_stats {
  * error (the local copy serves; writes are refused until it is back). Starts the watch thread
  * and puts its eventfd into l. Sets store_cluster_ids. */
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg);
-/* Stops the thread (joins it) and frees. */
+/* Stops the threads (joins them; the election's lease is revoked, a bounded call) and frees. */
 void cluster_free(cluster *c);
 void cluster_get_stats(cluster *c, struct cluster_stats *st);
+/* Whether this node holds the leader key through a lease that cannot have expired yet: only
+ * then does it fire schedules and expiry. Any thread. */
+bool cluster_is_leader(cluster *c);
 /* The last etcd error seen by the watch or a write (for `secretctl cluster status`); "" when
  * none since the watch last started. Loop thread. */
 const char *cluster_last_error(cluster *c);
@@ -92,7 +109,9 @@ struct cluster_pre {
 };
 void cluster_pre_free(struct cluster_pre *p);
 
-/* Before a change of secret name (put, rotate, rollback, delete). -EHOSTUNREACH, -ESTALE. */
+/* Before a change of secret name (put, rotate, rollback, delete). -EHOSTUNREACH, -ESTALE.
+ * While the election's last round could not reach etcd, -EHOSTUNREACH at once (no etcd call:
+ * the loop's thread is not held); else a read bounded by the timeout. */
 int cluster_secret_begin(cluster *c, const char *name, struct cluster_pre *pre);
 /* After the local change (deleted: the secret is gone). On failure the local change is undone
  * (*undo_err (may be NULL): 0, or why the undo failed). Frees pre. */

@@ -107,6 +107,8 @@ static int etcd_kv_parse(json_t *o, struct etcd_kv *kv)
 		r = etcd_int(o, "mod_revision", &kv->mod_revision);
 	if (r == 0)
 		r = etcd_int(o, "version", &kv->version);
+	if (r == 0)
+		r = etcd_int(o, "lease", &kv->lease);
 	return r;
 }
 
@@ -165,6 +167,11 @@ static int etcd_watch_result(json_t *res, struct etcd_answer *a)
 	if (r < 0)
 		return r;
 	a->created = json_is_true(json_object_get(res, "created"));
+	r = etcd_int(res, "ID", &a->lease_id);
+	if (r == 0)
+		r = etcd_int(res, "TTL", &a->ttl);
+	if (r < 0)
+		return r;
 	a->canceled = json_is_true(json_object_get(res, "canceled"));
 	r = etcd_int(res, "compact_revision", &a->compact_revision);
 	if (r < 0)
@@ -232,7 +239,23 @@ int etcd_parse(const char *p, size_t len, struct etcd_answer *out)
 	if (r == 0)
 		r = etcd_kvs(json_object_get(o, "kvs"), out);
 	if (r == 0)
+		r = etcd_int(o, "ID", &out->lease_id);
+	if (r == 0)
+		r = etcd_int(o, "TTL", &out->ttl);
+	if (r == 0)
 		out->succeeded = json_is_true(json_object_get(o, "succeeded"));
+	/* a txn's first range response (a lost campaign: the holder) */
+	json_t *rs = json_object_get(o, "responses");
+	if (r == 0 && rs && !out->nkvs) {
+		json_t *r0 = json_is_array(rs) ? json_array_get(rs, 0) : NULL;
+		json_t *rr = json_is_object(r0) ? json_object_get(r0, "response_range") : NULL;
+		if (rs && !json_is_array(rs))
+			r = -EPROTO;
+		else if (rr && !json_is_object(rr))
+			r = -EPROTO;
+		else if (rr)
+			r = etcd_kvs(json_object_get(rr, "kvs"), out);
+	}
 out:
 	json_decref(o);
 	return r;
@@ -398,6 +421,7 @@ static char *etcd_range_end(const uint8_t *k, size_t n)
 /* POSTs body to path on the endpoints in turn (the last good first); the answer into *ans. */
 static int etcd_call(etcd_client *c, const char *path, const char *body, struct etcd_answer *ans)
 {
+	*ans = (struct etcd_answer){0}; /* freed by the caller whatever the outcome */
 	int r = -EHOSTUNREACH;
 	c->err[0] = 0;
 	for (size_t t = 0; t < c->n; t++) {
@@ -519,6 +543,93 @@ int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size
 	struct etcd_answer a;
 	int r = etcd_call(c, "/v3/kv/put", body, &a);
 	free(body);
+	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_lease_grant(etcd_client *c, int64_t ttl_s, int64_t *id, int64_t *ttl_out)
+{
+	if (!c || ttl_s <= 0 || !id || !ttl_out)
+		return -EINVAL;
+	*id = *ttl_out = 0;
+	char body[64];
+	snprintf(body, sizeof(body), "{\"TTL\":%lld}", (long long)ttl_s);
+	struct etcd_answer a = {0};
+	int r = etcd_call(c, "/v3/lease/grant", body, &a);
+	if (r == 0 && (a.lease_id <= 0 || a.ttl <= 0))
+		r = -EPROTO;
+	if (r == 0) {
+		*id = a.lease_id;
+		*ttl_out = a.ttl;
+	}
+	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_lease_keepalive(etcd_client *c, int64_t id, int64_t *ttl_out)
+{
+	if (!c || id <= 0 || !ttl_out)
+		return -EINVAL;
+	*ttl_out = 0;
+	char body[64];
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)id);
+	struct etcd_answer a = {0};
+	int r = etcd_call(c, "/v3/lease/keepalive", body, &a);
+	if (r == 0)
+		*ttl_out = a.ttl;
+	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_lease_revoke(etcd_client *c, int64_t id)
+{
+	if (!c || id <= 0)
+		return -EINVAL;
+	char body[64];
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)id);
+	struct etcd_answer a = {0};
+	int r = etcd_call(c, "/v3/lease/revoke", body, &a);
+	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_campaign(etcd_client *c, const char *key, const char *val, int64_t lease, bool *won,
+                  char **holder, int64_t *holder_lease, int64_t *revision)
+{
+	if (!c || !key || !val || lease <= 0 || !won || !holder || !holder_lease ||
+	    strlen(key) > ETCD_KEY_MAX || strlen(val) > ETCD_KEY_MAX || !*key)
+		return -EINVAL;
+	*won = false;
+	*holder = NULL;
+	*holder_lease = 0;
+	_cleanup_free_ char *k = etcd_b64_enc(key, strlen(key));
+	_cleanup_free_ char *v = etcd_b64_enc(val, strlen(val));
+	if (!k || !v)
+		return -ENOMEM;
+	char ls[24];
+	snprintf(ls, sizeof(ls), "%lld", (long long)lease);
+	json_t *o = json_pack("{s:[{s:s,s:s,s:s,s:s}],s:[{s:{s:s,s:s,s:s}}],s:[{s:{s:s}}]}",
+	                      "compare", "key", k, "target", "CREATE", "result", "EQUAL",
+	                      "create_revision", "0", "success", "request_put", "key", k, "value",
+	                      v, "lease", ls, "failure", "request_range", "key", k);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	struct etcd_answer a = {0};
+	int r = etcd_call(c, "/v3/kv/txn", body, &a);
+	free(body);
+	if (r == 0) {
+		*won = a.succeeded;
+		if (revision)
+			*revision = a.revision;
+		if (!a.succeeded && a.nkvs) {
+			*holder = strndup((const char *)a.kvs[0].value, a.kvs[0].vlen);
+			*holder_lease = a.kvs[0].lease;
+			if (!*holder)
+				r = -ENOMEM;
+		}
+	}
 	etcd_answer_free(&a);
 	return r;
 }

@@ -31,6 +31,7 @@ struct etcd_kv {
 	uint8_t *value;
 	size_t vlen;
 	int64_t create_revision, mod_revision, version;
+	int64_t lease; /* the lease the key is attached to (0: none) */
 };
 
 enum etcd_event_type { ETCD_EVENT_PUT = 0, ETCD_EVENT_DELETE = 1 };
@@ -40,8 +41,9 @@ struct etcd_event {
 	struct etcd_kv kv; /* a DELETE has the key and its mod_revision (the deletion's) */
 };
 
-/* One answer: of a range (kvs), of a txn (succeeded), of a watch line (events, created, ...),
- * or an error (error set: the gateway's {"error": ...} or a watch's cancel reason). */
+/* One answer: of a range (kvs), of a txn (succeeded; a failed campaign's range in kvs), of a
+ * watch line (events, created, ...), of a lease grant or keep-alive (lease_id, ttl), or an
+ * error (error set: the gateway's {"error": ...} or a watch's cancel reason). */
 struct etcd_answer {
 	int64_t revision; /* header.revision; 0 when absent */
 	struct etcd_kv *kvs;
@@ -53,7 +55,8 @@ struct etcd_answer {
 	bool created;  /* watch created */
 	bool canceled; /* watch canceled (compacted: compact_revision > 0) */
 	int64_t compact_revision;
-	char *error; /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
+	int64_t lease_id, ttl; /* lease grant / keep-alive: ttl 0 = the lease is gone */
+	char *error;           /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
 };
 
 /* Parses one JSON answer of len bytes (no NUL needed) into *out (zeroed first; free with
@@ -91,6 +94,17 @@ int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, cons
              size_t vlen, bool *succeeded, int64_t *revision);
 /* A plain put (tests, keyring). */
 int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Leases (the election, cluster.c): grant one of ttl_s seconds (*id, *ttl_out the granted TTL);
+ * keep it alive once (*ttl_out 0: it expired or never was); revoke it. */
+int etcd_lease_grant(etcd_client *c, int64_t ttl_s, int64_t *id, int64_t *ttl_out);
+int etcd_lease_keepalive(etcd_client *c, int64_t id, int64_t *ttl_out);
+int etcd_lease_revoke(etcd_client *c, int64_t id);
+/* A campaign: if key does not exist, put val attached to lease (*won true); else *won false and
+ * the holder's value (malloc'd, NUL-terminated; free()) and lease. *revision (may be NULL): the
+ * store's revision. */
+int etcd_campaign(etcd_client *c, const char *key, const char *val, int64_t lease, bool *won,
+                  char **holder, int64_t *holder_lease, int64_t *revision);
 
 /* Watches every key under prefix from revision start_rev, blocking: each line goes to cb (its
  * negative return ends the watch with it). Returns when the stream ends (0), *stop becomes true

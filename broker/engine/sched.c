@@ -94,6 +94,11 @@ static int sched_arm(sched *sc)
 	for (struct sjob *j = sc->jobs; j; j = j->next)
 		if (!j->killed && (!due || j->deadline < due))
 			due = j->deadline;
+	/* a node that does not fire (cluster mode, not the leader) looks again every
+	 * SCHED_FOLLOWER_POLL_S: it may become the leader */
+	int64_t poll = sched_now() + SCHED_FOLLOWER_POLL_S;
+	if (due && due < poll && !service_fires(sc->service))
+		due = poll;
 	struct itimerspec its = {0};
 	its.it_value.tv_sec = due; /* in the past: fires at once; 0: disarmed */
 	if (timerfd_settime(sc->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
@@ -307,8 +312,10 @@ static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 			j->killed = true;
 			(void)pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
 		}
-	/* Work on the loaded copy; each change bumps the generation and we reload after. */
-	for (size_t i = 0; i < sc->nlc; i++) {
+	/* Work on the loaded copy; each change bumps the generation and we reload after. Only the
+	 * node that fires (cluster mode: the leader) expires and rotates. */
+	bool fires = service_fires(sc->service);
+	for (size_t i = 0; fires && i < sc->nlc; i++) {
 		const struct store_lifecycle *lc = &sc->lc[i];
 		if (lc->expires > 0 && lc->expires <= now) {
 			struct service_result res;

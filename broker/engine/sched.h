@@ -16,6 +16,7 @@
 #include "broker/store/store.h"
 
 #define SCHED_EXEC_TIMEOUT_S 30
+#define SCHED_FOLLOWER_POLL_S 1 /* cluster mode: a node that is not the leader looks again */
 
 typedef struct sched sched;
 

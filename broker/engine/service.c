@@ -388,7 +388,26 @@ int service_rotate_failed(service *sv, const char *name, const char *result)
 
 int service_schedule_next(service *sv, const char *name, int64_t next)
 {
-	return store_schedule_next(sv->store, name, next);
+	/* cluster mode: the next firing goes to etcd first (the leader that follows sees it) */
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
+	if (r < 0)
+		return r;
+	r = store_schedule_next(sv->store, name, next);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return r;
+	}
+	if (!sv->cluster)
+		return 0;
+	int undo = 0;
+	r = cluster_secret_commit(sv->cluster, name, false, &pre, &undo);
+	return r < 0 && undo ? undo : r;
+}
+
+bool service_fires(service *sv)
+{
+	return sv && (!sv->cluster || cluster_is_leader(sv->cluster));
 }
 
 int service_delete(service *sv, const struct service_actor *who, const char *name,
@@ -460,8 +479,16 @@ int service_schedule(service *sv, const struct service_actor *who, const char *n
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, every ? "schedule" : "unschedule", name);
-	int r = store_schedule_set(sv->store, name, every, length, cs, exec, &a);
-	return r < 0 ? service_failed(sv, &a, r, res) : 0;
+	struct cluster_pre pre;
+	int r = service_cl_begin(sv, name, NULL, &pre);
+	if (r < 0)
+		return service_failed(sv, &a, r, res);
+	r = store_schedule_set(sv->store, name, every, length, cs, exec, &a);
+	if (r < 0) {
+		cluster_pre_free(&pre);
+		return service_failed(sv, &a, r, res);
+	}
+	return service_cl_commit(sv, &a, name, NULL, false, &pre, res);
 }
 
 int service_grant(service *sv, const struct service_actor *who, const struct store_grant *g,

@@ -108,8 +108,13 @@ int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, 
  * record (the daemon's "rotate", result as given). 0 or the audit's -errno (also reported). */
 int service_rotate_failed(service *sv, const char *name, const char *result);
 /* Sets the next firing of name's schedule (before the rotation is tried: a failing one is
- * retried next period, not in a loop). Not audited (as before: the rotation is). */
+ * retried next period, not in a loop). Not audited (as before: the rotation is). In cluster
+ * mode it is written to etcd first (-EHOSTUNREACH, -ESTALE: another node changed it; the
+ * caller then does not rotate; when undoing the local change failed, that error instead). */
 int service_schedule_next(service *sv, const char *name, int64_t next);
+/* Whether this node fires schedules and expiry now: always on a single node; in cluster mode
+ * only while it is the elected leader (cluster_is_leader). */
+bool service_fires(service *sv);
 
 /* Deletes name and every version (action "delete"); -ENOENT when there is none. */
 int service_delete(service *sv, const struct service_actor *who, const char *name,

@@ -44,11 +44,12 @@
  *   DELETE /v1/templates/NAME               {name,deleted:true} (its grants go with it)
  *   GET    /v1/cluster                      {cluster:false} or {cluster:true,name,etcd,revision,
  *                                           watching,applied,rejected,write_failures,conflicts,
- *                                           watch_errors,last_error} (cluster mode,
- * docs/cluster.md) POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper re-execs
- * its binary and starts a new daemon process (409: no keeper) A grant of "tmpl:NAME" grants the
- * template NAME (POST /v1/grants, /v1/grants/revoke). Every call but healthz, metrics, GET
- * /v1/keys, GET /v1/cluster and GET /v1/audit is audited; a change's record is written in the
+ *                                           watch_errors,last_error,node,leader,is_leader,
+ *                                           elected,etcd_revision,lag,election_error} (cluster
+ * mode, docs/cluster.md) POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper
+ * re-execs its binary and starts a new daemon process (409: no keeper) A grant of "tmpl:NAME"
+ * grants the template NAME (POST /v1/grants, /v1/grants/revoke). Every call but healthz, metrics,
+ * GET /v1/keys, GET /v1/cluster and GET /v1/audit is audited; a change's record is written in the
  * change's own transaction, a read's before the answer (no record, no answer).
  */
 #include <errno.h>
@@ -1267,7 +1268,8 @@ static void admin_upgrade(struct api_req *r)
 	               json_pack("{s:b, s:I}", "upgrading", 1, "pid", (json_int_t)getpid()));
 }
 
-/* The node's side of cluster mode (like /metrics: counters, no secret, not audited). */
+/* The node's side of cluster mode (like /metrics: counters, no secret, not audited), the
+ * election (this node's name, the leader as last seen) and the lag behind etcd. */
 static void admin_cluster(struct api_req *r)
 {
 	cluster *cl = service_cluster(r->a->cfg.service);
@@ -1277,15 +1279,25 @@ static void admin_cluster(struct api_req *r)
 	}
 	struct cluster_stats cs;
 	cluster_get_stats(cl, &cs);
-	api_reply_json(
-	    r, 200,
-	    json_pack("{s:b, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "cluster", 1,
-	              "name", cluster_name(cl), "etcd", cluster_endpoints(cl), "revision",
-	              (json_int_t)cs.revision, "watching", cs.watching, "applied",
-	              (json_int_t)cs.applied, "rejected", (json_int_t)cs.rejected, "write_failures",
-	              (json_int_t)cs.write_failures, "conflicts", (json_int_t)cs.conflicts,
-	              "watch_errors", (json_int_t)cs.watch_errors, "last_error",
-	              cluster_last_error(cl)));
+	json_t *o = json_pack(
+	    "{s:b, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "cluster", 1, "name",
+	    cluster_name(cl), "etcd", cluster_endpoints(cl), "revision", (json_int_t)cs.revision,
+	    "watching", cs.watching, "applied", (json_int_t)cs.applied, "rejected",
+	    (json_int_t)cs.rejected, "write_failures", (json_int_t)cs.write_failures, "conflicts",
+	    (json_int_t)cs.conflicts, "watch_errors", (json_int_t)cs.watch_errors, "last_error",
+	    cluster_last_error(cl));
+	/* the election and the lag: etcd's revision as last seen minus the one applied */
+	uint64_t lag = cs.etcd_revision > cs.revision ? cs.etcd_revision - cs.revision : 0;
+	json_t *e = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:s}", "node", cs.node, "leader",
+	                      cs.leader_name, "is_leader", cluster_is_leader(cl), "elected",
+	                      cs.elected, "etcd_revision", (json_int_t)cs.etcd_revision, "lag",
+	                      (json_int_t)lag, "election_error", cs.election_error);
+	if (o && e && json_object_update(o, e) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(e);
+	api_reply_json(r, 200, o);
 }
 
 /* admin.sock's routes, in the order they are matched (the list at the top of this file). */

@@ -115,7 +115,10 @@ int store_codec_head(struct store_buf *b, int64_t id, const char *name, uint64_t
 
 int store_codec_grant(struct store_buf *b, const struct store_grant *g)
 {
-	store_buf_str(b, "secretd/grant/v1");
+	/* v2 from migration 008: the row's generation (rows from before keep gen 0 and v1) */
+	store_buf_str(b, g->gen > 0 ? "secretd/grant/v2" : "secretd/grant/v1");
+	if (g->gen > 0)
+		store_buf_u64(b, (uint64_t)g->gen);
 	store_buf_u64(b, (uint64_t)g->id);
 	store_buf_str(b, g->secret);
 	store_buf_str(b, g->selector);
@@ -161,7 +164,10 @@ int store_codec_container(struct store_buf *b, const struct store_container *c)
 int store_codec_life(struct store_buf *b, int64_t id, const char *name,
                      const struct store_lifecycle *l)
 {
-	store_buf_str(b, "secretd/life/v1");
+	/* v2: a cluster row's lifecycle with its generation (life_gens, migration 008) */
+	store_buf_str(b, l->gen > 0 ? "secretd/life/v2" : "secretd/life/v1");
+	if (l->gen > 0)
+		store_buf_u64(b, (uint64_t)l->gen);
 	store_buf_u64(b, (uint64_t)id);
 	store_buf_str(b, name);
 	store_buf_u64(b, (uint64_t)l->expires);

@@ -30,7 +30,7 @@ static int store_grant_valid(const struct store_grant *g)
 	if (g->path && names_check(g->path, strlen(g->path), NULL) < 0)
 		return -EINVAL;
 	if (g->mode > 0777 || g->uid < -1 || g->uid > UINT32_MAX - 1 || g->gid < -1 ||
-	    g->gid > UINT32_MAX - 1 || (g->flags & ~(uint32_t)STORE_GRANT_PREVIOUS))
+	    g->gid > UINT32_MAX - 1 || (g->flags & ~(uint32_t)STORE_GRANT_PREVIOUS) || g->gen < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -47,6 +47,21 @@ static int store_grant_mac(store *s, const struct store_grant *g, uint8_t mac[CR
 		return crypt_mac_verify(s->grant_key, b.p, b.len, check);
 	crypt_mac(s->grant_key, b.p, b.len, mac);
 	return 0;
+}
+
+int store_grant_gen_put(store *s, const char *target, const char *selector, int64_t gen)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "INSERT INTO grant_gens (secret, selector, gen) VALUES (?1, ?2, ?3) "
+	                      "ON CONFLICT (secret, selector) DO UPDATE SET gen = ?3",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, gen);
+	return store_step_done(st);
 }
 
 int store_grant_check_mac(store *s, const struct store_grant *g, const uint8_t *mac)
@@ -75,6 +90,24 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 	sqlite3_bind_text(sel, 1, g->secret, -1, SQLITE_STATIC);
 	sqlite3_bind_text(sel, 2, g->selector, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(sel);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		/* one above the highest generation held for this grant, revoked ones included */
+		_cleanup_stmt_ sqlite3_stmt *gq = NULL;
+		r = store_prepare(
+		    s->db,
+		    "SELECT coalesce((SELECT gen FROM grant_gens WHERE secret = ?1 AND "
+		    "selector = ?2), 0)",
+		    &gq);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_text(gq, 1, g->secret, -1, SQLITE_STATIC);
+		sqlite3_bind_text(gq, 2, g->selector, -1, SQLITE_STATIC);
+		if (sqlite3_step(gq) != SQLITE_ROW) {
+			r = -EIO;
+			goto out;
+		}
+		row.gen = sqlite3_column_int64(gq, 0) + 1;
+	}
 	if (rc == SQLITE_ROW) {
 		if (!replace) {
 			r = -EEXIST;
@@ -118,6 +151,8 @@ int store_grant_add_ex(store *s, const struct store_grant *g, bool replace,
 	sqlite3_bind_int64(wr, 5, g->flags);
 	sqlite3_bind_int64(wr, 6, row.created);
 	r = store_step_done(wr);
+	if (r == 0)
+		r = store_grant_gen_put(s, g->secret, g->selector, row.gen);
 	if (r < 0)
 		goto out;
 	if (rc == SQLITE_DONE)
@@ -187,6 +222,7 @@ static int store_grant_fill(store *s, sqlite3_stmt *st, void *elem)
 	g->gid = sqlite3_column_int64(st, 6);
 	g->flags = (uint32_t)flags;
 	g->created = sqlite3_column_int64(st, 8);
+	g->gen = sqlite3_column_int64(st, 10);
 	const uint8_t *mac = sqlite3_column_blob(st, 9);
 	if (!mac || sqlite3_column_bytes(st, 9) != CRYPT_MAC_BYTES || mode != (int64_t)g->mode ||
 	    flags != (int64_t)g->flags)
@@ -201,11 +237,12 @@ int store_grants(store *s, struct store_grant **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r =
-	    store_prepare(s->db,
-	                  "SELECT id, secret, selector, path, mode, uid, gid, flags, created, mac "
-	                  "FROM grants ORDER BY id",
-	                  &st);
+	int r = store_prepare(
+	    s->db,
+	    "SELECT g.id, g.secret, g.selector, g.path, g.mode, g.uid, g.gid, g.flags, "
+	    "g.created, g.mac, coalesce(gg.gen, 0) FROM grants g LEFT JOIN grant_gens "
+	    "gg ON gg.secret = g.secret AND gg.selector = g.selector ORDER BY g.id",
+	    &st);
 	if (r < 0)
 		return r;
 	void *v;

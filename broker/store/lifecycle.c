@@ -8,8 +8,8 @@
 
 /* ---- lifecycle: expiry and schedules ---- */
 
-static int store_life_mac(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
-                          uint8_t mac[CRYPT_MAC_BYTES], const uint8_t *check)
+int store_life_mac(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
+                   uint8_t mac[CRYPT_MAC_BYTES], const uint8_t *check)
 {
 	struct store_buf b _cleanup_buf_ = {0};
 	int r = store_codec_life(&b, id, name, l);
@@ -45,7 +45,7 @@ int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *
 }
 
 /* Loads secret id's lifecycle (defaults when it has none). */
-static int store_life_load(store *s, int64_t id, const char *name, struct store_lifecycle *l)
+int store_life_load(store *s, int64_t id, const char *name, struct store_lifecycle *l)
 {
 	*l = (struct store_lifecycle){.length = 32, .charset = STORE_CHARSET_ALNUM};
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -64,8 +64,61 @@ static int store_life_load(store *s, int64_t id, const char *name, struct store_
 	return store_life_row(s, st, 0, id, name, l);
 }
 
-/* Writes (or, with neither expiry nor schedule, deletes) secret id's lifecycle row. */
+int store_life_gen(store *s, int64_t id, int64_t *gen)
+{
+	*gen = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db, "SELECT gen FROM life_gens WHERE secret_id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*gen = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return store_sqlerr(rc);
+	return 0;
+}
+
+static int store_life_gen_set(store *s, int64_t id, int64_t gen)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "INSERT INTO life_gens (secret_id, gen) VALUES (?1, ?2) "
+	                      "ON CONFLICT (secret_id) DO UPDATE SET gen = ?2",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, gen);
+	return store_step_done(st);
+}
+
+static int store_life_write_row(store *s, int64_t id, const char *name,
+                                const struct store_lifecycle *l);
+
+/* Writes (or, with neither expiry nor schedule, deletes) secret id's lifecycle row; its
+ * generation goes one up. */
 static int store_life_write(store *s, int64_t id, const char *name, const struct store_lifecycle *l)
+{
+	int64_t gen = 0;
+	int r = store_life_gen(s, id, &gen);
+	if (r == 0)
+		r = store_life_write_row(s, id, name, l);
+	return r == 0 ? store_life_gen_set(s, id, gen + 1) : r;
+}
+
+int store_life_put_gen(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
+                       int64_t gen)
+{
+	struct store_lifecycle row = *l;
+	row.gen = 0; /* the table's MAC is v1 */
+	int r = store_life_write_row(s, id, name, &row);
+	return r == 0 ? store_life_gen_set(s, id, gen) : r;
+}
+
+static int store_life_write_row(store *s, int64_t id, const char *name,
+                                const struct store_lifecycle *l)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;

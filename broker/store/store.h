@@ -153,6 +153,9 @@ struct store_grant {
 	int64_t gid;    /* -1 = the container's gid */
 	uint32_t flags; /* STORE_GRANT_* */
 	int64_t created;
+	/* the row's generation: each add or replace takes one above the highest this store has
+	 * held for (secret, selector), revoked ones included (set by the store; MAC'd) */
+	int64_t gen;
 };
 #define STORE_GRANT_PREVIOUS 0x1 /* also show NAME.previous (the version before current) */
 /* A grant whose secret is "tmpl:NAME" grants the template NAME (a rendered file), never a
@@ -372,6 +375,8 @@ struct store_lifecycle {
 	uint32_t length;
 	enum store_charset charset;
 	char *exec; /* NULL = none */
+	/* cluster rows only: the lifecycle's generation (0 in rows read from the table) */
+	int64_t gen;
 };
 /* Sets a secret's schedule (every > 0; 0 removes it) keeping its expiry; next = now + every.
  * Audited in the same transaction. -ENOENT: no such secret. */
@@ -446,6 +451,7 @@ int store_tmpl_delete(store *s, const char *name, const struct store_audit *audi
  * free(). */
 #define STORE_XROWS_MAX (2 * 1024 * 1024) /* one encoded row set */
 #define STORE_XROWS_VERSIONS_MAX 1000     /* versions in one export (STORE_KEEP_MAX) */
+#define STORE_XROWS_EXEC_MAX 4096         /* a schedule's exec command */
 
 /* In cluster mode new secrets and grants get random ids (2^40..2^62) instead of the next local
  * one, so that rows made on different nodes do not collide when imported. */
@@ -456,30 +462,41 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len);
 /* How an import or a removal from the cluster is applied (NULL: all zero). */
 struct store_ximport {
 	uint64_t rev; /* > 0: stored as the applied cluster revision in the same transaction */
-	bool force;   /* a secret: accept an older current version (undoing a refused change) */
+	/* the undo of a change etcd refused: accept an older row (a secret's older current
+	 * version, a grant's older generation, a deleted secret's id) and put the generations
+	 * held back as they were */
+	bool force;
 	/* the record of the change, written in its transaction when something changed (NULL:
 	 * none, e.g. an undo that its caller records); version filled in for a secret */
 	const struct store_audit *audit;
 };
-/* Applies an exported secret (replacing this node's rows of it) after checking: the head MAC
- * over the rows (-EBADMSG), a known key generation (-EBADMSG), the same id for the same name
- * (-EEXIST otherwise), and, unless o->force, no older current version than this node's
- * (-ESTALE: a rollback). *name_out (may be NULL; malloc'd) the secret's name. Labels, expiry and
- * schedules stay this node's. *changed (may be NULL): false when the rows were already these
- * (then only o->rev is stored, no record). */
+/* Applies an exported secret (replacing this node's rows of it, and its lifecycle when the
+ * row's lifecycle generation is newer than the one held) after checking: the head MAC over the
+ * rows and the lifecycle MAC (-EBADMSG), a known key generation (-EBADMSG), the same id for the
+ * same name (-EEXIST otherwise), and, unless o->force, no older current version or lifecycle
+ * generation than this node's (-ESTALE: a rollback) and no id of a secret this store deleted
+ * (-EIDRM: a replay). *name_out (may be NULL; malloc'd) the secret's name. Labels and templates
+ * stay this node's. *changed (may be NULL): false when the rows were already these (then only
+ * o->rev is stored, no record). */
 int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed);
 /* Removes a secret (a deletion that came from the cluster, or undoing a change the cluster
- * refused). -ENOENT (o->rev stored anyway). */
+ * refused). Its id is kept as deleted (an import of it is refused), unless o->force (an undo:
+ * the id never was the cluster's). -ENOENT (o->rev stored anyway). */
 int store_secret_forget(store *s, const char *name, const struct store_ximport *o);
 /* A grant row (target, selector) with its MAC: -ENOENT, -EBADMSG. */
 int store_grant_export(store *s, const char *target, const char *selector, uint8_t **out,
                        size_t *len);
 /* Applies an exported grant (replacing the row of its (target, selector) or id) after checking
- * its fields and MAC (-EBADMSG). o and *changed as for a secret. */
+ * its fields and MAC (-EBADMSG) and, unless o->force, that its generation is newer than any
+ * this store held for (target, selector), revoked ones included (-ESTALE: an older form of the
+ * grant held; -EIDRM: the grant was revoked here). o and
+ * *changed as for a secret. */
 int store_grant_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                        bool *changed);
-/* Removes a grant (a revoke that came from the cluster). -ENOENT (o->rev stored anyway). */
+/* Removes a grant (a revoke that came from the cluster); its generation stays held (a replay
+ * of the row is refused), with o->force (an undo) the one before it. -ENOENT (o->rev stored
+ * anyway). */
 int store_grant_forget(store *s, const char *target, const char *selector,
                        const struct store_ximport *o);
 /* The keyring: root kind, the sealed MAC root and the sealed key generations. */
@@ -509,6 +526,15 @@ struct store_xsecret {
 	size_t headlen;
 	struct store_xversion *v; /* malloc'd: free() */
 	size_t nv;
+	/* the lifecycle (expiry, schedule) with its generation and its MAC (life key) */
+	struct store_xlife {
+		int64_t gen, expires, every, next;
+		uint32_t length;
+		char charset[16];
+		const uint8_t *exec; /* NULL: none; execlen bytes, no NUL */
+		size_t execlen;
+		const uint8_t *mac;
+	} life;
 };
 int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out);
 /* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a

@@ -312,6 +312,18 @@ int store_audit_tx(store *s, const struct store_audit *a, uint64_t version);
 /* Sets (expires > 0) or clears (0) secret id's expiry, keeping its schedule. Writes nothing
  * when it is already so; *changed (may be NULL) says whether it changed. */
 int store_life_set_expiry(store *s, int64_t id, const char *name, int64_t expires, bool *changed);
+/* Cluster rows (xrows.c): secret id's lifecycle (defaults when none; MAC checked), its
+ * generation held (0: none), its MAC over l (l->gen included), and writing l (a row, or none
+ * when neither expiry nor schedule) with the generation held set to exactly gen. */
+int store_life_load(store *s, int64_t id, const char *name, struct store_lifecycle *l);
+/* Sets the generation of the grant (target, selector) (grant_gens, migration 008): the live
+ * grant's, kept after a revoke. Inside the caller's transaction. */
+int store_grant_gen_put(store *s, const char *target, const char *selector, int64_t gen);
+int store_life_gen(store *s, int64_t id, int64_t *gen);
+int store_life_mac(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
+                   uint8_t mac[CRYPT_MAC_BYTES], const uint8_t *check);
+int store_life_put_gen(store *s, int64_t id, const char *name, const struct store_lifecycle *l,
+                       int64_t gen);
 /* Fills l from a lifecycle row (columns from col: expires, every, next, length, charset, exec,
  * mac) and checks its MAC. l->exec malloc'd. */
 int store_life_row(store *s, sqlite3_stmt *st, int col, int64_t id, const char *name,

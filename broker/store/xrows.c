@@ -11,8 +11,8 @@
 #include "common/limits.h"
 #include "common/names.h"
 
-#define XROWS_SECRET_MAGIC "secretd/rows/secret/v1"
-#define XROWS_GRANT_MAGIC "secretd/rows/grant/v1"
+#define XROWS_SECRET_MAGIC "secretd/rows/secret/v2" /* v2: with the lifecycle */
+#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2"   /* v2: with the generation */
 #define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"
 #define XROWS_KEKS_MAX 1024
 #define STORE_META_CLUSTER_REV "cluster.rev"
@@ -145,6 +145,26 @@ int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out
 		    (i && v->version <= out->v[i - 1].version))
 			goto bad;
 	}
+	struct store_xlife *l = &out->life;
+	uint64_t gen = xr_u64(&r), length;
+	l->expires = (int64_t)xr_u64(&r);
+	l->every = (int64_t)xr_u64(&r);
+	l->next = (int64_t)xr_u64(&r);
+	length = xr_u64(&r);
+	if (xr_str(&r, l->charset, sizeof(l->charset)) < 0)
+		goto bad;
+	uint64_t has_exec = xr_u64(&r);
+	size_t ml = 0;
+	const uint8_t *ex = xr_bytes(&r, STORE_XROWS_EXEC_MAX, &l->execlen);
+	l->mac = xr_bytes(&r, CRYPT_MAC_BYTES, &ml);
+	if (r.bad || gen > INT64_MAX || length > STORE_GEN_LENGTH_MAX || has_exec > 1 ||
+	    l->expires < 0 || l->every < 0 || l->next < 0 || ml != CRYPT_MAC_BYTES ||
+	    (has_exec && (l->execlen == 0 || memchr(ex, 0, l->execlen))) ||
+	    (!has_exec && l->execlen))
+		goto bad;
+	l->gen = (int64_t)gen;
+	l->length = (uint32_t)length;
+	l->exec = has_exec ? ex : NULL;
 	if (r.off != r.len)
 		goto bad;
 	return 0;
@@ -210,8 +230,33 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 	store_buf_add(&b, vb.p, vb.len);
 	bool oom = b.oom || vb.oom;
 	store_buf_free(&vb);
+	/* the lifecycle, its generation, and a MAC over both (the life key) */
+	struct store_lifecycle l = {0};
+	int64_t lgen = 0;
+	uint8_t lmac[CRYPT_MAC_BYTES];
+	int lr = store_life_load(s, row.id, name, &l);
+	if (lr == 0)
+		lr = store_life_gen(s, row.id, &lgen);
+	l.gen = lgen;
+	if (lr == 0)
+		lr = store_life_mac(s, row.id, name, &l, lmac, NULL);
+	if (lr == 0) {
+		store_buf_u64(&b, (uint64_t)lgen);
+		store_buf_u64(&b, (uint64_t)l.expires);
+		store_buf_u64(&b, (uint64_t)l.every);
+		store_buf_u64(&b, (uint64_t)l.next);
+		store_buf_u64(&b, l.length);
+		store_buf_str(&b, store_charset_name(l.charset));
+		store_buf_u64(&b, l.exec ? 1 : 0);
+		store_buf_str(&b, l.exec ? l.exec : "");
+		store_buf_bytes(&b, lmac, sizeof(lmac));
+		oom = oom || b.oom;
+	}
+	free(l.exec);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = store_sqlerr(rc);
+	else if (lr < 0)
+		r = lr;
 	else if (oom)
 		r = -ENOMEM;
 	else if (b.len > STORE_XROWS_MAX)
@@ -226,6 +271,20 @@ int store_secret_export(store *s, const char *name, uint8_t **out, size_t *len)
 }
 
 static const struct store_ximport store_ximport_none;
+
+/* An imported secret's lifecycle: taken when newer than the one held (or forced: an undo). */
+static int store_life_take(store *s, const struct store_xsecret *x, const struct store_lifecycle *l,
+                           bool force)
+{
+	int64_t held = 0;
+	int r = store_life_gen(s, x->id, &held);
+	if (r < 0 || (!force && held >= l->gen))
+		return r;
+	r = store_life_put_gen(s, x->id, x->name, l, l->gen);
+	if (r == 0)
+		s->life_gen++;
+	return r;
+}
 
 static int store_rev_tx(store *s, uint64_t rev)
 {
@@ -242,6 +301,7 @@ static int store_ximport_tx(store *s, const struct store_ximport *o, uint64_t ve
 int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed)
 {
+	int rc;
 	if (!s || !p)
 		return -EINVAL;
 	if (!o)
@@ -258,6 +318,20 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	for (size_t i = 0; i < x.nv; i++)
 		if (!store_kek_find(s, x.v[i].kek_id))
 			return -EBADMSG; /* a generation this node does not have */
+	/* The lifecycle and its generation under the life key's MAC. */
+	_cleanup_free_ char *exec =
+	    x.life.exec ? strndup((const char *)x.life.exec, x.life.execlen) : NULL;
+	struct store_lifecycle life = {.expires = x.life.expires,
+	                               .every = x.life.every,
+	                               .next = x.life.next,
+	                               .length = x.life.length,
+	                               .exec = exec,
+	                               .gen = x.life.gen};
+	if (x.life.exec && !exec)
+		return -ENOMEM;
+	if (store_charset_parse(x.life.charset, &life.charset) < 0 ||
+	    store_life_mac(s, x.id, x.name, &life, NULL, x.life.mac) < 0)
+		return -EBADMSG;
 	/* Already these rows? (the node's own change coming back through the watch) */
 	_cleanup_free_ uint8_t *mine = NULL;
 	size_t minelen = 0;
@@ -270,21 +344,43 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	_cleanup_stmt_ sqlite3_stmt *q = NULL, *up = NULL, *del = NULL, *ins = NULL;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL, *up = NULL, *del = NULL, *ins = NULL, *gone = NULL;
+	/* A secret this store deleted does not come back under its id (a replay of its rows), but
+	 * for the undo of a deletion etcd refused. */
+	r = store_prepare(s->db,
+	                  force ? "DELETE FROM secrets_gone WHERE id = ?1"
+	                        : "SELECT 1 FROM secrets_gone WHERE id = ?1",
+	                  &gone);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(gone, 1, x.id);
+	rc = sqlite3_step(gone);
+	if (rc == SQLITE_ROW) {
+		r = -EIDRM;
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_sqlerr(rc);
+		goto out;
+	}
 	r = store_prepare(s->db, "SELECT id, name, current FROM secrets WHERE name = ?1 OR id = ?2",
 	                  &q);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_text(q, 1, x.name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, x.id);
-	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *n = (const char *)sqlite3_column_text(q, 1);
 		if (sqlite3_column_int64(q, 0) != x.id || !n || strcmp(n, x.name) != 0) {
 			r = -EEXIST; /* made on two nodes at once, or a row moved to another name */
 			goto out;
 		}
-		if (!force && (uint64_t)sqlite3_column_int64(q, 2) > x.current) {
+		int64_t held = 0;
+		r = store_life_gen(s, x.id, &held);
+		if (r < 0)
+			goto out;
+		if (!force &&
+		    ((uint64_t)sqlite3_column_int64(q, 2) > x.current || (held > x.life.gen))) {
 			r = -ESTALE;
 			goto out;
 		}
@@ -340,6 +436,8 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 	struct store_row row;
 	r = store_secret_load(s, x.name, &row);
 	if (r == 0)
+		r = store_life_take(s, &x, &life, force);
+	if (r == 0)
 		r = store_ximport_tx(s, o, x.current);
 out:
 	r = store_end(s->db, r);
@@ -359,13 +457,29 @@ int store_secret_forget(store *s, const char *name, const struct store_ximport *
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1", &st);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL, *un = NULL;
+	r = store_prepare(s->db, "DELETE FROM secrets WHERE name = ?1 RETURNING id", &st);
+	int64_t id = 0;
+	bool gone = false;
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		r = store_step_done(st);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			rc = sqlite3_step(st);
+		} else {
+			gone = rc == SQLITE_DONE;
+		}
+		if (rc != SQLITE_DONE)
+			r = store_sqlerr(rc);
 	}
-	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	/* an undo of a secret etcd refused: its id never was in the cluster, not a deletion */
+	if (r == 0 && !gone && o->force)
+		r = store_prepare(s->db, "DELETE FROM secrets_gone WHERE id = ?1", &un);
+	if (un) {
+		sqlite3_bind_int64(un, 1, id);
+		r = store_step_done(un);
+	}
 	if (r == 0)
 		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);
@@ -375,6 +489,25 @@ int store_secret_forget(store *s, const char *name, const struct store_ximport *
 }
 
 /* ---- grants ---- */
+
+/* The highest generation this store held for (target, selector): -ENOENT when none. */
+static int store_grant_gen_held(store *s, const char *target, const char *selector, int64_t *held)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(
+	    s->db, "SELECT gen FROM grant_gens WHERE secret = ?1 AND selector = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(rc);
+	*held = sqlite3_column_int64(st, 0);
+	return 0;
+}
 
 static void store_xgrant_clear(struct store_grant *g)
 {
@@ -394,6 +527,8 @@ int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uin
 	struct xr r = {.p = p, .len = len};
 	if (xr_magic(&r, XROWS_GRANT_MAGIC) < 0)
 		return -EBADMSG;
+	uint64_t gen = xr_u64(&r);
+	g->gen = (int64_t)(gen > INT64_MAX ? 0 : gen);
 	g->id = (int64_t)xr_u64(&r);
 	g->secret = xr_strdup(&r, SECRETD_NAME_MAX + 16);
 	g->selector = xr_strdup(&r, SECRETD_SELECTOR_MAX);
@@ -410,7 +545,7 @@ int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uin
 	g->flags = (uint32_t)flags;
 	if (r.bad || r.off != r.len || !g->secret || !g->selector || has_path > 1 ||
 	    (has_path && !g->path) || g->id <= 0 || mode > 0777 || flags > UINT32_MAX ||
-	    ml != CRYPT_MAC_BYTES) {
+	    gen > INT64_MAX || ml != CRYPT_MAC_BYTES) {
 		free(g->secret);
 		free(g->selector);
 		free(g->path);
@@ -449,6 +584,7 @@ int store_grant_export(store *s, const char *target, const char *selector, uint8
 		}
 		struct store_buf b = {0};
 		store_buf_str(&b, XROWS_GRANT_MAGIC);
+		store_buf_u64(&b, (uint64_t)v[i].gen);
 		store_buf_u64(&b, (uint64_t)v[i].id);
 		store_buf_str(&b, v[i].secret);
 		store_buf_str(&b, v[i].selector);
@@ -501,6 +637,18 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	/* Not newer than a generation this store held (live or revoked): a replay, unless this is
+	 * the undo of a change etcd refused (its generation is then what it was before). */
+	if (!o->force) {
+		int64_t held = 0;
+		r = store_grant_gen_held(s, g.secret, g.selector, &held);
+		if (r == 0 && g.gen <= held)
+			r = minelen ? -ESTALE : -EIDRM; /* an older form / a revoked row */
+		if (r == -ENOENT)
+			r = 0;
+		if (r < 0)
+			goto out;
+	}
 	r = store_prepare(
 	    s->db, "DELETE FROM grants WHERE id = ?1 OR (secret = ?2 AND selector = ?3)", &del);
 	if (r < 0)
@@ -531,6 +679,8 @@ int store_grant_import(store *s, const uint8_t *p, size_t len, const struct stor
 	sqlite3_bind_int64(ins, 9, g.created);
 	sqlite3_bind_blob(ins, 10, mac, sizeof(mac), SQLITE_STATIC);
 	r = store_step_done(ins);
+	if (r == 0) /* newer than the one held, or (an undo) the one held before */
+		r = store_grant_gen_put(s, g.secret, g.selector, g.gen);
 	if (r == 0)
 		r = store_ximport_tx(s, o, 0);
 out:
@@ -551,13 +701,21 @@ int store_grant_forget(store *s, const char *target, const char *selector,
 	if (r < 0)
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2", &st);
+	int64_t held = 0;
+	/* an undo: the generation held goes back to the one before the grant's */
+	if (o->force)
+		r = store_grant_gen_held(s, target, selector, &held);
+	if (r == 0)
+		r = store_prepare(s->db, "DELETE FROM grants WHERE secret = ?1 AND selector = ?2",
+		                  &st);
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
 		r = store_step_done(st);
 	}
 	bool gone = r == 0 && sqlite3_changes(s->db) == 0;
+	if (r == 0 && !gone && o->force)
+		r = store_grant_gen_put(s, target, selector, held > 0 ? held - 1 : 0);
 	if (r == 0)
 		r = gone ? store_rev_tx(s, o->rev) : store_ximport_tx(s, o, 0);
 	r = store_end(s->db, r);

@@ -137,10 +137,54 @@ poll_until 30 burst_seen || fail "node 3 does not hold the burst's last value"
 	fail "node 1 refused echoes of its own writes: $(grep refused "$T/n1.log" | tail -n 2)"
 ok "30 puts in a row on node 1: no echo of its own writes refused, node 3 holds the last"
 
+# etcd's value of a key (base64) into a file; a value put into etcd directly (an etcd writer
+# without the root key)
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+etcd_value() {
+	curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$1\"}" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["kvs"][0]["value"])' >"$2"
+}
+etcd_putv() { curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$1\",\"value\":\"$(cat "$2")\"}" >/dev/null; }
+etcd_del() { curl -sf "$ETCD_URL_3/v3/kv/deleterange" -d "{\"key\":\"$1\"}" >/dev/null; }
+GKEY3=$(printf '/secretd/%s/g/%s/%s' "$CL" "$(hex app/db)" "$(hex "id:$C_ID_3")" | base64 -w0)
+etcd_value "$GKEY3" "$T/grant3.b64" || fail "range node 3's grant row"
 ctlN 1 revoke app/db "id:$C_ID_3" >/dev/null || fail "revoke on node 1"
 poll_until 30 cannot_read 3 || fail "the container on node 3 still reads after the revoke on node 1"
 { reads 1 v2 && reads 2 v2; } || fail "the revoke of node 3's grant changed the other containers"
 ok "a revoke on node 1 reaches node 3's container (the others keep reading)"
+
+# The revoked grant's row (its MAC still good) put back into etcd by an etcd writer: every node
+# refuses it (the row's generation is not newer than the one it revoked), node 3's container
+# stays without it.
+rej1=$(metric 1 secretd_cluster_rejected_total)
+rej3=$(metric 3 secretd_cluster_rejected_total)
+rejected_more() { [ "$(metric "$1" secretd_cluster_rejected_total)" -gt "$2" ]; }
+etcd_putv "$GKEY3" "$T/grant3.b64" || fail "replay the revoked grant row into etcd"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the replayed grant row"
+poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the replayed grant row"
+grep -q "refused /secretd/$CL/g/.* from etcd: it was revoked or deleted here" "$T/n3.log" ||
+	fail "node 3 did not log the refused replay: $(grep cluster "$T/n3.log" | tail -n 3)"
+ctlN 3 grants 2>/dev/null | grep -q "id:$C_ID_3" && fail "node 3 holds the replayed grant"
+cannot_read 3 || fail "node 3's container reads again after the revoked grant was replayed"
+etcd_del "$GKEY3" || fail "delete the replayed row"
+ok "a revoked grant row replayed into etcd is refused by the nodes, node 3's container stays without it"
+
+# The same for a deleted secret: its last rows put back after an rm are refused.
+printf 'gone' | ctlN 1 put app/gone >/dev/null || fail "put app/gone"
+SKEY=$(printf '/secretd/%s/s/app/gone' "$CL" | base64 -w0)
+has_gone() { ctlN 3 get app/gone >/dev/null 2>&1; }
+poll_until 30 has_gone || fail "node 3 did not get app/gone"
+etcd_value "$SKEY" "$T/gone.b64" || fail "range app/gone"
+ctlN 2 rm app/gone >/dev/null || fail "rm app/gone on node 2"
+no_gone() { ! has_gone; }
+poll_until 30 no_gone || fail "node 3 still holds app/gone after the rm on node 2"
+rej3=$(metric 3 secretd_cluster_rejected_total)
+etcd_putv "$SKEY" "$T/gone.b64" || fail "replay app/gone's rows into etcd"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the deleted secret's rows"
+has_gone && fail "node 3 holds app/gone again after its rows were replayed"
+# (its log line is rate-limited behind the grant's: one per kind of refusal and 10 s)
+etcd_del "$SKEY" || fail "delete the replayed rows"
+ok "a deleted secret's rows replayed into etcd are refused"
 # Node 3's audit chain records what the cluster changed in its store, and still verifies.
 ctlN 3 audit >"$T/audit3" || fail "audit on node 3"
 grep -q "cluster-put.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-put of app/db: $(tail -n 5 "$T/audit3")"
@@ -196,6 +240,45 @@ same3() { [ "$(ctlN 3 get app/race 2>/dev/null)" = "$final" ] && [ "$(ctlN 2 get
 poll_until 30 same3 || fail "the nodes do not agree on app/race after the race"
 ok "concurrent rotations from nodes 1 and 2: $(wc -l <"$T/race.ok") stored, the rest refused as conflicts, no version made twice, all nodes agree"
 
+# --- schedules fire on exactly one node: the leader of an etcd lease election
+cstat() { ctlN "$1" --json cluster status | python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$2"; }
+one_leader() {
+	nl=0
+	for n in 1 2 3; do [ "$(cstat "$n" is_leader)" = True ] && nl=$((nl + 1)) && LEADER=$n; done
+	[ "$nl" = 1 ] || return 1
+	lname=$(cstat "$LEADER" node)
+	for n in 1 2 3; do [ "$(cstat "$n" leader)" = "$lname" ] || return 1; done
+}
+poll_until 60 one_leader || fail "no single leader: $(for n in 1 2 3; do ctlN "$n" cluster status; done)"
+ctlN "$LEADER" cluster status | grep -q "leader: this node" || fail "cluster status does not name the leader: $(ctlN "$LEADER" cluster status)"
+ok "one leader elected through an etcd lease (node $LEADER), every node names it"
+# the schedule is set on a node that is not the leader: it reaches the leader through etcd
+SN=1
+[ "$LEADER" = 1 ] && SN=2
+printf 's0' | ctlN "$SN" put app/sched >/dev/null || fail "put app/sched"
+ctlN "$SN" rotate app/sched --every 2s --generate >/dev/null || fail "schedule app/sched on node $SN"
+cur() { ctlN "$1" --json versions app/sched | python3 -c 'import json,sys; print(max(v["version"] for v in json.load(sys.stdin)["versions"]))'; }
+rotated() { [ "$(cur 3)" -ge 4 ]; }
+poll_until 60 rotated || fail "app/sched was not rotated 3 times: $(grep -i "sched\|rotat" "$T/n$LEADER.log" | tail -n 3)"
+# (a conflict is possible: the leader may have just fired, not yet applied on node $SN)
+unsched() { ctlN "$SN" rotate app/sched --every 0 >/dev/null 2>&1; }
+poll_until 30 unsched || fail "unschedule app/sched: $(ctlN "$SN" rotate app/sched --every 0 2>&1)"
+final=$(cur "$SN")
+same_sched() { for n in 1 2 3; do [ "$(cur "$n")" = "$final" ] || return 1; done; }
+poll_until 30 same_sched || fail "the nodes do not agree on app/sched's versions"
+rots() { ctlN "$1" --json audit | python3 -c '
+import json, sys
+print(sum(1 for l in sys.stdin if l.strip() and (lambda r: r.get("action") == "rotate" and r.get("secret") == "app/sched" and r.get("result") == "ok")(json.loads(l))))'; }
+total=0 nodes=""
+for n in 1 2 3; do
+	k=$(rots "$n")
+	total=$((total + k))
+	[ "$k" -gt 0 ] && nodes="$nodes $n"
+done
+[ "$total" = $((final - 1)) ] || fail "$total scheduled rotations recorded for $((final - 1)) new versions"
+[ "$nodes" = " $LEADER" ] || fail "scheduled rotations fired on nodes$nodes, not only on the leader $LEADER"
+ok "a schedule set on node $SN fired on the leader only: $total rotations, one version each, seen by all nodes"
+
 # --- tampering in etcd directly: flip one byte of the current ciphertext
 KEYB64=$(printf '/secretd/%s/s/app/db' "$CL" | base64 -w0)
 curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$KEYB64\"}" >"$T/range.json" || fail "range from etcd"
@@ -211,7 +294,6 @@ rej1=$(metric 1 secretd_cluster_rejected_total)
 rej3=$(metric 3 secretd_cluster_rejected_total)
 curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/bad.b64")\"}" >/dev/null ||
 	fail "put the tampered value into etcd"
-rejected_more() { [ "$(metric "$1" secretd_cluster_rejected_total)" -gt "$2" ]; }
 poll_until 30 rejected_more 1 "$rej1" || fail "node 1 did not refuse the tampered value"
 poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the tampered value"
 grep -q "refused /secretd/$CL/s/app/db from etcd: integrity check failed" "$T/n3.log" ||
@@ -223,7 +305,6 @@ curl -sf "$ETCD_URL_2/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"$(cat "$T/
 	fail "put the good value back"
 
 # A tampered grant row (its last MAC byte) is refused too; container 1 keeps its grant.
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 GKEY=$(printf '/secretd/%s/g/%s/%s' "$CL" "$(hex app/db)" "$(hex "id:$C_ID_1")" | base64 -w0)
 curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$GKEY\"}" >"$T/grange.json" || fail "range the grant"
 python3 - "$T/grange.json" "$T/ggood.b64" "$T/gbad.b64" <<'PY'
@@ -258,6 +339,37 @@ ctlN 1 cluster status | grep -q "last error: write: " || fail "cluster status sh
 [ "$(ctlN 1 --json cluster status | python3 -c 'import json,sys; print(json.load(sys.stdin)["write_failures"] > 0)')" = True ] ||
 	fail "cluster status --json counts no write failure"
 ok "2 of 3 etcd members down: containers read, a put fails clearly ($(head -c 120 "$T/put.out"))"
+# Once the node knows etcd has no quorum (its election round failed), a write is refused at
+# once: no etcd call holds the loop, so puts in flight do not hold up a container's read or an
+# admin GET (bound: 1 s each, where one write attempt used to hold the loop 1.5 s).
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+elect_failed() { [ -n "$(cstat 1 election_error)" ]; }
+poll_until 30 elect_failed || fail "node 1's election does not see that etcd has no quorum"
+# and no node fires schedules any more: the leader's keep-alive fails, it stops leading
+no_leader() { for n in 1 2 3; do [ "$(cstat "$n" is_leader)" = False ] || return 1; done; }
+poll_until 30 no_leader || fail "a node still leads without quorum: $(for n in 1 2 3; do cstat "$n" is_leader; done)"
+ok "without quorum no node leads (schedules and expiry wait)"
+t0=$(now_ms)
+printf 'x' | ctlN 1 put app/db >"$T/put2.out" 2>&1 && fail "a put succeeded without quorum"
+t1=$(now_ms)
+grep -q "etcd cannot be reached" "$T/put2.out" || fail "the fast refusal does not say why: $(cat "$T/put2.out")"
+[ $((t1 - t0)) -lt 1000 ] || fail "a put without quorum took $((t1 - t0)) ms to be refused"
+bp=""
+for j in 1 2 3 4; do
+	printf 'x%s' "$j" | ctlN 1 put app/db >/dev/null 2>&1 &
+	bp="$bp $!"
+done
+t2=$(now_ms)
+[ "$(ctlN 1 get app/db)" = v2 ] || fail "an admin GET during refused puts"
+t3=$(now_ms)
+reads 1 v2 || fail "container 1 during refused puts"
+t4=$(now_ms)
+for p in $bp; do
+	if wait "$p"; then fail "a put in flight succeeded without quorum"; fi
+done
+[ $((t3 - t2)) -lt 1000 ] || fail "an admin GET took $((t3 - t2)) ms while puts were refused"
+[ $((t4 - t3)) -lt 1000 ] || fail "a container's read took $((t4 - t3)) ms while puts were refused"
+ok "without quorum a put is refused in $((t1 - t0)) ms; with 4 puts in flight an admin GET took $((t3 - t2)) ms, a container read $((t4 - t3)) ms"
 
 etcd_start 2
 etcd_start 3

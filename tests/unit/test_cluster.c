@@ -216,6 +216,17 @@ START_TEST(test_client_urls)
 	ck_assert_int_eq(etcd_range(c, "/k", 2, true, &a), -EHOSTUNREACH);
 	ck_assert_str_ne(etcd_client_error(c), "");
 	etcd_answer_free(&a);
+	/* every call frees its answer after a failure too (a txn whose etcd went away) */
+	bool ok = true;
+	int64_t id = 0, ttl = 0, hl = 0;
+	char *holder = NULL;
+	ck_assert_int_eq(etcd_txn(c, "/k", 2, 0, "v", 1, &ok, NULL), -EHOSTUNREACH);
+	ck_assert(!ok);
+	ck_assert_int_eq(etcd_put(c, "/k", 2, "v", 1), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_lease_grant(c, 5, &id, &ttl), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_lease_keepalive(c, 7, &ttl), -EHOSTUNREACH);
+	ck_assert_int_eq(etcd_campaign(c, "/l", "me", 7, &ok, &holder, &hl, NULL), -EHOSTUNREACH);
+	ck_assert_ptr_null(holder);
 	etcd_client_free(c);
 }
 END_TEST
@@ -385,6 +396,145 @@ START_TEST(test_grant_rows)
 }
 END_TEST
 
+/* Generations (issue #18): an etcd writer puts back an older or a revoked grant row (its MAC
+ * still good), or a deleted secret's rows: refused; an undo (force) puts the generation held
+ * back, so that the next row from another node is taken. */
+START_TEST(test_replays)
+{
+	const struct store_ximport force = {.force = true};
+	store *a, *b;
+	two_nodes(&a, &b);
+	struct store_grant g = {
+	    .secret = "app/db", .selector = "id:c1", .mode = 0400, .uid = -1, .gid = -1};
+	ck_assert_int_eq(store_grant_add_ex(a, &g, false, NULL), 0);
+	uint8_t *g1 = NULL, *g2 = NULL, *g3 = NULL;
+	size_t l1 = 0, l2 = 0, l3 = 0;
+	ck_assert_int_eq(store_grant_export(a, "app/db", "id:c1", &g1, &l1), 0);
+	g.mode = 0440;
+	ck_assert_int_eq(store_grant_add_ex(a, &g, true, NULL), 0);
+	ck_assert_int_eq(store_grant_export(a, "app/db", "id:c1", &g2, &l2), 0);
+	struct store_grant *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_grants(a, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0].gen, 2);
+	store_grants_free(v, n);
+	ck_assert_int_eq(store_grant_import(b, g2, l2, NULL, NULL), 0);
+	/* an older form of a live grant */
+	ck_assert_int_eq(store_grant_import(b, g1, l1, NULL, NULL), -ESTALE);
+	/* revoked (on A, the deletion applied on B), then its row put back */
+	ck_assert_int_eq(store_grant_remove_ex(a, "app/db", "id:c1", NULL), 0);
+	ck_assert_int_eq(store_grant_forget(b, "app/db", "id:c1", NULL), 0);
+	ck_assert_int_eq(store_grant_import(b, g2, l2, NULL, NULL), -EIDRM);
+	ck_assert_int_eq(store_grant_import(a, g2, l2, NULL, NULL), -EIDRM);
+	ck_assert_int_eq(store_grants(b, &v, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_grants_free(v, n);
+	/* granted again: a newer generation, taken */
+	ck_assert_int_eq(store_grant_add_ex(a, &g, false, NULL), 0);
+	ck_assert_int_eq(store_grant_export(a, "app/db", "id:c1", &g3, &l3), 0);
+	ck_assert_int_eq(store_grant_import(b, g3, l3, NULL, NULL), 0);
+	/* an undo on B (a grant etcd refused) puts the generation held back: A's next row (the
+	 * same generation B had made) is taken */
+	g.mode = 0400;
+	ck_assert_int_eq(store_grant_add_ex(b, &g, true, NULL), 0);
+	ck_assert_int_eq(store_grant_import(b, g3, l3, &force, NULL), 0);
+	g.mode = 0444;
+	ck_assert_int_eq(store_grant_add_ex(a, &g, true, NULL), 0);
+	free(g3);
+	ck_assert_int_eq(store_grant_export(a, "app/db", "id:c1", &g3, &l3), 0);
+	ck_assert_int_eq(store_grant_import(b, g3, l3, NULL, NULL), 0);
+	ck_assert_int_eq(store_grants(b, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].mode, 0444);
+	store_grants_free(v, n);
+	/* a new grant undone on B (forget, forced): not a revocation */
+	struct store_grant h = {
+	    .secret = "app/x", .selector = "id:c2", .mode = 0400, .uid = -1, .gid = -1};
+	ck_assert_int_eq(store_grant_add_ex(b, &h, false, NULL), 0);
+	ck_assert_int_eq(store_grant_forget(b, "app/x", "id:c2", &force), 0);
+	ck_assert_int_eq(store_grant_add_ex(a, &h, false, NULL), 0);
+	free(g1);
+	ck_assert_int_eq(store_grant_export(a, "app/x", "id:c2", &g1, &l1), 0);
+	ck_assert_int_eq(store_grant_import(b, g1, l1, NULL, NULL), 0);
+
+	/* a deleted secret's rows put back */
+	put(a, "app/gone", "x");
+	uint8_t *x = NULL;
+	size_t xl = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/gone", &x, &xl), 0);
+	ck_assert_int_eq(store_secret_import(b, x, xl, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_delete_ex(a, "app/gone", NULL), 0);
+	ck_assert_int_eq(store_secret_forget(b, "app/gone", NULL), 0);
+	ck_assert_int_eq(store_secret_import(b, x, xl, NULL, NULL, NULL), -EIDRM);
+	ck_assert_int_eq(store_secret_import(a, x, xl, NULL, NULL, NULL), -EIDRM);
+	/* the undo of that deletion (etcd refused it) brings it back */
+	ck_assert_int_eq(store_secret_import(a, x, xl, &force, NULL, NULL), 0);
+	get_is(a, "app/gone", "x");
+	/* an undone new secret (forget, forced) is not a deletion: its rows are taken later */
+	put(b, "app/new", "y");
+	uint8_t *y = NULL;
+	size_t yl = 0;
+	ck_assert_int_eq(store_secret_export(b, "app/new", &y, &yl), 0);
+	ck_assert_int_eq(store_secret_forget(b, "app/new", &force), 0);
+	ck_assert_int_eq(store_secret_import(b, y, yl, NULL, NULL, NULL), 0);
+	free(x);
+	free(y);
+	free(g1);
+	free(g2);
+	free(g3);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
+/* A secret's lifecycle (expiry, schedule) travels with its rows under its own MAC and
+ * generation: a schedule set on A reaches B, its removal too, and the older rows (the schedule
+ * back) are refused as a rollback. */
+START_TEST(test_life_rows)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	put(a, "app/rot", "v");
+	ck_assert_int_eq(store_schedule_set(a, "app/rot", 3600, 16, STORE_CHARSET_HEX, NULL, NULL),
+	                 0);
+	uint8_t *x1 = NULL, *x2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/rot", &x1, &l1), 0);
+	ck_assert_int_eq(store_secret_import(b, x1, l1, NULL, NULL, NULL), 0);
+	struct store_lifecycle *lc = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(store_lifecycles(b, &lc, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(lc[0].every, 3600);
+	ck_assert_uint_eq(lc[0].length, 16);
+	store_lifecycles_free(lc, n);
+	/* B's export of what it took is A's, byte for byte (what a write's begin compares) */
+	uint8_t *xb = NULL;
+	size_t lb = 0;
+	ck_assert_int_eq(store_secret_export(b, "app/rot", &xb, &lb), 0);
+	ck_assert_uint_eq(lb, l1);
+	ck_assert_mem_eq(xb, x1, l1);
+	free(xb);
+	ck_assert_int_eq(store_schedule_set(a, "app/rot", 0, 0, STORE_CHARSET_ALNUM, NULL, NULL),
+	                 0);
+	ck_assert_int_eq(store_secret_export(a, "app/rot", &x2, &l2), 0);
+	ck_assert_int_eq(store_secret_import(b, x2, l2, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_lifecycles(b, &lc, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_lifecycles_free(lc, n);
+	/* the rows with the schedule again: an older lifecycle generation */
+	ck_assert_int_eq(store_secret_import(b, x1, l1, NULL, NULL, NULL), -ESTALE);
+	/* its schedule's bytes altered: the lifecycle MAC */
+	x2[l2 - 32 - 60] ^= 1;
+	ck_assert_int_eq(store_secret_import(b, x2, l2, NULL, NULL, NULL), -EBADMSG);
+	free(x1);
+	free(x2);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
 START_TEST(test_keyring)
 {
 	store *a = open_store(sa, key, true);
@@ -428,6 +578,8 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_secret_rows);
 	tcase_add_test(tr, test_same_name_two_nodes);
 	tcase_add_test(tr, test_grant_rows);
+	tcase_add_test(tr, test_replays);
+	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
 	suite_add_tcase(s, tr);
 	return s;
