@@ -56,8 +56,8 @@
 #define NS_OUR_NAME "secretd" /* our mounts' source and subtype */
 #define NS_REPLACE_MAX 16     /* stale mounts of ours detached at one target, at most */
 #define NS_NAME_MAX 256
-#define NS_STACK (128 * 1024)  /* the child's stack (its deepest frame: a 4 KiB statmount buffer)  \
-	                        */
+/* the child's stack (its deepest frame: a 4 KiB statmount buffer) */
+#define NS_STACK (128 * 1024)
 #define NS_NO_RESULT INT32_MIN /* job.result before the child has answered */
 
 /* ---- helpers usable in the child ---- */
