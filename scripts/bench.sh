@@ -158,7 +158,11 @@ value 4096 >"$T/tmpfs/s4k"
 for m in keep_cache:mkc noopen:mno uncached:munc; do
 	"$B/minfs" "$T/${m#*:}" "${m%%:*}" >"$T/minfs.${m#*:}.out" 2>&1 &
 	BG="$BG $!"
-	eval "PID_${m#*:}=$!"
+	case ${m#*:} in
+	mkc) PID_mkc=$! ;;
+	mno) PID_mno=$! ;;
+	*) PID_munc=$! ;;
+	esac
 	FUSE_MNTS="$FUSE_MNTS $T/${m#*:}"
 	i=0
 	while ! grep -q ready "$T/minfs.${m#*:}.out"; do
