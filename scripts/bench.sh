@@ -42,7 +42,9 @@ if [ $NO_BUILD = 0 ]; then
 	fi
 	ninja -C "$BUILD" >/dev/null
 fi
-B=$BUILD/tests/bench
+# BENCH_TOOLS=DIR: the benchmark programs from another build (the same tools for a before/after
+# pair of daemons)
+B=${BENCH_TOOLS:-$BUILD/tests/bench}
 SECRETD=$BUILD/broker/secretd
 SECRETCTL=$BUILD/client/secretctl
 SECRETD_OCI_HOOK=$BUILD/client/secretd-oci-hook
