@@ -167,7 +167,7 @@ for m in keep_cache:mkc noopen:mno uncached:munc; do
 	esac
 	FUSE_MNTS="$FUSE_MNTS $T/${m#*:}"
 	i=0
-	while ! grep -q ready "$T/minfs.${m#*:}.out"; do
+	while ! grep -q ready "$T/minfs.${m#*:}.out" 2>/dev/null; do
 		i=$((i + 1)); [ $i -gt 100 ] && fail "minfs ${m%%:*} did not start"; sleep 0.05
 	done
 done
