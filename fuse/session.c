@@ -356,25 +356,21 @@ static void record_init(sfs *fs, size_t len)
 	fs->init_len = len;
 }
 
-int sfs_dispatch(sfs *fs)
+/* The fd reported an error: not attached to a mount yet (a read would fail with EPERM), or
+ * disconnected (ENODEV, or ECONNABORTED after an abort, which libfuse would print). A 1-byte
+ * read tells them apart without consuming anything: attached devices refuse a buffer that small
+ * with EINVAL. 0 (not attached yet) or -ENODEV. */
+static int dispatch_error(sfs *fs, int fd)
 {
-	if (!fs || !fs->se)
-		return -EINVAL;
-	if (fs->adopt_wait_view)
-		return 0; /* adopted: nothing is answered before the first view (sfs.h) */
-	int fd = fuse_session_fd(fs->se);
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) {
-		/* Not attached to a mount yet (a read would fail with EPERM), or disconnected
-		 * (ENODEV, or ECONNABORTED after an abort, which libfuse would print). A 1-byte
-		 * read tells them apart without consuming anything: attached devices refuse a
-		 * buffer that small with EINVAL. */
-		char c;
-		if (read(fd, &c, 1) < 0 && errno == EPERM)
-			return 0;
-		fuse_session_exit(fs->se);
-		return -ENODEV;
-	}
+	char c;
+	if (read(fd, &c, 1) < 0 && errno == EPERM)
+		return 0;
+	fuse_session_exit(fs->se);
+	return -ENODEV;
+}
+
+static int dispatch(sfs *fs, bool one)
+{
 	for (;;) {
 		if (fuse_session_exited(fs->se))
 			return -ENODEV;
@@ -396,7 +392,33 @@ int sfs_dispatch(sfs *fs)
 			return r;
 		record_init(fs, (size_t)r);
 		fuse_session_process_buf(fs->se, &fs->buf);
+		if (one)
+			return 0;
 	}
+}
+
+int sfs_dispatch(sfs *fs)
+{
+	if (!fs || !fs->se)
+		return -EINVAL;
+	if (fs->adopt_wait_view)
+		return 0; /* adopted: nothing is answered before the first view (sfs.h) */
+	int fd = fuse_session_fd(fs->se);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		return dispatch_error(fs, fd);
+	return dispatch(fs, false);
+}
+
+int sfs_dispatch_ready(sfs *fs, uint32_t revents)
+{
+	if (!fs || !fs->se)
+		return -EINVAL;
+	if (fs->adopt_wait_view)
+		return 0;
+	if (revents & POLLERR)
+		return dispatch_error(fs, fuse_session_fd(fs->se));
+	return dispatch(fs, true);
 }
 
 static void session_free(sfs *fs)

@@ -106,6 +106,12 @@ bool sfs_denied(const sfs *fs);
 /* Handles the requests pending on the fd (non-blocking). 0, or -ENODEV when the connection has
  * ended (unmounted or aborted): the caller then removes the fd from its loop and destroys. */
 int sfs_dispatch(sfs *fs);
+/* For a level-triggered event loop: handles at most one request, without a poll of its own.
+ * revents: what the caller's poll/epoll reported for sfs_fd (POLLERR == EPOLLERR: checked for
+ * a connection not attached yet, 0, or ended, -ENODEV). The fd stays readable while requests
+ * are pending, so the loop comes back; one epoll_wait then serves many connections, instead of
+ * a poll and a failing (EAGAIN) read per connection per wake-up. Returns as sfs_dispatch. */
+int sfs_dispatch_ready(sfs *fs, uint32_t revents);
 /* Closes the fd and drops every blob reference. Closing the last fd of a connection aborts it
  * (the mount answers ENOTCONN); while another process (a keeper) holds a duplicate, the
  * connection stays and that holder decides. Queued invalidations are dropped. NULL is a no-op. */

@@ -299,16 +299,27 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 	}
 	/* kept, revived, added */
 	size_t nfiles = 0;
+	bool kept_changes = false;
 	for (size_t i = 0; i < vb.n; i++) {
 		struct want *w = &vb.w[i];
 		struct node *nd = w->node ? w->node : w->fresh;
 		uint64_t parent = w->parent == SIZE_MAX ? SFS_ROOT_INO : vb.w[w->parent].ino;
 		bool was_live = w->node && w->node->live;
-		bool changed = false;
+		bool changed = false, attrs_kept = false;
 		if (!w->is_dir) {
 			nfiles++;
 			changed = !was_live || nd->blob != w->e->blob || nd->mode != w->e->mode ||
 			          nd->uid != w->e->uid || nd->gid != w->e->gid;
+			/* Only the content changed, not its size: the kernel's attributes stay
+			 * right (but mtime), so they are not invalidated (an open would otherwise
+			 * ask GETATTR first). The stale pages go at the next OPEN (cache_stale: no
+			 * keep_cache). Not in no_open mode (no OPEN to drop them), nor for a node a
+			 * previous server numbered (handles of its opens read through the cache).
+			 */
+			attrs_kept =
+			    changed && was_live && !fs->cfg.no_open && !nd->adopted && nd->blob &&
+			    sfs_blob_len(nd->blob) == sfs_blob_len(w->e->blob) &&
+			    nd->mode == w->e->mode && nd->uid == w->e->uid && nd->gid == w->e->gid;
 			if (changed) {
 				sfs_blob_ref(w->e->blob);
 				sfs_blob_unref(nd->blob);
@@ -320,7 +331,9 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 				nd->cache_stale = true;
 			}
 		}
-		if (was_live && changed) {
+		if (attrs_kept)
+			kept_changes = true; /* no item, but .version changes all the same */
+		if (was_live && changed && !attrs_kept) {
 			struct nitem *it = &b->items[b->n++];
 			it->kind = N_INODE;
 			it->ino = nd->ino;
@@ -385,7 +398,7 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 	if (fs->adopt_wait_view)
 		adopt_sweep(fs, b);
 
-	if (b->n || bump) {
+	if (b->n || kept_changes || bump) {
 		fs->generation++;
 		sfs_gentext_set(fs);
 		fs->byino[SFS_VERSION_INO]->mtime = now;

@@ -4,27 +4,47 @@
 # commit. Every figure is set against a reference measured in the same run (the machine may be
 # shared and noisy): read latency against tmpfs and a minimal FUSE filesystem (tests/bench/minfs.c),
 # the workload API against a raw unix-socket server, durable puts against raw write+fsync.
-# usage: sh scripts/bench.sh [--build DIR] [--quick] [--no-doc]
-#   --quick   fewer iterations and containers (a smoke run of the benchmarks themselves)
-#   --no-doc  print the table only, leave docs/BENCHMARKS.md alone
+# usage: sh scripts/bench.sh [--build DIR] [--no-build] [--quick] [--no-doc] [--only LIST]
+#                             [--scales "N..."]
+#   --quick     fewer iterations and containers (a smoke run of the benchmarks themselves)
+#   --no-doc    print the table only, leave docs/BENCHMARKS.md alone
+#   --no-build  use DIR's binaries as they are (e.g. an older build, for a before/after pair)
+#   --only LIST comma-separated parts: read (per-open latency), first (first read after a
+#               rotation), http, store, scale (rotation seen by N containers, secretctl
+#               mount), hook;
+#               implies --no-doc
+#   --scales    the container counts of the scale part (default "1 100 1000")
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build-bench
 QUICK=0
 DOC=1
+ONLY=read,first,http,store,scale,hook
+SCALES_ARG=""
+NO_BUILD=0
+USAGE='usage: sh scripts/bench.sh [--build DIR] [--no-build] [--quick] [--no-doc] [--only LIST] [--scales "N..."]'
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=$2; shift 2 ;;
+	--no-build) NO_BUILD=1; shift ;;
 	--quick) QUICK=1; shift ;;
 	--no-doc) DOC=0; shift ;;
-	*) echo "usage: sh scripts/bench.sh [--build DIR] [--quick] [--no-doc]" >&2; exit 2 ;;
+	--only) ONLY=$2; DOC=0; shift 2 ;;
+	--scales) SCALES_ARG=$2; shift 2 ;;
+	*) echo "$USAGE" >&2; exit 2 ;;
 	esac
 done
-if [ ! -f "$BUILD/build.ninja" ]; then
-	meson setup "$BUILD" "$ROOT" >/dev/null
+# want PART: is PART in --only's list?
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+if [ $NO_BUILD = 0 ]; then
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		meson setup "$BUILD" "$ROOT" >/dev/null
+	fi
+	ninja -C "$BUILD" >/dev/null
 fi
-ninja -C "$BUILD" >/dev/null
-B=$BUILD/tests/bench
+# BENCH_TOOLS=DIR: the benchmark programs from another build (the same tools for a before/after
+# pair of daemons)
+B=${BENCH_TOOLS:-$BUILD/tests/bench}
 SECRETD=$BUILD/broker/secretd
 SECRETCTL=$BUILD/client/secretctl
 SECRETD_OCI_HOOK=$BUILD/client/secretd-oci-hook
@@ -43,12 +63,13 @@ need_cmd nsenter
 need_cmd unshare
 
 if [ $QUICK = 1 ]; then
-	R_ITERS=300; R_ROUNDS=2; ROT_ITERS=40; H_N=200; H_ROUNDS=2; S_N=100; KR_S=10; KR_V=50
+	R_ITERS=300; R_WARM=50; R_ROUNDS=2; ROT_ITERS=40; H_N=200; H_ROUNDS=2; S_N=100; KR_S=10; KR_V=50
 	SCALES="1 20"; P_ROUNDS=2
 else
-	R_ITERS=2000; R_ROUNDS=5; ROT_ITERS=300; H_N=1000; H_ROUNDS=5; S_N=500; KR_S=10; KR_V=1000
+	R_ITERS=4000; R_WARM=200; R_ROUNDS=5; ROT_ITERS=300; H_N=1000; H_ROUNDS=5; S_N=500; KR_S=10; KR_V=1000
 	SCALES="1 100 1000"; P_ROUNDS=5
 fi
+[ -n "$SCALES_ARG" ] && SCALES=$SCALES_ARG
 
 BG=""           # background processes we started (killed at exit, by pid)
 FUSE_MNTS=""    # reference FUSE/tmpfs mounts on the host
@@ -90,6 +111,13 @@ daemon() {
 	done
 }
 
+# worker PID: the daemon process that serves (`secretd run` is the keeper, which execs it as its
+# child, docs/DESIGN.md); PID itself with --no-keeper
+worker() {
+	w=$(pgrep -P "$1" 2>/dev/null | head -1 || true)
+	echo "${w:-$1}"
+}
+
 # stop_daemon PID
 stop_daemon() {
 	kill -TERM "$1" 2>/dev/null || true
@@ -121,6 +149,7 @@ spin_stop() {
 	SPIN=""
 }
 
+if want read || want first || want http || want store; then
 # ---------------------------------------------------------------- 1. read latency
 say "== read latency"
 mkdir -p "$T/tmpfs" "$T/mkc" "$T/mno" "$T/munc"
@@ -131,18 +160,23 @@ value 4096 >"$T/tmpfs/s4k"
 for m in keep_cache:mkc noopen:mno uncached:munc; do
 	"$B/minfs" "$T/${m#*:}" "${m%%:*}" >"$T/minfs.${m#*:}.out" 2>&1 &
 	BG="$BG $!"
+	case ${m#*:} in
+	mkc) PID_mkc=$! ;;
+	mno) PID_mno=$! ;;
+	*) PID_munc=$! ;;
+	esac
 	FUSE_MNTS="$FUSE_MNTS $T/${m#*:}"
 	i=0
-	while ! grep -q ready "$T/minfs.${m#*:}.out"; do
+	while ! grep -q ready "$T/minfs.${m#*:}.out" 2>/dev/null; do
 		i=$((i + 1)); [ $i -gt 100 ] && fail "minfs ${m%%:*} did not start"; sleep 0.05
 	done
 done
 
 CID=$(hex64)
 daemon d1
-D1_ADMIN=$D_ADMIN; D1_WORK=$D_WORK
+D1_ADMIN=$D_ADMIN; D1_WORK=$D_WORK; PID_sd=$(worker "$D_PID")
 daemon d2 --no-open
-D2_ADMIN=$D_ADMIN; D2_WORK=$D_WORK
+D2_ADMIN=$D_ADMIN; D2_WORK=$D_WORK; PID_sdno=$(worker "$D_PID")
 for s in "$D1_ADMIN" "$D2_ADMIN"; do
 	value 64 | "$SECRETCTL" --socket "$s" put bench/s64 >/dev/null
 	value 4096 | "$SECRETCTL" --socket "$s" put bench/s4k >/dev/null
@@ -156,25 +190,85 @@ cexec "$CP" "$CCG" "$SECRETCTL" --socket "$D1_WORK" mount /run/secrets >/dev/nul
 cexec "$CP" "$CCG" "$SECRETCTL" --socket "$D2_WORK" mount /run/secrets-noopen >/dev/null ||
 	fail "mount (no-open)"
 
+# LABEL=PATH@fd:N for bench_read: fd N holds /proc/PID/stat of the filesystem's serving thread
+# (the daemons' and minfs's main thread; opened here, outside the container's pid namespace), so
+# that each read is classified by where reader and server ran
+exec 3<"/proc/$PID_mkc/stat" 4<"/proc/$PID_mno/stat" 5<"/proc/$PID_munc/stat" \
+	6<"/proc/$PID_sd/stat" 7<"/proc/$PID_sdno/stat"
 read_files() {
 	for z in 64 4k; do
-		printf ' tmpfs%s=%s minkc%s=%s minno%s=%s minunc%s=%s sd%s=%s sdno%s=%s' \
+		printf ' tmpfs%s=%s minkc%s=%s@fd:3 minno%s=%s@fd:4 minunc%s=%s@fd:5 sd%s=%s@fd:6' \
 			"$z" "$T/tmpfs/s$z" "$z" "$T/mkc/s$z" "$z" "$T/mno/s$z" "$z" "$T/munc/s$z" \
-			"$z" "/run/secrets/bench/s$z" "$z" "/run/secrets-noopen/bench/s$z"
+			"$z" "/run/secrets/bench/s$z"
+		printf ' sdno%s=%s@fd:7' "$z" "/run/secrets-noopen/bench/s$z"
 	done
 }
 # add PREFIX: appends $T/out to the results, each line prefixed
 add() { sed "s/^/$1./" "$T/out" >>"$RES"; }
+# The servers' system calls during a read run (perf's tracepoint, when available): syscalls_start
+# starts one counter per server, syscalls_stop RUN appends "sys.RUN.LABEL CALLS OPENS".
+SC_PIDS=""
+syscalls_start() {
+	SC_PIDS=""
+	command -v perf >/dev/null 2>&1 || return 0
+	for l in mkc mno munc sd sdno; do
+		eval "p=\$PID_$l"
+		perf stat -x, -o "$T/sc.$l" -e raw_syscalls:sys_enter -p "$p" >/dev/null 2>&1 &
+		SC_PIDS="$SC_PIDS $!"
+		BG="$BG $!"
+	done
+	sleep 0.5
+}
+syscalls_stop() {
+	[ -n "$SC_PIDS" ] || return 0
+	for p in $SC_PIDS; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	# opens per server: its two files (64 B and 4 KiB), warm-up included
+	opens=$((2 * (R_ITERS + R_WARM) * R_ROUNDS))
+	for l in mkc mno munc sd sdno; do
+		c=$(awk -F, '$3 ~ /raw_syscalls/ {print $1 + 0}' "$T/sc.$l" 2>/dev/null)
+		echo "sys.$1.$l ${c:-0} $opens" >>"$RES"
+	done
+}
+# pin_servers CPUS: every thread of the servers (daemons, minfs) on CPUS
+pin_servers() {
+	for l in mkc mno munc sd sdno; do
+		eval "p=\$PID_$l"
+		taskset -a -pc "$1" "$p" >/dev/null
+	done
+}
+if want read; then
+ALL_CPUS=0-$(($(nproc) - 1))
+# unpinned, idle: every read classified by where reader and server ran
+syscalls_start
 # shellcheck disable=SC2046 # one word per LABEL=PATH
-cexec "$CP" "$CCG" "$B/bench_read" cached "$R_ITERS" 200 "$R_ROUNDS" $(read_files) >"$T/out" ||
-	fail "bench_read (idle)"
+cexec "$CP" "$CCG" "$B/bench_read" cached "$R_ITERS" "$R_WARM" "$R_ROUNDS" $(read_files) \
+	>"$T/out" || fail "bench_read (idle)"
+syscalls_stop idle
 add read.idle
+# pinned: reader and servers on CPU 0 (the same-CPU state by construction)
+pin_servers 0
+syscalls_start
+# shellcheck disable=SC2046
+cexec "$CP" "$CCG" taskset -c 0 "$B/bench_read" cached "$R_ITERS" "$R_WARM" "$R_ROUNDS" \
+	$(read_files) >"$T/out" || fail "bench_read (pinned)"
+syscalls_stop pinned
+add read.pinned
+# pinned apart: servers on CPU 0, reader on CPU 1 (the split state by construction)
+if [ "$(nproc)" -gt 1 ]; then
+	# shellcheck disable=SC2046
+	cexec "$CP" "$CCG" taskset -c 1 "$B/bench_read" cached "$R_ITERS" "$R_WARM" "$R_ROUNDS" \
+		$(read_files) >"$T/out" || fail "bench_read (pinned apart)"
+	add read.apart
+fi
+pin_servers "$ALL_CPUS"
 spin_start
 # shellcheck disable=SC2046
-cexec "$CP" "$CCG" "$B/bench_read" cached "$R_ITERS" 200 "$R_ROUNDS" $(read_files) >"$T/out" ||
-	fail "bench_read (busy)"
+cexec "$CP" "$CCG" "$B/bench_read" cached "$R_ITERS" "$R_WARM" "$R_ROUNDS" $(read_files) \
+	>"$T/out" || fail "bench_read (busy)"
 add read.busy
 spin_stop
+fi # read
+if want first; then
 for z in 64:64 4096:4k; do
 	cexec "$CP" "$CCG" "$B/bench_read" rotate "$ROT_ITERS" 20 "$D1_ADMIN" "bench/s${z#*:}" \
 		"${z%%:*}" "/run/secrets/bench/s${z#*:}" "$T/munc/s${z#*:}" >"$T/out" ||
@@ -192,6 +286,8 @@ cexec "$CP" "$CCG" "$B/bench_read" rotate "$ROT_ITERS" 20 "$D1_ADMIN" bench/s64 
 	/run/secrets/tmpl/s64 /run/secrets/bench/s64 >"$T/out" || fail "bench_read rotate (rendered)"
 add rott64
 
+fi # first
+if want http; then
 # ---------------------------------------------------------------- 4. workload API
 say "== workload API"
 "$B/bench_ctl" rawsrv "$T/raw.sock" 64 >"$T/rawsrv.out" 2>&1 &
@@ -204,6 +300,8 @@ cexec "$CP" "$CCG" "$B/bench_ctl" http "$H_ROUNDS" "$H_N" "$D1_WORK" "$T/raw.soc
 	>"$T/out" || fail "bench_ctl http"
 add http
 
+fi # http
+if want store; then
 # ---------------------------------------------------------------- 5. store
 say "== store"
 "$B/bench_ctl" store "$D2_ADMIN" "$T/d2/state" "$S_N" 64 >"$T/out" || fail "bench_ctl store"
@@ -211,20 +309,29 @@ add store
 "$B/bench_ctl" keyrot "$D2_ADMIN" "$KR_S" "$KR_V" >"$T/out" || fail "bench_ctl keyrot"
 add store
 
+fi # store
+exec 3<&- 4<&- 5<&- 6<&- 7<&-
 kill -9 "$CP" 2>/dev/null || true
 for p in $DAEMONS; do stop_daemon "$p"; done
 DAEMONS=""
 
+fi # read, first, http, store
+if want scale; then
 # ---------------------------------------------------------------- 2+3. rotation and scale
 # daemon_stat PID: "rss_kib fds threads"
 daemon_stat() {
 	echo "$(awk '/^VmRSS/ {print $2}' "/proc/$1/status") $(find "/proc/$1/fd" -mindepth 1 \
 		-maxdepth 1 | wc -l) $(awk '/^Threads/ {print $2}' "/proc/$1/status")"
 }
+# daemon_cpu PID: CPU time of all its threads so far, in ns
+daemon_cpu() {
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+}
 for N in $SCALES; do
 	say "== rotation and scale: $N containers"
 	daemon "s$N"
-	SP=$D_PID
+	SP=$(worker "$D_PID") # the serving process (stop_daemon stops the keeper: $D_PID)
+	KP=$D_PID
 	value 64 | "$SECRETCTL" --socket "$D_ADMIN" put bench/rot >/dev/null
 	"$SECRETCTL" --socket "$D_ADMIN" grant bench/rot 'cgroup:/docker/*' >/dev/null
 	echo "scale.$N.idle $(daemon_stat "$SP")" >>"$RES"
@@ -257,6 +364,26 @@ for N in $SCALES; do
 				printf "scale.%s.%s_ms %.2f %.2f %.2f\n", n, k, v[int(NR * 0.5) + 1] / 1e6,
 					v[j] / 1e6, v[NR] / 1e6 } }' >>"$RES"
 	done
+	# the daemon's CPU (every thread, schedstat ns) and system calls (perf's tracepoints, when
+	# available) over the rounds, per container and round
+	cpu0=$(daemon_cpu "$SP")
+	PERF_OUT=$T/perf.$N
+	PERFP=""
+	if command -v perf >/dev/null 2>&1; then
+		perf stat -x, -o "$PERF_OUT" -e raw_syscalls:sys_enter,syscalls:sys_enter_read \
+			-e syscalls:sys_enter_writev -p "$SP" >/dev/null 2>&1 &
+		PERFP=$!
+		BG="$BG $PERFP"
+		sleep 0.5
+	fi
+	# BENCH_PERF=DIR: also a perf profile (call graphs) of the daemon over the rounds
+	RECP=""
+	if [ -n "${BENCH_PERF:-}" ]; then
+		perf record -q -g -o "$BENCH_PERF/perf.$N.data" -p "$SP" >/dev/null 2>&1 &
+		RECP=$!
+		BG="$BG $RECP"
+		sleep 0.5
+	fi
 	r=1
 	while [ "$r" -le "$P_ROUNDS" ]; do
 		sleep 0.3
@@ -271,18 +398,34 @@ for N in $SCALES; do
 			{ b[NR] = $3 - p[2]; a[NR] = $3 - p[3] }
 			END { printf "prop.%s.round %s seen %d of %d put_ms %.2f\n", n, r, NR, want,
 				(p[3] - p[2]) / 1e6
-				for (i = 1; i <= NR; i++) printf "prop.%s.before %d\nprop.%s.after %d\n",
+				for (i = 1; i <= NR; i++) printf "prop.%s.before %.0f\nprop.%s.after %.0f\n",
 					n, b[i], n, a[i] }' >>"$RES"
 		r=$((r + 1))
 	done
+	cpu1=$(daemon_cpu "$SP")
+	if [ -n "$RECP" ]; then
+		kill -INT "$RECP" 2>/dev/null || true
+		wait "$RECP" 2>/dev/null || true
+	fi
+	sys="- - -"
+	if [ -n "$PERFP" ]; then
+		kill -INT "$PERFP" 2>/dev/null || true
+		wait "$PERFP" 2>/dev/null || true
+		# "all read writev" system calls of the daemon over the rounds
+		sys=$(awk -F, '$3 ~ /raw_syscalls/ {a = $1} $3 ~ /enter_read$/ {r = $1}
+			$3 ~ /enter_writev$/ {w = $1} END {print a + 0, r + 0, w + 0}' "$PERF_OUT")
+	fi
+	echo "prop.$N.cost $P_ROUNDS $((cpu1 - cpu0)) $sys" >>"$RES"
 	echo "scale.$N.after $(daemon_stat "$SP")" >>"$RES"
-	stop_daemon "$SP"
+	stop_daemon "$KP"
 	DAEMONS=""
 	cg_cleanup
 	# shellcheck disable=SC2034 # cgroup_lib.sh's list, all removed now
 	CG_MADE=""
 done
 
+fi # scale
+if want hook; then
 # ---------------------------------------------------------------- hook overhead (runc)
 echo "== hook overhead: runc start with and without secretd-oci-hook" >&2
 HOOK_N=30
@@ -290,6 +433,7 @@ HOOK_N=30
 SOURCE_ROOT=$ROOT sh "$ROOT/tests/bench/bench_hook.sh" "$HOOK_N" >>"$RES" ||
 	echo "bench_hook.sh failed" >&2
 
+fi # hook
 # ---------------------------------------------------------------- table
 END=$(date +%s)
 COMMIT=$(cd "$ROOT" && git rev-parse HEAD 2>/dev/null || echo unknown)

@@ -164,7 +164,7 @@ static void mountfs_opened(void *ud, pid_t pid, uid_t uid, const char *path, uin
 static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
 {
 	struct mcont *c = ud;
-	int r = sfs_dispatch(c->fs);
+	int r = sfs_dispatch_ready(c->fs, events);
 	if (r == 0 && !c->held)
 		mountfs_conn_hold(c);
 	if (r == -ENODEV) {

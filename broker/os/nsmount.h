@@ -1,6 +1,8 @@
 /* nsmount: puts a FUSE mount into (or takes it out of) another process's mount namespace. The
- * namespace work (setns, openat2, mount) runs in a short-lived forked child, never in the caller's
- * thread; the caller waits for it (bounded by NSMOUNT_TIMEOUT_MS, then the child is killed).
+ * namespace work (setns, openat2, mount) runs in a short-lived child that shares the caller's
+ * address space (clone CLONE_VM: no copy of the daemon's memory to make and tear down), never in
+ * the caller's thread; the caller waits for its exit on a pidfd with every signal blocked (bounded
+ * by NSMOUNT_TIMEOUT_MS, then the child is killed).
  * Functions return 0 or a negative errno. */
 #pragma once
 #include <sys/types.h>

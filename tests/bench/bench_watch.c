@@ -79,18 +79,21 @@ int main(int argc, char **argv)
 	char vpath[512], spath[512], cur[64] = "", b[64];
 	snprintf(vpath, sizeof(vpath), "%s/.version", argv[3]);
 	snprintf(spath, sizeof(spath), "%s/%s", argv[3], argv[4]);
+	/* .version is read before the secret, every time: a change between the two reads then
+	 * leaves .version unread and poll(2) returns at once. The other order (secret, then
+	 * .version) misses a change that lands between them until the 5 s safety net. */
+	char vb[64];
 	int vfd = open(vpath, O_RDONLY | O_CLOEXEC);
-	if (vfd < 0 || read_file(spath, cur, 14) != 14) {
+	if (vfd < 0 || pread(vfd, vb, sizeof(vb), 0) < 0 || read_file(spath, cur, 14) != 14) {
 		emit("readfail", (unsigned long long)errno, 0);
 		return 1;
 	}
-	char vb[64];
-	if (pread(vfd, vb, sizeof(vb), 0) < 0)
-		return 1;
 	emit("ready", 0, 0);
 	for (;;) {
 		struct pollfd pf = {.fd = vfd, .events = POLLIN | POLLPRI};
 		if (poll(&pf, 1, 5000) < 0 && errno != EINTR)
+			return 1;
+		if (pread(vfd, vb, sizeof(vb), 0) < 0)
 			return 1;
 		long n = read_file(spath, b, 14);
 		uint64_t t = bl_now();
@@ -103,7 +106,5 @@ int main(int argc, char **argv)
 			b[14] = '\0';
 			emit("seen", strtoull(b, NULL, 10), t);
 		}
-		if (pread(vfd, vb, sizeof(vb), 0) < 0)
-			return 1;
 	}
 }

@@ -557,6 +557,28 @@ START_TEST(test_mount_read)
 	snprintf(want, sizeof(want), "woke %llu\n", (unsigned long long)gen);
 	ck_assert_str_eq(reply, want);
 
+	/* A change of content only (same size, mode, owner): no inode invalidation is queued (the
+	 * attributes stay valid), yet .version changes and its poller wakes, a new open reads the
+	 * new value (its OPEN drops the cached pages) and an open made before reads the old. */
+	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("a")), "=world!"); /* in the page cache */
+	ck_assert_str_eq(cmd(fs, &c, "hold " P("a")), "0");
+	ck_assert_str_eq(cmd(fs, &c, "pollver " P(".version")), "started");
+	serve(fs, &c, NULL, 0, 300);
+	sfs_blob *b1s = blob("WORLD?", 3);
+	struct sfs_entry v5[] = {{"a", 0444, 0, 0, b1s}, {"late", 0444, 0, 0, b4}};
+	ck_assert_int_eq(sfs_set_view(fs, v5, 2), 0);
+	ck_assert_uint_eq(sfs_generation(fs), gen + 1);
+	sfs_notifier_flush();
+	serve(fs, &c, reply, sizeof(reply), 10000);
+	snprintf(want, sizeof(want), "woke %llu\n", (unsigned long long)(gen + 1));
+	ck_assert_str_eq(reply, want);
+	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("a")), "=WORLD?");
+	ck_assert_str_eq(cmd(fs, &c, "read 1000 " P("a")), "=WORLD?");
+	ck_assert_str_eq(cmd(fs, &c, "readheld"), "=world!");
+	cmd(fs, &c, "closeheld");
+	sfs_notifier_flush();
+	ck_assert_str_eq(cmd(fs, &c, "read 0 " P("a")), "=WORLD?");
+
 	/* unmount: the connection ends */
 	ck_assert_int_eq(nsmount_umount(c.pidfd, NULL, a.target), 0);
 	int r = serve(fs, &c, NULL, 0, 500);
@@ -569,6 +591,7 @@ START_TEST(test_mount_read)
 	ck_assert_int_eq(nsmount_umount(c.pidfd, NULL, a.target), -EBADF);
 	sfs_blob_unref(b1);
 	sfs_blob_unref(b1n);
+	sfs_blob_unref(b1s);
 	sfs_blob_unref(b2);
 	sfs_blob_unref(b3);
 	sfs_blob_unref(b4);
