@@ -183,48 +183,63 @@ static void mountfs_on_fuse(loop *l, int fd, uint32_t events, void *ud)
 	}
 }
 
-int mountfs_mount(struct mcont *c, int pidfd, bool replace)
+/* The session's configuration and callbacks, the same for a new mount and an adopted one. */
+static void mountfs_session_config(const struct mcont *c, struct sfs_config *cfg,
+                                   struct sfs_ops *ops)
 {
-	struct sfs_config cfg = {
-	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
-	struct sfs_ops ops = {.check = mountfs_check, .opened = mountfs_opened};
-	sfs *fs = NULL;
-	int r = views_inputs_fresh(c->m);
-	if (r < 0)
-		return r;
-	r = sfs_new(&fs, &cfg, &ops, c);
-	if (r < 0)
-		return r;
-	c->fs = fs;
-	r = views_apply(c);
-	if (r < 0)
-		goto fail;
-	char data[256];
-	r = sfs_mount_data(fs, data, sizeof(data));
-	if (r < 0)
-		goto fail;
-	r = replace ? nsmount_replace(pidfd, c->root, c->target, sfs_fd(fs), data)
-	            : nsmount_fuse(pidfd, c->root, c->target, sfs_fd(fs), data);
-	if (r < 0)
-		goto fail;
-	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
-	if (r < 0)
-		goto fail;
-	blobcache_sweep_unshared(&c->m->blobs);
-	return 0;
-fail:
-	sfs_destroy(fs);
-	c->fs = NULL;
-	c->nfiles = 0;
+	*cfg =
+	    (struct sfs_config){.no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
+	*ops = (struct sfs_ops){.check = mountfs_check, .opened = mountfs_opened};
+}
+
+/* The end of a mount or adoption: on success the session is served from the loop; on failure it
+ * is destroyed and c holds no session. Either way the blobs no session holds are dropped.
+ * Returns r, or loop_add's error. */
+static int mountfs_finish(struct mcont *c, int r)
+{
+	if (r == 0)
+		r = loop_add(c->m->loop, sfs_fd(c->fs), EPOLLIN, mountfs_on_fuse, c);
+	if (r < 0) {
+		/* An adopted connection not served: the keeper lets go of it first, and the
+		 * caller mounts afresh over it (nsmount_replace detaches this one). */
+		mountfs_conn_drop(c);
+		c->held = false;
+		sfs_destroy(c->fs);
+		c->fs = NULL;
+		c->nfiles = 0;
+	}
 	blobcache_sweep_unshared(&c->m->blobs);
 	return r;
 }
 
+int mountfs_mount(struct mcont *c, int pidfd, bool replace)
+{
+	struct sfs_config cfg;
+	struct sfs_ops ops;
+	mountfs_session_config(c, &cfg, &ops);
+	int r = views_inputs_fresh(c->m);
+	if (r < 0)
+		return r;
+	r = sfs_new(&c->fs, &cfg, &ops, c);
+	if (r < 0) {
+		c->fs = NULL;
+		return r;
+	}
+	r = views_apply(c);
+	char data[256];
+	if (r == 0)
+		r = sfs_mount_data(c->fs, data, sizeof(data));
+	if (r == 0)
+		r = replace ? nsmount_replace(pidfd, c->root, c->target, sfs_fd(c->fs), data)
+		            : nsmount_fuse(pidfd, c->root, c->target, sfs_fd(c->fs), data);
+	return mountfs_finish(c, r);
+}
+
 int mountfs_adopt(struct mcont *c, struct mounts_held *h)
 {
-	struct sfs_config cfg = {
-	    .no_open = c->m->cfg.no_open, .dir_uid = c->uid, .dir_gid = c->gid};
-	struct sfs_ops ops = {.check = mountfs_check, .opened = mountfs_opened};
+	struct sfs_config cfg;
+	struct sfs_ops ops;
+	mountfs_session_config(c, &cfg, &ops);
 	sfs *fs = NULL;
 	int r = views_inputs_fresh(c->m);
 	if (r == 0)
@@ -243,20 +258,5 @@ int mountfs_adopt(struct mcont *c, struct mounts_held *h)
 		 * answered and may hold a directory lock; abandon the connection (its waiting
 		 * callers get ENOTCONN) and mount afresh. */
 		r = sfs_resend_status(fs);
-	if (r < 0)
-		goto fail;
-	r = loop_add(c->m->loop, sfs_fd(fs), EPOLLIN, mountfs_on_fuse, c);
-	if (r < 0)
-		goto fail;
-	blobcache_sweep_unshared(&c->m->blobs);
-	return 0;
-fail:
-	/* Not served: the caller mounts afresh over it (nsmount_replace detaches this one). */
-	mountfs_conn_drop(c);
-	c->held = false;
-	sfs_destroy(fs);
-	c->fs = NULL;
-	c->nfiles = 0;
-	blobcache_sweep_unshared(&c->m->blobs);
-	return r;
+	return mountfs_finish(c, r);
 }
