@@ -130,10 +130,14 @@ static int relay_spawn(struct relay *r)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* the bounding set too (needs CAP_SETPCAP: before the uid change) */
+		/* The bounding set too, where we may (CAP_SETPCAP, before the uid change): a
+		 * second wall only. After the change to a non-root uid the permitted and effective
+		 * sets are empty and no-new-privs stops setuid and file-capability execs, so a
+		 * unit without CAP_SETPCAP still gets a server (its own check is on CapEff, CapPrm,
+		 * CapAmb and NoNewPrivs: relay_server_check_privs). */
 		for (int c = 0; r->drop && c < 64; c++)
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
-				_exit(126);
+				break;
 		if (r->drop && (syscall(SYS_setgroups, 0, NULL) < 0 ||
 		                syscall(SYS_setresgid, r->gid, r->gid, r->gid) < 0 ||
 		                syscall(SYS_setresuid, r->uid, r->uid, r->uid) < 0))

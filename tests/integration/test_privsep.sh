@@ -69,6 +69,9 @@ for l in /proc/"$SP"/fd/*; do
 	"$STATE" | "$STATE"/* | "$KEY" | "$T/keys"*) fail "the server holds $t open ($l)" ;;
 	esac
 done
+hz=$(curl -s --unix-socket "$SECRETD_SOCKET" http://x/healthz)
+[ "$(printf %s "$hz" | $PY3 -c 'import json,sys; s=json.load(sys.stdin)["server"]; print(s["running"], s["pid"])')" = "True $SP" ] ||
+	fail "admin /healthz does not name the running server $SP: $hz"
 ok "the server process $SP: uid $(awk '/^Uid:/ { print $2 }' "$st"), CapEff/CapPrm 0, NoNewPrivs 1, no fd into the state dir or to the key file"
 
 # --- memory ---
