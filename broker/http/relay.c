@@ -281,8 +281,23 @@ static void relay_stats(struct relay *r, const struct privsep_msg *m)
 	r->met->conns_workload = v[PRIVSEP_ST_CONNS];
 }
 
-static void relay_reply(struct relay *r, uint32_t id, const struct api_capture *c)
+static void relay_reply(struct relay *r, uint32_t id, struct api_capture *c)
 {
+	if (c->len > r->cfg.max_value + PRIVSEP_JSON_SLACK) {
+		/* larger than the server takes in one answer (a list of very many names): said,
+		 * not cut short */
+		crypt_free(c->body);
+		static const char big[] = "{\"error\":\"the answer is too large for the workload "
+		                          "server (more than --max-value + 64 KiB)\"}\n";
+		c->body = crypt_alloc(sizeof(big) - 1);
+		c->len = c->body ? sizeof(big) - 1 : 0;
+		if (c->body)
+			memcpy(c->body, big, c->len);
+		c->status = 500;
+		c->ctype = "application/json";
+		c->has_version = false;
+		relay_refused(r, "an answer over the relay's limit (500 instead)");
+	}
 	struct privsep_msg m = {.type = PRIVSEP_REPLY,
 	                        .id = id,
 	                        .status = (uint16_t)c->status,
@@ -295,8 +310,9 @@ static void relay_reply(struct relay *r, uint32_t id, const struct api_capture *
 	if (rc == -EAGAIN)
 		/* one request at a time and it does not read its answer: stuck or hostile */
 		relay_hostile(r, "does not read its answers (channel full)");
-	else if (rc == -EINVAL)
-		relay_refused(r, "an answer that cannot be encoded (500 instead)");
+	else if (rc < 0 && rc != -EPIPE)
+		/* cannot happen within the limits above; the server would wait for the answer */
+		relay_hostile(r, "an answer could not be sent to it");
 	/* -EPIPE: it is gone; its pidfd says so */
 }
 

@@ -109,9 +109,10 @@ void relay_forward(struct api_req *r, unsigned op, const char *arg, size_t len)
 	struct privsep_msg m;
 	int rc = relay_call(rs, (uint16_t)op, arg, len, r->pc->fd, &m);
 	if (rc == -ENOTCONN || rc == -EPROTO) {
-		/* The daemon process is gone (or broken): this server ends with it (its parent-death
-		 * signal is on the way too). No answer could be sent before the exit: the client
-		 * sees its connection closed, and the next daemon's server serves its retry. */
+		/* The daemon process is gone (or broken): this server ends with it (its
+		 * parent-death signal is on the way too). No answer could be sent before the exit:
+		 * the client sees its connection closed, and the next daemon's server serves its
+		 * retry. */
 		_exit(rc == -ENOTCONN ? 0 : 1);
 	}
 	if (rc < 0) {

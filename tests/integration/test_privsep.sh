@@ -155,3 +155,24 @@ hostile=$(grep -c "broke the protocol" "$SD_LOG" || true)
 [ "$hostile" -ge 5 ] || fail "$hostile bad messages logged, not 5"
 grep -q "refused 1 request" "$SD_LOG" || fail "the ungranted read is not logged"
 ok "hostile server: an ungranted read with a real client's connection is refused (404, no value), logged and counted; truncated, oversized, wrong-version, REPLY and fd-less messages are refused and the server restarted ($hostile times); the daemon process kept serving"
+
+# --- an answer larger than the server's receive buffer (bug found here: the server could not
+# take it, died, and the client saw its connection closed) is answered 500, the server lives ---
+sd_stop
+sd_start --max-value 1024
+W=$SD_WORKLOAD
+# 300 names of ~240 bytes: a LIST answer of ~72 KiB, over --max-value + 64 KiB
+P="big/$(printf '%0240d' 0)-"
+$PY3 "$D/bulk_put.py" "$SECRETD_SOCKET" "$P" 0 300 >/dev/null || fail "bulk put"
+ctl grant 'big/*' "id:$A" >/dev/null || fail "grant big/*"
+SP=$(sd_server_pid)
+r0=$(metric secretd_server_restarts_total)
+ans=$(cexec "$PA" "$cgA" curl -s -m 20 --unix-socket "$W" -w ' %{http_code}' http://x/v1/self/secrets) || true
+case "$ans" in
+*'too large'*' 500') ;;
+*) fail "a LIST over the relay's limit answered: $(printf %s "$ans" | cut -c1-200)" ;;
+esac
+[ "$(metric secretd_server_restarts_total)" = "$r0" ] && [ "$(sd_server_pid)" = "$SP" ] ||
+	fail "the server died on a large answer"
+[ "$(aread app/a)" = "$GRANTED" ] || fail "A cannot read after the large answer"
+ok "an answer over the relay's limit (a list of 300 long names, --max-value 1024) is answered 500 with the reason; the server lives"
