@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (privsep_msg_encode_head(&m, buf, PRIVSEP_HEADER + PRIVSEP_PATH_MAX, &len) != 0)
 		abort();
-	memcpy(buf + len, m.body, m.body_len);
+	if (m.body_len)
+		memcpy(buf + len, m.body, m.body_len);
 	if (len + m.body_len != size || memcmp(buf, data, size) != 0)
 		abort();
 	free(buf);

@@ -20,7 +20,8 @@ static size_t enc(const struct privsep_msg *m, uint8_t *buf, size_t cap)
 	size_t len;
 	ck_assert_int_eq(privsep_msg_encode_head(m, buf, cap, &len), 0);
 	ck_assert_uint_le(len + m->body_len, cap);
-	memcpy(buf + len, m->body, m->body_len);
+	if (m->body_len)
+		memcpy(buf + len, m->body, m->body_len);
 	return len + m->body_len;
 }
 
