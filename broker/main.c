@@ -971,10 +971,11 @@ static void main_on_relay(void *ud, const struct relay_report *rep)
 		          strerror(-rep->err));
 		break;
 	case RELAY_USER_FALLBACK:
-		log_warn("server: no user '%s': the server process runs as uid/gid %d "
-		         "(create it: useradd --system --no-create-home --shell "
-		         "/usr/sbin/nologin secretd)",
-		         rep->detail, RELAY_FALLBACK_ID);
+		log_warn(
+		    "server: no user '%s' (or it is root): the server process runs as uid/gid %d "
+		    "(create it: useradd --system --no-create-home --shell "
+		    "/usr/sbin/nologin secretd)",
+		    rep->detail, RELAY_FALLBACK_ID);
 		break;
 	case RELAY_NOT_ROOT:
 		log_warn("server: not run as root: the server process keeps this uid (no "
