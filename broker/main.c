@@ -18,6 +18,7 @@
 
 #include "broker/store/anchor.h"
 #include "broker/http/api.h"
+#include "broker/http/relay.h"
 #include "broker/http/routes.h"
 #include "broker/engine/audit.h"
 #include "broker/engine/audit_driver.h"
@@ -55,6 +56,8 @@ struct main_opts {
 	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s; /* 0: default */
 	bool no_open;
 	bool no_keeper;
+	bool no_privsep;         /* serve workload.sock in this process (debugging) */
+	const char *server_user; /* the server process's user (NULL: secretd) */
 	bool key_file_set;
 	const char *etcd, *cluster; /* cluster mode (main_cluster.c) */
 };
@@ -73,6 +76,7 @@ static void main_usage(FILE *f)
 	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
 	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
+	    "               [--server-user NAME] [--no-privsep]\n"
 	    "               [--etcd URL[,URL...] --cluster NAME]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
@@ -93,6 +97,11 @@ static void main_usage(FILE *f)
 	    "                     node); init creates the cluster or joins it\n"
 	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
 	    "                     the next start re-mounts them (debugging)\n"
+	    "  --server-user NAME  the user of the server process that serves workload.sock\n"
+	    "                     (no key, no store, no capabilities; default secretd, else\n"
+	    "                     65534 when there is no such user)\n"
+	    "  --no-privsep       serve workload.sock in the daemon process itself, with the\n"
+	    "                     key (debugging)\n"
 	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
 	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
@@ -187,6 +196,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"max-value", required_argument, NULL, 'm'},
 	    {"no-open", no_argument, NULL, 'n'},
 	    {"no-keeper", no_argument, NULL, 'N'},
+	    {"no-privsep", no_argument, NULL, 'X'},
+	    {"server-user", required_argument, NULL, 'U'},
 	    {"rotate-batch", required_argument, NULL, 'b'},
 	    {"audit-anchor", required_argument, NULL, 'A'},
 	    {"audit-keep", required_argument, NULL, 'E'},
@@ -311,6 +322,12 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			break;
 		case 'N':
 			o->no_keeper = true;
+			break;
+		case 'X':
+			o->no_privsep = true;
+			break;
+		case 'U':
+			o->server_user = optarg;
 			break;
 		case 'e':
 			o->etcd = optarg;
@@ -440,6 +457,7 @@ static int64_t main_mono_ms(void);
 struct main_sig {
 	keeper_link *kl;
 	api *a;           /* NULL until the sockets serve */
+	relay *rl;        /* the workload server's supervisor (NULL: --no-privsep) */
 	int64_t drain_at; /* monotonic ms: a hand-off's drain deadline (0: not draining) */
 };
 
@@ -463,6 +481,7 @@ static void main_on_signal(loop *l, int fd, uint32_t events, void *ud)
 				/* New connections wait for the successor; requests under way are
 				 * answered first (main_drain_prepare ends the loop). */
 				api_quiesce(ms->a);
+				relay_quiesce(ms->rl);
 				ms->drain_at = main_mono_ms() + MAIN_HANDOFF_DRAIN_MS;
 				return;
 			}
@@ -478,7 +497,7 @@ static int main_drain_prepare(loop *l, void *ud)
 	struct main_sig *ms = ud;
 	if (!ms->drain_at)
 		return -1;
-	unsigned pending = api_pending(ms->a);
+	unsigned pending = api_pending(ms->a) + (relay_server_pid(ms->rl) > 0 ? 1 : 0);
 	if (pending == 0 || main_mono_ms() >= ms->drain_at) {
 		if (pending)
 			log_warn(
@@ -795,6 +814,8 @@ __attribute__((format(printf, 1, 2))) static void main_notify(const char *fmt, .
 /* Test mode, for tests/integration only: both SECRETD_TEST_FAULTS=1 and an absolute
  * SECRETD_TEST_FAULT_DIR (a 0700 directory of the daemon's uid) are needed, and it is logged
  * as a warning at start; an unusable directory refuses the start. */
+static bool main_test_mode; /* SECRETD_TEST_FAULTS=1 with its directory: test hooks on */
+
 static int main_test_faults(void)
 {
 	const char *on = getenv("SECRETD_TEST_FAULTS");
@@ -807,6 +828,7 @@ static int main_test_faults(void)
 		          strerror(-r));
 		return r;
 	}
+	main_test_mode = true;
 	log_warn("TEST MODE (SECRETD_TEST_FAULTS=1): faults are injected from %s; never run a "
 	         "production daemon like this",
 	         dir);
@@ -929,6 +951,52 @@ static int main_deferred_prepare(loop *l, void *ud)
 	return MAIN_RESTORE_RECORDS_RETRY_MS;
 }
 
+/* The workload server's events (broker/http/relay.h). */
+static void main_on_relay(void *ud, const struct relay_report *rep)
+{
+	switch (rep->ev) {
+	case RELAY_STARTED:
+		log_info("server: workload.sock served by the unprivileged server process %d",
+		         (int)rep->pid);
+		break;
+	case RELAY_DIED:
+		log_warn("server: process %d %s %d; %s", (int)rep->pid,
+		         rep->killed ? "killed by signal" : "exited with status", rep->status,
+		         "restarting it (connections wait in workload.sock's backlog)");
+		break;
+	case RELAY_SPAWN_FAILED:
+		log_error("server: cannot start the server process: %s (retrying)",
+		          strerror(-rep->err));
+		break;
+	case RELAY_USER_FALLBACK:
+		log_warn(
+		    "server: no user '%s' (or it is root): the server process runs as uid/gid %d "
+		    "(create it: useradd --system --no-create-home --shell "
+		    "/usr/sbin/nologin secretd)",
+		    rep->detail, RELAY_FALLBACK_ID);
+		break;
+	case RELAY_NOT_ROOT:
+		log_warn("server: not run as root: the server process keeps this uid (no "
+		         "capabilities, no new privileges)");
+		break;
+	case RELAY_REFUSED:
+		log_warn("server: refused %llu request(s) of the server process (last: %s)",
+		         rep->count, rep->detail);
+		break;
+	case RELAY_HOSTILE:
+		log_error("server: process %d broke the protocol (%s): killed and restarted",
+		          (int)rep->pid, rep->detail);
+		break;
+	case RELAY_STOPPED:
+		if (rep->err)
+			log_warn("server: process %d did not finish within %d ms: killed",
+			         (int)rep->pid, RELAY_STOP_DRAIN_MS);
+		else
+			log_info("server: process %d stopped", (int)rep->pid);
+		break;
+	}
+}
+
 static int main_run(struct main_opts *o)
 {
 	int rc = 1, r;
@@ -936,6 +1004,7 @@ static int main_run(struct main_opts *o)
 	store *s = NULL;
 	mounts *m = NULL;
 	api *a = NULL;
+	relay *rl = NULL;
 	audit *au = NULL;
 	audit_driver *ad = NULL;
 	struct main_auditlog alog = {0};
@@ -1108,11 +1177,30 @@ static int main_run(struct main_opts *o)
 	                        .service = sv,
 	                        .inherit_fds = inh,
 	                        .upgrade = kl ? main_upgrade : NULL,
-	                        .upgrade_ud = kl};
+	                        .upgrade_ud = kl,
+	                        .workload_relayed = !o->no_privsep};
 	r = api_start(&a, l, s, m, &met, &ac);
 	if (r < 0) {
 		log_error("cannot serve sockets in %s: %s", o->runtime_dir, strerror(-r));
 		goto out;
+	}
+	if (!o->no_privsep) {
+		struct relay_config rcf = {.server_user = o->server_user,
+		                           .listen_fd = api_listen_fd(a, true),
+		                           .max_value = o->max_value,
+		                           .max_conns = o->max_conns,
+		                           .max_conns_per_ident = o->max_conns_per_ident,
+		                           .idle_timeout_s = o->idle_timeout_s,
+		                           .request_timeout_s = o->request_timeout_s,
+		                           .test_exec =
+		                               main_test_mode ? getenv(RELAY_ENV_TEST_EXEC) : NULL,
+		                           .report = main_on_relay};
+		r = relay_start(&rl, l, a, &met, &rcf);
+		if (r < 0) {
+			log_error("server: cannot supervise the server process: %s", strerror(-r));
+			goto out;
+		}
+		msig.rl = rl;
 	}
 	/* Last: it anchors what the hooks before it and the handlers wrote. */
 	if (drivers_start_anchor(dr) < 0)
@@ -1147,6 +1235,9 @@ static int main_run(struct main_opts *o)
 	}
 	rc = 0;
 out:
+	/* The server first: it finishes what it accepted (answered from the store still open). */
+	relay_stop(rl);
+	msig.rl = NULL;
 	if (main_handoff) {
 		main_notify("STATUS=upgrading: the keeper holds every connection");
 		api_release(a);
@@ -1241,6 +1332,10 @@ static int main_run_threaded(struct main_opts *o)
 
 int main(int argc, char **argv)
 {
+	/* The workload server, exec'd by the daemon process's relay (already unprivileged). */
+	const char *role = getenv(RELAY_ENV_ROLE);
+	if (role && strcmp(role, "server") == 0)
+		return main_server();
 	if (argc < 2) {
 		main_usage(stderr);
 		return 2;

@@ -25,3 +25,8 @@ int main_cluster_init(const char *state_dir, const char *key_file, const char *e
 int main_cluster_start(struct main_cluster **out, struct store *s, struct loop *l,
                        struct service *sv, const char *etcd, const char *name);
 void main_cluster_stop(struct main_cluster *mc);
+
+/* broker/main_server.c: the server process (SECRETD_ROLE=server; broker/http/relay.h): serves
+ * workload.sock unprivileged, relaying each request to the daemon process. Returns the exit
+ * status. */
+int main_server(void);

@@ -11,8 +11,9 @@
 #   fuse           -> common
 #   broker/cluster -> store, os, crypto, schema, common   (etcd client, cluster node)
 #   broker/engine  -> cluster, store, os, rules, fuse, crypto, schema, common
-#   broker/http    -> engine and everything engine may include
+#   broker/http    -> engine and everything engine may include, privsep
 #   broker/keeper  -> common
+#   broker/privsep -> common                  (the workload server's messages)
 #   broker/main.c  -> every broker layer, fuse, common
 #   schema         (the SQL, embedded; includes nothing)
 #   client         -> common
@@ -27,11 +28,12 @@ allowed() { # $1 = the including file's layer
 	os) echo "common os" ;;
 	rules) echo "common rules" ;;
 	keeper) echo "common keeper" ;;
+	privsep) echo "common privsep" ;;
 	fuse) echo "common fuse" ;;
 	cluster) echo "common crypto schema store os cluster" ;;
 	engine) echo "common crypto schema store os rules fuse cluster engine" ;;
-	http) echo "common crypto schema store os rules fuse cluster engine http" ;;
-	main) echo "common crypto schema store os rules fuse cluster engine http keeper main" ;;
+	http) echo "common crypto schema store os rules fuse cluster engine privsep http" ;;
+	main) echo "common crypto schema store os rules fuse cluster engine http keeper privsep main" ;;
 	client) echo "common client" ;;
 	schema) echo "schema" ;;
 	*) echo "" ;;

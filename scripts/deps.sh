@@ -23,3 +23,9 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# The user of the unprivileged server process that serves workload.sock (secretd run
+# --server-user, default secretd; without it the server runs as 65534 and the daemon says so).
+if ! getent passwd secretd >/dev/null 2>&1; then
+	[ "$(id -u)" = 0 ] || { echo "deps.sh: run as root to create the user secretd" >&2; exit 1; }
+	useradd --system --no-create-home --shell /usr/sbin/nologin secretd
+fi

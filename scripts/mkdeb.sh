@@ -80,6 +80,10 @@ cat >"$root/DEBIAN/postinst" <<'EOF'
 set -e
 # Under DPKG_ROOT (an install into another root, chrootless) the host is not ours to touch.
 if [ "$1" = configure ] && [ -z "${DPKG_ROOT:-}" ]; then
+	# the user of the unprivileged process that serves workload.sock (secretd run --server-user)
+	if ! getent passwd secretd >/dev/null 2>&1; then
+		useradd --system --no-create-home --shell /usr/sbin/nologin secretd
+	fi
 	if command -v systemd-tmpfiles >/dev/null 2>&1; then
 		systemd-tmpfiles --create secretd.conf >/dev/null 2>&1 || true
 	fi

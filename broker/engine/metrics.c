@@ -40,6 +40,17 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_daemon_restarts_total", "counter",
 	       "Daemon processes the keeper started before this one (crashes, upgrades).",
 	       "secretd_daemon_restarts_total %" PRIu64, m->daemon_restarts);
+	METRIC("secretd_privsep", "gauge",
+	       "1 when workload.sock is served by the unprivileged server process (no key, no "
+	       "store); 0 with --no-privsep.",
+	       "secretd_privsep %" PRIu64, m->privsep);
+	METRIC("secretd_server_restarts_total", "counter",
+	       "Server processes the daemon process restarted (the server died).",
+	       "secretd_server_restarts_total %" PRIu64, m->server_restarts);
+	METRIC("secretd_server_refused_total", "counter",
+	       "Requests or messages of the server process the daemon process refused (not "
+	       "granted, unidentified, malformed).",
+	       "secretd_server_refused_total %" PRIu64, m->server_refused);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
 	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,

@@ -25,6 +25,10 @@ struct metrics {
 	/* the keeper (broker/keeper): daemon processes it started before this one (crashes and
 	 * upgrades; counted since the keeper's last exec), and 1 when there is a keeper */
 	uint64_t daemon_restarts, keeper;
+	/* privilege separation (broker/http/relay.h): 1 when workload.sock is served by the
+	 * unprivileged server process; its pid (0: not running); its restarts; the requests or
+	 * messages of it the daemon refused (not granted, unidentified, malformed: counted) */
+	uint64_t privsep, server_pid, server_restarts, server_refused;
 };
 
 /* Gauges that other modules own, sampled at render time. */

@@ -107,8 +107,45 @@ static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *r
 	api_count(r, status);
 }
 
+/* A request answered for the server process: keeps the answer (body copied into locked memory
+ * unless owned is set: then body is a crypt_alloc'd buffer taken over). */
+static void api_capture_put(struct api_req *r, unsigned status, const char *ctype, const void *body,
+                            size_t len, bool owned)
+{
+	struct api_capture *c = r->capture;
+	if (r->answered) {
+		if (owned)
+			crypt_free((void *)body);
+		return;
+	}
+	uint8_t *b = owned ? (uint8_t *)body : NULL;
+	if (!owned && len) {
+		b = crypt_alloc(len);
+		if (!b) {
+			status = 500;
+			ctype = "application/json";
+			body = "{\"error\":\"out of memory\"}\n";
+			len = strlen(body);
+			b = crypt_alloc(len);
+			if (!b)
+				len = 0;
+		}
+		if (b)
+			memcpy(b, body, len);
+	}
+	c->status = status;
+	c->ctype = ctype ? ctype : "text/plain";
+	c->body = b;
+	c->len = len;
+	r->answered = true;
+}
+
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text)
 {
+	if (r->capture) {
+		api_capture_put(r, status, ctype, text, strlen(text), false);
+		return;
+	}
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
 	api_queue(r, status, resp, ctype);
@@ -200,6 +237,11 @@ void api_reply_json(struct api_req *r, unsigned status, json_t *body)
 		s[n++] = '\n';
 		s[n] = '\0';
 	}
+	if (r->capture) {
+		api_capture_put(r, status, "application/json", s, n, false);
+		free(s);
+		return;
+	}
 	struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		free(s);
@@ -223,6 +265,17 @@ static void api_secret_free(void *p)
 
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version)
 {
+	if (r->capture) {
+		if (r->answered) {
+			crypt_free(val);
+			return;
+		}
+		api_capture_put(r, 200, "application/octet-stream", val, len, true);
+		r->capture->has_version = true;
+		r->capture->version = version;
+		r->a->met->reads++;
+		return;
+	}
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer_with_free_callback(len, val, api_secret_free);
 	if (!resp) {
@@ -235,6 +288,25 @@ void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t vers
 	MHD_add_response_header(resp, "X-Secret-Version", v);
 	r->a->met->reads++;
 	api_queue(r, 200, resp, "application/octet-stream");
+}
+
+void api_reply_relayed(struct api_req *r, unsigned status, const char *ctype, uint8_t *body,
+                       size_t len, bool has_version, uint64_t version)
+{
+	struct MHD_Response *resp =
+	    body ? MHD_create_response_from_buffer_with_free_callback(len, body, api_secret_free)
+	         : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp) {
+		crypt_free(body);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	if (has_version) {
+		char v[32];
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)version);
+		MHD_add_response_header(resp, "X-Secret-Version", v);
+	}
+	api_queue(r, status, resp, ctype);
 }
 
 void api_reply_errno(struct api_req *r, int err, const char *what)
@@ -450,6 +522,16 @@ static struct api_conn *api_evict_pick(struct api_server *s)
 
 static void api_conn_identify(struct api_server *s, struct api_conn *pc)
 {
+	if (s->workload && s->a->cfg.conn_key) {
+		/* The server process: the daemon process identifies the peer and names its key. */
+		pc->ident_rc =
+		    s->a->cfg.conn_key(s->a->cfg.conn_key_ud, pc->fd, pc->key, sizeof(pc->key));
+		pc->ident_ok = pc->ident_rc == 0;
+		pc->uid = (uid_t)-1;
+		if (!pc->ident_ok)
+			snprintf(pc->key, sizeof(pc->key), "unidentified");
+		return;
+	}
 	if (s->workload) {
 		pc->ident_rc = ident_from_socket(pc->fd, &pc->who);
 		pc->ident_ok = pc->ident_rc == 0;
@@ -913,7 +995,7 @@ static void api_server_free(api *a, struct api_server *s)
 {
 	if (!s)
 		return;
-	if (s->fd >= 0)
+	if (s->fd >= 0 && s->d)
 		loop_del(a->loop, s->fd);
 	if (s->d) {
 		loop_del(a->loop, s->epfd);
@@ -961,6 +1043,12 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 		s->fd = -1;
 		api_server_free(a, s);
 		return r;
+	}
+	if (workload && a->cfg.workload_relayed) {
+		/* Held for the server process, which serves it: not watched here. */
+		s->keep_file = false;
+		*out = s;
+		return 0;
 	}
 	/* MHD's own limit only backs ours up: it holds the served and the refused (until answered),
 	 * at most max_conns of each, and the evicted or timed out (until closed). */
@@ -1014,19 +1102,21 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 	if (!a->cfg.max_value)
 		a->cfg.max_value = SECRETD_VALUE_MAX_DEFAULT;
 	const struct api_routes *ar = a->cfg.admin_routes, *wr = a->cfg.workload_routes;
-	if (!ar || ar->socket != API_SOCKET_ADMIN || !wr || wr->socket != API_SOCKET_WORKLOAD ||
+	bool only = a->cfg.workload_only;
+	if ((only ? ar != NULL : !ar || ar->socket != API_SOCKET_ADMIN) || !wr ||
+	    wr->socket != API_SOCKET_WORKLOAD || (only && a->cfg.workload_relayed) ||
 	    a->cfg.max_conns > API_MAX_CONNS_CEILING ||
 	    a->cfg.idle_timeout_s > API_TIMEOUT_CEILING ||
 	    a->cfg.request_timeout_s > API_TIMEOUT_CEILING) {
 		free(a);
 		return -EINVAL;
 	}
-	int r = api_server_new(a, ar, &a->admin);
+	int r = only ? 0 : api_server_new(a, ar, &a->admin);
 	if (r == 0)
 		r = api_server_new(a, wr, &a->workload);
 	if (r < 0) {
 		/* Owned from here: a socket handed over but never reached is closed too. */
-		if (cfg->inherit_fds && !a->admin && cfg->inherit_fds[1] >= 0)
+		if (cfg->inherit_fds && !a->admin && !only && cfg->inherit_fds[1] >= 0)
 			close(cfg->inherit_fds[1]);
 		api_stop(a);
 		return r;
@@ -1039,7 +1129,7 @@ void api_quiesce(api *a)
 {
 	struct api_server *sv[2] = {a->admin, a->workload};
 	for (int i = 0; i < 2; i++)
-		if (sv[i] && sv[i]->fd >= 0)
+		if (sv[i] && sv[i]->fd >= 0 && sv[i]->d)
 			loop_del(a->loop, sv[i]->fd);
 }
 

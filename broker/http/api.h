@@ -42,6 +42,14 @@ struct api_config {
 	 * route answers 409. Returns 0 or -errno (-EBUSY: one is under way); reports itself. */
 	int (*upgrade)(void *ud);
 	void *upgrade_ud;
+	/* Privilege separation (broker/http/relay.h). The daemon process: workload_relayed binds
+	 * (or inherits) workload.sock but does not serve it: the server process does, on a
+	 * duplicate (api_listen_fd). The server process: workload_only serves workload.sock alone
+	 * (admin_routes NULL; store, mounts NULL) and conn_key says whom a new connection counts
+	 * against (0 with key filled, or -errno: unidentified). */
+	bool workload_relayed, workload_only;
+	int (*conn_key)(void *ud, int fd, char *key, size_t len);
+	void *conn_key_ud;
 };
 
 #define API_MAX_CONNS_DEFAULT 256

@@ -37,10 +37,17 @@ static void api_health(struct api_req *r, bool detail)
 	if (rc == 0) {
 		/* The admin socket names the daemon process (secretctl daemon upgrade waits for a
 		 * new one); the workload socket tells containers nothing about the host. */
-		api_reply_json(
-		    r, 200,
+		json_t *j =
 		    detail ? json_pack("{s:s, s:I}", "status", "ok", "pid", (json_int_t)getpid())
-		           : json_pack("{s:s}", "status", "ok"));
+		           : json_pack("{s:s}", "status", "ok");
+		/* ... and the server process that serves workload.sock (privsep): whether it
+		 * runs now (it is restarted at once when it dies) and its pid */
+		if (detail && j && a->met->privsep)
+			json_object_set_new(j, "server",
+			                    json_pack("{s:b, s:I}", "running",
+			                              a->met->server_pid != 0, "pid",
+			                              (json_int_t)a->met->server_pid));
+		api_reply_json(r, 200, j);
 		return;
 	}
 	r->a->met->health_failures++;

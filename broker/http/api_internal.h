@@ -35,6 +35,17 @@ struct api_conn {
 	bool served_one;       /* a request of it has completed (api_pending) */
 };
 
+/* A request answered in the daemon process for the server process (broker/http/relay.c): the
+ * reply functions fill this instead of queueing an HTTP answer. */
+struct api_capture {
+	unsigned status;
+	const char *ctype; /* a static string */
+	uint8_t *body;     /* crypt_alloc'd (may hold a secret), or NULL when empty */
+	size_t len;
+	bool has_version; /* an X-Secret-Version header (a value's answer) */
+	uint64_t version;
+};
+
 /* Per request. */
 struct api_req {
 	api *a;
@@ -54,6 +65,7 @@ struct api_req {
 	const struct api_route *route; /* the matched route, or NULL (404) */
 	const char *tail;              /* a prefix route's rest of the URL (in url) */
 	bool then_upgrade;             /* call cfg.upgrade once the answer is sent */
+	struct api_capture *capture;   /* relay.c: capture the answer (conn, srv are NULL) */
 };
 
 struct api {
@@ -82,6 +94,10 @@ void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Replies with raw secret bytes (takes ownership of crypt_alloc'd val; wiped when sent). */
 void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t version);
+/* The server process: replies with what the daemon process answered (body crypt_alloc'd or NULL,
+ * owned from here; ctype copied; an X-Secret-Version header when has_version). */
+void api_reply_relayed(struct api_req *r, unsigned status, const char *ctype, uint8_t *body,
+                       size_t len, bool has_version, uint64_t version);
 /* Replies with text (copied). */
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text);
 /* Maps a store/mounts errno to an HTTP status and replies with msg: what failed. */
@@ -133,3 +149,14 @@ struct api_routes {
 	const struct api_route *v;
 	size_t n;
 };
+
+/* ---- the workload socket split across processes (broker/http/relay.c) ---- */
+
+/* The daemon process: runs workload operation op (privsep/msg.h: PRIVSEP_WHOAMI..HEALTH) for r,
+ * whose r->pc->who was identified from the connection the server passed, exactly as the route
+ * would (the gate first); arg is the name (READ, TEMPLATE_READ) or the mount path (MOUNT,
+ * "" for the default), NUL-terminated. Answers r (captured) exactly once. */
+void api_workload_op(struct api_req *r, unsigned op, const char *arg);
+/* The server process: relays r as operation op with arg[0..len) (and r's connection) to the
+ * daemon process and replies with its answer. Defined by relay_server.c. */
+void relay_forward(struct api_req *r, unsigned op, const char *arg, size_t len);

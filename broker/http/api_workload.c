@@ -20,6 +20,7 @@
 #include "broker/http/decode.h"
 #include "broker/http/routes.h"
 #include "broker/engine/audit.h"
+#include "broker/privsep/msg.h"
 #include "broker/store/store.h"
 #include "common/limits.h"
 #include "common/names.h"
@@ -158,25 +159,16 @@ static void workload_template_read(struct api_req *r, const char *name)
 		api_reply_secret(r, secret_data(out), secret_len(out), version);
 }
 
-/* POST /v1/self/mount */
-static void workload_mount(struct api_req *r)
+/* POST /v1/self/mount, its body decoded: path, or NULL for the default */
+static void workload_mount_path(struct api_req *r, const char *path)
 {
 	struct policy_identity id;
 	const struct policy_identity *who = workload_who(r, &id);
-	struct decode_mount d;
-	char err[DECODE_ERR_MAX];
-	if (decode_mount(r->body, r->len, &d, err) < 0) {
-		api_reply_error(r, 400, "%s", err);
-		return;
-	}
-	const char *path = d.path;
 	size_t files = 0;
 	int rc = mounts_mount_self(r->a->mounts, &r->pc->who, path, &files);
 	const char *target = path ? path : SECRETD_MOUNT_DEFAULT;
-	if (!workload_audit(r, who, "mount", NULL, 0, rc == 0 ? "ok" : "error")) {
-		decode_mount_clear(&d);
+	if (!workload_audit(r, who, "mount", NULL, 0, rc == 0 ? "ok" : "error"))
 		return;
-	}
 	if (rc == -EPERM)
 		api_reply_error(r, 403, "only a process inside a container can ask for a mount");
 	else if (rc == -EEXIST)
@@ -188,6 +180,18 @@ static void workload_mount(struct api_req *r)
 	else
 		api_reply_json(
 		    r, 201, json_pack("{s:s, s:I}", "mount", target, "files", (json_int_t)files));
+}
+
+/* POST /v1/self/mount */
+static void workload_mount(struct api_req *r)
+{
+	struct decode_mount d;
+	char err[DECODE_ERR_MAX];
+	if (decode_mount(r->body, r->len, &d, err) < 0) {
+		api_reply_error(r, 400, "%s", err);
+		return;
+	}
+	workload_mount_path(r, d.path);
 	decode_mount_clear(&d);
 }
 
@@ -252,4 +256,119 @@ const struct api_routes api_workload_routes = {
     .gate = workload_gate,
     .v = workload_routes,
     .n = sizeof(workload_routes) / sizeof(workload_routes[0]),
+};
+
+/* ---- the daemon process's side of the split (broker/http/relay.c) ---- */
+
+void api_workload_op(struct api_req *r, unsigned op, const char *arg)
+{
+	if (!workload_gate(r))
+		return;
+	switch (op) {
+	case PRIVSEP_WHOAMI:
+		workload_whoami(r);
+		break;
+	case PRIVSEP_LIST:
+		workload_list(r);
+		break;
+	case PRIVSEP_READ:
+		workload_read(r, arg);
+		break;
+	case PRIVSEP_TEMPLATES:
+		workload_templates(r);
+		break;
+	case PRIVSEP_TEMPLATE_READ:
+		workload_template_read(r, arg);
+		break;
+	case PRIVSEP_MOUNT:
+		workload_mount_path(r, *arg ? arg : NULL);
+		break;
+	case PRIVSEP_HEALTH:
+		api_health_workload(r);
+		break;
+	default:
+		api_reply_error(r, 400, "unknown operation");
+	}
+}
+
+/* ---- the server process's side: the same routes, each relayed as one typed request ---- */
+
+/* The name of a READ / TEMPLATE_READ as the message carries it: a name over the limit or with
+ * a control byte goes as "" (the daemon refuses it as invalid, as it would the name itself). */
+static void relay_name(struct api_req *r, unsigned op, const char *name)
+{
+	size_t n = strlen(name);
+	bool ok = n <= PRIVSEP_NAME_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			ok = false;
+	relay_forward(r, op, ok ? name : "", ok ? n : 0);
+}
+
+static void relay_health(struct api_req *r)
+{
+	relay_forward(r, PRIVSEP_HEALTH, "", 0);
+}
+
+static void relay_whoami(struct api_req *r)
+{
+	relay_forward(r, PRIVSEP_WHOAMI, "", 0);
+}
+
+static void relay_list(struct api_req *r)
+{
+	relay_forward(r, PRIVSEP_LIST, "", 0);
+}
+
+static void relay_read(struct api_req *r, const char *name)
+{
+	relay_name(r, PRIVSEP_READ, name);
+}
+
+static void relay_templates(struct api_req *r)
+{
+	relay_forward(r, PRIVSEP_TEMPLATES, "", 0);
+}
+
+static void relay_template_read(struct api_req *r, const char *name)
+{
+	relay_name(r, PRIVSEP_TEMPLATE_READ, name);
+}
+
+/* The body is parsed here (the daemon gets the path alone and checks it again); a path the
+ * message cannot carry goes as one the daemon refuses as invalid (relative). */
+static void relay_mount(struct api_req *r)
+{
+	struct decode_mount d;
+	char err[DECODE_ERR_MAX];
+	if (decode_mount(r->body, r->len, &d, err) < 0) {
+		api_reply_error(r, 400, "%s", err);
+		return;
+	}
+	const char *p = d.path ? d.path : "";
+	size_t n = strlen(p);
+	bool ok = n <= PRIVSEP_PATH_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			ok = false;
+	if (!ok)
+		p = "invalid";
+	relay_forward(r, PRIVSEP_MOUNT, p, strlen(p));
+	decode_mount_clear(&d);
+}
+
+static const struct api_route relay_routes[] = {
+    API_ROUTE("GET", "/healthz", relay_health),
+    API_ROUTE("GET", "/v1/self", relay_whoami),
+    API_ROUTE("GET", "/v1/self/secrets", relay_list),
+    API_PREFIX("GET", "/v1/self/secrets/", relay_read),
+    API_ROUTE("GET", "/v1/self/templates", relay_templates),
+    API_PREFIX("GET", "/v1/self/templates/", relay_template_read),
+    API_ROUTE("POST", "/v1/self/mount", relay_mount),
+};
+
+const struct api_routes api_workload_relay_routes = {
+    .socket = API_SOCKET_WORKLOAD,
+    .v = relay_routes,
+    .n = sizeof(relay_routes) / sizeof(relay_routes[0]),
 };

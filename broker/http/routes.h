@@ -10,6 +10,9 @@ struct api_routes;
 extern const struct api_routes api_admin_routes;
 /* workload.sock's routes (api_workload.c). */
 extern const struct api_routes api_workload_routes;
+/* workload.sock's routes in the server process (api_workload.c): the same paths, each relayed
+ * to the daemon process as one typed request (broker/http/relay.h). */
+extern const struct api_routes api_workload_relay_routes;
 
 /* GET /healthz (api_health.c): the admin socket's answer names what failed and why, the
  * workload socket's only what. Each answers the request. */

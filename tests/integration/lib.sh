@@ -88,6 +88,19 @@ sd_worker_pid() {
 	echo "${_w:-$SD_PID}"
 }
 
+# sd_server_pid: the unprivileged server process serving workload.sock (a child of the daemon
+# process; empty with --no-privsep). Waits for it (it is restarted asynchronously).
+sd_server_pid() {
+	_i=0
+	while :; do
+		_s=$(pgrep -P "$(sd_worker_pid)" -x secretd-server 2>/dev/null | head -n 1)
+		[ -n "$_s" ] && { echo "$_s"; return 0; }
+		_i=$((_i + 1))
+		[ $_i -gt 200 ] && return 0
+		sleep 0.05
+	done
+}
+
 sd_stop() {
 	[ -n "${SD_PID:-}" ] || return 0
 	kill -TERM "$SD_PID" 2>/dev/null || true

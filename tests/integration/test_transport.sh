@@ -159,9 +159,15 @@ fi
 
 # --- item 7: out of file descriptors, the socket still moves and recovers ---
 if part fds && command -v prlimit >/dev/null 2>&1; then
-	soft=$(prlimit --pid "$SD_WPID" --nofile --output SOFT --noheadings | tr -d ' ')
-	lim=$(($(ls "/proc/$SD_WPID/fd" | wc -l) + 16))
-	prlimit --pid "$SD_WPID" --nofile="$lim:" || fail "prlimit"
+	# the process that accepts workload.sock's connections: the server process (privsep)
+	# (unprivileged: prlimit as its own uid, which needs no CAP_SYS_RESOURCE)
+	AP=$(sd_server_pid)
+	AP=${AP:-$SD_WPID}
+	APU=$(stat -c %u "/proc/$AP")
+	plim() { setpriv --reuid "$APU" --regid "$(stat -c %g "/proc/$AP")" --clear-groups prlimit "$@"; }
+	soft=$(plim --pid "$AP" --nofile --output SOFT --noheadings | tr -d ' ')
+	lim=$(($(ls "/proc/$AP/fd" | wc -l) + 16))
+	plim --pid "$AP" --nofile="$lim:" || fail "prlimit"
 	for u in 1011 1012 1013 1014; do
 		hold "fd$u" "$W" 10 setpriv --reuid "$u" --regid "$u" --clear-groups
 	done
@@ -174,7 +180,7 @@ if part fds && command -v prlimit >/dev/null 2>&1; then
 	done
 	[ "$(metric 'secretd_connections_dropped_total{reason="accept_error"}')" -ge 1 ] ||
 		fail "running out of fds is not counted"
-	prlimit --pid "$SD_WPID" --nofile="$soft:" || fail "prlimit (restore)"
+	plim --pid "$AP" --nofile="$soft:" || fail "prlimit (restore)"
 	ok "out of fds: the waiting peer is refused (${ans:-no answer}), accepting resumes"
 fi
 

@@ -1,0 +1,244 @@
+/* relay_server: the server process's side of the privilege split (see relay.h): each workload
+ * request is relayed to the daemon process as one typed message with the client's connection
+ * beside it, and answered with the daemon's reply.
+ *
+ * One request at a time: the server sends a request and waits for its answer before it reads
+ * the next one. The daemon answers from its event loop without waiting on anything but the
+ * store (and a mount's namespace child), so concurrency in the server would only queue requests
+ * in the channel instead of in the sockets; one at a time keeps the daemon's side trivially
+ * bounded (never more than one request of the server in flight) and makes a stuck server
+ * detectable (it does not read its answer). */
+#include "broker/http/relay.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/crypto/crypt.h"
+#include "broker/http/api_internal.h"
+#include "broker/privsep/chan.h"
+
+#define RELAY_REPLY_TIMEOUT_MS 60000 /* a daemon that does not answer within this: 503 */
+
+struct relay_server {
+	int chan;
+	uint32_t next_id;
+	size_t body_max;
+	uint8_t *buf; /* crypt_alloc'd: answers hold values */
+	size_t cap;
+	uint64_t sent[PRIVSEP_STATS_N];
+	bool sent_once;
+};
+
+int relay_server_new(relay_server **out, int chan, size_t max_value)
+{
+	struct relay_server *rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	rs->chan = chan;
+	rs->body_max = max_value + PRIVSEP_JSON_SLACK;
+	rs->cap = PRIVSEP_MSG_MAX(rs->body_max);
+	rs->buf = crypt_alloc(rs->cap);
+	if (!rs->buf) {
+		free(rs);
+		return -ENOMEM;
+	}
+	*out = rs;
+	return 0;
+}
+
+void relay_server_free(relay_server *rs)
+{
+	if (!rs)
+		return;
+	crypt_free(rs->buf);
+	if (rs->chan >= 0)
+		close(rs->chan);
+	free(rs);
+}
+
+int relay_server_fd(const relay_server *rs)
+{
+	return rs->chan;
+}
+
+/* Sends one request and waits for its answer (m points into rs->buf then). -ENOTCONN: the
+ * daemon is gone; -ETIMEDOUT; -EPROTO: it answered something else. */
+static int relay_call(relay_server *rs, uint16_t type, const char *arg, size_t len, int fd,
+                      struct privsep_msg *m)
+{
+	uint32_t id = ++rs->next_id;
+	if (id == 0)
+		id = rs->next_id = 1;
+	struct privsep_msg q = {.type = type, .id = id, .arg = arg, .arg_len = len, .nfds = 1};
+	int rc = privsep_chan_send(rs->chan, &q, fd, 0);
+	if (rc < 0)
+		return rc == -EPIPE ? -ENOTCONN : rc;
+	for (int waited = 0;;) {
+		struct pollfd p = {.fd = rs->chan, .events = POLLIN};
+		int n = poll(&p, 1, RELAY_REPLY_TIMEOUT_MS - waited);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? -ETIMEDOUT : -errno;
+		int cfd = -1;
+		rc = privsep_chan_recv(rs->chan, rs->buf, rs->cap, rs->body_max, MSG_DONTWAIT, m,
+		                       &cfd);
+		if (cfd >= 0)
+			close(cfd);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0)
+			return rc;
+		if (m->type != PRIVSEP_REPLY)
+			return -EPROTO;
+		if (m->id == id)
+			return 0;
+		/* the late answer of a request that timed out: dropped */
+	}
+}
+
+void relay_forward(struct api_req *r, unsigned op, const char *arg, size_t len)
+{
+	relay_server *rs = r->a->cfg.conn_key_ud;
+	struct privsep_msg m;
+	int rc = relay_call(rs, (uint16_t)op, arg, len, r->pc->fd, &m);
+	if (rc == -ENOTCONN || rc == -EPROTO) {
+		/* The daemon process is gone (or broken): this server ends with it (its
+		 * parent-death signal is on the way too). No answer could be sent before the exit:
+		 * the client sees its connection closed, and the next daemon's server serves its
+		 * retry. */
+		_exit(rc == -ENOTCONN ? 0 : 1);
+	}
+	if (rc < 0) {
+		api_reply_error(r, 503, "the broker did not answer: %s", strerror(-rc));
+		return;
+	}
+	uint8_t *body = NULL;
+	if (m.body_len) {
+		body = crypt_alloc(m.body_len);
+		if (!body) {
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+		memcpy(body, m.body, m.body_len);
+	}
+	/* the answer's copy in the receive buffer is wiped before the next request */
+	sodium_memzero(rs->buf, PRIVSEP_HEADER + m.arg_len + m.body_len);
+	char ctype[PRIVSEP_CTYPE_MAX + 1];
+	memcpy(ctype, m.arg, m.arg_len);
+	ctype[m.arg_len] = '\0';
+	api_reply_relayed(r, m.status, ctype, body, m.body_len, m.version != 0,
+	                  m.version ? m.version - 1 : 0);
+}
+
+int relay_server_conn_key(void *ud, int fd, char *key, size_t len)
+{
+	relay_server *rs = ud;
+	struct privsep_msg m;
+	int rc = relay_call(rs, PRIVSEP_CONNKEY, "", 0, fd, &m);
+	if (rc == -ENOTCONN)
+		_exit(0);
+	if (rc < 0)
+		return rc;
+	if (m.status != 200 || m.body_len == 0 || m.body_len >= len)
+		return -EPERM;
+	memcpy(key, m.body, m.body_len);
+	key[m.body_len] = '\0';
+	return 0;
+}
+
+int relay_server_stats(relay_server *rs, const struct metrics *met)
+{
+	uint64_t v[PRIVSEP_STATS_N] = {
+	    [PRIVSEP_ST_REQUESTS] = met->workload_requests,
+	    [PRIVSEP_ST_ERRORS] = met->workload_errors,
+	    [PRIVSEP_ST_REFUSED] = met->workload_refused,
+	    [PRIVSEP_ST_REFUSED_IDENT] = met->conns_refused_ident,
+	    [PRIVSEP_ST_REFUSED_FULL] = met->conns_refused_full,
+	    [PRIVSEP_ST_EVICTED] = met->conns_evicted,
+	    [PRIVSEP_ST_TIMED_OUT] = met->conns_timed_out,
+	    [PRIVSEP_ST_ACCEPT_ERRORS] = met->accept_errors,
+	    [PRIVSEP_ST_CONNS] = met->conns_workload,
+	};
+	if (rs->sent_once && memcmp(v, rs->sent, sizeof(v)) == 0)
+		return 0;
+	uint8_t body[PRIVSEP_STATS_N * 8];
+	for (int i = 0; i < PRIVSEP_STATS_N; i++)
+		for (int k = 0; k < 8; k++)
+			body[i * 8 + k] = (uint8_t)(v[i] >> (8 * k));
+	struct privsep_msg m = {.type = PRIVSEP_STATS, .body = body, .body_len = sizeof(body)};
+	int rc = privsep_chan_send(rs->chan, &m, -1, MSG_DONTWAIT);
+	if (rc == -EAGAIN)
+		return 0; /* next time */
+	if (rc < 0)
+		return rc == -EPIPE ? -ENOTCONN : rc;
+	memcpy(rs->sent, v, sizeof(v));
+	rs->sent_once = true;
+	return 0;
+}
+
+int relay_server_on_readable(relay_server *rs)
+{
+	for (;;) {
+		struct privsep_msg m;
+		int cfd = -1;
+		int rc = privsep_chan_recv(rs->chan, rs->buf, rs->cap, rs->body_max, MSG_DONTWAIT,
+		                           &m, &cfd);
+		if (cfd >= 0)
+			close(cfd);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc < 0)
+			return rc;
+		if (m.type != PRIVSEP_REPLY)
+			return -EPROTO;
+		/* a late answer: dropped */
+	}
+}
+
+/* The value of field in /proc/self/status ("CapEff:\t0000000000000000"), or -1. */
+static long long relay_status_field(const char *text, const char *field, int base)
+{
+	size_t n = strlen(field);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, field, n) == 0 && p[n] == ':')
+			return strtoll(p + n + 1, NULL, base);
+	return -1;
+}
+
+int relay_server_check_privs(bool was_root, char *what, size_t len)
+{
+	char text[8192];
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f) {
+		snprintf(what, len, "/proc/self/status unreadable");
+		return -EPERM;
+	}
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	static const struct {
+		const char *field;
+		int base;
+		long long want; /* -2: not 0 */
+	} checks[] = {
+	    {"CapEff", 16, 0}, {"CapPrm", 16, 0}, {"CapAmb", 16, 0}, {"NoNewPrivs", 10, 1}};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		long long v = relay_status_field(text, checks[i].field, checks[i].base);
+		if (v != checks[i].want) {
+			snprintf(what, len, "%s is %lld", checks[i].field, v);
+			return -EPERM;
+		}
+	}
+	if (was_root && (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0)) {
+		snprintf(what, len, "uid or gid 0");
+		return -EPERM;
+	}
+	return 0;
+}
