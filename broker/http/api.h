@@ -59,11 +59,13 @@ struct api_config {
 #define API_REQUEST_TIMEOUT_DEFAULT 30
 #define API_TIMEOUT_CEILING 3600
 /* MHD's memory per connection (request line, headers, MHD's bookkeeping; bodies go to our own
- * buffers). At most 32 KiB MHD takes it with malloc: above, an mmap and munmap per connection.
- * The workload API's requests are a GET or a small POST: 16 KiB (a request whose head does not
- * fit gets 431); the admin API keeps 64 KiB. */
+ * buffers). At most 32 KiB MHD takes it with malloc: above, an mmap and munmap per connection
+ * (the munmap of a 64 KiB pool was most of what the daemon still did after a put's reply, when
+ * the first read after a rotation wants the CPU). The workload API's requests are a GET or a
+ * small POST: 16 KiB; the admin API's heads (a name, a query) fit 32 KiB. A request whose head
+ * does not fit gets 431. */
 #define API_CONN_MEMORY_WORKLOAD (16 * 1024)
-#define API_CONN_MEMORY_ADMIN (64 * 1024)
+#define API_CONN_MEMORY_ADMIN (32 * 1024)
 
 typedef struct api api;
 struct api_routes;
