@@ -59,7 +59,7 @@ struct main_opts {
 	bool no_privsep;         /* serve workload.sock in this process (debugging) */
 	const char *server_user; /* the server process's user (NULL: secretd) */
 	bool key_file_set;
-	const char *etcd, *cluster; /* cluster mode (main_cluster.c) */
+	struct main_etcd et; /* cluster mode (main_cluster.c) */
 };
 
 static void main_usage(FILE *f)
@@ -68,7 +68,9 @@ static void main_usage(FILE *f)
 	    f,
 	    "usage:\n"
 	    "  secretd init --state-dir DIR [--key-file F | --passphrase-file F]\n"
-	    "               [--etcd URL[,URL...] --cluster NAME]\n"
+	    "               [--etcd URL[,URL...] --cluster NAME [--etcd-cacert F]\n"
+	    "                [--etcd-cert F --etcd-key F] [--etcd-user NAME\n"
+	    "                [--etcd-password-file F]]]\n"
 	    "  secretd run  --state-dir DIR --runtime-dir DIR [--key-file F | "
 	    "--passphrase-file F]\n"
 	    "               [--max-value BYTES] [--no-open] [--rotate-batch N]\n"
@@ -77,7 +79,9 @@ static void main_usage(FILE *f)
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
 	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
 	    "               [--server-user NAME] [--no-privsep]\n"
-	    "               [--etcd URL[,URL...] --cluster NAME]\n"
+	    "               [--etcd URL[,URL...] --cluster NAME [--etcd-cacert F]\n"
+	    "                [--etcd-cert F --etcd-key F] [--etcd-user NAME\n"
+	    "                [--etcd-password-file F]]]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
@@ -95,6 +99,13 @@ static void main_usage(FILE *f)
 	    "                     grants are shared with every node of cluster NAME through\n"
 	    "                     etcd (sealed rows only; the key file is the same on every\n"
 	    "                     node); init creates the cluster or joins it\n"
+	    "  --etcd-cacert F    the CA that signs etcd's server certificates (https:// URLs;\n"
+	    "                     without it, the system's CAs); peer and host always verified\n"
+	    "  --etcd-cert F --etcd-key F  this node's TLS client certificate and its key\n"
+	    "  --etcd-user NAME   authenticate to etcd as NAME (https:// only); the password\n"
+	    "                     is read from --etcd-password-file F (owner-only, like the\n"
+	    "                     key file) or $CREDENTIALS_DIRECTORY/etcd-password (systemd\n"
+	    "                     LoadCredential=etcd-password:...)\n"
 	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
 	    "                     the next start re-mounts them (debugging)\n"
 	    "  --server-user NAME  the user of the server process that serves workload.sock\n"
@@ -209,6 +220,11 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"request-timeout", required_argument, NULL, 'Q'},
 	    {"etcd", required_argument, NULL, 'e'},
 	    {"cluster", required_argument, NULL, 'c'},
+	    {"etcd-cacert", required_argument, NULL, 0x101},
+	    {"etcd-cert", required_argument, NULL, 0x102},
+	    {"etcd-key", required_argument, NULL, 0x103},
+	    {"etcd-user", required_argument, NULL, 0x104},
+	    {"etcd-password-file", required_argument, NULL, 0x105},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -330,10 +346,25 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			o->server_user = optarg;
 			break;
 		case 'e':
-			o->etcd = optarg;
+			o->et.urls = optarg;
 			break;
 		case 'c':
-			o->cluster = optarg;
+			o->et.cluster = optarg;
+			break;
+		case 0x101:
+			o->et.cacert = optarg;
+			break;
+		case 0x102:
+			o->et.cert = optarg;
+			break;
+		case 0x103:
+			o->et.key = optarg;
+			break;
+		case 0x104:
+			o->et.user = optarg;
+			break;
+		case 0x105:
+			o->et.password_file = optarg;
 			break;
 		case 'd':
 			log_set_level(LOG_LVL_DEBUG);
@@ -354,7 +385,21 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		fprintf(stderr, "secretd: give --key-file or --passphrase-file, not both\n");
 		return -EINVAL;
 	}
-	if (!o->etcd != !o->cluster || (o->etcd && o->pass_file)) {
+	if (!o->et.urls &&
+	    (o->et.cacert || o->et.cert || o->et.key || o->et.user || o->et.password_file)) {
+		fprintf(stderr, "secretd: --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user and "
+		                "--etcd-password-file need --etcd\n");
+		return -EINVAL;
+	}
+	if (!o->et.cert != !o->et.key) {
+		fprintf(stderr, "secretd: give --etcd-cert and --etcd-key together\n");
+		return -EINVAL;
+	}
+	if (o->et.password_file && !o->et.user) {
+		fprintf(stderr, "secretd: --etcd-password-file needs --etcd-user\n");
+		return -EINVAL;
+	}
+	if (!o->et.urls != !o->et.cluster || (o->et.urls && o->pass_file)) {
 		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster, and a key "
 		                "file (not a passphrase)\n");
 		return -EINVAL;
@@ -401,7 +446,7 @@ static int main_init(struct main_opts *o)
 	                        .key_file = o->pass_file ? NULL : o->key_file,
 	                        .pass_file = o->pass_file,
 	                        .max_value = o->max_value,
-	                        .shared_key = o->cluster != NULL};
+	                        .shared_key = o->et.cluster != NULL};
 	int r = store_init(&so);
 	if (r == -EINVAL && !o->pass_file) {
 		fprintf(stderr, "secretd: init: the key file must not be inside the state dir\n");
@@ -413,7 +458,7 @@ static int main_init(struct main_opts *o)
 	}
 	printf("initialised store in %s (%s)\n", o->state_dir,
 	       o->pass_file ? "passphrase" : o->key_file);
-	return o->etcd ? main_cluster_init(o->state_dir, o->key_file, o->etcd, o->cluster) : 0;
+	return o->et.urls ? main_cluster_init(o->state_dir, o->key_file, &o->et) : 0;
 }
 
 static int main_rekey(struct main_opts *o)
@@ -1137,7 +1182,7 @@ static int main_run(struct main_opts *o)
 		log_error("service: %s", strerror(-r));
 		goto out;
 	}
-	if (o->etcd && main_cluster_start(&mcl, s, l, sv, o->etcd, o->cluster) < 0)
+	if (o->et.urls && main_cluster_start(&mcl, s, l, sv, &o->et) < 0)
 		goto out; /* logged */
 	/* Before serving: the containers that ran under the previous daemon get their mounts back
 	 * (no held connections yet: a later keeper passes its take_held). */

@@ -152,14 +152,17 @@ static int cluster_keyring_get(etcd_client *ec, const char *prefix, struct etcd_
 	return etcd_range(ec, k, strlen(k), false, a);
 }
 
-int cluster_join(store *s, const char *etcd, const char *name, bool *created)
+int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
+                 bool *created, char *err, size_t errlen)
 {
+	if (err && errlen)
+		err[0] = 0;
 	if (!s || !etcd || !created || cluster_name_ok(name) < 0)
 		return -EINVAL;
 	*created = false;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	etcd_client *ec = NULL;
-	int r = etcd_client_new(&ec, etcd, 0);
+	int r = etcd_client_new(&ec, etcd, 0, sec);
 	if (r < 0)
 		return r;
 	char prefix[CLUSTER_NAME_MAX + 16], k[CLUSTER_KEY_MAX];
@@ -188,6 +191,8 @@ int cluster_join(store *s, const char *etcd, const char *name, bool *created)
 		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen);
 		break;
 	}
+	if (r < 0 && err && errlen)
+		snprintf(err, errlen, "%s", etcd_client_error(ec));
 	etcd_answer_free(&a);
 	etcd_client_free(ec);
 	return r;
@@ -720,11 +725,12 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 			snprintf(host, sizeof(host), "node");
 		snprintf(c->st.node, sizeof(c->st.node), "%s:%ld", host, (long)getpid());
 	}
-	int r = etcd_client_new(&c->wc, cfg->etcd, cfg->timeout_ms);
+	int r = etcd_client_new(&c->wc, cfg->etcd, cfg->timeout_ms, cfg->sec);
 	if (r == 0)
-		r = etcd_client_new(&c->rc, cfg->etcd, cfg->timeout_ms);
+		r = etcd_client_new(&c->rc, cfg->etcd, cfg->timeout_ms, cfg->sec);
 	if (r == 0)
-		r = etcd_client_new(&c->ec, cfg->etcd, cfg->timeout_ms);
+		r = etcd_client_new(&c->ec, cfg->etcd, cfg->timeout_ms, cfg->sec);
+	c->cfg.sec = NULL; /* the clients copied it: the caller's may go */
 	uint64_t rev = 0;
 	if (r == 0)
 		r = store_cluster_rev(s, &rev);
@@ -753,7 +759,14 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 		etcd_answer_free(&a);
 		if (r < 0)
 			goto fail;
+	} else if (kr == -EACCES || kr == -EPERM || kr == -EBADE) {
+		/* refused, not unreachable: a configuration to fix, not an outage to ride out */
+		etcd_answer_free(&a);
+		cluster_report(c, CLUSTER_REFUSED, etcd_client_error(c->wc), kr);
+		r = kr;
+		goto fail;
 	} else {
+		etcd_answer_free(&a);
 		cluster_report(c, CLUSTER_WATCH_ERROR, etcd_client_error(c->wc), kr);
 	}
 	store_cluster_ids(s, true);
@@ -870,7 +883,7 @@ static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldle
 		free(old);
 		cluster_count(c, &c->st.write_failures, 0);
 		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
-		return -EHOSTUNREACH;
+		return r == -EPERM || r == -EACCES ? r : -EHOSTUNREACH; /* refused: say so */
 	}
 	pre->old = old;
 	pre->oldlen = oldlen;
@@ -913,7 +926,9 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
 	if (r < 0) {
 		cluster_count(c, &c->st.write_failures, 0);
 		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
-		return r == -EINVAL || r == -E2BIG ? -EFBIG : -EHOSTUNREACH;
+		return r == -EINVAL || r == -E2BIG   ? -EFBIG
+		       : r == -EPERM || r == -EACCES ? r /* etcd refused this node's user */
+		                                     : -EHOSTUNREACH;
 	}
 	if (!ok) {
 		cluster_count(c, &c->st.conflicts, 0);

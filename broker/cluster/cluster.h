@@ -7,7 +7,8 @@
  * read: etcd reachable, and this node holds what etcd holds for that key, else -ESTALE), makes
  * the change in the local store, then *_commit: a txn comparing the key's mod_revision puts the
  * new rows; when it fails the local change is undone (the rows from before imported back) and
- * -EHOSTUNREACH (etcd unreachable: writes are refused) or -ESTALE (a conflict) is returned.
+ * -EHOSTUNREACH (etcd unreachable: writes are refused), -ESTALE (a conflict), or -EPERM /
+ * -EACCES (etcd refused this node's user the key, or its credentials) is returned.
  *
  * Reads: a watch thread (blocking libcurl, etcd_watch) follows the prefix from the last
  * revision this node applied (kept in the store: a restart without etcd serves the local copy)
@@ -20,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/cluster/etcd.h"
 #include "broker/os/loop.h"
 #include "broker/store/store.h"
 
@@ -47,10 +49,15 @@ enum cluster_event {
 	CLUSTER_WATCH_ERROR, /* the watch stream broke (what: the endpoint's error) */
 	CLUSTER_WATCHING,    /* the watch (re)started from revision err */
 	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
+	CLUSTER_REFUSED,     /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
+	                      * etcd's or TLS's text); cluster_new then fails with err */
 };
 
 struct cluster_config {
-	const char *etcd;    /* "http://H:P[,...]" */
+	const char *etcd; /* "http[s]://H:P[,...]" */
+	/* TLS files and the etcd user (may be NULL; etcd.h); copied and referenced by the clients
+	 */
+	const struct etcd_security *sec;
 	const char *name;    /* the cluster's name */
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
 	const char *node;    /* this node's name in the election; NULL: "HOSTNAME:PID" */
@@ -98,8 +105,11 @@ const char *cluster_endpoints(cluster *c);
 
 /* At `secretd init --etcd --cluster`: publishes this store's keyring when the cluster has none
  * (*created true), else adopts the cluster's (store_keyring_adopt: the caller then closes the
- * store). -EHOSTUNREACH, -EKEYREJECTED (another root key), -ENOTEMPTY, -EINVAL (passphrase). */
-int cluster_join(store *s, const char *etcd, const char *name, bool *created);
+ * store). -EHOSTUNREACH, -EKEYREJECTED (another root key), -ENOTEMPTY, -EINVAL (passphrase),
+ * -EACCES / -EPERM / -EBADE (etcd refused the credentials, the permission, or TLS failed: etcd.h).
+ * sec may be NULL. err (errlen bytes, may be NULL): etcd's or the transport's text on failure. */
+int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
+                 bool *created, char *err, size_t errlen);
 
 /* A write in progress (begin → local change → commit). */
 struct cluster_pre {

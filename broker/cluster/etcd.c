@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "common/decimal.h"
+#include "common/secret.h"
 
 /* ---- the parser (pure) ---- */
 
@@ -33,6 +34,9 @@ void etcd_answer_free(struct etcd_answer *a)
 	free(a->kvs);
 	free(a->events);
 	free(a->error);
+	if (a->token)
+		sodium_memzero(a->token, strlen(a->token));
+	free(a->token);
 	*a = (struct etcd_answer){0};
 }
 
@@ -135,6 +139,27 @@ static int etcd_error(json_t *o, struct etcd_answer *a)
 	return a->error ? 0 : -ENOMEM;
 }
 
+/* authenticate's token: bounded, printable ASCII without spaces (it goes into a header). */
+static int etcd_token(json_t *o, struct etcd_answer *a)
+{
+	json_t *t = json_object_get(o, "token");
+	if (!t)
+		return 0;
+	if (!json_is_string(t))
+		return -EPROTO;
+	size_t n = json_string_length(t);
+	if (n > ETCD_TOKEN_MAX)
+		return -E2BIG;
+	const char *v = json_string_value(t);
+	if (n == 0 || strlen(v) != n)
+		return -EPROTO;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e)
+			return -EPROTO;
+	a->token = strndup(v, n);
+	return a->token ? 0 : -ENOMEM;
+}
+
 static int etcd_kvs(json_t *arr, struct etcd_answer *a)
 {
 	if (!arr)
@@ -235,6 +260,8 @@ int etcd_parse(const char *p, size_t len, struct etcd_answer *out)
 	}
 	r = etcd_error(o, out);
 	if (r == 0)
+		r = etcd_token(o, out);
+	if (r == 0)
 		r = etcd_header(o, out);
 	if (r == 0)
 		r = etcd_kvs(json_object_get(o, "kvs"), out);
@@ -312,10 +339,61 @@ struct etcd_client {
 	char *urls[ETCD_ENDPOINTS_MAX];
 	size_t n, good;
 	unsigned timeout_ms;
-	char err[CURL_ERROR_SIZE + 64];
+	bool tls;
+	char *cacert, *cert, *key, *user;
+	secret *password;
+	char token[ETCD_TOKEN_MAX + 1]; /* "" until authenticated */
+	char err[CURL_ERROR_SIZE + ETCD_ERROR_MAX + 64];
 };
 
-int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms)
+static bool etcd_user_ok(const char *u)
+{
+	size_t n = strnlen(u, ETCD_USER_MAX);
+	if (n == 0 || n == ETCD_USER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (u[i] < 0x20 || u[i] > 0x7e || u[i] == '"' || u[i] == '\\')
+			return false;
+	return true;
+}
+
+static int etcd_strdup_opt(char **out, const char *s)
+{
+	if (!s)
+		return 0;
+	if (!*s || strnlen(s, ETCD_PATH_MAX) == ETCD_PATH_MAX)
+		return -EINVAL;
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int etcd_client_secure(etcd_client *c, const struct etcd_security *sec)
+{
+	if (!sec)
+		return 0;
+	if (!c->tls && (sec->cacert || sec->cert || sec->key || sec->user))
+		return -EINVAL; /* nothing secret or verified travels over plain http */
+	if (!sec->cert != !sec->key || !sec->user != !sec->password)
+		return -EINVAL;
+	if (sec->user && !etcd_user_ok(sec->user))
+		return -EINVAL;
+	if (sec->password &&
+	    (secret_len(sec->password) == 0 || secret_len(sec->password) > ETCD_PASSWORD_MAX))
+		return -EINVAL;
+	int r = etcd_strdup_opt(&c->cacert, sec->cacert);
+	if (r == 0)
+		r = etcd_strdup_opt(&c->cert, sec->cert);
+	if (r == 0)
+		r = etcd_strdup_opt(&c->key, sec->key);
+	if (r == 0)
+		r = etcd_strdup_opt(&c->user, sec->user);
+	if (r == 0 && sec->password)
+		c->password = secret_ref(sec->password);
+	return r;
+}
+
+int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms,
+                    const struct etcd_security *sec)
 {
 	if (!out || !urls || !*urls)
 		return -EINVAL;
@@ -324,16 +402,19 @@ int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms)
 	if (!c)
 		return -ENOMEM;
 	c->timeout_ms = timeout_ms ? timeout_ms : ETCD_TIMEOUT_MS_DEFAULT;
+	c->tls = strncmp(urls, "https://", 8) == 0;
+	const char *scheme = c->tls ? "https://" : "http://";
+	size_t sl = strlen(scheme);
 	const char *p = urls;
 	int r = 0;
 	while (*p) {
 		size_t l = strcspn(p, ",");
 		if (l == 0 || l >= ETCD_URL_MAX || c->n == ETCD_ENDPOINTS_MAX ||
-		    strncmp(p, "http://", 7) != 0) {
+		    strncmp(p, scheme, sl) != 0) {
 			r = -EINVAL;
 			break;
 		}
-		while (l > 7 && p[l - 1] == '/')
+		while (l > sl && p[l - 1] == '/')
 			l--;
 		c->urls[c->n] = strndup(p, l);
 		if (!c->urls[c->n]) {
@@ -347,6 +428,8 @@ int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms)
 	}
 	if (r == 0 && c->n == 0)
 		r = -EINVAL;
+	if (r == 0)
+		r = etcd_client_secure(c, sec);
 	if (r < 0) {
 		etcd_client_free(c);
 		return r;
@@ -361,6 +444,12 @@ void etcd_client_free(etcd_client *c)
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		free(c->urls[i]);
+	free(c->cacert);
+	free(c->cert);
+	free(c->key);
+	free(c->user);
+	secret_unref(c->password);
+	sodium_memzero(c->token, sizeof(c->token));
 	free(c);
 }
 
@@ -393,6 +482,14 @@ static size_t etcd_collect(char *d, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
+static void etcd_body_wipe(struct etcd_body *b)
+{
+	if (b->p)
+		sodium_memzero(b->p, b->len);
+	free(b->p);
+	b->p = NULL;
+}
+
 static char *etcd_b64_enc(const void *p, size_t n)
 {
 	size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
@@ -418,11 +515,87 @@ static char *etcd_range_end(const uint8_t *k, size_t n)
 	return etcd_b64_enc(e, n);
 }
 
+/* The options every request shares: the scheme, TLS (peer and host always verified), the
+ * headers (JSON, and the token once authenticated). *hd is the caller's to free. */
+static int etcd_setup(etcd_client *c, CURL *h, struct curl_slist **hd)
+{
+	*hd = curl_slist_append(NULL, "Content-Type: application/json");
+	if (*hd && c->token[0]) {
+		char a[ETCD_TOKEN_MAX + 32];
+		snprintf(a, sizeof(a), "Authorization: %s", c->token);
+		struct curl_slist *t = curl_slist_append(*hd, a);
+		sodium_memzero(a, sizeof(a));
+		if (!t) {
+			curl_slist_free_all(*hd);
+			*hd = NULL;
+		} else {
+			*hd = t;
+		}
+	}
+	if (!*hd)
+		return -ENOMEM;
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hd);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->tls ? "https" : "http");
+	if (c->tls) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+		if (c->cacert)
+			curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+		if (c->cert) {
+			curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+			curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+		}
+	}
+	return 0;
+}
+
+/* A transfer that failed because of TLS (a configuration problem, not an unreachable member).
+ * An etcd that requires client certificates drops a client without one right after the
+ * handshake (TLS 1.3): a send or receive error, taken as TLS when no certificate was given. */
+static bool etcd_tls_failed(const etcd_client *c, CURLcode cc, const char *eb)
+{
+	switch (cc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+		return true;
+	case CURLE_RECV_ERROR: /* TLS 1.3: the server's alert comes after the handshake */
+	case CURLE_SEND_ERROR:
+		return c->tls && (!c->cert || strstr(eb, "alert") != NULL);
+	default:
+		return false;
+	}
+}
+
+/* etcd's error text, classified: -EKEYEXPIRED the token is invalid or stale (authenticate
+ * again), -EACCES credentials refused, -EPERM permission denied, else -EPROTO. */
+static int etcd_error_class(const char *e)
+{
+	if (strstr(e, "invalid auth token") || strstr(e, "revision of auth store is old"))
+		return -EKEYEXPIRED;
+	if (strstr(e, "permission denied"))
+		return -EPERM;
+	if (strstr(e, "authentication failed") || strstr(e, "user name is empty") ||
+	    strstr(e, "authentication is not enabled") || strstr(e, "user name not found"))
+		return -EACCES;
+	return -EPROTO;
+}
+
 /* POSTs body to path on the endpoints in turn (the last good first); the answer into *ans. */
-static int etcd_call(etcd_client *c, const char *path, const char *body, struct etcd_answer *ans)
+static int etcd_call_once(etcd_client *c, const char *path, const char *body,
+                          struct etcd_answer *ans)
 {
 	*ans = (struct etcd_answer){0}; /* freed by the caller whatever the outcome */
 	int r = -EHOSTUNREACH;
+	bool tls_failed = false;
 	c->err[0] = 0;
 	for (size_t t = 0; t < c->n; t++) {
 		size_t i = (c->good + t) % c->n;
@@ -433,16 +606,17 @@ static int etcd_call(etcd_client *c, const char *path, const char *body, struct 
 			return -ENOMEM;
 		struct etcd_body b = {0};
 		char eb[CURL_ERROR_SIZE] = "";
-		struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+		struct curl_slist *hd = NULL;
+		if (etcd_setup(c, h, &hd) < 0) {
+			curl_easy_cleanup(h);
+			return -ENOMEM;
+		}
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_collect);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
 		CURLcode cc = curl_easy_perform(h);
 		long status = 0;
@@ -453,23 +627,99 @@ static int etcd_call(etcd_client *c, const char *path, const char *body, struct 
 			snprintf(c->err, sizeof(c->err), "%s: %s", c->urls[i],
 			         cc != CURLE_OK ? (eb[0] ? eb : curl_easy_strerror(cc))
 			                        : "server error");
-			free(b.p);
-			r = b.over ? -E2BIG : -EHOSTUNREACH;
+			etcd_body_wipe(&b);
+			tls_failed = cc != CURLE_OK && etcd_tls_failed(c, cc, eb);
+			r = b.over ? -E2BIG : tls_failed ? -EBADE : -EHOSTUNREACH;
 			if (b.over)
 				break;
 			continue;
 		}
 		c->good = i;
 		r = etcd_parse(b.p ? b.p : "", b.len, ans);
-		free(b.p);
+		etcd_body_wipe(&b);
+		if (r < 0)
+			snprintf(c->err, sizeof(c->err), "%s: HTTP %ld: %s", c->urls[i], status,
+			         r == -E2BIG ? "an answer over a limit"
+			                     : "an answer that does not parse");
 		if (r == 0 && (status != 200 || ans->error)) {
 			snprintf(c->err, sizeof(c->err), "%s: HTTP %ld: %s", c->urls[i], status,
 			         ans->error ? ans->error : "");
-			r = -EPROTO;
+			r = ans->error ? etcd_error_class(ans->error) : -EPROTO;
 		}
 		break;
 	}
 	return r;
+}
+
+/* {"name":USER,"password":PASSWORD} in locked memory (the password JSON-escaped). */
+static int etcd_auth_body(const etcd_client *c, secret **out)
+{
+	const uint8_t *pw = secret_data(c->password);
+	size_t n = secret_len(c->password);
+	size_t cap = strlen(c->user) + 6 * n + 64;
+	_cleanup_secret_ secret *b = secret_new(cap);
+	if (!b)
+		return -ENOMEM;
+	char *p = (char *)secret_data(b);
+	size_t o = (size_t)snprintf(p, cap, "{\"name\":\"%s\",\"password\":\"", c->user);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = pw[i];
+		if (ch == '"' || ch == '\\') {
+			p[o++] = '\\';
+			p[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(p + o, cap - o, "\\u%04x", ch);
+		} else {
+			p[o++] = (char)ch;
+		}
+	}
+	memcpy(p + o, "\"}", 3);
+	*out = TAKE_PTR(b);
+	return 0;
+}
+
+/* /v3/auth/authenticate: the token into c->token. */
+static int etcd_authenticate(etcd_client *c)
+{
+	c->token[0] = 0;
+	_cleanup_secret_ secret *body = NULL;
+	int r = etcd_auth_body(c, &body);
+	if (r < 0)
+		return r;
+	struct etcd_answer a;
+	r = etcd_call_once(c, "/v3/auth/authenticate", (const char *)secret_data(body), &a);
+	if (r == -EKEYEXPIRED)
+		r = -EACCES;
+	if (r == 0 && !a.token) {
+		snprintf(c->err, sizeof(c->err), "%s: no token in etcd's answer", c->urls[c->good]);
+		r = -EPROTO;
+	}
+	if (r == 0)
+		snprintf(c->token, sizeof(c->token), "%s", a.token);
+	etcd_answer_free(&a);
+	return r;
+}
+
+/* A call, authenticated when the client has a user: the token is fetched first, and fetched
+ * once more when etcd says it is invalid or stale. */
+static int etcd_call(etcd_client *c, const char *path, const char *body, struct etcd_answer *ans)
+{
+	int r = 0;
+	for (int tries = 0; tries < 2; tries++) {
+		*ans = (struct etcd_answer){0};
+		if (c->user && !c->token[0]) {
+			r = etcd_authenticate(c);
+			if (r < 0)
+				return r;
+		}
+		r = etcd_call_once(c, path, body, ans);
+		if (r != -EKEYEXPIRED)
+			return r;
+		c->token[0] = 0;
+		if (tries == 0)
+			etcd_answer_free(ans);
+	}
+	return -EACCES; /* a fresh token refused at once */
 }
 
 int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct etcd_answer *out)
@@ -676,6 +926,13 @@ int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_re
 	json_decref(o);
 	if (!body)
 		return -ENOMEM;
+	if (c->user) { /* a fresh token for each stream: one that expired ends no call */
+		int r = etcd_authenticate(c);
+		if (r < 0) {
+			free(body);
+			return r;
+		}
+	}
 	size_t i = c->good;
 	c->good = (c->good + 1) % c->n; /* a broken stream tries the next endpoint next time */
 	char url[ETCD_URL_MAX + 64];
@@ -687,18 +944,20 @@ int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_re
 	}
 	struct etcd_watch_ctx w = {.cb = cb, .ud = ud, .stop = stop};
 	char eb[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+	struct curl_slist *hd = NULL;
+	if (etcd_setup(c, h, &hd) < 0) {
+		curl_easy_cleanup(h);
+		free(body);
+		return -ENOMEM;
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_watch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, etcd_watch_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
 	/* A member that stops answering (killed host, partition) shows as a silent stream:
 	 * keepalive probes end it. */
@@ -717,7 +976,7 @@ int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_re
 	if (cc != CURLE_OK) {
 		snprintf(c->err, sizeof(c->err), "%s: %s", c->urls[i],
 		         eb[0] ? eb : curl_easy_strerror(cc));
-		return -EHOSTUNREACH;
+		return etcd_tls_failed(c, cc, eb) ? -EBADE : -EHOSTUNREACH;
 	}
 	return 0;
 }

@@ -1,5 +1,8 @@
 /* etcd: a client of etcd v3's JSON gateway (etcd 3.4: /v3/kv/range, /v3/kv/txn, /v3/watch) on
- * libcurl, and the parser of its answers. No TLS or auth yet (docs/cluster.md).
+ * libcurl, and the parser of its answers. TLS (https:// endpoints: the server's certificate and
+ * host name are always verified; a client certificate when given) and etcd's authentication (a
+ * user and password: /v3/auth/authenticate, its token in the Authorization header of every call,
+ * one re-authentication when etcd says the token is invalid or expired; docs/cluster.md).
  *
  * The parser (etcd_parse, etcd_stream_feed) is pure: it reads outside input (pointer, length)
  * under the named limits below and is fuzzed (tests/fuzz/fuzz_etcd.c).
@@ -9,6 +12,11 @@
  * Functions return 0 or a negative errno:
  *   -EHOSTUNREACH no endpoint answered in time   -EPROTO an answer that does not parse
  *   -E2BIG an answer over a limit                 -ENOMEM, -EINVAL
+ *   -EACCES etcd refused the credentials (wrong user or password, none given while etcd
+ *           requires them, or authentication not enabled in etcd while a user is given)
+ *   -EPERM  the user lacks the permission (its roles do not grant the key range)
+ *   -EBADE  TLS failed (the server's certificate does not verify, a file cannot be used, the
+ *           handshake was refused): not a reachability problem, a configuration one
  * Everything handed out is malloc'd and freed with etcd_answer_free. */
 #pragma once
 #include <stdbool.h>
@@ -24,6 +32,10 @@
 #define ETCD_EVENTS_MAX 100000             /* events in one watch answer */
 #define ETCD_ERROR_MAX 512                 /* an error message kept */
 #define ETCD_TIMEOUT_MS_DEFAULT 1500       /* one request, one endpoint */
+#define ETCD_TOKEN_MAX 1024                /* an auth token (simple or JWT), printable ASCII */
+#define ETCD_USER_MAX 128                  /* an etcd user name */
+#define ETCD_PASSWORD_MAX 1024             /* an etcd password */
+#define ETCD_PATH_MAX 4096                 /* a TLS file's path */
 
 struct etcd_kv {
 	uint8_t *key; /* NUL-terminated after keylen bytes */
@@ -57,6 +69,7 @@ struct etcd_answer {
 	int64_t compact_revision;
 	int64_t lease_id, ttl; /* lease grant / keep-alive: ttl 0 = the lease is gone */
 	char *error;           /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
+	char *token; /* authenticate: the token (at most ETCD_TOKEN_MAX bytes, 0x21..0x7e) */
 };
 
 /* Parses one JSON answer of len bytes (no NUL needed) into *out (zeroed first; free with
@@ -78,9 +91,26 @@ void etcd_stream_free(struct etcd_stream *s);
 
 typedef struct etcd_client etcd_client;
 
-/* urls: "http://H:P[,http://H:P...]" (1..ETCD_ENDPOINTS_MAX, each < ETCD_URL_MAX, http only);
- * timeout_ms: per request and endpoint (0: ETCD_TIMEOUT_MS_DEFAULT). -EINVAL for a bad list. */
-int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms);
+struct secret; /* common/secret.h */
+
+/* How a client proves itself and checks etcd. Every field may be NULL.
+ * cacert: the CA bundle that signs etcd's server certificates (https:// only; NULL: the system's
+ * CAs); cert, key: this node's client certificate and its key (both or neither; https:// only).
+ * user, password: an etcd user (printable ASCII, no '"' or '\\', < ETCD_USER_MAX) and its password
+ * (1..ETCD_PASSWORD_MAX bytes; the client takes a reference); https:// only: a password is never
+ * sent in the clear. */
+struct etcd_security {
+	const char *cacert, *cert, *key;
+	const char *user;
+	struct secret *password;
+};
+
+/* urls: "http://H:P[,...]" or "https://H:P[,...]" (one scheme for all; 1..ETCD_ENDPOINTS_MAX,
+ * each < ETCD_URL_MAX); timeout_ms: per request and endpoint (0: ETCD_TIMEOUT_MS_DEFAULT); sec
+ * may be NULL (plain http, no user). -EINVAL for a bad list or security (TLS files or a user
+ * with http://, a user without a password, a certificate without its key). */
+int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms,
+                    const struct etcd_security *sec);
 void etcd_client_free(etcd_client *c);
 /* The last transport error as text (for logs), "" when none. */
 const char *etcd_client_error(const etcd_client *c);

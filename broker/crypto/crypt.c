@@ -247,6 +247,32 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	return 0;
 }
 
+int crypt_private_read(const char *path, size_t max, secret **out)
+{
+	if (!path || !out || max == 0 || max >= SIZE_MAX)
+		return -EINVAL;
+	*out = NULL;
+	struct stat st;
+	_cleanup_close_ int fd = crypt_open_private(path, &st);
+	if (fd < 0)
+		return fd;
+	_cleanup_secret_ secret *b = secret_new(max + 1);
+	if (!b)
+		return -ENOMEM;
+	size_t len = 0;
+	int r = fileio_read_upto(fd, secret_data(b), max + 1, &len);
+	if (r < 0)
+		return r;
+	if (len > max)
+		return -EFBIG;
+	if (len > 0 && secret_data(b)[len - 1] == '\n')
+		len--;
+	if (len == 0)
+		return -EINVAL;
+	*out = secret_from(secret_data(b), len);
+	return *out ? 0 : -ENOMEM;
+}
+
 int crypt_seal(const uint8_t key[CRYPT_KEY_BYTES], const uint8_t *ad, size_t adlen,
                const uint8_t *pt, size_t ptlen, uint8_t *out)
 {

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct secret; /* common/secret.h */
+
 #define CRYPT_KEY_BYTES 32
 #define CRYPT_MAC_BYTES 32
 #define CRYPT_SALT_BYTES 16
@@ -40,6 +42,12 @@ int crypt_keyfile_read(const char *path, uint8_t **key);
  * libsodium's range, -EFBIG over 4096 bytes. */
 int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTES],
                             uint64_t opslimit, size_t memlimit, uint8_t **key);
+
+/* Reads a small credential file (an etcd password: one trailing newline stripped) into *out (a
+ * secret of its bytes; the caller secret_unref's). The file is checked as a key file is: -EINVAL
+ * when not a regular file, -EPERM with a group or other permission bit or another owner, -ELOOP
+ * on a symlink; -EINVAL when empty, -EFBIG over max bytes. */
+int crypt_private_read(const char *path, size_t max, struct secret **out);
 
 /* Seals pt under key with associated data ad. out must hold ptlen + CRYPT_SEAL_OVERHEAD bytes
  * (random nonce first). */

@@ -10,6 +10,7 @@
 
 #include "broker/cluster/etcd.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 #include "tests/unit/runner.h"
 #include "tests/unit/testdir.h"
 
@@ -197,21 +198,92 @@ START_TEST(test_stream_limit)
 }
 END_TEST
 
+/* authenticate's token: kept when bounded and printable (it goes into a header), else refused */
+START_TEST(test_token)
+{
+	struct etcd_answer a;
+	ck_assert_int_eq(parse("{\"header\":{\"revision\":\"3\"},\"token\":\"abcDEF.12\"}", &a), 0);
+	ck_assert_ptr_nonnull(a.token);
+	ck_assert_str_eq(a.token, "abcDEF.12");
+	etcd_answer_free(&a);
+	ck_assert_ptr_null(a.token);
+	/* a header injection, a space, an empty or non-string token */
+	ck_assert_int_eq(parse("{\"token\":\"abc\\r\\nX-Evil: 1\"}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"token\":\"a b\"}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"token\":\"\"}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"token\":7}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	/* the bound */
+	size_t n = ETCD_TOKEN_MAX + 1;
+	char *big = malloc(n + 32);
+	ck_assert_ptr_nonnull(big);
+	strcpy(big, "{\"token\":\"");
+	memset(big + strlen(big), 'x', n);
+	strcpy(big + 10 + n, "\"}");
+	ck_assert_int_eq(parse(big, &a), -E2BIG);
+	etcd_answer_free(&a);
+	big[10 + n - 1] = '"';
+	big[10 + n] = '}';
+	big[10 + n + 1] = 0;
+	ck_assert_int_eq(parse(big, &a), 0); /* exactly ETCD_TOKEN_MAX */
+	ck_assert_uint_eq(strlen(a.token), ETCD_TOKEN_MAX);
+	etcd_answer_free(&a);
+	free(big);
+}
+END_TEST
+
+/* TLS files and a user only with https://; a user needs a password, a certificate its key */
+START_TEST(test_client_security)
+{
+	etcd_client *c = NULL;
+	secret *pw = secret_from("pw", 2);
+	ck_assert_ptr_nonnull(pw);
+	struct etcd_security tls = {.cacert = "/ca.pem"};
+	struct etcd_security user = {.user = "node1", .password = pw};
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1", 100, &tls), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1", 100, &user), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &tls), 0);
+	etcd_client_free(c);
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &user), 0);
+	etcd_client_free(c);
+	struct etcd_security nopw = {.user = "node1"};
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &nopw), -EINVAL);
+	struct etcd_security nokey = {.cert = "/c.pem"};
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &nokey), -EINVAL);
+	struct etcd_security quote = {.user = "a\"b", .password = pw};
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &quote), -EINVAL);
+	/* the client holds its own reference to the password */
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100, &user), 0);
+	secret_unref(pw);
+	/* nothing listens: unreachable (not a TLS failure), the password never sent */
+	struct etcd_answer a;
+	ck_assert_int_eq(etcd_range(c, "/k", 2, true, &a), -EHOSTUNREACH);
+	etcd_answer_free(&a);
+	etcd_client_free(c);
+}
+END_TEST
+
 START_TEST(test_client_urls)
 {
 	etcd_client *c = NULL;
-	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2/", 100), 0);
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2/", 100, NULL),
+	                 0);
 	etcd_client_free(c);
-	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1", 100), -EINVAL);
-	ck_assert_int_eq(etcd_client_new(&c, "http://a:1,,http://b:1", 100), -EINVAL);
-	ck_assert_int_eq(etcd_client_new(&c, "", 100), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "https://127.0.0.1:1,http://127.0.0.1:2", 100, NULL),
+	                 -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "http://a:1,,http://b:1", 100, NULL), -EINVAL);
+	ck_assert_int_eq(etcd_client_new(&c, "", 100, NULL), -EINVAL);
 	ck_assert_int_eq(etcd_client_new(&c,
 	                                 "http://a:1,http://a:1,http://a:1,http://a:1,"
 	                                 "http://a:1,http://a:1,http://a:1,http://a:1,http://a:1",
-	                                 100),
+	                                 100, NULL),
 	                 -EINVAL);
 	/* nothing listens: unreachable, quickly, after trying each endpoint */
-	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2", 500), 0);
+	ck_assert_int_eq(etcd_client_new(&c, "http://127.0.0.1:1,http://127.0.0.1:2", 500, NULL),
+	                 0);
 	struct etcd_answer a;
 	ck_assert_int_eq(etcd_range(c, "/k", 2, true, &a), -EHOSTUNREACH);
 	ck_assert_str_ne(etcd_client_error(c), "");
@@ -570,6 +642,8 @@ Suite *unit_suite(void)
 	tcase_add_test(tp, test_stream_pieces);
 	tcase_add_test(tp, test_stream_limit);
 	tcase_add_test(tp, test_client_urls);
+	tcase_add_test(tp, test_token);
+	tcase_add_test(tp, test_client_security);
 	suite_add_tcase(s, tp);
 	TCase *tr = tcase_create("rows");
 	tcase_add_unchecked_fixture(tr, base_setup, base_teardown);
