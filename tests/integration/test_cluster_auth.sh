@@ -158,6 +158,13 @@ rctl get --prefix "${PFX}s/" --keys-only | grep -q "app/db" || fail "the put did
 grep -q "n1pw-$$" "$T/n1.log" && fail "the password was logged"
 ok "the right CA, client certificate, user and password: init, run, put and read"
 
+# --- the tokens etcd gave out become invalid (a password change, here to the same password, drops
+# the user's tokens): the next put re-authenticates once and succeeds
+printf 'n1pw-%s\n' "$$" | rctl user passwd sdn1 --interactive=false >/dev/null || fail "etcdctl user passwd"
+printf 'v1b' | ctlN 1 put app/db >"$T/reauth.out" 2>&1 || fail "put after the token was dropped: $(cat "$T/reauth.out")"
+[ "$(ctlN 1 get app/db)" = v1b ] || fail "node 1: get after re-authentication"
+ok "a token etcd dropped: the next put re-authenticates once and succeeds"
+
 # --- node 2 as under systemd: LoadCredential=etcd-password:... ($CREDENTIALS_DIRECTORY)
 # shellcheck disable=SC2086
 sd_cl init 2 $TLS --etcd-user sdn1 --etcd-password-file "$T/n1.pw" >"$T/n2.init" 2>&1 ||
@@ -168,7 +175,7 @@ chmod 400 "$T/cred2/etcd-password"
 # shellcheck disable=SC2086
 CREDENTIALS_DIRECTORY=$T/cred2 node_run 2 $TLS --etcd-user sdn1
 got2() { [ "$(ctlN 2 get app/db 2>/dev/null)" = "$1" ]; }
-poll_until 30 got2 v1 || fail "node 2 (systemd credential) did not get app/db"
+poll_until 30 got2 v1b || fail "node 2 (systemd credential) did not get app/db"
 printf 'v2' | ctlN 2 put app/db >/dev/null || fail "node 2: put: $(tail -n 5 "$T/n2.log")"
 got1() { [ "$(ctlN 1 get app/db 2>/dev/null)" = "$1" ]; }
 poll_until 30 got1 v2 || fail "node 1 did not get node 2's put"
