@@ -28,6 +28,15 @@ static void check_answer(int r, const struct etcd_answer *a)
 	if (a->nkvs > ETCD_KVS_MAX || a->nevents > ETCD_EVENTS_MAX || a->revision < 0 ||
 	    (a->error && strlen(a->error) > ETCD_ERROR_MAX))
 		abort();
+	/* the token goes into a header: bounded, non-empty, printable without spaces */
+	if (a->token) {
+		size_t n = strlen(a->token);
+		if (n == 0 || n > ETCD_TOKEN_MAX)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if (a->token[i] < 0x21 || a->token[i] > 0x7e)
+				abort();
+	}
 	for (size_t i = 0; i < a->nkvs; i++)
 		check_kv(&a->kvs[i]);
 	for (size_t i = 0; i < a->nevents; i++) {
