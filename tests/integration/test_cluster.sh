@@ -220,17 +220,19 @@ while [ $i -lt 10 ]; do
 	r1=0 r2=0
 	wait "$p1" || r1=$?
 	wait "$p2" || r2=$?
-	for k in 1 2; do
-		eval "rk=\$r$k"
+	for nd in 1 2; do
+		eval "rk=\$r$nd"
 		if [ "$rk" = 0 ]; then
-			sed -n 's/^app\/race: version \([0-9]*\).*/\1/p' "$T/race$k.out" >>"$T/race.ok"
+			sed -n 's/^app\/race: version \([0-9]*\).*/\1/p' "$T/race$nd.out" >>"$T/race.ok"
 		else
-			grep -q "conflict" "$T/race$k.out" || fail "round $i: node $k's put failed without a conflict: $(cat "$T/race$k.out")"
+			grep -q "conflict" "$T/race$nd.out" || fail "round $i: node $nd's put failed without a conflict: $(cat "$T/race$nd.out")"
 		fi
 	done
-	# let every node catch up before the next round (a node behind is refused as a conflict too)
-	last=$(ctlN 1 get app/race)
-	poll_until 30 synced "$last" || fail "round $i: node 2 did not converge"
+	# let every node catch up before the next round (a node behind is refused as a conflict too).
+	# Both nodes are read again on every try: node 1 may not have applied node 2's winning put
+	# yet (its watch is behind under load), so one read of node 1 is no target to wait for.
+	agree12() { v1=$(ctlN 1 get app/race) && v2=$(ctlN 2 get app/race) && [ "$v1" = "$v2" ]; }
+	poll_until 30 agree12 || fail "round $i: nodes 1 and 2 did not converge (node 1: $(ctlN 1 get app/race), node 2: $(ctlN 2 get app/race))"
 	i=$((i + 1))
 done
 [ -s "$T/race.ok" ] || fail "no put of the race succeeded"
