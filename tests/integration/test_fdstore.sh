@@ -48,15 +48,21 @@ all_stored() {
 poll_until 30 all_stored || fail "the containers' connections are not in the fd store: $(cat "$T/sd/store")"
 ok "each container's /dev/fuse fd, inode journal and INIT record are in the fd store"
 
+taken_back() { [ "$(grep -c "taken back from systemd's fd store" "$SD_LOG")" -ge "$1" ]; }
+serving() { [ "$(grep -c 'keeper: daemon process [0-9]* serves' "$SD_LOG")" -ge "$1" ]; }
 for round in 1 2; do
-	rt_loop_mark
 	old=$(cat "$T/sd/pid")
 	kill -USR1 "$SD_PID" # kill -9 of the keeper, then a start with LISTEN_FDS
 	new_keeper() { p=$(cat "$T/sd/pid"); [ "$p" != "$old" ] && kill -0 "$p" 2>/dev/null; }
 	poll_until 60 new_keeper || fail "round $round: no new keeper"
-	poll_until 60 rt_loop_all_read pw-1 || fail "round $round: not every container reads again"
+	# The new keeper's own word, then its daemon process serving: only reads after that show
+	# that the containers read through it (reads between the kill and the pid file count not).
+	poll_until 60 taken_back "$round" || fail "round $round: the new keeper did not take the store back: $(grep keeper: "$SD_LOG" | tail -n 5)"
 	[ "$(grep -c "taken back from systemd's fd store" "$SD_LOG")" = "$round" ] ||
-		fail "round $round: the new keeper did not take the store back: $(grep keeper: "$SD_LOG" | tail -n 5)"
+		fail "round $round: the store was taken back more than once: $(grep keeper: "$SD_LOG" | tail -n 5)"
+	poll_until 60 serving $((round + 1)) || fail "round $round: the new daemon process does not serve"
+	rt_loop_mark
+	poll_until 60 rt_loop_all_read pw-1 || fail "round $round: not every container reads again"
 done
 printf 'pw-2' | ctl put db/password >/dev/null || fail "put pw-2"
 rt_loop_mark
