@@ -24,7 +24,9 @@ ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; 
 node_run() { # node_run N ARGS...: starts node N in the background, waits until it answers
 	n=$1
 	shift
-	sd_cl run "$n" "$@" >>"$T/n$n.log" 2>&1 &
+	# the subshell becomes secretd (exec): $! is its pid, which node_stop signals (a subshell
+	# running the function would be killed instead, leaving secretd behind)
+	(SD_CL_EXEC=1 && sd_cl run "$n" "$@") >>"$T/n$n.log" 2>&1 &
 	eval "NODE_PID_$n=$!"
 	NODE_PIDS="$NODE_PIDS $!"
 	poll_until 60 node_up "$n" || fail "node $n did not start: $(tail -n 5 "$T/n$n.log")"
@@ -107,7 +109,9 @@ sd_cl() {
 		set -- --runtime-dir "$T/n$n/run" --no-keeper "$@"
 		mkdir -p "$T/n$n/run"
 	fi
-	"$SECRETD" "$cmd" --state-dir "$T/n$n/state" --key-file "$KEY" --etcd "$URL" --cluster "$CL" "$@"
+	set -- "$cmd" --state-dir "$T/n$n/state" --key-file "$KEY" --etcd "$URL" --cluster "$CL" "$@"
+	[ "${SD_CL_EXEC:-}" = 1 ] && exec "$SECRETD" "$@"
+	"$SECRETD" "$@"
 }
 # refused WHAT OUT PATTERN: the command ($? in rc) failed and its output says PATTERN
 refused() {
