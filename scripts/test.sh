@@ -62,5 +62,17 @@ else
 	total_fail=$((total_fail + 1)); status=1
 fi
 
+# Nothing a test started may outlive it: an orphaned process of this checkout's builds (a
+# daemon a test failed to stop) counts as a failure, named with its command line.
+here=$(pwd -P)
+left=$(ps -eo pid=,ppid=,args= | awk -v d="$here/build" '$2 == 1 && index($0, d) { print }')
+if [ -z "$left" ]; then
+	total_pass=$((total_pass + 1))
+else
+	echo "processes left behind by the tests:" >&2
+	echo "$left" >&2
+	total_fail=$((total_fail + 1)); status=1
+fi
+
 echo "$total_pass passed, $total_fail failed"
 exit $status
