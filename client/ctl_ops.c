@@ -244,6 +244,22 @@ int ctl_cmd_cluster(struct ctl *c)
 		       json_is_true(json_object_get(j, "elected")) ? "" : " (as last seen)");
 		if (eerr && *eerr)
 			printf("  election error: %s\n", eerr);
+		json_t *ms = json_object_get(j, "members");
+		const char *merr = json_string_value(json_object_get(j, "members_error"));
+		if (merr && *merr)
+			printf("  etcd members: cannot be read: %s\n", merr);
+		else
+			printf("  etcd members: %lld\n",
+			       (long long)json_integer_value(json_object_get(j, "members_total")));
+		for (size_t i = 0; i < json_array_size(ms); i++) {
+			json_t *m = json_array_get(ms, i);
+			const char *mn = json_string_value(json_object_get(m, "name"));
+			printf("    %s %s %s%s\n", json_string_value(json_object_get(m, "id")),
+			       mn && *mn ? mn : "(not started)",
+			       json_string_value(json_object_get(m, "client_url")),
+			       json_is_true(json_object_get(m, "raft_leader")) ? "  (raft leader)"
+			                                                       : "");
+		}
 		printf("  applied %lld, refused %lld; writes refused: %lld unreachable, %lld "
 		       "conflicts; watch errors %lld\n",
 		       (long long)json_integer_value(json_object_get(j, "applied")),

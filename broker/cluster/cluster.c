@@ -374,6 +374,31 @@ static int64_t cluster_mono_ms(void)
 /* One lease per node, kept alive every third of its TTL; each round a campaign (txn: create the
  * leader key attached to the lease when it does not exist, else read its holder). The holder
  * of the key under this node's lease leads until the lease could have expired. */
+/* Reads etcd's members for cluster status (each election round; the election thread). */
+static void cluster_members_round(cluster *c)
+{
+	struct etcd_member *m = NULL;
+	size_t n = 0;
+	uint64_t leader = 0;
+	int r = etcd_members(c->ec, &m, &n, &leader);
+	pthread_mutex_lock(&c->mu);
+	if (r == 0) {
+		size_t keep = n < CLUSTER_MEMBERS_MAX ? n : CLUSTER_MEMBERS_MAX;
+		memcpy(c->st.members, m, keep * sizeof(*m));
+		c->st.nmembers = keep;
+		c->st.members_total = n;
+		c->st.etcd_leader = leader;
+		c->st.members_error[0] = 0;
+	} else {
+		c->st.nmembers = c->st.members_total = 0;
+		c->st.etcd_leader = 0;
+		snprintf(c->st.members_error, sizeof(c->st.members_error), "%s%s%s", strerror(-r),
+		         etcd_client_error(c->ec)[0] ? ": " : "", etcd_client_error(c->ec));
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(m);
+}
+
 static void *cluster_elect_thread(void *ud)
 {
 	cluster *c = ud;
@@ -418,6 +443,7 @@ static void *cluster_elect_thread(void *ud)
 		}
 		pthread_mutex_unlock(&c->mu);
 		free(holder);
+		cluster_members_round(c);
 		int64_t spent = cluster_mono_ms() - t0, period = CLUSTER_LEASE_TTL_S * 1000 / 3;
 		cluster_nap(c, spent < period ? (unsigned)(period - spent) : 0);
 	}

@@ -40,6 +40,7 @@
 #define CLUSTER_LEASE_MARGIN_MS 1500
 #define CLUSTER_NODE_MAX 128   /* a node's name in the election */
 #define CLUSTER_ERROR_MAX 1200 /* an error text kept */
+#define CLUSTER_MEMBERS_MAX 16 /* etcd members shown by cluster status (more are counted) */
 
 typedef struct cluster cluster;
 
@@ -83,6 +84,12 @@ struct cluster_stats {
 	char leader_name[CLUSTER_NODE_MAX];     /* the leader as last seen ("" none known) */
 	char node[CLUSTER_NODE_MAX];            /* this node's name */
 	char election_error[CLUSTER_ERROR_MAX]; /* the last election round's error ("" none) */
+	/* etcd's members as the last election round read them (nmembers 0: not read yet, or that
+	 * read failed: members_error says why); etcd_leader is the Raft leader's member id */
+	struct etcd_member members[CLUSTER_MEMBERS_MAX];
+	size_t nmembers, members_total;
+	uint64_t etcd_leader;
+	char members_error[CLUSTER_ERROR_MAX];
 };
 
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's

@@ -33,6 +33,7 @@ void etcd_answer_free(struct etcd_answer *a)
 		etcd_kv_clear(&a->events[i].kv);
 	free(a->kvs);
 	free(a->events);
+	free(a->members);
 	free(a->error);
 	if (a->token)
 		sodium_memzero(a->token, strlen(a->token));
@@ -60,6 +61,79 @@ static int etcd_int(json_t *o, const char *name, int64_t *out)
 	if (decimal_parse_u64(json_string_value(v), json_string_length(v), 0, INT64_MAX, &u) < 0)
 		return -EPROTO;
 	*out = (int64_t)u;
+	return 0;
+}
+
+/* An unsigned 64-bit id (a member's: often above INT64_MAX), as a decimal string or a number. */
+static int etcd_uint(json_t *o, const char *name, uint64_t *out)
+{
+	json_t *v = json_object_get(o, name);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return -EPROTO;
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v) ||
+	    decimal_parse_u64(json_string_value(v), json_string_length(v), 0, UINT64_MAX, out) < 0)
+		return -EPROTO;
+	return 0;
+}
+
+/* A bounded printable string field into buf (cap bytes with the NUL); absent is "". */
+static int etcd_str(json_t *v, char *buf, size_t cap)
+{
+	buf[0] = 0;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -EPROTO;
+	size_t n = json_string_length(v);
+	const char *s = json_string_value(v);
+	if (n >= cap)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return -EPROTO;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return 0;
+}
+
+static int etcd_members_parse(json_t *arr, struct etcd_answer *a)
+{
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return -EPROTO;
+	size_t n = json_array_size(arr);
+	if (n > ETCD_MEMBERS_MAX)
+		return -E2BIG;
+	if (n == 0)
+		return 0;
+	a->members = calloc(n, sizeof(*a->members));
+	if (!a->members)
+		return -ENOMEM;
+	a->nmembers = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *m = json_array_get(arr, i);
+		struct etcd_member *e = &a->members[i];
+		if (!json_is_object(m))
+			return -EPROTO;
+		int r = etcd_uint(m, "ID", &e->id);
+		if (r == 0)
+			r = etcd_str(json_object_get(m, "name"), e->name, sizeof(e->name));
+		json_t *urls = json_object_get(m, "clientURLs");
+		if (r == 0 && urls && !json_is_array(urls))
+			r = -EPROTO;
+		if (r == 0 && urls && json_array_size(urls))
+			r = etcd_str(json_array_get(urls, 0), e->client_url, sizeof(e->client_url));
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -265,6 +339,10 @@ int etcd_parse(const char *p, size_t len, struct etcd_answer *out)
 		r = etcd_header(o, out);
 	if (r == 0)
 		r = etcd_kvs(json_object_get(o, "kvs"), out);
+	if (r == 0)
+		r = etcd_members_parse(json_object_get(o, "members"), out);
+	if (r == 0)
+		r = etcd_uint(o, "leader", &out->leader);
 	if (r == 0)
 		r = etcd_int(o, "ID", &out->lease_id);
 	if (r == 0)
@@ -794,6 +872,36 @@ int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size
 	int r = etcd_call(c, "/v3/kv/put", body, &a);
 	free(body);
 	etcd_answer_free(&a);
+	return r;
+}
+
+int etcd_members(etcd_client *c, struct etcd_member **out, size_t *n, uint64_t *leader)
+{
+	if (!c || !out || !n || !leader)
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	*leader = 0;
+	struct etcd_answer a = {0};
+	int r = etcd_call(c, "/v3/cluster/member/list", "{}", &a);
+	if (r == 0) {
+		*out = a.members;
+		*n = a.nmembers;
+		a.members = NULL;
+		a.nmembers = 0;
+	}
+	etcd_answer_free(&a);
+	if (r < 0)
+		return r;
+	r = etcd_call(c, "/v3/maintenance/status", "{}", &a);
+	if (r == 0)
+		*leader = a.leader;
+	etcd_answer_free(&a);
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
 	return r;
 }
 

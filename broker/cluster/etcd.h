@@ -31,6 +31,9 @@
 #define ETCD_KVS_MAX 100000                /* key-values in one answer */
 #define ETCD_EVENTS_MAX 100000             /* events in one watch answer */
 #define ETCD_ERROR_MAX 512                 /* an error message kept */
+#define ETCD_MEMBERS_MAX 64                /* members in one member list */
+#define ETCD_MEMBER_NAME_MAX 63            /* a member's name kept (bytes) */
+#define ETCD_MEMBER_URL_MAX 255            /* a member's first client URL kept (bytes) */
 #define ETCD_TIMEOUT_MS_DEFAULT 1500       /* one request, one endpoint */
 #define ETCD_TOKEN_MAX 1024                /* an auth token (simple or JWT), printable ASCII */
 #define ETCD_USER_MAX 128                  /* an etcd user name */
@@ -70,6 +73,16 @@ struct etcd_answer {
 	int64_t lease_id, ttl; /* lease grant / keep-alive: ttl 0 = the lease is gone */
 	char *error;           /* NULL, or the error text (at most ETCD_ERROR_MAX bytes) */
 	char *token; /* authenticate: the token (at most ETCD_TOKEN_MAX bytes, 0x21..0x7e) */
+	struct etcd_member *members; /* member list (at most ETCD_MEMBERS_MAX) */
+	size_t nmembers;
+	uint64_t leader; /* maintenance status: the Raft leader's member id (0 unknown) */
+};
+
+/* One member of etcd's cluster (/v3/cluster/member/list). */
+struct etcd_member {
+	uint64_t id;
+	char name[ETCD_MEMBER_NAME_MAX + 1];      /* "" for a member not started yet */
+	char client_url[ETCD_MEMBER_URL_MAX + 1]; /* its first client URL, "" none */
 };
 
 /* Parses one JSON answer of len bytes (no NUL needed) into *out (zeroed first; free with
@@ -122,6 +135,9 @@ int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct
  * *revision (may be NULL) the store's revision after it. */
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision);
+/* etcd's members (*out: malloc'd, *n of them; free()) and the Raft leader's id as the answering
+ * member sees it (*leader, 0 unknown). */
+int etcd_members(etcd_client *c, struct etcd_member **out, size_t *n, uint64_t *leader);
 /* A plain put (tests, keyring). */
 int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size_t vlen);
 

@@ -45,7 +45,9 @@
  *   GET    /v1/cluster                      {cluster:false} or {cluster:true,name,etcd,revision,
  *                                           watching,applied,rejected,write_failures,conflicts,
  *                                           watch_errors,last_error,node,leader,is_leader,
- *                                           elected,etcd_revision,lag,election_error} (cluster
+ *                                           elected,etcd_revision,lag,election_error,
+ *                                           members:[{name,id,client_url,raft_leader}],
+ *                                           members_total,members_error} (cluster
  * mode, docs/cluster.md) POST   /v1/daemon/upgrade               202 {upgrading,pid}: the keeper
  * re-execs its binary and starts a new daemon process (409: no keeper) A grant of "tmpl:NAME"
  * grants the template NAME (POST /v1/grants, /v1/grants/revoke). Every call but healthz, metrics,
@@ -1292,7 +1294,32 @@ static void admin_cluster(struct api_req *r)
 	                      cs.leader_name, "is_leader", cluster_is_leader(cl), "elected",
 	                      cs.elected, "etcd_revision", (json_int_t)cs.etcd_revision, "lag",
 	                      (json_int_t)lag, "election_error", cs.election_error);
-	if (o && e && json_object_update(o, e) < 0) {
+	/* etcd's members as the last election round read them; ids in hex, as etcdctl shows them */
+	json_t *ms = json_array();
+	for (size_t i = 0; ms && i < cs.nmembers; i++) {
+		char id[17];
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)cs.members[i].id);
+		json_t *m = json_pack("{s:s, s:s, s:s, s:b}", "name", cs.members[i].name, "id", id,
+		                      "client_url", cs.members[i].client_url, "raft_leader",
+		                      cs.etcd_leader && cs.members[i].id == cs.etcd_leader);
+		if (!m || json_array_append_new(ms, m) < 0) {
+			json_decref(ms);
+			ms = NULL;
+		}
+	}
+	if (e && ms &&
+	    (json_object_set_new(e, "members", ms) < 0 ||
+	     json_object_set_new(e, "members_total", json_integer((json_int_t)cs.members_total)) <
+	         0 ||
+	     json_object_set_new(e, "members_error", json_string(cs.members_error)) < 0)) {
+		json_decref(e);
+		e = NULL;
+	} else if (!e || !ms) {
+		json_decref(ms);
+		json_decref(e);
+		e = NULL;
+	}
+	if (!e || (o && json_object_update(o, e) < 0)) {
 		json_decref(o);
 		o = NULL;
 	}

@@ -37,6 +37,21 @@ static void check_answer(int r, const struct etcd_answer *a)
 			if (a->token[i] < 0x21 || a->token[i] > 0x7e)
 				abort();
 	}
+	/* members: bounded, NUL-terminated within their fields, no control byte (cluster status) */
+	if (a->nmembers > ETCD_MEMBERS_MAX || (a->nmembers && !a->members))
+		abort();
+	for (size_t i = 0; i < a->nmembers; i++) {
+		const char *f[] = {a->members[i].name, a->members[i].client_url};
+		size_t cap[] = {sizeof(a->members[i].name), sizeof(a->members[i].client_url)};
+		for (int j = 0; j < 2; j++) {
+			size_t n = strnlen(f[j], cap[j]);
+			if (n == cap[j])
+				abort();
+			for (size_t q = 0; q < n; q++)
+				if ((unsigned char)f[j][q] < 0x20 || f[j][q] == 0x7f)
+					abort();
+		}
+	}
 	for (size_t i = 0; i < a->nkvs; i++)
 		check_kv(&a->kvs[i]);
 	for (size_t i = 0; i < a->nevents; i++) {

@@ -252,6 +252,19 @@ one_leader() {
 	for n in 1 2 3; do [ "$(cstat "$n" leader)" = "$lname" ] || return 1; done
 }
 poll_until 60 one_leader || fail "no single leader: $(for n in 1 2 3; do ctlN "$n" cluster status; done)"
+# cluster status names etcd's members, with exactly one Raft leader among them
+members_ok() {
+	ctlN 2 --json cluster status | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+ms = j["members"]
+assert j["members_total"] == 3 and j["members_error"] == "", j
+assert sorted(m["name"] for m in ms) == ["m1", "m2", "m3"], ms
+assert sum(m["raft_leader"] for m in ms) == 1, ms
+assert all(m["client_url"].startswith("http://127.0.0.1:") and len(m["id"]) == 16 for m in ms), ms'
+}
+poll_until 30 members_ok || fail "cluster status does not list etcd's 3 members: $(ctlN 2 cluster status)"
+ctlN 2 cluster status | grep -q '(raft leader)' || fail "cluster status's text does not name the raft leader: $(ctlN 2 cluster status)"
 ctlN "$LEADER" cluster status | grep -q "leader: this node" || fail "cluster status does not name the leader: $(ctlN "$LEADER" cluster status)"
 ok "one leader elected through an etcd lease (node $LEADER), every node names it"
 # the schedule is set on a node that is not the leader: it reaches the leader through etcd

@@ -157,6 +157,54 @@ static int on_line(const char *l, size_t len, void *ud)
 	return 0;
 }
 
+/* etcd's member list and status (cluster status): ids above INT64_MAX, names and first client
+ * URL bounded, a member not started yet (no name), and what is refused */
+START_TEST(test_members)
+{
+	struct etcd_answer a;
+	ck_assert_int_eq(
+	    parse("{\"header\":{\"member_id\":\"13668033151171901709\"},\"members\":["
+	          "{\"ID\":\"13668033151171901709\",\"name\":\"m1\",\"peerURLs\":[\"http://"
+	          "127.0.0.1:2380\"],\"clientURLs\":[\"http://127.0.0.1:2379\",\"http://x\"]},"
+	          "{\"ID\":\"42\",\"peerURLs\":[\"http://127.0.0.1:2382\"]}]}",
+	          &a),
+	    0);
+	ck_assert_uint_eq(a.nmembers, 2);
+	ck_assert(a.members[0].id == 13668033151171901709ULL);
+	ck_assert_str_eq(a.members[0].name, "m1");
+	ck_assert_str_eq(a.members[0].client_url, "http://127.0.0.1:2379");
+	ck_assert(a.members[1].id == 42);
+	ck_assert_str_eq(a.members[1].name, "");
+	ck_assert_str_eq(a.members[1].client_url, "");
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"leader\":\"13668033151171901709\",\"version\":\"3.4.23\"}", &a),
+	                 0);
+	ck_assert(a.leader == 13668033151171901709ULL);
+	etcd_answer_free(&a);
+	/* refused: an id that is not a number, a control byte in a name, a name over the limit,
+	 * clientURLs not a list, too many members */
+	ck_assert_int_eq(parse("{\"members\":[{\"ID\":\"x1\"}]}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"members\":[{\"ID\":\"1\",\"name\":\"a\\nb\"}]}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	char big[512];
+	snprintf(big, sizeof(big), "{\"members\":[{\"ID\":\"1\",\"name\":\"%0*d\"}]}",
+	         ETCD_MEMBER_NAME_MAX + 1, 0);
+	ck_assert_int_eq(parse(big, &a), -E2BIG);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"members\":[{\"ID\":\"1\",\"clientURLs\":\"u\"}]}", &a), -EPROTO);
+	etcd_answer_free(&a);
+	char many[8192] = "{\"members\":[";
+	for (int i = 0; i <= ETCD_MEMBERS_MAX; i++)
+		strcat(many, i ? ",{}" : "{}");
+	strcat(many, "]}");
+	ck_assert_int_eq(parse(many, &a), -E2BIG);
+	etcd_answer_free(&a);
+	ck_assert_int_eq(parse("{\"leader\":\"-1\"}", &a), -EPROTO);
+	etcd_answer_free(&a);
+}
+END_TEST
+
 START_TEST(test_stream_pieces)
 {
 	const char *in = "{\"a\":1}\n\r\n{\"b\":2}\r\n{\"c\"";
@@ -637,6 +685,7 @@ Suite *unit_suite(void)
 	TCase *tp = tcase_create("etcd_parse");
 	tcase_add_test(tp, test_range);
 	tcase_add_test(tp, test_txn_and_error);
+	tcase_add_test(tp, test_members);
 	tcase_add_test(tp, test_watch_lines);
 	tcase_add_test(tp, test_bad_answers);
 	tcase_add_test(tp, test_stream_pieces);
