@@ -103,27 +103,43 @@ static int etcd_str(json_t *v, char *buf, size_t cap)
 	return 0;
 }
 
-static int etcd_members_parse(json_t *arr, struct etcd_answer *a)
+/* An optional JSON array of at most max elements: *n its size and *out a zeroed array of *n
+ * elements of size bytes (NULL, 0 when absent or empty). -EPROTO not an array, -E2BIG. */
+static int etcd_array(json_t *arr, size_t max, size_t size, void **out, size_t *n)
 {
+	*out = NULL;
+	*n = 0;
 	if (!arr)
 		return 0;
 	if (!json_is_array(arr))
 		return -EPROTO;
-	size_t n = json_array_size(arr);
-	if (n > ETCD_MEMBERS_MAX)
+	size_t len = json_array_size(arr);
+	if (len > max)
 		return -E2BIG;
-	if (n == 0)
+	if (len == 0)
 		return 0;
-	a->members = calloc(n, sizeof(*a->members));
-	if (!a->members)
+	*out = calloc(len, size);
+	if (!*out)
 		return -ENOMEM;
+	*n = len;
+	return 0;
+}
+
+static int etcd_members_parse(json_t *arr, struct etcd_answer *a)
+{
+	void *v;
+	size_t n;
+	int r = etcd_array(arr, ETCD_MEMBERS_MAX, sizeof(*a->members), &v, &n);
+	if (r < 0)
+		return r;
+	a->members = v;
 	a->nmembers = n;
 	for (size_t i = 0; i < n; i++) {
 		json_t *m = json_array_get(arr, i);
 		struct etcd_member *e = &a->members[i];
 		if (!json_is_object(m))
 			return -EPROTO;
-		int r = etcd_uint(m, "ID", &e->id);
+		r = etcd_uint(m, "ID", &e->id);
 		if (r == 0)
 			r = etcd_str(json_object_get(m, "name"), e->name, sizeof(e->name));
 		json_t *urls = json_object_get(m, "clientURLs");
@@ -236,25 +252,17 @@ static int etcd_token(json_t *o, struct etcd_answer *a)
 
 static int etcd_kvs(json_t *arr, struct etcd_answer *a)
 {
-	if (!arr)
-		return 0;
-	if (!json_is_array(arr))
-		return -EPROTO;
-	size_t n = json_array_size(arr);
-	if (n > ETCD_KVS_MAX)
-		return -E2BIG;
-	if (n == 0)
-		return 0;
-	a->kvs = calloc(n, sizeof(*a->kvs));
-	if (!a->kvs)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	void *v;
+	size_t n;
+	int r = etcd_array(arr, ETCD_KVS_MAX, sizeof(*a->kvs), &v, &n);
+	if (r < 0)
+		return r;
+	a->kvs = v;
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		a->nkvs = i + 1;
-		int r = etcd_kv_parse(json_array_get(arr, i), &a->kvs[i]);
-		if (r < 0)
-			return r;
+		r = etcd_kv_parse(json_array_get(arr, i), &a->kvs[i]);
 	}
-	return 0;
+	return r;
 }
 
 static int etcd_watch_result(json_t *res, struct etcd_answer *a)
@@ -282,18 +290,12 @@ static int etcd_watch_result(json_t *res, struct etcd_answer *a)
 			return -ENOMEM;
 	}
 	json_t *evs = json_object_get(res, "events");
-	if (!evs)
-		return 0;
-	if (!json_is_array(evs))
-		return -EPROTO;
-	size_t n = json_array_size(evs);
-	if (n > ETCD_EVENTS_MAX)
-		return -E2BIG;
-	if (n == 0)
-		return 0;
-	a->events = calloc(n, sizeof(*a->events));
-	if (!a->events)
-		return -ENOMEM;
+	void *v;
+	size_t n;
+	r = etcd_array(evs, ETCD_EVENTS_MAX, sizeof(*a->events), &v, &n);
+	if (r < 0)
+		return r;
+	a->events = v;
 	for (size_t i = 0; i < n; i++) {
 		json_t *ev = json_array_get(evs, i);
 		a->nevents = i + 1;
