@@ -1,7 +1,9 @@
 /* GET /healthz, on both sockets: a real store access (store_health) and the audit writer's state
  * (buffered records are flushed now), probed at most every API_HEALTH_CACHE_MS (workload callers
  * are anyone). 200 {"status":"ok"} or 503 {"error": ...}; the admin socket's answer names the
- * failing part's error, the workload socket's does not. */
+ * failing part's error, the workload socket's does not. With the privilege split, the admin
+ * socket also answers 503 while no server process serves workload.sock (one that dies while
+ * serving is restarted at once, so this is one that cannot start: a crash loop in back-off). */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +36,14 @@ static void api_health(struct api_req *r, bool detail)
 	}
 	const char *what = a->health_what;
 	int rc = a->health_rc;
+	if (rc == 0 && detail && a->met->privsep && a->met->server_pid == 0) {
+		r->a->met->health_failures++;
+		api_reply_error(r, 503,
+		                "workload server unavailable: not running, restarted %llu time(s) "
+		                "(its log lines say why)",
+		                (unsigned long long)a->met->server_restarts);
+		return;
+	}
 	if (rc == 0) {
 		/* The admin socket names the daemon process (secretctl daemon upgrade waits for a
 		 * new one); the workload socket tells containers nothing about the host. */

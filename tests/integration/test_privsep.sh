@@ -156,6 +156,23 @@ hostile=$(grep -c "broke the protocol" "$SD_LOG" || true)
 grep -q "refused 1 request" "$SD_LOG" || fail "the ungranted read is not logged"
 ok "hostile server: an ungranted read with a real client's connection is refused (404, no value), logged and counted; truncated, oversized, wrong-version, REPLY and fd-less messages are refused and the server restarted ($hostile times); the daemon process kept serving"
 
+# --- a server that cannot start: admin /healthz says so (503), it is retried with back-off ---
+sd_stop
+export SECRETD_TEST_FAULTS=1 SECRETD_TEST_FAULT_DIR="$T/faults" SECRETD_TEST_SERVER_EXEC=/bin/false
+"$SECRETD" run --state-dir "$T/state" --runtime-dir "$T/run" --key-file "$T/keys/master.key" \
+	>>"$SD_LOG" 2>&1 &
+SD_PID=$!
+unset SECRETD_TEST_FAULTS SECRETD_TEST_FAULT_DIR SECRETD_TEST_SERVER_EXEC
+admin_503() {
+	hz=$(curl -s -w ' %{http_code}' --unix-socket "$SECRETD_SOCKET" http://x/healthz) &&
+		case $hz in *'workload server unavailable: not running'*' 503') ;; *) return 1 ;; esac
+}
+poll_for 30 admin_503 || fail "admin /healthz with a server that cannot start: $hz"
+restarts_grow() { [ "$(metric secretd_server_restarts_total)" -ge 3 ]; }
+poll_for 30 restarts_grow || fail "the server that cannot start is not retried: $(metric secretd_server_restarts_total)"
+grep -q 'server: process [0-9]* exited with status 1' "$SD_LOG" || fail "the server's exit is not logged"
+ok "a server process that cannot start: admin /healthz answers 503 naming it, it is retried with back-off and logged"
+
 # --- an answer larger than the server's receive buffer (bug found here: the server could not
 # take it, died, and the client saw its connection closed) is answered 500, the server lives ---
 sd_stop
