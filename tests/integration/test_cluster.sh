@@ -294,6 +294,41 @@ done
 [ "$nodes" = " $LEADER" ] || fail "scheduled rotations fired on nodes$nodes, not only on the leader $LEADER"
 ok "a schedule set on node $SN fired on the leader only: $total rotations, one version each, seen by all nodes"
 
+# --- failover: the leader frozen (SIGSTOP: a hung or partitioned node) loses its lease, another
+# node takes over and fires; the old leader, woken, fires nothing more (its lease had run out)
+OLD=$LEADER
+SP=$(eval "echo \$NODE_PID_$OLD")
+[ "$OLD" = 3 ] && SP=$(pgrep -P "$SP" -x secretd | head -n 1) # node 3 runs under its keeper
+before_old=$(rots "$OLD")
+kill -STOP "$SP"
+new_leader() {
+	for n in 1 2 3; do
+		[ "$n" = "$OLD" ] && continue
+		[ "$(cstat "$n" is_leader)" = True ] && NEWL=$n && return 0
+	done
+	return 1
+}
+if ! poll_until 60 new_leader; then
+	kill -CONT "$SP"
+	fail "no node took over from the frozen leader $OLD"
+fi
+v0=$(cur "$NEWL")
+ctlN "$NEWL" rotate app/sched --every 2s --generate >/dev/null || { kill -CONT "$SP"; fail "schedule on the new leader $NEWL"; }
+grew() { [ "$(cur "$NEWL")" -ge $((v0 + 2)) ]; }
+poll_until 60 grew || { kill -CONT "$SP"; fail "the new leader $NEWL did not fire"; }
+kill -CONT "$SP"
+old_follows() { [ "$(cstat "$OLD" is_leader)" = False ] && [ "$(cstat "$OLD" leader)" = "$(cstat "$NEWL" node)" ]; }
+poll_until 60 old_follows || fail "the old leader $OLD does not follow $NEWL after waking: $(ctlN "$OLD" cluster status)"
+unsched2() { ctlN "$NEWL" rotate app/sched --every 0 >/dev/null 2>&1; }
+poll_until 30 unsched2 || fail "unschedule app/sched on $NEWL"
+final=$(cur "$NEWL")
+poll_until 30 same_sched || fail "the nodes do not agree on app/sched's versions after the failover"
+[ "$(rots "$OLD")" = "$before_old" ] || fail "the frozen leader $OLD fired after waking ($(rots "$OLD") rotations, $before_old before)"
+all=0
+for n in 1 2 3; do all=$((all + $(rots "$n"))); done
+[ "$all" = $((final - 1)) ] || fail "$all scheduled rotations recorded for $((final - 1)) new versions after the failover"
+ok "failover: leader $OLD frozen, node $NEWL took over and fired ($((final - v0)) versions), $OLD woke as a follower and fired nothing more; one version per rotation"
+
 # --- tampering in etcd directly: flip one byte of the current ciphertext
 KEYB64=$(printf '/secretd/%s/s/app/db' "$CL" | base64 -w0)
 curl -sf "$ETCD_URL_1/v3/kv/range" -d "{\"key\":\"$KEYB64\"}" >"$T/range.json" || fail "range from etcd"
