@@ -41,46 +41,41 @@ void etcd_answer_free(struct etcd_answer *a)
 	*a = (struct etcd_answer){0};
 }
 
-/* An int64 as etcd's gateway writes it: a decimal string (or, leniently, a JSON integer);
- * absent is 0. */
-static int etcd_int(json_t *o, const char *name, int64_t *out)
+/* A non-negative number of at most max as etcd's gateway writes it: a decimal string (or,
+ * leniently, a JSON integer); absent is 0. */
+static int etcd_num(json_t *o, const char *name, uint64_t max, uint64_t *out)
 {
 	json_t *v = json_object_get(o, name);
 	*out = 0;
 	if (!v)
 		return 0;
 	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 0)
-			return -EPROTO;
-		*out = json_integer_value(v);
-		return 0;
-	}
-	if (!json_is_string(v))
-		return -EPROTO;
-	uint64_t u;
-	if (decimal_parse_u64(json_string_value(v), json_string_length(v), 0, INT64_MAX, &u) < 0)
-		return -EPROTO;
-	*out = (int64_t)u;
-	return 0;
-}
-
-/* An unsigned 64-bit id (a member's: often above INT64_MAX), as a decimal string or a number. */
-static int etcd_uint(json_t *o, const char *name, uint64_t *out)
-{
-	json_t *v = json_object_get(o, name);
-	*out = 0;
-	if (!v)
-		return 0;
-	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 0)
+		if (json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
 			return -EPROTO;
 		*out = (uint64_t)json_integer_value(v);
 		return 0;
 	}
 	if (!json_is_string(v) ||
-	    decimal_parse_u64(json_string_value(v), json_string_length(v), 0, UINT64_MAX, out) < 0)
+	    decimal_parse_u64(json_string_value(v), json_string_length(v), 0, max, out) < 0) {
+		*out = 0;
 		return -EPROTO;
+	}
 	return 0;
+}
+
+/* A revision, count or lease id: an int64. */
+static int etcd_int(json_t *o, const char *name, int64_t *out)
+{
+	uint64_t u;
+	int r = etcd_num(o, name, INT64_MAX, &u);
+	*out = (int64_t)u;
+	return r;
+}
+
+/* An unsigned 64-bit id (a member's: often above INT64_MAX). */
+static int etcd_uint(json_t *o, const char *name, uint64_t *out)
+{
+	return etcd_num(o, name, UINT64_MAX, out);
 }
 
 /* A bounded printable string field into buf (cap bytes with the NUL); absent is "". */
