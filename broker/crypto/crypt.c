@@ -220,28 +220,15 @@ int crypt_passphrase_derive(const char *path, const uint8_t salt[CRYPT_SALT_BYTE
 	int r = crypt_init();
 	if (r < 0)
 		return r;
-	struct stat st;
-	_cleanup_close_ int fd = crypt_open_private(path, &st);
-	if (fd < 0)
-		return fd;
-	_cleanup_secret_bytes_ char *pw = crypt_alloc(CRYPT_PASSPHRASE_MAX + 1);
-	if (!pw)
-		return -ENOMEM;
-	size_t len = 0;
-	r = fileio_read_upto(fd, (uint8_t *)pw, CRYPT_PASSPHRASE_MAX + 1, &len);
+	_cleanup_secret_ secret *pw = NULL;
+	r = crypt_private_read(path, CRYPT_PASSPHRASE_MAX, &pw);
 	if (r < 0)
 		return r;
-	if (len > CRYPT_PASSPHRASE_MAX)
-		return -EFBIG;
-	if (len > 0 && pw[len - 1] == '\n')
-		len--;
-	if (len == 0)
-		return -EINVAL;
 	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
 	if (!k)
 		return -ENOMEM;
-	if (crypto_pwhash(k, CRYPT_KEY_BYTES, pw, len, salt, opslimit, memlimit,
-	                  crypto_pwhash_ALG_ARGON2ID13) != 0)
+	if (crypto_pwhash(k, CRYPT_KEY_BYTES, (const char *)secret_data(pw), secret_len(pw), salt,
+	                  opslimit, memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0)
 		return -ENOMEM; /* libsodium fails here only when it cannot allocate memlimit */
 	*key = TAKE_PTR(k);
 	return 0;
