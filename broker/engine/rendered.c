@@ -198,7 +198,7 @@ struct rendered_lookup {
 	size_t nrefs;
 	const char *const *names;
 	sfs_blob **blobs;
-	const uint64_t *versions;
+	const struct mver *versions;
 };
 
 static int rendered_lookup(void *ud, const char *name, const uint8_t **val, size_t *len,
@@ -210,7 +210,7 @@ static int rendered_lookup(void *ud, const char *name, const uint8_t **val, size
 			secret *s = sfs_blob_secret(l->blobs[i]);
 			*val = secret_data(s);
 			*len = secret_len(s);
-			*version = l->versions[i];
+			*version = l->versions[i].version;
 			return 0;
 		}
 	return -ENOENT;
@@ -229,13 +229,11 @@ int rendered_blob(mounts *m, const char *grant_target, sfs_blob **out)
 	e->used = true;
 	size_t n = tmpl_nrefs(e->t);
 	struct mver cur[TMPL_REFS_MAX];
-	uint64_t curv[TMPL_REFS_MAX];
 	bool same = e->blob != NULL;
 	for (size_t i = 0; i < n; i++) {
 		r = views_secret_version(m, tmpl_ref(e->t, i), &cur[i]);
 		if (r < 0)
 			return r;
-		curv[i] = cur[i].version;
 		same = same && cur[i].sid == e->refv[i].sid && cur[i].version == e->refv[i].version;
 	}
 	if (same) {
@@ -252,7 +250,7 @@ int rendered_blob(mounts *m, const char *grant_target, sfs_blob **out)
 			return r;
 	}
 	struct rendered_lookup l = {
-	    .m = m, .nrefs = n, .names = names, .blobs = blobs, .versions = curv};
+	    .m = m, .nrefs = n, .names = names, .blobs = blobs, .versions = cur};
 	secret *s = NULL;
 	r = tmpl_render_secret(e->t, rendered_lookup, &l, &s);
 	if (r < 0)
