@@ -22,7 +22,7 @@ struct main_cluster {
 	service *sv;
 	const struct main_etcd *e;
 	/* one limiter per kind of refusal: a rollback is not hidden behind an integrity failure */
-	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply;
+	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply, rl_stall;
 };
 
 static const char *main_cluster_err(int r)
@@ -187,6 +187,11 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 		                "cluster: etcd: %s (this node serves its local copy; writes are "
 		                "refused while etcd cannot be reached)",
 		                what && *what ? what : main_cluster_err(err));
+		break;
+	case CLUSTER_WATCH_STALL:
+		log_ratelimited(&mc->rl_stall, LOG_LVL_WARN,
+		                "cluster: %s (counted in secretd_cluster_watch_stalls_total)",
+		                what);
 		break;
 	case CLUSTER_WATCHING:
 		log_rl_reset(&mc->rl_watch);

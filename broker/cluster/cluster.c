@@ -25,6 +25,7 @@ enum cluster_item_type {
 	IT_SYNC_END,   /* rev: the range's revision */
 	IT_WATCHING,   /* rev: watching from */
 	IT_ERROR,      /* key: the error text */
+	IT_STALL,      /* key: the stalled stream, reopened (the progress check) */
 };
 
 struct cluster_item {
@@ -46,6 +47,18 @@ struct cluster {
 	pthread_t th;
 	bool started;
 	volatile bool stop;
+	/* the watch's progress check (cluster_watch_check): wabort ends the stream in progress
+	 * (etcd_watch's stop; true whenever stop is); under mu: the revision the stream delivered
+	 * up to, whether a stream is being opened or read, its attempt number, the stall's text */
+	volatile bool wabort;
+	int64_t seen_rev;
+	bool in_watch;
+	uint64_t attempt;
+	char stall_what[ETCD_URL_MAX + 200];
+	/* the election thread's: the revision the stream must reach, for how many rounds */
+	int64_t stall_target;
+	uint64_t stall_attempt;
+	int stall_rounds;
 	int64_t start_rev; /* the watch thread's */
 	etcd_client *ec;   /* the election thread's */
 	pthread_t eth;
@@ -268,6 +281,14 @@ struct cluster_watch_state {
 	bool created;
 };
 
+/* The watch thread received everything up to start_rev - 1 (for the progress check). */
+static void cluster_seen(cluster *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->seen_rev = c->start_rev - 1;
+	pthread_mutex_unlock(&c->mu);
+}
+
 static int cluster_on_line(const char *line, size_t len, void *ud)
 {
 	struct cluster_watch_state *w = ud;
@@ -289,6 +310,10 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 	}
 	if (r == 0 && a.created) {
 		w->created = true;
+		pthread_mutex_lock(&c->mu);
+		snprintf(c->st.watch_endpoint, sizeof(c->st.watch_endpoint), "%s",
+		         etcd_client_watch_endpoint(c->rc));
+		pthread_mutex_unlock(&c->mu);
 		r = cluster_push(c, IT_WATCHING, "", 0, NULL, 0, c->start_rev);
 	}
 	for (size_t i = 0; r == 0 && i < a.nevents; i++) {
@@ -300,6 +325,8 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 		if (kv->mod_revision >= c->start_rev)
 			c->start_rev = kv->mod_revision + 1;
 	}
+	if (r == 0 && a.nevents)
+		cluster_seen(c);
 	etcd_answer_free(&a);
 	return r;
 }
@@ -315,8 +342,10 @@ static int cluster_sync(cluster *c)
 		                 a.kvs[i].vlen, a.kvs[i].mod_revision);
 	if (r == 0)
 		r = cluster_push(c, IT_SYNC_END, "", 0, NULL, 0, a.revision);
-	if (r == 0)
+	if (r == 0) {
 		c->start_rev = a.revision + 1;
+		cluster_seen(c);
+	}
 	etcd_answer_free(&a);
 	return r;
 }
@@ -340,13 +369,33 @@ static void *cluster_thread(void *ud)
 			if (r == 0)
 				w.need_sync = false;
 		}
+		bool stalled = false;
 		if (r == 0) {
 			w.created = false;
+			pthread_mutex_lock(&c->mu);
+			c->wabort = c->stop;
+			c->in_watch = true;
+			c->attempt++;
+			pthread_mutex_unlock(&c->mu);
 			r = etcd_watch(c->rc, c->prefix, c->plen, c->start_rev, cluster_on_line, &w,
-			               &c->stop);
+			               &c->wabort);
+			pthread_mutex_lock(&c->mu);
+			c->in_watch = false;
+			stalled = c->wabort && !c->stop;
+			c->wabort = c->stop;
+			if (stalled)
+				snprintf(msg, sizeof(msg), "%s", c->stall_what);
+			pthread_mutex_unlock(&c->mu);
 		}
 		if (c->stop)
 			break;
+		if (stalled) { /* reopened at once, on the next endpoint (etcd_watch) */
+			if (cluster_push(c, IT_STALL, msg, strlen(msg), NULL, 0, 0) < 0) {
+				/* out of memory: the stall stays counted in the stats */
+			}
+			backoff = CLUSTER_BACKOFF_MIN_MS;
+			continue;
+		}
 		if (w.created)
 			backoff = CLUSTER_BACKOFF_MIN_MS;
 		snprintf(msg, sizeof(msg), "%s%s%s",
@@ -399,6 +448,41 @@ static void cluster_members_round(cluster *c)
 	free(m);
 }
 
+/* The watch's progress check (the election thread, after a round that reached etcd): the
+ * highest mod_revision under the prefix, read linearizably; a stream (open or being opened)
+ * that has not delivered up to a revision seen there CLUSTER_WATCH_STALL_ROUNDS rounds later
+ * is ended (wabort): the watch thread reopens it on the next endpoint. Each new stream starts
+ * its own count. */
+static void cluster_watch_check(cluster *c)
+{
+	int64_t last = 0;
+	int r = etcd_range_last(c->ec, c->prefix, c->plen, &last, NULL);
+	if (r < 0)
+		return; /* etcd did not answer now: the election's error says so */
+	pthread_mutex_lock(&c->mu);
+	if ((uint64_t)last > c->st.etcd_revision)
+		c->st.etcd_revision = (uint64_t)last;
+	bool behind = c->in_watch && last > c->seen_rev;
+	if (!behind || c->attempt != c->stall_attempt || c->stall_target == 0 ||
+	    c->seen_rev >= c->stall_target) {
+		c->stall_attempt = c->attempt;
+		c->stall_target = behind ? last : 0;
+		c->stall_rounds = 0;
+	} else if (++c->stall_rounds >= CLUSTER_WATCH_STALL_ROUNDS) {
+		c->st.watch_stalls++;
+		snprintf(
+		    c->stall_what, sizeof(c->stall_what),
+		    "the watch stream on %s delivered nothing past revision %lld while etcd "
+		    "holds a change at %lld (%d election rounds): reopened on the next endpoint",
+		    c->st.watch_endpoint[0] ? c->st.watch_endpoint : "(not yet open)",
+		    (long long)c->seen_rev, (long long)c->stall_target, c->stall_rounds);
+		c->wabort = true;
+		c->stall_target = 0;
+		c->stall_rounds = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void *cluster_elect_thread(void *ud)
 {
 	cluster *c = ud;
@@ -443,6 +527,8 @@ static void *cluster_elect_thread(void *ud)
 		}
 		pthread_mutex_unlock(&c->mu);
 		free(holder);
+		if (r == 0)
+			cluster_watch_check(c);
 		cluster_members_round(c);
 		int64_t spent = cluster_mono_ms() - t0, period = CLUSTER_LEASE_TTL_S * 1000 / 3;
 		cluster_nap(c, spent < period ? (unsigned)(period - spent) : 0);
@@ -708,6 +794,13 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 			cluster_report(c, CLUSTER_WATCHING, "",
 			               (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
 			break;
+		case IT_STALL:
+			pthread_mutex_lock(&c->mu);
+			c->st.watching = false;
+			pthread_mutex_unlock(&c->mu);
+			snprintf(c->last_err, sizeof(c->last_err), "%s", (const char *)it->key);
+			cluster_report(c, CLUSTER_WATCH_STALL, (const char *)it->key, -ETIMEDOUT);
+			break;
 		case IT_ERROR:
 			pthread_mutex_lock(&c->mu);
 			c->st.watching = false;
@@ -764,6 +857,7 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 		goto fail;
 	c->st.revision = rev;
 	c->start_rev = (int64_t)rev + 1;
+	c->seen_rev = (int64_t)rev;
 	/* The keyring: the cluster's must be this store's (else nothing verifies). */
 	struct etcd_answer a;
 	int kr = cluster_keyring_get(c->wc, c->prefix, &a);
@@ -826,6 +920,7 @@ void cluster_free(cluster *c)
 	if (!c)
 		return;
 	c->stop = true;
+	c->wabort = true;
 	if (c->estarted)
 		pthread_join(c->eth, NULL);
 	if (c->started) {

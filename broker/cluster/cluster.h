@@ -41,6 +41,12 @@
 #define CLUSTER_NODE_MAX 128   /* a node's name in the election */
 #define CLUSTER_ERROR_MAX 1200 /* an error text kept */
 #define CLUSTER_MEMBERS_MAX 16 /* etcd members shown by cluster status (more are counted) */
+/* The watch progress check: each election round (every CLUSTER_LEASE_TTL_S / 3 s) reads the
+ * highest mod_revision under the prefix (linearizable); when the watch stream has delivered
+ * nothing up to a revision seen there for this many more rounds, the stream is taken as stalled
+ * (a member cut off from the quorum, or stopped, keeps a silent stream open): it is canceled and
+ * reopened on the next endpoint from the last revision received. */
+#define CLUSTER_WATCH_STALL_ROUNDS 2
 
 typedef struct cluster cluster;
 
@@ -49,6 +55,8 @@ enum cluster_event {
 	CLUSTER_APPLY_ERROR, /* a row could not be applied for another reason (what, err) */
 	CLUSTER_WATCH_ERROR, /* the watch stream broke (what: the endpoint's error) */
 	CLUSTER_WATCHING,    /* the watch (re)started from revision err */
+	CLUSTER_WATCH_STALL, /* the watch stream stalled and was reopened (what: on which endpoint,
+	                      * behind which revision) */
 	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
 	CLUSTER_REFUSED,     /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
 	                      * etcd's or TLS's text); cluster_new then fails with err */
@@ -76,11 +84,13 @@ struct cluster_stats {
 	uint64_t write_failures; /* writes refused: etcd unreachable */
 	uint64_t conflicts;      /* writes refused: another node changed the key */
 	uint64_t watch_errors;   /* watch streams broken */
+	uint64_t watch_stalls;   /* watch streams canceled by the progress check */
 	uint64_t revision;       /* the revision applied */
 	uint64_t etcd_revision;  /* etcd's revision as last seen (election rounds, watch) */
 	bool watching;           /* the watch stream is open */
-	bool leader;             /* this node fires schedules and expiry now (cluster_is_leader) */
-	bool elected;            /* an election round reached etcd (else leader_name is stale) */
+	char watch_endpoint[ETCD_URL_MAX]; /* the endpoint of the open (or last) watch stream */
+	bool leader;  /* this node fires schedules and expiry now (cluster_is_leader) */
+	bool elected; /* an election round reached etcd (else leader_name is stale) */
 	char leader_name[CLUSTER_NODE_MAX];     /* the leader as last seen ("" none known) */
 	char node[CLUSTER_NODE_MAX];            /* this node's name */
 	char election_error[CLUSTER_ERROR_MAX]; /* the last election round's error ("" none) */

@@ -176,6 +176,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_cluster_watch_errors_total", "counter",
 	       "etcd watch streams that broke (reconnected with backoff).",
 	       "secretd_cluster_watch_errors_total %" PRIu64, g->cluster_watch_errors);
+	METRIC("secretd_cluster_watch_stalls_total", "counter",
+	       "etcd watch streams open but silent behind etcd (the progress check): reopened.",
+	       "secretd_cluster_watch_stalls_total %" PRIu64, g->cluster_watch_stalls);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

@@ -46,7 +46,7 @@ struct metrics_gauges {
 	uint64_t registry_write_failures; /* registry rows not deleted/updated (counter) */
 	/* cluster mode (broker/cluster cluster_stats); all 0 on a single node */
 	uint64_t cluster, cluster_watching, cluster_revision, cluster_applied, cluster_rejected,
-	    cluster_write_failures, cluster_conflicts, cluster_watch_errors;
+	    cluster_write_failures, cluster_conflicts, cluster_watch_errors, cluster_watch_stalls;
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

@@ -1035,6 +1035,7 @@ static void admin_metrics(struct api_req *r)
 		g.cluster_write_failures = cs.write_failures;
 		g.cluster_conflicts = cs.conflicts;
 		g.cluster_watch_errors = cs.watch_errors;
+		g.cluster_watch_stalls = cs.watch_stalls;
 	}
 	g.secrets_err = store_count(r->a->store, &g.secrets);
 	if (g.secrets_err < 0)
@@ -1290,10 +1291,12 @@ static void admin_cluster(struct api_req *r)
 	    cluster_last_error(cl));
 	/* the election and the lag: etcd's revision as last seen minus the one applied */
 	uint64_t lag = cs.etcd_revision > cs.revision ? cs.etcd_revision - cs.revision : 0;
-	json_t *e = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:s}", "node", cs.node, "leader",
-	                      cs.leader_name, "is_leader", cluster_is_leader(cl), "elected",
-	                      cs.elected, "etcd_revision", (json_int_t)cs.etcd_revision, "lag",
-	                      (json_int_t)lag, "election_error", cs.election_error);
+	json_t *e =
+	    json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:s, s:I, s:s}", "node", cs.node, "leader",
+	              cs.leader_name, "is_leader", cluster_is_leader(cl), "elected", cs.elected,
+	              "etcd_revision", (json_int_t)cs.etcd_revision, "lag", (json_int_t)lag,
+	              "election_error", cs.election_error, "watch_stalls",
+	              (json_int_t)cs.watch_stalls, "watch_endpoint", cs.watch_endpoint);
 	/* etcd's members as the last election round read them; ids in hex, as etcdctl shows them */
 	json_t *ms = json_array();
 	for (size_t i = 0; ms && i < cs.nmembers; i++) {
