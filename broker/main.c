@@ -20,6 +20,7 @@
 #include "broker/http/api.h"
 #include "broker/http/relay.h"
 #include "broker/http/routes.h"
+#include "broker/cluster/cluster.h"
 #include "broker/engine/audit.h"
 #include "broker/engine/audit_driver.h"
 #include "broker/crypto/crypt.h"
@@ -81,7 +82,7 @@ static void main_usage(FILE *f)
 	    "               [--server-user NAME] [--no-privsep]\n"
 	    "               [--etcd URL[,URL...] --cluster NAME [--etcd-cacert F]\n"
 	    "                [--etcd-cert F --etcd-key F] [--etcd-user NAME\n"
-	    "                [--etcd-password-file F]]]\n"
+	    "                [--etcd-password-file F]] [--node-name NAME]]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
@@ -106,6 +107,10 @@ static void main_usage(FILE *f)
 	    "                     is read from --etcd-password-file F (owner-only, like the\n"
 	    "                     key file) or $CREDENTIALS_DIRECTORY/etcd-password (systemd\n"
 	    "                     LoadCredential=etcd-password:...)\n"
+	    "  --node-name NAME   run: this node's name in the cluster (1-64 of a-z 0-9 . - _;\n"
+	    "                     default HOSTNAME:PID): cluster status, the election, the\n"
+	    "                     origin of its changes in every node's audit; refused while\n"
+	    "                     another live node holds it\n"
 	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
 	    "                     the next start re-mounts them (debugging)\n"
 	    "  --server-user NAME  the user of the server process that serves workload.sock\n"
@@ -225,6 +230,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"etcd-key", required_argument, NULL, 0x103},
 	    {"etcd-user", required_argument, NULL, 0x104},
 	    {"etcd-password-file", required_argument, NULL, 0x105},
+	    {"node-name", required_argument, NULL, 0x106},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -366,6 +372,15 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 0x105:
 			o->et.password_file = optarg;
 			break;
+		case 0x106:
+			if (!cluster_node_name_ok(optarg)) {
+				fprintf(stderr,
+				        "secretd: --node-name must be 1-%d of a-z 0-9 . - _\n",
+				        CLUSTER_NODE_NAME_MAX);
+				return -EINVAL;
+			}
+			o->et.node_name = optarg;
+			break;
 		case 'd':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -385,10 +400,10 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		fprintf(stderr, "secretd: give --key-file or --passphrase-file, not both\n");
 		return -EINVAL;
 	}
-	if (!o->et.urls &&
-	    (o->et.cacert || o->et.cert || o->et.key || o->et.user || o->et.password_file)) {
-		fprintf(stderr, "secretd: --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user and "
-		                "--etcd-password-file need --etcd\n");
+	if (!o->et.urls && (o->et.cacert || o->et.cert || o->et.key || o->et.user ||
+	                    o->et.password_file || o->et.node_name)) {
+		fprintf(stderr, "secretd: --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user, "
+		                "--etcd-password-file and --node-name need --etcd\n");
 		return -EINVAL;
 	}
 	if (!o->et.cert != !o->et.key) {

@@ -22,7 +22,8 @@ struct main_cluster {
 	service *sv;
 	const struct main_etcd *e;
 	/* one limiter per kind of refusal: a rollback is not hidden behind an integrity failure */
-	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply, rl_stall;
+	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply, rl_stall,
+	    rl_name;
 };
 
 static const char *main_cluster_err(int r)
@@ -36,6 +37,9 @@ static const char *main_cluster_err(int r)
 	case -ENOTEMPTY:
 		return "this store already holds secrets, grants or audit records: only a fresh "
 		       "store joins a cluster";
+	case -EADDRINUSE:
+		return "this node's name (--node-name) is held by another live node of the cluster "
+		       "(through its etcd lease): give each node its own name";
 	case -EINVAL:
 		return "bad --etcd or --cluster (http[s]://HOST:PORT[,...], one scheme; a name of "
 		       "a-z 0-9 - _), TLS files or --etcd-user with http:// (https:// is needed), "
@@ -193,6 +197,9 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 		                "cluster: %s (counted in secretd_cluster_watch_stalls_total)",
 		                what);
 		break;
+	case CLUSTER_NAME_IN_USE:
+		log_ratelimited(&mc->rl_name, LOG_LVL_ERROR, "cluster: %s", what);
+		break;
 	case CLUSTER_WATCHING:
 		log_rl_reset(&mc->rl_watch);
 		log_info("cluster: watching etcd from revision %d", err);
@@ -226,6 +233,7 @@ int main_cluster_start(struct main_cluster **out, store *s, loop *l, service *sv
 	struct cluster_config cc = {.etcd = e->urls,
 	                            .sec = &sec,
 	                            .name = e->cluster,
+	                            .node = e->node_name,
 	                            .on_applied = main_cluster_applied,
 	                            .report = main_cluster_report,
 	                            .ud = mc};

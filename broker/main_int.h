@@ -21,6 +21,7 @@ struct main_etcd {
 	const char *urls, *cluster;       /* --etcd, --cluster */
 	const char *cacert, *cert, *key;  /* --etcd-cacert, --etcd-cert, --etcd-key */
 	const char *user, *password_file; /* --etcd-user, --etcd-password-file */
+	const char *node_name;            /* --node-name (run) */
 };
 /* `secretd init --etcd --cluster`: joins the new store at state_dir (key_file) to the cluster:
  * publishes its keyring (the first node) or adopts the cluster's. Prints what it did; returns

@@ -26,6 +26,7 @@ enum cluster_item_type {
 	IT_WATCHING,   /* rev: watching from */
 	IT_ERROR,      /* key: the error text */
 	IT_STALL,      /* key: the stalled stream, reopened (the progress check) */
+	IT_NAME,       /* key: another live node holds this node's name (the election thread) */
 };
 
 struct cluster_item {
@@ -61,6 +62,8 @@ struct cluster {
 	int stall_rounds;
 	int64_t start_rev; /* the watch thread's */
 	etcd_client *ec;   /* the election thread's */
+	int64_t lease0;    /* the lease cluster_new claimed the node's name with (0: none yet) */
+	bool name_clash;   /* the election thread's: the last round found the name held */
 	pthread_t eth;
 	bool estarted;
 	int64_t leader_until_ms; /* under mu: CLOCK_MONOTONIC ms until which this node leads */
@@ -96,6 +99,18 @@ static int cluster_name_ok(const char *n)
 		      n[i] == '_'))
 			return -EINVAL;
 	return 0;
+}
+
+bool cluster_node_name_ok(const char *n)
+{
+	size_t l = n ? strlen(n) : 0;
+	if (l == 0 || l > CLUSTER_NODE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-' ||
+		      n[i] == '_' || n[i] == '.'))
+			return false;
+	return true;
 }
 
 static void cluster_hex(char *out, const char *s)
@@ -448,6 +463,49 @@ static void cluster_members_round(cluster *c)
 	free(m);
 }
 
+/* This node's name key (n/<node>) attached to lease: created when absent; *mine false when
+ * another lease holds it (another live node of that name). */
+static int cluster_name_claim(cluster *c, int64_t lease, bool *mine)
+{
+	char k[CLUSTER_KEY_MAX];
+	snprintf(k, sizeof(k), "%sn/%s", c->prefix, c->st.node);
+	bool won = false;
+	char *holder = NULL;
+	int64_t hl = 0;
+	int r = etcd_campaign(c->ec, k, c->st.node, lease, &won, &holder, &hl, NULL);
+	free(holder);
+	*mine = r == 0 && (won || hl == lease);
+	return r;
+}
+
+/* At start, with etcd reachable: a lease, and the node's name claimed with it. A name held by
+ * another lease is waited for up to the TTL and a second (this node's previous run, crashed,
+ * lets go of it by then), then refused (-EADDRINUSE). The lease goes to the election thread. */
+static int cluster_name_start(cluster *c)
+{
+	int64_t lease = 0, ttl = 0;
+	int r = etcd_lease_grant(c->ec, CLUSTER_LEASE_TTL_S, &lease, &ttl);
+	int64_t until = cluster_mono_ms() + (CLUSTER_LEASE_TTL_S + 1) * 1000;
+	bool mine = false;
+	while (r == 0) {
+		r = cluster_name_claim(c, lease, &mine);
+		if (r < 0 || mine || cluster_mono_ms() >= until)
+			break;
+		usleep(500 * 1000);
+		r = etcd_lease_keepalive(c->ec, lease, &ttl);
+		if (r == 0 && ttl <= 0)
+			r = -ENOLINK;
+	}
+	if (r == 0 && !mine)
+		r = -EADDRINUSE;
+	if (r < 0 && lease && etcd_lease_revoke(c->ec, lease) < 0) {
+		/* etcd unreachable: the lease expires by itself */
+	}
+	if (r == 0)
+		c->lease0 = lease;
+	return r;
+}
+
 /* The watch's progress check (the election thread, after a round that reached etcd): the
  * highest mod_revision under the prefix, read linearizably; a stream (open or being opened)
  * that has not delivered up to a revision seen there CLUSTER_WATCH_STALL_ROUNDS rounds later
@@ -488,7 +546,7 @@ static void *cluster_elect_thread(void *ud)
 	cluster *c = ud;
 	char key[CLUSTER_KEY_MAX];
 	snprintf(key, sizeof(key), "%sleader", c->prefix);
-	int64_t lease = 0;
+	int64_t lease = c->lease0;
 	while (!c->stop) {
 		int64_t t0 = cluster_mono_ms(), ttl = 0, hl = 0, rev = 0;
 		bool won = false;
@@ -500,7 +558,10 @@ static void *cluster_elect_thread(void *ud)
 			    0; /* expired meanwhile (etcd was unreachable too long): a new one */
 			r = -ENOLINK;
 		}
+		bool mine = false;
 		if (r == 0)
+			r = cluster_name_claim(c, lease, &mine);
+		if (r == 0 && mine)
 			r = etcd_campaign(c->ec, key, c->st.node, lease, &won, &holder, &hl, &rev);
 		pthread_mutex_lock(&c->mu);
 		if (r == 0) {
@@ -516,6 +577,18 @@ static void *cluster_elect_thread(void *ud)
 				c->st.etcd_revision = (uint64_t)rev;
 			c->st.election_error[0] = 0;
 			c->etcd_down = false;
+			if (!mine) { /* another live node holds this node's name: it does not lead
+				      */
+				c->st.leader = false;
+				c->leader_until_ms = 0;
+				snprintf(
+				    c->st.election_error, sizeof(c->st.election_error),
+				    "this node's name %s is held by another live node: this node "
+				    "does not lead until it is its own again (give each node its "
+				    "own "
+				    "--node-name)",
+				    c->st.node);
+			}
 		} else {
 			c->st.leader = false;
 			c->st.elected = false;
@@ -525,8 +598,16 @@ static void *cluster_elect_thread(void *ud)
 			         r == -ENOLINK ? "the lease expired" : strerror(-r),
 			         etcd_client_error(c->ec)[0] ? ": " : "", etcd_client_error(c->ec));
 		}
+		char clash[CLUSTER_ERROR_MAX];
+		snprintf(clash, sizeof(clash), "%s", c->st.election_error);
 		pthread_mutex_unlock(&c->mu);
 		free(holder);
+		if (r == 0 && !mine && !c->name_clash &&
+		    cluster_push(c, IT_NAME, clash, strlen(clash), NULL, 0, 0) < 0) {
+			/* out of memory: cluster status still shows it */
+		}
+		if (r == 0)
+			c->name_clash = !mine;
 		if (r == 0)
 			cluster_watch_check(c);
 		cluster_members_round(c);
@@ -679,8 +760,8 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			if (r == -ENOENT)
 				r = 0;
 		}
-	} else if (strcmp(k, "leader") == 0) {
-		/* the election's key (cluster_elect_thread): nothing to apply */
+	} else if (strcmp(k, "leader") == 0 || strncmp(k, "n/", 2) == 0) {
+		/* the election's keys (the leader, the nodes' names): nothing to apply */
 		if (rev)
 			r = store_cluster_rev_set(c->s, rev);
 		if (r == 0) {
@@ -794,6 +875,9 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 			cluster_report(c, CLUSTER_WATCHING, "",
 			               (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
 			break;
+		case IT_NAME:
+			cluster_report(c, CLUSTER_NAME_IN_USE, (const char *)it->key, -EADDRINUSE);
+			break;
 		case IT_STALL:
 			pthread_mutex_lock(&c->mu);
 			c->st.watching = false;
@@ -821,7 +905,8 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg)
 {
-	if (!out || !s || !l || !cfg || !cfg->etcd || cluster_name_ok(cfg->name) < 0)
+	if (!out || !s || !l || !cfg || !cfg->etcd || cluster_name_ok(cfg->name) < 0 ||
+	    (cfg->node && !cluster_node_name_ok(cfg->node)))
 		return -EINVAL;
 	*out = NULL;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -836,7 +921,7 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
 	c->plen = strlen(c->prefix);
 	snprintf(c->actor, sizeof(c->actor), "cluster:%s", cfg->name);
-	if (cfg->node && *cfg->node) {
+	if (cfg->node) {
 		snprintf(c->st.node, sizeof(c->st.node), "%s", cfg->node);
 	} else {
 		char host[64] = "";
@@ -877,6 +962,10 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 			r = -EKEYREJECTED;
 		}
 		etcd_answer_free(&a);
+		/* the name: only another live node holding it stops the start; any other failure
+		 * (etcd gone meanwhile, a read-only user) is the election's to meet and show */
+		if (r == 0 && cluster_name_start(c) == -EADDRINUSE)
+			r = -EADDRINUSE;
 		if (r < 0)
 			goto fail;
 	} else if (kr == -EACCES || kr == -EPERM || kr == -EBADE) {

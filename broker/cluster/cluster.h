@@ -38,9 +38,10 @@
  * lease could have expired in etcd since its last keep-alive was sent. */
 #define CLUSTER_LEASE_TTL_S 6
 #define CLUSTER_LEASE_MARGIN_MS 1500
-#define CLUSTER_NODE_MAX 128   /* a node's name in the election */
-#define CLUSTER_ERROR_MAX 1200 /* an error text kept */
-#define CLUSTER_MEMBERS_MAX 16 /* etcd members shown by cluster status (more are counted) */
+#define CLUSTER_NODE_MAX 128     /* a node's name in the election */
+#define CLUSTER_NODE_NAME_MAX 64 /* a name given with --node-name: 1..64 of a-z 0-9 . - _ */
+#define CLUSTER_ERROR_MAX 1200   /* an error text kept */
+#define CLUSTER_MEMBERS_MAX 16   /* etcd members shown by cluster status (more are counted) */
 /* The watch progress check: each election round (every CLUSTER_LEASE_TTL_S / 3 s) reads the
  * highest mod_revision under the prefix (linearizable); when the watch stream has delivered
  * nothing up to a revision seen there for this many more rounds, the stream is taken as stalled
@@ -58,6 +59,8 @@ enum cluster_event {
 	CLUSTER_WATCH_STALL, /* the watch stream stalled and was reopened (what: on which endpoint,
 	                      * behind which revision) */
 	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
+	CLUSTER_NAME_IN_USE, /* later: another live node holds this node's name (what: the text);
+	                      * this node does not lead until the name is its own again */
 	CLUSTER_REFUSED,     /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
 	                      * etcd's or TLS's text); cluster_new then fails with err */
 };
@@ -69,7 +72,11 @@ struct cluster_config {
 	const struct etcd_security *sec;
 	const char *name;    /* the cluster's name */
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
-	const char *node;    /* this node's name in the election; NULL: "HOSTNAME:PID" */
+	/* this node's name (cluster_node_name_ok; NULL: "HOSTNAME:PID"), claimed in etcd as
+	 * /secretd/<cluster>/n/<node> attached to the node's lease: at start, a name another live
+	 * node holds is waited for (up to the lease's TTL and a second: a crashed run of this node
+	 * lets go of it by then) and else refused (-EADDRINUSE) */
+	const char *node;
 	/* On the loop's thread after a batch was applied; changed: the store changed (views must
 	 * follow). */
 	void (*on_applied)(void *ud, bool changed);
@@ -102,10 +109,14 @@ struct cluster_stats {
 	char members_error[CLUSTER_ERROR_MAX];
 };
 
+/* Whether n is a valid --node-name: 1..CLUSTER_NODE_NAME_MAX of a-z 0-9 . - _ */
+bool cluster_node_name_ok(const char *n);
+
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
  * keyring is this store's (-EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
- * error (the local copy serves; writes are refused until it is back). Starts the watch thread
- * and puts its eventfd into l. Sets store_cluster_ids. */
+ * error (the local copy serves; writes are refused until it is back). With etcd reachable,
+ * claims the node's name (struct cluster_config's node: -EADDRINUSE when another live node
+ * holds it). Starts the watch thread and puts its eventfd into l. Sets store_cluster_ids. */
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg);
 /* Stops the threads (joins them; the election's lease is revoked, a bounded call) and frees. */
 void cluster_free(cluster *c);

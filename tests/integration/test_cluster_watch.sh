@@ -5,6 +5,10 @@
 #    silent, as for a member cut off from the quorum); a put on node 1 reaches node 2's container
 #    within 15 s all the same: node 2's election round sees the prefix's newer revision, cancels
 #    the silent stream and reopens it on another member (counted, logged, in cluster status).
+#  - --node-name: each node runs under the name it is given (cluster status); a bad name is
+#    refused; a third node given node 1's name is refused at start while node 1 lives (clear
+#    message, non-zero exit); node 2 killed (-9) and started again at once under its name starts
+#    (its crashed run's claim expires with its lease).
 # shellcheck disable=SC2154,SC2034 # per-node variables are set and read through eval
 set -eu
 # shellcheck source=tests/integration/lib.sh
@@ -31,7 +35,8 @@ node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/de
 node_start() {
 	mkdir -p "$T/n$1/run"
 	"$SECRETD" run --no-keeper --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
-		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" >>"$T/n$1.log" 2>&1 &
+		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" --node-name "node-$1" \
+		>>"$T/n$1.log" 2>&1 &
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
 }
@@ -48,7 +53,7 @@ node_stop() {
 	wait "$pid" 2>/dev/null || true
 	eval "NODE_PID_$1="
 }
-nodes_stop() { for n in 1 2; do node_stop "$n"; done; }
+nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
 ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
 metric() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
 cstat() { ctlN "$1" --json cluster status | python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$2"; }
@@ -60,7 +65,27 @@ watch_open() { [ "$(cstat "$1" watching)" = True ] && [ -n "$(cstat "$1" watch_e
 for n in 1 2; do
 	poll_until 30 watch_open "$n" || fail "node $n: no open watch: $(ctlN "$n" cluster status 2>&1)"
 done
-ok "2 nodes, each watch open"
+for n in 1 2; do [ "$(cstat "$n" node)" = "node-$n" ] || fail "node $n runs as $(cstat "$n" node), not node-$n"; done
+ctlN 1 cluster status | grep -q "node node-1;" || fail "cluster status does not name node-1: $(ctlN 1 cluster status)"
+ok "2 nodes, each watch open, each under its --node-name"
+
+# --node-name: a bad name is refused; a name a live node holds is refused at start
+mkdir -p "$T/n3/run"
+for bad in "Web-1" "a/b" "" "$(printf '%065d' 0)"; do
+	if "$SECRETD" run --no-keeper --state-dir "$T/n3/state" --runtime-dir "$T/n3/run" --key-file "$KEY" \
+		--etcd "$ETCD_URLS" --cluster "$CL" --node-name "$bad" >"$T/bad.out" 2>&1; then
+		fail "--node-name '$bad' was accepted"
+	fi
+	grep -q "node-name must be 1-64 of a-z 0-9" "$T/bad.out" || fail "--node-name '$bad': $(cat "$T/bad.out")"
+done
+node_init 3
+if "$SECRETD" run --no-keeper --state-dir "$T/n3/state" --runtime-dir "$T/n3/run" --key-file "$KEY" \
+	--etcd "$ETCD_URLS" --cluster "$CL" --node-name node-1 >"$T/dup.out" 2>&1; then
+	fail "a second live node named node-1 started"
+fi
+grep -q "name (--node-name) is held by another live node" "$T/dup.out" || fail "the refusal does not say why: $(cat "$T/dup.out")"
+{ [ "$(cstat 1 node)" = node-1 ] && [ "$(cstat 1 watching)" = True ]; } || fail "node 1 changed after the refused start"
+ok "--node-name: bad names refused; a second live node-1 refused at start ($(grep -o "cluster.*held by another live node" "$T/dup.out" | head -n 1))"
 
 CID=$(hex64)
 mk_cgroup "$CG2" "/docker/$CID"
@@ -105,6 +130,17 @@ put_v3() { printf 'v3' | ctlN 1 put app/w >/dev/null 2>&1; }
 poll_until 60 put_v3 || fail "writes after member $M resumed"
 poll_until 30 reads v3 || fail "node 2's container does not read v3 after member $M resumed"
 ok "member $M resumed: writes reach node 2 as before"
+
+# node 2 crashes (-9) and is started again at once under its name: its crashed run's claim goes
+# with that run's lease (TTL 6 s), the new run waits for it and starts
+eval "p2=\$NODE_PID_2"
+kill -KILL "$p2"
+wait "$p2" 2>/dev/null || true
+NODE_PID_2=
+node_start 2
+poll_until 30 watch_open 2 || fail "node 2 restarted under its name: no open watch: $(ctlN 2 cluster status)"
+[ "$(cstat 2 node)" = node-2 ] || fail "node 2 restarted as $(cstat 2 node)"
+ok "node 2 killed and started again at once under its name node-2: it starts"
 nodes_stop
 for n in 1 2; do
 	if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T/n$n.log"; then
