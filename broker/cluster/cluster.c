@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "broker/cluster/cluster_log.h"
 #include "broker/cluster/etcd.h"
 #include "common/cleanup.h"
 
@@ -83,6 +84,10 @@ struct cluster {
 	size_t nown;
 	char last_err[CLUSTER_ERROR_MAX + 128]; /* loop thread */
 	char actor[CLUSTER_NAME_MAX + 16]; /* "cluster:NAME": audit records of applied changes */
+	/* loop thread: the last verified origin record (cluster_log.h) and its revision (0: none
+	 * pending): the change of its key at that revision names its origin */
+	struct cluster_origin origin;
+	int64_t origin_rev;
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -688,6 +693,45 @@ static bool cluster_own_stale(cluster *c, const char *key, int64_t rev)
 	return false;
 }
 
+/* An origin record from etcd (o/...): decoded, its MAC checked, and its etcd key the one of
+ * the key it names; kept for the change that follows it in its txn. -EBADMSG, -E2BIG. */
+static int cluster_origin_take(cluster *c, const struct cluster_item *it)
+{
+	struct cluster_origin o;
+	char okey[ETCD_KEY_MAX + 1];
+	int r = cluster_log_decode((const char *)it->val, it->vlen, &o);
+	if (r == 0 && cluster_log_verify(c->s, &o) < 0)
+		r = -EBADMSG;
+	if (r == 0 && (cluster_log_key(c->prefix, o.key, okey, sizeof(okey)) < 0 ||
+	               strcmp(okey, (const char *)it->key) != 0))
+		r = -EBADMSG; /* a good record moved to another key */
+	if (r == 0) {
+		c->origin = o;
+		c->origin_rev = it->rev;
+	}
+	return r;
+}
+
+/* The origin of the change it of key k (after the prefix), appended to its audit record's
+ * detail: when the last origin record taken is of its revision and key and binds this change
+ * (val: the value put; for a deletion, the value this node held). */
+static void cluster_origin_detail(cluster *c, const struct cluster_item *it, const char *k,
+                                  const void *val, size_t vlen, char *detail, size_t cap)
+{
+	if (!c->origin_rev || c->origin_rev != it->rev || strcmp(c->origin.key, k) != 0)
+		return;
+	uint8_t b[32];
+	cluster_log_bind(val ? val : "", val ? vlen : 0, b);
+	size_t n = strlen(detail);
+	if (c->origin.deleted != (it->type == IT_DELETE) || memcmp(b, c->origin.bind, 32) != 0)
+		snprintf(detail + n, cap - n,
+		         " origin=unknown (its record does not bind this change)");
+	else
+		snprintf(detail + n, cap - n, " origin=%s actor=%s action=%s", c->origin.node,
+		         c->origin.actor, c->origin.action);
+	c->origin_rev = 0;
+}
+
 /* Applies one put or delete of key (after the prefix). *changed when the store changed. */
 static void cluster_apply(cluster *c, const struct cluster_item *it, bool *changed)
 {
@@ -703,8 +747,10 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		return;
 	}
 	/* each applied change is recorded in this node's audit chain, in its transaction */
-	char detail[CLUSTER_KEY_MAX + 64];
+	char detail[CLUSTER_KEY_MAX + 4 * CLUSTER_LOG_NAME_MAX];
 	snprintf(detail, sizeof(detail), "rev=%llu", (unsigned long long)rev);
+	_cleanup_free_ uint8_t *held = NULL; /* a deletion's origin binds the value held here */
+	size_t heldlen = 0;
 	struct store_audit a = {.actor = c->actor,
 	                        .exe = "",
 	                        .action = it->type == IT_PUT ? "cluster-put" : "cluster-delete",
@@ -720,9 +766,13 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 				snprintf(sec_name, sizeof(sec_name), "%s", xs.name);
 				a.secret = sec_name;
 			}
+			cluster_origin_detail(c, it, k, it->val, it->vlen, detail, sizeof(detail));
 			r = store_secret_import(c->s, it->val, it->vlen, &xo, NULL, &ch);
 		} else {
 			a.secret = k + 2;
+			if (store_secret_export(c->s, k + 2, &held, &heldlen) == 0)
+				cluster_origin_detail(c, it, k, held, heldlen, detail,
+				                      sizeof(detail));
 			r = store_secret_forget(c->s, k + 2, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
@@ -739,6 +789,7 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			a.secret = sec;
 			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
 			         (unsigned long long)rev, sel);
+			cluster_origin_detail(c, it, k, it->val, it->vlen, detail, sizeof(detail));
 			r = store_grant_import(c->s, it->val, it->vlen, &xo, &ch);
 			/* the row must be the one its key names */
 			if (r == 0 && c->syncing) {
@@ -755,11 +806,23 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			a.secret = sec;
 			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
 			         (unsigned long long)rev, sel);
+			if (store_grant_export(c->s, sec, sel, &held, &heldlen) == 0)
+				cluster_origin_detail(c, it, k, held, heldlen, detail,
+				                      sizeof(detail));
 			r = store_grant_forget(c->s, sec, sel, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
 				r = 0;
 		}
+	} else if (strncmp(k, "o/", 2) == 0) {
+		/* an origin record: kept for the change after it; not a change of the store, and
+		 * the revision is the change's to record (applied after it) */
+		r = it->type == IT_PUT ? cluster_origin_take(c, it) : 0;
+		if (r < 0) {
+			cluster_count(c, &c->st.rejected, 0);
+			cluster_report(c, CLUSTER_REJECTED, what, r);
+		}
+		return;
 	} else if (strcmp(k, "leader") == 0 || strncmp(k, "n/", 2) == 0) {
 		/* the election's keys (the leader, the nodes' names): nothing to apply */
 		if (rev)
@@ -1132,7 +1195,13 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
 {
 	bool ok = false;
 	int64_t rev = 0;
-	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, &rev);
+	struct cluster_log_put lp; /* the change's origin record, put in the same txn */
+	int r = cluster_log_prepare(c->s, c->prefix, c->st.node, key, val ? val : pre->old,
+	                            val ? vlen : pre->oldlen, !val, pre->actor, pre->action, &lp);
+	if (r == 0)
+		r = etcd_txn_with(c->wc, &lp.put, key, strlen(key), pre->mod_rev, val, vlen, &ok,
+		                  &rev);
+	cluster_log_put_free(&lp);
 	if (r < 0) {
 		cluster_count(c, &c->st.write_failures, 0);
 		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));

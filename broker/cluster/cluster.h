@@ -144,6 +144,9 @@ struct cluster_pre {
 	uint8_t *old; /* this node's rows before the change (NULL: none) */
 	size_t oldlen;
 	int64_t mod_rev; /* the key's mod_revision in etcd (0: absent) */
+	/* who asks, for the change's origin record (cluster_log.h): the audit record's actor and
+	 * action; "" (as *_begin leaves them): "daemon" and "change" */
+	char actor[CLUSTER_NODE_MAX], action[CLUSTER_NODE_MAX];
 };
 void cluster_pre_free(struct cluster_pre *p);
 

@@ -856,21 +856,42 @@ int etcd_range_last(etcd_client *c, const void *prefix, size_t plen, int64_t *mo
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision)
 {
+	return etcd_txn_with(c, NULL, key, klen, mod_rev, val, vlen, succeeded, revision);
+}
+
+int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key, size_t klen,
+                  int64_t mod_rev, const void *val, size_t vlen, bool *succeeded, int64_t *revision)
+{
 	if (!c || !key || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX ||
-	    mod_rev < 0 || !succeeded)
+	    mod_rev < 0 || !succeeded ||
+	    (first && (!first->key || !first->val || first->klen == 0 ||
+	               first->klen > ETCD_KEY_MAX || first->vlen > ETCD_VALUE_MAX)))
 		return -EINVAL;
 	*succeeded = false;
 	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
 	_cleanup_free_ char *v = val ? etcd_b64_enc(val, vlen) : NULL;
-	if (!k || (val && !v))
+	_cleanup_free_ char *fk = first ? etcd_b64_enc(first->key, first->klen) : NULL;
+	_cleanup_free_ char *fv = first ? etcd_b64_enc(first->val, first->vlen) : NULL;
+	if (!k || (val && !v) || (first && (!fk || !fv)))
 		return -ENOMEM;
 	char rev[24];
 	snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
-	json_t *op = val ? json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)
-	                 : json_pack("{s:{s:s}}", "request_delete_range", "key", k);
-	json_t *o = op ? json_pack("{s:[{s:s,s:s,s:s,s:s}],s:[o]}", "compare", "key", k, "target",
-	                           "MOD", "result", "EQUAL", "mod_revision", rev, "success", op)
-	               : NULL;
+	json_t *ops = json_array();
+	if (ops && first &&
+	    json_array_append_new(
+	        ops, json_pack("{s:{s:s,s:s}}", "request_put", "key", fk, "value", fv)) < 0) {
+		json_decref(ops);
+		ops = NULL;
+	}
+	if (ops && json_array_append_new(
+	               ops, val ? json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)
+	                        : json_pack("{s:{s:s}}", "request_delete_range", "key", k)) < 0) {
+		json_decref(ops);
+		ops = NULL;
+	}
+	json_t *o = ops ? json_pack("{s:[{s:s,s:s,s:s,s:s}],s:o}", "compare", "key", k, "target",
+	                            "MOD", "result", "EQUAL", "mod_revision", rev, "success", ops)
+	                : NULL;
 	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!body)

@@ -142,6 +142,16 @@ int etcd_range_last(etcd_client *c, const void *prefix, size_t plen, int64_t *mo
  * *revision (may be NULL) the store's revision after it. */
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision);
+/* One put more (a key and its value) for etcd_txn_with. */
+struct etcd_put {
+	const void *key, *val;
+	size_t klen, vlen;
+};
+/* etcd_txn whose success also puts first (may be NULL) before the change, in the same
+ * revision (a watch sees first's event before the change's). */
+int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key, size_t klen,
+                  int64_t mod_rev, const void *val, size_t vlen, bool *succeeded,
+                  int64_t *revision);
 /* etcd's members (*out: malloc'd, *n of them; free()) and the Raft leader's id as the answering
  * member sees it (*leader, 0 unknown). */
 int etcd_members(etcd_client *c, struct etcd_member **out, size_t *n, uint64_t *leader);

@@ -540,3 +540,9 @@ int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out
 /* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a
  * malloc'd g, or free its strings) and its MAC. */
 int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uint8_t mac[32]);
+/* A cluster's origin records (broker/cluster/cluster_log.c): the keyed MAC of msg under the
+ * MAC root's origin subkey (the same on every node of a cluster: its keyring). check NULL:
+ * writes it into mac; else compares check with it (constant time): 0 or -EBADMSG. -EINVAL
+ * without keys. */
+int store_cluster_mac(store *s, const uint8_t *msg, size_t len, uint8_t mac[32],
+                      const uint8_t *check);

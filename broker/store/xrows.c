@@ -871,3 +871,14 @@ int store_cluster_rev_set(store *s, uint64_t rev)
 		return -EINVAL;
 	return store_meta_put_u64(s->db, STORE_META_CLUSTER_REV, rev);
 }
+
+int store_cluster_mac(store *s, const uint8_t *msg, size_t len, uint8_t mac[32],
+                      const uint8_t *check)
+{
+	if (!s || !s->orig_key || (!msg && len) || !mac)
+		return -EINVAL;
+	if (check)
+		return crypt_mac_verify(s->orig_key, msg, len, check);
+	crypt_mac(s->orig_key, msg, len, mac);
+	return 0;
+}

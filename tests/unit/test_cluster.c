@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+#include "broker/cluster/cluster_log.h"
 #include "broker/cluster/etcd.h"
 #include "broker/store/store.h"
 #include "common/secret.h"
@@ -679,6 +680,71 @@ START_TEST(test_keyring)
 }
 END_TEST
 
+/* Origin records (cluster_log.h): made on node A, verified on node B (one keyring); a record
+ * altered, moved to another key, or MAC'd under another cluster's keys is refused. */
+START_TEST(test_origin_records)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	struct cluster_log_put lp;
+	const char *val = "rows";
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "node-1", "/secretd/p/s/app/db", val,
+	                                     strlen(val), false, "uid:0", "put", &lp),
+	                 0);
+	char okey[ETCD_KEY_MAX + 1];
+	ck_assert_int_eq(cluster_log_key("/secretd/p/", "s/app/db", okey, sizeof(okey)), 0);
+	ck_assert_str_eq(lp.key, okey);
+	ck_assert_uint_eq(strlen(okey), strlen("/secretd/p/o/") + CLUSTER_LOG_OKEY_HEX);
+	struct cluster_origin o;
+	ck_assert_int_eq(cluster_log_decode(lp.val, lp.put.vlen, &o), 0);
+	ck_assert_str_eq(o.node, "node-1");
+	ck_assert_str_eq(o.actor, "uid:0");
+	ck_assert_str_eq(o.action, "put");
+	ck_assert_str_eq(o.key, "s/app/db");
+	ck_assert(!o.deleted);
+	uint8_t bind[32];
+	cluster_log_bind(val, strlen(val), bind);
+	ck_assert_mem_eq(o.bind, bind, 32);
+	ck_assert_int_eq(cluster_log_verify(b, &o), 0); /* another node of the cluster */
+	/* any field changed: the MAC fails */
+	struct cluster_origin f = o;
+	f.node[0] = 'e';
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	f.deleted = true;
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	f.bind[0] ^= 1;
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	snprintf(f.key, sizeof(f.key), "s/app/other");
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	/* a store of another root key (another cluster) */
+	store *c = open_store(sc, keyb, true);
+	ck_assert_int_eq(cluster_log_verify(c, &o), -EBADMSG);
+	store_close(c);
+	/* what a record cannot hold is refused at decode; the caller's names are cleaned */
+	ck_assert_int_eq(cluster_log_decode("{\"v\":1}", 7, &o), -EBADMSG);
+	ck_assert_int_eq(cluster_log_decode(lp.val, CLUSTER_LOG_MAX + 1, &o), -E2BIG);
+	cluster_log_put_free(&lp);
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "node-1", "/secretd/p/s/x", NULL, 0,
+	                                     true, "we\"ird\n", "", &lp),
+	                 0);
+	ck_assert_int_eq(cluster_log_decode(lp.val, lp.put.vlen, &o), 0);
+	ck_assert_str_eq(o.actor, "we?ird?");
+	ck_assert_str_eq(o.action, "change");
+	ck_assert(o.deleted);
+	ck_assert_int_eq(cluster_log_verify(b, &o), 0);
+	cluster_log_put_free(&lp);
+	/* a key outside the prefix */
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "n", "/secretd/q/s/x", "v", 1, false,
+	                                     "", "", &lp),
+	                 -EINVAL);
+	store_close(b);
+	store_close(a);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("cluster");
@@ -704,6 +770,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_replays);
 	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
+	tcase_add_test(tr, test_origin_records);
 	suite_add_tcase(s, tr);
 	return s;
 }
