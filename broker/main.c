@@ -414,9 +414,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		fprintf(stderr, "secretd: --etcd-password-file needs --etcd-user\n");
 		return -EINVAL;
 	}
-	if (!o->et.urls != !o->et.cluster || (o->et.urls && o->pass_file)) {
-		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster, and a key "
-		                "file (not a passphrase)\n");
+	if (!o->et.urls != !o->et.cluster) {
+		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster\n");
 		return -EINVAL;
 	}
 	if (!o->state_dir)
@@ -473,7 +472,7 @@ static int main_init(struct main_opts *o)
 	}
 	printf("initialised store in %s (%s)\n", o->state_dir,
 	       o->pass_file ? "passphrase" : o->key_file);
-	return o->et.urls ? main_cluster_init(o->state_dir, o->key_file, &o->et) : 0;
+	return o->et.urls ? main_cluster_init(o->state_dir, o->key_file, o->pass_file, &o->et) : 0;
 }
 
 static int main_rekey(struct main_opts *o)

@@ -32,8 +32,8 @@ static const char *main_cluster_err(int r)
 	case -EHOSTUNREACH:
 		return "etcd cannot be reached";
 	case -EKEYREJECTED:
-		return "the cluster's keyring is not this store's (another root key file, or this "
-		       "store was made for another cluster)";
+		return "the cluster's keyring is not this store's (another root key file or "
+		       "passphrase, or this store was made for another cluster)";
 	case -ENOTEMPTY:
 		return "this store already holds secrets, grants or audit records: only a fresh "
 		       "store joins a cluster";
@@ -43,8 +43,8 @@ static const char *main_cluster_err(int r)
 	case -EINVAL:
 		return "bad --etcd or --cluster (http[s]://HOST:PORT[,...], one scheme; a name of "
 		       "a-z 0-9 - _), TLS files or --etcd-user with http:// (https:// is needed), "
-		       "or "
-		       "a passphrase store (cluster mode needs a key file)";
+		       "or the cluster's root is a key file and this node has a passphrase (or the "
+		       "other way round: every node needs what the first one was made with)";
 	case -EBADMSG:
 		return "integrity check failed";
 	case -ESTALE:
@@ -136,7 +136,8 @@ static int main_cluster_sec(const struct main_etcd *e, struct etcd_security *sec
 	return 0;
 }
 
-int main_cluster_init(const char *state_dir, const char *key_file, const struct main_etcd *e)
+int main_cluster_init(const char *state_dir, const char *key_file, const char *pass_file,
+                      const struct main_etcd *e)
 {
 	struct etcd_security sec;
 	_cleanup_secret_ secret *pw = NULL;
@@ -144,13 +145,16 @@ int main_cluster_init(const char *state_dir, const char *key_file, const struct 
 		fprintf(stderr, "secretd: init: cannot join cluster %s (see above)\n", e->cluster);
 		return 1;
 	}
-	struct store_opts so = {.state_dir = state_dir, .key_file = key_file};
+	struct store_opts so = {.state_dir = state_dir,
+	                        .key_file = pass_file ? NULL : key_file,
+	                        .pass_file = pass_file};
 	store *s = NULL;
 	int r = store_open(&s, &so);
 	bool created = false;
 	char err[CLUSTER_ERROR_MAX] = "", why[512];
 	if (r == 0)
-		r = cluster_join(s, e->urls, &sec, e->cluster, &created, err, sizeof(err));
+		r = cluster_join(s, e->urls, &sec, e->cluster, pass_file, &created, err,
+		                 sizeof(err));
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "secretd: init: cannot join cluster %s: %s%s%s%s\n", e->cluster,

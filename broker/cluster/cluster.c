@@ -186,7 +186,7 @@ static int cluster_keyring_get(etcd_client *ec, const char *prefix, struct etcd_
 }
 
 int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
-                 bool *created, char *err, size_t errlen)
+                 const char *pass_file, bool *created, char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = 0;
@@ -221,7 +221,7 @@ int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, co
 		}
 		if (a.kvs[0].vlen == minelen && memcmp(a.kvs[0].value, mine, minelen) == 0)
 			break; /* joined already */
-		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen);
+		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen, pass_file);
 		break;
 	}
 	if (r < 0 && err && errlen)

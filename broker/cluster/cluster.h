@@ -132,12 +132,14 @@ const char *cluster_name(cluster *c);
 const char *cluster_endpoints(cluster *c);
 
 /* At `secretd init --etcd --cluster`: publishes this store's keyring when the cluster has none
- * (*created true), else adopts the cluster's (store_keyring_adopt: the caller then closes the
- * store). -EHOSTUNREACH, -EKEYREJECTED (another root key), -ENOTEMPTY, -EINVAL (passphrase),
- * -EACCES / -EPERM / -EBADE (etcd refused the credentials, the permission, or TLS failed: etcd.h).
- * sec may be NULL. err (errlen bytes, may be NULL): etcd's or the transport's text on failure. */
+ * (*created true), else adopts the cluster's (store_keyring_adopt with pass_file, NULL for a key
+ * file's store: the caller then closes the store). -EHOSTUNREACH, -EKEYREJECTED (another root key
+ * or passphrase), -ENOTEMPTY, -EINVAL (the cluster's root is a key file and this store's a
+ * passphrase, or the other way round), -EACCES / -EPERM / -EBADE (etcd refused the credentials,
+ * the permission, or TLS failed: etcd.h). sec may be NULL. err (errlen bytes, may be NULL):
+ * etcd's or the transport's text on failure. */
 int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
-                 bool *created, char *err, size_t errlen);
+                 const char *pass_file, bool *created, char *err, size_t errlen);
 
 /* A write in progress (begin → local change → commit). */
 struct cluster_pre {
