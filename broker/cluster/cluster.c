@@ -484,13 +484,13 @@ static int cluster_name_claim(cluster *c, int64_t lease, bool *mine)
 }
 
 /* At start, with etcd reachable: a lease, and the node's name claimed with it. A name held by
- * another lease is waited for up to the TTL and a second (this node's previous run, crashed,
+ * another lease is waited for up to CLUSTER_NAME_WAIT_MS (this node's previous run, crashed,
  * lets go of it by then), then refused (-EADDRINUSE). The lease goes to the election thread. */
 static int cluster_name_start(cluster *c)
 {
 	int64_t lease = 0, ttl = 0;
 	int r = etcd_lease_grant(c->ec, CLUSTER_LEASE_TTL_S, &lease, &ttl);
-	int64_t until = cluster_mono_ms() + (CLUSTER_LEASE_TTL_S + 1) * 1000;
+	int64_t until = cluster_mono_ms() + CLUSTER_NAME_WAIT_MS;
 	bool mine = false;
 	while (r == 0) {
 		r = cluster_name_claim(c, lease, &mine);

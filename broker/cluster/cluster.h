@@ -40,8 +40,12 @@
 #define CLUSTER_LEASE_MARGIN_MS 1500
 #define CLUSTER_NODE_MAX 128     /* a node's name in the election */
 #define CLUSTER_NODE_NAME_MAX 64 /* a name given with --node-name: 1..64 of a-z 0-9 . - _ */
-#define CLUSTER_ERROR_MAX 1200   /* an error text kept */
-#define CLUSTER_MEMBERS_MAX 16   /* etcd members shown by cluster status (more are counted) */
+/* At start, a node's name held by another lease is waited for this long before the start is
+ * refused: twice the lease's TTL and a second, so that the lease of this node's own previous
+ * run, crashed just before (a keeper restarts it at once), has surely expired in etcd. */
+#define CLUSTER_NAME_WAIT_MS ((2 * CLUSTER_LEASE_TTL_S + 1) * 1000)
+#define CLUSTER_ERROR_MAX 1200 /* an error text kept */
+#define CLUSTER_MEMBERS_MAX 16 /* etcd members shown by cluster status (more are counted) */
 /* The watch progress check: each election round (every CLUSTER_LEASE_TTL_S / 3 s) reads the
  * highest mod_revision under the prefix (linearizable); when the watch stream has delivered
  * nothing up to a revision seen there for this many more rounds, the stream is taken as stalled
@@ -74,7 +78,7 @@ struct cluster_config {
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
 	/* this node's name (cluster_node_name_ok; NULL: "HOSTNAME:PID"), claimed in etcd as
 	 * /secretd/<cluster>/n/<node> attached to the node's lease: at start, a name another live
-	 * node holds is waited for (up to the lease's TTL and a second: a crashed run of this node
+	 * node holds is waited for (up to CLUSTER_NAME_WAIT_MS: a crashed run of this node
 	 * lets go of it by then) and else refused (-EADDRINUSE) */
 	const char *node;
 	/* On the loop's thread after a batch was applied; changed: the store changed (views must
