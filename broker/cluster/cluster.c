@@ -582,15 +582,14 @@ static void *cluster_elect_thread(void *ud)
 				c->st.etcd_revision = (uint64_t)rev;
 			c->st.election_error[0] = 0;
 			c->etcd_down = false;
-			if (!mine) { /* another live node holds this node's name: it does not lead
-				      */
+			/* another live node holds this node's name: this one does not lead */
+			if (!mine) {
 				c->st.leader = false;
 				c->leader_until_ms = 0;
 				snprintf(
 				    c->st.election_error, sizeof(c->st.election_error),
-				    "this node's name %s is held by another live node: this node "
-				    "does not lead until it is its own again (give each node its "
-				    "own "
+				    "this node's name %s is held by another live node: it does not "
+				    "lead until the name is its own again (give each node its own "
 				    "--node-name)",
 				    c->st.node);
 			}

@@ -9,6 +9,7 @@
 #    refused; a third node given node 1's name is refused at start while node 1 lives (clear
 #    message, non-zero exit); node 2 killed (-9) and started again at once under its name starts
 #    (its crashed run's claim expires with its lease).
+#    A node started while etcd cannot be reached under a held name does not lead once it can.
 # shellcheck disable=SC2154,SC2034 # per-node variables are set and read through eval
 set -eu
 # shellcheck source=tests/integration/lib.sh
@@ -123,8 +124,22 @@ grep -q "cluster: the watch stream on $WEP delivered nothing past revision" "$T/
 [ "$(cstat 2 watch_endpoint)" != "$WEP" ] || fail "node 2's watch is still on the frozen member"
 ok "member $M (node 2's watch) frozen: node 2's container read the put of node 1 after $((t1 - t0)) ms (stall detected, stream reopened on $(cstat 2 watch_endpoint))"
 
+# A node that starts while etcd cannot be reached (its only endpoint is the frozen member) under
+# node 1's name: it starts (it serves its local copy), and once etcd answers, its election finds
+# the name held by node 1's lease: it does not lead, says why (status, log); node 1 unchanged.
+"$SECRETD" run --no-keeper --state-dir "$T/n3/state" --runtime-dir "$T/n3/run" --key-file "$KEY" \
+	--etcd "$WEP" --cluster "$CL" --node-name node-1 >>"$T/n3.log" 2>&1 &
+NODE_PID_3=$!
+poll_until 60 node_up 3 || fail "node 3 (etcd unreachable) did not start: $(tail -n 5 "$T/n3.log")"
 etcd_resume "$M"
 PAUSED=""
+clash_seen() { cstat 3 election_error | grep -q "name node-1 is held by another live node"; }
+poll_until 60 clash_seen || fail "node 3 does not see that node-1 is held: $(ctlN 3 cluster status)"
+grep -q "cluster: this node's name node-1 is held by another live node" "$T/n3.log" || fail "node 3 did not log the clash: $(grep cluster "$T/n3.log" | tail -n 3)"
+[ "$(cstat 3 is_leader)" = False ] || fail "node 3 leads under a name node 1 holds"
+{ [ "$(cstat 1 node)" = node-1 ] && [ "$(cstat 1 election_error)" = "" ]; } || fail "node 1 changed: $(ctlN 1 cluster status)"
+node_stop 3
+ok "a node started without etcd under node 1's name: once etcd answers it does not lead and says why"
 poll_until 60 etcd_healthy || fail "etcd did not recover after member $M resumed"
 put_v3() { printf 'v3' | ctlN 1 put app/w >/dev/null 2>&1; }
 poll_until 60 put_v3 || fail "writes after member $M resumed"
@@ -142,9 +157,9 @@ poll_until 30 watch_open 2 || fail "node 2 restarted under its name: no open wat
 [ "$(cstat 2 node)" = node-2 ] || fail "node 2 restarted as $(cstat 2 node)"
 ok "node 2 killed and started again at once under its name node-2: it starts"
 nodes_stop
-for n in 1 2; do
+for n in 1 2 3; do
 	if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T/n$n.log"; then
 		fail "node $n: a sanitizer reported: $(grep -m 3 "Sanitizer\|runtime error:" "$T/n$n.log")"
 	fi
 done
-ok "both nodes stopped cleanly"
+ok "every node stopped cleanly"
