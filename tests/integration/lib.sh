@@ -116,6 +116,11 @@ sd_stop() {
 
 ctl() { "$SECRETCTL" "$@"; }
 
+# sqlite3 on a running daemon's store: the daemon writes it at any moment (audit batches, key
+# rotation batches), and the CLI's default is to fail at once with "database is locked" (seen
+# under load in test_views). Wait for the lock up to 30 s (the daemon waits 5 s for its own).
+sqlite3() { command sqlite3 -cmd ".timeout 30000" "$@"; }
+
 # poll_until SECONDS CMD...: runs CMD until it succeeds, at most SECONDS (no fixed sleeps).
 poll_until() {
 	lim=$(($1 * 20)); shift
