@@ -27,7 +27,8 @@
 #define MAIN_SERVER_DRAIN_MS 2000
 /* Test hook (passed only by a daemon in test mode, with SECRETD_TEST_SERVER_EXEC): on SIGUSR2
  * the server makes the forbidden system call this names (seccomp_try), so that a test sees the
- * filter kill it and the daemon report and restart it. */
+ * filter kill it and the daemon report and restart it; "log": it writes a log line and serves
+ * on (a line under the filter must not kill it). */
 #define MAIN_SERVER_ENV_TEST_SYSCALL "SECRETD_TEST_SERVER_SYSCALL"
 
 struct main_server {
@@ -60,6 +61,10 @@ static void main_server_on_signal(loop *l, int fd, uint32_t events, void *ud)
 	struct signalfd_siginfo si;
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (si.ssi_signo == SIGUSR2 && ms->test_syscall && !strcmp(ms->test_syscall, "log")) {
+		log_warn("server: test: a log line under the seccomp filter");
+		return;
+	}
 	if (si.ssi_signo == SIGUSR2 && ms->test_syscall) {
 		int r = seccomp_try(ms->test_syscall);
 		log_error("server: test: the system call '%s' was let through (%s)",
@@ -109,8 +114,9 @@ static int main_server_prepare(loop *l, void *ud)
 }
 
 /* The seccomp allow-list (broker/os/seccomp.h), last before serving: everything is open and
- * mapped. What glibc and jansson would open lazily is loaded first (the time zone for the Date
- * header; jansson's hash seed, read from /dev/urandom at the first JSON object). */
+ * mapped. What glibc, our log and jansson would open lazily is loaded first (the time zone for
+ * the Date header and log lines, the journal check's fstat; jansson's hash seed, read from
+ * /dev/urandom at the first JSON object). */
 static int main_server_sandbox(void)
 {
 	if (getenv(SECCOMP_ENV_OFF)) {
@@ -122,7 +128,7 @@ static int main_server_sandbox(void)
 		    "server: no seccomp filter in this build (a sanitizer build, or not x86_64)");
 		return 0;
 	}
-	tzset();
+	log_prepare();
 	json_object_seed(0);
 	return seccomp_server_install();
 }

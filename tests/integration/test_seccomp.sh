@@ -9,6 +9,7 @@
 #               restarts it, and the container reads again. Each forbidden call: execve,
 #               openat, socket, ptrace, mount, setuid, kill (another process), mmap-exec, and
 #               the other ABIs (x32 numbers, i386 int 0x80)
+#               A log line under the filter does not kill it.
 #   --no-seccomp  the server has no filter (Seccomp 0): the same call is let through
 #               (it exits 3 saying so), nothing is counted
 . "$(dirname "$0")/lib.sh"
@@ -72,6 +73,19 @@ server_serving() { _s=$(sd_server_pid) && [ -n "$_s" ] && [ "$_s" != "$old" ] &&
 logged() { [ "$(grep -c 'killed by its seccomp filter (SIGSYS' "$SD_LOG")" -ge "$1" ]; }
 counted() { [ "$(metric secretd_server_seccomp_kills_total)" -ge "$1" ]; }
 reads_again() { [ "$(aread app/a)" = "$GRANTED" ]; }
+# a log line of the server under its filter (the time zone, the journal check: loaded before)
+sd_start_probe log
+SP=$(sd_server_pid)
+[ "$(field Seccomp "$SP")" = 2 ] || fail "log: no filtered server"
+kill -USR2 "$SP"
+logline() { grep -q 'server: test: a log line under the seccomp filter' "$SD_LOG"; }
+poll_for 30 logline || fail "the server's log line under the filter did not come"
+[ "$(aread app/a)" = "$GRANTED" ] || fail "no read after the server's log line"
+[ "$(sd_server_pid)" = "$SP" ] && [ "$(metric secretd_server_seccomp_kills_total)" = 0 ] ||
+	fail "the server died writing a log line under its filter"
+sd_stop
+ok "the filtered server writes a log line and serves on"
+
 kills=0
 for call in execve openat socket ptrace mount setuid kill mmap-exec x32 i386; do
 	sd_start_probe "$call"
