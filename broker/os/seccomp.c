@@ -19,7 +19,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* SECRETD_SANITIZED: meson's b_sanitize is set (ASan, UBSan) */
+/* SECRETD_SANITIZED: meson's b_sanitize is set (ASan, UBSan); clang says ASan itself */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SECRETD_SANITIZED 1
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(SECRETD_SANITIZED)
 #define SECCOMP_BUILD_OK 0
 #elif defined(__x86_64__) && !defined(__ILP32__)
@@ -74,7 +79,7 @@ static int seccomp_rules(scmp_filter_ctx ctx)
 	for (size_t i = 0; r == 0 && i < sizeof(seccomp_fcntl_cmds) / sizeof(seccomp_fcntl_cmds[0]);
 	     i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-		                     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)seccomp_fcntl_cmds[i]));
+		                     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)seccomp_fcntl_cmds[i], 0));
 	/* no executable memory: new code cannot be mapped or made executable */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
@@ -86,10 +91,10 @@ static int seccomp_rules(scmp_filter_ctx ctx)
 	scmp_datum_t self = (scmp_datum_t)getpid();
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-		                     SCMP_A0(SCMP_CMP_EQ, self));
+		                     SCMP_A0(SCMP_CMP_EQ, self, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-		                     SCMP_A0(SCMP_CMP_EQ, self));
+		                     SCMP_A0(SCMP_CMP_EQ, self, 0));
 	return r;
 }
 #endif
