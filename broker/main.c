@@ -58,6 +58,7 @@ struct main_opts {
 	bool no_open;
 	bool no_keeper;
 	bool no_privsep;         /* serve workload.sock in this process (debugging) */
+	bool no_seccomp;         /* the server process runs without its seccomp filter */
 	const char *server_user; /* the server process's user (NULL: secretd) */
 	bool key_file_set;
 	struct main_etcd et; /* cluster mode (main_cluster.c) */
@@ -79,7 +80,7 @@ static void main_usage(FILE *f)
 	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
 	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
-	    "               [--server-user NAME] [--no-privsep]\n"
+	    "               [--server-user NAME] [--no-privsep] [--no-seccomp]\n"
 	    "               [--etcd URL[,URL...] --cluster NAME [--etcd-cacert F]\n"
 	    "                [--etcd-cert F --etcd-key F] [--etcd-user NAME\n"
 	    "                [--etcd-password-file F]] [--node-name NAME]]\n"
@@ -118,6 +119,8 @@ static void main_usage(FILE *f)
 	    "                     65534 when there is no such user)\n"
 	    "  --no-privsep       serve workload.sock in the daemon process itself, with the\n"
 	    "                     key (debugging)\n"
+	    "  --no-seccomp       the server process runs without its system-call allow-list\n"
+	    "                     (debugging: a call the list misses kills it with SIGSYS)\n"
 	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
 	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
@@ -213,6 +216,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"no-open", no_argument, NULL, 'n'},
 	    {"no-keeper", no_argument, NULL, 'N'},
 	    {"no-privsep", no_argument, NULL, 'X'},
+	    {"no-seccomp", no_argument, NULL, 'S'},
 	    {"server-user", required_argument, NULL, 'U'},
 	    {"rotate-batch", required_argument, NULL, 'b'},
 	    {"audit-anchor", required_argument, NULL, 'A'},
@@ -347,6 +351,9 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 			break;
 		case 'X':
 			o->no_privsep = true;
+			break;
+		case 'S':
+			o->no_seccomp = true;
 			break;
 		case 'U':
 			o->server_user = optarg;
@@ -1019,6 +1026,17 @@ static void main_on_relay(void *ud, const struct relay_report *rep)
 		         (int)rep->pid);
 		break;
 	case RELAY_DIED:
+		if (rep->seccomp) {
+			/* a compromised server, or a call missing from the list: loud, bounded */
+			static struct log_rl seccomp_rl;
+			log_ratelimited(
+			    &seccomp_rl, LOG_LVL_ERROR,
+			    "server: process %d killed by its seccomp filter (SIGSYS: a "
+			    "system call outside its allow-list, see "
+			    "secretd_server_seccomp_kills_total); restarting it",
+			    (int)rep->pid);
+			break;
+		}
 		log_warn("server: process %d %s %d; %s", (int)rep->pid,
 		         rep->killed ? "killed by signal" : "exited with status", rep->status,
 		         "restarting it (connections wait in workload.sock's backlog)");
@@ -1253,6 +1271,7 @@ static int main_run(struct main_opts *o)
 		                           .request_timeout_s = o->request_timeout_s,
 		                           .test_exec =
 		                               main_test_mode ? getenv(RELAY_ENV_TEST_EXEC) : NULL,
+		                           .no_seccomp = o->no_seccomp,
 		                           .report = main_on_relay};
 		r = relay_start(&rl, l, a, &met, &rcf);
 		if (r < 0) {

@@ -51,6 +51,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "Requests or messages of the server process the daemon process refused (not "
 	       "granted, unidentified, malformed).",
 	       "secretd_server_refused_total %" PRIu64, m->server_refused);
+	METRIC("secretd_server_seccomp_kills_total", "counter",
+	       "Server processes killed by their seccomp filter (SIGSYS: a system call outside "
+	       "the allow-list); each is also a restart.",
+	       "secretd_server_seccomp_kills_total %" PRIu64, m->server_seccomp_kills);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
 	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,
