@@ -378,6 +378,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (fh && fh->kind == FH_VERSION) {
 		fh->seen = fs->generation;
+		if (size >= SFS_PAGE_MIN)
+			fs->ver_inval = true; /* may fill a page (an mmap): see sfs_internal.h */
 		reply_slice(req, fs->gentext, fs->gentext_len, size, off);
 		return;
 	}
@@ -398,6 +400,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (n->is_version) {
 		fs->noopen_seen = fs->generation;
+		if (size >= SFS_PAGE_MIN)
+			fs->ver_inval = true;
 		reply_slice(req, fs->gentext, fs->gentext_len, size, off);
 		return;
 	}

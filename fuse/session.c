@@ -110,6 +110,7 @@ static int session_alloc(sfs **out, const struct sfs_config *cfg, const struct s
 	fs->entry_timeout = cfg->entry_timeout > 0 ? cfg->entry_timeout : SFS_TIMEOUT_DEFAULT;
 	fs->attr_timeout = cfg->attr_timeout > 0 ? cfg->attr_timeout : SFS_TIMEOUT_DEFAULT;
 	fs->generation = 1;
+	fs->ver_inval = true;
 	fs->noopen_seen = 0;
 	fs->start = time(NULL);
 	/* Handle ids carry a tag that starts at a random value: an fh made by another process

@@ -20,6 +20,7 @@
 #define SFS_TIMEOUT_DEFAULT 3600.0
 #define SFS_NAME_CAP 256 /* a segment of a valid name is at most 255 bytes */
 #define SFS_NOOPEN_PH_MAX 16
+#define SFS_PAGE_MIN 4096 /* the smallest page size: a page-cache fill asks at least this much */
 /* Open handles per mount (files, .version, directories); more opens answer ENFILE. */
 #define SFS_FH_MAX (1u << 20)
 /* An adopted node's lookup count: the kernel holds an unknown number of lookups of it (made
@@ -99,6 +100,11 @@ struct sfs {
 	uint64_t generation;
 	char gentext[24];
 	size_t gentext_len;
+	/* The kernel may hold .version's pages (a read of a page or more: an mmap's fill) or
+	 * attributes this session never gave it (before the first view, after an adoption): the
+	 * next change invalidates its inode. Else a change that keeps gentext_len sends none
+	 * (direct_io reads ask us anyway; only the mtime stat(2) shows lags). */
+	bool ver_inval;
 	bool inited;
 	bool denied; /* failed closed (sfs_deny): everything but the root answers EIO */
 	time_t start;

@@ -399,12 +399,21 @@ static int view_apply(sfs *fs, const struct sfs_entry *e, size_t n, bool bump)
 		adopt_sweep(fs, b);
 
 	if (b->n || kept_changes || bump) {
+		size_t oldlen = fs->gentext_len;
 		fs->generation++;
 		sfs_gentext_set(fs);
 		fs->byino[SFS_VERSION_INO]->mtime = now;
-		struct nitem *it = &b->items[b->n++];
-		it->kind = N_INODE;
-		it->ino = SFS_VERSION_INO;
+		struct nitem *it;
+		/* .version is opened direct_io: its reads ask us whatever the kernel holds. Its
+		 * inode is invalidated only when its size changes, when it may have pages (an
+		 * mmap; no_open mode reads it through the page cache) or attributes it never had
+		 * from us (ver_inval). One notification fewer per mount and rotation. */
+		if (fs->ver_inval || fs->cfg.no_open || fs->gentext_len != oldlen) {
+			it = &b->items[b->n++];
+			it->kind = N_INODE;
+			it->ino = SFS_VERSION_INO;
+			fs->ver_inval = false;
+		}
 		for (struct sfs_fh *fh = fs->fhs; fh; fh = fh->next) {
 			if (!fh->ph)
 				continue;
