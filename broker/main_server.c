@@ -141,6 +141,7 @@ int main_server(void)
 	                        .inherit_fds = inh,
 	                        .workload_only = true,
 	                        .conn_key = relay_server_conn_key,
+	                        .conn_close = relay_server_conn_close,
 	                        .conn_key_ud = ms.rs};
 	r = loop_add(l, sfd, EPOLLIN, main_server_on_signal, &ms);
 	if (r == 0)

@@ -29,6 +29,7 @@ struct metrics {
 	 * unprivileged server process; its pid (0: not running); its restarts; the requests or
 	 * messages of it the daemon refused (not granted, unidentified, malformed: counted) */
 	uint64_t privsep, server_pid, server_restarts, server_refused;
+	uint64_t server_bad_handles; /* requests naming a connection not open (privsep) */
 };
 
 /* Gauges that other modules own, sampled at render time. */

@@ -27,6 +27,7 @@ struct api_conn {
 	struct ident who; /* workload socket: the connecting process */
 	uid_t uid;
 	char key[API_KEY_MAX]; /* who the connection counts against: container id, else uid */
+	uint64_t handle;       /* the server process: the daemon's name for it (0: none) */
 	bool busy;             /* a request is in progress (request line seen, not completed) */
 	bool answered;         /* the current request has its answer queued */
 	bool evicted;          /* shut down by the broker (limits, deadline); MHD closes it next */

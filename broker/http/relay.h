@@ -3,9 +3,11 @@
  * (fork + exec of /proc/self/exe as SECRETD_ROLE=server, under --server-user, no capabilities,
  * PR_SET_NO_NEW_PRIVS), answers its typed requests (broker/privsep) from its event loop, and
  * restarts it when it dies. Identity is taken here, from the client connection the server
- * passes with each request (SO_PEERCRED, SO_PEERPIDFD, /proc/PID/cgroup, liveness), never from
- * the server's word. Functions return 0 or a negative errno; nothing here logs (events go to
- * the report callback, logged by main.c). */
+ * passes once when it accepts it (SO_PEERCRED, SO_PEERPIDFD, /proc/PID/cgroup), never from the
+ * server's word; the connection is kept under a handle the server names in its requests, and
+ * each request is answered only while that connection is open and its process lives. Functions
+ * return 0 or a negative errno; nothing here logs (events go to the report callback, logged by
+ * main.c). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -83,8 +85,12 @@ typedef struct relay_server relay_server;
  * max_value bytes. Pass it as api_config.conn_key_ud with conn_key = relay_server_conn_key. */
 int relay_server_new(relay_server **out, int chan, size_t max_value);
 void relay_server_free(relay_server *rs);
-/* api_config.conn_key: asks the daemon process whom connection fd counts against. */
-int relay_server_conn_key(void *ud, int fd, char *key, size_t len);
+/* api_config.conn_key: hands connection fd to the daemon process, which identifies it and answers
+ * whom it counts against (key) and its handle (*handle, 0 when unidentified: -EPERM). */
+int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *handle);
+/* api_config.conn_close: tells the daemon process that the connection handle names is closed.
+ * The server exits if it cannot (the daemon is gone, or the channel broke). */
+void relay_server_conn_close(void *ud, uint64_t handle);
 /* Sends the transport counters of met (STATS) when they changed since the last call; a full
  * channel leaves it for the next call. 0, or -ENOTCONN when the daemon process is gone. */
 int relay_server_stats(relay_server *rs, const struct metrics *met);

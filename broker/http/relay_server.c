@@ -1,6 +1,8 @@
-/* relay_server: the server process's side of the privilege split (see relay.h): each workload
- * request is relayed to the daemon process as one typed message with the client's connection
- * beside it, and answered with the daemon's reply.
+/* relay_server: the server process's side of the privilege split (see relay.h): each new client
+ * connection is handed to the daemon process once (CONNKEY, the socket beside it), which
+ * identifies it and names it by a handle; each workload request is relayed as one typed message
+ * naming its connection's handle, and answered with the daemon's reply; a closed connection is
+ * reported (CLOSE) so that the daemon forgets it.
  *
  * One request at a time: the server sends a request and waits for its answer before it reads
  * the next one. The daemon answers from its event loop without waiting on anything but the
@@ -70,12 +72,17 @@ int relay_server_fd(const relay_server *rs)
 /* Sends one request and waits for its answer (m points into rs->buf then). -ENOTCONN: the
  * daemon is gone; -ETIMEDOUT; -EPROTO: it answered something else. */
 static int relay_call(relay_server *rs, uint16_t type, const char *arg, size_t len, int fd,
-                      struct privsep_msg *m)
+                      uint64_t handle, struct privsep_msg *m)
 {
 	uint32_t id = ++rs->next_id;
 	if (id == 0)
 		id = rs->next_id = 1;
-	struct privsep_msg q = {.type = type, .id = id, .arg = arg, .arg_len = len, .nfds = 1};
+	struct privsep_msg q = {.type = type,
+	                        .id = id,
+	                        .arg = arg,
+	                        .arg_len = len,
+	                        .handle = handle,
+	                        .nfds = privsep_has_fd(type) ? 1 : 0};
 	int rc = privsep_chan_send(rs->chan, &q, fd, 0);
 	if (rc < 0)
 		return rc == -EPIPE ? -ENOTCONN : rc;
@@ -107,7 +114,7 @@ void relay_forward(struct api_req *r, unsigned op, const char *arg, size_t len)
 {
 	relay_server *rs = r->a->cfg.conn_key_ud;
 	struct privsep_msg m;
-	int rc = relay_call(rs, (uint16_t)op, arg, len, r->pc->fd, &m);
+	int rc = relay_call(rs, (uint16_t)op, arg, len, -1, r->pc->handle, &m);
 	if (rc == -ENOTCONN || rc == -EPROTO) {
 		/* The daemon process is gone (or broken): this server ends with it (its
 		 * parent-death signal is on the way too). No answer could be sent before the exit:
@@ -137,20 +144,34 @@ void relay_forward(struct api_req *r, unsigned op, const char *arg, size_t len)
 	                  m.version ? m.version - 1 : 0);
 }
 
-int relay_server_conn_key(void *ud, int fd, char *key, size_t len)
+int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *handle)
 {
 	relay_server *rs = ud;
 	struct privsep_msg m;
-	int rc = relay_call(rs, PRIVSEP_CONNKEY, "", 0, fd, &m);
+	*handle = 0;
+	int rc = relay_call(rs, PRIVSEP_CONNKEY, "", 0, fd, 0, &m);
 	if (rc == -ENOTCONN)
 		_exit(0);
 	if (rc < 0)
 		return rc;
-	if (m.status != 200 || m.body_len == 0 || m.body_len >= len)
+	if (m.status != 200 || m.body_len == 0 || m.body_len >= len || m.version == 0)
 		return -EPERM;
 	memcpy(key, m.body, m.body_len);
 	key[m.body_len] = '\0';
+	*handle = m.version;
 	return 0;
+}
+
+void relay_server_conn_close(void *ud, uint64_t handle)
+{
+	relay_server *rs = ud;
+	struct privsep_msg m = {.type = PRIVSEP_CLOSE, .handle = handle};
+	int rc = privsep_chan_send(rs->chan, &m, -1, 0);
+	/* The daemon process is gone (it forgot every connection), or the channel broke: this
+	 * server ends, as relay_forward does (a daemon that never hears of a close would keep a
+	 * connection it cannot tell from an open one, until its table is full). */
+	if (rc < 0)
+		_exit(rc == -EPIPE ? 0 : 1);
 }
 
 int relay_server_stats(relay_server *rs, const struct metrics *met)
