@@ -67,6 +67,8 @@ struct api_req {
 	const char *tail;              /* a prefix route's rest of the URL (in url) */
 	bool then_upgrade;             /* call cfg.upgrade once the answer is sent */
 	struct api_capture *capture;   /* relay.c: capture the answer (conn, srv are NULL) */
+	bool alive_checked;            /* relay.c: the connector was just found alive (the gate
+	                                  need not check again) */
 };
 
 struct api {

@@ -98,15 +98,23 @@ static void relay_conn_free(void *v, void *ud)
 	free(c);
 }
 
-/* True when the client has closed the connection (or both ways were shut down): the kernel
- * sets POLLHUP on our copy of the socket then. A half-close (the client shut down its writing
- * side after its request) is not a close: that request is answered. */
-static bool relay_conn_closed(const struct relay_conn *c)
+/* Whether c may be answered now, with one poll(2) of the daemon's copy of the client's socket and
+ * the connector's pidfd: -ENOTCONN when the client has closed the connection (or both ways were
+ * shut down: the kernel sets POLLHUP on our copy), -ESRCH when the connector has exited (its
+ * pidfd is readable), else 0. A half-close (the client shut down its writing side after its
+ * request) is not a close: that request is answered. */
+static int relay_conn_check(const struct relay_conn *c)
 {
-	struct pollfd p = {.fd = c->pc.fd, .events = 0};
-	int n = poll(&p, 1, 0);
-	/* poll of one valid fd with no timeout cannot fail but for ENOMEM: count it as closed */
-	return n < 0 || (n > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)));
+	struct pollfd p[2] = {{.fd = c->pc.fd, .events = 0},
+	                      {.fd = c->pc.who.pidfd, .events = POLLIN}};
+	int n = poll(p, 2, 0);
+	if (n < 0)
+		return -errno; /* two valid fds and no timeout: only ENOMEM */
+	if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+		return -ENOTCONN;
+	if (p[1].revents)
+		return -ESRCH;
+	return 0;
 }
 
 /* ---- the server's life ---- */
@@ -418,13 +426,22 @@ static void relay_request(struct relay *r, const struct privsep_msg *m)
 	struct api_capture cap = {0};
 	struct api_req req = {
 	    .a = r->a, .pc = c ? &c->pc : &none, .capture = &cap, .method = "GET", .url = ""};
-	if (!c || relay_conn_closed(c)) {
+	int cr = c ? relay_conn_check(c) : -ENOENT;
+	if (cr == -ENOENT || cr == -ENOTCONN) {
 		r->met->workload_refused++;
 		r->met->server_bad_handles++;
 		api_reply_error(&req, 403, "this connection is not open");
 		relay_refused(r, c ? "a request on a connection its client has closed"
 		                   : "a request naming no open connection (unknown handle)");
+	} else if (cr < 0) {
+		/* the gate's answer (api_workload.c), checked here in the same poll */
+		r->met->workload_refused++;
+		api_reply_error(&req, 403,
+		                cr == -ESRCH ? "the process that opened this connection has exited"
+		                             : "cannot check the connecting process");
+		relay_refused(r, "a request refused (the caller has exited)");
 	} else {
+		req.alive_checked = true;
 		api_workload_op(&req, m->type, arg);
 		if (!req.answered)
 			api_reply_error(&req, 500, "internal error: no answer");
@@ -486,12 +503,18 @@ static void relay_on_chan(loop *l, int fd, uint32_t events, void *ud)
 		r->served = true;
 		if (m.type == PRIVSEP_STATS)
 			relay_stats(r, &m);
-		else if (m.type == PRIVSEP_CONNKEY)
-			relay_connkey(r, &m, cfd);
 		else if (m.type == PRIVSEP_CLOSE)
 			relay_close_conn(r, &m);
-		else
-			relay_request(r, &m);
+		else {
+			if (m.type == PRIVSEP_CONNKEY)
+				relay_connkey(r, &m, cfd);
+			else
+				relay_request(r, &m);
+			/* Answered: the server sends nothing more until it has read the answer, so
+			 * another read now would find nothing (a system call per request); the
+			 * loop calls again when something is there (level-triggered). */
+			return;
+		}
 	}
 }
 

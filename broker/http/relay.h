@@ -91,8 +91,13 @@ int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *han
 /* api_config.conn_close: tells the daemon process that the connection handle names is closed.
  * The server exits if it cannot (the daemon is gone, or the channel broke). */
 void relay_server_conn_close(void *ud, uint64_t handle);
-/* Sends the transport counters of met (STATS) when they changed since the last call; a full
- * channel leaves it for the next call. 0, or -ENOTCONN when the daemon process is gone. */
+/* Sends the transport counters of met (STATS) when they changed since the last call: at once when
+ * a refusal, eviction, deadline or accept error was counted, else (only requests, errors or the
+ * open connections changed) at most every RELAY_STATS_EVERY_MS, so that a busy connection does
+ * not cost the daemon process a second message per request. A full channel leaves it for the
+ * next call. 0 when nothing is left to send, else the ms after which to call again; -ENOTCONN
+ * when the daemon process is gone. */
+#define RELAY_STATS_EVERY_MS 100
 int relay_server_stats(relay_server *rs, const struct metrics *met);
 /* The channel's fd (watch it for EOF: the daemon process died) and what to do when it is
  * readable outside a request: late replies are dropped. -ENOTCONN: the daemon is gone;

@@ -13,12 +13,13 @@
 #include "broker/http/relay.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/crypto/crypt.h"
@@ -35,6 +36,7 @@ struct relay_server {
 	size_t cap;
 	uint64_t sent[PRIVSEP_STATS_N];
 	bool sent_once;
+	uint64_t sent_ms; /* monotonic ms of the last STATS */
 };
 
 int relay_server_new(relay_server **out, int chan, size_t max_value)
@@ -42,6 +44,12 @@ int relay_server_new(relay_server **out, int chan, size_t max_value)
 	struct relay_server *rs = calloc(1, sizeof(*rs));
 	if (!rs)
 		return -ENOMEM;
+	struct timeval tv = {.tv_sec = RELAY_REPLY_TIMEOUT_MS / 1000};
+	if (setsockopt(chan, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		int e = -errno;
+		free(rs);
+		return e;
+	}
 	rs->chan = chan;
 	rs->body_max = max_value + PRIVSEP_JSON_SLACK;
 	rs->cap = PRIVSEP_MSG_MAX(rs->body_max);
@@ -86,27 +94,28 @@ static int relay_call(relay_server *rs, uint16_t type, const char *arg, size_t l
 	int rc = privsep_chan_send(rs->chan, &q, fd, 0);
 	if (rc < 0)
 		return rc == -EPIPE ? -ENOTCONN : rc;
-	for (int waited = 0;;) {
-		struct pollfd p = {.fd = rs->chan, .events = POLLIN};
-		int n = poll(&p, 1, RELAY_REPLY_TIMEOUT_MS - waited);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? -ETIMEDOUT : -errno;
+	/* a blocking receive (SO_RCVTIMEO: relay_server_new) instead of a poll and a receive */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
 		int cfd = -1;
-		rc = privsep_chan_recv(rs->chan, rs->buf, rs->cap, rs->body_max, MSG_DONTWAIT, m,
-		                       &cfd);
+		rc = privsep_chan_recv(rs->chan, rs->buf, rs->cap, rs->body_max, 0, m, &cfd);
 		if (cfd >= 0)
 			close(cfd);
 		if (rc == -EAGAIN)
-			continue;
+			return -ETIMEDOUT;
 		if (rc < 0)
 			return rc;
 		if (m->type != PRIVSEP_REPLY)
 			return -EPROTO;
 		if (m->id == id)
 			return 0;
-		/* the late answer of a request that timed out: dropped */
+		/* the late answer of a request that timed out: dropped (within the same bound) */
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >=
+		    RELAY_REPLY_TIMEOUT_MS)
+			return -ETIMEDOUT;
 	}
 }
 
@@ -189,6 +198,16 @@ int relay_server_stats(relay_server *rs, const struct metrics *met)
 	};
 	if (rs->sent_once && memcmp(v, rs->sent, sizeof(v)) == 0)
 		return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	bool rare = !rs->sent_once;
+	for (int i = 0; i < PRIVSEP_STATS_N; i++)
+		if (i != PRIVSEP_ST_REQUESTS && i != PRIVSEP_ST_ERRORS && i != PRIVSEP_ST_CONNS &&
+		    v[i] != rs->sent[i])
+			rare = true;
+	if (!rare && now - rs->sent_ms < RELAY_STATS_EVERY_MS)
+		return (int)(RELAY_STATS_EVERY_MS - (now - rs->sent_ms));
 	uint8_t body[PRIVSEP_STATS_N * 8];
 	for (int i = 0; i < PRIVSEP_STATS_N; i++)
 		for (int k = 0; k < 8; k++)
@@ -196,11 +215,12 @@ int relay_server_stats(relay_server *rs, const struct metrics *met)
 	struct privsep_msg m = {.type = PRIVSEP_STATS, .body = body, .body_len = sizeof(body)};
 	int rc = privsep_chan_send(rs->chan, &m, -1, MSG_DONTWAIT);
 	if (rc == -EAGAIN)
-		return 0; /* next time */
+		return RELAY_STATS_EVERY_MS; /* next time */
 	if (rc < 0)
 		return rc == -EPIPE ? -ENOTCONN : rc;
 	memcpy(rs->sent, v, sizeof(v));
 	rs->sent_once = true;
+	rs->sent_ms = now;
 	return 0;
 }
 
