@@ -88,10 +88,16 @@ void relay_server_free(relay_server *rs);
 /* api_config.conn_key: hands connection fd to the daemon process, which identifies it and answers
  * whom it counts against (key) and its handle (*handle, 0 when unidentified: -EPERM). */
 int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *handle);
-/* api_config.conn_close: tells the daemon process that the connection handle names is closed.
- * The server exits if it cannot (the daemon is gone, or the channel broke). */
+/* api_config.conn_close: tells the daemon process that the connection handle names is closed:
+ * just before the next request (the daemon reads both in one wake-up), or within
+ * RELAY_STATS_EVERY_MS (relay_server_stats), or at once when RELAY_CLOSE_BATCH are waiting. The
+ * daemon's table may hold a closed connection that long; a request is never answered for it
+ * (the daemon sees the client's close itself). The server exits if it cannot send (the daemon is
+ * gone, or the channel broke). */
+#define RELAY_CLOSE_BATCH 64
 void relay_server_conn_close(void *ud, uint64_t handle);
-/* Sends the transport counters of met (STATS) when they changed since the last call: at once when
+/* Sends the closes held back (conn_close) once RELAY_STATS_EVERY_MS old, and the transport
+ * counters of met (STATS) when they changed since the last call: at once when
  * a refusal, eviction, deadline or accept error was counted, else (only requests, errors or the
  * open connections changed) at most every RELAY_STATS_EVERY_MS, so that a busy connection does
  * not cost the daemon process a second message per request. A full channel leaves it for the

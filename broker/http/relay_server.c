@@ -37,6 +37,11 @@ struct relay_server {
 	uint64_t sent[PRIVSEP_STATS_N];
 	bool sent_once;
 	uint64_t sent_ms; /* monotonic ms of the last STATS */
+	/* connections closed, not yet reported (CLOSE): sent just before the next request, so
+	 * that the daemon reads them in the same wake-up, else within RELAY_STATS_EVERY_MS */
+	uint64_t closing[RELAY_CLOSE_BATCH];
+	unsigned nclosing;
+	uint64_t closing_ms; /* monotonic ms when the oldest of them was closed */
 };
 
 int relay_server_new(relay_server **out, int chan, size_t max_value)
@@ -77,6 +82,27 @@ int relay_server_fd(const relay_server *rs)
 	return rs->chan;
 }
 
+static uint64_t relay_server_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Reports the connections closed since the last report (CLOSE each). The daemon is gone, or the
+ * channel broke: this server ends, as relay_forward does (a daemon that never hears of a close
+ * would keep a connection it cannot tell from an open one, until its table is full). */
+static void relay_flush_closes(relay_server *rs)
+{
+	for (unsigned i = 0; i < rs->nclosing; i++) {
+		struct privsep_msg m = {.type = PRIVSEP_CLOSE, .handle = rs->closing[i]};
+		int rc = privsep_chan_send(rs->chan, &m, -1, 0);
+		if (rc < 0)
+			_exit(rc == -EPIPE ? 0 : 1);
+	}
+	rs->nclosing = 0;
+}
+
 /* Sends one request and waits for its answer (m points into rs->buf then). -ENOTCONN: the
  * daemon is gone; -ETIMEDOUT; -EPROTO: it answered something else. */
 static int relay_call(relay_server *rs, uint16_t type, const char *arg, size_t len, int fd,
@@ -85,6 +111,7 @@ static int relay_call(relay_server *rs, uint16_t type, const char *arg, size_t l
 	uint32_t id = ++rs->next_id;
 	if (id == 0)
 		id = rs->next_id = 1;
+	relay_flush_closes(rs);
 	struct privsep_msg q = {.type = type,
 	                        .id = id,
 	                        .arg = arg,
@@ -174,16 +201,15 @@ int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *han
 void relay_server_conn_close(void *ud, uint64_t handle)
 {
 	relay_server *rs = ud;
-	struct privsep_msg m = {.type = PRIVSEP_CLOSE, .handle = handle};
-	int rc = privsep_chan_send(rs->chan, &m, -1, 0);
-	/* The daemon process is gone (it forgot every connection), or the channel broke: this
-	 * server ends, as relay_forward does (a daemon that never hears of a close would keep a
-	 * connection it cannot tell from an open one, until its table is full). */
-	if (rc < 0)
-		_exit(rc == -EPIPE ? 0 : 1);
+	if (rs->nclosing == 0)
+		rs->closing_ms = relay_server_ms();
+	rs->closing[rs->nclosing++] = handle;
+	if (rs->nclosing == RELAY_CLOSE_BATCH)
+		relay_flush_closes(rs);
 }
 
-int relay_server_stats(relay_server *rs, const struct metrics *met)
+/* STATS, as relay_server_stats says. */
+static int relay_send_stats(relay_server *rs, const struct metrics *met, uint64_t now)
 {
 	uint64_t v[PRIVSEP_STATS_N] = {
 	    [PRIVSEP_ST_REQUESTS] = met->workload_requests,
@@ -198,9 +224,6 @@ int relay_server_stats(relay_server *rs, const struct metrics *met)
 	};
 	if (rs->sent_once && memcmp(v, rs->sent, sizeof(v)) == 0)
 		return 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	bool rare = !rs->sent_once;
 	for (int i = 0; i < PRIVSEP_STATS_N; i++)
 		if (i != PRIVSEP_ST_REQUESTS && i != PRIVSEP_ST_ERRORS && i != PRIVSEP_ST_CONNS &&
@@ -222,6 +245,23 @@ int relay_server_stats(relay_server *rs, const struct metrics *met)
 	rs->sent_once = true;
 	rs->sent_ms = now;
 	return 0;
+}
+
+int relay_server_stats(relay_server *rs, const struct metrics *met)
+{
+	uint64_t now = relay_server_ms();
+	int wait = 0;
+	if (rs->nclosing) {
+		uint64_t age = now - rs->closing_ms;
+		if (age >= RELAY_STATS_EVERY_MS)
+			relay_flush_closes(rs);
+		else
+			wait = (int)(RELAY_STATS_EVERY_MS - age);
+	}
+	int st = relay_send_stats(rs, met, now);
+	if (st < 0)
+		return st;
+	return st > 0 && (wait == 0 || st < wait) ? st : wait;
 }
 
 int relay_server_on_readable(relay_server *rs)

@@ -252,3 +252,23 @@ esac
 	fail "the server died on a large answer"
 [ "$(aread app/a)" = "$GRANTED" ] || fail "A cannot read after the large answer"
 ok "an answer over the relay's limit (a list of 300 long names, --max-value 1024) is answered 500 with the reason; the server lives"
+
+# --- the daemon's table of the server's connections is emptied by the server's CLOSEs: with
+# --max-conns 2 it holds 9 (4 x 2 + 1); 60 connections one after another, some closed by the
+# client before the server answered, are all served (a missing CLOSE fills it in 9) ---
+sd_stop
+sd_start --max-conns 2 --max-conns-per-ident 2
+W=$SD_WORKLOAD
+i=0
+while [ $i -lt 60 ]; do
+	if [ $((i % 3)) = 0 ]; then
+		# a client that connects and goes away at once
+		$PY3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.close()' "$W" ||
+			fail "connect $i"
+	else
+		[ "$(aread app/a)" = "$GRANTED" ] || fail "read $i of 60 with a table of 9 connections: $(aread app/a)"
+	fi
+	i=$((i + 1))
+done
+[ "$(metric secretd_server_bad_handles_total)" = 0 ] || fail "bad handles counted for an honest server: $(metric secretd_server_bad_handles_total)"
+ok "60 connections one after another with --max-conns 2 (a table of 9): every read served, the server's CLOSEs empty the table"
