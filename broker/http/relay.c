@@ -105,6 +105,8 @@ static void relay_conn_free(void *v, void *ud)
  * request) is not a close: that request is answered. */
 static int relay_conn_check(const struct relay_conn *c)
 {
+	if (c->pc.who.pidfd < 0) /* poll would skip it: never taken as alive */
+		return -ESRCH;
 	struct pollfd p[2] = {{.fd = c->pc.fd, .events = 0},
 	                      {.fd = c->pc.who.pidfd, .events = POLLIN}};
 	int n = poll(p, 2, 0);
