@@ -209,6 +209,8 @@ static int service_cl_commit(service *sv, const struct store_audit *a, const cha
 	if (!sv->cluster)
 		return 0;
 	int undo = 0;
+	snprintf(pre->actor, sizeof(pre->actor), "%s", a->actor ? a->actor : "");
+	snprintf(pre->action, sizeof(pre->action), "%s", a->action ? a->action : "");
 	int r = selector ? cluster_grant_commit(sv->cluster, name, selector, gone, pre, &undo)
 	                 : cluster_secret_commit(sv->cluster, name, gone, pre, &undo);
 	if (r == 0)
@@ -401,6 +403,8 @@ int service_schedule_next(service *sv, const char *name, int64_t next)
 	if (!sv->cluster)
 		return 0;
 	int undo = 0;
+	snprintf(pre.actor, sizeof(pre.actor), "%s", SERVICE_ACTOR_DAEMON);
+	snprintf(pre.action, sizeof(pre.action), "schedule-next");
 	r = cluster_secret_commit(sv->cluster, name, false, &pre, &undo);
 	return r < 0 && undo ? undo : r;
 }
