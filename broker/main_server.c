@@ -96,12 +96,13 @@ static void main_server_on_chan(loop *l, int fd, uint32_t events, void *ud)
 static int main_server_prepare(loop *l, void *ud)
 {
 	struct main_server *ms = ud;
-	if (relay_server_stats(ms->rs, &ms->met) == -ENOTCONN) {
+	int st = relay_server_stats(ms->rs, &ms->met);
+	if (st == -ENOTCONN) {
 		loop_quit(l);
 		return 0;
 	}
-	if (!ms->drain_at)
-		return 1000; /* the counters of refusals without any event are sent within this */
+	if (!ms->drain_at) /* counters held back are sent within st ms; others within 1 s */
+		return st > 0 ? st : 1000;
 	unsigned pending = api_pending(ms->a);
 	if (pending == 0 || main_server_ms() >= ms->drain_at) {
 		if (pending)
@@ -185,6 +186,7 @@ int main_server(void)
 	                        .inherit_fds = inh,
 	                        .workload_only = true,
 	                        .conn_key = relay_server_conn_key,
+	                        .conn_close = relay_server_conn_close,
 	                        .conn_key_ud = ms.rs};
 	r = loop_add(l, sfd, EPOLLIN, main_server_on_signal, &ms);
 	if (r == 0)

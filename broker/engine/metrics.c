@@ -51,6 +51,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "Requests or messages of the server process the daemon process refused (not "
 	       "granted, unidentified, malformed).",
 	       "secretd_server_refused_total %" PRIu64, m->server_refused);
+	METRIC("secretd_server_bad_handles_total", "counter",
+	       "Requests or closes of the server process naming a connection that is not open "
+	       "(unknown handle, or its client has closed it); counted in "
+	       "secretd_server_refused_total too.",
+	       "secretd_server_bad_handles_total %" PRIu64, m->server_bad_handles);
 	METRIC("secretd_server_seccomp_kills_total", "counter",
 	       "Server processes killed by their seccomp filter (SIGSYS: a system call outside "
 	       "the allow-list); each is also a restart.",

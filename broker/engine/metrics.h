@@ -30,6 +30,7 @@ struct metrics {
 	 * messages of it the daemon refused (not granted, unidentified, malformed: counted); its
 	 * deaths by SIGSYS (its seccomp filter killed it) */
 	uint64_t privsep, server_pid, server_restarts, server_refused, server_seccomp_kills;
+	uint64_t server_bad_handles; /* requests naming a connection not open (privsep) */
 };
 
 /* Gauges that other modules own, sampled at render time. */

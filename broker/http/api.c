@@ -524,8 +524,8 @@ static void api_conn_identify(struct api_server *s, struct api_conn *pc)
 {
 	if (s->workload && s->a->cfg.conn_key) {
 		/* The server process: the daemon process identifies the peer and names its key. */
-		pc->ident_rc =
-		    s->a->cfg.conn_key(s->a->cfg.conn_key_ud, pc->fd, pc->key, sizeof(pc->key));
+		pc->ident_rc = s->a->cfg.conn_key(s->a->cfg.conn_key_ud, pc->fd, pc->key,
+		                                  sizeof(pc->key), &pc->handle);
 		pc->ident_ok = pc->ident_rc == 0;
 		pc->uid = (uid_t)-1;
 		if (!pc->ident_ok)
@@ -557,6 +557,15 @@ static void api_conn_identify(struct api_server *s, struct api_conn *pc)
 	snprintf(pc->key, sizeof(pc->key), "uid %u", (unsigned)pc->uid);
 }
 
+/* Frees pc, telling the daemon process (the server process) that its connection is gone. */
+static void api_conn_free(struct api_server *s, struct api_conn *pc)
+{
+	if (pc->handle && s->a->cfg.conn_close)
+		s->a->cfg.conn_close(s->a->cfg.conn_key_ud, pc->handle);
+	ident_clear(&pc->who);
+	free(pc);
+}
+
 static void api_conn_unlink(struct api_server *s, struct api_conn *pc)
 {
 	if (pc->prev)
@@ -569,8 +578,7 @@ static void api_conn_unlink(struct api_server *s, struct api_conn *pc)
 		s->tail = pc->prev;
 	(*api_conn_counter(pc))--;
 	api_gauge(s);
-	ident_clear(&pc->who);
-	free(pc);
+	api_conn_free(s, pc);
 }
 
 /* Takes a freshly accepted fd: identifies it, applies the limits, hands it to MHD. A refused
@@ -611,8 +619,7 @@ static void api_admit(struct api_server *s, int fd, const struct sockaddr_un *sa
 			snprintf(msg, sizeof(msg),
 			         "the broker is at its limit of %u connections; retry later", max);
 		api_refuse_fd(fd, pc->refuse, msg);
-		ident_clear(&pc->who);
-		free(pc);
+		api_conn_free(s, pc);
 		return;
 	}
 	pc->cycle_ms = api_now_ms();
@@ -1057,8 +1064,9 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 	    MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, api_handler, s,
 	    MHD_OPTION_NOTIFY_CONNECTION, api_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    api_completed, s, MHD_OPTION_URI_LOG_CALLBACK, api_uri_log, s,
-	    MHD_OPTION_CONNECTION_LIMIT, 4 * a->cfg.max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT,
-	    a->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    MHD_OPTION_CONNECTION_LIMIT, API_CONNS_OPEN_MAX(a->cfg.max_conns),
+	    MHD_OPTION_CONNECTION_TIMEOUT, a->cfg.idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)(workload ? API_CONN_MEMORY_WORKLOAD : API_CONN_MEMORY_ADMIN), MHD_OPTION_END);
 	const union MHD_DaemonInfo *di =
 	    s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;

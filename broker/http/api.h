@@ -46,14 +46,20 @@ struct api_config {
 	 * (or inherits) workload.sock but does not serve it: the server process does, on a
 	 * duplicate (api_listen_fd). The server process: workload_only serves workload.sock alone
 	 * (admin_routes NULL; store, mounts NULL) and conn_key says whom a new connection counts
-	 * against (0 with key filled, or -errno: unidentified). */
+	 * against (0 with key filled and *handle the daemon's name for it, or -errno:
+	 * unidentified) and conn_close that a connection with a handle is closed. */
 	bool workload_relayed, workload_only;
-	int (*conn_key)(void *ud, int fd, char *key, size_t len);
+	int (*conn_key)(void *ud, int fd, char *key, size_t len, uint64_t *handle);
+	void (*conn_close)(void *ud, uint64_t handle);
 	void *conn_key_ud;
 };
 
 #define API_MAX_CONNS_DEFAULT 256
 #define API_MAX_CONNS_CEILING 4096
+/* Connections of one socket open at once, at most: max_conns served, as many refused (answered
+ * then closed) and as many evicted (closing), and one being added (MHD's connection limit; the
+ * privsep daemon's table of the server's connections: broker/http/relay.c). */
+#define API_CONNS_OPEN_MAX(max_conns) (4 * (max_conns) + 1)
 #define API_MAX_CONNS_PER_IDENT_DEFAULT 32
 #define API_IDLE_TIMEOUT_DEFAULT 30
 #define API_REQUEST_TIMEOUT_DEFAULT 30

@@ -27,6 +27,7 @@ struct api_conn {
 	struct ident who; /* workload socket: the connecting process */
 	uid_t uid;
 	char key[API_KEY_MAX]; /* who the connection counts against: container id, else uid */
+	uint64_t handle;       /* the server process: the daemon's name for it (0: none) */
 	bool busy;             /* a request is in progress (request line seen, not completed) */
 	bool answered;         /* the current request has its answer queued */
 	bool evicted;          /* shut down by the broker (limits, deadline); MHD closes it next */
@@ -66,6 +67,8 @@ struct api_req {
 	const char *tail;              /* a prefix route's rest of the URL (in url) */
 	bool then_upgrade;             /* call cfg.upgrade once the answer is sent */
 	struct api_capture *capture;   /* relay.c: capture the answer (conn, srv are NULL) */
+	bool alive_checked;            /* relay.c: the connector was just found alive (the gate
+	                                  need not check again) */
 };
 
 struct api {

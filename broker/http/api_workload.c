@@ -199,7 +199,7 @@ static void workload_mount(struct api_req *r)
  * to a child after the connector exited, or a pid reused since, is refused). */
 static bool workload_gate(struct api_req *r)
 {
-	if (ident_alive(&r->pc->who) == 0)
+	if (r->alive_checked || ident_alive(&r->pc->who) == 0)
 		return true;
 	r->a->met->workload_refused++;
 	api_reply_error(r, 403, "the process that opened this connection has exited");

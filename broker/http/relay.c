@@ -22,6 +22,7 @@
 #include "broker/http/api_internal.h"
 #include "broker/os/seccomp.h"
 #include "broker/privsep/chan.h"
+#include "broker/privsep/conns.h"
 #include "common/limits.h"
 
 #define RELAY_IN_MAX (PRIVSEP_HEADER + PRIVSEP_PATH_MAX + PRIVSEP_STATS_N * 8)
@@ -46,6 +47,8 @@ struct relay {
 	uint64_t due_ms; /* a restart waits for this monotonic ms (0: none) */
 	uint64_t last[PRIVSEP_STATS_N];
 	uint8_t in[RELAY_IN_MAX];
+	/* the server's open client connections, identified at CONNKEY, by handle */
+	privsep_conns *conns;
 	/* refusals, reported at most every RELAY_LOG_EVERY_MS */
 	uint64_t logged_ms;
 	unsigned long long unlogged;
@@ -77,6 +80,44 @@ static void relay_refused(struct relay *r, const char *why)
 	                 .ev = RELAY_REFUSED, .pid = r->pid, .count = r->unlogged, .detail = why});
 	r->logged_ms = now;
 	r->unlogged = 0;
+}
+
+/* ---- the server's connections ---- */
+
+/* One connection of the server's, as CONNKEY identified it: pc.fd is the daemon's copy of the
+ * client's socket (kept to see it close), pc.who the identity taken from it. */
+struct relay_conn {
+	struct api_conn pc;
+};
+
+static void relay_conn_free(void *v, void *ud)
+{
+	struct relay_conn *c = v;
+	if (c->pc.fd >= 0)
+		close(c->pc.fd);
+	ident_clear(&c->pc.who);
+	free(c);
+}
+
+/* Whether c may be answered now, with one poll(2) of the daemon's copy of the client's socket and
+ * the connector's pidfd: -ENOTCONN when the client has closed the connection (or both ways were
+ * shut down: the kernel sets POLLHUP on our copy), -ESRCH when the connector has exited (its
+ * pidfd is readable), else 0. A half-close (the client shut down its writing side after its
+ * request) is not a close: that request is answered. */
+static int relay_conn_check(const struct relay_conn *c)
+{
+	if (c->pc.who.pidfd < 0) /* poll would skip it: never taken as alive */
+		return -ESRCH;
+	struct pollfd p[2] = {{.fd = c->pc.fd, .events = 0},
+	                      {.fd = c->pc.who.pidfd, .events = POLLIN}};
+	int n = poll(p, 2, 0);
+	if (n < 0)
+		return -errno; /* two valid fds and no timeout: only ENOMEM */
+	if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+		return -ENOTCONN;
+	if (p[1].revents)
+		return -ESRCH;
+	return 0;
 }
 
 /* ---- the server's life ---- */
@@ -214,6 +255,8 @@ static void relay_reap(struct relay *r, bool wait)
 	r->pid = 0;
 	r->met->server_pid = 0;
 	r->met->conns_workload = 0;
+	/* its connections went with it */
+	privsep_conns_drain(r->conns, relay_conn_free, NULL);
 	bool killed = si.si_code != CLD_EXITED, sigsys = killed && si.si_status == SIGSYS;
 	if (sigsys)
 		r->met->server_seccomp_kills++;
@@ -286,7 +329,8 @@ static void relay_stats(struct relay *r, const struct privsep_msg *m)
 	r->met->conns_workload = v[PRIVSEP_ST_CONNS];
 }
 
-static void relay_reply(struct relay *r, uint32_t id, struct api_capture *c)
+/* Sends c as the answer to request id; handle (not 0): a CONNKEY's answer naming it. */
+static void relay_reply(struct relay *r, uint32_t id, struct api_capture *c, uint64_t handle)
 {
 	if (c->len > r->cfg.max_value + PRIVSEP_JSON_SLACK) {
 		/* larger than the server takes in one answer (a list of very many names): said,
@@ -306,7 +350,9 @@ static void relay_reply(struct relay *r, uint32_t id, struct api_capture *c)
 	struct privsep_msg m = {.type = PRIVSEP_REPLY,
 	                        .id = id,
 	                        .status = (uint16_t)c->status,
-	                        .version = c->has_version ? c->version + 1 : 0,
+	                        .version = handle           ? handle
+	                                   : c->has_version ? c->version + 1
+	                                                    : 0,
 	                        .arg = c->ctype,
 	                        .arg_len = strlen(c->ctype),
 	                        .body = c->body,
@@ -321,41 +367,88 @@ static void relay_reply(struct relay *r, uint32_t id, struct api_capture *c)
 	/* -EPIPE: it is gone; its pidfd says so */
 }
 
-static void relay_handle(struct relay *r, const struct privsep_msg *m, int fd)
+/* CONNKEY: identifies a freshly accepted connection (fd: the daemon's copy, owned; -1 when it
+ * could not be received), keeps it and answers its fairness key and handle. */
+static void relay_connkey(struct relay *r, const struct privsep_msg *m, int fd)
+{
+	struct api_conn none = {.fd = -1};
+	none.who.pidfd = -1;
+	struct api_capture cap = {0};
+	struct api_req req = {.a = r->a, .pc = &none, .capture = &cap, .method = "GET", .url = ""};
+	struct relay_conn *c = NULL;
+	uint64_t handle = 0;
+	int ir = fd < 0 ? -EMFILE : 0;
+	if (ir == 0 && !(c = calloc(1, sizeof(*c))))
+		ir = -ENOMEM;
+	if (ir == 0) {
+		c->pc.fd = fd;
+		fd = -1;
+		ir = ident_from_socket(c->pc.fd, &c->pc.who);
+	}
+	if (ir == 0)
+		ir = privsep_conns_add(r->conns, c, &handle);
+	if (ir == 0) {
+		struct policy_identity pi;
+		mounts_identify(r->a->mounts, &c->pc.who, &pi);
+		char key[API_KEY_MAX];
+		if (pi.container)
+			snprintf(key, sizeof(key), "container %s", pi.id);
+		else
+			snprintf(key, sizeof(key), "uid %u", (unsigned)c->pc.who.uid);
+		api_reply_text(&req, 200, "text/plain", key);
+	} else {
+		if (c)
+			relay_conn_free(c, NULL);
+		if (fd >= 0)
+			close(fd);
+		if (ir == -ENOSPC) {
+			/* an honest server closes what it accepted: more than it can hold open */
+			api_reply_text(&req, 503, "text/plain", "");
+			relay_refused(r,
+			              "a connection over the table of open connections (the server "
+			              "does not say which it closed)");
+		} else if (ir == -EMFILE || ir == -ENOMEM) {
+			api_reply_text(&req, 503, "text/plain", "");
+			relay_refused(r,
+			              "a connection that could not be received or kept (out of fds "
+			              "or memory)");
+		} else {
+			api_reply_text(&req, 403, "text/plain", "");
+		}
+	}
+	relay_reply(r, m->id, &cap, cap.status == 200 ? handle : 0);
+	crypt_free(cap.body);
+}
+
+/* A request naming a connection by its handle: answered with that connection's identity while
+ * the connection is open (its client has not closed it) and its process lives (the gate). */
+static void relay_request(struct relay *r, const struct privsep_msg *m)
 {
 	char arg[PRIVSEP_PATH_MAX + 1];
 	memcpy(arg, m->arg, m->arg_len);
 	arg[m->arg_len] = '\0';
-	struct api_conn pc = {.fd = fd};
-	pc.who.pidfd = -1;
+	struct api_conn none = {.fd = -1};
+	none.who.pidfd = -1;
+	struct relay_conn *c = privsep_conns_get(r->conns, m->handle);
 	struct api_capture cap = {0};
-	struct api_req req = {.a = r->a, .pc = &pc, .capture = &cap, .method = "GET", .url = ""};
-	int ir = fd >= 0 ? ident_from_socket(fd, &pc.who) : -EMFILE;
-	if (m->type == PRIVSEP_CONNKEY) {
-		if (ir == 0) {
-			struct policy_identity pi;
-			mounts_identify(r->a->mounts, &pc.who, &pi);
-			char key[API_KEY_MAX];
-			if (pi.container)
-				snprintf(key, sizeof(key), "container %s", pi.id);
-			else
-				snprintf(key, sizeof(key), "uid %u", (unsigned)pc.who.uid);
-			api_reply_text(&req, 200, "text/plain", key);
-		} else {
-			api_reply_text(&req, 403, "text/plain", "");
-		}
-	} else if (ir == -EMFILE) {
-		api_reply_error(&req, 503, "the broker is out of file descriptors");
-		relay_refused(r, "a request whose connection could not be received (out of fds)");
-	} else if (ir < 0) {
+	struct api_req req = {
+	    .a = r->a, .pc = c ? &c->pc : &none, .capture = &cap, .method = "GET", .url = ""};
+	int cr = c ? relay_conn_check(c) : -ENOENT;
+	if (cr == -ENOENT || cr == -ENOTCONN) {
 		r->met->workload_refused++;
-		if (ir == -ESRCH)
-			api_reply_error(&req, 403,
-			                "the process that opened this connection has exited");
-		else
-			api_reply_error(&req, 403, "cannot identify the connecting process");
-		relay_refused(r, "a request from a process that cannot be identified");
+		r->met->server_bad_handles++;
+		api_reply_error(&req, 403, "this connection is not open");
+		relay_refused(r, c ? "a request on a connection its client has closed"
+		                   : "a request naming no open connection (unknown handle)");
+	} else if (cr < 0) {
+		/* the gate's answer (api_workload.c), checked here in the same poll */
+		r->met->workload_refused++;
+		api_reply_error(&req, 403,
+		                cr == -ESRCH ? "the process that opened this connection has exited"
+		                             : "cannot check the connecting process");
+		relay_refused(r, "a request refused (the caller has exited)");
 	} else {
+		req.alive_checked = true;
 		api_workload_op(&req, m->type, arg);
 		if (!req.answered)
 			api_reply_error(&req, 500, "internal error: no answer");
@@ -365,11 +458,20 @@ static void relay_handle(struct relay *r, const struct privsep_msg *m, int fd)
 		else if (cap.status == 403)
 			relay_refused(r, "a request refused (the caller has exited)");
 	}
-	relay_reply(r, m->id, &cap);
+	relay_reply(r, m->id, &cap, 0);
 	crypt_free(cap.body);
-	ident_clear(&pc.who);
-	if (fd >= 0)
-		close(fd);
+}
+
+/* CLOSE: the server closed a connection; it is forgotten. */
+static void relay_close_conn(struct relay *r, const struct privsep_msg *m)
+{
+	struct relay_conn *c = privsep_conns_remove(r->conns, m->handle);
+	if (c) {
+		relay_conn_free(c, NULL);
+		return;
+	}
+	r->met->server_bad_handles++;
+	relay_refused(r, "a close naming no open connection (unknown handle)");
 }
 
 static void relay_on_chan(loop *l, int fd, uint32_t events, void *ud)
@@ -390,8 +492,9 @@ static void relay_on_chan(loop *l, int fd, uint32_t events, void *ud)
 			return;
 		}
 		if (rc == -EMFILE) {
+			/* a CONNKEY whose fd did not fit in our table */
 			r->served = true;
-			relay_handle(r, &m, -1);
+			relay_connkey(r, &m, -1);
 			continue;
 		}
 		if (rc < 0) {
@@ -407,8 +510,18 @@ static void relay_on_chan(loop *l, int fd, uint32_t events, void *ud)
 		r->served = true;
 		if (m.type == PRIVSEP_STATS)
 			relay_stats(r, &m);
-		else
-			relay_handle(r, &m, cfd);
+		else if (m.type == PRIVSEP_CLOSE)
+			relay_close_conn(r, &m);
+		else {
+			if (m.type == PRIVSEP_CONNKEY)
+				relay_connkey(r, &m, cfd);
+			else
+				relay_request(r, &m);
+			/* Answered: the server sends nothing more until it has read the answer, so
+			 * another read now would find nothing (a system call per request); the
+			 * loop calls again when something is there (level-triggered). */
+			return;
+		}
 	}
 }
 
@@ -444,6 +557,10 @@ static int relay_env(struct relay *r)
 
 static void relay_free(struct relay *r)
 {
+	if (r->conns) {
+		privsep_conns_drain(r->conns, relay_conn_free, NULL);
+		privsep_conns_free(r->conns);
+	}
 	for (int i = 0; i < RELAY_ENV_MAX && r->envp[i]; i++)
 		free(r->envp[i]);
 	free(r);
@@ -480,6 +597,10 @@ int relay_start(relay **out, loop *l, api *a, struct metrics *met, const struct 
 		}
 	}
 	int rc = relay_env(r);
+	if (rc == 0)
+		rc = privsep_conns_new(&r->conns, API_CONNS_OPEN_MAX(r->cfg.max_conns
+		                                                         ? r->cfg.max_conns
+		                                                         : API_MAX_CONNS_DEFAULT));
 	if (rc == 0)
 		rc = loop_add_prepare(l, relay_prepare, r);
 	if (rc < 0) {

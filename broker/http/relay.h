@@ -3,9 +3,11 @@
  * (fork + exec of /proc/self/exe as SECRETD_ROLE=server, under --server-user, no capabilities,
  * PR_SET_NO_NEW_PRIVS), answers its typed requests (broker/privsep) from its event loop, and
  * restarts it when it dies. Identity is taken here, from the client connection the server
- * passes with each request (SO_PEERCRED, SO_PEERPIDFD, /proc/PID/cgroup, liveness), never from
- * the server's word. Functions return 0 or a negative errno; nothing here logs (events go to
- * the report callback, logged by main.c). */
+ * passes once when it accepts it (SO_PEERCRED, SO_PEERPIDFD, /proc/PID/cgroup), never from the
+ * server's word; the connection is kept under a handle the server names in its requests, and
+ * each request is answered only while that connection is open and its process lives. Functions
+ * return 0 or a negative errno; nothing here logs (events go to the report callback, logged by
+ * main.c). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,10 +88,25 @@ typedef struct relay_server relay_server;
  * max_value bytes. Pass it as api_config.conn_key_ud with conn_key = relay_server_conn_key. */
 int relay_server_new(relay_server **out, int chan, size_t max_value);
 void relay_server_free(relay_server *rs);
-/* api_config.conn_key: asks the daemon process whom connection fd counts against. */
-int relay_server_conn_key(void *ud, int fd, char *key, size_t len);
-/* Sends the transport counters of met (STATS) when they changed since the last call; a full
- * channel leaves it for the next call. 0, or -ENOTCONN when the daemon process is gone. */
+/* api_config.conn_key: hands connection fd to the daemon process, which identifies it and answers
+ * whom it counts against (key) and its handle (*handle, 0 when unidentified: -EPERM). */
+int relay_server_conn_key(void *ud, int fd, char *key, size_t len, uint64_t *handle);
+/* api_config.conn_close: tells the daemon process that the connection handle names is closed:
+ * just before the next request (the daemon reads both in one wake-up), or within
+ * RELAY_STATS_EVERY_MS (relay_server_stats), or at once when RELAY_CLOSE_BATCH are waiting. The
+ * daemon's table may hold a closed connection that long; a request is never answered for it
+ * (the daemon sees the client's close itself). The server exits if it cannot send (the daemon is
+ * gone, or the channel broke). */
+#define RELAY_CLOSE_BATCH 64
+void relay_server_conn_close(void *ud, uint64_t handle);
+/* Sends the closes held back (conn_close) once RELAY_STATS_EVERY_MS old, and the transport
+ * counters of met (STATS) when they changed since the last call: at once when
+ * a refusal, eviction, deadline or accept error was counted, else (only requests, errors or the
+ * open connections changed) at most every RELAY_STATS_EVERY_MS, so that a busy connection does
+ * not cost the daemon process a second message per request. A full channel leaves it for the
+ * next call. 0 when nothing is left to send, else the ms after which to call again; -ENOTCONN
+ * when the daemon process is gone. */
+#define RELAY_STATS_EVERY_MS 100
 int relay_server_stats(relay_server *rs, const struct metrics *met);
 /* The channel's fd (watch it for EOF: the daemon process died) and what to do when it is
  * readable outside a request: late replies are dropped. -ENOTCONN: the daemon is gone;

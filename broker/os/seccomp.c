@@ -44,8 +44,8 @@ bool seccomp_supported(void)
 #if SECCOMP_BUILD_OK
 /* Allowed whatever their arguments. */
 static const int seccomp_plain[] = {
-    /* the event loop and the channel: epoll, poll while a request waits for its answer, the
-     * signalfd's and the channel's reads, stderr (the server's log lines) */
+    /* the event loop and the channel: epoll, poll (an answer is awaited in recvmsg with
+     * SO_RCVTIMEO now; poll is kept), the signalfd's and the channel's reads, stderr */
     SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(poll),
     SCMP_SYS(ppoll), SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(close),
     /* workload.sock: accept on the inherited socket, the HTTP exchange (libmicrohttpd: recv,

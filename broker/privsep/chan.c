@@ -92,7 +92,7 @@ int privsep_chan_recv(int sock, uint8_t *buf, size_t cap, size_t body_max, int f
 	} else if (mh.msg_flags & MSG_CTRUNC && ngot == 0) {
 		/* The fd did not fit in our table: answer the request (not the sender's fault). */
 		r = privsep_msg_decode(buf, (size_t)n, 1, body_max, m);
-		if (r == 0 && privsep_is_request(m->type)) {
+		if (r == 0 && privsep_has_fd(m->type)) {
 			m->nfds = 0;
 			return -EMFILE;
 		}

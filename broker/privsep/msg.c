@@ -30,6 +30,11 @@ bool privsep_is_request(uint16_t type)
 	return type >= PRIVSEP_WHOAMI && type <= PRIVSEP_CONNKEY;
 }
 
+bool privsep_has_fd(uint16_t type)
+{
+	return type == PRIVSEP_CONNKEY;
+}
+
 const char *privsep_type_name(uint16_t type)
 {
 	static const char *const names[] = {[PRIVSEP_WHOAMI] = "WHOAMI",
@@ -40,7 +45,8 @@ const char *privsep_type_name(uint16_t type)
 	                                    [PRIVSEP_MOUNT] = "MOUNT",
 	                                    [PRIVSEP_HEALTH] = "HEALTH",
 	                                    [PRIVSEP_CONNKEY] = "CONNKEY",
-	                                    [PRIVSEP_STATS] = "STATS"};
+	                                    [PRIVSEP_STATS] = "STATS",
+	                                    [PRIVSEP_CLOSE] = "CLOSE"};
 	if (type == PRIVSEP_REPLY)
 		return "REPLY";
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])
@@ -48,29 +54,34 @@ const char *privsep_type_name(uint16_t type)
 	return "?";
 }
 
-/* The arg a type may carry (max bytes; 0: none) and whether it must be non-empty. */
+/* The arg a type may carry (max bytes; 0: none) and whether it must be non-empty, its body,
+ * its fd count and whether it names a connection (handle not 0; else the handle is 0). */
 static int ps_shape(uint16_t type, size_t *arg_max, bool *arg_min1, size_t *body_fixed,
-                    bool *body_any, unsigned *nfds)
+                    bool *body_any, unsigned *nfds, bool *handle)
 {
 	*arg_max = 0;
 	*arg_min1 = false;
 	*body_fixed = 0;
 	*body_any = false;
 	*nfds = 0;
+	*handle = false;
 	switch (type) {
 	case PRIVSEP_READ:
 	case PRIVSEP_TEMPLATE_READ:
 		*arg_max = PRIVSEP_NAME_MAX;
-		*nfds = 1;
+		*handle = true;
 		return 0;
 	case PRIVSEP_MOUNT:
 		*arg_max = PRIVSEP_PATH_MAX;
-		*nfds = 1;
+		*handle = true;
 		return 0;
 	case PRIVSEP_WHOAMI:
 	case PRIVSEP_LIST:
 	case PRIVSEP_TEMPLATES:
 	case PRIVSEP_HEALTH:
+	case PRIVSEP_CLOSE:
+		*handle = true;
+		return 0;
 	case PRIVSEP_CONNKEY:
 		*nfds = 1;
 		return 0;
@@ -91,11 +102,13 @@ static int ps_shape(uint16_t type, size_t *arg_max, bool *arg_min1, size_t *body
 static int ps_check(const struct privsep_msg *m, size_t body_max)
 {
 	size_t arg_max, body_fixed;
-	bool arg_min1, body_any;
+	bool arg_min1, body_any, handle;
 	unsigned nfds;
-	if (ps_shape(m->type, &arg_max, &arg_min1, &body_fixed, &body_any, &nfds) < 0)
+	if (ps_shape(m->type, &arg_max, &arg_min1, &body_fixed, &body_any, &nfds, &handle) < 0)
 		return -EPROTO;
 	if (m->nfds != nfds || m->arg_len > arg_max || (arg_min1 && m->arg_len == 0))
+		return -EPROTO;
+	if (handle ? m->handle == 0 : m->handle != 0)
 		return -EPROTO;
 	for (size_t i = 0; i < m->arg_len; i++) {
 		unsigned char c = (unsigned char)m->arg[i];
@@ -111,7 +124,7 @@ static int ps_check(const struct privsep_msg *m, size_t body_max)
 	} else if (m->status != 0 || m->version != 0) {
 		return -EPROTO;
 	}
-	if (m->type == PRIVSEP_STATS && m->id != 0)
+	if ((m->type == PRIVSEP_STATS || m->type == PRIVSEP_CLOSE) && m->id != 0)
 		return -EPROTO;
 	return 0;
 }
@@ -129,7 +142,10 @@ int privsep_msg_decode(const uint8_t *buf, size_t len, unsigned nfds, size_t bod
 	out->id = ps_get32(buf + 8);
 	out->status = ps_get16(buf + 12);
 	out->arg_len = ps_get16(buf + 14);
-	out->version = ps_get64(buf + 16);
+	if (out->type == PRIVSEP_REPLY)
+		out->version = ps_get64(buf + 16);
+	else
+		out->handle = ps_get64(buf + 16);
 	out->body_len = ps_get32(buf + 24);
 	out->nfds = nfds;
 	/* the lengths must add up to the datagram exactly (no overflow: each is < 2^32) */
@@ -152,7 +168,7 @@ int privsep_msg_encode_head(const struct privsep_msg *m, uint8_t *buf, size_t ca
 	ps_put(buf + 8, m->id, 4);
 	ps_put(buf + 12, m->status, 2);
 	ps_put(buf + 14, m->arg_len, 2);
-	ps_put(buf + 16, m->version, 8);
+	ps_put(buf + 16, m->type == PRIVSEP_REPLY ? m->version : m->handle, 8);
 	ps_put(buf + 24, m->body_len, 4);
 	if (m->arg_len)
 		memcpy(buf + PRIVSEP_HEADER, m->arg, m->arg_len);

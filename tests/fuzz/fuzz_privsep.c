@@ -1,6 +1,8 @@
 /* Fuzzes the privsep decoder (broker/privsep/msg.c), which reads what the untrusted server
  * process sends the daemon process: privsep_msg_decode accepts only shapes that re-encode to the
- * same bytes, within the limits. The first byte picks the fd count and the REPLY body limit. */
+ * same bytes, within the limits, with a handle exactly where a connection is named. The first byte
+ * picks the fd count and the REPLY body limit. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +29,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((m.type == PRIVSEP_READ || m.type == PRIVSEP_TEMPLATE_READ) &&
 	    m.arg_len > PRIVSEP_NAME_MAX)
 		abort();
-	if (privsep_is_request(m.type) != (nfds == 1))
+	if (privsep_has_fd(m.type) != (nfds == 1))
+		abort();
+	/* a handle names a connection in a request (but CONNKEY) and a CLOSE, nowhere else */
+	bool named =
+	    m.type == PRIVSEP_CLOSE || (privsep_is_request(m.type) && m.type != PRIVSEP_CONNKEY);
+	if (named != (m.handle != 0) || (m.type != PRIVSEP_REPLY && m.version != 0))
 		abort();
 	uint8_t *buf = malloc(PRIVSEP_HEADER + PRIVSEP_PATH_MAX + m.body_len + 1);
 	size_t len;
