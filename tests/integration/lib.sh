@@ -124,6 +124,19 @@ sd_stop() {
 
 ctl() { "$SECRETCTL" "$@"; }
 
+# metric NAME: the value of NAME in the daemon's /metrics ($SECRETD_SOCKET), 0 when absent.
+metric() { curl -s --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
+# poll_for SECONDS CMD...: true once CMD succeeds (its output kept, unlike poll_until's).
+poll_for() {
+	_n=$(($1 * 20))
+	shift
+	while ! "$@"; do
+		_n=$((_n - 1))
+		[ $_n -le 0 ] && return 1
+		sleep 0.05
+	done
+}
+
 # sqlite3 on a running daemon's store: the daemon writes it at any moment (audit batches, key
 # rotation batches), and the CLI's default is to fail at once with "database is locked" (seen
 # under load in test_views). Wait for the lock up to 30 s (the daemon waits 5 s for its own).

@@ -37,16 +37,6 @@ cp "$D/privsep_hostile.py" "$T/pub/hostile.py"
 sed -i "1s|.*|#!$PY3|" "$T/pub/hostile.py"
 chmod 0755 "$T/pub/hostile.py"
 
-metric() { curl -s --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
-poll_for() { # poll_for SECONDS CMD...: true once CMD succeeds
-	_n=$(($1 * 20))
-	shift
-	while ! "$@"; do
-		_n=$((_n - 1))
-		[ $_n -le 0 ] && return 1
-		sleep 0.05
-	done
-}
 
 sd_start
 W=$SD_WORKLOAD

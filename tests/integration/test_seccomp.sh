@@ -22,16 +22,6 @@ need_cmd curl
 EXTRA_CLEANUP='cg_cleanup'
 SECCOMP_KILLS_EXPECTED=1 # (lib.sh fails any other test whose server its filter killed)
 
-metric() { curl -s --unix-socket "$SECRETD_SOCKET" http://x/metrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
-poll_for() { # poll_for SECONDS CMD...: true once CMD succeeds
-	_n=$(($1 * 20))
-	shift
-	while ! "$@"; do
-		_n=$((_n - 1))
-		[ $_n -le 0 ] && return 1
-		sleep 0.05
-	done
-}
 field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$2/status"; }
 
 sd_start
