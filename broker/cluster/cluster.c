@@ -34,6 +34,12 @@ struct cluster_item {
 	int64_t rev;
 };
 
+/* etcd's answer to a write's read (cluster_begin_async). */
+struct cluster_read {
+	char *name, *selector;
+	struct etcd_answer a;
+};
+
 /* One etcd call of a write, run by the writer thread (cluster_writer_thread): the linearizable
  * read before the local change, or the txn after it. */
 struct cluster_wjob {
@@ -867,24 +873,21 @@ static int cluster_undo(cluster *c, const char *name, const char *selector,
 static void cluster_wjob_finish(cluster *c, struct cluster_wjob *j)
 {
 	if (!j->txn) {
-		struct cluster_pre pre = {0};
+		struct cluster_read *rd = NULL;
 		int r = j->r;
 		if (r == 0) {
-			/* this node's rows now (no local change was made since the read was
-			 * submitted but the watch's: the comparison sees them) */
-			uint8_t *old = NULL;
-			size_t oldlen = 0;
-			r = j->selector
-			        ? store_grant_export(c->s, j->name, j->selector, &old, &oldlen)
-			        : store_secret_export(c->s, j->name, &old, &oldlen);
-			if (r == -ENOENT)
-				r = 0;
-			if (r == 0)
-				r = cluster_begin_check(c, &j->a, old, oldlen, &pre);
-			else
-				free(old);
+			rd = calloc(1, sizeof(*rd));
+			if (!rd)
+				r = -ENOMEM;
 		}
-		j->begun(j->ud, r, &pre);
+		if (rd) { /* the answer moves to rd: compared at the local change */
+			rd->name = j->name;
+			rd->selector = j->selector;
+			rd->a = j->a;
+			j->name = j->selector = NULL;
+			j->a = (struct etcd_answer){0};
+		}
+		j->begun(j->ud, r, rd);
 		return;
 	}
 	int u = j->r < 0 ? cluster_undo(c, j->name, j->selector, &j->pre) : 0;
@@ -1304,6 +1307,38 @@ int cluster_grant_commit(cluster *c, const char *secret, const char *selector, b
 }
 
 /* ---- writes that do not hold the loop ---- */
+
+void cluster_read_free(struct cluster_read *rd)
+{
+	if (!rd)
+		return;
+	etcd_answer_free(&rd->a);
+	free(rd->name);
+	free(rd->selector);
+	free(rd);
+}
+
+int cluster_read_check(cluster *c, struct cluster_read *rd, struct cluster_pre *pre)
+{
+	*pre = (struct cluster_pre){0};
+	if (!c || !rd) {
+		cluster_read_free(rd);
+		return -EINVAL;
+	}
+	/* this node's rows now: whatever the watch applied since the read is compared too */
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	int r = rd->selector ? store_grant_export(c->s, rd->name, rd->selector, &old, &oldlen)
+	                     : store_secret_export(c->s, rd->name, &old, &oldlen);
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0)
+		r = cluster_begin_check(c, &rd->a, old, oldlen, pre); /* takes old */
+	else
+		free(old);
+	cluster_read_free(rd);
+	return r;
+}
 
 static struct cluster_wjob *cluster_wjob_new(cluster *c, const char *name, const char *selector)
 {

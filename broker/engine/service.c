@@ -41,7 +41,7 @@ struct service_write {
 	enum service_wstate state;
 	char *name, *selector;
 	int rc;
-	struct cluster_pre pre;    /* SW_READY */
+	struct cluster_read *rd;   /* SW_READY: etcd's answer */
 	struct service_result res; /* SW_COMMITTING, SW_DONE */
 	uint8_t *val;              /* rotate+print: the value (crypt_alloc'd) */
 	unsigned after;            /* SERVICE_AFTER_* */
@@ -243,7 +243,7 @@ static struct service_result *service_res(struct service_result *res)
 
 static void service_w_free(struct service_write *w)
 {
-	cluster_pre_free(&w->pre);
+	cluster_read_free(w->rd);
 	if (w->val)
 		store_value_free(w->val);
 	free(w->name);
@@ -264,7 +264,7 @@ static struct service_write *service_w_find(service *sv, const void *token)
 	return NULL;
 }
 
-static void service_w_read(void *ud, int r, struct cluster_pre *pre);
+static void service_w_read(void *ud, int r, struct cluster_read *rd);
 
 /* w is over: out of the queue, and the next one starts (its caller woken if it fails at once). */
 static void service_w_end(service *sv, struct service_write *w)
@@ -304,12 +304,11 @@ static void service_w_wake(service *sv, struct service_write *w)
 		sv->wake(sv->wake_ud, w->token);
 }
 
-static void service_w_read(void *ud, int r, struct cluster_pre *pre)
+static void service_w_read(void *ud, int r, struct cluster_read *rd)
 {
 	struct service_write *w = ud;
 	w->rc = r;
-	if (r == 0)
-		w->pre = *pre;
+	w->rd = rd;
 	w->state = SW_READY;
 	service_w_wake(w->sv, w);
 }
@@ -396,12 +395,14 @@ static int service_cl_begin(service *sv, const struct service_actor *who, const 
 		if (w->state != SW_READY)
 			return -EINPROGRESS;
 		int r = w->rc;
+		if (r == 0) { /* compared with this node's rows now, just before the change */
+			r = cluster_read_check(sv->cluster, w->rd, pre);
+			w->rd = NULL;
+		}
 		if (r < 0) {
 			service_w_end(sv, w);
 			return r;
 		}
-		*pre = w->pre;
-		w->pre = (struct cluster_pre){0};
 		w->state = SW_LOCAL;
 		return 0;
 	}

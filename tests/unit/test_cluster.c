@@ -705,16 +705,15 @@ static int mute_etcd(char *url, size_t cap)
 struct wr_seen {
 	loop *l;
 	int calls, r, undo;
-	struct cluster_pre pre;
+	struct cluster_read *rd;
 };
 
-static void wr_begun(void *ud, int r, struct cluster_pre *pre)
+static void wr_begun(void *ud, int r, struct cluster_read *rd)
 {
 	struct wr_seen *w = ud;
 	w->calls++;
 	w->r = r;
-	if (r == 0)
-		w->pre = *pre;
+	w->rd = rd;
 	loop_quit(w->l);
 }
 
@@ -792,6 +791,7 @@ START_TEST(test_async_writes)
 		wr_run(l);
 		ck_assert_int_eq(w.calls, 1);
 		ck_assert_int_eq(w.r, -EHOSTUNREACH);
+		cluster_read_free(w.rd); /* NULL: no answer */
 	}
 	struct cluster_stats st;
 	cluster_get_stats(c, &st);
