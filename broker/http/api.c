@@ -129,8 +129,10 @@ static void api_write_wake(void *ud, const void *token)
 		return;
 	}
 	r->suspended = false;
-	if (r->pc)
+	if (r->pc) {
 		r->pc->waiting = NULL;
+		r->pc->cycle_ms = api_now_ms(); /* its deadline counts from here */
+	}
 	MHD_resume_connection(r->conn);
 	r->srv->resumed = true; /* MHD takes it up when it runs next (api_prepare) */
 }

@@ -177,3 +177,13 @@ node_start 1
 poll_until 30 elected 1 || fail "node 1's election after its restart"
 [ "$(ctlN 1 get app/db)" = "$last" ] || fail "node 1 holds $(ctlN 1 get app/db) after the abandoned put"
 ok "stopped with a put pending: the client was answered or closed after $((s1 - s0)) ms, the node exited after $((s2 - s0)) ms ($(head -c 120 "$T/put3.out")), nothing stored"
+
+# Every node stopped (SIGTERM), node 1 once with a write pending: under AddressSanitizer + UBSan
+# (scripts/test.sh runs this test in build-asan too) a report in a node's log fails the test.
+nodes_stop
+for n in 1 2; do
+	if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T/n$n.log"; then
+		fail "node $n: a sanitizer reported: $(grep -m 3 "Sanitizer\|runtime error:" "$T/n$n.log")"
+	fi
+done
+ok "every node stopped cleanly, no sanitizer report"
