@@ -45,6 +45,7 @@ struct service_write {
 	struct service_result res; /* SW_COMMITTING, SW_DONE */
 	uint8_t *val;              /* rotate+print: the value (crypt_alloc'd) */
 	unsigned after;            /* SERVICE_AFTER_* */
+	uint64_t before;           /* a secret's current version before the change (pinned) */
 	/* the change's record: the cluster-undo record repeats it */
 	char *actor, *exe, *action, *secret, *detail;
 	int64_t pid;
@@ -378,6 +379,30 @@ size_t service_writes_pending(const service *sv)
 	return sv ? sv->nw : 0;
 }
 
+bool service_write_pinned(const service *sv, const char *name, uint64_t *version)
+{
+	const struct service_write *w = sv ? sv->wq : NULL;
+	if (!w || (w->state != SW_LOCAL && w->state != SW_COMMITTING) || w->selector ||
+	    strcmp(w->name, name) != 0)
+		return false;
+	*version = w->before;
+	return true;
+}
+
+/* The current version of secret name (0: none; UINT64_MAX: it cannot be read). */
+static uint64_t service_current(service *sv, const char *name)
+{
+	struct store_version_info *v = NULL;
+	size_t n = 0;
+	int r = store_versions(sv->store, name, &v, &n);
+	uint64_t cur = r == -ENOENT ? 0 : UINT64_MAX;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (v[i].current)
+			cur = v[i].version;
+	store_versions_free(v, n);
+	return cur;
+}
+
 /* Cluster mode: before a change of a secret (name) or a grant (selector non-NULL). A caller that
  * waits (who->token): -EINPROGRESS while etcd is read, 0 at its next call with the read's
  * answer (the local change follows), or the read's error. */
@@ -403,6 +428,7 @@ static int service_cl_begin(service *sv, const struct service_actor *who, const 
 			service_w_end(sv, w);
 			return r;
 		}
+		w->before = selector ? 0 : service_current(sv, name);
 		w->state = SW_LOCAL;
 		return 0;
 	}

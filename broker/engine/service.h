@@ -238,6 +238,11 @@ void service_set_waker(service *sv, void (*wake)(void *ud, const void *token), v
 void service_write_forget(service *sv, const void *token);
 /* Writes waiting or running (cluster mode). */
 size_t service_writes_pending(const service *sv);
+/* Whether secret name's change is made in the store but not taken by etcd yet (an admin write
+ * between its local change and its txn's answer): true with *version, the current version
+ * before it (0: the secret did not exist; UINT64_MAX: unknown). A reader outside the
+ * containers' views (the workload API's read) serves that version, never the unpublished one. */
+bool service_write_pinned(const service *sv, const char *name, uint64_t *version);
 
 /* The audit result name for an errno ("ok", "not found", "invalid", ...). */
 const char *service_result_name(int err);
