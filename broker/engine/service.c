@@ -349,7 +349,7 @@ static bool service_cl_done(service *sv, const struct service_actor *who, int *r
 		return false;
 	*r = w->rc;
 	*res = w->res;
-	if (val) {
+	if (val && w->rc == 0) { /* a value etcd did not take is wiped (service_w_free) */
 		*val = w->val;
 		w->val = NULL;
 	}
