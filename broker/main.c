@@ -20,6 +20,7 @@
 #include "broker/http/api.h"
 #include "broker/http/relay.h"
 #include "broker/http/routes.h"
+#include "broker/cluster/cluster.h"
 #include "broker/engine/audit.h"
 #include "broker/engine/audit_driver.h"
 #include "broker/crypto/crypt.h"
@@ -57,6 +58,7 @@ struct main_opts {
 	bool no_open;
 	bool no_keeper;
 	bool no_privsep;         /* serve workload.sock in this process (debugging) */
+	bool no_seccomp;         /* the server process runs without its seccomp filter */
 	const char *server_user; /* the server process's user (NULL: secretd) */
 	bool key_file_set;
 	struct main_etcd et; /* cluster mode (main_cluster.c) */
@@ -78,10 +80,10 @@ static void main_usage(FILE *f)
 	    "               [--audit-max-records N] [--disk-reserve BYTES]\n"
 	    "               [--max-conns N] [--max-conns-per-ident N]\n"
 	    "               [--idle-timeout S] [--request-timeout S] [--no-keeper] [--debug]\n"
-	    "               [--server-user NAME] [--no-privsep]\n"
+	    "               [--server-user NAME] [--no-privsep] [--no-seccomp]\n"
 	    "               [--etcd URL[,URL...] --cluster NAME [--etcd-cacert F]\n"
 	    "                [--etcd-cert F --etcd-key F] [--etcd-user NAME\n"
-	    "                [--etcd-password-file F]]]\n"
+	    "                [--etcd-password-file F]] [--node-name NAME]]\n"
 	    "  secretd rekey --state-dir DIR [--key-file F | --passphrase-file F]\n"
 	    "                (--new-key-file F2 | --new-passphrase-file F2)\n"
 	    "\n"
@@ -106,6 +108,10 @@ static void main_usage(FILE *f)
 	    "                     is read from --etcd-password-file F (owner-only, like the\n"
 	    "                     key file) or $CREDENTIALS_DIRECTORY/etcd-password (systemd\n"
 	    "                     LoadCredential=etcd-password:...)\n"
+	    "  --node-name NAME   run: this node's name in the cluster (1-64 of a-z 0-9 . - _;\n"
+	    "                     default HOSTNAME:PID): cluster status, the election, the\n"
+	    "                     origin of its changes in every node's audit; refused while\n"
+	    "                     another live node holds it\n"
 	    "  --no-keeper        one process, no keeper: a crash then breaks the mounts until\n"
 	    "                     the next start re-mounts them (debugging)\n"
 	    "  --server-user NAME  the user of the server process that serves workload.sock\n"
@@ -113,6 +119,8 @@ static void main_usage(FILE *f)
 	    "                     65534 when there is no such user)\n"
 	    "  --no-privsep       serve workload.sock in the daemon process itself, with the\n"
 	    "                     key (debugging)\n"
+	    "  --no-seccomp       the server process runs without its system-call allow-list\n"
+	    "                     (debugging: a call the list misses kills it with SIGSYS)\n"
 	    "  --no-open          serve every mount in no-open mode: reads come from the page\n"
 	    "                     cache at tmpfs speed, but opens are no longer checked against\n"
 	    "                     the container's cgroup nor audited (mode bits, uid and the\n"
@@ -208,6 +216,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"no-open", no_argument, NULL, 'n'},
 	    {"no-keeper", no_argument, NULL, 'N'},
 	    {"no-privsep", no_argument, NULL, 'X'},
+	    {"no-seccomp", no_argument, NULL, 'S'},
 	    {"server-user", required_argument, NULL, 'U'},
 	    {"rotate-batch", required_argument, NULL, 'b'},
 	    {"audit-anchor", required_argument, NULL, 'A'},
@@ -225,6 +234,7 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 	    {"etcd-key", required_argument, NULL, 0x103},
 	    {"etcd-user", required_argument, NULL, 0x104},
 	    {"etcd-password-file", required_argument, NULL, 0x105},
+	    {"node-name", required_argument, NULL, 0x106},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -342,6 +352,9 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 'X':
 			o->no_privsep = true;
 			break;
+		case 'S':
+			o->no_seccomp = true;
+			break;
 		case 'U':
 			o->server_user = optarg;
 			break;
@@ -366,6 +379,15 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		case 0x105:
 			o->et.password_file = optarg;
 			break;
+		case 0x106:
+			if (!cluster_node_name_ok(optarg)) {
+				fprintf(stderr,
+				        "secretd: --node-name must be 1-%d of a-z 0-9 . - _\n",
+				        CLUSTER_NODE_NAME_MAX);
+				return -EINVAL;
+			}
+			o->et.node_name = optarg;
+			break;
 		case 'd':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -385,10 +407,10 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		fprintf(stderr, "secretd: give --key-file or --passphrase-file, not both\n");
 		return -EINVAL;
 	}
-	if (!o->et.urls &&
-	    (o->et.cacert || o->et.cert || o->et.key || o->et.user || o->et.password_file)) {
-		fprintf(stderr, "secretd: --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user and "
-		                "--etcd-password-file need --etcd\n");
+	if (!o->et.urls && (o->et.cacert || o->et.cert || o->et.key || o->et.user ||
+	                    o->et.password_file || o->et.node_name)) {
+		fprintf(stderr, "secretd: --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user, "
+		                "--etcd-password-file and --node-name need --etcd\n");
 		return -EINVAL;
 	}
 	if (!o->et.cert != !o->et.key) {
@@ -399,9 +421,8 @@ static int main_parse(int argc, char **argv, struct main_opts *o)
 		fprintf(stderr, "secretd: --etcd-password-file needs --etcd-user\n");
 		return -EINVAL;
 	}
-	if (!o->et.urls != !o->et.cluster || (o->et.urls && o->pass_file)) {
-		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster, and a key "
-		                "file (not a passphrase)\n");
+	if (!o->et.urls != !o->et.cluster) {
+		fprintf(stderr, "secretd: cluster mode needs both --etcd and --cluster\n");
 		return -EINVAL;
 	}
 	if (!o->state_dir)
@@ -458,7 +479,7 @@ static int main_init(struct main_opts *o)
 	}
 	printf("initialised store in %s (%s)\n", o->state_dir,
 	       o->pass_file ? "passphrase" : o->key_file);
-	return o->et.urls ? main_cluster_init(o->state_dir, o->key_file, &o->et) : 0;
+	return o->et.urls ? main_cluster_init(o->state_dir, o->key_file, o->pass_file, &o->et) : 0;
 }
 
 static int main_rekey(struct main_opts *o)
@@ -1005,6 +1026,17 @@ static void main_on_relay(void *ud, const struct relay_report *rep)
 		         (int)rep->pid);
 		break;
 	case RELAY_DIED:
+		if (rep->seccomp) {
+			/* a compromised server, or a call missing from the list: loud, bounded */
+			static struct log_rl seccomp_rl;
+			log_ratelimited(
+			    &seccomp_rl, LOG_LVL_ERROR,
+			    "server: process %d killed by its seccomp filter (SIGSYS: a "
+			    "system call outside its allow-list, see "
+			    "secretd_server_seccomp_kills_total); restarting it",
+			    (int)rep->pid);
+			break;
+		}
 		log_warn("server: process %d %s %d; %s", (int)rep->pid,
 		         rep->killed ? "killed by signal" : "exited with status", rep->status,
 		         "restarting it (connections wait in workload.sock's backlog)");
@@ -1239,6 +1271,7 @@ static int main_run(struct main_opts *o)
 		                           .request_timeout_s = o->request_timeout_s,
 		                           .test_exec =
 		                               main_test_mode ? getenv(RELAY_ENV_TEST_EXEC) : NULL,
+		                           .no_seccomp = o->no_seccomp,
 		                           .report = main_on_relay};
 		r = relay_start(&rl, l, a, &met, &rcf);
 		if (r < 0) {

@@ -22,7 +22,8 @@ struct main_cluster {
 	service *sv;
 	const struct main_etcd *e;
 	/* one limiter per kind of refusal: a rollback is not hidden behind an integrity failure */
-	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply;
+	struct log_rl rl_rej_bad, rl_rej_stale, rl_rej_gone, rl_rej, rl_watch, rl_apply, rl_stall,
+	    rl_name;
 };
 
 static const char *main_cluster_err(int r)
@@ -31,16 +32,19 @@ static const char *main_cluster_err(int r)
 	case -EHOSTUNREACH:
 		return "etcd cannot be reached";
 	case -EKEYREJECTED:
-		return "the cluster's keyring is not this store's (another root key file, or this "
-		       "store was made for another cluster)";
+		return "the cluster's keyring is not this store's (another root key file or "
+		       "passphrase, or this store was made for another cluster)";
 	case -ENOTEMPTY:
 		return "this store already holds secrets, grants or audit records: only a fresh "
 		       "store joins a cluster";
+	case -EADDRINUSE:
+		return "this node's name (--node-name) is held by another live node of the cluster "
+		       "(through its etcd lease): give each node its own name";
 	case -EINVAL:
 		return "bad --etcd or --cluster (http[s]://HOST:PORT[,...], one scheme; a name of "
 		       "a-z 0-9 - _), TLS files or --etcd-user with http:// (https:// is needed), "
-		       "or "
-		       "a passphrase store (cluster mode needs a key file)";
+		       "or the cluster's root is a key file and this node has a passphrase (or the "
+		       "other way round: every node needs what the first one was made with)";
 	case -EBADMSG:
 		return "integrity check failed";
 	case -ESTALE:
@@ -132,7 +136,8 @@ static int main_cluster_sec(const struct main_etcd *e, struct etcd_security *sec
 	return 0;
 }
 
-int main_cluster_init(const char *state_dir, const char *key_file, const struct main_etcd *e)
+int main_cluster_init(const char *state_dir, const char *key_file, const char *pass_file,
+                      const struct main_etcd *e)
 {
 	struct etcd_security sec;
 	_cleanup_secret_ secret *pw = NULL;
@@ -140,13 +145,16 @@ int main_cluster_init(const char *state_dir, const char *key_file, const struct 
 		fprintf(stderr, "secretd: init: cannot join cluster %s (see above)\n", e->cluster);
 		return 1;
 	}
-	struct store_opts so = {.state_dir = state_dir, .key_file = key_file};
+	struct store_opts so = {.state_dir = state_dir,
+	                        .key_file = pass_file ? NULL : key_file,
+	                        .pass_file = pass_file};
 	store *s = NULL;
 	int r = store_open(&s, &so);
 	bool created = false;
 	char err[CLUSTER_ERROR_MAX] = "", why[512];
 	if (r == 0)
-		r = cluster_join(s, e->urls, &sec, e->cluster, &created, err, sizeof(err));
+		r = cluster_join(s, e->urls, &sec, e->cluster, pass_file, &created, err,
+		                 sizeof(err));
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "secretd: init: cannot join cluster %s: %s%s%s%s\n", e->cluster,
@@ -188,6 +196,14 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 		                "refused while etcd cannot be reached)",
 		                what && *what ? what : main_cluster_err(err));
 		break;
+	case CLUSTER_WATCH_STALL:
+		log_ratelimited(&mc->rl_stall, LOG_LVL_WARN,
+		                "cluster: %s (counted in secretd_cluster_watch_stalls_total)",
+		                what);
+		break;
+	case CLUSTER_NAME_IN_USE:
+		log_ratelimited(&mc->rl_name, LOG_LVL_ERROR, "cluster: %s", what);
+		break;
 	case CLUSTER_WATCHING:
 		log_rl_reset(&mc->rl_watch);
 		log_info("cluster: watching etcd from revision %d", err);
@@ -221,6 +237,7 @@ int main_cluster_start(struct main_cluster **out, store *s, loop *l, service *sv
 	struct cluster_config cc = {.etcd = e->urls,
 	                            .sec = &sec,
 	                            .name = e->cluster,
+	                            .node = e->node_name,
 	                            .on_applied = main_cluster_applied,
 	                            .report = main_cluster_report,
 	                            .ud = mc};

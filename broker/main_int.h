@@ -21,11 +21,13 @@ struct main_etcd {
 	const char *urls, *cluster;       /* --etcd, --cluster */
 	const char *cacert, *cert, *key;  /* --etcd-cacert, --etcd-cert, --etcd-key */
 	const char *user, *password_file; /* --etcd-user, --etcd-password-file */
+	const char *node_name;            /* --node-name (run) */
 };
 /* `secretd init --etcd --cluster`: joins the new store at state_dir (key_file) to the cluster:
  * publishes its keyring (the first node) or adopts the cluster's. Prints what it did; returns
  * the process's exit status. */
-int main_cluster_init(const char *state_dir, const char *key_file, const struct main_etcd *e);
+int main_cluster_init(const char *state_dir, const char *key_file, const char *pass_file,
+                      const struct main_etcd *e);
 /* `secretd run --etcd --cluster`: starts the node (logs why not; -errno) and sets it on sv. */
 int main_cluster_start(struct main_cluster **out, struct store *s, struct loop *l,
                        struct service *sv, const struct main_etcd *e);

@@ -4,6 +4,7 @@
  * exits when the daemon process is gone (the channel ends) and, on SIGTERM, stops accepting
  * and finishes what it accepted (at most MAIN_SERVER_DRAIN_MS). */
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +21,22 @@
 #include "broker/http/routes.h"
 #include "broker/os/log.h"
 #include "broker/os/loop.h"
+#include "broker/os/seccomp.h"
 #include "broker/main_int.h"
 
 #define MAIN_SERVER_DRAIN_MS 2000
+/* Test hook (passed only by a daemon in test mode, with SECRETD_TEST_SERVER_EXEC): on SIGUSR2
+ * the server makes the forbidden system call this names (seccomp_try), so that a test sees the
+ * filter kill it and the daemon report and restart it; "log": it writes a log line and serves
+ * on (a line under the filter must not kill it). */
+#define MAIN_SERVER_ENV_TEST_SYSCALL "SECRETD_TEST_SERVER_SYSCALL"
 
 struct main_server {
 	relay_server *rs;
 	api *a;
 	struct metrics met;
-	uint64_t drain_at; /* monotonic ms (0: not draining) */
+	const char *test_syscall; /* NULL, or the test hook's system call */
+	uint64_t drain_at;        /* monotonic ms (0: not draining) */
 	int rc;
 };
 
@@ -51,7 +59,21 @@ static void main_server_on_signal(loop *l, int fd, uint32_t events, void *ud)
 {
 	struct main_server *ms = ud;
 	struct signalfd_siginfo si;
-	if (read(fd, &si, sizeof(si)) != sizeof(si) || ms->drain_at)
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGUSR2 && ms->test_syscall && !strcmp(ms->test_syscall, "log")) {
+		log_warn("server: test: a log line under the seccomp filter");
+		return;
+	}
+	if (si.ssi_signo == SIGUSR2 && ms->test_syscall) {
+		int r = seccomp_try(ms->test_syscall);
+		log_error("server: test: the system call '%s' was let through (%s)",
+		          ms->test_syscall, r < 0 ? strerror(-r) : "succeeded");
+		ms->rc = 3;
+		loop_quit(l);
+		return;
+	}
+	if (ms->drain_at)
 		return;
 	api_quiesce(ms->a);
 	ms->drain_at = main_server_ms() + MAIN_SERVER_DRAIN_MS;
@@ -91,6 +113,26 @@ static int main_server_prepare(loop *l, void *ud)
 	return 10;
 }
 
+/* The seccomp allow-list (broker/os/seccomp.h), last before serving: everything is open and
+ * mapped. What glibc, our log and jansson would open lazily is loaded first (the time zone for
+ * the Date header and log lines, the journal check's fstat; jansson's hash seed, read from
+ * /dev/urandom at the first JSON object). */
+static int main_server_sandbox(void)
+{
+	if (getenv(SECCOMP_ENV_OFF)) {
+		log_warn("server: no seccomp filter (--no-seccomp)");
+		return 0;
+	}
+	if (!seccomp_supported()) {
+		log_warn(
+		    "server: no seccomp filter in this build (a sanitizer build, or not x86_64)");
+		return 0;
+	}
+	log_prepare();
+	json_object_seed(0);
+	return seccomp_server_install();
+}
+
 int main_server(void)
 {
 	prctl(PR_SET_NAME, "secretd-server", 0, 0, 0); /* comm: "exe" after the exec otherwise */
@@ -115,13 +157,15 @@ int main_server(void)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	struct main_server ms = {.test_syscall = getenv(MAIN_SERVER_ENV_TEST_SYSCALL)};
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	if (ms.test_syscall)
+		sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	struct main_server ms = {0};
 	loop *l = NULL;
 	int inh[2] = {-1, lfd};
 	r = sfd < 0 ? -errno : loop_new(&l);
@@ -151,6 +195,11 @@ int main_server(void)
 		r = loop_add_prepare(l, main_server_prepare, &ms);
 	if (r < 0) {
 		log_error("server: cannot serve workload.sock: %s", strerror(-r));
+		return 1;
+	}
+	r = main_server_sandbox();
+	if (r < 0) {
+		log_error("server: cannot install its seccomp filter: %s", strerror(-r));
 		return 1;
 	}
 	r = loop_run(l);

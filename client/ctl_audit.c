@@ -32,6 +32,9 @@ static void ctl_audit_print(struct ctl *c, json_t *rec)
 	char res[64];
 	snprintf(res, sizeof(res), count > 1 ? "%s x%lld" : "%s",
 	         json_string_value(json_object_get(rec, "result")), count);
+	const char *origin = json_string_value(json_object_get(rec, "origin"));
+	if (origin)
+		printf("%-16s ", origin);
 	printf("%6lld %s %-20s %7lld %-24s %-12s %-32s %s%s%s\n",
 	       (long long)json_integer_value(json_object_get(rec, "seq")),
 	       ctl_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
@@ -106,23 +109,28 @@ static int ctl_audit_verify(struct ctl *c)
 
 int ctl_cmd_audit(struct ctl *c)
 {
-	static const struct option o[] = {
-	    {"since", required_argument, NULL, 's'}, {"follow", no_argument, NULL, 'f'}, {0}};
-	const char *usage = "audit [verify] [--json] [--since SEQ|DURATION|TIME] [--follow]";
+	static const struct option o[] = {{"since", required_argument, NULL, 's'},
+	                                  {"follow", no_argument, NULL, 'f'},
+	                                  {"cluster", no_argument, NULL, 'c'},
+	                                  {0}};
+	const char *usage =
+	    "audit [verify] [--json] [--since SEQ|DURATION|TIME] [--follow] [--cluster]";
 	const char *since = NULL;
-	bool follow = false;
+	bool follow = false, cluster = false;
 	int ch;
 	while ((ch = getopt_long(c->argc, c->argv, "", o, NULL)) != -1) {
 		if (ch == 's')
 			since = optarg;
 		else if (ch == 'f')
 			follow = true;
+		else if (ch == 'c')
+			cluster = true;
 		else
 			return ctl_fail("usage: secretctl %s", usage);
 	}
 	c->argc -= optind;
 	c->argv += optind;
-	if (c->argc == 1 && strcmp(c->argv[0], "verify") == 0 && !since && !follow)
+	if (c->argc == 1 && strcmp(c->argv[0], "verify") == 0 && !since && !follow && !cluster)
 		return ctl_audit_verify(c);
 	if (c->argc != 0)
 		return ctl_fail("usage: secretctl %s", usage);
@@ -138,12 +146,18 @@ int ctl_cmd_audit(struct ctl *c)
 		if (ctl_query_escape(since, arg, sizeof(arg)) < 0)
 			return ctl_fail("--since is too long");
 	}
-	if (!c->json)
+	if (!c->json) {
+		if (cluster)
+			printf("%-16s ", "ORIGIN");
 		printf("%6s %-20s %-20s %7s %-24s %-12s %-32s %s\n", "SEQ", "TIME", "ACTOR", "PID",
 		       "EXE", "ACTION", "SECRET@VERSION", "RESULT");
+	}
 	for (;;) {
 		char path[128];
-		snprintf(path, sizeof(path), "/v1/audit%s%s", *arg ? "?since=" : "", arg);
+		snprintf(path, sizeof(path), "/v1/audit%s%s%s", *arg ? "?since=" : "", arg,
+		         !cluster ? ""
+		         : *arg   ? "&cluster=1"
+		                  : "?cluster=1");
 		struct client_resp resp;
 		json_t *j = NULL;
 		if (ctl_call(c, false, "GET", path, NULL, 0, NULL, NULL, &resp, &j))

@@ -185,16 +185,20 @@ static const struct ctl_help ctl_helps[] = {
      "  secretctl schedules\n\n"
      "Exit status: 0 done; 1 failed.\n"},
     {"audit",
-     "Usage: secretctl audit [--since SEQ|DURATION|TIME] [--follow]\n"
+     "Usage: secretctl audit [--since SEQ|DURATION|TIME] [--follow] [--cluster]\n"
      "       secretctl audit verify\n\n"
      "Print the audit trail (who read or changed what, when, with which program), or check its\n"
      "hash chain and signed checkpoint.\n\n"
      "Flags:\n"
      "  --since S          from sequence number S, from a duration ago (10m), or from a time\n"
-     "  --follow           keep printing new records\n\n" CTL_HELP_WHEN "\nExamples:\n"
+     "  --follow           keep printing new records\n"
+     "  --cluster          cluster mode: only the cluster's changes (this node's own and\n"
+     "                     those applied from etcd), each with the node it came from\n"
+     "                     (ORIGIN)\n\n" CTL_HELP_WHEN "\nExamples:\n"
      "  secretctl audit --since 1h\n"
      "  secretctl audit --since 2026-12-24T10:00:00Z --json\n"
-     "  secretctl audit verify\n\n"
+     "  secretctl audit verify\n"
+     "  secretctl audit --cluster --since 1h\n\n"
      "Exit status: 0 done; 1 failed, or (verify) the chain is broken or the audit cannot be\n"
      "written now.\n"},
     {"grant",

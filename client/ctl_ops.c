@@ -230,8 +230,10 @@ int ctl_cmd_cluster(struct ctl *c)
 		const char *err = json_string_value(json_object_get(j, "last_error"));
 		printf("cluster %s through %s\n", json_string_value(json_object_get(j, "name")),
 		       json_string_value(json_object_get(j, "etcd")));
-		printf("  watch: %s; applied revision %lld, etcd at %lld (lag %lld)\n",
+		const char *wep = json_string_value(json_object_get(j, "watch_endpoint"));
+		printf("  watch: %s%s%s; applied revision %lld, etcd at %lld (lag %lld)\n",
 		       json_is_true(json_object_get(j, "watching")) ? "open" : "NOT OPEN",
+		       wep && *wep ? " on " : "", wep && *wep ? wep : "",
 		       (long long)json_integer_value(json_object_get(j, "revision")),
 		       (long long)json_integer_value(json_object_get(j, "etcd_revision")),
 		       (long long)json_integer_value(json_object_get(j, "lag")));
@@ -261,12 +263,13 @@ int ctl_cmd_cluster(struct ctl *c)
 			                                                       : "");
 		}
 		printf("  applied %lld, refused %lld; writes refused: %lld unreachable, %lld "
-		       "conflicts; watch errors %lld\n",
+		       "conflicts; watch errors %lld, stalls %lld\n",
 		       (long long)json_integer_value(json_object_get(j, "applied")),
 		       (long long)json_integer_value(json_object_get(j, "rejected")),
 		       (long long)json_integer_value(json_object_get(j, "write_failures")),
 		       (long long)json_integer_value(json_object_get(j, "conflicts")),
-		       (long long)json_integer_value(json_object_get(j, "watch_errors")));
+		       (long long)json_integer_value(json_object_get(j, "watch_errors")),
+		       (long long)json_integer_value(json_object_get(j, "watch_stalls")));
 		if (err && *err)
 			printf("  last error: %s\n", err);
 	}

@@ -68,7 +68,7 @@ static const struct ctl_cmd ctl_cmds[] = {
      "a new random value made by the daemon, now or on a schedule (or a put from a file)", false,
      ctl_cmd_rotate},
     {"schedules", "", "list expiries and rotation schedules", false, ctl_cmd_schedules},
-    {"audit", "[verify] [--since T] [--follow]",
+    {"audit", "[verify] [--since T] [--follow] [--cluster]",
      "print the audit trail, or check its hash chain (exit 1 when broken)", false, ctl_cmd_audit},
     {"grant", "NAME SELECTOR [--path P] [--mode M] [--uid U] [--gid G] [--previous]",
      "give containers matching SELECTOR a secret (or PREFIX/*)", false, ctl_cmd_grant},

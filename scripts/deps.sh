@@ -6,6 +6,9 @@ PKGS="build-essential meson ninja-build pkg-config python3 libsodium-dev libfuse
 libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev check curl
 clang libclang-rt-14-dev runc crun podman busybox-static util-linux iproute2 procps"
 PKGS="$PKGS libyaml-dev libsystemd-dev systemd clang-format"
+# libseccomp: the workload server's system-call allow-list (broker/os/seccomp.c); strace finds
+# what it must allow (docs/DESIGN.md, "The server's sandbox").
+PKGS="$PKGS libseccomp-dev strace"
 # Docker Engine 20.10 (its own /usr/bin/docker client), containerd 1.6 and docker-compose 1.29:
 # test_docker.sh and test_containerd.sh start private engines with secretd-runc.
 PKGS="$PKGS docker.io containerd docker-compose"

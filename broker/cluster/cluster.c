@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "broker/cluster/cluster_log.h"
 #include "broker/cluster/etcd.h"
 #include "common/cleanup.h"
 
@@ -25,6 +26,8 @@ enum cluster_item_type {
 	IT_SYNC_END,   /* rev: the range's revision */
 	IT_WATCHING,   /* rev: watching from */
 	IT_ERROR,      /* key: the error text */
+	IT_STALL,      /* key: the stalled stream, reopened (the progress check) */
+	IT_NAME,       /* key: another live node holds this node's name (the election thread) */
 };
 
 struct cluster_item {
@@ -72,8 +75,22 @@ struct cluster {
 	pthread_t th;
 	bool started;
 	volatile bool stop;
+	/* the watch's progress check (cluster_watch_check): wabort ends the stream in progress
+	 * (etcd_watch's stop; true whenever stop is); under mu: the revision the stream delivered
+	 * up to, whether a stream is being opened or read, its attempt number, the stall's text */
+	volatile bool wabort;
+	int64_t seen_rev;
+	bool in_watch;
+	uint64_t attempt;
+	char stall_what[ETCD_URL_MAX + 200];
+	/* the election thread's: the revision the stream must reach, for how many rounds */
+	int64_t stall_target;
+	uint64_t stall_attempt;
+	int stall_rounds;
 	int64_t start_rev; /* the watch thread's */
 	etcd_client *ec;   /* the election thread's */
+	int64_t lease0;    /* the lease cluster_new claimed the node's name with (0: none yet) */
+	bool name_clash;   /* the election thread's: the last round found the name held */
 	pthread_t eth;
 	bool estarted;
 	int64_t leader_until_ms; /* under mu: CLOCK_MONOTONIC ms until which this node leads */
@@ -105,6 +122,10 @@ struct cluster {
 	 * unpublished change) */
 	unsigned holding;
 	char actor[CLUSTER_NAME_MAX + 16]; /* "cluster:NAME": audit records of applied changes */
+	/* loop thread: the last verified origin record (cluster_log.h) and its revision (0: none
+	 * pending): the change of its key at that revision names its origin */
+	struct cluster_origin origin;
+	int64_t origin_rev;
 	/* loop thread: during a sync, the grant keys seen */
 	bool syncing;
 	char **seen;
@@ -121,6 +142,18 @@ static int cluster_name_ok(const char *n)
 		      n[i] == '_'))
 			return -EINVAL;
 	return 0;
+}
+
+bool cluster_node_name_ok(const char *n)
+{
+	size_t l = n ? strlen(n) : 0;
+	if (l == 0 || l > CLUSTER_NODE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-' ||
+		      n[i] == '_' || n[i] == '.'))
+			return false;
+	return true;
 }
 
 static void cluster_hex(char *out, const char *s)
@@ -191,7 +224,7 @@ static int cluster_keyring_get(etcd_client *ec, const char *prefix, struct etcd_
 }
 
 int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
-                 bool *created, char *err, size_t errlen)
+                 const char *pass_file, bool *created, char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = 0;
@@ -226,7 +259,7 @@ int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, co
 		}
 		if (a.kvs[0].vlen == minelen && memcmp(a.kvs[0].value, mine, minelen) == 0)
 			break; /* joined already */
-		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen);
+		r = store_keyring_adopt(s, a.kvs[0].value, a.kvs[0].vlen, pass_file);
 		break;
 	}
 	if (r < 0 && err && errlen)
@@ -306,6 +339,14 @@ struct cluster_watch_state {
 	bool created;
 };
 
+/* The watch thread received everything up to start_rev - 1 (for the progress check). */
+static void cluster_seen(cluster *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->seen_rev = c->start_rev - 1;
+	pthread_mutex_unlock(&c->mu);
+}
+
 static int cluster_on_line(const char *line, size_t len, void *ud)
 {
 	struct cluster_watch_state *w = ud;
@@ -327,6 +368,10 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 	}
 	if (r == 0 && a.created) {
 		w->created = true;
+		pthread_mutex_lock(&c->mu);
+		snprintf(c->st.watch_endpoint, sizeof(c->st.watch_endpoint), "%s",
+		         etcd_client_watch_endpoint(c->rc));
+		pthread_mutex_unlock(&c->mu);
 		r = cluster_push(c, IT_WATCHING, "", 0, NULL, 0, c->start_rev);
 	}
 	for (size_t i = 0; r == 0 && i < a.nevents; i++) {
@@ -338,6 +383,8 @@ static int cluster_on_line(const char *line, size_t len, void *ud)
 		if (kv->mod_revision >= c->start_rev)
 			c->start_rev = kv->mod_revision + 1;
 	}
+	if (r == 0 && a.nevents)
+		cluster_seen(c);
 	etcd_answer_free(&a);
 	return r;
 }
@@ -353,8 +400,10 @@ static int cluster_sync(cluster *c)
 		                 a.kvs[i].vlen, a.kvs[i].mod_revision);
 	if (r == 0)
 		r = cluster_push(c, IT_SYNC_END, "", 0, NULL, 0, a.revision);
-	if (r == 0)
+	if (r == 0) {
 		c->start_rev = a.revision + 1;
+		cluster_seen(c);
+	}
 	etcd_answer_free(&a);
 	return r;
 }
@@ -378,13 +427,33 @@ static void *cluster_thread(void *ud)
 			if (r == 0)
 				w.need_sync = false;
 		}
+		bool stalled = false;
 		if (r == 0) {
 			w.created = false;
+			pthread_mutex_lock(&c->mu);
+			c->wabort = c->stop;
+			c->in_watch = true;
+			c->attempt++;
+			pthread_mutex_unlock(&c->mu);
 			r = etcd_watch(c->rc, c->prefix, c->plen, c->start_rev, cluster_on_line, &w,
-			               &c->stop);
+			               &c->wabort);
+			pthread_mutex_lock(&c->mu);
+			c->in_watch = false;
+			stalled = c->wabort && !c->stop;
+			c->wabort = c->stop;
+			if (stalled)
+				snprintf(msg, sizeof(msg), "%s", c->stall_what);
+			pthread_mutex_unlock(&c->mu);
 		}
 		if (c->stop)
 			break;
+		if (stalled) { /* reopened at once, on the next endpoint (etcd_watch) */
+			if (cluster_push(c, IT_STALL, msg, strlen(msg), NULL, 0, 0) < 0) {
+				/* out of memory: the stall stays counted in the stats */
+			}
+			backoff = CLUSTER_BACKOFF_MIN_MS;
+			continue;
+		}
 		if (w.created)
 			backoff = CLUSTER_BACKOFF_MIN_MS;
 		snprintf(msg, sizeof(msg), "%s%s%s",
@@ -437,12 +506,90 @@ static void cluster_members_round(cluster *c)
 	free(m);
 }
 
+/* This node's name key (n/<node>) attached to lease: created when absent; *mine false when
+ * another lease holds it (another live node of that name). */
+static int cluster_name_claim(cluster *c, int64_t lease, bool *mine)
+{
+	char k[CLUSTER_KEY_MAX];
+	snprintf(k, sizeof(k), "%sn/%s", c->prefix, c->st.node);
+	bool won = false;
+	char *holder = NULL;
+	int64_t hl = 0;
+	int r = etcd_campaign(c->ec, k, c->st.node, lease, &won, &holder, &hl, NULL);
+	free(holder);
+	*mine = r == 0 && (won || hl == lease);
+	return r;
+}
+
+/* At start, with etcd reachable: a lease, and the node's name claimed with it. A name held by
+ * another lease is waited for up to CLUSTER_NAME_WAIT_MS (this node's previous run, crashed,
+ * lets go of it by then), then refused (-EADDRINUSE). The lease goes to the election thread. */
+static int cluster_name_start(cluster *c)
+{
+	int64_t lease = 0, ttl = 0;
+	int r = etcd_lease_grant(c->ec, CLUSTER_LEASE_TTL_S, &lease, &ttl);
+	int64_t until = cluster_mono_ms() + CLUSTER_NAME_WAIT_MS;
+	bool mine = false;
+	while (r == 0) {
+		r = cluster_name_claim(c, lease, &mine);
+		if (r < 0 || mine || cluster_mono_ms() >= until)
+			break;
+		usleep(500 * 1000);
+		r = etcd_lease_keepalive(c->ec, lease, &ttl);
+		if (r == 0 && ttl <= 0)
+			r = -ENOLINK;
+	}
+	if (r == 0 && !mine)
+		r = -EADDRINUSE;
+	if (r < 0 && lease && etcd_lease_revoke(c->ec, lease) < 0) {
+		/* etcd unreachable: the lease expires by itself */
+	}
+	if (r == 0)
+		c->lease0 = lease;
+	return r;
+}
+
+/* The watch's progress check (the election thread, after a round that reached etcd): the
+ * highest mod_revision under the prefix, read linearizably; a stream (open or being opened)
+ * that has not delivered up to a revision seen there CLUSTER_WATCH_STALL_ROUNDS rounds later
+ * is ended (wabort): the watch thread reopens it on the next endpoint. Each new stream starts
+ * its own count. */
+static void cluster_watch_check(cluster *c)
+{
+	int64_t last = 0;
+	int r = etcd_range_last(c->ec, c->prefix, c->plen, &last, NULL);
+	if (r < 0)
+		return; /* etcd did not answer now: the election's error says so */
+	pthread_mutex_lock(&c->mu);
+	if ((uint64_t)last > c->st.etcd_revision)
+		c->st.etcd_revision = (uint64_t)last;
+	bool behind = c->in_watch && last > c->seen_rev;
+	if (!behind || c->attempt != c->stall_attempt || c->stall_target == 0 ||
+	    c->seen_rev >= c->stall_target) {
+		c->stall_attempt = c->attempt;
+		c->stall_target = behind ? last : 0;
+		c->stall_rounds = 0;
+	} else if (++c->stall_rounds >= CLUSTER_WATCH_STALL_ROUNDS) {
+		c->st.watch_stalls++;
+		snprintf(
+		    c->stall_what, sizeof(c->stall_what),
+		    "the watch stream on %s delivered nothing past revision %lld while etcd "
+		    "holds a change at %lld (%d election rounds): reopened on the next endpoint",
+		    c->st.watch_endpoint[0] ? c->st.watch_endpoint : "(not yet open)",
+		    (long long)c->seen_rev, (long long)c->stall_target, c->stall_rounds);
+		c->wabort = true;
+		c->stall_target = 0;
+		c->stall_rounds = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void *cluster_elect_thread(void *ud)
 {
 	cluster *c = ud;
 	char key[CLUSTER_KEY_MAX];
 	snprintf(key, sizeof(key), "%sleader", c->prefix);
-	int64_t lease = 0;
+	int64_t lease = c->lease0;
 	while (!c->stop) {
 		int64_t t0 = cluster_mono_ms(), ttl = 0, hl = 0, rev = 0;
 		bool won = false;
@@ -454,7 +601,10 @@ static void *cluster_elect_thread(void *ud)
 			    0; /* expired meanwhile (etcd was unreachable too long): a new one */
 			r = -ENOLINK;
 		}
+		bool mine = false;
 		if (r == 0)
+			r = cluster_name_claim(c, lease, &mine);
+		if (r == 0 && mine)
 			r = etcd_campaign(c->ec, key, c->st.node, lease, &won, &holder, &hl, &rev);
 		pthread_mutex_lock(&c->mu);
 		if (r == 0) {
@@ -470,6 +620,17 @@ static void *cluster_elect_thread(void *ud)
 				c->st.etcd_revision = (uint64_t)rev;
 			c->st.election_error[0] = 0;
 			c->etcd_down = false;
+			/* another live node holds this node's name: this one does not lead */
+			if (!mine) {
+				c->st.leader = false;
+				c->leader_until_ms = 0;
+				snprintf(
+				    c->st.election_error, sizeof(c->st.election_error),
+				    "this node's name %s is held by another live node: it does not "
+				    "lead until the name is its own again (give each node its own "
+				    "--node-name)",
+				    c->st.node);
+			}
 		} else {
 			c->st.leader = false;
 			c->st.elected = false;
@@ -479,8 +640,18 @@ static void *cluster_elect_thread(void *ud)
 			         r == -ENOLINK ? "the lease expired" : strerror(-r),
 			         etcd_client_error(c->ec)[0] ? ": " : "", etcd_client_error(c->ec));
 		}
+		char clash[CLUSTER_ERROR_MAX];
+		snprintf(clash, sizeof(clash), "%s", c->st.election_error);
 		pthread_mutex_unlock(&c->mu);
 		free(holder);
+		if (r == 0 && !mine && !c->name_clash &&
+		    cluster_push(c, IT_NAME, clash, strlen(clash), NULL, 0, 0) < 0) {
+			/* out of memory: cluster status still shows it */
+		}
+		if (r == 0)
+			c->name_clash = !mine;
+		if (r == 0)
+			cluster_watch_check(c);
 		cluster_members_round(c);
 		int64_t spent = cluster_mono_ms() - t0, period = CLUSTER_LEASE_TTL_S * 1000 / 3;
 		cluster_nap(c, spent < period ? (unsigned)(period - spent) : 0);
@@ -559,6 +730,45 @@ static bool cluster_own_stale(cluster *c, const char *key, int64_t rev)
 	return false;
 }
 
+/* An origin record from etcd (o/...): decoded, its MAC checked, and its etcd key the one of
+ * the key it names; kept for the change that follows it in its txn. -EBADMSG, -E2BIG. */
+static int cluster_origin_take(cluster *c, const struct cluster_item *it)
+{
+	struct cluster_origin o;
+	char okey[ETCD_KEY_MAX + 1];
+	int r = cluster_log_decode((const char *)it->val, it->vlen, &o);
+	if (r == 0 && cluster_log_verify(c->s, &o) < 0)
+		r = -EBADMSG;
+	if (r == 0 && (cluster_log_key(c->prefix, o.key, okey, sizeof(okey)) < 0 ||
+	               strcmp(okey, (const char *)it->key) != 0))
+		r = -EBADMSG; /* a good record moved to another key */
+	if (r == 0) {
+		c->origin = o;
+		c->origin_rev = it->rev;
+	}
+	return r;
+}
+
+/* The origin of the change it of key k (after the prefix), appended to its audit record's
+ * detail: when the last origin record taken is of its revision and key and binds this change
+ * (val: the value put; for a deletion, the value this node held). */
+static void cluster_origin_detail(cluster *c, const struct cluster_item *it, const char *k,
+                                  const void *val, size_t vlen, char *detail, size_t cap)
+{
+	if (!c->origin_rev || c->origin_rev != it->rev || strcmp(c->origin.key, k) != 0)
+		return;
+	uint8_t b[32];
+	cluster_log_bind(val ? val : "", val ? vlen : 0, b);
+	size_t n = strlen(detail);
+	if (c->origin.deleted != (it->type == IT_DELETE) || memcmp(b, c->origin.bind, 32) != 0)
+		snprintf(detail + n, cap - n,
+		         " origin=unknown (its record does not bind this change)");
+	else
+		snprintf(detail + n, cap - n, " origin=%s actor=%s action=%s", c->origin.node,
+		         c->origin.actor, c->origin.action);
+	c->origin_rev = 0;
+}
+
 /* Applies one put or delete of key (after the prefix). *changed when the store changed. */
 static void cluster_apply(cluster *c, const struct cluster_item *it, bool *changed)
 {
@@ -574,8 +784,10 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 		return;
 	}
 	/* each applied change is recorded in this node's audit chain, in its transaction */
-	char detail[CLUSTER_KEY_MAX + 64];
+	char detail[CLUSTER_KEY_MAX + 4 * CLUSTER_LOG_NAME_MAX];
 	snprintf(detail, sizeof(detail), "rev=%llu", (unsigned long long)rev);
+	_cleanup_free_ uint8_t *held = NULL; /* a deletion's origin binds the value held here */
+	size_t heldlen = 0;
 	struct store_audit a = {.actor = c->actor,
 	                        .exe = "",
 	                        .action = it->type == IT_PUT ? "cluster-put" : "cluster-delete",
@@ -591,9 +803,13 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 				snprintf(sec_name, sizeof(sec_name), "%s", xs.name);
 				a.secret = sec_name;
 			}
+			cluster_origin_detail(c, it, k, it->val, it->vlen, detail, sizeof(detail));
 			r = store_secret_import(c->s, it->val, it->vlen, &xo, NULL, &ch);
 		} else {
 			a.secret = k + 2;
+			if (store_secret_export(c->s, k + 2, &held, &heldlen) == 0)
+				cluster_origin_detail(c, it, k, held, heldlen, detail,
+				                      sizeof(detail));
 			r = store_secret_forget(c->s, k + 2, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
@@ -610,6 +826,7 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			a.secret = sec;
 			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
 			         (unsigned long long)rev, sel);
+			cluster_origin_detail(c, it, k, it->val, it->vlen, detail, sizeof(detail));
 			r = store_grant_import(c->s, it->val, it->vlen, &xo, &ch);
 			/* the row must be the one its key names */
 			if (r == 0 && c->syncing) {
@@ -626,13 +843,25 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			a.secret = sec;
 			snprintf(detail, sizeof(detail), "rev=%llu selector=%s",
 			         (unsigned long long)rev, sel);
+			if (store_grant_export(c->s, sec, sel, &held, &heldlen) == 0)
+				cluster_origin_detail(c, it, k, held, heldlen, detail,
+				                      sizeof(detail));
 			r = store_grant_forget(c->s, sec, sel, &xo);
 			ch = r == 0;
 			if (r == -ENOENT)
 				r = 0;
 		}
-	} else if (strcmp(k, "leader") == 0) {
-		/* the election's key (cluster_elect_thread): nothing to apply */
+	} else if (strncmp(k, "o/", 2) == 0) {
+		/* an origin record: kept for the change after it; not a change of the store, and
+		 * the revision is the change's to record (applied after it) */
+		r = it->type == IT_PUT ? cluster_origin_take(c, it) : 0;
+		if (r < 0) {
+			cluster_count(c, &c->st.rejected, 0);
+			cluster_report(c, CLUSTER_REJECTED, what, r);
+		}
+		return;
+	} else if (strcmp(k, "leader") == 0 || strncmp(k, "n/", 2) == 0) {
+		/* the election's keys (the leader, the nodes' names): nothing to apply */
 		if (rev)
 			r = store_cluster_rev_set(c->s, rev);
 		if (r == 0) {
@@ -747,6 +976,16 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 			c->last_err[0] = 0;
 			cluster_report(c, CLUSTER_WATCHING, "",
 			               (int)(it->rev > INT32_MAX ? INT32_MAX : it->rev));
+			break;
+		case IT_NAME:
+			cluster_report(c, CLUSTER_NAME_IN_USE, (const char *)it->key, -EADDRINUSE);
+			break;
+		case IT_STALL:
+			pthread_mutex_lock(&c->mu);
+			c->st.watching = false;
+			pthread_mutex_unlock(&c->mu);
+			snprintf(c->last_err, sizeof(c->last_err), "%s", (const char *)it->key);
+			cluster_report(c, CLUSTER_WATCH_STALL, (const char *)it->key, -ETIMEDOUT);
 			break;
 		case IT_ERROR:
 			pthread_mutex_lock(&c->mu);
@@ -941,7 +1180,8 @@ static void cluster_wjobs_end(cluster *c)
 
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg)
 {
-	if (!out || !s || !l || !cfg || !cfg->etcd || cluster_name_ok(cfg->name) < 0)
+	if (!out || !s || !l || !cfg || !cfg->etcd || cluster_name_ok(cfg->name) < 0 ||
+	    (cfg->node && !cluster_node_name_ok(cfg->node)))
 		return -EINVAL;
 	*out = NULL;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -959,7 +1199,7 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
 	c->plen = strlen(c->prefix);
 	snprintf(c->actor, sizeof(c->actor), "cluster:%s", cfg->name);
-	if (cfg->node && *cfg->node) {
+	if (cfg->node) {
 		snprintf(c->st.node, sizeof(c->st.node), "%s", cfg->node);
 	} else {
 		char host[64] = "";
@@ -982,6 +1222,7 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 		goto fail;
 	c->st.revision = rev;
 	c->start_rev = (int64_t)rev + 1;
+	c->seen_rev = (int64_t)rev;
 	/* The keyring: the cluster's must be this store's (else nothing verifies). */
 	struct etcd_answer a;
 	int kr = cluster_keyring_get(c->wc, c->prefix, &a);
@@ -1001,6 +1242,10 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 			r = -EKEYREJECTED;
 		}
 		etcd_answer_free(&a);
+		/* the name: only another live node holding it stops the start; any other failure
+		 * (etcd gone meanwhile, a read-only user) is the election's to meet and show */
+		if (r == 0 && cluster_name_start(c) == -EADDRINUSE)
+			r = -EADDRINUSE;
 		if (r < 0)
 			goto fail;
 	} else if (kr == -EACCES || kr == -EPERM || kr == -EBADE) {
@@ -1061,6 +1306,7 @@ void cluster_free(cluster *c)
 	if (!c)
 		return;
 	c->stop = true;
+	c->wabort = true;
 	if (c->wstarted) {
 		/* the writer gives up its call in progress (etcd_client_set_stop); the writes
 		 * not answered end here: a read as canceled, a txn's local change undone */
@@ -1196,7 +1442,7 @@ static int cluster_commit_wait(cluster *c, const char *key, const uint8_t *val, 
 {
 	struct cluster_wjob j = {.txn = true, .val = val, .vlen = vlen};
 	snprintf(j.key, sizeof(j.key), "%s", key);
-	j.pre.mod_rev = pre->mod_rev;
+	j.pre = *pre; /* borrowed (the mod_revision, the rows before, who asks): never freed here */
 	cluster_wrun(c, &j);
 	return j.r;
 }
@@ -1223,7 +1469,13 @@ static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_
 {
 	bool ok = false;
 	int64_t rev = 0;
-	int r = etcd_txn(c->wc, key, strlen(key), pre->mod_rev, val, vlen, &ok, &rev);
+	struct cluster_log_put lp; /* the change's origin record, put in the same txn */
+	int r = cluster_log_prepare(c->s, c->prefix, c->st.node, key, val ? val : pre->old,
+	                            val ? vlen : pre->oldlen, !val, pre->actor, pre->action, &lp);
+	if (r == 0)
+		r = etcd_txn_with(c->wc, &lp.put, key, strlen(key), pre->mod_rev, val, vlen, &ok,
+		                  &rev);
+	cluster_log_put_free(&lp);
 	if (r < 0) {
 		cluster_count(c, &c->st.write_failures, 0);
 		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));

@@ -38,9 +38,20 @@
  * lease could have expired in etcd since its last keep-alive was sent. */
 #define CLUSTER_LEASE_TTL_S 6
 #define CLUSTER_LEASE_MARGIN_MS 1500
-#define CLUSTER_NODE_MAX 128   /* a node's name in the election */
+#define CLUSTER_NODE_MAX 128     /* a node's name in the election */
+#define CLUSTER_NODE_NAME_MAX 64 /* a name given with --node-name: 1..64 of a-z 0-9 . - _ */
+/* At start, a node's name held by another lease is waited for this long before the start is
+ * refused: twice the lease's TTL and a second, so that the lease of this node's own previous
+ * run, crashed just before (a keeper restarts it at once), has surely expired in etcd. */
+#define CLUSTER_NAME_WAIT_MS ((2 * CLUSTER_LEASE_TTL_S + 1) * 1000)
 #define CLUSTER_ERROR_MAX 1200 /* an error text kept */
 #define CLUSTER_MEMBERS_MAX 16 /* etcd members shown by cluster status (more are counted) */
+/* The watch progress check: each election round (every CLUSTER_LEASE_TTL_S / 3 s) reads the
+ * highest mod_revision under the prefix (linearizable); when the watch stream has delivered
+ * nothing up to a revision seen there for this many more rounds, the stream is taken as stalled
+ * (a member cut off from the quorum, or stopped, keeps a silent stream open): it is canceled and
+ * reopened on the next endpoint from the last revision received. */
+#define CLUSTER_WATCH_STALL_ROUNDS 2
 
 typedef struct cluster cluster;
 
@@ -49,7 +60,11 @@ enum cluster_event {
 	CLUSTER_APPLY_ERROR, /* a row could not be applied for another reason (what, err) */
 	CLUSTER_WATCH_ERROR, /* the watch stream broke (what: the endpoint's error) */
 	CLUSTER_WATCHING,    /* the watch (re)started from revision err */
+	CLUSTER_WATCH_STALL, /* the watch stream stalled and was reopened (what: on which endpoint,
+	                      * behind which revision) */
 	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
+	CLUSTER_NAME_IN_USE, /* later: another live node holds this node's name (what: the text);
+	                      * this node does not lead until the name is its own again */
 	CLUSTER_REFUSED,     /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
 	                      * etcd's or TLS's text); cluster_new then fails with err */
 };
@@ -61,7 +76,11 @@ struct cluster_config {
 	const struct etcd_security *sec;
 	const char *name;    /* the cluster's name */
 	unsigned timeout_ms; /* per etcd request and endpoint; 0: ETCD_TIMEOUT_MS_DEFAULT */
-	const char *node;    /* this node's name in the election; NULL: "HOSTNAME:PID" */
+	/* this node's name (cluster_node_name_ok; NULL: "HOSTNAME:PID"), claimed in etcd as
+	 * /secretd/<cluster>/n/<node> attached to the node's lease: at start, a name another live
+	 * node holds is waited for (up to CLUSTER_NAME_WAIT_MS: a crashed run of this node
+	 * lets go of it by then) and else refused (-EADDRINUSE) */
+	const char *node;
 	/* On the loop's thread after a batch was applied; changed: the store changed (views must
 	 * follow). */
 	void (*on_applied)(void *ud, bool changed);
@@ -76,11 +95,13 @@ struct cluster_stats {
 	uint64_t write_failures; /* writes refused: etcd unreachable */
 	uint64_t conflicts;      /* writes refused: another node changed the key */
 	uint64_t watch_errors;   /* watch streams broken */
+	uint64_t watch_stalls;   /* watch streams canceled by the progress check */
 	uint64_t revision;       /* the revision applied */
 	uint64_t etcd_revision;  /* etcd's revision as last seen (election rounds, watch) */
 	bool watching;           /* the watch stream is open */
-	bool leader;             /* this node fires schedules and expiry now (cluster_is_leader) */
-	bool elected;            /* an election round reached etcd (else leader_name is stale) */
+	char watch_endpoint[ETCD_URL_MAX]; /* the endpoint of the open (or last) watch stream */
+	bool leader;  /* this node fires schedules and expiry now (cluster_is_leader) */
+	bool elected; /* an election round reached etcd (else leader_name is stale) */
 	char leader_name[CLUSTER_NODE_MAX];     /* the leader as last seen ("" none known) */
 	char node[CLUSTER_NODE_MAX];            /* this node's name */
 	char election_error[CLUSTER_ERROR_MAX]; /* the last election round's error ("" none) */
@@ -92,10 +113,14 @@ struct cluster_stats {
 	char members_error[CLUSTER_ERROR_MAX];
 };
 
+/* Whether n is a valid --node-name: 1..CLUSTER_NODE_NAME_MAX of a-z 0-9 . - _ */
+bool cluster_node_name_ok(const char *n);
+
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
  * keyring is this store's (-EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
- * error (the local copy serves; writes are refused until it is back). Starts the watch thread
- * and puts its eventfd into l. Sets store_cluster_ids. */
+ * error (the local copy serves; writes are refused until it is back). With etcd reachable,
+ * claims the node's name (struct cluster_config's node: -EADDRINUSE when another live node
+ * holds it). Starts the watch thread and puts its eventfd into l. Sets store_cluster_ids. */
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg);
 /* Stops the threads (joins them; the election's lease is revoked, a bounded call) and frees. */
 void cluster_free(cluster *c);
@@ -111,18 +136,23 @@ const char *cluster_name(cluster *c);
 const char *cluster_endpoints(cluster *c);
 
 /* At `secretd init --etcd --cluster`: publishes this store's keyring when the cluster has none
- * (*created true), else adopts the cluster's (store_keyring_adopt: the caller then closes the
- * store). -EHOSTUNREACH, -EKEYREJECTED (another root key), -ENOTEMPTY, -EINVAL (passphrase),
- * -EACCES / -EPERM / -EBADE (etcd refused the credentials, the permission, or TLS failed: etcd.h).
- * sec may be NULL. err (errlen bytes, may be NULL): etcd's or the transport's text on failure. */
+ * (*created true), else adopts the cluster's (store_keyring_adopt with pass_file, NULL for a key
+ * file's store: the caller then closes the store). -EHOSTUNREACH, -EKEYREJECTED (another root key
+ * or passphrase), -ENOTEMPTY, -EINVAL (the cluster's root is a key file and this store's a
+ * passphrase, or the other way round), -EACCES / -EPERM / -EBADE (etcd refused the credentials,
+ * the permission, or TLS failed: etcd.h). sec may be NULL. err (errlen bytes, may be NULL):
+ * etcd's or the transport's text on failure. */
 int cluster_join(store *s, const char *etcd, const struct etcd_security *sec, const char *name,
-                 bool *created, char *err, size_t errlen);
+                 const char *pass_file, bool *created, char *err, size_t errlen);
 
 /* A write in progress (begin → local change → commit). */
 struct cluster_pre {
 	uint8_t *old; /* this node's rows before the change (NULL: none) */
 	size_t oldlen;
 	int64_t mod_rev; /* the key's mod_revision in etcd (0: absent) */
+	/* who asks, for the change's origin record (cluster_log.h): the audit record's actor and
+	 * action; "" (as *_begin leaves them): "daemon" and "change" */
+	char actor[CLUSTER_NODE_MAX], action[CLUSTER_NODE_MAX];
 };
 void cluster_pre_free(struct cluster_pre *p);
 

@@ -413,6 +413,8 @@ void etcd_stream_free(struct etcd_stream *s)
 struct etcd_client {
 	char *urls[ETCD_ENDPOINTS_MAX];
 	size_t n, good;
+	size_t wi;    /* the endpoint of the watch in progress or last started ... */
+	bool watched; /* ... once one started */
 	unsigned timeout_ms;
 	bool tls;
 	char *cacert, *cert, *key, *user;
@@ -532,6 +534,11 @@ void etcd_client_free(etcd_client *c)
 const char *etcd_client_error(const etcd_client *c)
 {
 	return c ? c->err : "";
+}
+
+const char *etcd_client_watch_endpoint(const etcd_client *c)
+{
+	return c && c->watched ? c->urls[c->wi] : "";
 }
 
 struct etcd_body {
@@ -837,24 +844,73 @@ int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct
 	return r;
 }
 
+int etcd_range_last(etcd_client *c, const void *prefix, size_t plen, int64_t *mod_rev,
+                    int64_t *revision)
+{
+	if (!c || !prefix || !mod_rev || plen == 0 || plen > ETCD_KEY_MAX)
+		return -EINVAL;
+	*mod_rev = 0;
+	_cleanup_free_ char *k = etcd_b64_enc(prefix, plen);
+	_cleanup_free_ char *e = etcd_range_end(prefix, plen);
+	if (!k || !e)
+		return -ENOMEM;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "key", k, "range_end", e, "limit",
+	                      "1", "sort_order", "DESCEND", "sort_target", "MOD", "keys_only", 1);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	struct etcd_answer a;
+	int r = etcd_call(c, "/v3/kv/range", body, &a);
+	free(body);
+	if (r == 0) {
+		*mod_rev = a.nkvs ? a.kvs[0].mod_revision : 0;
+		if (revision)
+			*revision = a.revision;
+	}
+	etcd_answer_free(&a);
+	return r;
+}
+
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision)
 {
+	return etcd_txn_with(c, NULL, key, klen, mod_rev, val, vlen, succeeded, revision);
+}
+
+int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key, size_t klen,
+                  int64_t mod_rev, const void *val, size_t vlen, bool *succeeded, int64_t *revision)
+{
 	if (!c || !key || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX ||
-	    mod_rev < 0 || !succeeded)
+	    mod_rev < 0 || !succeeded ||
+	    (first && (!first->key || !first->val || first->klen == 0 ||
+	               first->klen > ETCD_KEY_MAX || first->vlen > ETCD_VALUE_MAX)))
 		return -EINVAL;
 	*succeeded = false;
 	_cleanup_free_ char *k = etcd_b64_enc(key, klen);
 	_cleanup_free_ char *v = val ? etcd_b64_enc(val, vlen) : NULL;
-	if (!k || (val && !v))
+	_cleanup_free_ char *fk = first ? etcd_b64_enc(first->key, first->klen) : NULL;
+	_cleanup_free_ char *fv = first ? etcd_b64_enc(first->val, first->vlen) : NULL;
+	if (!k || (val && !v) || (first && (!fk || !fv)))
 		return -ENOMEM;
 	char rev[24];
 	snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
-	json_t *op = val ? json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)
-	                 : json_pack("{s:{s:s}}", "request_delete_range", "key", k);
-	json_t *o = op ? json_pack("{s:[{s:s,s:s,s:s,s:s}],s:[o]}", "compare", "key", k, "target",
-	                           "MOD", "result", "EQUAL", "mod_revision", rev, "success", op)
-	               : NULL;
+	json_t *ops = json_array();
+	if (ops && first &&
+	    json_array_append_new(
+	        ops, json_pack("{s:{s:s,s:s}}", "request_put", "key", fk, "value", fv)) < 0) {
+		json_decref(ops);
+		ops = NULL;
+	}
+	if (ops && json_array_append_new(
+	               ops, val ? json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)
+	                        : json_pack("{s:{s:s}}", "request_delete_range", "key", k)) < 0) {
+		json_decref(ops);
+		ops = NULL;
+	}
+	json_t *o = ops ? json_pack("{s:[{s:s,s:s,s:s,s:s}],s:o}", "compare", "key", k, "target",
+	                            "MOD", "result", "EQUAL", "mod_revision", rev, "success", ops)
+	                : NULL;
 	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!body)
@@ -1059,6 +1115,8 @@ int etcd_watch(etcd_client *c, const void *prefix, size_t plen, int64_t start_re
 	}
 	size_t i = c->good;
 	c->good = (c->good + 1) % c->n; /* a broken stream tries the next endpoint next time */
+	c->wi = i;
+	c->watched = true;
 	char url[ETCD_URL_MAX + 64];
 	snprintf(url, sizeof(url), "%s/v3/watch", c->urls[i]);
 	CURL *h = curl_easy_init();

@@ -130,14 +130,31 @@ const char *etcd_client_error(const etcd_client *c);
 /* Once *stop is true (stop may be NULL: never), a call in progress gives up within about a
  * tenth of a second and returns -ECANCELED (the node is stopping). */
 void etcd_client_set_stop(etcd_client *c, const volatile bool *stop);
+/* The endpoint of the client's watch in progress or last started ("" none yet; never NULL). */
+const char *etcd_client_watch_endpoint(const etcd_client *c);
 
 /* The key (prefix: every key starting with it), linearizable. */
 int etcd_range(etcd_client *c, const void *key, size_t klen, bool prefix, struct etcd_answer *out);
+/* The highest mod_revision of a key under prefix (*mod_rev, 0: no key) and the store's
+ * revision (*revision, may be NULL), linearizable: one range sorted by MOD descending, limit 1,
+ * keys only (no value travels). */
+int etcd_range_last(etcd_client *c, const void *prefix, size_t plen, int64_t *mod_rev,
+                    int64_t *revision);
 /* A transaction: if key's mod_revision == mod_rev (0: the key does not exist) then put value
  * (val NULL: delete the key). *succeeded false: the compare failed (someone else wrote it);
  * *revision (may be NULL) the store's revision after it. */
 int etcd_txn(etcd_client *c, const void *key, size_t klen, int64_t mod_rev, const void *val,
              size_t vlen, bool *succeeded, int64_t *revision);
+/* One put more (a key and its value) for etcd_txn_with. */
+struct etcd_put {
+	const void *key, *val;
+	size_t klen, vlen;
+};
+/* etcd_txn whose success also puts first (may be NULL) before the change, in the same
+ * revision (a watch sees first's event before the change's). */
+int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key, size_t klen,
+                  int64_t mod_rev, const void *val, size_t vlen, bool *succeeded,
+                  int64_t *revision);
 /* etcd's members (*out: malloc'd, *n of them; free()) and the Raft leader's id as the answering
  * member sees it (*leader, 0 unknown). */
 int etcd_members(etcd_client *c, struct etcd_member **out, size_t *n, uint64_t *leader);

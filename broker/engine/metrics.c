@@ -51,6 +51,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	       "Requests or messages of the server process the daemon process refused (not "
 	       "granted, unidentified, malformed).",
 	       "secretd_server_refused_total %" PRIu64, m->server_refused);
+	METRIC("secretd_server_seccomp_kills_total", "counter",
+	       "Server processes killed by their seccomp filter (SIGSYS: a system call outside "
+	       "the allow-list); each is also a restart.",
+	       "secretd_server_seccomp_kills_total %" PRIu64, m->server_seccomp_kills);
 	METRIC("secretd_connections", "gauge", "Connections open.",
 	       "secretd_connections{api=\"admin\"} %" PRIu64
 	       "\nsecretd_connections{api=\"workload\"} %" PRIu64,
@@ -179,6 +183,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_cluster_watch_errors_total", "counter",
 	       "etcd watch streams that broke (reconnected with backoff).",
 	       "secretd_cluster_watch_errors_total %" PRIu64, g->cluster_watch_errors);
+	METRIC("secretd_cluster_watch_stalls_total", "counter",
+	       "etcd watch streams open but silent behind etcd (the progress check): reopened.",
+	       "secretd_cluster_watch_stalls_total %" PRIu64, g->cluster_watch_stalls);
 #undef METRIC
 	if (fclose(f) != 0) {
 		free(buf);

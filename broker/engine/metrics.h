@@ -27,8 +27,9 @@ struct metrics {
 	uint64_t daemon_restarts, keeper;
 	/* privilege separation (broker/http/relay.h): 1 when workload.sock is served by the
 	 * unprivileged server process; its pid (0: not running); its restarts; the requests or
-	 * messages of it the daemon refused (not granted, unidentified, malformed: counted) */
-	uint64_t privsep, server_pid, server_restarts, server_refused;
+	 * messages of it the daemon refused (not granted, unidentified, malformed: counted); its
+	 * deaths by SIGSYS (its seccomp filter killed it) */
+	uint64_t privsep, server_pid, server_restarts, server_refused, server_seccomp_kills;
 };
 
 /* Gauges that other modules own, sampled at render time. */
@@ -46,7 +47,7 @@ struct metrics_gauges {
 	uint64_t registry_write_failures; /* registry rows not deleted/updated (counter) */
 	/* cluster mode (broker/cluster cluster_stats); all 0 on a single node */
 	uint64_t cluster, cluster_watching, cluster_revision, cluster_applied, cluster_rejected,
-	    cluster_write_failures, cluster_conflicts, cluster_watch_errors;
+	    cluster_write_failures, cluster_conflicts, cluster_watch_errors, cluster_watch_stalls;
 	uint64_t cluster_writes_pending; /* admin writes waiting for etcd or their turn */
 };
 

@@ -476,6 +476,8 @@ static int service_cl_commit(service *sv, const struct store_audit *a, const cha
 	if (!sv->cluster)
 		return 0;
 	int undo = 0, r;
+	snprintf(pre->actor, sizeof(pre->actor), "%s", a->actor ? a->actor : "");
+	snprintf(pre->action, sizeof(pre->action), "%s", a->action ? a->action : "");
 	struct service_write *w = sv->wq && sv->wq->state == SW_LOCAL ? sv->wq : NULL;
 	if (w) {
 		w->res = *res;
@@ -699,6 +701,8 @@ int service_schedule_next(service *sv, const char *name, int64_t next)
 	if (!sv->cluster)
 		return 0;
 	int undo = 0;
+	snprintf(pre.actor, sizeof(pre.actor), "%s", SERVICE_ACTOR_DAEMON);
+	snprintf(pre.action, sizeof(pre.action), "schedule-next");
 	r = cluster_secret_commit(sv->cluster, name, false, &pre, &undo);
 	return r < 0 && undo ? undo : r;
 }

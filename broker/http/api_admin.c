@@ -33,8 +33,9 @@
  *                                           (print: the value, octet-stream) or
  *                                           {every,length?,charset?,exec?} -> {name,every,next}
  *   GET    /v1/schedules                    {"schedules":[{name,expires,every,next,...}]}
- *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME|RFC3339|now-DUR|DUR&limit=N]
- *                                           {"records":[...],"last":SEQ}
+ *   GET    /v1/audit[?since=SEQ|UNIXTIME|@UNIXTIME|RFC3339|now-DUR|DUR&limit=N&cluster=1]
+ *                                           {"records":[...],"last":SEQ}; cluster=1: only the
+ *                                           cluster's changes, each with its "origin" node
  *   POST   /v1/audit/verify                 {"ok":true,"records":N} | {"ok":false,bad_seq,reason}
  *   GET    /v1/templates                    {"templates":[{name,current,versions,created,updated}]}
  *   PUT    /v1/templates/NAME               body = template -> 201 {name,version}; refused (400)
@@ -901,6 +902,29 @@ static json_t *admin_audit_row_json(const struct store_audit_row *w)
 	                 "detail", w->detail, "count", (json_int_t)w->count);
 }
 
+/* ?cluster=1: the cluster's changes, with their origin node: this node's own changes of what
+ * etcd shares (secrets, grants, lifecycles; a change etcd refused follows as cluster-undo), named
+ * with this node's name, and the cluster-* records of changes applied from etcd, named with the
+ * origin their detail carries (origin=NODE, cluster_log.h). NULL: not one of them. */
+static const char *admin_audit_origin(const struct store_audit_row *w, const char *node, char *buf,
+                                      size_t size)
+{
+	static const char *const own[] = {"put",        "generate", "rotate", "rotate+print",
+	                                  "rollback",   "delete",   "expire", "schedule",
+	                                  "unschedule", "grant",    "revoke", "cluster-undo"};
+	if (strncmp(w->action, "cluster-", 8) == 0 && strcmp(w->action, "cluster-undo") != 0) {
+		const char *o = w->detail ? strstr(w->detail, " origin=") : NULL;
+		size_t n = o ? strcspn(o + 8, " ") : 0;
+		snprintf(buf, size, "%.*s", (int)(n ? n : 1), n ? o + 8 : "?");
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcmp(w->action, own[i]) == 0 &&
+		    (strcmp(w->result, "ok") == 0 || strcmp(w->action, "cluster-undo") == 0))
+			return node;
+	return NULL;
+}
+
 static void admin_audit_list(struct api_req *r)
 {
 	struct decode_audit q;
@@ -925,9 +949,21 @@ static void admin_audit_list(struct api_req *r)
 	}
 	json_t *a = json_array();
 	uint64_t last = after;
+	cluster *cl = q.cluster ? service_cluster(r->a->cfg.service) : NULL;
+	struct cluster_stats cs = {0};
+	if (cl)
+		cluster_get_stats(cl, &cs);
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, admin_audit_row_json(&rows[i]));
 		last = rows[i].seq;
+		char ob[CLUSTER_NODE_MAX];
+		const char *origin =
+		    cl ? admin_audit_origin(&rows[i], cs.node, ob, sizeof(ob)) : NULL;
+		if (q.cluster && !origin)
+			continue; /* ?cluster=1 (single node: nothing is a cluster change) */
+		json_t *row = admin_audit_row_json(&rows[i]);
+		if (row && origin)
+			json_object_set_new(row, "origin", json_string(origin));
+		json_array_append_new(a, row);
 	}
 	store_audit_list_free(rows, n);
 	api_reply_json(r, 200, json_pack("{s:o, s:I}", "records", a, "last", (json_int_t)last));
@@ -1061,6 +1097,7 @@ static void admin_metrics(struct api_req *r)
 		g.cluster_conflicts = cs.conflicts;
 		g.cluster_watch_errors = cs.watch_errors;
 		g.cluster_writes_pending = service_writes_pending(admin_sv(r));
+		g.cluster_watch_stalls = cs.watch_stalls;
 	}
 	g.secrets_err = store_count(r->a->store, &g.secrets);
 	if (g.secrets_err < 0)
@@ -1316,10 +1353,12 @@ static void admin_cluster(struct api_req *r)
 	    cluster_last_error(cl));
 	/* the election and the lag: etcd's revision as last seen minus the one applied */
 	uint64_t lag = cs.etcd_revision > cs.revision ? cs.etcd_revision - cs.revision : 0;
-	json_t *e = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:s}", "node", cs.node, "leader",
-	                      cs.leader_name, "is_leader", cluster_is_leader(cl), "elected",
-	                      cs.elected, "etcd_revision", (json_int_t)cs.etcd_revision, "lag",
-	                      (json_int_t)lag, "election_error", cs.election_error);
+	json_t *e =
+	    json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:s, s:I, s:s}", "node", cs.node, "leader",
+	              cs.leader_name, "is_leader", cluster_is_leader(cl), "elected", cs.elected,
+	              "etcd_revision", (json_int_t)cs.etcd_revision, "lag", (json_int_t)lag,
+	              "election_error", cs.election_error, "watch_stalls",
+	              (json_int_t)cs.watch_stalls, "watch_endpoint", cs.watch_endpoint);
 	/* etcd's members as the last election round read them; ids in hex, as etcdctl shows them */
 	json_t *ms = json_array();
 	for (size_t i = 0; ms && i < cs.nmembers; i++) {

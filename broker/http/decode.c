@@ -463,5 +463,8 @@ int decode_audit(decode_arg_fn *arg, void *ud, struct decode_audit *out, char *e
 			}
 		}
 	}
+	int rc = decode_arg_flag(arg, ud, "cluster", &out->cluster, err);
+	if (rc < 0)
+		return rc;
 	return decode_arg_u64(arg, ud, "limit", 1, DECODE_AUDIT_LIMIT_MAX, &out->limit, err);
 }

@@ -160,5 +160,6 @@ struct decode_audit {
 	int64_t since_time;
 	bool since_is_rel;
 	int64_t since_rel;
+	bool cluster; /* cluster=1: only the cluster's changes (docs/cluster.md "Audit") */
 };
 int decode_audit(decode_arg_fn *arg, void *ud, struct decode_audit *out, char *err);

@@ -20,6 +20,7 @@
 
 #include "broker/crypto/crypt.h"
 #include "broker/http/api_internal.h"
+#include "broker/os/seccomp.h"
 #include "broker/privsep/chan.h"
 #include "common/limits.h"
 
@@ -213,10 +214,14 @@ static void relay_reap(struct relay *r, bool wait)
 	r->pid = 0;
 	r->met->server_pid = 0;
 	r->met->conns_workload = 0;
+	bool killed = si.si_code != CLD_EXITED, sigsys = killed && si.si_status == SIGSYS;
+	if (sigsys)
+		r->met->server_seccomp_kills++;
 	relay_report(r, (struct relay_report){.ev = RELAY_DIED,
 	                                      .pid = pid,
 	                                      .status = si.si_status,
-	                                      .killed = si.si_code != CLD_EXITED});
+	                                      .killed = killed,
+	                                      .seccomp = sigsys});
 	if (r->stopping)
 		return;
 	r->met->server_restarts++;
@@ -419,6 +424,8 @@ static int relay_env(struct relay *r)
 		if (!(r->envp[n++] = strdup(fixed[i])))
 			return -ENOMEM;
 	if (r->drop && !(r->envp[n++] = strdup(RELAY_ENV_DROPPED "=1")))
+		return -ENOMEM;
+	if (r->cfg.no_seccomp && !(r->envp[n++] = strdup(SECCOMP_ENV_OFF "=1")))
 		return -ENOMEM;
 	snprintf(buf, sizeof(buf), RELAY_ENV_LIMITS "=%zu,%u,%u,%u,%u", r->cfg.max_value,
 	         r->cfg.max_conns, r->cfg.max_conns_per_ident, r->cfg.idle_timeout_s,

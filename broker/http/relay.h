@@ -32,7 +32,8 @@
 
 enum relay_event {
 	RELAY_STARTED,       /* pid: a server process was started */
-	RELAY_DIED,          /* pid, status (waitid's si_status; code: exited or killed) */
+	RELAY_DIED,          /* pid, status (waitid's si_status; code: exited or killed);
+	                      * seccomp: killed by SIGSYS, its filter (server_seccomp_kills) */
 	RELAY_SPAWN_FAILED,  /* err: fork/exec preparation failed (retried with backoff) */
 	RELAY_USER_FALLBACK, /* detail: the --server-user that does not exist (once) */
 	RELAY_NOT_ROOT,      /* the daemon is not root: the server keeps its uid (once) */
@@ -44,8 +45,9 @@ enum relay_event {
 struct relay_report {
 	enum relay_event ev;
 	pid_t pid;
-	int status;  /* RELAY_DIED: exit status or signal */
-	bool killed; /* RELAY_DIED: killed by a signal */
+	int status;   /* RELAY_DIED: exit status or signal */
+	bool killed;  /* RELAY_DIED: killed by a signal */
+	bool seccomp; /* RELAY_DIED: killed by SIGSYS (a system call outside its allow-list) */
 	int err;
 	unsigned long long count;
 	const char *detail;
@@ -57,6 +59,7 @@ struct relay_config {
 	size_t max_value;        /* the largest value a REPLY carries */
 	unsigned max_conns, max_conns_per_ident, idle_timeout_s, request_timeout_s;
 	const char *test_exec; /* NULL, or (test mode) the program run as the server */
+	bool no_seccomp;       /* the server installs no seccomp filter (--no-seccomp) */
 	void (*report)(void *ud, const struct relay_report *rep);
 	void *report_ud;
 };

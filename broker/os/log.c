@@ -15,6 +15,14 @@ void log_set_level(enum log_level lvl)
 	log_min = lvl;
 }
 
+static bool log_to_journal(void);
+
+void log_prepare(void)
+{
+	log_to_journal(); /* its answer is cached */
+	tzset();
+}
+
 /* Is stderr the journal's stream (systemd sets JOURNAL_STREAM to its "device:inode")? Then each
  * line starts with its syslog priority, "<3>" .. "<7>", and carries no time of its own. */
 static bool log_to_journal(void)

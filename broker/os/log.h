@@ -7,6 +7,10 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 /* Sets the lowest level printed (default INFO). */
 void log_set_level(enum log_level lvl);
+/* Does now what the first line would do lazily: the journal check (an fstat of stderr when
+ * JOURNAL_STREAM is set) and loading the time zone (glibc reads /etc/localtime at the first time
+ * conversion). Call it before a seccomp filter that allows neither (broker/os/seccomp.h). */
+void log_prepare(void);
 /* printf-style; prefixes time and level, appends a newline. */
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

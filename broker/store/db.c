@@ -703,6 +703,7 @@ void store_close(store *s)
 	crypt_free(s->audit_key);
 	crypt_free(s->life_key);
 	crypt_free(s->label_key);
+	crypt_free(s->orig_key);
 	store_keys_free(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);

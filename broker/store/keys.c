@@ -137,6 +137,11 @@ int store_mac_keys_load(store *s)
 		r = crypt_subkey(mroot, STORE_SUBKEY_CONT, STORE_SUBKEY_CONT_CTX, &s->cont_key);
 	if (r == 0)
 		r = crypt_subkey(mroot, STORE_SUBKEY_LABEL, STORE_SUBKEY_LABEL_CTX, &s->label_key);
+	if (r == 0) {
+		crypt_free(s->orig_key); /* a keyring adopted: derived again */
+		s->orig_key = NULL;
+		r = crypt_subkey(mroot, STORE_SUBKEY_ORIGIN, STORE_SUBKEY_ORIGIN_CTX, &s->orig_key);
+	}
 	return r;
 }
 

@@ -502,10 +502,27 @@ int store_grant_forget(store *s, const char *target, const char *selector,
 /* The keyring: root kind, the sealed MAC root and the sealed key generations. */
 int store_keyring_export(store *s, uint8_t **out, size_t *len);
 /* Replaces this store's keyring by another node's (a node joining a cluster, right after
- * init): only a store with no secret, grant, template or audit record (-ENOTEMPTY), with a key
- * file (-EINVAL), whose root key opens every sealed key in it (-EKEYREJECTED). The store must be
- * closed (store_close) afterwards: its loaded keys are the old ones. */
-int store_keyring_adopt(store *s, const uint8_t *p, size_t len);
+ * init): only a store with no secret, grant, template or audit record (-ENOTEMPTY), of the
+ * keyring's kind (a key file's, or a passphrase's with pass_file: else -EINVAL), whose root key
+ * opens every sealed key in it (-EKEYREJECTED). A passphrase keyring carries the cluster's KDF
+ * salt and limits: the root key is derived from pass_file with them, and they replace this
+ * store's own. The store must be closed (store_close) afterwards: its loaded keys are the old
+ * ones. */
+int store_keyring_adopt(store *s, const uint8_t *p, size_t len, const char *pass_file);
+/* A keyring's bytes decoded (pure, bounded; pointers into the input): its root kind, the
+ * passphrase's KDF (salt NULL for a key file's keyring), the sealed MAC root
+ * (STORE_WRAPPED_KEY_BYTES), and n sealed key generations at keks (kekslen bytes: u64 id, the
+ * sealed key with its u64 length, u64 created). 0, -EBADMSG, -E2BIG. */
+struct store_xkeyring {
+	char kind[32];
+	const uint8_t *salt; /* CRYPT_SALT_BYTES, or NULL */
+	uint64_t ops, mem;
+	const uint8_t *macroot;
+	size_t n;
+	const uint8_t *keks;
+	size_t kekslen;
+};
+int store_xkeyring_decode(const uint8_t *p, size_t len, struct store_xkeyring *out);
 /* The cluster revision this store has applied (0: none). */
 int store_cluster_rev(store *s, uint64_t *rev);
 int store_cluster_rev_set(store *s, uint64_t rev);
@@ -540,3 +557,9 @@ int store_xsecret_decode(const uint8_t *p, size_t len, struct store_xsecret *out
 /* A grant's encoding into g (strings malloc'd: store_grants_free(g, 1) frees g too, so pass a
  * malloc'd g, or free its strings) and its MAC. */
 int store_xgrant_decode(const uint8_t *p, size_t len, struct store_grant *g, uint8_t mac[32]);
+/* A cluster's origin records (broker/cluster/cluster_log.c): the keyed MAC of msg under the
+ * MAC root's origin subkey (the same on every node of a cluster: its keyring). check NULL:
+ * writes it into mac; else compares check with it (constant time): 0 or -EBADMSG. -EINVAL
+ * without keys. */
+int store_cluster_mac(store *s, const uint8_t *msg, size_t len, uint8_t mac[32],
+                      const uint8_t *check);

@@ -50,6 +50,8 @@
 #define STORE_SUBKEY_LIFE_CTX "sd_life_"
 #define STORE_SUBKEY_CONT_CTX "sd_cont_"
 #define STORE_SUBKEY_LABEL_CTX "sd_label"
+#define STORE_SUBKEY_ORIGIN 7 /* cluster origin records (broker/cluster/cluster_log.c) */
+#define STORE_SUBKEY_ORIGIN_CTX "sd_orign"
 #define STORE_KEEP_MAX 1000
 #define STORE_WRAPPED_KEY_BYTES (CRYPT_KEY_BYTES + CRYPT_SEAL_OVERHEAD)
 /* Number of enum store_charset values. */
@@ -76,6 +78,7 @@ struct store {
 	uint8_t *life_key;  /* MACs lifecycle.mac */
 	uint8_t *cont_key;  /* MACs containers.mac (schema 006) */
 	uint8_t *label_key; /* MACs secret_labels.mac */
+	uint8_t *orig_key;  /* MACs cluster origin records (store_cluster_mac) */
 	uint64_t life_gen;  /* bumped by lifecycle changes */
 	struct store_kek *keks;
 	size_t nkeks;

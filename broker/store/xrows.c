@@ -11,9 +11,10 @@
 #include "common/limits.h"
 #include "common/names.h"
 
-#define XROWS_SECRET_MAGIC "secretd/rows/secret/v2" /* v2: with the lifecycle */
-#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2"   /* v2: with the generation */
-#define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"
+#define XROWS_SECRET_MAGIC "secretd/rows/secret/v2"        /* v2: with the lifecycle */
+#define XROWS_GRANT_MAGIC "secretd/rows/grant/v2"          /* v2: with the generation */
+#define XROWS_KEYRING_MAGIC "secretd/rows/keyring/v1"      /* a key file's store */
+#define XROWS_KEYRING_PASS_MAGIC "secretd/rows/keyring/v2" /* v2: + the passphrase's KDF */
 #define XROWS_KEKS_MAX 1024
 #define STORE_META_CLUSTER_REV "cluster.rev"
 
@@ -754,9 +755,32 @@ int store_keyring_export(store *s, uint8_t **out, size_t *len)
 		                (size_t)sqlite3_column_bytes(st, 1));
 		store_buf_u64(&kb, (uint64_t)sqlite3_column_int64(st, 2));
 	}
+	/* A passphrase store's keyring carries the KDF's salt and limits: every node derives the
+	 * same root key from the same passphrase with them. A key file's stays v1, byte for byte
+	 * what clusters made before hold (a node compares the two). */
+	bool pass = strcmp(kind, STORE_KIND_ARGON) == 0;
+	uint8_t salt[CRYPT_SALT_BYTES];
+	size_t sl = 0;
+	uint64_t ops = 0, mem = 0;
+	if (pass) {
+		r = store_meta_get(s->db, "kdf.salt", salt, sizeof(salt), &sl);
+		if (r == 0 && sl != sizeof(salt))
+			r = -EBADMSG;
+		if (r == 0)
+			r = store_meta_u64(s->db, "kdf.opslimit", &ops);
+		if (r == 0)
+			r = store_meta_u64(s->db, "kdf.memlimit", &mem);
+		if (r < 0)
+			return r;
+	}
 	struct store_buf b = {0};
-	store_buf_str(&b, XROWS_KEYRING_MAGIC);
+	store_buf_str(&b, pass ? XROWS_KEYRING_PASS_MAGIC : XROWS_KEYRING_MAGIC);
 	store_buf_str(&b, kind);
+	if (pass) {
+		store_buf_bytes(&b, salt, sl);
+		store_buf_u64(&b, ops);
+		store_buf_u64(&b, mem);
+	}
 	store_buf_bytes(&b, w, wl);
 	store_buf_u64(&b, n);
 	store_buf_add(&b, kb.p, kb.len);
@@ -771,51 +795,108 @@ int store_keyring_export(store *s, uint8_t **out, size_t *len)
 	return 0;
 }
 
-int store_keyring_adopt(store *s, const uint8_t *p, size_t len)
+int store_xkeyring_decode(const uint8_t *p, size_t len, struct store_xkeyring *out)
 {
-	if (!s || !p)
+	if (!p || !out)
 		return -EINVAL;
+	*out = (struct store_xkeyring){0};
 	if (len > STORE_XROWS_MAX)
 		return -E2BIG;
 	struct xr x = {.p = p, .len = len};
-	char kind[32];
-	if (xr_magic(&x, XROWS_KEYRING_MAGIC) < 0 || xr_str(&x, kind, sizeof(kind)) < 0)
+	bool v2 = xr_magic(&x, XROWS_KEYRING_PASS_MAGIC) == 0;
+	if (!v2) {
+		x.off = 0;
+		x.bad = false;
+		if (xr_magic(&x, XROWS_KEYRING_MAGIC) < 0)
+			return -EBADMSG;
+	}
+	if (xr_str(&x, out->kind, sizeof(out->kind)) < 0 ||
+	    strcmp(out->kind, v2 ? STORE_KIND_ARGON : STORE_KIND_KEYFILE) != 0)
 		return -EBADMSG;
-	if (strcmp(kind, STORE_KIND_KEYFILE) != 0)
-		return -EINVAL;
+	if (v2) {
+		size_t sl;
+		out->salt = xr_bytes(&x, CRYPT_SALT_BYTES, &sl);
+		out->ops = xr_u64(&x);
+		out->mem = xr_u64(&x);
+		if (x.bad || sl != CRYPT_SALT_BYTES || out->ops < crypto_pwhash_OPSLIMIT_MIN ||
+		    out->ops > crypto_pwhash_OPSLIMIT_MAX ||
+		    out->mem < crypto_pwhash_MEMLIMIT_MIN || out->mem > STORE_KDF_MEMLIMIT_CAP)
+			return -EBADMSG;
+	}
 	size_t wl;
-	const uint8_t *w = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &wl);
+	out->macroot = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &wl);
 	uint64_t n = xr_u64(&x);
 	if (x.bad || wl != STORE_WRAPPED_KEY_BYTES || n == 0 || n > XROWS_KEKS_MAX)
 		return -EBADMSG;
-	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
-	if (!k)
-		return -ENOMEM;
-	if (crypt_open(s->root_key, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), w,
-	               wl, k) < 0)
-		return -EKEYREJECTED;
-	size_t start = x.off;
+	out->n = (size_t)n;
+	out->keks = p + x.off;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t id = xr_u64(&x);
 		size_t kwl;
-		const uint8_t *kw = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &kwl);
+		xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &kwl);
 		xr_u64(&x);
 		if (x.bad || kwl != STORE_WRAPPED_KEY_BYTES || id == 0 || id > INT64_MAX)
 			return -EBADMSG;
-		char ad[32];
-		store_ad_kek(ad, sizeof(ad), id);
-		if (crypt_open(s->root_key, (const uint8_t *)ad, strlen(ad), kw, kwl, k) < 0)
-			return -EKEYREJECTED;
 	}
 	if (x.off != x.len)
 		return -EBADMSG;
-	char mykind[32] = {0};
-	size_t ml;
-	int r = store_meta_get(s->db, "root.kind", (uint8_t *)mykind, sizeof(mykind) - 1, &ml);
+	out->kekslen = (size_t)(p + x.off - out->keks);
+	return 0;
+}
+
+/* The next sealed key generation of a decoded keyring's keks (x over keks, kekslen: the
+ * decoder checked every entry's sizes). */
+static void store_xkeyring_kek(struct xr *x, uint64_t *id, const uint8_t **w, uint64_t *created)
+{
+	size_t wl;
+	*id = xr_u64(x);
+	*w = xr_bytes(x, STORE_WRAPPED_KEY_BYTES, &wl);
+	*created = xr_u64(x);
+}
+
+int store_keyring_adopt(store *s, const uint8_t *p, size_t len, const char *pass_file)
+{
+	if (!s || !p)
+		return -EINVAL;
+	struct store_xkeyring kr;
+	int r = store_xkeyring_decode(p, len, &kr);
 	if (r < 0)
 		return r;
-	if (strcmp(mykind, STORE_KIND_KEYFILE) != 0)
+	/* This store must be of the cluster's kind: a key file opens a key file's keyring, a
+	 * passphrase a passphrase's. */
+	char mykind[32] = {0};
+	size_t ml;
+	r = store_meta_get(s->db, "root.kind", (uint8_t *)mykind, sizeof(mykind) - 1, &ml);
+	if (r < 0)
+		return r;
+	if (strcmp(mykind, kr.kind) != 0 || (kr.salt && !pass_file))
 		return -EINVAL;
+	/* A passphrase store derives the cluster's root key with the cluster's salt (its own
+	 * init drew another salt); the salt and limits replace the store's with the keyring. */
+	_cleanup_secret_bytes_ uint8_t *root = NULL;
+	if (kr.salt) {
+		r = crypt_passphrase_derive(pass_file, kr.salt, kr.ops, (size_t)kr.mem, &root);
+		if (r < 0)
+			return r;
+	}
+	const uint8_t *rk = root ? root : s->root_key;
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!k)
+		return -ENOMEM;
+	if (crypt_open(rk, (const uint8_t *)store_ad_macroot, strlen(store_ad_macroot), kr.macroot,
+	               STORE_WRAPPED_KEY_BYTES, k) < 0)
+		return -EKEYREJECTED;
+	struct xr x = {.p = kr.keks, .len = kr.kekslen};
+	for (size_t i = 0; i < kr.n; i++) {
+		uint64_t id, created;
+		const uint8_t *kw;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		char ad[32];
+		store_ad_kek(ad, sizeof(ad), id);
+		if (crypt_open(rk, (const uint8_t *)ad, strlen(ad), kw, STORE_WRAPPED_KEY_BYTES,
+		               k) < 0)
+			return -EKEYREJECTED;
+	}
 	r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -834,21 +915,26 @@ int store_keyring_adopt(store *s, const uint8_t *p, size_t len)
 		r = -ENOTEMPTY;
 		goto out;
 	}
-	r = store_meta_put(s->db, "mac.root", w, wl);
+	r = store_meta_put(s->db, "mac.root", kr.macroot, STORE_WRAPPED_KEY_BYTES);
+	if (r == 0 && kr.salt)
+		r = store_meta_put(s->db, "kdf.salt", kr.salt, CRYPT_SALT_BYTES);
+	if (r == 0 && kr.salt)
+		r = store_meta_put_u64(s->db, "kdf.opslimit", kr.ops);
+	if (r == 0 && kr.salt)
+		r = store_meta_put_u64(s->db, "kdf.memlimit", kr.mem);
 	if (r == 0)
 		r = store_exec(s->db, "DELETE FROM keks");
 	if (r == 0)
 		r = store_prepare(
 		    s->db, "INSERT INTO keks (id, wrapped, created) VALUES (?1, ?2, ?3)", &ins);
-	x.off = start;
-	for (uint64_t i = 0; r == 0 && i < n; i++) {
-		uint64_t id = xr_u64(&x);
-		size_t kwl;
-		const uint8_t *kw = xr_bytes(&x, STORE_WRAPPED_KEY_BYTES, &kwl);
-		uint64_t created = xr_u64(&x);
+	x = (struct xr){.p = kr.keks, .len = kr.kekslen};
+	for (size_t i = 0; r == 0 && i < kr.n; i++) {
+		uint64_t id, created;
+		const uint8_t *kw;
+		store_xkeyring_kek(&x, &id, &kw, &created);
 		sqlite3_reset(ins);
 		sqlite3_bind_int64(ins, 1, (int64_t)id);
-		sqlite3_bind_blob(ins, 2, kw, (int)kwl, SQLITE_STATIC);
+		sqlite3_bind_blob(ins, 2, kw, STORE_WRAPPED_KEY_BYTES, SQLITE_STATIC);
 		sqlite3_bind_int64(ins, 3, (int64_t)created);
 		r = store_step_done(ins);
 	}
@@ -870,4 +956,15 @@ int store_cluster_rev_set(store *s, uint64_t rev)
 	if (!s)
 		return -EINVAL;
 	return store_meta_put_u64(s->db, STORE_META_CLUSTER_REV, rev);
+}
+
+int store_cluster_mac(store *s, const uint8_t *msg, size_t len, uint8_t mac[32],
+                      const uint8_t *check)
+{
+	if (!s || !s->orig_key || (!msg && len) || !mac)
+		return -EINVAL;
+	if (check)
+		return crypt_mac_verify(s->orig_key, msg, len, check);
+	crypt_mac(s->orig_key, msg, len, mac);
+	return 0;
 }

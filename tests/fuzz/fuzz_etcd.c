@@ -1,7 +1,8 @@
 /* Fuzzes what a cluster node reads from etcd (broker/cluster/etcd.c, broker/store/xrows.c):
  * etcd's JSON answers (etcd_parse), the watch stream cut in arbitrary pieces (etcd_stream_feed),
  * and the store's row encodings found in etcd values (store_xsecret_decode,
- * store_xgrant_decode). The first byte picks the decoder (and for the stream, the piece size).
+ * store_xgrant_decode, store_xkeyring_decode). The first byte picks the decoder (its low two
+ * bits; for the stream, the rest is the piece size; 3 with the top bit set: the keyring).
  * Each must stay within its limits and hand out only what it checked. */
 #include <errno.h>
 #include <stdlib.h>
@@ -119,6 +120,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	default: {
+		if (sel & 0x80) {
+			struct store_xkeyring k;
+			int r = store_xkeyring_decode(data, size, &k);
+			if (r != 0 && r != -EBADMSG && r != -E2BIG)
+				abort();
+			if (r == 0 && (k.n == 0 || !k.macroot || k.macroot < data ||
+			               k.keks + k.kekslen != data + size ||
+			               (k.salt && strcmp(k.kind, "argon2id13")) ||
+			               (k.salt && (k.salt < data || k.salt + 16 > data + size))))
+				abort();
+			break;
+		}
 		struct store_grant g;
 		uint8_t mac[32];
 		int r = store_xgrant_decode(data, size, &g, mac);

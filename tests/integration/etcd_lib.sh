@@ -64,3 +64,16 @@ etcd_cleanup() {
 	for pid in $ETCD_PIDS; do kill -KILL "$pid" 2>/dev/null || true; done
 	for pid in $ETCD_PIDS; do wait "$pid" 2>/dev/null || true; done
 }
+
+# etcd_pause N / etcd_resume N: SIGSTOP / SIGCONT member N (a member frozen or cut off from its
+# peers: its sockets stay open, TCP keepalive still answered by the kernel, nothing served)
+etcd_pause() { eval "pid=\$ETCD_PID_$1"; kill -STOP "$pid"; }
+etcd_resume() { eval "pid=\$ETCD_PID_$1"; kill -CONT "$pid" 2>/dev/null || true; }
+# etcd_member URL: the number N of the member whose client URL is URL (empty when none)
+etcd_member() {
+	for n in 1 2 3; do
+		u=""
+		eval "u=\$ETCD_URL_$n"
+		[ "$u" = "$1" ] && { echo "$n"; return 0; }
+	done
+}

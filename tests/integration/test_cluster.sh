@@ -40,7 +40,8 @@ node_start() {
 	[ "$1" = 3 ] && nk=
 	# shellcheck disable=SC2086 # $nk: one flag or none
 	"$SECRETD" run $nk --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
-		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" >>"$T/n$1.log" 2>&1 &
+		--key-file "$KEY" --etcd "$ETCD_URLS" --cluster "$CL" --node-name "node-$1" \
+		>>"$T/n$1.log" 2>&1 &
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
 }
@@ -192,6 +193,51 @@ grep -q "cluster-revoke.*app/db" "$T/audit3" || fail "node 3's audit has no clus
 grep -q "cluster-grant.*app/db" "$T/audit3" || fail "node 3's audit has no cluster-grant"
 ctlN 3 audit verify >/dev/null || fail "node 3's audit chain does not verify"
 ok "every change applied from etcd is in the node's audit chain (cluster-put, -grant, -revoke), which verifies"
+
+# Every node's audit names the origin of each cluster change: a put on node 1 by uid 0 shows in
+# node 3's `secretctl audit --cluster` with origin node-1 (its origin record, MAC'd, travels in
+# the put's own etcd txn); node 1 lists its own put with its own name; nothing else is listed.
+printf 'o1' | ctlN 1 put app/origin >/dev/null || fail "put app/origin on node 1"
+origin_on() {
+	ctlN "$1" --json audit --cluster | python3 -c '
+import json, sys
+node, want, action = sys.argv[1], sys.argv[2], sys.argv[3]
+recs = [json.loads(l) for l in sys.stdin if l.strip()]
+changes = {"put", "generate", "rotate", "rotate+print", "rollback", "delete", "expire", "schedule",
+           "unschedule", "grant", "revoke", "cluster-undo", "cluster-put", "cluster-delete",
+           "cluster-grant", "cluster-revoke"}
+assert recs and all(r["action"] in changes and r.get("origin") for r in recs), recs[-3:]
+hit = [r for r in recs if r["secret"] == "app/origin" and r["action"] == action and r["origin"] == want]
+assert hit, [r for r in recs if r["secret"] == "app/origin"]
+if action.startswith("cluster-"):
+    assert " origin=%s actor=uid:0 action=put" % want in hit[-1]["detail"], hit[-1]
+' "$1" "$2" "$3"
+}
+poll_until 30 origin_on 3 node-1 cluster-put || fail "node 3's audit --cluster has no cluster-put of app/origin from node-1: $(ctlN 3 audit --cluster | tail -n 3)"
+origin_on 1 node-1 put || fail "node 1's audit --cluster does not list its own put: $(ctlN 1 audit --cluster | tail -n 3)"
+ctlN 3 audit --cluster | grep -q "^node-1 .*cluster-put .*app/origin.*origin=node-1 actor=uid:0 action=put" ||
+	fail "secretctl audit --cluster's text: $(ctlN 3 audit --cluster | grep app/origin)"
+ctlN 3 audit | grep -q " open " && ctlN 3 audit --cluster | grep -q " open " && fail "audit --cluster lists a container's open"
+ok "a put on node 1 by uid 0 shows in node 3's audit --cluster with origin node-1 ($(ctlN 3 audit --cluster | grep -o 'origin=node-1 actor=uid:0 action=put' | head -n 1))"
+
+# An origin record forged in etcd (an etcd writer without the key: node-1's record with its node
+# changed, its MAC kept) is refused by every node (counted) and never shown; the next real
+# change from node 2 is shown with node-2.
+OKEY=$(python3 -c 'import hashlib,sys; print(sys.argv[1] + "o/" + hashlib.blake2b(b"s/app/origin", digest_size=16).hexdigest())' "/secretd/$CL/")
+REAL=$(etcd_ctl get --print-value-only "$OKEY") || fail "read the origin record of app/origin"
+printf '%s' "$REAL" | grep -q '"node":"node-1"' || fail "the origin record in etcd: $REAL"
+FORGED=$(printf '%s' "$REAL" | sed 's/"node":"node-1"/"node":"evil-node"/')
+rej3=$(metric 3 secretd_cluster_rejected_total)
+rej2=$(metric 2 secretd_cluster_rejected_total)
+etcd_ctl put "$OKEY" "$FORGED" >/dev/null || fail "etcdctl put the forged origin record"
+poll_until 30 rejected_more 3 "$rej3" || fail "node 3 did not refuse the forged origin record"
+poll_until 30 rejected_more 2 "$rej2" || fail "node 2 did not refuse the forged origin record"
+printf 'o2' | ctlN 2 put app/origin >/dev/null || fail "put app/origin on node 2"
+poll_until 30 origin_on 3 node-2 cluster-put || fail "node 3 does not show node 2's put of app/origin: $(ctlN 3 audit --cluster | tail -n 3)"
+for n in 1 2 3; do
+	ctlN "$n" audit | grep -q "evil-node" && fail "node $n's audit shows the forged origin"
+done
+ok "a forged origin record written with etcdctl is refused (counted) and never shown; node 2's next put shows with node-2"
 
 # A secret whose kept versions together exceed what one etcd value holds is refused, undone
 head -c 400000 /dev/urandom >"$T/big"

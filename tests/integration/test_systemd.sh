@@ -32,6 +32,17 @@ grep -q '^ConditionPathExists=' "$U/secretd.service" && fail "a ConditionPathExi
 grep -q '^LoadCredentialEncrypted=secretd-master.key:' "$U/secretd.service.d/credentials.conf" || fail "drop-in lacks LoadCredentialEncrypted"
 grep -q -- '--key-file %d/secretd-master.key' "$U/secretd.service.d/credentials.conf" || fail "drop-in does not read the key from the credentials directory"
 ok "unit and credentials drop-in pass systemd-analyze verify with no warning; Type=notify; AF_NETLINK allowed; no PrivateNetwork; no ConditionPathExists"
+# the cluster drop-in (docs/cluster.md), verified on its own: etcd is reached over TCP
+U2="$T/units-cluster"
+mkdir -p "$U2/secretd.service.d"
+cp "$U/secretd.service" "$U2/secretd.service"
+sed "s#$sbindir/secretd #$SECRETD #" "$BUILD_ROOT/dist/cluster.conf" >"$U2/secretd.service.d/cluster.conf"
+systemd-analyze verify --man=no "$U2/secretd.service" >"$T/verify2" 2>&1 || fail "systemd-analyze verify (cluster drop-in): $(cat "$T/verify2")"
+[ ! -s "$T/verify2" ] || fail "systemd-analyze verify warns (cluster drop-in): $(cat "$T/verify2")"
+grep -q '^RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6$' "$U2/secretd.service.d/cluster.conf" ||
+	fail "the cluster drop-in does not allow TCP to etcd (and keep AF_UNIX, AF_NETLINK)"
+grep -q -- '--etcd https://.* --cluster ' "$U2/secretd.service.d/cluster.conf" || fail "the cluster drop-in runs no cluster node"
+ok "the cluster drop-in passes systemd-analyze verify with no warning and allows AF_INET/AF_INET6 for etcd"
 
 # ---- sd_notify: a listener on a datagram socket, as systemd's ----
 cat >"$T/notify.py" <<'PY'

@@ -9,12 +9,16 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <check.h>
 
 #include "broker/cluster/cluster.h"
+#include "broker/cluster/cluster_log.h"
 #include "broker/cluster/etcd.h"
 #include "broker/store/store.h"
 #include "common/secret.h"
@@ -390,7 +394,7 @@ static void two_nodes(store **a, store **b)
 	uint8_t *kr = NULL;
 	size_t krl = 0;
 	ck_assert_int_eq(store_keyring_export(*a, &kr, &krl), 0);
-	ck_assert_int_eq(store_keyring_adopt(j, kr, krl), 0);
+	ck_assert_int_eq(store_keyring_adopt(j, kr, krl, NULL), 0);
 	free(kr);
 	store_close(j);
 	*b = open_store(sb, key, false);
@@ -668,18 +672,22 @@ START_TEST(test_keyring)
 	uint8_t *kr = NULL;
 	size_t krl = 0;
 	ck_assert_int_eq(store_keyring_export(a, &kr, &krl), 0);
+	struct store_xkeyring xk;
+	ck_assert_int_eq(store_xkeyring_decode(kr, krl, &xk), 0);
+	ck_assert_ptr_null(xk.salt); /* a key file's keyring: v1, no KDF */
+	ck_assert_int_eq(store_xkeyring_decode(kr, krl - 1, &xk), -EBADMSG);
 	/* another root key cannot open it */
 	store *c = open_store(sc, keyb, true);
-	ck_assert_int_eq(store_keyring_adopt(c, kr, krl), -EKEYREJECTED);
+	ck_assert_int_eq(store_keyring_adopt(c, kr, krl, NULL), -EKEYREJECTED);
 	store_close(c);
 	/* a store that holds something does not join */
 	store *b = open_store(sb, key, true);
 	put(b, "app/y", "v");
-	ck_assert_int_eq(store_keyring_adopt(b, kr, krl), -ENOTEMPTY);
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl, NULL), -ENOTEMPTY);
 	/* a truncated or altered keyring is refused */
-	ck_assert_int_eq(store_keyring_adopt(b, kr, krl - 1), -EBADMSG);
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl - 1, NULL), -EBADMSG);
 	kr[krl - 20] ^= 1;
-	ck_assert_int_eq(store_keyring_adopt(b, kr, krl), -EKEYREJECTED);
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl, NULL), -EKEYREJECTED);
 	free(kr);
 	store_close(b);
 	store_close(a);
@@ -811,6 +819,156 @@ START_TEST(test_async_writes)
 }
 END_TEST
 
+/* Origin records (cluster_log.h): made on node A, verified on node B (one keyring); a record
+ * altered, moved to another key, or MAC'd under another cluster's keys is refused. */
+START_TEST(test_origin_records)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	struct cluster_log_put lp;
+	const char *val = "rows";
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "node-1", "/secretd/p/s/app/db", val,
+	                                     strlen(val), false, "uid:0", "put", &lp),
+	                 0);
+	char okey[ETCD_KEY_MAX + 1];
+	ck_assert_int_eq(cluster_log_key("/secretd/p/", "s/app/db", okey, sizeof(okey)), 0);
+	ck_assert_str_eq(lp.key, okey);
+	ck_assert_uint_eq(strlen(okey), strlen("/secretd/p/o/") + CLUSTER_LOG_OKEY_HEX);
+	struct cluster_origin o;
+	ck_assert_int_eq(cluster_log_decode(lp.val, lp.put.vlen, &o), 0);
+	ck_assert_str_eq(o.node, "node-1");
+	ck_assert_str_eq(o.actor, "uid:0");
+	ck_assert_str_eq(o.action, "put");
+	ck_assert_str_eq(o.key, "s/app/db");
+	ck_assert(!o.deleted);
+	uint8_t bind[32];
+	cluster_log_bind(val, strlen(val), bind);
+	ck_assert_mem_eq(o.bind, bind, 32);
+	ck_assert_int_eq(cluster_log_verify(b, &o), 0); /* another node of the cluster */
+	/* any field changed: the MAC fails */
+	struct cluster_origin f = o;
+	f.node[0] = 'e';
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	f.deleted = true;
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	f.bind[0] ^= 1;
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	f = o;
+	snprintf(f.key, sizeof(f.key), "s/app/other");
+	ck_assert_int_eq(cluster_log_verify(b, &f), -EBADMSG);
+	/* a store of another root key (another cluster) */
+	store *c = open_store(sc, keyb, true);
+	ck_assert_int_eq(cluster_log_verify(c, &o), -EBADMSG);
+	store_close(c);
+	/* what a record cannot hold is refused at decode; the caller's names are cleaned */
+	ck_assert_int_eq(cluster_log_decode("{\"v\":1}", 7, &o), -EBADMSG);
+	ck_assert_int_eq(cluster_log_decode(lp.val, CLUSTER_LOG_MAX + 1, &o), -E2BIG);
+	cluster_log_put_free(&lp);
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "node-1", "/secretd/p/s/x", NULL, 0,
+	                                     true, "we\"ird\n", "", &lp),
+	                 0);
+	ck_assert_int_eq(cluster_log_decode(lp.val, lp.put.vlen, &o), 0);
+	ck_assert_str_eq(o.actor, "we?ird?");
+	ck_assert_str_eq(o.action, "change");
+	ck_assert(o.deleted);
+	ck_assert_int_eq(cluster_log_verify(b, &o), 0);
+	cluster_log_put_free(&lp);
+	/* a key outside the prefix */
+	ck_assert_int_eq(cluster_log_prepare(a, "/secretd/p/", "n", "/secretd/q/s/x", "v", 1, false,
+	                                     "", "", &lp),
+	                 -EINVAL);
+	store_close(b);
+	store_close(a);
+}
+END_TEST
+
+/* A passphrase file (0600, owned by us) holding text. */
+static void write_pass(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+}
+
+static store *open_pass_store(const char *dir, const char *pass, bool init)
+{
+	struct store_opts o = {.state_dir = dir, .pass_file = pass};
+	if (init)
+		ck_assert_int_eq(store_init(&o), 0);
+	store *s = NULL;
+	ck_assert_int_eq(store_open(&s, &o), 0);
+	return s;
+}
+
+/* A cluster made by a passphrase store: its keyring carries the KDF's salt and limits, so a
+ * node with the same passphrase (its own init drew another salt) derives the same root key;
+ * another passphrase, a key file's store, a passphrase store without its passphrase, or a
+ * passphrase store given a key file's keyring are refused. */
+START_TEST(test_keyring_passphrase)
+{
+	setenv("SECRETD_KDF_TEST", "1", 1);
+	char pass[PATH_MAX], other[PATH_MAX];
+	snprintf(pass, sizeof(pass), "%s/pass", tmpdir);
+	snprintf(other, sizeof(other), "%s/other-pass", tmpdir);
+	write_pass(pass, "correct horse battery staple\n");
+	write_pass(other, "another passphrase\n");
+	store *a = open_pass_store(sa, pass, true);
+	put(a, "app/p", "from-a");
+	uint8_t *kr = NULL, *mine = NULL;
+	size_t krl = 0, ml = 0;
+	ck_assert_int_eq(store_keyring_export(a, &kr, &krl), 0);
+	struct store_xkeyring xk;
+	ck_assert_int_eq(store_xkeyring_decode(kr, krl, &xk), 0);
+	ck_assert_str_eq(xk.kind, "argon2id13");
+	ck_assert_ptr_nonnull(xk.salt);
+	ck_assert_uint_eq(xk.n, 1);
+	/* a wrong passphrase derives another root key */
+	store *c = open_pass_store(sc, other, true);
+	ck_assert_int_eq(store_keyring_adopt(c, kr, krl, other), -EKEYREJECTED);
+	ck_assert_int_eq(store_keyring_adopt(c, kr, krl, NULL), -EINVAL);
+	store_close(c);
+	/* a key file's store cannot take a passphrase's keyring, nor the other way round */
+	char sd[PATH_MAX];
+	snprintf(sd, sizeof(sd), "%s/d", tmpdir);
+	store *k = open_store(sd, key, true);
+	ck_assert_int_eq(store_keyring_adopt(k, kr, krl, pass), -EINVAL);
+	uint8_t *kkr = NULL;
+	size_t kkl = 0;
+	ck_assert_int_eq(store_keyring_export(k, &kkr, &kkl), 0);
+	store_close(k);
+	store *b = open_pass_store(sb, pass, true);
+	ck_assert_int_eq(store_keyring_adopt(b, kkr, kkl, pass), -EINVAL);
+	free(kkr);
+	/* truncated: refused */
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl - 1, pass), -EBADMSG);
+	/* the same passphrase joins; reopened with it, the store's keyring is the cluster's */
+	ck_assert_int_eq(store_keyring_adopt(b, kr, krl, pass), 0);
+	store_close(b);
+	b = open_pass_store(sb, pass, false);
+	ck_assert_int_eq(store_keyring_export(b, &mine, &ml), 0);
+	ck_assert_uint_eq(ml, krl);
+	ck_assert_mem_eq(mine, kr, krl);
+	/* and A's rows verify and open there */
+	store_cluster_ids(a, true);
+	store_cluster_ids(b, true);
+	uint8_t *x = NULL;
+	size_t xl = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/p", &x, &xl), 0);
+	ck_assert_int_eq(store_secret_import(b, x, xl, NULL, NULL, NULL), 0);
+	get_is(b, "app/p", "from-a");
+	free(x);
+	free(mine);
+	free(kr);
+	store_close(b);
+	store_close(a);
+	unsetenv("SECRETD_KDF_TEST");
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
 	Suite *s = suite_create("cluster");
@@ -837,6 +995,8 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
 	tcase_add_test(tr, test_async_writes);
+	tcase_add_test(tr, test_origin_records);
+	tcase_add_test(tr, test_keyring_passphrase);
 	suite_add_tcase(s, tr);
 	return s;
 }
