@@ -40,7 +40,7 @@ meson compile -C build-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson test -C build-asan --print-errorlogs --suite unit --suite fuzz || status=1
 count build-asan
-meson test -C build-asan --print-errorlogs daemon identity restart cluster cluster_auth || status=1
+meson test -C build-asan --print-errorlogs daemon identity restart cluster cluster_auth cluster_slow || status=1
 count build-asan
 unset ASAN_OPTIONS UBSAN_OPTIONS
 

@@ -37,6 +37,32 @@ struct cluster_item {
 	int64_t rev;
 };
 
+/* etcd's answer to a write's read (cluster_begin_async). */
+struct cluster_read {
+	char *name, *selector;
+	struct etcd_answer a;
+};
+
+/* One etcd call of a write, run by the writer thread (cluster_writer_thread): the linearizable
+ * read before the local change, or the txn after it. */
+struct cluster_wjob {
+	struct cluster_wjob *next;
+	bool txn;  /* else the read */
+	bool sync; /* a caller on the loop's thread waits for it (cluster_wrun) */
+	bool ran;  /* under mu: the writer ran it */
+	char key[CLUSTER_KEY_MAX * 3];
+	char *name, *selector; /* the write's subject (selector NULL: a secret) */
+	const uint8_t *val;    /* txn: the new rows (NULL: delete the key); own: owned */
+	size_t vlen;
+	uint8_t *own;
+	struct cluster_pre pre; /* txn: the rows before, for the undo; mod_rev for the compare */
+	int r;                  /* the outcome */
+	struct etcd_answer a;   /* the read's answer */
+	cluster_begun_fn begun;
+	cluster_committed_fn committed;
+	void *ud;
+};
+
 struct cluster {
 	store *s;
 	loop *l;
@@ -83,6 +109,18 @@ struct cluster {
 	} * own;
 	size_t nown;
 	char last_err[CLUSTER_ERROR_MAX + 128]; /* loop thread */
+	/* the writer thread: the etcd calls of writes, one at a time, in the order submitted */
+	pthread_t wth;
+	bool wstarted;
+	pthread_cond_t wcond;             /* with mu: a job queued, or stop */
+	pthread_cond_t wdone;             /* with mu: a synchronous job ran */
+	struct cluster_wjob *wq, *wqtail; /* under mu: to run */
+	struct cluster_wjob *wd, *wdtail; /* under mu: ran, for the loop (wfd) */
+	int wfd;
+	/* loop thread: async writes whose local change is made and whose txn has not been
+	 * answered yet: watch events wait (applying another node's row now would meet the
+	 * unpublished change) */
+	unsigned holding;
 	char actor[CLUSTER_NAME_MAX + 16]; /* "cluster:NAME": audit records of applied changes */
 	/* loop thread: the last verified origin record (cluster_log.h) and its revision (0: none
 	 * pending): the change of its key at that revision names its origin */
@@ -908,6 +946,8 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 	if (read(fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: nothing new */
 	}
+	if (c->holding)
+		return; /* a write is in flight: its end wakes us again (cluster_wjob_finish) */
 	pthread_mutex_lock(&c->mu);
 	struct cluster_item *q = c->q;
 	size_t n = c->nq;
@@ -963,6 +1003,179 @@ static void cluster_on_event(loop *l, int fd, uint32_t events, void *ud)
 		c->cfg.on_applied(c->cfg.ud, changed);
 }
 
+/* ---- the writer thread ---- */
+
+static int cluster_commit(cluster *c, const char *key, const uint8_t *val, size_t vlen,
+                          const struct cluster_pre *pre);
+static int cluster_begin_check(cluster *c, struct etcd_answer *a, uint8_t *old, size_t oldlen,
+                               struct cluster_pre *pre);
+
+/* The read of a write (writer thread): 0, -EHOSTUNREACH, or -EPERM / -EACCES (refused). */
+static int cluster_range(cluster *c, const char *key, struct etcd_answer *a)
+{
+	int r = etcd_range(c->wc, key, strlen(key), false, a);
+	if (r < 0) {
+		cluster_count(c, &c->st.write_failures, 0);
+		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
+		return r == -EPERM || r == -EACCES ? r : -EHOSTUNREACH; /* refused: say so */
+	}
+	return 0;
+}
+
+static void cluster_wjob_free(struct cluster_wjob *j)
+{
+	etcd_answer_free(&j->a);
+	cluster_pre_free(&j->pre);
+	free(j->own);
+	free(j->name);
+	free(j->selector);
+	free(j);
+}
+
+static void *cluster_writer_thread(void *ud)
+{
+	cluster *c = ud;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->wq && !c->stop)
+			pthread_cond_wait(&c->wcond, &c->mu);
+		if (c->stop)
+			break; /* what is left is ended by cluster_free (cluster_wjobs_end) */
+		struct cluster_wjob *j = c->wq;
+		c->wq = j->next;
+		if (!c->wq)
+			c->wqtail = NULL;
+		j->next = NULL;
+		pthread_mutex_unlock(&c->mu);
+		j->r = j->txn ? cluster_commit(c, j->key, j->val, j->vlen, &j->pre)
+		              : cluster_range(c, j->key, &j->a);
+		pthread_mutex_lock(&c->mu);
+		j->ran = true;
+		if (j->sync) {
+			pthread_cond_broadcast(&c->wdone);
+			continue;
+		}
+		if (c->wdtail)
+			c->wdtail->next = j;
+		else
+			c->wd = j;
+		c->wdtail = j;
+		uint64_t one = 1;
+		if (write(c->wfd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is full, the loop is woken anyway */
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void cluster_wsubmit(cluster *c, struct cluster_wjob *j)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->wqtail)
+		c->wqtail->next = j;
+	else
+		c->wq = j;
+	c->wqtail = j;
+	pthread_cond_broadcast(&c->wcond);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Runs j on the writer thread and waits for it (loop thread; the loop is held as before the
+ * writer existed: the daemon's own scheduled writes). */
+static void cluster_wrun(cluster *c, struct cluster_wjob *j)
+{
+	j->sync = true;
+	cluster_wsubmit(c, j);
+	pthread_mutex_lock(&c->mu);
+	while (!j->ran)
+		pthread_cond_wait(&c->wdone, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Puts back the rows from before a change etcd did not take (loop thread): 0 or why not. */
+static int cluster_undo(cluster *c, const char *name, const char *selector,
+                        const struct cluster_pre *pre)
+{
+	const struct store_ximport undo = {.force = true};
+	int u;
+	if (selector)
+		u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, &undo, NULL)
+		             : store_grant_forget(c->s, name, selector, &undo);
+	else
+		u = pre->old ? store_secret_import(c->s, pre->old, pre->oldlen, &undo, NULL, NULL)
+		             : store_secret_forget(c->s, name, &undo);
+	return u == -ENOENT ? 0 : u;
+}
+
+/* The loop's side of an async job that ran (or, stopping, did not: r -ECANCELED). */
+static void cluster_wjob_finish(cluster *c, struct cluster_wjob *j)
+{
+	if (!j->txn) {
+		struct cluster_read *rd = NULL;
+		int r = j->r;
+		if (r == 0) {
+			rd = calloc(1, sizeof(*rd));
+			if (!rd)
+				r = -ENOMEM;
+		}
+		if (rd) { /* the answer moves to rd: compared at the local change */
+			rd->name = j->name;
+			rd->selector = j->selector;
+			rd->a = j->a;
+			j->name = j->selector = NULL;
+			j->a = (struct etcd_answer){0};
+		}
+		j->begun(j->ud, r, rd);
+		return;
+	}
+	int u = j->r < 0 ? cluster_undo(c, j->name, j->selector, &j->pre) : 0;
+	if (c->holding)
+		c->holding--;
+	j->committed(j->ud, j->r, u);
+	if (!c->holding) {
+		/* watch events held meanwhile are applied now */
+		uint64_t one = 1;
+		if (write(c->efd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is full, the loop is woken anyway */
+		}
+	}
+}
+
+static void cluster_on_written(loop *l, int fd, uint32_t events, void *ud)
+{
+	cluster *c = ud;
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new */
+	}
+	pthread_mutex_lock(&c->mu);
+	struct cluster_wjob *j = c->wd;
+	c->wd = c->wdtail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	while (j) {
+		struct cluster_wjob *next = j->next;
+		cluster_wjob_finish(c, j);
+		cluster_wjob_free(j);
+		j = next;
+	}
+}
+
+/* cluster_free, the writer joined: every write not answered yet ends (loop thread). */
+static void cluster_wjobs_end(cluster *c)
+{
+	cluster_on_written(c->l, c->wfd, 0, c);
+	struct cluster_wjob *j = c->wq;
+	c->wq = c->wqtail = NULL;
+	while (j) {
+		struct cluster_wjob *next = j->next;
+		j->r = -ECANCELED;
+		cluster_wjob_finish(c, j);
+		cluster_wjob_free(j);
+		j = next;
+	}
+}
+
 /* ---- life ---- */
 
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg)
@@ -979,7 +1192,10 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	c->l = l;
 	c->cfg = *cfg;
 	c->efd = -1;
+	c->wfd = -1;
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->wcond, NULL);
+	pthread_cond_init(&c->wdone, NULL);
 	cluster_prefix(c->prefix, sizeof(c->prefix), cfg->name);
 	c->plen = strlen(c->prefix);
 	snprintf(c->actor, sizeof(c->actor), "cluster:%s", cfg->name);
@@ -997,6 +1213,8 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	if (r == 0)
 		r = etcd_client_new(&c->ec, cfg->etcd, cfg->timeout_ms, cfg->sec);
 	c->cfg.sec = NULL; /* the clients copied it: the caller's may go */
+	if (r == 0)
+		etcd_client_set_stop(c->wc, &c->stop); /* a stop does not wait for a write's call */
 	uint64_t rev = 0;
 	if (r == 0)
 		r = store_cluster_rev(s, &rev);
@@ -1049,10 +1267,27 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	r = loop_add(l, c->efd, EPOLLIN, cluster_on_event, c);
 	if (r < 0)
 		goto fail;
-	r = -pthread_create(&c->th, NULL, cluster_thread, c);
+	c->wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->wfd < 0) {
+		r = -errno;
+		loop_del(l, c->efd);
+		goto fail;
+	}
+	r = loop_add(l, c->wfd, EPOLLIN, cluster_on_written, c);
+	if (r == 0) {
+		r = -pthread_create(&c->wth, NULL, cluster_writer_thread, c);
+		if (r < 0)
+			loop_del(l, c->wfd);
+	}
 	if (r < 0) {
 		loop_del(l, c->efd);
 		goto fail;
+	}
+	c->wstarted = true;
+	r = -pthread_create(&c->th, NULL, cluster_thread, c);
+	if (r < 0) {
+		loop_del(l, c->efd);
+		goto fail; /* cluster_free stops the writer and takes wfd out */
 	}
 	c->started = true;
 	r = -pthread_create(&c->eth, NULL, cluster_elect_thread, c);
@@ -1072,6 +1307,16 @@ void cluster_free(cluster *c)
 		return;
 	c->stop = true;
 	c->wabort = true;
+	if (c->wstarted) {
+		/* the writer gives up its call in progress (etcd_client_set_stop); the writes
+		 * not answered end here: a read as canceled, a txn's local change undone */
+		pthread_mutex_lock(&c->mu);
+		pthread_cond_broadcast(&c->wcond);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->wth, NULL);
+		loop_del(c->l, c->wfd);
+		cluster_wjobs_end(c);
+	}
 	if (c->estarted)
 		pthread_join(c->eth, NULL);
 	if (c->started) {
@@ -1089,6 +1334,10 @@ void cluster_free(cluster *c)
 	free(c->own);
 	if (c->efd >= 0)
 		close(c->efd);
+	if (c->wfd >= 0)
+		close(c->wfd);
+	pthread_cond_destroy(&c->wcond);
+	pthread_cond_destroy(&c->wdone);
 	etcd_client_free(c->wc);
 	etcd_client_free(c->rc);
 	etcd_client_free(c->ec);
@@ -1128,12 +1377,10 @@ void cluster_pre_free(struct cluster_pre *p)
 	*p = (struct cluster_pre){0};
 }
 
-/* The linearizable read before a change: etcd answers, and holds what this node holds. */
-static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldlen,
-                         struct cluster_pre *pre)
+/* etcd known unreachable (the election's last round, at most a round ago): true, counted; a
+ * write is refused at once, without an etcd call; the next good round lets writes through. */
+static bool cluster_down(cluster *c)
 {
-	/* etcd known unreachable (the election's last round, at most a round ago): refused at
-	 * once, the loop is not held for a timeout; the next good round lets writes through */
 	pthread_mutex_lock(&c->mu);
 	bool down = c->etcd_down;
 	if (down) {
@@ -1145,31 +1392,59 @@ static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldle
 		    c->st.election_error);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (down) {
-		free(old);
-		return -EHOSTUNREACH;
-	}
-	struct etcd_answer a;
-	int r = etcd_range(c->wc, key, strlen(key), false, &a);
-	if (r < 0) {
-		free(old);
-		cluster_count(c, &c->st.write_failures, 0);
-		snprintf(c->last_err, sizeof(c->last_err), "write: %s", etcd_client_error(c->wc));
-		return r == -EPERM || r == -EACCES ? r : -EHOSTUNREACH; /* refused: say so */
-	}
+	return down;
+}
+
+/* After the read: a key etcd holds must be what this node holds (old, taken over; else it has
+ * not applied a change yet, or another node is writing it: a conflict, retried by the
+ * operator). Frees a. */
+static int cluster_begin_check(cluster *c, struct etcd_answer *a, uint8_t *old, size_t oldlen,
+                               struct cluster_pre *pre)
+{
+	int r = 0;
 	pre->old = old;
 	pre->oldlen = oldlen;
-	pre->mod_rev = a.nkvs ? a.kvs[0].mod_revision : 0;
-	/* A key etcd holds must be what this node holds (else it has not applied a change yet, or
-	 * another node is writing it): a conflict, retried by the operator. */
-	if (a.nkvs && (!old || a.kvs[0].vlen != oldlen || memcmp(a.kvs[0].value, old, oldlen) != 0))
+	pre->mod_rev = a->nkvs ? a->kvs[0].mod_revision : 0;
+	if (a->nkvs &&
+	    (!old || a->kvs[0].vlen != oldlen || memcmp(a->kvs[0].value, old, oldlen) != 0))
 		r = -ESTALE;
-	etcd_answer_free(&a);
+	etcd_answer_free(a);
 	if (r < 0) {
 		cluster_count(c, &c->st.conflicts, 0);
 		cluster_pre_free(pre);
 	}
 	return r;
+}
+
+/* The linearizable read before a change, waited for: etcd answers, and holds what this node
+ * holds. */
+static int cluster_begin(cluster *c, const char *key, uint8_t *old, size_t oldlen,
+                         struct cluster_pre *pre)
+{
+	if (cluster_down(c)) {
+		free(old);
+		return -EHOSTUNREACH;
+	}
+	struct cluster_wjob j = {0};
+	snprintf(j.key, sizeof(j.key), "%s", key);
+	cluster_wrun(c, &j);
+	if (j.r < 0) {
+		free(old);
+		etcd_answer_free(&j.a);
+		return j.r;
+	}
+	return cluster_begin_check(c, &j.a, old, oldlen, pre);
+}
+
+/* The txn after the local change, waited for. */
+static int cluster_commit_wait(cluster *c, const char *key, const uint8_t *val, size_t vlen,
+                               const struct cluster_pre *pre)
+{
+	struct cluster_wjob j = {.txn = true, .val = val, .vlen = vlen};
+	snprintf(j.key, sizeof(j.key), "%s", key);
+	j.pre = *pre; /* borrowed (the mod_revision, the rows before, who asks): never freed here */
+	cluster_wrun(c, &j);
+	return j.r;
 }
 
 int cluster_secret_begin(cluster *c, const char *name, struct cluster_pre *pre)
@@ -1232,15 +1507,11 @@ int cluster_secret_commit(cluster *c, const char *name, bool deleted, struct clu
 	if (r == 0 && nowlen > CLUSTER_ROWS_MAX)
 		r = -EFBIG;
 	if (r == 0)
-		r = cluster_commit(c, k, deleted ? NULL : now, nowlen, pre);
+		r = cluster_commit_wait(c, k, deleted ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		int u =
-		    pre->old
-		        ? store_secret_import(c->s, pre->old, pre->oldlen,
-		                              &(struct store_ximport){.force = true}, NULL, NULL)
-		        : store_secret_forget(c->s, name, &(struct store_ximport){.force = true});
+		int u = cluster_undo(c, name, NULL, pre);
 		if (undo_err)
-			*undo_err = u == -ENOENT ? 0 : u;
+			*undo_err = u;
 	}
 	cluster_pre_free(pre);
 	return r;
@@ -1277,14 +1548,113 @@ int cluster_grant_commit(cluster *c, const char *secret, const char *selector, b
 	if (r == 0 && !removed)
 		r = store_grant_export(c->s, secret, selector, &now, &nowlen);
 	if (r == 0)
-		r = cluster_commit(c, k, removed ? NULL : now, nowlen, pre);
+		r = cluster_commit_wait(c, k, removed ? NULL : now, nowlen, pre);
 	if (r < 0) {
-		const struct store_ximport undo = {.force = true};
-		int u = pre->old ? store_grant_import(c->s, pre->old, pre->oldlen, &undo, NULL)
-		                 : store_grant_forget(c->s, secret, selector, &undo);
+		int u = cluster_undo(c, secret, selector, pre);
 		if (undo_err)
-			*undo_err = u == -ENOENT ? 0 : u;
+			*undo_err = u;
 	}
 	cluster_pre_free(pre);
 	return r;
+}
+
+/* ---- writes that do not hold the loop ---- */
+
+void cluster_read_free(struct cluster_read *rd)
+{
+	if (!rd)
+		return;
+	etcd_answer_free(&rd->a);
+	free(rd->name);
+	free(rd->selector);
+	free(rd);
+}
+
+int cluster_read_check(cluster *c, struct cluster_read *rd, struct cluster_pre *pre)
+{
+	*pre = (struct cluster_pre){0};
+	if (!c || !rd) {
+		cluster_read_free(rd);
+		return -EINVAL;
+	}
+	/* this node's rows now: whatever the watch applied since the read is compared too */
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	int r = rd->selector ? store_grant_export(c->s, rd->name, rd->selector, &old, &oldlen)
+	                     : store_secret_export(c->s, rd->name, &old, &oldlen);
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0)
+		r = cluster_begin_check(c, &rd->a, old, oldlen, pre); /* takes old */
+	else
+		free(old);
+	cluster_read_free(rd);
+	return r;
+}
+
+static struct cluster_wjob *cluster_wjob_new(cluster *c, const char *name, const char *selector)
+{
+	struct cluster_wjob *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->name = strdup(name);
+	j->selector = selector ? strdup(selector) : NULL;
+	int k = selector ? cluster_key_grant(c, name, selector, j->key, sizeof(j->key))
+	                 : cluster_key_secret(c, name, j->key, sizeof(j->key));
+	if (!j->name || (selector && !j->selector) || k < 0) {
+		cluster_wjob_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+int cluster_begin_async(cluster *c, const char *name, const char *selector, cluster_begun_fn cb,
+                        void *ud)
+{
+	if (!c || !name || !cb)
+		return -EINVAL;
+	if (c->stop)
+		return -ECANCELED;
+	if (cluster_down(c))
+		return -EHOSTUNREACH;
+	struct cluster_wjob *j = cluster_wjob_new(c, name, selector);
+	if (!j)
+		return -EINVAL; /* a key too long (or out of memory) */
+	j->begun = cb;
+	j->ud = ud;
+	cluster_wsubmit(c, j);
+	return 0;
+}
+
+int cluster_commit_async(cluster *c, const char *name, const char *selector, bool gone,
+                         struct cluster_pre *pre, cluster_committed_fn cb, void *ud, int *undo_err)
+{
+	*undo_err = 0;
+	if (!c || !name || !pre || !cb)
+		return -EINVAL;
+	struct cluster_wjob *j = cluster_wjob_new(c, name, selector);
+	int r = j ? 0 : -ENOMEM;
+	if (r == 0 && c->stop)
+		r = -ECANCELED;
+	if (r == 0 && !gone)
+		r = selector ? store_grant_export(c->s, name, selector, &j->own, &j->vlen)
+		             : store_secret_export(c->s, name, &j->own, &j->vlen);
+	if (r == 0 && !selector && j->vlen > CLUSTER_ROWS_MAX)
+		r = -EFBIG;
+	if (r < 0) {
+		*undo_err = cluster_undo(c, name, selector, pre);
+		cluster_pre_free(pre);
+		if (j)
+			cluster_wjob_free(j);
+		return r;
+	}
+	j->txn = true;
+	j->val = j->own;
+	j->pre = *pre;
+	*pre = (struct cluster_pre){0};
+	j->committed = cb;
+	j->ud = ud;
+	c->holding++;
+	cluster_wsubmit(c, j);
+	return 0;
 }

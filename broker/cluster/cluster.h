@@ -168,3 +168,31 @@ int cluster_grant_begin(cluster *c, const char *secret, const char *selector,
                         struct cluster_pre *pre);
 int cluster_grant_commit(cluster *c, const char *secret, const char *selector, bool removed,
                          struct cluster_pre *pre, int *undo_err);
+
+/* Writes that do not hold the loop (the admin API's): the same steps with each etcd call on the
+ * node's writer thread (one call at a time, in the order submitted) and its outcome delivered on
+ * the loop's thread.
+ * cluster_begin_async: the read of name's key (selector non-NULL: the grant's). Returns 0 and
+ * cb follows once etcd answered: r 0 with rd, etcd's answer (the callee's: cluster_read_check
+ * at the local change, or cluster_read_free), or r -EHOSTUNREACH, -EPERM / -EACCES (refused),
+ * -ECANCELED (the node is stopping), -ENOMEM (rd NULL). Or returns < 0 at once (cb is not
+ * called): -EHOSTUNREACH while the election's last round could not reach etcd, -ECANCELED,
+ * -EINVAL. */
+struct cluster_read;
+typedef void (*cluster_begun_fn)(void *ud, int r, struct cluster_read *rd);
+int cluster_begin_async(cluster *c, const char *name, const char *selector, cluster_begun_fn cb,
+                        void *ud);
+/* Just before the local change: etcd's answer rd (freed) against this node's rows now (what the
+ * watch applied since the read included). 0 and *pre for cluster_commit_async, or -ESTALE (a
+ * conflict, counted) or the export's error. */
+int cluster_read_check(cluster *c, struct cluster_read *rd, struct cluster_pre *pre);
+void cluster_read_free(struct cluster_read *rd);
+/* After the local change (gone: the secret or grant is removed): exports the rows now and
+ * queues the txn (takes pre). Until its answer is delivered the watch's events wait (not
+ * applied). Returns 0 and cb follows: r 0, or the txn's error with the local change undone
+ * (undo_err: 0, or why the undo failed); r -ECANCELED when the node stopped before sending it
+ * (undone too). Or returns < 0 at once (-EFBIG rows too large, -ECANCELED, -ENOMEM; cb is not
+ * called) with the local change undone (*undo_err as above). */
+typedef void (*cluster_committed_fn)(void *ud, int r, int undo_err);
+int cluster_commit_async(cluster *c, const char *name, const char *selector, bool gone,
+                         struct cluster_pre *pre, cluster_committed_fn cb, void *ud, int *undo_err);

@@ -421,6 +421,7 @@ struct etcd_client {
 	secret *password;
 	char token[ETCD_TOKEN_MAX + 1]; /* "" until authenticated */
 	char err[CURL_ERROR_SIZE + ETCD_ERROR_MAX + 64];
+	const volatile bool *stop; /* etcd_client_set_stop: a call in progress gives up */
 };
 
 static bool etcd_user_ok(const char *u)
@@ -672,6 +673,17 @@ static int etcd_error_class(const char *e)
 }
 
 /* POSTs body to path on the endpoints in turn (the last good first); the answer into *ans. */
+void etcd_client_set_stop(etcd_client *c, const volatile bool *stop)
+{
+	c->stop = stop;
+}
+
+static int etcd_call_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c_, curl_off_t d)
+{
+	const etcd_client *c = ud;
+	return c->stop && *c->stop ? 1 : 0;
+}
+
 static int etcd_call_once(etcd_client *c, const char *path, const char *body,
                           struct etcd_answer *ans)
 {
@@ -680,6 +692,8 @@ static int etcd_call_once(etcd_client *c, const char *path, const char *body,
 	bool tls_failed = false;
 	c->err[0] = 0;
 	for (size_t t = 0; t < c->n; t++) {
+		if (c->stop && *c->stop)
+			return -ECANCELED;
 		size_t i = (c->good + t) % c->n;
 		char url[ETCD_URL_MAX + 64];
 		snprintf(url, sizeof(url), "%s%s", c->urls[i], path);
@@ -700,6 +714,11 @@ static int etcd_call_once(etcd_client *c, const char *path, const char *body,
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
+		if (c->stop) {
+			curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+			curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, etcd_call_progress);
+			curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+		}
 		CURLcode cc = curl_easy_perform(h);
 		long status = 0;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -127,6 +127,9 @@ int etcd_client_new(etcd_client **out, const char *urls, unsigned timeout_ms,
 void etcd_client_free(etcd_client *c);
 /* The last transport error as text (for logs), "" when none. */
 const char *etcd_client_error(const etcd_client *c);
+/* Once *stop is true (stop may be NULL: never), a call in progress gives up within about a
+ * tenth of a second and returns -ECANCELED (the node is stopping). */
+void etcd_client_set_stop(etcd_client *c, const volatile bool *stop);
 /* The endpoint of the client's watch in progress or last started ("" none yet; never NULL). */
 const char *etcd_client_watch_endpoint(const etcd_client *c);
 

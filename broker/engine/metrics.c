@@ -182,6 +182,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
 	METRIC("secretd_cluster_conflicts_total", "counter",
 	       "Writes refused because another node changed the same key.",
 	       "secretd_cluster_conflicts_total %" PRIu64, g->cluster_conflicts);
+	METRIC("secretd_cluster_writes_pending", "gauge",
+	       "Admin writes waiting for etcd (one at a time) or for their turn (at most 64).",
+	       "secretd_cluster_writes_pending %" PRIu64, g->cluster_writes_pending);
 	METRIC("secretd_cluster_watch_errors_total", "counter",
 	       "etcd watch streams that broke (reconnected with backoff).",
 	       "secretd_cluster_watch_errors_total %" PRIu64, g->cluster_watch_errors);

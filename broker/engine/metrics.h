@@ -49,6 +49,7 @@ struct metrics_gauges {
 	/* cluster mode (broker/cluster cluster_stats); all 0 on a single node */
 	uint64_t cluster, cluster_watching, cluster_revision, cluster_applied, cluster_rejected,
 	    cluster_write_failures, cluster_conflicts, cluster_watch_errors, cluster_watch_stalls;
+	uint64_t cluster_writes_pending; /* admin writes waiting for etcd or their turn */
 };
 
 /* Renders into a malloc'd NUL-terminated string (*out, caller frees). 0 or -ENOMEM. */

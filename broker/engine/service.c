@@ -21,6 +21,36 @@ struct service_deferred {
 	int err;
 };
 
+/* Cluster mode: a write of a caller that waits (service_actor.token), from its read in etcd to
+ * its txn's answer. The first in sv->wq runs; the others wait their turn. */
+enum service_wstate {
+	SW_QUEUED,     /* waits for the ones before it */
+	SW_READING,    /* etcd's read runs (writer thread) */
+	SW_READY,      /* read (rc): the caller's next call makes the local change */
+	SW_LOCAL,      /* during that call: the local change is being made */
+	SW_COMMITTING, /* the txn runs; the views are not refreshed yet */
+	SW_DONE,       /* the outcome (rc, res) waits for the caller's next call */
+};
+#define SERVICE_AFTER_PUTS 1u    /* on success: counted in metrics' puts */
+#define SERVICE_AFTER_REFRESH 2u /* on success: the views follow */
+
+struct service_write {
+	struct service_write *next;
+	service *sv;
+	const void *token; /* NULL: the caller is gone */
+	enum service_wstate state;
+	char *name, *selector;
+	int rc;
+	struct cluster_read *rd;   /* SW_READY: etcd's answer */
+	struct service_result res; /* SW_COMMITTING, SW_DONE */
+	uint8_t *val;              /* rotate+print: the value (crypt_alloc'd) */
+	unsigned after;            /* SERVICE_AFTER_* */
+	uint64_t before;           /* a secret's current version before the change (pinned) */
+	/* the change's record: the cluster-undo record repeats it */
+	char *actor, *exe, *action, *secret, *detail;
+	int64_t pid;
+};
+
 struct service {
 	store *store;
 	mounts *mounts; /* NULL: no views */
@@ -29,7 +59,12 @@ struct service {
 	cluster *cluster; /* NULL: a single node */
 	struct service_deferred *dfr;
 	size_t ndfr, capdfr;
-	bool defer; /* inside service_restore */
+	bool defer;               /* inside service_restore */
+	struct service_write *wq; /* cluster mode: the waiting callers' writes, in order */
+	size_t nw;
+	bool refresh_deferred; /* a refresh came while a txn ran: it follows the txn's answer */
+	void (*wake)(void *ud, const void *token);
+	void *wake_ud;
 };
 
 int service_new(service **out, store *s, mounts *m, struct metrics *met,
@@ -47,10 +82,17 @@ int service_new(service **out, store *s, mounts *m, struct metrics *met,
 	return 0;
 }
 
+static void service_w_free(struct service_write *w);
+
 void service_free(service *sv)
 {
 	if (!sv)
 		return;
+	while (sv->wq) {
+		struct service_write *w = sv->wq;
+		sv->wq = w->next;
+		service_w_free(w);
+	}
 	free(sv->dfr);
 	free(sv);
 }
@@ -156,6 +198,9 @@ static void service_lost(service *sv, const struct store_audit *a, int r,
 
 static int service_failed(service *sv, struct store_audit *a, int err, struct service_result *res)
 {
+	if (err == -EINPROGRESS)
+		return err; /* not failed: a cluster write waits for etcd (the caller calls again)
+		             */
 	int r = service_append(sv, a, err);
 	if (r < 0)
 		service_lost(sv, a, r, res);
@@ -170,6 +215,12 @@ static void service_refresh(service *sv, const char *action, const char *name,
 {
 	if (!sv->mounts)
 		return;
+	if (sv->wq && sv->wq->state == SW_COMMITTING) {
+		/* a local change etcd has not taken yet: no view shows it before its answer */
+		sv->refresh_deferred = true;
+		return;
+	}
+	sv->refresh_deferred = false;
 	size_t unapplied = 0;
 	int r = mounts_refresh(sv->mounts, &unapplied);
 	if (r == 0)
@@ -189,30 +240,264 @@ static struct service_result *service_res(struct service_result *res)
 	return res;
 }
 
-/* Cluster mode: before a change of a secret (name) or a grant (selector non-NULL). */
-static int service_cl_begin(service *sv, const char *name, const char *selector,
-                            struct cluster_pre *pre)
+/* ---- cluster writes of a caller that waits (service_actor.token) ---- */
+
+static void service_w_free(struct service_write *w)
+{
+	cluster_read_free(w->rd);
+	if (w->val)
+		store_value_free(w->val);
+	free(w->name);
+	free(w->selector);
+	free(w->actor);
+	free(w->exe);
+	free(w->action);
+	free(w->secret);
+	free(w->detail);
+	free(w);
+}
+
+static struct service_write *service_w_find(service *sv, const void *token)
+{
+	for (struct service_write *w = sv->wq; w && token; w = w->next)
+		if (w->token == token)
+			return w;
+	return NULL;
+}
+
+static void service_w_read(void *ud, int r, struct cluster_read *rd);
+
+/* w is over: out of the queue, and the next one starts (its caller woken if it fails at once). */
+static void service_w_end(service *sv, struct service_write *w)
+{
+	for (struct service_write **p = &sv->wq; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			sv->nw--;
+			break;
+		}
+	service_w_free(w);
+	while (sv->wq && sv->wq->state == SW_QUEUED) {
+		struct service_write *n = sv->wq;
+		int r = cluster_begin_async(sv->cluster, n->name, n->selector, service_w_read, n);
+		if (r == 0) {
+			n->state = SW_READING;
+			return;
+		}
+		n->rc = r; /* its caller hears it at its next call */
+		n->state = SW_READY;
+		if (n->token) {
+			if (sv->wake)
+				sv->wake(sv->wake_ud, n->token);
+			return;
+		}
+		sv->wq = n->next;
+		sv->nw--;
+		service_w_free(n);
+	}
+}
+
+static void service_w_wake(service *sv, struct service_write *w)
+{
+	if (!w->token)
+		service_w_end(sv, w); /* no one waits for it */
+	else if (sv->wake)
+		sv->wake(sv->wake_ud, w->token);
+}
+
+static void service_w_read(void *ud, int r, struct cluster_read *rd)
+{
+	struct service_write *w = ud;
+	w->rc = r;
+	w->rd = rd;
+	w->state = SW_READY;
+	service_w_wake(w->sv, w);
+}
+
+static void service_w_committed(void *ud, int r, int undo)
+{
+	struct service_write *w = ud;
+	service *sv = w->sv;
+	w->state = SW_DONE; /* refreshes are no longer deferred */
+	w->rc = r;
+	if (r == 0) {
+		if ((w->after & SERVICE_AFTER_PUTS) && sv->met)
+			sv->met->puts++;
+		if ((w->after & SERVICE_AFTER_REFRESH) || sv->refresh_deferred)
+			service_refresh(sv, w->action, w->name, &w->res);
+	} else {
+		struct store_audit u = {.actor = w->actor ? w->actor : SERVICE_ACTOR_DAEMON,
+		                        .pid = w->pid,
+		                        .exe = w->exe ? w->exe : "",
+		                        .action = "cluster-undo",
+		                        .secret = w->secret,
+		                        .detail = w->detail,
+		                        .result = undo ? "undo failed" : NULL};
+		if (undo || sv->refresh_deferred) /* the local change stands unpublished */
+			service_refresh(sv, w->action, w->name, &w->res);
+		service_failed(sv, &u, r, &w->res);
+	}
+	service_w_wake(sv, w);
+}
+
+/* The outcome of the caller's write, when it is over: true (*r, *res, *val) and it is gone. */
+static bool service_cl_done(service *sv, const struct service_actor *who, int *r,
+                            struct service_result *res, uint8_t **val)
+{
+	struct service_write *w = sv->cluster && who ? service_w_find(sv, who->token) : NULL;
+	if (!w || w->state != SW_DONE)
+		return false;
+	*r = w->rc;
+	*res = w->res;
+	if (val && w->rc == 0) { /* a value etcd did not take is wiped (service_w_free) */
+		*val = w->val;
+		w->val = NULL;
+	}
+	service_w_end(sv, w);
+	return true;
+}
+
+void service_set_waker(service *sv, void (*wake)(void *ud, const void *token), void *ud)
+{
+	sv->wake = wake;
+	sv->wake_ud = ud;
+}
+
+void service_write_forget(service *sv, const void *token)
+{
+	struct service_write *w = sv ? service_w_find(sv, token) : NULL;
+	if (!w)
+		return;
+	if (w->state == SW_READING || w->state == SW_COMMITTING)
+		w->token = NULL; /* it ends when etcd answers */
+	else
+		service_w_end(sv, w);
+}
+
+size_t service_writes_pending(const service *sv)
+{
+	return sv ? sv->nw : 0;
+}
+
+bool service_write_pinned(const service *sv, const char *name, uint64_t *version)
+{
+	const struct service_write *w = sv ? sv->wq : NULL;
+	if (!w || (w->state != SW_LOCAL && w->state != SW_COMMITTING) || w->selector ||
+	    strcmp(w->name, name) != 0)
+		return false;
+	*version = w->before;
+	return true;
+}
+
+/* The current version of secret name (0: none; UINT64_MAX: it cannot be read). */
+static uint64_t service_current(service *sv, const char *name)
+{
+	struct store_version_info *v = NULL;
+	size_t n = 0;
+	int r = store_versions(sv->store, name, &v, &n);
+	uint64_t cur = r == -ENOENT ? 0 : UINT64_MAX;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (v[i].current)
+			cur = v[i].version;
+	store_versions_free(v, n);
+	return cur;
+}
+
+/* Cluster mode: before a change of a secret (name) or a grant (selector non-NULL). A caller that
+ * waits (who->token): -EINPROGRESS while etcd is read, 0 at its next call with the read's
+ * answer (the local change follows), or the read's error. */
+static int service_cl_begin(service *sv, const struct service_actor *who, const char *name,
+                            const char *selector, struct cluster_pre *pre)
 {
 	*pre = (struct cluster_pre){0};
 	if (!sv->cluster)
 		return 0;
-	return selector ? cluster_grant_begin(sv->cluster, name, selector, pre)
-	                : cluster_secret_begin(sv->cluster, name, pre);
+	if (!who || !who->token)
+		return selector ? cluster_grant_begin(sv->cluster, name, selector, pre)
+		                : cluster_secret_begin(sv->cluster, name, pre);
+	struct service_write *w = service_w_find(sv, who->token);
+	if (w) {
+		if (w->state != SW_READY)
+			return -EINPROGRESS;
+		int r = w->rc;
+		if (r == 0) { /* compared with this node's rows now, just before the change */
+			r = cluster_read_check(sv->cluster, w->rd, pre);
+			w->rd = NULL;
+		}
+		if (r < 0) {
+			service_w_end(sv, w);
+			return r;
+		}
+		w->before = selector ? 0 : service_current(sv, name);
+		w->state = SW_LOCAL;
+		return 0;
+	}
+	if (sv->nw >= SERVICE_WRITES_MAX)
+		return -EBUSY;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct service_write){.sv = sv, .token = who->token, .state = SW_QUEUED};
+	w->name = strdup(name);
+	w->selector = selector ? strdup(selector) : NULL;
+	if (!w->name || (selector && !w->selector)) {
+		service_w_free(w);
+		return -ENOMEM;
+	}
+	struct service_write **p = &sv->wq;
+	while (*p)
+		p = &(*p)->next;
+	*p = w;
+	sv->nw++;
+	if (sv->wq == w) {
+		int r = cluster_begin_async(sv->cluster, name, selector, service_w_read, w);
+		if (r < 0) {
+			service_w_end(sv, w);
+			return r;
+		}
+		w->state = SW_READING;
+	}
+	return -EINPROGRESS;
+}
+
+static char *service_strdup_opt(const char *s)
+{
+	return s ? strdup(s) : NULL;
 }
 
 /* Cluster mode: after the local change, its rows go to etcd; when that fails the local change
- * was undone by cluster: recorded as "cluster-undo" (result: why), and the error returned. */
+ * was undone by cluster: recorded as "cluster-undo" (result: why), and the error returned. The
+ * write of a caller that waits: its txn is queued and -EINPROGRESS returned; what follows a
+ * success (after: SERVICE_AFTER_*) is done when etcd answers. */
 static int service_cl_commit(service *sv, const struct store_audit *a, const char *name,
                              const char *selector, bool gone, struct cluster_pre *pre,
-                             struct service_result *res)
+                             struct service_result *res, unsigned after)
 {
 	if (!sv->cluster)
 		return 0;
-	int undo = 0;
+	int undo = 0, r;
 	snprintf(pre->actor, sizeof(pre->actor), "%s", a->actor ? a->actor : "");
 	snprintf(pre->action, sizeof(pre->action), "%s", a->action ? a->action : "");
-	int r = selector ? cluster_grant_commit(sv->cluster, name, selector, gone, pre, &undo)
-	                 : cluster_secret_commit(sv->cluster, name, gone, pre, &undo);
+	struct service_write *w = sv->wq && sv->wq->state == SW_LOCAL ? sv->wq : NULL;
+	if (w) {
+		w->res = *res;
+		w->after = after;
+		w->pid = a->pid;
+		w->actor = service_strdup_opt(a->actor);
+		w->exe = service_strdup_opt(a->exe);
+		w->action = service_strdup_opt(a->action);
+		w->secret = service_strdup_opt(a->secret);
+		w->detail = service_strdup_opt(a->detail);
+		r = cluster_commit_async(sv->cluster, name, selector, gone, pre,
+		                         service_w_committed, w, &undo);
+		if (r == 0) {
+			w->state = SW_COMMITTING;
+			return -EINPROGRESS;
+		}
+	} else {
+		r = selector ? cluster_grant_commit(sv->cluster, name, selector, gone, pre, &undo)
+		             : cluster_secret_commit(sv->cluster, name, gone, pre, &undo);
+	}
 	if (r == 0)
 		return 0;
 	struct store_audit u = *a;
@@ -238,12 +523,12 @@ static int service_expiry(service *sv, const char *name, int64_t new_expiry, boo
 	return 0;
 }
 
-static int service_put_value(service *sv, struct store_audit *a, const char *name,
-                             const uint8_t *val, size_t len, const struct store_put_opts *po,
-                             struct service_result *res)
+static int service_put_value(service *sv, const struct service_actor *who, struct store_audit *a,
+                             const char *name, const uint8_t *val, size_t len,
+                             const struct store_put_opts *po, struct service_result *res)
 {
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	int r = service_cl_begin(sv, who, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, a, r, res);
 	r = store_put_ex(sv->store, name, val, len, po, a, &res->version);
@@ -251,7 +536,8 @@ static int service_put_value(service *sv, struct store_audit *a, const char *nam
 		cluster_pre_free(&pre);
 		return service_failed(sv, a, r, res);
 	}
-	r = service_cl_commit(sv, a, name, NULL, false, &pre, res);
+	r = service_cl_commit(sv, a, name, NULL, false, &pre, res,
+	                      SERVICE_AFTER_PUTS | SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	if (sv->met)
@@ -287,6 +573,9 @@ int service_put(service *sv, const struct service_actor *who, const struct servi
                 struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, p->action ? p->action : "put", p->name);
 	char *detail = NULL;
 	if (p->labels && (p->labels->nset || p->labels->nremove)) {
@@ -296,9 +585,9 @@ int service_put(service *sv, const struct service_actor *who, const struct servi
 		a.detail = detail;
 	}
 	struct store_put_opts po = {.keep = p->keep, .labels = p->labels};
-	int r = service_expiry(sv, p->name, p->new_expiry, p->keep_expiry, &po.expires, res);
+	r = service_expiry(sv, p->name, p->new_expiry, p->keep_expiry, &po.expires, res);
 	if (r == 0)
-		r = service_put_value(sv, &a, p->name, p->val, p->len, &po, res);
+		r = service_put_value(sv, who, &a, p->name, p->val, p->len, &po, res);
 	else
 		service_failed(sv, &a, r, res);
 	free(detail);
@@ -333,9 +622,12 @@ int service_generate(service *sv, const struct service_actor *who, const char *n
 	service_res(res);
 	if (val)
 		*val = NULL;
+	int r;
+	if (service_cl_done(sv, who, &r, res, val))
+		return r;
 	struct store_audit a = service_audit(who, val ? "rotate+print" : "rotate", name);
 	struct store_put_opts po = {0};
-	int r = service_expiry(sv, name, 0, keep_expiry, &po.expires, res);
+	r = service_expiry(sv, name, 0, keep_expiry, &po.expires, res);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	uint8_t *v = NULL;
@@ -344,7 +636,12 @@ int service_generate(service *sv, const struct service_actor *who, const char *n
 		res->not_tried = true;
 		return r;
 	}
-	r = service_put_value(sv, &a, name, v, length, &po, res);
+	r = service_put_value(sv, who, &a, name, v, length, &po, res);
+	if (r == -EINPROGRESS && val && sv->wq && sv->wq->state == SW_COMMITTING &&
+	    sv->wq->token == who->token && !sv->wq->val) {
+		sv->wq->val = v; /* the answer's, once etcd took it */
+		return r;
+	}
 	if (r < 0 || !val)
 		store_value_free(v);
 	else
@@ -359,7 +656,7 @@ int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, 
 	struct service_actor d = service_daemon_actor();
 	struct store_audit a = service_audit(&d, "rotate", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	int r = service_cl_begin(sv, &d, name, NULL, &pre);
 	if (r == 0) {
 		r = store_put_ex(sv->store, name, val, len, NULL, &a, &res->version);
 		if (r < 0)
@@ -369,7 +666,8 @@ int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, 
 		a.result = "error";
 		return service_failed(sv, &a, r, res);
 	}
-	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res);
+	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res,
+	                      SERVICE_AFTER_PUTS | SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	if (sv->met)
@@ -392,7 +690,7 @@ int service_schedule_next(service *sv, const char *name, int64_t next)
 {
 	/* cluster mode: the next firing goes to etcd first (the leader that follows sees it) */
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	int r = service_cl_begin(sv, NULL, name, NULL, &pre);
 	if (r < 0)
 		return r;
 	r = store_schedule_next(sv->store, name, next);
@@ -418,9 +716,12 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
                    struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, "delete", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	r = service_cl_begin(sv, who, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	r = store_delete_ex(sv->store, name, &a);
@@ -428,7 +729,7 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
 		cluster_pre_free(&pre);
 		return service_failed(sv, &a, r, res);
 	}
-	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res);
+	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res, SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	service_refresh(sv, "delete", name, res);
@@ -441,7 +742,7 @@ int service_expire(service *sv, const char *name, struct service_result *res)
 	struct service_actor d = service_daemon_actor();
 	struct store_audit a = service_audit(&d, "expire", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	int r = service_cl_begin(sv, &d, name, NULL, &pre);
 	if (r < 0)
 		return r; /* the scheduler reports it */
 	r = store_delete_ex(sv->store, name, &a);
@@ -449,7 +750,7 @@ int service_expire(service *sv, const char *name, struct service_result *res)
 		cluster_pre_free(&pre);
 		return r; /* as before: the scheduler reports it; -ENOENT: deleted meanwhile */
 	}
-	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res);
+	r = service_cl_commit(sv, &a, name, NULL, true, &pre, res, SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	service_refresh(sv, "expire", name, res);
@@ -460,9 +761,12 @@ int service_rollback(service *sv, const struct service_actor *who, const char *n
                      struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, "rollback", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	r = service_cl_begin(sv, who, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	r = store_rollback(sv->store, name, from, &a, &res->version);
@@ -470,7 +774,7 @@ int service_rollback(service *sv, const struct service_actor *who, const char *n
 		cluster_pre_free(&pre);
 		return service_failed(sv, &a, r, res);
 	}
-	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res);
+	r = service_cl_commit(sv, &a, name, NULL, false, &pre, res, SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	service_refresh(sv, "rollback", name, res);
@@ -482,9 +786,12 @@ int service_schedule(service *sv, const struct service_actor *who, const char *n
                      struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, every ? "schedule" : "unschedule", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, name, NULL, &pre);
+	r = service_cl_begin(sv, who, name, NULL, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	r = store_schedule_set(sv->store, name, every, length, cs, exec, &a);
@@ -492,13 +799,16 @@ int service_schedule(service *sv, const struct service_actor *who, const char *n
 		cluster_pre_free(&pre);
 		return service_failed(sv, &a, r, res);
 	}
-	return service_cl_commit(sv, &a, name, NULL, false, &pre, res);
+	return service_cl_commit(sv, &a, name, NULL, false, &pre, res, 0);
 }
 
 int service_grant(service *sv, const struct service_actor *who, const struct store_grant *g,
                   bool replace, struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, "grant", g->secret);
 	char detail[SECRETD_SELECTOR_MAX + SECRETD_PATH_MAX + 96];
 	snprintf(detail, sizeof(detail), "selector=%s path=%s mode=%04o uid=%lld gid=%lld%s%s",
@@ -507,7 +817,7 @@ int service_grant(service *sv, const struct service_actor *who, const struct sto
 	         replace ? " replace" : "");
 	a.detail = detail;
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, g->secret, g->selector, &pre);
+	r = service_cl_begin(sv, who, g->secret, g->selector, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	r = store_grant_add_ex(sv->store, g, replace, &a);
@@ -515,7 +825,8 @@ int service_grant(service *sv, const struct service_actor *who, const struct sto
 		cluster_pre_free(&pre);
 		return service_failed(sv, &a, r, res);
 	}
-	r = service_cl_commit(sv, &a, g->secret, g->selector, false, &pre, res);
+	r = service_cl_commit(sv, &a, g->secret, g->selector, false, &pre, res,
+	                      SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	service_refresh(sv, "grant", g->secret, res);
@@ -526,12 +837,15 @@ int service_revoke(service *sv, const struct service_actor *who, const char *sec
                    const char *selector, struct service_result *res)
 {
 	service_res(res);
+	int r;
+	if (service_cl_done(sv, who, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(who, "revoke", secret);
 	char detail[SECRETD_SELECTOR_MAX + 16];
 	snprintf(detail, sizeof(detail), "selector=%s", selector);
 	a.detail = detail;
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, secret, selector, &pre);
+	r = service_cl_begin(sv, who, secret, selector, &pre);
 	if (r < 0)
 		return service_failed(sv, &a, r, res);
 	r = store_grant_remove_ex(sv->store, secret, selector, &a);
@@ -539,7 +853,7 @@ int service_revoke(service *sv, const struct service_actor *who, const char *sec
 		cluster_pre_free(&pre);
 		return service_failed(sv, &a, r, res);
 	}
-	r = service_cl_commit(sv, &a, secret, selector, true, &pre, res);
+	r = service_cl_commit(sv, &a, secret, selector, true, &pre, res, SERVICE_AFTER_REFRESH);
 	if (r < 0)
 		return r;
 	service_refresh(sv, "revoke", secret, res);

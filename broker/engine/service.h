@@ -25,7 +25,17 @@ struct service_actor {
 	const char *actor; /* "uid:N" (admin socket) or SERVICE_ACTOR_DAEMON */
 	int64_t pid;       /* 0 when none */
 	const char *exe;   /* "" when unknown */
+	/* Cluster mode: the caller's request when it can wait for a write (the admin API; NULL:
+	 * the write holds the loop's thread for its etcd calls, as the scheduler's do). Then put,
+	 * generate, delete, rollback, schedule, grant and revoke return -EINPROGRESS while etcd is
+	 * asked (nothing answered yet); the waker set by service_set_waker is called with token
+	 * when the caller is to call again with the same arguments, which continues the write
+	 * (its local change, then -EINPROGRESS again while the txn runs) and finally returns its
+	 * outcome. One write runs at a time, the others wait their turn in order; -EBUSY when
+	 * SERVICE_WRITES_MAX wait already. */
+	const void *token;
 };
+#define SERVICE_WRITES_MAX 64
 #define SERVICE_ACTOR_DAEMON "secretd"
 
 /* What happened beyond the change itself (all zero: nothing to tell). */
@@ -219,6 +229,20 @@ void service_set_cluster(service *sv, struct cluster *c);
 struct cluster *service_cluster(service *sv);
 /* Changes from other nodes were applied to the store (changed): every view follows. */
 void service_cluster_applied(service *sv, bool changed);
+/* Who continues a waiting write (service_actor.token): wake(ud, token) on the loop's thread,
+ * never from inside a service call for that token. wake NULL: none (the caller stops). */
+void service_set_waker(service *sv, void (*wake)(void *ud, const void *token), void *ud);
+/* The caller of token is gone or has its answer: a write of it not started yet is dropped; one
+ * whose txn runs finishes (views refreshed, or undone and recorded as "cluster-undo") with no
+ * one to tell. Any time (a token without a write is ignored). */
+void service_write_forget(service *sv, const void *token);
+/* Writes waiting or running (cluster mode). */
+size_t service_writes_pending(const service *sv);
+/* Whether secret name's change is made in the store but not taken by etcd yet (an admin write
+ * between its local change and its txn's answer): true with *version, the current version
+ * before it (0: the secret did not exist; UINT64_MAX: unknown). A reader outside the
+ * containers' views (the workload API's read) serves that version, never the unpublished one. */
+bool service_write_pinned(const service *sv, const char *name, uint64_t *version);
 
 /* The audit result name for an errno ("ok", "not found", "invalid", ...). */
 const char *service_result_name(int err);

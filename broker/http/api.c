@@ -54,6 +54,7 @@ struct api_server {
 	unsigned refusing;            /* refused, waiting for their request to answer it */
 	unsigned evicted;             /* evicted, not yet closed by MHD */
 	struct api_conn *adding;      /* being handed to MHD_add_connection */
+	bool resumed;                 /* a connection was resumed: MHD runs at the next prepare */
 	uint64_t logged_ms[API_DROP_KINDS];
 	uint64_t unlogged[API_DROP_KINDS];
 };
@@ -105,6 +106,35 @@ static void api_queue(struct api_req *r, unsigned status, struct MHD_Response *r
 	if (r->pc)
 		r->pc->answered = true;
 	api_count(r, status);
+}
+
+void api_suspend(struct api_req *r)
+{
+	if (r->answered || r->suspended || !r->conn)
+		return;
+	if (r->wake_pending) /* woken already: api_handler runs the route again now */
+		return;
+	r->suspended = true;
+	if (r->pc)
+		r->pc->waiting = r;
+	MHD_suspend_connection(r->conn);
+}
+
+/* service_set_waker's: the request token waits no more (loop thread). */
+static void api_write_wake(void *ud, const void *token)
+{
+	struct api_req *r = (struct api_req *)token;
+	if (!r->suspended) {
+		r->wake_pending = true;
+		return;
+	}
+	r->suspended = false;
+	if (r->pc) {
+		r->pc->waiting = NULL;
+		r->pc->cycle_ms = api_now_ms(); /* its deadline counts from here */
+	}
+	MHD_resume_connection(r->conn);
+	r->srv->resumed = true; /* MHD takes it up when it runs next (api_prepare) */
 }
 
 /* A request answered for the server process: keeps the answer (body copied into locked memory
@@ -358,6 +388,10 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -EOPNOTSUPP:
 		api_reply_error(r, 409, "%s: not available in cluster mode yet", what);
+		break;
+	case -EBUSY: /* cluster mode: SERVICE_WRITES_MAX writes wait already */
+		api_reply_error(r, 503, "%s: too many cluster writes in flight (%d wait); retry",
+		                what, SERVICE_WRITES_MAX);
 		break;
 	case -ENOTEMPTY:
 		api_reply_error(
@@ -696,8 +730,9 @@ static int api_deadlines(struct api_server *s)
 	uint64_t now = api_now_ms();
 	int next = -1;
 	for (struct api_conn *c = s->head; c; c = c->next) {
-		if (c->evicted || c->answered)
-			continue;
+		if (c->evicted || c->answered || c->waiting)
+			continue; /* a request waiting for a cluster write is bounded by etcd's
+			             timeouts */
 		uint64_t lim =
 		    c->refuse ? API_REFUSE_MS : (uint64_t)s->a->cfg.request_timeout_s * 1000;
 		if (now - c->cycle_ms >= lim) {
@@ -752,6 +787,11 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls
                           enum MHD_RequestTerminationCode toe)
 {
 	struct api_req *r = *req_cls;
+	if (r && !r->capture) {
+		service_write_forget(r->a->cfg.service, r);
+		if (r->pc && r->pc->waiting == r)
+			r->pc->waiting = NULL;
+	}
 	/* After the answer: the hand-off that follows would close this connection. */
 	if (r && r->then_upgrade && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->a->cfg.upgrade)
 		r->a->cfg.upgrade(r->a->cfg.upgrade_ud);
@@ -927,9 +967,18 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const
 		                r->limit);
 	} else {
 		api_dispatch(s, r);
+		/* woken while its route ran (before it could suspend): at once again */
+		for (int i = 0; i < 4 && r->wake_pending && !r->answered && !r->suspended; i++) {
+			r->wake_pending = false;
+			api_dispatch(s, r);
+		}
 	}
+	if (r->suspended)
+		return MHD_YES; /* answered when the route runs again (api_write_wake) */
 	if (!r->answered)
 		api_reply_error(r, 500, "internal error: no answer");
+	/* its write, if any, is over (or never started): the next one may run */
+	service_write_forget(r->a->cfg.service, r);
 	return MHD_YES;
 }
 
@@ -976,6 +1025,10 @@ static int api_prepare(loop *l, void *ud)
 	MHD_UNSIGNED_LONG_LONG ms;
 	int dl = api_deadlines(s);
 	int t = -1;
+	if (s->resumed) {
+		s->resumed = false;
+		MHD_run(s->d);
+	}
 	/* MHD watches its sockets edge-triggered: data it has read but not processed yet, and
 	 * expired connection timeouts, show up only as a zero timeout, never as an event. */
 	for (int i = 0;; i++) {
@@ -1007,6 +1060,16 @@ static void api_server_free(api *a, struct api_server *s)
 		loop_del(a->loop, s->fd);
 	if (s->d) {
 		loop_del(a->loop, s->epfd);
+		/* requests waiting for a cluster write: their connections close (MHD cannot stop
+		 * with a connection suspended); the writes end without them */
+		for (struct api_conn *c = s->head; c; c = c->next)
+			if (c->waiting) {
+				struct api_req *r = c->waiting;
+				service_write_forget(a->cfg.service, r);
+				r->suspended = false;
+				c->waiting = NULL;
+				MHD_resume_connection(r->conn);
+			}
 		MHD_stop_daemon(s->d);
 	}
 	if (s->fd >= 0) {
@@ -1061,10 +1124,10 @@ static int api_server_new(api *a, const struct api_routes *routes, struct api_se
 	/* MHD's own limit only backs ours up: it holds the served and the refused (until answered),
 	 * at most max_conns of each, and the evicted or timed out (until closed). */
 	s->d = MHD_start_daemon(
-	    MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, api_handler, s,
-	    MHD_OPTION_NOTIFY_CONNECTION, api_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
-	    api_completed, s, MHD_OPTION_URI_LOG_CALLBACK, api_uri_log, s,
-	    MHD_OPTION_CONNECTION_LIMIT, API_CONNS_OPEN_MAX(a->cfg.max_conns),
+	    MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | (workload ? 0 : MHD_ALLOW_SUSPEND_RESUME), 0,
+	    NULL, NULL, api_handler, s, MHD_OPTION_NOTIFY_CONNECTION, api_notify_conn, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_URI_LOG_CALLBACK, api_uri_log,
+	    s, MHD_OPTION_CONNECTION_LIMIT, API_CONNS_OPEN_MAX(a->cfg.max_conns),
 	    MHD_OPTION_CONNECTION_TIMEOUT, a->cfg.idle_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)(workload ? API_CONN_MEMORY_WORKLOAD : API_CONN_MEMORY_ADMIN), MHD_OPTION_END);
@@ -1123,6 +1186,8 @@ int api_start(api **out, loop *l, store *s, mounts *m, struct metrics *met,
 	int r = only ? 0 : api_server_new(a, ar, &a->admin);
 	if (r == 0)
 		r = api_server_new(a, wr, &a->workload);
+	if (r == 0 && a->admin && a->admin->d && a->cfg.service)
+		service_set_waker(a->cfg.service, api_write_wake, a);
 	if (r < 0) {
 		/* Owned from here: a socket handed over but never reached is closed too. */
 		if (cfg->inherit_fds && !a->admin && !only && cfg->inherit_fds[1] >= 0)
@@ -1174,6 +1239,8 @@ void api_stop(api *a)
 {
 	if (!a)
 		return;
+	if (a->admin && a->admin->d && a->cfg.service)
+		service_set_waker(a->cfg.service, NULL, NULL);
 	api_server_free(a, a->admin);
 	api_server_free(a, a->workload);
 	free(a);

@@ -103,7 +103,18 @@ static void admin_who_init(struct api_req *r, struct admin_who *w)
 	if (pid <= 0 || ident_exe((pid_t)pid, w->exe, sizeof(w->exe)) < 0)
 		w->exe[0] = '\0';
 	audit_actor(w->actor, sizeof(w->actor), false, NULL, NULL, (uint32_t)r->pc->uid);
-	w->a = (struct service_actor){.actor = w->actor, .pid = pid, .exe = w->exe};
+	/* the token: a cluster write waits with the request suspended (api_suspend) */
+	w->a = (struct service_actor){.actor = w->actor, .pid = pid, .exe = w->exe, .token = r};
+}
+
+/* The service's -EINPROGRESS (cluster mode: the write waits for etcd): true after suspending r;
+ * its route runs again when the write moves on. */
+static bool admin_waits(struct api_req *r, int rc)
+{
+	if (rc != -EINPROGRESS)
+		return false;
+	api_suspend(r);
+	return true;
 }
 
 static service *admin_sv(struct api_req *r)
@@ -344,6 +355,8 @@ static void admin_put(struct api_req *r, const char *name)
 	                        .labels = q.has_labels ? &q.labels.change : NULL};
 	struct service_result res;
 	int rc = service_put(admin_sv(r), &w.a, &p, &res);
+	if (admin_waits(r, rc))
+		goto out;
 	if (rc == -E2BIG && q.has_labels) {
 		char buf[512];
 		api_reply_error(r, 400, "%s: more than %d labels%s", name, LABELS_MAX,
@@ -447,6 +460,8 @@ static void admin_delete(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_delete(admin_sv(r), &w.a, name, &res);
+	if (admin_waits(r, rc))
+		return;
 	if (rc == -ENOENT) {
 		admin_not_found(r, name, 0, res.audit_err);
 		return;
@@ -663,7 +678,9 @@ static void admin_grant_add(struct api_req *r)
 		struct service_result res;
 		int rc = service_grant(admin_sv(r), &w.a, &g, replace, &res);
 		char buf[512];
-		if (rc == -EEXIST)
+		if (admin_waits(r, rc))
+			;
+		else if (rc == -EEXIST)
 			api_reply_error(r, 409, "%s is already granted to %s (use replace)",
 			                admin_what(buf, sizeof(buf), secret, res.audit_err), sel);
 		else if (rc < 0)
@@ -689,7 +706,9 @@ static void admin_grant_remove(struct api_req *r)
 		struct service_result res;
 		int rc = service_revoke(admin_sv(r), &w.a, secret, sel, &res);
 		char buf[512];
-		if (rc == -ENOENT)
+		if (admin_waits(r, rc))
+			;
+		else if (rc == -ENOENT)
 			api_reply_error(r, 404, "%s to %s: no such grant%s", secret, sel,
 			                admin_what(buf, sizeof(buf), "", res.audit_err));
 		else if (rc < 0)
@@ -760,6 +779,8 @@ static void admin_rollback(struct api_req *r, const char *name)
 	admin_who_init(r, &w);
 	struct service_result res;
 	int rc = service_rollback(admin_sv(r), &w.a, name, from, &res);
+	if (admin_waits(r, rc))
+		return;
 	if (rc == -ENOENT) {
 		admin_not_found(r, name, from, res.audit_err);
 		return;
@@ -794,7 +815,9 @@ static void admin_rotate(struct api_req *r, const char *name)
 		int rc = service_schedule(admin_sv(r), &w.a, name, every, (uint32_t)length, cs,
 		                          exec, &res);
 		char buf[512];
-		if (rc == -ENOENT) {
+		if (admin_waits(r, rc)) {
+			/* answered when it runs again */
+		} else if (rc == -ENOENT) {
 			api_reply_error(r, 404, "%s: no such secret (put or rotate it first)%s",
 			                name, admin_what(buf, sizeof(buf), "", res.audit_err));
 		} else if (rc < 0) {
@@ -813,6 +836,8 @@ static void admin_rotate(struct api_req *r, const char *name)
 	struct service_result res;
 	int rc = service_generate(admin_sv(r), &w.a, name, cs, (size_t)length, d.keep_expiry,
 	                          print ? &val : NULL, &res);
+	if (admin_waits(r, rc))
+		goto out;
 	if (rc < 0) {
 		admin_fail(r, rc, res.not_tried ? "generate" : name, &res);
 		goto out;
@@ -1071,6 +1096,7 @@ static void admin_metrics(struct api_req *r)
 		g.cluster_write_failures = cs.write_failures;
 		g.cluster_conflicts = cs.conflicts;
 		g.cluster_watch_errors = cs.watch_errors;
+		g.cluster_writes_pending = service_writes_pending(admin_sv(r));
 		g.cluster_watch_stalls = cs.watch_stalls;
 	}
 	g.secrets_err = store_count(r->a->store, &g.secrets);

@@ -34,6 +34,7 @@ struct api_conn {
 	unsigned refuse;       /* 429/503: over a limit; its request gets this answer, then close */
 	uint64_t cycle_ms;     /* monotonic ms when it began waiting for its current request */
 	bool served_one;       /* a request of it has completed (api_pending) */
+	struct api_req *waiting; /* its request suspended by api_suspend, or NULL */
 };
 
 /* A request answered in the daemon process for the server process (broker/http/relay.c): the
@@ -69,6 +70,8 @@ struct api_req {
 	struct api_capture *capture;   /* relay.c: capture the answer (conn, srv are NULL) */
 	bool alive_checked;            /* relay.c: the connector was just found alive (the gate
 	                                  need not check again) */
+	bool suspended;                /* api_suspend: no answer yet; its route runs again */
+	bool wake_pending;             /* woken before it was suspended: run again at once */
 };
 
 struct api {
@@ -101,6 +104,12 @@ void api_reply_secret(struct api_req *r, uint8_t *val, size_t len, uint64_t vers
  * owned from here; ctype copied; an X-Secret-Version header when has_version). */
 void api_reply_relayed(struct api_req *r, unsigned status, const char *ctype, uint8_t *body,
                        size_t len, bool has_version, uint64_t version);
+/* The admin socket, cluster mode: r waits for a write (its service call returned -EINPROGRESS
+ * with r as service_actor.token). The route returns without answering; when the service wakes
+ * r, its route is called again with the same request and the handler calls the service again.
+ * A connection closed meanwhile (or the daemon stopping) forgets the write (the service ends it
+ * cleanly). */
+void api_suspend(struct api_req *r);
 /* Replies with text (copied). */
 void api_reply_text(struct api_req *r, unsigned status, const char *ctype, const char *text);
 /* Maps a store/mounts errno to an HTTP status and replies with msg: what failed. */

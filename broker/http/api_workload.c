@@ -108,12 +108,22 @@ static void workload_read(struct api_req *r, const char *name)
 	/* The value a mount already holds decrypted (the current version as of the last refresh,
 	 * which every change is followed by), else decrypted from the store. */
 	secret *cached = NULL;
+	uint64_t pin = 0;
+	bool pinned = false;
 	int rc = mounts_value_cached(r->a->mounts, name, &cached, &version);
 	if (rc == 0) {
 		/* the secret's bare-pointer form: store_value_free drops this reference */
 		val = secret_data(cached);
 		len = secret_len(cached);
 		r->a->met->workload_cached_reads++;
+	} else if ((pinned = service_write_pinned(r->a->cfg.service, name, &pin))) {
+		/* cluster mode: a change etcd has not taken yet is not served: the version
+		 * before it (when kept: else refused, retried by the caller) */
+		rc = pin == 0            ? -ENOENT
+		     : pin == UINT64_MAX ? -EAGAIN
+		                         : store_get(r->a->store, name, pin, &val, &len, &version);
+		if (rc == -ENOENT && pin)
+			rc = -EAGAIN;
 	} else {
 		rc = store_get(r->a->store, name, 0, &val, &len, &version);
 	}
@@ -126,6 +136,9 @@ static void workload_read(struct api_req *r, const char *name)
 	}
 	if (rc == -ENOENT)
 		api_reply_error(r, 404, "no such secret");
+	else if (rc == -EAGAIN && pinned)
+		api_reply_error(r, 503,
+		                "a change of it is being written to the cluster; retry shortly");
 	else if (rc < 0)
 		api_reply_errno(r, rc, "read");
 	else

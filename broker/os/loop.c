@@ -147,6 +147,7 @@ int loop_run(loop *l)
 		}
 		loop_reap(l);
 	}
+	l->quit = false; /* a later loop_run runs again */
 	return 0;
 }
 

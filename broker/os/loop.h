@@ -18,6 +18,6 @@ int loop_add(loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ud);
 int loop_del(loop *l, int fd);
 /* Adds a prepare hook (at most LOOP_PREPARE_MAX). */
 int loop_add_prepare(loop *l, loop_prepare_cb cb, void *ud);
-/* Runs until loop_quit; 0 or -errno from epoll. */
+/* Runs until loop_quit (then cleared: a later call runs again); 0 or -errno from epoll. */
 int loop_run(loop *l);
 void loop_quit(loop *l);

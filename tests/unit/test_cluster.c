@@ -2,7 +2,13 @@
  * store's cluster rows (store.h "cluster rows"): export, import checked with the node's keys
  * (tampered, rolled back, foreign key), the keyring adopted by a joining store. No etcd here:
  * test_cluster.sh runs the real one. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +17,7 @@
 
 #include <check.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/cluster/cluster_log.h"
 #include "broker/cluster/etcd.h"
 #include "broker/store/store.h"
@@ -687,6 +694,131 @@ START_TEST(test_keyring)
 }
 END_TEST
 
+/* ---- writes off the loop's thread (cluster_begin_async / cluster_commit_async) ----
+ * etcd here is a TCP socket that listens and never answers (a member without quorum, or frozen:
+ * connections are taken by the kernel, requests hang until the timeout). */
+static int mute_etcd(char *url, size_t cap)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	socklen_t al = sizeof(a);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	snprintf(url, cap, "http://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+	return fd;
+}
+
+struct wr_seen {
+	loop *l;
+	int calls, r, undo;
+	struct cluster_read *rd;
+};
+
+static void wr_begun(void *ud, int r, struct cluster_read *rd)
+{
+	struct wr_seen *w = ud;
+	w->calls++;
+	w->r = r;
+	w->rd = rd;
+	loop_quit(w->l);
+}
+
+static void wr_committed(void *ud, int r, int undo)
+{
+	struct wr_seen *w = ud;
+	w->calls++;
+	w->r = r;
+	w->undo = undo;
+	loop_quit(w->l);
+}
+
+static void wr_timeout(loop *l, int fd, uint32_t events, void *ud)
+{
+	*(bool *)ud = true;
+	loop_quit(l);
+}
+
+/* Runs the loop until a write's answer (or 60 s: a failure). */
+static void wr_run(loop *l)
+{
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	ck_assert_int_ge(tfd, 0);
+	struct itimerspec its = {.it_value = {.tv_sec = 60}};
+	ck_assert_int_eq(timerfd_settime(tfd, 0, &its, NULL), 0);
+	bool late = false;
+	ck_assert_int_eq(loop_add(l, tfd, EPOLLIN, wr_timeout, &late), 0);
+	ck_assert_int_eq(loop_run(l), 0);
+	ck_assert_int_eq(loop_del(l, tfd), 0);
+	close(tfd);
+	ck_assert_msg(!late, "no answer from the writer thread in 60 s");
+}
+
+static bool has_secret(store *s, const char *name)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	int r = store_secret_export(s, name, &v, &n);
+	free(v);
+	ck_assert(r == 0 || r == -ENOENT);
+	return r == 0;
+}
+
+/* A write's etcd calls run on the writer thread and their answers come through the loop: a
+ * txn etcd does not answer undoes the local change; the read answers -EHOSTUNREACH (or is
+ * refused at once once the election saw etcd unreachable). The loop is not held meanwhile. */
+START_TEST(test_async_writes)
+{
+	char url[64];
+	int mute = mute_etcd(url, sizeof(url));
+	store *s = open_store(sa, key, true);
+	loop *l = NULL;
+	ck_assert_int_eq(loop_new(&l), 0);
+	struct cluster_config cfg = {.etcd = url, .name = "unit", .timeout_ms = 300};
+	cluster *c = NULL;
+	ck_assert_int_eq(cluster_new(&c, s, l, &cfg), 0);
+	/* the local change (a new secret, nothing before it), then its txn */
+	ck_assert_int_eq(store_put_ex(s, "app/x", (const uint8_t *)"v", 1, NULL, NULL, NULL), 0);
+	struct cluster_pre pre = {0};
+	struct wr_seen w = {.l = l, .r = 1};
+	int undo = 0;
+	ck_assert_int_eq(
+	    cluster_commit_async(c, "app/x", NULL, false, &pre, wr_committed, &w, &undo), 0);
+	ck_assert_int_eq(w.calls, 0); /* not before the loop runs */
+	wr_run(l);
+	ck_assert_int_eq(w.calls, 1);
+	ck_assert_int_eq(w.r, -EHOSTUNREACH);
+	ck_assert_int_eq(w.undo, 0);
+	ck_assert(!has_secret(s, "app/x")); /* undone */
+	/* the read */
+	w = (struct wr_seen){.l = l, .r = 1};
+	int r = cluster_begin_async(c, "app/x", NULL, wr_begun, &w);
+	ck_assert(r == 0 || r == -EHOSTUNREACH);
+	if (r == 0) {
+		wr_run(l);
+		ck_assert_int_eq(w.calls, 1);
+		ck_assert_int_eq(w.r, -EHOSTUNREACH);
+		cluster_read_free(w.rd); /* NULL: no answer */
+	}
+	struct cluster_stats st;
+	cluster_get_stats(c, &st);
+	ck_assert_uint_ge(st.write_failures, 2);
+	/* stopped with a txn queued: it ends, undone, without the loop */
+	ck_assert_int_eq(store_put_ex(s, "app/y", (const uint8_t *)"v", 1, NULL, NULL, NULL), 0);
+	w = (struct wr_seen){.l = l, .r = 1};
+	ck_assert_int_eq(
+	    cluster_commit_async(c, "app/y", NULL, false, &pre, wr_committed, &w, &undo), 0);
+	cluster_free(c);
+	ck_assert_int_eq(w.calls, 1);
+	ck_assert(w.r < 0);
+	ck_assert(!has_secret(s, "app/y"));
+	loop_free(l);
+	store_close(s);
+	close(mute);
+}
+END_TEST
+
 /* Origin records (cluster_log.h): made on node A, verified on node B (one keyring); a record
  * altered, moved to another key, or MAC'd under another cluster's keys is refused. */
 START_TEST(test_origin_records)
@@ -862,6 +994,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_replays);
 	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
+	tcase_add_test(tr, test_async_writes);
 	tcase_add_test(tr, test_origin_records);
 	tcase_add_test(tr, test_keyring_passphrase);
 	suite_add_tcase(s, tr);
