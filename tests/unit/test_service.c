@@ -225,12 +225,14 @@ START_TEST(test_delete_expire_schedule)
 	ck_assert_int_eq(service_delete(sv, &op, "a", &res), -ENOENT);
 	expect_record("uid:0", "delete", "a", "not found", 0);
 	/* the daemon's own changes */
-	ck_assert_int_eq(service_expire(sv, "b", &res), 0);
+	ck_assert_int_eq(service_expire(sv, NULL, "b", &res), 0);
 	expect_record(SERVICE_ACTOR_DAEMON, "expire", "b", "ok", 0);
 	size_t n = nrecords();
-	ck_assert_int_eq(service_expire(sv, "b", &res), -ENOENT); /* nothing expired: no record */
+	ck_assert_int_eq(service_expire(sv, NULL, "b", &res),
+	                 -ENOENT); /* nothing expired: no record */
 	ck_assert_uint_eq(nrecords(), n);
-	ck_assert_int_eq(service_rotate_scheduled(sv, "c", (const uint8_t *)"xyz", 3, &res), 0);
+	ck_assert_int_eq(service_rotate_scheduled(sv, NULL, "c", (const uint8_t *)"xyz", 3, &res),
+	                 0);
 	expect_record(SERVICE_ACTOR_DAEMON, "rotate", "c", "ok", 1);
 	ck_assert_int_eq(service_rotate_failed(sv, "c", "exec timed out"), 0);
 	expect_record(SERVICE_ACTOR_DAEMON, "rotate", "c", "exec timed out", 0);
