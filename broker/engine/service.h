@@ -26,7 +26,7 @@ struct service_actor {
 	int64_t pid;       /* 0 when none */
 	const char *exe;   /* "" when unknown */
 	/* Cluster mode: the caller's request when it can wait for a write (the admin API; NULL:
-	 * the write holds the loop's thread for its etcd calls, as the scheduler's do). Then put,
+	 * the write holds the loop's thread for its etcd calls). Then put,
 	 * generate, delete, rollback, schedule, grant and revoke return -EINPROGRESS while etcd is
 	 * asked (nothing answered yet); the waker set by service_set_waker is called with token
 	 * when the caller is to call again with the same arguments, which continues the write
