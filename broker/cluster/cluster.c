@@ -660,8 +660,12 @@ static void *cluster_elect_thread(void *ud)
 	c->st.leader = false;
 	c->leader_until_ms = 0;
 	pthread_mutex_unlock(&c->mu);
+	/* The call in progress was canceled by the stop; the lease is revoked in one bounded
+	 * call (the next leader is then elected within a round instead of after the TTL). */
+	etcd_client_set_stop(c->ec, NULL);
+	etcd_client_set_deadline(c->ec, cluster_mono_ms() + CLUSTER_REVOKE_MS);
 	if (lease && etcd_lease_revoke(c->ec, lease) < 0) {
-		/* etcd unreachable: the lease expires by itself */
+		/* etcd unreachable or too slow: the lease expires by itself */
 	}
 	return NULL;
 }
@@ -1213,8 +1217,12 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 	if (r == 0)
 		r = etcd_client_new(&c->ec, cfg->etcd, cfg->timeout_ms, cfg->sec);
 	c->cfg.sec = NULL; /* the clients copied it: the caller's may go */
-	if (r == 0)
-		etcd_client_set_stop(c->wc, &c->stop); /* a stop does not wait for a write's call */
+	if (r == 0) {
+		/* a stop does not wait for a write's, the watch's or the election's etcd call */
+		etcd_client_set_stop(c->wc, &c->stop);
+		etcd_client_set_stop(c->rc, &c->stop);
+		etcd_client_set_stop(c->ec, &c->stop);
+	}
 	uint64_t rev = 0;
 	if (r == 0)
 		r = store_cluster_rev(s, &rev);

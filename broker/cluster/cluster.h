@@ -38,6 +38,9 @@
  * lease could have expired in etcd since its last keep-alive was sent. */
 #define CLUSTER_LEASE_TTL_S 6
 #define CLUSTER_LEASE_MARGIN_MS 1500
+/* At a stop the election's etcd call in progress is canceled and the lease revoked in one call
+ * bounded by this (without quorum it expires by itself after its TTL). */
+#define CLUSTER_REVOKE_MS 1000
 #define CLUSTER_NODE_MAX 128     /* a node's name in the election */
 #define CLUSTER_NODE_NAME_MAX 64 /* a name given with --node-name: 1..64 of a-z 0-9 . - _ */
 /* At start, a node's name held by another lease is waited for this long before the start is
@@ -122,7 +125,8 @@ bool cluster_node_name_ok(const char *n);
  * claims the node's name (struct cluster_config's node: -EADDRINUSE when another live node
  * holds it). Starts the watch thread and puts its eventfd into l. Sets store_cluster_ids. */
 int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *cfg);
-/* Stops the threads (joins them; the election's lease is revoked, a bounded call) and frees. */
+/* Stops the threads (joins them; their etcd calls in progress are canceled; the election's lease
+ * is then revoked in one call bounded by CLUSTER_REVOKE_MS) and frees. */
 void cluster_free(cluster *c);
 void cluster_get_stats(cluster *c, struct cluster_stats *st);
 /* Whether this node holds the leader key through a lease that cannot have expired yet: only

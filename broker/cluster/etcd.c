@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -422,6 +423,7 @@ struct etcd_client {
 	char token[ETCD_TOKEN_MAX + 1]; /* "" until authenticated */
 	char err[CURL_ERROR_SIZE + ETCD_ERROR_MAX + 64];
 	const volatile bool *stop; /* etcd_client_set_stop: a call in progress gives up */
+	int64_t deadline_ms;       /* etcd_client_set_deadline (0: none) */
 };
 
 static bool etcd_user_ok(const char *u)
@@ -678,6 +680,18 @@ void etcd_client_set_stop(etcd_client *c, const volatile bool *stop)
 	c->stop = stop;
 }
 
+void etcd_client_set_deadline(etcd_client *c, int64_t deadline_ms)
+{
+	c->deadline_ms = deadline_ms;
+}
+
+static int64_t etcd_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int etcd_call_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c_, curl_off_t d)
 {
 	const etcd_client *c = ud;
@@ -694,6 +708,14 @@ static int etcd_call_once(etcd_client *c, const char *path, const char *body,
 	for (size_t t = 0; t < c->n; t++) {
 		if (c->stop && *c->stop)
 			return -ECANCELED;
+		long tmo = (long)c->timeout_ms;
+		if (c->deadline_ms) {
+			int64_t left = c->deadline_ms - etcd_mono_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			if (left < tmo)
+				tmo = (long)left;
+		}
 		size_t i = (c->good + t) % c->n;
 		char url[ETCD_URL_MAX + 64];
 		snprintf(url, sizeof(url), "%s%s", c->urls[i], path);
@@ -711,8 +733,8 @@ static int etcd_call_once(etcd_client *c, const char *path, const char *body,
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_collect);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, tmo);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
 		if (c->stop) {
 			curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

@@ -130,6 +130,10 @@ const char *etcd_client_error(const etcd_client *c);
 /* Once *stop is true (stop may be NULL: never), a call in progress gives up within about a
  * tenth of a second and returns -ECANCELED (the node is stopping). */
 void etcd_client_set_stop(etcd_client *c, const volatile bool *stop);
+/* From now on each call ends by deadline_ms (CLOCK_MONOTONIC milliseconds; 0: no deadline):
+ * every endpoint's try is cut to what is left, and once none is left a call returns
+ * -ETIMEDOUT. For a bounded last call (the lease's revoke at a stop). */
+void etcd_client_set_deadline(etcd_client *c, int64_t deadline_ms);
 /* The endpoint of the client's watch in progress or last started ("" none yet; never NULL). */
 const char *etcd_client_watch_endpoint(const etcd_client *c);
 

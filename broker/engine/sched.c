@@ -30,6 +30,25 @@ struct sjob {
 	struct sjob *next;
 };
 
+/* A firing in flight: its writes go through the service's write queue (cluster mode: each etcd
+ * call on the writer thread, the loop never waits); f itself is the writes' token. A rotation
+ * is SF_NEXT (the next firing written first), then SF_ROTATE (the new value; after its exec
+ * command, if any, exited 0); an expiry is SF_EXPIRE. While a firing of a secret is in flight
+ * nothing else fires for it (the timer is not armed for it either). */
+enum sfire_step { SF_NEXT, SF_ROTATE, SF_EXPIRE };
+struct sfire {
+	struct sfire *next;
+	char *name;
+	enum sfire_step step;
+	int64_t at; /* SF_NEXT: the next firing time to write */
+	enum store_charset cs;
+	uint32_t length;
+	char *exec;   /* SF_NEXT: the schedule's command (NULL: none) */
+	uint8_t *val; /* SF_ROTATE: the value (crypt_alloc'd) */
+	size_t len;
+	bool woken; /* the service's waker called: continued at the next prepare */
+};
+
 struct sched {
 	loop *loop;
 	store *store;
@@ -42,6 +61,9 @@ struct sched {
 	size_t nlc;
 	struct sjob *jobs;
 	unsigned njobs;
+	struct sfire *fires; /* in flight */
+	bool woken;          /* a firing was woken */
+	bool in_timer;       /* inside sched_on_timer (it re-arms at its end) */
 };
 
 static int64_t sched_now(void)
@@ -80,12 +102,22 @@ static const struct store_lifecycle *sched_lc_find(sched *sc, const char *name)
 	return NULL;
 }
 
+static struct sfire *sched_fire_find(sched *sc, const char *name)
+{
+	for (struct sfire *f = sc->fires; f; f = f->next)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
 /* Arms the timer at the earliest expiry, schedule (not running) or child deadline. */
 static int sched_arm(sched *sc)
 {
 	int64_t due = 0;
 	for (size_t i = 0; i < sc->nlc; i++) {
 		const struct store_lifecycle *l = &sc->lc[i];
+		if (sched_fire_find(sc, l->name))
+			continue; /* in flight: its end re-arms */
 		if (l->expires > 0 && (!due || l->expires < due))
 			due = l->expires;
 		if (l->every > 0 && !sched_job_find(sc, l->name) && (!due || l->next < due))
@@ -154,21 +186,150 @@ static void sched_unapplied(sched *sc, const char *name, const struct service_re
 		           service_strerror(res->refresh_err));
 }
 
-/* Stores a new version made by a schedule (the service audits and refreshes); reports. */
-static void sched_commit(sched *sc, const char *name, const uint8_t *val, size_t len)
+/* The outcome of a scheduled rotation's store (the service audits and refreshes): reported. */
+static void sched_rotated(sched *sc, const char *name, int r, const struct service_result *res)
 {
-	struct service_result res;
-	int r = service_rotate_scheduled(sc->service, name, val, len, &res);
 	if (r < 0) {
 		char w[256];
 		snprintf(w, sizeof(w), "%s%s%s", strerror(-r),
-		         res.audit_err ? "; its audit record could not be written: " : "",
-		         res.audit_err ? strerror(-res.audit_err) : "");
+		         res->audit_err ? "; its audit record could not be written: " : "",
+		         res->audit_err ? strerror(-res->audit_err) : "");
 		sc->report(sc->ud, name, SCHED_FAILED, 0, w);
 		return;
 	}
-	sc->report(sc->ud, name, SCHED_ROTATED, res.version, NULL);
-	sched_unapplied(sc, name, &res);
+	sc->report(sc->ud, name, SCHED_ROTATED, res->version, NULL);
+	sched_unapplied(sc, name, res);
+}
+
+static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *val, size_t len);
+
+static void sched_fire_free(struct sfire *f)
+{
+	if (f->val)
+		store_value_free(f->val);
+	free(f->name);
+	free(f->exec);
+	free(f);
+}
+
+/* A new firing of name (copies what it needs: the lifecycle table is reloaded meanwhile). */
+static struct sfire *sched_fire_new(sched *sc, const char *name, enum sfire_step step,
+                                    const struct store_lifecycle *l, int64_t at)
+{
+	struct sfire *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->step = step;
+	f->at = at;
+	f->name = strdup(name);
+	if (l) {
+		f->cs = l->charset;
+		f->length = l->length;
+		f->exec = l->exec ? strdup(l->exec) : NULL;
+	}
+	if (!f->name || (l && l->exec && !f->exec)) {
+		sched_fire_free(f);
+		return NULL;
+	}
+	f->next = sc->fires;
+	sc->fires = f;
+	return f;
+}
+
+/* f is over: out of the list, its write forgotten (one whose local change failed is still
+ * queued until then); the timer is armed for its secret again. */
+static void sched_fire_end(sched *sc, struct sfire *f)
+{
+	service_write_forget(sc->service, f);
+	for (struct sfire **p = &sc->fires; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	sched_fire_free(f);
+	if (sc->in_timer)
+		return;
+	int r = sched_arm(sc);
+	if (r < 0) /* the timer could not be set: say so (the next schedule change re-arms it) */
+		sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
+}
+
+/* Runs f's steps until one waits for etcd (-EINPROGRESS: the waker continues it) or it is
+ * over. Failures are reported (and audited by the service) as when the writes were
+ * synchronous: a next firing not written leaves the schedule due (tried again at the timer's
+ * next turn, while this node leads); a rotation not stored waits for the next period; an expiry
+ * not made is tried again at the timer's next turn. */
+static void sched_fire_run(sched *sc, struct sfire *f)
+{
+	for (;;) {
+		struct service_result res;
+		int r;
+		switch (f->step) {
+		case SF_EXPIRE:
+			r = service_expire(sc->service, f, f->name, &res);
+			if (r == -EINPROGRESS)
+				return;
+			if (r == 0) {
+				sc->report(sc->ud, f->name, SCHED_EXPIRED, 0, NULL);
+				sched_unapplied(sc, f->name, &res);
+			} else if (r != -ENOENT) {
+				sc->report(sc->ud, f->name, SCHED_FAILED, 0, strerror(-r));
+			}
+			sched_fire_end(sc, f);
+			return;
+		case SF_ROTATE:
+			r = service_rotate_scheduled(sc->service, f, f->name, f->val, f->len, &res);
+			if (r == -EINPROGRESS)
+				return;
+			sched_rotated(sc, f->name, r, &res);
+			sched_fire_end(sc, f);
+			return;
+		case SF_NEXT:
+			break;
+		}
+		/* The next firing is set first: a failing rotation is retried next period, not in
+		 * a loop. */
+		r = service_schedule_next(sc->service, f, f->name, f->at);
+		if (r == -EINPROGRESS)
+			return;
+		service_write_forget(sc->service, f); /* the token moves on to the rotation */
+		if (r < 0) {
+			sc->report(sc->ud, f->name, SCHED_FAILED, 0, strerror(-r));
+			sched_fire_end(sc, f);
+			return;
+		}
+		uint8_t *val = NULL;
+		r = store_generate(f->cs, f->length, &val);
+		if (r < 0) {
+			sc->report(sc->ud, f->name, SCHED_FAILED, 0, strerror(-r));
+			sched_fire_end(sc, f);
+			return;
+		}
+		if (f->exec) {
+			r = sched_spawn(sc, f->name, f->exec, val, f->length);
+			if (r < 0) {
+				store_value_free(val);
+				sched_failed(sc, f->name, "exec failed", strerror(-r));
+			}
+			sched_fire_end(sc, f); /* the child's exit continues (sched_on_child) */
+			return;
+		}
+		f->val = val;
+		f->len = f->length;
+		f->step = SF_ROTATE;
+	}
+}
+
+/* The service's waker (loop thread): the firing token continues at the next prepare, outside
+ * any service call. */
+static void sched_wake(void *ud, const void *token)
+{
+	sched *sc = ud;
+	for (struct sfire *f = sc->fires; f; f = f->next)
+		if (f == token) {
+			f->woken = true;
+			sc->woken = true;
+		}
 }
 
 static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
@@ -191,13 +352,28 @@ static void sched_on_child(loop *l, int fd, uint32_t events, void *ud)
 		snprintf(why, sizeof(why), "exec exited with status %d", si.si_status);
 	else
 		snprintf(why, sizeof(why), "exec killed by signal %d", si.si_status);
+	struct sfire *f = NULL;
 	if (ok && !j->killed) {
-		if (sched_lc_find(sc, j->name)) /* still scheduled (not deleted meanwhile) */
-			sched_commit(sc, j->name, j->val, j->len);
+		/* still scheduled (not deleted meanwhile): its value is stored (a firing) */
+		if (sched_lc_find(sc, j->name)) {
+			f = sched_fire_new(sc, j->name, SF_ROTATE, NULL, 0);
+			if (!f)
+				sched_failed(sc, j->name, "error", strerror(ENOMEM));
+		}
+		if (f) {
+			f->val = j->val;
+			f->len = j->len;
+			j->val = NULL;
+		}
 	} else {
 		sched_failed(sc, j->name, j->killed ? "exec timed out" : "exec failed", why);
 	}
 	sched_job_remove(sc, j);
+	if (f) {
+		sc->in_timer = true; /* re-armed below */
+		sched_fire_run(sc, f);
+		sc->in_timer = false;
+	}
 	int r = sched_arm(sc);
 	if (r < 0) /* the timer could not be set: say so (the next schedule change re-arms it) */
 		sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
@@ -274,33 +450,6 @@ static int sched_spawn(sched *sc, const char *name, const char *cmd, uint8_t *va
 	return 0;
 }
 
-static void sched_rotate(sched *sc, const struct store_lifecycle *l, int64_t now)
-{
-	/* The next firing is set first: a failing rotation is retried next period, not in a loop.
-	 */
-	int r = service_schedule_next(sc->service, l->name, now + l->every);
-	if (r < 0) {
-		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
-		return;
-	}
-	uint8_t *val = NULL;
-	r = store_generate(l->charset, l->length, &val);
-	if (r < 0) {
-		sc->report(sc->ud, l->name, SCHED_FAILED, 0, strerror(-r));
-		return;
-	}
-	if (!l->exec) {
-		sched_commit(sc, l->name, val, l->length);
-		store_value_free(val);
-		return;
-	}
-	r = sched_spawn(sc, l->name, l->exec, val, l->length);
-	if (r < 0) {
-		store_value_free(val);
-		sched_failed(sc, l->name, "exec failed", strerror(-r));
-	}
-}
-
 static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 {
 	sched *sc = ud;
@@ -315,21 +464,24 @@ static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 	/* Work on the loaded copy; each change bumps the generation and we reload after. Only the
 	 * node that fires (cluster mode: the leader) expires and rotates. */
 	bool fires = service_fires(sc->service);
+	sc->in_timer = true;
 	for (size_t i = 0; fires && i < sc->nlc; i++) {
 		const struct store_lifecycle *lc = &sc->lc[i];
-		if (lc->expires > 0 && lc->expires <= now) {
-			struct service_result res;
-			int r = service_expire(sc->service, lc->name, &res);
-			if (r == 0) {
-				sc->report(sc->ud, lc->name, SCHED_EXPIRED, 0, NULL);
-				sched_unapplied(sc, lc->name, &res);
-			} else if (r != -ENOENT) {
-				sc->report(sc->ud, lc->name, SCHED_FAILED, 0, strerror(-r));
-			}
-		} else if (lc->every > 0 && lc->next <= now && !sched_job_find(sc, lc->name)) {
-			sched_rotate(sc, lc, now);
-		}
+		struct sfire *f = NULL;
+		if (sched_fire_find(sc, lc->name))
+			continue; /* in flight: nothing fires twice */
+		if (lc->expires > 0 && lc->expires <= now)
+			f = sched_fire_new(sc, lc->name, SF_EXPIRE, NULL, 0);
+		else if (lc->every > 0 && lc->next <= now && !sched_job_find(sc, lc->name))
+			f = sched_fire_new(sc, lc->name, SF_NEXT, lc, now + lc->every);
+		else
+			continue;
+		if (f)
+			sched_fire_run(sc, f);
+		else
+			sc->report(sc->ud, lc->name, SCHED_FAILED, 0, strerror(ENOMEM));
 	}
+	sc->in_timer = false;
 	int r = sched_load(sc);
 	if (r < 0)
 		sc->report(sc->ud, "(schedules)", SCHED_FAILED, 0, strerror(-r));
@@ -338,6 +490,16 @@ static void sched_on_timer(loop *l, int fd, uint32_t events, void *ud)
 static int sched_prepare(loop *l, void *ud)
 {
 	sched *sc = ud;
+	while (sc->woken) { /* firings whose write etcd answered continue */
+		sc->woken = false;
+		for (struct sfire *f = sc->fires; f; f = f->next)
+			if (f->woken) {
+				f->woken = false;
+				sc->woken = true; /* the list may change: scan again */
+				sched_fire_run(sc, f);
+				break;
+			}
+	}
 	if (store_lifecycle_gen(sc->store) != sc->gen) {
 		int r = sched_load(sc);
 		if (r < 0) {
@@ -365,6 +527,8 @@ int sched_new(sched **out, loop *l, store *s, service *sv, sched_report_cb repor
 		r = loop_add(l, sc->tfd, EPOLLIN, sched_on_timer, sc);
 	if (r == 0)
 		r = loop_add_prepare(l, sched_prepare, sc);
+	if (r == 0)
+		service_set_sched_waker(sv, sched_wake, sc);
 	if (r < 0) {
 		if (sc->tfd >= 0) {
 			loop_del(l, sc->tfd);
@@ -382,6 +546,13 @@ void sched_free(sched *sc)
 {
 	if (!sc)
 		return;
+	service_set_sched_waker(sc->service, NULL, NULL);
+	while (sc->fires) { /* a write in flight ends with no one to tell (service.h) */
+		struct sfire *f = sc->fires;
+		sc->fires = f->next;
+		service_write_forget(sc->service, f);
+		sched_fire_free(f);
+	}
 	while (sc->jobs) {
 		struct sjob *j = sc->jobs;
 		(void)pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);

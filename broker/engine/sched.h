@@ -6,7 +6,9 @@
  * loop and killed after SCHED_EXEC_TIMEOUT_S; the value becomes current only when the command
  * exits 0. Every change goes through the service layer (service.h: the store change, the
  * refresh of the views, the audit record, actor "secretd"); every outcome is reported to the
- * caller, who logs.
+ * caller, who logs. In cluster mode each firing's writes wait in the service's write queue
+ * (a token per firing, continued by the service's waker at the next prepare): no etcd call
+ * holds the loop, and nothing else fires for a secret while its firing is in flight.
  * Functions return 0 or a negative errno. */
 #pragma once
 #include <stdint.h>

@@ -33,11 +33,15 @@ enum service_wstate {
 };
 #define SERVICE_AFTER_PUTS 1u    /* on success: counted in metrics' puts */
 #define SERVICE_AFTER_REFRESH 2u /* on success: the views follow */
+/* the scheduler's next firing: not audited (a failure leaves no cluster-undo record) and its
+ * outcome is the undo's error when the undo failed (service_schedule_next) */
+#define SERVICE_AFTER_QUIET 4u
 
 struct service_write {
 	struct service_write *next;
 	service *sv;
 	const void *token; /* NULL: the caller is gone */
+	bool daemon;       /* the scheduler's (woken through sv->dwake, not counted in the cap) */
 	enum service_wstate state;
 	char *name, *selector;
 	int rc;
@@ -65,6 +69,8 @@ struct service {
 	bool refresh_deferred; /* a refresh came while a txn ran: it follows the txn's answer */
 	void (*wake)(void *ud, const void *token);
 	void *wake_ud;
+	void (*dwake)(void *ud, const void *token); /* the scheduler's writes' waker */
+	void *dwake_ud;
 };
 
 int service_new(service **out, store *s, mounts *m, struct metrics *met,
@@ -267,6 +273,14 @@ static struct service_write *service_w_find(service *sv, const void *token)
 
 static void service_w_read(void *ud, int r, struct cluster_read *rd);
 
+/* Tells w's caller to call again (the admin API's waker, or the scheduler's). */
+static void service_w_call(service *sv, const struct service_write *w)
+{
+	void (*wake)(void *, const void *) = w->daemon ? sv->dwake : sv->wake;
+	if (wake)
+		wake(w->daemon ? sv->dwake_ud : sv->wake_ud, w->token);
+}
+
 /* w is over: out of the queue, and the next one starts (its caller woken if it fails at once). */
 static void service_w_end(service *sv, struct service_write *w)
 {
@@ -287,8 +301,7 @@ static void service_w_end(service *sv, struct service_write *w)
 		n->rc = r; /* its caller hears it at its next call */
 		n->state = SW_READY;
 		if (n->token) {
-			if (sv->wake)
-				sv->wake(sv->wake_ud, n->token);
+			service_w_call(sv, n);
 			return;
 		}
 		sv->wq = n->next;
@@ -301,8 +314,8 @@ static void service_w_wake(service *sv, struct service_write *w)
 {
 	if (!w->token)
 		service_w_end(sv, w); /* no one waits for it */
-	else if (sv->wake)
-		sv->wake(sv->wake_ud, w->token);
+	else
+		service_w_call(sv, w);
 }
 
 static void service_w_read(void *ud, int r, struct cluster_read *rd)
@@ -320,7 +333,11 @@ static void service_w_committed(void *ud, int r, int undo)
 	service *sv = w->sv;
 	w->state = SW_DONE; /* refreshes are no longer deferred */
 	w->rc = r;
-	if (r == 0) {
+	if (r < 0 && (w->after & SERVICE_AFTER_QUIET)) {
+		w->rc = undo ? undo : r; /* as the synchronous next firing: not audited */
+		if (undo || sv->refresh_deferred)
+			service_refresh(sv, w->action, w->name, &w->res);
+	} else if (r == 0) {
 		if ((w->after & SERVICE_AFTER_PUTS) && sv->met)
 			sv->met->puts++;
 		if ((w->after & SERVICE_AFTER_REFRESH) || sv->refresh_deferred)
@@ -361,6 +378,12 @@ void service_set_waker(service *sv, void (*wake)(void *ud, const void *token), v
 {
 	sv->wake = wake;
 	sv->wake_ud = ud;
+}
+
+void service_set_sched_waker(service *sv, void (*wake)(void *ud, const void *token), void *ud)
+{
+	sv->dwake = wake;
+	sv->dwake_ud = ud;
 }
 
 void service_write_forget(service *sv, const void *token)
@@ -405,9 +428,10 @@ static uint64_t service_current(service *sv, const char *name)
 
 /* Cluster mode: before a change of a secret (name) or a grant (selector non-NULL). A caller that
  * waits (who->token): -EINPROGRESS while etcd is read, 0 at its next call with the read's
- * answer (the local change follows), or the read's error. */
-static int service_cl_begin(service *sv, const struct service_actor *who, const char *name,
-                            const char *selector, struct cluster_pre *pre)
+ * answer (the local change follows), or the read's error. daemon: the scheduler's write (its
+ * own waker; not refused by the cap: at most one per schedule or expiry is in flight). */
+static int service_cl_begin_ex(service *sv, const struct service_actor *who, const char *name,
+                               const char *selector, struct cluster_pre *pre, bool daemon)
 {
 	*pre = (struct cluster_pre){0};
 	if (!sv->cluster)
@@ -432,12 +456,13 @@ static int service_cl_begin(service *sv, const struct service_actor *who, const 
 		w->state = SW_LOCAL;
 		return 0;
 	}
-	if (sv->nw >= SERVICE_WRITES_MAX)
+	if (sv->nw >= SERVICE_WRITES_MAX && !daemon)
 		return -EBUSY;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	*w = (struct service_write){.sv = sv, .token = who->token, .state = SW_QUEUED};
+	*w = (struct service_write){
+	    .sv = sv, .token = who->token, .daemon = daemon, .state = SW_QUEUED};
 	w->name = strdup(name);
 	w->selector = selector ? strdup(selector) : NULL;
 	if (!w->name || (selector && !w->selector)) {
@@ -458,6 +483,12 @@ static int service_cl_begin(service *sv, const struct service_actor *who, const 
 		w->state = SW_READING;
 	}
 	return -EINPROGRESS;
+}
+
+static int service_cl_begin(service *sv, const struct service_actor *who, const char *name,
+                            const char *selector, struct cluster_pre *pre)
+{
+	return service_cl_begin_ex(sv, who, name, selector, pre, false);
 }
 
 static char *service_strdup_opt(const char *s)
@@ -500,6 +531,11 @@ static int service_cl_commit(service *sv, const struct store_audit *a, const cha
 	}
 	if (r == 0)
 		return 0;
+	if (after & SERVICE_AFTER_QUIET) {
+		if (undo) /* the local change stands unpublished: the views follow it */
+			service_refresh(sv, a->action, name, res);
+		return undo ? undo : r;
+	}
 	struct store_audit u = *a;
 	u.action = "cluster-undo";
 	u.result = undo ? "undo failed" : NULL;
@@ -649,14 +685,25 @@ int service_generate(service *sv, const struct service_actor *who, const char *n
 	return r;
 }
 
-int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, size_t len,
-                             struct service_result *res)
+/* The scheduler's actor: the daemon, with the firing's token (NULL: synchronous). */
+static struct service_actor service_sched_actor(const void *token)
+{
+	struct service_actor d = service_daemon_actor();
+	d.token = token;
+	return d;
+}
+
+int service_rotate_scheduled(service *sv, const void *token, const char *name, const uint8_t *val,
+                             size_t len, struct service_result *res)
 {
 	service_res(res);
-	struct service_actor d = service_daemon_actor();
+	struct service_actor d = service_sched_actor(token);
+	int r;
+	if (service_cl_done(sv, &d, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(&d, "rotate", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, &d, name, NULL, &pre);
+	r = service_cl_begin_ex(sv, &d, name, NULL, &pre, true);
 	if (r == 0) {
 		r = store_put_ex(sv->store, name, val, len, NULL, &a, &res->version);
 		if (r < 0)
@@ -686,11 +733,16 @@ int service_rotate_failed(service *sv, const char *name, const char *result)
 	return res.audit_err;
 }
 
-int service_schedule_next(service *sv, const char *name, int64_t next)
+int service_schedule_next(service *sv, const void *token, const char *name, int64_t next)
 {
 	/* cluster mode: the next firing goes to etcd first (the leader that follows sees it) */
+	struct service_result res = {0};
+	struct service_actor d = service_sched_actor(token);
+	int r;
+	if (service_cl_done(sv, &d, &r, &res, NULL))
+		return r;
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, NULL, name, NULL, &pre);
+	r = service_cl_begin_ex(sv, &d, name, NULL, &pre, true);
 	if (r < 0)
 		return r;
 	r = store_schedule_next(sv->store, name, next);
@@ -698,13 +750,8 @@ int service_schedule_next(service *sv, const char *name, int64_t next)
 		cluster_pre_free(&pre);
 		return r;
 	}
-	if (!sv->cluster)
-		return 0;
-	int undo = 0;
-	snprintf(pre.actor, sizeof(pre.actor), "%s", SERVICE_ACTOR_DAEMON);
-	snprintf(pre.action, sizeof(pre.action), "schedule-next");
-	r = cluster_secret_commit(sv->cluster, name, false, &pre, &undo);
-	return r < 0 && undo ? undo : r;
+	struct store_audit a = service_audit(&d, "schedule-next", name);
+	return service_cl_commit(sv, &a, name, NULL, false, &pre, &res, SERVICE_AFTER_QUIET);
 }
 
 bool service_fires(service *sv)
@@ -736,13 +783,16 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
 	return 0;
 }
 
-int service_expire(service *sv, const char *name, struct service_result *res)
+int service_expire(service *sv, const void *token, const char *name, struct service_result *res)
 {
 	service_res(res);
-	struct service_actor d = service_daemon_actor();
+	struct service_actor d = service_sched_actor(token);
+	int r;
+	if (service_cl_done(sv, &d, &r, res, NULL))
+		return r;
 	struct store_audit a = service_audit(&d, "expire", name);
 	struct cluster_pre pre;
-	int r = service_cl_begin(sv, &d, name, NULL, &pre);
+	r = service_cl_begin_ex(sv, &d, name, NULL, &pre, true);
 	if (r < 0)
 		return r; /* the scheduler reports it */
 	r = store_delete_ex(sv->store, name, &a);

@@ -26,7 +26,7 @@ struct service_actor {
 	int64_t pid;       /* 0 when none */
 	const char *exe;   /* "" when unknown */
 	/* Cluster mode: the caller's request when it can wait for a write (the admin API; NULL:
-	 * the write holds the loop's thread for its etcd calls, as the scheduler's do). Then put,
+	 * the write holds the loop's thread for its etcd calls). Then put,
 	 * generate, delete, rollback, schedule, grant and revoke return -EINPROGRESS while etcd is
 	 * asked (nothing answered yet); the waker set by service_set_waker is called with token
 	 * when the caller is to call again with the same arguments, which continues the write
@@ -110,10 +110,19 @@ int service_generate(service *sv, const struct service_actor *who, const char *n
                      enum store_charset cs, size_t length, bool keep_expiry, uint8_t **val,
                      struct service_result *res);
 
+/* The scheduler's writes (scheduled rotation, next firing, expiry) take the firing's token
+ * (service_actor.token; NULL: they hold the loop's thread for their etcd calls). In cluster
+ * mode they then go through the write queue like the admin API's: -EINPROGRESS while etcd is
+ * asked, the waker set by service_set_sched_waker called with token when the caller is to call
+ * again with the same arguments, and finally the outcome. They wait their turn behind admin
+ * writes but are not refused by SERVICE_WRITES_MAX (the scheduler has at most one in flight per
+ * secret). After the outcome the caller calls service_write_forget(token) (a write whose local
+ * change failed stays queued until then), and before reusing token for the next step. */
+void service_set_sched_waker(service *sv, void (*wake)(void *ud, const void *token), void *ud);
 /* A scheduled rotation's value (made by the scheduler, accepted by its exec command if any) as
  * a new version: the expiry and the schedule are kept; audited as the daemon's "rotate". */
-int service_rotate_scheduled(service *sv, const char *name, const uint8_t *val, size_t len,
-                             struct service_result *res);
+int service_rotate_scheduled(service *sv, const void *token, const char *name, const uint8_t *val,
+                             size_t len, struct service_result *res);
 /* A scheduled rotation that did not get as far as the store (exec failed, timed out): its
  * record (the daemon's "rotate", result as given). 0 or the audit's -errno (also reported). */
 int service_rotate_failed(service *sv, const char *name, const char *result);
@@ -121,7 +130,7 @@ int service_rotate_failed(service *sv, const char *name, const char *result);
  * retried next period, not in a loop). Not audited (as before: the rotation is). In cluster
  * mode it is written to etcd first (-EHOSTUNREACH, -ESTALE: another node changed it; the
  * caller then does not rotate; when undoing the local change failed, that error instead). */
-int service_schedule_next(service *sv, const char *name, int64_t next);
+int service_schedule_next(service *sv, const void *token, const char *name, int64_t next);
 /* Whether this node fires schedules and expiry now: always on a single node; in cluster mode
  * only while it is the elected leader (cluster_is_leader). */
 bool service_fires(service *sv);
@@ -131,7 +140,7 @@ int service_delete(service *sv, const struct service_actor *who, const char *nam
                    struct service_result *res);
 /* The daemon deletes an expired secret (action "expire"); -ENOENT when it is gone already
  * (not audited then: nothing expired). */
-int service_expire(service *sv, const char *name, struct service_result *res);
+int service_expire(service *sv, const void *token, const char *name, struct service_result *res);
 
 /* Version from's value as a new version (action "rollback"); -ENOENT when from is not kept. */
 int service_rollback(service *sv, const struct service_actor *who, const char *name, uint64_t from,
