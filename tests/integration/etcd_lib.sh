@@ -7,6 +7,13 @@
 #   ETCD_URLS              http://127.0.0.1:C1,...  (client URLs of the three members)
 #   ETCD_URL_N             one member's client URL
 #   etcd_ctl ARGS...       etcdctl against every member
+# and the secretd nodes of a cluster test (node N: $T/nN/state, $T/nN/run, log $T/nN.log; the
+# test sets KEY and CL, starts its nodes its own way and records each pid in NODE_PID_N):
+#   node_init N            secretd init of node N with $KEY into cluster $CL on $ETCD_URLS
+#   node_up N / ctlN N ARGS...   node N answers / secretctl against node N's admin socket
+#   metric N NAME          a metric of node N (replaces lib.sh's metric in cluster tests)
+#   node_stop N / nodes_stop     SIGTERM (SIGKILL after 10 s), waited for
+#   refused WHAT OUT PATTERN     the command (exit status in $rc) failed and OUT says PATTERN
 need_etcd() {
 	need_cmd etcd
 	need_cmd etcdctl
@@ -76,4 +83,30 @@ etcd_member() {
 		eval "u=\$ETCD_URL_$n"
 		[ "$u" = "$1" ] && { echo "$n"; return 0; }
 	done
+}
+
+node_init() {
+	"$SECRETD" init --state-dir "$T/n$1/state" --key-file "$KEY" --etcd "$ETCD_URLS" \
+		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
+}
+node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
+ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
+metric() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
+node_stop() {
+	eval "pid=\${NODE_PID_$1:-}"
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && { kill -KILL "$pid" 2>/dev/null; break; }
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null || true
+	eval "NODE_PID_$1="
+}
+nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
+refused() {
+	[ "$rc" != 0 ] || fail "$1: exit 0: $(cat "$2")"
+	grep -q "$3" "$2" || fail "$1: no clear message (want '$3'): $(cat "$2")"
 }

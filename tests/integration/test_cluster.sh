@@ -27,11 +27,6 @@ need_etcd
 
 KEY=$T/keys/cluster.key
 CL=sdt$$
-node_init() {
-	"$SECRETD" init --state-dir "$T/n$1/state" --key-file "$KEY" --etcd "$ETCD_URLS" \
-		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
-}
-node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
 # Nodes 1 and 2 run without a keeper, node 3 with one (the default: a keeper process and the
 # daemon process it supervises).
 node_start() {
@@ -45,23 +40,6 @@ node_start() {
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
 }
-node_stop() {
-	eval "pid=\${NODE_PID_$1:-}"
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 200 ] && { kill -KILL "$pid" 2>/dev/null; break; }
-		sleep 0.05
-	done
-	wait "$pid" 2>/dev/null || true
-	eval "NODE_PID_$1="
-}
-nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
-# ctlN N ARGS...: secretctl against node N's admin socket
-ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
-metric() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
 
 etcd_start_cluster
 ok "etcd: 3 members healthy"

@@ -19,8 +19,6 @@ set -eu
 EXTRA_CLEANUP="nodes_stop; etcd_cleanup"
 need_etcd
 NODE_PIDS=""
-node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
-ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
 node_run() { # node_run N ARGS...: starts node N in the background, waits until it answers
 	n=$1
 	shift
@@ -31,14 +29,6 @@ node_run() { # node_run N ARGS...: starts node N in the background, waits until 
 	NODE_PIDS="$NODE_PIDS $!"
 	poll_until 60 node_up "$n" || fail "node $n did not start: $(tail -n 5 "$T/n$n.log")"
 }
-node_stop() {
-	eval "pid=\${NODE_PID_$1:-}"
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	eval "NODE_PID_$1="
-}
-nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
 need_cmd openssl
 
 # --- certificates: a CA, etcd's server certificate for 127.0.0.1, a client certificate
@@ -112,11 +102,6 @@ sd_cl() {
 	set -- "$cmd" --state-dir "$T/n$n/state" --key-file "$KEY" --etcd "$URL" --cluster "$CL" "$@"
 	[ "${SD_CL_EXEC:-}" = 1 ] && exec "$SECRETD" "$@"
 	"$SECRETD" "$@"
-}
-# refused WHAT OUT PATTERN: the command ($? in rc) failed and its output says PATTERN
-refused() {
-	[ "$rc" != 0 ] || fail "$1: exit 0: $(cat "$2")"
-	grep -q "$3" "$2" || fail "$1: no clear message (want '$3'): $(cat "$2")"
 }
 
 # --- init: refused without a user, with a wrong password, without the CA

@@ -17,16 +17,6 @@ EXTRA_CLEANUP="nodes_stop; etcd_cleanup"
 need_etcd
 export SECRETD_KDF_TEST=1 # the smallest Argon2id limits: the test is about who holds which salt
 NODE_PIDS=""
-node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
-ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
-node_stop() {
-	eval "pid=\${NODE_PID_$1:-}"
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	eval "NODE_PID_$1="
-}
-nodes_stop() { for n in 1 2; do node_stop "$n"; done; }
 
 # shellcheck disable=SC2046
 set -- $(etcd_free_ports 2)
@@ -61,10 +51,6 @@ node_run() { # node_run N: runs node N with the right passphrase, waits until it
 	(SD_CL_EXEC=1 && sd_cl run "$1" "$T/pass") >>"$T/n$1.log" 2>&1 &
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
-}
-refused() { # refused WHAT OUT PATTERN: the command ($? in rc) failed and its output says PATTERN
-	[ "$rc" != 0 ] || fail "$1: exit 0: $(cat "$2")"
-	grep -q "$3" "$2" || fail "$1: no clear message (want '$3'): $(cat "$2")"
 }
 
 sd_cl init 1 "$T/pass" >"$T/init1.out" 2>&1 || fail "init node 1: $(cat "$T/init1.out")"

@@ -34,11 +34,6 @@ need_cmd python3
 
 KEY=$T/keys/cluster.key
 CL=sds$$
-node_init() {
-	"$SECRETD" init --state-dir "$T/n$1/state" --key-file "$KEY" --etcd "$ETCD_URLS" \
-		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
-}
-node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
 node_start() {
 	mkdir -p "$T/n$1/run"
 	"$SECRETD" run --no-keeper --state-dir "$T/n$1/state" --runtime-dir "$T/n$1/run" \
@@ -46,21 +41,6 @@ node_start() {
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
 }
-node_stop() {
-	eval "pid=\${NODE_PID_$1:-}"
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 200 ] && { kill -KILL "$pid" 2>/dev/null; break; }
-		sleep 0.05
-	done
-	wait "$pid" 2>/dev/null || true
-	eval "NODE_PID_$1="
-}
-nodes_stop() { for n in 1 2; do node_stop "$n"; done; }
-ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 FROZEN=""
 etcd_freeze() {
