@@ -14,7 +14,8 @@
  * revision this node applied (kept in the store: a restart without etcd serves the local copy)
  * and queues what it sees; an eventfd wakes the daemon's loop, which applies the queue to the
  * store on its own thread (imports checked with this node's keys: a row that fails is refused,
- * reported and counted, never applied) and calls on_applied. The thread never touches the
+ * reported and counted, never applied; a changed keyring through store_keyring_update: a key
+ * rotation on another node) and calls on_applied. The thread never touches the
  * store. Functions return 0 or a negative errno. */
 #pragma once
 #include <stdbool.h>
@@ -119,7 +120,8 @@ struct cluster_stats {
 bool cluster_node_name_ok(const char *n);
 
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
- * keyring is this store's (-EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
+ * keyring is this store's or one store_keyring_update takes (a key rotation this node missed;
+ * -EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
  * error (the local copy serves; writes are refused until it is back). With etcd reachable,
  * claims the node's name (struct cluster_config's node: -EADDRINUSE when another live node
  * holds it). Starts the watch thread and puts its eventfd into l. Sets store_cluster_ids. */
