@@ -1759,7 +1759,28 @@ static int cluster_kr_rows(cluster *c, void *arg)
 		                         .vlen = k->v[i].newlen};
 	}
 	bool ok = false;
-	if (r == 0) {
+	if (r == 0 && k->n == 1 && v[0].oldlen + v[0].vlen > CLUSTER_REWRAP_BYTES) {
+		/* one large secret: its old rows would not fit in the request beside the new ones
+		 * (etcd's 1.5 MiB): read it, compare here, txn on its mod_revision */
+		struct etcd_answer a = {0};
+		r = etcd_range(c->wc, v[0].key, v[0].klen, false, &a);
+		if (r < 0) {
+			r = cluster_kr_fail(c, r);
+		} else if (a.nkvs != 1 || a.kvs[0].vlen != v[0].oldlen ||
+		           memcmp(a.kvs[0].value, v[0].old, v[0].oldlen) != 0) {
+			r = -ESTALE;
+			cluster_count(c, &c->st.conflicts, 0);
+		} else {
+			r = etcd_txn(c->wc, v[0].key, v[0].klen, a.kvs[0].mod_revision, v[0].val,
+			             v[0].vlen, &ok, NULL);
+			r = r < 0 ? (r == -EINVAL || r == -E2BIG ? -EFBIG : cluster_kr_fail(c, r))
+			    : !ok ? -ESTALE
+			          : 0;
+			if (r == -ESTALE)
+				cluster_count(c, &c->st.conflicts, 0);
+		}
+		etcd_answer_free(&a);
+	} else if (r == 0) {
 		r = etcd_txn_cas(c->wc, v, k->n, &ok, NULL);
 		if (r < 0)
 			r = r == -EINVAL || r == -E2BIG ? -EFBIG : cluster_kr_fail(c, r);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_cluster_keys.sh: key rotation across the cluster (#18; docs/cluster.md, "Key rotation
 # across the cluster"). A real 3-member etcd on loopback ports and 3 secretd nodes:
-#  - secrets put on nodes 1 and 3; `key rotate` on node 2 re-wraps through etcd; every node then
+#  - secrets put on nodes 1 and 3 (one of 400 kB); `key rotate` on node 2 re-wraps through etcd; every node then
 #    reads every value and its key status shows only the new generation with every data key;
 #  - a put on node 3 afterwards is read on node 1;
 #  - the old keyring and a row from before the re-wrap written back into etcd are refused by the
@@ -82,8 +82,13 @@ while [ $i -lt 20 ]; do
 	printf 'three-%s' "$i" | ctlN 3 put "app/three$i" >/dev/null || fail "put app/three$i on node 3"
 	i=$((i + 1))
 done
-KEYS=80 # data keys: 20 x 3 + 20
+# one large secret: its rows before and after do not fit one batch's txn (a batch of its own,
+# compared on its mod_revision)
+head -c 400000 /dev/urandom >"$T/big"
+ctlN 1 put app/big <"$T/big" >/dev/null || fail "put app/big (400 kB) on node 1"
+KEYS=81 # data keys: 20 x 3 + 20 + 1
 all_read() {
+	ctlN "$1" get app/big 2>/dev/null | cmp -s - "$T/big" || return 1
 	i=0
 	while [ $i -lt 20 ]; do
 		[ "$(ctlN "$1" get "app/one$i" 2>/dev/null)" = "one-$i-c" ] || return 1
@@ -92,7 +97,7 @@ all_read() {
 	done
 }
 for n in 1 2 3; do poll_until 60 all_read "$n" || fail "node $n does not read every value"; done
-ok "40 secrets (80 data keys) put on nodes 1 and 3, read on every node"
+ok "41 secrets (81 data keys, one of 400 kB) put on nodes 1 and 3, read on every node"
 
 KRKEY=$(b64 "/secretd/$CL/keyring")
 ROWKEY=$(b64 "/secretd/$CL/s/app/one0")
