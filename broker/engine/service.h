@@ -229,8 +229,8 @@ int service_record(service *sv, const struct service_actor *who, const char *act
  * delete, expiry) and of a grant (grant, revoke) is made in etcd too: cluster_*_begin before the
  * local change, cluster_*_commit after it; when etcd refuses or cannot be reached the local
  * change is undone (recorded as "cluster-undo") and -EHOSTUNREACH or -ESTALE returned (nothing
- * stored). Key rotation is refused (-EOPNOTSUPP). Labels, templates, expiry and schedules stay
- * this node's. */
+ * stored). Key rotation goes through etcd too (service_key_rotate_begin/step). Labels and
+ * templates stay this node's. */
 void service_set_cluster(service *sv, struct cluster *c);
 struct cluster *service_cluster(service *sv);
 /* Changes from other nodes were applied to the store (changed): every view follows. */
