@@ -212,6 +212,12 @@ static void main_cluster_report(void *ud, enum cluster_event ev, const char *wha
 		log_ratelimited(&mc->rl_rej, LOG_LVL_ERROR, "cluster: %s: %s", what,
 		                main_cluster_err(err));
 		break;
+	case CLUSTER_KEYRING_KEPT:
+		log_ratelimited(&mc->rl_apply, LOG_LVL_WARN,
+		                "cluster: %s dropped %d key generation(s) that rows of this node "
+		                "still use: kept here until none does",
+		                what, err);
+		break;
 	case CLUSTER_REFUSED: {
 		char why[512];
 		log_error("cluster %s: %s (%s)", mc->e->cluster,

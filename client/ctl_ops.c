@@ -14,9 +14,15 @@ static void ctl_key_status_print(json_t *j)
 		printf("; rotation to %lld in progress, %lld data keys left",
 		       (long long)json_integer_value(json_object_get(j, "target")),
 		       (long long)json_integer_value(json_object_get(j, "remaining")));
+	else if (json_is_string(json_object_get(j, "rewrapping")))
+		printf("; another node re-wraps (%lld data keys here under an older generation)",
+		       (long long)json_integer_value(json_object_get(j, "remaining")));
 	const char *err = json_string_value(json_object_get(j, "error"));
+	const char *paused = json_string_value(json_object_get(j, "paused"));
 	if (err)
 		printf(" (stopped: %s)", err);
+	else if (paused)
+		printf(" (paused, resumes by itself: %s)", paused);
 	printf("\n");
 	size_t i;
 	json_t *g;

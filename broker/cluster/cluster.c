@@ -61,6 +61,8 @@ struct cluster_wjob {
 	cluster_begun_fn begun;
 	cluster_committed_fn committed;
 	void *ud;
+	int (*fn)(cluster *c, void *arg); /* a key rotation's call (cluster_wrun) */
+	void *arg;
 };
 
 struct cluster {
@@ -873,16 +875,16 @@ static void cluster_apply(cluster *c, const struct cluster_item *it, bool *chang
 			return;
 		}
 	} else if (strcmp(k, "keyring") == 0) {
-		if (it->type == IT_PUT) {
-			_cleanup_free_ uint8_t *mine = NULL;
-			size_t ml = 0;
-			r = store_keyring_export(c->s, &mine, &ml);
-			if (r == 0 && (ml != it->vlen || memcmp(mine, it->val, ml) != 0)) {
-				cluster_report(c, CLUSTER_KEYRING, what, -EKEYREJECTED);
-				r = -EKEYREJECTED;
-			}
-		}
-		if (r == 0 && rev)
+		/* a key rotation on another node: its new generation, or its old ones dropped */
+		a.action = "cluster-key-rotate";
+		size_t kept = 0;
+		if (it->type == IT_PUT)
+			r = store_keyring_update(c->s, it->val, it->vlen, &xo, &kept, &ch);
+		else
+			r = -EBADMSG; /* the keyring is never deleted */
+		if (r == 0 && kept)
+			cluster_report(c, CLUSTER_KEYRING_KEPT, what, (int)kept);
+		if (r == 0 && !ch && rev)
 			r = store_cluster_rev_set(c->s, rev);
 	} else {
 		r = -EBADMSG; /* nothing of ours */
@@ -1051,8 +1053,9 @@ static void *cluster_writer_thread(void *ud)
 			c->wqtail = NULL;
 		j->next = NULL;
 		pthread_mutex_unlock(&c->mu);
-		j->r = j->txn ? cluster_commit(c, j->key, j->val, j->vlen, &j->pre)
-		              : cluster_range(c, j->key, &j->a);
+		j->r = j->fn    ? j->fn(c, j->arg)
+		       : j->txn ? cluster_commit(c, j->key, j->val, j->vlen, &j->pre)
+		                : cluster_range(c, j->key, &j->a);
 		pthread_mutex_lock(&c->mu);
 		j->ran = true;
 		if (j->sync) {
@@ -1247,7 +1250,19 @@ int cluster_new(cluster **out, store *s, loop *l, const struct cluster_config *c
 				r = -EKEYREJECTED; /* another node's appeared meanwhile */
 		} else if (r == 0 &&
 		           (a.kvs[0].vlen != ml || memcmp(a.kvs[0].value, mine, ml) != 0)) {
-			r = -EKEYREJECTED;
+			/* a key rotation this node has not applied yet: taken when it passes
+			 * store_keyring_update's checks (the same root), else not this store's */
+			struct store_audit ka = {.actor = c->actor,
+			                         .exe = "",
+			                         .action = "cluster-key-rotate",
+			                         .result = "ok",
+			                         .detail = "at start"};
+			struct store_ximport xo = {.audit = &ka};
+			size_t kept = 0;
+			r = store_keyring_update(s, a.kvs[0].value, a.kvs[0].vlen, &xo, &kept,
+			                         NULL) < 0
+			        ? -EKEYREJECTED
+			        : 0;
 		}
 		etcd_answer_free(&a);
 		/* the name: only another live node holding it stops the start; any other failure
@@ -1665,4 +1680,138 @@ int cluster_commit_async(cluster *c, const char *name, const char *selector, boo
 	c->holding++;
 	cluster_wsubmit(c, j);
 	return 0;
+}
+
+/* ---- key rotation (docs/cluster.md, "Key rotation across the cluster") ---- */
+
+struct cluster_kr_call {
+	const char *key;
+	const uint8_t *mine, *val; /* the read: this node's keyring; the txn: the new one */
+	size_t minelen, vlen;
+	int64_t mod_rev;
+	const struct store_rewrapped *v; /* a batch */
+	size_t n;
+};
+
+static int cluster_kr_fail(cluster *c, int r)
+{
+	cluster_count(c, &c->st.write_failures, 0);
+	snprintf(c->last_err, sizeof(c->last_err), "key rotation: %s", etcd_client_error(c->wc));
+	return r == -EPERM || r == -EACCES ? r : -EHOSTUNREACH;
+}
+
+/* Writer thread: the keyring's read, then (val) its txn on the read's mod_revision. */
+static int cluster_kr_keyring(cluster *c, void *arg)
+{
+	struct cluster_kr_call *k = arg;
+	struct etcd_answer a;
+	int r = etcd_range(c->wc, k->key, strlen(k->key), false, &a);
+	if (r < 0) {
+		etcd_answer_free(&a);
+		return cluster_kr_fail(c, r);
+	}
+	if (a.nkvs != 1 || a.kvs[0].vlen != k->minelen ||
+	    memcmp(a.kvs[0].value, k->mine, k->minelen) != 0)
+		r = -ESTALE; /* another node rotated meanwhile, or this one is behind */
+	int64_t mod_rev = a.nkvs ? a.kvs[0].mod_revision : 0;
+	etcd_answer_free(&a);
+	if (r < 0) {
+		cluster_count(c, &c->st.conflicts, 0);
+		return r;
+	}
+	bool ok = false;
+	r = etcd_txn(c->wc, k->key, strlen(k->key), mod_rev, k->val, k->vlen, &ok, NULL);
+	if (r < 0)
+		return cluster_kr_fail(c, r);
+	if (!ok) {
+		cluster_count(c, &c->st.conflicts, 0);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int cluster_keyring_put(cluster *c, const uint8_t *mine, size_t minelen, const uint8_t *kr,
+                        size_t len)
+{
+	if (!c || !mine || !kr || len == 0 || len > CLUSTER_ROWS_MAX)
+		return -EINVAL;
+	if (cluster_down(c))
+		return -EHOSTUNREACH;
+	char key[CLUSTER_KEY_MAX];
+	snprintf(key, sizeof(key), "%skeyring", c->prefix);
+	struct cluster_kr_call k = {
+	    .key = key, .mine = mine, .minelen = minelen, .val = kr, .vlen = len};
+	struct cluster_wjob j = {.fn = cluster_kr_keyring, .arg = &k};
+	cluster_wrun(c, &j);
+	return j.r;
+}
+
+/* Writer thread: one txn for a batch, each key's value compared with the rows before. */
+static int cluster_kr_rows(cluster *c, void *arg)
+{
+	struct cluster_kr_call *k = arg;
+	struct etcd_cas *v = calloc(k->n, sizeof(*v));
+	char(*keys)[CLUSTER_KEY_MAX] = calloc(k->n, sizeof(*keys));
+	int r = v && keys ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < k->n; i++) {
+		int kl = cluster_key_secret(c, k->v[i].name, keys[i], sizeof(keys[i]));
+		if (kl < 0) {
+			r = -EINVAL;
+			break;
+		}
+		v[i] = (struct etcd_cas){.key = keys[i],
+		                         .klen = (size_t)kl,
+		                         .old = k->v[i].old,
+		                         .oldlen = k->v[i].oldlen,
+		                         .val = k->v[i].new,
+		                         .vlen = k->v[i].newlen};
+	}
+	bool ok = false;
+	if (r == 0 && k->n == 1 && v[0].oldlen + v[0].vlen > CLUSTER_REWRAP_BYTES) {
+		/* one large secret: its old rows would not fit in the request beside the new ones
+		 * (etcd's 1.5 MiB): read it, compare here, txn on its mod_revision */
+		struct etcd_answer a = {0};
+		r = etcd_range(c->wc, v[0].key, v[0].klen, false, &a);
+		if (r < 0) {
+			r = cluster_kr_fail(c, r);
+		} else if (a.nkvs != 1 || a.kvs[0].vlen != v[0].oldlen ||
+		           memcmp(a.kvs[0].value, v[0].old, v[0].oldlen) != 0) {
+			r = -ESTALE;
+			cluster_count(c, &c->st.conflicts, 0);
+		} else {
+			r = etcd_txn(c->wc, v[0].key, v[0].klen, a.kvs[0].mod_revision, v[0].val,
+			             v[0].vlen, &ok, NULL);
+			r = r < 0 ? (r == -EINVAL || r == -E2BIG ? -EFBIG : cluster_kr_fail(c, r))
+			    : !ok ? -ESTALE
+			          : 0;
+			if (r == -ESTALE)
+				cluster_count(c, &c->st.conflicts, 0);
+		}
+		etcd_answer_free(&a);
+	} else if (r == 0) {
+		r = etcd_txn_cas(c->wc, v, k->n, &ok, NULL);
+		if (r < 0)
+			r = r == -EINVAL || r == -E2BIG ? -EFBIG : cluster_kr_fail(c, r);
+		else if (!ok)
+			r = -ESTALE; /* a secret changed meanwhile: the batch is redone later */
+		if (r == -ESTALE)
+			cluster_count(c, &c->st.conflicts, 0);
+	}
+	free(v);
+	free(keys);
+	return r;
+}
+
+int cluster_rewrap_put(cluster *c, const struct store_rewrapped *v, size_t n)
+{
+	if (!c || (!v && n) || n > CLUSTER_REWRAP_KEYS)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (cluster_down(c))
+		return -EHOSTUNREACH;
+	struct cluster_kr_call k = {.v = v, .n = n};
+	struct cluster_wjob j = {.fn = cluster_kr_rows, .arg = &k};
+	cluster_wrun(c, &j);
+	return j.r;
 }

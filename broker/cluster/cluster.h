@@ -14,7 +14,8 @@
  * revision this node applied (kept in the store: a restart without etcd serves the local copy)
  * and queues what it sees; an eventfd wakes the daemon's loop, which applies the queue to the
  * store on its own thread (imports checked with this node's keys: a row that fails is refused,
- * reported and counted, never applied) and calls on_applied. The thread never touches the
+ * reported and counted, never applied; a changed keyring through store_keyring_update: a key
+ * rotation on another node) and calls on_applied. The thread never touches the
  * store. Functions return 0 or a negative errno. */
 #pragma once
 #include <stdbool.h>
@@ -59,17 +60,19 @@
 typedef struct cluster cluster;
 
 enum cluster_event {
-	CLUSTER_REJECTED,    /* a row from etcd failed its checks: not applied (what, err) */
-	CLUSTER_APPLY_ERROR, /* a row could not be applied for another reason (what, err) */
-	CLUSTER_WATCH_ERROR, /* the watch stream broke (what: the endpoint's error) */
-	CLUSTER_WATCHING,    /* the watch (re)started from revision err */
-	CLUSTER_WATCH_STALL, /* the watch stream stalled and was reopened (what: on which endpoint,
-	                      * behind which revision) */
-	CLUSTER_KEYRING,     /* etcd's keyring is not this node's: nothing from it can verify */
-	CLUSTER_NAME_IN_USE, /* later: another live node holds this node's name (what: the text);
-	                      * this node does not lead until the name is its own again */
-	CLUSTER_REFUSED,     /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
-	                      * etcd's or TLS's text); cluster_new then fails with err */
+	CLUSTER_REJECTED,     /* a row from etcd failed its checks: not applied (what, err) */
+	CLUSTER_APPLY_ERROR,  /* a row could not be applied for another reason (what, err) */
+	CLUSTER_WATCH_ERROR,  /* the watch stream broke (what: the endpoint's error) */
+	CLUSTER_WATCHING,     /* the watch (re)started from revision err */
+	CLUSTER_WATCH_STALL,  /* the watch stream stalled and was reopened (what: on which endpoint,
+	                       * behind which revision) */
+	CLUSTER_KEYRING,      /* etcd's keyring is not this node's: nothing from it can verify */
+	CLUSTER_NAME_IN_USE,  /* later: another live node holds this node's name (what: the text);
+	                       * this node does not lead until the name is its own again */
+	CLUSTER_KEYRING_KEPT, /* a keyring from etcd dropped generations rows here still use: kept
+	                       * here (err: how many) */
+	CLUSTER_REFUSED, /* at start: etcd refused this node (err -EACCES, -EPERM, -EBADE; what:
+	                  * etcd's or TLS's text); cluster_new then fails with err */
 };
 
 struct cluster_config {
@@ -120,7 +123,8 @@ struct cluster_stats {
 bool cluster_node_name_ok(const char *n);
 
 /* Checks the name (-EINVAL), connects the client, and with etcd reachable checks that etcd's
- * keyring is this store's (-EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
+ * keyring is this store's or one store_keyring_update takes (a key rotation this node missed;
+ * -EKEYREJECTED otherwise: refuse to start); etcd unreachable is not an
  * error (the local copy serves; writes are refused until it is back). With etcd reachable,
  * claims the node's name (struct cluster_config's node: -EADDRINUSE when another live node
  * holds it). Starts the watch thread and puts its eventfd into l. Sets store_cluster_ids. */
@@ -200,3 +204,19 @@ void cluster_read_free(struct cluster_read *rd);
 typedef void (*cluster_committed_fn)(void *ud, int r, int undo_err);
 int cluster_commit_async(cluster *c, const char *name, const char *selector, bool gone,
                          struct cluster_pre *pre, cluster_committed_fn cb, void *ud, int *undo_err);
+
+/* Key rotation across the cluster (loop thread; each call waits for its etcd calls, run on the
+ * writer thread after the writes queued before it, each bounded by the timeout per endpoint).
+ * cluster_keyring_put: etcd's keyring must be mine (this node's before the change: -ESTALE
+ * otherwise, a conflict), then a txn on its mod_revision puts kr. cluster_rewrap_put: one txn
+ * for a batch of re-wrapped secrets (at most CLUSTER_REWRAP_KEYS), each key's value compared
+ * with its rows before (-ESTALE when one changed: the batch is redone later). Both:
+ * -EHOSTUNREACH (etcd unreachable, at once while the election's last round failed), -EPERM /
+ * -EACCES (refused), -EFBIG (too large for one txn). */
+#define CLUSTER_REWRAP_KEYS ETCD_TXN_OPS_MAX
+/* a batch's rows before and after: etcd 3.4 refuses a request over 1.5 MiB (base64 adds a
+ * third); a single secret over it goes alone */
+#define CLUSTER_REWRAP_BYTES (512 * 1024)
+int cluster_keyring_put(cluster *c, const uint8_t *mine, size_t minelen, const uint8_t *kr,
+                        size_t len);
+int cluster_rewrap_put(cluster *c, const struct store_rewrapped *v, size_t n);

@@ -949,6 +949,55 @@ int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key,
 	return r;
 }
 
+static int etcd_cas_append(json_t *cmp, json_t *ops, const struct etcd_cas *e)
+{
+	_cleanup_free_ char *k = etcd_b64_enc(e->key, e->klen);
+	_cleanup_free_ char *o = etcd_b64_enc(e->old, e->oldlen);
+	_cleanup_free_ char *v = etcd_b64_enc(e->val, e->vlen);
+	if (!k || !o || !v)
+		return -ENOMEM;
+	if (json_array_append_new(cmp, json_pack("{s:s,s:s,s:s,s:s}", "key", k, "target", "VALUE",
+	                                         "result", "EQUAL", "value", o)) < 0 ||
+	    json_array_append_new(
+	        ops, json_pack("{s:{s:s,s:s}}", "request_put", "key", k, "value", v)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int etcd_txn_cas(etcd_client *c, const struct etcd_cas *v, size_t n, bool *succeeded,
+                 int64_t *revision)
+{
+	if (!c || !v || !succeeded || n == 0 || n > ETCD_TXN_OPS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].key || !v[i].old || !v[i].val || v[i].klen == 0 ||
+		    v[i].klen > ETCD_KEY_MAX || v[i].oldlen > ETCD_VALUE_MAX ||
+		    v[i].vlen > ETCD_VALUE_MAX)
+			return -EINVAL;
+	*succeeded = false;
+	json_t *cmp = json_array(), *ops = json_array();
+	int r = cmp && ops ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = etcd_cas_append(cmp, ops, &v[i]);
+	json_t *o = r == 0 ? json_pack("{s:O,s:O}", "compare", cmp, "success", ops) : NULL;
+	json_decref(cmp);
+	json_decref(ops);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	struct etcd_answer a;
+	r = etcd_call(c, "/v3/kv/txn", body, &a);
+	free(body);
+	if (r == 0) {
+		*succeeded = a.succeeded;
+		if (revision)
+			*revision = a.revision;
+	}
+	etcd_answer_free(&a);
+	return r;
+}
+
 int etcd_put(etcd_client *c, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	if (!c || !key || !val || klen == 0 || klen > ETCD_KEY_MAX || vlen > ETCD_VALUE_MAX)

@@ -159,6 +159,17 @@ struct etcd_put {
 int etcd_txn_with(etcd_client *c, const struct etcd_put *first, const void *key, size_t klen,
                   int64_t mod_rev, const void *val, size_t vlen, bool *succeeded,
                   int64_t *revision);
+/* One key of etcd_txn_cas: if its value is still old then put val. */
+struct etcd_cas {
+	const void *key, *old, *val;
+	size_t klen, oldlen, vlen;
+};
+#define ETCD_TXN_OPS_MAX 128 /* etcd's default --max-txn-ops: compares (and puts) in one txn */
+/* A transaction over n (1..ETCD_TXN_OPS_MAX) keys: if every key's value equals its old then put
+ * every val. *succeeded false: a compare failed (a key changed or is gone); *revision (may be
+ * NULL) the store's revision after it. */
+int etcd_txn_cas(etcd_client *c, const struct etcd_cas *v, size_t n, bool *succeeded,
+                 int64_t *revision);
 /* etcd's members (*out: malloc'd, *n of them; free()) and the Raft leader's id as the answering
  * member sees it (*leader, 0 unknown). */
 int etcd_members(etcd_client *c, struct etcd_member **out, size_t *n, uint64_t *leader);

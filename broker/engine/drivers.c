@@ -8,6 +8,9 @@
 
 #include "broker/store/anchor.h"
 
+#define DRIVERS_KEYROT_YIELD_MS 20         /* an admin write in flight: the batch waits */
+#define DRIVERS_KEYROT_CLUSTER_MAX_MS 2000 /* the longest pause after a cluster failure */
+
 /* Key rotation's state. */
 struct drivers_keyrot {
 	uint64_t done;    /* data keys re-wrapped by this process */
@@ -60,11 +63,19 @@ static int drivers_keyrot_prepare(loop *l, void *ud)
 	uint64_t n = 0;
 	bool finished = false;
 	int r = service_key_rotate_step(d->cfg.service, d->cfg.rotate_batch, &n, &finished);
+	if (r == -EAGAIN) { /* cluster mode: an admin write goes first */
+		k->retry_at = drivers_mono_ms() + DRIVERS_KEYROT_YIELD_MS;
+		return DRIVERS_KEYROT_YIELD_MS;
+	}
 	if (r < 0) {
 		if (r != k->last_err)
 			drivers_report(d, DRIVERS_KEYROT_FAILED, target, 0, r);
 		k->last_err = r;
-		k->pause_ms = k->pause_ms ? (k->pause_ms < 30000 ? k->pause_ms * 2 : 60000) : 500;
+		/* cluster mode: etcd away or a batch's secret changed meanwhile is retried within
+		 * DRIVERS_KEYROT_CLUSTER_MAX_MS (the rotation resumes when etcd is back) */
+		int cap =
+		    r == -EHOSTUNREACH || r == -ESTALE ? DRIVERS_KEYROT_CLUSTER_MAX_MS : 60000;
+		k->pause_ms = k->pause_ms ? (k->pause_ms < cap / 2 ? k->pause_ms * 2 : cap) : 500;
 		k->retry_at = drivers_mono_ms() + k->pause_ms;
 		return k->pause_ms;
 	}

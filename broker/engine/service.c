@@ -141,6 +141,9 @@ const char *service_strerror(int err)
 	case -ESTALE:
 		return "conflict: another node changed it, or this node has not applied the latest "
 		       "change yet; retry";
+	case -EALREADY:
+		return "a key rotation started on another node is not finished yet (secretctl key "
+		       "status on that node)";
 	default:
 		return strerror(-err);
 	}
@@ -1038,13 +1041,58 @@ int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_re
 	return mounts_restore(sv->mounts, ops, service_on_restore, &x, out);
 }
 
+/* Cluster mode: what a key rotation hands to etcd before its local transaction commits. */
+struct service_kr {
+	service *sv;
+	uint8_t *mine; /* this node's keyring before the change */
+	size_t minelen;
+};
+
+static int service_kr_keyring(void *ud, const uint8_t *p, size_t len)
+{
+	struct service_kr *k = ud;
+	return cluster_keyring_put(k->sv->cluster, k->mine, k->minelen, p, len);
+}
+
+static int service_kr_rows(void *ud, const struct store_rewrapped *v, size_t n)
+{
+	struct service_kr *k = ud;
+	return cluster_rewrap_put(k->sv->cluster, v, n);
+}
+
+static int service_kr_init(service *sv, struct service_kr *k, struct store_key_pub *pub)
+{
+	*k = (struct service_kr){.sv = sv};
+	*pub = (struct store_key_pub){.keyring = service_kr_keyring,
+	                              .rows = service_kr_rows,
+	                              .ud = k,
+	                              .max_keys = CLUSTER_REWRAP_KEYS,
+	                              .max_bytes = CLUSTER_REWRAP_BYTES};
+	return store_keyring_export(sv->store, &k->mine, &k->minelen);
+}
+
 int service_key_rotate_begin(service *sv, const struct service_actor *who, uint64_t *kek_id,
                              bool *resumed, struct service_result *res)
 {
 	service_res(res);
 	struct store_audit a = service_audit(who, "key-rotate", NULL);
-	/* Cluster mode: a new key generation would have to reach every node first (not built). */
-	int r = sv->cluster ? -EOPNOTSUPP : store_key_rotate_begin(sv->store, &a, kek_id, resumed);
+	if (!sv->cluster) {
+		int r = store_key_rotate_begin(sv->store, &a, kek_id, resumed);
+		return r < 0 ? service_failed(sv, &a, r, res) : 0;
+	}
+	/* Cluster mode: the new generation is a write of the cluster's keyring (etcd's must be
+	 * this node's); when etcd does not take it, nothing of it stays here. */
+	struct service_kr k;
+	struct store_key_pub pub;
+	int r = service_kr_init(sv, &k, &pub);
+	if (r == 0)
+		r = store_key_rotate_begin_pub(sv->store, &a, &pub, kek_id, resumed);
+	free(k.mine);
+	if (r == -EHOSTUNREACH || r == -ESTALE || r == -EPERM || r == -EACCES || r == -EFBIG) {
+		struct store_audit u = a;
+		u.action = "cluster-undo";
+		return service_failed(sv, &u, r, res);
+	}
 	return r < 0 ? service_failed(sv, &a, r, res) : 0;
 }
 
@@ -1052,7 +1100,23 @@ int service_key_rotate_step(service *sv, size_t max, uint64_t *done, bool *finis
 {
 	struct store_audit a = {
 	    .actor = SERVICE_ACTOR_DAEMON, .pid = getpid(), .action = "key-rotate-done"};
-	return store_key_rotate_step(sv->store, max, &a, done, finished);
+	if (!sv->cluster)
+		return store_key_rotate_step(sv->store, max, &a, done, finished);
+	/* Cluster mode: each batch reaches etcd before it commits here; an admin write in
+	 * flight goes first (its rows would meet the batch's). */
+	if (done)
+		*done = 0;
+	if (finished)
+		*finished = false;
+	if (sv->nw)
+		return -EAGAIN;
+	struct service_kr k;
+	struct store_key_pub pub;
+	int r = service_kr_init(sv, &k, &pub);
+	if (r == 0)
+		r = store_key_rotate_step_pub(sv->store, max, &a, &pub, done, finished);
+	free(k.mine);
+	return r;
 }
 
 int service_rekey(store *s, const char *new_key_file, const char *new_pass_file)

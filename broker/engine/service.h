@@ -194,12 +194,18 @@ size_t service_drop_deferred(service *sv);
 int service_restore(service *sv, const struct mounts_restore_ops *ops, mounts_restore_cb cb,
                     void *cb_ud, struct mounts_restore_counts *out);
 
-/* Starts a master-key rotation (action "key-rotate") or finds the unfinished one (*resumed). */
+/* Starts a master-key rotation (action "key-rotate") or finds the unfinished one (*resumed).
+ * Cluster mode (docs/cluster.md, "Key rotation across the cluster"): the new generation is a
+ * write of etcd's keyring, waited for on the loop's thread (bounded by the etcd timeouts);
+ * -ESTALE (conflict), -EHOSTUNREACH, -EPERM/-EACCES: nothing changed, recorded "cluster-undo";
+ * -EALREADY: another node's rotation is not finished. */
 int service_key_rotate_begin(service *sv, const struct service_actor *who, uint64_t *kek_id,
                              bool *resumed, struct service_result *res);
 /* One batch (at most max data keys) of the unfinished key rotation; the last one records the
  * daemon's "key-rotate-done" in its own transaction. *done the keys re-wrapped now, *finished
- * when none is left. */
+ * when none is left. Cluster mode: each batch reaches etcd (one txn, waited for) before it
+ * commits here, else it is rolled back (-ESTALE, -EHOSTUNREACH: retried); -EAGAIN while an
+ * admin write is in flight (nothing done: try again shortly). */
 int service_key_rotate_step(service *sv, size_t max, uint64_t *done, bool *finished);
 /* Re-seals the key generations under a new key file or passphrase (daemon stopped; s opened
  * with the old key). -EEXIST when the new key file exists. */
@@ -232,8 +238,8 @@ int service_record(service *sv, const struct service_actor *who, const char *act
  * delete, expiry) and of a grant (grant, revoke) is made in etcd too: cluster_*_begin before the
  * local change, cluster_*_commit after it; when etcd refuses or cannot be reached the local
  * change is undone (recorded as "cluster-undo") and -EHOSTUNREACH or -ESTALE returned (nothing
- * stored). Key rotation is refused (-EOPNOTSUPP). Labels, templates, expiry and schedules stay
- * this node's. */
+ * stored). Key rotation goes through etcd too (service_key_rotate_begin/step). Labels and
+ * templates stay this node's. */
 void service_set_cluster(service *sv, struct cluster *c);
 struct cluster *service_cluster(service *sv);
 /* Changes from other nodes were applied to the store (changed): every view follows. */

@@ -383,6 +383,7 @@ void api_reply_errno(struct api_req *r, int err, const char *what)
 		break;
 	case -EHOSTUNREACH: /* cluster mode: etcd cannot be reached */
 	case -ESTALE:       /* cluster mode: another node changed it */
+	case -EALREADY:     /* cluster mode: another node's key rotation is not finished */
 		api_reply_error(r, err == -EHOSTUNREACH ? 503 : 409, "%s: %s", what,
 		                service_strerror(err));
 		break;

@@ -516,11 +516,19 @@ static json_t *admin_key_status_json(store *st, bool *ok)
 	json_t *j = json_pack("{s:I, s:b, s:I, s:I, s:o}", "current", (json_int_t)ks.current,
 	                      "rotating", ks.rotating != 0, "target", (json_int_t)ks.rotating,
 	                      "remaining", (json_int_t)ks.remaining, "generations", gens);
+	/* cluster mode: etcd away or a batch's secret changed meanwhile pause the rotation (it
+	 * resumes by itself); any other failure stops it */
+	bool paused = ks.error == -EHOSTUNREACH || ks.error == -ESTALE;
 	if (j && ks.error)
-		json_object_set_new(j, "error",
+		json_object_set_new(j, paused ? "paused" : "error",
 		                    json_string(ks.error == -EBADMSG
 		                                    ? "integrity check failed on a stored row"
-		                                    : strerror(-ks.error)));
+		                                    : service_strerror(ks.error)));
+	/* who re-wraps: this node, or (cluster mode) another node whose rotation left data keys
+	 * here under an older generation */
+	if (j && (ks.rotating || ks.remaining))
+		json_object_set_new(j, "rewrapping",
+		                    json_string(ks.rotating ? "this node" : "another node"));
 	store_key_status_free(&ks);
 	return j;
 }

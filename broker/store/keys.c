@@ -300,8 +300,27 @@ static int store_heads_check(store *s)
 int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *kek_id,
                            bool *resumed)
 {
-	if (!s)
+	return store_key_rotate_begin_pub(s, audit, NULL, kek_id, resumed);
+}
+
+/* The keyring as it is inside the caller's transaction, handed to pub->keyring. */
+static int store_key_pub_keyring(store *s, const struct store_key_pub *pub)
+{
+	_cleanup_free_ uint8_t *kr = NULL;
+	size_t krlen = 0;
+	int r = store_keyring_export(s, &kr, &krlen);
+	return r < 0 ? r : pub->keyring(pub->ud, kr, krlen);
+}
+
+int store_key_rotate_begin_pub(store *s, const struct store_audit *audit,
+                               const struct store_key_pub *pub, uint64_t *kek_id, bool *resumed)
+{
+	if (!s || (pub && (!pub->keyring || !pub->rows || !pub->max_keys)))
 		return -EINVAL;
+	/* A cluster's rotation started on another node is not finished yet: its generations are
+	 * all here (several), this node is not re-wrapping. */
+	if (pub && s->kek_rotating == 0 && s->nkeks > 1)
+		return -EALREADY;
 	uint64_t new_id = 0;
 	bool again = s->kek_rotating != 0;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
@@ -325,6 +344,8 @@ int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *
 		r = store_meta_put_u64(s->db, STORE_META_KEK_ROTATING, new_id);
 	if (r == 0)
 		r = store_audit_tx(s, audit, new_id);
+	if (r == 0 && pub) /* the cluster takes the new generation, or nothing happened */
+		r = store_key_pub_keyring(s, pub);
 out:
 	r = store_end(s->db, r);
 	if (r == 0 && !again) {
@@ -432,10 +453,65 @@ static int store_rot_apply(store *s, const struct store_rot_row *v, size_t n, ui
 	return 0;
 }
 
+static void store_rewrapped_free(struct store_rewrapped *w, size_t n)
+{
+	for (size_t i = 0; w && i < n; i++) {
+		free(w[i].name);
+		free(w[i].old);
+		free(w[i].new);
+	}
+	free(w);
+}
+
+/* A cluster's batch: whole secrets of v (at most pub->max_keys, their rows before and after at
+ * most pub->max_bytes but for the first) re-wrapped and handed to pub->rows inside the caller's
+ * transaction; *used: the rows re-wrapped. */
+static int store_rot_publish(store *s, const struct store_rot_row *v, size_t n, uint64_t target,
+                             const uint8_t *kek, const struct store_key_pub *pub, size_t *used)
+{
+	*used = 0;
+	struct store_rewrapped *w = calloc(n, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	size_t k = 0, bytes = 0;
+	int r = 0;
+	for (size_t a = 0; a < n && k < pub->max_keys;) {
+		size_t b = a + 1;
+		while (b < n && v[b].secret_id == v[a].secret_id)
+			b++;
+		struct store_rewrapped *e = &w[k];
+		e->name = strdup(v[a].name);
+		r = e->name ? store_secret_export(s, e->name, &e->old, &e->oldlen) : -ENOMEM;
+		if (r < 0)
+			break;
+		if (k && bytes + 2 * e->oldlen > pub->max_bytes)
+			break; /* the next batch's (e freed with w) */
+		r = store_rot_apply(s, v + a, b - a, target, kek);
+		if (r == 0)
+			r = store_secret_export(s, e->name, &e->new, &e->newlen);
+		if (r < 0)
+			break;
+		bytes += e->oldlen + e->newlen;
+		*used += b - a;
+		k++;
+		a = b;
+	}
+	if (r == 0)
+		r = pub->rows(pub->ud, w, k);
+	store_rewrapped_free(w, n);
+	return r;
+}
+
 int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
                           uint64_t *rewrapped, bool *finished)
 {
-	if (!s || max == 0)
+	return store_key_rotate_step_pub(s, max, done_audit, NULL, rewrapped, finished);
+}
+
+int store_key_rotate_step_pub(store *s, size_t max, const struct store_audit *done_audit,
+                              const struct store_key_pub *pub, uint64_t *rewrapped, bool *finished)
+{
+	if (!s || max == 0 || (pub && (!pub->keyring || !pub->rows || !pub->max_keys)))
 		return -EINVAL;
 	if (rewrapped)
 		*rewrapped = 0;
@@ -448,7 +524,7 @@ int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_a
 	if (!kek)
 		return -EBADMSG;
 	struct store_rot_row *v = NULL;
-	size_t n = 0;
+	size_t n = 0, used = 0;
 	bool done = false;
 	int r = store_exec(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
@@ -456,10 +532,14 @@ int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_a
 	r = store_rot_rows(s, target, max, &v, &n);
 	if (r < 0)
 		goto out;
-	r = store_rot_apply(s, v, n, target, kek);
+	used = n;
+	if (pub && n) /* a cluster: each batch's rows reach etcd before it commits here */
+		r = store_rot_publish(s, v, n, target, kek, pub, &used);
+	else
+		r = store_rot_apply(s, v, n, target, kek);
 	if (r < 0)
 		goto out;
-	if (n < max) {
+	if (pub ? n == 0 : n < max) {
 		/* Nothing left under an older generation: drop the unused ones, end the rotation.
 		 */
 		done = true;
@@ -477,6 +557,8 @@ int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_a
 		}
 		if (r == 0)
 			r = store_audit_tx(s, done_audit, target);
+		if (r == 0 && pub) /* the cluster's keyring drops the old generations too */
+			r = store_key_pub_keyring(s, pub);
 	}
 out:
 	store_rot_rows_free(v, n);
@@ -488,7 +570,7 @@ out:
 	s->kek_rotate_err = r;
 	if (r == 0) {
 		if (rewrapped)
-			*rewrapped = n;
+			*rewrapped = used;
 		if (finished)
 			*finished = done;
 	}

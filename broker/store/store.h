@@ -123,6 +123,30 @@ int store_key_rotate_begin(store *s, const struct store_audit *audit, uint64_t *
  * With no rotation pending: 0, *finished true, nothing done. */
 int store_key_rotate_step(store *s, size_t max, const struct store_audit *done_audit,
                           uint64_t *rewrapped, bool *finished);
+/* Cluster mode (docs/cluster.md, "Key rotation across the cluster"): the same steps, each
+ * handing what it changed to the cluster while its transaction is still open; a negative return
+ * of a callback rolls the step back (nothing changed here). keyring: the keyring after the
+ * begin (a new generation) and after the last step (the old generations dropped). rows: a
+ * batch's re-wrapped secrets (at most max_keys, their rows before and after at most max_bytes
+ * but for a batch of one), each with its rows before (what etcd must still hold) and after.
+ * A step that re-wraps rows never ends the rotation: the one that finds none left does. */
+struct store_rewrapped {
+	char *name;
+	uint8_t *old, *new;
+	size_t oldlen, newlen;
+};
+struct store_key_pub {
+	int (*keyring)(void *ud, const uint8_t *p, size_t len);
+	int (*rows)(void *ud, const struct store_rewrapped *v, size_t n);
+	void *ud;
+	size_t max_keys, max_bytes;
+};
+/* store_key_rotate_begin with pub: also -EALREADY when this store holds several generations
+ * and is not rotating itself (another node's rotation is not finished). */
+int store_key_rotate_begin_pub(store *s, const struct store_audit *audit,
+                               const struct store_key_pub *pub, uint64_t *kek_id, bool *resumed);
+int store_key_rotate_step_pub(store *s, size_t max, const struct store_audit *done_audit,
+                              const struct store_key_pub *pub, uint64_t *rewrapped, bool *finished);
 /* The target generation of the unfinished rotation, 0 when none (no database access). */
 uint64_t store_key_rotating(const store *s);
 
@@ -509,6 +533,17 @@ int store_keyring_export(store *s, uint8_t **out, size_t *len);
  * store's own. The store must be closed (store_close) afterwards: its loaded keys are the old
  * ones. */
 int store_keyring_adopt(store *s, const uint8_t *p, size_t len, const char *pass_file);
+/* Another node's keyring, seen in etcd (a key rotation elsewhere): accepted only when its kind,
+ * KDF and sealed MAC root are byte for byte this store's, every generation this store holds and
+ * the keyring keeps is byte-identical in it (-EBADMSG), its newest generation is not older than
+ * this store's and every generation new to this store is numbered above the highest held here
+ * (-ESTALE: an older keyring replayed) and opens with this store's root key (-EKEYREJECTED);
+ * refused: nothing changed. The new generations are added (new data keys use the highest); a
+ * held generation the keyring dropped is deleted when no row here uses it, else kept (*kept
+ * counts those, may be NULL). o->audit recorded and o->rev stored in the same transaction when
+ * something changed (*changed, may be NULL). */
+int store_keyring_update(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
+                         size_t *kept, bool *changed);
 /* A keyring's bytes decoded (pure, bounded; pointers into the input): its root kind, the
  * passphrase's KDF (salt NULL for a key file's keyring), the sealed MAC root
  * (STORE_WRAPPED_KEY_BYTES), and n sealed key generations at keks (kekslen bytes: u64 id, the

@@ -299,6 +299,28 @@ static int store_ximport_tx(store *s, const struct store_ximport *o, uint64_t ve
 	return r == 0 ? store_rev_tx(s, o->rev) : r;
 }
 
+/* -ESTALE when a version x carries is held here wrapped by a newer key generation (a replay of
+ * the row from before a key rotation re-wrapped it: a rollback). */
+static int store_xsecret_older_wrap(store *s, const struct store_xsecret *x)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(
+	    s->db, "SELECT kek_id FROM versions WHERE secret_id = ?1 AND version = ?2", &st);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < x->nv; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, x->id);
+		sqlite3_bind_int64(st, 2, (int64_t)x->v[i].version);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) > x->v[i].kek_id)
+			return -ESTALE;
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return store_sqlerr(rc);
+	}
+	return 0;
+}
+
 int store_secret_import(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
                         char **name_out, bool *changed)
 {
@@ -384,6 +406,11 @@ int store_secret_import(store *s, const uint8_t *p, size_t len, const struct sto
 		    ((uint64_t)sqlite3_column_int64(q, 2) > x.current || (held > x.life.gen))) {
 			r = -ESTALE;
 			goto out;
+		}
+		if (!force) {
+			r = store_xsecret_older_wrap(s, &x);
+			if (r < 0)
+				goto out;
 		}
 	}
 	if (rc != SQLITE_DONE) {
@@ -940,6 +967,182 @@ int store_keyring_adopt(store *s, const uint8_t *p, size_t len, const char *pass
 	}
 out:
 	return store_end(s->db, r);
+}
+
+/* This store's keyring decoded (*mine: its bytes, free()). */
+static int store_keyring_mine(store *s, uint8_t **mine, struct store_xkeyring *kr)
+{
+	size_t len = 0;
+	int r = store_keyring_export(s, mine, &len);
+	if (r == 0)
+		r = store_xkeyring_decode(*mine, len, kr);
+	return r;
+}
+
+/* The sealed generation id of a decoded keyring: its bytes (w) and created, or -ENOENT. */
+static int store_xkeyring_find(const struct store_xkeyring *kr, uint64_t id, const uint8_t **w,
+                               uint64_t *created)
+{
+	struct xr x = {.p = kr->keks, .len = kr->kekslen};
+	for (size_t i = 0; i < kr->n; i++) {
+		uint64_t kid, c;
+		const uint8_t *kw;
+		store_xkeyring_kek(&x, &kid, &kw, &c);
+		if (kid == id) {
+			*w = kw;
+			*created = c;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Whether a row of this store (a secret's or template's version) uses generation id. */
+static int store_kek_used(store *s, uint64_t id, bool *used)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s->db,
+	                      "SELECT EXISTS (SELECT 1 FROM versions WHERE kek_id = ?1) OR "
+	                      "EXISTS (SELECT 1 FROM template_versions WHERE kek_id = ?1)",
+	                      &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	*used = sqlite3_column_int(st, 0) != 0;
+	return 0;
+}
+
+static int store_keyring_update_tx(store *s, const struct store_xkeyring *kr,
+                                   const struct store_xkeyring *my, uint64_t top,
+                                   const struct store_ximport *o, size_t *kept, bool *changed)
+{
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *del = NULL;
+	int r = store_prepare(s->db, "INSERT INTO keks (id, wrapped, created) VALUES (?1, ?2, ?3)",
+	                      &ins);
+	if (r == 0)
+		r = store_prepare(s->db, "DELETE FROM keks WHERE id = ?1", &del);
+	struct xr x = {.p = kr->keks, .len = kr->kekslen};
+	for (size_t i = 0; r == 0 && i < kr->n; i++) {
+		uint64_t id, created;
+		const uint8_t *kw;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		if (id <= top)
+			continue; /* held: checked byte for byte by the caller */
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (int64_t)id);
+		sqlite3_bind_blob(ins, 2, kw, STORE_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, (int64_t)created);
+		r = store_step_done(ins);
+		*changed = true;
+	}
+	/* the generations held here that the keyring dropped: gone unless a row uses one */
+	x = (struct xr){.p = my->keks, .len = my->kekslen};
+	for (size_t i = 0; r == 0 && i < my->n; i++) {
+		uint64_t id, created, c2;
+		const uint8_t *kw, *w2;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		if (store_xkeyring_find(kr, id, &w2, &c2) == 0)
+			continue;
+		bool used = true;
+		r = store_kek_used(s, id, &used);
+		if (r < 0 || (used && ++*kept) || id == s->kek_rotating)
+			continue;
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, (int64_t)id);
+		r = store_step_done(del);
+		*changed = true;
+	}
+	if (r == 0 && *changed)
+		r = store_ximport_tx(s, o, 0);
+	else if (r == 0)
+		r = store_rev_tx(s, o->rev);
+	return r;
+}
+
+int store_keyring_update(store *s, const uint8_t *p, size_t len, const struct store_ximport *o,
+                         size_t *kept, bool *changed)
+{
+	if (!s || !p)
+		return -EINVAL;
+	if (!o)
+		o = &store_ximport_none;
+	size_t nkept = 0;
+	bool ch = false;
+	if (kept)
+		*kept = 0;
+	if (changed)
+		*changed = false;
+	struct store_xkeyring kr, my;
+	int r = store_xkeyring_decode(p, len, &kr);
+	if (r < 0)
+		return r;
+	_cleanup_free_ uint8_t *mine = NULL;
+	r = store_keyring_mine(s, &mine, &my);
+	if (r < 0)
+		return r;
+	/* the same root: kind, KDF and sealed MAC root byte for byte */
+	if (strcmp(kr.kind, my.kind) != 0 || !kr.salt != !my.salt ||
+	    (kr.salt && (memcmp(kr.salt, my.salt, CRYPT_SALT_BYTES) != 0 || kr.ops != my.ops ||
+	                 kr.mem != my.mem)) ||
+	    memcmp(kr.macroot, my.macroot, STORE_WRAPPED_KEY_BYTES) != 0)
+		return -EBADMSG;
+	uint64_t top = 0;
+	struct xr x = {.p = my.keks, .len = my.kekslen};
+	for (size_t i = 0; i < my.n; i++) {
+		uint64_t id, created, c2;
+		const uint8_t *kw, *w2;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		top = id > top ? id : top;
+		if (store_xkeyring_find(&kr, id, &w2, &c2) == 0 &&
+		    (c2 != created || memcmp(w2, kw, STORE_WRAPPED_KEY_BYTES) != 0))
+			return -EBADMSG; /* a generation held here, altered */
+	}
+	/* a keyring never takes away the newest generation (new data keys use it) */
+	uint64_t ktop = 0;
+	x = (struct xr){.p = kr.keks, .len = kr.kekslen};
+	for (size_t i = 0; i < kr.n; i++) {
+		uint64_t id, created;
+		const uint8_t *kw;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		ktop = id > ktop ? id : ktop;
+	}
+	if (ktop < top)
+		return -ESTALE; /* an older keyring replayed */
+	/* new generations: numbered above every one held here, sealed under this root key */
+	_cleanup_secret_bytes_ uint8_t *k = crypt_alloc(CRYPT_KEY_BYTES);
+	if (!k)
+		return -ENOMEM;
+	x = (struct xr){.p = kr.keks, .len = kr.kekslen};
+	for (size_t i = 0; i < kr.n; i++) {
+		uint64_t id, created;
+		const uint8_t *kw, *w2;
+		store_xkeyring_kek(&x, &id, &kw, &created);
+		if (store_xkeyring_find(&my, id, &w2, &created) == 0)
+			continue;
+		if (id <= top)
+			return -ESTALE; /* an older keyring (a generation dropped here) replayed */
+		char ad[32];
+		store_ad_kek(ad, sizeof(ad), id);
+		if (crypt_open(s->root_key, (const uint8_t *)ad, strlen(ad), kw,
+		               STORE_WRAPPED_KEY_BYTES, k) < 0)
+			return -EKEYREJECTED;
+	}
+	r = store_exec(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = store_keyring_update_tx(s, &kr, &my, top, o, &nkept, &ch);
+	r = store_end(s->db, r);
+	if (r == 0 && ch)
+		r = store_keks_load(s); /* the newest generation wraps new data keys from now on */
+	if (r == 0) {
+		if (kept)
+			*kept = nkept;
+		if (changed)
+			*changed = ch;
+	}
+	return r;
 }
 
 int store_cluster_rev(store *s, uint64_t *rev)

@@ -694,6 +694,218 @@ START_TEST(test_keyring)
 }
 END_TEST
 
+/* ---- key rotation across the cluster: store_keyring_update, store_key_rotate_*_pub ---- */
+
+struct kpub {
+	uint8_t *kr; /* the last keyring handed over */
+	size_t krl;
+	uint8_t *rows[8]; /* the last batch's rows after, and before */
+	uint8_t *old[8];
+	size_t rowl[8], oldl[8], nrows;
+	int fail; /* returned by the callbacks (0: taken) */
+};
+
+static int kpub_keyring(void *ud, const uint8_t *p, size_t len)
+{
+	struct kpub *k = ud;
+	if (k->fail)
+		return k->fail;
+	free(k->kr);
+	k->kr = malloc(len);
+	ck_assert_ptr_nonnull(k->kr);
+	memcpy(k->kr, p, len);
+	k->krl = len;
+	return 0;
+}
+
+static int kpub_rows(void *ud, const struct store_rewrapped *v, size_t n)
+{
+	struct kpub *k = ud;
+	if (k->fail)
+		return k->fail;
+	ck_assert_uint_le(n, 8);
+	for (size_t i = 0; i < k->nrows; i++) {
+		free(k->rows[i]);
+		free(k->old[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		k->rows[i] = malloc(v[i].newlen);
+		k->old[i] = malloc(v[i].oldlen);
+		memcpy(k->rows[i], v[i].new, v[i].newlen);
+		memcpy(k->old[i], v[i].old, v[i].oldlen);
+		k->rowl[i] = v[i].newlen;
+		k->oldl[i] = v[i].oldlen;
+	}
+	k->nrows = n;
+	return 0;
+}
+
+static void kpub_free(struct kpub *k)
+{
+	free(k->kr);
+	for (size_t i = 0; i < k->nrows; i++) {
+		free(k->rows[i]);
+		free(k->old[i]);
+	}
+}
+
+static size_t ngens(store *s)
+{
+	struct store_key_status ks;
+	ck_assert_int_eq(store_key_status(s, &ks), 0);
+	size_t n = ks.ngens;
+	store_key_status_free(&ks);
+	return n;
+}
+
+static void keyring_is(store *s, const uint8_t *kr, size_t krl)
+{
+	uint8_t *m = NULL;
+	size_t ml = 0;
+	ck_assert_int_eq(store_keyring_export(s, &m, &ml), 0);
+	ck_assert_uint_eq(ml, krl);
+	ck_assert_mem_eq(m, kr, krl);
+	free(m);
+}
+
+START_TEST(test_key_rotation_rows)
+{
+	store *a, *b;
+	two_nodes(&a, &b);
+	put(a, "app/db", "one");
+	put(a, "app/db", "two");
+	put(a, "app/x", "x");
+	uint8_t *x0 = NULL, *kr0 = NULL, *y = NULL;
+	size_t l0 = 0, krl0 = 0, yl = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/db", &x0, &l0), 0);
+	ck_assert_int_eq(store_secret_import(b, x0, l0, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_secret_export(a, "app/x", &y, &yl), 0);
+	ck_assert_int_eq(store_secret_import(b, y, yl, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(store_keyring_export(a, &kr0, &krl0), 0);
+	struct kpub k = {0};
+	struct store_key_pub pub = {.keyring = kpub_keyring,
+	                            .rows = kpub_rows,
+	                            .ud = &k,
+	                            .max_keys = 1,
+	                            .max_bytes = 1 << 20};
+	/* etcd refuses the new generation: nothing of it stays */
+	k.fail = -ESTALE;
+	uint64_t id = 0, nre = 0;
+	bool resumed = false, fin = false;
+	ck_assert_int_eq(store_key_rotate_begin_pub(a, NULL, &pub, &id, &resumed), -ESTALE);
+	ck_assert_uint_eq(ngens(a), 1);
+	ck_assert_uint_eq(store_key_rotating(a), 0);
+	keyring_is(a, kr0, krl0);
+	k.fail = 0;
+	ck_assert_int_eq(store_key_rotate_begin_pub(a, NULL, &pub, &id, &resumed), 0);
+	ck_assert_uint_eq(id, 2);
+	ck_assert_uint_eq(ngens(a), 2);
+	uint8_t *kr1 = k.kr;
+	size_t krl1 = k.krl;
+	k.kr = NULL;
+	keyring_is(a, kr1, krl1);
+	/* B takes the new generation; the same keyring again changes nothing */
+	size_t kept = 9;
+	bool ch = false;
+	ck_assert_int_eq(store_keyring_update(b, kr1, krl1, NULL, &kept, &ch), 0);
+	ck_assert(ch);
+	ck_assert_uint_eq(kept, 0);
+	keyring_is(b, kr1, krl1);
+	ck_assert_int_eq(store_keyring_update(b, kr1, krl1, NULL, &kept, &ch), 0);
+	ck_assert(!ch);
+	/* the keyring from before (without the newest generation): a replay */
+	ck_assert_int_eq(store_keyring_update(b, kr0, krl0, NULL, NULL, NULL), -ESTALE);
+	ck_assert_uint_eq(ngens(b), 2);
+	/* B, holding several generations and not rotating, starts none of its own */
+	ck_assert_int_eq(store_key_rotate_begin_pub(b, NULL, &pub, &id, &resumed), -EALREADY);
+	/* a batch etcd does not take changes nothing */
+	k.fail = -EHOSTUNREACH;
+	ck_assert_int_eq(store_key_rotate_step_pub(a, 128, NULL, &pub, &nre, &fin), -EHOSTUNREACH);
+	k.fail = 0;
+	uint8_t *same = NULL;
+	size_t sl = 0;
+	ck_assert_int_eq(store_secret_export(a, "app/db", &same, &sl), 0);
+	ck_assert_uint_eq(sl, l0);
+	ck_assert_mem_eq(same, x0, l0);
+	free(same);
+	/* batches of one secret (max_keys 1): each handed over with its rows before and after
+	 * (ids are random in cluster mode: either secret may come first) */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(store_key_rotate_step_pub(a, 128, NULL, &pub, &nre, &fin), 0);
+		ck_assert(!fin);
+		ck_assert_uint_eq(k.nrows, 1);
+		bool db = k.oldl[0] == l0 && memcmp(k.old[0], x0, l0) == 0;
+		ck_assert_uint_eq(nre, db ? 2 : 1); /* app/db's two versions, app/x's one */
+		ck_assert_int_eq(store_secret_import(b, k.rows[0], k.rowl[0], NULL, NULL, NULL), 0);
+		if (!db)
+			continue;
+		get_is(b, "app/db", "two");
+		/* the rows from before the re-wrap replayed: a rollback (same versions, older
+		 * wrap) */
+		ck_assert_int_eq(store_secret_import(b, x0, l0, NULL, NULL, NULL), -ESTALE);
+		get_is(b, "app/db", "two");
+	}
+	/* nothing left: the last step drops generation 1 here and hands over the keyring */
+	ck_assert_int_eq(store_key_rotate_step_pub(a, 128, NULL, &pub, &nre, &fin), 0);
+	ck_assert(fin);
+	ck_assert_uint_eq(ngens(a), 1);
+	uint8_t *kr2 = k.kr;
+	size_t krl2 = k.krl;
+	k.kr = NULL;
+	keyring_is(a, kr2, krl2);
+	ck_assert_int_eq(store_keyring_update(b, kr2, krl2, NULL, &kept, &ch), 0);
+	ck_assert(ch);
+	ck_assert_uint_eq(kept, 0);
+	keyring_is(b, kr2, krl2); /* what a restart compares */
+	get_is(b, "app/db", "two");
+	get_is(b, "app/x", "x");
+	/* older keyrings replayed: a generation dropped here comes back */
+	ck_assert_int_eq(store_keyring_update(b, kr1, krl1, NULL, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(store_keyring_update(b, kr0, krl0, NULL, NULL, NULL), -ESTALE);
+	keyring_is(b, kr2, krl2);
+	/* another cluster's keyring (another MAC root) */
+	store *c = open_store(sc, keyb, true);
+	uint8_t *kc = NULL;
+	size_t kcl = 0;
+	ck_assert_int_eq(store_keyring_export(c, &kc, &kcl), 0);
+	ck_assert_int_eq(store_keyring_update(b, kc, kcl, NULL, NULL, NULL), -EBADMSG);
+	free(kc);
+	store_close(c);
+	/* a new generation A makes (3), altered: it does not open with the root key */
+	ck_assert_int_eq(store_key_rotate_begin_pub(a, NULL, &pub, &id, &resumed), 0);
+	ck_assert_uint_eq(id, 3);
+	uint8_t *kr3 = k.kr;
+	size_t krl3 = k.krl;
+	k.kr = NULL;
+	kr3[krl3 - 8 - 10] ^= 1; /* in the last generation's sealed key */
+	ck_assert_int_eq(store_keyring_update(b, kr3, krl3, NULL, NULL, NULL), -EKEYREJECTED);
+	kr3[krl3 - 8 - 10] ^= 1;
+	/* a held generation altered */
+	kr3[krl3 - 2 * (8 + 8 + 72) + 8 + 8 + 3] ^= 1;
+	ck_assert_int_eq(store_keyring_update(b, kr3, krl3, NULL, NULL, NULL), -EBADMSG);
+	kr3[krl3 - 2 * (8 + 8 + 72) + 8 + 8 + 3] ^= 1;
+	keyring_is(b, kr2, krl2);
+	ck_assert_int_eq(store_keyring_update(b, kr3, krl3, NULL, NULL, NULL), 0);
+	/* A finishes without B applying its rows: the keyring without generation 2, which B's
+	 * rows still use, keeps it on B */
+	for (fin = false; !fin;)
+		ck_assert_int_eq(store_key_rotate_step_pub(a, 128, NULL, &pub, &nre, &fin), 0);
+	ck_assert_int_eq(store_keyring_update(b, k.kr, k.krl, NULL, &kept, &ch), 0);
+	ck_assert_uint_eq(kept, 1);
+	ck_assert_uint_eq(ngens(b), 2);
+	get_is(b, "app/db", "two");
+	kpub_free(&k);
+	free(kr0);
+	free(kr1);
+	free(kr2);
+	free(kr3);
+	free(x0);
+	free(y);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
 /* ---- writes off the loop's thread (cluster_begin_async / cluster_commit_async) ----
  * etcd here is a TCP socket that listens and never answers (a member without quorum, or frozen:
  * connections are taken by the kernel, requests hang until the timeout). */
@@ -994,6 +1206,7 @@ Suite *unit_suite(void)
 	tcase_add_test(tr, test_replays);
 	tcase_add_test(tr, test_life_rows);
 	tcase_add_test(tr, test_keyring);
+	tcase_add_test(tr, test_key_rotation_rows);
 	tcase_add_test(tr, test_async_writes);
 	tcase_add_test(tr, test_origin_records);
 	tcase_add_test(tr, test_keyring_passphrase);
