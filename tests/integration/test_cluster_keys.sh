@@ -20,11 +20,6 @@ need_etcd
 
 KEY=$T/keys/cluster.key
 CL=sdk$$
-node_init() {
-	"$SECRETD" init --state-dir "$T/n$1/state" --key-file "$KEY" --etcd "$ETCD_URLS" \
-		--cluster "$CL" >"$T/n$1.init" 2>&1 || fail "init node $1: $(cat "$T/n$1.init")"
-}
-node_up() { curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/healthz >/dev/null 2>&1; }
 node_start() {
 	mkdir -p "$T/n$1/run"
 	# node 2 re-wraps one data key a batch: its rotations last long enough to lose etcd midway
@@ -36,21 +31,6 @@ node_start() {
 	eval "NODE_PID_$1=$!"
 	poll_until 60 node_up "$1" || fail "node $1 did not start: $(tail -n 5 "$T/n$1.log")"
 }
-node_stop() {
-	eval "pid=\${NODE_PID_$1:-}"
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 200 ] && { kill -KILL "$pid" 2>/dev/null; break; }
-		sleep 0.05
-	done
-	wait "$pid" 2>/dev/null || true
-	eval "NODE_PID_$1="
-}
-nodes_stop() { for n in 1 2 3; do node_stop "$n"; done; }
-ctlN() { n=$1; shift; SECRETD_SOCKET="$T/n$n/run/admin.sock" "$SECRETCTL" "$@"; }
 metricN() {
 	curl -sf --unix-socket "$T/n$1/run/admin.sock" http://x/metrics |
 		awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
