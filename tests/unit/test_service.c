@@ -786,17 +786,25 @@ static void fake_etcd_stop(struct fake_etcd *f)
 		close(f->held[i]);
 }
 
+/* A node of cluster "unit" on the store and loop of these tests, its etcd the fake f (started
+ * here; fake_etcd_stop after cluster_free). */
+static cluster *fake_cluster(struct fake_etcd *f)
+{
+	char url[64];
+	fake_etcd_start(f, url, sizeof(url));
+	struct cluster_config cc = {.etcd = url, .name = "unit", .timeout_ms = 2500};
+	cluster *c = NULL;
+	ck_assert_int_eq(cluster_new(&c, st, lp, &cc), 0);
+	return c;
+}
+
 /* A write whose txn etcd does not answer: between its local change and the answer the change
  * is not published (the views are not refreshed; a reader outside them is pinned to the
  * version before it); then it is undone, recorded as cluster-undo, and its caller answered. */
 START_TEST(test_cluster_write_unpublished)
 {
-	char url[64];
 	struct fake_etcd f;
-	fake_etcd_start(&f, url, sizeof(url));
-	struct cluster_config cc = {.etcd = url, .name = "unit", .timeout_ms = 2500};
-	cluster *c = NULL;
-	ck_assert_int_eq(cluster_new(&c, st, lp, &cc), 0);
+	cluster *c = fake_cluster(&f);
 	ck_assert_int_eq(store_put_ex(st, "app/p", (const uint8_t *)"v1", 2, NULL, NULL, NULL), 0);
 	service_set_cluster(sv, c);
 	service_set_waker(sv, on_wake, NULL);
@@ -848,12 +856,8 @@ END_TEST
  * handed to the caller (wiped), only the error. */
 START_TEST(test_cluster_generate_print_refused)
 {
-	char url[64];
 	struct fake_etcd f;
-	fake_etcd_start(&f, url, sizeof(url));
-	struct cluster_config cc = {.etcd = url, .name = "unit", .timeout_ms = 2500};
-	cluster *c = NULL;
-	ck_assert_int_eq(cluster_new(&c, st, lp, &cc), 0);
+	cluster *c = fake_cluster(&f);
 	service_set_cluster(sv, c);
 	service_set_waker(sv, on_wake, NULL);
 	nwoken = 0;
@@ -907,12 +911,8 @@ static int64_t next_of(const char *name)
 
 START_TEST(test_cluster_sched_writes_queue)
 {
-	char url[64];
 	struct fake_etcd f;
-	fake_etcd_start(&f, url, sizeof(url));
-	struct cluster_config cc = {.etcd = url, .name = "unit", .timeout_ms = 2500};
-	cluster *c = NULL;
-	ck_assert_int_eq(cluster_new(&c, st, lp, &cc), 0);
+	cluster *c = fake_cluster(&f);
 	ck_assert_int_eq(store_put_ex(st, "app/n", (const uint8_t *)"v1", 2, NULL, NULL, NULL), 0);
 	ck_assert_int_eq(store_schedule_set(st, "app/n", 3600, 16, STORE_CHARSET_ALNUM, NULL, NULL),
 	                 0);
